@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything the main job and the tests need on a fresh machine:
+# Debian packages, npm packages, pinned Go tools (built with the Go toolchain into tools/bin),
+# and the compiled CLI. Safe to run again; each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+source tools/versions.env
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------
+apt_packages=(skopeo docker-registry)
+command -v kubectl >/dev/null 2>&1 || apt_packages+=(kubernetes-client)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- npm packages ----------------------------------------------------------------------
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# --- Go tools (pinned, cached in tools/bin keyed by version) -----------------------------
+mkdir -p tools/bin
+build_go_tool() { # name version package
+  local name=$1 version=$2 pkg=$3 stamp="tools/bin/.$1.version"
+  if [ -x "tools/bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then return; fi
+  log "building $name $version (go install $pkg@$version)"
+  GOBIN="$root/tools/bin" GOFLAGS=-mod=mod go install "$pkg@$version"
+  echo "$version" > "$stamp"
+}
+build_go_tool opa "$OPA_VERSION" github.com/open-policy-agent/opa
+
+# --- compiled CLI ----------------------------------------------------------------------
+log "npm run build"
+npm run --silent build
+log "ready: $(node bin/kubectl-contrast --version 2>/dev/null | head -n1)"
