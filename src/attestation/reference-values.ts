@@ -1,0 +1,183 @@
+import { UserError } from '../util/errors.js';
+import { fromHex } from './bytes.js';
+
+/**
+ * Reference values in upstream Contrast's manifest schema (`manifest.json` → `ReferenceValues`).
+ * JSON keys are the upstream Go field names, so manifests move between the two tools unchanged.
+ * A workload is accepted when its evidence satisfies any one entry of its platform's list.
+ */
+export interface ReferenceValues {
+  snp?: SnpReferenceValues[];
+  tdx?: TdxReferenceValues[];
+}
+
+/** Each field is a security version number 0–255; upstream requires all four. */
+export interface SnpTcbReference {
+  BootloaderVersion?: number | null;
+  TEEVersion?: number | null;
+  SNPVersion?: number | null;
+  MicrocodeVersion?: number | null;
+  /** Turin only; not in upstream's schema yet, accepted so Turin minimums can be expressed. */
+  FMCVersion?: number | null;
+}
+
+/** The guest policy as a ceiling: the report may not allow more than this. */
+export interface SnpGuestPolicyReference {
+  ABIMinor?: number;
+  ABIMajor?: number;
+  SMT?: boolean;
+  MigrateMA?: boolean;
+  Debug?: boolean;
+  SingleSocket?: boolean;
+  CXLAllowed?: boolean;
+  MemAES256XTS?: boolean;
+  RAPLDis?: boolean;
+  CipherTextHidingDRAM?: boolean;
+  PageSwapDisable?: boolean;
+}
+
+/** Platform features: SMT/TSME/TIO are permissions, the others requirements. */
+export interface SnpPlatformInfoReference {
+  SMTEnabled?: boolean;
+  TSMEEnabled?: boolean;
+  ECCEnabled?: boolean;
+  RAPLDisabled?: boolean;
+  CiphertextHidingDRAMEnabled?: boolean;
+  AliasCheckComplete?: boolean;
+  TIOEnabled?: boolean;
+}
+
+export interface SnpReferenceValues {
+  Platform?: string;
+  ProductName?: string;
+  /** Hex, 48 bytes: the launch measurement. */
+  TrustedMeasurement: string;
+  MinimumTCB: SnpTcbReference;
+  GuestPolicy?: SnpGuestPolicyReference;
+  PlatformInfo?: SnpPlatformInfoReference;
+  /** Bits that must be set in the v5 launch and current mitigation vectors. */
+  MinimumMitigationVector?: number;
+  /** Hex, 64 bytes each; when non-empty, the report's CHIP_ID must be one of them. */
+  AllowedChipIDs?: string[];
+  CPUs?: number;
+}
+
+export interface TdxReferenceValues {
+  Platform?: string;
+  MinTCBEvaluationDataNumber?: number;
+  /** Hex, 48 bytes. */
+  MrTd: string;
+  /** Hex, 48 bytes. */
+  MrSeam?: string;
+  /** Hex, 48 bytes each (RTMR0..3). */
+  Rtmrs?: string[];
+  /** Hex, 8 bytes. */
+  Xfam?: string;
+  /** Hex, 8 bytes; upstream fixes this to SEPT_VE_DISABLE. */
+  TdAttributes?: string;
+  /** Hex, 16 bytes: component-wise minimum of TEE_TCB_SVN. */
+  MinimumTeeTcbSvn?: string;
+  AllowedPIIDs?: string[];
+  MemoryIntegrity?: boolean;
+  SMTDisabled?: boolean;
+  StaticPlatform?: boolean;
+  CPUs?: number;
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+class Checker {
+  constructor(private readonly source: string) {}
+
+  fail(path: string, message: string): never {
+    throw new UserError(message, { file: this.source, field: path });
+  }
+
+  obj(v: unknown, path: string): Obj {
+    if (!isObj(v)) this.fail(path, 'must be an object');
+    return v;
+  }
+
+  hex(v: unknown, path: string, bytes: number, optional: boolean): void {
+    if (v === undefined || (optional && (v === '' || v === null))) {
+      if (!optional) this.fail(path, `is required (${bytes} bytes as hex)`);
+      return;
+    }
+    const b = typeof v === 'string' ? fromHex(v) : null;
+    if (!b || b.length !== bytes) this.fail(path, `must be ${bytes} bytes as hex (${bytes * 2} hex digits)`);
+  }
+
+  uint(v: unknown, path: string, max: number): void {
+    if (v === undefined || v === null) return;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) this.fail(path, `must be an integer 0..${max}`);
+  }
+
+  bools(o: Obj, path: string, keys: string[]): void {
+    for (const k of keys) if (o[k] !== undefined && typeof o[k] !== 'boolean') this.fail(`${path}.${k}`, 'must be true or false');
+  }
+}
+
+function checkSnp(c: Checker, v: unknown, path: string): void {
+  const o = c.obj(v, path);
+  c.hex(o.TrustedMeasurement, `${path}.TrustedMeasurement`, 48, false);
+  const tcb = c.obj(o.MinimumTCB ?? {}, `${path}.MinimumTCB`);
+  for (const k of ['BootloaderVersion', 'TEEVersion', 'SNPVersion', 'MicrocodeVersion', 'FMCVersion']) c.uint(tcb[k], `${path}.MinimumTCB.${k}`, 255);
+  if (o.GuestPolicy !== undefined) {
+    const gp = c.obj(o.GuestPolicy, `${path}.GuestPolicy`);
+    c.uint(gp.ABIMinor, `${path}.GuestPolicy.ABIMinor`, 255);
+    c.uint(gp.ABIMajor, `${path}.GuestPolicy.ABIMajor`, 255);
+    c.bools(gp, `${path}.GuestPolicy`, ['SMT', 'MigrateMA', 'Debug', 'SingleSocket', 'CXLAllowed', 'MemAES256XTS', 'RAPLDis', 'CipherTextHidingDRAM', 'PageSwapDisable']);
+    if (gp.Debug === true) c.fail(`${path}.GuestPolicy.Debug`, 'debug guests are never trusted; set Debug to false');
+  }
+  if (o.PlatformInfo !== undefined) {
+    c.bools(c.obj(o.PlatformInfo, `${path}.PlatformInfo`), `${path}.PlatformInfo`,
+      ['SMTEnabled', 'TSMEEnabled', 'ECCEnabled', 'RAPLDisabled', 'CiphertextHidingDRAMEnabled', 'AliasCheckComplete', 'TIOEnabled']);
+  }
+  c.uint(o.MinimumMitigationVector, `${path}.MinimumMitigationVector`, Number.MAX_SAFE_INTEGER);
+  if (o.AllowedChipIDs !== undefined && o.AllowedChipIDs !== null) {
+    if (!Array.isArray(o.AllowedChipIDs)) c.fail(`${path}.AllowedChipIDs`, 'must be a list');
+    o.AllowedChipIDs.forEach((id, i) => c.hex(id, `${path}.AllowedChipIDs[${i}]`, 64, false));
+  }
+  if (o.ProductName !== undefined && typeof o.ProductName !== 'string') c.fail(`${path}.ProductName`, 'must be a string');
+}
+
+function checkTdx(c: Checker, v: unknown, path: string): void {
+  const o = c.obj(v, path);
+  c.hex(o.MrTd, `${path}.MrTd`, 48, false);
+  c.hex(o.MrSeam, `${path}.MrSeam`, 48, true);
+  c.hex(o.Xfam, `${path}.Xfam`, 8, true);
+  c.hex(o.TdAttributes, `${path}.TdAttributes`, 8, true);
+  c.hex(o.MinimumTeeTcbSvn, `${path}.MinimumTeeTcbSvn`, 16, true);
+  c.uint(o.MinTCBEvaluationDataNumber, `${path}.MinTCBEvaluationDataNumber`, 2 ** 31);
+  // Upstream's v1 schema spelled the key "Rtrms"; read it too.
+  const rtmrs = o.Rtmrs ?? o.Rtrms;
+  if (rtmrs !== undefined && rtmrs !== null) {
+    if (!Array.isArray(rtmrs) || rtmrs.length !== 4) c.fail(`${path}.Rtmrs`, 'must be a list of four measurements');
+    rtmrs.forEach((r, i) => c.hex(r, `${path}.Rtmrs[${i}]`, 48, true));
+    if (o.Rtmrs === undefined) o.Rtmrs = rtmrs;
+  }
+}
+
+/**
+ * Checks the shape of reference values read from JSON. Accepts either the `ReferenceValues`
+ * object or a whole manifest containing one.
+ */
+export function parseReferenceValues(json: unknown, source: string): ReferenceValues {
+  const c = new Checker(source);
+  let o = c.obj(json, 'ReferenceValues');
+  if (isObj(o.ReferenceValues)) o = o.ReferenceValues;
+  for (const [key, check] of [['snp', checkSnp], ['tdx', checkTdx]] as const) {
+    const list = o[key];
+    if (list === undefined || list === null) continue;
+    if (!Array.isArray(list)) c.fail(key, 'must be a list');
+    list.forEach((entry, i) => check(c, entry, `${key}[${i}]`));
+  }
+  const out: ReferenceValues = {};
+  if (Array.isArray(o.snp)) out.snp = o.snp as SnpReferenceValues[];
+  if (Array.isArray(o.tdx)) out.tdx = o.tdx as TdxReferenceValues[];
+  return out;
+}

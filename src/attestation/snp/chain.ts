@@ -1,0 +1,56 @@
+import type { X509Certificate } from 'node:crypto';
+import { AttestationError, ensure } from '../errors.js';
+import { AMD_ARKS } from '../roots/amd.js';
+import { pinnedCertificate } from '../roots/pinned.js';
+import { checkCrl, checkIssuedBy, checkValidity, commonName, fingerprint256, type Crl } from '../x509.js';
+import type { SnpProduct } from './product.js';
+
+/**
+ * The AMD chain: signing key (VCEK/VLEK) ← ASK/ASVK ← ARK. The ARK is always the pinned
+ * certificate for the product; an ARK supplied with the evidence is only accepted if it is
+ * byte-identical to it.
+ */
+export interface SnpChainInput {
+  readonly product: SnpProduct;
+  readonly kind: 'vcek' | 'vlek';
+  readonly signer: X509Certificate;
+  readonly ask: X509Certificate;
+  /** An ARK from the evidence or a chain file, compared against the pin. */
+  readonly ark?: X509Certificate;
+  readonly crl?: Crl;
+  readonly now: Date;
+}
+
+/** Signatures already verified, keyed by the signer certificate object. Dates are never cached. */
+const verifiedLinks = new WeakMap<X509Certificate, { ask: X509Certificate; ark: X509Certificate }>();
+
+export function intermediateName(product: SnpProduct, kind: 'vcek' | 'vlek'): string {
+  return kind === 'vcek' ? `SEV-${product}` : `SEV-VLEK-${product}`;
+}
+
+export function verifySnpChain(input: SnpChainInput): X509Certificate {
+  const { product, kind, signer, ask, now } = input;
+  const ark = pinnedCertificate(AMD_ARKS[product]);
+  if (input.ark && input.ark !== ark && !input.ark.raw.equals(ark.raw)) {
+    throw new AttestationError('snp.ark.pinned', `the supplied ARK is not AMD's pinned ARK-${product}`,
+      `sha256 ${AMD_ARKS[product].sha256}`, `sha256 ${fingerprint256(input.ark)} (${commonName(input.ark.subject) ?? 'no CN'})`);
+  }
+  const askName = intermediateName(product, kind);
+  ensure(commonName(ask.subject) === askName, 'snp.ask.subject', `the ${kind === 'vcek' ? 'ASK' : 'ASVK'} is for another product or key type`,
+    `CN=${askName}`, `CN=${commonName(ask.subject) ?? '<none>'}`);
+
+  const cached = verifiedLinks.get(signer);
+  if (!cached || cached.ask !== ask || cached.ark !== ark) {
+    checkIssuedBy(ask, ark, 'snp.ask.signature', `${askName} must be signed by ARK-${product}`);
+    checkIssuedBy(signer, ask, 'snp.vcek.signature', `the ${kind.toUpperCase()} must be signed by ${askName}`);
+    verifiedLinks.set(signer, { ask, ark });
+  }
+
+  checkValidity(ark, now, 'snp.ark.validity', `ARK-${product}`);
+  checkValidity(ask, now, 'snp.ask.validity', askName);
+  checkValidity(signer, now, 'snp.vcek.validity', `the ${kind.toUpperCase()}`);
+  // AMD's CRL is signed by the ARK and lists revoked intermediates; key certificates are
+  // retired through TCB versions instead.
+  if (input.crl) checkCrl(input.crl, ark, now, [ask], 'snp.crl');
+  return ark;
+}

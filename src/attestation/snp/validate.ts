@@ -1,0 +1,146 @@
+import { AttestationError, ensure } from '../errors.js';
+import { bytesEqual, fromHex, isAllZero, toHex } from '../bytes.js';
+import type { SnpReferenceValues } from '../reference-values.js';
+import type { SnpReport } from './report.js';
+import { firstBelow, formatTcb, type SnpTcb } from './tcb.js';
+import type { SnpProduct } from './product.js';
+
+/** The report's TCB values decoded for its product line. */
+export interface SnpTcbs {
+  readonly current: SnpTcb;
+  readonly committed: SnpTcb;
+  readonly launch: SnpTcb;
+  readonly reported: SnpTcb;
+}
+
+/**
+ * Consistency checks that hold for every genuine report: the firmware may run a provisional
+ * (uncommitted) version only if it is newer than the committed one, and the TCB the VCEK was
+ * derived for cannot be newer than the running firmware.
+ */
+export function validateSnpTcbConsistency(tcbs: SnpTcbs): void {
+  const c = firstBelow(tcbs.current, tcbs.committed);
+  ensure(c === undefined, 'snp.tcb.committed', `COMMITTED_TCB ${c} is newer than CURRENT_TCB`,
+    `committed <= current (${formatTcb(tcbs.current)})`, formatTcb(tcbs.committed));
+  const r = firstBelow(tcbs.current, tcbs.reported);
+  ensure(r === undefined, 'snp.tcb.reported', `REPORTED_TCB ${r} is newer than CURRENT_TCB`,
+    `reported <= current (${formatTcb(tcbs.current)})`, formatTcb(tcbs.reported));
+}
+
+function minimumTcb(ref: SnpReferenceValues): Partial<SnpTcb> {
+  const m = ref.MinimumTCB ?? {};
+  const out: { -readonly [K in keyof SnpTcb]?: number } = {};
+  if (m.FMCVersion != null) out.fmc = m.FMCVersion;
+  if (m.BootloaderVersion != null) out.bootloader = m.BootloaderVersion;
+  if (m.TEEVersion != null) out.tee = m.TEEVersion;
+  if (m.SNPVersion != null) out.snp = m.SNPVersion;
+  if (m.MicrocodeVersion != null) out.microcode = m.MicrocodeVersion;
+  return out;
+}
+
+function hexEqual(check: string, what: string, expectedHex: string, actual: Buffer): void {
+  const want = fromHex(expectedHex);
+  ensure(want !== null && bytesEqual(want, actual), check, `${what} does not match`, expectedHex.toLowerCase(), toHex(actual));
+}
+
+function checkGuestPolicy(report: SnpReport, ref: SnpReferenceValues): void {
+  const gp = ref.GuestPolicy;
+  if (!gp) return;
+  const p = report.policy;
+  const wantAbi = ((gp.ABIMajor ?? 0) << 8) | (gp.ABIMinor ?? 0);
+  const haveAbi = (p.abiMajor << 8) | p.abiMinor;
+  ensure(haveAbi >= wantAbi, 'snp.policy.abi', 'the guest policy permits an older firmware ABI than required',
+    `ABI >= ${gp.ABIMajor ?? 0}.${gp.ABIMinor ?? 0}`, `${p.abiMajor}.${p.abiMinor}`);
+  // Permissions the report may only have if the reference values grant them.
+  const permissions: [boolean, boolean | undefined, string][] = [
+    [p.smt, gp.SMT, 'SMT'],
+    [p.migrateMa, gp.MigrateMA, 'MIGRATE_MA'],
+    [p.cxlAllowed, gp.CXLAllowed, 'CXL_ALLOW'],
+  ];
+  for (const [has, allowed, name] of permissions) {
+    ensure(!has || allowed === true, `snp.policy.${name.toLowerCase()}`, `the guest policy allows ${name}, the reference values do not`, `${name}=0`, `${name}=1`);
+  }
+  // Restrictions the report must have if the reference values require them.
+  const requirements: [boolean, boolean | undefined, string][] = [
+    [p.singleSocket, gp.SingleSocket, 'SINGLE_SOCKET'],
+    [p.memAes256Xts, gp.MemAES256XTS, 'MEM_AES_256_XTS'],
+    [p.raplDis, gp.RAPLDis, 'RAPL_DIS'],
+    [p.ciphertextHidingDram, gp.CipherTextHidingDRAM, 'CIPHERTEXT_HIDING_DRAM'],
+    [p.pageSwapDisable, gp.PageSwapDisable, 'PAGE_SWAP_DISABLE'],
+  ];
+  for (const [has, required, name] of requirements) {
+    ensure(has || required !== true, `snp.policy.${name.toLowerCase()}`, `the reference values require ${name} in the guest policy`, `${name}=1`, `${name}=0`);
+  }
+}
+
+function checkPlatformInfo(report: SnpReport, ref: SnpReferenceValues): void {
+  const want = ref.PlatformInfo;
+  if (!want) return;
+  const pi = report.platformInfo;
+  const permissions: [boolean, boolean | undefined, string][] = [
+    [pi.smtEnabled, want.SMTEnabled, 'SMTEnabled'],
+    [pi.tsmeEnabled, want.TSMEEnabled, 'TSMEEnabled'],
+    [pi.tioEnabled, want.TIOEnabled, 'TIOEnabled'],
+  ];
+  for (const [has, allowed, name] of permissions) {
+    ensure(!has || allowed === true, 'snp.platforminfo', `the platform has ${name} set, the reference values do not allow it`, `${name}=false`, `${name}=true`);
+  }
+  const requirements: [boolean, boolean | undefined, string][] = [
+    [pi.eccEnabled, want.ECCEnabled, 'ECCEnabled'],
+    [pi.raplDisabled, want.RAPLDisabled, 'RAPLDisabled'],
+    [pi.ciphertextHidingDramEnabled, want.CiphertextHidingDRAMEnabled, 'CiphertextHidingDRAMEnabled'],
+    [pi.aliasCheckComplete, want.AliasCheckComplete, 'AliasCheckComplete'],
+  ];
+  for (const [has, required, name] of requirements) {
+    ensure(has || required !== true, 'snp.platforminfo', `the reference values require ${name}`, `${name}=true`, `${name}=false`);
+  }
+}
+
+function checkTcbMinimums(tcbs: SnpTcbs, ref: SnpReferenceValues): void {
+  const min = minimumTcb(ref);
+  // Upstream applies the one minimum to the reported TCB (the VCEK's) and to the launch TCB
+  // (the oldest firmware this guest has run on); committed and current follow from
+  // reported <= current and the firmware's rollback rules, and are checked for clarity.
+  for (const which of ['reported', 'committed', 'current', 'launch'] as const) {
+    const c = firstBelow(tcbs[which], min);
+    ensure(c === undefined, 'snp.tcb.minimum', `${which.toUpperCase()}_TCB ${c} is below the minimum`, formatTcb(min), formatTcb(tcbs[which]));
+  }
+}
+
+function checkMitigations(report: SnpReport, ref: SnpReferenceValues): void {
+  const min = BigInt(ref.MinimumMitigationVector ?? 0);
+  if (min === 0n) return;
+  ensure(report.launchMitVector !== undefined && report.currentMitVector !== undefined, 'snp.mitigations',
+    'the reference values require mitigations, but this report version carries no mitigation vector', 'report version >= 5', String(report.version));
+  for (const [name, v] of [['LAUNCH_MIT_VECTOR', report.launchMitVector], ['CURRENT_MIT_VECTOR', report.currentMitVector]] as const) {
+    ensure((v & min) === min, 'snp.mitigations', `${name} lacks required mitigation bits`, `0x${min.toString(16)} set`, `0x${v.toString(16)}`);
+  }
+}
+
+function checkChipId(report: SnpReport, ref: SnpReferenceValues): void {
+  const allowed = ref.AllowedChipIDs ?? [];
+  if (allowed.length === 0) return;
+  ensure(!isAllZero(report.chipId), 'snp.chipid', 'the report masks its CHIP_ID, but the reference values restrict chips', 'a listed chip id', 'masked (all zero)');
+  const ok = allowed.some((id) => {
+    const b = fromHex(id);
+    return b !== null && bytesEqual(b, report.chipId);
+  });
+  ensure(ok, 'snp.chipid', 'CHIP_ID is not in AllowedChipIDs', allowed.join(' | '), toHex(report.chipId));
+}
+
+/** Validates one reference-value entry; throws the first failed check. */
+export function validateSnpReference(report: SnpReport, product: SnpProduct, tcbs: SnpTcbs, ref: SnpReferenceValues): void {
+  // A debug guest can be decrypted by the host, so no reference value makes it trustworthy.
+  ensure(!report.policy.debug, 'snp.policy.debug', 'the guest policy allows debugging (the host can decrypt guest memory)', 'DEBUG=0', 'DEBUG=1');
+  if (ref.ProductName !== undefined && ref.ProductName !== '') {
+    ensure(ref.ProductName === product, 'snp.product', 'the reference values are for another product line', ref.ProductName, product);
+  }
+  if (!ref.TrustedMeasurement) throw new AttestationError('snp.measurement', 'the reference values name no TrustedMeasurement');
+  hexEqual('snp.measurement', 'MEASUREMENT', ref.TrustedMeasurement, report.measurement);
+  checkTcbMinimums(tcbs, ref);
+  checkGuestPolicy(report, ref);
+  checkPlatformInfo(report, ref);
+  checkMitigations(report, ref);
+  checkChipId(report, ref);
+}
+
