@@ -1,0 +1,61 @@
+import type { Argv, CommandModule } from 'yargs';
+import { generate } from '../generate/pipeline.js';
+import { writeGenerateResult } from '../generate/write.js';
+import { platformIds } from '../platforms/platforms.js';
+import { UsageError } from '../util/errors.js';
+import { Diagnostics } from '../generate/diagnostics.js';
+import { STDIN } from '../manifests/inputs.js';
+import { workspaceOptions, type WorkspaceArgs } from './workspace-options.js';
+
+interface GenerateArgs extends WorkspaceArgs {
+  paths: string[];
+  output?: string;
+  platform?: string;
+  'skip-initializer': boolean;
+  'image-replacements'?: string;
+  'coordinator-host'?: string;
+  'add-workload-owner-key': string[];
+  'add-seedshare-owner-key': string[];
+  'disable-updates': boolean;
+}
+
+export const generateCommand: CommandModule<object, GenerateArgs> = {
+  command: 'generate [paths..]',
+  describe: 'Make workloads with runtimeClassName contrast-cc confidential: inject the Initializer and service mesh, compute their policies, update manifest.json',
+  builder: (y: Argv) => workspaceOptions(y)
+    .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories (recursively *.yaml, *.yml); "-" or nothing for standard input' })
+    .option('output', { alias: 'o', type: 'string', describe: 'Write all resources to this file ("-" for stdout) instead of editing the inputs in place' })
+    .option('platform', { alias: 'reference-values', type: 'string', choices: platformIds(), describe: 'Platform for workloads with runtimeClassName contrast-cc (contrast-cc-<platform> selects one per workload)' })
+    .option('skip-initializer', { type: 'boolean', default: false, describe: 'Do not inject the Initializer (per workload: annotation contrast.edgeless.systems/skip-initializer: "true")' })
+    .option('image-replacements', { type: 'string', describe: 'File of "source=target" lines that replace container images (e.g. a mirror)' })
+    .option('coordinator-host', { type: 'string', describe: 'Address the Initializer dials (default coordinator-ready.<namespace of the Coordinator>)' })
+    .option('add-workload-owner-key', { alias: 'w', type: 'string', array: true, default: [], describe: 'Workload owner key (private or public PEM, ECDSA P-384) allowed to update the manifest; default <workspace>/workload-owner.pem, created once' })
+    .option('add-seedshare-owner-key', { type: 'string', array: true, default: [], describe: 'Seed-share owner key (RSA PEM) that can recover the Coordinator; default <workspace>/seedshare-owner.pem, created once' })
+    .option('disable-updates', { alias: 'd', type: 'boolean', default: false, describe: 'Write a manifest without workload owner keys: it can never be changed' })
+    .check((argv) => {
+      if (argv['disable-updates'] && argv['add-workload-owner-key'].length > 0) throw new UsageError('--disable-updates and --add-workload-owner-key exclude each other');
+      return true;
+    })
+    .example('$0 generate --platform metal-qemu-snp deployment/', 'Rewrite every YAML file under deployment/ in place')
+    .example('helm template my-app ./chart | $0 generate --platform metal-qemu-tdx - > resources.yaml', 'Transform a stream')
+    .example('$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml', 'Write the result elsewhere; keys and manifest.json go to ./contrast'),
+  handler: async (argv) => {
+    const paths = argv.paths.length === 0 ? [STDIN] : argv.paths;
+    const diagnostics = new Diagnostics();
+    const result = await generate({
+      inputs: paths,
+      platform: argv.platform,
+      skipInitializer: argv['skip-initializer'],
+      imageReplacementsFile: argv['image-replacements'],
+      coordinatorHost: argv['coordinator-host'],
+      workspaceDir: argv['workspace-dir'],
+      manifestPath: argv.manifest,
+      workloadOwnerKeys: argv['add-workload-owner-key'],
+      seedshareOwnerKeys: argv['add-seedshare-owner-key'],
+      disableUpdates: argv['disable-updates'],
+    }, diagnostics);
+    for (const w of result.diagnostics.warnings) process.stderr.write(`Warning: ${Diagnostics.format(w)}\n`);
+    const summary = writeGenerateResult(result, { output: argv.output, toStdout: argv.output === undefined && paths.includes(STDIN) }, argv);
+    process.stderr.write(`${summary}\n`);
+  },
+};

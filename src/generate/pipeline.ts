@@ -1,0 +1,204 @@
+/**
+ * `generate`: read manifests, rewrite every confidential workload, compute its policy, and
+ * produce the new manifests plus `manifest.json`. Everything is computed in memory first;
+ * files are written (atomically) only when the whole run succeeded.
+ */
+import { UserError, type InputLocation } from '../util/errors.js';
+import { readInputs, type InputFile } from '../manifests/inputs.js';
+import { documentValue, parseStream, serializeStream, type ParsedStream } from '../manifests/stream.js';
+import { applyAt, isPlainObject } from '../manifests/patch.js';
+import { podTemplateOf, resourcesOf, workloadRef, type Resource, type WorkloadRef } from '../workloads/resource.js';
+import { fieldPath } from '../workloads/kinds.js';
+import { parseRuntimeClassName, platformIds, requirePlatform, type Platform } from '../platforms/platforms.js';
+import { INJECTED_IMAGES, loadImageReplacements } from '../platforms/images.js';
+import { transformPodTemplate, type TransformedTemplate } from '../transforms/workload.js';
+import { ANNOTATIONS, POD_TEMPLATE_ANNOTATIONS } from '../transforms/annotations.js';
+import { annotationsOf, setAnnotation } from '../transforms/pod.js';
+import { encodePolicy, INITDATA_ANNOTATION } from '../policy/initdata.js';
+import { Diagnostics } from './diagnostics.js';
+import { defaultWorkloadSecretId } from './workload-secret.js';
+import { policyTextFor } from './policy-step.js';
+import { buildManifest, type ManifestOptions } from './manifest-step.js';
+import type { Manifest, PolicyEntry } from '../workspace/manifest.js';
+
+export interface GenerateOptions extends ManifestOptions {
+  inputs: string[];
+  /** Platform for workloads that ask for plain `contrast-cc`. */
+  platform?: string;
+  skipInitializer: boolean;
+  imageReplacementsFile?: string;
+  /** Overrides `coordinator-ready.<namespace of the Coordinator>`. */
+  coordinatorHost?: string;
+}
+
+export interface ConfidentialWorkload {
+  resource: Resource;
+  stream: ParsedStream;
+  documentIndex: number;
+  ref: WorkloadRef;
+  platform: Platform;
+  template: TransformedTemplate;
+  templatePath: readonly string[];
+  policyHash?: string;
+}
+
+export interface GenerateResult {
+  /** One entry per input, with the new text (unchanged inputs have `changed: false`). */
+  outputs: { input: InputFile; text: string; changed: boolean }[];
+  manifest: Manifest;
+  manifestChanged: boolean;
+  workloads: ConfidentialWorkload[];
+  diagnostics: Diagnostics;
+}
+
+interface ParsedInput {
+  input: InputFile;
+  stream: ParsedStream;
+  resources: { documentIndex: number; resource: Resource }[];
+}
+
+export async function generate(options: GenerateOptions, diagnostics = new Diagnostics()): Promise<GenerateResult> {
+  const inputs = await readInputs(options.inputs);
+  return generateFromInputs(inputs, options, diagnostics);
+}
+
+export async function generateFromInputs(inputs: InputFile[], options: GenerateOptions, diagnostics = new Diagnostics()): Promise<GenerateResult> {
+  const defaultPlatform = options.platform === undefined ? undefined : requirePlatform(options.platform);
+  const replacements = loadImageReplacements(options.imageReplacementsFile);
+  const parsed = inputs.map(parseInput);
+
+  const workloads = findConfidentialWorkloads(parsed, defaultPlatform);
+  warnMisplacedAnnotations(parsed, diagnostics);
+  const coordinatorHost = options.coordinatorHost ?? defaultCoordinatorHost(workloads);
+
+  for (const w of workloads) {
+    const template = podTemplateOf(w.resource)!;
+    w.template = transformPodTemplate(template, {
+      platform: w.platform,
+      skipInitializer: options.skipInitializer,
+      coordinatorHost,
+      images: { initializer: INJECTED_IMAGES.initializer, serviceMesh: INJECTED_IMAGES.serviceMesh },
+      replacements,
+    }, w.resource.location);
+  }
+
+  const policies: Record<string, PolicyEntry> = {};
+  for (const w of workloads) {
+    const text = policyTextFor({ workload: w.ref, podMetadata: w.template.metadata, podSpec: w.template.spec });
+    const encoded = encodePolicy(text);
+    setAnnotation(w.template.metadata, INITDATA_ANNOTATION, encoded.annotation);
+    w.policyHash = encoded.hash;
+    const existing = policies[encoded.hash];
+    const entry = manifestEntry(w);
+    if (existing && existing.WorkloadSecretID !== entry.WorkloadSecretID) {
+      // Two workloads with byte-identical policies share one manifest entry; upstream does the same.
+      diagnostics.warn(`has the same policy as workload secret ID ${existing.WorkloadSecretID}; they share a manifest entry`, w.resource.location);
+    }
+    policies[encoded.hash] = existing ? mergeEntries(existing, entry) : entry;
+    writeBack(w);
+  }
+
+  const { manifest, changed: manifestChanged } = buildManifest(options, policies, workloads.map((w) => w.platform), diagnostics);
+  const outputs = parsed.map((p) => {
+    const text = serializeStream(p.stream);
+    return { input: p.input, text, changed: text !== p.input.text };
+  });
+  return { outputs, manifest, manifestChanged, workloads, diagnostics };
+}
+
+function parseInput(input: InputFile): ParsedInput {
+  const stream = parseStream(input.name, input.text);
+  const resources = stream.documents.flatMap((d) => {
+    const location: InputLocation = { file: input.name, document: d.index };
+    const value = documentValue(d.doc, { file: input.name, document: d.index });
+    return resourcesOf(value, location).map((resource) => ({ documentIndex: d.index, resource }));
+  });
+  return { input, stream, resources };
+}
+
+function findConfidentialWorkloads(parsed: ParsedInput[], defaultPlatform: Platform | undefined): ConfidentialWorkload[] {
+  const found: ConfidentialWorkload[] = [];
+  for (const p of parsed) {
+    for (const { documentIndex, resource } of p.resources) {
+      const template = podTemplateOf(resource);
+      if (!template) continue;
+      const meaning = parseRuntimeClassName(template.spec.runtimeClassName);
+      const field = fieldPath([...resource.path, ...template.path, 'spec', 'runtimeClassName']);
+      let platform: Platform;
+      switch (meaning.type) {
+        case 'not-confidential': continue;
+        case 'unknown': throw new UserError(meaning.reason, { ...resource.location, field });
+        case 'generic':
+          if (!defaultPlatform) {
+            throw new UserError(`runtimeClassName "contrast-cc" needs a platform: pass --platform (one of ${platformIds().join(', ')}) or use contrast-cc-<platform>`, { ...resource.location, field });
+          }
+          platform = defaultPlatform;
+          break;
+        default:
+          platform = meaning.platform;
+      }
+      found.push({
+        resource, stream: p.stream, documentIndex, ref: workloadRef(resource), platform,
+        template: undefined as unknown as TransformedTemplate, templatePath: template.path,
+      });
+    }
+  }
+  checkDuplicateWorkloads(found);
+  return found;
+}
+
+function checkDuplicateWorkloads(workloads: ConfidentialWorkload[]): void {
+  const seen = new Map<string, ConfidentialWorkload>();
+  for (const w of workloads) {
+    const key = `${w.ref.kind}/${w.ref.namespace}/${w.ref.name}`;
+    const other = seen.get(key);
+    if (other) {
+      throw new UserError(`the same workload is defined twice (also in ${other.resource.location.file}, document ${other.resource.location.document})`, w.resource.location);
+    }
+    seen.set(key, w);
+  }
+}
+
+/** Upstream reads Contrast annotations only from the pod template; say so instead of ignoring them. */
+function warnMisplacedAnnotations(parsed: ParsedInput[], diagnostics: Diagnostics): void {
+  for (const p of parsed) {
+    for (const { resource } of p.resources) {
+      const template = podTemplateOf(resource);
+      if (!template || template.path.length === 0) continue;
+      const meta = resource.object.metadata;
+      if (!isPlainObject(meta)) continue;
+      const top = annotationsOf(meta);
+      const inTemplate = annotationsOf(template.metadata);
+      for (const key of POD_TEMPLATE_ANNOTATIONS) {
+        if (key in top && !(key in inTemplate)) {
+          diagnostics.warn(`annotation ${key} is on the ${String(resource.object.kind)} metadata and has no effect; move it to ${fieldPath([...template.path, 'metadata', 'annotations'])}`, resource.location);
+        }
+      }
+    }
+  }
+}
+
+function defaultCoordinatorHost(workloads: ConfidentialWorkload[]): string {
+  const coordinator = workloads.find((w) => w.template?.isCoordinator ?? annotationsOf(podTemplateOf(w.resource)!.metadata)[ANNOTATIONS.podRole] === 'coordinator');
+  return `coordinator-ready.${coordinator?.ref.namespace ?? 'default'}`;
+}
+
+function manifestEntry(w: ConfidentialWorkload): PolicyEntry {
+  const custom = annotationsOf(w.template.metadata)[ANNOTATIONS.workloadSecretId];
+  const entry: PolicyEntry = { SANs: [w.ref.name, '*'], WorkloadSecretID: custom || defaultWorkloadSecretId(w.ref) };
+  if (w.template.isCoordinator) entry.Role = 'coordinator';
+  return entry;
+}
+
+function mergeEntries(a: PolicyEntry, b: PolicyEntry): PolicyEntry {
+  return { ...a, SANs: [...new Set([...a.SANs, ...b.SANs])] };
+}
+
+/** Put the transformed pod template back into the document's syntax tree. */
+function writeBack(w: ConfidentialWorkload): void {
+  const doc = w.stream.documents[w.documentIndex - 1]!;
+  const base = [...w.resource.path, ...w.templatePath];
+  const changedMeta = applyAt(doc.doc, [...base, 'metadata'], w.template.metadata);
+  const changedSpec = applyAt(doc.doc, [...base, 'spec'], w.template.spec);
+  if (changedMeta || changedSpec) doc.changed = true;
+}

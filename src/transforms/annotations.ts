@@ -1,0 +1,15 @@
+/** The Contrast annotations a workload owner sets on the pod template. */
+export const ANNOTATION_PREFIX = 'contrast.edgeless.systems/';
+export const ANNOTATIONS = {
+  skipInitializer: `${ANNOTATION_PREFIX}skip-initializer`,
+  meshIngress: `${ANNOTATION_PREFIX}servicemesh-ingress`,
+  meshEgress: `${ANNOTATION_PREFIX}servicemesh-egress`,
+  meshAdminPort: `${ANNOTATION_PREFIX}servicemesh-admin-interface-port`,
+  workloadSecretId: `${ANNOTATION_PREFIX}workload-secret-id`,
+  podRole: `${ANNOTATION_PREFIX}pod-role`,
+} as const;
+
+export const COORDINATOR_ROLE = 'coordinator';
+
+/** Annotations that only take effect on the pod template. */
+export const POD_TEMPLATE_ANNOTATIONS: readonly string[] = Object.values(ANNOTATIONS);

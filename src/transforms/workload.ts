@@ -1,0 +1,83 @@
+/**
+ * Rewrites the pod template of one confidential workload: runtime class, Initializer,
+ * service-mesh sidecar and image replacements. Pure: works on a plain copy of the template.
+ */
+import { UserError, type InputLocation } from '../util/errors.js';
+import { fieldPath } from '../workloads/kinds.js';
+import type { PodTemplate } from '../workloads/resource.js';
+import { runtimeHandler, type Platform } from '../platforms/platforms.js';
+import { replaceImage, type ImageReplacements } from '../platforms/images.js';
+import { ANNOTATIONS, COORDINATOR_ROLE } from './annotations.js';
+import { addInitializer, mountSecretsEverywhere, INITIALIZER_NAME } from './initializer.js';
+import { applyServiceMesh, meshConfigFrom } from './service-mesh.js';
+import { annotationsOf, listField, type Obj } from './pod.js';
+
+export interface WorkloadTransformOptions {
+  platform: Platform;
+  skipInitializer: boolean;
+  coordinatorHost: string;
+  images: { initializer: string; serviceMesh: string };
+  replacements: ImageReplacements;
+}
+
+export interface TransformedTemplate {
+  metadata: Obj;
+  spec: Obj;
+  isCoordinator: boolean;
+}
+
+export function isCoordinatorTemplate(metadata: Obj): boolean {
+  return annotationsOf(metadata)[ANNOTATIONS.podRole] === COORDINATOR_ROLE;
+}
+
+export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransformOptions, location: InputLocation): TransformedTemplate {
+  const metadata = structuredClone(template.metadata);
+  const spec = structuredClone(template.spec);
+  const prefix = fieldPath(template.path);
+  const metaField = prefix ? `${prefix}.metadata` : 'metadata';
+  const specField = prefix ? `${prefix}.spec` : 'spec';
+  const annotations = annotationsOf(metadata);
+  const isCoordinator = isCoordinatorTemplate(metadata);
+  try {
+    spec.runtimeClassName = runtimeHandler(opts.platform);
+
+    const skipValue = annotations[ANNOTATIONS.skipInitializer];
+    if (skipValue !== undefined && skipValue !== 'true' && skipValue !== 'false') {
+      throw new UserError(`must be "true" or "false", found "${skipValue}"`, { field: `${metaField}.annotations["${ANNOTATIONS.skipInitializer}"]` });
+    }
+    const withInitializer = !isCoordinator && !opts.skipInitializer && skipValue !== 'true';
+    const mesh = meshConfigFrom(annotations, metaField);
+    if (mesh && !withInitializer) {
+      throw new UserError('the service mesh needs the Initializer for its certificates; remove skip-initializer or the servicemesh annotations', { field: `${metaField}.annotations` });
+    }
+    if (withInitializer) {
+      addInitializer(spec, {
+        image: replaceImage(opts.images.initializer, opts.replacements),
+        coordinatorHost: opts.coordinatorHost,
+        serviceMeshDisabled: mesh === undefined,
+      }, specField);
+    } else if (Array.isArray(spec.initContainers)) {
+      // The Initializer may be left over from an earlier run with different settings.
+      spec.initContainers = (spec.initContainers as Obj[]).filter((c) => c.name !== INITIALIZER_NAME);
+    }
+    applyServiceMesh(spec, replaceImage(opts.images.serviceMesh, opts.replacements), mesh, specField);
+    if (withInitializer) mountSecretsEverywhere(spec, specField);
+    replaceWorkloadImages(spec, opts.replacements, specField);
+  } catch (err) {
+    if (err instanceof UserError) throw err.withLocation(location);
+    throw err;
+  }
+  return { metadata, spec, isCoordinator };
+}
+
+function replaceWorkloadImages(spec: Obj, replacements: ImageReplacements, specField: string): void {
+  for (const key of ['initContainers', 'containers'] as const) {
+    if (spec[key] === undefined) continue;
+    listField(spec, key, `${specField}.${key}`).forEach((c, i) => {
+      if (typeof c.image !== 'string' || c.image === '') {
+        throw new UserError('container has no image', { field: `${specField}.${key}[${i}].image` });
+      }
+      c.image = replaceImage(c.image, replacements);
+    });
+  }
+}
