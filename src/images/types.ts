@@ -27,6 +27,10 @@ export interface ResolvedImage {
   passwd?: string;
   /** Final content of /etc/group after applying every layer, or undefined when absent. */
   group?: string;
+  /** Digest of the multi-platform index the manifest was chosen from, when there was one. */
+  indexDigest?: string;
+  /** Where the image was found (`registry ghcr.io`, `OCI layout DIR`, `image cache`, …), for messages. */
+  source?: string;
 }
 
 /** Resolves image references; implementations deduplicate and cache by digest. */

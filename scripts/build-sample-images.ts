@@ -1,0 +1,139 @@
+/**
+ * Builds the offline sample images into samples/images/ (an OCI image layout committed to
+ * git), so the samples and the main job work without network. Deterministic: running it
+ * twice gives identical bytes. Prints each reference with its digests.
+ *
+ *   npx tsx scripts/build-sample-images.ts [output-dir]
+ */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildImage, buildLayer, buildTar, OciLayoutWriter, type LayerEntry } from '../src/images/oci-build.js';
+import type { ImageConfig } from '../src/images/types.js';
+
+const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+const basePasswd = [
+  'root:x:0:0:root:/root:/bin/sh',
+  'daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin',
+  'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+];
+const baseGroup = ['root:x:0:', 'daemon:x:1:', 'nogroup:x:65534:'];
+
+const lines = (list: string[]): string => `${list.join('\n')}\n`;
+
+interface Sample {
+  ref: string;
+  files: LayerEntry[];
+  config: ImageConfig & { ExposedPorts?: Record<string, object>; StopSignal?: string; Labels?: Record<string, string> };
+}
+
+const samples: Sample[] = [
+  {
+    ref: 'ghcr.io/kubectl-contrast/samples/web:1.0',
+    files: [
+      { path: 'etc/passwd', content: lines([...basePasswd, 'nginx:x:101:101:nginx user:/nonexistent:/usr/sbin/nologin']) },
+      { path: 'etc/group', content: lines([...baseGroup, 'nginx:x:101:']) },
+      { path: 'usr/share/nginx/html/index.html', content: '<!doctype html><title>kubectl-contrast sample</title><p>Hello from a confidential pod.</p>\n' },
+    ],
+    config: {
+      User: '101',
+      Env: [PATH, 'NGINX_VERSION=1.27.3'],
+      Entrypoint: ['/docker-entrypoint.sh'],
+      Cmd: ['nginx', '-g', 'daemon off;'],
+      WorkingDir: '/',
+      ExposedPorts: { '8080/tcp': {} },
+      StopSignal: 'SIGQUIT',
+    },
+  },
+  {
+    ref: 'ghcr.io/kubectl-contrast/samples/api:1.0',
+    files: [
+      { path: 'etc/passwd', content: lines([...basePasswd, 'app:x:1000:1000:api service:/app:/usr/sbin/nologin']) },
+      { path: 'etc/group', content: lines([...baseGroup, 'app:x:1000:']) },
+      { path: 'app/api', content: '#!/bin/sh\necho "sample api: listening on :8080"\nexec sleep infinity\n', mode: 0o755 },
+    ],
+    config: {
+      User: 'app',
+      Env: [PATH, 'API_LISTEN=:8080', 'API_LOG_FORMAT=json'],
+      Entrypoint: ['/app/api'],
+      Cmd: ['--listen=:8080'],
+      WorkingDir: '/app',
+      ExposedPorts: { '8080/tcp': {} },
+    },
+  },
+  {
+    ref: 'ghcr.io/kubectl-contrast/samples/worker:1.0',
+    files: [
+      { path: 'etc/passwd', content: lines([...basePasswd, 'worker:x:1001:1001:queue worker:/var/lib/worker:/usr/sbin/nologin']) },
+      { path: 'etc/group', content: lines([...baseGroup, 'worker:x:1001:', 'jobs:x:2000:worker']) },
+      { path: 'usr/local/bin/worker', content: '#!/bin/sh\nexec sleep infinity\n', mode: 0o755 },
+    ],
+    config: {
+      User: 'worker:jobs',
+      Env: [PATH, 'WORKER_QUEUE=default'],
+      Entrypoint: ['/usr/local/bin/worker'],
+      Cmd: ['--queue=default'],
+      WorkingDir: '/var/lib/worker',
+      Volumes: { '/var/lib/worker': {} },
+    },
+  },
+  {
+    ref: 'ghcr.io/kubectl-contrast/initializer:v0.1.0',
+    files: [
+      { path: 'etc/passwd', content: lines(basePasswd) },
+      { path: 'etc/group', content: lines(baseGroup) },
+      { path: 'bin/initializer', content: '#!/bin/sh\n# placeholder: the real binary is the kubectl-contrast initializer\n', mode: 0o755 },
+    ],
+    config: {
+      Env: [PATH],
+      Entrypoint: ['/bin/initializer'],
+      WorkingDir: '/',
+    },
+  },
+  {
+    ref: 'ghcr.io/kubectl-contrast/service-mesh-proxy:v0.1.0',
+    files: [
+      { path: 'etc/passwd', content: lines(basePasswd) },
+      { path: 'etc/group', content: lines(baseGroup) },
+      { path: 'bin/service-mesh-proxy', content: '#!/bin/sh\n# placeholder: the real binary is the kubectl-contrast service mesh proxy\n', mode: 0o755 },
+    ],
+    config: {
+      Env: [PATH, 'EDG_ADMIN_PORT=9901'],
+      Entrypoint: ['/bin/service-mesh-proxy'],
+      WorkingDir: '/',
+    },
+  },
+  {
+    // Like registry.k8s.io/pause: a single static binary, no /etc/passwd, numeric user.
+    ref: 'ghcr.io/kubectl-contrast/pause:3.10',
+    files: [
+      { path: 'pause', content: '#!/bin/sh\n# placeholder for the pause binary\n', mode: 0o755 },
+    ],
+    config: {
+      User: '65535:65535',
+      Entrypoint: ['/pause'],
+      WorkingDir: '/',
+    },
+  },
+];
+
+export function buildSampleLayout(): OciLayoutWriter {
+  const writer = new OciLayoutWriter();
+  for (const s of samples) {
+    const layer = buildLayer(buildTar(s.files));
+    const config = { ...s.config, Labels: { 'org.opencontainers.image.source': 'https://github.com/kubectl-contrast/kubectl-contrast', 'org.opencontainers.image.title': s.ref } };
+    const image = buildImage({ layers: [layer], config });
+    writer.add(image.descriptor, image.blobs, s.ref);
+  }
+  return writer;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const out = resolve(process.argv[2] ?? join(here, '..', 'samples', 'images'));
+  const writer = buildSampleLayout();
+  writer.write(out, true);
+  const index = JSON.parse(writer.index().toString('utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] };
+  for (const m of index.manifests) process.stdout.write(`${m.annotations['org.opencontainers.image.ref.name']}@${m.digest}\n`);
+  process.stderr.write(`wrote ${index.manifests.length} images to ${out}\n`);
+}

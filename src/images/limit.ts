@@ -1,0 +1,48 @@
+/** A counting semaphore: at most `limit` tasks run at once, in arrival order. */
+export class Limiter {
+  private running = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(readonly limit: number) {
+    if (!Number.isInteger(limit) || limit < 1) throw new Error(`concurrency must be a positive integer, got ${limit}`);
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    // A finishing task hands its slot straight to the next waiter, so the count never overshoots.
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
+    else this.running++;
+    try {
+      return await task();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+}
+
+/** Remembers one promise per key, so concurrent and later callers share one computation. */
+export class OncePerKey<T> {
+  private readonly map = new Map<string, Promise<T>>();
+  get(key: string, compute: () => Promise<T>): Promise<T> {
+    let p = this.map.get(key);
+    if (!p) {
+      p = compute();
+      this.map.set(key, p);
+    }
+    return p;
+  }
+}
+
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });

@@ -1,0 +1,251 @@
+/**
+ * Finding the final /etc/passwd and /etc/group of an image by streaming its layers from the
+ * top down. Each layer is decompressed and read as a tar stream in memory; the scan of a
+ * layer stops as soon as both files are settled and lower layers are never opened.
+ *
+ * Overlay semantics (OCI image spec, "Representing Changes"):
+ * - `etc/.wh.passwd` in a layer deletes the file from the layers below;
+ * - `etc/.wh..wh..opq` makes `etc` opaque: lower layers contribute nothing under it, but the
+ *   same layer may still provide the file (the marker may come before or after it);
+ * - `.wh.etc`, a root `.wh..wh..opq`, or `etc` replaced by a non-directory hide lower `etc`;
+ * - a directory in place of the file hides the file.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import tar from 'tar-stream';
+
+export type RootfsFile = 'passwd' | 'group';
+export const ROOTFS_FILES: readonly RootfsFile[] = ['passwd', 'group'];
+
+/** How a layer settles one file: present with content, or gone (deleted, hidden, not a regular file). */
+export type FileState = { kind: 'file'; content: string } | { kind: 'absent'; reason: string };
+
+export interface LayerScanResult {
+  files: Partial<Record<RootfsFile, FileState>>;
+  /** Compressed bytes read from the source. */
+  bytesRead: number;
+  /** True when the whole blob was read (and its digest checked, when one was given). */
+  complete: boolean;
+  notes: string[];
+}
+
+/** Largest /etc/passwd or /etc/group we accept (a larger one is almost certainly not a passwd file). */
+const MAX_FILE = 16 * 1024 * 1024;
+
+/** Reduce a tar entry name to a relative path without `.` parts; undefined for unsafe names. */
+export function normaliseEntryPath(name: string): string | undefined {
+  const parts: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') return undefined;
+    parts.push(part);
+  }
+  return parts.join('/');
+}
+
+/** Counts (and optionally hashes) the compressed bytes flowing through. */
+class Meter extends Transform {
+  bytes = 0;
+  ended = false;
+  private readonly hash: Hash | undefined;
+  constructor(hashIt: boolean, private readonly onBytes?: (n: number) => void) {
+    super();
+    this.hash = hashIt ? createHash('sha256') : undefined;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.hash?.update(chunk);
+    this.onBytes?.(chunk.length);
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    this.ended = true;
+    cb();
+  }
+  digest(): string | undefined {
+    return this.hash ? `sha256:${this.hash.digest('hex')}` : undefined;
+  }
+}
+
+/** Wait for the first chunk of a stream and put it back; returns its first bytes. */
+function peek(src: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      src.off('readable', onReadable);
+      src.off('end', onEnd);
+      src.off('error', onError);
+    };
+    const onReadable = (): void => {
+      const chunk = src.read() as Buffer | null;
+      if (chunk === null) return;
+      cleanup();
+      src.unshift(chunk);
+      resolve(chunk.subarray(0, 4));
+    };
+    const onEnd = (): void => { cleanup(); resolve(Buffer.alloc(0)); };
+    const onError = (err: Error): void => { cleanup(); reject(err); };
+    src.on('readable', onReadable);
+    src.once('end', onEnd);
+    src.once('error', onError);
+  });
+}
+
+async function readEntry(entry: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of entry) {
+    n += (chunk as Buffer).length;
+    if (n > limit) throw new Error(`file larger than ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export interface ScanLayerOptions {
+  /** The files still to settle. */
+  wanted: readonly RootfsFile[];
+  /** Expected digest of the compressed blob; checked when the blob is read to its end. */
+  digest?: string;
+  /** Called with each chunk size of compressed data, for progress. */
+  onBytes?: (n: number) => void;
+  /** Media type, for messages only; the compression is detected from the data. */
+  mediaType?: string;
+}
+
+/** Scan one layer blob for the wanted files. The source stream is always consumed or destroyed. */
+export async function scanLayer(source: Readable, opts: ScanLayerOptions): Promise<LayerScanResult> {
+  const meter = new Meter(opts.digest !== undefined, opts.onBytes);
+  const extract = tar.extract();
+  let decompressor: Transform | undefined;
+  const destroyAll = (err?: Error): void => {
+    source.destroy(err);
+    meter.destroy(err);
+    decompressor?.destroy(err);
+    extract.destroy(err);
+  };
+  source.on('error', (err) => destroyAll(err));
+  meter.on('error', (err) => destroyAll(err));
+  source.pipe(meter);
+
+  const files: Partial<Record<RootfsFile, FileState>> = {};
+  const notes: string[] = [];
+  const pending = new Set(opts.wanted);
+  let etcHidden: string | undefined;
+  try {
+    const magic = await peek(meter);
+    if (magic.length >= 2 && magic[0] === 0x1f && magic[1] === 0x8b) {
+      decompressor = createGunzip();
+      decompressor.on('error', (err) => destroyAll(err));
+      meter.pipe(decompressor).pipe(extract);
+    } else if (magic.length >= 4 && magic.readUInt32LE(0) === 0xfd2fb528) {
+      throw new Error('zstd-compressed layers are not supported on Node 20; push the image with gzip layers');
+    } else {
+      meter.pipe(extract);
+    }
+
+    for await (const entry of extract) {
+      const header = entry.header;
+      const path = normaliseEntryPath(header.name);
+      let consumed = false;
+      if (path !== undefined && pending.size > 0) {
+        if (path === '.wh.etc') etcHidden = 'the directory /etc is deleted (whiteout .wh.etc)';
+        else if (path === '.wh..wh..opq') etcHidden = 'the root directory is opaque';
+        else if (path === 'etc/.wh..wh..opq') etcHidden = 'the directory /etc is opaque';
+        else if (path === 'etc' && header.type !== 'directory') etcHidden = `/etc is replaced by a ${header.type}`;
+        for (const f of [...pending]) {
+          if (path === `etc/${f}`) {
+            pending.delete(f);
+            if (header.type === 'file' || header.type === 'contiguous-file') {
+              const content = await readEntry(entry as unknown as Readable, MAX_FILE).catch((err: Error) => {
+                throw new Error(`reading /etc/${f}: ${err.message}`);
+              });
+              consumed = true;
+              files[f] = { kind: 'file', content: content.toString('utf8') };
+            } else if (header.type === 'link' && header.linkname !== undefined) {
+              const target = normaliseEntryPath(header.linkname);
+              const other = ROOTFS_FILES.find((o) => `etc/${o}` === target);
+              const otherState = other ? files[other] : undefined;
+              if (otherState?.kind === 'file') {
+                files[f] = otherState;
+              } else {
+                files[f] = { kind: 'absent', reason: `/etc/${f} is a hard link to ${header.linkname}` };
+                notes.push(`/etc/${f} is a hard link to ${header.linkname}; treated as absent`);
+              }
+            } else if (header.type === 'directory') {
+              files[f] = { kind: 'absent', reason: `/etc/${f} is a directory` };
+            } else {
+              files[f] = { kind: 'absent', reason: `/etc/${f} is a ${header.type}` };
+              notes.push(`/etc/${f} is a ${header.type}${header.linkname ? ` to ${header.linkname}` : ''}; treated as absent`);
+            }
+          } else if (path === `etc/.wh.${f}`) {
+            pending.delete(f);
+            files[f] = { kind: 'absent', reason: `/etc/${f} is deleted (whiteout)` };
+          }
+        }
+      }
+      if (!consumed) entry.resume();
+      if (pending.size === 0) break;
+    }
+    if (pending.size > 0 && etcHidden !== undefined) {
+      for (const f of pending) files[f] = { kind: 'absent', reason: etcHidden };
+    }
+  } catch (err) {
+    destroyAll();
+    throw err;
+  }
+  const complete = meter.ended;
+  if (complete && opts.digest !== undefined) {
+    const got = meter.digest();
+    if (got !== opts.digest) throw new Error(`layer ${opts.digest} has digest ${got} (corrupt or tampered data)`);
+  }
+  destroyAll();
+  return { files, bytesRead: meter.bytes, complete, notes };
+}
+
+export interface RootfsResult {
+  passwd?: string;
+  group?: string;
+  /** Number of layers opened, from the top. */
+  layersScanned: number;
+  bytesRead: number;
+  notes: string[];
+}
+
+/**
+ * Settle /etc/passwd and /etc/group over a stack of layers, opening layers from the top
+ * (last) to the bottom (first) and stopping as soon as both are known.
+ */
+export async function findPasswdAndGroup(
+  layerCount: number,
+  openLayer: (index: number) => Promise<{ stream: Readable; digest?: string; mediaType?: string }>,
+  onBytes?: (n: number) => void,
+): Promise<RootfsResult> {
+  const settled: Partial<Record<RootfsFile, FileState>> = {};
+  const notes: string[] = [];
+  let bytesRead = 0;
+  let layersScanned = 0;
+  for (let i = layerCount - 1; i >= 0; i--) {
+    const wanted = ROOTFS_FILES.filter((f) => settled[f] === undefined);
+    if (wanted.length === 0) break;
+    const layer = await openLayer(i);
+    layersScanned++;
+    const opts: ScanLayerOptions = { wanted };
+    if (layer.digest !== undefined) opts.digest = layer.digest;
+    if (layer.mediaType !== undefined) opts.mediaType = layer.mediaType;
+    if (onBytes !== undefined) opts.onBytes = onBytes;
+    let result: LayerScanResult;
+    try {
+      result = await scanLayer(layer.stream, opts);
+    } catch (err) {
+      throw new Error(`layer ${i + 1} of ${layerCount}${layer.digest ? ` (${layer.digest})` : ''}: ${(err as Error).message}`, { cause: err });
+    }
+    bytesRead += result.bytesRead;
+    notes.push(...result.notes);
+    for (const f of wanted) if (result.files[f] !== undefined) settled[f] = result.files[f];
+  }
+  const out: RootfsResult = { layersScanned, bytesRead, notes };
+  if (settled.passwd?.kind === 'file') out.passwd = settled.passwd.content;
+  if (settled.group?.kind === 'file') out.group = settled.group.content;
+  return out;
+}
