@@ -167,7 +167,7 @@ function checkTdx(c: Checker, v: unknown, path: string): void {
  * object or a whole manifest containing one.
  */
 export function parseReferenceValues(json: unknown, source: string): ReferenceValues {
-  const c = new Checker(source);
+  const c: Checker = new Checker(source);
   let o = c.obj(json, 'ReferenceValues');
   if (isObj(o.ReferenceValues)) o = o.ReferenceValues;
   for (const [key, check] of [['snp', checkSnp], ['tdx', checkTdx]] as const) {

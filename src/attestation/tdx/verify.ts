@@ -1,0 +1,171 @@
+import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { AttestationError, ensure } from '../errors.js';
+import { bytesEqual, isAllZero, toHex } from '../bytes.js';
+import { commonName, parseCrl, type Crl } from '../x509.js';
+import type { TdxReferenceValues } from '../reference-values.js';
+import { verifyQeIdentity, verifyTcbInfo, type QeIdentity, type TdxTcbInfo } from './collateral.js';
+import { verifyPckChain, type PckChain } from './pck.js';
+import { INTEL_QE_VENDOR_ID, parseTdxQuote, type TdxQuote } from './quote.js';
+import { evaluateTdxTcb, requireAcceptedStatus, type TcbStatus, type TdxTcbEvaluation } from './tcb-status.js';
+import { validateTdxFixedBits, validateTdxReference } from './validate.js';
+
+export interface TdxEvidence {
+  readonly quote: Uint8Array;
+}
+
+export interface TdxExpectations {
+  /** 64 bytes; Contrast binds SHA-512(public key ‖ nonce) here. */
+  readonly reportData?: Uint8Array;
+  /** 32 bytes (the policy hash, zero-padded to 48 as Kata does) or all 48 bytes. */
+  readonly mrConfigId?: Uint8Array;
+}
+
+/** PCS collateral as files: JSON bodies, their issuer chains (PEM) and DER CRLs. */
+export interface TdxCollateral {
+  readonly tcbInfo?: Uint8Array;
+  readonly tcbInfoIssuerChain?: Uint8Array;
+  readonly qeIdentity?: Uint8Array;
+  readonly qeIdentityIssuerChain?: Uint8Array;
+  readonly pckCrl?: Uint8Array;
+  readonly rootCrl?: Uint8Array;
+}
+
+export interface TdxVerifyOptions {
+  readonly now?: Date;
+  readonly collateral?: TdxCollateral;
+  /** TCB statuses that pass (default: only UpToDate). */
+  readonly acceptedTcbStatuses?: readonly TcbStatus[];
+  /**
+   * Verify without TCB info: the quote is authentic but its platform's patch level is unknown.
+   * For inspection only; admission should always evaluate the TCB status.
+   */
+  readonly allowMissingCollateral?: boolean;
+}
+
+export interface TdxVerification {
+  readonly platform: 'tdx';
+  readonly quoteVersion: number;
+  readonly quote: TdxQuote;
+  readonly pck: PckChain;
+  /** undefined when verified without TCB info (allowMissingCollateral). */
+  readonly tcb?: TdxTcbEvaluation;
+  readonly tcbStatus: TcbStatus | 'NotEvaluated';
+  readonly referenceValueIndex?: number;
+  readonly crlChecked: { readonly root: boolean; readonly pck: boolean };
+}
+
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+
+function attestationKey(raw: Buffer): KeyObject {
+  try {
+    return createPublicKey({ key: Buffer.concat([P256_SPKI_PREFIX, Buffer.from([4]), raw]), format: 'der', type: 'spki' });
+  } catch (err) {
+    throw new AttestationError('tdx.quote.signature', 'the attestation key is not a valid P-256 point', undefined, undefined, { cause: err });
+  }
+}
+
+function verifyQuoteSignatures(quote: TdxQuote, pck: PckChain): void {
+  const qeOk = cryptoVerify('sha256', quote.qeReport.raw, { key: pck.leaf.publicKey, dsaEncoding: 'ieee-p1363' }, quote.qeReportSignature);
+  ensure(qeOk, 'tdx.qe.signature', 'the QE report signature does not verify with the PCK key', 'signed by the PCK certificate', 'bad signature');
+  // The QE vouches for the attestation key by hashing it (with its auth data) into its report.
+  const digest = createHash('sha256').update(quote.attestationKey).update(quote.qeAuthData).digest();
+  const rd = quote.qeReport.reportData;
+  ensure(bytesEqual(digest, rd.subarray(0, 32)) && isAllZero(rd.subarray(32)), 'tdx.qe.binding',
+    'the QE report does not vouch for the attestation key', `${toHex(digest)}${'00'.repeat(32)}`, toHex(rd));
+  const ok = cryptoVerify('sha256', quote.signedBytes, { key: attestationKey(quote.attestationKey), dsaEncoding: 'ieee-p1363' }, quote.signature);
+  ensure(ok, 'tdx.quote.signature', 'the quote signature does not verify with the attestation key', 'a signature over header and TD report', 'bad signature');
+}
+
+function crl(bytes: Uint8Array | undefined, check: string): Crl | undefined {
+  if (!bytes) return undefined;
+  try {
+    return parseCrl(bytes);
+  } catch (err) {
+    throw new AttestationError(check, `the CRL cannot be parsed (${(err as Error).message})`, undefined, undefined, { cause: err });
+  }
+}
+
+function checkExpectations(quote: TdxQuote, exp: TdxExpectations): void {
+  const body = quote.body;
+  if (exp.reportData) {
+    ensure(bytesEqual(exp.reportData, body.reportData), 'tdx.reportdata', 'REPORT_DATA does not match the expected binding', toHex(exp.reportData), toHex(body.reportData));
+  }
+  if (exp.mrConfigId) {
+    const want = exp.mrConfigId.length === 32 ? Buffer.concat([exp.mrConfigId, Buffer.alloc(16)]) : Buffer.from(exp.mrConfigId);
+    ensure(bytesEqual(want, body.mrConfigId), 'tdx.mrconfigid', 'MRCONFIGID does not match the expected policy hash', toHex(want), toHex(body.mrConfigId));
+  }
+}
+
+function matchReferenceValues(ctx: Parameters<typeof validateTdxReference>[0], refs: readonly TdxReferenceValues[]): number {
+  if (refs.length === 0) throw new AttestationError('tdx.referencevalues', 'no TDX reference values to validate against');
+  const failures: AttestationError[] = [];
+  for (const [i, ref] of refs.entries()) {
+    try {
+      validateTdxReference(ctx, ref);
+      return i;
+    } catch (err) {
+      if (!(err instanceof AttestationError)) throw err;
+      failures.push(err);
+    }
+  }
+  if (failures.length === 1) throw failures[0]!;
+  throw new AttestationError('tdx.referencevalues', `no reference-value entry matches: ${failures.map((e, i) => `[${i}] ${e.message}`).join('; ')}`);
+}
+
+/**
+ * Verifies a TDX quote end to end: PCK chain to the pinned Intel root (with CRLs), QE report
+ * signature and its binding of the attestation key, the quote signature, TCB status from
+ * signed collateral, the caller's expectations, then the reference values (`null` skips them
+ * explicitly, for inspection tools only).
+ */
+export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxReferenceValues[] | null,
+  expectations: TdxExpectations = {}, opts: TdxVerifyOptions = {}): TdxVerification {
+  const now = opts.now ?? new Date();
+  const col = opts.collateral ?? {};
+  const quote = parseTdxQuote(evidence.quote);
+  ensure(toHex(quote.header.qeVendorId) === INTEL_QE_VENDOR_ID, 'tdx.quote.vendor', 'the quote was not made by Intel\'s QE',
+    INTEL_QE_VENDOR_ID, toHex(quote.header.qeVendorId));
+  const rootCrl = crl(col.rootCrl, 'tdx.crl.root');
+  const pckCrl = crl(col.pckCrl, 'tdx.crl.pck');
+  const pck = verifyPckChain(quote.pckChainPem, now, { ...(rootCrl ? { root: rootCrl } : {}), ...(pckCrl ? { pck: pckCrl } : {}) });
+  if (pckCrl) {
+    const want = pck.ca === 'platform' ? 'Intel SGX PCK Platform CA' : 'Intel SGX PCK Processor CA';
+    ensure(commonName(pck.intermediate.subject) === want, 'tdx.crl.pck', 'the PCK CRL is for another CA', want, commonName(pck.intermediate.subject));
+  }
+  verifyQuoteSignatures(quote, pck);
+  validateTdxFixedBits(quote.body);
+
+  let tcbInfo: TdxTcbInfo | undefined;
+  let qeIdentity: QeIdentity | undefined;
+  if (col.tcbInfo) {
+    if (!col.tcbInfoIssuerChain) throw new AttestationError('tdx.tcbinfo.signer', 'TCB info was given without its issuer chain');
+    tcbInfo = verifyTcbInfo(col.tcbInfo, col.tcbInfoIssuerChain, now, rootCrl);
+  }
+  if (col.qeIdentity) {
+    const chain = col.qeIdentityIssuerChain ?? col.tcbInfoIssuerChain;
+    if (!chain) throw new AttestationError('tdx.qeidentity.signer', 'the QE identity was given without its issuer chain');
+    qeIdentity = verifyQeIdentity(col.qeIdentity, chain, now, rootCrl);
+  }
+  let tcb: TdxTcbEvaluation | undefined;
+  if (tcbInfo) {
+    tcb = evaluateTdxTcb(tcbInfo, pck.extension, quote.body, qeIdentity ? { identity: qeIdentity, report: quote.qeReport } : undefined);
+    requireAcceptedStatus(tcb, opts.acceptedTcbStatuses ?? ['UpToDate']);
+  } else if (!opts.allowMissingCollateral) {
+    throw new AttestationError('tdx.tcbinfo.missing', `no TCB info for FMSPC ${toHex(pck.extension.fmspc)}: the platform's TCB status cannot be evaluated`);
+  }
+
+  checkExpectations(quote, expectations);
+  const index = referenceValues
+    ? matchReferenceValues({ body: quote.body, pck: pck.extension, ...(tcb ? { tcbEvaluationDataNumber: tcb.tcbEvaluationDataNumber } : {}) }, referenceValues)
+    : undefined;
+  return {
+    platform: 'tdx',
+    quoteVersion: quote.header.version,
+    quote,
+    pck,
+    ...(tcb ? { tcb } : {}),
+    tcbStatus: tcb?.status ?? 'NotEvaluated',
+    ...(index !== undefined ? { referenceValueIndex: index } : {}),
+    crlChecked: { root: rootCrl !== undefined, pck: pckCrl !== undefined },
+  };
+}
