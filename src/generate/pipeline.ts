@@ -167,8 +167,14 @@ function warnMisplacedAnnotations(parsed: ParsedInput[], diagnostics: Diagnostic
       if (!template || template.path.length === 0) continue;
       const meta = resource.object.metadata;
       if (!isPlainObject(meta)) continue;
-      const top = annotationsOf(meta);
-      const inTemplate = annotationsOf(template.metadata);
+      let top: Record<string, string>;
+      let inTemplate: Record<string, string>;
+      try {
+        top = annotationsOf(meta);
+        inTemplate = annotationsOf(template.metadata, fieldPath([...template.path, 'metadata']));
+      } catch (err) {
+        throw err instanceof UserError ? err.withLocation(resource.location) : err;
+      }
       for (const key of POD_TEMPLATE_ANNOTATIONS) {
         if (key in top && !(key in inTemplate)) {
           diagnostics.warn(`annotation ${key} is on the ${String(resource.object.kind)} metadata and has no effect; move it to ${fieldPath([...template.path, 'metadata', 'annotations'])}`, resource.location);

@@ -19,11 +19,21 @@ export function listField(spec: Obj, key: string, field: string): Obj[] {
   return value as Obj[];
 }
 
-export function annotationsOf(metadata: Obj): Record<string, string> {
+/**
+ * Annotations of a metadata object. Kubernetes only accepts string values, so an unquoted
+ * `true` or `8080` is an error here too instead of a surprise at apply time.
+ */
+export function annotationsOf(metadata: Obj, metadataField = 'metadata'): Record<string, string> {
   const a = metadata.annotations;
-  if (!isPlainObject(a)) return {};
+  if (a === undefined || a === null) return {};
+  if (!isPlainObject(a)) throw new UserError('annotations must be a mapping', { field: `${metadataField}.annotations` });
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(a)) out[k] = typeof v === 'string' ? v : String(v);
+  for (const [k, v] of Object.entries(a)) {
+    if (typeof v !== 'string') {
+      throw new UserError(`annotation value must be a string; quote it: "${String(v)}"`, { field: `${metadataField}.annotations["${k}"]` });
+    }
+    out[k] = v;
+  }
   return out;
 }
 

@@ -36,9 +36,9 @@ export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransf
   const prefix = fieldPath(template.path);
   const metaField = prefix ? `${prefix}.metadata` : 'metadata';
   const specField = prefix ? `${prefix}.spec` : 'spec';
-  const annotations = annotationsOf(metadata);
-  const isCoordinator = isCoordinatorTemplate(metadata);
   try {
+    const annotations = annotationsOf(metadata, metaField);
+    const isCoordinator = isCoordinatorTemplate(metadata);
     spec.runtimeClassName = runtimeHandler(opts.platform);
 
     const skipValue = annotations[ANNOTATIONS.skipInitializer];
@@ -63,11 +63,11 @@ export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransf
     applyServiceMesh(spec, replaceImage(opts.images.serviceMesh, opts.replacements), mesh, specField);
     if (withInitializer) mountSecretsEverywhere(spec, specField);
     replaceWorkloadImages(spec, opts.replacements, specField);
+    return { metadata, spec, isCoordinator };
   } catch (err) {
     if (err instanceof UserError) throw err.withLocation(location);
     throw err;
   }
-  return { metadata, spec, isCoordinator };
 }
 
 function replaceWorkloadImages(spec: Obj, replacements: ImageReplacements, specField: string): void {

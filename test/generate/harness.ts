@@ -1,0 +1,26 @@
+/** In-process `generate` for unit tests, with one shared workspace (RSA key generation is slow). */
+import { parseAllDocuments } from 'yaml';
+import { generateFromInputs, type GenerateOptions, type GenerateResult } from '../../src/generate/pipeline.js';
+import { tempDir } from '../helpers/tmp.js';
+
+let sharedWorkspace: string | undefined;
+export function workspace(): string {
+  sharedWorkspace ??= tempDir('kc-ws-');
+  return sharedWorkspace;
+}
+
+export async function gen(text: string, options: Partial<GenerateOptions> = {}, name = 'input.yaml'): Promise<GenerateResult> {
+  return generateFromInputs([{ name, path: name, text }], {
+    inputs: [name], platform: 'metal-qemu-snp', skipInitializer: false, workspaceDir: workspace(),
+    workloadOwnerKeys: [], seedshareOwnerKeys: [], disableUpdates: false, ...options,
+  });
+}
+
+export async function genText(text: string, options: Partial<GenerateOptions> = {}): Promise<string> {
+  return (await gen(text, options)).outputs[0]!.text;
+}
+
+/** Plain values of every document, read as Kubernetes reads them (YAML 1.1). */
+export function docs(text: string): any[] { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return parseAllDocuments(text, { version: '1.1' }).map((d) => d.toJS());
+}
