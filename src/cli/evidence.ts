@@ -1,0 +1,227 @@
+import { readFileSync } from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import {
+  AttestationError, DirectoryCache, KdsClient, TCB_STATUSES, parseReferenceValues, parseSnpReport, parseTdxQuote, verifySnp, verifyTdx,
+  type SnpCollateralSource, type SnpProduct, type SnpVerification, type TcbStatus, type TdxVerification,
+} from '../attestation/index.js';
+import { fromHex, toHex } from '../attestation/bytes.js';
+import { decodeBinaryOrHex, splitSnpEvidence } from '../attestation/evidence-file.js';
+import { classifyIntelCrls } from '../attestation/tdx/crls.js';
+import { UsageError, UserError, errorMessage } from '../util/errors.js';
+
+interface VerifyArgs {
+  platform: 'snp' | 'tdx';
+  evidence: string;
+  vcek?: string;
+  'cert-chain'?: string;
+  'tcb-info'?: string;
+  'qe-identity'?: string;
+  crl: string[];
+  'reference-values'?: string;
+  output?: 'json' | 'text';
+  product?: SnpProduct;
+  'report-data'?: string;
+  'host-data'?: string;
+  'cache-dir'?: string;
+  fetch: boolean;
+  now?: string;
+  'accept-tcb-status': string[];
+  'allow-missing-collateral': boolean;
+}
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UserError(`cannot read ${what}: ${errorMessage(err)}`, { file: path });
+  }
+}
+
+function hexArg(value: string | undefined, flag: string, sizes: number[]): Buffer | undefined {
+  if (value === undefined) return undefined;
+  const b = fromHex(value);
+  if (!b || !sizes.includes(b.length)) throw new UsageError(`--${flag} must be ${sizes.join(' or ')} bytes as hex`);
+  return b;
+}
+
+function referenceValues(path: string | undefined) {
+  if (!path) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(read(path, 'reference values').toString('utf8'));
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`not valid JSON: ${errorMessage(err)}`, { file: path });
+  }
+  return parseReferenceValues(json, path);
+}
+
+function snpSummary(r: SnpVerification) {
+  const rep = r.report;
+  return {
+    product: r.product,
+    reportVersion: r.reportVersion,
+    signingKey: r.signingKey,
+    measurement: toHex(rep.measurement),
+    reportData: toHex(rep.reportData),
+    hostData: toHex(rep.hostData),
+    chipId: toHex(rep.chipId),
+    vmpl: rep.vmpl,
+    guestPolicy: rep.policy,
+    platformInfo: `0x${rep.platformInfoRaw.toString(16)}`,
+    tcb: r.tcb,
+    certificate: { productName: r.certificate.productName, serialNumber: r.certificate.cert.serialNumber, validTo: new Date(r.certificate.cert.validTo).toISOString() },
+    crlChecked: r.crlChecked,
+    ...(r.referenceValueIndex !== undefined ? { referenceValueIndex: r.referenceValueIndex } : {}),
+  };
+}
+
+function tdxSummary(r: TdxVerification) {
+  const b = r.quote.body;
+  return {
+    quoteVersion: r.quoteVersion,
+    tcbStatus: r.tcbStatus,
+    ...(r.tcb ? { tcb: r.tcb } : {}),
+    fmspc: toHex(r.pck.extension.fmspc),
+    mrTd: toHex(b.mrTd),
+    rtmrs: b.rtmrs.map(toHex),
+    mrSeam: toHex(b.mrSeam),
+    mrConfigId: toHex(b.mrConfigId),
+    tdAttributes: toHex(b.tdAttributes),
+    xfam: toHex(b.xfam),
+    teeTcbSvn: toHex(b.teeTcbSvn),
+    measurement: toHex(b.mrTd),
+    reportData: toHex(b.reportData),
+    crlChecked: r.crlChecked,
+    ...(r.referenceValueIndex !== undefined ? { referenceValueIndex: r.referenceValueIndex } : {}),
+  };
+}
+
+/** What can still be said about evidence that failed: its parsed fields, if it parses. */
+function bestEffortFields(platform: 'snp' | 'tdx', evidence: Buffer): Record<string, unknown> {
+  try {
+    if (platform === 'snp') {
+      const rep = parseSnpReport(splitSnpEvidence(evidence).report);
+      return { reportVersion: rep.version, measurement: toHex(rep.measurement), reportData: toHex(rep.reportData), hostData: toHex(rep.hostData) };
+    }
+    const q = parseTdxQuote(decodeBinaryOrHex(evidence));
+    return { quoteVersion: q.header.version, measurement: toHex(q.body.mrTd), reportData: toHex(q.body.reportData), mrConfigId: toHex(q.body.mrConfigId) };
+  } catch {
+    return {};
+  }
+}
+
+function snpSource(argv: VerifyArgs): SnpCollateralSource | undefined {
+  const cache = argv['cache-dir'] ? new DirectoryCache(argv['cache-dir']) : undefined;
+  if (argv.fetch) return new KdsClient({ ...(cache ? { cache } : {}) });
+  return cache;
+}
+
+async function runVerify(argv: VerifyArgs, evidence: Buffer, now: Date): Promise<Record<string, unknown>> {
+  const refs = referenceValues(argv['reference-values']);
+  const reportData = hexArg(argv['report-data'], 'report-data', [64]);
+  if (argv.platform === 'snp') {
+    const hostData = hexArg(argv['host-data'], 'host-data', [32]);
+    const source = snpSource(argv);
+    const crl = argv.crl.map((f) => read(f, 'CRL'));
+    if (crl.length > 1) throw new UsageError('SNP takes one CRL (the ARK-signed CRL for the product)');
+    const result = await verifySnp(splitSnpEvidence(evidence), refs ? refs.snp ?? [] : null,
+      { ...(reportData ? { reportData } : {}), ...(hostData ? { hostData } : {}) },
+      {
+        now,
+        ...(argv.product ? { product: argv.product } : {}),
+        ...(argv.vcek ? { vcek: read(argv.vcek, 'VCEK') } : {}),
+        ...(argv['cert-chain'] ? { certChain: read(argv['cert-chain'], 'certificate chain') } : {}),
+        ...(crl[0] ? { crl: crl[0] } : {}),
+        ...(source ? { collateral: source } : {}),
+      });
+    return snpSummary(result);
+  }
+  const mrConfigId = hexArg(argv['host-data'], 'host-data', [32, 48]);
+  const chain = argv['cert-chain'] ? read(argv['cert-chain'], 'collateral issuer chain') : undefined;
+  const crls = classifyIntelCrls(argv.crl.map((f) => ({ name: f, der: read(f, 'CRL') })));
+  const result = verifyTdx({ quote: decodeBinaryOrHex(evidence) }, refs ? refs.tdx ?? [] : null,
+    { ...(reportData ? { reportData } : {}), ...(mrConfigId ? { mrConfigId } : {}) },
+    {
+      now,
+      collateral: {
+        ...(argv['tcb-info'] ? { tcbInfo: read(argv['tcb-info'], 'TCB info') } : {}),
+        ...(argv['qe-identity'] ? { qeIdentity: read(argv['qe-identity'], 'QE identity') } : {}),
+        ...(chain ? { tcbInfoIssuerChain: chain, qeIdentityIssuerChain: chain } : {}),
+        ...crls,
+      },
+      ...(argv['accept-tcb-status'].length > 0 ? { acceptedTcbStatuses: argv['accept-tcb-status'] as TcbStatus[] } : {}),
+      allowMissingCollateral: argv['allow-missing-collateral'],
+    });
+  return tdxSummary(result);
+}
+
+function printText(platform: string, fields: Record<string, unknown>): void {
+  const lines = [`verified: ${platform} evidence`];
+  for (const [k, v] of Object.entries(fields)) lines.push(`${k}: ${typeof v === 'object' ? JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x)) : String(v)}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function checkFlags(argv: VerifyArgs): void {
+  if (argv.platform === 'snp') {
+    for (const f of ['tcb-info', 'qe-identity'] as const) if (argv[f]) throw new UsageError(`--${f} applies to --platform tdx only`);
+    if (argv['accept-tcb-status'].length > 0 || argv['allow-missing-collateral']) throw new UsageError('--accept-tcb-status and --allow-missing-collateral apply to --platform tdx only');
+  } else {
+    for (const f of ['vcek', 'product', 'cache-dir'] as const) if (argv[f]) throw new UsageError(`--${f} applies to --platform snp only`);
+    if (argv.fetch) throw new UsageError('--fetch applies to --platform snp only (TDX collateral is passed as files)');
+  }
+  if (argv.now !== undefined && Number.isNaN(new Date(argv.now).getTime())) throw new UsageError('--now must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z');
+}
+
+const verifyCommand: CommandModule<object, VerifyArgs> = {
+  command: 'verify',
+  describe: 'Verify an SEV-SNP report or TDX quote offline: signatures, certificate chain to the pinned AMD/Intel root, TCB, and optionally reference values',
+  builder: (y: Argv) => y
+    .option('platform', { type: 'string', choices: ['snp', 'tdx'] as const, demandOption: true, describe: 'Evidence type' })
+    .option('evidence', { type: 'string', demandOption: true, describe: 'SNP report (optionally followed by its certificate table) or TDX quote; binary or hex' })
+    .option('vcek', { type: 'string', describe: 'SNP: VCEK or VLEK certificate (DER or PEM)' })
+    .option('cert-chain', { type: 'string', describe: 'SNP: ASK (and ARK) PEM from KDS cert_chain; TDX: issuer chain of the TCB info and QE identity' })
+    .option('tcb-info', { type: 'string', describe: 'TDX: TCB info JSON from Intel PCS for the quote\'s FMSPC' })
+    .option('qe-identity', { type: 'string', describe: 'TDX: QE identity JSON from Intel PCS' })
+    .option('crl', { type: 'string', array: true, default: [], describe: 'DER CRLs (SNP: ARK-signed; TDX: root CA and/or PCK CA)' })
+    .option('reference-values', { type: 'string', describe: 'JSON with ReferenceValues (or a whole manifest.json) to validate against' })
+    .option('output', { alias: 'o', type: 'string', choices: ['json', 'text'] as const, describe: 'Output format (default text)' })
+    .option('product', { type: 'string', choices: ['Milan', 'Genoa', 'Turin'] as const, describe: 'SNP: product line, needed for version 2 reports without a VCEK' })
+    .option('report-data', { type: 'string', describe: 'Expected REPORT_DATA (64 bytes hex)' })
+    .option('host-data', { type: 'string', describe: 'Expected policy hash: SNP HOSTDATA (32 bytes) or TDX MRCONFIGID (32 or 48 bytes), hex' })
+    .option('cache-dir', { type: 'string', describe: 'SNP: directory of cached AMD certificates and CRLs' })
+    .option('fetch', { type: 'boolean', default: false, describe: 'SNP: fetch missing certificates and the CRL from AMD KDS (network)' })
+    .option('now', { type: 'string', describe: 'Check certificate and collateral validity at this time instead of now (ISO 8601)' })
+    .option('accept-tcb-status', { type: 'string', array: true, default: [], choices: [...TCB_STATUSES], describe: 'TDX: TCB statuses to accept (default UpToDate)' })
+    .option('allow-missing-collateral', { type: 'boolean', default: false, describe: 'TDX: verify without TCB info (the TCB status is then not evaluated)' })
+    .check((argv) => {
+      checkFlags(argv as unknown as VerifyArgs);
+      return true;
+    })
+    .example('$0 evidence verify --platform snp --evidence report.bin --vcek vcek.der --cert-chain cert_chain.pem -o json', 'Check an SNP report with certificates fetched earlier')
+    .example('$0 evidence verify --platform tdx --evidence quote.dat --tcb-info tcbinfo.json --qe-identity qe.json --cert-chain tcb-signing.pem', 'Check a TDX quote and its TCB status') as unknown as Argv<VerifyArgs>,
+  handler: async (argv) => {
+    const evidence = read(argv.evidence, 'evidence');
+    const now = argv.now ? new Date(argv.now) : new Date();
+    const json = argv.output === 'json';
+    let fields: Record<string, unknown>;
+    try {
+      fields = await runVerify(argv, evidence, now);
+    } catch (err) {
+      if (!json || !(err instanceof AttestationError)) throw err;
+      const error = { check: err.check, message: err.message, ...(err.expected !== undefined ? { expected: err.expected } : {}), ...(err.actual !== undefined ? { actual: err.actual } : {}) };
+      process.stdout.write(`${JSON.stringify({ verified: false, platform: argv.platform, ...bestEffortFields(argv.platform, evidence), error }, null, 2)}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    if (json) process.stdout.write(`${JSON.stringify({ verified: true, platform: argv.platform, ...fields }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+    else printText(argv.platform, fields);
+  },
+};
+
+export const evidenceCommand: CommandModule = {
+  command: 'evidence <command>',
+  describe: 'Inspect and verify attestation evidence (SEV-SNP reports, TDX quotes)',
+  builder: (y: Argv) => y.command(verifyCommand as unknown as CommandModule).demandCommand(1, 'Name a subcommand: verify'),
+  handler: () => undefined,
+};
