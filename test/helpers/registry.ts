@@ -1,0 +1,267 @@
+/**
+ * Test peers for image resolution: Debian's `docker-registry` (CNCF distribution) on a free
+ * loopback port with a temporary storage directory, optionally behind htpasswd basic auth
+ * or bearer-token auth (with a small token server here); `skopeo` to push OCI layouts; and
+ * an HTTP proxy that counts requests and injects failures and delays.
+ */
+import { createSign, generateKeyPairSync, randomBytes, webcrypto } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as x509 from '@peculiar/x509';
+import bcrypt from 'bcryptjs';
+import { execa } from 'execa';
+
+export const REGISTRY_BIN = '/usr/bin/docker-registry';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TokenAuth {
+  /** The token server's realm URL, filled in by startRegistry. */
+  realm: string;
+  service: string;
+  issuer: string;
+  certPem: string;
+  sign(claims: Record<string, unknown>): string;
+}
+
+export interface RegistryOptions {
+  /** Protect the registry with htpasswd basic auth. */
+  basicAuth?: { username: string; password: string };
+  /** Protect it with bearer tokens issued by a token server started here. */
+  tokenAuth?: { username: string; password: string };
+}
+
+export interface TestRegistry {
+  /** `127.0.0.1:<port>` */
+  host: string;
+  /** Number of token requests served (token auth only). */
+  tokenRequests(): number;
+  /** Stop the registry and delete its storage. */
+  stop(): Promise<void>;
+  /** Stop only the process, keeping the storage (a network outage). */
+  pause(): Promise<void>;
+  /** Start it again on the same port and storage (after pause()). */
+  restart(): Promise<void>;
+}
+
+function base64url(data: Buffer | string): string {
+  return Buffer.from(data).toString('base64url');
+}
+
+async function makeTokenSigner(service: string, issuer: string): Promise<Omit<TokenAuth, 'realm'>> {
+  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const keys = {
+    privateKey: await webcrypto.subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign']),
+    publicKey: await webcrypto.subtle.importKey('spki', publicKey.export({ type: 'spki', format: 'der' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']),
+  };
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(8).toString('hex'),
+    name: 'CN=test token issuer',
+    notBefore: new Date(Date.now() - 3600_000),
+    notAfter: new Date(Date.now() + 24 * 3600_000),
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    keys: keys as CryptoKeyPair,
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true)],
+  });
+  const certDer = Buffer.from(cert.rawData);
+  return {
+    service,
+    issuer,
+    certPem: cert.toString('pem'),
+    sign(claims) {
+      const header = { typ: 'JWT', alg: 'ES256', x5c: [certDer.toString('base64')] };
+      const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
+      const sig = createSign('SHA256').update(input).sign({ key: privateKey, dsaEncoding: 'ieee-p1363' });
+      return `${input}.${base64url(sig)}`;
+    },
+  };
+}
+
+async function waitForRegistry(host: string, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${log()}`);
+    try {
+      const res = await fetch(`http://${host}/v2/`);
+      await res.body?.cancel();
+      if (res.status === 200 || res.status === 401) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`docker-registry did not start on ${host}: ${log()}`);
+}
+
+export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
+  const dir = mkdtempSync(join(tmpdir(), 'contrast-registry-'));
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  let authYaml = '';
+  let tokenServer: http.Server | undefined;
+  let tokenCount = 0;
+  if (options.basicAuth) {
+    const hash = bcrypt.hashSync(options.basicAuth.password, 5);
+    writeFileSync(join(dir, 'htpasswd'), `${options.basicAuth.username}:${hash}\n`);
+    authYaml = `auth:\n  htpasswd:\n    realm: test-realm\n    path: ${join(dir, 'htpasswd')}\n`;
+  }
+  if (options.tokenAuth) {
+    const creds = options.tokenAuth;
+    const signer = await makeTokenSigner('test-registry', 'test-issuer');
+    writeFileSync(join(dir, 'token-ca.pem'), signer.certPem);
+    tokenServer = http.createServer((req, res) => {
+      tokenCount++;
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const expected = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+      if (req.headers.authorization !== expected) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
+        return;
+      }
+      const access = url.searchParams.getAll('scope').map((s) => {
+        const [type, name, actions] = s.split(':');
+        return { type, name, actions: (actions ?? '').split(',') };
+      });
+      const now = Math.floor(Date.now() / 1000);
+      const token = signer.sign({
+        iss: signer.issuer, sub: creds.username, aud: url.searchParams.get('service'),
+        exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access,
+      });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, expires_in: 300 }));
+    });
+    await new Promise<void>((r) => tokenServer!.listen(0, '127.0.0.1', r));
+    const tport = (tokenServer.address() as net.AddressInfo).port;
+    authYaml = `auth:\n  token:\n    realm: http://127.0.0.1:${tport}/token\n    service: ${signer.service}\n    issuer: ${signer.issuer}\n    rootcertbundle: ${join(dir, 'token-ca.pem')}\n`;
+  }
+  const config = `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${join(dir, 'data')}
+  delete:
+    enabled: true
+http:
+  addr: ${host}
+${authYaml}`;
+  writeFileSync(join(dir, 'config.yml'), config);
+
+  let child: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    let output = '';
+    const c = spawn(REGISTRY_BIN, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout!.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000); });
+    c.stderr!.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000); });
+    child = c;
+    await waitForRegistry(host, c, () => output);
+  };
+  const stopChild = async (): Promise<void> => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill('SIGTERM');
+      setTimeout(() => { if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); }, 3000).unref();
+    });
+  };
+  await start();
+  return {
+    host,
+    tokenRequests: () => tokenCount,
+    restart: start,
+    pause: stopChild,
+    async stop() {
+      await stopChild();
+      if (tokenServer) await new Promise<void>((r) => tokenServer!.close(() => r()));
+      tokenServer = undefined;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Push the image named `refName` in an OCI layout to `dest` (`host/name:tag`) with skopeo. */
+export async function pushLayout(
+  layoutDir: string,
+  refName: string,
+  dest: string,
+  options: { all?: boolean; creds?: { username: string; password: string } } = {},
+): Promise<void> {
+  const args = ['copy', '--quiet', '--insecure-policy', '--preserve-digests', '--dest-tls-verify=false'];
+  if (options.all) args.push('--all');
+  if (options.creds) args.push('--dest-creds', `${options.creds.username}:${options.creds.password}`);
+  args.push(`oci:${layoutDir}:${refName}`, `docker://${dest}`);
+  await execa('skopeo', args, { timeout: 60_000, env: { ...process.env, HOME: layoutDir }, stdin: 'ignore' });
+}
+
+export interface ProxyRule {
+  /** Answer with this status instead of forwarding (e.g. 503); undefined forwards. */
+  status?: number;
+  /** Wait this long before forwarding or answering. */
+  delayMs?: number;
+}
+
+export interface CountingProxy {
+  host: string;
+  /** Requests seen, as `METHOD path`. */
+  requests: string[];
+  /** Decide per request; called before forwarding. */
+  rule: (method: string, path: string, attempt: number) => ProxyRule | undefined;
+  close(): Promise<void>;
+}
+
+/** An HTTP proxy in front of `upstream` (host:port) that records requests and injects faults. */
+export async function startProxy(upstream: string): Promise<CountingProxy> {
+  const attempts = new Map<string, number>();
+  const proxy: CountingProxy = {
+    host: '',
+    requests: [],
+    rule: () => undefined,
+    close: async () => undefined,
+  };
+  const server = http.createServer((req, res) => {
+    const key = `${req.method} ${req.url}`;
+    proxy.requests.push(key);
+    const attempt = (attempts.get(key) ?? 0) + 1;
+    attempts.set(key, attempt);
+    const rule = proxy.rule(req.method ?? 'GET', req.url ?? '/', attempt) ?? {};
+    const go = (): void => {
+      if (rule.status !== undefined) {
+        res.writeHead(rule.status, { 'content-type': 'text/plain' }).end(`injected ${rule.status}\n`);
+        return;
+      }
+      const [h, p] = upstream.split(':');
+      const up = http.request({ host: h, port: Number(p), method: req.method, path: req.url, headers: { ...req.headers, host: upstream } }, (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      });
+      up.on('error', () => { res.destroy(); });
+      req.pipe(up);
+    };
+    if (rule.delayMs) setTimeout(go, rule.delayMs);
+    else go();
+  });
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  proxy.host = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  proxy.close = () => new Promise<void>((r) => {
+    for (const s of sockets) s.destroy();
+    server.close(() => r());
+  });
+  return proxy;
+}

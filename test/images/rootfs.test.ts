@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { buildTar, type LayerEntry } from '../../src/images/oci-build.js';
+import { findPasswdAndGroup, normaliseEntryPath } from '../../src/images/rootfs.js';
+import { GROUP, PASSWD } from './fixtures.js';
+
+/** Layers given bottom first; returns the result and which layers were opened. */
+async function scan(layers: Buffer[]) {
+  const opened: number[] = [];
+  const result = await findPasswdAndGroup(layers.length, async (i) => {
+    opened.push(i);
+    return { stream: Readable.from([layers[i]!]) };
+  });
+  return { result, opened };
+}
+
+const gz = (entries: LayerEntry[], keepOrder = false): Buffer => gzipSync(buildTar(entries, keepOrder));
+const base = gz([{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }, { path: 'bin/sh', content: 'x' }]);
+
+describe('images: passwd and group from layers', () => {
+  it('normalises tar paths and refuses traversal', () => {
+    assert.equal(normaliseEntryPath('./etc/passwd'), 'etc/passwd');
+    assert.equal(normaliseEntryPath('/etc//./passwd'), 'etc/passwd');
+    assert.equal(normaliseEntryPath('etc/../passwd'), undefined);
+  });
+
+  it('reads both files from a single layer', async () => {
+    const { result } = await scan([base]);
+    assert.equal(result.passwd, PASSWD);
+    assert.equal(result.group, GROUP);
+  });
+
+  it('takes the top-most version and never opens lower layers once both are known', async () => {
+    const top = gz([{ path: 'etc/passwd', content: 'top\n' }, { path: 'etc/group', content: 'topg\n' }]);
+    const { result, opened } = await scan([base, gz([{ path: 'x', content: '1' }]), top]);
+    assert.deepEqual(opened, [2]);
+    assert.equal(result.passwd, 'top\n');
+    assert.equal(result.group, 'topg\n');
+  });
+
+  it('settles each file independently', async () => {
+    const mid = gz([{ path: 'etc/group', content: 'midg\n' }]);
+    const { result, opened } = await scan([base, mid, gz([{ path: 'etc/hosts', content: 'h' }])]);
+    assert.deepEqual(opened, [2, 1, 0]);
+    assert.equal(result.passwd, PASSWD);
+    assert.equal(result.group, 'midg\n');
+  });
+
+  it('honours a whiteout of /etc/passwd in an upper layer', async () => {
+    const { result, opened } = await scan([base, gz([{ path: 'etc/.wh.passwd', content: '' }])]);
+    assert.deepEqual(opened, [1, 0]);
+    assert.equal(result.passwd, undefined);
+    assert.equal(result.group, GROUP);
+  });
+
+  it('a file re-added above a whiteout wins', async () => {
+    const { result } = await scan([base, gz([{ path: 'etc/.wh.passwd', content: '' }]), gz([{ path: 'etc/passwd', content: 'again\n' }])]);
+    assert.equal(result.passwd, 'again\n');
+  });
+
+  it('an opaque /etc hides lower files but keeps files of its own layer, whatever the entry order', async () => {
+    for (const order of [
+      [{ path: 'etc/.wh..wh..opq', content: '' }, { path: 'etc/group', content: 'own\n' }],
+      [{ path: 'etc/group', content: 'own\n' }, { path: 'etc/.wh..wh..opq', content: '' }],
+    ] as LayerEntry[][]) {
+      const { result, opened } = await scan([base, gz(order, true)]);
+      assert.deepEqual(opened, [1]);
+      assert.equal(result.passwd, undefined);
+      assert.equal(result.group, 'own\n');
+    }
+  });
+
+  it('a whiteout of /etc itself or an opaque root hides lower files', async () => {
+    assert.equal((await scan([base, gz([{ path: '.wh.etc', content: '' }])])).result.passwd, undefined);
+    assert.equal((await scan([base, gz([{ path: '.wh..wh..opq', content: '' }])])).result.group, undefined);
+  });
+
+  it('treats a symlinked passwd as absent and resolves a hard link to group', async () => {
+    const { result } = await scan([base, gz([{ path: 'etc/group', content: GROUP }, { path: 'etc/passwd', type: 'hardlink', target: 'etc/group' }], true)]);
+    assert.equal(result.passwd, GROUP);
+    const sym = await scan([base, gz([{ path: 'etc/passwd', type: 'symlink', target: '/usr/lib/passwd' }])]);
+    assert.equal(sym.result.passwd, undefined);
+    assert.equal(sym.result.notes.length, 1);
+  });
+
+  it('reads uncompressed layers too and reports missing files as undefined', async () => {
+    const { result } = await scan([buildTar([{ path: 'etc/passwd', content: PASSWD }])]);
+    assert.equal(result.passwd, PASSWD);
+    assert.equal(result.group, undefined);
+  });
+
+  it('stops reading a big layer as soon as the files are found', async () => {
+    const filler = Array.from({ length: 40 }, (_, i) => ({ path: `zz/file${i}`, content: randomBytes(256 * 1024) }));
+    const big = gz([{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }, ...filler]);
+    const chunks = Array.from({ length: Math.ceil(big.length / 65536) }, (_, i) => big.subarray(i * 65536, (i + 1) * 65536));
+    let served = 0;
+    const source = Readable.from((function* () { for (const c of chunks) { served++; yield c; } })());
+    const result = await findPasswdAndGroup(1, async () => ({ stream: source }));
+    assert.equal(result.passwd, PASSWD);
+    assert.equal(result.group, GROUP);
+    assert.ok(result.bytesRead < big.length / 4, `read ${result.bytesRead} of ${big.length} bytes`);
+    assert.ok(served < chunks.length / 4, `pulled ${served} of ${chunks.length} chunks`);
+  });
+
+  it('rejects a layer whose digest does not match when read completely', async () => {
+    await assert.rejects(
+      findPasswdAndGroup(1, async () => ({ stream: Readable.from([gz([{ path: 'x', content: 'y' }])]), digest: `sha256:${'0'.repeat(64)}` })),
+      /digest/,
+    );
+  });
+});
