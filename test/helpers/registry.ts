@@ -11,7 +11,6 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
 import bcrypt from 'bcryptjs';
 import { execa } from 'execa';
 
@@ -62,8 +61,36 @@ function base64url(data: Buffer | string): string {
   return Buffer.from(data).toString('base64url');
 }
 
+/**
+ * @peculiar/x509 2.x needs a Reflect metadata polyfill (its tsyringe dependency checks for
+ * one at load time). Only the four functions it uses are provided, before loading it.
+ */
+async function loadX509(): Promise<typeof import('@peculiar/x509')> {
+  const R = Reflect as unknown as Record<string, unknown>;
+  if (typeof R['getMetadata'] !== 'function') {
+    const store = new WeakMap<object, Map<unknown, unknown>>();
+    const table = (target: object): Map<unknown, unknown> => {
+      let m = store.get(target);
+      if (!m) store.set(target, (m = new Map()));
+      return m;
+    };
+    R['defineMetadata'] = (key: unknown, value: unknown, target: object) => table(target).set(key, value);
+    R['getMetadata'] = (key: unknown, target: object): unknown => {
+      for (let t: object | null = target; t; t = Object.getPrototypeOf(t) as object | null) {
+        const m = store.get(t);
+        if (m?.has(key)) return m.get(key);
+      }
+      return undefined;
+    };
+    R['getOwnMetadata'] = (key: unknown, target: object): unknown => store.get(target)?.get(key);
+    R['metadata'] = (key: unknown, value: unknown) => (target: object) => table(target).set(key, value);
+  }
+  return import('@peculiar/x509');
+}
+
 async function makeTokenSigner(service: string, issuer: string): Promise<Omit<TokenAuth, 'realm'>> {
-  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  const x509 = await loadX509();
+  x509.cryptoProvider.set(webcrypto as never);
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const keys = {
     privateKey: await webcrypto.subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign']),
@@ -75,7 +102,7 @@ async function makeTokenSigner(service: string, issuer: string): Promise<Omit<To
     notBefore: new Date(Date.now() - 3600_000),
     notAfter: new Date(Date.now() + 24 * 3600_000),
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    keys: keys as CryptoKeyPair,
+    keys: keys as never,
     extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true)],
   });
   const certDer = Buffer.from(cert.rawData);
