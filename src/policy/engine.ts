@@ -1,0 +1,189 @@
+/**
+ * Evaluation of agent requests through OPA WebAssembly, the way the Kata agent evaluates
+ * them: query data.agent_policy.<RequestName>, treat a boolean as the decision and an object
+ * as {allowed, ops}, and apply the JSON-patch ops to data.pstate before the next request.
+ *
+ * rules.rego is compiled once (scripts/build-policy-wasm.sh) together with a shim that
+ * defines policy_data from the data document; the per-pod policy_data and the state are
+ * passed with setData.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as opaWasm from '@open-policy-agent/opa-wasm';
+import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { UserError } from '../util/errors.js';
+import { normaliseRequest } from './requests.js';
+import { rulesText, splitPolicyText } from './text.js';
+
+export interface JsonPatchOp { op: string; path: string; value?: unknown }
+
+export interface EvalResult {
+  allowed: boolean;
+  entrypoint: string;
+  ops: JsonPatchOp[];
+  /** Why the request was denied (first failed check); null when allowed. */
+  reason: string | null;
+  /** Every failed check, in the order the rules list them. */
+  failures: string[];
+}
+
+const WASM_URL = new URL('./wasm/policy.wasm', import.meta.url);
+const SHIM_URL = new URL('./wasm/data-shim.rego', import.meta.url);
+const ENTRYPOINTS_URL = new URL('./wasm/entrypoints.txt', import.meta.url);
+
+/** A compiled WebAssembly module (the DOM lib with WebAssembly types is not in our tsconfig). */
+type WasmModule = object;
+const Wasm = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => WasmModule } }).WebAssembly;
+// The ESM entry re-exports only loadPolicy by name; the synchronous loader hangs off the default export.
+const load = (opaWasm as unknown as { default: { loadPolicySync: unknown } }).default.loadPolicySync as (module: WasmModule, memory: { initial: number }) => LoadedPolicy;
+
+let builtinModule: WasmModule | undefined;
+const foreignModules = new Map<string, WasmModule>();
+
+function ourModule(): WasmModule {
+  builtinModule ??= new Wasm.Module(readFileSync(WASM_URL));
+  return builtinModule;
+}
+
+function findOpa(): string | undefined {
+  const local = fileURLToPath(new URL('../../tools/bin/opa', import.meta.url));
+  if (existsSync(local)) return local;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, 'opa'))) return join(dir, 'opa');
+  }
+  return undefined;
+}
+
+/** Compile rules that differ from ours with the opa binary (cached per rules text). */
+function compileForeignRules(rules: string): WasmModule {
+  const cached = foreignModules.get(rules);
+  if (cached) return cached;
+  const opa = findOpa();
+  if (!opa) {
+    throw new UserError('the policy\'s rules differ from the rules this version of kubectl-contrast ships, and compiling them needs `opa` on PATH (https://www.openpolicyagent.org/docs/latest/#running-opa)');
+  }
+  const names = readFileSync(ENTRYPOINTS_URL, 'utf8').split('\n').filter(Boolean)
+    .filter((n) => new RegExp(`^(default\\s+)?${n}\\b`, 'm').test(rules));
+  const dir = mkdtempSync(join(tmpdir(), 'contrast-rego-'));
+  try {
+    writeFileSync(join(dir, 'rules.rego'), rules);
+    writeFileSync(join(dir, 'shim.rego'), readFileSync(SHIM_URL));
+    const args = ['build', '-t', 'wasm', ...names.flatMap((n) => ['-e', `agent_policy/${n}`]), '-o', join(dir, 'b.tar.gz'), join(dir, 'rules.rego'), join(dir, 'shim.rego')];
+    try {
+      execFileSync(opa, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
+      throw new UserError(`opa could not compile the policy's rules: ${stderr.trim().split('\n').slice(0, 5).join('\n')}`);
+    }
+    execFileSync('tar', ['-xzf', join(dir, 'b.tar.gz'), '-C', dir, '/policy.wasm'], { stdio: 'ignore' });
+    const module = new Wasm.Module(readFileSync(join(dir, 'policy.wasm')));
+    foreignModules.set(rules, module);
+    return module;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function applyOps(state: Record<string, unknown>, ops: JsonPatchOp[]): Record<string, unknown> {
+  const next = { ...state };
+  for (const op of ops) {
+    if (!op.path.startsWith('/pstate/')) throw new Error(`policy returned an operation outside /pstate: ${op.path}`);
+    const key = op.path.slice('/pstate/'.length).replace(/~1/g, '/').replace(/~0/g, '~');
+    if (op.op === 'add' || op.op === 'replace') next[key] = op.value;
+    else if (op.op === 'remove') {
+      if (!(key in next)) throw new Error(`policy removes unknown state key ${key}`);
+      delete next[key];
+    } else throw new Error(`unsupported JSON-patch operation ${op.op}`);
+  }
+  return next;
+}
+
+/** A policy ready for evaluation, holding the agent's state between requests. */
+export class PolicyEngine {
+  private state: Record<string, unknown>;
+  private readonly entrypoints: Set<string>;
+
+  private constructor(private readonly policy: LoadedPolicy, private readonly policyData: unknown, state: Record<string, unknown>) {
+    this.entrypoints = new Set(Object.keys(policy.entrypoints as Record<string, number>));
+    this.state = state;
+    this.policy.setData({ policy_data: policyData, pstate: state });
+  }
+
+  /** An engine for our rules with the given policy data. */
+  static forData(policyData: unknown, state: Record<string, unknown> = {}): PolicyEngine {
+    return new PolicyEngine(load(ourModule(), { initial: 64 }), policyData, state);
+  }
+
+  /** An engine for a complete policy text (rules + `policy_data := …`). */
+  static forPolicyText(text: string, state: Record<string, unknown> = {}): PolicyEngine {
+    const { rules, data } = splitPolicyText(text);
+    const module = rules === rulesText() ? ourModule() : compileForeignRules(rules);
+    return new PolicyEngine(load(module, { initial: 64 }), data, state);
+  }
+
+  get pstate(): Record<string, unknown> {
+    return this.state;
+  }
+
+  setState(state: Record<string, unknown>): void {
+    this.state = state;
+    this.policy.setData({ policy_data: this.policyData, pstate: state });
+  }
+
+  /** Evaluate one request; when allowed, its state operations are applied like the agent does. */
+  evaluate(requestName: string, request: unknown): EvalResult {
+    const entrypoint = `agent_policy/${requestName}`;
+    if (!this.entrypoints.has(entrypoint)) {
+      const reason = `the policy has no rule for ${requestName}, so the agent rejects it`;
+      return { allowed: false, entrypoint, ops: [], reason, failures: [reason] };
+    }
+    const input = normaliseRequest(requestName, request);
+    let allowed = false;
+    let ops: JsonPatchOp[] = [];
+    let error: string | undefined;
+    try {
+      const rs = this.policy.evaluate(input, entrypoint) as { result: unknown }[];
+      const result = rs.length > 0 ? rs[0].result : undefined;
+      if (typeof result === 'boolean') allowed = result;
+      else if (typeof result === 'object' && result !== null) {
+        const r = result as { allowed?: unknown; ops?: unknown };
+        allowed = r.allowed === true;
+        if (allowed && Array.isArray(r.ops)) ops = r.ops as JsonPatchOp[];
+      } else {
+        error = `${requestName} is undefined in the policy (the agent treats that as an error)`;
+      }
+    } catch (err) {
+      error = `evaluation failed: ${(err as Error).message}`;
+      allowed = false;
+    }
+    if (allowed) {
+      if (ops.length > 0) {
+        try {
+          this.setState(applyOps(this.state, ops));
+        } catch (err) {
+          const reason = `the state update failed: ${(err as Error).message}`;
+          return { allowed: false, entrypoint, ops, reason, failures: [reason] };
+        }
+      }
+      return { allowed: true, entrypoint, ops, reason: null, failures: [] };
+    }
+    const failures = error ? [error] : this.explain(requestName, input);
+    return { allowed: false, entrypoint, ops: [], reason: failures[0] ?? `${requestName} is not allowed by this policy`, failures };
+  }
+
+  private explain(requestName: string, input: unknown): string[] {
+    const entrypoint = `agent_policy/explain_${requestName}`;
+    if (!this.entrypoints.has(entrypoint)) return [`${requestName} is not allowed by this policy`];
+    try {
+      const rs = this.policy.evaluate(input, entrypoint) as { result: unknown }[];
+      const r = rs[0]?.result;
+      if (Array.isArray(r) && r.length > 0) return r.map(String);
+    } catch {
+      // fall through
+    }
+    return [`${requestName} is not allowed by this policy`];
+  }
+}

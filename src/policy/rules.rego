@@ -1,0 +1,645 @@
+# kubectl-contrast agent policy.
+#
+# The Kata agent inside the confidential VM asks this policy about every request it gets
+# from the (untrusted) host: it queries data.agent_policy.<RequestName> with the request as
+# input. Anything not explicitly allowed here is denied.
+#
+# The policy text in the initdata is this file followed by `policy_data := {...}`, the
+# description of the pod (see docs/policy.md). State the agent keeps between requests lives
+# in data.pstate and is changed only through the JSON-patch `ops` CreateContainerRequest and
+# RemoveContainerRequest return.
+#
+# Every request with checks has a companion rule explain_<RequestName>: the list of failed
+# checks, in a fixed order, so tools can say why a request was denied.
+
+package agent_policy
+
+import future.keywords.contains
+import future.keywords.every
+import future.keywords.if
+import future.keywords.in
+
+# ---------------------------------------------------------------------------------------
+# Requests without content worth checking: allowed.
+default DestroySandboxRequest := true
+default GetOOMEventRequest := true
+default GuestDetailsRequest := true
+default OnlineCPUMemRequest := true
+default RemoveStaleVirtiofsShareMountsRequest := true
+default SignalProcessRequest := true
+default StartContainerRequest := true
+default StatsContainerRequest := true
+default TtyWinResizeRequest := true
+default WaitProcessRequest := true
+
+# Requests a confidential pod never needs: denied.
+default AddSwapPathRequest := false
+default AddSwapRequest := false
+default GetIPTablesRequest := false
+default GetMetricsRequest := false
+default ListInterfacesRequest := false
+default ListRoutesRequest := false
+default MemAgentCompactConfig := false
+default MemAgentMemcgConfig := false
+default MemHotplugByProbeRequest := false
+default PauseContainerRequest := false
+default ReseedRandomDevRequest := false
+default ResizeVolumeRequest := false
+default ResumeContainerRequest := false
+default SetGuestDateTimeRequest := false
+default SetIPTablesRequest := false
+default SetPolicyRequest := false
+default StartTracingRequest := false
+default StopTracingRequest := false
+default UpdateContainerRequest := false
+default VolumeStatsRequest := false
+
+# Requests allowed only when checked (rules below).
+default CreateContainerRequest := false
+default CreateSandboxRequest := false
+default ExecProcessRequest := false
+default CopyFileRequest := false
+default RemoveContainerRequest := false
+default UpdateInterfaceRequest := false
+default UpdateRoutesRequest := false
+default AddARPNeighborsRequest := false
+
+# Switched by policy_data.request_defaults.
+default CloseStdinRequest := false
+default ReadStreamRequest := false
+default WriteStreamRequest := false
+default UpdateEphemeralMountsRequest := false
+default GetDiagnosticDataRequest := false
+
+CloseStdinRequest if policy_data.request_defaults.CloseStdinRequest == true
+
+ReadStreamRequest if policy_data.request_defaults.ReadStreamRequest == true
+
+WriteStreamRequest if policy_data.request_defaults.WriteStreamRequest == true
+
+UpdateEphemeralMountsRequest if policy_data.request_defaults.UpdateEphemeralMountsRequest == true
+
+GetDiagnosticDataRequest if policy_data.request_defaults.GetDiagnosticDataRequest == true
+
+# ---------------------------------------------------------------------------------------
+# State.
+
+default state := {}
+
+state := data.pstate
+
+has_state(key) if {
+	_ = state[key]
+}
+
+# [] when the state already holds key = value, an add operation when key is new, undefined
+# when the state holds a different value.
+state_op(key, value) := [] if {
+	state[key] == value
+}
+
+state_op(key, value) := [{"op": "add", "path": concat("", ["/pstate/", key]), "value": value}] if {
+	not has_state(key)
+}
+
+# Failed checks of a check list: [[message, passed], ...].
+failures(checks) := [msg |
+	some c in checks
+	c[1] != true
+	msg := c[0]
+]
+
+# ---------------------------------------------------------------------------------------
+# CreateContainerRequest
+
+cc_anno := input.OCI.Annotations
+
+cc_index := 0 if cc_anno["io.kubernetes.cri.container-type"] == "sandbox"
+
+cc_index := i if {
+	cc_anno["io.kubernetes.cri.container-type"] == "container"
+	some i, c in policy_data.containers
+	i > 0
+	c.name == cc_anno["io.kubernetes.cri.container-name"]
+}
+
+cc_p := policy_data.containers[cc_index]
+
+cc_pause if cc_index == 0
+
+cc_sandbox_id := cc_anno["io.kubernetes.cri.sandbox-id"]
+
+cc_sandbox_name := cc_anno["io.kubernetes.cri.sandbox-name"]
+
+cc_namespace := cc_anno["io.kubernetes.cri.sandbox-namespace"]
+
+cc_ops := array.concat(
+	array.concat(state_op("sandbox_name", cc_sandbox_name), state_op("namespace", cc_namespace)),
+	array.concat(state_op("sandbox_id", cc_sandbox_id), state_op(input.container_id, cc_index)),
+)
+
+default cc_gate := false
+
+cc_gate if {
+	count(input.shared_mounts) == 0
+	is_null(input.string_user)
+	is_null(input.OCI.Hooks)
+	is_null(input.OCI.Solaris)
+	is_null(input.OCI.Windows)
+	linux := input.OCI.Linux
+	is_null(linux.IntelRdt)
+	is_null(linux.Seccomp)
+	count(linux.UIDMappings) == 0
+	count(linux.GIDMappings) == 0
+	linux.MountLabel == ""
+	linux.RootfsPropagation == ""
+	resources_ok(linux.Resources)
+	input.OCI.Process.SelinuxLabel == ""
+	input.OCI.Process.User.Username == ""
+}
+
+resources_ok(r) if is_null(r)
+
+resources_ok(r) if {
+	not is_null(r)
+	count(r.Devices) == 0
+	is_null(r.BlockIO)
+	is_null(r.Network)
+	is_null(r.Pids)
+}
+
+default cc_known := false
+
+cc_known if cc_p
+
+default cc_ids := false
+
+cc_ids if {
+	regex.match("^[a-f0-9]{64}$", input.container_id)
+	regex.match("^[a-f0-9]{64}$", cc_sandbox_id)
+}
+
+default cc_state := false
+
+cc_state if cc_ops
+
+default cc_version := false
+
+cc_version if input.OCI.Version == cc_p.OCI.Version
+
+default cc_root := false
+
+cc_root if {
+	input.OCI.Root.Readonly == cc_p.OCI.Root.Readonly
+	input.OCI.Root.Path == replace(cc_p.OCI.Root.Path, "$(bundle-id)", input.container_id)
+}
+
+default cc_sandbox_name_ok := false
+
+cc_sandbox_name_ok if regex.match(cc_p.OCI.Annotations["io.kubernetes.cri.sandbox-name"], cc_sandbox_name)
+
+default cc_namespace_ok := false
+
+cc_namespace_ok if regex.match(cc_p.OCI.Annotations["io.kubernetes.cri.sandbox-namespace"], cc_namespace)
+
+# Fill the run-time placeholders of a policy regex with this request's (checked) values.
+cc_fill(p) := p if not contains(p, "$(")
+
+cc_fill(p) := out if {
+	contains(p, "$(")
+	out := replace(
+		replace(
+			replace(
+				replace(p, "$(bundle-id)", input.container_id),
+				"$(sandbox-id)", cc_sandbox_id,
+			),
+			"$(sandbox-name)", replace(cc_sandbox_name, ".", "\\."),
+		),
+		"$(sandbox-namespace)", cc_namespace,
+	)
+}
+
+cc_required_annotations := ["io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id", "io.kubernetes.cri.sandbox-name", "io.kubernetes.cri.sandbox-namespace"]
+
+default cc_annotations := false
+
+cc_annotations if {
+	every k in cc_required_annotations {
+		_ = cc_anno[k]
+	}
+	every k, v in cc_anno {
+		annotation_ok(k, v)
+	}
+}
+
+annotation_ok(k, v) if regex.match(cc_fill(cc_p.OCI.Annotations[k]), v)
+
+annotation_ok(k, _) if {
+	not cc_p.OCI.Annotations[k]
+	startswith(k, "io.kubernetes.cri.")
+}
+
+default cc_image := false
+
+cc_image if {
+	pulls := [s | some s in input.storages; s.driver == "image_guest_pull"]
+	count(pulls) == 1
+	s := pulls[0]
+	regex.match(cc_p.image_source, s.source)
+	s.fstype == "overlay"
+	is_null(s.fs_group)
+	s.shared == false
+	count(s.options) == 0
+	s.mount_point == input.OCI.Root.Path
+}
+
+default cc_storages := false
+
+cc_storages if {
+	every s in input.storages {
+		storage_ok(s)
+	}
+}
+
+storage_ok(s) if s.driver == "image_guest_pull"
+
+storage_ok(s) if {
+	some p in cc_p.storages
+	p.driver == s.driver
+	p.driver_options == s.driver_options
+	p.fstype == s.fstype
+	p.options == s.options
+	p.fs_group == s.fs_group
+	p.shared == s.shared
+	regex.match(cc_fill(p.source), s.source)
+	regex.match(cc_fill(p.mount_point), s.mount_point)
+}
+
+cc_policy_mounts := {m.destination: m | some m in cc_p.OCI.Mounts}
+
+default cc_mounts := false
+
+cc_mounts if {
+	destinations := {m.destination | some m in input.OCI.Mounts}
+	count(destinations) == count(input.OCI.Mounts)
+	every m in input.OCI.Mounts {
+		mount_ok(m)
+	}
+}
+
+mount_ok(m) if {
+	p := cc_policy_mounts[m.destination]
+	p.type_ == m.type_
+	p.options == m.options
+	regex.match(cc_fill(p.source), m.source)
+}
+
+default cc_devices := false
+
+cc_devices if {
+	every d in input.devices {
+		some p in cc_p.devices
+		p.container_path == d.container_path
+	}
+	every d in input.OCI.Linux.Devices {
+		some p in cc_p.OCI.Linux.Devices
+		p.Path == d.Path
+	}
+}
+
+default cc_pidns := false
+
+cc_pidns if input.sandbox_pidns == cc_p.sandbox_pidns
+
+default cc_namespaces := false
+
+cc_namespaces if {
+	got := [{"Type": n.Type, "Path": n.Path} | some n in input.OCI.Linux.Namespaces; not n.Type in {"network", "cgroup"}]
+	got == cc_p.OCI.Linux.Namespaces
+}
+
+default cc_paths := false
+
+cc_paths if {
+	masked := {p | some p in input.OCI.Linux.MaskedPaths}
+	every p in cc_p.OCI.Linux.MaskedPaths {
+		p in masked
+	}
+	readonly := {p | some p in input.OCI.Linux.ReadonlyPaths}
+	every p in cc_p.OCI.Linux.ReadonlyPaths {
+		readonly_ok(p, readonly, masked)
+	}
+}
+
+readonly_ok(p, readonly, _) if p in readonly
+
+readonly_ok(p, _, masked) if p in masked
+
+default cc_sysctl := false
+
+cc_sysctl if {
+	every k, v in input.OCI.Linux.Sysctl {
+		cc_p.OCI.Linux.Sysctl[k] == v
+	}
+}
+
+cc_process := input.OCI.Process
+
+default cc_args := false
+
+cc_args if args_ok(cc_process.Args, cc_p.OCI.Process)
+
+default cc_env := false
+
+cc_env if env_ok(cc_process.Env, cc_p.OCI.Process)
+
+default cc_cwd := false
+
+cc_cwd if cc_process.Cwd == cc_p.OCI.Process.Cwd
+
+default cc_terminal := false
+
+cc_terminal if cc_process.Terminal == cc_p.OCI.Process.Terminal
+
+default cc_nnp := false
+
+cc_nnp if cc_process.NoNewPrivileges == cc_p.OCI.Process.NoNewPrivileges
+
+default cc_user := false
+
+cc_user if user_ok(cc_process.User, cc_p.OCI.Process.User)
+
+default cc_caps := false
+
+cc_caps if {
+	caps := cc_process.Capabilities
+	pcaps := cc_p.OCI.Process.Capabilities
+	every k in ["Ambient", "Bounding", "Effective", "Inheritable", "Permitted"] {
+		{c | some c in caps[k]} == {c | some c in pcaps[k]}
+	}
+}
+
+cc_checks := [
+	["the request uses a field the policy never allows (hooks, seccomp, shared mounts, string_user, ID mappings, SELinux/mount labels, device or I/O cgroup resources)", cc_gate],
+	["the container is not one of the pod's containers (io.kubernetes.cri.container-type / container-name annotations)", cc_known],
+	["the container id or sandbox id is malformed", cc_ids],
+	["the sandbox name does not match the pod's name pattern (io.kubernetes.cri.sandbox-name)", cc_sandbox_name_ok],
+	["the namespace differs from the policy (io.kubernetes.cri.sandbox-namespace)", cc_namespace_ok],
+	["the sandbox name, namespace or sandbox id differs from an earlier container of this pod", cc_state],
+	["an annotation is missing, unexpected or has a value the policy does not allow", cc_annotations],
+	["the OCI version differs", cc_version],
+	["the root filesystem path or its read-only flag differs", cc_root],
+	["the image is not the pinned image (guest-pull storage source must carry the policy's digest)", cc_image],
+	["the command line (args) differs", cc_args],
+	["the environment differs (a variable is missing, changed or not allowed)", cc_env],
+	["the working directory differs", cc_cwd],
+	["the user, group or supplementary groups differ", cc_user],
+	["the capabilities differ", cc_caps],
+	["no_new_privileges differs", cc_nnp],
+	["the terminal flag differs", cc_terminal],
+	["a mount is not allowed (unknown destination, other source, type or options)", cc_mounts],
+	["a storage is not allowed", cc_storages],
+	["a device is not allowed", cc_devices],
+	["the Linux namespaces differ", cc_namespaces],
+	["masked or read-only paths are missing", cc_paths],
+	["a sysctl is not allowed", cc_sysctl],
+	["sandbox_pidns differs", cc_pidns],
+]
+
+explain_CreateContainerRequest := failures(cc_checks)
+
+CreateContainerRequest := {"allowed": true, "ops": cc_ops} if {
+	count(failures(cc_checks)) == 0
+}
+
+# ---------------------------------------------------------------------------------------
+# Process checks shared by CreateContainerRequest and ExecProcessRequest.
+
+args_ok(args, p) if {
+	count(args) == count(p.Args)
+	every i, a in args {
+		arg_ok(i, a, p)
+	}
+}
+
+arg_ok(i, a, p) if a == p.Args[i]
+
+arg_ok(i, a, p) if regex.match(p.ArgsRegex[format_int(i, 10)], a)
+
+env_ok(env, p) if {
+	literal := {e | some e in p.Env}
+	given := {e | some e in env}
+	names := {n | some e in env; n := env_name(e)}
+	every e in env {
+		env_var_ok(e, literal, p)
+	}
+	every e in p.Env {
+		e in given
+	}
+	every n, _ in p.EnvRegex {
+		n in names
+	}
+}
+
+env_name(e) := substring(e, 0, indexof(e, "="))
+
+env_var_ok(e, literal, _) if e in literal
+
+env_var_ok(e, _, p) if regex.match(p.EnvRegex[env_name(e)], e)
+
+env_var_ok(e, _, p) if {
+	not p.EnvRegex[env_name(e)]
+	not env_name_in_policy(env_name(e), p)
+	some r in policy_data.request_defaults.CreateContainerRequest.allow_env_regex
+	regex.match(r, e)
+}
+
+env_name_in_policy(n, p) if {
+	some e in p.Env
+	env_name(e) == n
+}
+
+user_ok(u, p) if {
+	u.UID == p.UID
+	u.GID == p.GID
+	{g | some g in u.AdditionalGids} == {g | some g in p.AdditionalGids}
+}
+
+# ---------------------------------------------------------------------------------------
+# ExecProcessRequest: only the pod's probe and hook commands (and commands the settings
+# allow) in a container created earlier.
+
+ep_index := state[input.container_id]
+
+ep_p := policy_data.containers[ep_index]
+
+ep_process := input.process
+
+default ep_gate := false
+
+ep_gate if {
+	is_null(input.string_user)
+	not is_null(ep_process)
+	is_null(ep_process.Capabilities)
+	ep_process.SelinuxLabel == ""
+	ep_process.ApparmorProfile == ""
+	ep_process.User.Username == ""
+}
+
+default ep_known := false
+
+ep_known if ep_p
+
+default ep_command := false
+
+ep_command if {
+	ep_process.Args in ep_p.exec_commands
+	ep_process.Terminal == false
+}
+
+ep_command if ep_process.Args in policy_data.request_defaults.ExecProcessRequest.allowed_commands
+
+ep_command if {
+	some r in policy_data.request_defaults.ExecProcessRequest.regex
+	regex.match(r, concat(" ", ep_process.Args))
+}
+
+default ep_user := false
+
+ep_user if user_ok(ep_process.User, ep_p.OCI.Process.User)
+
+default ep_env := false
+
+ep_env if env_ok(ep_process.Env, ep_p.OCI.Process)
+
+default ep_cwd := false
+
+ep_cwd if ep_process.Cwd == ep_p.OCI.Process.Cwd
+
+default ep_nnp := false
+
+ep_nnp if ep_process.NoNewPrivileges == ep_p.OCI.Process.NoNewPrivileges
+
+ep_checks := [
+	["the request uses a field the policy never allows (string_user, capabilities, SELinux/AppArmor labels, user name) or has no process", ep_gate],
+	["the container was not created under this policy", ep_known],
+	["the command is not a probe or hook command of this container and not allowed by the settings", ep_command],
+	["the user, group or supplementary groups differ from the container's", ep_user],
+	["the environment differs from the container's", ep_env],
+	["the working directory differs from the container's", ep_cwd],
+	["no_new_privileges differs from the container's", ep_nnp],
+]
+
+explain_ExecProcessRequest := failures(ep_checks)
+
+ExecProcessRequest if count(failures(ep_checks)) == 0
+
+# ---------------------------------------------------------------------------------------
+# RemoveContainerRequest: forget the container.
+
+RemoveContainerRequest := {"allowed": true, "ops": [{"op": "remove", "path": concat("", ["/pstate/", input.container_id])}]} if {
+	has_state(input.container_id)
+}
+
+RemoveContainerRequest := {"allowed": true, "ops": []} if {
+	not has_state(input.container_id)
+}
+
+# ---------------------------------------------------------------------------------------
+# CreateSandboxRequest
+
+default cs_gate := false
+
+cs_gate if {
+	input.guest_hook_path == ""
+	count(input.kernel_modules) == 0
+	input.sandbox_pidns == false
+}
+
+default cs_storages := false
+
+cs_storages if {
+	every s in input.storages {
+		s in policy_data.sandbox.storages
+	}
+}
+
+cs_checks := [
+	["guest hooks, kernel modules or a sandbox PID namespace were requested", cs_gate],
+	["a sandbox storage differs from the policy", cs_storages],
+]
+
+explain_CreateSandboxRequest := failures(cs_checks)
+
+CreateSandboxRequest if count(failures(cs_checks)) == 0
+
+# ---------------------------------------------------------------------------------------
+# CopyFileRequest (the agent's pre-processed form: path, file_type, symlink_target, ...)
+
+default cf_type := false
+
+cf_type if input.file_type in {"Regular", "Directory", "Symlink"}
+
+default cf_path := false
+
+cf_path if {
+	not regex.match("(^|/)\\.\\.(/|$)", input.path)
+	some r in policy_data.request_defaults.CopyFileRequest
+	regex.match(r, input.path)
+}
+
+default cf_symlink := false
+
+cf_symlink if input.file_type != "Symlink"
+
+cf_symlink if {
+	input.file_type == "Symlink"
+	is_string(input.symlink_target)
+	input.symlink_target != ""
+	not startswith(input.symlink_target, "/")
+	not regex.match("(^|/)\\.\\.(/|$)", input.symlink_target)
+}
+
+cf_checks := [
+	["the file type is not a regular file, directory or symlink", cf_type],
+	["the path is outside the directories the runtime may copy to", cf_path],
+	["the symlink target is absolute or leaves its directory", cf_symlink],
+]
+
+explain_CopyFileRequest := failures(cf_checks)
+
+CopyFileRequest if count(failures(cf_checks)) == 0
+
+# ---------------------------------------------------------------------------------------
+# Guest networking.
+
+UpdateInterfaceRequest if {
+	d := policy_data.request_defaults.UpdateInterfaceRequest
+	i := input.interface
+	bits.and(i.raw_flags, bits.negate(d.allow_raw_flags)) == 0
+	not i.name in d.forbidden_names
+	not i.hwAddr in d.forbidden_hw_addrs
+}
+
+UpdateRoutesRequest if {
+	d := policy_data.request_defaults.UpdateRoutesRequest
+	every r in input.routes.Routes {
+		not r.device in d.forbidden_device_names
+		every re in d.forbidden_source_regex {
+			not regex.match(re, r.source)
+		}
+	}
+}
+
+AddARPNeighborsRequest if {
+	d := policy_data.request_defaults.AddARPNeighborsRequest
+	every n in input.neighbors.ARPNeighbors {
+		not n.device in d.forbidden_device_names
+		n.toIPAddress.mask == ""
+		every re in d.forbidden_cidrs_regex {
+			not regex.match(re, n.toIPAddress.address)
+		}
+		n.state in d.allowed_states
+		bits.or(n.flags, 136) == 136
+	}
+}
