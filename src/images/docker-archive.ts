@@ -72,12 +72,13 @@ async function indexTar(fh: FileHandle, where: string): Promise<Map<string, TarE
   let longName: string | undefined;
   let longLink: string | undefined;
   const size = (await fh.stat()).size;
+  const magic = Buffer.alloc(4);
+  await fh.read(magic, 0, 4, 0);
+  if (magic[0] === 0x1f && magic[1] === 0x8b) throw new Error(`${where}: the archive is gzip-compressed; decompress it first (gunzip)`);
+  if (magic.readUInt32LE(0) === 0xfd2fb528) throw new Error(`${where}: the archive is zstd-compressed; decompress it first (zstd -d)`);
   for (;;) {
     if (offset + 512 > size) break;
     await fh.read(header, 0, 512, offset);
-    if (offset === 0 && header[0] === 0x1f && header[1] === 0x8b) {
-      throw new Error(`${where}: the archive is gzip-compressed; decompress it first (gunzip)`);
-    }
     if (header.every((b) => b === 0)) break;
     let sum = 0;
     for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!;

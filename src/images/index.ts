@@ -219,7 +219,7 @@ export class ImageResolver implements ImageResolverLike {
       }
       for (const file of this.options.dockerArchives ?? []) {
         try {
-          out.push(await DockerArchive.open(file));
+          out.push(await DockerArchive.open(file, this.warn));
         } catch (err) {
           throw new UserError(errorMessage(err));
         }

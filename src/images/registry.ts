@@ -195,7 +195,6 @@ export class RegistryClient {
 
   /** fetch with retries on network errors and transient statuses. */
   private async send(url: string, init: RequestInit, signal?: AbortSignal, streaming = false): Promise<Response> {
-    let lastError: unknown;
     for (let attempt = 1; ; attempt++) {
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const signals = signal ? AbortSignal.any([signal, timeout]) : timeout;
@@ -209,12 +208,8 @@ export class RegistryClient {
           // A streamed body must outlive the header timeout; it is bounded by the caller's signal.
           signal: streaming ? (signal ?? null) : signals,
         });
-        if (streaming && !res.ok) {
-          // keep going: the status decides
-        }
       } catch (err) {
         if (signal?.aborted) throw err;
-        lastError = err;
         const code = errorCode(err);
         const unreachable = code !== undefined && UNREACHABLE_CODES.has(code);
         const limit = unreachable ? Math.min(3, this.retry.attempts) : this.retry.attempts;
@@ -231,7 +226,6 @@ export class RegistryClient {
         await sleep(wait, signal);
         continue;
       }
-      void lastError;
       return res;
     }
   }
