@@ -30,15 +30,15 @@ export function intermediateName(product: SnpProduct, kind: 'vcek' | 'vlek'): st
 
 export function verifySnpChain(input: SnpChainInput): X509Certificate {
   const { product, kind, signer, ask, now } = input;
+  const askName = intermediateName(product, kind);
+  ensure(commonName(ask.subject) === askName, 'snp.ask.subject', `the ${kind === 'vcek' ? 'ASK' : 'ASVK'} is for another product or key type`,
+    `CN=${askName}`, `CN=${commonName(ask.subject) ?? '<none>'}`);
+
   const ark = pinnedCertificate(AMD_ARKS[product]);
   if (input.ark && input.ark !== ark && !input.ark.raw.equals(ark.raw)) {
     throw new AttestationError('snp.ark.pinned', `the supplied ARK is not AMD's pinned ARK-${product}`,
       `sha256 ${AMD_ARKS[product].sha256}`, `sha256 ${fingerprint256(input.ark)} (${commonName(input.ark.subject) ?? 'no CN'})`);
   }
-  const askName = intermediateName(product, kind);
-  ensure(commonName(ask.subject) === askName, 'snp.ask.subject', `the ${kind === 'vcek' ? 'ASK' : 'ASVK'} is for another product or key type`,
-    `CN=${askName}`, `CN=${commonName(ask.subject) ?? '<none>'}`);
-
   const cached = verifiedLinks.get(signer);
   if (!cached || cached.ask !== ask || cached.ark !== ark) {
     checkIssuedBy(ask, ark, 'snp.ask.signature', `${askName} must be signed by ARK-${product}`);

@@ -143,7 +143,7 @@ function verifyReportSignature(report: SnpReport, signer: X509Certificate): void
 }
 
 /** The key certificate must be for this product, this TCB and (for VCEKs) this chip. */
-function matchCertificateToReport(cert: AmdKeyCertificate, report: SnpReport, product: SnpProduct, reported: SnpTcb): void {
+export function matchCertificateToReport(cert: AmdKeyCertificate, report: SnpReport, product: SnpProduct, reported: SnpTcb): void {
   ensure(productLine(cert.productName) === product, 'snp.vcek.product', 'the VCEK/VLEK is for another product line', product, cert.productName);
   const spl: SnpTcb = product === 'Turin' ? { ...cert.spl, fmc: cert.spl.fmc ?? -1 } : { ...cert.spl };
   const diff = firstDifferent(spl, reported);
