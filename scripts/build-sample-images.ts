@@ -91,6 +91,20 @@ const samples: Sample[] = [
     },
   },
   {
+    ref: 'ghcr.io/kubectl-contrast/coordinator:v0.1.0',
+    files: [
+      { path: 'etc/passwd', content: lines(basePasswd) },
+      { path: 'etc/group', content: lines(baseGroup) },
+      { path: 'bin/coordinator', content: '#!/bin/sh\n# placeholder: the real binary is the kubectl-contrast coordinator\n', mode: 0o755 },
+    ],
+    config: {
+      Env: [PATH],
+      Entrypoint: ['/bin/coordinator'],
+      WorkingDir: '/',
+      ExposedPorts: { '1313/tcp': {}, '7777/tcp': {} },
+    },
+  },
+  {
     ref: 'ghcr.io/kubectl-contrast/service-mesh-proxy:v0.1.0',
     files: [
       { path: 'etc/passwd', content: lines(basePasswd) },

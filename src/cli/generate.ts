@@ -6,8 +6,9 @@ import { UsageError } from '../util/errors.js';
 import { Diagnostics } from '../generate/diagnostics.js';
 import { STDIN } from '../manifests/inputs.js';
 import { workspaceOptions, type WorkspaceArgs } from './workspace-options.js';
+import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
 
-interface GenerateArgs extends WorkspaceArgs {
+interface GenerateArgs extends WorkspaceArgs, ImageArgs {
   paths: string[];
   output?: string;
   platform?: string;
@@ -22,7 +23,7 @@ interface GenerateArgs extends WorkspaceArgs {
 export const generateCommand: CommandModule<object, GenerateArgs> = {
   command: 'generate [paths..]',
   describe: 'Make workloads with runtimeClassName contrast-cc confidential: inject the Initializer and service mesh, compute their policies, update manifest.json',
-  builder: (y: Argv) => workspaceOptions(y)
+  builder: (y: Argv) => imageOptions(workspaceOptions(y))
     .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories (recursively *.yaml, *.yml); "-" or nothing for standard input' })
     .option('output', { alias: 'o', type: 'string', describe: 'Write all resources to this file ("-" for stdout) instead of editing the inputs in place' })
     .option('platform', { alias: 'reference-values', type: 'string', choices: platformIds(), describe: 'Platform for workloads with runtimeClassName contrast-cc (contrast-cc-<platform> selects one per workload)' })
@@ -38,7 +39,8 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     })
     .example('$0 generate --platform metal-qemu-snp deployment/', 'Rewrite every YAML file under deployment/ in place')
     .example('helm template my-app ./chart | $0 generate --platform metal-qemu-tdx - > resources.yaml', 'Transform a stream')
-    .example('$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml', 'Write the result elsewhere; keys and manifest.json go to ./contrast'),
+    .example('$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml', 'Write the result elsewhere; keys and manifest.json go to ./contrast')
+    .example('$0 generate --offline --oci-layout ./images --platform insecure-sim app.yaml', 'Take images from a local OCI layout, never from the network'),
   handler: async (argv) => {
     const paths = argv.paths.length === 0 ? [STDIN] : argv.paths;
     const diagnostics = new Diagnostics();
@@ -53,6 +55,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       workloadOwnerKeys: argv['add-workload-owner-key'],
       seedshareOwnerKeys: argv['add-seedshare-owner-key'],
       disableUpdates: argv['disable-updates'],
+      imageResolver: imageResolverFrom(argv),
     }, diagnostics);
     for (const w of result.diagnostics.warnings) process.stderr.write(`Warning: ${Diagnostics.format(w)}\n`);
     const summary = writeGenerateResult(result, { output: argv.output, toStdout: argv.output === undefined && paths.includes(STDIN) }, argv);

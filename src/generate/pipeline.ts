@@ -18,6 +18,9 @@ import { encodePolicy, INITDATA_ANNOTATION } from '../policy/initdata.js';
 import { Diagnostics } from './diagnostics.js';
 import { defaultWorkloadSecretId } from './workload-secret.js';
 import { policyTextFor } from './policy-step.js';
+import { imagesOf, pinImages, resolveImages } from './image-step.js';
+import type { ImageResolverLike } from '../images/types.js';
+import { replaceImage } from '../platforms/images.js';
 import { buildManifest, type ManifestOptions } from './manifest-step.js';
 import type { Manifest, PolicyEntry } from '../workspace/manifest.js';
 
@@ -29,6 +32,8 @@ export interface GenerateOptions extends ManifestOptions {
   imageReplacementsFile?: string;
   /** Overrides `coordinator-ready.<namespace of the Coordinator>`. */
   coordinatorHost?: string;
+  /** Resolves workload images to digests, configs and passwd/group for the policies. */
+  imageResolver: ImageResolverLike;
 }
 
 export interface ConfidentialWorkload {
@@ -80,6 +85,16 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
       images: { initializer: INJECTED_IMAGES.initializer, serviceMesh: INJECTED_IMAGES.serviceMesh },
       replacements,
     }, w.resource.location);
+  }
+
+  const pauseRef = replaceImage(INJECTED_IMAGES.pause, replacements);
+  const images = await resolveImages(options.imageResolver, [pauseRef, ...workloads.flatMap((w) => imagesOf(w.template.spec))]);
+  for (const w of workloads) {
+    try {
+      pinImages(w.template.spec, images);
+    } catch (err) {
+      throw err instanceof UserError ? err.withLocation(w.resource.location) : err;
+    }
   }
 
   const policies: Record<string, PolicyEntry> = {};

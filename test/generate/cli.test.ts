@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import { runCli, REPO_ROOT } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { docs } from './harness.js';
+import { SAMPLE_IMAGES } from '../helpers/images.js';
+
+/** Offline image source for every run: the committed sample images. */
+const IMG = ['--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache'];
 
 const SAMPLES = join(REPO_ROOT, 'samples', 'plain');
 
@@ -36,7 +40,7 @@ describe('kubectl contrast generate (CLI)', function () {
     const app = sampleCopy();
     const before = snapshot(app);
     const ws = join(dir, 'ws');
-    const r = runCli(['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, app]);
+    const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, app]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '', 'in-place mode prints no data');
     assert.match(r.stderr, /4 confidential workloads written in place \(4 of 4 files changed\)/);
@@ -54,7 +58,7 @@ describe('kubectl contrast generate (CLI)', function () {
     // A second run changes nothing and keeps the keys.
     const keys = ['workload-owner.pem', 'seedshare-owner.pem'].map((k) => readFileSync(join(ws, k), 'utf8'));
     const manifestText = readFileSync(join(ws, 'manifest.json'), 'utf8');
-    const again = runCli(['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, app]);
+    const again = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, app]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /\(0 of 4 files changed\).*unchanged/);
     assert.deepEqual(snapshot(app), after);
@@ -64,7 +68,7 @@ describe('kubectl contrast generate (CLI)', function () {
 
   it('reads standard input and writes standard output', () => {
     const input = readFileSync(join(SAMPLES, 'web.yaml'), 'utf8');
-    const r = runCli(['generate', '--platform', 'insecure-sim', '--workspace-dir', join(dir, 'ws'), '-'], { input });
+    const r = runCli(['generate', ...IMG, '--platform', 'insecure-sim', '--workspace-dir', join(dir, 'ws'), '-'], { input });
     assert.equal(r.code, 0, r.stderr);
     const out = docs(r.stdout);
     assert.equal(out.length, 3);
@@ -76,7 +80,7 @@ describe('kubectl contrast generate (CLI)', function () {
     const app = sampleCopy();
     const before = snapshot(app);
     const out = join(dir, 'out.yaml');
-    const r = runCli(['generate', '--platform', 'metal-qemu-tdx', '--workspace-dir', join(dir, 'ws'), '-o', out, app]);
+    const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-tdx', '--workspace-dir', join(dir, 'ws'), '-o', out, app]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(snapshot(app), before);
     const kinds = docs(readFileSync(out, 'utf8')).map((d) => d.kind);
@@ -86,7 +90,7 @@ describe('kubectl contrast generate (CLI)', function () {
   it('uses an explicit workload owner key and --disable-updates', () => {
     const ws = join(dir, 'ws');
     const input = readFileSync(join(SAMPLES, 'worker.yaml'), 'utf8');
-    const ok = runCli(['generate', '--platform', 'insecure-sim', '--workspace-dir', ws, '-d', '-'], { input });
+    const ok = runCli(['generate', ...IMG, '--platform', 'insecure-sim', '--workspace-dir', ws, '-d', '-'], { input });
     assert.equal(ok.code, 0, ok.stderr);
     const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8'));
     assert.deepEqual(manifest.WorkloadOwnerPubKeys, []);
@@ -131,7 +135,7 @@ describe('kubectl contrast generate (CLI)', function () {
         const p = join(dir, 'x.yaml');
         mkdirSync(join(p, 'inner'), { recursive: true });
         writeFileSync(join(p, 'inner', 'y.yml'), 'a: [\n');
-        const r = runCli(['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', join(dir, 'ws'), p]);
+        const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', join(dir, 'ws'), p]);
         assert.equal(r.code, 1);
         assert.match(r.stderr, /y\.yml, document 1: invalid YAML/);
         return;
@@ -139,7 +143,7 @@ describe('kubectl contrast generate (CLI)', function () {
       const p = join(dir, 'x.yaml');
       writeFileSync(p, 'kind: ConfigMap\n');
       chmodSync(p, 0);
-      const r = runCli(['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', join(dir, 'ws'), p]);
+      const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', join(dir, 'ws'), p]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /x\.yaml: cannot read input: permission denied/);
     });
@@ -148,7 +152,7 @@ describe('kubectl contrast generate (CLI)', function () {
       const ws = join(dir, 'ws');
       mkdirSync(ws);
       writeFileSync(join(ws, 'manifest.json'), '{"Policies": [}');
-      const r = runCli(['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-'], { input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8') });
+      const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-'], { input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8') });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /manifest\.json: manifest is not valid JSON/);
       assert.equal(readFileSync(join(ws, 'manifest.json'), 'utf8'), '{"Policies": [}');
@@ -158,9 +162,9 @@ describe('kubectl contrast generate (CLI)', function () {
     it('a workload owner key of the wrong type', () => {
       const ws = join(dir, 'ws');
       const rsa = join(dir, 'rsa.pem');
-      runCli(['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-'], { input: 'kind: ConfigMap\n' });
+      runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-'], { input: 'kind: ConfigMap\n' });
       cpSync(join(ws, 'seedshare-owner.pem'), rsa);
-      const r = runCli(['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-w', rsa, '-'], { input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8') });
+      const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-w', rsa, '-'], { input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8') });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /rsa\.pem: a workload owner key must be ECDSA P-384, found rsa 4096 bits/);
       assert.equal(r.stdout, '');
@@ -172,7 +176,7 @@ describe('kubectl contrast generate (CLI)', function () {
     assert.equal(root.code, 0);
     assert.match(root.stdout, /kubectl contrast <command>/);
     assert.match(root.stdout, /generate/);
-    const help = runCli(['generate', '-h']);
+    const help = runCli(['generate', ...IMG, '-h']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Examples:/);
     assert.match(help.stdout, /--platform/);

@@ -2,6 +2,7 @@
 import { parseAllDocuments } from 'yaml';
 import { generateFromInputs, type GenerateOptions, type GenerateResult } from '../../src/generate/pipeline.js';
 import { tempDir } from '../helpers/tmp.js';
+import { testResolver } from '../helpers/images.js';
 
 let sharedWorkspace: string | undefined;
 export function workspace(): string {
@@ -12,7 +13,7 @@ export function workspace(): string {
 export async function gen(text: string, options: Partial<GenerateOptions> = {}, name = 'input.yaml'): Promise<GenerateResult> {
   return generateFromInputs([{ name, path: name, text }], {
     inputs: [name], platform: 'metal-qemu-snp', skipInitializer: false, workspaceDir: workspace(),
-    workloadOwnerKeys: [], seedshareOwnerKeys: [], disableUpdates: false, ...options,
+    workloadOwnerKeys: [], seedshareOwnerKeys: [], disableUpdates: false, imageResolver: testResolver(), ...options,
   });
 }
 

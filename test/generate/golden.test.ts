@@ -1,0 +1,53 @@
+/**
+ * Golden output of `generate` on samples/plain. After an intended change, refresh with
+ * `UPDATE_GOLDEN=1 npx mocha test/generate/golden.test.ts` and review the diff.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli, REPO_ROOT } from '../helpers/cli.js';
+import { SAMPLE_IMAGES } from '../helpers/images.js';
+import { removeDir, tempDir } from '../helpers/tmp.js';
+import { INJECTED_IMAGES } from '../../src/platforms/images.js';
+
+const GOLDEN = join(REPO_ROOT, 'test', 'golden');
+
+function compareGolden(name: string, actual: string): void {
+  const file = join(GOLDEN, name);
+  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {
+    if (process.env.CI && !existsSync(file)) assert.fail(`golden file ${name} is missing`);
+    writeFileSync(file, actual);
+  }
+  assert.equal(actual, readFileSync(file, 'utf8'), `output differs from test/golden/${name}`);
+}
+
+describe('golden output on samples/plain', function () {
+  this.timeout(120_000);
+  for (const platform of ['metal-qemu-snp', 'insecure-sim']) {
+    it(`matches test/golden/samples-${platform}.yaml and its manifest`, () => {
+      const ws = tempDir();
+      try {
+        const r = runCli(['generate', '--platform', platform, '--workspace-dir', ws, '--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache', '-o', '-', join(REPO_ROOT, 'samples', 'plain')]);
+        assert.equal(r.code, 0, r.stderr);
+        compareGolden(`samples-${platform}.yaml`, r.stdout);
+        const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8'));
+        // Owner keys are fresh per workspace; everything else is deterministic.
+        assert.equal(manifest.WorkloadOwnerPubKeys.length, 1);
+        assert.equal(manifest.SeedshareOwnerPubKeys.length, 1);
+        compareGolden(`samples-${platform}.manifest.json`, `${JSON.stringify({ Policies: manifest.Policies, ReferenceValues: manifest.ReferenceValues }, null, 2)}\n`);
+      } finally {
+        removeDir(ws);
+      }
+    });
+  }
+
+  it('pins every injected image to the digest of the committed sample image', () => {
+    const index = JSON.parse(readFileSync(join(SAMPLE_IMAGES, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] };
+    const byName = new Map(index.manifests.map((m) => [m.annotations['org.opencontainers.image.ref.name'], m.digest]));
+    for (const [part, ref] of Object.entries(INJECTED_IMAGES)) {
+      if (part === 'nodeInstaller') continue; // deployed by `runtime apply`, not part of a pod policy
+      const [name, digest] = ref.split('@') as [string, string];
+      assert.equal(byName.get(name), digest, `${part}: ${name}`);
+    }
+  });
+});
