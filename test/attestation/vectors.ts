@@ -69,6 +69,7 @@ export const TDX = {
   pckCrl: () => tdx('pckcrl'),
   rootCrl: () => tdx('rootcrl.der'),
   root: () => tdx('trusted_root.pem'),
+  read: tdx,
 };
 
 /** Inside the validity of the 2023 collateral (TCB info, QE identity, CRLs, signing cert). */
