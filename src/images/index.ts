@@ -8,7 +8,7 @@ import { CredentialStore } from './auth.js';
 import { descriptorRef, type BlobReader, type BlobRef } from './blobs.js';
 import { defaultCacheDir, ImageCache } from './cache.js';
 import { DockerArchive } from './docker-archive.js';
-import { Limiter, OncePerKey } from './limit.js';
+import { Limiter, OncePerKey, sleep } from './limit.js';
 import {
   DEFAULT_PLATFORM, formatPlatform, listPlatforms, parseManifestDocument, selectPlatform,
   type Descriptor, type ImageIndex, type ImageManifest, type Platform,
@@ -16,7 +16,7 @@ import {
 import { findInLayouts, OciLayoutDirectory, type ImageIndexSource } from './oci-layout.js';
 import { Progress } from './progress.js';
 import { formatReference, parseImageReference, pinnedReference, ReferenceError, type ImageReference } from './reference.js';
-import { RegistryClient, RegistryError, RegistryUnreachableError, type RegistryRepository, type RetryPolicy } from './registry.js';
+import { isTransient, RegistryClient, RegistryError, RegistryUnreachableError, type RegistryRepository, type RetryPolicy } from './registry.js';
 import { findPasswdAndGroup } from './rootfs.js';
 import type { ImageConfig, ImageResolverLike, ResolvedImage } from './types.js';
 import { UserError, errorMessage } from '../util/errors.js';
@@ -47,6 +47,8 @@ export interface ImageResolverOptions {
   progress?: boolean;
   /** Retry policy for transient registry errors. */
   retry?: Partial<RetryPolicy>;
+  /** Fail (and retry) a layer download that delivers no data for this long, ms (default 60000). */
+  stallTimeoutMs?: number;
   /** Where warnings go (default stderr). */
   warn?: (message: string) => void;
 }
@@ -175,6 +177,7 @@ export class ImageResolver implements ImageResolverLike {
       } as CredentialStore,
     };
     if (options.retry) clientOptions.retry = options.retry;
+    if (options.stallTimeoutMs !== undefined) clientOptions.stallTimeoutMs = options.stallTimeoutMs;
     this.registry = new RegistryClient(clientOptions);
   }
 
@@ -345,6 +348,19 @@ export class ImageResolver implements ImageResolverLike {
   private async scanRootfs(top: Top, manifest: ImageManifest, configDigest: string, name: string): Promise<{ passwd?: string; group?: string }> {
     const cached = await this.cache?.getRootfs(configDigest);
     if (cached) return cached;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.scanRootfsOnce(top, manifest, configDigest, name);
+      } catch (err) {
+        // A download that broke off mid-layer starts over (layers are not kept).
+        if (!isTransient(err) || attempt >= this.registry.retry.attempts) throw err;
+        this.warn(`${name}: ${errorMessage(err)}; retrying`);
+        await sleep(this.registry.delay(attempt));
+      }
+    }
+  }
+
+  private async scanRootfsOnce(top: Top, manifest: ImageManifest, configDigest: string, name: string): Promise<{ passwd?: string; group?: string }> {
     const total = manifest.layers.reduce((n, l) => n + l.size, 0);
     const task = this.progress.start(name, total);
     try {

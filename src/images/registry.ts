@@ -3,7 +3,7 @@
  * manifests by tag or digest, blobs (whole or streamed), bearer-token and basic auth, plain
  * HTTP for registries named as insecure, and retries with backoff on transient failures.
  */
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { MAX_DOCUMENT, verifyBlob, type BlobReader, type BlobRef } from './blobs.js';
 import type { CredentialStore, Credentials } from './auth.js';
@@ -29,6 +29,8 @@ export interface RegistryClientOptions {
   userAgent?: string;
   /** Per-request timeout for headers and whole small bodies, ms (default 60000). */
   timeoutMs?: number;
+  /** Fail a layer download that delivers no data for this long, ms (default 60000). */
+  stallTimeoutMs?: number;
 }
 
 /** A registry failure. `transient` failures were retried and may succeed later. */
@@ -120,7 +122,7 @@ async function readLimited(res: Response, limit: number, what: string): Promise<
 /** One registry host; repositories are accessed through `repository()`. */
 export class RegistryClient {
   private readonly insecure: Set<string>;
-  private readonly retry: RetryPolicy;
+  readonly retry: RetryPolicy;
   private readonly timeoutMs: number;
   /** Authorization header per repository scope. */
   private readonly authHeaders = new Map<string, Promise<string | undefined>>();
@@ -128,11 +130,14 @@ export class RegistryClient {
   private readonly challenges = new Map<string, Challenge>();
   /** Number of HTTP requests sent, for diagnostics and tests. */
   requests = 0;
+  /** A layer download that delivers no data for this long is failed (and retried). */
+  readonly stallTimeoutMs: number;
 
   constructor(private readonly options: RegistryClientOptions = {}) {
     this.insecure = new Set((options.insecureRegistries ?? []).map((h) => h.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '')));
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
   }
 
   baseUrl(registry: string): string {
@@ -230,7 +235,7 @@ export class RegistryClient {
     }
   }
 
-  private delay(attempt: number): number {
+  delay(attempt: number): number {
     const base = this.retry.baseDelayMs * 2 ** (attempt - 1);
     return Math.min(this.retry.maxDelayMs, base / 2 + Math.random() * base / 2);
   }
@@ -337,6 +342,46 @@ export class RegistryRepository implements BlobReader {
       throw statusMessage(res, this.registry, this.repository, `blob ${ref.digest}`);
     }
     if (!res.body) return Readable.from([]);
-    return Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>, { highWaterMark: 256 * 1024 });
+    const body = Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>, { highWaterMark: 256 * 1024 });
+    const guard = new StallGuard(this.client.stallTimeoutMs, `${this.registry}/${this.repository} blob ${ref.digest}`);
+    body.on('error', (err) => guard.destroy(new RegistryError(`download of blob ${ref.digest} from ${this.registry} failed: ${describeNetworkError(err)}`, undefined, true, { cause: err })));
+    guard.on('close', () => body.destroy());
+    return body.pipe(guard);
   }
+}
+
+/** Passes data through; fails the download when no data arrives for `ms` (a stalled connection). */
+class StallGuard extends Transform {
+  private timer: NodeJS.Timeout | undefined;
+  constructor(private readonly ms: number, private readonly what: string) {
+    super({ highWaterMark: 256 * 1024 });
+    this.arm();
+  }
+  private arm(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.destroy(new RegistryError(`download of ${this.what} stalled: no data for ${Math.round(this.ms / 1000)} s`, undefined, true));
+    }, this.ms);
+    this.timer.unref();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.arm();
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    clearTimeout(this.timer);
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    clearTimeout(this.timer);
+    cb(err);
+  }
+}
+
+/** True when an error (or one of its causes) is a transient registry failure worth retrying. */
+export function isTransient(err: unknown): boolean {
+  for (let e: unknown = err, i = 0; e && i < 8; e = (e as { cause?: unknown }).cause, i++) {
+    if (e instanceof RegistryError) return e.transient;
+  }
+  return false;
 }

@@ -240,6 +240,10 @@ export interface ProxyRule {
   status?: number;
   /** Wait this long before forwarding or answering. */
   delayMs?: number;
+  /** Forward only this many body bytes, then reset the connection. */
+  cutAfterBytes?: number;
+  /** Forward only this many body bytes, then go silent (the connection stays open). */
+  stallAfterBytes?: number;
 }
 
 export interface CountingProxy {
@@ -274,7 +278,20 @@ export async function startProxy(upstream: string): Promise<CountingProxy> {
       const [h, p] = upstream.split(':');
       const up = http.request({ host: h, port: Number(p), method: req.method, path: req.url, headers: { ...req.headers, host: upstream } }, (upRes) => {
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
+        const limit = rule.cutAfterBytes ?? rule.stallAfterBytes;
+        if (limit === undefined) {
+          upRes.pipe(res);
+          return;
+        }
+        let sent = 0;
+        upRes.on('data', (chunk: Buffer) => {
+          if (sent >= limit) return;
+          const part = chunk.subarray(0, limit - sent);
+          sent += part.length;
+          const cut = sent >= limit && rule.cutAfterBytes !== undefined;
+          // Reset only once the partial body is on the wire, so the client sees a broken body.
+          res.write(part, () => { if (cut) setTimeout(() => res.socket?.destroy(), 20); });
+        });
       });
       up.on('error', () => { res.destroy(); });
       req.pipe(up);

@@ -3,6 +3,7 @@
  * images built here as OCI layouts and pushed with skopeo.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageResolver, type ImageResolverOptions, type ResolvedImage } from '../../src/images/index.js';
@@ -26,6 +27,11 @@ describe('images: registry source', function () {
     [{ path: 'usr/share/doc/readme', content: 'docs' }],
   ], { User: '0' });
   let platforms: ReturnType<typeof writeIndexLayout>;
+  // passwd at the bottom, a top layer of incompressible data that must be read through
+  const big = image([
+    [{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }],
+    [{ path: 'data/blob', content: randomBytes(400_000) }],
+  ]);
 
   const resolver = (extra: ImageResolverOptions = {}): ImageResolver =>
     new ImageResolver({ insecureRegistries: [reg.host], cacheDir: join(tmp.path, 'cache'), progress: false, retry: FAST_RETRY, dockerConfigPath: join(tmp.path, 'no-config.json'), ...extra });
@@ -33,7 +39,7 @@ describe('images: registry source', function () {
   before(async () => {
     tmp = tempDir();
     reg = await startRegistry();
-    writeLayout(join(tmp.path, 'layout'), [{ ref: 'a', image: a }, { ref: 'b', image: b }, { ref: 'layered', image: layered }]);
+    writeLayout(join(tmp.path, 'layout'), [{ ref: 'a', image: a }, { ref: 'b', image: b }, { ref: 'layered', image: layered }, { ref: 'big', image: big }]);
     platforms = writeIndexLayout(join(tmp.path, 'multi'), 'multi', [
       { os: 'linux', architecture: 'arm64', variant: 'v8' },
       { os: 'linux', architecture: 'amd64' },
@@ -44,6 +50,7 @@ describe('images: registry source', function () {
       pushLayout(join(tmp.path, 'layout'), 'a', `${reg.host}/team/a:also`),
       pushLayout(join(tmp.path, 'layout'), 'b', `${reg.host}/team/b:1.0`),
       pushLayout(join(tmp.path, 'layout'), 'layered', `${reg.host}/team/layered:1.0`),
+      pushLayout(join(tmp.path, 'layout'), 'big', `${reg.host}/team/big:1.0`),
       pushLayout(join(tmp.path, 'multi'), 'multi', `${reg.host}/team/multi:1.0`, { all: true }),
     ]);
   });
@@ -200,6 +207,22 @@ describe('images: registry source', function () {
       const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false }).resolve(`${proxy.host}/team/a:1.0`);
       assert.equal(res.manifestDigest, a.descriptor.digest);
       assert.ok(proxy.requests.filter((q) => q === 'GET /v2/team/a/manifests/1.0').length === 3);
+    });
+
+    it('starts a layer over when the connection breaks or stalls mid-download', async () => {
+      const layer = (JSON.parse(big.manifest.toString()) as { layers: { digest: string }[] }).layers.at(-1)!.digest;
+      for (const fault of [{ cutAfterBytes: 50_000 }, { stallAfterBytes: 50_000 }]) {
+        proxy.requests.length = 0;
+        let seen = 0;
+        proxy.rule = (_m, path) => (path.includes(layer) && ++seen === 1 ? fault : undefined);
+        const warnings: string[] = [];
+        const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false, stallTimeoutMs: 300, warn: (m) => warnings.push(m) })
+          .resolve(`${proxy.host}/team/big:1.0`);
+        assert.equal(res.passwd, PASSWD);
+        assert.equal(proxy.requests.filter((q) => q.includes(layer)).length, 2, JSON.stringify(fault));
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0]!, /retrying/);
+      }
     });
 
     it('survives a slow registry', async () => {
