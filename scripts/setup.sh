@@ -29,16 +29,22 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# --- Go tools (pinned, cached in tools/bin keyed by version) -----------------------------
+# --- Go tools (pinned, built from the Go module proxy into tools/bin, keyed by version) ---
 mkdir -p tools/bin
-build_go_tool() { # name version package
-  local name=$1 version=$2 pkg=$3 stamp="tools/bin/.$1.version"
+build_go_tool() { # installed-name version package binary-name
+  local name=$1 version=$2 pkg=$3 bin=$4 stamp="tools/bin/.$1.version"
   if [ -x "tools/bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then return; fi
   log "building $name $version (go install $pkg@$version)"
-  GOBIN="$root/tools/bin" GOFLAGS=-mod=mod go install "$pkg@$version"
+  local tmp; tmp=$(mktemp -d)
+  GOBIN="$tmp" GOFLAGS=-mod=mod go install "$pkg@$version"
+  mv "$tmp/$bin" "tools/bin/$name"
+  rm -rf "$tmp"
   echo "$version" > "$stamp"
 }
-build_go_tool opa "$OPA_VERSION" github.com/open-policy-agent/opa
+build_go_tool opa "$OPA_VERSION" github.com/open-policy-agent/opa opa
+build_go_tool helm3 "$HELM3_VERSION" helm.sh/helm/v3/cmd/helm helm
+build_go_tool helm4 "$HELM4_VERSION" helm.sh/helm/v4/cmd/helm helm
+build_go_tool kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5 kustomize
 
 # --- compiled CLI ----------------------------------------------------------------------
 log "npm run build"
