@@ -1,0 +1,231 @@
+/** Policy data derivation: env sources, users, names, volumes, errors, text format. */
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeInitDataAnnotation, encodePolicy } from '../../src/policy/initdata.js';
+import {
+  buildPolicyData, buildPolicyText, checkPolicy, defaultSettings, loadOrCreateSettings, podNamePattern, rulesText,
+  splitPolicyText, type PodPolicyInput,
+} from '../../src/policy/index.js';
+import { UserError } from '../../src/util/errors.js';
+import { deploymentInput, toolImage, webImage } from './fixtures.js';
+
+function web(input: PodPolicyInput) {
+  return buildPolicyData(input).containers.find((c) => c.name === 'web')!;
+}
+
+function throwsAt(fn: () => unknown, field: string, message: RegExp) {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof UserError, `not a UserError: ${err}`);
+    assert.equal(err.location.field, field);
+    assert.match(err.message, message);
+    return true;
+  });
+}
+
+const onlyWeb = (container: Record<string, unknown>, more: Record<string, unknown> = {}) => deploymentInput({
+  initContainers: [], volumes: [],
+  containers: [{ name: 'web', image: webImage.reference, ...container }],
+  ...more,
+});
+
+describe('policy data: environment', () => {
+  it('resolves value, fieldRef, resourceFieldRef, configMap/secret refs and envFrom with prefix', () => {
+    const p = web(deploymentInput()).OCI.Process;
+    for (const e of ['PORT=8080', 'POD_NS=shop', 'MODE=production', 'TOKEN=s3cr3t', 'CFG_LEVEL=info', 'CFG_COLOR=blue', 'NGINX_VERSION=1.27.0']) {
+      assert.ok(p.Env.includes(e), e);
+    }
+    assert.ok(new RegExp(p.EnvRegex.POD_IP).test('POD_IP=10.1.2.3'));
+    assert.ok(new RegExp(p.EnvRegex.URL).test('URL=http://10.1.2.3:8080/'));
+    assert.ok(new RegExp(p.EnvRegex.POD_NAME).test('POD_NAME=web-5d8f7b9c4-x2k9q'));
+    assert.ok(!new RegExp(p.EnvRegex.POD_NAME).test('POD_NAME=evil-5d8f7b9c4-x2k9q'));
+    assert.deepEqual(p.Args.slice(-5), ['--port', '8080', '--name', 'web-5d8f7b9c4-x2k9q', '$(literal)']);
+  });
+
+  it('expands $(VAR) only from variables defined earlier and keeps undefined references', () => {
+    const p = web(onlyWeb({
+      command: ['/bin/run', '$(A)', '$(UNDEFINED)', '$$(A)', 'x$(B)y'],
+      env: [{ name: 'B', value: '$(A)-b' }, { name: 'A', value: 'a' }, { name: 'C', value: '$(A)$(B)' }],
+    })).OCI.Process;
+    assert.deepEqual(p.Args, ['/bin/run', 'a', '$(UNDEFINED)', '$(A)', 'x$(A)-by']);
+    assert.ok(p.Env.includes('B=$(A)-b'));
+    assert.ok(p.Env.includes('C=a$(A)-b'));
+  });
+
+  it('lets Kubernetes env override image env and envFrom', () => {
+    const p = web(onlyWeb({ env: [{ name: 'NGINX_VERSION', value: 'mine' }] })).OCI.Process;
+    assert.ok(p.Env.includes('NGINX_VERSION=mine'));
+    assert.ok(!p.Env.includes('NGINX_VERSION=1.27.0'));
+  });
+
+  const errors: [string, Record<string, unknown>, string, RegExp][] = [
+    ['a missing ConfigMap key', { env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'web-config', key: 'nope' } } }] }, 'spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef', /no key "nope"/],
+    ['a missing ConfigMap', { env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'absent', key: 'k' } } }] }, 'spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef', /not in the input/],
+    ['a missing Secret', { env: [{ name: 'X', valueFrom: { secretKeyRef: { name: 'absent', key: 'k' } } }] }, 'spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef', /Secret absent/],
+    ['a missing envFrom source', { envFrom: [{ secretRef: { name: 'absent' } }] }, 'spec.template.spec.containers[0].envFrom[0].secretRef', /not in the input/],
+    ['an unsupported fieldRef', { env: [{ name: 'X', valueFrom: { fieldRef: { fieldPath: 'spec.schedulerName' } } }] }, 'spec.template.spec.containers[0].env[0].valueFrom.fieldRef.fieldPath', /not supported/],
+  ];
+  for (const [name, container, field, message] of errors) {
+    it(`reports ${name} with its field`, () => throwsAt(() => buildPolicyData(onlyWeb(container)), field, message));
+  }
+
+  it('skips optional references that are missing', () => {
+    const p = web(onlyWeb({
+      env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'absent', key: 'k', optional: true } } }],
+      envFrom: [{ secretRef: { name: 'absent', optional: true } }],
+    })).OCI.Process;
+    assert.ok(!p.Env.some((e) => e.startsWith('X=')));
+  });
+
+  it('restricts service-link variables to the kubernetes service when service links are off', () => {
+    const on = buildPolicyData(deploymentInput()).request_defaults.CreateContainerRequest.allow_env_regex;
+    const off = buildPolicyData(deploymentInput({ enableServiceLinks: false })).request_defaults.CreateContainerRequest.allow_env_regex;
+    assert.ok(on.some((r) => new RegExp(r).test('REDIS_SERVICE_HOST=10.0.0.1')));
+    assert.ok(!off.some((r) => new RegExp(r).test('REDIS_SERVICE_HOST=10.0.0.1')));
+    assert.ok(off.some((r) => new RegExp(r).test('KUBERNETES_SERVICE_HOST=10.96.0.1')));
+  });
+});
+
+describe('policy data: process', () => {
+  it('combines image entrypoint, cmd, command and args like Kubernetes', () => {
+    assert.deepEqual(web(onlyWeb({})).OCI.Process.Args, ['/docker-entrypoint.sh', 'nginx', '-g', 'daemon off;']);
+    assert.deepEqual(web(onlyWeb({ args: ['x'] })).OCI.Process.Args, ['/docker-entrypoint.sh', 'x']);
+    assert.deepEqual(web(onlyWeb({ command: ['/bin/sh'] })).OCI.Process.Args, ['/bin/sh']);
+    assert.deepEqual(web(onlyWeb({ command: ['/bin/sh'], args: ['-c', 'true'] })).OCI.Process.Args, ['/bin/sh', '-c', 'true']);
+  });
+
+  it('derives users and groups from the image and the security context', () => {
+    const tool = (sc: Record<string, unknown>, pod: Record<string, unknown> = {}) => buildPolicyData(deploymentInput({
+      initContainers: [], volumes: [], securityContext: pod,
+      containers: [{ name: 'tool', image: toolImage.reference, securityContext: sc }],
+    })).containers[1].OCI.Process.User;
+    assert.deepEqual(tool({ runAsGroup: 1000 }), { UID: 1000, GID: 1000, AdditionalGids: [1000] });
+    assert.deepEqual(tool({ runAsUser: 0, runAsGroup: 0 }), { UID: 0, GID: 0, AdditionalGids: [0] });
+    assert.deepEqual(tool({ runAsUser: 7, runAsGroup: 8 }, { supplementalGroups: [20], fsGroup: 30 }), { UID: 7, GID: 8, AdditionalGids: [8, 20, 30] });
+    throwsAt(() => tool({}), 'spec.template.spec.containers[0].securityContext', /runAsGroup: 1000/);
+  });
+
+  it('asks for supplementalGroups the image would add through /etc/group', () => {
+    const img = { ...toolImage, config: { ...toolImage.config, User: 'root' }, group: 'root:x:0:\nwheel:x:10:root\n' };
+    const input = deploymentInput({ initContainers: [], volumes: [], containers: [{ name: 't', image: 'x' }] }, { image: () => img });
+    throwsAt(() => buildPolicyData(input), 'spec.template.spec.containers[0].securityContext', /supplementalGroups: \[10\]/);
+    const ok = deploymentInput({ initContainers: [], volumes: [], securityContext: { supplementalGroups: [10] }, containers: [{ name: 't', image: 'x' }] }, { image: () => img });
+    assert.deepEqual(buildPolicyData(ok).containers[1].OCI.Process.User, { UID: 0, GID: 0, AdditionalGids: [0, 10] });
+  });
+
+  it('keeps the pause image user', () => {
+    assert.deepEqual(buildPolicyData(deploymentInput()).containers[0].OCI.Process.User, { UID: 65535, GID: 65535, AdditionalGids: [65535] });
+  });
+
+  it('computes capabilities from drop/add and privileged', () => {
+    const caps = (sc: Record<string, unknown>) => web(onlyWeb({ securityContext: sc })).OCI.Process.Capabilities.Effective;
+    assert.deepEqual(caps({ capabilities: { drop: ['ALL'] } }), []);
+    assert.deepEqual(caps({ capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } }), ['CAP_NET_BIND_SERVICE']);
+    assert.equal(caps({ privileged: true }).length, defaultSettings().privilegedCaps.length);
+    assert.equal(caps({}).length, 14);
+    const priv = web(onlyWeb({ securityContext: { privileged: true } }));
+    assert.deepEqual(priv.OCI.Linux.MaskedPaths, []);
+  });
+
+  it('lists probe and hook exec commands, expanding static variables', () => {
+    assert.deepEqual(web(deploymentInput()).exec_commands, [['/bin/check', '--port', '8080'], ['nginx', '-s', 'quit']]);
+  });
+});
+
+describe('policy data: sandbox names per workload kind', () => {
+  const cases: [string, Record<string, string>, string[], string[]][] = [
+    ['Pod', { name: 'db' }, ['db'], ['db-1', 'xdb']],
+    ['Pod', { generateName: 'job-' }, ['job-x7k2q'], ['job-', 'job-ABC']],
+    ['Deployment', {}, ['web-5d8f7b9c4-x2k9q'], ['web-x2k9q', 'web2-5d8f7b9c4-x2k9q', 'web-5d8f7b9c4-x2k9q-1']],
+    ['StatefulSet', {}, ['web-0', 'web-12'], ['web-a', 'web']],
+    ['DaemonSet', {}, ['web-b7x4z'], ['web-b7x4z-q8m2d']],
+    ['Job', {}, ['web-q8m2d', 'web-3-q8m2d'], ['web']],
+    ['CronJob', {}, ['web-29012345-k4t9w'], ['web-k4t9w']],
+  ];
+  for (const [kind, meta, good, bad] of cases) {
+    it(`${kind} ${JSON.stringify(meta)}`, () => {
+      const { regex, sample } = podNamePattern({ ...deploymentInput(), workload: { apiVersion: 'v1', kind, name: 'web', namespace: 'x' }, podMetadata: meta });
+      const re = new RegExp(`^${regex}$`);
+      for (const g of [...good, sample]) assert.ok(re.test(g), `${g} should match ${regex}`);
+      for (const b of bad) assert.ok(!re.test(b), `${b} should not match ${regex}`);
+    });
+  }
+});
+
+describe('policy data: volumes', () => {
+  it('maps every supported volume type to a mount', () => {
+    const c = web(deploymentInput());
+    const dest = (d: string) => c.OCI.Mounts.find((m) => m.destination === d)!;
+    assert.deepEqual(dest('/etc/nginx/conf.d').options, ['rbind', 'rprivate', 'ro']);
+    assert.deepEqual(dest('/etc/tls').options, ['rbind', 'rprivate', 'ro']);
+    assert.deepEqual(dest('/data').options, ['rbind', 'rprivate', 'rw']);
+    assert.equal(dest('/var/cache/nginx').type_, 'local');
+    assert.match(dest('/tmp').source, /ephemeral\/tmp\$$/);
+    assert.deepEqual(c.storages.map((s) => s.driver).sort(), ['ephemeral', 'local']);
+  });
+  const errors: [string, Record<string, unknown>, Record<string, unknown>, string, RegExp][] = [
+    ['unsupported volume type', { volumeMounts: [{ name: 'v', mountPath: '/v' }] }, { volumes: [{ name: 'v', nfs: { server: 'x', path: '/' } }] }, 'spec.template.spec.volumes[0]', /nfs is not supported/],
+    ['hostPath while not allowed', { volumeMounts: [{ name: 'v', mountPath: '/v' }] }, { volumes: [{ name: 'v', hostPath: { path: '/var/data' } }] }, 'spec.template.spec.volumes[0].hostPath', /hostPath\.allowed/],
+    ['subPath', { volumeMounts: [{ name: 'v', mountPath: '/v', subPath: 'a' }] }, { volumes: [{ name: 'v', emptyDir: {} }] }, 'spec.template.spec.containers[0].volumeMounts[0].subPath', /subPath/],
+    ['a mount of an unknown volume', { volumeMounts: [{ name: 'nope', mountPath: '/v' }] }, {}, 'spec.template.spec.containers[0].volumeMounts[0].name', /no volume named/],
+  ];
+  for (const [name, container, pod, field, message] of errors) {
+    it(`reports ${name}`, () => throwsAt(() => buildPolicyData(onlyWeb(container, pod)), field, message));
+  }
+  it('allows hostPath when the settings say so, but never below forbidden prefixes', () => {
+    const settings = defaultSettings();
+    settings.hostPath.allowed = true;
+    const mk = (path: string) => deploymentInput({ initContainers: [], volumes: [{ name: 'v', hostPath: { path } }], containers: [{ name: 'web', image: webImage.reference, volumeMounts: [{ name: 'v', mountPath: '/v' }] }] }, { settings });
+    assert.ok(web(mk('/var/data')).OCI.Mounts.some((m) => m.destination === '/v'));
+    throwsAt(() => buildPolicyData(mk('/dev/sda')), 'spec.template.spec.volumes[0].hostPath.path', /forbids/);
+  });
+  it('leaves out the service account token when automount is off', () => {
+    const c = web(deploymentInput({ automountServiceAccountToken: false }));
+    assert.ok(!c.OCI.Mounts.some((m) => m.destination.includes('serviceaccount')));
+  });
+});
+
+describe('policy text and settings', () => {
+  it('is the rules, a blank line, and policy_data as pretty JSON, without a trailing newline', () => {
+    const input = deploymentInput();
+    const text = buildPolicyText(input);
+    assert.ok(text.startsWith(rulesText()));
+    assert.ok(rulesText().endsWith('}\n'));
+    assert.equal(text.slice(rulesText().length, rulesText().length + 16), '\npolicy_data := ');
+    assert.ok(!text.endsWith('\n'));
+    assert.deepEqual(splitPolicyText(text).data, buildPolicyData(input));
+    assert.equal(buildPolicyText(input), text, 'deterministic');
+    const round = decodeInitDataAnnotation(encodePolicy(text).annotation);
+    assert.equal(round.init.data['policy.rego'], text);
+  });
+
+  it('passes its own check', async () => {
+    const input = deploymentInput();
+    const report = await checkPolicy(buildPolicyText(input), input);
+    assert.ok(report.allowed, JSON.stringify(report.entries.filter((e) => !e.allowed)));
+    assert.deepEqual(report.entries.map((e) => e.request), [
+      'CreateSandboxRequest', 'CreateContainerRequest', 'CreateContainerRequest', 'CreateContainerRequest', 'ExecProcessRequest', 'ExecProcessRequest',
+    ]);
+  });
+
+  it('fails the check of a policy generated for a different pod', async () => {
+    const other = deploymentInput({ containers: [{ name: 'web', image: webImage.reference, command: ['/bin/other'] }], initContainers: [], volumes: [] });
+    const report = await checkPolicy(buildPolicyText(other), deploymentInput());
+    assert.equal(report.allowed, false);
+    assert.ok(report.entries.some((e) => !e.allowed && /command line|environment|mount/.test(e.reason ?? '')));
+  });
+
+  it('creates settings.json on first run and reads it back', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'settings-'));
+    try {
+      const first = loadOrCreateSettings(dir);
+      assert.deepEqual(first, defaultSettings());
+      const text = readFileSync(join(dir, 'settings.json'), 'utf8');
+      assert.ok(statSync(join(dir, 'settings.json')).isFile());
+      assert.deepEqual(loadOrCreateSettings(dir), JSON.parse(text));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
