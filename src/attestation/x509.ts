@@ -79,6 +79,18 @@ export function commonName(distinguishedName: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The certificate's public key. Node parses it lazily and throws a plain Error for a malformed
+ * key; certificates here come from untrusted evidence, so that becomes an attestation failure.
+ */
+export function publicKeyOf(cert: X509Certificate, check: string, what: string): KeyObject {
+  try {
+    return cert.publicKey;
+  } catch (err) {
+    throw new AttestationError(check, `${what} has an unreadable public key (${(err as Error).message})`, undefined, undefined, { cause: err });
+  }
+}
+
 export function checkValidity(cert: X509Certificate, now: Date, check: string, what: string): void {
   const from = new Date(cert.validFrom);
   const to = new Date(cert.validTo);
@@ -94,8 +106,14 @@ export function checkIssuedBy(child: X509Certificate, parent: X509Certificate, c
   ensure(parent.ca, check, `${what}: issuer certificate is not a CA`, 'CA:TRUE', 'CA:FALSE');
   ensure(child.checkIssued(parent), check, `${what}: issuer name does not match`,
     oneLine(parent.subject), oneLine(child.issuer));
-  ensure(child.verify(parent.publicKey), check, `${what}: signature does not verify with the issuer key`,
-    `signed by ${oneLine(parent.subject)}`, 'bad signature');
+  let ok: boolean;
+  try {
+    ok = child.verify(publicKeyOf(parent, check, 'the issuer certificate'));
+  } catch (err) {
+    if (err instanceof AttestationError) throw err;
+    ok = false;
+  }
+  ensure(ok, check, `${what}: signature does not verify with the issuer key`, `signed by ${oneLine(parent.subject)}`, 'bad signature');
 }
 
 export function oneLine(dn: string): string {
@@ -189,7 +207,7 @@ export function checkCrl(crl: Crl, issuer: X509Certificate, now: Date, certs: X5
     oneLine(issuer.subject), 'a different issuer name');
   let ok = false;
   try {
-    ok = verifyWithAlgorithm(crl.signatureAlgorithm, crl.tbs, crl.signature, issuer.publicKey);
+    ok = verifyWithAlgorithm(crl.signatureAlgorithm, crl.tbs, crl.signature, publicKeyOf(issuer, check, 'the CRL issuer'));
   } catch {
     ok = false;
   }

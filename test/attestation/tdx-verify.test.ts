@@ -177,6 +177,18 @@ describe('TDX verification: tampering', () => {
     await rejects(() => verifyTdx({ quote: withPckChain(quote, Buffer.from([leaf, intermediate].map((c) => c.toString()).join('\n'))) }, null, {}, inspect), 'tdx.pck.chain');
   });
 
+  it('turns an unreadable certificate key into an attestation error (found by fuzzing)', async () => {
+    const quote = TDX.cosQuote();
+    const pems = pckPems(quote);
+    const der = new X509Certificate(pems[0]!).raw;
+    const point = der.indexOf(Buffer.from('03420004', 'hex'));
+    assert.ok(point > 0);
+    const bad = Buffer.from(der);
+    bad[point + 3] = 0x05; // not an uncompressed point: Node throws when the key is read
+    const pem = `-----BEGIN CERTIFICATE-----\n${bad.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----`;
+    await rejects(() => verifyTdx({ quote: withPckChain(quote, Buffer.from([pem, pems[1], pems[2]].join('\n'))) }, null, {}, inspect), 'tdx.pck.chain');
+  });
+
   it('rejects a PCK certificate from another platform (its key did not sign this QE report)', async () => {
     const other = pckPems(TDX.sprQuote()).join('\n');
     await rejects(() => verifyTdx({ quote: withPckChain(TDX.cosQuote(), Buffer.from(other)) }, null, {}, inspect), 'tdx.qe.signature');

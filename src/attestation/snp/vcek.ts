@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { AttestationError, ensure } from '../errors.js';
 import { TAG, expectTag, readSingle, readSmallUint } from '../der.js';
-import { commonName, extensions } from '../x509.js';
+import { commonName, extensions, publicKeyOf } from '../x509.js';
 
 /**
  * AMD's X.509 extensions on VCEK and VLEK certificates (OID arc 1.3.6.1.4.1.3704.1). They
@@ -81,7 +81,7 @@ export function readAmdKeyCertificate(cert: X509Certificate): AmdKeyCertificate 
   const cn = commonName(cert.subject);
   const kind = cn === 'SEV-VCEK' ? 'vcek' : cn === 'SEV-VLEK' ? 'vlek' : undefined;
   if (!kind) throw new AttestationError('snp.vcek.subject', 'signing certificate has the wrong subject', 'CN=SEV-VCEK or CN=SEV-VLEK', `CN=${cn ?? '<none>'}`);
-  const key = cert.publicKey;
+  const key = publicKeyOf(cert, 'snp.vcek.key', 'the signing certificate');
   const curve = key.asymmetricKeyDetails?.namedCurve;
   ensure(key.asymmetricKeyType === 'ec' && curve === 'secp384r1', 'snp.vcek.key', 'signing certificate key is not ECDSA P-384',
     'ec secp384r1', `${key.asymmetricKeyType} ${curve ?? ''}`.trim());

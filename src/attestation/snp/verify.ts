@@ -1,7 +1,7 @@
 import { verify as cryptoVerify, type X509Certificate } from 'node:crypto';
 import { AttestationError, ensure } from '../errors.js';
 import { bytesEqual, isAllZero, toHex } from '../bytes.js';
-import { commonName, parseCertificates, parseCrl, type Crl } from '../x509.js';
+import { commonName, parseCertificates, parseCrl, publicKeyOf, type Crl } from '../x509.js';
 import type { SnpReferenceValues } from '../reference-values.js';
 import { CERT_TABLE_GUID, parseCertTable, type CertTable } from './cert-table.js';
 import { verifySnpChain } from './chain.js';
@@ -137,7 +137,7 @@ async function resolveCertificates(report: SnpReport, product: SnpProduct, kind:
 
 function verifyReportSignature(report: SnpReport, signer: X509Certificate): void {
   const ok = cryptoVerify('sha384', report.raw.subarray(0, SIGNED_LENGTH),
-    { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.concat([report.signatureR, report.signatureS]));
+    { key: publicKeyOf(signer, 'snp.report.signature', 'the VCEK/VLEK'), dsaEncoding: 'ieee-p1363' }, Buffer.concat([report.signatureR, report.signatureS]));
   ensure(ok, 'snp.report.signature', 'the report signature does not verify with the VCEK/VLEK key',
     `a signature by ${commonName(signer.subject)} serial ${signer.serialNumber}`, 'bad signature');
 }

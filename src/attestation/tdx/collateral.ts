@@ -1,6 +1,6 @@
 import { verify as cryptoVerify, type X509Certificate } from 'node:crypto';
 import { AttestationError, ensure } from '../errors.js';
-import { checkCrl, checkIssuedBy, checkValidity, commonName, parseCertificates, type Crl } from '../x509.js';
+import { checkCrl, checkIssuedBy, checkValidity, commonName, parseCertificates, publicKeyOf, type Crl } from '../x509.js';
 import { requirePinnedIntelRoot } from './pck.js';
 import { splitSignedJson } from './signed-json.js';
 
@@ -201,7 +201,7 @@ function checkDates(issueDate: string, nextUpdate: string, now: Date, check: str
 function verifySigned(data: Uint8Array, key: string, chainPem: Uint8Array, now: Date, check: string, rootCrl?: Crl) {
   const signed = splitSignedJson(data, key, `${check}.parse`);
   const signer = verifySigningChain(chainPem, now, `${check}.signer`, rootCrl);
-  const ok = cryptoVerify('sha256', signed.signed, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signed.signature);
+  const ok = cryptoVerify('sha256', signed.signed, { key: publicKeyOf(signer, `${check}.signer`, 'the TCB signing certificate'), dsaEncoding: 'ieee-p1363' }, signed.signature);
   ensure(ok, `${check}.signature`, `the ${key} signature does not verify`, 'signed by Intel SGX TCB Signing', 'bad signature');
   return signed.value;
 }

@@ -3,7 +3,7 @@ import { AttestationError, ensure } from '../errors.js';
 import { TAG, children, expectTag, readOid, readSingle, readSmallUint, type DerNode } from '../der.js';
 import { INTEL_SGX_ROOT_CA } from '../roots/intel.js';
 import { pinnedCertificate } from '../roots/pinned.js';
-import { checkCrl, checkIssuedBy, checkValidity, commonName, extensions, fingerprint256, parseCertificates, type Crl } from '../x509.js';
+import { checkCrl, checkIssuedBy, checkValidity, commonName, extensions, fingerprint256, parseCertificates, publicKeyOf, type Crl } from '../x509.js';
 
 /**
  * Intel certificate chains: the PCK chain inside a quote and the signing chains of PCS
@@ -80,7 +80,7 @@ export function readPckExtension(cert: X509Certificate): PckExtension {
 }
 
 function checkP256(cert: X509Certificate, check: string, what: string): void {
-  const k = cert.publicKey;
+  const k = publicKeyOf(cert, check, what);
   const curve = k.asymmetricKeyDetails?.namedCurve;
   ensure(k.asymmetricKeyType === 'ec' && curve === 'prime256v1', check, `${what} key is not ECDSA P-256`, 'ec prime256v1', `${k.asymmetricKeyType} ${curve ?? ''}`.trim());
 }

@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { AttestationError, ensure } from '../errors.js';
 import { bytesEqual, isAllZero, toHex } from '../bytes.js';
-import { commonName, parseCrl, type Crl } from '../x509.js';
+import { commonName, parseCrl, publicKeyOf, type Crl } from '../x509.js';
 import type { TdxReferenceValues } from '../reference-values.js';
 import { verifyQeIdentity, verifyTcbInfo, type QeIdentity, type TdxTcbInfo } from './collateral.js';
 import { verifyPckChain, type PckChain } from './pck.js';
@@ -65,7 +65,7 @@ function attestationKey(raw: Buffer): KeyObject {
 }
 
 function verifyQuoteSignatures(quote: TdxQuote, pck: PckChain): void {
-  const qeOk = cryptoVerify('sha256', quote.qeReport.raw, { key: pck.leaf.publicKey, dsaEncoding: 'ieee-p1363' }, quote.qeReportSignature);
+  const qeOk = cryptoVerify('sha256', quote.qeReport.raw, { key: publicKeyOf(pck.leaf, 'tdx.qe.signature', 'the PCK certificate'), dsaEncoding: 'ieee-p1363' }, quote.qeReportSignature);
   ensure(qeOk, 'tdx.qe.signature', 'the QE report signature does not verify with the PCK key', 'signed by the PCK certificate', 'bad signature');
   // The QE vouches for the attestation key by hashing it (with its auth data) into its report.
   const digest = createHash('sha256').update(quote.attestationKey).update(quote.qeAuthData).digest();

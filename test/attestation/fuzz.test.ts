@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { X509Certificate } from 'node:crypto';
+import { AttestationError, verifySnp } from '../../src/attestation/index.js';
+import { parseSnpReport } from '../../src/attestation/snp/report.js';
+import { parseCertTable } from '../../src/attestation/snp/cert-table.js';
+import { parseTdxQuote } from '../../src/attestation/tdx/quote.js';
+import { splitSignedJson } from '../../src/attestation/tdx/signed-json.js';
+import { children, readElement } from '../../src/attestation/der.js';
+import { parseCrl } from '../../src/attestation/x509.js';
+import { verifyTdx } from '../../src/attestation/tdx/verify.js';
+import { SNP_NOW, SNP_VECTORS, TDX } from './vectors.js';
+
+/**
+ * Parsers see attacker-controlled bytes. Property: whatever the input, they return or throw an
+ * AttestationError; never another exception, never a hang. Iterations are bounded for CI.
+ */
+const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
+
+function onlyTyped(fn: () => unknown): boolean {
+  try {
+    fn();
+  } catch (err) {
+    if (!(err instanceof AttestationError)) throw err;
+  }
+  return true;
+}
+
+/** Random edits of a genuine input: byte flips, truncation, extension. */
+function mutations(seed: Buffer) {
+  const flip = fc.array(fc.tuple(fc.nat(seed.length - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 })
+    .map((edits) => {
+      const b = Buffer.from(seed);
+      for (const [i, x] of edits) b[i]! ^= x;
+      return b;
+    });
+  const cut = fc.nat(seed.length).map((n) => seed.subarray(0, n));
+  const grow = fc.uint8Array({ maxLength: 64 }).map((extra) => Buffer.concat([seed, extra]));
+  return fc.oneof(flip, cut, grow, fc.uint8Array({ maxLength: 2 * seed.length }).map((u) => Buffer.from(u)));
+}
+
+describe('attestation parsers under fuzzing (fast-check)', () => {
+  it('SNP report parser', () => {
+    fc.assert(fc.property(mutations(SNP_VECTORS[2]!.report), (b) => onlyTyped(() => parseSnpReport(b))), { numRuns: RUNS });
+  });
+
+  it('SNP certificate table parser', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), (b) => onlyTyped(() => parseCertTable(b))), { numRuns: RUNS });
+  });
+
+  it('TDX quote parser', () => {
+    for (const seed of [TDX.sprQuote(), TDX.v5Quote()]) {
+      fc.assert(fc.property(mutations(seed), (b) => onlyTyped(() => parseTdxQuote(b))), { numRuns: RUNS });
+    }
+  });
+
+  it('TDX verification of mutated quotes (certificate chain and signatures included)', () => {
+    fc.assert(fc.property(mutations(TDX.cosQuote()), (b) => onlyTyped(() => verifyTdx({ quote: b }, null, {}, { allowMissingCollateral: true }))),
+      { numRuns: Math.ceil(RUNS / 3) });
+  });
+
+  it('SNP verification with mutated VCEK certificates', async () => {
+    const v = SNP_VECTORS[2]!;
+    const der = new X509Certificate(v.vcek).raw;
+    await fc.assert(fc.asyncProperty(mutations(der), async (vcek) => {
+      try {
+        await verifySnp({ report: v.report }, null, {}, { vcek, certChain: v.chain, now: SNP_NOW });
+      } catch (err) {
+        if (!(err instanceof AttestationError)) throw err;
+      }
+      return true;
+    }), { numRuns: Math.ceil(RUNS / 3) });
+  });
+
+  it('DER reader and CRL parser', () => {
+    const der = fc.oneof(mutations(TDX.pckCrl()), mutations(TDX.rootCrl()));
+    fc.assert(fc.property(der, (b) => onlyTyped(() => parseCrl(b))), { numRuns: RUNS });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (u) => onlyTyped(() => {
+      const node = readElement(Buffer.from(u));
+      if (node.tag & 0x20) children(node);
+    })), { numRuns: RUNS });
+  });
+
+  it('signed collateral JSON splitter', () => {
+    const text = TDX.qeIdentity().toString('utf8');
+    const edits = fc.tuple(fc.nat(text.length - 1), fc.constantFrom('{', '}', '"', '\\', ',', ':', ' ', 'x', '[', ']'))
+      .map(([i, ch]) => Buffer.from(text.slice(0, i) + ch + text.slice(i + 1)));
+    fc.assert(fc.property(edits, (b) => onlyTyped(() => splitSignedJson(b, 'enclaveIdentity', 'fuzz'))), { numRuns: RUNS });
+    fc.assert(fc.property(fc.json(), (j) => onlyTyped(() => splitSignedJson(Buffer.from(j), 'enclaveIdentity', 'fuzz'))), { numRuns: RUNS });
+  });
+
+  it('still finds the signed span when the JSON has whitespace and key order changes', () => {
+    const s = splitSignedJson(Buffer.from('{ "signature" : "' + 'ab'.repeat(64) + '" ,\n "enclaveIdentity" :  {"a": [1, "}"]} }'), 'enclaveIdentity', 't');
+    assert.equal(s.signed.toString(), '{"a": [1, "}"]}');
+  });
+});
