@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
+import { removeDir, tempDir } from '../helpers/tmp.js';
+import { VECTORS } from './vectors.js';
+
+const tv = (rel: string) => join(VECTORS, rel);
+
+/** Runs the CLI in-process, capturing stdout and stderr. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = process.stdout.write.bind(process.stdout);
+  const err = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((chunk: string | Uint8Array) => { stdout += chunk.toString(); return true; }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => { stderr += chunk.toString(); return true; }) as typeof process.stderr.write;
+  try {
+    const code = await main(args);
+    return { code, stdout, stderr };
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+    process.exitCode = undefined;
+  }
+}
+
+const snpArgs = ['evidence', 'verify', '--platform', 'snp',
+  '--evidence', tv('amd/ms-tee-attestation-verification/genoa_attestation_report.bin'),
+  '--vcek', tv('amd/ms-tee-attestation-verification/genoa_vcek.pem'),
+  '--cert-chain', tv('amd/ms-tee-attestation-verification/genoa_ask.pem'),
+  '--now', '2026-11-23T00:00:00Z'];
+
+const sprArgs = ['evidence', 'verify', '--platform', 'tdx',
+  '--evidence', tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'),
+  '--tcb-info', tv('intel/go-tdx-guest/sample_tcbInfo_response'),
+  '--qe-identity', tv('intel/go-tdx-guest/sample_qeIdentity_response'),
+  '--cert-chain', tv('intel/go-tdx-guest/tcbInfoIssuerChain.pem'),
+  '--crl', tv('intel/go-tdx-guest/pckcrl'), tv('intel/go-tdx-guest/rootcrl.der')];
+
+describe('kubectl contrast evidence verify', () => {
+  let dir: string;
+  before(() => { dir = tempDir('kc-evidence-'); });
+  after(() => removeDir(dir));
+
+  it('prints one JSON object for a verified SNP report and exits 0', async () => {
+    const r = await cli([...snpArgs, '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.verified, true);
+    assert.equal(out.platform, 'snp');
+    assert.equal(out.product, 'Genoa');
+    assert.equal(out.reportVersion, 3);
+    assert.match(out.measurement, /^[0-9a-f]{96}$/);
+    assert.match(out.reportData, /^[0-9a-f]{128}$/);
+    assert.deepEqual(out.tcb.reported, { bootloader: 10, tee: 0, snp: 23, microcode: 84 });
+    assert.equal(r.stderr, '');
+  });
+
+  it('reports the failed check with expected and actual values as JSON and exits 1', async () => {
+    const r = await cli([...snpArgs, '--host-data', 'ff'.repeat(32), '-o', 'json']);
+    assert.equal(r.code, 1);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.verified, false);
+    assert.equal(out.error.check, 'snp.hostdata');
+    assert.equal(out.error.expected, 'ff'.repeat(32));
+    assert.match(out.measurement, /^[0-9a-f]{96}$/);
+  });
+
+  it('validates against reference values from a manifest and explains a debug policy on stderr', async () => {
+    const manifest = join(dir, 'manifest.json');
+    writeFileSync(manifest, JSON.stringify({ Policies: {}, ReferenceValues: { snp: [{ ProductName: 'Milan', TrustedMeasurement: '00'.repeat(48), MinimumTCB: {} }] } }));
+    const r = await cli(['evidence', 'verify', '--platform', 'snp', '--evidence', tv('amd/go-sev-guest/attestation.bin'),
+      '--vcek', tv('amd/go-sev-guest/vcek.testcer'), '--cert-chain', tv('amd/go-sev-guest/ask_ark_milan.pem'), '--reference-values', manifest]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /attestation check snp\.policy\.debug failed: .*expected DEBUG=0; actual DEBUG=1/);
+  });
+
+  it('verifies a TDX quote with collateral at the collateral\'s time and reports its TCB status', async () => {
+    const r = await cli([...sprArgs, '--now', '2023-06-20T00:00:00Z', '--accept-tcb-status', 'UpToDate', 'NotSupported', '-o', 'json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.verified, true);
+    assert.equal(out.platform, 'tdx');
+    assert.equal(out.quoteVersion, 4);
+    assert.equal(out.tcbStatus, 'NotSupported');
+    assert.deepEqual(out.crlChecked, { root: true, pck: true });
+  });
+
+  it('rejects the same collateral today', async () => {
+    const r = await cli([...sprArgs, '-o', 'json']);
+    assert.equal(r.code, 1);
+    assert.equal(JSON.parse(r.stdout).error.check, 'tdx.crl.root');
+  });
+
+  it('rejects flags of the other platform and malformed values as usage errors (exit 2)', async () => {
+    assert.equal((await cli([...snpArgs, '--tcb-info', 'x'])).code, 2);
+    assert.equal((await cli([...snpArgs, '--host-data', 'abc'])).code, 2);
+    assert.equal((await cli([...snpArgs, '--now', 'yesterday'])).code, 2);
+    assert.equal((await cli(['evidence', 'verify', '--platform', 'snp'])).code, 2);
+  });
+
+  it('fails with exit 1 and a message naming the file when the evidence is missing', async () => {
+    const r = await cli(['evidence', 'verify', '--platform', 'tdx', '--evidence', join(dir, 'nope.dat')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /nope\.dat: cannot read evidence/);
+  });
+
+  it('runs as the installed executable', function () {
+    this.timeout(300_000);
+    const r = runCli(['evidence', 'verify', '--platform', 'tdx', '--evidence', tv('intel/go-tdx-guest/quote_v5_sample.dat'), '--allow-missing-collateral', '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.quoteVersion, 5);
+    assert.equal(out.tcbStatus, 'NotEvaluated');
+  });
+});
