@@ -107,7 +107,12 @@ function fromEntry(entry: AuthEntry, where: string): Credentials | undefined {
   return undefined;
 }
 
-export class CredentialStore {
+/** Anything that can look up credentials for a registry host. */
+export interface CredentialSource {
+  get(registry: string): Promise<Credentials | undefined>;
+}
+
+export class CredentialStore implements CredentialSource {
   private readonly files: ConfigFile[];
   private readonly memo = new Map<string, Promise<Credentials | undefined>>();
 

@@ -159,6 +159,8 @@ export class ImageResolver implements ImageResolverLike {
   private readonly progress: Progress;
   private readonly warn: (message: string) => void;
   private credentials: CredentialStore | undefined;
+  /** Work done so far: images whose layers were scanned, layers opened, compressed bytes read. */
+  readonly stats = { imagesScanned: 0, layersScanned: 0, bytesRead: 0 };
 
   constructor(private readonly options: ImageResolverOptions = {}) {
     const dir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
@@ -169,12 +171,13 @@ export class ImageResolver implements ImageResolverLike {
     this.progress = new Progress(options.progress !== false && process.stderr.isTTY === true);
     const clientOptions: ConstructorParameters<typeof RegistryClient>[0] = {
       insecureRegistries: options.insecureRegistries ?? [],
+      // Read the Docker config only when a registry asks for credentials.
       credentials: {
         get: (registry: string) => {
           this.credentials ??= new CredentialStore(options.dockerConfigPath);
           return this.credentials.get(registry);
         },
-      } as CredentialStore,
+      },
     };
     if (options.retry) clientOptions.retry = options.retry;
     if (options.stallTimeoutMs !== undefined) clientOptions.stallTimeoutMs = options.stallTimeoutMs;
@@ -201,9 +204,10 @@ export class ImageResolver implements ImageResolverLike {
     const settled = await Promise.allSettled(unique.map((r) => this.resolve(r)));
     this.progress.done();
     const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
-    if (failures.length === 1) throw failures[0];
-    if (failures.length > 1) {
-      throw new UserError(`${failures.length} images could not be resolved:\n${failures.map((f) => `  - ${errorMessage(f)}`).join('\n')}`);
+    const messages = [...new Set(failures.map(errorMessage))];
+    if (messages.length === 1) throw failures[0];
+    if (messages.length > 1) {
+      throw new UserError(`${messages.length} images could not be resolved:\n${messages.map((m) => `  - ${m}`).join('\n')}`);
     }
     const out = new Map<string, ResolvedImage>();
     unique.forEach((r, i) => out.set(r, (settled[i] as PromiseFulfilledResult<ResolvedImage>).value));
@@ -376,6 +380,9 @@ export class ImageResolver implements ImageResolverLike {
         (n) => task.advance(n),
       );
       for (const note of result.notes) this.warn(`${name}: ${note}`);
+      this.stats.imagesScanned++;
+      this.stats.layersScanned += result.layersScanned;
+      this.stats.bytesRead += result.bytesRead;
       const out: { passwd?: string; group?: string } = {};
       if (result.passwd !== undefined) out.passwd = result.passwd;
       if (result.group !== undefined) out.group = result.group;

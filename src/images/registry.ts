@@ -6,7 +6,7 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { MAX_DOCUMENT, verifyBlob, type BlobReader, type BlobRef } from './blobs.js';
-import type { CredentialStore, Credentials } from './auth.js';
+import type { CredentialSource, Credentials } from './auth.js';
 import { sleep } from './limit.js';
 import { MANIFEST_ACCEPT, sha256Digest } from './manifest.js';
 import { DOCKER_HUB, type ImageReference } from './reference.js';
@@ -24,7 +24,7 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDe
 
 export interface RegistryClientOptions {
   insecureRegistries?: string[];
-  credentials?: CredentialStore;
+  credentials?: CredentialSource;
   retry?: Partial<RetryPolicy>;
   userAgent?: string;
   /** Per-request timeout for headers and whole small bodies, ms (default 60000). */
