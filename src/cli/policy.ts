@@ -1,0 +1,326 @@
+/**
+ * `kubectl contrast policy …`: look at, check, evaluate and compare agent policies.
+ *   show    the policy of resources in files/stdin      decode  an annotation value
+ *   check   synthesize the runtime's requests for each pod and evaluate them
+ *   eval    evaluate one agent request                   diff    compare two policies
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import { readInputs, readStdin } from '../manifests/inputs.js';
+import { documentValue, parseStream } from '../manifests/stream.js';
+import { podTemplateOf, resourcesOf, workloadRef, type Resource } from '../workloads/resource.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { UsageError, UserError, type InputLocation } from '../util/errors.js';
+import { decodeInitDataAnnotation, INITDATA_ANNOTATION, parseInitDataToml, POLICY_KEY } from '../policy/initdata.js';
+import { createHash } from 'node:crypto';
+
+type Json = Record<string, unknown>;
+
+/** A policy found in some input, with its origin. */
+export interface FoundPolicy {
+  /** "Deployment shop/web", "annotation", a file name … */
+  origin: string;
+  location: InputLocation;
+  text: string;
+  toml?: string;
+  hash?: string;
+  resource?: Resource;
+}
+
+async function readSource(spec: string): Promise<{ name: string; text: string }> {
+  if (spec === '-') {
+    const f = await readStdin();
+    return { name: f.name, text: f.text };
+  }
+  if (!existsSync(spec)) throw new UserError('no such file', { file: spec });
+  return { name: spec, text: readFileSync(spec, 'utf8') };
+}
+
+function fromAnnotation(value: string, origin: string, location: InputLocation): FoundPolicy {
+  const decoded = decodeInitDataAnnotation(value);
+  const text = decoded.init.data[POLICY_KEY];
+  if (text === undefined) throw new UserError(`initdata has no ${POLICY_KEY}`, location);
+  return { origin, location, text, toml: decoded.toml, hash: decoded.hash };
+}
+
+/** Policies of the workloads in a YAML stream (those carrying the initdata annotation). */
+function policiesInYaml(name: string, text: string): FoundPolicy[] {
+  const out: FoundPolicy[] = [];
+  const stream = parseStream(name, text);
+  for (const d of stream.documents) {
+    const location = { file: name, document: d.index };
+    for (const r of resourcesOf(documentValue(d.doc, location), location)) {
+      const t = podTemplateOf(r);
+      const anno = (t?.metadata.annotations as Json | undefined)?.[INITDATA_ANNOTATION];
+      if (typeof anno !== 'string') continue;
+      const ref = workloadRef(r);
+      const found = fromAnnotation(anno, `${ref.kind} ${ref.namespace}/${ref.name}`, r.location);
+      out.push({ ...found, resource: r });
+    }
+  }
+  return out;
+}
+
+/**
+ * Read a policy given as Rego text, initdata TOML, the base64 annotation value, or a manifest
+ * containing exactly one resource with a policy (or the one `--resource` names).
+ */
+export async function readPolicy(spec: string, resource?: string): Promise<FoundPolicy> {
+  const { name, text } = await readSource(spec);
+  const trimmed = text.trim();
+  const location = { file: name };
+  if (/^version\s*=/.test(trimmed) && /^\[data\]/m.test(trimmed)) {
+    const init = parseInitDataToml(text);
+    const policy = init.data[POLICY_KEY];
+    if (policy === undefined) throw new UserError(`initdata has no ${POLICY_KEY}`, location);
+    return { origin: name, location, text: policy, toml: text, hash: createHash(init.algorithm).update(text).digest('hex') };
+  }
+  if (trimmed.includes('\npolicy_data := ') || /^\s*package\s+agent_policy\b/m.test(trimmed)) {
+    return { origin: name, location, text: trimmed.endsWith('}') ? text.replace(/\s+$/, '') : text };
+  }
+  if (/^[A-Za-z0-9+/=\s]+$/.test(trimmed) && !trimmed.includes(':')) return fromAnnotation(trimmed, name, location);
+  let found = policiesInYaml(name, text);
+  if (resource) {
+    const [kind, rest] = resource.includes('/') ? resource.split('/', 2) : [undefined, resource];
+    found = found.filter((f) => f.resource && (kind === undefined || String(f.resource.object.kind).toLowerCase() === kind.toLowerCase())
+      && workloadRef(f.resource).name === rest);
+  }
+  if (found.length === 0) throw new UserError(`no policy found${resource ? ` for ${resource}` : ''} (expected Rego, initdata TOML, an annotation value, or resources with the ${INITDATA_ANNOTATION} annotation)`, location);
+  if (found.length > 1) throw new UsageError(`${name} holds ${found.length} policies (${found.map((f) => f.origin).join(', ')}); choose one with --resource KIND/NAME`);
+  return found[0];
+}
+
+function printPolicy(p: FoundPolicy, part: string, output: string, many: boolean): void {
+  const { rules, data } = splitPolicyTextLazy(p.text);
+  if (output === 'json') {
+    process.stdout.write(`${JSON.stringify({ origin: p.origin, hash: p.hash ?? null, policy_data: data }, null, 2)}\n`);
+    return;
+  }
+  if (output === 'toml') {
+    if (!p.toml) throw new UserError('no initdata TOML for this policy (it was given as Rego text)', p.location);
+    process.stdout.write(p.toml);
+    return;
+  }
+  if (many) process.stdout.write(`# ${p.origin}${p.hash ? ` (policy hash ${p.hash})` : ''}\n`);
+  if (part === 'rules') process.stdout.write(`${rules}`);
+  else if (part === 'data') process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+  else process.stdout.write(`${p.text}\n`);
+}
+
+let policyModule: typeof import('../policy/index.js') | undefined;
+async function policyApi() {
+  policyModule ??= await import('../policy/index.js');
+  return policyModule;
+}
+function splitPolicyTextLazy(text: string): { rules: string; data: unknown } {
+  if (!policyModule) throw new Error('policy module not loaded');
+  return policyModule.splitPolicyText(text);
+}
+
+interface ShowArgs { paths: string[]; part: string; output: string; resource?: string }
+interface DecodeArgs { value?: string; part: string; output: string }
+interface EvalArgs { policy: string; request: string; state?: string; 'save-state': boolean; 'request-type'?: string; resource?: string; output: string }
+interface DiffArgs { a: string; b: string; output: string; 'resource-a'?: string; 'resource-b'?: string }
+interface CheckArgs {
+  paths: string[]; output: string; 'pause-image': string; 'workspace-dir': string; 'oci-layout': string[]; 'docker-archive': string[];
+  'cache-dir'?: string; cache: boolean; 'insecure-registry': string[]; offline: boolean; 'docker-config'?: string; 'image-platform': string;
+}
+
+const outputOption = (y: Argv, choices: string[], def: string) => y.option('output', { alias: 'o', type: 'string', choices, default: def, describe: 'Output format' });
+
+const show: CommandModule<object, ShowArgs> = {
+  command: 'show [paths..]',
+  describe: 'Print the policy of every resource in YAML files or standard input',
+  builder: (y) => outputOption(y, ['text', 'json', 'toml'], 'text')
+    .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories; "-" or nothing for standard input' })
+    .option('part', { type: 'string', choices: ['all', 'rules', 'data'], default: 'all', describe: 'Which part of the policy text to print' })
+    .option('resource', { type: 'string', describe: 'Only this resource (KIND/NAME or NAME)' }) as Argv<ShowArgs>,
+  handler: async (argv) => {
+    await policyApi();
+    const files = await readInputs(argv.paths);
+    let found = files.flatMap((f) => policiesInYaml(f.name, f.text));
+    if (argv.resource) {
+      const [kind, name] = argv.resource.includes('/') ? argv.resource.split('/', 2) : [undefined, argv.resource];
+      found = found.filter((f) => f.resource && workloadRef(f.resource).name === name && (kind === undefined || String(f.resource.object.kind).toLowerCase() === kind.toLowerCase()));
+    }
+    if (found.length === 0) throw new UserError(`no resource with a policy (annotation ${INITDATA_ANNOTATION}) found`);
+    for (const p of found) printPolicy(p, argv.part, argv.output, found.length > 1);
+  },
+};
+
+const decode: CommandModule<object, DecodeArgs> = {
+  command: 'decode [value]',
+  describe: 'Decode an initdata annotation value (base64 of gzip of TOML) and print its policy',
+  builder: (y) => outputOption(y, ['text', 'json', 'toml'], 'text')
+    .positional('value', { type: 'string', describe: 'The annotation value, a file holding it, or "-"/nothing for standard input' })
+    .option('part', { type: 'string', choices: ['all', 'rules', 'data'], default: 'all', describe: 'Which part of the policy text to print' }) as Argv<DecodeArgs>,
+  handler: async (argv) => {
+    await policyApi();
+    const v = argv.value === undefined || argv.value === '' ? '-' : argv.value;
+    const value = v === '-' ? (await readStdin()).text : existsSync(v) ? readFileSync(v, 'utf8') : v;
+    printPolicy(fromAnnotation(value.trim(), 'annotation', {}), argv.part, argv.output, false);
+  },
+};
+
+/** Upstream test cases name requests by their short type ("CreateContainer"). */
+function requestName(explicit: string | undefined, body: Json): string {
+  const raw = explicit ?? (typeof body.kind === 'string' ? body.kind : typeof body.type === 'string' ? body.type : undefined);
+  if (!raw) throw new UsageError('cannot tell the request type: pass --request-type (e.g. CreateContainerRequest) or give the JSON a "type" field');
+  return raw.endsWith('Request') || raw.startsWith('MemAgent') ? raw : `${raw}Request`;
+}
+
+const evalCmd: CommandModule<object, EvalArgs> = {
+  command: 'eval',
+  describe: 'Evaluate one agent request against a policy, like the Kata agent does',
+  builder: (y) => outputOption(y, ['json', 'text'], 'json')
+    .option('policy', { type: 'string', nargs: 1, demandOption: true, describe: 'Policy: Rego text, initdata TOML, annotation value or a manifest with the resource ("-" for stdin)' })
+    .option('request', { type: 'string', nargs: 1, demandOption: true, describe: 'Agent request JSON ("-" for stdin); missing fields get the agent\'s defaults' })
+    .option('request-type', { type: 'string', describe: 'Request message name, e.g. CreateContainerRequest (default: the JSON\'s "type" field)' })
+    .option('state', { type: 'string', describe: 'JSON file with the agent state (data.pstate) from earlier requests' })
+    .option('save-state', { type: 'boolean', default: false, describe: 'Write the state after this request back to --state' })
+    .option('resource', { type: 'string', describe: 'Which resource of a manifest holds the policy (KIND/NAME)' })
+    .check((a) => {
+      if (a.policy === '-' && a.request === '-') throw new UsageError('--policy and --request cannot both be standard input');
+      if (a['save-state'] && !a.state) throw new UsageError('--save-state needs --state');
+      return true;
+    }) as Argv<EvalArgs>,
+  handler: async (argv) => {
+    const api = await policyApi();
+    const policy = await readPolicy(argv.policy, argv.resource);
+    const reqSrc = await readSource(argv.request);
+    let body: Json;
+    try {
+      body = JSON.parse(reqSrc.text) as Json;
+    } catch (err) {
+      throw new UserError(`request is not JSON: ${(err as Error).message}`, { file: reqSrc.name });
+    }
+    const name = requestName(argv['request-type'], body);
+    const request = typeof body.request === 'object' && body.request !== null ? body.request : body;
+    let state: Record<string, unknown> = {};
+    if (argv.state && existsSync(argv.state)) {
+      try {
+        state = JSON.parse(readFileSync(argv.state, 'utf8')) as Record<string, unknown>;
+      } catch (err) {
+        throw new UserError(`state is not JSON: ${(err as Error).message}`, { file: argv.state });
+      }
+    }
+    const engine = api.PolicyEngine.forPolicyText(policy.text, state);
+    const res = engine.evaluate(name, request);
+    if (argv.output === 'json') {
+      process.stdout.write(`${JSON.stringify({ allowed: res.allowed, entrypoint: res.entrypoint, ops: res.ops, reason: res.reason }, null, 2)}\n`);
+    } else {
+      process.stdout.write(res.allowed ? `allowed${res.ops.length ? ` (state: ${res.ops.map((o) => `${o.op} ${o.path}`).join(', ')})` : ''}\n` : `denied: ${res.failures.join('; ')}\n`);
+    }
+    if (argv['save-state'] && argv.state) writeFileAtomic(argv.state, `${JSON.stringify(engine.pstate, null, 2)}\n`);
+    if (!res.allowed) process.exitCode = 1;
+  },
+};
+
+const diff: CommandModule<object, DiffArgs> = {
+  command: 'diff <a> <b>',
+  describe: 'Describe what changed from policy A to policy B (exit 0: same, 1: different)',
+  builder: (y) => outputOption(y, ['text', 'json'], 'text')
+    .positional('a', { type: 'string', demandOption: true, describe: 'Old policy (same forms as eval --policy)' })
+    .positional('b', { type: 'string', demandOption: true, describe: 'New policy' })
+    .option('resource-a', { type: 'string', describe: 'Resource holding policy A in a manifest' })
+    .option('resource-b', { type: 'string', describe: 'Resource holding policy B in a manifest' }) as Argv<DiffArgs>,
+  handler: async (argv) => {
+    const api = await policyApi();
+    const { diffPolicies } = await import('../policy/diff.js');
+    const a = await readPolicy(argv.a, argv['resource-a']);
+    const b = await readPolicy(argv.b, argv['resource-b']);
+    const sa = api.splitPolicyText(a.text);
+    const sb = api.splitPolicyText(b.text);
+    const changes = diffPolicies(sa.rules, sa.data as never, sb.rules, sb.data as never);
+    if (argv.output === 'json') process.stdout.write(`${JSON.stringify(changes, null, 2)}\n`);
+    else if (changes.length === 0) process.stderr.write('The policies are the same.\n');
+    else for (const c of changes) process.stdout.write(`${c.container ? `${c.container}: ` : ''}${c.change}\n`);
+    if (changes.length > 0) process.exitCode = 1;
+  },
+};
+
+const check: CommandModule<object, CheckArgs> = {
+  command: 'check [paths..]',
+  describe: 'Check that each pod\'s policy allows the requests its runtime will send (sandbox, containers, probes)',
+  builder: (y) => outputOption(y, ['text', 'json'], 'text')
+    .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories with generated resources; "-" or nothing for standard input' })
+    .option('workspace-dir', { type: 'string', default: '.', describe: 'Directory with settings.json (created with the defaults if missing)' })
+    .option('pause-image', { type: 'string', describe: 'Pause image the policies were generated with (default: the one this release injects)' })
+    .option('oci-layout', { type: 'string', array: true, default: [], describe: 'OCI image layout directory to take images from (repeatable)' })
+    .option('docker-archive', { type: 'string', array: true, default: [], describe: '`docker save` archive to take images from (repeatable)' })
+    .option('cache-dir', { type: 'string', describe: 'Image metadata cache directory' })
+    .option('cache', { type: 'boolean', default: true, describe: 'Use the image cache (--no-cache to skip)' })
+    .option('insecure-registry', { type: 'string', array: true, default: [], describe: 'Registry to reach over plain HTTP (repeatable)' })
+    .option('offline', { type: 'boolean', default: false, describe: 'Never contact a registry' })
+    .option('docker-config', { type: 'string', describe: 'Docker config file with registry credentials' })
+    .option('image-platform', { type: 'string', default: 'linux/amd64', describe: 'Platform picked from multi-platform images' }) as Argv<CheckArgs>,
+  handler: async (argv) => {
+    const api = await policyApi();
+    const { ImageResolver, parsePlatform } = await import('../images/index.js');
+    const { INJECTED_IMAGES } = await import('../platforms/images.js');
+    const resolver = new ImageResolver({
+      ociLayouts: argv['oci-layout'], dockerArchives: argv['docker-archive'], cacheDir: argv.cache ? argv['cache-dir'] : false,
+      insecureRegistries: argv['insecure-registry'], offline: argv.offline, dockerConfigPath: argv['docker-config'],
+      platform: parsePlatform(argv['image-platform']), progress: false,
+    });
+    const settings = api.loadOrCreateSettings(argv['workspace-dir']);
+    const files = await readInputs(argv.paths);
+    const objects: Json[] = [];
+    for (const f of files) {
+      for (const d of parseStream(f.name, f.text).documents) {
+        const location = { file: f.name, document: d.index };
+        for (const r of resourcesOf(documentValue(d.doc, location), location)) objects.push(r.object);
+      }
+    }
+    const configMaps = objects.filter((o) => o.kind === 'ConfigMap');
+    const secrets = objects.filter((o) => o.kind === 'Secret');
+    const policies = files.flatMap((f) => policiesInYaml(f.name, f.text));
+    if (policies.length === 0) throw new UserError(`no resource with a policy (annotation ${INITDATA_ANNOTATION}) found; run generate first`);
+    const pauseImage = await resolver.resolve(argv['pause-image'] ?? INJECTED_IMAGES.pause);
+    const reports = [];
+    for (const p of policies) {
+      const r = p.resource!;
+      const t = podTemplateOf(r)!;
+      const spec = t.spec;
+      const refs = [...((spec.initContainers as Json[] | undefined) ?? []), ...((spec.containers as Json[] | undefined) ?? [])].map((c) => String(c.image));
+      const images = new Map<string, Awaited<ReturnType<typeof resolver.resolve>>>();
+      for (const ref of refs) images.set(ref, await resolver.resolve(ref));
+      const input = {
+        workload: workloadRef(r),
+        podMetadata: t.metadata as never,
+        podSpec: spec,
+        image: (ref: string) => { const i = images.get(ref); if (!i) throw new Error(`unknown image ${ref}`); return i; },
+        pauseImage, configMaps, secrets, settings,
+      };
+      let report;
+      try {
+        report = await api.checkPolicy(p.text, input);
+      } catch (err) {
+        if (err instanceof UserError) throw err.withLocation(r.location);
+        throw err;
+      }
+      reports.push({ resource: p.origin, hash: p.hash, ...report });
+    }
+    if (argv.output === 'json') process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
+    else {
+      for (const rep of reports) {
+        process.stdout.write(`${rep.resource}: ${rep.allowed ? 'ok' : 'DENIED'}\n`);
+        for (const e of rep.entries) process.stdout.write(`  ${e.allowed ? 'allow' : 'DENY '}  ${e.description}${e.allowed ? '' : `: ${e.reason}`}\n`);
+      }
+    }
+    if (reports.some((r) => !r.allowed)) process.exitCode = 1;
+  },
+};
+
+export const policyCommand: CommandModule<object, object> = {
+  command: 'policy <command>',
+  describe: 'Show, check, evaluate and compare agent policies',
+  builder: (y: Argv) => y
+    .command(show as CommandModule<object, ShowArgs>)
+    .command(decode as CommandModule<object, DecodeArgs>)
+    .command(check as CommandModule<object, CheckArgs>)
+    .command(evalCmd as CommandModule<object, EvalArgs>)
+    .command(diff as CommandModule<object, DiffArgs>)
+    .demandCommand(1, 'Name a policy command: show, decode, check, eval or diff.'),
+  handler: () => {},
+};

@@ -1,0 +1,99 @@
+/** `kubectl contrast policy show|decode|check|eval|diff` through the real executable. */
+import { strict as assert } from 'node:assert';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { encodePolicy, INITDATA_ANNOTATION } from '../../src/policy/initdata.js';
+import { buildPolicyText, synthesizeRequests } from '../../src/policy/index.js';
+import { runCli } from '../helpers/cli.js';
+import { removeDir, tempDir } from '../helpers/tmp.js';
+import { deploymentInput } from './fixtures.js';
+
+describe('kubectl contrast policy (CLI)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  const input = deploymentInput();
+  const text = buildPolicyText(input);
+  const encoded = encodePolicy(text);
+  const requests = synthesizeRequests(input);
+  const pauseReq = requests[1].body as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const webReq = requests.find((r) => r.container === 'web' && r.request === 'CreateContainerRequest')!.body as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const manifest = () => stringify({
+    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' },
+    spec: { template: { metadata: { annotations: { [INITDATA_ANNOTATION]: encoded.annotation } }, spec: input.podSpec } },
+  });
+
+  before(() => { dir = tempDir(); });
+  after(() => removeDir(dir));
+  const file = (name: string, content: string) => { const p = join(dir, name); writeFileSync(p, content); return p; };
+
+  it('decode prints the policy text of an annotation value', () => {
+    const r = runCli(['policy', 'decode', encoded.annotation]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${text}\n`);
+    const data = runCli(['policy', 'decode', '-', '--part', 'data'], { input: encoded.annotation });
+    assert.deepEqual(JSON.parse(data.stdout).containers.length, 3);
+  });
+
+  it('show reads a manifest from a file and from stdin', () => {
+    const p = file('deploy.yaml', manifest());
+    const r = runCli(['policy', 'show', p, '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.hash, encoded.hash);
+    assert.equal(out.origin, 'Deployment shop/web');
+    const toml = runCli(['policy', 'show', '-o', 'toml'], { input: manifest() });
+    assert.equal(toml.stdout, encoded.toml);
+  });
+
+  it('eval allows a matching request and prints the agent result shape', () => {
+    const policy = file('policy.rego', text);
+    const req = file('pause.json', JSON.stringify(pauseReq));
+    const state = file('state.json', '{}');
+    const r = runCli(['policy', 'eval', '--policy', policy, '--request', req, '--request-type', 'CreateContainerRequest', '--state', state, '--save-state', '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual(Object.keys(out), ['allowed', 'entrypoint', 'ops', 'reason']);
+    assert.equal(out.allowed, true);
+    assert.equal(out.entrypoint, 'agent_policy/CreateContainerRequest');
+    assert.equal(out.reason, null);
+    assert.equal(JSON.parse(readFileSync(state, 'utf8')).sandbox_name, pauseReq.OCI.Annotations['io.kubernetes.cri.sandbox-name']);
+    // The saved state carries over: the web container joins the same sandbox.
+    const web = file('web.json', JSON.stringify({ type: 'CreateContainer', ...webReq }));
+    const r2 = runCli(['policy', 'eval', '--policy', file('anno.txt', encoded.annotation), '--request', web, '--state', state]);
+    assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+  });
+
+  it('eval denies a tampered request with exit code 1 and the reason', () => {
+    const tampered = structuredClone(webReq);
+    tampered.OCI.Process.Args = ['/bin/sh'];
+    const r = runCli(['policy', 'eval', '--policy', file('deploy2.yaml', manifest()), '--request', '-', '--request-type', 'CreateContainerRequest'], { input: JSON.stringify(tampered) });
+    assert.equal(r.code, 1);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.allowed, false);
+    assert.match(out.reason, /command line/);
+    const toml = runCli(['policy', 'eval', '--policy', file('init.toml', encoded.toml), '--request', file('t.json', JSON.stringify(tampered)), '--request-type', 'CreateContainerRequest', '-o', 'text']);
+    assert.match(toml.stdout, /^denied: .*command line/);
+  });
+
+  it('eval reports usage errors with exit code 2', () => {
+    const r = runCli(['policy', 'eval', '--policy', file('p.rego', text), '--request', file('x.json', '{}')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /request-type/);
+  });
+
+  it('diff describes changes in words', () => {
+    const other = deploymentInput();
+    const web = (other.podSpec.containers as Record<string, any>[])[0]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    web.env.push({ name: 'DEBUG', value: '1' });
+    web.securityContext = { capabilities: { add: ['SYS_ADMIN'] } };
+    const b = file('b.rego', buildPolicyText(other));
+    const r = runCli(['policy', 'diff', file('a.rego', text), b]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /web: environment variable DEBUG added/);
+    assert.match(r.stdout, /web: capability CAP_SYS_ADMIN added/);
+    const same = runCli(['policy', 'diff', file('a2.rego', text), file('a3.rego', text)]);
+    assert.equal(same.code, 0);
+    assert.equal(same.stdout, '');
+  });
+});
