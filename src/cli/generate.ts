@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { generate } from '../generate/pipeline.js';
+import { generate, type GenerateOptions } from '../generate/pipeline.js';
 import { writeGenerateResult } from '../generate/write.js';
 import { platformIds } from '../platforms/platforms.js';
 import { UsageError } from '../util/errors.js';
@@ -8,9 +8,8 @@ import { STDIN } from '../manifests/inputs.js';
 import { workspaceOptions, type WorkspaceArgs } from './workspace-options.js';
 import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
 
-interface GenerateArgs extends WorkspaceArgs, ImageArgs {
-  paths: string[];
-  output?: string;
+/** The flags of the transform itself; shared by `generate`, the Helm post-renderer and the kustomize transformer. */
+export interface TransformArgs extends WorkspaceArgs, ImageArgs {
   platform?: string;
   'skip-initializer': boolean;
   'image-replacements'?: string;
@@ -20,12 +19,14 @@ interface GenerateArgs extends WorkspaceArgs, ImageArgs {
   'disable-updates': boolean;
 }
 
-export const generateCommand: CommandModule<object, GenerateArgs> = {
-  command: 'generate [paths..]',
-  describe: 'Make workloads with runtimeClassName contrast-cc confidential: inject the Initializer and service mesh, compute their policies, update manifest.json',
-  builder: (y: Argv) => imageOptions(workspaceOptions(y))
-    .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories (recursively *.yaml, *.yml); "-" or nothing for standard input' })
-    .option('output', { alias: 'o', type: 'string', describe: 'Write all resources to this file ("-" for stdout) instead of editing the inputs in place' })
+interface GenerateArgs extends TransformArgs {
+  paths: string[];
+  output?: string;
+}
+
+/** Adds the transform flags (workspace, images, platform, keys, …) to a command. */
+export function transformOptions<T>(y: Argv<T>): Argv<T & TransformArgs> {
+  return imageOptions(workspaceOptions(y))
     .option('platform', { alias: 'reference-values', type: 'string', choices: platformIds(), describe: 'Platform for workloads with runtimeClassName contrast-cc (contrast-cc-<platform> selects one per workload)' })
     .option('skip-initializer', { type: 'boolean', default: false, describe: 'Do not inject the Initializer (per workload: annotation contrast.edgeless.systems/skip-initializer: "true")' })
     .option('image-replacements', { type: 'string', describe: 'File of "source=target" lines that replace container images (e.g. a mirror)' })
@@ -36,7 +37,32 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     .check((argv) => {
       if (argv['disable-updates'] && argv['add-workload-owner-key'].length > 0) throw new UsageError('--disable-updates and --add-workload-owner-key exclude each other');
       return true;
-    })
+    }) as unknown as Argv<T & TransformArgs>;
+}
+
+/** The pipeline options that the transform flags stand for. */
+export function generateOptionsFrom(argv: TransformArgs, inputs: string[]): GenerateOptions {
+  return {
+    inputs,
+    platform: argv.platform,
+    skipInitializer: argv['skip-initializer'],
+    imageReplacementsFile: argv['image-replacements'],
+    coordinatorHost: argv['coordinator-host'],
+    workspaceDir: argv['workspace-dir'],
+    manifestPath: argv.manifest,
+    workloadOwnerKeys: argv['add-workload-owner-key'],
+    seedshareOwnerKeys: argv['add-seedshare-owner-key'],
+    disableUpdates: argv['disable-updates'],
+    imageResolver: imageResolverFrom(argv),
+  };
+}
+
+export const generateCommand: CommandModule<object, GenerateArgs> = {
+  command: 'generate [paths..]',
+  describe: 'Make workloads with runtimeClassName contrast-cc confidential: inject the Initializer and service mesh, compute their policies, update manifest.json',
+  builder: (y: Argv) => transformOptions(y)
+    .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories (recursively *.yaml, *.yml); "-" or nothing for standard input' })
+    .option('output', { alias: 'o', type: 'string', describe: 'Write all resources to this file ("-" for stdout) instead of editing the inputs in place' })
     .example('$0 generate --platform metal-qemu-snp deployment/', 'Rewrite every YAML file under deployment/ in place')
     .example('helm template my-app ./chart | $0 generate --platform metal-qemu-tdx - > resources.yaml', 'Transform a stream')
     .example('$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml', 'Write the result elsewhere; keys and manifest.json go to ./contrast')
@@ -44,19 +70,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   handler: async (argv) => {
     const paths = argv.paths.length === 0 ? [STDIN] : argv.paths;
     const diagnostics = new Diagnostics();
-    const result = await generate({
-      inputs: paths,
-      platform: argv.platform,
-      skipInitializer: argv['skip-initializer'],
-      imageReplacementsFile: argv['image-replacements'],
-      coordinatorHost: argv['coordinator-host'],
-      workspaceDir: argv['workspace-dir'],
-      manifestPath: argv.manifest,
-      workloadOwnerKeys: argv['add-workload-owner-key'],
-      seedshareOwnerKeys: argv['add-seedshare-owner-key'],
-      disableUpdates: argv['disable-updates'],
-      imageResolver: imageResolverFrom(argv),
-    }, diagnostics);
+    const result = await generate(generateOptionsFrom(argv, paths), diagnostics);
     for (const w of result.diagnostics.warnings) process.stderr.write(`Warning: ${Diagnostics.format(w)}\n`);
     const summary = writeGenerateResult(result, { output: argv.output, toStdout: argv.output === undefined && paths.includes(STDIN) }, argv);
     process.stderr.write(`${summary}\n`);
