@@ -149,24 +149,41 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     const creds = options.tokenAuth;
     const signer = await makeTokenSigner('test-registry', 'test-issuer');
     writeFileSync(join(dir, 'token-ca.pem'), signer.certPem);
-    tokenServer = http.createServer((req, res) => {
-      tokenCount++;
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const expected = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
-      if (req.headers.authorization !== expected) {
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
-        return;
-      }
-      const access = url.searchParams.getAll('scope').map((s) => {
+    const issue = (res: http.ServerResponse, params: URLSearchParams, field: 'token' | 'access_token'): void => {
+      const access = params.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean).map((s) => {
         const [type, name, actions] = s.split(':');
         return { type, name, actions: (actions ?? '').split(',') };
       });
       const now = Math.floor(Date.now() / 1000);
       const token = signer.sign({
-        iss: signer.issuer, sub: creds.username, aud: url.searchParams.get('service'),
+        iss: signer.issuer, sub: creds.username, aud: params.get('service'),
         exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access,
       });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, expires_in: 300 }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ [field]: token, expires_in: 300 }));
+    };
+    tokenServer = http.createServer((req, res) => {
+      tokenCount++;
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (req.method === 'POST') {
+        // OAuth2 refresh-token grant, as used with identity tokens; the refresh token is `refresh-<user>`.
+        let body = '';
+        req.on('data', (d: Buffer) => { body += d.toString(); });
+        req.on('end', () => {
+          const form = new URLSearchParams(body);
+          if (form.get('grant_type') !== 'refresh_token' || form.get('refresh_token') !== `refresh-${creds.username}`) {
+            res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad refresh token"}');
+            return;
+          }
+          issue(res, form, 'access_token');
+        });
+        return;
+      }
+      const expected = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+      if (req.headers.authorization !== expected) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
+        return;
+      }
+      issue(res, url.searchParams, 'token');
     });
     await new Promise<void>((r) => tokenServer!.listen(0, '127.0.0.1', r));
     const tport = (tokenServer.address() as net.AddressInfo).port;

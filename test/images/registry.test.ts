@@ -294,6 +294,16 @@ describe('images: registry authentication', function () {
           err.message.includes(`${reg.host}/private/app:1`) && /credentials|docker login/.test(err.message));
       });
 
+      if (mode === 'bearer') {
+        it('exchanges an identity token (refresh token) for an access token', async () => {
+          const path = join(tmp.path, 'identity-config.json');
+          writeFileSync(path, JSON.stringify({ auths: { [reg.host]: { auth: '', identitytoken: `refresh-${creds.username}` } } }));
+          assert.equal((await resolve(path)).manifestDigest, img.descriptor.digest);
+          writeFileSync(path, JSON.stringify({ auths: { [reg.host]: { identitytoken: 'refresh-mallory' } } }));
+          await assert.rejects(resolve(path), (err: Error) => err.message.includes(`${reg.host}/private/app:1`) && !err.message.includes('mallory'));
+        });
+      }
+
       if (mode === 'basic') {
         it('asks a credential helper named in credHelpers', async () => {
           const bin = join(tmp.path, 'bin');
