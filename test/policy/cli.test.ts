@@ -97,3 +97,56 @@ describe('kubectl contrast policy (CLI)', function () {
     assert.equal(same.stdout, '');
   });
 });
+
+describe('kubectl contrast policy check (CLI, offline sample images)', function () {
+  this.timeout(180_000);
+  let dir: string;
+  before(() => { dir = tempDir(); });
+  after(() => removeDir(dir));
+
+  async function manifestFor(podSpec: Record<string, unknown>, policySpec: Record<string, unknown> = podSpec): Promise<string> {
+    const { ImageResolver } = await import('../../src/images/index.js');
+    const { INJECTED_IMAGES } = await import('../../src/platforms/images.js');
+    const { SAMPLE_IMAGES } = await import('../helpers/images.js');
+    const { defaultSettings } = await import('../../src/policy/index.js');
+    const resolver = new ImageResolver({ ociLayouts: [SAMPLE_IMAGES], offline: true, cacheDir: false });
+    const refs = (policySpec.containers as { image: string }[]).map((c) => c.image);
+    const images = new Map(await Promise.all(refs.map(async (r) => [r, await resolver.resolve(r)] as const)));
+    const text = buildPolicyText({
+      workload: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', namespace: 'default' },
+      podMetadata: {}, podSpec: policySpec, image: (r) => images.get(r)!, pauseImage: await resolver.resolve(INJECTED_IMAGES.pause),
+      configMaps: [], secrets: [], settings: defaultSettings(),
+    });
+    return stringify({
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'api', namespace: 'default' },
+      spec: { template: { metadata: { annotations: { [INITDATA_ANNOTATION]: encodePolicy(text).annotation } }, spec: podSpec } },
+    });
+  }
+  const spec = (args: string[]) => ({
+    runtimeClassName: 'contrast-cc',
+    securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+    containers: [{ name: 'api', image: 'ghcr.io/kubectl-contrast/samples/api:1.0', args, livenessProbe: { exec: { command: ['true'] } } }],
+  });
+  const SAMPLE_IMAGES = join(new URL('../../', import.meta.url).pathname, 'samples', 'images');
+
+  it('reports every synthesized request as allowed for a matching pod', async () => {
+    const p = join(dir, 'ok.yaml');
+    writeFileSync(p, await manifestFor(spec(['--listen', ':8080'])));
+    const r = runCli(['policy', 'check', '--offline', '--no-cache', '--oci-layout', SAMPLE_IMAGES, '--workspace-dir', dir, p]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Deployment default\/api: ok/);
+    assert.match(r.stdout, /allow {2}exec \["true"\] in api/);
+  });
+
+  it('reports the first failing reason when the pod no longer matches its policy', async () => {
+    const p = join(dir, 'bad.yaml');
+    writeFileSync(p, await manifestFor(spec(['--listen', ':9090']), spec(['--listen', ':8080'])));
+    const r = runCli(['policy', 'check', '--offline', '--no-cache', '--oci-layout', SAMPLE_IMAGES, '--workspace-dir', dir, p, '-o', 'json']);
+    assert.equal(r.code, 1, r.stderr);
+    const [report] = JSON.parse(r.stdout);
+    assert.equal(report.allowed, false);
+    const denied = report.entries.filter((e: { allowed: boolean }) => !e.allowed);
+    assert.equal(denied[0].container, 'api');
+    assert.match(denied[0].reason, /command line/);
+  });
+});
