@@ -5,6 +5,7 @@ import { UserError } from '../util/errors.js';
 import { manifestToJson } from '../workspace/manifest.js';
 import { manifestPathOf, type ManifestOptions } from './manifest-step.js';
 import type { GenerateResult } from './pipeline.js';
+import { ensureSettingsFile } from './policy-step.js';
 
 export interface OutputTarget {
   /** `-o FILE`; "-" is stdout. */
@@ -21,9 +22,18 @@ export function joinStreams(texts: string[]): string {
   }).join('');
 }
 
-export function writeGenerateResult(result: GenerateResult, target: OutputTarget, workspace: { 'workspace-dir': string; manifest?: string }): string {
+/** Writes manifest.json (atomically) when this run changed it; returns its path. */
+export function writeManifestOf(result: GenerateResult, workspace: { 'workspace-dir': string; manifest?: string }): string {
   const manifestOptions: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'> = { workspaceDir: workspace['workspace-dir'], manifestPath: workspace.manifest };
   const manifestPath = manifestPathOf(manifestOptions as ManifestOptions);
+  mkdirSync(workspace['workspace-dir'], { recursive: true });
+  if (result.manifestChanged) writeOrExplain(manifestPath, manifestToJson(result.manifest));
+  // The policy settings become editable after the first run, as upstream's settings.json.
+  ensureSettingsFile(workspace['workspace-dir']);
+  return manifestPath;
+}
+
+export function writeGenerateResult(result: GenerateResult, target: OutputTarget, workspace: { 'workspace-dir': string; manifest?: string }): string {
   const combined = () => joinStreams(result.outputs.map((o) => o.text));
   let where: string;
   if (target.output === '-' || (target.output === undefined && target.toStdout)) {
@@ -37,10 +47,7 @@ export function writeGenerateResult(result: GenerateResult, target: OutputTarget
     for (const o of changed) writeOrExplain(o.input.path!, o.text);
     where = `in place (${changed.length} of ${result.outputs.length} files changed)`;
   }
-  if (result.manifestChanged) {
-    mkdirSync(workspace['workspace-dir'], { recursive: true });
-    writeOrExplain(manifestPath, manifestToJson(result.manifest));
-  }
+  const manifestPath = writeManifestOf(result, workspace);
   const n = result.workloads.length;
   return `${n} confidential workload${n === 1 ? '' : 's'} written ${where}; ${manifestPath} ${result.manifestChanged ? 'updated' : 'unchanged'}`;
 }
