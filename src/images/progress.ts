@@ -20,7 +20,11 @@ export class Progress {
   private drawn = false;
   private firstStart = 0;
 
-  constructor(private readonly enabled: boolean, private readonly out: NodeJS.WriteStream = process.stderr) {}
+  constructor(
+    private readonly enabled: boolean,
+    private readonly out: Pick<NodeJS.WriteStream, 'write' | 'columns'> = process.stderr,
+    private readonly delayMs = DELAY_MS,
+  ) {}
 
   start(name: string, totalBytes: number): ProgressTask {
     const task = { name, total: totalBytes, done: 0 };
@@ -36,14 +40,16 @@ export class Progress {
       finish: () => {
         this.tasks.delete(task);
         this.finished++;
-        this.maybeDraw();
+        // Nothing left to show: clear the line rather than leave a stale one behind.
+        if (this.tasks.size === 0) this.done();
+        else this.maybeDraw();
       },
     };
   }
 
   private maybeDraw(): void {
     const now = Date.now();
-    if (now - this.firstStart < DELAY_MS || now - this.lastDraw < REDRAW_MS) return;
+    if (now - this.firstStart < this.delayMs || now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
     let done = 0;
     let total = 0;
