@@ -1,0 +1,60 @@
+/**
+ * The Coordinator's gRPC messages, field numbers and names as upstream Contrast
+ * (`userapi.proto`, package edgelesssys.contrast.userapi; `meshapi.proto`, package meshapi).
+ */
+import type { Schema } from './proto.js';
+
+export const USERAPI_SERVICE = 'edgelesssys.contrast.userapi.UserAPI';
+export const MESHAPI_SERVICE = 'meshapi.MeshAPI';
+
+export const SeedShareSchema: Schema = [
+  { no: 1, name: 'PublicKey', type: 'string' },
+  { no: 2, name: 'EncryptedSeed', type: 'bytes' },
+];
+export const SeedShareDocumentSchema: Schema = [
+  { no: 1, name: 'SeedShares', type: 'message', repeated: true, message: SeedShareSchema },
+  { no: 2, name: 'salt', type: 'bytes' },
+];
+export const SetManifestRequestSchema: Schema = [
+  { no: 1, name: 'Manifest', type: 'bytes' },
+  { no: 2, name: 'Policies', type: 'bytes', repeated: true },
+];
+export const SetManifestResponseSchema: Schema = [
+  { no: 1, name: 'RootCA', type: 'bytes' },
+  { no: 2, name: 'MeshCA', type: 'bytes' },
+  { no: 3, name: 'SeedSharesDoc', type: 'message', message: SeedShareDocumentSchema },
+];
+export const LatestTransitionSchema: Schema = [
+  { no: 1, name: 'TransitionHash', type: 'bytes' },
+  { no: 2, name: 'Signature', type: 'bytes' },
+];
+export const GetManifestsRequestSchema: Schema = [];
+export const GetManifestsResponseSchema: Schema = [
+  { no: 1, name: 'Manifests', type: 'bytes', repeated: true },
+  { no: 2, name: 'Policies', type: 'bytes', repeated: true },
+  { no: 3, name: 'RootCA', type: 'bytes' },
+  { no: 4, name: 'MeshCA', type: 'bytes' },
+  { no: 5, name: 'LatestTransition', type: 'message', message: LatestTransitionSchema },
+];
+export const RecoverRequestSchema: Schema = [
+  { no: 1, name: 'Seed', type: 'bytes' },
+  { no: 2, name: 'Salt', type: 'bytes' },
+  { no: 3, name: 'Force', type: 'bool' },
+];
+export const RecoverResponseSchema: Schema = [];
+export const NewMeshCertRequestSchema: Schema = [];
+export const NewMeshCertResponseSchema: Schema = [
+  { no: 1, name: 'MeshCACert', type: 'bytes' },
+  { no: 2, name: 'CertChain', type: 'bytes' },
+  { no: 3, name: 'RootCACert', type: 'bytes' },
+  { no: 4, name: 'WorkloadSecret', type: 'bytes' },
+];
+
+export interface SeedShareMsg { PublicKey: string; EncryptedSeed: Buffer }
+export interface SeedShareDocumentMsg { SeedShares: SeedShareMsg[]; salt: Buffer }
+export interface SetManifestRequest { Manifest: Buffer; Policies: Buffer[] }
+export interface SetManifestResponse { RootCA: Buffer; MeshCA: Buffer; SeedSharesDoc?: SeedShareDocumentMsg }
+export interface LatestTransitionMsg { TransitionHash: Buffer; Signature: Buffer }
+export interface GetManifestsResponse { Manifests: Buffer[]; Policies: Buffer[]; RootCA: Buffer; MeshCA: Buffer; LatestTransition?: LatestTransitionMsg }
+export interface RecoverRequest { Seed: Buffer; Salt: Buffer; Force: boolean }
+export interface NewMeshCertResponse { MeshCACert: Buffer; CertChain: Buffer; RootCACert: Buffer; WorkloadSecret: Buffer }
