@@ -1,5 +1,6 @@
 import { X509Certificate, constants, createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { AttestationError, ensure } from './errors.js';
+import { BoundedCache } from './bounded-cache.js';
 import { TAG, children, expectTag, readElement, readOid, readSingle, readTime, type DerNode } from './der.js';
 
 /**
@@ -56,17 +57,29 @@ export function subjectDer(cert: X509Certificate): Buffer {
   return tbsParts(cert).subject;
 }
 
+/**
+ * Parsed certificates by SHA-256 of their encoding. The same VCEK, ASK and PCK chains arrive
+ * with every report, and parsing dominates verification time otherwise. Certificates are
+ * immutable, so sharing them is safe; what is cached is only "these bytes parse to this".
+ */
+const parsed = new BoundedCache<string, X509Certificate[]>(512);
+
 /** Reads one DER or any number of PEM certificates from bytes. */
 export function parseCertificates(data: Uint8Array, what: string): X509Certificate[] {
+  const key = createHash('sha256').update(data).digest('hex');
+  const hit = parsed.get(key);
+  if (hit) return [...hit];
   const buf = Buffer.from(data);
   const text = buf.toString('latin1');
+  let certs: X509Certificate[];
   try {
-    if (!text.includes('-----BEGIN CERTIFICATE-----')) return [new X509Certificate(buf)];
-    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-    return blocks.map((pem) => new X509Certificate(pem));
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) certs = [new X509Certificate(buf)];
+    else certs = (text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
   } catch (err) {
     throw new AttestationError('x509.parse', `${what} is not a valid X.509 certificate (${(err as Error).message})`, undefined, undefined, { cause: err });
   }
+  parsed.set(key, certs);
+  return [...certs];
 }
 
 export function fingerprint256(cert: X509Certificate): string {
@@ -98,11 +111,15 @@ export function checkValidity(cert: X509Certificate, now: Date, check: string, w
     `${from.toISOString()} .. ${to.toISOString()}`, now.toISOString());
 }
 
+/** Child certificates whose signature by a parent already verified (time-independent facts only). */
+const verifiedIssuers = new WeakMap<X509Certificate, WeakSet<X509Certificate>>();
+
 /**
  * Checks that `parent` issued `child`: names chain, the parent is a CA, and the signature over
- * the child's TBS verifies with the parent's key.
+ * the child's TBS verifies with the parent's key. Validity dates are the caller's to check.
  */
 export function checkIssuedBy(child: X509Certificate, parent: X509Certificate, check: string, what: string): void {
+  if (verifiedIssuers.get(child)?.has(parent)) return;
   ensure(parent.ca, check, `${what}: issuer certificate is not a CA`, 'CA:TRUE', 'CA:FALSE');
   ensure(child.checkIssued(parent), check, `${what}: issuer name does not match`,
     oneLine(parent.subject), oneLine(child.issuer));
@@ -114,6 +131,9 @@ export function checkIssuedBy(child: X509Certificate, parent: X509Certificate, c
     ok = false;
   }
   ensure(ok, check, `${what}: signature does not verify with the issuer key`, `signed by ${oneLine(parent.subject)}`, 'bad signature');
+  let parents = verifiedIssuers.get(child);
+  if (!parents) verifiedIssuers.set(child, (parents = new WeakSet()));
+  parents.add(parent);
 }
 
 export function oneLine(dn: string): string {

@@ -21,9 +21,6 @@ export interface SnpChainInput {
   readonly now: Date;
 }
 
-/** Signatures already verified, keyed by the signer certificate object. Dates are never cached. */
-const verifiedLinks = new WeakMap<X509Certificate, { ask: X509Certificate; ark: X509Certificate }>();
-
 export function intermediateName(product: SnpProduct, kind: 'vcek' | 'vlek'): string {
   return kind === 'vcek' ? `SEV-${product}` : `SEV-VLEK-${product}`;
 }
@@ -39,12 +36,8 @@ export function verifySnpChain(input: SnpChainInput): X509Certificate {
     throw new AttestationError('snp.ark.pinned', `the supplied ARK is not AMD's pinned ARK-${product}`,
       `sha256 ${AMD_ARKS[product].sha256}`, `sha256 ${fingerprint256(input.ark)} (${commonName(input.ark.subject) ?? 'no CN'})`);
   }
-  const cached = verifiedLinks.get(signer);
-  if (!cached || cached.ask !== ask || cached.ark !== ark) {
-    checkIssuedBy(ask, ark, 'snp.ask.signature', `${askName} must be signed by ARK-${product}`);
-    checkIssuedBy(signer, ask, 'snp.vcek.signature', `the ${kind.toUpperCase()} must be signed by ${askName}`);
-    verifiedLinks.set(signer, { ask, ark });
-  }
+  checkIssuedBy(ask, ark, 'snp.ask.signature', `${askName} must be signed by ARK-${product}`);
+  checkIssuedBy(signer, ask, 'snp.vcek.signature', `the ${kind.toUpperCase()} must be signed by ${askName}`);
 
   checkValidity(ark, now, 'snp.ark.validity', `ARK-${product}`);
   checkValidity(ask, now, 'snp.ask.validity', askName);

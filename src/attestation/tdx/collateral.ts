@@ -1,4 +1,5 @@
-import { verify as cryptoVerify, type X509Certificate } from 'node:crypto';
+import { createHash, verify as cryptoVerify, type X509Certificate } from 'node:crypto';
+import { BoundedCache } from '../bounded-cache.js';
 import { AttestationError, ensure } from '../errors.js';
 import { checkCrl, checkIssuedBy, checkValidity, commonName, parseCertificates, publicKeyOf, type Crl } from '../x509.js';
 import { requirePinnedIntelRoot } from './pck.js';
@@ -198,23 +199,34 @@ function checkDates(issueDate: string, nextUpdate: string, now: Date, check: str
   ensure(now <= next, check, `${what} is out of date (past nextUpdate); fetch fresh collateral`, `nextUpdate >= ${now.toISOString()}`, nextUpdate);
 }
 
-function verifySigned(data: Uint8Array, key: string, chainPem: Uint8Array, now: Date, check: string, rootCrl?: Crl) {
-  const signed = splitSignedJson(data, key, `${check}.parse`);
+/** Bodies whose signature already verified, per signer; the signer's validity is rechecked per call. */
+const verifiedBodies = new WeakMap<X509Certificate, BoundedCache<string, unknown>>();
+
+function verifySigned<T>(data: Uint8Array, key: string, chainPem: Uint8Array, now: Date, check: string, rootCrl: Crl | undefined,
+  shape: (v: unknown) => T): T {
   const signer = verifySigningChain(chainPem, now, `${check}.signer`, rootCrl);
+  let cache = verifiedBodies.get(signer);
+  if (!cache) verifiedBodies.set(signer, (cache = new BoundedCache(64)));
+  const digest = createHash('sha256').update(data).digest('hex');
+  const hit = cache.get(digest);
+  if (hit !== undefined) return hit as T;
+  const signed = splitSignedJson(data, key, `${check}.parse`);
   const ok = cryptoVerify('sha256', signed.signed, { key: publicKeyOf(signer, `${check}.signer`, 'the TCB signing certificate'), dsaEncoding: 'ieee-p1363' }, signed.signature);
   ensure(ok, `${check}.signature`, `the ${key} signature does not verify`, 'signed by Intel SGX TCB Signing', 'bad signature');
-  return signed.value;
+  const body = shape(signed.value);
+  cache.set(digest, body);
+  return body;
 }
 
 export function verifyTcbInfo(data: Uint8Array, issuerChainPem: Uint8Array, now: Date, rootCrl?: Crl): TdxTcbInfo {
-  const info = shapeTcbInfo(verifySigned(data, 'tcbInfo', issuerChainPem, now, 'tdx.tcbinfo', rootCrl));
+  const info = verifySigned(data, 'tcbInfo', issuerChainPem, now, 'tdx.tcbinfo', rootCrl, shapeTcbInfo);
   ensure(info.id === 'TDX' && info.version === 3, 'tdx.tcbinfo.parse', 'not TDX TCB info version 3', 'id TDX, version 3', `id ${info.id}, version ${info.version}`);
   checkDates(info.issueDate, info.nextUpdate, now, 'tdx.tcbinfo.validity', 'the TCB info');
   return info;
 }
 
 export function verifyQeIdentity(data: Uint8Array, issuerChainPem: Uint8Array, now: Date, rootCrl?: Crl): QeIdentity {
-  const id = shapeQeIdentity(verifySigned(data, 'enclaveIdentity', issuerChainPem, now, 'tdx.qeidentity', rootCrl));
+  const id = verifySigned(data, 'enclaveIdentity', issuerChainPem, now, 'tdx.qeidentity', rootCrl, shapeQeIdentity);
   ensure(id.id === 'TD_QE' && id.version === 2, 'tdx.qeidentity.parse', 'not a TD_QE identity version 2', 'id TD_QE, version 2', `id ${id.id}, version ${id.version}`);
   checkDates(id.issueDate, id.nextUpdate, now, 'tdx.qeidentity.validity', 'the QE identity');
   return id;

@@ -94,8 +94,6 @@ export function requirePinnedIntelRoot(candidate: X509Certificate | undefined, c
   return root;
 }
 
-const verifiedPck = new WeakMap<X509Certificate, X509Certificate>();
-
 /** Verifies the PCK chain from a quote; `crls` are the root CRL and the PCK CRL when available. */
 export function verifyPckChain(pem: Uint8Array, now: Date, crls: { root?: Crl; pck?: Crl } = {}): PckChain {
   const certs = parseCertificates(pem, 'PCK certificate chain');
@@ -112,11 +110,8 @@ export function verifyPckChain(pem: Uint8Array, now: Date, crls: { root?: Crl; p
   }
   checkP256(leaf, 'tdx.pck.chain', 'PCK certificate');
   checkP256(intermediate, 'tdx.pck.chain', 'PCK CA');
-  if (verifiedPck.get(leaf) !== intermediate) {
-    checkIssuedBy(intermediate, root, 'tdx.pck.chain', 'the PCK CA must be signed by the Intel SGX Root CA');
-    checkIssuedBy(leaf, intermediate, 'tdx.pck.chain', 'the PCK certificate must be signed by the PCK CA');
-    verifiedPck.set(leaf, intermediate);
-  }
+  checkIssuedBy(intermediate, root, 'tdx.pck.chain', 'the PCK CA must be signed by the Intel SGX Root CA');
+  checkIssuedBy(leaf, intermediate, 'tdx.pck.chain', 'the PCK certificate must be signed by the PCK CA');
   checkValidity(root, now, 'tdx.pck.validity', 'the Intel SGX Root CA');
   checkValidity(intermediate, now, 'tdx.pck.validity', `the ${caName}`);
   checkValidity(leaf, now, 'tdx.pck.validity', 'the PCK certificate');

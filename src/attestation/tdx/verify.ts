@@ -1,5 +1,6 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { AttestationError, ensure } from '../errors.js';
+import { BoundedCache } from '../bounded-cache.js';
 import { bytesEqual, isAllZero, toHex } from '../bytes.js';
 import { commonName, parseCrl, publicKeyOf, type Crl } from '../x509.js';
 import type { TdxReferenceValues } from '../reference-values.js';
@@ -56,12 +57,21 @@ export interface TdxVerification {
 
 const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
 
+// A platform's QE attestation key is stable across quotes; importing a key costs more than
+// verifying with it.
+const attestationKeys = new BoundedCache<string, KeyObject>(256);
+
 function attestationKey(raw: Buffer): KeyObject {
+  const id = raw.toString('hex');
+  let key = attestationKeys.get(id);
+  if (key) return key;
   try {
-    return createPublicKey({ key: Buffer.concat([P256_SPKI_PREFIX, Buffer.from([4]), raw]), format: 'der', type: 'spki' });
+    key = createPublicKey({ key: Buffer.concat([P256_SPKI_PREFIX, Buffer.from([4]), raw]), format: 'der', type: 'spki' });
   } catch (err) {
     throw new AttestationError('tdx.quote.signature', 'the attestation key is not a valid P-256 point', undefined, undefined, { cause: err });
   }
+  attestationKeys.set(id, key);
+  return key;
 }
 
 function verifyQuoteSignatures(quote: TdxQuote, pck: PckChain): void {
