@@ -6,7 +6,7 @@
  */
 import { createSign, generateKeyPairSync, randomBytes, webcrypto } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -134,6 +134,7 @@ async function waitForRegistry(host: string, child: ChildProcess, log: () => str
 }
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
+  if (!existsSync(REGISTRY_BIN)) throw new Error(`${REGISTRY_BIN} is missing: install the Debian package docker-registry (scripts/setup.sh does)`);
   const dir = mkdtempSync(join(tmpdir(), 'contrast-registry-'));
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
@@ -249,7 +250,10 @@ export async function pushLayout(
   if (options.all) args.push('--all');
   if (options.creds) args.push('--dest-creds', `${options.creds.username}:${options.creds.password}`);
   args.push(`oci:${layoutDir}:${refName}`, `docker://${dest}`);
-  await execa('skopeo', args, { timeout: 60_000, env: { ...process.env, HOME: layoutDir }, stdin: 'ignore' });
+  await execa('skopeo', args, { timeout: 60_000, env: { ...process.env, HOME: layoutDir }, stdin: 'ignore' }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new Error('skopeo is missing: install the Debian package skopeo (scripts/setup.sh does)');
+    throw err;
+  });
 }
 
 export interface ProxyRule {
