@@ -27,6 +27,11 @@ describe('images: registry source', function () {
     [{ path: 'usr/share/doc/readme', content: 'docs' }],
   ], { User: '0' });
   let platforms: ReturnType<typeof writeIndexLayout>;
+  // passwd and group at the start of one big layer: the download stops right after them
+  const early = image([[
+    { path: 'etc/group', content: GROUP }, { path: 'etc/passwd', content: PASSWD },
+    { path: 'zz/data', content: randomBytes(6_000_000) },
+  ]]);
   // passwd at the bottom, a top layer of incompressible data that must be read through
   const big = image([
     [{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }],
@@ -39,7 +44,7 @@ describe('images: registry source', function () {
   before(async () => {
     tmp = tempDir();
     reg = await startRegistry();
-    writeLayout(join(tmp.path, 'layout'), [{ ref: 'a', image: a }, { ref: 'b', image: b }, { ref: 'layered', image: layered }, { ref: 'big', image: big }]);
+    writeLayout(join(tmp.path, 'layout'), [{ ref: 'a', image: a }, { ref: 'b', image: b }, { ref: 'layered', image: layered }, { ref: 'big', image: big }, { ref: 'early', image: early }]);
     platforms = writeIndexLayout(join(tmp.path, 'multi'), 'multi', [
       { os: 'linux', architecture: 'arm64', variant: 'v8' },
       { os: 'linux', architecture: 'amd64' },
@@ -51,6 +56,7 @@ describe('images: registry source', function () {
       pushLayout(join(tmp.path, 'layout'), 'b', `${reg.host}/team/b:1.0`),
       pushLayout(join(tmp.path, 'layout'), 'layered', `${reg.host}/team/layered:1.0`),
       pushLayout(join(tmp.path, 'layout'), 'big', `${reg.host}/team/big:1.0`),
+      pushLayout(join(tmp.path, 'layout'), 'early', `${reg.host}/team/early:1.0`),
       pushLayout(join(tmp.path, 'multi'), 'multi', `${reg.host}/team/multi:1.0`, { all: true }),
     ]);
   });
@@ -74,6 +80,15 @@ describe('images: registry source', function () {
     assert.equal(res.passwd, PASSWD);
     assert.equal(res.group, GROUP);
     assert.equal(res.source, `registry ${reg.host}`);
+  });
+
+  it('stops downloading a layer once passwd and group are found', async () => {
+    const r = resolver({ cacheDir: false });
+    const res = await r.resolve(`${reg.host}/team/early:1.0`);
+    assert.equal(res.passwd, PASSWD);
+    assert.equal(res.group, GROUP);
+    assert.equal(r.stats.layersScanned, 1);
+    assert.ok(r.stats.bytesRead < 2_000_000, `read ${r.stats.bytesRead} of about 6 MB`);
   });
 
   it('applies whiteouts across layers fetched from the registry', async () => {
