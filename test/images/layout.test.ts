@@ -103,6 +103,29 @@ describe('images: OCI layout source and cache', () => {
     assert.equal(m.get('docker.io/library/app:1')!.manifestDigest, a.descriptor.digest);
   });
 
+  it('refuses a bare tag that names different images, and prefers a full-name match', async () => {
+    writeLayout(join(tmp.path, 'one'), [{ ref: '1.0', image: basicImage('one') }]);
+    writeLayout(join(tmp.path, 'two'), [{ ref: '1.0', image: basicImage('two') }]);
+    const both = new ImageResolver({ ociLayouts: [join(tmp.path, 'one'), join(tmp.path, 'two')], cacheDir: false, offline: true });
+    await assert.rejects(both.resolve('ghcr.io/x/app:1.0'), (err: Error) => err.message.includes('ghcr.io/x/app:1.0') && /bare tag "1\.0"/.test(err.message));
+    const full = basicImage('full');
+    writeLayout(join(tmp.path, 'three'), [{ ref: 'ghcr.io/x/app:1.0', image: full }]);
+    const r = new ImageResolver({ ociLayouts: [join(tmp.path, 'one'), join(tmp.path, 'two'), join(tmp.path, 'three')], cacheDir: false, offline: true });
+    assert.equal((await r.resolve('ghcr.io/x/app:1.0')).manifestDigest, full.descriptor.digest);
+  });
+
+  it('resolveAll reports every failing image at once', async () => {
+    writeLayout(tmp.path, [{ ref: 'ghcr.io/x/ok:1', image: basicImage('ok') }]);
+    const r = new ImageResolver({ ociLayouts: [tmp.path], cacheDir: false, offline: true });
+    await assert.rejects(r.resolveAll(['ghcr.io/x/ok:1', 'ghcr.io/x/gone:1', 'ghcr.io/x/lost:2', 'Bad Ref']), (err: Error) =>
+      err.message.startsWith('3 images could not be resolved') && ['ghcr.io/x/gone:1', 'ghcr.io/x/lost:2', '"Bad Ref"'].every((s) => err.message.includes(s)));
+  });
+
+  it('reports a directory that is not an OCI layout', async () => {
+    await assert.rejects(new ImageResolver({ ociLayouts: [tmp.path], cacheDir: false, offline: true }).resolve('x:1'),
+      (err: Error) => err.name === 'UserError' && err.message.includes(tmp.path) && /oci-layout/.test(err.message));
+  });
+
   it('default cache directory follows CONTRAST_CACHE_DIR, then XDG_CACHE_HOME', () => {
     assert.equal(defaultCacheDir({ CONTRAST_CACHE_DIR: '/c', XDG_CACHE_HOME: '/x' }), '/c');
     assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/x' }), '/x/kubectl-contrast');
