@@ -8,7 +8,7 @@ import { REPORT_SIZE } from './snp/report.js';
 export function decodeBinaryOrHex(data: Uint8Array): Buffer {
   const buf = Buffer.from(data);
   const text = buf.toString('latin1').trim();
-  if (text.length > 0 && text.length % 2 === 0 && /^[0-9a-fA-F\s]+$/.test(text)) {
+  if (text.length > 0 && /^[0-9a-fA-F\s]+$/.test(text)) {
     const compact = text.replace(/\s+/g, '');
     if (compact.length % 2 === 0) return Buffer.from(compact, 'hex');
   }

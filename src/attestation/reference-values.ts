@@ -158,8 +158,13 @@ function checkTdx(c: Checker, v: unknown, path: string): void {
   if (rtmrs !== undefined && rtmrs !== null) {
     if (!Array.isArray(rtmrs) || rtmrs.length !== 4) c.fail(`${path}.Rtmrs`, 'must be a list of four measurements');
     rtmrs.forEach((r, i) => c.hex(r, `${path}.Rtmrs[${i}]`, 48, true));
-    if (o.Rtmrs === undefined) o.Rtmrs = rtmrs;
   }
+}
+
+/** The entry with upstream's old "Rtrms" spelling read as Rtmrs. */
+function normalizeTdx(entry: Obj): TdxReferenceValues {
+  const { Rtrms, ...rest } = entry;
+  return (rest.Rtmrs === undefined && Rtrms !== undefined ? { ...rest, Rtmrs: Rtrms } : rest) as unknown as TdxReferenceValues;
 }
 
 /**
@@ -178,6 +183,6 @@ export function parseReferenceValues(json: unknown, source: string): ReferenceVa
   }
   const out: ReferenceValues = {};
   if (Array.isArray(o.snp)) out.snp = o.snp as SnpReferenceValues[];
-  if (Array.isArray(o.tdx)) out.tdx = o.tdx as TdxReferenceValues[];
+  if (Array.isArray(o.tdx)) out.tdx = (o.tdx as Obj[]).map(normalizeTdx);
   return out;
 }

@@ -143,6 +143,11 @@ describe('SEV-SNP verification: tampering and wrong certificates', () => {
     await rejects(() => verifySnp({ report: virtee.report }, null, {}, opts(virtee, { now: new Date('2019-01-01T00:00:00Z') })), 'snp.ark.validity');
   });
 
+  it('checks dates on every call even when the chain was verified before', async () => {
+    await verifySnp({ report: virtee.report }, null, {}, opts(virtee));
+    await rejects(() => verifySnp({ report: virtee.report }, null, {}, opts(virtee, { now: new Date('2031-01-01T00:00:00Z') })), 'snp.vcek.validity');
+  });
+
   it('rejects a CRL that AMD did not sign, and a revoked ASK', async () => {
     const forged = forgeAmdHierarchy(milanV3);
     const ark = new X509Certificate(pemBlocks('amd/go-sev-guest/ask_ark_milan.pem')[1]!);
