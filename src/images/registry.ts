@@ -3,10 +3,10 @@
  * manifests by tag or digest, blobs (whole or streamed), bearer-token and basic auth, plain
  * HTTP for registries named as insecure, and retries with backoff on transient failures.
  */
-import { Readable, Transform, type TransformCallback } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { MAX_DOCUMENT, verifyBlob, type BlobReader, type BlobRef } from './blobs.js';
 import type { CredentialSource, Credentials } from './auth.js';
+import { httpRequest, type HttpResponse } from './http.js';
 import { sleep } from './limit.js';
 import { MANIFEST_ACCEPT, sha256Digest } from './manifest.js';
 import { DOCKER_HUB, type ImageReference } from './reference.js';
@@ -93,7 +93,7 @@ function describeNetworkError(err: unknown): string {
   return code ? `${code}${e instanceof Error && e.message && !e.message.includes(code) ? ` (${e.message})` : ''}` : (e instanceof Error ? e.message : String(e));
 }
 
-function retryAfterMs(res: Response): number | undefined {
+function retryAfterMs(res: HttpResponse): number | undefined {
   const v = res.headers.get('retry-after');
   if (!v) return undefined;
   const secs = Number(v);
@@ -102,19 +102,24 @@ function retryAfterMs(res: Response): number | undefined {
   return Number.isNaN(when) ? undefined : Math.max(0, when - Date.now());
 }
 
-async function readLimited(res: Response, limit: number, what: string): Promise<Buffer> {
+async function readLimited(res: HttpResponse, limit: number, what: string): Promise<Buffer> {
   const len = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(len) && len > limit) {
-    await res.body?.cancel();
+    res.discard();
     throw new Error(`${what} is too large (${len} bytes)`);
   }
-  if (!res.body) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    n += chunk.length;
-    if (n > limit) throw new Error(`${what} is too large (more than ${limit} bytes)`);
-    chunks.push(Buffer.from(chunk));
+  try {
+    for await (const chunk of res.body) {
+      n += (chunk as Buffer).length;
+      if (n > limit) throw new Error(`${what} is too large (more than ${limit} bytes)`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    res.body.destroy();
+    if (err instanceof Error && err.message.includes('too large')) throw err;
+    throw new RegistryError(`reading ${what} failed: ${describeNetworkError(err)}`, undefined, true, { cause: err });
   }
   return Buffer.concat(chunks);
 }
@@ -170,7 +175,7 @@ export class RegistryClient {
     }
     const scope = `repository:${repository}:pull`;
     const service = challenge.params['service'];
-    let res: Response;
+    let res: HttpResponse;
     if (creds?.kind === 'identity-token') {
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.token, client_id: 'kubectl-contrast', scope });
       if (service) form.set('service', service);
@@ -183,7 +188,7 @@ export class RegistryClient {
       res = await this.send(url.toString(), { method: 'GET', headers }, signal);
     }
     if (!res.ok) {
-      await res.body?.cancel();
+      res.discard();
       const hint = creds ? 'check the credentials in the Docker config' : `no credentials found for ${registry}; run docker login ${registry}`;
       throw new RegistryError(`token service ${url.origin} refused access to ${registry}/${repository} (HTTP ${res.status}); ${hint}`, res.status);
     }
@@ -198,21 +203,20 @@ export class RegistryClient {
     return `Bearer ${token}`;
   }
 
-  /** fetch with retries on network errors and transient statuses. */
-  private async send(url: string, init: RequestInit, signal?: AbortSignal, streaming = false): Promise<Response> {
+  /** One HTTP request with retries on network errors and transient statuses. */
+  private async send(url: string, init: { method: string; headers?: Record<string, string>; body?: string }, signal?: AbortSignal): Promise<HttpResponse> {
     for (let attempt = 1; ; attempt++) {
-      const timeout = AbortSignal.timeout(this.timeoutMs);
-      const signals = signal ? AbortSignal.any([signal, timeout]) : timeout;
-      let res: Response | undefined;
+      let res: HttpResponse;
       try {
         this.requests++;
-        res = await fetch(url, {
-          ...init,
-          headers: { 'user-agent': this.options.userAgent ?? 'kubectl-contrast', ...(init.headers as Record<string, string>) },
-          redirect: 'follow',
-          // A streamed body must outlive the header timeout; it is bounded by the caller's signal.
-          signal: streaming ? (signal ?? null) : signals,
-        });
+        const req: Parameters<typeof httpRequest>[1] = {
+          method: init.method,
+          headers: { 'user-agent': this.options.userAgent ?? 'kubectl-contrast', ...init.headers },
+          idleTimeoutMs: this.timeoutMs,
+        };
+        if (init.body !== undefined) req.body = init.body;
+        if (signal) req.signal = signal;
+        res = await httpRequest(url, req);
       } catch (err) {
         if (signal?.aborted) throw err;
         const code = errorCode(err);
@@ -227,7 +231,7 @@ export class RegistryClient {
       }
       if (RETRY_STATUS.has(res.status) && attempt < this.retry.attempts) {
         const wait = Math.min(this.retry.maxDelayMs, retryAfterMs(res) ?? this.delay(attempt));
-        await res.body?.cancel().catch(() => undefined);
+        res.discard();
         await sleep(wait, signal);
         continue;
       }
@@ -241,7 +245,7 @@ export class RegistryClient {
   }
 
   /** An authenticated request to a registry path, retrying once after a 401 challenge. */
-  async request(registry: string, repository: string, path: string, init: { method: string; accept?: string }, signal?: AbortSignal, streaming = false): Promise<Response> {
+  async request(registry: string, repository: string, path: string, init: { method: string; accept?: string }, signal?: AbortSignal): Promise<HttpResponse> {
     const url = `${this.baseUrl(registry)}/v2/${repository}/${path}`;
     const scopeKey = `${registry}/${repository}`;
     const known = this.challenges.get(registry);
@@ -256,9 +260,9 @@ export class RegistryClient {
         throw err;
       });
       if (auth) headers['authorization'] = auth;
-      const res = await this.send(url, { method: init.method, headers }, signal, streaming);
+      const res = await this.send(url, { method: init.method, headers }, signal);
       if (res.status === 401 && round === 0) {
-        await res.body?.cancel().catch(() => undefined);
+        res.discard();
         const challenge = parseChallenge(res.headers.get('www-authenticate') ?? '');
         if (!challenge) throw new RegistryError(`registry ${registry} requires authentication but sent no usable challenge`, 401);
         this.challenges.set(registry, challenge);
@@ -271,7 +275,7 @@ export class RegistryClient {
   }
 }
 
-function statusMessage(res: Response, registry: string, repository: string, what: string): RegistryError {
+function statusMessage(res: HttpResponse, registry: string, repository: string, what: string): RegistryError {
   const name = `${registry}/${repository}`;
   switch (res.status) {
     case 401:
@@ -296,7 +300,7 @@ export class RegistryRepository implements BlobReader {
   async getManifest(tagOrDigest: string, signal?: AbortSignal): Promise<ManifestResponse> {
     const res = await this.client.request(this.registry, this.repository, `manifests/${tagOrDigest}`, { method: 'GET', accept: MANIFEST_ACCEPT }, signal);
     if (!res.ok) {
-      await res.body?.cancel().catch(() => undefined);
+      res.discard();
       throw statusMessage(res, this.registry, this.repository, `manifest ${tagOrDigest}`);
     }
     const bytes = await readLimited(res, MAX_DOCUMENT, `manifest ${tagOrDigest}`);
@@ -315,7 +319,7 @@ export class RegistryRepository implements BlobReader {
   /** Only the digest a tag points to (HEAD); undefined when the registry does not say. */
   async headManifest(tag: string, signal?: AbortSignal): Promise<{ digest: string; mediaType: string } | undefined> {
     const res = await this.client.request(this.registry, this.repository, `manifests/${tag}`, { method: 'HEAD', accept: MANIFEST_ACCEPT }, signal);
-    await res.body?.cancel().catch(() => undefined);
+    res.discard();
     if (!res.ok) throw statusMessage(res, this.registry, this.repository, `manifest ${tag}`);
     const digest = res.headers.get('docker-content-digest');
     if (!digest || !/^sha256:[a-f0-9]{64}$/.test(digest)) return undefined;
@@ -329,20 +333,19 @@ export class RegistryRepository implements BlobReader {
   async readBlob(ref: BlobRef, signal?: AbortSignal): Promise<Buffer> {
     const res = await this.client.request(this.registry, this.repository, `blobs/${ref.digest}`, { method: 'GET' }, signal);
     if (!res.ok) {
-      await res.body?.cancel().catch(() => undefined);
+      res.discard();
       throw statusMessage(res, this.registry, this.repository, `blob ${ref.digest}`);
     }
     return verifyBlob(await readLimited(res, MAX_DOCUMENT, `blob ${ref.digest}`), ref, this.description);
   }
 
   async openBlob(ref: BlobRef, signal?: AbortSignal): Promise<Readable> {
-    const res = await this.client.request(this.registry, this.repository, `blobs/${ref.digest}`, { method: 'GET' }, signal, true);
+    const res = await this.client.request(this.registry, this.repository, `blobs/${ref.digest}`, { method: 'GET' }, signal);
     if (!res.ok) {
-      await res.body?.cancel().catch(() => undefined);
+      res.discard();
       throw statusMessage(res, this.registry, this.repository, `blob ${ref.digest}`);
     }
-    if (!res.body) return Readable.from([]);
-    const body = Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>, { highWaterMark: 256 * 1024 });
+    const body = res.body;
     const guard = new StallGuard(this.client.stallTimeoutMs, `${this.registry}/${this.repository} blob ${ref.digest}`);
     body.on('error', (err) => guard.destroy(new RegistryError(`download of blob ${ref.digest} from ${this.registry} failed: ${describeNetworkError(err)}`, undefined, true, { cause: err })));
     guard.on('close', () => body.destroy());

@@ -261,6 +261,8 @@ export interface ProxyRule {
   status?: number;
   /** Wait this long before forwarding or answering. */
   delayMs?: number;
+  /** Answer with a 307 redirect to this URL. */
+  redirect?: string;
   /** Forward only this many body bytes, then reset the connection. */
   cutAfterBytes?: number;
   /** Forward only this many body bytes, then go silent (the connection stays open). */
@@ -292,6 +294,10 @@ export async function startProxy(upstream: string): Promise<CountingProxy> {
     attempts.set(key, attempt);
     const rule = proxy.rule(req.method ?? 'GET', req.url ?? '/', attempt) ?? {};
     const go = (): void => {
+      if (rule.redirect !== undefined) {
+        res.writeHead(307, { location: rule.redirect }).end();
+        return;
+      }
       if (rule.status !== undefined) {
         res.writeHead(rule.status, { 'content-type': 'text/plain' }).end(`injected ${rule.status}\n`);
         return;

@@ -240,6 +240,19 @@ describe('images: registry source', function () {
       }
     });
 
+    it('follows blob redirects to another origin', async () => {
+      const storage = await startProxy(reg.host);
+      try {
+        proxy.rule = (_m, path) => (path.includes('/blobs/') ? { redirect: `http://${storage.host}${path}` } : undefined);
+        const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false }).resolve(`${proxy.host}/team/layered:1.0`);
+        assert.equal(res.group, GROUP);
+        assert.ok(storage.requests.some((q) => q.includes('/blobs/')));
+        assert.ok(proxy.requests.some((q) => q.includes('/blobs/')));
+      } finally {
+        await storage.close();
+      }
+    });
+
     it('survives a slow registry', async () => {
       proxy.rule = () => ({ delayMs: 150 });
       const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false }).resolve(`${proxy.host}/team/b:1.0`);
