@@ -25,8 +25,13 @@ export const SIM_MAGIC = Buffer.from('KCSIMREP');
 export const SIM_REPORT_SIZE = 252;
 export const SIM_SIGNED_SIZE = 156;
 export const SIM_PLATFORM_NAME = 'Insecure-Sim';
-/** Extension OID for simulated evidence: a UUID OID (ITU-T X.667, arc 2.25), minted for this project. */
-export const OID_SIMULATED_EVIDENCE = '2.25.7463067076135712772967288930601553330';
+/**
+ * Extension OID for simulated evidence. It sits next to upstream's SNP (1.3.9901.2.1) and TDX
+ * (1.3.9901.2.2) evidence OIDs with an arc value far from theirs (upstream's own insecure OID is
+ * not known to us). A UUID OID (2.25.<uuid>) was the first choice, but @peculiar/x509 cannot
+ * encode arcs above 2^53.
+ */
+export const OID_SIMULATED_EVIDENCE = '1.3.9901.2.4242';
 
 export const SIM_WARNING = 'WARNING: the insecure-sim platform is SIMULATED: its attestation is signed by a local software key and proves NOTHING about the workload. Never use it for real data.';
 

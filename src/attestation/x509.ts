@@ -78,6 +78,7 @@ export function parseCertificates(data: Uint8Array, what: string): X509Certifica
   } catch (err) {
     throw new AttestationError('x509.parse', `${what} is not a valid X.509 certificate (${(err as Error).message})`, undefined, undefined, { cause: err });
   }
+  if (certs.length === 0) throw new AttestationError('x509.parse', `${what} contains no certificate`);
   parsed.set(key, certs);
   return [...certs];
 }

@@ -220,6 +220,15 @@ describe('SEV-SNP verification: reference values and expectations', () => {
     await rejects(() => verifySnp({ report: v.report }, [refFor(v)], { vmpl: 1 }, opts(v)), 'snp.vmpl');
   });
 
+  it('refuses reference values without a complete minimum TCB', async () => {
+    const err = await rejects(() => verifySnp({ report: milanV3.report }, [refFor(milanV3, { MinimumTCB: { BootloaderVersion: 0, TEEVersion: 0, SNPVersion: 0 } })], {}, opts(milanV3)), 'snp.tcb.minimum');
+    assert.match(err.message, /minimum microcode version/);
+  });
+
+  it('rejects a VCEK file that holds no certificate instead of falling back to other sources', async () => {
+    await rejects(() => verifySnp({ report: milanV3.report }, null, {}, opts(milanV3, { vcek: Buffer.from('-----BEGIN CERTIFICATE-----\n') })), 'x509.parse');
+  });
+
   it('refuses an empty reference-value list instead of accepting everything', async () => {
     await rejects(() => verifySnp({ report: milanV3.report }, [], {}, opts(milanV3)), 'snp.referencevalues');
   });

@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { AttestationError } from '../errors.js';
 import { isAllZero, toHex } from '../bytes.js';
@@ -76,7 +76,7 @@ export class DirectoryCache implements SnpCollateralSource {
   }
 
   store(path: string, data: Uint8Array): void {
-    mkdirSync(join(path, '..'), { recursive: true });
+    mkdirSync(dirname(path), { recursive: true });
     writeFileAtomic(path, data);
   }
 }

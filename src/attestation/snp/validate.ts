@@ -27,15 +27,17 @@ export function validateSnpTcbConsistency(tcbs: SnpTcbs): void {
     `reported <= current (${formatTcb(tcbs.current)})`, formatTcb(tcbs.reported));
 }
 
+/**
+ * The minimum TCB of an entry. Like upstream, all four Milan/Genoa components are required: a
+ * reference value without them would accept any firmware. FMCVersion is optional (Turin only).
+ */
 function minimumTcb(ref: SnpReferenceValues): Partial<SnpTcb> {
   const m = ref.MinimumTCB ?? {};
-  const out: { -readonly [K in keyof SnpTcb]?: number } = {};
-  if (m.FMCVersion != null) out.fmc = m.FMCVersion;
-  if (m.BootloaderVersion != null) out.bootloader = m.BootloaderVersion;
-  if (m.TEEVersion != null) out.tee = m.TEEVersion;
-  if (m.SNPVersion != null) out.snp = m.SNPVersion;
-  if (m.MicrocodeVersion != null) out.microcode = m.MicrocodeVersion;
-  return out;
+  const required = { bootloader: m.BootloaderVersion, tee: m.TEEVersion, snp: m.SNPVersion, microcode: m.MicrocodeVersion };
+  for (const [name, value] of Object.entries(required)) {
+    if (value == null) throw new AttestationError('snp.tcb.minimum', `the reference values do not set a minimum ${name} version (MinimumTCB)`);
+  }
+  return { ...required, ...(m.FMCVersion != null ? { fmc: m.FMCVersion } : {}) } as Partial<SnpTcb>;
 }
 
 function hexEqual(check: string, what: string, expectedHex: string, actual: Buffer): void {

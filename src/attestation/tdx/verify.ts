@@ -2,7 +2,7 @@ import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } f
 import { AttestationError, ensure } from '../errors.js';
 import { BoundedCache } from '../bounded-cache.js';
 import { bytesEqual, isAllZero, toHex } from '../bytes.js';
-import { commonName, parseCrl, publicKeyOf, type Crl } from '../x509.js';
+import { parseCrl, publicKeyOf, type Crl } from '../x509.js';
 import type { TdxReferenceValues } from '../reference-values.js';
 import { verifyQeIdentity, verifyTcbInfo, type QeIdentity, type TdxTcbInfo } from './collateral.js';
 import { verifyPckChain, type PckChain } from './pck.js';
@@ -138,10 +138,6 @@ export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxRe
   const rootCrl = crl(col.rootCrl, 'tdx.crl.root');
   const pckCrl = crl(col.pckCrl, 'tdx.crl.pck');
   const pck = verifyPckChain(quote.pckChainPem, now, { ...(rootCrl ? { root: rootCrl } : {}), ...(pckCrl ? { pck: pckCrl } : {}) });
-  if (pckCrl) {
-    const want = pck.ca === 'platform' ? 'Intel SGX PCK Platform CA' : 'Intel SGX PCK Processor CA';
-    ensure(commonName(pck.intermediate.subject) === want, 'tdx.crl.pck', 'the PCK CRL is for another CA', want, commonName(pck.intermediate.subject));
-  }
   verifyQuoteSignatures(quote, pck);
   validateTdxFixedBits(quote.body);
 
