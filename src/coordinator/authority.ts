@@ -117,7 +117,7 @@ export class Authority {
         if (old.WorkloadOwnerPubKeys.length === 0) {
           throw new RpcError(Status.PERMISSION_DENIED, 'the current manifest was generated with --disable-updates: it lists no workload owner keys, so it can never be replaced');
         }
-        const callerHex = caller?.asymmetricKeyType === 'ec' ? createPublicKey(caller).export({ type: 'spki', format: 'der' }).toString('hex') : undefined;
+        const callerHex = caller?.asymmetricKeyType === 'ec' ? publicOf(caller).export({ type: 'spki', format: 'der' }).toString('hex') : undefined;
         if (!callerHex || !old.WorkloadOwnerPubKeys.includes(callerHex)) {
           throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a workload owner key of the current manifest; expected one of: ${old.WorkloadOwnerPubKeys.map(keyDigest).join(', ')} (sha256 of the PKIX public key), got ${callerHex ? keyDigest(callerHex) : 'no ECDSA key'}`);
         }
@@ -181,7 +181,7 @@ export class Authority {
       if (this.mode === 'uninitialised') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator has no history to recover: run `kubectl contrast set`');
       if (this.mode === 'ready') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator is already recovered (or was never restarted); nothing to do');
       const owners = this.current!.manifest.SeedshareOwnerPubKeys;
-      const callerHex = caller?.asymmetricKeyType === 'rsa' ? createPublicKey(caller).export({ type: 'pkcs1', format: 'der' }).toString('hex') : undefined;
+      const callerHex = caller?.asymmetricKeyType === 'rsa' ? publicOf(caller).export({ type: 'pkcs1', format: 'der' }).toString('hex') : undefined;
       if (!callerHex || !owners.includes(callerHex)) {
         throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a seed-share owner key of the manifest; expected one of: ${owners.map(keyDigest).join(', ')} (sha256 of the PKCS#1 public key), got ${callerHex ? keyDigest(callerHex) : 'no RSA key'}`);
       }
@@ -236,6 +236,10 @@ export class Authority {
   }
 }
 
+function publicOf(key: KeyObject): KeyObject {
+  return key.type === 'private' ? createPublicKey(key) : key;
+}
+
 function keyDigest(hex: string): string {
   return sha256(Buffer.from(hex, 'hex')).toString('hex').slice(0, 16);
 }
@@ -244,7 +248,7 @@ async function rootMatches(pem: string, key: KeyObject): Promise<boolean> {
   try {
     const cert = new x509.X509Certificate(pem);
     const der = Buffer.from(cert.publicKey.rawData);
-    if (!der.equals(createPublicKey(key).export({ type: 'spki', format: 'der' }))) return false;
+    if (!der.equals(publicOf(key).export({ type: 'spki', format: 'der' }))) return false;
     return await cert.verify({ signatureOnly: true });
   } catch {
     return false;

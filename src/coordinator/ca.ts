@@ -22,6 +22,12 @@ export const OID_WORKLOAD_SECRET_ID = '1.3.9901.3.1';
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 const SKEW_MS = 60 * 60 * 1000;
 
+/** PEM with '\n' line ends and a final newline, so certificates can be concatenated. */
+export function pem(cert: x509.X509Certificate): string {
+  const text = cert.toString('pem').replace(/\r\n/g, '\n');
+  return text.endsWith('\n') ? text : `${text}\n`;
+}
+
 function serial(): string {
   const b = randomBytes(16);
   b[0] = b[0]! & 0x7f;
@@ -49,7 +55,7 @@ export async function createRootCert(rootKey: KeyObject, now = new Date()): Prom
     signingAlgorithm: signingAlgorithm(rootKey),
     extensions: await caExtensions(rootKey),
   });
-  return cert.toString('pem');
+  return pem(cert);
 }
 
 export interface MeshCA {
@@ -86,7 +92,7 @@ export async function createMeshCA(rootKey: KeyObject, rootPem: string, now = ne
     signingAlgorithm: signingAlgorithm(key),
     extensions: await caExtensions(key),
   });
-  return { key, intermediatePem: intermediate.toString('pem'), meshCAPem: meshCA.toString('pem') };
+  return { key, intermediatePem: pem(intermediate), meshCAPem: pem(meshCA) };
 }
 
 /** Split SANs as upstream: IP addresses, URIs (anything with a scheme) and DNS names. */
@@ -132,7 +138,7 @@ export async function issueMeshCert(ca: MeshCA, req: MeshCertRequest, now = new 
     signingAlgorithm: signingAlgorithm(ca.key),
     extensions,
   });
-  return cert.toString('pem');
+  return pem(cert);
 }
 
 function escapeDn(value: string): string {

@@ -78,7 +78,7 @@ async function readAll(stream: NodeJS.ReadableStream, limit: number): Promise<Bu
   return Buffer.concat(chunks);
 }
 
-export type UnaryHandler = (request: Buffer, headers: IncomingHttpHeaders) => Promise<Uint8Array>;
+export type UnaryHandler = (request: Buffer, headers: IncomingHttpHeaders, stream: ServerHttp2Stream) => Promise<Uint8Array>;
 
 /** Serve one HTTP/2 stream as a gRPC unary call. */
 export async function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, handlers: ReadonlyMap<string, UnaryHandler>): Promise<{ path: string; code: number }> {
@@ -104,7 +104,7 @@ export async function serveUnary(stream: ServerHttp2Stream, headers: IncomingHtt
       return fail(Status.UNIMPLEMENTED, `unknown method ${path}`);
     }
     const request = unframe(await readAll(stream, MAX_MESSAGE));
-    const response = await handler(request, headers);
+    const response = await handler(request, headers, stream);
     if (stream.destroyed) return { path, code: Status.CANCELLED };
     stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto' }, { waitForTrailers: true });
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));

@@ -1,0 +1,98 @@
+/**
+ * Talking to the Coordinator's UserAPI from the CLI: dial with aTLS, attest the Coordinator
+ * against the manifest (reference values + a policy hash with Role "coordinator"), call one
+ * method, and retry while the Coordinator is still starting.
+ */
+import type { KeyObject } from 'node:crypto';
+import { AttestationError } from '../attestation/errors.js';
+import { dialAtls } from '../atls/client.js';
+import { admitPeer, type Admission } from '../atls/validate.js';
+import type { Manifest } from '../workspace/manifest.js';
+import { UserError, UsageError } from '../util/errors.js';
+import { callUnary, RpcError, Status } from './api/grpc.js';
+import { USERAPI_SERVICE } from './api/messages.js';
+
+export interface Address {
+  host: string;
+  port: number;
+}
+
+export function parseAddress(text: string, defaultPort = 1313): Address {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new UsageError(`--coordinator must be HOST:PORT, got ${JSON.stringify(text)}`);
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--coordinator: invalid port in ${JSON.stringify(text)}`);
+  return { host: m[1]!, port };
+}
+
+export function coordinatorPolicyHashes(m: Manifest): string[] {
+  return Object.entries(m.Policies).filter(([, e]) => e.Role === 'coordinator').map(([h]) => h);
+}
+
+export interface CallOptions {
+  address: Address;
+  manifest: Manifest;
+  clientKey: KeyObject;
+  /** Keep retrying while the Coordinator is unreachable or starting (ms, default 0 = once). */
+  retryForMs?: number;
+  retryIntervalMs?: number;
+  onRetry?: (err: Error) => void;
+}
+
+function retryable(err: unknown): boolean {
+  if (err instanceof RpcError) return err.code === Status.UNAVAILABLE || err.code === Status.DEADLINE_EXCEEDED;
+  const code = (err as NodeJS.ErrnoException).code;
+  return ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code ?? '')
+    || /socket hang up|timed out|disconnected before secure/.test((err as Error).message ?? '');
+}
+
+/** Turn transport and gRPC errors into messages that say what to do. */
+export function explain(err: unknown, method: string, address: Address): Error {
+  const where = `${address.host}:${address.port}`;
+  if (err instanceof AttestationError) {
+    return new UserError(`the Coordinator at ${where} failed attestation: ${err.message}. Check ReferenceValues in manifest.json (a mismatched field is named above with the value the hardware reported)`);
+  }
+  if (err instanceof RpcError) {
+    if (err.code === Status.PERMISSION_DENIED) return new UserError(`${method} was refused by the Coordinator: ${err.message}`);
+    if (err.code === Status.FAILED_PRECONDITION) return new UserError(`${method}: ${err.message}`);
+    return new UserError(`${method} failed (${err.codeName}): ${err.message}`);
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED') return new UserError(`cannot reach the Coordinator at ${where} (connection refused); is it running and is the address (e.g. a port-forward) right?`);
+  return new UserError(`${method} at ${where} failed: ${(err as Error).message}`);
+}
+
+export interface UserCallResult {
+  response: Buffer;
+  coordinator: Admission;
+}
+
+export async function callUserApi(method: 'SetManifest' | 'GetManifests' | 'Recover', request: Uint8Array, opts: CallOptions): Promise<UserCallResult> {
+  const policyHashes = coordinatorPolicyHashes(opts.manifest);
+  if (policyHashes.length === 0) {
+    throw new UserError('the manifest has no Coordinator policy (an entry with "Role": "coordinator"), so the Coordinator cannot be attested; include the Coordinator\'s resources when running `kubectl contrast generate`');
+  }
+  const deadline = Date.now() + (opts.retryForMs ?? 0);
+  for (;;) {
+    try {
+      const conn = await dialAtls<Admission>({
+        ...opts.address,
+        clientKey: opts.clientKey,
+        verifyServer: (peer, rd) => admitPeer(peer, rd, { refs: opts.manifest.ReferenceValues, policyHashes, what: 'Coordinator policy (Role "coordinator")' }),
+      });
+      try {
+        const response = await callUnary(conn.session, `/${USERAPI_SERVICE}/${method}`, request, conn.metadata);
+        return { response, coordinator: conn.serverResult! };
+      } finally {
+        conn.close();
+      }
+    } catch (err) {
+      if (retryable(err) && Date.now() < deadline) {
+        opts.onRetry?.(err as Error);
+        await new Promise((r) => setTimeout(r, opts.retryIntervalMs ?? 1000));
+        continue;
+      }
+      throw explain(err, method, opts.address);
+    }
+  }
+}

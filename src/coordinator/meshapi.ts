@@ -1,0 +1,69 @@
+/**
+ * The MeshAPI (port 7777): NewMeshCert for attested workloads. The client's evidence arrives
+ * as an aTLS certificate in gRPC metadata, bound to this connection's TLS exporter and to the
+ * client's TLS key; it must verify against the current manifest's reference values and report
+ * a policy hash listed in the manifest.
+ */
+import type { TLSSocket } from 'node:tls';
+import { AttestationError } from '../attestation/errors.js';
+import { parseAtlsCert } from '../atls/cert.js';
+import { clientEvidenceNonce, tlsPeer } from '../atls/server.js';
+import { admitPeer } from '../atls/validate.js';
+import { CLIENT_EVIDENCE_HEADER, reportData } from '../atls/binding.js';
+import { derOctets } from './ca.js';
+import { x509 } from './crypto.js';
+import type { Authority } from './authority.js';
+import type { Metrics } from './metrics.js';
+import { encode } from './api/proto.js';
+import { MESHAPI_SERVICE, NewMeshCertResponseSchema } from './api/messages.js';
+import { RpcError, Status, type UnaryHandler } from './api/grpc.js';
+
+/** Claims copied into mesh certificates: the policy hash (HOSTDATA) and measurement, under upstream's SNP arc. */
+export const OID_CLAIM_MEASUREMENT = '1.3.9901.2.1.22';
+export const OID_CLAIM_HOSTDATA = '1.3.9901.2.1.23';
+
+export function meshApiHandlers(authority: Authority, metrics: Metrics): Map<string, UnaryHandler> {
+  return new Map<string, UnaryHandler>([
+    [`/${MESHAPI_SERVICE}/NewMeshCert`, async (_req, headers, stream) => {
+      const socket = stream.session!.socket as TLSSocket;
+      const current = authority.manifest;
+      if (authority.mode !== 'ready' || !current) {
+        throw new RpcError(Status.FAILED_PRECONDITION, authority.mode === 'recovery'
+          ? 'the Coordinator waits for recovery (kubectl contrast recover); no certificates until then'
+          : 'no manifest has been set yet (kubectl contrast set)');
+      }
+      const header = headers[CLIENT_EVIDENCE_HEADER];
+      if (typeof header !== 'string' || header.length === 0) {
+        metrics.inc('contrast_meshapi_attestation_failures_total');
+        throw new RpcError(Status.UNAUTHENTICATED, `no client evidence: the MeshAPI requires an aTLS certificate in the ${CLIENT_EVIDENCE_HEADER} metadata`);
+      }
+      const tls = tlsPeer(socket);
+      try {
+        if (!tls) throw new AttestationError('atls.clientcert', 'the client presented no TLS certificate');
+        const peer = parseAtlsCert(Buffer.from(header, 'base64'));
+        if (!peer.spki.equals(tls.spki)) throw new AttestationError('atls.binding', 'the evidence certificate is for another key than the TLS client certificate');
+        const admission = await admitPeer(peer, reportData(peer.spki, clientEvidenceNonce(socket)), {
+          refs: current.manifest.ReferenceValues,
+          policyHashes: Object.keys(current.manifest.Policies),
+          what: 'workload policy',
+          onSimulated: () => metrics.inc('contrast_simulated_evidence_total'),
+        });
+        const claims = [
+          new x509.Extension(OID_CLAIM_HOSTDATA, false, derOctets(admission.hostData)),
+          new x509.Extension(OID_CLAIM_MEASUREMENT, false, derOctets(Buffer.from(admission.measurement, 'hex'))),
+        ];
+        const res = await authority.newMeshCert(tls.publicKey, admission.policyHash, claims);
+        metrics.inc('contrast_meshapi_certificates_issued_total');
+        return encode(NewMeshCertResponseSchema, {
+          MeshCACert: Buffer.from(res.meshCA), CertChain: Buffer.from(res.certChain), RootCACert: Buffer.from(res.rootCA), WorkloadSecret: res.workloadSecret,
+        });
+      } catch (err) {
+        if (err instanceof AttestationError) {
+          metrics.inc('contrast_meshapi_attestation_failures_total');
+          throw new RpcError(Status.PERMISSION_DENIED, err.message);
+        }
+        throw err;
+      }
+    }],
+  ]);
+}

@@ -1,0 +1,102 @@
+/**
+ * Evidence from real hardware through the Linux configfs-tsm report interface
+ * (/sys/kernel/config/tsm/report, Linux ≥ 6.7): write 64 bytes to `inblob`, read the report
+ * from `outblob` (SNP: the 1184-byte report; TDX: the quote) and, on SNP, the certificate
+ * table from `auxblob`. Writes reach the driver only on close and errors there are invisible,
+ * so the `generation` counter is checked after every step: a concurrent writer on the same
+ * entry makes the request fail instead of returning someone else's report.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { encode } from '../coordinator/api/proto.js';
+import type { Evidence, Issuer } from './issuer.js';
+
+export const TSM_REPORT_DIR = '/sys/kernel/config/tsm/report';
+export const OID_SNP_EVIDENCE = '1.3.9901.2.1';
+export const OID_TDX_EVIDENCE = '1.3.9901.2.2';
+
+/** SNP evidence in the certificate extension: protobuf { bytes report = 1; bytes cert_table = 2; }. */
+export const SnpEvidenceSchema = [
+  { no: 1, name: 'report', type: 'bytes' },
+  { no: 2, name: 'certTable', type: 'bytes' },
+] as const;
+
+/** The file operations used, replaceable for tests (configfs semantics cannot be emulated by a plain directory). */
+export interface TsmFs {
+  mkdtemp(prefix: string): string;
+  readFile(path: string): Buffer;
+  writeFile(path: string, data: Uint8Array | string): void;
+  rmdir(path: string): void;
+  exists(path: string): boolean;
+}
+
+export const nodeTsmFs: TsmFs = {
+  mkdtemp: (prefix) => fs.mkdtempSync(prefix),
+  readFile: (path) => fs.readFileSync(path),
+  writeFile: (path, data) => fs.writeFileSync(path, data),
+  rmdir: (path) => fs.rmdirSync(path),
+  exists: (path) => fs.existsSync(path),
+};
+
+export class TsmError extends Error {
+  constructor(message: string) {
+    super(`configfs-tsm: ${message}`);
+    this.name = 'TsmError';
+  }
+}
+
+export interface RawTsmReport {
+  provider: 'sev_guest' | 'tdx_guest';
+  outblob: Buffer;
+  auxblob?: Buffer;
+}
+
+export function tsmAvailable(base = TSM_REPORT_DIR, fsx: TsmFs = nodeTsmFs): boolean {
+  return fsx.exists(base);
+}
+
+/** One report request on a fresh configfs entry. */
+export function requestTsmReport(reportData: Buffer, base = TSM_REPORT_DIR, fsx: TsmFs = nodeTsmFs): RawTsmReport {
+  if (reportData.length !== 64) throw new TsmError(`report data must be exactly 64 bytes, got ${reportData.length}`);
+  let dir: string;
+  try {
+    dir = fsx.mkdtemp(join(base, 'contrast-'));
+  } catch (err) {
+    throw new TsmError(`cannot create a report entry under ${base} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is this a confidential VM with Linux ≥ 6.7 and configfs mounted, and are we root?`);
+  }
+  try {
+    const generation = (): number => Number(fsx.readFile(join(dir, 'generation')).toString('utf8').trim());
+    const provider = fsx.readFile(join(dir, 'provider')).toString('utf8').trim();
+    if (provider !== 'sev_guest' && provider !== 'tdx_guest') throw new TsmError(`unsupported provider ${JSON.stringify(provider)} (expected sev_guest or tdx_guest)`);
+    let expected = generation();
+    fsx.writeFile(join(dir, 'inblob'), reportData);
+    expected += 1;
+    const outblob = fsx.readFile(join(dir, 'outblob'));
+    if (generation() !== expected) throw new TsmError('the report entry was modified concurrently (generation changed); retry');
+    let auxblob: Buffer | undefined;
+    if (provider === 'sev_guest') {
+      auxblob = fsx.readFile(join(dir, 'auxblob'));
+      if (generation() !== expected) throw new TsmError('the report entry was modified concurrently (generation changed); retry');
+    }
+    if (outblob.length === 0) throw new TsmError('the driver returned an empty report');
+    return { provider, outblob, ...(auxblob ? { auxblob } : {}) };
+  } finally {
+    try { fsx.rmdir(dir); } catch { /* best effort: configfs entries are removed with rmdir */ }
+  }
+}
+
+export class ConfigfsTsmIssuer implements Issuer {
+  platform = 'configfs-tsm';
+
+  constructor(private readonly base = TSM_REPORT_DIR, private readonly fsx: TsmFs = nodeTsmFs) {}
+
+  issue(reportData: Buffer): Promise<Evidence> {
+    const r = requestTsmReport(reportData, this.base, this.fsx);
+    if (r.provider === 'sev_guest') {
+      this.platform = 'snp';
+      return Promise.resolve({ oid: OID_SNP_EVIDENCE, value: encode(SnpEvidenceSchema, { report: r.outblob, certTable: r.auxblob ?? Buffer.alloc(0) }) });
+    }
+    this.platform = 'tdx';
+    return Promise.resolve({ oid: OID_TDX_EVIDENCE, value: r.outblob });
+  }
+}
