@@ -2,6 +2,11 @@ import type { CommandModule } from 'yargs';
 import { generateCommand } from './generate.js';
 import { policyCommand } from './policy.js';
 import { evidenceCommand } from './evidence.js';
+import { setCommand } from './set.js';
+import { verifyCommand } from './verify.js';
+import { recoverCommand } from './recover.js';
+import { coordinatorCommand } from './coordinator.js';
+import { initializerCommand } from './initializer.js';
 
 /** Every top-level command, registered explicitly (a bundled single executable cannot scan a directory). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -9,4 +14,9 @@ export const commands: CommandModule<any, any>[] = [
   generateCommand,
   policyCommand,
   evidenceCommand,
+  setCommand,
+  verifyCommand,
+  recoverCommand,
+  coordinatorCommand,
+  initializerCommand,
 ];

@@ -1,0 +1,121 @@
+/** Pieces shared by `set`, `verify` and `recover`. */
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import type { Argv } from 'yargs';
+import { readManifest, type Manifest } from '../workspace/manifest.js';
+import { UserError } from '../util/errors.js';
+import { expandPaths, readInputs } from '../manifests/inputs.js';
+import { parseStream, documentValue } from '../manifests/stream.js';
+import { decodeInitDataAnnotation, INITDATA_ANNOTATION } from '../policy/initdata.js';
+import { parseAddress, type Address } from '../coordinator/client.js';
+import type { WorkspaceArgs } from './workspace-options.js';
+
+export interface CoordinatorArgs extends WorkspaceArgs {
+  coordinator: string;
+}
+
+export function coordinatorOption<T>(y: Argv<T>): Argv<T & { coordinator: string }> {
+  return y.option('coordinator', { alias: 'c', type: 'string', demandOption: true, describe: 'Address of the Coordinator\'s UserAPI, HOST:PORT (port 1313)' }) as Argv<T & { coordinator: string }>;
+}
+
+export function workspacePath(argv: WorkspaceArgs, file: string): string {
+  return isAbsolute(file) ? file : join(argv['workspace-dir'], file);
+}
+
+export function manifestPath(argv: WorkspaceArgs): string {
+  return argv.manifest ?? join(argv['workspace-dir'], 'manifest.json');
+}
+
+export interface LocalManifest {
+  path: string;
+  raw: Buffer;
+  manifest: Manifest;
+}
+
+export function loadLocalManifest(argv: WorkspaceArgs): LocalManifest {
+  const path = manifestPath(argv);
+  const manifest = readManifest(path);
+  if (!manifest) throw new UserError('no manifest.json: run `kubectl contrast generate` first (or pass -m/--manifest)', { file: path });
+  return { path, raw: readFileSync(path), manifest };
+}
+
+export function address(argv: { coordinator: string }): Address {
+  return parseAddress(argv.coordinator);
+}
+
+/** A private key file (PEM), checked for its type. */
+export function loadPrivateKey(path: string, kind: 'ec' | 'rsa', what: string): KeyObject {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read the ${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: path });
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(text);
+  } catch {
+    throw new UserError(`the ${what} is not a PEM private key`, { file: path });
+  }
+  if (key.asymmetricKeyType !== kind) throw new UserError(`the ${what} must be an ${kind === 'ec' ? 'ECDSA' : 'RSA'} key, found ${key.asymmetricKeyType}`, { file: path });
+  return key;
+}
+
+export function ephemeralKey(): KeyObject {
+  return generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+}
+
+export interface ResourcePolicy {
+  hash: string;
+  toml: Buffer;
+  where: string;
+}
+
+function collectAnnotations(value: unknown, path: string, out: { annotation: string; path: string }[]): void {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => collectAnnotations(v, `${path}[${i}]`, out));
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const [k, v] of Object.entries(value)) {
+    if (k === 'annotations' && typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[INITDATA_ANNOTATION] === 'string') {
+      out.push({ annotation: (v as Record<string, string>)[INITDATA_ANNOTATION]!, path });
+    }
+    collectAnnotations(v, path ? `${path}.${k}` : k, out);
+  }
+}
+
+/** Every initdata policy carried by the resources, keyed by policy hash. */
+export async function readResourcePolicies(paths: string[]): Promise<Map<string, ResourcePolicy>> {
+  const files = await readInputs(expandPaths(paths));
+  const policies = new Map<string, ResourcePolicy>();
+  for (const f of files) {
+    for (const d of parseStream(f.name, f.text).documents) {
+      const value = documentValue(d.doc, { file: f.name, document: d.index }) as { kind?: string; metadata?: { name?: string } } | null;
+      const found: { annotation: string; path: string }[] = [];
+      collectAnnotations(value, '', found);
+      for (const a of found) {
+        const where = `${f.name}, document ${d.index} (${value?.kind ?? '?'} ${value?.metadata?.name ?? '?'})`;
+        let decoded;
+        try {
+          decoded = decodeInitDataAnnotation(a.annotation);
+        } catch (err) {
+          throw new UserError(`${where}: the policy annotation cannot be read: ${(err as Error).message}`);
+        }
+        policies.set(decoded.hash, { hash: decoded.hash, toml: Buffer.from(decoded.toml, 'utf8'), where });
+      }
+    }
+  }
+  return policies;
+}
+
+/** The resources' policies must be exactly the manifest's (upstream's checkPoliciesMatchManifest). */
+export function checkPoliciesMatchManifest(policies: Map<string, ResourcePolicy>, manifest: Manifest, manifestFile: string): void {
+  for (const p of policies.values()) {
+    if (!manifest.Policies[p.hash]) throw new UserError(`${p.where}: its policy ${p.hash} is not in ${manifestFile}; run \`kubectl contrast generate\` on these resources again`);
+  }
+  for (const hash of Object.keys(manifest.Policies)) {
+    if (!policies.has(hash)) throw new UserError(`${manifestFile} lists policy ${hash} but none of the given resources carries it; pass all resources that \`generate\` wrote (or regenerate)`);
+  }
+}
