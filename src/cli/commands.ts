@@ -2,6 +2,9 @@ import type { CommandModule } from 'yargs';
 import { generateCommand } from './generate.js';
 import { policyCommand } from './policy.js';
 import { evidenceCommand } from './evidence.js';
+import { helmPluginCommand, helmPostRenderCommand } from './helm-plugin.js';
+import { kustomizeCommand } from './kustomize.js';
+import { completeCommand } from './completion.js';
 import { setCommand } from './set.js';
 import { verifyCommand } from './verify.js';
 import { recoverCommand } from './recover.js';
@@ -14,6 +17,10 @@ export const commands: CommandModule<any, any>[] = [
   generateCommand,
   policyCommand,
   evidenceCommand,
+  helmPostRenderCommand,
+  helmPluginCommand,
+  kustomizeCommand,
+  completeCommand,
   setCommand,
   verifyCommand,
   recoverCommand,
