@@ -17,8 +17,8 @@ import { annotationsOf, setAnnotation } from '../transforms/pod.js';
 import { encodePolicy, INITDATA_ANNOTATION } from '../policy/initdata.js';
 import { Diagnostics } from './diagnostics.js';
 import { defaultWorkloadSecretId } from './workload-secret.js';
-import { policyTextFor } from './policy-step.js';
-import { imagesOf, pinImages, resolveImages } from './image-step.js';
+import { checkOwnPolicy, policyInput, policyTextFor, readSettings, type PolicyContext } from './policy-step.js';
+import { imageLookup, imagesOf, pinImages, resolveImages } from './image-step.js';
 import type { ImageResolverLike } from '../images/types.js';
 import { replaceImage } from '../platforms/images.js';
 import { buildManifest, type ManifestOptions } from './manifest-step.js';
@@ -97,9 +97,19 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
     }
   }
 
+  const lookup = imageLookup(images);
+  const ctx: PolicyContext = {
+    image: lookup,
+    pauseImage: lookup(pauseRef),
+    configMaps: objectsOfKind(parsed, 'ConfigMap'),
+    secrets: objectsOfKind(parsed, 'Secret'),
+    settings: readSettings(options.workspaceDir),
+  };
   const policies: Record<string, PolicyEntry> = {};
   for (const w of workloads) {
-    const text = policyTextFor({ workload: w.ref, podMetadata: w.template.metadata, podSpec: w.template.spec });
+    const input = policyInput(w.ref, w.template.metadata, w.template.spec, ctx);
+    const text = policyTextFor(input, w.resource.location);
+    await checkOwnPolicy(text, input, w.resource.location);
     const encoded = encodePolicy(text);
     setAnnotation(w.template.metadata, INITDATA_ANNOTATION, encoded.annotation);
     w.policyHash = encoded.hash;
@@ -119,6 +129,10 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
     return { input: p.input, text, changed: text !== p.input.text };
   });
   return { outputs, manifest, manifestChanged, workloads, diagnostics };
+}
+
+function objectsOfKind(parsed: ParsedInput[], kind: string): Record<string, unknown>[] {
+  return parsed.flatMap((p) => p.resources.filter((r) => r.resource.object.kind === kind).map((r) => r.resource.object));
 }
 
 function parseInput(input: InputFile): ParsedInput {

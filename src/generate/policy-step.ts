@@ -1,29 +1,51 @@
 /**
- * Computes the agent policy text of one confidential pod.
- * Placeholder rule set until the policy engine is wired in; the initdata encoding, hashing and
- * manifest wiring around it are the real ones.
+ * Computes the agent policy of each confidential pod with the policy engine, and checks that
+ * the policy admits the pod it was made for before anything is written.
  */
-import type { WorkloadRef } from '../workloads/resource.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError, type InputLocation } from '../util/errors.js';
+import { buildPolicyText, checkPolicy, defaultSettings, loadOrCreateSettings, type PodPolicyInput, type PolicySettings } from '../policy/index.js';
+import type { ResolvedImage } from '../images/types.js';
+import type { KubeObject, WorkloadRef } from '../workloads/resource.js';
 
-export interface PolicyStepInput {
-  workload: WorkloadRef;
-  podMetadata: Record<string, unknown>;
-  podSpec: Record<string, unknown>;
+export const SETTINGS_FILE = 'settings.json';
+
+/** The workspace's settings.json when it exists; the defaults otherwise (created on write). */
+export function readSettings(workspaceDir: string): PolicySettings {
+  return existsSync(join(workspaceDir, SETTINGS_FILE)) ? loadOrCreateSettings(workspaceDir) : defaultSettings();
 }
 
-const PLACEHOLDER_RULES = `package agent_policy
-
-default CreateContainerRequest := false
-default CreateSandboxRequest := false
-default ExecProcessRequest := false
-`;
-
-export function policyTextFor(input: PolicyStepInput): string {
-  const data = { workload: input.workload, containers: containerImages(input.podSpec) };
-  return `${PLACEHOLDER_RULES}\npolicy_data := ${JSON.stringify(data, null, 2)}`;
+export function ensureSettingsFile(workspaceDir: string): void {
+  loadOrCreateSettings(workspaceDir);
 }
 
-function containerImages(spec: Record<string, unknown>): string[] {
-  const all = [...(spec.initContainers as { image?: string }[] ?? []), ...(spec.containers as { image?: string }[] ?? [])];
-  return all.map((c) => String(c.image));
+export interface PolicyContext {
+  image: (reference: string) => ResolvedImage;
+  pauseImage: ResolvedImage;
+  configMaps: KubeObject[];
+  secrets: KubeObject[];
+  settings: PolicySettings;
+}
+
+export function policyInput(workload: WorkloadRef, metadata: KubeObject, spec: KubeObject, ctx: PolicyContext): PodPolicyInput {
+  return { workload, podMetadata: metadata as PodPolicyInput['podMetadata'], podSpec: spec, ...ctx };
+}
+
+export function policyTextFor(input: PodPolicyInput, location: InputLocation): string {
+  try {
+    return buildPolicyText(input);
+  } catch (err) {
+    throw err instanceof UserError ? err.withLocation(location) : err;
+  }
+}
+
+/** Fails when the policy would block its own pod: a bug in the engine or a pod it cannot express. */
+export async function checkOwnPolicy(policyText: string, input: PodPolicyInput, location: InputLocation): Promise<void> {
+  const report = await checkPolicy(policyText, input);
+  const denied = report.entries.find((e) => !e.allowed);
+  if (denied) {
+    const who = denied.container ? `container "${denied.container}"` : 'the sandbox';
+    throw new UserError(`the generated policy would block its own pod: ${denied.request} for ${who} (${denied.description}) is denied: ${denied.reason ?? denied.failures.join('; ')}. Please report this with \`kubectl contrast policy check\` output.`, location);
+  }
 }

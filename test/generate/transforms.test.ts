@@ -90,8 +90,8 @@ describe('Initializer injection', () => {
   });
 
   it('accepts a user-defined emptyDir contrast-secrets and makes it memory-backed', async () => {
-    const spec = await podSpecOf(deployment({ spec: { volumes: [{ name: 'contrast-secrets', emptyDir: {} }] } }));
-    assert.deepEqual(spec.volumes, [{ name: 'contrast-secrets', emptyDir: { medium: 'Memory' } }]);
+    const spec = await podSpecOf(deployment({ spec: { volumes: [{ name: 'contrast-secrets', emptyDir: {} }, { name: 'data', emptyDir: {} }] } }));
+    assert.deepEqual(spec.volumes, [{ name: 'contrast-secrets', emptyDir: { medium: 'Memory' } }, { name: 'data', emptyDir: {} }]);
   });
 });
 
