@@ -189,6 +189,15 @@ export function parseCrl(der: Uint8Array): Crl {
   };
 }
 
+/** parseCrl, with a parse failure reported under the caller's check name. */
+export function parseCrlFor(check: string, der: Uint8Array): Crl {
+  try {
+    return parseCrl(der);
+  } catch (err) {
+    throw new AttestationError(check, `the CRL cannot be parsed (${(err as Error).message})`, undefined, undefined, { cause: err });
+  }
+}
+
 const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
 const OID_ECDSA_SHA384 = '1.2.840.10045.4.3.3';
 const OID_RSASSA_PSS = '1.2.840.113549.1.1.10';

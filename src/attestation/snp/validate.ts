@@ -1,4 +1,5 @@
 import { AttestationError, ensure } from '../errors.js';
+import { expectHexEqual } from '../matching.js';
 import { bytesEqual, fromHex, isAllZero, toHex } from '../bytes.js';
 import type { SnpReferenceValues } from '../reference-values.js';
 import type { SnpReport } from './report.js';
@@ -38,11 +39,6 @@ function minimumTcb(ref: SnpReferenceValues): Partial<SnpTcb> {
     if (value == null) throw new AttestationError('snp.tcb.minimum', `the reference values do not set a minimum ${name} version (MinimumTCB)`);
   }
   return { ...required, ...(m.FMCVersion != null ? { fmc: m.FMCVersion } : {}) } as Partial<SnpTcb>;
-}
-
-function hexEqual(check: string, what: string, expectedHex: string, actual: Buffer): void {
-  const want = fromHex(expectedHex);
-  ensure(want !== null && bytesEqual(want, actual), check, `${what} does not match`, expectedHex.toLowerCase(), toHex(actual));
 }
 
 function checkGuestPolicy(report: SnpReport, ref: SnpReferenceValues): void {
@@ -138,7 +134,7 @@ export function validateSnpReference(report: SnpReport, product: SnpProduct, tcb
     ensure(ref.ProductName === product, 'snp.product', 'the reference values are for another product line', ref.ProductName, product);
   }
   if (!ref.TrustedMeasurement) throw new AttestationError('snp.measurement', 'the reference values name no TrustedMeasurement');
-  hexEqual('snp.measurement', 'MEASUREMENT', ref.TrustedMeasurement, report.measurement);
+  expectHexEqual('snp.measurement', 'MEASUREMENT', ref.TrustedMeasurement, report.measurement);
   checkTcbMinimums(tcbs, ref);
   checkGuestPolicy(report, ref);
   checkPlatformInfo(report, ref);

@@ -1,7 +1,8 @@
 import { verify as cryptoVerify, type X509Certificate } from 'node:crypto';
 import { AttestationError, ensure } from '../errors.js';
 import { bytesEqual, isAllZero, toHex } from '../bytes.js';
-import { commonName, parseCertificates, parseCrl, publicKeyOf, type Crl } from '../x509.js';
+import { commonName, parseCertificates, parseCrlFor, publicKeyOf, type Crl } from '../x509.js';
+import { firstMatchingEntry } from '../matching.js';
 import type { SnpReferenceValues } from '../reference-values.js';
 import { CERT_TABLE_GUID, parseCertTable, type CertTable } from './cert-table.js';
 import { verifySnpChain } from './chain.js';
@@ -124,14 +125,7 @@ async function resolveCertificates(report: SnpReport, product: SnpProduct, kind:
   if (!ask) throw new AttestationError('snp.ask.missing', `no ${kind === 'vcek' ? 'ASK' : 'ASVK'} certificate for ${product}`);
   let crlBytes = opts.crl;
   if (!crlBytes && src) crlBytes = await src.crl(product, kind);
-  let crl: Crl | undefined;
-  if (crlBytes) {
-    try {
-      crl = parseCrl(crlBytes);
-    } catch (err) {
-      throw new AttestationError('snp.crl', `the CRL cannot be parsed (${(err as Error).message})`, undefined, undefined, { cause: err });
-    }
-  }
+  const crl = crlBytes ? parseCrlFor('snp.crl', crlBytes) : undefined;
   return { signer, ask, ...(ark ? { ark } : {}), ...(crl ? { crl } : {}) };
 }
 
@@ -168,22 +162,6 @@ function checkExpectations(report: SnpReport, exp: SnpExpectations, vmpl: number
   if (vmpl !== undefined) ensure(report.vmpl === vmpl, 'snp.vmpl', 'the report comes from another VMPL', String(vmpl), String(report.vmpl));
 }
 
-function matchReferenceValues(report: SnpReport, product: SnpProduct, tcbs: SnpTcbs, refs: readonly SnpReferenceValues[]): number {
-  if (refs.length === 0) throw new AttestationError('snp.referencevalues', 'no SNP reference values to validate against');
-  const failures: AttestationError[] = [];
-  for (const [i, ref] of refs.entries()) {
-    try {
-      validateSnpReference(report, product, tcbs, ref);
-      return i;
-    } catch (err) {
-      if (!(err instanceof AttestationError)) throw err;
-      failures.push(err);
-    }
-  }
-  if (failures.length === 1) throw failures[0]!;
-  throw new AttestationError('snp.referencevalues', `no reference-value entry matches: ${failures.map((e, i) => `[${i}] ${e.message}`).join('; ')}`);
-}
-
 /**
  * Verifies an SEV-SNP report end to end: authenticity (signature, VCEK/VLEK, chain to the
  * pinned ARK, CRL), then the caller's expectations, then the reference values. `null`
@@ -216,7 +194,7 @@ export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly
   matchCertificateToReport(keyCert, report, product, tcbs.reported);
   validateSnpTcbConsistency(tcbs);
   checkExpectations(report, expectations, expectations.vmpl ?? (referenceValues ? 0 : undefined));
-  const index = referenceValues ? matchReferenceValues(report, product, tcbs, referenceValues) : undefined;
+  const index = referenceValues ? firstMatchingEntry('snp', referenceValues, (ref) => validateSnpReference(report, product, tcbs, ref)) : undefined;
   return {
     platform: 'snp',
     product,

@@ -1,5 +1,6 @@
 import { AttestationError, ensure } from '../errors.js';
-import { bytesEqual, fromHex, toHex } from '../bytes.js';
+import { expectHexEqual } from '../matching.js';
+import { fromHex, toHex } from '../bytes.js';
 import type { TdxReferenceValues } from '../reference-values.js';
 import type { PckExtension } from './pck.js';
 import type { TdReportBody } from './quote.js';
@@ -26,11 +27,6 @@ export function validateTdxFixedBits(body: TdReportBody): void {
     `bits 0x3 set, none outside 0x${XFAM_FIXED0.toString(16)}`, `0x${xfam.toString(16)}`);
 }
 
-function hexEqual(check: string, what: string, expectedHex: string, actual: Buffer): void {
-  const want = fromHex(expectedHex);
-  ensure(want !== null && bytesEqual(want, actual), check, `${what} does not match`, expectedHex.toLowerCase(), toHex(actual));
-}
-
 export interface TdxValidationContext {
   readonly body: TdReportBody;
   readonly pck: PckExtension;
@@ -44,12 +40,12 @@ export function validateTdxReference(ctx: TdxValidationContext, ref: TdxReferenc
   // A debug TD exposes its state to the host, so no reference value makes it trustworthy.
   ensure((le64(body.tdAttributes) & TD_ATTR_DEBUG) === 0n, 'tdx.tdattributes.debug', 'the TD is in debug mode', 'DEBUG=0', 'DEBUG=1');
   if (!ref.MrTd) throw new AttestationError('tdx.mrtd', 'the reference values name no MrTd');
-  hexEqual('tdx.mrtd', 'MRTD', ref.MrTd, body.mrTd);
+  expectHexEqual('tdx.mrtd', 'MRTD', ref.MrTd, body.mrTd);
   (ref.Rtmrs ?? []).forEach((rtmr, i) => {
-    if (rtmr) hexEqual(`tdx.rtmr${i}`, `RTMR${i}`, rtmr, body.rtmrs[i]!);
+    if (rtmr) expectHexEqual(`tdx.rtmr${i}`, `RTMR${i}`, rtmr, body.rtmrs[i]!);
   });
-  if (ref.MrSeam) hexEqual('tdx.mrseam', 'MRSEAM', ref.MrSeam, body.mrSeam);
-  if (ref.TdAttributes) hexEqual('tdx.tdattributes', 'TD_ATTRIBUTES', ref.TdAttributes, body.tdAttributes);
+  if (ref.MrSeam) expectHexEqual('tdx.mrseam', 'MRSEAM', ref.MrSeam, body.mrSeam);
+  if (ref.TdAttributes) expectHexEqual('tdx.tdattributes', 'TD_ATTRIBUTES', ref.TdAttributes, body.tdAttributes);
   if (ref.Xfam) {
     const want = fromHex(ref.Xfam);
     const ok = want !== null && want.length === 8 && (le64(want) & ~XFAM_CET) === (le64(body.xfam) & ~XFAM_CET);

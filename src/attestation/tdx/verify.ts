@@ -2,7 +2,8 @@ import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } f
 import { AttestationError, ensure } from '../errors.js';
 import { BoundedCache } from '../bounded-cache.js';
 import { bytesEqual, isAllZero, toHex } from '../bytes.js';
-import { parseCrl, publicKeyOf, type Crl } from '../x509.js';
+import { parseCrlFor, publicKeyOf } from '../x509.js';
+import { firstMatchingEntry } from '../matching.js';
 import type { TdxReferenceValues } from '../reference-values.js';
 import { verifyQeIdentity, verifyTcbInfo, type QeIdentity, type TdxTcbInfo } from './collateral.js';
 import { verifyPckChain, type PckChain } from './pck.js';
@@ -86,15 +87,6 @@ function verifyQuoteSignatures(quote: TdxQuote, pck: PckChain): void {
   ensure(ok, 'tdx.quote.signature', 'the quote signature does not verify with the attestation key', 'a signature over header and TD report', 'bad signature');
 }
 
-function crl(bytes: Uint8Array | undefined, check: string): Crl | undefined {
-  if (!bytes) return undefined;
-  try {
-    return parseCrl(bytes);
-  } catch (err) {
-    throw new AttestationError(check, `the CRL cannot be parsed (${(err as Error).message})`, undefined, undefined, { cause: err });
-  }
-}
-
 function checkExpectations(quote: TdxQuote, exp: TdxExpectations): void {
   const body = quote.body;
   if (exp.reportData) {
@@ -104,22 +96,6 @@ function checkExpectations(quote: TdxQuote, exp: TdxExpectations): void {
     const want = exp.mrConfigId.length === 32 ? Buffer.concat([exp.mrConfigId, Buffer.alloc(16)]) : Buffer.from(exp.mrConfigId);
     ensure(bytesEqual(want, body.mrConfigId), 'tdx.mrconfigid', 'MRCONFIGID does not match the expected policy hash', toHex(want), toHex(body.mrConfigId));
   }
-}
-
-function matchReferenceValues(ctx: Parameters<typeof validateTdxReference>[0], refs: readonly TdxReferenceValues[]): number {
-  if (refs.length === 0) throw new AttestationError('tdx.referencevalues', 'no TDX reference values to validate against');
-  const failures: AttestationError[] = [];
-  for (const [i, ref] of refs.entries()) {
-    try {
-      validateTdxReference(ctx, ref);
-      return i;
-    } catch (err) {
-      if (!(err instanceof AttestationError)) throw err;
-      failures.push(err);
-    }
-  }
-  if (failures.length === 1) throw failures[0]!;
-  throw new AttestationError('tdx.referencevalues', `no reference-value entry matches: ${failures.map((e, i) => `[${i}] ${e.message}`).join('; ')}`);
 }
 
 /**
@@ -135,8 +111,8 @@ export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxRe
   const quote = parseTdxQuote(evidence.quote);
   ensure(toHex(quote.header.qeVendorId) === INTEL_QE_VENDOR_ID, 'tdx.quote.vendor', 'the quote was not made by Intel\'s QE',
     INTEL_QE_VENDOR_ID, toHex(quote.header.qeVendorId));
-  const rootCrl = crl(col.rootCrl, 'tdx.crl.root');
-  const pckCrl = crl(col.pckCrl, 'tdx.crl.pck');
+  const rootCrl = col.rootCrl ? parseCrlFor('tdx.crl.root', col.rootCrl) : undefined;
+  const pckCrl = col.pckCrl ? parseCrlFor('tdx.crl.pck', col.pckCrl) : undefined;
   const pck = verifyPckChain(quote.pckChainPem, now, { ...(rootCrl ? { root: rootCrl } : {}), ...(pckCrl ? { pck: pckCrl } : {}) });
   verifyQuoteSignatures(quote, pck);
   validateTdxFixedBits(quote.body);
@@ -161,9 +137,8 @@ export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxRe
   }
 
   checkExpectations(quote, expectations);
-  const index = referenceValues
-    ? matchReferenceValues({ body: quote.body, pck: pck.extension, ...(tcb ? { tcbEvaluationDataNumber: tcb.tcbEvaluationDataNumber } : {}) }, referenceValues)
-    : undefined;
+  const context = { body: quote.body, pck: pck.extension, ...(tcb ? { tcbEvaluationDataNumber: tcb.tcbEvaluationDataNumber } : {}) };
+  const index = referenceValues ? firstMatchingEntry('tdx', referenceValues, (ref) => validateTdxReference(context, ref)) : undefined;
   return {
     platform: 'tdx',
     quoteVersion: quote.header.version,
