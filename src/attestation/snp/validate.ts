@@ -41,6 +41,23 @@ function minimumTcb(ref: SnpReferenceValues): Partial<SnpTcb> {
   return { ...required, ...(m.FMCVersion != null ? { fmc: m.FMCVersion } : {}) } as Partial<SnpTcb>;
 }
 
+/** A report bit, the reference value's setting for it, and its name in messages. */
+type Flag = readonly [has: boolean, reference: boolean | undefined, name: string];
+
+/** Permissions: the report may have the flag only if the reference values grant it. */
+function checkAllowed(flags: Flag[], check: (name: string) => string, where: string): void {
+  for (const [has, allowed, name] of flags) {
+    ensure(!has || allowed === true, check(name), `${where} has ${name} set, the reference values do not allow it`, `${name}=0`, `${name}=1`);
+  }
+}
+
+/** Requirements: the report must have the flag if the reference values demand it. */
+function checkRequired(flags: Flag[], check: (name: string) => string, where: string): void {
+  for (const [has, required, name] of flags) {
+    ensure(has || required !== true, check(name), `the reference values require ${name} in ${where}`, `${name}=1`, `${name}=0`);
+  }
+}
+
 function checkGuestPolicy(report: SnpReport, ref: SnpReferenceValues): void {
   const gp = ref.GuestPolicy;
   if (!gp) return;
@@ -49,49 +66,33 @@ function checkGuestPolicy(report: SnpReport, ref: SnpReferenceValues): void {
   const haveAbi = (p.abiMajor << 8) | p.abiMinor;
   ensure(haveAbi >= wantAbi, 'snp.policy.abi', 'the guest policy permits an older firmware ABI than required',
     `ABI >= ${gp.ABIMajor ?? 0}.${gp.ABIMinor ?? 0}`, `${p.abiMajor}.${p.abiMinor}`);
-  // Permissions the report may only have if the reference values grant them.
-  const permissions: [boolean, boolean | undefined, string][] = [
-    [p.smt, gp.SMT, 'SMT'],
-    [p.migrateMa, gp.MigrateMA, 'MIGRATE_MA'],
-    [p.cxlAllowed, gp.CXLAllowed, 'CXL_ALLOW'],
-  ];
-  for (const [has, allowed, name] of permissions) {
-    ensure(!has || allowed === true, `snp.policy.${name.toLowerCase()}`, `the guest policy allows ${name}, the reference values do not`, `${name}=0`, `${name}=1`);
-  }
-  // Restrictions the report must have if the reference values require them.
-  const requirements: [boolean, boolean | undefined, string][] = [
+  const check = (name: string) => `snp.policy.${name.toLowerCase()}`;
+  checkAllowed([[p.smt, gp.SMT, 'SMT'], [p.migrateMa, gp.MigrateMA, 'MIGRATE_MA'], [p.cxlAllowed, gp.CXLAllowed, 'CXL_ALLOW']], check, 'the guest policy');
+  checkRequired([
     [p.singleSocket, gp.SingleSocket, 'SINGLE_SOCKET'],
     [p.memAes256Xts, gp.MemAES256XTS, 'MEM_AES_256_XTS'],
     [p.raplDis, gp.RAPLDis, 'RAPL_DIS'],
     [p.ciphertextHidingDram, gp.CipherTextHidingDRAM, 'CIPHERTEXT_HIDING_DRAM'],
     [p.pageSwapDisable, gp.PageSwapDisable, 'PAGE_SWAP_DISABLE'],
-  ];
-  for (const [has, required, name] of requirements) {
-    ensure(has || required !== true, `snp.policy.${name.toLowerCase()}`, `the reference values require ${name} in the guest policy`, `${name}=1`, `${name}=0`);
-  }
+  ], check, 'the guest policy');
 }
 
 function checkPlatformInfo(report: SnpReport, ref: SnpReferenceValues): void {
   const want = ref.PlatformInfo;
   if (!want) return;
   const pi = report.platformInfo;
-  const permissions: [boolean, boolean | undefined, string][] = [
+  const check = () => 'snp.platforminfo';
+  checkAllowed([
     [pi.smtEnabled, want.SMTEnabled, 'SMTEnabled'],
     [pi.tsmeEnabled, want.TSMEEnabled, 'TSMEEnabled'],
     [pi.tioEnabled, want.TIOEnabled, 'TIOEnabled'],
-  ];
-  for (const [has, allowed, name] of permissions) {
-    ensure(!has || allowed === true, 'snp.platforminfo', `the platform has ${name} set, the reference values do not allow it`, `${name}=false`, `${name}=true`);
-  }
-  const requirements: [boolean, boolean | undefined, string][] = [
+  ], check, 'the platform');
+  checkRequired([
     [pi.eccEnabled, want.ECCEnabled, 'ECCEnabled'],
     [pi.raplDisabled, want.RAPLDisabled, 'RAPLDisabled'],
     [pi.ciphertextHidingDramEnabled, want.CiphertextHidingDRAMEnabled, 'CiphertextHidingDRAMEnabled'],
     [pi.aliasCheckComplete, want.AliasCheckComplete, 'AliasCheckComplete'],
-  ];
-  for (const [has, required, name] of requirements) {
-    ensure(has || required !== true, 'snp.platforminfo', `the reference values require ${name}`, `${name}=true`, `${name}=false`);
-  }
+  ], check, 'the platform info');
 }
 
 function checkTcbMinimums(tcbs: SnpTcbs, ref: SnpReferenceValues): void {
