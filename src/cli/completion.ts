@@ -25,7 +25,7 @@ export async function completions(words: string[]): Promise<string[]> {
   process.env.SHELL = '/bin/bash'; // yargs formats zsh/fish candidates differently
   console.log = (...parts: unknown[]) => { printed.push(parts.map(String).join(' ')); };
   try {
-    await buildParser(['--get-yargs-completions', ...words]).completion('__yargs_completion', false).parseAsync();
+    await buildParser(['--get-yargs-completions', ...words]).completion('__yargs_completion', false).exitProcess(false).parseAsync();
   } catch {
     // An incomplete command line may not parse; offer nothing rather than an error.
   } finally {
@@ -35,7 +35,9 @@ export async function completions(words: string[]): Promise<string[]> {
   const candidates = printed.join('\n').split('\n').map((s) => s.trim())
     // yargs lists one-letter aliases as "--w"; kubectl users type "-w" and rarely complete it.
     .filter((s) => s !== '' && !/^--.$/.test(s) && !s.startsWith('__'))
-    .filter((s) => s.startsWith(current));
+    .filter((s) => s.startsWith(current))
+    // Like Cobra: flags only once the user typed "-"; a new word may be a file.
+    .filter((s) => current.startsWith('-') || !s.startsWith('-'));
   return [...new Set(candidates)];
 }
 
