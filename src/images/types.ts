@@ -16,7 +16,10 @@ export interface ImageConfig {
 export interface ResolvedImage {
   /** The reference as written in the manifest, e.g. `nginx:1.27`. */
   reference: string;
-  /** Canonical reference pinned by manifest digest: `docker.io/library/nginx:1.27@sha256:…`. */
+  /**
+   * Canonical reference pinned by manifest digest: `docker.io/library/nginx:1.27@sha256:…`
+   * (the platform manifest's digest; a digest the user wrote, even an index digest, is kept).
+   */
   pinned: string;
   /** sha256 digest of the (platform-specific) image manifest, `sha256:<hex>`. */
   manifestDigest: string;
