@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { verifySnp, type SnpReferenceValues } from '../../src/attestation/index.js';
-import { subjectDer } from '../../src/attestation/x509.js';
+import { extensions, subjectDer } from '../../src/attestation/x509.js';
 import { matchCertificateToReport } from '../../src/attestation/snp/verify.js';
 import { parseSnpReport } from '../../src/attestation/snp/report.js';
 import { decodeTcb } from '../../src/attestation/snp/tcb.js';
 import { readAmdKeyCertificate } from '../../src/attestation/snp/vcek.js';
-import { forgeCrl } from './der-builder.js';
+import { forgeCertificate, forgeCrl } from './der-builder.js';
 import { buildCertTable, checkIs, forgeAmdHierarchy, rejects, resign } from './assertions.js';
 import { SNP_NOW, SNP_VECTORS, pemBlocks, read, type SnpVector } from './vectors.js';
 
@@ -167,6 +167,29 @@ describe('SEV-SNP verification: tampering and wrong certificates', () => {
     const unsigned = Buffer.from(milanV3.report);
     unsigned.writeUInt32LE(7 << 2, 0x48);
     await rejects(() => verifySnp({ report: unsigned }, null, {}, opts(milanV3)), 'snp.report.signingkey');
+  });
+
+  it('requires the VLEK from the evidence and checks it against the ASVK chain', async () => {
+    const vlekSigned = Buffer.from(milanV3.report);
+    vlekSigned.writeUInt32LE(1 << 2, 0x48); // SIGNING_KEY = VLEK
+    const err = await rejects(() => verifySnp({ report: vlekSigned }, null, {}, { now: SNP_NOW }), 'snp.vcek.missing');
+    assert.match(err.message, /cloud provider/);
+    // A VCEK cannot stand in for a VLEK.
+    await rejects(() => verifySnp({ report: vlekSigned }, null, {}, opts(milanV3)), 'snp.vcek.kind');
+    // A VLEK-shaped certificate that AMD did not sign fails at the ASVK.
+    const forged = forgeAmdHierarchy(milanV3);
+    const genuineVcek = new X509Certificate(milanV3.vcek);
+    const vlekExts = [...extensions(genuineVcek)].filter(([oid]) => oid !== '1.3.6.1.4.1.3704.1.4')
+      .map(([oid, e]) => ({ oid, value: e.value }));
+    vlekExts.push({ oid: '1.3.6.1.4.1.3704.1.5', value: Buffer.from([0x16, 0x03, ...Buffer.from('csp')]) });
+    const askSubject = subjectDer(new X509Certificate(pemBlocks('amd/go-sev-guest/ask_ark_milan_vlek.pem')[0]!));
+    // AMD's VCEK subject with the CN changed to SEV-VLEK (same length, so the DER stays valid).
+    const vlekSubject = Buffer.from(subjectDer(genuineVcek).toString('latin1').replace('SEV-VCEK', 'SEV-VLEK'), 'latin1');
+    assert.ok(!vlekSubject.equals(subjectDer(genuineVcek)));
+    const vlek = forgeCertificate({ subject: vlekSubject, issuer: askSubject, publicKey: forged.vcek.publicKey, signingKey: forged.arkKey, alg: 'rsa-pss-sha384', extensions: vlekExts });
+    const r = await rejects(() => verifySnp({ report: resign(vlekSigned, forged.vcekKey) }, null, {},
+      { vcek: vlek.raw, certChain: read('amd/go-sev-guest/ask_ark_milan_vlek.pem'), now: SNP_NOW }), 'snp.vcek.signature');
+    assert.match(r.message, /SEV-VLEK-Milan/);
   });
 
   it('rejects truncated and oversized reports', async () => {
