@@ -14,6 +14,8 @@ import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { signingAlgorithm, toCryptoPrivateKey, toCryptoPublicKey, x509 } from './crypto.js';
 
+type CryptoKeyLike = Awaited<ReturnType<typeof toCryptoPrivateKey>>;
+
 export const ROOT_CN = 'system:coordinator:root';
 export const INTERMEDIATE_CN = 'system:coordinator:intermediate';
 /** Extension carrying the WorkloadSecretID in mesh certificates (upstream OID). */
@@ -60,6 +62,8 @@ export async function createRootCert(rootKey: KeyObject, now = new Date()): Prom
 
 export interface MeshCA {
   key: KeyObject;
+  /** WebCrypto handles of the key and the authority key identifier, made once per mesh CA. */
+  cached?: Promise<{ signingKey: CryptoKeyLike; aki: x509.Extension }>;
   /** Signed by the root: goes into every certificate chain. */
   intermediatePem: string;
   /** Self-signed: the trust anchor of `mesh-ca.pem`. */
@@ -116,11 +120,16 @@ export interface MeshCertRequest {
 export async function issueMeshCert(ca: MeshCA, req: MeshCertRequest, now = new Date()): Promise<string> {
   const names = splitSans(req.sans);
   const firstDns = names.find((n) => n.type === 'dns')?.value;
+  ca.cached ??= (async () => ({
+    signingKey: await toCryptoPrivateKey(ca.key),
+    aki: await x509.AuthorityKeyIdentifierExtension.create(await toCryptoPublicKey(ca.key)),
+  }))();
+  const { signingKey, aki } = await ca.cached;
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.keyAgreement, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth, x509.ExtendedKeyUsage.serverAuth]),
-    await x509.AuthorityKeyIdentifierExtension.create(await toCryptoPublicKey(ca.key)),
+    aki,
   ];
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names));
   if (req.workloadSecretId !== undefined) {
@@ -134,7 +143,7 @@ export async function issueMeshCert(ca: MeshCA, req: MeshCertRequest, now = new 
     notBefore: new Date(now.getTime() - SKEW_MS),
     notAfter: new Date(now.getTime() + YEAR_MS),
     publicKey: await toCryptoPublicKey(req.publicKey),
-    signingKey: await toCryptoPrivateKey(ca.key),
+    signingKey,
     signingAlgorithm: signingAlgorithm(ca.key),
     extensions,
   });

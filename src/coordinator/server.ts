@@ -70,7 +70,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   metrics.gauge('contrast_coordinator_ready', '1 when the Coordinator issues certificates, 0 when uninitialised or waiting for recovery', () => (authority.mode === 'ready' ? 1 : 0));
   metrics.gauge('contrast_coordinator_recovery_mode', '1 while the Coordinator waits for recovery', () => (authority.mode === 'recovery' ? 1 : 0));
   if (authority.mode === 'recovery') log('found a stored manifest history: waiting for `kubectl contrast recover`; GetManifests is served, certificates are not');
-  const key = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+  // The aTLS key lives as long as the process; P-256 as upstream (its certificate is signed per connection).
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const user = grpcServer(key, opts.issuer, true, userApiHandlers(authority, log), metrics, 'userapi', log);
   const mesh = grpcServer(key, opts.issuer, true, meshApiHandlers(authority, metrics), metrics, 'meshapi', log);
   const http = createHttpServer((req, res) => {
