@@ -112,6 +112,8 @@ export function checkValidity(cert: X509Certificate, now: Date, check: string, w
     `${from.toISOString()} .. ${to.toISOString()}`, now.toISOString());
 }
 
+const UNDERSTOOD_CRITICAL = new Set(['2.5.29.19', '2.5.29.15']);
+
 /** Child certificates whose signature by a parent already verified (time-independent facts only). */
 const verifiedIssuers = new WeakMap<X509Certificate, WeakSet<X509Certificate>>();
 
@@ -121,6 +123,12 @@ const verifiedIssuers = new WeakMap<X509Certificate, WeakSet<X509Certificate>>()
  */
 export function checkIssuedBy(child: X509Certificate, parent: X509Certificate, check: string, what: string): void {
   if (verifiedIssuers.get(child)?.has(parent)) return;
+  // A critical extension we do not understand must not be ignored (RFC 5280 §4.2). AMD and
+  // Intel certificates mark only basicConstraints and keyUsage critical.
+  for (const [oid, ext] of extensions(child)) {
+    ensure(!ext.critical || UNDERSTOOD_CRITICAL.has(oid), check, `${what}: the certificate has an unknown critical extension`,
+      'only basicConstraints and keyUsage critical', oid);
+  }
   ensure(parent.ca, check, `${what}: issuer certificate is not a CA`, 'CA:TRUE', 'CA:FALSE');
   ensure(child.checkIssued(parent), check, `${what}: issuer name does not match`,
     oneLine(parent.subject), oneLine(child.issuer));
