@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// npm run package: the single executable `kubectl-contrast` (Node SEA) of the host platform.
+//
+//  1. esbuild bundles src/ and the dependencies into one CommonJS file.
+//     - Modules of src/ load their data files with `new URL('./x', import.meta.url)`. Each such
+//       module gets an import.meta.url under a virtual root; the data files (the same ones
+//       scripts/copy-assets.mjs copies to dist/) become SEA assets, and a small prologue serves
+//       reads below that root from them. Dependencies get the executable's own file URL
+//       (yargs needs a real one for createRequire).
+//     - Optional native helpers that dependencies try to require are stubbed out, or every run
+//       would warn that a SEA can only require built-in modules.
+//  2. node --experimental-sea-config writes the blob (with code cache for a fast start).
+//  3. postject injects it into a copy of this node binary (stripped of symbols).
+//  4. The binary and LICENSE go into dist-sea/kubectl-contrast-<os>-<arch>.tar.gz
+//     (reproducible: fixed order, owner and time), and krew-manifest.yaml gets its uri/sha256.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { krewPlatformOf, updateKrewManifest, validateKrewManifest } from './package-sea.krew.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const out = join(root, 'dist-sea');
+const work = join(out, 'work');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const { os, arch } = krewPlatformOf();
+const archiveName = `kubectl-contrast-${os}-${arch}.tar.gz`;
+const VIRTUAL_ROOT = '/__kubectl_contrast_sea__/';
+const ASSET = /\.(rego|wasm|json|toml|txt)$/;
+const OPTIONAL_DEPS = ['supports-color', 'bufferutil', 'utf-8-validate', 'encoding'];
+
+const log = (msg) => process.stderr.write(`[package] ${msg}\n`);
+
+function assetsUnder(dir) {
+  const found = [];
+  const walk = (d) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (ASSET.test(name)) found.push(p);
+    }
+  };
+  walk(dir);
+  return found;
+}
+
+// Runs first in the bundle: file URL of the executable for dependencies, and reads below the
+// virtual root answered from the SEA assets.
+const prologue = `
+const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;
+(() => {
+  let sea;
+  try { sea = require('node:sea'); if (!sea.isSea()) sea = undefined; } catch { sea = undefined; }
+  const fs = require('node:fs');
+  const { fileURLToPath } = require('node:url');
+  const ROOT = ${JSON.stringify(VIRTUAL_ROOT)};
+  const keyOf = (p) => {
+    let s = p instanceof URL ? (p.protocol === 'file:' ? fileURLToPath(p) : undefined) : typeof p === 'string' ? p : undefined;
+    return s !== undefined && s.startsWith(ROOT) ? s.slice(ROOT.length) : undefined;
+  };
+  const asset = (key) => { try { return sea ? Buffer.from(sea.getRawAsset(key)) : undefined; } catch { return undefined; } };
+  const readFileSync = fs.readFileSync;
+  fs.readFileSync = function (p, options) {
+    const key = keyOf(p);
+    if (key === undefined) return readFileSync.apply(this, arguments);
+    const data = asset(key);
+    if (data === undefined) { const e = new Error('ENOENT: no such file, open ' + ROOT + key); e.code = 'ENOENT'; throw e; }
+    const encoding = typeof options === 'string' ? options : options && options.encoding;
+    return encoding ? data.toString(encoding) : data;
+  };
+  const existsSync = fs.existsSync;
+  fs.existsSync = function (p) {
+    const key = keyOf(p);
+    return key === undefined ? existsSync.apply(this, arguments) : asset(key) !== undefined;
+  };
+})();
+`;
+
+/** esbuild plugin: per-module import.meta.url for src/, stubs for optional dependencies. */
+const seaPlugin = {
+  name: 'kubectl-contrast-sea',
+  setup(b) {
+    const optional = new RegExp(`^(${OPTIONAL_DEPS.join('|')})$`);
+    b.onResolve({ filter: optional }, (args) => ({ path: args.path, namespace: 'optional-stub' }));
+    b.onLoad({ filter: /.*/, namespace: 'optional-stub' }, (args) => ({
+      contents: `throw Object.assign(new Error('${args.path} is not part of the single executable'), { code: 'MODULE_NOT_FOUND' });`,
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /\/src\/.*\.ts$/ }, (args) => {
+      const rel = relative(root, args.path).split('\\').join('/');
+      const url = `file://${VIRTUAL_ROOT}${rel}`;
+      const text = readFileSync(args.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(url));
+      return { contents: text, loader: 'ts' };
+    });
+  },
+};
+
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+
+log('bundling with esbuild');
+const bundle = join(work, 'kubectl-contrast.cjs');
+writeFileSync(join(work, 'entry.ts'), `import { main } from ${JSON.stringify(join(root, 'src/cli/main.ts'))};\nmain(process.argv.slice(2)).then((code) => { process.exitCode = code; });\n`);
+await build({
+  entryPoints: [join(work, 'entry.ts')],
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  outfile: bundle,
+  banner: { js: prologue },
+  define: { 'import.meta.url': '__importMetaUrl' },
+  plugins: [seaPlugin],
+  logLevel: 'warning',
+  legalComments: 'none',
+});
+
+const assets = Object.fromEntries(assetsUnder(join(root, 'src')).map((p) => [relative(root, p).split('\\').join('/'), p]));
+log(`${Object.keys(assets).length} assets: ${Object.keys(assets).join(', ')}`);
+const blob = join(work, 'sea-prep.blob');
+writeFileSync(join(work, 'sea-config.json'), JSON.stringify({
+  main: bundle,
+  output: blob,
+  disableExperimentalSEAWarning: true,
+  useSnapshot: false,
+  useCodeCache: true,
+  assets,
+}, null, 2));
+execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+const stage = join(work, 'archive');
+mkdirSync(stage, { recursive: true });
+const exe = join(stage, os === 'windows' ? 'kubectl-contrast.exe' : 'kubectl-contrast');
+copyFileSync(process.execPath, exe);
+chmodSync(exe, 0o755);
+if (os === 'linux' && process.env.CONTRAST_SEA_STRIP !== '0') {
+  try {
+    execFileSync('strip', [exe], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch {
+    log('strip is not available; the executable keeps its symbols');
+  }
+}
+if (os === 'darwin') execFileSync('codesign', ['--remove-signature', exe]);
+log('injecting the blob with postject');
+const postject = join(root, 'node_modules', 'postject', 'dist', 'cli.js');
+execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  ...(os === 'darwin' ? ['--macho-segment-name', 'NODE_SEA'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
+if (os === 'darwin') execFileSync('codesign', ['--sign', '-', exe]);
+copyFileSync(join(root, 'LICENSE'), join(stage, 'LICENSE'));
+
+log(`packing ${archiveName}`);
+const archive = join(out, archiveName);
+const tar = join(work, 'archive.tar');
+const names = readdirSync(stage).sort();
+execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '--format=gnu', '-cf', tar, '-C', stage, ...names]);
+execFileSync('sh', ['-c', 'gzip -n -9 -c "$1" > "$2"', 'gzip', tar, archive]);
+const sha256 = createHash('sha256').update(readFileSync(archive)).digest('hex');
+writeFileSync(`${archive}.sha256`, `${sha256}  ${archiveName}\n`);
+
+const manifestPath = join(root, 'krew-manifest.yaml');
+const version = `v${pkg.version}`;
+const bin = names.find((n) => n.startsWith('kubectl-contrast'));
+const text = updateKrewManifest(existsSync(manifestPath) ? readFileSync(manifestPath, 'utf8') : '', {
+  version, os, arch, sha256, bin,
+  uri: `https://github.com/kubectl-contrast/kubectl-contrast/releases/download/${version}/${archiveName}`,
+  files: [{ from: bin, to: '.' }, { from: 'LICENSE', to: '.' }],
+});
+const problems = validateKrewManifest((await import('yaml')).parse(text), 'contrast.yaml');
+if (problems.length > 0) throw new Error(`krew-manifest.yaml is not valid:\n${problems.join('\n')}`);
+writeFileSync(manifestPath, text);
+rmSync(tar);
+log(`done: ${relative(root, archive)} (${(statSync(archive).size / 1e6).toFixed(1)} MB, sha256 ${sha256}); krew-manifest.yaml updated`);
+process.stdout.write(`${archive}\n`);
