@@ -17,7 +17,7 @@ import { findInLayouts, OciLayoutDirectory, type ImageIndexSource } from './oci-
 import { Progress } from './progress.js';
 import { formatReference, parseImageReference, pinnedReference, ReferenceError, type ImageReference } from './reference.js';
 import { isTransient, RegistryClient, RegistryError, RegistryUnreachableError, type RegistryRepository, type RetryPolicy } from './registry.js';
-import { findPasswdAndGroup } from './rootfs.js';
+import { findPasswdAndGroup, type LayerScanResult } from './rootfs.js';
 import type { ImageConfig, ImageResolverLike, ResolvedImage } from './types.js';
 import { UserError, errorMessage } from '../util/errors.js';
 
@@ -155,6 +155,8 @@ export class ImageResolver implements ImageResolverLike {
   private readonly byReference = new OncePerKey<ResolvedImage>();
   private readonly byManifest = new OncePerKey<ResolvedCore>();
   private readonly byConfig = new OncePerKey<{ passwd?: string; group?: string }>();
+  /** Layer scans shared between images with common layers (failures are not kept). */
+  private readonly byLayer = new OncePerKey<LayerScanResult>(true);
   private localSources: Promise<ImageIndexSource[]> | undefined;
   private readonly progress: Progress;
   private readonly warn: (message: string) => void;
@@ -370,14 +372,16 @@ export class ImageResolver implements ImageResolverLike {
     try {
       const result = await findPasswdAndGroup(
         manifest.layers.length,
-        async (i) => {
+        (i) => {
           const layer = manifest.layers[i]!;
-          if (layer.urls?.length || layer.mediaType.includes('foreign') || layer.mediaType.includes('nondistributable')) {
-            this.warn(`${name}: layer ${layer.digest} is non-distributable; fetching it from the registry anyway`);
-          }
-          return { stream: await top.reader.openBlob(descriptorRef(layer)), digest: layer.digest, mediaType: layer.mediaType };
+          return {
+            digest: layer.digest,
+            mediaType: layer.mediaType,
+            open: () => top.reader.openBlob(descriptorRef(layer)),
+          };
         },
         (n) => task.advance(n),
+        (key, scan) => this.byLayer.get(key, scan),
       );
       for (const note of result.notes) this.warn(`${name}: ${note}`);
       this.stats.imagesScanned++;

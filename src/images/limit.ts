@@ -23,11 +23,14 @@ export class Limiter {
 /** Remembers one promise per key, so concurrent and later callers share one computation. */
 export class OncePerKey<T> {
   private readonly map = new Map<string, Promise<T>>();
+  /** `forgetFailures`: a failed computation is dropped so that a later caller tries again. */
+  constructor(private readonly forgetFailures = false) {}
   get(key: string, compute: () => Promise<T>): Promise<T> {
     let p = this.map.get(key);
     if (!p) {
       p = compute();
       this.map.set(key, p);
+      if (this.forgetFailures) p.catch(() => { if (this.map.get(key) === p) this.map.delete(key); });
     }
     return p;
   }

@@ -218,7 +218,7 @@ export async function scanLayer(source: Readable, opts: ScanLayerOptions): Promi
 export interface RootfsResult {
   passwd?: string;
   group?: string;
-  /** Number of layers opened, from the top. */
+  /** Number of layers opened by this call (scans shared with other images not counted). */
   layersScanned: number;
   bytesRead: number;
   notes: string[];
@@ -228,10 +228,21 @@ export interface RootfsResult {
  * Settle /etc/passwd and /etc/group over a stack of layers, opening layers from the top
  * (last) to the bottom (first) and stopping as soon as both are known.
  */
+/** Shares the scan of one layer digest (for one set of wanted files) between images. */
+export type LayerScanMemo = (key: string, scan: () => Promise<LayerScanResult>) => Promise<LayerScanResult>;
+
+export interface LayerSource {
+  /** The layer's digest; also the key for sharing scans between images. */
+  digest?: string;
+  mediaType?: string;
+  open(): Promise<Readable>;
+}
+
 export async function findPasswdAndGroup(
   layerCount: number,
-  openLayer: (index: number) => Promise<{ stream: Readable; digest?: string; mediaType?: string }>,
+  layerAt: (index: number) => Promise<LayerSource> | LayerSource,
   onBytes?: (n: number) => void,
+  memo?: LayerScanMemo,
 ): Promise<RootfsResult> {
   const settled: Partial<Record<RootfsFile, FileState>> = {};
   const notes: string[] = [];
@@ -240,19 +251,25 @@ export async function findPasswdAndGroup(
   for (let i = layerCount - 1; i >= 0; i--) {
     const wanted = ROOTFS_FILES.filter((f) => settled[f] === undefined);
     if (wanted.length === 0) break;
-    const layer = await openLayer(i);
-    layersScanned++;
-    const opts: ScanLayerOptions = { wanted };
-    if (layer.digest !== undefined) opts.digest = layer.digest;
-    if (layer.mediaType !== undefined) opts.mediaType = layer.mediaType;
-    if (onBytes !== undefined) opts.onBytes = onBytes;
-    let result: LayerScanResult;
-    try {
-      result = await scanLayer(layer.stream, opts);
-    } catch (err) {
-      throw new Error(`layer ${i + 1} of ${layerCount}${layer.digest ? ` (${layer.digest})` : ''}: ${(err as Error).message}`, { cause: err });
+    const layer = await layerAt(i);
+    let ownScan = false;
+    const scan = async (): Promise<LayerScanResult> => {
+      ownScan = true;
+      const opts: ScanLayerOptions = { wanted };
+      if (layer.digest !== undefined) opts.digest = layer.digest;
+      if (layer.mediaType !== undefined) opts.mediaType = layer.mediaType;
+      if (onBytes !== undefined) opts.onBytes = onBytes;
+      try {
+        return await scanLayer(await layer.open(), opts);
+      } catch (err) {
+        throw new Error(`layer ${i + 1} of ${layerCount}${layer.digest ? ` (${layer.digest})` : ''}: ${(err as Error).message}`, { cause: err });
+      }
+    };
+    const result = memo && layer.digest !== undefined ? await memo(`${layer.digest} ${wanted.join(',')}`, scan) : await scan();
+    if (ownScan) {
+      layersScanned++;
+      bytesRead += result.bytesRead;
     }
-    bytesRead += result.bytesRead;
     notes.push(...result.notes);
     for (const f of wanted) if (result.files[f] !== undefined) settled[f] = result.files[f];
   }

@@ -27,6 +27,10 @@ describe('images: registry source', function () {
     [{ path: 'usr/share/doc/readme', content: 'docs' }],
   ], { User: '0' });
   let platforms: ReturnType<typeof writeIndexLayout>;
+  // two images on one base layer
+  const baseEntries = [{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }];
+  const shared1 = image([baseEntries, [{ path: 'app/one', content: '1' }]]);
+  const shared2 = image([baseEntries, [{ path: 'app/two', content: '2' }]]);
   // passwd and group at the start of one big layer: the download stops right after them
   const early = image([[
     { path: 'etc/group', content: GROUP }, { path: 'etc/passwd', content: PASSWD },
@@ -44,7 +48,7 @@ describe('images: registry source', function () {
   before(async () => {
     tmp = tempDir();
     reg = await startRegistry();
-    writeLayout(join(tmp.path, 'layout'), [{ ref: 'a', image: a }, { ref: 'b', image: b }, { ref: 'layered', image: layered }, { ref: 'big', image: big }, { ref: 'early', image: early }]);
+    writeLayout(join(tmp.path, 'layout'), [{ ref: 'a', image: a }, { ref: 'b', image: b }, { ref: 'layered', image: layered }, { ref: 'big', image: big }, { ref: 'early', image: early }, { ref: 'shared1', image: shared1 }, { ref: 'shared2', image: shared2 }]);
     platforms = writeIndexLayout(join(tmp.path, 'multi'), 'multi', [
       { os: 'linux', architecture: 'arm64', variant: 'v8' },
       { os: 'linux', architecture: 'amd64' },
@@ -57,6 +61,8 @@ describe('images: registry source', function () {
       pushLayout(join(tmp.path, 'layout'), 'layered', `${reg.host}/team/layered:1.0`),
       pushLayout(join(tmp.path, 'layout'), 'big', `${reg.host}/team/big:1.0`),
       pushLayout(join(tmp.path, 'layout'), 'early', `${reg.host}/team/early:1.0`),
+      pushLayout(join(tmp.path, 'layout'), 'shared1', `${reg.host}/team/shared1:1.0`),
+      pushLayout(join(tmp.path, 'layout'), 'shared2', `${reg.host}/team/shared2:1.0`),
       pushLayout(join(tmp.path, 'multi'), 'multi', `${reg.host}/team/multi:1.0`, { all: true }),
     ]);
   });
@@ -195,6 +201,16 @@ describe('images: registry source', function () {
         const layer = (JSON.parse(img.manifest.toString()) as { layers: { digest: string }[] }).layers[0]!.digest;
         assert.equal(count(layer), 1);
       }
+    });
+
+    it('scans a base layer shared by several images once', async () => {
+      const baseLayer = (JSON.parse(shared1.manifest.toString()) as { layers: { digest: string }[] }).layers[0]!.digest;
+      assert.equal((JSON.parse(shared2.manifest.toString()) as { layers: { digest: string }[] }).layers[0]!.digest, baseLayer);
+      const r = resolver({ insecureRegistries: [proxy.host], cacheDir: false });
+      const m = await r.resolveAll([`${proxy.host}/team/shared1:1.0`, `${proxy.host}/team/shared2:1.0`]);
+      for (const img of m.values()) assert.equal(img.passwd, PASSWD);
+      assert.equal(proxy.requests.filter((q) => q.includes(baseLayer)).length, 1, proxy.requests.join('\n'));
+      assert.equal(r.stats.layersScanned, 3);
     });
 
     it('keeps at most `concurrency` images in flight', async () => {

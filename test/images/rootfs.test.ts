@@ -3,16 +3,19 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { buildTar, type LayerEntry } from '../../src/images/oci-build.js';
-import { findPasswdAndGroup, normaliseEntryPath } from '../../src/images/rootfs.js';
+import { sha256Digest } from '../../src/images/manifest.js';
+import { findPasswdAndGroup, normaliseEntryPath, type LayerScanMemo, type LayerScanResult } from '../../src/images/rootfs.js';
 import { GROUP, PASSWD } from './fixtures.js';
 
 /** Layers given bottom first; returns the result and which layers were opened. */
 async function scan(layers: Buffer[]) {
   const opened: number[] = [];
-  const result = await findPasswdAndGroup(layers.length, async (i) => {
-    opened.push(i);
-    return { stream: Readable.from([layers[i]!]) };
-  });
+  const result = await findPasswdAndGroup(layers.length, (i) => ({
+    open: async () => {
+      opened.push(i);
+      return Readable.from([layers[i]!]);
+    },
+  }));
   return { result, opened };
 }
 
@@ -97,16 +100,36 @@ describe('images: passwd and group from layers', () => {
     const chunks = Array.from({ length: Math.ceil(big.length / 65536) }, (_, i) => big.subarray(i * 65536, (i + 1) * 65536));
     let served = 0;
     const source = Readable.from((function* () { for (const c of chunks) { served++; yield c; } })());
-    const result = await findPasswdAndGroup(1, async () => ({ stream: source }));
+    const result = await findPasswdAndGroup(1, () => ({ open: async () => source }));
     assert.equal(result.passwd, PASSWD);
     assert.equal(result.group, GROUP);
     assert.ok(result.bytesRead < big.length / 4, `read ${result.bytesRead} of ${big.length} bytes`);
     assert.ok(served < chunks.length / 4, `pulled ${served} of ${chunks.length} chunks`);
   });
 
+  it('shares the scan of a common layer between images through the memo', async () => {
+    const memo = new Map<string, Promise<LayerScanResult>>();
+    const share: LayerScanMemo = (key, scan) => {
+      if (!memo.has(key)) memo.set(key, scan());
+      return memo.get(key)!;
+    };
+    let opens = 0;
+    const layer = (data: Buffer, name: string) => ({ digest: sha256Digest(data), open: async () => { opens++; void name; return Readable.from([data]); } });
+    const top1 = gz([{ path: 'app/one', content: '1' }]);
+    const top2 = gz([{ path: 'app/two', content: '2' }]);
+    const [r1, r2] = await Promise.all([
+      findPasswdAndGroup(2, (i) => (i === 0 ? layer(base, 'base') : layer(top1, 'top1')), undefined, share),
+      findPasswdAndGroup(2, (i) => (i === 0 ? layer(base, 'base') : layer(top2, 'top2')), undefined, share),
+    ]);
+    assert.equal(opens, 3);
+    assert.equal(r1.passwd, PASSWD);
+    assert.equal(r2.group, GROUP);
+    assert.equal(r1.layersScanned + r2.layersScanned, 3);
+  });
+
   it('rejects a layer whose digest does not match when read completely', async () => {
     await assert.rejects(
-      findPasswdAndGroup(1, async () => ({ stream: Readable.from([gz([{ path: 'x', content: 'y' }])]), digest: `sha256:${'0'.repeat(64)}` })),
+      findPasswdAndGroup(1, () => ({ open: async () => Readable.from([gz([{ path: 'x', content: 'y' }])]), digest: `sha256:${'0'.repeat(64)}` })),
       /digest/,
     );
   });
