@@ -16,7 +16,7 @@ const seconds = (() => {
   const i = process.argv.indexOf('--seconds');
   return i >= 0 ? Number(process.argv[i + 1]) : 3;
 })();
-const vectors = process.env.CONTRAST_TESTVECTORS ?? join(fileURLToPath(new URL('../..', import.meta.url)), 'shared', 'testvectors');
+const vectors = process.env.CONTRAST_TESTVECTORS ?? fileURLToPath(new URL('../test/attestation/vectors', import.meta.url));
 const read = (rel: string) => readFileSync(join(vectors, rel));
 
 async function measure(name: string, target: number, once: () => Promise<unknown> | unknown) {

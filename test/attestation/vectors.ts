@@ -1,9 +1,10 @@
-/** Paths and loaders for the genuine evidence in ../shared/testvectors. */
+/** Paths and loaders for the genuine evidence used by the attestation tests. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const VECTORS = process.env.CONTRAST_TESTVECTORS ?? join(fileURLToPath(new URL('../../..', import.meta.url)), 'shared', 'testvectors');
+/** The genuine evidence in ./vectors (a copy of the project's shared test vectors). */
+export const VECTORS = process.env.CONTRAST_TESTVECTORS ?? fileURLToPath(new URL('./vectors', import.meta.url));
 
 export const read = (rel: string): Buffer => readFileSync(join(VECTORS, rel));
 
