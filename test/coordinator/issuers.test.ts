@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { ConfigfsTsmIssuer, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE, SnpEvidenceSchema, requestTsmReport, type TsmFs } from '../../src/issuers/configfs-tsm.js';
+import { decode } from '../../src/coordinator/api/proto.js';
+import { verifyEvidence } from '../../src/attestation/dispatch.js';
+import { SimulatedIssuer, loadOrCreateSimRoot } from '../../src/issuers/simulated.js';
+import { loadSimRootPublicKey } from '../../src/attestation/simulated.js';
+import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
+import { removeDir, tempDir } from '../helpers/tmp.js';
+
+/** An in-memory imitation of one configfs-tsm report entry (kernel semantics per the ABI doc). */
+function fakeTsm(provider: 'sev_guest' | 'tdx_guest', opts: { interfere?: boolean } = {}) {
+  const entries = new Map<string, { generation: number; inblob?: Buffer }>();
+  let removed = 0;
+  const fs: TsmFs = {
+    mkdtemp: (prefix) => {
+      const d = `${prefix}${entries.size}`;
+      entries.set(d, { generation: 0 });
+      return d;
+    },
+    exists: () => true,
+    rmdir: (p) => { entries.delete(p); removed++; },
+    writeFile: (path, data) => {
+      const dir = path.slice(0, path.lastIndexOf('/'));
+      const e = entries.get(dir)!;
+      if (path.endsWith('/inblob')) {
+        e.inblob = Buffer.from(data as Uint8Array);
+        e.generation++;
+      }
+    },
+    readFile: (path) => {
+      const dir = path.slice(0, path.lastIndexOf('/'));
+      const e = entries.get(dir)!;
+      const name = path.slice(path.lastIndexOf('/') + 1);
+      if (name === 'provider') return Buffer.from(`${provider}\n`);
+      if (name === 'generation') return Buffer.from(`${e.generation}\n`);
+      if (name === 'outblob') {
+        if (opts.interfere) e.generation++; // another writer raced us
+        return Buffer.concat([Buffer.from('REPORT:'), e.inblob!]);
+      }
+      if (name === 'auxblob') return Buffer.from('certtable');
+      throw new Error(`unexpected read ${path}`);
+    },
+  };
+  return { fs, removed: () => removed };
+}
+
+describe('evidence issuers and the dispatcher', () => {
+  it('configfs-tsm: SNP report with certificate table, entry removed afterwards', async () => {
+    const t = fakeTsm('sev_guest');
+    const rd = randomBytes(64);
+    const ev = await new ConfigfsTsmIssuer('/tsm', t.fs).issue(rd);
+    assert.equal(ev.oid, OID_SNP_EVIDENCE);
+    const d = decode<{ report: Buffer; certTable: Buffer }>(SnpEvidenceSchema, ev.value);
+    assert.deepEqual(d.report, Buffer.concat([Buffer.from('REPORT:'), rd]));
+    assert.equal(d.certTable.toString(), 'certtable');
+    assert.equal(t.removed(), 1);
+  });
+  it('configfs-tsm: TDX quote', async () => {
+    const ev = await new ConfigfsTsmIssuer('/tsm', fakeTsm('tdx_guest').fs).issue(randomBytes(64));
+    assert.equal(ev.oid, OID_TDX_EVIDENCE);
+  });
+  it('configfs-tsm: detects a concurrent writer and rejects wrong report data sizes', () => {
+    const t = fakeTsm('sev_guest', { interfere: true });
+    assert.throws(() => requestTsmReport(randomBytes(64), '/tsm', t.fs), /modified concurrently/);
+    assert.equal(t.removed(), 1);
+    assert.throws(() => requestTsmReport(randomBytes(32), '/tsm', t.fs), /exactly 64 bytes/);
+  });
+
+  describe('dispatch', () => {
+    let dir: string;
+    before(() => { dir = tempDir('kc-sim-'); });
+    after(() => removeDir(dir));
+    const refs = { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] };
+    it('accepts simulated evidence only when the manifest names the insecure platform', async () => {
+      const rd = randomBytes(64);
+      const ev = await new SimulatedIssuer(loadOrCreateSimRoot(dir), Buffer.alloc(32, 7)).issue(rd);
+      let warned = 0;
+      const opts = { simRoot: loadSimRootPublicKey(dir), onSimulated: () => { warned++; } };
+      const ok = await verifyEvidence(ev.oid, ev.value, refs, rd, opts);
+      assert.deepEqual(ok.hostData, Buffer.alloc(32, 7));
+      assert.equal(warned, 1);
+      await assert.rejects(verifyEvidence(ev.oid, ev.value, { snp: [{ TrustedMeasurement: '' }] }, rd, opts), /does not list the insecure platform/);
+    });
+    it('refuses platforms the manifest has no reference values for, and unknown evidence', async () => {
+      await assert.rejects(verifyEvidence(OID_SNP_EVIDENCE, Buffer.alloc(10), refs, randomBytes(64)), /no SNP reference values/);
+      await assert.rejects(verifyEvidence(OID_TDX_EVIDENCE, Buffer.alloc(10), refs, randomBytes(64)), /no TDX reference values/);
+      await assert.rejects(verifyEvidence('1.2.3', Buffer.alloc(10), refs, randomBytes(64)), /unknown evidence type/);
+    });
+  });
+});
