@@ -70,10 +70,29 @@ export function sampleRegex(re: string): string {
   return seq();
 }
 
+const TYPED_SAMPLES: Record<string, string> = {
+  '$(uuid)': '0d1c2b3a-4f5e-4d6c-8b7a-998877665544', '$(random16)': '0123456789abcdef', '$(dns)': 'node-1',
+  '$(ip)': '10.244.1.23', '$(ips)': '10.244.1.23', '$(digits)': '1', '$(any)': 'x',
+};
+
+/** One concrete value for a policy pattern (template or `^`-regex) with run-time ids filled in. */
+export function sampleValue(pattern: string): string {
+  if (pattern.startsWith('^')) return sampleRegex(pattern);
+  let out = pattern;
+  for (const [ph, v] of Object.entries(TYPED_SAMPLES)) out = out.split(ph).join(v);
+  return out;
+}
+
 const SERVICE_ENV = [
   'KUBERNETES_SERVICE_HOST=10.96.0.1', 'KUBERNETES_SERVICE_PORT=443', 'KUBERNETES_SERVICE_PORT_HTTPS=443',
   'KUBERNETES_PORT=tcp://10.96.0.1:443', 'KUBERNETES_PORT_443_TCP=tcp://10.96.0.1:443',
   'KUBERNETES_PORT_443_TCP_PROTO=tcp', 'KUBERNETES_PORT_443_TCP_PORT=443', 'KUBERNETES_PORT_443_TCP_ADDR=10.96.0.1',
+];
+
+/** Variables kubelet adds for another service in the namespace (when service links are on). */
+const SERVICE_LINK_ENV = [
+  'REDIS_SERVICE_HOST=10.96.12.7', 'REDIS_SERVICE_PORT=6379', 'REDIS_SERVICE_PORT_CLIENT=6379', 'REDIS_PORT=tcp://10.96.12.7:6379',
+  'REDIS_PORT_6379_TCP=tcp://10.96.12.7:6379', 'REDIS_PORT_6379_TCP_PROTO=tcp', 'REDIS_PORT_6379_TCP_PORT=6379', 'REDIS_PORT_6379_TCP_ADDR=10.96.12.7',
 ];
 
 export interface SynthesizedRequest { request: string; container: string; description: string; body: unknown }
@@ -103,7 +122,7 @@ export function synthesizeRequests(input: PodPolicyInput): SynthesizedRequest[] 
     const annotations: Record<string, string> = {};
     for (const [k, v] of Object.entries(c.OCI.Annotations)) {
       if (k === 'io.katacontainers.config.hypervisor.cc_init_data' || !k.startsWith('io.k')) continue;
-      annotations[k] = sampleRegex(fill(v, containerId));
+      annotations[k] = sampleValue(fill(v, containerId));
     }
     annotations['io.kubernetes.cri.sandbox-name'] = samples.podName;
     annotations['io.kubernetes.cri.sandbox-namespace'] = samples.namespace;
@@ -126,7 +145,7 @@ export function synthesizeRequests(input: PodPolicyInput): SynthesizedRequest[] 
           driver: 'image_guest_pull', driver_options: [`image_guest_pull=${JSON.stringify({ metadata: annotations })}`],
           source: imageRef, fstype: 'overlay', options: [], mount_point: root, fs_group: null, shared: false,
         },
-        ...c.storages.map((st) => ({ ...st, source: sampleRegex(fill(st.source, containerId)), mount_point: sampleRegex(fill(st.mount_point, containerId)) })),
+        ...c.storages.map((st) => ({ ...st, source: sampleValue(fill(st.source, containerId)), mount_point: sampleValue(fill(st.mount_point, containerId)) })),
       ],
       OCI: {
         Version: s.ociVersion,
@@ -135,7 +154,7 @@ export function synthesizeRequests(input: PodPolicyInput): SynthesizedRequest[] 
           ConsoleSize: null,
           User: { ...c.OCI.Process.User, Username: '' },
           Args: sample.args,
-          Env: pause ? sample.env : [...sample.env, ...(input.podSpec.enableServiceLinks === false ? SERVICE_ENV : SERVICE_ENV)],
+          Env: pause ? sample.env : [...sample.env, ...SERVICE_ENV, ...(input.podSpec.enableServiceLinks === false ? [] : SERVICE_LINK_ENV)],
           Cwd: c.OCI.Process.Cwd,
           Capabilities: c.OCI.Process.Capabilities,
           Rlimits: [],
@@ -146,7 +165,7 @@ export function synthesizeRequests(input: PodPolicyInput): SynthesizedRequest[] 
         },
         Root: { Path: root, Readonly: c.OCI.Root.Readonly },
         Hostname: samples.podName,
-        Mounts: c.OCI.Mounts.map((m) => ({ ...m, source: sampleRegex(fill(m.source, containerId)) })),
+        Mounts: c.OCI.Mounts.map((m) => ({ ...m, source: sampleValue(fill(m.source, containerId)) })),
         Hooks: null,
         Annotations: annotations,
         Linux: {

@@ -8,7 +8,7 @@ import { UserError } from '../util/errors.js';
 import type { PolicySettings } from './settings.js';
 import type { ContainerPolicy, Mount, PolicyData, Storage } from './types.js';
 import {
-  compact, type DynContext, escapeRegex, expand, isLiteral, literalText, toRegexBody, toSample, type Value,
+  compact, type DynContext, escapeRegex, expand, isLiteral, literalText, toPattern, toSample, type Value,
 } from './values.js';
 
 export interface PodPolicyInput {
@@ -324,22 +324,21 @@ class Builder {
       const vfield = `volumes[${vIndex}]`;
       const propagation = vm.mountPropagation === 'Bidirectional' ? 'rshared' : vm.mountPropagation === 'HostToContainer' ? 'rslave' : 'rprivate';
       const rw = vm.readOnly === true ? 'ro' : 'rw';
-      const base = escapeRegex(dest.split('/').filter(Boolean).pop() ?? '');
-      const shared = `^${this.s.containerPath}/$(bundle-id)-[a-z0-9]{16}-${base}$`;
-      const esc = escapeRegex(name);
+      const base = dest.split('/').filter(Boolean).pop() ?? '';
+      const shared = `${this.s.containerPath}/$(bundle-id)-$(random16)-${base}`;
       if (obj(vol.emptyDir)) {
         if (obj(vol.emptyDir)?.medium === 'Memory') {
-          const path = `^${escapeRegex(this.s.sandboxPath)}/ephemeral/${esc}$`;
+          const path = `${this.s.sandboxPath}/ephemeral/${name}`;
           mounts.push({ destination: dest, source: path, type_: 'bind', options: ['rbind', propagation, rw] });
           pushUnique(storages, {
-            driver: 'ephemeral', driver_options: [], source: '^tmpfs$', fstype: 'tmpfs',
+            driver: 'ephemeral', driver_options: [], source: 'tmpfs', fstype: 'tmpfs',
             options: fsGroup !== undefined ? [`fsgid=${fsGroup}`] : [], mount_point: path, fs_group: null, shared: false,
           });
         } else {
-          const path = `^${escapeRegex(this.s.containerPath)}/$(sandbox-id)/local/${esc}$`;
+          const path = `${this.s.containerPath}/$(sandbox-id)/local/${name}`;
           mounts.push({ destination: dest, source: path, type_: 'local', options: ['rbind', propagation, rw] });
           pushUnique(storages, {
-            driver: 'local', driver_options: [], source: '^local$', fstype: 'local', options: ['mode=0777'],
+            driver: 'local', driver_options: [], source: 'local', fstype: 'local', options: ['mode=0777'],
             mount_point: path, fs_group: fsGroup !== undefined && fsGroup > 0 ? { group_id: fsGroup, group_change_policy: 0 } : null, shared: false,
           });
         }
@@ -366,13 +365,13 @@ class Builder {
   containerdMounts(pause: boolean, privileged: boolean): Mount[] {
     const sysRw = privileged || (pause && this.privilegedAny) ? 'rw' : 'ro';
     const m: Mount[] = [
-      { destination: '/proc', source: '^proc$', type_: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev', source: '^tmpfs$', type_: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-      { destination: '/dev/pts', source: '^devpts$', type_: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-      { destination: '/dev/mqueue', source: '^mqueue$', type_: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/sys', source: '^sysfs$', type_: 'sysfs', options: ['nosuid', 'noexec', 'nodev', sysRw] },
+      { destination: '/proc', source: 'proc', type_: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev', source: 'tmpfs', type_: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', source: 'devpts', type_: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/dev/mqueue', source: 'mqueue', type_: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', source: 'sysfs', type_: 'sysfs', options: ['nosuid', 'noexec', 'nodev', sysRw] },
     ];
-    if (!pause) m.push({ destination: '/sys/fs/cgroup', source: '^cgroup$', type_: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', privileged ? 'rw' : 'ro'] });
+    if (!pause) m.push({ destination: '/sys/fs/cgroup', source: 'cgroup', type_: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', privileged ? 'rw' : 'ro'] });
     return m;
   }
 
@@ -421,17 +420,17 @@ class Builder {
     if (argv.length === 0) this.fail('neither the pod spec nor the image defines a command to run', `${cpath}.command`);
 
     const Args: string[] = [];
-    const ArgsRegex: Record<string, string> = {};
+    const ArgsDynamic: Record<string, string> = {};
     argv.forEach((a, i) => {
       const v = compact(a);
       Args.push(isLiteral(v) ? literalText(v) : toSample(v, this.ctx));
-      if (!isLiteral(v)) ArgsRegex[String(i)] = `^${toRegexBody(v, this.ctx)}$`;
+      if (!isLiteral(v)) ArgsDynamic[String(i)] = toPattern(v, this.ctx);
     });
     const Env: string[] = [];
-    const EnvRegex: Record<string, string> = {};
+    const EnvDynamic: Record<string, string> = {};
     for (const [k, v] of env) {
       if (isLiteral(v)) Env.push(`${k}=${literalText(v)}`);
-      else EnvRegex[k] = `^${escapeRegex(k)}=${toRegexBody(v, this.ctx)}$`;
+      else EnvDynamic[k] = toPattern(compact([`${k}=`, ...v]), this.ctx);
     }
 
     // Exec commands of probes and hooks (kubelet expands only statically known variables).
@@ -472,8 +471,8 @@ class Builder {
         const dest = v.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
         if (have.has(dest)) continue;
         have.add(dest);
-        const base = escapeRegex(dest.split('/').filter(Boolean).pop() ?? '');
-        mounts.push({ destination: dest, source: `^${this.s.containerPath}/$(bundle-id)-[a-z0-9]{16}-${base}$`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] });
+        const base = dest.split('/').filter(Boolean).pop() ?? '';
+        mounts.push({ destination: dest, source: `${this.s.containerPath}/$(bundle-id)-$(random16)-${base}`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] });
       }
     }
     const seen = new Set<string>();
@@ -488,13 +487,13 @@ class Builder {
       if (k === INITDATA_ANNOTATION) continue;
       annotations[k] = `^${escapeRegex(v)}$`;
     }
-    annotations[INITDATA_ANNOTATION] = '^[A-Za-z0-9+/=]*$';
+    annotations[INITDATA_ANNOTATION] = '$(any)';
     for (const [k, v] of Object.entries(template.annotations)) annotations[k] = this.fill(v);
     annotations['io.kubernetes.cri.sandbox-name'] = `^${this.ctx.podNameRegex}$`;
-    annotations['io.kubernetes.cri.sandbox-namespace'] = `^${toRegexBody([{ dyn: 'namespace' }], this.ctx)}$`;
+    annotations['io.kubernetes.cri.sandbox-namespace'] = this.ns ?? '$(dns)';
     if (!pause) {
-      annotations['io.kubernetes.cri.container-name'] = `^${escapeRegex(name)}$`;
-      annotations['io.kubernetes.container.terminationMessagePath'] = '^/.*$';
+      annotations['io.kubernetes.cri.container-name'] = name;
+      annotations['io.kubernetes.container.terminationMessagePath'] = '/$(any)';
       annotations['io.kubernetes.container.terminationMessagePolicy'] = '^(File|FallbackToLogsOnError)$';
     }
     const sortedAnnotations = Object.fromEntries(Object.entries(annotations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -512,7 +511,7 @@ class Builder {
     const devices = arr(c.volumeDevices).map((d) => str(obj(d)?.devicePath) ?? '');
 
     const digest = image.manifestDigest;
-    const imageSource = pause ? `^${escapeRegex(this.s.pauseImageSource)}$` : `^[^@]+@${escapeRegex(digest)}$`;
+    const imageSource = pause ? this.s.pauseImageSource : `$(any)@${digest}`;
     if (!pause && !/^sha256:[0-9a-f]{64}$/.test(digest)) this.fail(`image ${imageRef} has no manifest digest`, `${cpath}.image`);
 
     const policy: ContainerPolicy = {
@@ -525,9 +524,9 @@ class Builder {
           Terminal: !pause && c.tty === true,
           User: this.user(c, image, pause, cpath),
           Args,
-          ArgsRegex,
+          ArgsDynamic,
           Env,
-          EnvRegex,
+          EnvDynamic,
           Cwd: (!pause && str(c.workingDir)) || image.config.WorkingDir || '/',
           Capabilities: this.capabilities(c, pause),
           NoNewPrivileges: pause ? true : !privileged && sc.allowPrivilegeEscalation === false,
@@ -588,7 +587,7 @@ class Builder {
       common: { cpath: s.containerPath, spath: s.sandboxPath },
       sandbox: { storages: s.sandboxStorages.map((x) => ({ ...x })) },
       request_defaults: {
-        CreateContainerRequest: { allow_env_regex: envRegex },
+        CreateContainerRequest: { allow_env_regex: envRegex, service_links: this.spec.enableServiceLinks !== false },
         CopyFileRequest: rd.copyFileRegex.map((r) => this.fill(r.split('$(cpath)').join(escapeRegex(s.containerPath)))),
         ExecProcessRequest: { allowed_commands: rd.execAllowedCommands, regex: rd.execRegex },
         UpdateInterfaceRequest: {

@@ -26,7 +26,7 @@ function envMap(c: ContainerPolicy): Map<string, string> {
     const i = e.indexOf('=');
     m.set(i < 0 ? e : e.slice(0, i), i < 0 ? '' : e.slice(i + 1));
   }
-  for (const [k, v] of Object.entries(c.OCI.Process.EnvRegex ?? {})) m.set(k, `<run-time value matching ${v}>`);
+  for (const [k, v] of Object.entries(c.OCI.Process.EnvDynamic ?? {})) m.set(k, `<run-time value: ${v}>`);
   return m;
 }
 
@@ -36,7 +36,7 @@ function containerChanges(a: ContainerPolicy, b: ContainerPolicy): string[] {
   const pb = b.OCI.Process;
   if (a.image !== b.image) out.push(`image changed from ${a.image} to ${b.image}`);
   else if (a.image_source !== b.image_source) out.push(`pinned image digest changed (${a.image_source} → ${b.image_source})`);
-  if (JSON.stringify(pa.Args) !== JSON.stringify(pb.Args) || JSON.stringify(pa.ArgsRegex) !== JSON.stringify(pb.ArgsRegex)) {
+  if (JSON.stringify(pa.Args) !== JSON.stringify(pb.Args) || JSON.stringify(pa.ArgsDynamic) !== JSON.stringify(pb.ArgsDynamic)) {
     out.push(`command line changed from ${show(pa.Args)} to ${show(pb.Args)}`);
   }
   const ea = envMap(a);

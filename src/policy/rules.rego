@@ -110,6 +110,108 @@ failures(checks) := [msg |
 ]
 
 # ---------------------------------------------------------------------------------------
+# Value patterns.
+#
+# Policy values that are only partly known before the pod runs are templates: text with
+# $(bundle-id), $(sandbox-id), $(sandbox-name), $(sandbox-namespace) (replaced by the request's
+# checked values) and at most one typed placeholder, checked with string functions. A value
+# that starts with "^" is a regular expression instead.
+
+typed_placeholders := {
+	"$(uuid)": "uuid",
+	"$(random16)": "random16",
+	"$(dns)": "dns",
+	"$(ip)": "ip",
+	"$(ips)": "ips",
+	"$(digits)": "digits",
+	"$(any)": "any",
+}
+
+subst(p, ctx) := replace(replace(replace(replace(p, "$(bundle-id)", ctx.bundle), "$(sandbox-id)", ctx.sandbox_id), "$(sandbox-name)", ctx.name), "$(sandbox-namespace)", ctx.ns)
+
+value_ok(p, v, ctx) if {
+	not startswith(p, "^")
+	not contains(p, "$(")
+	p == v
+} else := true if {
+	not startswith(p, "^")
+	template_ok(subst(p, ctx), v)
+} else := true if {
+	startswith(p, "^")
+	regex.match(subst(p, {"bundle": ctx.bundle, "sandbox_id": ctx.sandbox_id, "name": replace(ctx.name, ".", "\\."), "ns": ctx.ns}), v)
+}
+
+template_ok(t, v) if {
+	not contains(t, "$(")
+	t == v
+} else := true if {
+	some ph, kind in typed_placeholders
+	contains(t, ph)
+	parts := split(t, ph)
+	count(parts) == 2
+	startswith(v, parts[0])
+	endswith(v, parts[1])
+	n := (count(v) - count(parts[0])) - count(parts[1])
+	n >= 0
+	typed_ok(kind, substring(v, count(parts[0]), n))
+}
+
+typed_ok("any", _)
+
+typed_ok("uuid", m) if {
+	count(m) == 36
+	trim(m, "0123456789abcdef-") == ""
+}
+
+typed_ok("random16", m) if {
+	count(m) == 16
+	trim(m, "0123456789abcdefghijklmnopqrstuvwxyz") == ""
+}
+
+typed_ok("dns", m) if {
+	count(m) > 0
+	count(m) <= 253
+	trim(m, "abcdefghijklmnopqrstuvwxyz0123456789-.") == ""
+}
+
+typed_ok("digits", m) if {
+	count(m) > 0
+	trim(m, "0123456789") == ""
+}
+
+typed_ok("ip", m) if ip_ok(m)
+
+typed_ok("ips", m) if {
+	every x in split(m, ",") {
+		ip_ok(x)
+	}
+}
+
+ip_ok(m) if {
+	parts := split(m, ".")
+	count(parts) == 4
+	every p in parts {
+		octet_ok(p)
+	}
+} else := true if {
+	contains(m, ":")
+	count(m) <= 45
+	trim(lower(m), "0123456789abcdef:.") == ""
+}
+
+octet_ok(p) if {
+	count(p) > 0
+	count(p) <= 3
+	trim(p, "0123456789") == ""
+	to_number(p) <= 255
+}
+
+hex64(s) if {
+	count(s) == 64
+	trim(s, "0123456789abcdef") == ""
+}
+
+# ---------------------------------------------------------------------------------------
 # CreateContainerRequest
 
 cc_anno := input.OCI.Annotations
@@ -125,13 +227,13 @@ cc_index := i if {
 
 cc_p := policy_data.containers[cc_index]
 
-cc_pause if cc_index == 0
-
 cc_sandbox_id := cc_anno["io.kubernetes.cri.sandbox-id"]
 
 cc_sandbox_name := cc_anno["io.kubernetes.cri.sandbox-name"]
 
 cc_namespace := cc_anno["io.kubernetes.cri.sandbox-namespace"]
+
+cc_ctx := {"bundle": input.container_id, "sandbox_id": cc_sandbox_id, "name": cc_sandbox_name, "ns": cc_namespace}
 
 cc_ops := array.concat(
 	array.concat(state_op("sandbox_name", cc_sandbox_name), state_op("namespace", cc_namespace)),
@@ -175,8 +277,8 @@ cc_known if cc_p
 default cc_ids := false
 
 cc_ids if {
-	regex.match("^[a-f0-9]{64}$", input.container_id)
-	regex.match("^[a-f0-9]{64}$", cc_sandbox_id)
+	hex64(input.container_id)
+	hex64(cc_sandbox_id)
 }
 
 default cc_state := false
@@ -194,32 +296,27 @@ cc_root if {
 	input.OCI.Root.Path == replace(cc_p.OCI.Root.Path, "$(bundle-id)", input.container_id)
 }
 
+# The name pattern is checked once; later containers must carry the name stored in the state.
 default cc_sandbox_name_ok := false
 
-cc_sandbox_name_ok if regex.match(cc_p.OCI.Annotations["io.kubernetes.cri.sandbox-name"], cc_sandbox_name)
+cc_sandbox_name_ok if state.sandbox_name == cc_sandbox_name
+
+cc_sandbox_name_ok if {
+	not has_state("sandbox_name")
+	regex.match(cc_p.OCI.Annotations["io.kubernetes.cri.sandbox-name"], cc_sandbox_name)
+}
 
 default cc_namespace_ok := false
 
-cc_namespace_ok if regex.match(cc_p.OCI.Annotations["io.kubernetes.cri.sandbox-namespace"], cc_namespace)
-
-# Fill the run-time placeholders of a policy regex with this request's (checked) values.
-cc_fill(p) := p if not contains(p, "$(")
-
-cc_fill(p) := out if {
-	contains(p, "$(")
-	out := replace(
-		replace(
-			replace(
-				replace(p, "$(bundle-id)", input.container_id),
-				"$(sandbox-id)", cc_sandbox_id,
-			),
-			"$(sandbox-name)", replace(cc_sandbox_name, ".", "\\."),
-		),
-		"$(sandbox-namespace)", cc_namespace,
-	)
+cc_namespace_ok if {
+	hex64(input.container_id)
+	value_ok(cc_p.OCI.Annotations["io.kubernetes.cri.sandbox-namespace"], cc_namespace, cc_ctx)
 }
 
 cc_required_annotations := ["io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id", "io.kubernetes.cri.sandbox-name", "io.kubernetes.cri.sandbox-namespace"]
+
+# Checked by their own rules above.
+cc_dedicated_annotations := {"io.kubernetes.cri.sandbox-name", "io.kubernetes.cri.sandbox-namespace"}
 
 default cc_annotations := false
 
@@ -232,9 +329,12 @@ cc_annotations if {
 	}
 }
 
-annotation_ok(k, v) if regex.match(cc_fill(cc_p.OCI.Annotations[k]), v)
-
-annotation_ok(k, _) if {
+annotation_ok(k, v) if {
+	k in cc_dedicated_annotations
+	is_string(v)
+} else := true if {
+	value_ok(cc_p.OCI.Annotations[k], v, cc_ctx)
+} else := true if {
 	not cc_p.OCI.Annotations[k]
 	startswith(k, "io.kubernetes.cri.")
 }
@@ -245,7 +345,7 @@ cc_image if {
 	pulls := [s | some s in input.storages; s.driver == "image_guest_pull"]
 	count(pulls) == 1
 	s := pulls[0]
-	regex.match(cc_p.image_source, s.source)
+	value_ok(cc_p.image_source, s.source, cc_ctx)
 	s.fstype == "overlay"
 	is_null(s.fs_group)
 	s.shared == false
@@ -261,9 +361,9 @@ cc_storages if {
 	}
 }
 
-storage_ok(s) if s.driver == "image_guest_pull"
-
 storage_ok(s) if {
+	s.driver == "image_guest_pull"
+} else := true if {
 	some p in cc_p.storages
 	p.driver == s.driver
 	p.driver_options == s.driver_options
@@ -271,8 +371,8 @@ storage_ok(s) if {
 	p.options == s.options
 	p.fs_group == s.fs_group
 	p.shared == s.shared
-	regex.match(cc_fill(p.source), s.source)
-	regex.match(cc_fill(p.mount_point), s.mount_point)
+	value_ok(p.source, s.source, cc_ctx)
+	value_ok(p.mount_point, s.mount_point, cc_ctx)
 }
 
 cc_policy_mounts := {m.destination: m | some m in cc_p.OCI.Mounts}
@@ -291,7 +391,7 @@ mount_ok(m) if {
 	p := cc_policy_mounts[m.destination]
 	p.type_ == m.type_
 	p.options == m.options
-	regex.match(cc_fill(p.source), m.source)
+	value_ok(p.source, m.source, cc_ctx)
 }
 
 default cc_devices := false
@@ -347,11 +447,11 @@ cc_process := input.OCI.Process
 
 default cc_args := false
 
-cc_args if args_ok(cc_process.Args, cc_p.OCI.Process)
+cc_args if args_ok(cc_process.Args, cc_p.OCI.Process, cc_ctx)
 
 default cc_env := false
 
-cc_env if env_ok(cc_process.Env, cc_p.OCI.Process)
+cc_env if env_ok(cc_process.Env, cc_p.OCI.Process, cc_ctx)
 
 default cc_cwd := false
 
@@ -415,41 +515,59 @@ CreateContainerRequest := {"allowed": true, "ops": cc_ops} if {
 # ---------------------------------------------------------------------------------------
 # Process checks shared by CreateContainerRequest and ExecProcessRequest.
 
-args_ok(args, p) if {
+args_ok(args, p, ctx) if {
 	count(args) == count(p.Args)
 	every i, a in args {
-		arg_ok(i, a, p)
+		arg_ok(i, a, p, ctx)
 	}
 }
 
-arg_ok(i, a, p) if a == p.Args[i]
+arg_ok(i, a, p, ctx) if {
+	a == p.Args[i]
+	not p.ArgsDynamic[format_int(i, 10)]
+	is_object(ctx)
+} else := true if {
+	value_ok(p.ArgsDynamic[format_int(i, 10)], a, ctx)
+}
 
-arg_ok(i, a, p) if regex.match(p.ArgsRegex[format_int(i, 10)], a)
-
-env_ok(env, p) if {
+env_ok(env, p, ctx) if {
 	literal := {e | some e in p.Env}
 	given := {e | some e in env}
+	count(given) == count(env)
 	names := {n | some e in env; n := env_name(e)}
 	every e in env {
-		env_var_ok(e, literal, p)
+		env_var_ok(e, literal, p, ctx)
 	}
 	every e in p.Env {
 		e in given
 	}
-	every n, _ in p.EnvRegex {
+	every n, _ in p.EnvDynamic {
 		n in names
 	}
 }
 
 env_name(e) := substring(e, 0, indexof(e, "="))
 
-env_var_ok(e, literal, _) if e in literal
+env_value(e) := substring(e, indexof(e, "=") + 1, -1)
 
-env_var_ok(e, _, p) if regex.match(p.EnvRegex[env_name(e)], e)
-
-env_var_ok(e, _, p) if {
-	not p.EnvRegex[env_name(e)]
-	not env_name_in_policy(env_name(e), p)
+# An entry of the environment is pinned by the policy (exactly or as a pattern), or is a
+# variable the runtime adds (Kubernetes service links, or a regex of the settings) whose name
+# the policy does not pin.
+env_var_ok(e, literal, p, ctx) if {
+	e in literal
+	is_object(p)
+	is_object(ctx)
+} else := true if {
+	value_ok(p.EnvDynamic[env_name(e)], e, ctx)
+} else := true if {
+	n := env_name(e)
+	not p.EnvDynamic[n]
+	not env_name_in_policy(n, p)
+	service_env_ok(n, env_value(e))
+} else := true if {
+	n := env_name(e)
+	not p.EnvDynamic[n]
+	not env_name_in_policy(n, p)
 	some r in policy_data.request_defaults.CreateContainerRequest.allow_env_regex
 	regex.match(r, e)
 }
@@ -457,6 +575,90 @@ env_var_ok(e, _, p) if {
 env_name_in_policy(n, p) if {
 	some e in p.Env
 	env_name(e) == n
+}
+
+# Kubernetes service-link variables: <SVC>_SERVICE_HOST=ip, <SVC>_SERVICE_PORT[_<NAME>]=port,
+# <SVC>_PORT=proto://ip:port, <SVC>_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]=...
+service_env_ok(n, v) if {
+	upper(n) == n
+	service_prefix_ok(n)
+	service_var_ok(n, v)
+}
+
+service_prefix_ok(_) if policy_data.request_defaults.CreateContainerRequest.service_links == true
+
+service_prefix_ok(n) if startswith(n, "KUBERNETES_")
+
+service_var_ok(n, v) if {
+	endswith(n, "_SERVICE_HOST")
+	ip_ok(v)
+} else := true if {
+	endswith(n, "_SERVICE_PORT")
+	port_ok(v)
+} else := true if {
+	contains(n, "_SERVICE_PORT_")
+	port_ok(v)
+} else := true if {
+	endswith(n, "_PORT")
+	url_ok(v)
+} else := true if {
+	parts := split(n, "_PORT_")
+	count(parts) >= 2
+	rest := split(parts[count(parts) - 1], "_")
+	port_ok(rest[0])
+	rest[1] in {"TCP", "UDP", "SCTP"}
+	port_var_ok(rest, v)
+}
+
+port_var_ok(rest, v) if {
+	count(rest) == 2
+	url_ok(v)
+	startswith(v, concat("", [lower(rest[1]), "://"]))
+	endswith(v, concat("", [":", rest[0]]))
+}
+
+port_var_ok(rest, v) if {
+	count(rest) == 3
+	rest[2] == "PROTO"
+	v == lower(rest[1])
+}
+
+port_var_ok(rest, v) if {
+	count(rest) == 3
+	rest[2] == "PORT"
+	v == rest[0]
+}
+
+port_var_ok(rest, v) if {
+	count(rest) == 3
+	rest[2] == "ADDR"
+	ip_ok(v)
+}
+
+port_ok(v) if {
+	count(v) > 0
+	count(v) <= 5
+	trim(v, "0123456789") == ""
+	to_number(v) <= 65535
+}
+
+url_ok(v) if {
+	some proto in ["tcp://", "udp://", "sctp://"]
+	startswith(v, proto)
+	hostport := substring(v, count(proto), -1)
+	parts := split(hostport, ":")
+	port := parts[count(parts) - 1]
+	port_ok(port)
+	host := substring(hostport, 0, (count(hostport) - count(port)) - 1)
+	host_ok(host)
+}
+
+host_ok(h) if ip_ok(h)
+
+host_ok(h) if {
+	startswith(h, "[")
+	endswith(h, "]")
+	ip_ok(substring(h, 1, count(h) - 2))
 }
 
 user_ok(u, p) if {
@@ -474,6 +676,8 @@ ep_index := state[input.container_id]
 ep_p := policy_data.containers[ep_index]
 
 ep_process := input.process
+
+ep_ctx := {"bundle": input.container_id, "sandbox_id": state.sandbox_id, "name": state.sandbox_name, "ns": state.namespace}
 
 default ep_gate := false
 
@@ -510,7 +714,7 @@ ep_user if user_ok(ep_process.User, ep_p.OCI.Process.User)
 
 default ep_env := false
 
-ep_env if env_ok(ep_process.Env, ep_p.OCI.Process)
+ep_env if env_ok(ep_process.Env, ep_p.OCI.Process, ep_ctx)
 
 default ep_cwd := false
 
@@ -583,7 +787,7 @@ cf_type if input.file_type in {"Regular", "Directory", "Symlink"}
 default cf_path := false
 
 cf_path if {
-	not regex.match("(^|/)\\.\\.(/|$)", input.path)
+	not ".." in split(input.path, "/")
 	some r in policy_data.request_defaults.CopyFileRequest
 	regex.match(r, input.path)
 }
@@ -597,7 +801,7 @@ cf_symlink if {
 	is_string(input.symlink_target)
 	input.symlink_target != ""
 	not startswith(input.symlink_target, "/")
-	not regex.match("(^|/)\\.\\.(/|$)", input.symlink_target)
+	not ".." in split(input.symlink_target, "/")
 }
 
 cf_checks := [

@@ -14,9 +14,13 @@ export const SETTINGS_FILE = 'settings.json';
 export const SETTINGS_VERSION = 1;
 
 export interface ContainerTemplate {
-  /** Mounts the runtime adds to every container of this kind (sources are regexes). */
+  /** Mounts the runtime adds to every container of this kind (sources are templates like annotation values). */
   mounts: Mount[];
-  /** Annotations (values are anchored regexes; `$(bundle-id)`, `$(sandbox-id)`, `$(sandbox-name)`, `$(sandbox-namespace)` are filled in at evaluation). */
+  /**
+   * Annotations. A value is a template (text with `$(bundle-id)`, `$(sandbox-id)`,
+   * `$(sandbox-name)`, `$(sandbox-namespace)` and at most one of `$(uuid)`, `$(random16)`,
+   * `$(dns)`, `$(ip)`, `$(ips)`, `$(digits)`, `$(any)`) or, when it starts with `^`, a regex.
+   */
   annotations: Record<string, string>;
   sysctls: Record<string, string>;
   maskedPaths: string[];
@@ -44,7 +48,11 @@ export interface PolicySettings {
   /** Storages expected in CreateSandboxRequest. */
   sandboxStorages: Storage[];
   requestDefaults: {
-    /** Extra environment variables the runtime may add, as anchored regexes. `$(svc_name)`, `$(ip_p)`, `$(ipv4_a)`, `$(dns_label)` are expanded. */
+    /**
+     * Extra environment variables the runtime may add, as anchored regexes over `NAME=value`
+     * (`$(svc_name)`, `$(ip_p)`, `$(ipv4_a)`, `$(dns_label)` are expanded). Kubernetes
+     * service-link variables are recognised by the rules without a regex.
+     */
     allowEnvRegex: string[];
     /** Regexes (over the whole path) of files the runtime may copy into the guest. */
     copyFileRegex: string[];
@@ -88,7 +96,7 @@ const MASKED = [
 ];
 const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 const SYSCTLS = { 'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647' };
-const SHARED = '^$(cpath)/$(bundle-id)-[a-z0-9]{16}-';
+const SHARED = '$(cpath)/$(bundle-id)-$(random16)-';
 
 export function defaultSettings(): PolicySettings {
   return {
@@ -103,16 +111,16 @@ export function defaultSettings(): PolicySettings {
     privilegedCaps: [...ALL_CAPS],
     pauseContainer: {
       mounts: [
-        { destination: '/dev/shm', source: '^/run/kata-containers/sandbox/shm$', type_: 'bind', options: ['rbind'] },
-        { destination: '/etc/resolv.conf', source: `${SHARED}resolv\\.conf$`, type_: 'bind', options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+        { destination: '/dev/shm', source: '/run/kata-containers/sandbox/shm', type_: 'bind', options: ['rbind'] },
+        { destination: '/etc/resolv.conf', source: `${SHARED}resolv.conf`, type_: 'bind', options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
       ],
       annotations: {
-        'io.kubernetes.cri.container-type': '^sandbox$',
-        'io.katacontainers.pkg.oci.container_type': '^pod_sandbox$',
-        'io.kubernetes.cri.sandbox-id': '^$(bundle-id)$',
-        'io.kubernetes.cri.sandbox-log-directory': '^/var/log/pods/$(sandbox-namespace)_$(sandbox-name)_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
-        'io.katacontainers.pkg.oci.bundle_path': '^/run/(k3s/)?containerd/io\\.containerd\\.runtime\\.v2\\.task/k8s\\.io/$(bundle-id)$',
-        'nerdctl/network-namespace': '^/var/run/netns/cni-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+        'io.kubernetes.cri.container-type': 'sandbox',
+        'io.katacontainers.pkg.oci.container_type': 'pod_sandbox',
+        'io.kubernetes.cri.sandbox-id': '$(bundle-id)',
+        'io.kubernetes.cri.sandbox-log-directory': '/var/log/pods/$(sandbox-namespace)_$(sandbox-name)_$(uuid)',
+        'io.katacontainers.pkg.oci.bundle_path': '/run/containerd/io.containerd.runtime.v2.task/k8s.io/$(bundle-id)',
+        'nerdctl/network-namespace': '/var/run/netns/cni-$(uuid)',
       },
       sysctls: { ...SYSCTLS },
       maskedPaths: [...MASKED],
@@ -120,18 +128,18 @@ export function defaultSettings(): PolicySettings {
     },
     otherContainer: {
       mounts: [
-        { destination: '/etc/hosts', source: `${SHARED}hosts$`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
-        { destination: '/dev/termination-log', source: `${SHARED}termination-log$`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
-        { destination: '/etc/hostname', source: `${SHARED}hostname$`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
-        { destination: '/etc/resolv.conf', source: `${SHARED}resolv\\.conf$`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
-        { destination: '/dev/shm', source: '^/run/kata-containers/sandbox/shm$', type_: 'bind', options: ['rbind'] },
-        { destination: '/var/run/secrets/kubernetes.io/serviceaccount', source: `${SHARED}serviceaccount$`, type_: 'bind', options: ['rbind', 'rprivate', 'ro'] },
+        { destination: '/etc/hosts', source: `${SHARED}hosts`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
+        { destination: '/dev/termination-log', source: `${SHARED}termination-log`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
+        { destination: '/etc/hostname', source: `${SHARED}hostname`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
+        { destination: '/etc/resolv.conf', source: `${SHARED}resolv.conf`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
+        { destination: '/dev/shm', source: '/run/kata-containers/sandbox/shm', type_: 'bind', options: ['rbind'] },
+        { destination: '/var/run/secrets/kubernetes.io/serviceaccount', source: `${SHARED}serviceaccount`, type_: 'bind', options: ['rbind', 'rprivate', 'ro'] },
       ],
       annotations: {
-        'io.kubernetes.cri.container-type': '^container$',
-        'io.katacontainers.pkg.oci.container_type': '^pod_container$',
-        'io.kubernetes.cri.sandbox-id': '^$(sandbox-id)$',
-        'io.katacontainers.pkg.oci.bundle_path': '^/run/(k3s/)?containerd/io\\.containerd\\.runtime\\.v2\\.task/k8s\\.io/$(bundle-id)$',
+        'io.kubernetes.cri.container-type': 'container',
+        'io.katacontainers.pkg.oci.container_type': 'pod_container',
+        'io.kubernetes.cri.sandbox-id': '$(sandbox-id)',
+        'io.katacontainers.pkg.oci.bundle_path': '/run/containerd/io.containerd.runtime.v2.task/k8s.io/$(bundle-id)',
       },
       sysctls: { ...SYSCTLS },
       maskedPaths: [...MASKED],
@@ -145,16 +153,7 @@ export function defaultSettings(): PolicySettings {
       },
     ],
     requestDefaults: {
-      allowEnvRegex: [
-        '^$(svc_name)_PORT_$(ip_p)_(TCP|UDP|SCTP)=(tcp|udp|sctp)://$(ipv4_a):$(ip_p)$',
-        '^$(svc_name)_PORT_$(ip_p)_(TCP|UDP|SCTP)_PROTO=(tcp|udp|sctp)$',
-        '^$(svc_name)_PORT_$(ip_p)_(TCP|UDP|SCTP)_PORT=$(ip_p)$',
-        '^$(svc_name)_PORT_$(ip_p)_(TCP|UDP|SCTP)_ADDR=$(ipv4_a)$',
-        '^$(svc_name)_SERVICE_HOST=$(ipv4_a)$',
-        '^$(svc_name)_SERVICE_PORT=$(ip_p)$',
-        '^$(svc_name)_SERVICE_PORT_$(dns_label)=$(ip_p)$',
-        '^$(svc_name)_PORT=(tcp|udp|sctp)://$(ipv4_a):$(ip_p)$',
-      ],
+      allowEnvRegex: [],
       copyFileRegex: ['^$(cpath)/[a-f0-9]{64}-[a-z0-9]{16}-[^/]+(/.*)?$'],
       execAllowedCommands: [],
       execRegex: [],

@@ -2,7 +2,7 @@
 
 export interface Mount {
   destination: string;
-  /** Anchored regex; `$(bundle-id)`, `$(sandbox-id)` are filled in by the rules. */
+  /** Template or `^`-regex (see docs/policy.md, "Value patterns"). */
   source: string;
   type_: string;
   options: string[];
@@ -23,12 +23,12 @@ export interface PolicyProcess {
   Terminal: boolean;
   User: { UID: number; GID: number; AdditionalGids: number[] };
   Args: string[];
-  /** Index (as a string) → anchored regex for arguments with values only known at run time. */
-  ArgsRegex: Record<string, string>;
+  /** Index (as a string) → pattern (template or `^`-regex) for arguments only known at run time. */
+  ArgsDynamic: Record<string, string>;
   /** Exact `NAME=value` entries. */
   Env: string[];
-  /** NAME → anchored regex over `NAME=value` for values only known at run time. */
-  EnvRegex: Record<string, string>;
+  /** NAME → pattern over the whole `NAME=value` for values only known at run time. */
+  EnvDynamic: Record<string, string>;
   Cwd: string;
   Capabilities: { Ambient: string[]; Bounding: string[]; Effective: string[]; Inheritable: string[]; Permitted: string[] };
   NoNewPrivileges: boolean;
@@ -39,14 +39,14 @@ export interface ContainerPolicy {
   name: string;
   /** The image as written in the pod spec (informational). */
   image: string;
-  /** Anchored regex the guest-pull storage source must match (pins the image digest). */
+  /** Pattern the guest-pull storage source must match (pins the image digest). */
   image_source: string;
   OCI: {
     Version: string;
     Process: PolicyProcess;
     Root: { Path: string; Readonly: boolean };
     Mounts: Mount[];
-    /** Key → anchored regex of the value. */
+    /** Key → pattern of the value. */
     Annotations: Record<string, string>;
     Linux: {
       Namespaces: { Type: string; Path: string }[];
@@ -67,7 +67,8 @@ export interface PolicyData {
   common: { cpath: string; spath: string };
   sandbox: { storages: Storage[] };
   request_defaults: {
-    CreateContainerRequest: { allow_env_regex: string[] };
+    /** service_links: Kubernetes service-link variables of every service (else only KUBERNETES_*). */
+    CreateContainerRequest: { allow_env_regex: string[]; service_links: boolean };
     CopyFileRequest: string[];
     ExecProcessRequest: { allowed_commands: string[][]; regex: string[] };
     UpdateInterfaceRequest: { allow_raw_flags: number; forbidden_names: string[]; forbidden_hw_addrs: string[] };

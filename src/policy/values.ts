@@ -65,6 +65,34 @@ export function toRegexBody(v: Value, ctx: DynContext): string {
   return v.map((p) => (typeof p === 'string' ? escapeRegex(p) : dynRegex(p.dyn, ctx))).join('');
 }
 
+/**
+ * Typed placeholders the rules check with string functions (no regex): a value may hold at
+ * most one of them. `$(sandbox-name)` and `$(sandbox-namespace)` are replaced by the request's
+ * (already checked) values and may appear any number of times.
+ */
+export const TYPED_PLACEHOLDER: Partial<Record<DynKind, string>> = {
+  podUid: '$(uuid)', podIP: '$(ip)', hostIP: '$(ip)', podIPs: '$(ips)', hostIPs: '$(ips)',
+  nodeName: '$(dns)', hostname: '$(dns)', resource: '$(digits)', any: '$(any)',
+};
+
+/**
+ * A run-time value as the rules compare it: a template (literal text with placeholders, cheap to
+ * check) when possible, otherwise an anchored regex (starts with `^`).
+ */
+export function toPattern(v: Value, ctx: DynContext): string {
+  const typed = v.filter((p) => typeof p !== 'string' && TYPED_PLACEHOLDER[p.dyn] !== undefined).length;
+  const literalHasMarker = v.some((p) => typeof p === 'string' && (p.includes('$(') || p.startsWith('^')));
+  if (typed <= 1 && !literalHasMarker && !(typeof v[0] === 'string' && v[0].startsWith('^'))) {
+    return v.map((p) => {
+      if (typeof p === 'string') return p;
+      if (p.dyn === 'podName') return '$(sandbox-name)';
+      if (p.dyn === 'namespace') return ctx.namespace ?? '$(sandbox-namespace)';
+      return TYPED_PLACEHOLDER[p.dyn] as string;
+    }).join('');
+  }
+  return `^${toRegexBody(v, ctx)}$`;
+}
+
 export function toSample(v: Value, ctx: DynContext): string {
   return v.map((p) => (typeof p === 'string' ? p : dynSample(p.dyn, ctx))).join('');
 }

@@ -168,7 +168,7 @@ describe('policy rules: CreateContainerRequest', () => {
     r.OCI.Annotations['io.kubernetes.cri.sandbox-name'] = 'web-5d8f7b9c4-zzzzz';
     const res = started().evaluate('CreateContainerRequest', r);
     assert.equal(res.allowed, false);
-    assert.match(res.reason ?? '', /earlier container/);
+    assert.match(res.reason ?? '', /sandbox name/);
   });
 
   const pauseCases: Case[] = [
