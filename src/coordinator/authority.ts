@@ -8,7 +8,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { validateManifest, checkNoInsecureMix, type Manifest, type PolicyEntry } from '../workspace/manifest.js';
-import { createMeshCA, createRootCert, issueMeshCert, type MeshCA } from './ca.js';
+import { createMeshCA, createRootCert, issueMeshCert, type CertExtension, type MeshCA } from './ca.js';
 import { sha256, x509 } from './crypto.js';
 import { History, HistoryError, ZERO_HASH, transitionHash, type LatestTransition } from './history.js';
 import { SeedEngine } from './seedengine.js';
@@ -210,7 +210,7 @@ export class Authority {
   }
 
   /** Issue a mesh certificate for a workload whose evidence reported `policyHash`. */
-  async newMeshCert(peerKey: KeyObject, policyHash: string, extensions: x509.Extension[] = []): Promise<MeshCertResult> {
+  async newMeshCert(peerKey: KeyObject, policyHash: string, extensions: CertExtension[] = []): Promise<MeshCertResult> {
     const { engine, mesh, rootPem, current } = this.requireReady();
     const entry: PolicyEntry | undefined = current.manifest.Policies[policyHash];
     if (!entry) {

@@ -10,11 +10,11 @@
  * `mesh-ca.pem` only trusts workloads of the current manifest, while `coordinator-root-ca.pem`
  * (through the intermediate in each chain) trusts workloads of every manifest.
  */
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { signingAlgorithm, toCryptoPrivateKey, toCryptoPublicKey, x509 } from './crypto.js';
+import { signingAlgorithm, spkiDer, toCryptoPrivateKey, toCryptoPublicKey, x509 } from './crypto.js';
+import * as der_ from '../atls/der.js';
 
-type CryptoKeyLike = Awaited<ReturnType<typeof toCryptoPrivateKey>>;
 
 export const ROOT_CN = 'system:coordinator:root';
 export const INTERMEDIATE_CN = 'system:coordinator:intermediate';
@@ -62,8 +62,8 @@ export async function createRootCert(rootKey: KeyObject, now = new Date()): Prom
 
 export interface MeshCA {
   key: KeyObject;
-  /** WebCrypto handles of the key and the authority key identifier, made once per mesh CA. */
-  cached?: Promise<{ signingKey: CryptoKeyLike; aki: x509.Extension }>;
+  /** Issuer name and key identifier for mesh certificates, read once from meshCAPem. */
+  issuer?: { name: Buffer; keyId: Buffer };
   /** Signed by the root: goes into every certificate chain. */
   intermediatePem: string;
   /** Self-signed: the trust anchor of `mesh-ca.pem`. */
@@ -108,51 +108,105 @@ export function splitSans(sans: readonly string[]): x509.JsonGeneralName[] {
   });
 }
 
+export interface CertExtension {
+  oid: string;
+  critical?: boolean;
+  /** extnValue contents (DER of the extension's own value). */
+  value: Buffer;
+}
+
 export interface MeshCertRequest {
   publicKey: KeyObject;
   sans: readonly string[];
   workloadSecretId?: string;
   /** Further extensions (attestation claims). */
-  extensions?: x509.Extension[];
+  extensions?: CertExtension[];
 }
 
-/** Issue a workload's mesh certificate, signed by the mesh key; returns PEM. */
-export async function issueMeshCert(ca: MeshCA, req: MeshCertRequest, now = new Date()): Promise<string> {
+/** Issuer name and key identifier of a mesh CA, read once from its certificate. */
+function meshIssuer(ca: MeshCA): { name: Buffer; keyId: Buffer } {
+  ca.issuer ??= (() => {
+    const der = Buffer.from(new x509.X509Certificate(ca.meshCAPem).rawData);
+    const tbs = der_.children(der_.read(der))[0]!;
+    const fields = der_.children(tbs);
+    const name = fields[5]!.raw; // version, serial, signature, issuer, validity, subject
+    let keyId: Buffer | undefined;
+    const exts = fields.find((f) => f.tag === 0xa3);
+    for (const e of exts ? der_.children(der_.children(exts)[0]!) : []) {
+      const parts = der_.children(e);
+      if (der_.oidToString(parts[0]!.body) === '2.5.29.14') keyId = der_.read(parts.at(-1)!.body).body;
+    }
+    if (!keyId) throw new Error('the mesh CA certificate has no subject key identifier');
+    return { name: Buffer.from(name), keyId: Buffer.from(keyId) };
+  })();
+  return ca.issuer;
+}
+
+function time(d: Date): Buffer {
+  if (d.getUTCFullYear() < 2050) return der_.utcTime(d);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return der_.tlv(0x18, Buffer.from(`${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`, 'ascii'));
+}
+
+function generalName(n: x509.JsonGeneralName): Buffer {
+  if (n.type === 'ip') {
+    const v = n.value;
+    const bytes = v.includes(':') ? ipv6Bytes(v) : Buffer.from(v.split('.').map(Number));
+    return der_.tlv(0x87, bytes);
+  }
+  return der_.tlv(n.type === 'url' ? 0x86 : 0x82, Buffer.from(n.value, 'ascii'));
+}
+
+function ipv6Bytes(v: string): Buffer {
+  const [head, tail] = v.includes('::') ? v.split('::') as [string, string] : [v, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return Buffer.from(groups.flatMap((g: string) => { const n = parseInt(g || '0', 16); return [n >> 8, n & 0xff]; }));
+}
+
+function extension(e: CertExtension): Buffer {
+  return der_.seq(der_.oid(e.oid), ...(e.critical ? [Buffer.from([0x01, 0x01, 0xff])] : []), der_.tlv(0x04, e.value));
+}
+
+/**
+ * Issue a workload's mesh certificate, signed by the mesh key; returns PEM. Built directly in
+ * DER with node:crypto: this is the Coordinator's hot path (one per attested pod).
+ */
+export function issueMeshCert(ca: MeshCA, req: MeshCertRequest, now = new Date()): Promise<string> {
   const names = splitSans(req.sans);
   const firstDns = names.find((n) => n.type === 'dns')?.value;
-  ca.cached ??= (async () => ({
-    signingKey: await toCryptoPrivateKey(ca.key),
-    aki: await x509.AuthorityKeyIdentifierExtension.create(await toCryptoPublicKey(ca.key)),
-  }))();
-  const { signingKey, aki } = await ca.cached;
-  const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.keyAgreement, true),
-    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth, x509.ExtendedKeyUsage.serverAuth]),
-    aki,
+  const issuer = meshIssuer(ca);
+  const sigAlg = der_.seq(der_.oid('1.2.840.10045.4.3.3')); // ecdsa-with-SHA384 (the mesh key is P-384)
+  const eku = der_.seq(der_.oid('1.3.6.1.5.5.7.3.2'), der_.oid('1.3.6.1.5.5.7.3.1'));
+  const exts: CertExtension[] = [
+    { oid: '2.5.29.19', critical: true, value: der_.seq() },
+    // digitalSignature | keyEncipherment | keyAgreement = bits 0, 2, 4 → 0b10101000, 3 unused bits
+    { oid: '2.5.29.15', critical: true, value: der_.tlv(0x03, Buffer.from([0x03, 0xa8])) },
+    { oid: '2.5.29.37', value: eku },
+    { oid: '2.5.29.35', value: der_.seq(der_.tlv(0x80, issuer.keyId)) },
   ];
-  if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names));
-  if (req.workloadSecretId !== undefined) {
-    extensions.push(new x509.Extension(OID_WORKLOAD_SECRET_ID, false, derUtf8(req.workloadSecretId)));
-  }
-  extensions.push(...(req.extensions ?? []));
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
-    subject: firstDns ? `CN=${escapeDn(firstDns)}` : 'CN=contrast-workload',
-    issuer: `CN=${INTERMEDIATE_CN}`,
-    notBefore: new Date(now.getTime() - SKEW_MS),
-    notAfter: new Date(now.getTime() + YEAR_MS),
-    publicKey: await toCryptoPublicKey(req.publicKey),
-    signingKey,
-    signingAlgorithm: signingAlgorithm(ca.key),
-    extensions,
-  });
-  return pem(cert);
+  if (names.length > 0) exts.push({ oid: '2.5.29.17', value: der_.seq(...names.map(generalName)) });
+  if (req.workloadSecretId !== undefined) exts.push({ oid: OID_WORKLOAD_SECRET_ID, value: derUtf8(req.workloadSecretId) });
+  exts.push(...(req.extensions ?? []));
+  const serialBytes = randomBytes(16);
+  serialBytes[0] = (serialBytes[0]! & 0x7f) | 0x01;
+  const subject = der_.seq(der_.tlv(0x31, der_.seq(der_.oid('2.5.4.3'), derUtf8(firstDns ?? 'contrast-workload'))));
+  const tbs = der_.seq(
+    der_.tlv(0xa0, der_.tlv(0x02, Buffer.from([2]))),
+    der_.tlv(0x02, serialBytes),
+    sigAlg,
+    issuer.name,
+    der_.seq(time(new Date(now.getTime() - SKEW_MS)), time(new Date(now.getTime() + YEAR_MS))),
+    subject,
+    spkiDer(req.publicKey),
+    der_.tlv(0xa3, der_.seq(...exts.map(extension))),
+  );
+  const cert = der_.seq(tbs, sigAlg, der_.tlv(0x03, Buffer.from([0]), sign('sha384', tbs, ca.key)));
+  const b64 = cert.toString('base64').replace(/.{64}/g, '$&\n');
+  return Promise.resolve(`-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END CERTIFICATE-----\n`);
 }
 
-function escapeDn(value: string): string {
-  return value.replace(/([,+"\\<>;=])/g, '\\$1');
-}
 
 /** DER UTF8String. */
 export function derUtf8(s: string): Buffer {

@@ -11,7 +11,6 @@ import { clientEvidenceNonce, tlsPeer } from '../atls/server.js';
 import { admitPeer } from '../atls/validate.js';
 import { CLIENT_EVIDENCE_HEADER, reportData } from '../atls/binding.js';
 import { derOctets } from './ca.js';
-import { x509 } from './crypto.js';
 import type { Authority } from './authority.js';
 import type { Metrics } from './metrics.js';
 import { encode } from './api/proto.js';
@@ -49,8 +48,8 @@ export function meshApiHandlers(authority: Authority, metrics: Metrics): Map<str
           onSimulated: () => metrics.inc('contrast_simulated_evidence_total'),
         });
         const claims = [
-          new x509.Extension(OID_CLAIM_HOSTDATA, false, derOctets(admission.hostData)),
-          new x509.Extension(OID_CLAIM_MEASUREMENT, false, derOctets(Buffer.from(admission.measurement, 'hex'))),
+          { oid: OID_CLAIM_HOSTDATA, value: derOctets(admission.hostData) },
+          { oid: OID_CLAIM_MEASUREMENT, value: derOctets(Buffer.from(admission.measurement, 'hex')) },
         ];
         const res = await authority.newMeshCert(tls.publicKey, admission.policyHash, claims);
         metrics.inc('contrast_meshapi_certificates_issued_total');

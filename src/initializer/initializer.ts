@@ -36,9 +36,9 @@ export interface InitializerResult {
 }
 
 export async function requestMeshCert(opts: Pick<InitializerOptions, 'host' | 'port' | 'issuer'>, key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey): Promise<NewMeshCertResponse & { key: typeof key }> {
-  const conn = await dialAtls({ host: opts.host, port: opts.port, clientKey: key, verifyServer: null, issuer: opts.issuer });
+  const conn = await dialAtls({ host: opts.host, port: opts.port, clientKey: key, verifyServer: null, issuer: opts.issuer, timeoutMs: 120_000 });
   try {
-    const res = await callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), conn.metadata);
+    const res = await callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), conn.metadata, 120_000);
     return { ...decode<NewMeshCertResponse>(NewMeshCertResponseSchema, res), key };
   } finally {
     conn.close();

@@ -1,0 +1,230 @@
+/**
+ * A Store in Kubernetes ConfigMaps, one ConfigMap per key, in the Coordinator's namespace.
+ *
+ * Name: `contrast-store-<key with "/" → "-">` when that is a valid, unambiguous object name;
+ * otherwise `contrast-store-h-<sha256 of the key, 40 hex>`. The key itself is kept in an
+ * annotation and checked on every read, so two keys can never silently share a ConfigMap.
+ * The value is in `binaryData[<last key segment>]`.
+ *
+ * Compare-and-swap: read, compare the bytes, then update with the read `resourceVersion`
+ * (create when the key must not exist). The API server rejects the update with 409 when anybody
+ * wrote in between; then the comparison is made again on a fresh read. A watch on the store's
+ * ConfigMaps reports keys that another writer changed (`onStale`), so a Coordinator can tell
+ * that its cached view of the history is out of date.
+ *
+ * Permissions needed (the Coordinator's Role): configmaps get, create, update, watch.
+ */
+import { createHash } from 'node:crypto';
+import { CoreV1Api, Watch, type KubeConfig, type V1ConfigMap, type V1OwnerReference } from '@kubernetes/client-node';
+import { checkKey, type Store } from './interface.js';
+
+export const STORE_LABEL = 'app.kubernetes.io/managed-by';
+export const STORE_LABEL_VALUE = 'contrast.edgeless.systems';
+export const STORE_KEY_ANNOTATION = 'contrast.edgeless.systems/store-key';
+export const STORE_NAME_PREFIX = 'contrast-store-';
+/** ConfigMaps are limited to 1 MiB in total; leave room for metadata. */
+const MAX_VALUE_BYTES = 1024 * 1024 - 16 * 1024;
+const MAX_CONFLICT_RETRIES = 100;
+
+export function configMapName(key: string): string {
+  checkKey(key);
+  const direct = `${STORE_NAME_PREFIX}${key.replaceAll('/', '-')}`;
+  // Plain lower-case segments without "-" map one-to-one; anything else is hashed.
+  const simple = key.split('/').every((s) => /^[a-z0-9]+$/.test(s));
+  if (simple && direct.length <= 253) return direct;
+  return `${STORE_NAME_PREFIX}h-${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
+}
+
+function dataKey(key: string): string {
+  return key.split('/').pop()!;
+}
+
+function statusOf(err: unknown): number | undefined {
+  const c = (err as { code?: unknown })?.code;
+  return typeof c === 'number' ? c : undefined;
+}
+
+export interface ConfigMapStoreOptions {
+  kc: KubeConfig;
+  namespace: string;
+  /** Usually the Coordinator StatefulSet, so the history goes away with it. */
+  owner?: V1OwnerReference;
+  /** Called when the watch sees another writer change a key. */
+  onStale?: (key: string) => void;
+}
+
+export class ConfigMapStore implements Store {
+  private readonly api: CoreV1Api;
+  /** resourceVersion of each key as this store last read or wrote it. */
+  private readonly seen = new Map<string, string>();
+  private readonly staleKeys = new Set<string>();
+  /** resourceVersions this store itself wrote, so the watch does not report our own writes. */
+  private readonly own = new Map<string, Set<string>>();
+  /** Writes in flight per key: a watch event may arrive before the write's response. */
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  private abort: AbortController | undefined;
+
+  constructor(private readonly opts: ConfigMapStoreOptions) {
+    this.api = opts.kc.makeApiClient(CoreV1Api);
+  }
+
+  get namespace(): string {
+    return this.opts.namespace;
+  }
+
+  private async read(key: string): Promise<{ cm: V1ConfigMap; value: Buffer | undefined } | undefined> {
+    const name = configMapName(key);
+    let cm: V1ConfigMap;
+    try {
+      cm = await this.api.readNamespacedConfigMap({ name, namespace: this.opts.namespace });
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        this.seen.delete(key);
+        return undefined;
+      }
+      throw err;
+    }
+    const owner = cm.metadata?.annotations?.[STORE_KEY_ANNOTATION];
+    if (owner !== undefined && owner !== key) throw new Error(`ConfigMap ${this.opts.namespace}/${name} holds store key ${JSON.stringify(owner)}, not ${JSON.stringify(key)}`);
+    const b64 = cm.binaryData?.[dataKey(key)];
+    if (cm.metadata?.resourceVersion) this.seen.set(key, cm.metadata.resourceVersion);
+    this.staleKeys.delete(key);
+    return { cm, value: b64 === undefined ? undefined : Buffer.from(b64, 'base64') };
+  }
+
+  private body(key: string, value: Uint8Array, resourceVersion?: string): V1ConfigMap {
+    if (value.length > MAX_VALUE_BYTES) throw new Error(`store value of ${key} is ${value.length} bytes; a ConfigMap holds at most about 1 MiB`);
+    return {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: configMapName(key),
+        namespace: this.opts.namespace,
+        labels: { [STORE_LABEL]: STORE_LABEL_VALUE },
+        annotations: { [STORE_KEY_ANNOTATION]: key },
+        ...(this.opts.owner ? { ownerReferences: [this.opts.owner] } : {}),
+        ...(resourceVersion ? { resourceVersion } : {}),
+      },
+      binaryData: { [dataKey(key)]: Buffer.from(value).toString('base64') },
+    };
+  }
+
+  private remember(key: string, cm: V1ConfigMap): void {
+    const rv = cm.metadata?.resourceVersion;
+    if (!rv) return;
+    this.seen.set(key, rv);
+    const set = this.own.get(key) ?? new Set<string>();
+    set.add(rv);
+    if (set.size > 16) set.delete(set.values().next().value as string);
+    this.own.set(key, set);
+  }
+
+  private track<T>(key: string, p: Promise<T>): Promise<T> {
+    const settled = p.catch(() => undefined);
+    this.inflight.set(key, settled);
+    void settled.then(() => { if (this.inflight.get(key) === settled) this.inflight.delete(key); });
+    return p;
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    return (await this.read(key))?.value;
+  }
+
+  set(key: string, value: Uint8Array): Promise<void> {
+    return this.track(key, this.setNow(key, value));
+  }
+
+  private async setNow(key: string, value: Uint8Array): Promise<void> {
+    for (let i = 0; i < MAX_CONFLICT_RETRIES; i++) {
+      const current = await this.read(key);
+      try {
+        const written = current
+          ? await this.api.replaceNamespacedConfigMap({ name: configMapName(key), namespace: this.opts.namespace, body: this.body(key, value, current.cm.metadata?.resourceVersion) })
+          : await this.api.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.body(key, value) });
+        this.remember(key, written);
+        return;
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+      }
+    }
+    throw new Error(`store key ${key}: gave up after ${MAX_CONFLICT_RETRIES} conflicting writes`);
+  }
+
+  compareAndSwap(key: string, expected: Uint8Array | undefined, value: Uint8Array): Promise<boolean> {
+    return this.track(key, this.casNow(key, expected, value));
+  }
+
+  private async casNow(key: string, expected: Uint8Array | undefined, value: Uint8Array): Promise<boolean> {
+    for (let i = 0; i < MAX_CONFLICT_RETRIES; i++) {
+      const current = await this.read(key);
+      const currentValue = current?.value;
+      const same = currentValue === undefined || expected === undefined ? currentValue === expected && (expected !== undefined || current === undefined) : Buffer.compare(currentValue, Buffer.from(expected)) === 0;
+      if (!same) return false;
+      try {
+        const written = current
+          ? await this.api.replaceNamespacedConfigMap({ name: configMapName(key), namespace: this.opts.namespace, body: this.body(key, value, current.cm.metadata?.resourceVersion) })
+          : await this.api.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.body(key, value) });
+        this.remember(key, written);
+        return true;
+      } catch (err) {
+        // 409: somebody wrote (or created) it since our read; compare again on fresh data.
+        if (statusOf(err) !== 409) throw err;
+      }
+    }
+    throw new Error(`store key ${key}: gave up after ${MAX_CONFLICT_RETRIES} conflicting writes`);
+  }
+
+  /** Keys changed by another writer since this store last read or wrote them. */
+  stale(): string[] {
+    return [...this.staleKeys];
+  }
+
+  isStale(key: string): boolean {
+    return this.staleKeys.has(key);
+  }
+
+  /**
+   * Watch the store's ConfigMaps; resolves once the watch is established. Changes to keys this
+   * store has seen, made by someone else, mark the key stale and call `onStale`.
+   */
+  async watch(): Promise<void> {
+    if (this.abort) return;
+    const path = `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}/configmaps`;
+    const start = async (): Promise<void> => {
+      this.abort = await new Watch(this.opts.kc).watch(path, { labelSelector: `${STORE_LABEL}=${STORE_LABEL_VALUE}`, allowWatchBookmarks: false }, (type, obj: V1ConfigMap) => {
+        const key = obj.metadata?.annotations?.[STORE_KEY_ANNOTATION];
+        const rv = obj.metadata?.resourceVersion;
+        if (!key || !rv || type === 'BOOKMARK') return;
+        void Promise.resolve(this.inflight.get(key)).then(() => this.checkEvent(key, rv, type));
+      }, (err) => {
+        // The API server ends watches after a while; resume unless we were closed.
+        if (this.abort && !this.abort.signal.aborted) {
+          this.abort = undefined;
+          setTimeout(() => { void start().catch(() => undefined); }, err ? 1000 : 0).unref();
+        }
+      });
+    };
+    await start();
+  }
+
+  private checkEvent(key: string, rv: string, type: string): void {
+    const known = this.seen.get(key);
+    if (known === undefined || known === rv || this.own.get(key)?.has(rv)) return;
+    let newer = true;
+    try {
+      newer = BigInt(rv) > BigInt(known);
+    } catch {
+      // resourceVersions are opaque in general; treat any other one as a change.
+    }
+    if (type === 'DELETED' || newer) {
+      this.staleKeys.add(key);
+      this.opts.onStale?.(key);
+    }
+  }
+
+  close(): void {
+    const a = this.abort;
+    this.abort = undefined;
+    a?.abort();
+  }
+}
