@@ -135,6 +135,11 @@ value_ok(p, v, ctx) if {
 	p == v
 } else := true if {
 	not startswith(p, "^")
+	not contains(p, "$(sandbox")
+	not contains(p, "$(bundle")
+	template_ok(p, v)
+} else := true if {
+	not startswith(p, "^")
 	template_ok(subst(p, ctx), v)
 } else := true if {
 	startswith(p, "^")
@@ -145,15 +150,17 @@ template_ok(t, v) if {
 	not contains(t, "$(")
 	t == v
 } else := true if {
-	some ph, kind in typed_placeholders
-	contains(t, ph)
-	parts := split(t, ph)
-	count(parts) == 2
-	startswith(v, parts[0])
-	endswith(v, parts[1])
-	n := (count(v) - count(parts[0])) - count(parts[1])
+	i := indexof(t, "$(")
+	rest := substring(t, i, -1)
+	j := indexof(rest, ")")
+	kind := typed_placeholders[substring(rest, 0, j + 1)]
+	prefix := substring(t, 0, i)
+	suffix := substring(rest, j + 1, -1)
+	startswith(v, prefix)
+	endswith(v, suffix)
+	n := (count(v) - count(prefix)) - count(suffix)
 	n >= 0
-	typed_ok(kind, substring(v, count(parts[0]), n))
+	typed_ok(kind, substring(v, count(prefix), n))
 }
 
 typed_ok("any", _)
