@@ -4,8 +4,24 @@
  * is denied, for the reason the rules name.
  */
 import { strict as assert } from 'node:assert';
-import { buildPolicyData, PolicyEngine, synthesizeRequests } from '../../src/policy/index.js';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildPolicyData, normaliseRequest, PolicyEngine, policyTextFor, synthesizeRequests } from '../../src/policy/index.js';
+import type { PolicyData } from '../../src/policy/index.js';
 import { deploymentInput } from './fixtures.js';
+
+/** Every evaluation of this file, replayed through a second engine at the end. */
+interface Recorded { data: unknown; state: Record<string, unknown>; name: string; input: unknown; allowed: boolean }
+const recorded: Recorded[] = [];
+const evaluate = PolicyEngine.prototype.evaluate;
+PolicyEngine.prototype.evaluate = function (this: PolicyEngine, name: string, request: unknown) {
+  const state = structuredClone(this.pstate);
+  const result = evaluate.call(this, name, request);
+  recorded.push({ data: (this as unknown as { policyData: unknown }).policyData, state, name, input: normaliseRequest(name, request), allowed: result.allowed });
+  return result;
+};
 
 type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -332,5 +348,34 @@ describe('policy rules: agent request defaults', () => {
   it('denies a request without an OCI spec instead of failing', () => {
     const res = started().evaluate('CreateContainerRequest', { container_id: 'a'.repeat(64) });
     assert.equal(res.allowed, false);
+  });
+});
+
+describe('policy rules: a second engine agrees', function () {
+  this.timeout(120_000);
+  it('opa (Go interpreter) on the policy text as the agent gets it gives the same decision for every request above', () => {
+    const opa = new URL('../../tools/bin/opa', import.meta.url).pathname;
+    assert.ok(existsSync(opa), 'tools/bin/opa is missing: run scripts/setup.sh');
+    assert.ok(recorded.length > 100, `only ${recorded.length} evaluations recorded`);
+    const dir = mkdtempSync(join(tmpdir(), 'policy-cross-'));
+    try {
+      const datas = [...new Set(recorded.map((r) => r.data))];
+      let disagreements: string[] = [];
+      datas.forEach((d, n) => {
+        const cases = recorded.filter((r) => r.data === d);
+        const policy = join(dir, `policy${n}.rego`);
+        writeFileSync(policy, policyTextFor(d as PolicyData));
+        writeFileSync(join(dir, `cases${n}.json`), JSON.stringify({ cases: cases.map((c) => ({ name: c.name, input: c.input, state: c.state })) }));
+        // (Binding c.input to a variable first: `with input as c.input` inside the comprehension does not take effect in opa 1.22.)
+        const query = '[{"i": i, "r": r} | some i, c in data.cases; x := c.input; s := c.state; r := data.agent_policy[c.name] with input as x with data.pstate as s]';
+        const out = execFileSync(opa, ['eval', '-f', 'json', '-d', policy, '-d', join(dir, `cases${n}.json`), query], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+        const rows = JSON.parse(out).result[0].expressions[0].value as { i: number; r: unknown }[];
+        const decided = new Map(rows.map((row) => [row.i, row.r === true || (typeof row.r === 'object' && row.r !== null && (row.r as { allowed?: unknown }).allowed === true)]));
+        disagreements = disagreements.concat(cases.flatMap((c, i) => ((decided.get(i) ?? false) === c.allowed ? [] : [`${c.name} #${i}: wasm ${c.allowed}, opa ${decided.get(i)}`])));
+      });
+      assert.deepEqual(disagreements, []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
