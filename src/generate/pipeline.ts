@@ -10,8 +10,8 @@ import { applyAt, isPlainObject } from '../manifests/patch.js';
 import { podTemplateOf, resourcesOf, workloadRef, type Resource, type WorkloadRef } from '../workloads/resource.js';
 import { fieldPath } from '../workloads/kinds.js';
 import { parseRuntimeClassName, platformIds, requirePlatform, type Platform } from '../platforms/platforms.js';
-import { INJECTED_IMAGES, loadImageReplacements } from '../platforms/images.js';
-import { transformPodTemplate, type TransformedTemplate } from '../transforms/workload.js';
+import { INJECTED_IMAGES, loadImageReplacements, type ImageReplacements } from '../platforms/images.js';
+import { isCoordinatorTemplate, transformPodTemplate, type TransformedTemplate } from '../transforms/workload.js';
 import { ANNOTATIONS, POD_TEMPLATE_ANNOTATIONS } from '../transforms/annotations.js';
 import { annotationsOf, setAnnotation } from '../transforms/pod.js';
 import { encodePolicy, INITDATA_ANNOTATION } from '../policy/initdata.js';
@@ -42,6 +42,7 @@ export interface ConfidentialWorkload {
   documentIndex: number;
   ref: WorkloadRef;
   platform: Platform;
+  isCoordinator: boolean;
   template: TransformedTemplate;
   templatePath: readonly string[];
   policyHash?: string;
@@ -87,6 +88,18 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
     }, w.resource.location);
   }
 
+  const policies = workloads.length === 0 ? {} : await computePolicies(parsed, workloads, options, replacements, diagnostics);
+
+  const { manifest, changed: manifestChanged } = buildManifest(options, policies, workloads.map((w) => w.platform), diagnostics);
+  const outputs = parsed.map((p) => {
+    const text = serializeStream(p.stream);
+    return { input: p.input, text, changed: text !== p.input.text };
+  });
+  return { outputs, manifest, manifestChanged, workloads, diagnostics };
+}
+
+/** Resolve and pin the images, then compute, check and attach each workload's policy. */
+async function computePolicies(parsed: ParsedInput[], workloads: ConfidentialWorkload[], options: GenerateOptions, replacements: ImageReplacements, diagnostics: Diagnostics): Promise<Record<string, PolicyEntry>> {
   const pauseRef = replaceImage(INJECTED_IMAGES.pause, replacements);
   const images = await resolveImages(options.imageResolver, [pauseRef, ...workloads.flatMap((w) => imagesOf(w.template.spec))]);
   for (const w of workloads) {
@@ -123,12 +136,7 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
     writeBack(w);
   }
 
-  const { manifest, changed: manifestChanged } = buildManifest(options, policies, workloads.map((w) => w.platform), diagnostics);
-  const outputs = parsed.map((p) => {
-    const text = serializeStream(p.stream);
-    return { input: p.input, text, changed: text !== p.input.text };
-  });
-  return { outputs, manifest, manifestChanged, workloads, diagnostics };
+  return policies;
 }
 
 function objectsOfKind(parsed: ParsedInput[], kind: string): Record<string, unknown>[] {
@@ -166,8 +174,14 @@ function findConfidentialWorkloads(parsed: ParsedInput[], defaultPlatform: Platf
         default:
           platform = meaning.platform;
       }
+      let isCoordinator: boolean;
+      try {
+        isCoordinator = isCoordinatorTemplate(template.metadata, fieldPath([...resource.path, ...template.path, 'metadata']));
+      } catch (err) {
+        throw err instanceof UserError ? err.withLocation(resource.location) : err;
+      }
       found.push({
-        resource, stream: p.stream, documentIndex, ref: workloadRef(resource), platform,
+        resource, stream: p.stream, documentIndex, ref: workloadRef(resource), platform, isCoordinator,
         template: undefined as unknown as TransformedTemplate, templatePath: template.path,
       });
     }
@@ -214,14 +228,14 @@ function warnMisplacedAnnotations(parsed: ParsedInput[], diagnostics: Diagnostic
 }
 
 function defaultCoordinatorHost(workloads: ConfidentialWorkload[]): string {
-  const coordinator = workloads.find((w) => w.template?.isCoordinator ?? annotationsOf(podTemplateOf(w.resource)!.metadata)[ANNOTATIONS.podRole] === 'coordinator');
+  const coordinator = workloads.find((w) => w.isCoordinator);
   return `coordinator-ready.${coordinator?.ref.namespace ?? 'default'}`;
 }
 
 function manifestEntry(w: ConfidentialWorkload): PolicyEntry {
   const custom = annotationsOf(w.template.metadata)[ANNOTATIONS.workloadSecretId];
   const entry: PolicyEntry = { SANs: [w.ref.name, '*'], WorkloadSecretID: custom || defaultWorkloadSecretId(w.ref) };
-  if (w.template.isCoordinator) entry.Role = 'coordinator';
+  if (w.isCoordinator) entry.Role = 'coordinator';
   return entry;
 }
 

@@ -41,7 +41,8 @@ export function parseStream(name: string, text: string): ParsedStream {
     const index = i + 1;
     const first = doc.errors[0];
     if (first) {
-      throw new UserError(`invalid YAML: ${first.message.split('\n')[0]}${positionOf(first)}`, { file: name, document: index });
+      const what = /call stack/i.test(first.message) ? 'nesting is too deep' : first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      throw new UserError(`invalid YAML: ${what}${positionOf(first)}`, { file: name, document: index });
     }
     const end = doc.range[2];
     documents.push({ index, source: text.slice(offset, end), doc, changed: false });
@@ -60,7 +61,8 @@ export function documentValue(doc: Document.Parsed, location: { file: string; do
   try {
     return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
-    throw new UserError(`cannot read document: ${(err as Error).message}`, location);
+    const what = err instanceof RangeError ? 'nesting is too deep' : (err as Error).message;
+    throw new UserError(`cannot read document: ${what}`, location);
   }
 }
 

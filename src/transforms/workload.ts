@@ -26,8 +26,8 @@ export interface TransformedTemplate {
   isCoordinator: boolean;
 }
 
-export function isCoordinatorTemplate(metadata: Obj): boolean {
-  return annotationsOf(metadata)[ANNOTATIONS.podRole] === COORDINATOR_ROLE;
+export function isCoordinatorTemplate(metadata: Obj, metadataField = 'metadata'): boolean {
+  return annotationsOf(metadata, metadataField)[ANNOTATIONS.podRole] === COORDINATOR_ROLE;
 }
 
 export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransformOptions, location: InputLocation): TransformedTemplate {
@@ -38,7 +38,7 @@ export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransf
   const specField = prefix ? `${prefix}.spec` : 'spec';
   try {
     const annotations = annotationsOf(metadata, metaField);
-    const isCoordinator = isCoordinatorTemplate(metadata);
+    const isCoordinator = annotations[ANNOTATIONS.podRole] === COORDINATOR_ROLE;
     spec.runtimeClassName = runtimeHandler(opts.platform);
 
     const skipValue = annotations[ANNOTATIONS.skipInitializer];

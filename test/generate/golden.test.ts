@@ -18,7 +18,14 @@ function compareGolden(name: string, actual: string): void {
     if (process.env.CI && !existsSync(file)) assert.fail(`golden file ${name} is missing`);
     writeFileSync(file, actual);
   }
-  assert.equal(actual, readFileSync(file, 'utf8'), `output differs from test/golden/${name}`);
+  const expected = readFileSync(file, 'utf8');
+  if (actual === expected) return;
+  // Name the first differing line instead of dumping two multi-kilobyte policies.
+  const a = actual.split('\n');
+  const e = expected.split('\n');
+  const i = a.findIndex((line, n) => line !== e[n]);
+  const clip = (s: string | undefined) => (s === undefined ? '<end of file>' : s.length > 160 ? `${s.slice(0, 160)}…` : s);
+  assert.fail(`output differs from test/golden/${name} at line ${i + 1}:\n  expected: ${clip(e[i])}\n  actual:   ${clip(a[i])}\n(refresh with UPDATE_GOLDEN=1 after reviewing the change)`);
 }
 
 describe('golden output on samples/plain', function () {
