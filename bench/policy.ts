@@ -63,6 +63,12 @@ const denied = measure('CreateContainerRequest denied, with reason (wasm)', () =
   if (r.allowed) throw new Error('allowed');
 });
 
+// The floor: a rule that reads nothing, with the same input. DestroySandboxRequest has no
+// request schema, so the whole CreateContainerRequest JSON is copied into the module and parsed.
+const transfer = measure('input transfer only (trivial rule, same input size)', () => {
+  engine.evaluate('DestroySandboxRequest', web.body);
+});
+
 let opa: Record<string, unknown> | null = null;
 const opaBin = fileURLToPath(new URL('../tools/bin/opa', import.meta.url));
 if (existsSync(opaBin)) {
@@ -86,7 +92,8 @@ if (existsSync(opaBin)) {
 const result = {
   benchmark: 'policy evaluation',
   target: { createContainerPerSecond: TARGET },
-  results: [allowed, withState, denied, ...(opa ? [opa] : [])],
+  results: [allowed, withState, denied, transfer, ...(opa ? [opa] : [])],
+  inputBytes: JSON.stringify(web.body).length,
   meetsTarget: allowed.perSecond >= TARGET,
   ratioWasmToOpa: opa && typeof opa.perSecond === 'number' ? Number((allowed.perSecond / (opa.perSecond as number)).toFixed(2)) : null,
 };
