@@ -292,6 +292,16 @@ default cc_state := false
 
 cc_state if cc_ops
 
+# Containers join a sandbox whose pause container was created under this policy.
+default cc_pause_first := false
+
+cc_pause_first if cc_index == 0
+
+cc_pause_first if {
+	cc_index > 0
+	state.sandbox_id == cc_sandbox_id
+}
+
 default cc_version := false
 
 cc_version if input.OCI.Version == cc_p.OCI.Version
@@ -493,6 +503,7 @@ cc_checks := [
 	["the sandbox name does not match the pod's name pattern (io.kubernetes.cri.sandbox-name)", cc_sandbox_name_ok],
 	["the namespace differs from the policy (io.kubernetes.cri.sandbox-namespace)", cc_namespace_ok],
 	["the sandbox name, namespace or sandbox id differs from an earlier container of this pod", cc_state],
+	["the pod's pause container was not created under this policy before this container", cc_pause_first],
 	["an annotation is missing, unexpected or has a value the policy does not allow", cc_annotations],
 	["the OCI version differs", cc_version],
 	["the root filesystem path or its read-only flag differs", cc_root],

@@ -179,6 +179,13 @@ describe('policy rules: CreateContainerRequest', () => {
     assert.equal(again.ops.length, 1, 'only the container id is new');
   });
 
+  it('denies a container before the pause container of its sandbox', () => {
+    const e = PolicyEngine.forData(data);
+    const res = e.evaluate('CreateContainerRequest', webCreate.body);
+    assert.equal(res.allowed, false);
+    assert.match(res.reason ?? '', /pause container was not created/);
+  });
+
   it('denies a container whose sandbox name differs from the pause container of the same VM', () => {
     const r = web();
     r.OCI.Annotations['io.kubernetes.cri.sandbox-name'] = 'web-5d8f7b9c4-zzzzz';
