@@ -14,6 +14,7 @@
  */
 import { X509Certificate, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { loadavg, cpus } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SIMULATED_MEASUREMENT } from '../src/platforms/reference-values.js';
 import { SimulatedIssuer, loadOrCreateSimRoot } from '../src/issuers/simulated.js';
@@ -61,6 +62,16 @@ function manifest(version: number) {
   return { m, raw: Buffer.from(`${JSON.stringify(m, null, 2)}\n`) };
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
@@ -102,9 +113,12 @@ try {
   const issuer = new SimulatedIssuer(root, sha256(webPolicy));
   const meshCA = new X509Certificate((await history(coord)).MeshCA);
   const before = Number(/contrast_meshapi_certificates_issued_total (\d+)/.exec(await (await fetch(`http://127.0.0.1:${coord.ports.metrics}/metrics`)).text())?.[1] ?? 0);
+  const cpu0 = cpuSeconds(coord.proc.pid);
   const t0 = performance.now();
   const results = await Promise.allSettled(Array.from({ length: CONCURRENCY }, () => requestMeshCert({ host: '127.0.0.1', port: coord.ports.meshapi, issuer })));
   const wall = (performance.now() - t0) / 1000;
+  const cpu1 = cpuSeconds(coord.proc.pid);
+  const coordCpu = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
   const ok = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof requestMeshCert>>> => r.status === 'fulfilled');
   const errors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => String((r.reason as Error).message));
   const serials = new Set<string>();
@@ -145,6 +159,7 @@ try {
     newMeshCert: {
       concurrency: CONCURRENCY, succeeded: ok.length, failed: errors.length, firstErrors: [...new Set(errors)].slice(0, 3),
       wallSeconds: +wall.toFixed(2), certificatesPerSecond: +(ok.length / wall).toFixed(1),
+      coordinatorCpuSeconds: coordCpu, certificatesPerCoordinatorCpuSecond: coordCpu ? +(ok.length / coordCpu).toFixed(1) : undefined,
       distinctCertificates: serials.size, badChains: badChain, countedByCoordinator: after - before,
       note: 'each call: new TLS connection, server evidence + certificate for the client nonce, client evidence bound to the TLS exporter, verification, issuance; clients run in the same machine',
     },
