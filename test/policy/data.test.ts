@@ -227,3 +227,39 @@ describe('policy text and settings', () => {
     }
   });
 });
+
+describe('policy engine: rules other than ours', function () {
+  this.timeout(120_000);
+  it('compiles rules that differ from rules.rego with opa and evaluates them', async () => {
+    const { PolicyEngine } = await import('../../src/policy/index.js');
+    const input = deploymentInput();
+    const text = buildPolicyText(input);
+    const custom = text.replace('default SetPolicyRequest := false', 'default SetPolicyRequest := true');
+    assert.notEqual(custom, text);
+    const e = PolicyEngine.forPolicyText(custom);
+    assert.equal(e.evaluate('SetPolicyRequest', { policy: '' }).allowed, true);
+    assert.equal(PolicyEngine.forPolicyText(text).evaluate('SetPolicyRequest', { policy: '' }).allowed, false);
+  });
+
+  it('rejects a policy text without policy_data', async () => {
+    const { PolicyEngine } = await import('../../src/policy/index.js');
+    assert.throws(() => PolicyEngine.forPolicyText('package agent_policy\n'), /policy_data/);
+  });
+});
+
+describe('settings.json validation', () => {
+  it('names the bad field and keeps the file', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'settings-'));
+    try {
+      const s = defaultSettings() as unknown as Record<string, unknown>;
+      s.hostPath = 'yes';
+      writeFileSync(join(dir, 'settings.json'), JSON.stringify(s));
+      assert.throws(() => loadOrCreateSettings(dir), (err: unknown) => err instanceof UserError && err.location.field === 'hostPath');
+      writeFileSync(join(dir, 'settings.json'), '{ not json');
+      assert.throws(() => loadOrCreateSettings(dir), /not valid JSON/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
