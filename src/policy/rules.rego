@@ -163,32 +163,40 @@ template_ok(t, v) if {
 	typed_ok(kind, substring(v, count(prefix), n))
 }
 
-typed_ok("any", _)
+typed_ok(kind, _) if kind == "any"
 
-typed_ok("uuid", m) if {
+typed_ok(kind, m) if {
+	kind == "uuid"
 	count(m) == 36
 	trim(m, "0123456789abcdef-") == ""
 }
 
-typed_ok("random16", m) if {
+typed_ok(kind, m) if {
+	kind == "random16"
 	count(m) == 16
 	trim(m, "0123456789abcdefghijklmnopqrstuvwxyz") == ""
 }
 
-typed_ok("dns", m) if {
+typed_ok(kind, m) if {
+	kind == "dns"
 	count(m) > 0
 	count(m) <= 253
 	trim(m, "abcdefghijklmnopqrstuvwxyz0123456789-.") == ""
 }
 
-typed_ok("digits", m) if {
+typed_ok(kind, m) if {
+	kind == "digits"
 	count(m) > 0
 	trim(m, "0123456789") == ""
 }
 
-typed_ok("ip", m) if ip_ok(m)
+typed_ok(kind, m) if {
+	kind == "ip"
+	ip_ok(m)
+}
 
-typed_ok("ips", m) if {
+typed_ok(kind, m) if {
+	kind == "ips"
 	every x in split(m, ",") {
 		ip_ok(x)
 	}
