@@ -8,7 +8,9 @@ import { cpSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { constants, createPublicKey, generateKeyPairSync, publicEncrypt, randomBytes, X509Certificate } from 'node:crypto';
-import { REPO_ROOT, runCli } from '../helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { createServer as createNetServer } from 'node:net';
+import { CLI, REPO_ROOT, ensureBuilt, runCli } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from './process.js';
 
@@ -242,6 +244,32 @@ describe('Coordinator end to end (real processes, simulated platform)', function
         assert.equal(ok.code, 0, ok.stderr);
       } finally {
         await c2.kill();
+      }
+    });
+
+    it('set waits for a Coordinator that is still starting', async () => {
+      const ws2 = join(ctx.dir, 'ws-retry');
+      cpSync(ctx.ws, ws2, { recursive: true });
+      const port = await new Promise<number>((resolve) => {
+        const srv = createNetServer().listen(0, '127.0.0.1', () => {
+          const p = (srv.address() as { port: number }).port;
+          srv.close(() => resolve(p));
+        });
+      });
+      ensureBuilt();
+      const setProc = spawn(process.execPath, [CLI, 'set', '-c', `127.0.0.1:${port}`, '--workspace-dir', ws2, '--retry-for', '60', ctx.res],
+        { cwd: ctx.dir, env: { ...process.env, CONTRAST_INSECURE_SIM_DIR: ctx.sim }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      setProc.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+      const exit = new Promise<number | null>((r) => setProc.once('exit', (code) => r(code)));
+      await new Promise((r) => setTimeout(r, 2500));
+      const late = await startCoordinatorProcess({ stateDir: join(ctx.dir, 'state-late'), policyHash: ctx.hashes.coordinator!, simDir: ctx.sim, workDir: ctx.dir, ports: { userapi: port, meshapi: 0 } });
+      try {
+        assert.equal(await exit, 0, stderr);
+        assert.match(stderr, /Waiting for the Coordinator/);
+        assert.ok(existsSync(join(ws2, 'seed-shares.json')));
+      } finally {
+        await late.kill();
       }
     });
   });
