@@ -50,10 +50,16 @@ function retryable(err: unknown): boolean {
 export function explain(err: unknown, method: string, address: Address): Error {
   const where = `${address.host}:${address.port}`;
   if (err instanceof AttestationError) {
-    return new UserError(`the Coordinator at ${where} failed attestation: ${err.message}. Check ReferenceValues in manifest.json (a mismatched field is named above with the value the hardware reported)`);
+    const hint = err.check === 'policy.hash' ? ''
+      : '. Check ReferenceValues in manifest.json (a mismatched field is named above with the value the hardware reported)';
+    return new UserError(`the Coordinator at ${where} failed attestation: ${err.message}${hint}`);
   }
   if (err instanceof RpcError) {
-    if (err.code === Status.PERMISSION_DENIED) return new UserError(`${method} was refused by the Coordinator: ${err.message}`);
+    if (err.code === Status.PERMISSION_DENIED) {
+      const hint = /workload owner key/.test(err.message) ? '; use --workload-owner-key with a key listed in WorkloadOwnerPubKeys of the manifest that is active now (see `kubectl contrast verify`)'
+        : /seed-share owner key/.test(err.message) ? '; use --seedshare-owner-key with a key listed in SeedshareOwnerPubKeys' : '';
+      return new UserError(`${method} was refused by the Coordinator: ${err.message}${hint}`);
+    }
     if (err.code === Status.FAILED_PRECONDITION) return new UserError(`${method}: ${err.message}`);
     return new UserError(`${method} failed (${err.codeName}): ${err.message}`);
   }
