@@ -89,3 +89,24 @@ describe('evidence issuers and the dispatcher', () => {
     });
   });
 });
+
+describe('dispatch with genuine SEV-SNP evidence in our extension format', () => {
+  it('verifies a real report end to end and reports its HOST_DATA; a wrong binding fails', async () => {
+    const { read, SNP_NOW } = await import('../attestation/vectors.js');
+    const { parseSnpReport } = await import('../../src/attestation/index.js');
+    const { encode } = await import('../../src/coordinator/api/proto.js');
+    const reportBytes = read('amd/ms-tee-attestation-verification/genoa_attestation_report.bin');
+    const report = parseSnpReport(reportBytes);
+    const value = encode(SnpEvidenceSchema, { report: reportBytes, certTable: Buffer.alloc(0) });
+    const refs = { snp: [{ ProductName: 'Genoa', TrustedMeasurement: Buffer.from(report.measurement).toString('hex'), MinimumTCB: { BootloaderVersion: 0, TEEVersion: 0, SNPVersion: 0, MicrocodeVersion: 0 } }] };
+    const snp = {
+      now: SNP_NOW,
+      vcek: read('amd/ms-tee-attestation-verification/genoa_vcek.pem'),
+      certChain: Buffer.concat([read('amd/ms-tee-attestation-verification/genoa_ask.pem'), read('amd/ms-tee-attestation-verification/pinned_genoa_ark.pem')]),
+    };
+    const result = await verifyEvidence(OID_SNP_EVIDENCE, value, refs, Buffer.from(report.reportData), { snp });
+    assert.equal(result.platform, 'snp');
+    assert.deepEqual(result.hostData, Buffer.from(report.hostData));
+    await assert.rejects(verifyEvidence(OID_SNP_EVIDENCE, value, refs, randomBytes(64), { snp }), /snp\.reportdata/);
+  });
+});
