@@ -33,6 +33,12 @@ const agents = {
   https: new https.Agent({ keepAlive: true, maxSockets: 32 }),
 };
 
+/** Sockets still bound to a request; a finished run must leave none (they would keep Node alive). */
+export function busySockets(): number {
+  const count = (a: http.Agent) => Object.values(a.sockets).reduce((n, list) => n + (list?.length ?? 0), 0);
+  return count(agents.http) + count(agents.https);
+}
+
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export class HttpTimeoutError extends Error {
@@ -69,8 +75,13 @@ function once(url: string, req: HttpRequest): Promise<HttpResponse> {
         },
         body: res,
         discard() {
-          // A short remaining body is drained to keep the connection; otherwise close it.
-          if (res.complete) return;
+          // A short remaining body is drained to keep the connection; otherwise close it. A
+          // complete response (always the case for HEAD) must still be resumed: until it emits
+          // 'end' the socket stays bound to the request and its idle timer keeps the process alive.
+          if (res.complete) {
+            res.resume();
+            return;
+          }
           const len = Number(res.headers['content-length'] ?? NaN);
           if (Number.isFinite(len) && len <= 64 * 1024) res.resume();
           else res.destroy();

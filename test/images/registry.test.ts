@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageResolver, type ImageResolverOptions, type ResolvedImage } from '../../src/images/index.js';
+import { busySockets } from '../../src/images/http.js';
 import { freePort, pushLayout, startProxy, startRegistry, type CountingProxy, type TestRegistry } from '../helpers/registry.js';
 import { GROUP, PASSWD, basicImage, image, tempDir, writeIndexLayout, writeLayout } from './fixtures.js';
 
@@ -173,6 +174,9 @@ describe('images: registry source', function () {
         const again = await resolver({ insecureRegistries: [proxy.host] }).resolve(ref);
         assert.equal(again.group, GROUP);
         assert.deepEqual(proxy.requests.slice(before), ['HEAD /v2/team/layered/manifests/1.0']);
+        // The HEAD response must release its socket, or the process lingers until the idle timeout.
+        await new Promise((r) => setImmediate(r));
+        assert.equal(busySockets(), 0);
       } finally {
         await proxy.close();
       }
