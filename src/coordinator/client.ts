@@ -7,6 +7,9 @@ import type { KeyObject } from 'node:crypto';
 import { AttestationError } from '../attestation/errors.js';
 import { dialAtls } from '../atls/client.js';
 import { admitPeer, type Admission } from '../atls/validate.js';
+import { DirectoryCache, KdsClient } from '../attestation/snp/kds.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Manifest } from '../workspace/manifest.js';
 import { UserError, UsageError } from '../util/errors.js';
 import { callUnary, RpcError, Status } from './api/grpc.js';
@@ -27,6 +30,15 @@ export function parseAddress(text: string, defaultPort = 1313): Address {
 
 export function coordinatorPolicyHashes(m: Manifest): string[] {
   return Object.entries(m.Policies).filter(([, e]) => e.Role === 'coordinator').map(([h]) => h);
+}
+
+/**
+ * Where SEV-SNP certificates missing from the evidence (VCEK, ASK/ARK, CRL) come from: AMD KDS,
+ * cached in $CONTRAST_SNP_CACHE_DIR (default ~/.cache/kubectl-contrast/amd). Only consulted for
+ * real SNP evidence.
+ */
+export function snpCollateral(dir = process.env.CONTRAST_SNP_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kubectl-contrast', 'amd')): KdsClient {
+  return new KdsClient({ cache: new DirectoryCache(dir) });
 }
 
 export interface CallOptions {
@@ -79,12 +91,13 @@ export async function callUserApi(method: 'SetManifest' | 'GetManifests' | 'Reco
     throw new UserError('the manifest has no Coordinator policy (an entry with "Role": "coordinator"), so the Coordinator cannot be attested; include the Coordinator\'s resources when running `kubectl contrast generate`');
   }
   const deadline = Date.now() + (opts.retryForMs ?? 0);
+  const collateral = snpCollateral();
   for (;;) {
     try {
       const conn = await dialAtls<Admission>({
         ...opts.address,
         clientKey: opts.clientKey,
-        verifyServer: (peer, rd) => admitPeer(peer, rd, { refs: opts.manifest.ReferenceValues, policyHashes, what: 'Coordinator policy (Role "coordinator")' }),
+        verifyServer: (peer, rd) => admitPeer(peer, rd, { refs: opts.manifest.ReferenceValues, policyHashes, what: 'Coordinator policy (Role "coordinator")', snp: { collateral } }),
       });
       try {
         const response = await callUnary(conn.session, `/${USERAPI_SERVICE}/${method}`, request, conn.metadata);

@@ -6,6 +6,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { AttestationError } from '../attestation/errors.js';
+import type { DispatchOptions } from '../attestation/dispatch.js';
 import { parseAtlsCert } from '../atls/cert.js';
 import { clientEvidenceNonce, tlsPeer } from '../atls/server.js';
 import { admitPeer } from '../atls/validate.js';
@@ -21,7 +22,7 @@ import { RpcError, Status, type UnaryHandler } from './api/grpc.js';
 export const OID_CLAIM_MEASUREMENT = '1.3.9901.2.1.22';
 export const OID_CLAIM_HOSTDATA = '1.3.9901.2.1.23';
 
-export function meshApiHandlers(authority: Authority, metrics: Metrics): Map<string, UnaryHandler> {
+export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch: DispatchOptions = {}): Map<string, UnaryHandler> {
   return new Map<string, UnaryHandler>([
     [`/${MESHAPI_SERVICE}/NewMeshCert`, async (_req, headers, stream) => {
       const socket = stream.session!.socket as TLSSocket;
@@ -45,6 +46,7 @@ export function meshApiHandlers(authority: Authority, metrics: Metrics): Map<str
           refs: current.manifest.ReferenceValues,
           policyHashes: Object.keys(current.manifest.Policies),
           what: 'workload policy',
+          ...dispatch,
           onSimulated: () => metrics.inc('contrast_simulated_evidence_total'),
         });
         const claims = [

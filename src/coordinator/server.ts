@@ -14,6 +14,8 @@ import { userApiHandlers } from './userapi.js';
 import { meshApiHandlers } from './meshapi.js';
 import { serveUnary, type UnaryHandler } from './api/grpc.js';
 import type { Store } from './store/interface.js';
+import type { DispatchOptions } from '../attestation/dispatch.js';
+import { snpCollateral } from './client.js';
 
 export const USERAPI_PORT = 1313;
 export const MESHAPI_PORT = 7777;
@@ -27,6 +29,8 @@ export interface CoordinatorOptions {
   meshPort?: number;
   metricsPort?: number;
   log?: (msg: string) => void;
+  /** Verifier options for workload evidence (e.g. the SEV-SNP certificate source). */
+  dispatch?: DispatchOptions;
 }
 
 export interface RunningCoordinator {
@@ -73,7 +77,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   // The aTLS key lives as long as the process; P-256 as upstream (its certificate is signed per connection).
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const user = grpcServer(key, opts.issuer, true, userApiHandlers(authority, log), metrics, 'userapi', log);
-  const mesh = grpcServer(key, opts.issuer, true, meshApiHandlers(authority, metrics), metrics, 'meshapi', log);
+  const mesh = grpcServer(key, opts.issuer, true, meshApiHandlers(authority, metrics, opts.dispatch ?? { snp: { collateral: snpCollateral() } }), metrics, 'meshapi', log);
   const http = createHttpServer((req, res) => {
     const url = (req.url ?? '').split('?')[0];
     const reply = (code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
