@@ -14,10 +14,9 @@
  * JSON on stdout.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mkdtempSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -135,6 +134,13 @@ try {
   const h3plain = series(REPS, () => time(helm3, ['template', 'bench', chart], env));
   const h3post = series(REPS, () => time(helm3, ['template', 'bench', chart, ...pr3], env));
   results.helm3 = { template: h3plain, templateWithPostRenderer: h3post, postRendererAddsMs: h3post.medianMs - h3plain.medianMs };
+  const seaBin = join(ROOT, 'dist-sea', 'work', 'archive', 'kubectl-contrast');
+  if (existsSync(seaBin)) {
+    const prSea = ['--post-renderer', seaBin, '--post-renderer-args', 'helm-post-render', ...rendererArgs.flatMap((a) => ['--post-renderer-args', a])];
+    time(helm3, ['template', 'bench', chart, ...prSea], env);
+    const h3sea = series(REPS, () => time(helm3, ['template', 'bench', chart, ...prSea], env));
+    results.helm3SingleExecutable = { templateWithPostRenderer: h3sea, postRendererAddsMs: h3sea.medianMs - h3plain.medianMs };
+  }
 
   if (spawnSync(helm4, ['plugin', 'install', join(ROOT, 'plugin')], { env: { ...process.env, ...env } }).status !== 0) throw new Error('helm4 plugin install failed');
   const pr4 = ['--post-renderer', 'contrast', ...rendererArgs.flatMap((a) => ['--post-renderer-args', a])];
@@ -144,7 +150,7 @@ try {
   results.helm4 = { template: h4plain, templateWithPostRenderer: h4post, postRendererAddsMs: h4post.medianMs - h4plain.medianMs };
   results.targetPostRendererMs = 1000;
 
-  const sea = join(ROOT, 'dist-sea', 'work', 'archive', 'kubectl-contrast');
+  const sea = seaBin;
   const startup: Record<string, unknown> = { targetMs: 150 };
   if (existsSync(sea)) {
     time(sea, ['--version']);

@@ -35,7 +35,8 @@ export function ensureBuilt(): void {
   built = true;
 }
 
-function newestMtime(dir: string): number {
+/** The newest modification time of any file below `dir`. */
+export function newestMtime(dir: string): number {
   let newest = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);

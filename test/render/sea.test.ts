@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { accessSync, constants, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { parse } from 'yaml';
-import { CLI, REPO_ROOT } from '../helpers/cli.js';
+import { CLI, newestMtime, REPO_ROOT } from '../helpers/cli.js';
 import { SAMPLE_IMAGES } from '../helpers/images.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { krewPlatformOf, validateKrewManifest } from '../../scripts/package-sea.krew.mjs';
@@ -25,18 +25,9 @@ const ARCHIVE = join(REPO_ROOT, 'dist-sea', `kubectl-contrast-${os}-${arch}.tar.
 const MANIFEST = join(REPO_ROOT, 'krew-manifest.yaml');
 const VERSION = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version as string;
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
 /** Build the archive when it is missing or older than the sources. */
 function ensurePackaged(): void {
-  const stale = !existsSync(ARCHIVE) || statSync(ARCHIVE).mtimeMs < Math.max(newest(join(REPO_ROOT, 'src')), statSync(join(REPO_ROOT, 'scripts', 'package-sea.mjs')).mtimeMs);
+  const stale = !existsSync(ARCHIVE) || statSync(ARCHIVE).mtimeMs < Math.max(newestMtime(join(REPO_ROOT, 'src')), statSync(join(REPO_ROOT, 'scripts', 'package-sea.mjs')).mtimeMs);
   if (stale) execFileSync('npm', ['run', '--silent', 'package'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
