@@ -1,0 +1,90 @@
+/**
+ * `kubectl contrast coordinator render|apply`: the Coordinator's Kubernetes objects.
+ * Kept apart from src/cli/coordinator.ts (the `coordinator serve` entry point); that module
+ * registers these two subcommands.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import { join } from 'node:path';
+import { platformIds, requirePlatform } from '../platforms/platforms.js';
+import { loadImageReplacements } from '../platforms/images.js';
+import { UsageError } from '../util/errors.js';
+import { renderCoordinator, type ServiceType } from '../kube/coordinator-resources.js';
+import { manifestHasCoordinator, renderCoordinatorWithPolicy } from '../kube/coordinator-deploy.js';
+import { applyObjects, describeResults, type DryRun } from '../kube/apply.js';
+import { connectFromArgs } from '../kube/client.js';
+import { formatObjects, objectFormat } from '../kube/output.js';
+import { kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
+import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
+import { workspaceOptions, type WorkspaceArgs } from './workspace-options.js';
+import { dryRunOption } from './runtime.js';
+
+interface CoordinatorDeployArgs extends KubeArgs, OutputArgs, ImageArgs, WorkspaceArgs {
+  platform?: string;
+  policy: boolean;
+  'service-type': ServiceType;
+  'image-replacements'?: string;
+  'dry-run'?: string;
+  'force-conflicts': boolean;
+}
+
+function common(y: Argv): Argv<CoordinatorDeployArgs> {
+  return imageOptions(workspaceOptions(kubeOptions(y)))
+    .option('platform', { type: 'string', choices: platformIds(), describe: 'Platform the Coordinator runs on (needed for its policy)' })
+    .option('service-type', { type: 'string', choices: ['LoadBalancer', 'ClusterIP', 'NodePort'], default: 'LoadBalancer', describe: 'Type of the "coordinator" Service that users reach the UserAPI through' })
+    .option('image-replacements', { type: 'string', describe: 'File of "source=target" lines that replace the Coordinator image' }) as unknown as Argv<CoordinatorDeployArgs>;
+}
+
+async function objectsFor(argv: CoordinatorDeployArgs, namespace: string) {
+  const platform = argv.platform ? requirePlatform(argv.platform) : undefined;
+  const base = { namespace, serviceType: argv['service-type'], ...(platform ? { platform } : {}) };
+  if (!argv.policy) {
+    return { objects: renderCoordinator({ ...base, imageReplacements: loadImageReplacements(argv['image-replacements']) }), policyHash: undefined };
+  }
+  if (!platform) throw new UsageError('--platform is needed to compute the Coordinator\'s policy (or pass --no-policy for the template that `generate` takes)');
+  const r = await renderCoordinatorWithPolicy({ ...base, platform, imageResolver: imageResolverFrom(argv), ...(argv['image-replacements'] !== undefined ? { imageReplacementsFile: argv['image-replacements'] } : {}) });
+  for (const w of r.warnings) process.stderr.write(`Warning: ${w}\n`);
+  return r;
+}
+
+function reportManifest(argv: CoordinatorDeployArgs, policyHash: string): void {
+  const path = argv.manifest ?? join(argv['workspace-dir'], 'manifest.json');
+  process.stderr.write(`Coordinator policy hash: ${policyHash}\n`);
+  const state = manifestHasCoordinator(path, policyHash);
+  if (state === 'yes') return;
+  const why = state === 'no-manifest' ? `there is no ${path} yet` : state === 'missing' ? `${path} does not list this policy` : `${path} lists this policy without Role "coordinator"`;
+  process.stderr.write(`Warning: ${why}; \`set\` will refuse a Coordinator whose policy is not in the manifest. Put the Coordinator into the inputs of \`generate\` (\`kubectl contrast coordinator render --no-policy > coordinator.yaml\`) and generate again.\n`);
+}
+
+const renderCommand: CommandModule<object, CoordinatorDeployArgs> = {
+  command: 'render',
+  describe: 'Print the Coordinator StatefulSet, Services, ServiceAccount and Role (with its policy when --platform is given)',
+  builder: (y: Argv) => outputOption(common(y), ['yaml', 'json'], 'Output format')
+    .option('policy', { type: 'boolean', default: true, describe: 'Compute the Coordinator\'s policy (needs --platform); --no-policy prints the template for `generate`' })
+    .example('$0 coordinator render --no-policy -n app > coordinator.yaml', 'A template to pass to `generate` together with the app')
+    .example('$0 coordinator render --platform metal-qemu-snp', 'The Coordinator with its policy') as unknown as Argv<CoordinatorDeployArgs>,
+  handler: async (argv) => {
+    if (argv.policy && !argv.platform) argv.policy = false;
+    const { objects, policyHash } = await objectsFor(argv, argv.namespace ?? 'default');
+    process.stdout.write(formatObjects(objects, objectFormat(argv.output)));
+    if (policyHash) reportManifest(argv, policyHash);
+  },
+};
+
+const applyCommand: CommandModule<object, CoordinatorDeployArgs> = {
+  command: 'apply',
+  describe: 'Server-side apply the Coordinator with its policy (field manager kubectl-contrast)',
+  builder: (y: Argv) => dryRunOption(common(y))
+    .option('policy', { type: 'boolean', default: true, hidden: true })
+    .demandOption('platform') as unknown as Argv<CoordinatorDeployArgs>,
+  handler: async (argv) => {
+    const cluster = connectFromArgs(argv);
+    const { objects, policyHash } = await objectsFor({ ...argv, policy: true }, cluster.namespace);
+    const dryRun = (argv['dry-run'] ?? 'none') as DryRun;
+    const results = await applyObjects(cluster, objects, { dryRun, force: argv['force-conflicts'] });
+    process.stdout.write(describeResults(results, dryRun));
+    if (policyHash) reportManifest(argv, policyHash);
+  },
+};
+
+/** Subcommands for `coordinator` (registered by src/cli/coordinator.ts). */
+export const coordinatorDeployCommands: CommandModule[] = [renderCommand as CommandModule, applyCommand as CommandModule];

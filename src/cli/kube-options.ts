@@ -1,0 +1,46 @@
+/** The kubectl flags every cluster command accepts (kubectl passes plugin flags through as-is). */
+import type { Argv } from 'yargs';
+import { UsageError } from '../util/errors.js';
+
+export interface KubeArgs {
+  kubeconfig?: string;
+  context?: string;
+  namespace?: string;
+  'all-namespaces'?: boolean;
+  'request-timeout': string;
+}
+
+export interface OutputArgs {
+  output?: string;
+}
+
+export function kubeOptions<T>(y: Argv<T>, opts: { allNamespaces?: boolean } = {}): Argv<T & KubeArgs> {
+  let r = y
+    .option('kubeconfig', { type: 'string', describe: 'Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)' })
+    .option('context', { type: 'string', describe: 'The kubeconfig context to use' })
+    .option('namespace', { alias: 'n', type: 'string', describe: 'Namespace (default: the context\'s namespace, else "default")' })
+    .option('request-timeout', { type: 'string', default: '0', describe: 'How long to wait for each request before giving up, e.g. 30s, 1m; 0 = no limit' });
+  if (opts.allNamespaces) r = r.option('all-namespaces', { alias: 'A', type: 'boolean', describe: 'Look at every namespace' });
+  return r as unknown as Argv<T & KubeArgs>;
+}
+
+export function outputOption<T>(y: Argv<T>, choices: string[], describe: string): Argv<T & OutputArgs> {
+  return y.option('output', { alias: 'o', type: 'string', choices, describe }) as unknown as Argv<T & OutputArgs>;
+}
+
+/** kubectl's --request-timeout syntax: a bare number of seconds, or a Go duration (1h2m3s, 500ms). */
+export function parseDuration(text: string): number {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) return Number(t) * 1000;
+  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/gy;
+  let ms = 0;
+  let m: RegExpExecArray | null;
+  let end = 0;
+  while ((m = re.exec(t)) !== null) {
+    const n = Number(m[1]);
+    ms += m[2] === 'h' ? n * 3_600_000 : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : n;
+    end = re.lastIndex;
+  }
+  if (end === 0 || end !== t.length) throw new UsageError(`invalid --request-timeout "${text}": use a number of seconds or a duration such as 30s, 1m, 1h`);
+  return Math.round(ms);
+}

@@ -1,0 +1,123 @@
+/**
+ * The canonical Coordinator deployment: a one-replica StatefulSet (marked as the Coordinator with
+ * the pod-role annotation, so `generate` gives it no Initializer and records its policy with
+ * Role "coordinator"), its Services, and a ServiceAccount with the least privilege that the
+ * ConfigMap state store needs.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { GENERIC_RUNTIME_CLASS, type Platform } from '../platforms/platforms.js';
+import { INJECTED_IMAGES, replaceImage, type ImageReplacements } from '../platforms/images.js';
+import { ANNOTATIONS, COORDINATOR_ROLE } from '../transforms/annotations.js';
+import { MANAGED_BY } from '../runtime/render.js';
+
+export const COORDINATOR_NAME = 'coordinator';
+export const COORDINATOR_READY_SERVICE = 'coordinator-ready';
+export const COORDINATOR_SELECTOR = { 'app.kubernetes.io/name': COORDINATOR_NAME } as const;
+export const USERAPI_PORT = 1313;
+export const MESHAPI_PORT = 7777;
+export const METRICS_PORT = 9102;
+
+/** Verbs the ConfigMap store uses (src/coordinator/store/configmap.ts); nothing else. */
+export const STORE_CONFIGMAP_VERBS = ['get', 'create', 'update', 'watch'] as const;
+
+export type ServiceType = 'LoadBalancer' | 'ClusterIP' | 'NodePort';
+
+export interface CoordinatorRenderOptions {
+  namespace: string;
+  /** undefined: the generic `contrast-cc` (generate picks the platform). */
+  platform?: Platform;
+  serviceType?: ServiceType;
+  imageReplacements?: ImageReplacements;
+}
+
+export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObject[] {
+  const namespace = opts.namespace;
+  const meta = (name: string, extra: Record<string, string> = {}) => ({ name, namespace, labels: { ...COORDINATOR_SELECTOR, ...extra, ...MANAGED_BY } });
+  const runtimeClassName = opts.platform ? `${GENERIC_RUNTIME_CLASS}-${opts.platform.id}` : GENERIC_RUNTIME_CLASS;
+  const probe = (path: string, extra: Record<string, number>) => ({ httpGet: { path, port: 'metrics' }, ...extra });
+  const env: { name: string; value?: string; valueFrom?: unknown }[] = [
+    { name: 'CONTRAST_STATE_STORE', value: 'configmap' },
+    { name: 'CONTRAST_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+  ];
+  if (opts.platform?.insecure) env.push({ name: 'CONTRAST_PLATFORM', value: 'insecure-sim' });
+
+  const serviceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(COORDINATOR_NAME) };
+  const role = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: meta(COORDINATOR_NAME),
+    rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: [...STORE_CONFIGMAP_VERBS] }],
+  };
+  const roleBinding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: meta(COORDINATOR_NAME),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: COORDINATOR_NAME },
+    subjects: [{ kind: 'ServiceAccount', name: COORDINATOR_NAME, namespace }],
+  };
+  const statefulSet = {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(COORDINATOR_NAME),
+    spec: {
+      serviceName: COORDINATOR_NAME,
+      replicas: 1,
+      selector: { matchLabels: { ...COORDINATOR_SELECTOR } },
+      template: {
+        metadata: {
+          labels: { ...COORDINATOR_SELECTOR },
+          annotations: { [ANNOTATIONS.podRole]: COORDINATOR_ROLE },
+        },
+        spec: {
+          runtimeClassName,
+          serviceAccountName: COORDINATOR_NAME,
+          containers: [
+            {
+              name: COORDINATOR_NAME,
+              image: replaceImage(INJECTED_IMAGES.coordinator, opts.imageReplacements ?? new Map()),
+              env,
+              ports: [
+                { name: 'userapi', containerPort: USERAPI_PORT },
+                { name: 'meshapi', containerPort: MESHAPI_PORT },
+                { name: 'metrics', containerPort: METRICS_PORT },
+              ],
+              startupProbe: probe('/probe/startup', { periodSeconds: 2, failureThreshold: 60 }),
+              livenessProbe: probe('/probe/liveness', { periodSeconds: 10 }),
+              readinessProbe: probe('/probe/readiness', { periodSeconds: 5 }),
+              resources: { requests: { memory: '128Mi' }, limits: { memory: '256Mi' } },
+            },
+          ],
+        },
+      },
+    },
+  };
+  const service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(COORDINATOR_NAME),
+    spec: {
+      type: opts.serviceType ?? 'LoadBalancer',
+      selector: { ...COORDINATOR_SELECTOR },
+      ports: [
+        { name: 'userapi', port: USERAPI_PORT, targetPort: 'userapi' },
+        { name: 'meshapi', port: MESHAPI_PORT, targetPort: 'meshapi' },
+      ],
+    },
+  };
+  // What the Initializers dial: only ready Coordinators, i.e. ones that hold a manifest.
+  const readyService = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(COORDINATOR_READY_SERVICE),
+    spec: {
+      type: 'ClusterIP',
+      publishNotReadyAddresses: false,
+      selector: { ...COORDINATOR_SELECTOR },
+      ports: [
+        { name: 'meshapi', port: MESHAPI_PORT, targetPort: 'meshapi' },
+        { name: 'userapi', port: USERAPI_PORT, targetPort: 'userapi' },
+      ],
+    },
+  };
+  return [serviceAccount, role, roleBinding, statefulSet, service, readyService] as KubernetesObject[];
+}

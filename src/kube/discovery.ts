@@ -1,0 +1,155 @@
+/**
+ * Finding the Coordinator's UserAPI when `-c` is not given (`set`, `verify`, `recover`).
+ *
+ *  1. Service "coordinator" in the namespace with a load-balancer address → that address.
+ *  2. Otherwise a port-forward. Kata VMs do not support `kubectl port-forward` into the
+ *     confidential pod, so a small ordinary pod (the "port-forwarder", not confidential) relays
+ *     TCP to Service `coordinator`; the API server's port-forward reaches that pod, and a local
+ *     listener on 127.0.0.1 hands each connection through. The relay never sees plaintext: the
+ *     UserAPI connection is aTLS end to end, attested against the manifest.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { CoreV1Api, PortForward, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { UserError } from '../util/errors.js';
+import { INJECTED_IMAGES } from '../platforms/images.js';
+import type { Cluster } from './client.js';
+import { applyObjects } from './apply.js';
+import { explainKubeError, isNotFound } from './errors.js';
+import { COORDINATOR_NAME, USERAPI_PORT } from './coordinator-resources.js';
+import { MANAGED_BY } from '../runtime/render.js';
+
+export const PORT_FORWARDER_NAME = 'port-forwarder-coordinator';
+
+export interface CoordinatorEndpoint {
+  host: string;
+  port: number;
+  /** How it was found, for messages. */
+  via: 'load-balancer' | 'port-forward';
+  /** Stops the port-forward (no-op for a load balancer). */
+  close(): Promise<void>;
+}
+
+export interface DiscoveryOptions {
+  /** Skip the load balancer and always port-forward. */
+  forcePortForward?: boolean;
+  /** How long to wait for the port-forwarder pod to become ready (default 120 s). */
+  readyTimeoutMs?: number;
+  /** Image that provides `kubectl-contrast port-forwarder` (default: the Coordinator image). */
+  image?: string;
+}
+
+function userApiPort(svc: V1Service): number {
+  const p = svc.spec?.ports?.find((x) => x.name === 'userapi') ?? svc.spec?.ports?.find((x) => x.port === USERAPI_PORT);
+  return p?.port ?? USERAPI_PORT;
+}
+
+/** The load-balancer address of the Coordinator Service, if it has one. */
+export function loadBalancerAddress(svc: V1Service): { host: string; port: number } | undefined {
+  const ingress = svc.status?.loadBalancer?.ingress?.find((i) => i.ip || i.hostname);
+  if (!ingress || svc.spec?.type !== 'LoadBalancer') return undefined;
+  return { host: (ingress.ip ?? ingress.hostname)!, port: userApiPort(svc) };
+}
+
+export function portForwarderPod(namespace: string, image: string = INJECTED_IMAGES.coordinator): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: PORT_FORWARDER_NAME, namespace, labels: { 'app.kubernetes.io/name': PORT_FORWARDER_NAME, ...MANAGED_BY } },
+    spec: {
+      // An ordinary pod on purpose: the API server's port-forward cannot enter a Kata VM.
+      containers: [{
+        name: 'relay',
+        image,
+        args: ['port-forwarder', '--listen-port', String(USERAPI_PORT), '--target', `${COORDINATOR_NAME}:${USERAPI_PORT}`],
+        ports: [{ name: 'userapi', containerPort: USERAPI_PORT }],
+        readinessProbe: { tcpSocket: { port: USERAPI_PORT }, periodSeconds: 2 },
+        resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '64Mi' } },
+        securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, runAsUser: 65534, capabilities: { drop: ['ALL'] } },
+      }],
+    },
+  };
+}
+
+function podReady(p: V1Pod): boolean {
+  return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+async function waitForPod(core: CoreV1Api, namespace: string, timeoutMs: number, target: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last: V1Pod | undefined;
+  for (;;) {
+    try {
+      last = await core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace });
+    } catch (err) {
+      throw explainKubeError(err, `read pod ${namespace}/${PORT_FORWARDER_NAME}`, target);
+    }
+    if (podReady(last)) return;
+    if (Date.now() > end) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const waiting = last?.status?.containerStatuses?.[0]?.state?.waiting;
+  const why = waiting ? `${waiting.reason ?? 'waiting'}${waiting.message ? `: ${waiting.message}` : ''}` : `phase ${last?.status?.phase ?? 'unknown'}`;
+  throw new UserError(`the port-forwarder pod ${namespace}/${PORT_FORWARDER_NAME} is not ready after ${Math.round(timeoutMs / 1000)} s (${why}). Give the Coordinator Service a load-balancer address, or pass -c HOST:PORT.`);
+}
+
+/** Listen on 127.0.0.1 (ephemeral port) and forward every connection to the pod's port. */
+export async function forwardLocal(cluster: Cluster, namespace: string, pod: string, port: number): Promise<{ port: number; server: Server }> {
+  const forward = new PortForward(cluster.kc);
+  const server = createServer((socket: Socket) => {
+    forward.portForward(namespace, pod, [port], socket, null, socket).then((ws) => {
+      const close = () => {
+        const w = typeof ws === 'function' ? ws() : ws;
+        w?.close();
+      };
+      socket.once('close', close);
+    }, (err: unknown) => {
+      socket.destroy(err instanceof Error ? err : new Error(String(err)));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+export async function findCoordinator(cluster: Cluster, opts: DiscoveryOptions = {}): Promise<CoordinatorEndpoint> {
+  const core = cluster.kc.makeApiClient(CoreV1Api);
+  const ns = cluster.namespace;
+  let svc: V1Service;
+  try {
+    svc = await core.readNamespacedService({ name: COORDINATOR_NAME, namespace: ns });
+  } catch (err) {
+    if (isNotFound(err)) {
+      throw new UserError(`no Coordinator Service "${COORDINATOR_NAME}" in namespace ${ns} of ${cluster.describe}: pass -n with the Coordinator's namespace, deploy it (\`kubectl contrast coordinator apply\`), or give its address with -c HOST:PORT`);
+    }
+    throw explainKubeError(err, `read Service ${ns}/${COORDINATOR_NAME}`, cluster.describe);
+  }
+  const lb = opts.forcePortForward ? undefined : loadBalancerAddress(svc);
+  if (lb) return { ...lb, via: 'load-balancer', close: async () => undefined };
+
+  await applyObjects(cluster, [portForwarderPod(ns, opts.image) as never]);
+  await waitForPod(core, ns, opts.readyTimeoutMs ?? 120_000, cluster.describe);
+  const local = await forwardLocal(cluster, ns, PORT_FORWARDER_NAME, USERAPI_PORT);
+  return {
+    host: '127.0.0.1',
+    port: local.port,
+    via: 'port-forward',
+    close: () => new Promise<void>((resolve) => local.server.close(() => resolve())),
+  };
+}
+
+/**
+ * For `set`, `verify` and `recover`: `-c HOST:PORT` when given, else discovery through the
+ * cluster (kubectl flags). Call `close()` when done.
+ */
+export async function coordinatorAddress(argv: { coordinator?: string } & import('../cli/kube-options.js').KubeArgs, opts: DiscoveryOptions = {}): Promise<CoordinatorEndpoint> {
+  if (argv.coordinator) {
+    const { parseAddress } = await import('../coordinator/client.js');
+    return { ...parseAddress(argv.coordinator), via: 'load-balancer', close: async () => undefined };
+  }
+  const { connectFromArgs } = await import('./client.js');
+  const endpoint = await findCoordinator(connectFromArgs(argv), opts);
+  process.stderr.write(`Coordinator: ${endpoint.host}:${endpoint.port} (${endpoint.via === 'port-forward' ? 'port-forward through the port-forwarder pod' : 'load balancer of Service coordinator'})\n`);
+  return endpoint;
+}

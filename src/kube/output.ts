@@ -1,0 +1,25 @@
+/** Printing objects the way kubectl does: a YAML stream, or JSON (a v1 List for several objects). */
+import { stringify } from 'yaml';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { UsageError } from '../util/errors.js';
+
+export type ObjectFormat = 'yaml' | 'json';
+
+export function formatObjects(objects: readonly KubernetesObject[], format: ObjectFormat = 'yaml'): string {
+  if (format === 'json') {
+    const value = objects.length === 1 ? objects[0] : { apiVersion: 'v1', kind: 'List', items: objects, metadata: {} };
+    return `${JSON.stringify(value, null, 2)}\n`;
+  }
+  // YAML 1.1 so that strings such as "on" or "0755" are quoted and keep their meaning in Kubernetes.
+  return objects.map((o) => `---\n${stringify(o, { version: '1.1', lineWidth: 0 })}`).join('');
+}
+
+export function formatValue(value: unknown, format: ObjectFormat): string {
+  return format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value, { version: '1.1', lineWidth: 0 });
+}
+
+export function objectFormat(output: string | undefined): ObjectFormat {
+  if (output === undefined || output === 'yaml') return 'yaml';
+  if (output === 'json') return 'json';
+  throw new UsageError(`unsupported --output "${output}": use yaml or json`);
+}

@@ -1,0 +1,275 @@
+/**
+ * `status`: what the API server can tell about a Contrast deployment, without attesting anything.
+ *
+ *  * The Coordinator: its StatefulSet and pods (ready = its readiness probe passes), the address
+ *    of its Service, and — read from its ConfigMap state store — whether a manifest is set and
+ *    which one. The store is integrity-protected only through the Coordinator's signature, which
+ *    this view does not check: `verify` gives the attested answer.
+ *  * Every confidential workload (runtime class contrast-cc…): its policy hash and whether the
+ *    active manifest lists it; pods that have not got past the Initializer, with the reason.
+ */
+import { AppsV1Api, BatchV1Api, CoreV1Api, type V1ObjectMeta, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { History } from '../coordinator/history.js';
+import { ConfigMapStore } from '../coordinator/store/configmap.js';
+import { decodeInitDataAnnotation, INITDATA_ANNOTATION } from '../policy/initdata.js';
+import { GENERIC_RUNTIME_CLASS } from '../platforms/platforms.js';
+import { INITIALIZER_NAME } from '../transforms/initializer.js';
+import { ANNOTATIONS, COORDINATOR_ROLE } from '../transforms/annotations.js';
+import type { Manifest } from '../workspace/manifest.js';
+import type { Cluster } from './client.js';
+import { explainKubeError, isNotFound } from './errors.js';
+import { COORDINATOR_NAME } from './coordinator-resources.js';
+
+export interface PodProblem {
+  pod: string;
+  /** "initializer" while the Initializer has not succeeded; "pending" when not even started. */
+  stage: 'initializer' | 'pending' | 'containers';
+  reason: string;
+}
+
+export interface CoordinatorStatus {
+  namespace: string;
+  name: string;
+  replicas: number;
+  readyPods: number;
+  /** LoadBalancer address, else the cluster IP, of Service "coordinator". */
+  address?: string;
+  manifestSet: boolean;
+  /** sha256 of the active manifest, from the state store. */
+  activeManifest?: string;
+  /** Manifest set but no Coordinator pod ready: it probably waits for `recover`. */
+  recoveryNeeded: boolean;
+  storeError?: string;
+}
+
+export interface WorkloadStatus {
+  namespace: string;
+  kind: string;
+  name: string;
+  runtimeClassName: string;
+  policyHash?: string;
+  policyError?: string;
+  /** yes / no / unknown (no active manifest in that namespace). */
+  inManifest: 'yes' | 'no' | 'unknown';
+  role?: string;
+  pods: number;
+  problems: PodProblem[];
+}
+
+export interface StatusReport {
+  coordinators: CoordinatorStatus[];
+  workloads: WorkloadStatus[];
+}
+
+interface TemplateOwner {
+  kind: string;
+  metadata: V1ObjectMeta;
+  template: V1PodTemplateSpec | undefined;
+}
+
+function isConfidential(runtimeClassName: string | undefined): runtimeClassName is string {
+  return typeof runtimeClassName === 'string' && (runtimeClassName === GENERIC_RUNTIME_CLASS || runtimeClassName.startsWith(`${GENERIC_RUNTIME_CLASS}-`));
+}
+
+/** Why a pod has not got past the Initializer (or its containers), if it has not. */
+export function podProblem(pod: V1Pod): PodProblem | undefined {
+  const name = pod.metadata?.name ?? '?';
+  const status = pod.status;
+  if (status?.phase === 'Succeeded') return undefined;
+  const init = status?.initContainerStatuses?.find((c) => c.name === INITIALIZER_NAME);
+  const hasInit = pod.spec?.initContainers?.some((c) => c.name === INITIALIZER_NAME) ?? false;
+  if (hasInit && !(init?.state?.terminated?.exitCode === 0)) {
+    const s = init?.state;
+    let reason: string;
+    if (!init) {
+      const cond = status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status !== 'True');
+      reason = cond ? `not scheduled: ${cond.reason ?? ''}${cond.message ? ` (${cond.message})` : ''}` : `phase ${status?.phase ?? 'unknown'}`;
+      return { pod: name, stage: 'pending', reason };
+    }
+    if (s?.waiting) reason = `${s.waiting.reason ?? 'waiting'}${s.waiting.message ? `: ${s.waiting.message}` : ''}`;
+    else if (s?.running) reason = `running since ${s.running.startedAt ? new Date(s.running.startedAt).toISOString() : '?'} (waiting for the Coordinator?)`;
+    else if (s?.terminated) reason = `exited ${s.terminated.exitCode}${s.terminated.reason ? ` (${s.terminated.reason})` : ''}${s.terminated.message ? `: ${s.terminated.message.trim()}` : ''}`;
+    else reason = 'not started';
+    const last = init.lastState?.terminated;
+    if (last && last.exitCode !== 0) reason += `; last attempt exited ${last.exitCode}${last.message ? `: ${last.message.trim()}` : ''}`;
+    if ((init.restartCount ?? 0) > 0) reason += `; ${init.restartCount} restarts`;
+    return { pod: name, stage: 'initializer', reason };
+  }
+  const waiting = status?.containerStatuses?.find((c) => c.state?.waiting);
+  if (waiting?.state?.waiting) return { pod: name, stage: 'containers', reason: `${waiting.name}: ${waiting.state.waiting.reason ?? 'waiting'}${waiting.state.waiting.message ? `: ${waiting.state.waiting.message}` : ''}` };
+  return undefined;
+}
+
+async function activeManifest(cluster: Cluster, namespace: string): Promise<{ hash?: string; manifest?: Manifest; error?: string }> {
+  const history = new History(new ConfigMapStore({ kc: cluster.kc, namespace }));
+  try {
+    const latest = await history.getLatest();
+    if (!latest) return {};
+    const transition = await history.getTransition(latest.transitionHash);
+    if (!transition) return { error: 'transitions/latest points at a missing transition' };
+    const bytes = await history.getManifest(transition.manifestHash);
+    if (!bytes) return { error: 'the active manifest is missing from the store' };
+    return { hash: transition.manifestHash.toString('hex'), manifest: JSON.parse(bytes.toString('utf8')) as Manifest };
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    if (code === 403) return { error: 'not allowed to read the Coordinator\'s state ConfigMaps (configmaps get)' };
+    return { error: (err as Error).message };
+  }
+}
+
+export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
+  const core = cluster.kc.makeApiClient(CoreV1Api);
+  const apps = cluster.kc.makeApiClient(AppsV1Api);
+  const batch = cluster.kc.makeApiClient(BatchV1Api);
+  const ns = cluster.allNamespaces ? undefined : cluster.namespace;
+  const where = ns ? `namespace ${ns}` : 'all namespaces';
+  const list = async <T>(what: string, inNs: () => Promise<{ items: T[] }>, all: () => Promise<{ items: T[] }>): Promise<T[]> => {
+    try {
+      return (await (ns ? inNs() : all())).items;
+    } catch (err) {
+      throw explainKubeError(err, `list ${what} in ${where}`, cluster.describe);
+    }
+  };
+  const [deployments, statefulSets, daemonSets, replicaSets, jobs, cronJobs, pods, services] = await Promise.all([
+    list('deployments', () => apps.listNamespacedDeployment({ namespace: ns! }), () => apps.listDeploymentForAllNamespaces()),
+    list('statefulsets', () => apps.listNamespacedStatefulSet({ namespace: ns! }), () => apps.listStatefulSetForAllNamespaces()),
+    list('daemonsets', () => apps.listNamespacedDaemonSet({ namespace: ns! }), () => apps.listDaemonSetForAllNamespaces()),
+    list('replicasets', () => apps.listNamespacedReplicaSet({ namespace: ns! }), () => apps.listReplicaSetForAllNamespaces()),
+    list('jobs', () => batch.listNamespacedJob({ namespace: ns! }), () => batch.listJobForAllNamespaces()),
+    list('cronjobs', () => batch.listNamespacedCronJob({ namespace: ns! }), () => batch.listCronJobForAllNamespaces()),
+    list('pods', () => core.listNamespacedPod({ namespace: ns! }), () => core.listPodForAllNamespaces()),
+    list('services', () => core.listNamespacedService({ namespace: ns! }), () => core.listServiceForAllNamespaces()),
+  ]);
+
+  const owners: TemplateOwner[] = [
+    ...deployments.map((d) => ({ kind: 'Deployment', metadata: d.metadata!, template: d.spec?.template })),
+    ...statefulSets.map((d) => ({ kind: 'StatefulSet', metadata: d.metadata!, template: d.spec?.template })),
+    ...daemonSets.map((d) => ({ kind: 'DaemonSet', metadata: d.metadata!, template: d.spec?.template })),
+    ...replicaSets.filter((r) => !r.metadata?.ownerReferences?.length).map((d) => ({ kind: 'ReplicaSet', metadata: d.metadata!, template: d.spec?.template })),
+    ...jobs.filter((j) => !j.metadata?.ownerReferences?.length).map((d) => ({ kind: 'Job', metadata: d.metadata!, template: d.spec?.template })),
+    ...cronJobs.map((d) => ({ kind: 'CronJob', metadata: d.metadata!, template: d.spec?.jobTemplate?.spec?.template })),
+    ...pods.filter((p) => !p.metadata?.ownerReferences?.length).map((p) => ({ kind: 'Pod', metadata: p.metadata!, template: { metadata: p.metadata, spec: p.spec } as V1PodTemplateSpec })),
+  ];
+
+  // Pod → top-level owner (ReplicaSet → Deployment, Job → CronJob).
+  const parentOf = new Map<string, string>();
+  for (const r of [...replicaSets, ...jobs]) {
+    const o = r.metadata?.ownerReferences?.find((x) => x.controller);
+    if (o) parentOf.set(`${r.metadata?.namespace}/${r.kind ?? (replicaSets.includes(r as never) ? 'ReplicaSet' : 'Job')}/${r.metadata?.name}`, `${o.kind}/${o.name}`);
+  }
+  for (const r of replicaSets) { const o = r.metadata?.ownerReferences?.find((x) => x.controller); if (o) parentOf.set(`${r.metadata?.namespace}/ReplicaSet/${r.metadata?.name}`, `${o.kind}/${o.name}`); }
+  for (const j of jobs) { const o = j.metadata?.ownerReferences?.find((x) => x.controller); if (o) parentOf.set(`${j.metadata?.namespace}/Job/${j.metadata?.name}`, `${o.kind}/${o.name}`); }
+  const podsOf = new Map<string, V1Pod[]>();
+  for (const p of pods) {
+    const podNs = p.metadata?.namespace ?? '';
+    let owner = p.metadata?.ownerReferences?.find((x) => x.controller);
+    let ref = owner ? `${owner.kind}/${owner.name}` : `Pod/${p.metadata?.name}`;
+    for (let i = 0; i < 3 && owner; i++) {
+      const up = parentOf.get(`${podNs}/${ref}`);
+      if (!up) break;
+      ref = up;
+    }
+    const k = `${podNs}/${ref}`;
+    podsOf.set(k, [...(podsOf.get(k) ?? []), p]);
+    owner = undefined;
+  }
+
+  // Coordinators: StatefulSets whose pods carry the Coordinator role.
+  const coordinators: CoordinatorStatus[] = [];
+  const manifests = new Map<string, Manifest | undefined>();
+  for (const s of statefulSets) {
+    const role = s.spec?.template?.metadata?.annotations?.[ANNOTATIONS.podRole];
+    if (role !== COORDINATOR_ROLE) continue;
+    const namespace = s.metadata?.namespace ?? '';
+    const mine = podsOf.get(`${namespace}/StatefulSet/${s.metadata?.name}`) ?? [];
+    const readyPods = mine.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+    const svc = services.find((x) => x.metadata?.namespace === namespace && x.metadata?.name === COORDINATOR_NAME);
+    const ingress = svc?.status?.loadBalancer?.ingress?.[0];
+    const address = ingress?.ip ?? ingress?.hostname ?? (svc?.spec?.clusterIP && svc.spec.clusterIP !== 'None' ? svc.spec.clusterIP : undefined);
+    const active = await activeManifest(cluster, namespace);
+    manifests.set(namespace, active.manifest);
+    coordinators.push({
+      namespace,
+      name: s.metadata?.name ?? '',
+      replicas: s.spec?.replicas ?? 1,
+      readyPods,
+      ...(address ? { address } : {}),
+      manifestSet: active.hash !== undefined,
+      ...(active.hash ? { activeManifest: active.hash } : {}),
+      recoveryNeeded: active.hash !== undefined && mine.length > 0 && readyPods === 0 && mine.some((p) => p.status?.phase === 'Running'),
+      ...(active.error ? { storeError: active.error } : {}),
+    });
+  }
+
+  const workloads: WorkloadStatus[] = [];
+  for (const o of owners) {
+    const rc = o.template?.spec?.runtimeClassName;
+    if (!isConfidential(rc)) continue;
+    const namespace = o.metadata.namespace ?? '';
+    const annotation = o.template?.metadata?.annotations?.[INITDATA_ANNOTATION];
+    let policyHash: string | undefined;
+    let policyError: string | undefined;
+    if (annotation === undefined) policyError = 'no policy annotation: run `kubectl contrast generate` on it';
+    else {
+      try {
+        policyHash = decodeInitDataAnnotation(annotation).hash;
+      } catch (err) {
+        policyError = `unreadable policy annotation: ${(err as Error).message}`;
+      }
+    }
+    const manifest = manifests.get(namespace);
+    const entry = policyHash && manifest ? manifest.Policies?.[policyHash] : undefined;
+    const mine = podsOf.get(`${namespace}/${o.kind}/${o.metadata.name}`) ?? [];
+    workloads.push({
+      namespace,
+      kind: o.kind,
+      name: o.metadata.name ?? '',
+      runtimeClassName: rc,
+      ...(policyHash ? { policyHash } : {}),
+      ...(policyError ? { policyError } : {}),
+      inManifest: manifest ? (entry ? 'yes' : 'no') : 'unknown',
+      ...(entry?.Role ? { role: entry.Role } : {}),
+      pods: mine.length,
+      problems: mine.map(podProblem).filter((p): p is PodProblem => p !== undefined),
+    });
+  }
+  workloads.sort((x, y) => x.namespace.localeCompare(y.namespace) || x.kind.localeCompare(y.kind) || x.name.localeCompare(y.name));
+  coordinators.sort((x, y) => x.namespace.localeCompare(y.namespace));
+  return { coordinators, workloads };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n');
+}
+
+export function formatStatusTable(report: StatusReport, allNamespaces: boolean): string {
+  const out: string[] = [];
+  const nsCol = (n: string) => (allNamespaces ? [n] : []);
+  if (report.coordinators.length === 0) out.push('No Coordinator found (deploy one with `kubectl contrast coordinator apply`).');
+  else {
+    out.push(table([
+      [...(allNamespaces ? ['NAMESPACE'] : []), 'COORDINATOR', 'READY', 'ADDRESS', 'MANIFEST', 'RECOVERY'],
+      ...report.coordinators.map((c) => [
+        ...nsCol(c.namespace), c.name, `${c.readyPods}/${c.replicas}`, c.address ?? '<none>',
+        c.storeError ? `? (${c.storeError})` : c.activeManifest ? c.activeManifest.slice(0, 16) : 'not set',
+        c.recoveryNeeded ? 'needed (`kubectl contrast recover`)' : '-',
+      ]),
+    ]));
+  }
+  out.push('');
+  if (report.workloads.length === 0) out.push('No confidential workloads found.');
+  else {
+    out.push(table([
+      [...(allNamespaces ? ['NAMESPACE'] : []), 'WORKLOAD', 'POLICY', 'IN MANIFEST', 'PODS', 'PROBLEMS'],
+      ...report.workloads.map((w) => [
+        ...nsCol(w.namespace), `${w.kind.toLowerCase()}/${w.name}`, w.policyHash ? w.policyHash.slice(0, 16) : `! ${w.policyError ?? ''}`,
+        w.inManifest === 'yes' && w.role ? `yes (${w.role})` : w.inManifest, String(w.pods),
+        w.problems.length === 0 ? '-' : w.problems.map((p) => `${p.pod}: ${p.stage === 'initializer' ? 'stuck in Initializer: ' : p.stage === 'pending' ? 'pending: ' : ''}${p.reason}`).join('; '),
+      ]),
+    ]));
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export { isNotFound };

@@ -1,0 +1,88 @@
+/**
+ * The cluster side of a platform: its RuntimeClass (versioned name = runtime handler, with the
+ * pod overhead of the Kata VM) and the node-installer DaemonSet that puts that runtime onto every
+ * node. Rendered as plain objects; `kubectl contrast runtime render|apply` prints or applies them.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { runtimeHandler, type Platform } from '../platforms/platforms.js';
+import { INJECTED_IMAGES, replaceImage, type ImageReplacements } from '../platforms/images.js';
+
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kubectl-contrast' } as const;
+export const RUNTIME_HANDLER_LABEL = 'contrast.edgeless.systems/runtime-handler';
+
+/**
+ * What a Kata VM costs on top of its containers: the guest kernel and agent, the VMM, and the
+ * memory the hypervisor reserves. Scheduling counts it, so nodes are not overcommitted.
+ */
+export function podOverhead(platform: Platform): { memory: string; cpu: string } {
+  return platform.gpu ? { memory: '2304Mi', cpu: '500m' } : { memory: '1152Mi', cpu: '250m' };
+}
+
+export interface RuntimeRenderOptions {
+  namespace?: string;
+  imageReplacements?: ImageReplacements;
+}
+
+export function renderRuntimeClass(platform: Platform): KubernetesObject {
+  const handler = runtimeHandler(platform);
+  return {
+    apiVersion: 'node.k8s.io/v1',
+    kind: 'RuntimeClass',
+    metadata: { name: handler, labels: { ...MANAGED_BY, [RUNTIME_HANDLER_LABEL]: handler } },
+    handler,
+    overhead: { podFixed: podOverhead(platform) },
+  } as KubernetesObject;
+}
+
+export function nodeInstallerName(platform: Platform): string {
+  return `${runtimeHandler(platform)}-nodeinstaller`;
+}
+
+export function renderNodeInstaller(platform: Platform, opts: RuntimeRenderOptions = {}): KubernetesObject {
+  const handler = runtimeHandler(platform);
+  const name = nodeInstallerName(platform);
+  const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/component': 'node-installer', [RUNTIME_HANDLER_LABEL]: handler };
+  const replacements = opts.imageReplacements ?? new Map<string, string>();
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name, ...(opts.namespace ? { namespace: opts.namespace } : {}), labels: { ...labels, ...MANAGED_BY } },
+    spec: {
+      selector: { matchLabels: { 'app.kubernetes.io/name': name } },
+      updateStrategy: { type: 'RollingUpdate' },
+      template: {
+        metadata: { labels },
+        spec: {
+          // The installer writes the VM image, the Kata shim and the containerd configuration
+          // onto the host and restarts containerd; it needs the host's filesystem and PID space.
+          hostPID: true,
+          tolerations: [{ operator: 'Exists' }],
+          initContainers: [
+            {
+              name: 'installer',
+              image: replaceImage(INJECTED_IMAGES.nodeInstaller, replacements),
+              args: [platform.id, handler],
+              env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+              securityContext: { privileged: true },
+              volumeMounts: [{ name: 'host', mountPath: '/host' }],
+              resources: { requests: { cpu: '50m', memory: '64Mi' } },
+            },
+          ],
+          // Keeps the DaemonSet pod (and so the installed runtime's owner) alive after installing.
+          containers: [
+            {
+              name: 'pause',
+              image: replaceImage(INJECTED_IMAGES.pause, replacements),
+              resources: { requests: { cpu: '1m', memory: '8Mi' }, limits: { memory: '16Mi' } },
+            },
+          ],
+          volumes: [{ name: 'host', hostPath: { path: '/', type: 'Directory' } }],
+        },
+      },
+    },
+  } as KubernetesObject;
+}
+
+export function renderRuntime(platform: Platform, opts: RuntimeRenderOptions = {}): KubernetesObject[] {
+  return [renderRuntimeClass(platform), renderNodeInstaller(platform, opts)];
+}
