@@ -10,6 +10,9 @@ import { verifyCommand } from './verify.js';
 import { recoverCommand } from './recover.js';
 import { coordinatorCommand } from './coordinator.js';
 import { initializerCommand } from './initializer.js';
+import { runtimeCommand } from './runtime.js';
+import { statusCommand } from './status.js';
+import { portForwarderCommand } from './port-forwarder.js';
 
 /** Every top-level command, registered explicitly (a bundled single executable cannot scan a directory). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -26,4 +29,7 @@ export const commands: CommandModule<any, any>[] = [
   recoverCommand,
   coordinatorCommand,
   initializerCommand,
+  runtimeCommand,
+  statusCommand,
+  portForwarderCommand,
 ];

@@ -5,6 +5,7 @@ import { issuerFor } from '../issuers/index.js';
 import { SIM_WARNING } from '../attestation/simulated.js';
 import { DirStore } from '../coordinator/store/dir.js';
 import { MESHAPI_PORT, METRICS_PORT, USERAPI_PORT, startCoordinator } from '../coordinator/server.js';
+import { coordinatorDeployCommands } from './coordinator-deploy.js';
 
 interface ServeArgs {
   'state-dir': string;
@@ -61,7 +62,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
 
 export const coordinatorCommand: CommandModule = {
   command: 'coordinator <command>',
-  describe: 'Run the Coordinator (container entry point)',
-  builder: (y: Argv) => y.command(serveCommand).demandCommand(1),
+  describe: 'Render or deploy the Coordinator, or run it (container entry point)',
+  builder: (y: Argv) => y.command(serveCommand).command(coordinatorDeployCommands).demandCommand(1),
   handler: () => undefined,
 };

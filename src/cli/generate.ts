@@ -7,6 +7,8 @@ import { Diagnostics } from '../generate/diagnostics.js';
 import { STDIN } from '../manifests/inputs.js';
 import { workspaceOptions, type WorkspaceArgs } from './workspace-options.js';
 import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
+import { kubeOptions, type KubeArgs } from './kube-options.js';
+import { joinStreams } from '../generate/write.js';
 
 /** The flags of the transform itself; shared by `generate`, the Helm post-renderer and the kustomize transformer. */
 export interface TransformArgs extends WorkspaceArgs, ImageArgs {
@@ -19,9 +21,10 @@ export interface TransformArgs extends WorkspaceArgs, ImageArgs {
   'disable-updates': boolean;
 }
 
-interface GenerateArgs extends TransformArgs {
+interface GenerateArgs extends TransformArgs, KubeArgs {
   paths: string[];
   output?: string;
+  'validate-server': boolean;
 }
 
 /** Adds the transform flags (workspace, images, platform, keys, …) to a command. */
@@ -60,9 +63,10 @@ export function generateOptionsFrom(argv: TransformArgs, inputs: string[]): Gene
 export const generateCommand: CommandModule<object, GenerateArgs> = {
   command: 'generate [paths..]',
   describe: 'Make workloads with runtimeClassName contrast-cc confidential: inject the Initializer and service mesh, compute their policies, update manifest.json',
-  builder: (y: Argv) => transformOptions(y)
+  builder: (y: Argv) => kubeOptions(transformOptions(y))
     .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories (recursively *.yaml, *.yml); "-" or nothing for standard input' })
     .option('output', { alias: 'o', type: 'string', describe: 'Write all resources to this file ("-" for stdout) instead of editing the inputs in place' })
+    .option('validate-server', { type: 'boolean', default: false, describe: 'Before writing, let the API server of the current kube context validate every resource (server-side dry run); with --kubeconfig, --context, -n' })
     .example('$0 generate --platform metal-qemu-snp deployment/', 'Rewrite every YAML file under deployment/ in place')
     .example('helm template my-app ./chart | $0 generate --platform metal-qemu-tdx - > resources.yaml', 'Transform a stream')
     .example('$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml', 'Write the result elsewhere; keys and manifest.json go to ./contrast')
@@ -71,6 +75,12 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     const paths = argv.paths.length === 0 ? [STDIN] : argv.paths;
     const diagnostics = new Diagnostics();
     const result = await generate(generateOptionsFrom(argv, paths), diagnostics);
+    if (argv['validate-server']) {
+      const { connectFromArgs } = await import('../kube/client.js');
+      const { validateOnServer } = await import('../kube/validate.js');
+      const checked = await validateOnServer(connectFromArgs(argv), joinStreams(result.outputs.map((o) => o.text)));
+      process.stderr.write(`The API server accepted all ${checked.objects} resources (server-side dry run).\n`);
+    }
     for (const w of result.diagnostics.warnings) process.stderr.write(`Warning: ${Diagnostics.format(w)}\n`);
     const summary = writeGenerateResult(result, { output: argv.output, toStdout: argv.output === undefined && paths.includes(STDIN) }, argv);
     process.stderr.write(`${summary}\n`);
