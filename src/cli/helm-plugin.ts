@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { readStdin } from '../manifests/inputs.js';
 import { Diagnostics } from '../generate/diagnostics.js';
@@ -57,10 +57,23 @@ interface HelmPluginArgs {
   'post-render-arg': string[];
 }
 
-/** How Helm should start us: the single executable itself, or the `kubectl-contrast` script. */
-export function selfCommand(): string {
-  const sea = isSingleExecutable();
-  const path = sea ? process.execPath : realpathSync(resolve(process.argv[1] ?? 'kubectl-contrast'));
+/**
+ * How Helm should start us: the single executable itself, or the `kubectl-contrast` script.
+ * A PATH entry that leads to the same file is preferred (krew's ~/.krew/bin link stays valid
+ * across `krew upgrade`, the versioned store directory does not).
+ */
+export function selfCommand(env: NodeJS.ProcessEnv = process.env): string {
+  const self = realpathSync(isSingleExecutable() ? process.execPath : resolve(process.argv[1] ?? 'kubectl-contrast'));
+  let path = self;
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    const candidate = join(dir || '.', 'kubectl-contrast');
+    try {
+      if (isAbsolute(candidate) && realpathSync(candidate) === self) {
+        path = candidate;
+        break;
+      }
+    } catch { /* not there */ }
+  }
   if (path.includes(' ')) {
     // Helm 4 splits platformCommand.command on spaces.
     throw new UserError(`Helm cannot run a plugin command whose path contains a space: ${path}; install kubectl-contrast elsewhere`);
