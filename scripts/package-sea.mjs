@@ -102,7 +102,18 @@ mkdirSync(work, { recursive: true });
 
 log('bundling with esbuild');
 const bundle = join(work, 'kubectl-contrast.cjs');
-writeFileSync(join(work, 'entry.ts'), `import { main } from ${JSON.stringify(join(root, 'src/cli/main.ts'))};\nmain(process.argv.slice(2)).then((code) => { process.exitCode = code; });\n`);
+// `--version` answers before the CLI modules are evaluated (esbuild keeps a dynamically
+// imported module uninitialised until the import runs); everything else loads the CLI.
+writeFileSync(join(work, 'entry.ts'), [
+  `import { VERSION } from ${JSON.stringify(join(root, 'src/version.ts'))};`,
+  'const args = process.argv.slice(2);',
+  "if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {",
+  "  process.stdout.write(`${VERSION}\\n`);",
+  '} else {',
+  `  import(${JSON.stringify(join(root, 'src/cli/main.ts'))}).then(({ main }) => main(args)).then((code) => { process.exitCode = code; });`,
+  '}',
+  '',
+].join('\n'));
 await build({
   entryPoints: [join(work, 'entry.ts')],
   bundle: true,
