@@ -385,4 +385,45 @@ describe('policy rules: a second engine agrees', function () {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('regorus (the agent\'s Rego engine) gives the same decision for every request above', function () {
+    const local = new URL('../../tools/bin/regorus', import.meta.url).pathname;
+    const onPath = (process.env.PATH ?? '').split(':').map((d) => join(d, 'regorus')).find((p) => existsSync(p));
+    const regorus = existsSync(local) ? local : onPath;
+    // Optional peer: scripts/setup.sh does not install regorus yet (see docs/policy.md).
+    if (!regorus) this.skip();
+    const dir = mkdtempSync(join(tmpdir(), 'policy-regorus-'));
+    try {
+      const policies = new Map<unknown, string>();
+      const disagreements: string[] = [];
+      recorded.forEach((c, i) => {
+        let policy = policies.get(c.data);
+        if (!policy) {
+          policy = join(dir, `policy${policies.size}.rego`);
+          writeFileSync(policy, policyTextFor(c.data as PolicyData));
+          policies.set(c.data, policy);
+        }
+        writeFileSync(join(dir, 'state.json'), JSON.stringify({ pstate: c.state }));
+        writeFileSync(join(dir, 'input.json'), JSON.stringify(c.input));
+        let out = '';
+        try {
+          out = execFileSync(regorus!, ['eval', '-d', policy, '-d', join(dir, 'state.json'), '-i', join(dir, 'input.json'), `data.agent_policy.${c.name}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        } catch (err) {
+          out = String((err as { stdout?: string }).stdout ?? '');
+        }
+        const value = (() => {
+          try {
+            return JSON.parse(out).result?.[0]?.expressions?.[0]?.value;
+          } catch {
+            return undefined;
+          }
+        })();
+        const allowed = value === true || (typeof value === 'object' && value !== null && value.allowed === true);
+        if (allowed !== c.allowed) disagreements.push(`${c.name} #${i}: wasm ${c.allowed}, regorus ${JSON.stringify(value)}`);
+      });
+      assert.deepEqual(disagreements, []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
