@@ -10,7 +10,7 @@ source tools/versions.env
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------
-apt_packages=(skopeo docker-registry)
+apt_packages=(skopeo docker-registry etcd-server)
 command -v kubectl >/dev/null 2>&1 || apt_packages+=(kubernetes-client)
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -45,6 +45,22 @@ build_go_tool opa "$OPA_VERSION" github.com/open-policy-agent/opa opa
 build_go_tool helm3 "$HELM3_VERSION" helm.sh/helm/v3/cmd/helm helm
 build_go_tool helm4 "$HELM4_VERSION" helm.sh/helm/v4/cmd/helm helm
 build_go_tool kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5 kustomize
+
+# kube-apiserver for the cluster tests (test/kube). k8s.io/kubernetes maps its staging modules
+# with local replace lines, so it cannot be `go install`ed; tools/kube-apiserver is a wrapper
+# module that restates them against the published versions (go.sum pins everything).
+build_kube_apiserver() {
+  local stamp=tools/bin/.kube-apiserver.version
+  if [ -x tools/bin/kube-apiserver ] && [ "$(cat "$stamp" 2>/dev/null)" = "$KUBERNETES_VERSION" ]; then return; fi
+  grep -q "k8s.io/kubernetes $KUBERNETES_VERSION\$" tools/kube-apiserver/go.mod \
+    || { log "tools/kube-apiserver/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION"; exit 1; }
+  log "building kube-apiserver $KUBERNETES_VERSION (tools/kube-apiserver; takes a while)"
+  (cd tools/kube-apiserver && GOFLAGS='-mod=readonly -buildvcs=false' \
+    go build -trimpath -ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION" \
+      -o "$root/tools/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+  echo "$KUBERNETES_VERSION" > "$stamp"
+}
+build_kube_apiserver
 
 # --- compiled CLI ----------------------------------------------------------------------
 log "npm run build"

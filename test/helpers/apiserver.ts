@@ -183,6 +183,8 @@ async function start(): Promise<ApiServer> {
     `--cert-dir=${join(dir, 'certs')}`,
     `--token-auth-file=${join(dir, 'tokens.csv')}`,
     '--authorization-mode=RBAC',
+    // As on real clusters (kubeadm sets it): the node installer is a privileged container.
+    '--allow-privileged=true',
     '--service-cluster-ip-range=10.96.0.0/16',
     `--service-account-key-file=${join(dir, 'sa.pub')}`,
     `--service-account-signing-key-file=${join(dir, 'sa.key')}`,

@@ -40,7 +40,8 @@ describe('ConfigMap state store against a real API server', function () {
     assert.equal(configMapName('transitions/latest'), 'contrast-store-transitions-latest');
     assert.equal(configMapName('manifests/ab12'), 'contrast-store-manifests-ab12');
     assert.match(configMapName('ca/root.pem'), /^contrast-store-h-[0-9a-f]{40}$/);
-    assert.notEqual(configMapName('a/b-c'), configMapName('a-b/c'));
+    assert.equal(configMapName('logs/a/b'), 'contrast-store-logs-a-b');
+    assert.notEqual(configMapName('logs/a-b'), configMapName('logs/a/b'));
     assert.throws(() => configMapName('../x'));
   });
 

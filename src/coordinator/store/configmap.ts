@@ -191,20 +191,51 @@ export class ConfigMapStore implements Store {
     if (this.abort) return;
     const path = `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}/configmaps`;
     const start = async (): Promise<void> => {
-      this.abort = await new Watch(this.opts.kc).watch(path, { labelSelector: `${STORE_LABEL}=${STORE_LABEL_VALUE}`, allowWatchBookmarks: false }, (type, obj: V1ConfigMap) => {
+      let failed = false;
+      const controller = await new Watch(this.opts.kc).watch(path, { labelSelector: `${STORE_LABEL}=${STORE_LABEL_VALUE}`, allowWatchBookmarks: false }, (type, obj: V1ConfigMap) => {
+        // ERROR carries a Status (e.g. 410 Gone, or 504 while the API server's watch cache
+        // catches up); the stream ends after it and is started again below.
+        if (type === 'ERROR') {
+          failed = true;
+          return;
+        }
         const key = obj.metadata?.annotations?.[STORE_KEY_ANNOTATION];
         const rv = obj.metadata?.resourceVersion;
         if (!key || !rv || type === 'BOOKMARK') return;
         void Promise.resolve(this.inflight.get(key)).then(() => this.checkEvent(key, rv, type));
       }, (err) => {
-        // The API server ends watches after a while; resume unless we were closed.
-        if (this.abort && !this.abort.signal.aborted) {
-          this.abort = undefined;
-          setTimeout(() => { void start().catch(() => undefined); }, err ? 1000 : 0).unref();
+        // The API server ends watches after a while; resume unless we were closed. Changes made
+        // while no watch was open are found by re-reading the keys we know.
+        if (this.abort === controller) {
+          setTimeout(() => {
+            if (this.abort !== controller) return;
+            void start().catch(() => {
+              // Could not even open the watch (API server unreachable?): try again later.
+              if (this.abort === controller) setTimeout(() => { if (this.abort === controller) void start().catch(() => undefined); }, 2000).unref();
+            });
+          }, err || failed ? 1000 : 0).unref();
         }
       });
+      this.abort = controller;
+      await this.recheck();
     };
     await start();
+  }
+
+  /** Re-read every key this store has seen; report those someone else changed. */
+  private async recheck(): Promise<void> {
+    for (const [key, known] of [...this.seen]) {
+      let cm: V1ConfigMap | undefined;
+      try {
+        cm = await this.api.readNamespacedConfigMap({ name: configMapName(key), namespace: this.opts.namespace });
+      } catch (err) {
+        if (statusOf(err) !== 404) continue;
+      }
+      const rv = cm?.metadata?.resourceVersion;
+      if (this.seen.get(key) !== known) continue; // read or written meanwhile
+      if (rv === undefined) this.checkEvent(key, known, 'DELETED');
+      else if (rv !== known) this.checkEvent(key, rv, 'MODIFIED');
+    }
   }
 
   private checkEvent(key: string, rv: string, type: string): void {
