@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: set-up (idempotent), then every test.
+# The whole test suite on a fresh machine: set-up (idempotent), then every test under coverage
+# (c8; summary printed, HTML report in coverage/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$(pwd)/tools/bin:$(pwd)/bin:$PATH"
-npx mocha
+rm -f .test-summary
+status=0
+npm run --silent coverage || status=$?
+# Repeat mocha's closing line last, after the coverage summary.
+[ -f .test-summary ] && cat .test-summary
+exit $status
