@@ -26,6 +26,12 @@ export const helmPostRenderCommand: CommandModule<object, TransformArgs> = {
   command: POST_RENDER_COMMAND,
   describe: 'Helm post-renderer: make the rendered chart confidential (stdin → stdout) and update manifest.json',
   builder: (y: Argv) => renderOptions(y)
+    .fail((msg, err) => {
+      // Helm 4 hides our stderr: a wrong --post-renderer-args must reach render.log too.
+      const error = err ?? new UsageError(msg);
+      writeRenderLog(renderLogPath(workspaceDirIn(process.argv)), POST_RENDER_COMMAND, failureLines(error));
+      throw error;
+    })
     .example('helm install app ./chart --post-renderer kubectl-contrast --post-renderer-args helm-post-render --post-renderer-args --platform=metal-qemu-snp', 'Helm 3')
     .example('helm install app ./chart --post-renderer contrast --post-renderer-args --platform=metal-qemu-snp', 'Helm 4, after `$0 helm-plugin install`')
     .epilog('Every flag can also be set through the environment (CONTRAST_PLATFORM, CONTRAST_WORKSPACE_DIR, CONTRAST_OCI_LAYOUT, …; see docs/helm-kustomize.md). The outcome of the last run is in <workspace-dir>/render.log.'),
@@ -48,6 +54,16 @@ export const helmPostRenderCommand: CommandModule<object, TransformArgs> = {
     }
   },
 };
+
+/** --workspace-dir from a command line that did not parse (best effort, for the log). */
+function workspaceDirIn(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--workspace-dir=')) return a.slice('--workspace-dir='.length);
+    if (a === '--workspace-dir') return argv[i + 1];
+  }
+  return undefined;
+}
 
 interface HelmPluginArgs {
   action: 'install' | 'uninstall' | 'print';

@@ -11,7 +11,8 @@
  * <workspace>/render.log, and exits 1.
  */
 import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { isPlainObject } from '../manifests/patch.js';
 import { parse } from 'yaml';
 import type { Argv, CommandModule } from 'yargs';
 import { readStdin } from '../manifests/inputs.js';
@@ -46,6 +47,13 @@ function parseConfigText(text: string, origin: string): unknown {
   }
 }
 
+/** The workspace a config names, read before the config is checked, so its errors can be logged there. */
+function configuredWorkspace(config: unknown, baseDir: string): string | undefined {
+  const fields = isPlainObject(config) ? (config.kind === 'ConfigMap' ? config.data : config.spec) : undefined;
+  const dir = isPlainObject(fields) ? fields.workspaceDir : undefined;
+  return typeof dir === 'string' && dir !== '' ? resolve(baseDir, dir) : undefined;
+}
+
 export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
   command: 'kustomize [config]',
   describe: 'kustomize transformer: a KRM function (ResourceList on stdin) or a legacy exec plugin (config file as argument, resources on stdin)',
@@ -58,6 +66,7 @@ export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
       const input = await readStdin();
       const list = parseResourceList(input.text);
       if (list) {
+        log = renderLogPath(configuredWorkspace(list.functionConfig, process.cwd()));
         const args = parseTransformArgs(functionConfigToArgs({ config: list.functionConfig, baseDir: process.cwd(), origin: 'functionConfig' }));
         log = renderLogPath(args['workspace-dir']);
         const inputs = itemInputs(list);
@@ -69,6 +78,7 @@ export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
       const envConfig = process.env.KUSTOMIZE_PLUGIN_CONFIG_STRING;
       const config = argv.config !== undefined ? readConfigFile(argv.config) : envConfig ? parseConfigText(envConfig, 'KUSTOMIZE_PLUGIN_CONFIG_STRING') : undefined;
       const baseDir = process.env.KUSTOMIZE_PLUGIN_CONFIG_ROOT || (argv.config !== undefined && envConfig === undefined ? dirname(argv.config) : process.cwd());
+      log = renderLogPath(configuredWorkspace(config, baseDir));
       const args = parseTransformArgs(functionConfigToArgs({ config, baseDir, origin: argv.config ?? 'transformer config' }));
       log = renderLogPath(args['workspace-dir']);
       input.name = 'kustomize resources';

@@ -165,6 +165,7 @@ describe('Helm post-renderer', function () {
       assert.notEqual(bad.code, 0);
       assert.equal(bad.stdout, '');
       assert.ok(!existsSync(join(ws, 'manifest.json')));
+      assert.match(readFileSync(join(ws, 'render.log'), 'utf8'), /Error: Invalid values:[\s\S]*nope/);
     });
 
     it('kubectl contrast helm-plugin install installs a plugin that runs this executable', () => {

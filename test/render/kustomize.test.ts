@@ -161,6 +161,7 @@ ${extra}`;
       assert.notEqual(r.code, 0);
       assert.equal(r.stdout, '');
       assert.match(r.stderr, /nope/);
+      assert.match(readFileSync(join(dir, 'ws', 'render.log'), 'utf8'), /nope/);
     });
 
     it('accepts a ConfigMap as functionConfig (kpt style)', () => {
