@@ -35,11 +35,12 @@ export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObj
   const meta = (name: string, extra: Record<string, string> = {}) => ({ name, namespace, labels: { ...COORDINATOR_SELECTOR, ...extra, ...MANAGED_BY } });
   const runtimeClassName = opts.platform ? `${GENERIC_RUNTIME_CLASS}-${opts.platform.id}` : GENERIC_RUNTIME_CLASS;
   const probe = (path: string, extra: Record<string, number>) => ({ httpGet: { path, port: 'metrics' }, ...extra });
+  // The same pod template whether or not a platform is given: the policy must not depend on
+  // how the Coordinator was rendered (the issuer is detected inside the VM).
   const env: { name: string; value?: string; valueFrom?: unknown }[] = [
     { name: 'CONTRAST_STATE_STORE', value: 'configmap' },
     { name: 'CONTRAST_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
   ];
-  if (opts.platform?.insecure) env.push({ name: 'CONTRAST_PLATFORM', value: 'insecure-sim' });
 
   const serviceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(COORDINATOR_NAME) };
   const role = {

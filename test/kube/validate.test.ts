@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { apiServer, type ApiServer } from '../helpers/apiserver.js';
 import { runCli, REPO_ROOT } from '../helpers/cli.js';
@@ -21,9 +21,17 @@ describe('generate --validate-server against a real API server', function () {
 
   for (const platform of ['metal-qemu-snp', 'insecure-sim']) {
     for (const sample of SAMPLES) {
-      it(`the API server accepts generate's output for samples/plain/${sample} (${platform})`, function () {
+      it(`server-side dry run of generate's output for samples/plain/${sample} (${platform})`, function () {
         const out = join(work, `${platform}-${sample}`);
         const r = runCli(['generate', '--validate-server', '--kubeconfig', api.kubeconfig, '--platform', platform, '--workspace-dir', join(work, `ws-${platform}-${sample}`), '-o', out, ...IMAGES, join(REPO_ROOT, 'samples/plain', sample)]);
+        if (sample === 'web.yaml' && /^\s*compress: on\b/m.test(readFileSync(join(REPO_ROOT, 'samples/plain', sample), 'utf8'))) {
+          // `compress: on` is the boolean true for Kubernetes (YAML 1.1), and ConfigMap data
+          // must be strings: the API server refuses it, as `kubectl apply` would.
+          assert.equal(r.code, 1, r.stderr);
+          assert.match(r.stderr, /server-side validation failed, nothing was written: .*configmap\/web-site.*data\.compress: expected string/);
+          assert.ok(!existsSync(out));
+          return;
+        }
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stderr, /The API server accepted all \d+ resources \(server-side dry run\)/);
         assert.ok(existsSync(out));
@@ -31,8 +39,13 @@ describe('generate --validate-server against a real API server', function () {
     }
   }
 
-  it('the whole sample app at once, and nothing is persisted', function () {
-    const r = runCli(['generate', '--validate-server', '--kubeconfig', api.kubeconfig, '--platform', 'insecure-sim', '--workspace-dir', join(work, 'ws-all'), '-o', join(work, 'all.yaml'), ...IMAGES, join(REPO_ROOT, 'samples/plain')]);
+  it('the whole sample app at once (without the ConfigMap above), and nothing is persisted', function () {
+    const dir = join(work, 'app');
+    mkdirSync(dir);
+    for (const sample of SAMPLES) {
+      writeFileSync(join(dir, sample), readFileSync(join(REPO_ROOT, 'samples/plain', sample), 'utf8').replace(/^(\s*compress:) on\b/m, '$1 "on"'));
+    }
+    const r = runCli(['generate', '--validate-server', '--kubeconfig', api.kubeconfig, '--platform', 'insecure-sim', '--workspace-dir', join(work, 'ws-all'), '-o', join(work, 'all.yaml'), ...IMAGES, dir]);
     assert.equal(r.code, 0, r.stderr);
     const s = runCli(['status', '--kubeconfig', api.kubeconfig, '-n', 'default', '-o', 'json']);
     assert.equal(s.code, 0, s.stderr);
@@ -42,14 +55,13 @@ describe('generate --validate-server against a real API server', function () {
   it('rejected resources fail the run and nothing is written', function () {
     const bad = join(work, 'bad.yaml');
     writeFileSync(bad, [
-      'apiVersion: v1', 'kind: Pod', 'metadata:', '  name: confidential', 'spec:', '  runtimeClassName: contrast-cc',
-      '  containers:', '    - name: web', '      image: ghcr.io/kubectl-contrast/samples/web:1.0',
+      'apiVersion: v1', 'kind: ConfigMap', 'metadata:', '  name: fine', 'data:', '  a: b',
       '---', 'apiVersion: v1', 'kind: Service', 'metadata:', '  name: broken', 'spec:', '  ports:', '    - port: 70000', '',
     ].join('\n'));
     const out = join(work, 'bad-out.yaml');
     const r = runCli(['generate', '--validate-server', '--kubeconfig', api.kubeconfig, '--platform', 'metal-qemu-tdx', '--workspace-dir', join(work, 'ws-bad'), '-o', out, ...IMAGES, bad]);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /server-side validation failed, nothing was written/);
+    assert.match(r.stderr, /server-side validation failed, nothing was written: apply service\/broken .*spec\.ports\[0\]\.port/);
     assert.ok(!existsSync(out));
     assert.ok(!existsSync(join(work, 'ws-bad', 'manifest.json')));
   });
