@@ -1,6 +1,7 @@
 /** Renderer options (flags, environment, function config), hook warnings, and kubectl plugin completion. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { SAMPLE_IMAGES } from '../helpers/images.js';
@@ -89,6 +90,26 @@ spec:
     const r = runCli(flags(), { input: hookJob('{contrast.edgeless.systems/skip-initializer: "true"}') });
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /hook with the Initializer/);
+  });
+});
+
+describe('Helm 4 plugin launcher', () => {
+  it('fails with a reason on stderr and in render.log when it cannot find kubectl-contrast', () => {
+    const dir = tempDir('kc-launcher-');
+    try {
+      const copy = join(dir, 'plugin');
+      cpSync(join(REPO_ROOT, 'plugin'), copy, { recursive: true });
+      const r = spawnSync(join(copy, 'bin', 'post-render'), ['helm-post-render'], { input: 'kind: ConfigMap\n', encoding: 'utf8', env: { PATH: '/usr/bin:/bin', CONTRAST_WORKSPACE_DIR: dir } });
+      assert.equal(r.status, 1);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /kubectl-contrast not found/);
+      assert.match(readFileSync(join(dir, 'render.log'), 'utf8'), /kubectl-contrast not found/);
+      // CONTRAST_BIN points it at an executable explicitly.
+      const ok = spawnSync(join(copy, 'bin', 'post-render'), ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH, CONTRAST_BIN: join(REPO_ROOT, 'bin', 'kubectl-contrast') } });
+      assert.equal(ok.status, 0, ok.stderr);
+    } finally {
+      removeDir(dir);
+    }
   });
 });
 
