@@ -10,13 +10,15 @@ import { parseStream, documentValue } from '../manifests/stream.js';
 import { decodeInitDataAnnotation, INITDATA_ANNOTATION } from '../policy/initdata.js';
 import { parseAddress, type Address } from '../coordinator/client.js';
 import type { WorkspaceArgs } from './workspace-options.js';
+import { kubeOptions, type KubeArgs } from './kube-options.js';
 
-export interface CoordinatorArgs extends WorkspaceArgs {
-  coordinator: string;
+export interface CoordinatorArgs extends WorkspaceArgs, KubeArgs {
+  coordinator?: string;
 }
 
-export function coordinatorOption<T>(y: Argv<T>): Argv<T & { coordinator: string }> {
-  return y.option('coordinator', { alias: 'c', type: 'string', demandOption: true, describe: 'Address of the Coordinator\'s UserAPI, HOST:PORT (port 1313)' }) as Argv<T & { coordinator: string }>;
+/** -c HOST:PORT, or the kubectl flags to find the Coordinator in the cluster (src/kube/discovery.ts). */
+export function coordinatorOption<T>(y: Argv<T>): Argv<T & { coordinator?: string } & KubeArgs> {
+  return kubeOptions(y.option('coordinator', { alias: 'c', type: 'string', describe: 'Address of the Coordinator\'s UserAPI, HOST:PORT (port 1313); default: find Service "coordinator" in the namespace (-n) through the cluster' })) as Argv<T & { coordinator?: string } & KubeArgs>;
 }
 
 export function workspacePath(argv: WorkspaceArgs, file: string): string {
@@ -40,8 +42,11 @@ export function loadLocalManifest(argv: WorkspaceArgs): LocalManifest {
   return { path, raw: readFileSync(path), manifest };
 }
 
-export function address(argv: { coordinator: string }): Address {
-  return parseAddress(argv.coordinator);
+export async function address(argv: { coordinator?: string } & KubeArgs): Promise<Address> {
+  if (argv.coordinator !== undefined) return parseAddress(argv.coordinator);
+  const { coordinatorAddress } = await import('../kube/discovery.js');
+  const endpoint = await coordinatorAddress(argv);
+  return { host: endpoint.host, port: endpoint.port };
 }
 
 /** A private key file (PEM), checked for its type. */

@@ -46,7 +46,7 @@ export const recoverCommand: CommandModule<object, RecoverArgs> = {
       throw new UserError(`the seed share for ${keyPath} cannot be decrypted with it; the seed-shares file may be damaged`, { file: seedPath });
     }
     await callUserApi('Recover', encode(RecoverRequestSchema, { Seed: seed, Salt: doc.salt, Force: argv.force }), {
-      address: address(argv), manifest: local.manifest, clientKey: key, retryForMs: argv['retry-for'] * 1000,
+      address: await address(argv), manifest: local.manifest, clientKey: key, retryForMs: argv['retry-for'] * 1000,
     });
     process.stderr.write('Recovered the Coordinator. Its mesh CA changed: restart the workloads so they get new mesh certificates.\n');
   },

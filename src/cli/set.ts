@@ -41,7 +41,7 @@ export const setCommand: CommandModule<object, SetArgs> = {
     }
     const request = encode(SetManifestRequestSchema, { Manifest: local.raw, Policies: [...policies.values()].map((p) => p.toml) });
     const { response, coordinator } = await callUserApi('SetManifest', request, {
-      address: address(argv), manifest: local.manifest, clientKey, retryForMs: argv['retry-for'] * 1000,
+      address: await address(argv), manifest: local.manifest, clientKey, retryForMs: argv['retry-for'] * 1000,
       onRetry: (err) => process.stderr.write(`Waiting for the Coordinator: ${err.message}\n`),
     });
     const res = decode<SetManifestResponse>(SetManifestResponseSchema, response);

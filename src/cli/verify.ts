@@ -23,7 +23,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
   handler: async (argv) => {
     const local = loadLocalManifest(argv);
     const { response, coordinator } = await callUserApi('GetManifests', Buffer.alloc(0), {
-      address: address(argv), manifest: local.manifest, clientKey: ephemeralKey(), retryForMs: argv['retry-for'] * 1000,
+      address: await address(argv), manifest: local.manifest, clientKey: ephemeralKey(), retryForMs: argv['retry-for'] * 1000,
     });
     const res = decode<GetManifestsResponse>(GetManifestsResponseSchema, response);
     if (res.Manifests.length === 0) throw new UserError('the Coordinator returned an empty history');

@@ -110,6 +110,8 @@ export async function forwardLocal(cluster: Cluster, namespace: string, pod: str
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
+  // Open connections keep the process alive; the idle listener does not.
+  server.unref();
   return { port: (server.address() as { port: number }).port, server };
 }
 

@@ -69,3 +69,48 @@ describe('Coordinator discovery against a real API server', function () {
     }
   });
 });
+
+describe('set/verify/recover without -c find the Coordinator through the cluster', function () {
+  this.timeout(300_000);
+  let api: ApiServer;
+  let a: Admin;
+
+  before(async function () {
+    api = await apiServer();
+    a = admin(api);
+  });
+
+  it('verify uses the load-balancer address of Service coordinator, and says what to do without one', async function () {
+    const { runCli } = await import('../helpers/cli.js');
+    const { tempDir, removeDir } = await import('../helpers/tmp.js');
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const ws = tempDir('kc-verify-');
+    try {
+      writeFileSync(join(ws, 'manifest.json'), JSON.stringify({ Policies: {}, ReferenceValues: {}, WorkloadOwnerPubKeys: [], SeedshareOwnerPubKeys: [] }));
+      const ns = await freshNamespace(a);
+      const none = runCli(['verify', '--kubeconfig', api.kubeconfig, '-n', ns, '--workspace-dir', ws]);
+      assert.equal(none.code, 1, none.stderr);
+      assert.match(none.stderr, /no Coordinator Service "coordinator" in namespace/);
+
+      // A load balancer that points at a closed loopback port: verify must dial exactly there.
+      const closed = createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+      const port = (closed.address() as { port: number }).port;
+      await new Promise<void>((r) => closed.close(() => r()));
+      const cluster = connect({ kubeconfig: api.kubeconfig, namespace: ns });
+      const objs = renderCoordinator({ namespace: ns }).map((o) => (o.kind === 'Service' && o.metadata?.name === 'coordinator'
+        ? { ...o, spec: { ...(o as { spec: object }).spec, ports: [{ name: 'userapi', port, targetPort: 'userapi' }] } }
+        : o));
+      await applyObjects(cluster, objs as never);
+      const svc = await a.core.readNamespacedService({ name: 'coordinator', namespace: ns });
+      await a.core.replaceNamespacedServiceStatus({ name: 'coordinator', namespace: ns, body: { ...svc, status: { loadBalancer: { ingress: [{ ip: '127.0.0.1' }] } } } });
+      const lb = runCli(['verify', '--kubeconfig', api.kubeconfig, '-n', ns, '--workspace-dir', ws]);
+      assert.equal(lb.code, 1, lb.stderr);
+      assert.match(lb.stderr, new RegExp(`Coordinator: 127\\.0\\.0\\.1:${port} \\(load balancer`));
+      assert.match(lb.stderr, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    } finally {
+      removeDir(ws);
+    }
+  });
+});
