@@ -8,6 +8,7 @@
  */
 import { Document, parseAllDocuments, type ToStringOptions } from 'yaml';
 import { UserError } from '../util/errors.js';
+import { kubernetesTags } from './yaml-schema.js';
 
 export interface StreamDocument {
   /** 1-based position in the stream, used in error messages. */
@@ -27,7 +28,7 @@ export interface ParsedStream {
 }
 
 /** Parsing options used everywhere a manifest is read. */
-export const YAML_PARSE_OPTIONS = { version: '1.1', uniqueKeys: true, prettyErrors: true } as const;
+export const YAML_PARSE_OPTIONS = { version: '1.1', customTags: kubernetesTags, uniqueKeys: true, prettyErrors: true } as const;
 
 /** Bounds that keep hostile input (alias bombs) from exhausting memory. */
 export const MAX_ALIAS_COUNT = 1000;

@@ -1,5 +1,6 @@
 /** In-process `generate` for unit tests, with one shared workspace (RSA key generation is slow). */
 import { parseAllDocuments } from 'yaml';
+import { YAML_PARSE_OPTIONS } from '../../src/manifests/stream.js';
 import { generateFromInputs, type GenerateOptions, type GenerateResult } from '../../src/generate/pipeline.js';
 import { tempDir } from '../helpers/tmp.js';
 import { testResolver } from '../helpers/images.js';
@@ -23,5 +24,5 @@ export async function genText(text: string, options: Partial<GenerateOptions> = 
 
 /** Plain values of every document, read as Kubernetes reads them (YAML 1.1). */
 export function docs(text: string): any[] { // eslint-disable-line @typescript-eslint/no-explicit-any
-  return parseAllDocuments(text, { version: '1.1' }).map((d) => d.toJS());
+  return parseAllDocuments(text, YAML_PARSE_OPTIONS).map((d) => d.toJS());
 }
