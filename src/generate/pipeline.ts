@@ -34,6 +34,11 @@ export interface GenerateOptions extends ManifestOptions {
   coordinatorHost?: string;
   /** Resolves workload images to digests, configs and passwd/group for the policies. */
   imageResolver: ImageResolverLike;
+  /**
+   * Annotations that the tool running us adds and removes again (Helm's post-render file name,
+   * kustomize's bookkeeping): they never reach the pod, so they stay out of its policy.
+   */
+  transientAnnotation?: (key: string) => boolean;
 }
 
 export interface ConfidentialWorkload {
@@ -120,7 +125,7 @@ async function computePolicies(parsed: ParsedInput[], workloads: ConfidentialWor
   };
   const policies: Record<string, PolicyEntry> = {};
   for (const w of workloads) {
-    const input = policyInput(w.ref, w.template.metadata, w.template.spec, ctx);
+    const input = policyInput(w.ref, withoutAnnotations(w.template.metadata, options.transientAnnotation), w.template.spec, ctx);
     const text = policyTextFor(input, w.resource.location);
     await checkOwnPolicy(text, input, w.resource.location);
     const encoded = encodePolicy(text);
@@ -137,6 +142,12 @@ async function computePolicies(parsed: ParsedInput[], workloads: ConfidentialWor
   }
 
   return policies;
+}
+
+function withoutAnnotations(metadata: Record<string, unknown>, drop: ((key: string) => boolean) | undefined): Record<string, unknown> {
+  if (!drop || !isPlainObject(metadata.annotations)) return metadata;
+  const annotations = Object.fromEntries(Object.entries(metadata.annotations).filter(([k]) => !drop(k)));
+  return { ...metadata, annotations };
 }
 
 function objectsOfKind(parsed: ParsedInput[], kind: string): Record<string, unknown>[] {

@@ -20,6 +20,13 @@ import { hookWarnings } from './hooks.js';
 
 export const RENDER_LOG = 'render.log';
 
+/** Annotations Helm and kustomize add for their own bookkeeping and strip from what they apply. */
+const HOST_ANNOTATION = /^(postrenderer\.helm\.sh\/|internal\.config\.kubernetes\.io\/|config\.kubernetes\.io\/(index|path|id)$|config\.k8s\.io\/id$|kustomize\.config\.k8s\.io\/)/;
+
+export function isHostAnnotation(key: string): boolean {
+  return HOST_ANNOTATION.test(key);
+}
+
 export interface RenderResult {
   /** One text per input, in input order. */
   texts: string[];
@@ -32,7 +39,7 @@ export interface RenderResult {
 /** Transform rendered manifests and record the policies in the workspace. */
 export async function renderInputs(inputs: InputFile[], args: TransformArgs): Promise<RenderResult> {
   const diagnostics = new Diagnostics();
-  const result = await generateFromInputs(inputs, generateOptionsFrom(args, []), diagnostics);
+  const result = await generateFromInputs(inputs, { ...generateOptionsFrom(args, []), transientAnnotation: isHostAnnotation }, diagnostics);
   const texts = result.outputs.map((o) => o.text);
   inputs.forEach((input, i) => {
     // A renderer that prints nothing makes `helm upgrade` delete the whole release.

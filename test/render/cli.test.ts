@@ -86,6 +86,33 @@ spec:
     assert.match(r.stderr, /Warning: .*Job default\/migrate.*pre-install,pre-upgrade hook with the Initializer/);
   });
 
+  it('Helm and kustomize bookkeeping annotations on a bare Pod stay out of its policy', () => {
+    const pod = (extra: string) => `apiVersion: v1
+kind: Pod
+metadata:
+  name: smoke
+  namespace: default
+  annotations:
+    helm.sh/hook: test${extra}
+spec:
+  runtimeClassName: contrast-cc
+  restartPolicy: Never
+  containers:
+    - name: smoke
+      image: ghcr.io/kubectl-contrast/samples/worker:1.0
+      securityContext: {runAsUser: 1001, runAsGroup: 1001}
+  securityContext: {supplementalGroups: [2000]}
+`;
+    const initdata = (text: string) => /cc_init_data: (\S+)/.exec(text)?.[1];
+    const viaHelm = runCli(flags(), { input: pod(`\n    postrenderer.helm.sh/postrender-filename: 'chart/templates/test.yaml'\n    config.kubernetes.io/index: '0'`) });
+    assert.equal(viaHelm.code, 0, viaHelm.stderr);
+    assert.match(viaHelm.stdout, /postrenderer\.helm\.sh\/postrender-filename: 'chart\/templates\/test\.yaml'/);
+    const viaGenerate = runCli(['generate', ...flags().slice(1), '-'], { input: pod('') });
+    assert.equal(viaGenerate.code, 0, viaGenerate.stderr);
+    assert.ok(initdata(viaHelm.stdout));
+    assert.equal(initdata(viaHelm.stdout), initdata(viaGenerate.stdout));
+  });
+
   it('no warning when the hook skips the Initializer', () => {
     const r = runCli(flags(), { input: hookJob('{contrast.edgeless.systems/skip-initializer: "true"}') });
     assert.equal(r.code, 0, r.stderr);
