@@ -67,12 +67,14 @@ describe('kubectl contrast policy (CLI)', function () {
   it('eval denies a tampered request with exit code 1 and the reason', () => {
     const tampered = structuredClone(webReq);
     tampered.OCI.Process.Args = ['/bin/sh'];
-    const r = runCli(['policy', 'eval', '--policy', file('deploy2.yaml', manifest()), '--request', '-', '--request-type', 'CreateContainerRequest'], { input: JSON.stringify(tampered) });
+    // The state of the earlier test: the pause container of the sandbox exists.
+    const state = join(dir, 'state.json');
+    const r = runCli(['policy', 'eval', '--policy', file('deploy2.yaml', manifest()), '--request', '-', '--request-type', 'CreateContainerRequest', '--state', state], { input: JSON.stringify(tampered) });
     assert.equal(r.code, 1);
     const out = JSON.parse(r.stdout);
     assert.equal(out.allowed, false);
     assert.match(out.reason, /command line/);
-    const toml = runCli(['policy', 'eval', '--policy', file('init.toml', encoded.toml), '--request', file('t.json', JSON.stringify(tampered)), '--request-type', 'CreateContainerRequest', '-o', 'text']);
+    const toml = runCli(['policy', 'eval', '--policy', file('init.toml', encoded.toml), '--request', file('t.json', JSON.stringify(tampered)), '--request-type', 'CreateContainerRequest', '--state', state, '-o', 'text']);
     assert.match(toml.stdout, /^denied: .*command line/);
   });
 
