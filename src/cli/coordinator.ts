@@ -3,7 +3,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { issuerFor } from '../issuers/index.js';
 import { SIM_WARNING } from '../attestation/simulated.js';
-import { DirStore } from '../coordinator/store/dir.js';
+import { stateStoreFromEnv } from '../coordinator/store/select.js';
 import { MESHAPI_PORT, METRICS_PORT, USERAPI_PORT, startCoordinator } from '../coordinator/server.js';
 import { coordinatorDeployCommands } from './coordinator-deploy.js';
 
@@ -41,7 +41,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
     }
     if (argv.platform.toLowerCase() === 'insecure-sim') process.stderr.write(`${SIM_WARNING}\n`);
     const running = await startCoordinator({
-      store: new DirStore(argv['state-dir']),
+      store: await stateStoreFromEnv(argv['state-dir']),
       issuer,
       host: argv.listen,
       userPort: argv['user-port'],
