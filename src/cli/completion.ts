@@ -25,7 +25,7 @@ export async function completions(words: string[]): Promise<string[]> {
   process.env.SHELL = '/bin/bash'; // yargs formats zsh/fish candidates differently
   console.log = (...parts: unknown[]) => { printed.push(parts.map(String).join(' ')); };
   try {
-    await buildParser(['--get-yargs-completions', ...words]).completion('__yargs_completion', false).exitProcess(false).parseAsync();
+    (await buildParser(['--get-yargs-completions', ...words])).completion('__yargs_completion', false).exitProcess(false).parseAsync();
   } catch {
     // An incomplete command line may not parse; offer nothing rather than an error.
   } finally {

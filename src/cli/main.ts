@@ -1,7 +1,6 @@
 import { basename } from 'node:path';
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { UsageError, UserError, errorMessage } from '../util/errors.js';
-import { commands } from './commands.js';
 import { VERSION } from '../version.js';
 
 /** `kubectl contrast` when run as a kubectl plugin, the file name otherwise. */
@@ -10,7 +9,12 @@ export function programName(argv0: string = process.argv[1] ?? 'kubectl-contrast
   return name.startsWith('kubectl-') ? `kubectl ${name.slice('kubectl-'.length)}` : name;
 }
 
-export function buildParser(args: string[]): Argv {
+/**
+ * The full parser. Commands are imported here, on demand, so that `--version` does not load
+ * every command's dependencies.
+ */
+export async function buildParser(args: string[]): Promise<Argv> {
+  const [{ commands }, { default: yargs }] = await Promise.all([import('./commands.js'), import('yargs')]);
   let parser = yargs(args)
     .scriptName(programName())
     .usage('$0 <command> [options]\n\nDeploy and attest Confidential Containers (Contrast) from kubectl, Helm and kustomize.')
@@ -31,17 +35,24 @@ export function buildParser(args: string[]): Argv {
 
 /** Runs the CLI and returns the exit code: 0 success, 1 failure, 2 usage error. */
 export async function main(args: string[]): Promise<number> {
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
   try {
-    await buildParser(args).parseAsync();
+    await (await buildParser(args)).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`Error: ${err.message}\nSee '${programName()} --help'.\n`);
+    // Matched by name, not instanceof: a command module may be loaded as a second instance
+    // (CommonJS and ESM copies under a test loader) with its own error classes.
+    const name = err instanceof Error ? err.name : '';
+    if (err instanceof UsageError || name === 'UsageError') {
+      process.stderr.write(`Error: ${(err as Error).message}\nSee '${programName()} --help'.\n`);
       return 2;
     }
-    if (err instanceof UserError) {
-      process.stderr.write(`Error: ${err.message}\n`);
-      return err.exitCode;
+    if (err instanceof UserError || name === 'UserError' || name === 'AttestationError') {
+      process.stderr.write(`Error: ${(err as Error).message}\n`);
+      return (err as UserError).exitCode ?? 1;
     }
     process.stderr.write(`Error: ${errorMessage(err)}\n`);
     if (process.env.CONTRAST_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);

@@ -96,7 +96,7 @@ describe('kubectl contrast evidence verify', () => {
   });
 
   it('rejects flags of the other platform and malformed values as usage errors (exit 2)', async () => {
-    assert.equal((await cli([...snpArgs, '--tcb-info', 'x'])).code, 2);
+    const r0 = await cli([...snpArgs, '--tcb-info', 'x']); assert.equal(r0.code, 2, r0.stderr);
     assert.equal((await cli([...snpArgs, '--host-data', 'abc'])).code, 2);
     assert.equal((await cli([...snpArgs, '--now', 'yesterday'])).code, 2);
     assert.equal((await cli(['evidence', 'verify', '--platform', 'snp'])).code, 2);
