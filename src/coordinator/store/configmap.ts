@@ -58,6 +58,8 @@ export class ConfigMapStore implements Store {
   /** resourceVersion of each key as this store last read or wrote it. */
   private readonly seen = new Map<string, string>();
   private readonly staleKeys = new Set<string>();
+  /** The change last reported as stale, per key. */
+  private readonly reported = new Map<string, string>();
   /** resourceVersions this store itself wrote, so the watch does not report our own writes. */
   private readonly own = new Map<string, Set<string>>();
   /** Writes in flight per key: a watch event may arrive before the write's response. */
@@ -248,6 +250,10 @@ export class ConfigMapStore implements Store {
       // resourceVersions are opaque in general; treat any other one as a change.
     }
     if (type === 'DELETED' || newer) {
+      // The watch and a re-read after a watch restart can both see the same change: report once.
+      const marker = `${type === 'DELETED' ? 'deleted' : 'rv'}:${rv}`;
+      if (this.staleKeys.has(key) && this.reported.get(key) === marker) return;
+      this.reported.set(key, marker);
       this.staleKeys.add(key);
       this.opts.onStale?.(key);
     }
