@@ -210,9 +210,13 @@ function pinnedReference(input: PodPolicyInput, image: string): string {
 export async function checkPolicy(policyText: string, input: PodPolicyInput): Promise<PolicyCheckReport> {
   const engine = PolicyEngine.forPolicyText(policyText);
   const entries: PolicyCheckEntry[] = [];
-  for (const r of synthesizeRequests(input)) {
-    const res = engine.evaluate(r.request, r.body);
-    entries.push({ request: r.request, container: r.container, description: r.description, allowed: res.allowed, reason: res.reason, failures: res.failures });
+  try {
+    for (const r of synthesizeRequests(input)) {
+      const res = engine.evaluate(r.request, r.body);
+      entries.push({ request: r.request, container: r.container, description: r.description, allowed: res.allowed, reason: res.reason, failures: res.failures });
+    }
+  } finally {
+    engine.dispose();
   }
   return { allowed: entries.every((e) => e.allowed), entries };
 }
