@@ -18,7 +18,9 @@ export interface OutputTarget {
 export function joinStreams(texts: string[]): string {
   return texts.filter((t) => t.trim() !== '').map((t, i) => {
     const body = t.endsWith('\n') ? t : `${t}\n`;
-    return i === 0 || /^---(\s|$)/.test(body) ? body : `---\n${body}`;
+    // A stream that opens with `---` (after leading comments) already starts a new document.
+    const opensDocument = /^(?:[ \t]*(?:#.*)?\n)*---(\s|$)/.test(body);
+    return i === 0 || opensDocument ? body : `---\n${body}`;
   }).join('');
 }
 

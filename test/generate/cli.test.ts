@@ -85,7 +85,7 @@ describe('kubectl contrast generate (CLI)', function () {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(snapshot(app), before);
     const kinds = docs(readFileSync(out, 'utf8')).map((d) => d.kind);
-    assert.deepEqual(kinds, ['StatefulSet', 'ConfigMap', 'Service', 'StatefulSet', 'Service', 'Service', 'Deployment', 'ConfigMap', 'Service', 'CronJob', 'Job']);
+    assert.deepEqual(kinds, ['StatefulSet', 'ConfigMap', 'Service', 'ServiceAccount', 'Role', 'RoleBinding', 'StatefulSet', 'Service', 'Service', 'Deployment', 'ConfigMap', 'Service', 'CronJob', 'Job']);
   });
 
   it('uses an explicit workload owner key and --disable-updates', () => {

@@ -104,9 +104,7 @@ describe('coordinator render|apply and status against a real API server', functi
     assert.equal(gen.code, 0, gen.stderr);
     const rt = runCli(['runtime', 'apply', '--platform', 'insecure-sim', '--kubeconfig', api.kubeconfig, '-n', ns]);
     assert.equal(rt.code, 0, rt.stderr);
-    // ConfigMaps left out: samples/plain/web.yaml has `compress: on`, which Kubernetes (YAML 1.1)
-    // reads as a boolean and refuses in ConfigMap data; see validate.test.ts.
-    const objects = parseObjects(readFileSync(out, 'utf8')).map(withoutNamespace).filter((o) => o.kind !== 'ConfigMap');
+    const objects = parseObjects(readFileSync(out, 'utf8')).map(withoutNamespace);
     await applyObjects(cluster, objects);
 
     // The Coordinator's state: the generated manifest minus the worker's policy.
