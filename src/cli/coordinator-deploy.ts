@@ -10,8 +10,7 @@ import { loadImageReplacements } from '../platforms/images.js';
 import { UsageError } from '../util/errors.js';
 import { renderCoordinator, type ServiceType } from '../kube/coordinator-resources.js';
 import { manifestHasCoordinator, renderCoordinatorWithPolicy } from '../kube/coordinator-deploy.js';
-import { applyObjects, describeResults, type DryRun } from '../kube/apply.js';
-import { connectFromArgs } from '../kube/client.js';
+import type { DryRun } from '../kube/apply.js';
 import { formatObjects, objectFormat } from '../kube/output.js';
 import { kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
 import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
@@ -77,6 +76,8 @@ const applyCommand: CommandModule<object, CoordinatorDeployArgs> = {
     .option('policy', { type: 'boolean', default: true, hidden: true })
     .demandOption('platform') as unknown as Argv<CoordinatorDeployArgs>,
   handler: async (argv) => {
+    // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
+    const [{ applyObjects, describeResults }, { connectFromArgs }] = await Promise.all([import('../kube/apply.js'), import('../kube/client.js')]);
     const cluster = connectFromArgs(argv);
     const { objects, policyHash } = await objectsFor({ ...argv, policy: true }, cluster.namespace);
     const dryRun = (argv['dry-run'] ?? 'none') as DryRun;

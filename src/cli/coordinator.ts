@@ -3,7 +3,6 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { issuerFor } from '../issuers/index.js';
 import { SIM_WARNING } from '../attestation/simulated.js';
-import { stateStoreFromEnv } from '../coordinator/store/select.js';
 import { MESHAPI_PORT, METRICS_PORT, USERAPI_PORT, startCoordinator } from '../coordinator/server.js';
 import { coordinatorDeployCommands } from './coordinator-deploy.js';
 
@@ -41,7 +40,8 @@ const serveCommand: CommandModule<object, ServeArgs> = {
     }
     if (argv.platform.toLowerCase() === 'insecure-sim') process.stderr.write(`${SIM_WARNING}\n`);
     const running = await startCoordinator({
-      store: await stateStoreFromEnv(argv['state-dir']),
+      // The ConfigMap store pulls in the Kubernetes client; load it only when serving.
+      store: await (await import('../coordinator/store/select.js')).stateStoreFromEnv(argv['state-dir']),
       issuer,
       host: argv.listen,
       userPort: argv['user-port'],

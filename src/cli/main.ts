@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import type { Argv } from 'yargs';
 import { UsageError, UserError, errorMessage } from '../util/errors.js';
 import { VERSION } from '../version.js';
+import { commandsFor } from './command-index.js';
 
 /** `kubectl contrast` when run as a kubectl plugin, the file name otherwise. */
 export function programName(argv0: string = process.argv[1] ?? 'kubectl-contrast'): string {
@@ -10,11 +11,11 @@ export function programName(argv0: string = process.argv[1] ?? 'kubectl-contrast
 }
 
 /**
- * The full parser. Commands are imported here, on demand, so that `--version` does not load
- * every command's dependencies.
+ * The parser for these arguments. Commands are imported on demand (see command-index.ts), so
+ * `--version` and each single command load only what they use.
  */
 export async function buildParser(args: string[]): Promise<Argv> {
-  const [{ commands }, { default: yargs }] = await Promise.all([import('./commands.js'), import('yargs')]);
+  const [commands, { default: yargs }] = await Promise.all([commandsFor(args), import('yargs')]);
   let parser = yargs(args)
     .scriptName(programName())
     .usage('$0 <command> [options]\n\nDeploy and attest Confidential Containers (Contrast) from kubectl, Helm and kustomize.')

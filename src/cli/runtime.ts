@@ -3,8 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { platformIds, requirePlatform } from '../platforms/platforms.js';
 import { loadImageReplacements } from '../platforms/images.js';
 import { renderRuntime } from '../runtime/render.js';
-import { applyObjects, describeResults, type DryRun } from '../kube/apply.js';
-import { connectFromArgs } from '../kube/client.js';
+import type { DryRun } from '../kube/apply.js';
 import { formatObjects, objectFormat } from '../kube/output.js';
 import { kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
 
@@ -47,6 +46,8 @@ const applyCommand: CommandModule<object, RuntimeArgs> = {
   builder: (y: Argv) => dryRunOption(runtimeOptions(y)) as unknown as Argv<RuntimeArgs>,
   handler: async (argv) => {
     const objects = render(argv);
+    // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
+    const [{ applyObjects, describeResults }, { connectFromArgs }] = await Promise.all([import('../kube/apply.js'), import('../kube/client.js')]);
     const cluster = connectFromArgs(argv);
     const dryRun = (argv['dry-run'] ?? 'none') as DryRun;
     const results = await applyObjects(cluster, objects, { dryRun, force: argv['force-conflicts'] });

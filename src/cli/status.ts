@@ -1,7 +1,5 @@
 /** `kubectl contrast status`: the Coordinator and confidential workloads of a namespace (or all). */
 import type { Argv, CommandModule } from 'yargs';
-import { connectFromArgs } from '../kube/client.js';
-import { collectStatus, formatStatusTable } from '../kube/status.js';
 import { formatValue } from '../kube/output.js';
 import { kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
 
@@ -14,6 +12,8 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     .example('$0 status -n my-app', 'One namespace')
     .example('$0 status -A -o json', 'Every namespace, as JSON') as unknown as Argv<StatusArgs>,
   handler: async (argv) => {
+    // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
+    const [{ connectFromArgs }, { collectStatus, formatStatusTable }] = await Promise.all([import('../kube/client.js'), import('../kube/status.js')]);
     const cluster = connectFromArgs(argv);
     const report = await collectStatus(cluster);
     const format = argv.output ?? 'table';
