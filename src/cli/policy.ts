@@ -5,6 +5,7 @@
  *   eval    evaluate one agent request                   diff    compare two policies
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
 import type { Argv, CommandModule } from 'yargs';
 import { readInputs, readStdin } from '../manifests/inputs.js';
 import { documentValue, parseStream } from '../manifests/stream.js';
@@ -121,9 +122,8 @@ interface ShowArgs { paths: string[]; part: string; output: string; resource?: s
 interface DecodeArgs { value?: string; part: string; output: string }
 interface EvalArgs { policy: string; request: string; state?: string; 'save-state': boolean; 'request-type'?: string; resource?: string; output: string }
 interface DiffArgs { a: string; b: string; output: string; 'resource-a'?: string; 'resource-b'?: string }
-interface CheckArgs {
-  paths: string[]; output: string; 'pause-image': string; 'workspace-dir': string; 'oci-layout': string[]; 'docker-archive': string[];
-  'cache-dir'?: string; cache: boolean; 'insecure-registry': string[]; offline: boolean; 'docker-config'?: string; 'image-platform': string;
+interface CheckArgs extends ImageArgs {
+  paths: string[]; output: string; 'pause-image': string; 'workspace-dir': string;
 }
 
 const outputOption = (y: Argv, choices: string[], def: string) => y.option('output', { alias: 'o', type: 'string', choices, default: def, describe: 'Output format' });
@@ -242,27 +242,14 @@ const diff: CommandModule<object, DiffArgs> = {
 const check: CommandModule<object, CheckArgs> = {
   command: 'check [paths..]',
   describe: 'Check that each pod\'s policy allows the requests its runtime will send (sandbox, containers, probes)',
-  builder: (y) => outputOption(y, ['text', 'json'], 'text')
+  builder: (y) => imageOptions(outputOption(y, ['text', 'json'], 'text'))
     .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories with generated resources; "-" or nothing for standard input' })
     .option('workspace-dir', { type: 'string', default: '.', describe: 'Directory with settings.json (created with the defaults if missing)' })
-    .option('pause-image', { type: 'string', describe: 'Pause image the policies were generated with (default: the one this release injects)' })
-    .option('oci-layout', { type: 'string', array: true, default: [], describe: 'OCI image layout directory to take images from (repeatable)' })
-    .option('docker-archive', { type: 'string', array: true, default: [], describe: '`docker save` archive to take images from (repeatable)' })
-    .option('cache-dir', { type: 'string', describe: 'Image metadata cache directory' })
-    .option('cache', { type: 'boolean', default: true, describe: 'Use the image cache (--no-cache to skip)' })
-    .option('insecure-registry', { type: 'string', array: true, default: [], describe: 'Registry to reach over plain HTTP (repeatable)' })
-    .option('offline', { type: 'boolean', default: false, describe: 'Never contact a registry' })
-    .option('docker-config', { type: 'string', describe: 'Docker config file with registry credentials' })
-    .option('image-platform', { type: 'string', default: 'linux/amd64', describe: 'Platform picked from multi-platform images' }) as Argv<CheckArgs>,
+    .option('pause-image', { type: 'string', describe: 'Pause image the policies were generated with (default: the one this release injects)' }) as Argv<CheckArgs>,
   handler: async (argv) => {
     const api = await policyApi();
-    const { ImageResolver, parsePlatform } = await import('../images/index.js');
     const { INJECTED_IMAGES } = await import('../platforms/images.js');
-    const resolver = new ImageResolver({
-      ociLayouts: argv['oci-layout'], dockerArchives: argv['docker-archive'], cacheDir: argv.cache ? argv['cache-dir'] : false,
-      insecureRegistries: argv['insecure-registry'], offline: argv.offline, dockerConfigPath: argv['docker-config'],
-      platform: parsePlatform(argv['image-platform']), progress: false,
-    });
+    const resolver = imageResolverFrom(argv);
     const settings = api.loadOrCreateSettings(argv['workspace-dir']);
     const files = await readInputs(argv.paths);
     const objects: Json[] = [];
