@@ -83,3 +83,52 @@ describe('crash safety of generate (SIGKILL at random points)', function () {
     }
   });
 });
+
+describe('crash safety of the Helm post-renderer (SIGKILL at random points)', function () {
+  this.timeout(900_000);
+
+  it(`keeps manifest.json old or new over ${ROUNDS} kills, then renders again`, async () => {
+    ensureBuilt();
+    const root = tempDir('kc-crash-pr-');
+    try {
+      const input = readdirSync(join(REPO_ROOT, 'samples', 'plain')).sort()
+        .map((f) => readFileSync(join(REPO_ROOT, 'samples', 'plain', f), 'utf8')).join('---\n');
+      const render = (ws: string) => [CLI, 'helm-post-render', '--platform', 'insecure-sim', '--workspace-dir', ws, '--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache'];
+      // Old state: a workspace whose manifest came from a render without the web workload.
+      const baseWs = join(root, 'base-ws');
+      const seeded = spawnSync(process.execPath, render(baseWs), { input: readFileSync(join(REPO_ROOT, 'samples', 'plain', 'coordinator.yaml'), 'utf8'), encoding: 'utf8' });
+      assert.equal(seeded.status, 0, seeded.stderr);
+      const oldWs = files(baseWs);
+      const refWs = join(root, 'ref-ws');
+      cpSync(baseWs, refWs, { recursive: true });
+      const started = Date.now();
+      const ref = spawnSync(process.execPath, render(refWs), { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      const duration = Date.now() - started;
+      assert.equal(ref.status, 0, ref.stderr);
+      const newWs = files(refWs);
+      assert.notEqual(newWs['manifest.json'], oldWs['manifest.json']);
+
+      for (let round = 0; round < ROUNDS; round++) {
+        const ws = join(root, `ws-${round}`);
+        cpSync(baseWs, ws, { recursive: true });
+        await new Promise<void>((resolve) => {
+          const child = spawn(process.execPath, render(ws), { stdio: ['pipe', 'ignore', 'ignore'] });
+          child.stdin.on('error', () => { /* killed while reading */ });
+          child.stdin.end(input);
+          const timer = setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * duration * 1.1));
+          child.on('exit', () => { clearTimeout(timer); resolve(); });
+        });
+        for (const [name, text] of Object.entries(files(ws))) {
+          if (name === 'render.log') continue; // a log, not state
+          assert.ok(text === oldWs[name] || text === newWs[name], `round ${round}: workspace ${name} is neither old nor new`);
+        }
+        const again = spawnSync(process.execPath, render(ws), { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+        assert.equal(again.status, 0, `round ${round}: the next render fails: ${again.stderr}`);
+        assert.equal(again.stdout, ref.stdout, `round ${round}: the next render gives the same stream`);
+        assert.equal(files(ws)['manifest.json'], newWs['manifest.json']);
+      }
+    } finally {
+      removeDir(root);
+    }
+  });
+});
