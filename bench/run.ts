@@ -4,10 +4,10 @@
  * and the machine it ran on. Results go to bench/results/<time>.json (and latest.json) and a
  * short table to docs/benchmarks.md. Numbers, never assertions: compare them run to run.
  *
- *   npm run bench -- [--repeat 3] [--only generate,policy] [--full]
+ *   npm run bench -- [--repeat 3] [--only generate,policy] [--full] [--report-only]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CLI, ensureBuilt, REPO_ROOT } from '../test/helpers/cli.js';
@@ -78,6 +78,12 @@ function startup(): ScenarioResult {
 }
 
 function main(): void {
+  if (process.argv.includes('--report-only')) {
+    // Re-render docs/benchmarks.md from the last results without running anything.
+    const last = JSON.parse(readFileSync(join(REPO_ROOT, 'bench', 'results', 'latest.json'), 'utf8'));
+    writeFileSync(join(REPO_ROOT, 'docs', 'benchmarks.md'), renderMarkdown(last));
+    return;
+  }
   ensureBuilt();
   const started = new Date();
   const load = loadavg();

@@ -8,10 +8,11 @@ interface Report {
   results: { name: string; runs: number; maxRssMb: Summary; metrics: Record<string, Summary>; errors: string[] }[];
 }
 
-/** Keys worth a row: rates, times, sizes; not configuration echoes. */
-const INTERESTING = /(PerSecond|perSecond|Seconds|seconds|Ms|ms|MBps|MbPerSecond|Rss|ratio|Ratio|errors|p50|p95|mean)/;
+/** Keys worth a row: rates, times, sizes and failure counts; not configuration echoes or per-run samples. */
+const INTERESTING = /(PerSecond|perSecond|Seconds|seconds|Ms|ms|MBps|MbPerSecond|Rss|ratio|Ratio|errors|failed|broken|succeeded|p50|p95|mean|\.old$|\.new$)/;
+const PER_RUN_SAMPLE = /(runsMs|samplesMs|\]\.ms$)/;
 
-const fmt = (n: number) => (Number.isNaN(n) ? '–' : Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 1 ? n.toFixed(2) : n.toPrecision(2));
+const fmt = (n: number | null) => (n === null || Number.isNaN(n) ? '–' : Number.isInteger(n) || Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 1 ? n.toFixed(2) : n.toPrecision(2));
 
 export function renderMarkdown(r: Report): string {
   const lines = [
@@ -25,8 +26,8 @@ export function renderMarkdown(r: Report): string {
   for (const s of r.results) {
     lines.push(`## ${s.name}`, '');
     if (s.errors.length) lines.push(...s.errors.map((e) => `* failed run: ${e}`), '');
-    if (!Number.isNaN(s.maxRssMb.median)) lines.push(`Peak RSS ${fmt(s.maxRssMb.median)} MB.`, '');
-    const rows = Object.entries(s.metrics).filter(([k]) => INTERESTING.test(k));
+    if (s.maxRssMb.median !== null && !Number.isNaN(s.maxRssMb.median)) lines.push(`Peak RSS ${fmt(s.maxRssMb.median)} MB.`, '');
+    const rows = Object.entries(s.metrics).filter(([k]) => INTERESTING.test(k) && !PER_RUN_SAMPLE.test(k));
     if (rows.length) {
       lines.push('| metric | median | range |', '|---|---:|---|');
       for (const [k, v] of rows) lines.push(`| ${k} | ${fmt(v.median)} | ${v.n > 1 ? `${fmt(v.min)}–${fmt(v.max)}` : ''} |`);
