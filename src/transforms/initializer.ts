@@ -4,7 +4,6 @@
  * memory-backed `contrast-secrets` volume that every container mounts at /contrast.
  */
 import { UserError } from '../util/errors.js';
-import { isPlainObject } from '../manifests/patch.js';
 import { listField, upsertByName, upsertFirst, type Obj } from './pod.js';
 
 export const INITIALIZER_NAME = 'contrast-initializer';
@@ -71,8 +70,4 @@ export function addInitializer(spec: Obj, opts: InitializerOptions, fieldPrefix:
   const inits = listField(spec, 'initContainers', `${fieldPrefix}.initContainers`);
   spec.initContainers = upsertFirst(inits, initializerContainer(opts));
   ensureSecretsVolume(spec, fieldPrefix);
-}
-
-export function hasSecretsVolume(spec: Obj): boolean {
-  return Array.isArray(spec.volumes) && spec.volumes.some((v) => isPlainObject(v) && v.name === SECRETS_VOLUME);
 }

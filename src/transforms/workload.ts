@@ -23,7 +23,6 @@ export interface WorkloadTransformOptions {
 export interface TransformedTemplate {
   metadata: Obj;
   spec: Obj;
-  isCoordinator: boolean;
 }
 
 export function isCoordinatorTemplate(metadata: Obj, metadataField = 'metadata'): boolean {
@@ -63,7 +62,7 @@ export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransf
     applyServiceMesh(spec, replaceImage(opts.images.serviceMesh, opts.replacements), mesh, specField);
     if (withInitializer) mountSecretsEverywhere(spec, specField);
     replaceWorkloadImages(spec, opts.replacements, specField);
-    return { metadata, spec, isCoordinator };
+    return { metadata, spec };
   } catch (err) {
     if (err instanceof UserError) throw err.withLocation(location);
     throw err;
