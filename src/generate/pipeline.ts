@@ -17,7 +17,7 @@ import { annotationsOf, setAnnotation } from '../transforms/pod.js';
 import { encodePolicy, INITDATA_ANNOTATION } from '../policy/initdata.js';
 import { Diagnostics } from './diagnostics.js';
 import { defaultWorkloadSecretId } from './workload-secret.js';
-import { checkOwnPolicy, policyInput, policyTextFor, readSettings, type PolicyContext } from './policy-step.js';
+import { buildPodPolicy, checkOwnPolicy, policyInput, readSettings, type PolicyContext } from './policy-step.js';
 import { imageLookup, imagesOf, pinImages, resolveImages } from './image-step.js';
 import type { ImageResolverLike } from '../images/types.js';
 import { replaceImage } from '../platforms/images.js';
@@ -126,8 +126,8 @@ async function computePolicies(parsed: ParsedInput[], workloads: ConfidentialWor
   const policies: Record<string, PolicyEntry> = {};
   for (const w of workloads) {
     const input = policyInput(w.ref, withoutAnnotations(w.template.metadata, options.transientAnnotation), w.template.spec, ctx);
-    const text = policyTextFor(input, w.resource.location);
-    await checkOwnPolicy(text, input, w.resource.location);
+    const { pod, text } = buildPodPolicy(input, w.resource.location);
+    await checkOwnPolicy(text, input, pod, w.resource.location);
     const encoded = encodePolicy(text);
     setAnnotation(w.template.metadata, INITDATA_ANNOTATION, encoded.annotation);
     w.policyHash = encoded.hash;

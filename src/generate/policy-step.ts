@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError, type InputLocation } from '../util/errors.js';
-import { buildPolicyText, checkPolicy, defaultSettings, loadOrCreateSettings, type PodPolicyInput, type PolicySettings } from '../policy/index.js';
+import { buildPod, checkPolicy, defaultSettings, loadOrCreateSettings, policyTextFor as renderPolicyText, type BuiltPod, type PodPolicyInput, type PolicySettings } from '../policy/index.js';
 import type { ResolvedImage } from '../images/types.js';
 import type { KubeObject, WorkloadRef } from '../workloads/resource.js';
 
@@ -32,17 +32,19 @@ export function policyInput(workload: WorkloadRef, metadata: KubeObject, spec: K
   return { workload, podMetadata: metadata as PodPolicyInput['podMetadata'], podSpec: spec, ...ctx };
 }
 
-export function policyTextFor(input: PodPolicyInput, location: InputLocation): string {
+/** The pod's policy data (built once: the text and the self-check both come from it) and text. */
+export function buildPodPolicy(input: PodPolicyInput, location: InputLocation): { pod: BuiltPod; text: string } {
   try {
-    return buildPolicyText(input);
+    const pod = buildPod(input);
+    return { pod, text: renderPolicyText(pod.data) };
   } catch (err) {
     throw err instanceof UserError ? err.withLocation(location) : err;
   }
 }
 
 /** Fails when the policy would block its own pod: a bug in the engine or a pod it cannot express. */
-export async function checkOwnPolicy(policyText: string, input: PodPolicyInput, location: InputLocation): Promise<void> {
-  const report = await checkPolicy(policyText, input);
+export async function checkOwnPolicy(policyText: string, input: PodPolicyInput, pod: BuiltPod, location: InputLocation): Promise<void> {
+  const report = await checkPolicy(policyText, input, pod);
   const denied = report.entries.find((e) => !e.allowed);
   if (denied) {
     const who = denied.container ? `container "${denied.container}"` : 'the sandbox';

@@ -8,7 +8,7 @@
  * match what the runtime sends shows up as a denial.
  */
 import { createHash } from 'node:crypto';
-import { buildPod, type PodPolicyInput } from './data.js';
+import { buildPod, type BuiltPod, type PodPolicyInput } from './data.js';
 import { PolicyEngine } from './engine.js';
 import type { ContainerPolicy } from './types.js';
 
@@ -97,9 +97,12 @@ const SERVICE_LINK_ENV = [
 
 export interface SynthesizedRequest { request: string; container: string; description: string; body: unknown }
 
-/** The requests the runtime sends to start this pod and run its probes, in order. */
-export function synthesizeRequests(input: PodPolicyInput): SynthesizedRequest[] {
-  const { data, samples } = buildPod(input);
+/**
+ * The requests the runtime sends to start this pod and run its probes, in order. `pod` is the
+ * built policy data of `input`, for callers that have it already.
+ */
+export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildPod(input)): SynthesizedRequest[] {
+  const { data, samples } = pod;
   const s = input.settings;
   const sandboxId = id(`sandbox/${samples.podName}`);
   const fill = (p: string, containerId: string) => p
@@ -207,11 +210,11 @@ function pinnedReference(input: PodPolicyInput, image: string): string {
 }
 
 /** Evaluate the synthesized requests of the pod against policyText. */
-export async function checkPolicy(policyText: string, input: PodPolicyInput): Promise<PolicyCheckReport> {
+export async function checkPolicy(policyText: string, input: PodPolicyInput, pod?: BuiltPod): Promise<PolicyCheckReport> {
   const engine = PolicyEngine.forPolicyText(policyText);
   const entries: PolicyCheckEntry[] = [];
   try {
-    for (const r of synthesizeRequests(input)) {
+    for (const r of synthesizeRequests(input, pod)) {
       const res = engine.evaluate(r.request, r.body);
       entries.push({ request: r.request, container: r.container, description: r.description, allowed: res.allowed, reason: res.reason, failures: res.failures });
     }

@@ -620,7 +620,9 @@ function pushUnique(list: Storage[], s: Storage): void {
   if (!list.some((x) => JSON.stringify(x) === key)) list.push(s);
 }
 
-export function buildPod(input: PodPolicyInput): { data: PolicyData; samples: PodSamples } {
+export type BuiltPod = { data: PolicyData; samples: PodSamples };
+
+export function buildPod(input: PodPolicyInput): BuiltPod {
   return new Builder(input).build();
 }
 
