@@ -3,12 +3,15 @@
  * carrying attestation evidence in a non-critical extension named by the evidence OID
  * (extension value = DER OCTET STRING wrapping the evidence bytes).
  */
-import { X509Certificate as NodeX509, sign, type KeyObject } from 'node:crypto';
+import { sign, type KeyObject, type X509Certificate as NodeX509 } from 'node:crypto';
 import { spkiDer } from '../coordinator/crypto.js';
 import { EVIDENCE_OIDS } from '../attestation/dispatch.js';
 import { AttestationError } from '../attestation/errors.js';
 import type { Evidence } from '../issuers/issuer.js';
-import { children, oid, oidToString, read, seq, tlv, utcTime } from './der.js';
+import { oid, seq, tlv, utcTime } from './der.js';
+import { derToPem, parseDerCertificate } from '../attestation/certificate.js';
+import { extensions } from '../attestation/x509.js';
+import { TAG, readSingle } from '../attestation/der.js';
 
 const TWO_HOURS = 2 * 3600 * 1000;
 
@@ -39,8 +42,7 @@ export function createAtlsCertDer(key: KeyObject, evidence?: Evidence, now = new
 }
 
 export function createAtlsCert(key: KeyObject, evidence?: Evidence, now = new Date()): Promise<string> {
-  const b64 = createAtlsCertDer(key, evidence, now).toString('base64').replace(/.{64}/g, '$&\n');
-  return Promise.resolve(`-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END CERTIFICATE-----\n`);
+  return Promise.resolve(derToPem(createAtlsCertDer(key, evidence, now)));
 }
 
 export interface AtlsPeer {
@@ -50,39 +52,42 @@ export interface AtlsPeer {
   evidence: Evidence[];
 }
 
-function evidenceExtensions(der: Buffer): Evidence[] {
-  const tbs = children(read(der))[0];
-  if (!tbs) return [];
-  const ext = children(tbs).find((n) => n.tag === 0xa3);
-  if (!ext) return [];
+/**
+ * Evidence extensions of a strictly parsed certificate: extnValue must be one OCTET STRING
+ * wrapping the evidence (checked by parseDerCertificate to be a single DER element).
+ */
+function evidenceExtensions(cert: NodeX509): Evidence[] {
   const out: Evidence[] = [];
-  for (const e of children(children(ext)[0]!)) {
-    const fields = children(e);
-    const id = fields[0];
-    const value = fields.at(-1);
-    if (!id || id.tag !== 0x06 || !value || value.tag !== 0x04) continue;
-    const type = oidToString(id.body);
-    if (!(EVIDENCE_OIDS as readonly string[]).includes(type)) continue;
-    const inner = read(value.body);
-    if (inner.tag !== 0x04 || inner.end !== value.body.length) throw new AttestationError('atls.certificate', `the evidence extension ${type} is not an OCTET STRING`);
-    out.push({ oid: type, value: Buffer.from(inner.body) });
+  for (const [oid, ext] of extensions(cert)) {
+    if (!(EVIDENCE_OIDS as readonly string[]).includes(oid)) continue;
+    const inner = readSingle(ext.value);
+    if (inner.tag !== TAG.OCTET_STRING) throw new AttestationError('atls.certificate', `the evidence extension ${oid} is not an OCTET STRING`);
+    out.push({ oid, value: Buffer.from(inner.content) });
   }
   return out;
 }
 
-/** Parse a peer certificate: its self-signature must verify; evidence extensions are extracted. */
+/**
+ * Parse a peer's aTLS certificate (DER exactly as it came off the wire): strictly one
+ * certificate, self-signed by its own key; evidence extensions are extracted. The key and the
+ * evidence are read from the same bytes, so they cannot come from two different certificates.
+ */
 export function parseAtlsCert(der: Uint8Array): AtlsPeer {
-  const raw = Buffer.from(der);
   let cert: NodeX509;
-  let evidence: Evidence[];
   try {
-    cert = new NodeX509(raw);
-    evidence = evidenceExtensions(raw);
+    cert = parseDerCertificate(der, 'the peer certificate');
   } catch (err) {
-    if (err instanceof AttestationError) throw err;
-    throw new AttestationError('atls.certificate', `the peer certificate cannot be parsed (${(err as Error).message})`);
+    throw new AttestationError('atls.certificate', (err as Error).message.replace(/^attestation check x509.parse failed: /, ''), undefined, undefined, { cause: err });
   }
-  if (!cert.verify(cert.publicKey)) throw new AttestationError('atls.certificate', 'the peer certificate is not self-signed by its own key');
-  const publicKey = cert.publicKey;
+  const evidence = evidenceExtensions(cert);
+  let publicKey: KeyObject;
+  let selfSigned = false;
+  try {
+    publicKey = cert.publicKey;
+    selfSigned = cert.verify(publicKey);
+  } catch (err) {
+    throw new AttestationError('atls.certificate', `the peer certificate has an unusable public key (${(err as Error).message})`, undefined, undefined, { cause: err });
+  }
+  if (!selfSigned) throw new AttestationError('atls.certificate', 'the peer certificate is not self-signed by its own key');
   return { publicKey, spki: spkiDer(publicKey), evidence };
 }

@@ -6,9 +6,9 @@
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { spkiDer, x509 } from '../coordinator/crypto.js';
+import { spkiDer } from '../coordinator/crypto.js';
 import type { Issuer } from '../issuers/issuer.js';
-import { createAtlsCert, parseAtlsCert, type AtlsPeer } from './cert.js';
+import { createAtlsCert, createAtlsCertDer, parseAtlsCert, type AtlsPeer } from './cert.js';
 import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, newNonce, nonceToServerName, reportData } from './binding.js';
 
 export interface DialOptions<V> {
@@ -77,8 +77,7 @@ export async function dialAtls<V>(opts: DialOptions<V>): Promise<AtlsConnection<
     if (opts.issuer) {
       const ekm = socket.exportKeyingMaterial(EKM_SIZE, EKM_LABEL, Buffer.alloc(0));
       const evidence = await opts.issuer.issue(reportData(spkiDer(clientKey), ekm));
-      const der = Buffer.from(new x509.X509Certificate(await createAtlsCert(clientKey, evidence)).rawData);
-      metadata[CLIENT_EVIDENCE_HEADER] = der.toString('base64');
+      metadata[CLIENT_EVIDENCE_HEADER] = createAtlsCertDer(clientKey, evidence).toString('base64');
     }
     const session = http2Connect(`https://${opts.host}:${opts.port}`, { createConnection: () => socket });
     session.on('error', () => { /* surfaced through the calls */ });

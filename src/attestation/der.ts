@@ -130,3 +130,56 @@ function utc(year: number, rest: string[]): Date {
   const [mo, d, h, mi, se] = rest.map(Number) as [number, number, number, number, number];
   return new Date(Date.UTC(year, mo - 1, d, h, mi, se));
 }
+
+/** Universal tag numbers whose constructed form only BER allows (DER encodes them primitive). */
+const PRIMITIVE_ONLY = new Set([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0a, 0x0c, 0x12, 0x13, 0x14, 0x16, 0x17, 0x18, 0x1a, 0x1e]);
+const MAX_DEPTH = 32;
+
+/**
+ * Checks that `node` and everything inside it is distinguished encoding: definite minimal
+ * lengths (readElement), primitive forms of primitive types, canonical BOOLEAN, INTEGER, BIT
+ * STRING, NULL and time values, no end-of-contents. Such an encoding is the only encoding of
+ * its value, so two parsers cannot read it differently. Throws asn1.decode otherwise.
+ */
+export function checkDistinguished(node: DerNode, depth = 0): void {
+  if (depth > MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH}`);
+  const universal = (node.tag & 0xc0) === 0;
+  const number = node.tag & 0x1f;
+  if (node.tag === 0) fail('end-of-contents octets (BER indefinite form)');
+  if ((node.tag & 0x20) !== 0) {
+    if (universal && PRIMITIVE_ONLY.has(number)) fail(`constructed encoding of universal type ${number} (BER only)`);
+    for (const child of children(node)) checkDistinguished(child, depth + 1);
+    return;
+  }
+  if (!universal) return;
+  const c = node.content;
+  switch (node.tag) {
+    case TAG.BOOLEAN:
+      if (c.length !== 1 || (c[0] !== 0x00 && c[0] !== 0xff)) fail('BOOLEAN must be one octet 00 or ff');
+      break;
+    case TAG.INTEGER:
+    case TAG.ENUMERATED:
+      if (c.length === 0) fail('empty INTEGER');
+      if (c.length > 1 && ((c[0] === 0x00 && c[1]! < 0x80) || (c[0] === 0xff && c[1]! >= 0x80))) fail('INTEGER is not minimally encoded');
+      break;
+    case TAG.BIT_STRING: {
+      const unused = c[0];
+      if (unused === undefined || unused > 7 || (c.length === 1 && unused !== 0)) fail('malformed BIT STRING');
+      if (unused > 0 && (c[c.length - 1]! & ((1 << unused) - 1)) !== 0) fail('BIT STRING padding bits are not zero');
+      break;
+    }
+    case TAG.NULL:
+      if (c.length !== 0) fail('NULL with content');
+      break;
+    case TAG.OID:
+      readOid(node);
+      if (c[0] === 0x80 || c.some((b, i) => b === 0x80 && (i === 0 || (c[i - 1]! & 0x80) === 0))) fail('object identifier arc with a leading zero octet');
+      break;
+    case TAG.UTC_TIME:
+    case TAG.GENERALIZED_TIME:
+      readTime(node);
+      break;
+    default:
+      break;
+  }
+}

@@ -1,7 +1,8 @@
 import { X509Certificate, constants, createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { AttestationError, ensure } from './errors.js';
-import { BoundedCache } from './bounded-cache.js';
 import { TAG, children, expectTag, readElement, readOid, readSingle, readTime, type DerNode } from './der.js';
+
+export { parseCertificateFile, parseDerCertificate, parsePemCertificates } from './certificate.js';
 
 /**
  * Certificate and CRL helpers on top of node:crypto. Node verifies signatures over the original
@@ -55,32 +56,6 @@ export function extensions(cert: X509Certificate): ReadonlyMap<string, Extension
 
 export function subjectDer(cert: X509Certificate): Buffer {
   return tbsParts(cert).subject;
-}
-
-/**
- * Parsed certificates by SHA-256 of their encoding. The same VCEK, ASK and PCK chains arrive
- * with every report, and parsing dominates verification time otherwise. Certificates are
- * immutable, so sharing them is safe; what is cached is only "these bytes parse to this".
- */
-const parsed = new BoundedCache<string, X509Certificate[]>(512);
-
-/** Reads one DER or any number of PEM certificates from bytes. */
-export function parseCertificates(data: Uint8Array, what: string): X509Certificate[] {
-  const key = createHash('sha256').update(data).digest('hex');
-  const hit = parsed.get(key);
-  if (hit) return [...hit];
-  const buf = Buffer.from(data);
-  const text = buf.toString('latin1');
-  let certs: X509Certificate[];
-  try {
-    if (!text.includes('-----BEGIN CERTIFICATE-----')) certs = [new X509Certificate(buf)];
-    else certs = (text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
-  } catch (err) {
-    throw new AttestationError('x509.parse', `${what} is not a valid X.509 certificate (${(err as Error).message})`, undefined, undefined, { cause: err });
-  }
-  if (certs.length === 0) throw new AttestationError('x509.parse', `${what} contains no certificate`);
-  parsed.set(key, certs);
-  return [...certs];
 }
 
 export function fingerprint256(cert: X509Certificate): string {

@@ -1,5 +1,5 @@
-import { X509Certificate } from 'node:crypto';
-import { fingerprint256 } from '../x509.js';
+import type { X509Certificate } from 'node:crypto';
+import { fingerprint256, parsePemCertificates } from '../x509.js';
 import type { PinnedRoot } from './amd.js';
 
 const loaded = new Map<PinnedRoot, X509Certificate>();
@@ -11,7 +11,7 @@ const loaded = new Map<PinnedRoot, X509Certificate>();
 export function pinnedCertificate(root: PinnedRoot): X509Certificate {
   let cert = loaded.get(root);
   if (!cert) {
-    cert = new X509Certificate(root.pem);
+    cert = parsePemCertificates(Buffer.from(root.pem), `pinned root ${root.sha256}`, { count: 1 })[0]!;
     if (fingerprint256(cert) !== root.sha256) throw new Error(`pinned root certificate does not match its fingerprint ${root.sha256}`);
     loaded.set(root, cert);
   }

@@ -1,7 +1,7 @@
 import { verify as cryptoVerify, type X509Certificate } from 'node:crypto';
 import { AttestationError, ensure } from '../errors.js';
 import { bytesEqual, isAllZero, toHex } from '../bytes.js';
-import { commonName, parseCertificates, parseCrlFor, publicKeyOf, type Crl } from '../x509.js';
+import { commonName, parseCertificateFile, parseDerCertificate, parsePemCertificates, parseCrlFor, publicKeyOf, type Crl } from '../x509.js';
 import { firstMatchingEntry } from '../matching.js';
 import type { SnpReferenceValues } from '../reference-values.js';
 import { CERT_TABLE_GUID, parseCertTable, type CertTable } from './cert-table.js';
@@ -90,12 +90,13 @@ function detectProduct(report: SnpReport, hint: SnpProduct | undefined, signer: 
 
 function certFromTable(table: CertTable | undefined, guid: string, what: string): X509Certificate | undefined {
   const der = table?.get(guid);
-  return der && der.length > 0 ? parseCertificates(der, what)[0] : undefined;
+  return der && der.length > 0 ? parseDerCertificate(der, what) : undefined;
 }
 
 function splitChain(pem: Uint8Array | undefined, what: string): { ask?: X509Certificate; ark?: X509Certificate } {
   if (!pem) return {};
-  const certs = parseCertificates(pem, what);
+  // KDS's cert_chain: the ASK (or ASVK), optionally followed by the ARK.
+  const certs = parsePemCertificates(pem, what, { count: { min: 1, max: 2 } });
   const ark = certs.find((c) => commonName(c.subject)?.startsWith('ARK-'));
   const ask = certs.find((c) => c !== ark);
   return { ...(ask ? { ask } : {}), ...(ark ? { ark } : {}) };
@@ -107,7 +108,7 @@ async function resolveCertificates(report: SnpReport, product: SnpProduct, kind:
   let signer = preSigner;
   if (!signer && kind === 'vcek' && src) {
     const der = await src.vcek(product, report);
-    if (der) signer = parseCertificates(der, 'VCEK from the collateral source')[0];
+    if (der) signer = parseCertificateFile(der, 'VCEK from the collateral source');
   }
   if (!signer) {
     throw new AttestationError('snp.vcek.missing', kind === 'vlek'
@@ -174,7 +175,7 @@ export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly
   if (report.signingKey === 'none') throw new AttestationError('snp.report.signingkey', 'the report is unsigned', 'VCEK or VLEK', 'none');
   const kind = report.signingKey;
   const table = evidence.certTable && evidence.certTable.length > 0 ? parseCertTable(evidence.certTable) : undefined;
-  const preSigner = opts.vcek ? parseCertificates(opts.vcek, `${kind.toUpperCase()} file`)[0]
+  const preSigner = opts.vcek ? parseCertificateFile(opts.vcek, `${kind.toUpperCase()} file`)
     : certFromTable(table, kind === 'vcek' ? CERT_TABLE_GUID.vcek : CERT_TABLE_GUID.vlek, `${kind.toUpperCase()} from the certificate table`);
   const product = detectProduct(report, opts.product, preSigner);
   const certs = await resolveCertificates(report, product, kind, table, opts, preSigner);

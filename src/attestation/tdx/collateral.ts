@@ -1,8 +1,8 @@
 import { createHash, verify as cryptoVerify, type X509Certificate } from 'node:crypto';
 import { BoundedCache } from '../bounded-cache.js';
 import { AttestationError, ensure } from '../errors.js';
-import { checkCrl, checkIssuedBy, checkValidity, commonName, parseCertificates, publicKeyOf, type Crl } from '../x509.js';
-import { requirePinnedIntelRoot } from './pck.js';
+import { checkCrl, checkIssuedBy, checkValidity, commonName, publicKeyOf, type Crl } from '../x509.js';
+import { parsePemChain, requirePinnedIntelRoot } from './pck.js';
 import { splitSignedJson } from './signed-json.js';
 
 /**
@@ -179,8 +179,7 @@ function shapeQeIdentity(v: unknown): QeIdentity {
 
 /** Verifies the TCB signing chain (signer, then root) and returns the signer. */
 function verifySigningChain(chainPem: Uint8Array, now: Date, check: string, rootCrl?: Crl): X509Certificate {
-  const certs = parseCertificates(chainPem, 'collateral issuer chain');
-  ensure(certs.length === 2, check, 'the issuer chain must hold the TCB signing certificate and the root', '2 certificates', String(certs.length));
+  const certs = parsePemChain(chainPem, 2, check, 'the issuer chain must hold the TCB signing certificate and the root');
   const [signer, candidate] = certs as [X509Certificate, X509Certificate];
   const root = requirePinnedIntelRoot(candidate, check);
   ensure(commonName(signer.subject) === 'Intel SGX TCB Signing', check, 'the collateral signer is not Intel\'s TCB signing certificate',

@@ -3,7 +3,7 @@ import { AttestationError, ensure } from '../errors.js';
 import { TAG, children, expectTag, readOid, readSingle, readSmallUint, type DerNode } from '../der.js';
 import { INTEL_SGX_ROOT_CA } from '../roots/intel.js';
 import { pinnedCertificate } from '../roots/pinned.js';
-import { checkCrl, checkIssuedBy, checkValidity, commonName, extensions, fingerprint256, parseCertificates, publicKeyOf, type Crl } from '../x509.js';
+import { checkCrl, checkIssuedBy, checkValidity, commonName, extensions, fingerprint256, parsePemCertificates, publicKeyOf, type Crl } from '../x509.js';
 
 /**
  * Intel certificate chains: the PCK chain inside a quote and the signing chains of PCS
@@ -94,10 +94,19 @@ export function requirePinnedIntelRoot(candidate: X509Certificate | undefined, c
   return root;
 }
 
+/**
+ * A PEM chain of exactly `count` certificates (Intel's formats: the quote's certification data,
+ * PCS issuer-chain headers). The quoting enclave terminates the chain with NUL bytes.
+ */
+export function parsePemChain(pem: Uint8Array, count: number, check: string, what: string): X509Certificate[] {
+  const certs = parsePemCertificates(pem, 'the certificate chain', { count: { min: 0, max: 8 }, trailingNul: true });
+  ensure(certs.length === count, check, what, `${count} certificates`, `${certs.length}`);
+  return certs;
+}
+
 /** Verifies the PCK chain from a quote; `crls` are the root CRL and the PCK CRL when available. */
 export function verifyPckChain(pem: Uint8Array, now: Date, crls: { root?: Crl; pck?: Crl } = {}): PckChain {
-  const certs = parseCertificates(pem, 'PCK certificate chain');
-  ensure(certs.length === 3, 'tdx.pck.chain', 'the PCK chain must hold leaf, intermediate CA and root', '3 certificates', `${certs.length}`);
+  const certs = parsePemChain(pem, 3, 'tdx.pck.chain', 'the PCK chain must hold leaf, intermediate CA and root');
   const [leaf, intermediate, candidateRoot] = certs as [X509Certificate, X509Certificate, X509Certificate];
   const root = requirePinnedIntelRoot(candidateRoot, 'tdx.pck.root');
   ensure(commonName(leaf.subject) === 'Intel SGX PCK Certificate', 'tdx.pck.chain', 'the first certificate is not a PCK certificate',

@@ -1,0 +1,169 @@
+/**
+ * Strict certificate parsing against a corpus of confused certificates: each one either is
+ * refused with its reason, or (when it is a valid DER certificate that merely carries a PEM
+ * block somewhere inside) is read as the outer certificate and nothing else.
+ */
+import assert from 'node:assert/strict';
+import { X509Certificate, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { MAX_CERTIFICATE_BYTES, derToPem, parseCertificateFile, parseDerCertificate, parsePemCertificates } from '../../src/attestation/certificate.js';
+import { bool, explicit, int, name, octet, oid, seq, set, tlv, utf8 } from './der-builder.js';
+import { checkIs } from './assertions.js';
+import { TDX } from './vectors.js';
+import { parseTdxQuote } from '../../src/attestation/tdx/quote.js';
+
+const ECDSA_SHA256 = seq(oid('1.2.840.10045.4.3.2'));
+const VALIDITY = seq(tlv(0x17, Buffer.from('250101000000Z')), tlv(0x17, Buffer.from('350101000000Z')));
+
+interface Parts {
+  version?: Buffer | null;
+  serial?: Buffer;
+  innerAlg?: Buffer;
+  outerAlg?: Buffer;
+  subject?: Buffer;
+  validity?: Buffer;
+  extensions?: Buffer[];
+  /** Raw extensions field, instead of `extensions`. */
+  extField?: Buffer;
+  trailer?: Buffer[];
+  unusedBits?: number;
+}
+
+function keyPair() {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+}
+
+/** A self-signed certificate built from parts, so each test can break exactly one of them. */
+function build(key: { publicKey: KeyObject; privateKey: KeyObject }, p: Parts = {}): Buffer {
+  const exts = p.extField ?? (p.extensions?.length ? explicit(3, seq(...p.extensions)) : undefined);
+  const tbs = seq(
+    ...(p.version === null ? [] : [p.version ?? explicit(0, int(2))]),
+    p.serial ?? int(0x1234),
+    p.innerAlg ?? ECDSA_SHA256,
+    name('Contrast'),
+    p.validity ?? VALIDITY,
+    p.subject ?? name('Contrast'),
+    key.publicKey.export({ type: 'spki', format: 'der' }),
+    ...(exts ? [exts] : []),
+  );
+  return seq(tbs, p.outerAlg ?? ECDSA_SHA256, tlv(0x03, Buffer.from([p.unusedBits ?? 0]), sign('sha256', tbs, key.privateKey)), ...(p.trailer ?? []));
+}
+
+const ext = (id: string, value: Buffer, critical?: Buffer) => seq(oid(id), ...(critical ? [critical] : []), octet(value));
+const refused = (reason: RegExp) => (err: unknown) => checkIs('x509.parse')(err) && reason.test((err as Error).message);
+
+describe('strict certificate parsing: a corpus of confused certificates', () => {
+  const outer = keyPair();
+  const inner = keyPair();
+  const innerPem = derToPem(build(inner, { subject: name('inner') }));
+
+  it('reads a well-formed certificate, and Node reads it the same way', () => {
+    const der = build(outer);
+    const cert = parseDerCertificate(der, 'cert');
+    assert.ok(cert.raw.equals(der));
+    assert.ok(cert.publicKey.equals(outer.publicKey));
+  });
+
+  it('reads a certificate with a PEM certificate inside an extension as the outer one only', () => {
+    const der = build(outer, { extensions: [ext('1.2.3.4', Buffer.from(`\n${innerPem}`))] });
+    // The hazard itself: Node's constructor on the raw bytes finds the embedded PEM first.
+    assert.ok(new X509Certificate(der).publicKey.equals(inner.publicKey), 'Node no longer prefers embedded PEM: revisit this test');
+    const cert = parseDerCertificate(der, 'cert');
+    assert.ok(cert.publicKey.equals(outer.publicKey));
+    assert.ok(cert.raw.equals(der));
+  });
+
+  it('reads a certificate with a PEM certificate inside its subject as the outer one only', () => {
+    const der = build(outer, { subject: seq(set(seq(oid('2.5.4.3'), utf8(`x\n${innerPem}`)))) });
+    assert.ok(new X509Certificate(der).publicKey.equals(inner.publicKey));
+    assert.ok(parseDerCertificate(der, 'cert').publicKey.equals(outer.publicKey));
+  });
+
+  const corpus: [string, () => Buffer, RegExp][] = [
+    ['a second certificate appended', () => Buffer.concat([build(outer), build(inner)]), /trailing bytes/],
+    ['one byte appended', () => Buffer.concat([build(outer), Buffer.from([0])]), /trailing bytes/],
+    ['a fourth field after the signature', () => build(outer, { trailer: [tlv(0x05, Buffer.alloc(0))] }), /SEQUENCE \{ tbsCertificate/],
+    ['a long-form length where the short form fits (BER)', () => {
+      const der = build(outer, { serial: Buffer.from([0x02, 0x81, 0x02, 0x12, 0x34]) });
+      return der;
+    }, /non-minimal length/],
+    ['an indefinite length (BER)', () => {
+      const der = build(outer);
+      return Buffer.concat([Buffer.from([0x30, 0x80]), der.subarray(der[1]! & 0x80 ? 2 + (der[1]! & 0x7f) : 2), Buffer.from([0, 0])]);
+    }, /indefinite length/],
+    ['a constructed OCTET STRING in an extension (BER)', () => build(outer, { extensions: [seq(oid('1.2.3.4'), tlv(0x24, octet(Buffer.from('ab'))))] }), /constructed encoding/],
+    ['a serial number with a redundant leading zero', () => build(outer, { serial: tlv(0x02, Buffer.from([0x00, 0x12])) }), /not minimally encoded/],
+    ['a critical flag encoded as 01 instead of ff', () => build(outer, { extensions: [ext('1.2.3.4', seq(), tlv(0x01, Buffer.from([0x01])))] }), /BOOLEAN/],
+    ['an explicit critical=FALSE', () => build(outer, { extensions: [ext('1.2.3.4', seq(), bool(false))] }), /default critical=FALSE/],
+    ['a duplicated extension', () => build(outer, { extensions: [ext('1.2.3.4', seq()), ext('1.2.3.4', seq(int(1)))] }), /duplicate extension 1\.2\.3\.4/],
+    ['an empty extensions list', () => build(outer, { extField: explicit(3, seq()) }), /empty extensions/],
+    ['an explicit version 1 (DER omits the default)', () => build(outer, { version: explicit(0, int(0)) }), /version 0/],
+    ['extensions in a version 1 certificate', () => build(outer, { version: null, extensions: [ext('1.2.3.4', seq())] }), /extensions in a version 1/],
+    ['different inner and outer signature algorithms', () => build(outer, { outerAlg: seq(oid('1.2.840.10045.4.3.3')) }), /signature algorithms differ/],
+    ['a validity time without seconds', () => build(outer, { validity: seq(tlv(0x17, Buffer.from('2501010000Z')), tlv(0x17, Buffer.from('350101000000Z'))) }), /time encoding/],
+    ['a signature with unused bits', () => build(outer, { unusedBits: 1 }), /BIT STRING|unused bits/],
+    ['PEM where DER is expected', () => Buffer.from(innerPem), /PEM where DER/],
+    ['bytes that are no certificate', () => Buffer.from('hello'), /does not start with a DER SEQUENCE/],
+    ['more than the size limit', () => build(outer, { extensions: [ext('1.2.3.4', Buffer.alloc(MAX_CERTIFICATE_BYTES))] }), /more than the 65536 accepted/],
+  ];
+  for (const [what, make, reason] of corpus) {
+    it(`refuses ${what}`, () => {
+      assert.throws(() => parseDerCertificate(make(), 'the peer certificate'), refused(reason));
+    });
+  }
+
+  it('names the input in every refusal', () => {
+    assert.throws(() => parseDerCertificate(Buffer.from('x'), 'the VCEK from the certificate table'), /the VCEK from the certificate table is not a well-formed certificate/);
+  });
+});
+
+describe('strict PEM certificate files', () => {
+  const a = derToPem(build(keyPair()));
+  const b = derToPem(build(keyPair()));
+
+  it('reads exactly the expected number of blocks, with whitespace between them', () => {
+    assert.equal(parsePemCertificates(Buffer.from(`${a}\n\n${b}  \n`), 'chain', { count: 2 }).length, 2);
+    assert.equal(parsePemCertificates(Buffer.from(a.replace(/\n/g, '\r\n')), 'chain', { count: 1 }).length, 1);
+    assert.throws(() => parsePemCertificates(Buffer.from(`${a}${b}`), 'the ASK file', { count: 1 }), refused(/the ASK file .* 2 certificates, expected 1/));
+    assert.throws(() => parsePemCertificates(Buffer.from(a), 'chain', { count: { min: 2, max: 3 } }), refused(/1 certificate, expected 2 to 3/));
+    assert.throws(() => parsePemCertificates(Buffer.from(''), 'chain', { count: 1 }), refused(/0 certificates/));
+  });
+
+  it('refuses text outside the blocks, other block types and NUL padding where the format has none', () => {
+    assert.throws(() => parsePemCertificates(Buffer.from(`subject=CN=x\n${a}`), 'f', { count: 1 }), refused(/unexpected content at offset 0/));
+    assert.throws(() => parsePemCertificates(Buffer.from(`${a}trailing`), 'f', { count: 1 }), refused(/unexpected content/));
+    assert.throws(() => parsePemCertificates(Buffer.from(a.replace(/CERTIFICATE/g, 'X509 CRL')), 'f', { count: 1 }), refused(/unexpected content/));
+    assert.throws(() => parsePemCertificates(Buffer.from(`${a}\0`), 'f', { count: 1 }), refused(/unexpected content/));
+    assert.equal(parsePemCertificates(Buffer.from(`${a}\0\0`), 'f', { count: 1, trailingNul: true }).length, 1);
+  });
+
+  it('refuses non-canonical base64 and a block whose DER is not one certificate', () => {
+    // A certificate whose length leaves "==" padding: the character before it has four unused bits.
+    let der = build(keyPair());
+    for (let n = 1; der.length % 3 !== 1; n++) der = build(keyPair(), { serial: int(BigInt(256) ** BigInt(n)) });
+    const b64 = der.toString('base64');
+    const i = b64.length - 3;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const sloppy = `${b64.slice(0, i)}${alphabet[alphabet.indexOf(b64[i]!) | 1]}==`;
+    assert.ok(Buffer.from(sloppy, 'base64').equals(der), 'the altered text must decode to the same bytes');
+    const pem = (text: string) => Buffer.from(`-----BEGIN CERTIFICATE-----\n${text.replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`);
+    assert.equal(parsePemCertificates(pem(b64), 'f', { count: 1 }).length, 1);
+    assert.throws(() => parsePemCertificates(pem(sloppy), 'f', { count: 1 }), refused(/block 1 is not canonical base64/));
+    assert.throws(() => parsePemCertificates(pem(`${b64.slice(0, 10)}*${b64.slice(11)}`), 'f', { count: 1 }), refused(/unexpected content/));
+    const withTrailer = derToPem(Buffer.concat([der, Buffer.from([0])]));
+    assert.throws(() => parsePemCertificates(Buffer.from(withTrailer), 'f', { count: 1 }), refused(/trailing bytes/));
+  });
+
+  it('takes a file as PEM only when it starts with the PEM boundary', () => {
+    const der = build(keyPair());
+    assert.ok(parseCertificateFile(der, 'VCEK file').raw.equals(der));
+    assert.ok(parseCertificateFile(Buffer.from(`\n${derToPem(der)}`), 'VCEK file').raw.equals(der));
+    assert.throws(() => parseCertificateFile(Buffer.from(`junk\n${derToPem(der)}`), 'VCEK file'), refused(/VCEK file .*does not start with a DER SEQUENCE/));
+  });
+
+  it('reads the PCK chain of every genuine TDX quote as exactly three certificates', () => {
+    for (const quote of [TDX.sprQuote(), TDX.v5Quote(), TDX.cosQuote()]) {
+      const chain = parseTdxQuote(quote).pckChainPem;
+      assert.equal(parsePemCertificates(chain, 'PCK chain', { count: 3, trailingNul: true }).length, 3);
+    }
+  });
+});
