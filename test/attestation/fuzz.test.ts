@@ -12,10 +12,23 @@ import { verifyTdx } from '../../src/attestation/tdx/verify.js';
 import { SNP_NOW, SNP_VECTORS, TDX } from './vectors.js';
 
 /**
- * Parsers see attacker-controlled bytes. Property: whatever the input, they return or throw an
- * AttestationError; never another exception, never a hang. Iterations are bounded for CI.
+ * Parsers see attacker-controlled bytes. Property of parsers: whatever the input, they return
+ * or throw an AttestationError; never another exception, never a hang. Property of verifiers:
+ * mutated evidence is refused with an AttestationError unless the mutation left every byte that
+ * verification reads unchanged. Iterations are bounded for CI.
  */
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
+
+/** Runs a verification; true when it accepted, false when it refused with an AttestationError. */
+async function accepted(fn: () => unknown): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch (err) {
+    if (!(err instanceof AttestationError)) throw err;
+    return false;
+  }
+}
 
 function onlyTyped(fn: () => unknown): boolean {
   try {
@@ -54,22 +67,33 @@ describe('attestation parsers under fuzzing (fast-check)', () => {
     }
   });
 
-  it('TDX verification of mutated quotes (certificate chain and signatures included)', () => {
-    fc.assert(fc.property(mutations(TDX.cosQuote()), (b) => onlyTyped(() => verifyTdx({ quote: b }, null, {}, { allowMissingCollateral: true }))),
-      { numRuns: Math.ceil(RUNS / 3) });
+  it('TDX verification refuses every mutated quote whose verified bytes changed', async () => {
+    const seed = TDX.cosQuote();
+    // The COS quote is zero-padded to 8000 bytes; verification ignores bytes after the quote.
+    const used = (b: Buffer) => b.subarray(0, b.length - parseTdxQuote(b).trailingBytes);
+    const original = used(seed);
+    const opts = { allowMissingCollateral: true, now: SNP_NOW };
+    assert.equal(await accepted(() => verifyTdx({ quote: seed }, null, {}, opts)), true, 'control: the genuine quote verifies');
+    let refusedCount = 0;
+    await fc.assert(fc.asyncProperty(mutations(seed), async (b) => {
+      const ok = await accepted(() => verifyTdx({ quote: b }, null, {}, opts));
+      if (!ok) refusedCount++;
+      return !ok || used(b).equals(original);
+    }), { numRuns: Math.ceil(RUNS / 3) });
+    assert.ok(refusedCount > 0);
   });
 
-  it('SNP verification with mutated VCEK certificates', async () => {
+  it('SNP verification refuses every mutated report and every mutated VCEK', async () => {
     const v = SNP_VECTORS[2]!;
     const der = new X509Certificate(v.vcek).raw;
-    await fc.assert(fc.asyncProperty(mutations(der), async (vcek) => {
-      try {
-        await verifySnp({ report: v.report }, null, {}, { vcek, certChain: v.chain, now: SNP_NOW });
-      } catch (err) {
-        if (!(err instanceof AttestationError)) throw err;
-      }
-      return true;
-    }), { numRuns: Math.ceil(RUNS / 3) });
+    assert.equal(await accepted(() => verifySnp({ report: v.report }, null, {}, { vcek: der, certChain: v.chain, now: SNP_NOW })), true, 'control: the genuine inputs verify');
+    await fc.assert(fc.asyncProperty(mutations(der), async (vcek) =>
+      !await accepted(() => verifySnp({ report: v.report }, null, {}, { vcek, certChain: v.chain, now: SNP_NOW })) || vcek.equals(der)),
+    { numRuns: Math.ceil(RUNS / 3) });
+    // Every byte of a report is signed or is the signature.
+    await fc.assert(fc.asyncProperty(mutations(v.report), async (report) =>
+      !await accepted(() => verifySnp({ report }, null, {}, { vcek: der, certChain: v.chain, now: SNP_NOW })) || report.equals(v.report)),
+    { numRuns: Math.ceil(RUNS / 3) });
   });
 
   it('DER reader and CRL parser', () => {

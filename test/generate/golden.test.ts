@@ -14,10 +14,9 @@ const GOLDEN = join(REPO_ROOT, 'test', 'golden');
 
 function compareGolden(name: string, actual: string): void {
   const file = join(GOLDEN, name);
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {
-    if (process.env.CI && !existsSync(file)) assert.fail(`golden file ${name} is missing`);
-    writeFileSync(file, actual);
-  }
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, actual);
+  // A missing golden file is a failure, never a silent pass: write it on purpose and review it.
+  if (!existsSync(file)) assert.fail(`golden file test/golden/${name} is missing; create it with UPDATE_GOLDEN=1 and review it`);
   const expected = readFileSync(file, 'utf8');
   if (actual === expected) return;
   // Name the first differing line instead of dumping two multi-kilobyte policies.

@@ -45,10 +45,11 @@ export function newestMtime(dir: string): number {
   return newest;
 }
 
-export function runCli(args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+export function runCli(args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): CliResult {
   ensureBuilt();
   const r = spawnSync(process.execPath, [CLI, ...args], {
     cwd: options.cwd ?? REPO_ROOT,
+    ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
     input: options.input ?? '',
     env: { ...process.env, ...options.env },
     encoding: 'utf8',
