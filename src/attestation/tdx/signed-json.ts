@@ -66,6 +66,8 @@ export function splitSignedJson(data: Uint8Array, bodyKey: string, check: string
     i++;
     while (/\s/.test(text[i] ?? '')) i++;
     const end = skipValue(text, i, check);
+    // JSON.parse keeps the last of duplicate keys; refuse them so no two readings exist.
+    if (spans.has(key)) fail(check, `duplicate key ${JSON.stringify(key)}`);
     spans.set(key, [i, end]);
     i = end;
   }
