@@ -17,7 +17,6 @@ export interface SnpChainInput {
   readonly ask: X509Certificate;
   /** An ARK from the evidence or a chain file, compared against the pin. */
   readonly ark?: X509Certificate;
-  readonly crl?: Crl;
   readonly now: Date;
 }
 
@@ -42,8 +41,29 @@ export function verifySnpChain(input: SnpChainInput): X509Certificate {
   checkValidity(ark, now, 'snp.ark.validity', `ARK-${product}`);
   checkValidity(ask, now, 'snp.ask.validity', askName);
   checkValidity(signer, now, 'snp.vcek.validity', `the ${kind.toUpperCase()}`);
-  // AMD's CRL is signed by the ARK and lists revoked intermediates; key certificates are
-  // retired through TCB versions instead.
-  if (input.crl) checkCrl(input.crl, ark, now, [ask], 'snp.crl');
   return ark;
+}
+
+/**
+ * AMD's CRL is signed by the ARK and lists revoked intermediates (ASK/ASVK); key certificates
+ * are retired through TCB versions instead. `at` is the time the CRL must be current at: the
+ * verification time, or the CRL's own nextUpdate when the CRL policy accepts it past that
+ * (grace period, or revocations only); see crl.ts.
+ */
+export function checkSnpCrl(crl: Crl, ark: X509Certificate, ask: X509Certificate, at: Date): void {
+  checkCrl(crl, ark, at, [ask], 'snp.crl');
+}
+
+/**
+ * Whether `crl` is signed by the pinned ARK of `product`. Used to refuse unusable CRLs from KDS
+ * before they are cached; dates and revocations are judged at verification time.
+ */
+export function crlSignedByArk(product: SnpProduct, crl: Crl): boolean {
+  try {
+    checkCrl(crl, pinnedCertificate(AMD_ARKS[product]), crl.thisUpdate, [], 'snp.crl');
+    return true;
+  } catch (err) {
+    if (err instanceof AttestationError) return false;
+    throw err;
+  }
 }

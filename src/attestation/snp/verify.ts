@@ -1,12 +1,13 @@
 import { verify as cryptoVerify, type X509Certificate } from 'node:crypto';
 import { AttestationError, ensure } from '../errors.js';
 import { bytesEqual, isAllZero, toHex } from '../bytes.js';
-import { commonName, parseCertificateFile, parseDerCertificate, parsePemCertificates, parseCrlFor, publicKeyOf, type Crl } from '../x509.js';
+import { commonName, parseCertificateFile, parseDerCertificate, parsePemCertificates, publicKeyOf } from '../x509.js';
 import { firstMatchingEntry } from '../matching.js';
 import type { SnpReferenceValues } from '../reference-values.js';
 import { CERT_TABLE_GUID, parseCertTable, type CertTable } from './cert-table.js';
-import { verifySnpChain } from './chain.js';
+import { checkSnpCrl, verifySnpChain } from './chain.js';
 import type { SnpCollateralSource } from './collateral.js';
+import { DEFAULT_CRL_GRACE_MS, describeCrlSource, resolveSnpCrl, type SnpCrlDecision, type SnpCrlPolicy, type SnpCrlStatus } from './crl.js';
 import { productFromCpuid, productLine, isSnpProduct, type SnpProduct } from './product.js';
 import { SIGNED_LENGTH, parseSnpReport, type SnpReport } from './report.js';
 import { decodeTcb, firstDifferent, formatTcb, type SnpTcb } from './tcb.js';
@@ -38,12 +39,24 @@ export interface SnpVerifyOptions {
   readonly vcek?: Uint8Array;
   /** ASK/ASVK then optionally ARK (PEM). An ARK here must equal the pinned one. */
   readonly certChain?: Uint8Array;
-  /** DER CRL from AMD KDS, signed by the ARK. */
+  /**
+   * DER CRL from AMD KDS, signed by the ARK. Used while current at `now`; when it is not, the
+   * collateral source's CRL is tried. Unset: the cached CRL, else one from the network source.
+   */
   readonly crl?: Uint8Array;
-  /** Consulted only for what the evidence and the explicit inputs lack. */
+  /**
+   * Consulted only for what the evidence and the explicit inputs lack, and only after the
+   * checks that need no certificate passed (see docs/attestation.md). Unset: only the evidence
+   * and the explicit inputs are used.
+   */
   readonly collateral?: SnpCollateralSource;
-  /** Fail if no CRL is available (by default a missing CRL is reported, not fatal). */
-  readonly requireCrl?: boolean;
+  /** What to do without a current CRL (see crl.ts). Unset: 'if-available'. */
+  readonly crlPolicy?: SnpCrlPolicy;
+  /**
+   * Under 'if-available', how long past its nextUpdate a CRL that cannot be refreshed still
+   * counts as checked (the result says `stale`). Ignored under 'require'. Unset: 24 hours.
+   */
+  readonly crlGraceMs?: number;
 }
 
 export interface SnpVerification {
@@ -56,14 +69,16 @@ export interface SnpVerification {
   readonly certificate: AmdKeyCertificate;
   /** Index of the first reference-value entry that matched; undefined when none were given. */
   readonly referenceValueIndex?: number;
+  /** Whether the ASK was checked against a current CRL (or one within the grace period). */
   readonly crlChecked: boolean;
+  /** Which CRL was used (supplied, cache, fetched), its dates, and why it is missing or stale. */
+  readonly crl: SnpCrlStatus;
 }
 
 interface Certificates {
   signer: X509Certificate;
   ask: X509Certificate;
   ark?: X509Certificate;
-  crl?: Crl;
 }
 
 function detectProduct(report: SnpReport, hint: SnpProduct | undefined, signer: X509Certificate | undefined): SnpProduct {
@@ -103,8 +118,7 @@ function splitChain(pem: Uint8Array | undefined, what: string): { ask?: X509Cert
 }
 
 async function resolveCertificates(report: SnpReport, product: SnpProduct, kind: 'vcek' | 'vlek', table: CertTable | undefined,
-  opts: SnpVerifyOptions, preSigner: X509Certificate | undefined): Promise<Certificates> {
-  const src = opts.collateral;
+  opts: SnpVerifyOptions, preSigner: X509Certificate | undefined, src: SnpCollateralSource | undefined): Promise<Certificates> {
   let signer = preSigner;
   if (!signer && kind === 'vcek' && src) {
     const der = await src.vcek(product, report);
@@ -124,10 +138,36 @@ async function resolveCertificates(report: SnpReport, product: SnpProduct, kind:
     ark ??= fetched.ark;
   }
   if (!ask) throw new AttestationError('snp.ask.missing', `no ${kind === 'vcek' ? 'ASK' : 'ASVK'} certificate for ${product}`);
-  let crlBytes = opts.crl;
-  if (!crlBytes && src) crlBytes = await src.crl(product, kind);
-  const crl = crlBytes ? parseCrlFor('snp.crl', crlBytes) : undefined;
-  return { signer, ask, ...(ark ? { ark } : {}), ...(crl ? { crl } : {}) };
+  return { signer, ask, ...(ark ? { ark } : {}) };
+}
+
+/** The chosen CRL must be AMD's and must not list the ASK; failures name where it came from. */
+function checkChosenCrl(decision: SnpCrlDecision, ark: X509Certificate, ask: X509Certificate): void {
+  if (!decision.crl) return;
+  try {
+    checkSnpCrl(decision.crl, ark, ask, decision.at!);
+  } catch (err) {
+    if (!(err instanceof AttestationError)) throw err;
+    const from = decision.status.source ? describeCrlSource(decision.status.source) : 'the CRL';
+    throw new AttestationError(err.check, `${from}: ${err.detail}`, err.expected, err.actual, { cause: err });
+  }
+}
+
+/**
+ * The collateral source, but the first call to any of its methods runs `gate` first (and fails
+ * with its error): checks that cost nothing come before anything is looked up or fetched.
+ */
+function afterGate(src: SnpCollateralSource, gate: () => void): SnpCollateralSource {
+  const gated = <A extends unknown[], R>(f: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+    gate();
+    return f(...args);
+  };
+  return {
+    vcek: gated(src.vcek.bind(src)),
+    certChain: gated(src.certChain.bind(src)),
+    crl: gated(src.crl.bind(src)),
+    ...(src.fetchCrl ? { fetchCrl: gated(src.fetchCrl.bind(src)) } : {}),
+  };
 }
 
 function verifyReportSignature(report: SnpReport, signer: X509Certificate): void {
@@ -164,9 +204,28 @@ function checkExpectations(report: SnpReport, exp: SnpExpectations, vmpl: number
 }
 
 /**
+ * Checks of what the report claims, which need no certificate: TCB consistency, the caller's
+ * expectations, the reference values. They are judged on unauthenticated bytes, which is sound
+ * because the report is accepted only if its signature verifies too. Returns the index of the
+ * matching reference-value entry.
+ */
+function judgeClaims(report: SnpReport, product: SnpProduct, tcbs: SnpTcbs, expectations: SnpExpectations,
+  referenceValues: readonly SnpReferenceValues[] | null): { index?: number } {
+  validateSnpTcbConsistency(tcbs);
+  checkExpectations(report, expectations, expectations.vmpl ?? (referenceValues ? 0 : undefined));
+  if (!referenceValues) return {};
+  return { index: firstMatchingEntry('snp', referenceValues, (ref) => validateSnpReference(report, product, tcbs, ref)) };
+}
+
+/**
  * Verifies an SEV-SNP report end to end: authenticity (signature, VCEK/VLEK, chain to the
  * pinned ARK, CRL), then the caller's expectations, then the reference values. `null`
  * reference values skip the last step explicitly (for inspection tools, not for admission).
+ *
+ * Order: when the collateral source has to be consulted (a VCEK, chain or CRL the evidence and
+ * the explicit inputs lack), the checks that need no certificate (TCB consistency,
+ * expectations, reference values) run before the first call to it, so a peer cannot make us
+ * fetch anything with a report that fails them. Otherwise they run last, as they always did.
  */
 export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly SnpReferenceValues[] | null,
   expectations: SnpExpectations = {}, opts: SnpVerifyOptions = {}): Promise<SnpVerification> {
@@ -178,24 +237,32 @@ export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly
   const preSigner = opts.vcek ? parseCertificateFile(opts.vcek, `${kind.toUpperCase()} file`)
     : certFromTable(table, kind === 'vcek' ? CERT_TABLE_GUID.vcek : CERT_TABLE_GUID.vlek, `${kind.toUpperCase()} from the certificate table`);
   const product = detectProduct(report, opts.product, preSigner);
-  const certs = await resolveCertificates(report, product, kind, table, opts, preSigner);
-  if (opts.requireCrl && !certs.crl) throw new AttestationError('snp.crl', 'a CRL is required but none is available');
-
-  const keyCert = readAmdKeyCertificate(certs.signer);
-  ensure(keyCert.kind === kind, 'snp.vcek.kind', 'the certificate is not the key type the report names', kind.toUpperCase(), keyCert.kind.toUpperCase());
-  verifySnpChain({ product, kind, signer: certs.signer, ask: certs.ask, ...(certs.ark ? { ark: certs.ark } : {}), ...(certs.crl ? { crl: certs.crl } : {}), now });
-  verifyReportSignature(report, certs.signer);
-
   const tcbs: SnpTcbs = {
     current: decodeTcb(report.currentTcb, product),
     committed: decodeTcb(report.committedTcb, product),
     launch: decodeTcb(report.launchTcb, product),
     reported: decodeTcb(report.reportedTcb, product),
   };
+  let claims: { index?: number } | undefined;
+  const judge = () => (claims ??= judgeClaims(report, product, tcbs, expectations, referenceValues));
+  const src = opts.collateral ? afterGate(opts.collateral, judge) : undefined;
+
+  const certs = await resolveCertificates(report, product, kind, table, opts, preSigner, src);
+  const crl = await resolveSnpCrl({
+    product, kind, now,
+    policy: opts.crlPolicy ?? 'if-available',
+    graceMs: opts.crlGraceMs ?? DEFAULT_CRL_GRACE_MS,
+    ...(opts.crl ? { supplied: opts.crl } : {}),
+    ...(src ? { source: src } : {}),
+  });
+
+  const keyCert = readAmdKeyCertificate(certs.signer);
+  ensure(keyCert.kind === kind, 'snp.vcek.kind', 'the certificate is not the key type the report names', kind.toUpperCase(), keyCert.kind.toUpperCase());
+  const ark = verifySnpChain({ product, kind, signer: certs.signer, ask: certs.ask, ...(certs.ark ? { ark: certs.ark } : {}), now });
+  checkChosenCrl(crl, ark, certs.ask);
+  verifyReportSignature(report, certs.signer);
   matchCertificateToReport(keyCert, report, product, tcbs.reported);
-  validateSnpTcbConsistency(tcbs);
-  checkExpectations(report, expectations, expectations.vmpl ?? (referenceValues ? 0 : undefined));
-  const index = referenceValues ? firstMatchingEntry('snp', referenceValues, (ref) => validateSnpReference(report, product, tcbs, ref)) : undefined;
+  const { index } = judge();
   return {
     platform: 'snp',
     product,
@@ -205,6 +272,7 @@ export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly
     tcb: tcbs,
     certificate: keyCert,
     ...(index !== undefined ? { referenceValueIndex: index } : {}),
-    crlChecked: certs.crl !== undefined,
+    crlChecked: crl.status.checked,
+    crl: crl.status,
   };
 }
