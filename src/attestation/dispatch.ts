@@ -27,6 +27,10 @@ export interface VerifiedEvidence {
 }
 
 export interface DispatchOptions {
+  /**
+   * SEV-SNP options, passed to verifySnp unchanged: among them `collateral` (a KdsClient),
+   * `crlPolicy` ('if-available' by default, or 'require') and `crlGraceMs`.
+   */
   snp?: SnpVerifyOptions;
   tdx?: TdxVerifyOptions;
   /** Public key of the simulated platform's root (default: the local one). */

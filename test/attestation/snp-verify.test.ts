@@ -35,7 +35,11 @@ describe('SEV-SNP verification: genuine reports', () => {
       assert.equal(r.reportVersion, v.version);
       assert.equal(r.signingKey, 'vcek');
       assert.deepEqual(r.tcb.reported, v.reported);
+      // No CRL anywhere: under the default policy that is reported, not fatal.
       assert.equal(r.crlChecked, false);
+      assert.equal(r.crl.checked, false);
+      assert.equal(r.crl.source, undefined);
+      assert.match(r.crl.reason ?? '', /no CRL for \w+ VCEK/);
     });
   }
 

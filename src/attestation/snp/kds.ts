@@ -343,11 +343,11 @@ export class KdsClient implements SnpCollateralSource {
 
 /** The body, refusing it as soon as it is known to exceed `max` bytes. */
 async function readBounded(res: Response, max: number, what: string): Promise<Buffer> {
-  const tooLarge = (size: string) => new CollateralUnavailableError('snp.kds.size', `AMD KDS sent ${size} for ${what}, more than the ${max} accepted`);
+  const tooLarge = (size: string) => new CollateralUnavailableError('snp.kds.size', `AMD KDS ${size} for ${what}; at most ${max} bytes are accepted`);
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > max) {
     await res.body?.cancel().catch(() => undefined);
-    throw tooLarge(`${declared} bytes`);
+    throw tooLarge(`announced ${declared} bytes`);
   }
   if (!res.body) return Buffer.alloc(0);
   const reader = res.body.getReader();
@@ -359,7 +359,7 @@ async function readBounded(res: Response, max: number, what: string): Promise<Bu
     total += value.byteLength;
     if (total > max) {
       await reader.cancel().catch(() => undefined);
-      throw tooLarge(`more than ${max} bytes`);
+      throw tooLarge(`sent more than ${max} bytes`);
     }
     chunks.push(value);
   }
