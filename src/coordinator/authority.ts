@@ -5,20 +5,38 @@
  *
  * In recovery the stored history can be read (verify), but nothing is issued or changed until
  * a seed-share owner sends the seed; the seed itself is never written to the store.
+ *
+ * The store is not trusted (whoever administers the cluster can write it). What the Coordinator
+ * takes from it is checked: history objects against their hashes, `transitions/latest` against
+ * the key derived from the seed (at recovery), `ca/root.pem` strictly parsed and against the
+ * seed's root key (and only its canonical encoding is ever served), the seed-share document
+ * parsed strictly and served only as what it is, an unverified copy for `recover`.
+ *
+ * The first SetManifest writes, in this order: the seed-share document, the root certificate,
+ * the policies, the manifest, the transition, and last the signed `transitions/latest`. A crash
+ * before the last write leaves an uninitialised Coordinator; after it, a history whose seed
+ * shares are in the store, so a client that never received the response can still recover.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
-import { validateManifest, checkNoInsecureMix, type Manifest, type PolicyEntry } from '../workspace/manifest.js';
-import { createMeshCA, createRootCert, issueMeshCert, type CertExtension, type MeshCA } from './ca.js';
-import { sha256, x509 } from './crypto.js';
-import { History, HistoryError, ZERO_HASH, transitionHash, type LatestTransition } from './history.js';
+import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import {
+  checkManifestReady, ManifestError, validateManifest, type Manifest, type PolicyEntry,
+} from '../workspace/manifest.js';
+import { derToPem, parsePemCertificates } from '../attestation/certificate.js';
+import { createMeshCA, createRootCert, issueMeshCert, ROOT_CN, type CertExtension, type MeshCA } from './ca.js';
+import { sha256 } from './crypto.js';
+import {
+  History, HistoryError, ZERO_HASH, transitionHash, verifyTransitionSignature, type LatestTransition,
+} from './history.js';
 import { SeedEngine } from './seedengine.js';
-import { encryptSeedShares, type SeedShareDocument } from './seedshares.js';
+import { encryptSeedShares, seedShareDocumentFromJson, seedShareDocumentToJson, seedSharesCover, type SeedShareDocument } from './seedshares.js';
 import { RpcError, Status } from './api/grpc.js';
 import type { Store } from './store/interface.js';
 
 export type Mode = 'uninitialised' | 'recovery' | 'ready';
 
-const ROOT_CERT_KEY = 'ca/root.pem';
+export const ROOT_CERT_KEY = 'ca/root.pem';
+/** The seed-share document of the first SetManifest (JSON as seed-shares.json), encrypted to the owners. */
+export const SEED_SHARES_KEY = 'seedshares/document';
 
 export interface CurrentManifest {
   raw: Buffer;
@@ -38,19 +56,84 @@ export interface MeshCertResult {
   workloadSecret: Buffer;
 }
 
-function parseManifest(raw: Buffer): Manifest {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw new RpcError(Status.INVALID_ARGUMENT, `the manifest is not valid JSON: ${(err as Error).message}`);
+export interface ManifestsResult {
+  manifests: Buffer[];
+  policies: Buffer[];
+  rootCA: string;
+  meshCA: string;
+  latest: LatestTransition;
+  /**
+   * Ready: the document for the Coordinator's own seed. Recovery: the stored document, unverified
+   * (only its shape and owner keys are checked); `recover` checks it against the history.
+   */
+  seedShares?: SeedShareDocument;
+}
+
+/**
+ * Everything a mesh certificate is issued from, fixed at one moment: a workload's evidence is
+ * checked against `manifest` and its certificate issued from the same snapshot, or not at all.
+ * A new manifest or a recovery replaces the Authority's snapshot; an old one is then refused.
+ */
+export class IssuingSnapshot {
+  constructor(
+    readonly raw: Buffer,
+    readonly manifest: Readonly<Manifest>,
+    readonly mesh: MeshCA,
+    readonly rootPem: string,
+    readonly engine: SeedEngine,
+  ) {
+    Object.freeze(this);
   }
+}
+
+interface ReadyState {
+  engine: SeedEngine;
+  rootPem: string;
+  latest: LatestTransition;
+  seedShares: SeedShareDocument;
+  snapshot: IssuingSnapshot;
+}
+
+export interface AuthorityOptions {
+  log?: (msg: string) => void;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+function jsonOf(raw: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new RpcError(Status.INVALID_ARGUMENT, `${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** A manifest sent with SetManifest: every check `set` makes, as INVALID_ARGUMENT naming the field. */
+function parseNewManifest(raw: Buffer): Manifest {
+  const json = jsonOf(raw, 'the manifest');
   try {
     const m = validateManifest(json, 'manifest');
-    checkNoInsecureMix(m, 'manifest');
-    return m;
+    checkManifestReady(m, 'manifest');
+    return deepFreeze(m);
   } catch (err) {
+    if (err instanceof ManifestError) throw new RpcError(Status.INVALID_ARGUMENT, err.fieldMessage);
     throw new RpcError(Status.INVALID_ARGUMENT, (err as Error).message);
+  }
+}
+
+/** A manifest from the stored history (it passed parseNewManifest when it was set). */
+function parseStoredManifest(raw: Buffer): Manifest {
+  try {
+    return deepFreeze(validateManifest(JSON.parse(raw.toString('utf8')), 'manifest'));
+  } catch (err) {
+    const msg = err instanceof ManifestError ? err.fieldMessage : (err as Error).message;
+    throw new RpcError(Status.INTERNAL, `the stored manifest ${sha256(raw).toString('hex')} is invalid: ${msg}`);
   }
 }
 
@@ -70,49 +153,83 @@ class Mutex {
   }
 }
 
+const RECOVERY_HINT = 'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` with a seed share';
+
 export class Authority {
   readonly history: History;
-  private engine?: SeedEngine;
-  private rootPem?: string;
-  private mesh?: MeshCA;
+  private readonly log: (msg: string) => void;
+  private state?: ReadyState;
+  /** The latest manifest of the stored history (recovery) or the active one (ready). */
   private current?: CurrentManifest;
   private readonly lock = new Mutex();
   mode: Mode = 'uninitialised';
 
-  private constructor(readonly store: Store) {
+  private constructor(readonly store: Store, opts: AuthorityOptions) {
     this.history = new History(store);
+    this.log = opts.log ?? ((m) => process.stderr.write(`coordinator: ${m}\n`));
   }
 
   /** Open the store: an existing history means recovery mode. */
-  static async open(store: Store): Promise<Authority> {
-    const a = new Authority(store);
+  static async open(store: Store, opts: AuthorityOptions = {}): Promise<Authority> {
+    const a = new Authority(store, opts);
     const latest = await a.history.getLatest();
     if (latest) {
       a.mode = 'recovery';
       const entries = await a.history.walk(latest);
-      const last = entries.at(-1)!;
-      a.current = { raw: last.manifest, manifest: parseManifest(last.manifest) };
-      a.rootPem = (await store.get(ROOT_CERT_KEY))?.toString('utf8');
+      const last = entries.at(-1);
+      if (!last) throw new HistoryError('transitions/latest points at an empty chain');
+      a.current = { raw: last.manifest, manifest: parseStoredManifest(last.manifest) };
     }
     return a;
   }
 
+  /** The active manifest (ready) or the stored one waiting for recovery. */
   get manifest(): CurrentManifest | undefined {
     return this.current;
   }
 
-  private requireReady(): { engine: SeedEngine; mesh: MeshCA; rootPem: string; current: CurrentManifest } {
-    if (this.mode === 'recovery') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` with a seed share');
-    if (!this.engine || !this.mesh || !this.rootPem || !this.current) throw new RpcError(Status.FAILED_PRECONDITION, 'no manifest has been set yet: run `kubectl contrast set`');
-    return { engine: this.engine, mesh: this.mesh, rootPem: this.rootPem, current: this.current };
+  /** What mesh certificates are issued from now; undefined unless ready. Capture it once per request. */
+  snapshot(): IssuingSnapshot | undefined {
+    return this.mode === 'ready' ? this.state?.snapshot : undefined;
+  }
+
+  /** The stored root certificate, strictly parsed: exactly one PEM block, self-signed, the root's name. */
+  private async storedRoot(): Promise<{ pem: string; cert: X509Certificate; bytes: Buffer } | undefined> {
+    const bytes = await this.store.get(ROOT_CERT_KEY);
+    if (!bytes) return undefined;
+    try {
+      const cert = parsePemCertificates(bytes, `${ROOT_CERT_KEY} in the store`, { count: 1 })[0]!;
+      if (cert.subject !== `CN=${ROOT_CN}` || cert.issuer !== `CN=${ROOT_CN}`) throw new Error(`its subject is ${JSON.stringify(cert.subject)}, not CN=${ROOT_CN}`);
+      if (!cert.ca) throw new Error('it is not a CA certificate');
+      if (!cert.verify(cert.publicKey)) throw new Error('it is not self-signed by its key');
+      return { pem: derToPem(cert.raw), cert, bytes };
+    } catch (err) {
+      this.log(`ignoring ${ROOT_CERT_KEY} from the store: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /** The stored seed-share document if it is well-formed and has one share per owner of `m`. */
+  private async storedSeedShares(m: Manifest): Promise<SeedShareDocument | undefined> {
+    const bytes = await this.store.get(SEED_SHARES_KEY);
+    if (!bytes) return undefined;
+    try {
+      const doc = seedShareDocumentFromJson(bytes.toString('utf8'));
+      if (!seedSharesCover(doc, m.SeedshareOwnerPubKeys)) throw new Error('its shares are not for the SeedshareOwnerPubKeys of the latest manifest');
+      return doc;
+    } catch (err) {
+      this.log(`ignoring ${SEED_SHARES_KEY} from the store: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   async setManifest(raw: Buffer, policies: readonly Buffer[], caller: KeyObject | undefined): Promise<SetManifestResult> {
     return this.lock.run(async () => {
       if (this.mode === 'recovery') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` before setting a manifest');
-      const manifest = parseManifest(raw);
-      const first = this.mode === 'uninitialised';
-      if (!first) {
+      // Everything that can refuse the request runs before the first write.
+      const manifest = parseNewManifest(raw);
+      const prior = this.state;
+      if (prior) {
         const old = this.current!.manifest;
         if (old.WorkloadOwnerPubKeys.length === 0) {
           throw new RpcError(Status.PERMISSION_DENIED, 'the current manifest was generated with --disable-updates: it lists no workload owner keys, so it can never be replaced');
@@ -121,69 +238,86 @@ export class Authority {
         if (!callerHex || !old.WorkloadOwnerPubKeys.includes(callerHex)) {
           throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a workload owner key of the current manifest; expected one of: ${old.WorkloadOwnerPubKeys.map(keyDigest).join(', ')} (sha256 of the PKIX public key), got ${callerHex ? keyDigest(callerHex) : 'no ECDSA key'}`);
         }
-        if (JSON.stringify(old.SeedshareOwnerPubKeys) !== JSON.stringify(manifest.SeedshareOwnerPubKeys)) {
-          throw new RpcError(Status.INVALID_ARGUMENT, 'SeedshareOwnerPubKeys cannot change after the first manifest');
+        if (JSON.stringify(old.SeedshareOwnerPubKeys) !== JSON.stringify(manifest.SeedshareOwnerPubKeys) || Boolean(old.DisableRecovery) !== Boolean(manifest.DisableRecovery)) {
+          throw new RpcError(Status.INVALID_ARGUMENT, 'manifest.SeedshareOwnerPubKeys: cannot change after the first manifest (nor can DisableRecovery)');
         }
       }
       const byHash = new Map(policies.map((p) => [sha256(p).toString('hex'), p]));
-      for (const hash of Object.keys(manifest.Policies)) {
+      const hashes = Object.keys(manifest.Policies);
+      for (const hash of hashes) {
         if (!byHash.has(hash)) throw new RpcError(Status.INVALID_ARGUMENT, `the policy ${hash} of the manifest was not sent with it`);
       }
-      const engine = first ? SeedEngine.generate() : this.engine!;
-      let rootPem = this.rootPem;
-      if (first) {
-        rootPem = await createRootCert(engine.rootCAKey);
+      if (!prior && await this.history.getLatest()) {
+        throw new RpcError(Status.ABORTED, 'the store already holds a manifest history (another Coordinator set one): restart this Coordinator, then `kubectl contrast recover`');
+      }
+      const engine = prior?.engine ?? SeedEngine.generate();
+      const seedShares = prior?.seedShares ?? encryptSeedShares(engine.seed, engine.salt, manifest.SeedshareOwnerPubKeys);
+      const rootPem = prior?.rootPem ?? canonicalPem(await createRootCert(engine.rootCAKey));
+      const mesh = await createMeshCA(engine.rootCAKey, rootPem);
+
+      if (!prior) {
+        // Before anything that makes the history exist: a crash after the latest pointer must
+        // leave shares that a client that never saw the response can fetch.
+        await this.store.set(SEED_SHARES_KEY, Buffer.from(seedShareDocumentToJson(seedShares)));
         await this.store.set(ROOT_CERT_KEY, Buffer.from(rootPem));
       }
-      for (const hash of Object.keys(manifest.Policies)) await this.history.setPolicy(byHash.get(hash)!);
+      await this.history.setPolicies(hashes.map((h) => byHash.get(h)!));
       const manifestHash = await this.history.setManifest(raw);
-      const latest = await this.history.getLatest(engine.transactionSigningKey);
-      const prev = latest?.transitionHash ?? ZERO_HASH;
-      if (first && latest) throw new RpcError(Status.ABORTED, 'another Coordinator set a manifest concurrently');
-      const tHash = await this.history.setTransition({ manifestHash, previousTransitionHash: prev });
-      if (!await this.history.setLatest(latest, tHash, engine.transactionSigningKey)) {
-        throw new RpcError(Status.ABORTED, 'the history changed concurrently; retry');
+      const previous = prior?.latest;
+      const tHash = await this.history.setTransition({ manifestHash, previousTransitionHash: previous?.transitionHash ?? ZERO_HASH });
+      const latest = await this.history.advanceLatest(previous, tHash, engine.transactionSigningKey);
+      if (!latest) {
+        throw new RpcError(Status.ABORTED, prior
+          ? 'transitions/latest in the store is not what this Coordinator wrote last (another writer, or a restored backup): nothing was changed; restart the Coordinator and recover it'
+          : 'another Coordinator set a manifest concurrently; nothing was changed');
       }
-      const mesh = await createMeshCA(engine.rootCAKey, rootPem!);
-      this.engine = engine;
-      this.rootPem = rootPem;
-      this.mesh = mesh;
+      const snapshot = new IssuingSnapshot(raw, manifest, mesh, rootPem, engine);
+      this.state = { engine, rootPem, latest, seedShares, snapshot };
       this.current = { raw, manifest };
       this.mode = 'ready';
-      return {
-        rootCA: rootPem!,
-        meshCA: mesh.meshCAPem,
-        ...(first ? { seedShares: encryptSeedShares(engine.seed, engine.salt, manifest.SeedshareOwnerPubKeys) } : {}),
-      };
+      return { rootCA: rootPem, meshCA: mesh.meshCAPem, ...(prior ? {} : { seedShares }) };
     });
   }
 
-  async getManifests(): Promise<{ manifests: Buffer[]; policies: Buffer[]; rootCA: string; meshCA: string; latest: LatestTransition }> {
+  async getManifests(): Promise<ManifestsResult> {
     if (this.mode === 'uninitialised') throw new RpcError(Status.FAILED_PRECONDITION, 'no manifest has been set yet: run `kubectl contrast set`');
-    const latest = await this.history.getLatest(this.engine?.transactionSigningKey);
+    const state = this.mode === 'ready' ? this.state : undefined;
+    // Ready: the chain this Coordinator verified or wrote, whatever the store says now.
+    // Recovery: the stored chain, unverified until a seed arrives.
+    const latest = state?.latest ?? await this.history.getLatest();
     if (!latest) throw new RpcError(Status.INTERNAL, 'the history has no latest transition');
     const entries = await this.history.walk(latest);
-    const policies = new Map<string, Buffer>();
+    const wanted = new Set<string>();
+    let last: Manifest | undefined;
     for (const e of entries) {
-      const m = parseManifest(e.manifest);
-      for (const hash of Object.keys(m.Policies)) {
-        if (policies.has(hash)) continue;
-        const p = await this.history.getPolicy(hash);
-        if (!p) throw new RpcError(Status.INTERNAL, `policy ${hash} is missing from the store`);
-        policies.set(hash, p);
-      }
+      last = state && e === entries.at(-1) ? state.snapshot.manifest : parseStoredManifest(e.manifest);
+      for (const hash of Object.keys(last.Policies)) wanted.add(hash);
     }
-    return { manifests: entries.map((e) => e.manifest), policies: [...policies.values()], rootCA: this.rootPem ?? '', meshCA: this.mesh?.meshCAPem ?? '', latest };
+    const hashes = [...wanted];
+    const policies = await this.history.getPolicies(hashes);
+    policies.forEach((p, i) => { if (!p) throw new RpcError(Status.INTERNAL, `policy ${hashes[i]} is missing from the store`); });
+    const rootCA = state?.rootPem ?? (await this.storedRoot())?.pem ?? '';
+    const seedShares = state?.seedShares ?? (last ? await this.storedSeedShares(last) : undefined);
+    return {
+      manifests: entries.map((e) => e.manifest), policies: policies as Buffer[], rootCA, meshCA: state?.snapshot.mesh.meshCAPem ?? '', latest,
+      ...(seedShares ? { seedShares } : {}),
+    };
   }
 
   async recover(seed: Buffer, salt: Buffer, caller: KeyObject | undefined): Promise<void> {
     return this.lock.run(async () => {
       if (this.mode === 'uninitialised') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator has no history to recover: run `kubectl contrast set`');
       if (this.mode === 'ready') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator is already recovered (or was never restarted); nothing to do');
-      const owners = this.current!.manifest.SeedshareOwnerPubKeys;
+      // The store as it is now, not as it was at start-up.
+      const latest = await this.history.getLatest();
+      if (!latest) throw new RpcError(Status.FAILED_PRECONDITION, 'the stored history is gone (transitions/latest was deleted); nothing to recover');
+      const entries = await this.history.walk(latest);
+      const raw = entries.at(-1)!.manifest;
+      const manifest = parseStoredManifest(raw);
+      const owners = manifest.SeedshareOwnerPubKeys;
       const callerHex = caller?.asymmetricKeyType === 'rsa' ? publicOf(caller).export({ type: 'pkcs1', format: 'der' }).toString('hex') : undefined;
       if (!callerHex || !owners.includes(callerHex)) {
-        throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a seed-share owner key of the manifest; expected one of: ${owners.map(keyDigest).join(', ')} (sha256 of the PKCS#1 public key), got ${callerHex ? keyDigest(callerHex) : 'no RSA key'}`);
+        throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a seed-share owner key of the manifest; expected one of: ${owners.map(keyDigest).join(', ') || '(none: the manifest disabled recovery)'} (sha256 of the PKCS#1 public key), got ${callerHex ? keyDigest(callerHex) : 'no RSA key'}`);
       }
       let engine: SeedEngine;
       try {
@@ -191,28 +325,43 @@ export class Authority {
       } catch (err) {
         throw new RpcError(Status.INVALID_ARGUMENT, (err as Error).message);
       }
-      try {
-        await this.history.getLatest(engine.transactionSigningKey);
-      } catch (err) {
-        if (err instanceof HistoryError) throw new RpcError(Status.PERMISSION_DENIED, 'the seed does not belong to this history (the signature on the latest transition does not verify with the key derived from it): use the seed share of this deployment');
-        throw err;
+      if (!verifyTransitionSignature(latest.transitionHash, latest.signature, engine.transactionSigningKey)) {
+        throw new RpcError(Status.PERMISSION_DENIED, 'the seed does not belong to this history (the signature on the latest transition does not verify with the key derived from it): use the seed share of this deployment');
       }
-      let rootPem = this.rootPem;
-      if (!rootPem || !(await rootMatches(rootPem, engine.rootCAKey))) {
-        rootPem = await createRootCert(engine.rootCAKey);
-        await this.store.set(ROOT_CERT_KEY, Buffer.from(rootPem));
+      const stored = await this.storedRoot();
+      let rootPem: string;
+      if (stored && spki(stored.cert.publicKey).equals(spki(engine.rootCAKey))) {
+        rootPem = stored.pem;
+      } else {
+        if (stored) this.log(`${ROOT_CERT_KEY} in the store is not the root certificate of this seed; issuing it again`);
+        rootPem = canonicalPem(await createRootCert(engine.rootCAKey));
       }
-      this.mesh = await createMeshCA(engine.rootCAKey, rootPem);
-      this.engine = engine;
-      this.rootPem = rootPem;
+      // Shares for this seed, written again: whatever the store held may have been replaced.
+      const seedShares = encryptSeedShares(engine.seed, engine.salt, owners);
+      const mesh = await createMeshCA(engine.rootCAKey, rootPem);
+      if (!stored?.bytes.equals(Buffer.from(rootPem))) await this.store.set(ROOT_CERT_KEY, Buffer.from(rootPem));
+      await this.store.set(SEED_SHARES_KEY, Buffer.from(seedShareDocumentToJson(seedShares)));
+      const snapshot = new IssuingSnapshot(raw, manifest, mesh, rootPem, engine);
+      this.state = { engine, rootPem, latest, seedShares, snapshot };
+      this.current = { raw, manifest };
       this.mode = 'ready';
     });
   }
 
-  /** Issue a mesh certificate for a workload whose evidence reported `policyHash`. */
-  async newMeshCert(peerKey: KeyObject, policyHash: string, extensions: CertExtension[] = []): Promise<MeshCertResult> {
-    const { engine, mesh, rootPem, current } = this.requireReady();
-    const entry: PolicyEntry | undefined = current.manifest.Policies[policyHash];
+  /**
+   * Issue a mesh certificate for a workload whose evidence reported `policyHash`, from the
+   * snapshot that evidence was checked against. If the manifest changed (or the Coordinator
+   * recovered) since, the snapshot is stale: the old manifest may have been replaced to revoke
+   * exactly this policy, and its mesh CA is no longer the one workloads trust, so nothing is
+   * issued and the caller retries against the current manifest (UNAVAILABLE).
+   */
+  async newMeshCert(snapshot: IssuingSnapshot, peerKey: KeyObject, policyHash: string, extensions: CertExtension[] = []): Promise<MeshCertResult> {
+    if (this.mode === 'recovery') throw new RpcError(Status.FAILED_PRECONDITION, RECOVERY_HINT);
+    if (snapshot !== this.snapshot()) {
+      throw new RpcError(Status.UNAVAILABLE, 'the manifest changed while the workload was being attested; retry, its evidence will be checked against the new manifest');
+    }
+    const { manifest, mesh, rootPem, engine } = snapshot;
+    const entry: PolicyEntry | undefined = Object.hasOwn(manifest.Policies, policyHash) ? manifest.Policies[policyHash] : undefined;
     if (!entry) {
       throw new RpcError(Status.PERMISSION_DENIED, `policy hash ${policyHash} not found in manifest: the pod runs a policy the current manifest does not list; run \`kubectl contrast generate\` and \`set\` again`);
     }
@@ -240,17 +389,15 @@ function publicOf(key: KeyObject): KeyObject {
   return key.type === 'private' ? createPublicKey(key) : key;
 }
 
-function keyDigest(hex: string): string {
-  return sha256(Buffer.from(hex, 'hex')).toString('hex').slice(0, 16);
+function spki(key: KeyObject): Buffer {
+  return publicOf(key).export({ type: 'spki', format: 'der' });
 }
 
-async function rootMatches(pem: string, key: KeyObject): Promise<boolean> {
-  try {
-    const cert = new x509.X509Certificate(pem);
-    const der = Buffer.from(cert.publicKey.rawData);
-    if (!der.equals(publicOf(key).export({ type: 'spki', format: 'der' }))) return false;
-    return await cert.verify({ signatureOnly: true });
-  } catch {
-    return false;
-  }
+/** One certificate, re-encoded from its DER: the only form in which a root is served. */
+function canonicalPem(pemText: string): string {
+  return derToPem(parsePemCertificates(Buffer.from(pemText), 'the root certificate', { count: 1 })[0]!.raw);
+}
+
+function keyDigest(hex: string): string {
+  return sha256(Buffer.from(hex, 'hex')).toString('hex').slice(0, 16);
 }

@@ -17,6 +17,29 @@ import type { Store } from './store/interface.js';
 
 export const ZERO_HASH = Buffer.alloc(32);
 
+/** How many store operations a large manifest runs at once (policies are independent objects). */
+export const STORE_CONCURRENCY = 16;
+
+/** `fn` over `items` with at most `limit` calls pending; results in input order; the first failure rejects. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]!, i);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}
+
 export interface Transition {
   manifestHash: Buffer;
   previousTransitionHash: Buffer;
@@ -107,8 +130,25 @@ export class History {
 
   /** Point `latest` at `hash` if it still is `previous`. Returns false on a lost race. */
   async setLatest(previous: LatestTransition | undefined, hash: Buffer, key: KeyObject): Promise<boolean> {
-    const raw = Buffer.concat([hash, signTransitionHash(hash, key)]);
-    return this.store.compareAndSwap('transitions/latest', previous?.raw, raw);
+    return (await this.advanceLatest(previous, hash, key)) !== undefined;
+  }
+
+  /** As setLatest, returning the new pointer (undefined on a lost race). */
+  async advanceLatest(previous: LatestTransition | undefined, hash: Buffer, key: KeyObject): Promise<LatestTransition | undefined> {
+    const signature = signTransitionHash(hash, key);
+    const raw = Buffer.concat([hash, signature]);
+    if (!await this.store.compareAndSwap('transitions/latest', previous?.raw, raw)) return undefined;
+    return { transitionHash: Buffer.from(hash), signature, raw };
+  }
+
+  /** Store many policies, at most `concurrency` writes at a time; returns their hashes in order. */
+  setPolicies(policies: readonly Uint8Array[], concurrency = STORE_CONCURRENCY): Promise<Buffer[]> {
+    return mapLimit(policies, concurrency, (p) => this.setPolicy(p));
+  }
+
+  /** Read many policies (verified against their hashes), at most `concurrency` at a time. */
+  getPolicies(hashes: readonly string[], concurrency = STORE_CONCURRENCY): Promise<(Buffer | undefined)[]> {
+    return mapLimit(hashes, concurrency, (h) => this.getPolicy(h));
   }
 
   /** Every manifest from the first to `latest`, oldest first. */

@@ -26,8 +26,8 @@ export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch
   return new Map<string, UnaryHandler>([
     [`/${MESHAPI_SERVICE}/NewMeshCert`, async (_req, headers, stream) => {
       const socket = stream.session!.socket as TLSSocket;
-      const current = authority.manifest;
-      if (authority.mode !== 'ready' || !current) {
+      const snapshot = authority.snapshot();
+      if (!snapshot) {
         throw new RpcError(Status.FAILED_PRECONDITION, authority.mode === 'recovery'
           ? 'the Coordinator waits for recovery (kubectl contrast recover); no certificates until then'
           : 'no manifest has been set yet (kubectl contrast set)');
@@ -43,8 +43,8 @@ export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch
         const peer = parseAtlsCert(Buffer.from(header, 'base64'));
         if (!peer.spki.equals(tls.spki)) throw new AttestationError('atls.binding', 'the evidence certificate is for another key than the TLS client certificate');
         const admission = await admitPeer(peer, reportData(peer.spki, clientEvidenceNonce(socket)), {
-          refs: current.manifest.ReferenceValues,
-          policyHashes: Object.keys(current.manifest.Policies),
+          refs: snapshot.manifest.ReferenceValues,
+          policyHashes: Object.keys(snapshot.manifest.Policies),
           what: 'workload policy',
           ...dispatch,
           onSimulated: () => metrics.inc('contrast_simulated_evidence_total'),
@@ -53,7 +53,7 @@ export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch
           { oid: OID_CLAIM_HOSTDATA, value: derOctets(admission.hostData) },
           { oid: OID_CLAIM_MEASUREMENT, value: derOctets(Buffer.from(admission.measurement, 'hex')) },
         ];
-        const res = await authority.newMeshCert(tls.publicKey, admission.policyHash, claims);
+        const res = await authority.newMeshCert(snapshot, tls.publicKey, admission.policyHash, claims);
         metrics.inc('contrast_meshapi_certificates_issued_total');
         return encode(NewMeshCertResponseSchema, {
           MeshCACert: Buffer.from(res.meshCA), CertChain: Buffer.from(res.certChain), RootCACert: Buffer.from(res.rootCA), WorkloadSecret: res.workloadSecret,

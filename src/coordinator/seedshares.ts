@@ -2,7 +2,9 @@
  * Seed shares: the seed encrypted to every seed-share owner key of the manifest with
  * RSA-OAEP-SHA256 and the label `seedshare`, so any one owner can recover the Coordinator.
  */
-import { constants, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, type KeyObject } from 'node:crypto';
+import { constants, createPrivateKey, privateDecrypt, publicEncrypt, type KeyObject } from 'node:crypto';
+import { parseSeedshareOwnerKeyHex } from '../workspace/keys.js';
+import { SALT_SIZE } from './seedengine.js';
 
 export const SEEDSHARE_LABEL = Buffer.from('seedshare');
 
@@ -17,8 +19,9 @@ export interface SeedShareDocument {
   salt: Buffer;
 }
 
+/** The owner's RSA key, parsed as strictly as the manifest validation does (≥ 2048 bits, canonical PKCS#1). */
 export function seedshareKeyFromHex(hex: string): KeyObject {
-  return createPublicKey({ key: Buffer.from(hex, 'hex'), format: 'der', type: 'pkcs1' });
+  return parseSeedshareOwnerKeyHex(hex);
 }
 
 export function encryptSeedShares(seed: Buffer, salt: Buffer, ownerKeys: readonly string[]): SeedShareDocument {
@@ -45,13 +48,33 @@ export function seedShareDocumentToJson(doc: SeedShareDocument): string {
 }
 
 export function seedShareDocumentFromJson(text: string): SeedShareDocument {
-  const v = JSON.parse(text) as { SeedShares?: { PublicKey?: unknown; EncryptedSeed?: unknown }[]; salt?: unknown };
-  if (!Array.isArray(v.SeedShares) || typeof v.salt !== 'string') throw new Error('expected {"SeedShares": [...], "salt": "<base64>"}');
+  let v: { SeedShares?: { PublicKey?: unknown; EncryptedSeed?: unknown }[]; salt?: unknown };
+  try {
+    v = JSON.parse(text) as typeof v;
+  } catch (err) {
+    throw new Error(`not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || !Array.isArray(v.SeedShares) || typeof v.salt !== 'string') throw new Error('expected {"SeedShares": [...], "salt": "<base64>"}');
+  const salt = strictBase64(v.salt, 'salt');
+  if (salt.length !== SALT_SIZE) throw new Error(`salt has ${salt.length} bytes, expected ${SALT_SIZE}`);
   return {
     SeedShares: v.SeedShares.map((s, i) => {
-      if (typeof s.PublicKey !== 'string' || typeof s.EncryptedSeed !== 'string') throw new Error(`SeedShares[${i}] needs PublicKey and EncryptedSeed strings`);
-      return { PublicKey: s.PublicKey, EncryptedSeed: Buffer.from(s.EncryptedSeed, 'base64') };
+      if (typeof s !== 'object' || s === null || typeof s.PublicKey !== 'string' || typeof s.EncryptedSeed !== 'string') throw new Error(`SeedShares[${i}] needs PublicKey and EncryptedSeed strings`);
+      const encrypted = strictBase64(s.EncryptedSeed, `SeedShares[${i}].EncryptedSeed`);
+      if (encrypted.length === 0) throw new Error(`SeedShares[${i}].EncryptedSeed is empty`);
+      return { PublicKey: s.PublicKey, EncryptedSeed: encrypted };
     }),
-    salt: Buffer.from(v.salt, 'base64'),
+    salt,
   };
+}
+
+function strictBase64(text: string, what: string): Buffer {
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.toString('base64') !== text) throw new Error(`${what} is not canonical base64`);
+  return bytes;
+}
+
+/** The document has exactly one share for each of `owners` (the manifest's SeedshareOwnerPubKeys), in order. */
+export function seedSharesCover(doc: SeedShareDocument, owners: readonly string[]): boolean {
+  return doc.SeedShares.length === owners.length && doc.SeedShares.every((s, i) => s.PublicKey === owners[i]);
 }

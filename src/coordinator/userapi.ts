@@ -30,6 +30,7 @@ export function userApiHandlers(authority: Authority, log: (msg: string) => void
       return encode(GetManifestsResponseSchema, {
         Manifests: h.manifests, Policies: h.policies, RootCA: Buffer.from(h.rootCA), MeshCA: Buffer.from(h.meshCA),
         LatestTransition: { TransitionHash: h.latest.transitionHash, Signature: h.latest.signature },
+        ...(h.seedShares ? { SeedSharesDoc: h.seedShares } : {}),
       });
     }],
     [`/${USERAPI_SERVICE}/Recover`, async (req, _h, stream) => {

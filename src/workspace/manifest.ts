@@ -4,9 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { UserError } from '../util/errors.js';
+import { UserError, describeLocation } from '../util/errors.js';
 import { isPlainObject } from '../manifests/patch.js';
-import type { ReferenceValues } from '../platforms/reference-values.js';
+import { missingReferenceFields, type ReferenceValues } from '../platforms/reference-values.js';
+import { parseReferenceValues } from '../attestation/reference-values.js';
+import { OwnerKeyError, parseSeedshareOwnerKeyHex, parseWorkloadOwnerKeyHex } from './keys.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 
@@ -21,10 +23,29 @@ export interface Manifest {
   ReferenceValues: ReferenceValues;
   WorkloadOwnerPubKeys: string[];
   SeedshareOwnerPubKeys: string[];
+  /**
+   * Our extension of upstream's schema: `true` states that the deployment has no seed-share
+   * owner on purpose (`generate --disable-recovery`), so a Coordinator restart can never be
+   * recovered. Omitted otherwise, so ordinary manifests keep upstream's exact format.
+   */
+  DisableRecovery?: boolean;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const HEX = /^([0-9a-f]{2})*$/;
+const HEX48 = /^[0-9a-f]{96}$/;
+
+/** A manifest problem: the field (e.g. `SeedshareOwnerPubKeys[1]`) and what is wrong with it. */
+export class ManifestError extends UserError {
+  constructor(readonly field: string, readonly detail: string, file: string) {
+    super(detail, { file, field });
+    this.name = 'ManifestError';
+  }
+
+  /** `manifest.<field>: <detail>`, as the Coordinator reports it. */
+  get fieldMessage(): string {
+    return `manifest.${this.field}: ${this.detail}`;
+  }
+}
 
 export function emptyManifest(): Manifest {
   return { Policies: {}, ReferenceValues: {}, WorkloadOwnerPubKeys: [], SeedshareOwnerPubKeys: [] };
@@ -37,6 +58,7 @@ export function manifestToJson(m: Manifest): string {
     ReferenceValues: m.ReferenceValues,
     WorkloadOwnerPubKeys: m.WorkloadOwnerPubKeys,
     SeedshareOwnerPubKeys: m.SeedshareOwnerPubKeys,
+    ...(m.DisableRecovery ? { DisableRecovery: true } : {}),
   };
   return `${JSON.stringify(ordered, null, 2)}\n`;
 }
@@ -63,12 +85,20 @@ export function readManifest(path: string): Manifest | undefined {
   return validateManifest(value, path);
 }
 
+const KNOWN_FIELDS = ['Policies', 'ReferenceValues', 'WorkloadOwnerPubKeys', 'SeedshareOwnerPubKeys', 'DisableRecovery'];
+
+/**
+ * The manifest's shape and everything in it that can never become valid later: policy keys
+ * (64 lower-case hex), policy entries, the owner keys (each must parse, strictly: see
+ * parseWorkloadOwnerKeyHex and parseSeedshareOwnerKeyHex; no key listed twice) and the
+ * recovery setting. What a manifest may still lack while it is being written (a Coordinator
+ * policy, filled-in reference values) is checked by checkManifestReady before it is set.
+ */
 export function validateManifest(value: unknown, file: string): Manifest {
-  const fail = (field: string, what: string): never => { throw new UserError(what, { file, field }); };
+  const fail = (field: string, what: string): never => { throw new ManifestError(field, what, file); };
   if (!isPlainObject(value)) fail('(top level)', 'manifest must be a JSON object');
   const v = value as Record<string, unknown>;
-  const known = new Set(['Policies', 'ReferenceValues', 'WorkloadOwnerPubKeys', 'SeedshareOwnerPubKeys']);
-  for (const k of Object.keys(v)) if (!known.has(k)) fail(k, `unknown field "${k}" (expected ${[...known].join(', ')})`);
+  for (const k of Object.keys(v)) if (!KNOWN_FIELDS.includes(k)) fail(k, `unknown field "${k}" (expected ${KNOWN_FIELDS.join(', ')})`);
 
   const policies = v.Policies ?? {};
   if (!isPlainObject(policies)) fail('Policies', 'must be an object keyed by policy hash');
@@ -76,9 +106,10 @@ export function validateManifest(value: unknown, file: string): Manifest {
     if (!HEX64.test(hash)) fail(`Policies["${hash}"]`, 'policy hash must be 64 lower-case hex characters');
     if (!isPlainObject(entry)) fail(`Policies["${hash}"]`, 'must be an object with SANs, WorkloadSecretID, Role');
     const e = entry as Record<string, unknown>;
-    if (!Array.isArray(e.SANs) || e.SANs.some((s) => typeof s !== 'string')) fail(`Policies["${hash}"].SANs`, 'must be a list of strings');
+    for (const k of Object.keys(e)) if (!['SANs', 'WorkloadSecretID', 'Role'].includes(k)) fail(`Policies["${hash}"].${k}`, `unknown field "${k}" (expected SANs, WorkloadSecretID, Role)`);
+    if (e.SANs !== undefined && e.SANs !== null && (!Array.isArray(e.SANs) || e.SANs.some((s) => typeof s !== 'string'))) fail(`Policies["${hash}"].SANs`, 'must be a list of strings');
     if (e.WorkloadSecretID !== undefined && typeof e.WorkloadSecretID !== 'string') fail(`Policies["${hash}"].WorkloadSecretID`, 'must be a string');
-    if (e.Role !== undefined && e.Role !== '' && e.Role !== 'coordinator') fail(`Policies["${hash}"].Role`, `unknown role ${JSON.stringify(e.Role)}`);
+    if (e.Role !== undefined && e.Role !== '' && e.Role !== 'coordinator') fail(`Policies["${hash}"].Role`, `unknown role ${JSON.stringify(e.Role)} (expected "" or "coordinator")`);
   }
   const refs = v.ReferenceValues ?? {};
   if (!isPlainObject(refs)) fail('ReferenceValues', 'must be an object with snp/tdx lists');
@@ -86,20 +117,92 @@ export function validateManifest(value: unknown, file: string): Manifest {
     if (!['snp', 'tdx', 'insecure'].includes(tee)) fail(`ReferenceValues.${tee}`, 'unknown platform type (expected snp, tdx or insecure)');
     if (list !== null && (!Array.isArray(list) || list.some((x) => !isPlainObject(x)))) fail(`ReferenceValues.${tee}`, 'must be a list of objects');
   }
-  for (const field of ['WorkloadOwnerPubKeys', 'SeedshareOwnerPubKeys'] as const) {
+  const keyLists = { WorkloadOwnerPubKeys: parseWorkloadOwnerKeyHex, SeedshareOwnerPubKeys: parseSeedshareOwnerKeyHex } as const;
+  for (const [field, parse] of Object.entries(keyLists)) {
     const keys = v[field] ?? [];
     if (!Array.isArray(keys)) fail(field, 'must be a list of hex strings');
+    const seen = new Map<string, number>();
     (keys as unknown[]).forEach((k, i) => {
-      if (typeof k !== 'string' || !HEX.test(k) || k.length === 0) fail(`${field}[${i}]`, 'must be a hex-encoded public key');
+      try {
+        parse(k);
+      } catch (err) {
+        if (err instanceof OwnerKeyError) fail(`${field}[${i}]`, err.message);
+        throw err;
+      }
+      const first = seen.get(k as string);
+      if (first !== undefined) fail(`${field}[${i}]`, `the same key as ${field}[${first}]`);
+      seen.set(k as string, i);
     });
   }
+  if (v.DisableRecovery !== undefined && typeof v.DisableRecovery !== 'boolean') fail('DisableRecovery', 'must be true or false');
+  const owners = (v.SeedshareOwnerPubKeys ?? []) as string[];
+  if (v.DisableRecovery === true && owners.length > 0) {
+    fail('DisableRecovery', `is true, but SeedshareOwnerPubKeys lists ${owners.length} key(s); remove one or the other (generate with or without --disable-recovery)`);
+  }
   const m = v as Partial<Manifest>;
-  return {
-    Policies: (m.Policies ?? {}) as Record<string, PolicyEntry>,
+  const out: Manifest = {
+    Policies: Object.fromEntries(Object.entries((m.Policies ?? {}) as Record<string, PolicyEntry>).map(([h, e]) => [h, { ...e, SANs: e.SANs ?? [] }])),
     ReferenceValues: (m.ReferenceValues ?? {}) as ReferenceValues,
     WorkloadOwnerPubKeys: m.WorkloadOwnerPubKeys ?? [],
-    SeedshareOwnerPubKeys: m.SeedshareOwnerPubKeys ?? [],
+    SeedshareOwnerPubKeys: owners,
   };
+  if (v.DisableRecovery === true) out.DisableRecovery = true;
+  return out;
+}
+
+/**
+ * What a manifest needs before a Coordinator accepts it (upstream's Manifest.Validate and
+ * more), checked by `set` and by the Coordinator itself:
+ *  - at least one policy with Role "coordinator", so the Coordinator can be attested;
+ *  - reference values for at least one platform, all of them filled in and well-formed;
+ *  - simulated and real platforms not mixed;
+ *  - at least one seed-share owner, unless `DisableRecovery` is true.
+ */
+export function checkManifestReady(m: Manifest, file: string): void {
+  const fail = (field: string, what: string): never => { throw new ManifestError(field, what, file); };
+  if (!Object.values(m.Policies).some((e) => e.Role === 'coordinator')) {
+    fail('Policies', 'no policy has "Role": "coordinator", so the Coordinator cannot be attested; include the Coordinator\'s resources when running `kubectl contrast generate`');
+  }
+  const refs = m.ReferenceValues;
+  const count = (refs.snp?.length ?? 0) + (refs.tdx?.length ?? 0) + (refs.insecure?.length ?? 0);
+  if (count === 0) fail('ReferenceValues', 'lists no reference values, so no evidence can ever be accepted; run `kubectl contrast generate --platform …`');
+  const missing = missingReferenceFields(refs);
+  if (missing.length > 0) fail(missing[0]!, `must be filled in with the values of your hardware${missing.length > 1 ? ` (and ${missing.length - 1} more field(s): ${missing.slice(1, 4).join(', ')}${missing.length > 4 ? ', …' : ''})` : ''}`);
+  try {
+    parseReferenceValues({ snp: refs.snp, tdx: refs.tdx }, file);
+  } catch (err) {
+    if (err instanceof UserError && err.location.field !== undefined) {
+      const prefix = `${describeLocation(err.location)}: `;
+      fail(`ReferenceValues.${err.location.field}`, err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message);
+    }
+    throw err;
+  }
+  (refs.insecure ?? []).forEach((e, i) => {
+    for (const k of Object.keys(e)) if (!['Platform', 'TrustedMeasurement'].includes(k)) fail(`ReferenceValues.insecure[${i}].${k}`, `unknown field "${k}" (expected Platform, TrustedMeasurement)`);
+    if (e.Platform !== undefined && typeof e.Platform !== 'string') fail(`ReferenceValues.insecure[${i}].Platform`, 'must be a string');
+    if (typeof e.TrustedMeasurement !== 'string' || !HEX48.test(e.TrustedMeasurement)) fail(`ReferenceValues.insecure[${i}].TrustedMeasurement`, 'must be 48 bytes as lower-case hex (96 hex digits)');
+  });
+  checkNoInsecureMix(m, file);
+  if (m.SeedshareOwnerPubKeys.length === 0 && m.DisableRecovery !== true) {
+    fail('SeedshareOwnerPubKeys', 'lists no seed-share owner, so the Coordinator could never be recovered after a restart; add one (`generate --add-seedshare-owner-key`, or keep the default seedshare-owner.pem) or disable recovery explicitly (`generate --disable-recovery`, which writes "DisableRecovery": true)');
+  }
+}
+
+/**
+ * `generate --disable-recovery` (true): no seed-share owner, and the manifest says so. Without
+ * the flag (false) a DisableRecovery taken over from the previous manifest is dropped when the
+ * run listed owners again; the flag is per run, like --disable-updates.
+ */
+export function withRecoveryChoice(m: Manifest, disableRecovery: boolean): Manifest {
+  const out: Manifest = { ...m };
+  delete out.DisableRecovery;
+  if (disableRecovery) {
+    out.SeedshareOwnerPubKeys = [];
+    out.DisableRecovery = true;
+  } else if (m.DisableRecovery && m.SeedshareOwnerPubKeys.length === 0) {
+    out.DisableRecovery = true;
+  }
+  return out;
 }
 
 /** A manifest mixing simulated and real hardware would let simulated evidence vouch for real pods. */

@@ -14,6 +14,7 @@ import { decode, encode } from '../../src/coordinator/api/proto.js';
 import { GetManifestsResponseSchema, SetManifestResponseSchema } from '../../src/coordinator/api/messages.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
 
 function owners() {
   const wo = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
@@ -27,8 +28,10 @@ function owners() {
 
 function manifestFor(policies: Buffer[], woHex: string[], soHex: string[]): Buffer {
   const Policies: Record<string, unknown> = {};
-  policies.forEach((p, i) => { Policies[sha256(p).toString('hex')] = { SANs: [`w${i}`, '*'], WorkloadSecretID: `id-${i}` }; });
-  return Buffer.from(`${JSON.stringify({ Policies, ReferenceValues: {}, WorkloadOwnerPubKeys: woHex, SeedshareOwnerPubKeys: soHex }, null, 2)}\n`);
+  // The first policy is the Coordinator's: a manifest without one is refused.
+  policies.forEach((p, i) => { Policies[sha256(p).toString('hex')] = { SANs: [`w${i}`, '*'], WorkloadSecretID: `id-${i}`, ...(i === 0 ? { Role: 'coordinator' } : {}) }; });
+  const ReferenceValues = { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] };
+  return Buffer.from(`${JSON.stringify({ Policies, ReferenceValues, WorkloadOwnerPubKeys: woHex, SeedshareOwnerPubKeys: soHex }, null, 2)}\n`);
 }
 
 describe('coordinator core', () => {
@@ -160,8 +163,8 @@ describe('coordinator core', () => {
       assert.ok(r1.seedShares);
       const wl = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const h1 = sha256(p1).toString('hex');
-      const c1 = await a.newMeshCert(wl.publicKey, h1);
-      await assert.rejects(a.newMeshCert(wl.publicKey, 'ab'.repeat(32)), (e: RpcError) => e.code === Status.PERMISSION_DENIED && /not found in manifest/.test(e.message));
+      const c1 = await a.newMeshCert(a.snapshot()!, wl.publicKey, h1);
+      await assert.rejects(a.newMeshCert(a.snapshot()!, wl.publicKey, 'ab'.repeat(32)), (e: RpcError) => e.code === Status.PERMISSION_DENIED && /not found in manifest/.test(e.message));
 
       const m2 = manifestFor([p1, p2], [o.woHex], [o.soHex]);
       await assert.rejects(a.setManifest(m2, [p1, p2], undefined), (e: RpcError) => e.code === Status.PERMISSION_DENIED);
@@ -178,14 +181,14 @@ describe('coordinator core', () => {
       const hist = await b.getManifests();
       assert.deepEqual(hist.manifests, [m1, m2]);
       assert.equal(hist.rootCA, r1.rootCA);
-      await assert.rejects(b.newMeshCert(wl.publicKey, h1), (e: RpcError) => e.code === Status.FAILED_PRECONDITION);
+      assert.equal(b.snapshot(), undefined, 'nothing is issued while waiting for recovery');
       await assert.rejects(b.setManifest(m2, [p1, p2], o.wo), /recover/);
       const seed = decryptSeedShare(r1.seedShares!.SeedShares[0]!, o.so);
       await assert.rejects(b.recover(seed, r1.seedShares!.salt, owners().so), /seed-share owner/);
       await assert.rejects(b.recover(randomBytes(64), r1.seedShares!.salt, o.so), /does not belong/);
       await b.recover(seed, r1.seedShares!.salt, o.so);
       assert.equal(b.mode, 'ready');
-      const c2 = await b.newMeshCert(wl.publicKey, h1);
+      const c2 = await b.newMeshCert(b.snapshot()!, wl.publicKey, h1);
       assert.deepEqual(c2.workloadSecret, c1.workloadSecret);
       assert.equal(c2.rootCA, c1.rootCA);
       assert.notEqual(c2.meshCA, c1.meshCA);

@@ -1,11 +1,15 @@
 /**
  * The Coordinator's gRPC messages, field numbers and names as upstream Contrast
- * (`userapi.proto`, package edgelesssys.contrast.userapi; `meshapi.proto`, package meshapi).
+ * (`userapi.proto`, package edgelesssys.contrast.userapi; `meshapi.proto`, package meshapi),
+ * plus GetManifestsResponse.SeedSharesDoc (field 100), which upstream does not have.
  */
 import type { Schema } from './proto.js';
 
 export const USERAPI_SERVICE = 'edgelesssys.contrast.userapi.UserAPI';
 export const MESHAPI_SERVICE = 'meshapi.MeshAPI';
+
+/** Field number of GetManifestsResponse.SeedSharesDoc (our extension). */
+export const GET_MANIFESTS_SEED_SHARES_FIELD = 100;
 
 export const SeedShareSchema: Schema = [
   { no: 1, name: 'PublicKey', type: 'string' },
@@ -35,6 +39,10 @@ export const GetManifestsResponseSchema: Schema = [
   { no: 3, name: 'RootCA', type: 'bytes' },
   { no: 4, name: 'MeshCA', type: 'bytes' },
   { no: 5, name: 'LatestTransition', type: 'message', message: LatestTransitionSchema },
+  // Our addition, outside upstream's numbers (1-5) so a later upstream field cannot collide; upstream
+  // clients skip it. The seed-share document, encrypted to the seed-share owners: from the
+  // Coordinator's memory when it is ready, from its store (unverified) while it waits for recovery.
+  { no: GET_MANIFESTS_SEED_SHARES_FIELD, name: 'SeedSharesDoc', type: 'message', message: SeedShareDocumentSchema },
 ];
 export const RecoverRequestSchema: Schema = [
   { no: 1, name: 'Seed', type: 'bytes' },
@@ -55,6 +63,6 @@ export interface SeedShareDocumentMsg { SeedShares: SeedShareMsg[]; salt: Buffer
 export interface SetManifestRequest { Manifest: Buffer; Policies: Buffer[] }
 export interface SetManifestResponse { RootCA: Buffer; MeshCA: Buffer; SeedSharesDoc?: SeedShareDocumentMsg }
 export interface LatestTransitionMsg { TransitionHash: Buffer; Signature: Buffer }
-export interface GetManifestsResponse { Manifests: Buffer[]; Policies: Buffer[]; RootCA: Buffer; MeshCA: Buffer; LatestTransition?: LatestTransitionMsg }
+export interface GetManifestsResponse { Manifests: Buffer[]; Policies: Buffer[]; RootCA: Buffer; MeshCA: Buffer; LatestTransition?: LatestTransitionMsg; SeedSharesDoc?: SeedShareDocumentMsg }
 export interface RecoverRequest { Seed: Buffer; Salt: Buffer; Force: boolean }
 export interface NewMeshCertResponse { MeshCACert: Buffer; CertChain: Buffer; RootCACert: Buffer; WorkloadSecret: Buffer }
