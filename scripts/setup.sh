@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything the main job and the tests need on a fresh machine:
 # Debian packages, npm packages, pinned Go tools (built with the Go toolchain into tools/bin),
+# regorus (built with cargo into tools/bin),
 # and the compiled CLI. Safe to run again; each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,21 @@ build_go_tool opa "$OPA_VERSION" github.com/open-policy-agent/opa opa
 build_go_tool helm3 "$HELM3_VERSION" helm.sh/helm/v3/cmd/helm helm
 build_go_tool helm4 "$HELM4_VERSION" helm.sh/helm/v4/cmd/helm helm
 build_go_tool kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5 kustomize
+
+# regorus (the Kata agent's Rego engine) for the policy cross-check (test/policy): its CLI is a
+# cargo example, built once into tools/bin and keyed by version like the Go tools.
+build_regorus() {
+  local stamp=tools/bin/.regorus.version
+  if [ -x tools/bin/regorus ] && [ "$(cat "$stamp" 2>/dev/null)" = "$REGORUS_VERSION" ]; then return; fi
+  command -v cargo >/dev/null 2>&1 || { log "cargo is needed to build regorus $REGORUS_VERSION (apt-get install cargo)"; exit 1; }
+  log "building regorus $REGORUS_VERSION (cargo install --locked regorus --example regorus; takes a while)"
+  local tmp; tmp=$(mktemp -d)
+  cargo install --quiet --locked "regorus@$REGORUS_VERSION" --example regorus --root "$tmp"
+  mv "$tmp/bin/regorus" tools/bin/regorus
+  rm -rf "$tmp"
+  echo "$REGORUS_VERSION" > "$stamp"
+}
+build_regorus
 
 # kube-apiserver for the cluster tests (test/kube). k8s.io/kubernetes maps its staging modules
 # with local replace lines, so it cannot be `go install`ed; tools/kube-apiserver is a wrapper

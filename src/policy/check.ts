@@ -11,6 +11,10 @@ import { createHash } from 'node:crypto';
 import { buildPod, type BuiltPod, type PodPolicyInput } from './data.js';
 import { PolicyEngine } from './engine.js';
 import type { ContainerPolicy } from './types.js';
+import { devicesSample } from './pod/devices.js';
+import { serviceEnvSample } from './pod/env.js';
+import { mountsSample } from './pod/mounts.js';
+import { annotationsSample, createSandboxSample, namespacesSample } from './pod/sandbox.js';
 
 export interface PolicyCheckEntry {
   request: string;
@@ -83,72 +87,47 @@ export function sampleValue(pattern: string): string {
   return out;
 }
 
-const SERVICE_ENV = [
-  'KUBERNETES_SERVICE_HOST=10.96.0.1', 'KUBERNETES_SERVICE_PORT=443', 'KUBERNETES_SERVICE_PORT_HTTPS=443',
-  'KUBERNETES_PORT=tcp://10.96.0.1:443', 'KUBERNETES_PORT_443_TCP=tcp://10.96.0.1:443',
-  'KUBERNETES_PORT_443_TCP_PROTO=tcp', 'KUBERNETES_PORT_443_TCP_PORT=443', 'KUBERNETES_PORT_443_TCP_ADDR=10.96.0.1',
-];
-
-/** Variables kubelet adds for another service in the namespace (when service links are on). */
-const SERVICE_LINK_ENV = [
-  'REDIS_SERVICE_HOST=10.96.12.7', 'REDIS_SERVICE_PORT=6379', 'REDIS_SERVICE_PORT_CLIENT=6379', 'REDIS_PORT=tcp://10.96.12.7:6379',
-  'REDIS_PORT_6379_TCP=tcp://10.96.12.7:6379', 'REDIS_PORT_6379_TCP_PROTO=tcp', 'REDIS_PORT_6379_TCP_PORT=6379', 'REDIS_PORT_6379_TCP_ADDR=10.96.12.7',
-];
-
 export interface SynthesizedRequest { request: string; container: string; description: string; body: unknown }
 
 /**
  * The requests the runtime sends to start this pod and run its probes, in order. `pod` is the
- * built policy data of `input`, for callers that have it already.
+ * built policy data of `input`, for callers that have it already. Each part of a request comes
+ * from the module of its concern (src/policy/pod/*), next to the policy part it must fit.
  */
 export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildPod(input)): SynthesizedRequest[] {
   const { data, samples } = pod;
   const s = input.settings;
   const sandboxId = id(`sandbox/${samples.podName}`);
-  const fill = (p: string, containerId: string) => p
+  const fillFor = (containerId: string) => (p: string) => p
+    .split('$(sfpath)').join(s.sharedFilesPaths[0])
     .split('$(bundle-id)').join(containerId)
     .split('$(sandbox-id)').join(sandboxId)
     .split('$(sandbox-name)').join(samples.podName)
     .split('$(sandbox-namespace)').join(samples.namespace);
   const out: SynthesizedRequest[] = [{
-    request: 'CreateSandboxRequest', container: '', description: 'create the sandbox',
-    body: {
-      hostname: samples.podName, dns: [], storages: s.sandboxStorages, sandbox_pidns: false, sandbox_id: sandboxId,
-      guest_hook_path: '', kernel_modules: [],
-    },
+    request: 'CreateSandboxRequest', container: '', description: 'create the sandbox', body: createSandboxSample(s, samples.podName, sandboxId),
   }];
   data.containers.forEach((c: ContainerPolicy, index) => {
     const pause = index === 0;
     const containerId = pause ? sandboxId : id(`container/${samples.podName}/${c.name}`);
+    const fill = fillFor(containerId);
     const sample = samples.containers[index];
-    const root = `${s.containerPath}/${containerId}/rootfs`;
-    const annotations: Record<string, string> = {};
-    for (const [k, v] of Object.entries(c.OCI.Annotations)) {
-      if (k === 'io.katacontainers.config.hypervisor.cc_init_data' || !k.startsWith('io.k')) continue;
-      annotations[k] = sampleValue(fill(v, containerId));
-    }
-    annotations['io.kubernetes.cri.sandbox-name'] = samples.podName;
-    annotations['io.kubernetes.cri.sandbox-namespace'] = samples.namespace;
-    annotations['io.kubernetes.cri.sandbox-uid'] = '0d1c2b3a-4f5e-4d6c-8b7a-998877665544';
-    annotations['io.kubernetes.cri.sandbox-cpu-shares'] = '2';
-    if (!pause) {
-      annotations['io.kubernetes.container.terminationMessagePath'] = '/dev/termination-log';
-      annotations['io.kubernetes.container.terminationMessagePolicy'] = 'File';
-    }
+    const root = fill(c.OCI.Root.Path);
+    const dev = devicesSample(s, c);
+    const annotations = { ...annotationsSample(c, pause, samples.podName, samples.namespace, fill, sampleValue), ...dev.annotations };
     const imageRef = pause ? s.pauseImageSource : pinnedReference(input, c.image);
-    const namespaces = c.OCI.Linux.Namespaces.map((n) => ({ ...n }));
-    if (pause) namespaces.push({ Type: 'network', Path: '/var/run/netns/cni-11111111-2222-3333-4444-555555555555' });
+    const volumes = mountsSample(s, c.OCI.Mounts, c.storages, sample.blockMounts, { containerId, fill: (p) => sampleValue(fill(p)) });
     const body = {
       container_id: containerId,
       exec_id: containerId,
       string_user: null,
-      devices: c.devices.map((d) => ({ id: '', type_: '', vm_path: '', container_path: d.container_path, options: [] })),
+      devices: dev.devices,
       storages: [
         {
           driver: 'image_guest_pull', driver_options: [`image_guest_pull=${JSON.stringify({ metadata: annotations })}`],
           source: imageRef, fstype: 'overlay', options: [], mount_point: root, fs_group: null, shared: false,
         },
-        ...c.storages.map((st) => ({ ...st, source: sampleValue(fill(st.source, containerId)), mount_point: sampleValue(fill(st.mount_point, containerId)) })),
+        ...volumes.storages,
       ],
       OCI: {
         Version: s.ociVersion,
@@ -157,7 +136,7 @@ export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildP
           ConsoleSize: null,
           User: { ...c.OCI.Process.User, Username: '' },
           Args: sample.args,
-          Env: pause ? sample.env : [...sample.env, ...SERVICE_ENV, ...(input.podSpec.enableServiceLinks === false ? [] : SERVICE_LINK_ENV)],
+          Env: pause ? sample.env : [...sample.env, ...serviceEnvSample(sample.containerEnv, data.request_defaults.CreateContainerRequest.service_links)],
           Cwd: c.OCI.Process.Cwd,
           Capabilities: c.OCI.Process.Capabilities,
           Rlimits: [],
@@ -168,15 +147,15 @@ export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildP
         },
         Root: { Path: root, Readonly: c.OCI.Root.Readonly },
         Hostname: samples.podName,
-        Mounts: c.OCI.Mounts.map((m) => ({ ...m, source: sampleValue(fill(m.source, containerId)) })),
+        Mounts: volumes.mounts,
         Hooks: null,
         Annotations: annotations,
         Linux: {
           UIDMappings: [], GIDMappings: [], Sysctl: c.OCI.Linux.Sysctl,
           Resources: { Devices: [], Memory: null, CPU: null, Pids: null, BlockIO: null, HugepageLimits: [], Network: null },
           CgroupsPath: `/kubepods/besteffort/pod0d1c2b3a/${containerId}`,
-          Namespaces: namespaces,
-          Devices: c.OCI.Linux.Devices.map((d) => ({ Path: d.Path, Type: 'b', Major: 8, Minor: 0, FileMode: 0o660, UID: 0, GID: 0 })),
+          Namespaces: namespacesSample(c),
+          Devices: dev.linuxDevices,
           Seccomp: null, RootfsPropagation: '', MaskedPaths: c.OCI.Linux.MaskedPaths, ReadonlyPaths: c.OCI.Linux.ReadonlyPaths,
           MountLabel: '', IntelRdt: null,
         },

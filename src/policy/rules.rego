@@ -127,9 +127,23 @@ typed_placeholders := {
 	"$(any)": "any",
 }
 
-subst(p, ctx) := replace(replace(replace(replace(p, "$(bundle-id)", ctx.bundle), "$(sandbox-id)", ctx.sandbox_id), "$(sandbox-name)", ctx.name), "$(sandbox-namespace)", ctx.ns)
+# $(sfpath) is any of the guest directories the runtime shares container files in
+# (policy_data.common.sfpaths): the Go runtime uses /run/kata-containers/shared/containers, the
+# Rust runtime its passthrough/ subdirectory.
+value_ok(p, v, ctx) if {
+	contains(p, "$(sfpath)")
+	some sf in policy_data.common.sfpaths
+	one_value_ok(replace(p, "$(sfpath)", sf), v, ctx)
+}
 
 value_ok(p, v, ctx) if {
+	not contains(p, "$(sfpath)")
+	one_value_ok(p, v, ctx)
+}
+
+subst(p, ctx) := replace(replace(replace(replace(p, "$(bundle-id)", ctx.bundle), "$(sandbox-id)", ctx.sandbox_id), "$(sandbox-name)", ctx.name), "$(sandbox-namespace)", ctx.ns)
+
+one_value_ok(p, v, ctx) if {
 	not startswith(p, "^")
 	not contains(p, "$(")
 	p == v
@@ -150,6 +164,8 @@ template_ok(t, v) if {
 	not contains(t, "$(")
 	t == v
 } else := true if {
+	# (indexof is -1 without a placeholder; regorus refuses a negative substring offset)
+	contains(t, "$(")
 	i := indexof(t, "$(")
 	rest := substring(t, i, -1)
 	j := indexof(rest, ")")
@@ -250,10 +266,22 @@ cc_namespace := cc_anno["io.kubernetes.cri.sandbox-namespace"]
 
 cc_ctx := {"bundle": input.container_id, "sandbox_id": cc_sandbox_id, "name": cc_sandbox_name, "ns": cc_namespace}
 
-cc_ops := array.concat(
+cc_identity_ops := array.concat(
 	array.concat(state_op("sandbox_name", cc_sandbox_name), state_op("namespace", cc_namespace)),
-	array.concat(state_op("sandbox_id", cc_sandbox_id), state_op(input.container_id, cc_index)),
+	state_op("sandbox_id", cc_sandbox_id),
 )
+
+# Every container of the VM joins the network namespace of the first (pause) container: its
+# path (or "" without one) is kept in the state. More than one network namespace is refused.
+cc_netns_paths := [n.Path | some n in input.OCI.Linux.Namespaces; n.Type == "network"]
+
+cc_netns_path := "" if count(cc_netns_paths) == 0
+
+cc_netns_path := cc_netns_paths[0] if count(cc_netns_paths) == 1
+
+cc_netns_ops := state_op("network_namespace", cc_netns_path)
+
+cc_ops := array.concat(array.concat(cc_identity_ops, cc_netns_ops), state_op(input.container_id, cc_index))
 
 default cc_gate := false
 
@@ -298,7 +326,11 @@ cc_ids if {
 
 default cc_state := false
 
-cc_state if cc_ops
+cc_state if cc_identity_ops
+
+default cc_network := false
+
+cc_network if cc_netns_ops
 
 # Containers join a sandbox whose pause container was created under this policy.
 default cc_pause_first := false
@@ -360,6 +392,12 @@ annotation_ok(k, v) if {
 } else := true if {
 	value_ok(cc_p.OCI.Annotations[k], v, cc_ctx)
 } else := true if {
+	# CDI devices of a container with GPUs (checked against its VFIO devices below).
+	cc_p.gpus > 0
+	startswith(k, policy_data.devices.vfio.cdi_prefix)
+	digits(substring(k, count(policy_data.devices.vfio.cdi_prefix), -1))
+	regex.match(policy_data.devices.vfio.cdi_value_regex, v)
+} else := true if {
 	not cc_p.OCI.Annotations[k]
 	startswith(k, "io.kubernetes.cri.")
 }
@@ -390,6 +428,10 @@ storage_ok(s) if {
 	s.driver == "image_guest_pull"
 } else := true if {
 	some p in cc_p.storages
+	p.driver == "$(block)"
+	block_storage_ok(p, s)
+} else := true if {
+	some p in cc_p.storages
 	p.driver == s.driver
 	p.driver_options == s.driver_options
 	p.fstype == s.fstype
@@ -398,6 +440,46 @@ storage_ok(s) if {
 	p.shared == s.shared
 	value_ok(p.source, s.source, cc_ctx)
 	value_ok(p.mount_point, s.mount_point, cc_ctx)
+}
+
+# A block device (an emptyDir of emptyDirType block-*): any block driver with a well-formed
+# device address, mounted where the runtime mounts block devices
+# (<bpath>/<base64url of the address>, kata_agent.go handleBlkOCIMounts).
+block_drivers := {"blk", "scsi"}
+
+block_storage_ok(p, s) if {
+	s.driver in block_drivers
+	startswith(p.source, "$(block-device)")
+	block_source_ok(s.driver, s.source)
+	p.driver_options == s.driver_options
+	p.fstype == s.fstype
+	p.options == s.options
+	p.fs_group == s.fs_group
+	p.shared == s.shared
+	s.mount_point == concat("/", [policy_data.common.bpath, base64url.encode(s.source)])
+}
+
+# virtio-blk: the guest PCI path (one or two 2-digit hex slots); SCSI: <target>:<lun>.
+block_source_ok("blk", src) if {
+	parts := split(src, "/")
+	count(parts) <= 2
+	every x in parts {
+		count(x) == 2
+		trim(x, "0123456789abcdef") == ""
+	}
+}
+
+block_source_ok("scsi", src) if {
+	parts := split(src, ":")
+	count(parts) == 2
+	every x in parts {
+		digits(x)
+	}
+}
+
+digits(x) if {
+	count(x) > 0
+	trim(x, "0123456789") == ""
 }
 
 cc_policy_mounts := {m.destination: m | some m in cc_p.OCI.Mounts}
@@ -415,21 +497,108 @@ cc_mounts if {
 mount_ok(m) if {
 	p := cc_policy_mounts[m.destination]
 	p.type_ == m.type_
-	p.options == m.options
+	mount_options_ok(p, m)
+	mount_source_ok(p, m)
+}
+
+mount_source_ok(p, m) if {
+	p.source == "$(block-storage)"
+	some s in input.storages
+	s.driver in block_drivers
+	s.mount_point == m.source
+} else := true if {
+	p.source != "$(block-storage)"
 	value_ok(p.source, m.source, cc_ctx)
 }
+
+# sysfs and cgroup mounts: a host may mount read-only what the policy allows writable
+# (containerd >= 2.0.4 does for privileged containers), and may add the cgroup options of the
+# settings (nsdelegate, memory_recursiveprot on systemd hosts). Everything else: exact options.
+mount_options_ok(p, m) if {
+	p.options == m.options
+} else := true if {
+	p.type_ in {"sysfs", "cgroup"}
+	given := {o | some o in m.options}
+	not all_of({"ro", "rw"}, given)
+	got := {relax_ro(o, p.options) | some o in m.options}
+	want := {o | some o in p.options}
+	count(want - got) == 0
+	every o in got - want {
+		p.type_ == "cgroup"
+		o in policy_data.common.cgroup_extras
+	}
+}
+
+relax_ro(o, p_options) := "rw" if {
+	o == "ro"
+	"rw" in p_options
+} else := o
+
+all_of(want, have) if count(want - have) == 0
 
 default cc_devices := false
 
 cc_devices if {
 	every d in input.devices {
-		some p in cc_p.devices
-		p.container_path == d.container_path
+		device_ok(d)
 	}
 	every d in input.OCI.Linux.Devices {
 		some p in cc_p.OCI.Linux.Devices
 		p.Path == d.Path
 	}
+	gpus_ok
+}
+
+cc_vfio := policy_data.devices.vfio
+
+device_ok(d) if {
+	not startswith(d.container_path, cc_vfio.device_path)
+	some p in cc_p.devices
+	p.container_path == d.container_path
+}
+
+# A GPU: <device_path><n>, id vfio<n>, the settings' type, no VM path, PCI address options.
+device_ok(d) if {
+	startswith(d.container_path, cc_vfio.device_path)
+	n := substring(d.container_path, count(cc_vfio.device_path), -1)
+	digits(n)
+	d.id == concat("", ["vfio", n])
+	d.type_ == cc_vfio.device_type
+	d.vm_path == ""
+	count(d.options) > 0
+	every o in d.options {
+		regex.match(cc_vfio.pci_option_regex, o)
+	}
+}
+
+cc_vfio_numbers := [substring(d.container_path, count(cc_vfio.device_path), -1) |
+	some d in input.devices
+	startswith(d.container_path, cc_vfio.device_path)
+]
+
+cc_cdi_numbers := {substring(k, count(cc_vfio.cdi_prefix), -1) | some k, _ in cc_anno; startswith(k, cc_vfio.cdi_prefix)}
+
+# No GPUs: no VFIO devices, no CDI annotations.
+gpus_ok if {
+	cc_p.gpus == 0
+	count(cc_vfio_numbers) == 0
+	count(cc_cdi_numbers) == 0
+}
+
+# Hot-plugged GPUs: one VFIO device per GPU, each named by a CDI annotation of the same number.
+gpus_ok if {
+	cc_p.gpus > 0
+	count(cc_vfio_numbers) == cc_p.gpus
+	numbers := {n | some n in cc_vfio_numbers}
+	count(numbers) == count(cc_vfio_numbers)
+	numbers == cc_cdi_numbers
+}
+
+# Cold-plugged GPUs: no VFIO devices in the request, one CDI annotation per GPU.
+gpus_ok if {
+	cc_p.gpus > 0
+	count(cc_vfio_numbers) == 0
+	count(cc_cdi_numbers) == cc_p.gpus
 }
 
 default cc_pidns := false
@@ -511,6 +680,7 @@ cc_checks := [
 	["the sandbox name does not match the pod's name pattern (io.kubernetes.cri.sandbox-name)", cc_sandbox_name_ok],
 	["the namespace differs from the policy (io.kubernetes.cri.sandbox-namespace)", cc_namespace_ok],
 	["the sandbox name, namespace or sandbox id differs from an earlier container of this pod", cc_state],
+	["the network namespace differs from the pause container's (or there are several)", cc_network],
 	["the pod's pause container was not created under this policy before this container", cc_pause_first],
 	["an annotation is missing, unexpected or has a value the policy does not allow", cc_annotations],
 	["the OCI version differs", cc_version],
@@ -525,7 +695,7 @@ cc_checks := [
 	["the terminal flag differs", cc_terminal],
 	["a mount is not allowed (unknown destination, other source, type or options)", cc_mounts],
 	["a storage is not allowed", cc_storages],
-	["a device is not allowed", cc_devices],
+	["a device is not allowed (block devices of volumeDevices; GPUs: VFIO devices and CDI annotations of the policy's count)", cc_devices],
 	["the Linux namespaces differ", cc_namespaces],
 	["masked or read-only paths are missing", cc_paths],
 	["a sysctl is not allowed", cc_sysctl],
@@ -814,7 +984,16 @@ default cf_path := false
 
 cf_path if {
 	not ".." in split(input.path, "/")
-	some r in policy_data.request_defaults.CopyFileRequest
+	input.file_type != "Symlink"
+	some r in policy_data.request_defaults.CopyFileRequest.regex
+	regex.match(r, input.path)
+}
+
+# Symlinks only below the top-level entry of a shared file, which is what gets mounted.
+cf_path if {
+	not ".." in split(input.path, "/")
+	input.file_type == "Symlink"
+	some r in policy_data.request_defaults.CopyFileRequest.symlink_regex
 	regex.match(r, input.path)
 }
 
@@ -832,7 +1011,7 @@ cf_symlink if {
 
 cf_checks := [
 	["the file type is not a regular file, directory or symlink", cf_type],
-	["the path is outside the directories the runtime may copy to", cf_path],
+	["the path is outside the directories the runtime may copy to (a symlink: not below a top-level shared entry)", cf_path],
 	["the symlink target is absolute or leaves its directory", cf_symlink],
 ]
 

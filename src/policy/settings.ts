@@ -3,6 +3,10 @@
  * workspace). Everything that depends on the node's runtime (paths the Kata runtime uses,
  * default capabilities, which optional agent requests are allowed) lives here, so adapting to
  * a platform means editing data, not code.
+ *
+ * SETTINGS is the one table of the fields: default, check and meaning of each. The defaults,
+ * the validation of a file from disk and the field table of docs/policy.md all come from it
+ * (a test compares the documentation with the table).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,10 +15,14 @@ import { UserError } from '../util/errors.js';
 import type { Mount, Storage } from './types.js';
 
 export const SETTINGS_FILE = 'settings.json';
-export const SETTINGS_VERSION = 1;
+/** 2: guest-pull paths, shared-file prefixes, emptyDir backings, cgroup extras, VFIO devices. */
+export const SETTINGS_VERSION = 2;
 
 export interface ContainerTemplate {
-  /** Mounts the runtime adds to every container of this kind (sources are templates like annotation values). */
+  /**
+   * Mounts the runtime adds to every container of this kind. Sources are templates like
+   * annotation values; `$(sfpath)` stands for any of `sharedFilesPaths`.
+   */
   mounts: Mount[];
   /**
    * Annotations. A value is a template (text with `$(bundle-id)`, `$(sandbox-id)`,
@@ -27,18 +35,42 @@ export interface ContainerTemplate {
   readonlyPaths: string[];
 }
 
+export type EmptyDirType = 'local' | 'block-encrypted' | 'block-plain';
+export const EMPTY_DIR_TYPES: readonly EmptyDirType[] = ['local', 'block-encrypted', 'block-plain'];
+
+export interface VfioSettings {
+  /** Container path prefix of VFIO devices; the runtime appends the device number. */
+  devicePath: string;
+  /** Device type the runtime sends for a GPU (`vfio-pci-gk` when the guest kernel owns it). */
+  deviceType: string;
+  /** `resources.limits` keys whose sum is the number of GPUs of a container. */
+  resourceKeys: string[];
+  /** Annotation key prefix of CDI devices; the device number follows it. */
+  cdiAnnotationPrefix: string;
+  /** Anchored regex of CDI annotation values (the device the guest's CDI spec resolves). */
+  cdiValueRegex: string;
+  /** Anchored regex of each option of a VFIO device (host PCI address = guest PCI path). */
+  pciOptionRegex: string;
+}
+
 export interface PolicySettings {
   version: number;
   /** OCI runtime-spec version the runtime puts into every container spec. */
   ociVersion: string;
-  /** Where the Kata runtime places container bundles inside the guest. */
-  containerPath: string;
+  /** Root filesystem of a guest-pulled container (`$(bundle-id)` is the container id). */
+  rootfsPath: string;
+  /** Directories the runtime shares files of a container in; mount sources may use any (first one in samples). */
+  sharedFilesPaths: string[];
   /** Where sandbox-wide storages (shm, ephemeral) live inside the guest. */
   sandboxPath: string;
-  /** The source of the guest-pull storage of the pause container (the guest image ships it). */
+  /** Where block storages are mounted inside the guest (`<path>/<base64url of the device>`). */
+  blockStoragePath: string;
+  /** The source of the guest-pull storage of the pause container (the runtime sends "pause"). */
   pauseImageSource: string;
-  /** emptyDir volumes: `local` (guest-local directory) is the only backing supported so far. */
-  emptyDirType: 'local';
+  /** Backing of disk emptyDir volumes. */
+  emptyDirType: EmptyDirType;
+  /** cgroup mount options a host may add beyond the runtime's defaults. */
+  cgroupMountExtrasAllowed: string[];
   /** hostPath volumes break the isolation of a confidential pod; off unless enabled here. */
   hostPath: { allowed: boolean; forbiddenPrefixes: string[] };
   defaultCaps: string[];
@@ -47,6 +79,8 @@ export interface PolicySettings {
   otherContainer: ContainerTemplate;
   /** Storages expected in CreateSandboxRequest. */
   sandboxStorages: Storage[];
+  /** GPUs passed through with VFIO. */
+  vfio: VfioSettings;
   requestDefaults: {
     /**
      * Extra environment variables the runtime may add, as anchored regexes over `NAME=value`
@@ -54,8 +88,10 @@ export interface PolicySettings {
      * service-link variables are recognised by the rules without a regex.
      */
     allowEnvRegex: string[];
-    /** Regexes (over the whole path) of files the runtime may copy into the guest. */
+    /** Regexes (over the whole path) of files the runtime may copy into the guest; `$(sfpath)` is any shared-files path. */
     copyFileRegex: string[];
+    /** Regexes of the paths where the runtime may create symlinks (only below the top-level entry). */
+    copyFileSymlinkRegex: string[];
     /** Commands (exact argv) anyone may exec in any container, e.g. for debugging. Empty is the secure default. */
     execAllowedCommands: string[][];
     /** Regexes over the space-joined argv of allowed exec commands. */
@@ -96,20 +132,64 @@ const MASKED = [
 ];
 const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 const SYSCTLS = { 'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647' };
-const SHARED = '$(cpath)/$(bundle-id)-$(random16)-';
+/** A file the runtime shares with one container: `<shared dir>/<container id>-<16 random>-<name>`. */
+const SHARED = '$(sfpath)/$(bundle-id)-$(random16)-';
 
-export function defaultSettings(): PolicySettings {
-  return {
-    version: SETTINGS_VERSION,
-    ociVersion: '1.1.0',
-    containerPath: '/run/kata-containers/shared/containers',
-    sandboxPath: '/run/kata-containers/sandbox',
-    pauseImageSource: 'pause',
-    emptyDirType: 'local',
-    hostPath: { allowed: false, forbiddenPrefixes: ['/dev/', '/sys/', '/proc/', '/run/kata-containers/'] },
-    defaultCaps: [...DEFAULT_CAPS],
-    privilegedCaps: [...ALL_CAPS],
-    pauseContainer: {
+type Check = (value: unknown, field: string, fail: (field: string, what: string) => never) => void;
+
+interface SettingField<K extends keyof PolicySettings> {
+  key: K;
+  /** What the field means, as docs/policy.md shows it. */
+  doc: string;
+  value: () => PolicySettings[K];
+  check?: Check;
+}
+
+const kindOf = (x: unknown) => (Array.isArray(x) ? 'array' : x === null ? 'null' : typeof x);
+const stringList: Check = (v, field, fail) => {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) fail(field, 'expected a list of strings');
+};
+const nonEmptyStringList: Check = (v, field, fail) => {
+  stringList(v, field, fail);
+  if ((v as unknown[]).length === 0) fail(field, 'must name at least one directory');
+};
+const absolutePath: Check = (v, field, fail) => {
+  if (typeof v !== 'string' || !v.startsWith('/')) fail(field, 'expected an absolute path');
+};
+
+function field<K extends keyof PolicySettings>(f: SettingField<K>): SettingField<K> {
+  return f;
+}
+
+/** The settings, field by field. Order is the order of settings.json and of the docs table. */
+export const SETTINGS = [
+  field({ key: 'version', doc: 'format version (2); a file of another version is rejected', value: () => SETTINGS_VERSION }),
+  field({ key: 'ociVersion', doc: 'OCI spec version the runtime puts in container specs', value: () => '1.1.0' }),
+  field({
+    key: 'rootfsPath', doc: 'root filesystem of a container whose image the guest pulls (`$(bundle-id)` is the container id)',
+    value: () => '/run/kata-containers/$(bundle-id)/rootfs',
+    check: (v, f, fail) => { absolutePath(v, f, fail); if (!String(v).includes('$(bundle-id)')) fail(f, 'must contain $(bundle-id)'); },
+  }),
+  field({
+    key: 'sharedFilesPaths', doc: 'guest directories the runtime shares container files in (hosts, resolv.conf, ConfigMaps, emptyDir directories); `$(sfpath)` in templates is any of them',
+    value: () => ['/run/kata-containers/shared/containers', '/run/kata-containers/shared/containers/passthrough'],
+    check: (v, f, fail) => { nonEmptyStringList(v, f, fail); (v as string[]).forEach((p, i) => absolutePath(p, `${f}[${i}]`, fail)); },
+  }),
+  field({ key: 'sandboxPath', doc: 'guest directory of sandbox storages (shm, memory emptyDirs)', value: () => '/run/kata-containers/sandbox', check: absolutePath }),
+  field({ key: 'blockStoragePath', doc: 'guest directory where block storages are mounted (`<dir>/<base64url of the device address>`)', value: () => '/run/kata-containers/sandbox/storage', check: absolutePath }),
+  field({ key: 'pauseImageSource', doc: 'guest-pull source the runtime sends for the pause container (the guest image ships it)', value: () => 'pause' }),
+  field({
+    key: 'emptyDirType', doc: 'backing of disk `emptyDir` volumes: `local` (a guest directory), `block-encrypted` or `block-plain` (a block device per volume)',
+    value: () => 'local' as EmptyDirType,
+    check: (v, f, fail) => { if (!EMPTY_DIR_TYPES.includes(v as EmptyDirType)) fail(f, `must be one of ${EMPTY_DIR_TYPES.join(', ')}`); },
+  }),
+  field({ key: 'cgroupMountExtrasAllowed', doc: 'options a host may add to the `/sys/fs/cgroup` mount (systemd hosts: `nsdelegate`, `memory_recursiveprot`)', value: () => ['nsdelegate', 'memory_recursiveprot'], check: stringList }),
+  field({ key: 'hostPath', doc: '`allowed`: whether `hostPath` volumes may be used; `forbiddenPrefixes`: where never', value: () => ({ allowed: false, forbiddenPrefixes: ['/dev/', '/sys/', '/proc/', '/run/kata-containers/'] }) }),
+  field({ key: 'defaultCaps', doc: 'capability set of ordinary containers', value: () => [...DEFAULT_CAPS], check: stringList }),
+  field({ key: 'privilegedCaps', doc: 'capability set of privileged containers', value: () => [...ALL_CAPS], check: stringList }),
+  field({
+    key: 'pauseContainer', doc: 'mounts, annotations, sysctls, masked and read-only paths the runtime gives the pause container (values are templates)',
+    value: () => ({
       mounts: [
         { destination: '/dev/shm', source: '/run/kata-containers/sandbox/shm', type_: 'bind', options: ['rbind'] },
         { destination: '/etc/resolv.conf', source: `${SHARED}resolv.conf`, type_: 'bind', options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
@@ -125,8 +205,11 @@ export function defaultSettings(): PolicySettings {
       sysctls: { ...SYSCTLS },
       maskedPaths: [...MASKED],
       readonlyPaths: [...READONLY],
-    },
-    otherContainer: {
+    }),
+  }),
+  field({
+    key: 'otherContainer', doc: 'the same for every other container',
+    value: () => ({
       mounts: [
         { destination: '/etc/hosts', source: `${SHARED}hosts`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
         { destination: '/dev/termination-log', source: `${SHARED}termination-log`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
@@ -144,17 +227,33 @@ export function defaultSettings(): PolicySettings {
       sysctls: { ...SYSCTLS },
       maskedPaths: [...MASKED],
       readonlyPaths: [...READONLY],
-    },
-    sandboxStorages: [
-      {
-        driver: 'ephemeral', driver_options: [], source: 'shm', fstype: 'tmpfs',
-        options: ['noexec', 'nosuid', 'nodev', 'mode=1777', 'size=67108864'],
-        mount_point: '/run/kata-containers/sandbox/shm', fs_group: null, shared: false,
-      },
-    ],
-    requestDefaults: {
+    }),
+  }),
+  field({
+    key: 'sandboxStorages', doc: 'storages expected in `CreateSandboxRequest`',
+    value: () => [{
+      driver: 'ephemeral', driver_options: [], source: 'shm', fstype: 'tmpfs',
+      options: ['noexec', 'nosuid', 'nodev', 'mode=1777', 'size=67108864'],
+      mount_point: '/run/kata-containers/sandbox/shm', fs_group: null, shared: false,
+    }],
+  }),
+  field({
+    key: 'vfio', doc: 'GPUs passed through with VFIO: `devicePath` (prefix, the number follows), `deviceType`, `resourceKeys` (`resources.limits` keys counted as GPUs), `cdiAnnotationPrefix`, `cdiValueRegex`, `pciOptionRegex`',
+    value: () => ({
+      devicePath: '/dev/vfio/devices/vfio',
+      deviceType: 'vfio-pci-gk',
+      resourceKeys: ['nvidia.com/pgpu'],
+      cdiAnnotationPrefix: 'cdi.k8s.io/vfio',
+      cdiValueRegex: '^nvidia\\.com/(gpu|pgpu)=[0-9]+$',
+      pciOptionRegex: '^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[01][0-9a-fA-F]\\.[0-7]=[0-9a-fA-F]{2}/[0-9a-fA-F]{2}$',
+    }),
+  }),
+  field({
+    key: 'requestDefaults', doc: 'per-request switches and limits (below)',
+    value: () => ({
       allowEnvRegex: [],
-      copyFileRegex: ['^$(cpath)/[a-f0-9]{64}-[a-z0-9]{16}-[^/]+(/.*)?$'],
+      copyFileRegex: ['^$(sfpath)/[a-f0-9]{64}-[a-z0-9]{16}-[^/]+(/.*)?$'],
+      copyFileSymlinkRegex: ['^$(sfpath)/[a-f0-9]{64}-[a-z0-9]{16}-[^/]+/.+$'],
       execAllowedCommands: [],
       execRegex: [],
       readStream: true,
@@ -170,16 +269,43 @@ export function defaultSettings(): PolicySettings {
       addArpNeighbors: {
         forbiddenDeviceNames: ['lo'],
         forbiddenCidrsRegex: ['^127\\.(?:[0-9]{1,3}\\.){2}[0-9]{1,3}$', '^(?:0{0,4}:){0,7}0{0,3}1$'],
-        allowedStates: [128],
+        // NUD_REACHABLE and NUD_PERMANENT: the states the runtime copies from the host's neighbours.
+        allowedStates: [2, 128],
       },
-    },
-    patterns: {
+    }),
+  }),
+  field({
+    key: 'patterns', doc: 'regex building blocks for `allowEnvRegex` (`$(svc_name)`, `$(ip_p)`, `$(ipv4_a)`, `$(dns_label)`)',
+    value: () => ({
       ipv4: '((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])',
       port: '[0-9]{1,5}',
       serviceName: '[A-Z][A-Z0-9_]*',
       dnsLabel: '[a-zA-Z0-9_.-]+',
-    },
-  };
+    }),
+  }),
+] as const;
+
+/** The fields of `requestDefaults`, for the docs table. */
+export const REQUEST_DEFAULT_DOCS: Record<keyof PolicySettings['requestDefaults'], string> = {
+  allowEnvRegex: 'extra `NAME=value` regexes the runtime may add',
+  copyFileRegex: 'where `CopyFileRequest` may write (`$(sfpath)`: any shared-files path)',
+  copyFileSymlinkRegex: 'where `CopyFileRequest` may create symlinks (below a top-level entry only)',
+  execAllowedCommands: 'commands that may be exec\'d in every container (empty: only probes and hooks)',
+  execRegex: 'regexes of such commands',
+  readStream: 'allow `ReadStreamRequest` (`kubectl logs`)',
+  writeStream: 'allow `WriteStreamRequest`',
+  closeStdin: 'allow `CloseStdinRequest`',
+  updateEphemeralMounts: 'allow `UpdateEphemeralMountsRequest`',
+  getDiagnosticData: 'allow `GetDiagnosticDataRequest`',
+  updateInterface: 'interface limits: allowed raw flags, forbidden names and MAC addresses',
+  updateRoutes: 'route limits: forbidden devices and source regexes',
+  addArpNeighbors: 'ARP limits: forbidden devices and address regexes, allowed neighbour states (2 REACHABLE, 128 PERMANENT)',
+};
+
+export function defaultSettings(): PolicySettings {
+  const out: Record<string, unknown> = {};
+  for (const f of SETTINGS) out[f.key] = f.value();
+  return out as unknown as PolicySettings;
 }
 
 /** Check a settings object read from disk; throws UserError naming the first bad field. */
@@ -189,15 +315,17 @@ export function validateSettings(value: unknown, file = SETTINGS_FILE): PolicySe
   };
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('(top level)', 'settings must be a JSON object');
   const s = value as Record<string, unknown>;
-  if (s.version !== SETTINGS_VERSION) fail('version', `settings version must be ${SETTINGS_VERSION}`);
-  const defaults = defaultSettings() as unknown as Record<string, unknown>;
-  for (const [key, def] of Object.entries(defaults)) {
-    if (!(key in s)) fail(key, 'missing setting');
-    const got = s[key];
-    const kind = (x: unknown) => (Array.isArray(x) ? 'array' : x === null ? 'null' : typeof x);
-    if (kind(got) !== kind(def)) fail(key, `expected ${kind(def)}, found ${kind(got)}`);
+  if (s.version !== SETTINGS_VERSION) {
+    fail('version', `settings version must be ${SETTINGS_VERSION} (this file is version ${JSON.stringify(s.version)}, from another release)`);
   }
-  if (s.emptyDirType !== 'local') fail('emptyDirType', 'only "local" is supported');
+  const known = new Set<string>(SETTINGS.map((f) => f.key));
+  for (const key of Object.keys(s)) if (!known.has(key)) fail(key, 'unknown setting');
+  for (const f of SETTINGS) {
+    if (!(f.key in s)) fail(f.key, 'missing setting');
+    const def = f.value();
+    if (kindOf(s[f.key]) !== kindOf(def)) fail(f.key, `expected ${kindOf(def)}, found ${kindOf(s[f.key])}`);
+    (f as SettingField<keyof PolicySettings>).check?.(s[f.key], f.key, fail);
+  }
   return s as unknown as PolicySettings;
 }
 

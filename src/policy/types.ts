@@ -2,18 +2,23 @@
 
 export interface Mount {
   destination: string;
-  /** Template or `^`-regex (see docs/policy.md, "Value patterns"). */
+  /**
+   * Template or `^`-regex (see docs/policy.md, "Value patterns"). `$(sfpath)` is any shared-files
+   * path; `$(block-storage)` is the mount point of a block storage of the same request.
+   */
   source: string;
   type_: string;
   options: string[];
 }
 
 export interface Storage {
+  /** `$(block)` in the policy: any block driver (blk, scsi), with its device address as source. */
   driver: string;
   driver_options: string[];
   source: string;
   fstype: string;
   options: string[];
+  /** `$(block-mount)` in the policy: `<blockStoragePath>/<base64url of the source>`. */
   mount_point: string;
   fs_group: { group_id: number; group_change_policy: number } | null;
   shared: boolean;
@@ -57,19 +62,32 @@ export interface ContainerPolicy {
     };
   };
   storages: Storage[];
+  /** Block devices of `volumeDevices`, by container path. */
   devices: { container_path: string }[];
+  /** Number of GPUs passed through with VFIO (see policy_data.devices.vfio). */
+  gpus: number;
   sandbox_pidns: boolean;
   exec_commands: string[][];
 }
 
 export interface PolicyData {
   containers: ContainerPolicy[];
-  common: { cpath: string; spath: string };
+  common: {
+    /** Guest directories of shared container files (what `$(sfpath)` may be). */
+    sfpaths: string[];
+    /** Guest directory of block storages (`$(block-mount)`). */
+    bpath: string;
+    /** Options a host may add to cgroup mounts. */
+    cgroup_extras: string[];
+  };
   sandbox: { storages: Storage[] };
+  devices: {
+    vfio: { device_path: string; device_type: string; cdi_prefix: string; cdi_value_regex: string; pci_option_regex: string };
+  };
   request_defaults: {
     /** service_links: Kubernetes service-link variables of every service (else only KUBERNETES_*). */
     CreateContainerRequest: { allow_env_regex: string[]; service_links: boolean };
-    CopyFileRequest: string[];
+    CopyFileRequest: { regex: string[]; symlink_regex: string[] };
     ExecProcessRequest: { allowed_commands: string[][]; regex: string[] };
     UpdateInterfaceRequest: { allow_raw_flags: number; forbidden_names: string[]; forbidden_hw_addrs: string[] };
     UpdateRoutesRequest: { forbidden_device_names: string[]; forbidden_source_regex: string[] };
