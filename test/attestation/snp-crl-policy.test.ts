@@ -186,6 +186,12 @@ describe('SEV-SNP CRL policy: no CRL at all', () => {
   it('does not mistake other errors of the source for unavailability', async () => {
     const src: SnpCollateralSource = { vcek: async () => undefined, certChain: async () => undefined, crl: async () => { throw new Error('EACCES'); } };
     await assert.rejects(resolveSnpCrl(input({ source: src })), /EACCES/);
+    // Neither when fetching: only the source's trouble with KDS means "no fresh CRL".
+    const claim = source(undefined, () => { throw new AttestationError('snp.hostdata', 'HOST_DATA does not match'); });
+    await rejects(() => resolveSnpCrl(input({ source: claim.src })), 'snp.hostdata');
+    const refused = source(undefined, () => { throw new AttestationError('snp.kds', 'AMD KDS refused the CRL', '200', '400'); });
+    const d = await resolveSnpCrl(input({ source: refused.src }));
+    assert.match(d.status.reason!, /refreshing it from AMD KDS failed: .*refused/);
   });
 });
 
@@ -309,5 +315,9 @@ describe('SEV-SNP verification end to end with the CRL policy', () => {
     const ok = await verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), { snp: base });
     assert.equal(ok.platform, 'snp');
     await rejects(() => verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), { snp: { ...base, crlPolicy: 'require' } }), 'snp.crl.missing');
+    // "Retry later" reaches the dispatcher's caller as such.
+    const { client } = unreachableKds();
+    const err = await rejects(() => verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), { snp: { ...base, collateral: client, crlPolicy: 'require' } }), 'snp.crl.missing');
+    assert.ok(err instanceof CollateralUnavailableError);
   });
 });

@@ -116,20 +116,25 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
   }
   let unavailable: CollateralUnavailableError | undefined;
   if (source?.fetchCrl) {
+    let der: Uint8Array | undefined;
+    let failed = false;
     try {
-      const der = await source.fetchCrl(product, kind);
-      if (der) {
-        const c: Candidate = { crl: parseCrlFor('snp.crl', der), source: 'fetched' };
-        if (isCurrent(c.crl, now)) return used(c, now);
-        candidates.push(c);
-        notes.push('the CRL AMD KDS serves is not current either');
-      } else {
-        notes.push(`AMD KDS has no CRL for ${what}`);
-      }
+      der = await source.fetchCrl(product, kind);
     } catch (err) {
-      if (!(err instanceof AttestationError)) throw err;
+      // Only the source's own trouble with KDS is "no fresh CRL"; anything else (a failed
+      // claim check run before the first lookup, a local I/O error) is not swallowed.
+      if (!(err instanceof AttestationError) || !(err instanceof CollateralUnavailableError || err.check.startsWith('snp.kds'))) throw err;
       if (err instanceof CollateralUnavailableError) unavailable = err;
       notes.push(`refreshing it from AMD KDS failed: ${err.message}`);
+      failed = true;
+    }
+    if (der) {
+      const c: Candidate = { crl: parseCrlFor('snp.crl', der), source: 'fetched' };
+      if (isCurrent(c.crl, now)) return used(c, now);
+      candidates.push(c);
+      notes.push('the CRL AMD KDS serves is not current either');
+    } else if (!failed) {
+      notes.push(`AMD KDS has no CRL for ${what}`);
     }
   } else {
     notes.push(source ? 'the collateral source cannot fetch CRLs (offline)' : 'no collateral source to get one from');
