@@ -3,7 +3,7 @@
  * verify against the manifest's reference values with the expected binding, and the policy
  * hash it reports must be one of the allowed ones.
  */
-import { AttestationError } from '../attestation/errors.js';
+import { AttestationError, CollateralUnavailableError } from '../attestation/errors.js';
 import { verifyEvidence, type DispatchOptions, type VerifiedEvidence } from '../attestation/dispatch.js';
 import type { ReferenceValues } from '../platforms/reference-values.js';
 import type { AtlsPeer } from './cert.js';
@@ -42,5 +42,8 @@ export async function admitPeer(peer: AtlsPeer, reportData: Buffer, opts: Valida
     return { ...verified, policyHash };
   }
   if (failures.length === 1) throw failures[0]!;
+  // Collateral that could not be fetched is a reason to retry, not a verdict on the evidence.
+  const unavailable = failures.find((f) => f instanceof CollateralUnavailableError);
+  if (unavailable) throw unavailable;
   throw new AttestationError('atls.evidence', failures.map((f) => f.message).join('; '));
 }

@@ -4,7 +4,7 @@
  * schema) and the caller's expectations (binding, policy hash), and either return a typed
  * result or throw an AttestationError naming the failed check with expected and actual values.
  */
-export { AttestationError } from './errors.js';
+export { AttestationError, CollateralUnavailableError } from './errors.js';
 export type { ReferenceValues, SnpReferenceValues, TdxReferenceValues, SnpTcbReference, SnpGuestPolicyReference, SnpPlatformInfoReference } from './reference-values.js';
 export { parseReferenceValues } from './reference-values.js';
 
