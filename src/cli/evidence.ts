@@ -7,6 +7,7 @@ import {
 import { fromHex, toHex } from '../attestation/bytes.js';
 import { decodeBinaryOrHex, splitSnpEvidence } from '../attestation/evidence-file.js';
 import { classifyIntelCrls } from '../attestation/tdx/crls.js';
+import { SNP_CRL_POLICIES, type SnpCrlPolicy } from '../attestation/snp/crl.js';
 import { UsageError, UserError, errorMessage } from '../util/errors.js';
 
 interface VerifyArgs {
@@ -17,6 +18,7 @@ interface VerifyArgs {
   'tcb-info'?: string;
   'qe-identity'?: string;
   crl: string[];
+  'crl-policy': SnpCrlPolicy;
   'reference-values'?: string;
   output?: 'json' | 'text';
   product?: SnpProduct;
@@ -72,6 +74,7 @@ function snpSummary(r: SnpVerification) {
     tcb: r.tcb,
     certificate: { productName: r.certificate.productName, serialNumber: r.certificate.cert.serialNumber, validTo: new Date(r.certificate.cert.validTo).toISOString() },
     crlChecked: r.crlChecked,
+    crl: r.crl,
     ...(r.referenceValueIndex !== undefined ? { referenceValueIndex: r.referenceValueIndex } : {}),
   };
 }
@@ -134,6 +137,7 @@ async function runVerify(argv: VerifyArgs, evidence: Buffer, now: Date): Promise
         ...(argv['cert-chain'] ? { certChain: read(argv['cert-chain'], 'certificate chain') } : {}),
         ...(crl[0] ? { crl: crl[0] } : {}),
         ...(source ? { collateral: source } : {}),
+        crlPolicy: argv['crl-policy'],
       });
     return snpSummary(result);
   }
@@ -184,6 +188,7 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
     .option('tcb-info', { type: 'string', describe: 'TDX: TCB info JSON from Intel PCS for the quote\'s FMSPC' })
     .option('qe-identity', { type: 'string', describe: 'TDX: QE identity JSON from Intel PCS' })
     .option('crl', { type: 'string', array: true, default: [], describe: 'DER CRLs (SNP: ARK-signed; TDX: root CA and/or PCK CA)' })
+    .option('crl-policy', { type: 'string', choices: SNP_CRL_POLICIES, default: 'if-available' as SnpCrlPolicy, describe: 'SNP: require a current CRL, or use one when available (see docs/attestation.md)' })
     .option('reference-values', { type: 'string', describe: 'JSON with ReferenceValues (or a whole manifest.json) to validate against' })
     .option('output', { alias: 'o', type: 'string', choices: ['json', 'text'] as const, describe: 'Output format (default text)' })
     .option('product', { type: 'string', choices: ['Milan', 'Genoa', 'Turin'] as const, describe: 'SNP: product line, needed for version 2 reports without a VCEK' })
