@@ -55,7 +55,18 @@ describe('kubectl contrast evidence verify', () => {
     assert.match(out.measurement, /^[0-9a-f]{96}$/);
     assert.match(out.reportData, /^[0-9a-f]{128}$/);
     assert.deepEqual(out.tcb.reported, { bootloader: 10, tee: 0, snp: 23, microcode: 84 });
+    assert.equal(out.crlChecked, false);
+    assert.equal(out.crl.checked, false);
+    assert.match(out.crl.reason, /./);
     assert.equal(r.stderr, '');
+  });
+
+  it('refuses a report without a CRL under --crl-policy require', async () => {
+    const r = await cli([...snpArgs, '--crl-policy', 'require', '-o', 'json']);
+    assert.equal(r.code, 1);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.verified, false);
+    assert.equal(out.error.check, 'snp.crl.missing');
   });
 
   it('reports the failed check with expected and actual values as JSON and exits 1', async () => {
