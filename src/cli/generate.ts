@@ -9,6 +9,8 @@ import { workspaceOptions, type WorkspaceArgs } from './workspace-options.js';
 import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
 import { kubeOptions, type KubeArgs } from './kube-options.js';
 import { joinStreams } from '../generate/write.js';
+import { join } from 'node:path';
+import { MANIFEST_FILE, manifestToJson, readManifest, validateManifest, withRecoveryChoice } from '../workspace/manifest.js';
 
 /** The flags of the transform itself; shared by `generate`, the Helm post-renderer and the kustomize transformer. */
 export interface TransformArgs extends WorkspaceArgs, ImageArgs {
@@ -25,6 +27,8 @@ interface GenerateArgs extends TransformArgs, KubeArgs {
   paths: string[];
   output?: string;
   'validate-server': boolean;
+  'disable-recovery': boolean;
+  'inject-image-store': boolean;
 }
 
 /** Adds the transform flags (workspace, images, platform, keys, …) to a command. */
@@ -67,6 +71,12 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories (recursively *.yaml, *.yml); "-" or nothing for standard input' })
     .option('output', { alias: 'o', type: 'string', describe: 'Write all resources to this file ("-" for stdout) instead of editing the inputs in place' })
     .option('validate-server', { type: 'boolean', default: false, describe: 'Before writing, let the API server of the current kube context validate every resource (server-side dry run); with --kubeconfig, --context, -n' })
+    .option('disable-recovery', { type: 'boolean', default: false, describe: 'Write a manifest without seed-share owners ("DisableRecovery": true): a restarted Coordinator can then never be recovered' })
+    .option('inject-image-store', { type: 'boolean', default: false, describe: 'Give every confidential workload a block volume the guest pulls images onto (size: annotation contrast.edgeless.systems/image-store-size, default 10Gi, "0": none)' })
+    .check((argv) => {
+      if (argv['disable-recovery'] && (argv['add-seedshare-owner-key'] as string[]).length > 0) throw new UsageError('--disable-recovery and --add-seedshare-owner-key exclude each other');
+      return true;
+    })
     .example('$0 generate --platform metal-qemu-snp deployment/', 'Rewrite every YAML file under deployment/ in place')
     .example('helm template my-app ./chart | $0 generate --platform metal-qemu-tdx - > resources.yaml', 'Transform a stream')
     .example('$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml', 'Write the result elsewhere; keys and manifest.json go to ./contrast')
@@ -74,7 +84,13 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   handler: async (argv) => {
     const paths = argv.paths.length === 0 ? [STDIN] : argv.paths;
     const diagnostics = new Diagnostics();
-    const result = await generate(generateOptionsFrom(argv, paths), diagnostics);
+    const result = await generate({ ...generateOptionsFrom(argv, paths), injectImageStore: argv['inject-image-store'] }, diagnostics);
+    const manifestFile = argv.manifest ?? join(argv['workspace-dir'], MANIFEST_FILE);
+    result.manifest = withRecoveryChoice(result.manifest, argv['disable-recovery']);
+    // The manifest about to be written passes the same checks `set` and the Coordinator make on it.
+    result.manifest = validateManifest(JSON.parse(manifestToJson(result.manifest)), manifestFile);
+    const previous = readManifest(manifestFile);
+    result.manifestChanged = !previous || manifestToJson(previous) !== manifestToJson(result.manifest);
     if (argv['validate-server']) {
       const { connectFromArgs } = await import('../kube/client.js');
       const { validateOnServer } = await import('../kube/validate.js');

@@ -9,7 +9,7 @@ import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options
 import type { Argv, CommandModule } from 'yargs';
 import { readInputs, readStdin } from '../manifests/inputs.js';
 import { documentValue, parseStream } from '../manifests/stream.js';
-import { podTemplateOf, resourcesOf, workloadRef, type Resource } from '../workloads/resource.js';
+import { claimTemplateNames, podTemplateOf, resourcesOf, workloadRef, type Resource } from '../workloads/resource.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UsageError, UserError, type InputLocation } from '../util/errors.js';
 import { decodeInitDataAnnotation, INITDATA_ANNOTATION, parseInitDataToml, POLICY_KEY } from '../policy/initdata.js';
@@ -276,6 +276,7 @@ const check: CommandModule<object, CheckArgs> = {
         workload: workloadRef(r),
         podMetadata: t.metadata as never,
         podSpec: spec,
+        claimTemplates: claimTemplateNames(r.object),
         image: (ref: string) => { const i = images.get(ref); if (!i) throw new Error(`unknown image ${ref}`); return i; },
         pauseImage, configMaps, secrets, settings,
       };

@@ -7,7 +7,7 @@ import { UserError, type InputLocation } from '../util/errors.js';
 import { readInputs, type InputFile } from '../manifests/inputs.js';
 import { documentValue, parseStream, serializeStream, type ParsedStream } from '../manifests/stream.js';
 import { applyAt, isPlainObject } from '../manifests/patch.js';
-import { podTemplateOf, resourcesOf, workloadRef, type Resource, type WorkloadRef } from '../workloads/resource.js';
+import { claimTemplateNames, podTemplateOf, resourcesOf, workloadRef, type Resource, type WorkloadRef } from '../workloads/resource.js';
 import { fieldPath } from '../workloads/kinds.js';
 import { parseRuntimeClassName, platformIds, requirePlatform, type Platform } from '../platforms/platforms.js';
 import { INJECTED_IMAGES, loadImageReplacements, type ImageReplacements } from '../platforms/images.js';
@@ -39,6 +39,8 @@ export interface GenerateOptions extends ManifestOptions {
    * kustomize's bookkeeping): they never reach the pod, so they stay out of its policy.
    */
   transientAnnotation?: (key: string) => boolean;
+  /** Give every confidential workload an image store (annotation image-store-size: size, "0": none). */
+  injectImageStore?: boolean;
 }
 
 export interface ConfidentialWorkload {
@@ -90,6 +92,8 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
       coordinatorHost,
       images: { initializer: INJECTED_IMAGES.initializer, serviceMesh: INJECTED_IMAGES.serviceMesh },
       replacements,
+      injectImageStore: options.injectImageStore,
+      claimTemplates: claimTemplateNames(w.resource.object),
     }, w.resource.location);
   }
 
@@ -125,7 +129,7 @@ async function computePolicies(parsed: ParsedInput[], workloads: ConfidentialWor
   };
   const policies: Record<string, PolicyEntry> = {};
   for (const w of workloads) {
-    const input = policyInput(w.ref, withoutAnnotations(w.template.metadata, options.transientAnnotation), w.template.spec, ctx);
+    const input = policyInput(w.ref, withoutAnnotations(w.template.metadata, options.transientAnnotation), w.template.spec, ctx, claimTemplateNames(w.resource.object));
     const { pod, text } = buildPodPolicy(input, w.resource.location);
     await checkOwnPolicy(text, input, pod, w.resource.location);
     const encoded = encodePolicy(text);

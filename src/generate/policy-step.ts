@@ -28,8 +28,9 @@ export interface PolicyContext {
   settings: PolicySettings;
 }
 
-export function policyInput(workload: WorkloadRef, metadata: KubeObject, spec: KubeObject, ctx: PolicyContext): PodPolicyInput {
-  return { workload, podMetadata: metadata as PodPolicyInput['podMetadata'], podSpec: spec, ...ctx };
+/** The policy input of one workload; `claimTemplates` are its StatefulSet volumeClaimTemplates. */
+export function policyInput(workload: WorkloadRef, metadata: KubeObject, spec: KubeObject, ctx: PolicyContext, claimTemplates: string[] = []): PodPolicyInput {
+  return { workload, podMetadata: metadata as PodPolicyInput['podMetadata'], podSpec: spec, claimTemplates, ...ctx };
 }
 
 /** The pod's policy data (built once: the text and the self-check both come from it) and text. */

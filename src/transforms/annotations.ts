@@ -6,6 +6,8 @@ export const ANNOTATIONS = {
   meshEgress: `${ANNOTATION_PREFIX}servicemesh-egress`,
   meshAdminPort: `${ANNOTATION_PREFIX}servicemesh-admin-interface-port`,
   workloadSecretId: `${ANNOTATION_PREFIX}workload-secret-id`,
+  securePv: `${ANNOTATION_PREFIX}secure-pv`,
+  imageStoreSize: `${ANNOTATION_PREFIX}image-store-size`,
   podRole: `${ANNOTATION_PREFIX}pod-role`,
 } as const;
 

@@ -10,6 +10,7 @@ import { replaceImage, type ImageReplacements } from '../platforms/images.js';
 import { ANNOTATIONS, COORDINATOR_ROLE } from './annotations.js';
 import { addInitializer, mountSecretsEverywhere, INITIALIZER_NAME } from './initializer.js';
 import { applyServiceMesh, meshConfigFrom } from './service-mesh.js';
+import { addImageStore, applySecurePv, imageStoreSize } from './storage.js';
 import { annotationsOf, listField, type Obj } from './pod.js';
 
 export interface WorkloadTransformOptions {
@@ -18,6 +19,10 @@ export interface WorkloadTransformOptions {
   coordinatorHost: string;
   images: { initializer: string; serviceMesh: string };
   replacements: ImageReplacements;
+  /** Give every workload an image store (upstream `--inject-image-store`; annotation image-store-size). */
+  injectImageStore?: boolean;
+  /** The workload's StatefulSet volumeClaimTemplates (for secure-pv devices). */
+  claimTemplates?: readonly string[];
 }
 
 export interface TransformedTemplate {
@@ -59,8 +64,14 @@ export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransf
       // The Initializer may be left over from an earlier run with different settings.
       spec.initContainers = (spec.initContainers as Obj[]).filter((c) => c.name !== INITIALIZER_NAME);
     }
+    if (withInitializer) applySecurePv(spec, annotations, opts.claimTemplates ?? [], metaField, specField);
+    else if (annotations[ANNOTATIONS.securePv] !== undefined) {
+      throw new UserError('secure-pv needs the Initializer to open the encrypted volume; remove skip-initializer', { field: `${metaField}.annotations["${ANNOTATIONS.securePv}"]` });
+    }
     applyServiceMesh(spec, replaceImage(opts.images.serviceMesh, opts.replacements), mesh, specField);
     if (withInitializer) mountSecretsEverywhere(spec, specField);
+    const storeSize = imageStoreSize(annotations, opts.injectImageStore === true, metaField);
+    if (storeSize !== undefined && !isCoordinator) addImageStore(spec, storeSize, replaceImage(opts.images.initializer, opts.replacements), specField);
     replaceWorkloadImages(spec, opts.replacements, specField);
     return { metadata, spec };
   } catch (err) {

@@ -96,3 +96,14 @@ export function workloadRef(resource: Resource): WorkloadRef {
     namespace: typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default',
   };
 }
+
+/**
+ * Names of a StatefulSet's `volumeClaimTemplates`: each becomes a PersistentVolumeClaim per pod
+ * that containers mount (volumeMounts) or attach (volumeDevices) by that name.
+ */
+export function claimTemplateNames(object: KubeObject): string[] {
+  if (object.kind !== 'StatefulSet' || !isPlainObject(object.spec)) return [];
+  const templates = object.spec.volumeClaimTemplates;
+  if (!Array.isArray(templates)) return [];
+  return templates.flatMap((t) => (isPlainObject(t) && isPlainObject(t.metadata) && typeof t.metadata.name === 'string' ? [t.metadata.name] : []));
+}
