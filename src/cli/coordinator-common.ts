@@ -1,5 +1,12 @@
 /** Pieces shared by `set`, `verify` and `recover`. */
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { callUserApi, type Address } from '../coordinator/client.js';
+import { RpcError, Status } from '../coordinator/api/grpc.js';
+import { decode } from '../coordinator/api/proto.js';
+import { GetManifestsResponseSchema, type GetManifestsResponse } from '../coordinator/api/messages.js';
+import { chainHash } from '../coordinator/history.js';
+import type { Admission } from '../atls/validate.js';
+import { LATEST_TRANSITION_FILE } from '../workspace/latest-transition.js';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Argv } from 'yargs';
@@ -8,7 +15,7 @@ import { UserError } from '../util/errors.js';
 import { expandPaths, readInputs } from '../manifests/inputs.js';
 import { parseStream, documentValue } from '../manifests/stream.js';
 import { decodeInitDataAnnotation, INITDATA_ANNOTATION } from '../policy/initdata.js';
-import { parseAddress, type Address } from '../coordinator/client.js';
+import { parseAddress } from '../coordinator/client.js';
 import type { WorkspaceArgs } from './workspace-options.js';
 import { kubeOptions, type KubeArgs } from './kube-options.js';
 
@@ -19,6 +26,50 @@ export interface CoordinatorArgs extends WorkspaceArgs, KubeArgs {
 /** -c HOST:PORT, or the kubectl flags to find the Coordinator in the cluster (src/kube/discovery.ts). */
 export function coordinatorOption<T>(y: Argv<T>): Argv<T & { coordinator?: string } & KubeArgs> {
   return kubeOptions(y.option('coordinator', { alias: 'c', type: 'string', describe: 'Address of the Coordinator\'s UserAPI, HOST:PORT (port 1313); default: find Service "coordinator" in the namespace (-n) through the cluster' })) as Argv<T & { coordinator?: string } & KubeArgs>;
+}
+
+export interface HistoryArgs {
+  'accept-history': boolean;
+}
+
+/** --accept-history: the way out of the rollback check (see src/workspace/latest-transition.ts). */
+export function acceptHistoryOption<T>(y: Argv<T>): Argv<T & HistoryArgs> {
+  return y.option('accept-history', {
+    type: 'boolean', default: false,
+    describe: `Trust the history the Coordinator serves even when it lacks the transition remembered in <workspace>/${LATEST_TRANSITION_FILE} (after restoring or replacing the Coordinator's state on purpose)`,
+  }) as Argv<T & HistoryArgs>;
+}
+
+export function latestTransitionPath(argv: WorkspaceArgs): string {
+  return workspacePath(argv, LATEST_TRANSITION_FILE);
+}
+
+export interface ServedHistory {
+  res: GetManifestsResponse;
+  coordinator: Admission;
+  /** false while the Coordinator waits for recovery: the history is then as stored, unverified. */
+  ready: boolean;
+}
+
+/**
+ * GetManifests from an attested Coordinator, with the chain checked against the latest
+ * transition it reports; undefined when no manifest has been set yet.
+ */
+export async function fetchHistory(addr: Address, manifest: Manifest, opts: { retryForMs?: number; onRetry?: (err: Error) => void } = {}): Promise<ServedHistory | undefined> {
+  let call;
+  try {
+    call = await callUserApi('GetManifests', Buffer.alloc(0), { address: addr, manifest, clientKey: ephemeralKey(), ...opts });
+  } catch (err) {
+    if (err instanceof UserError && err.cause instanceof RpcError && err.cause.code === Status.FAILED_PRECONDITION) return undefined;
+    throw err;
+  }
+  const res = decode<GetManifestsResponse>(GetManifestsResponseSchema, call.response);
+  if (res.Manifests.length === 0) throw new UserError('the Coordinator returned an empty history');
+  const chain = chainHash(res.Manifests);
+  if (!res.LatestTransition || !chain.equals(res.LatestTransition.TransitionHash)) {
+    throw new UserError(`the manifests the Coordinator returned do not form its latest transition (recomputed ${chain.toString('hex')}, Coordinator says ${res.LatestTransition?.TransitionHash.toString('hex') ?? 'nothing'})`);
+  }
+  return { res, coordinator: call.coordinator, ready: res.MeshCA.length > 0 };
 }
 
 export function workspacePath(argv: WorkspaceArgs, file: string): string {

@@ -67,13 +67,15 @@ export function explain(err: unknown, method: string, address: Address): Error {
     return new UserError(`the Coordinator at ${where} failed attestation: ${err.message}${hint}`);
   }
   if (err instanceof RpcError) {
+    // The RpcError stays the cause, so callers can tell e.g. an uninitialised Coordinator apart.
+    const cause = { cause: err };
     if (err.code === Status.PERMISSION_DENIED) {
       const hint = /workload owner key/.test(err.message) ? '; use --workload-owner-key with a key listed in WorkloadOwnerPubKeys of the manifest that is active now (see `kubectl contrast verify`)'
         : /seed-share owner key/.test(err.message) ? '; use --seedshare-owner-key with a key listed in SeedshareOwnerPubKeys' : '';
-      return new UserError(`${method} was refused by the Coordinator: ${err.message}${hint}`);
+      return new UserError(`${method} was refused by the Coordinator: ${err.message}${hint}`, {}, cause);
     }
-    if (err.code === Status.FAILED_PRECONDITION) return new UserError(`${method}: ${err.message}`);
-    return new UserError(`${method} failed (${err.codeName}): ${err.message}`);
+    if (err.code === Status.FAILED_PRECONDITION) return new UserError(`${method}: ${err.message}`, {}, cause);
+    return new UserError(`${method} failed (${err.codeName}): ${err.message}`, {}, cause);
   }
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED') return new UserError(`cannot reach the Coordinator at ${where} (connection refused); is it running and is the address (e.g. a port-forward) right?`);

@@ -4,7 +4,7 @@
  * update, kill and restart the Coordinator, recover, verify again; plus the negative cases.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { constants, createPublicKey, generateKeyPairSync, publicEncrypt, randomBytes, X509Certificate } from 'node:crypto';
@@ -13,6 +13,8 @@ import { createServer as createNetServer } from 'node:net';
 import { CLI, REPO_ROOT, ensureBuilt, runCli } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from './process.js';
+import { createRootCert } from '../../src/coordinator/ca.js';
+import { SeedEngine } from '../../src/coordinator/seedengine.js';
 
 interface Ctx {
   dir: string;
@@ -21,6 +23,8 @@ interface Ctx {
   sim: string;
   state: string;
   hashes: Record<string, string>;
+  /** transitions/latest right after the first set: validly signed, one manifest behind the end. */
+  latestAfterFirstSet?: Buffer;
 }
 
 function cli(ctx: Ctx, args: string[]) {
@@ -89,6 +93,7 @@ describe('Coordinator end to end (real processes, simulated platform)', function
 
     const set1 = cli(ctx, ['set', '-c', addr, '--workspace-dir', ctx.ws, ctx.res]);
     assert.equal(set1.code, 0, set1.stderr);
+    ctx.latestAfterFirstSet = readFileSync(join(ctx.state, 'transitions', 'latest'));
     assert.match(set1.stderr, /insecure-sim platform is SIMULATED/);
     for (const f of ['coordinator-root-ca.pem', 'mesh-ca.pem', 'seed-shares.json']) assert.ok(existsSync(join(ctx.ws, f)), f);
 
@@ -250,6 +255,8 @@ describe('Coordinator end to end (real processes, simulated platform)', function
     it('set waits for a Coordinator that is still starting', async () => {
       const ws2 = join(ctx.dir, 'ws-retry');
       cpSync(ctx.ws, ws2, { recursive: true });
+      // A new Coordinator for this copy: it has not seen its history.
+      rmSync(join(ws2, 'latest-transition.json'));
       const port = await new Promise<number>((resolve) => {
         const srv = createNetServer().listen(0, '127.0.0.1', () => {
           const p = (srv.address() as { port: number }).port;
@@ -271,6 +278,156 @@ describe('Coordinator end to end (real processes, simulated platform)', function
       } finally {
         await late.kill();
       }
+    });
+  });
+  describe('state integrity against the real CLI', () => {
+    /** A Coordinator in recovery mode on a copy of the state, changed by `tamper` first. */
+    async function restartedCopy(name: string, tamper: (state: string) => void = () => undefined): Promise<{ c: CoordinatorProcess; addr: string; state: string }> {
+      const state = join(ctx.dir, `state-${name}`);
+      cpSync(ctx.state, state, { recursive: true });
+      tamper(state);
+      const c = await startCoordinatorProcess({ stateDir: state, policyHash: ctx.hashes.coordinator!, simDir: ctx.sim, workDir: ctx.dir });
+      return { c, addr: `127.0.0.1:${c.ports.userapi}`, state };
+    }
+    function workspaceCopy(name: string, drop: string[] = []): string {
+      const ws = join(ctx.dir, `ws-${name}`);
+      cpSync(ctx.ws, ws, { recursive: true });
+      for (const f of drop) rmSync(join(ws, f), { force: true });
+      return ws;
+    }
+
+    it('a restored older transitions/latest is refused by verify, recover and set; --accept-history is the way out', async () => {
+      assert.ok(ctx.latestAfterFirstSet, 'the main test ran first');
+      const { c, addr } = await restartedCopy('rollback', (state) => writeFileSync(join(state, 'transitions', 'latest'), ctx.latestAfterFirstSet!));
+      try {
+        const v = cli(ctx, ['verify', '-c', addr, '--workspace-dir', ctx.ws]);
+        assert.equal(v.code, 1, v.stderr);
+        assert.match(v.stderr, /serves a history of 1 manifest\(s\) .* does not contain transition [0-9a-f]{64} \(manifest 2 of the history\).*an older history.*--accept-history/);
+        const r = cli(ctx, ['recover', '-c', addr, '--workspace-dir', ctx.ws]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /an older history/);
+        const s = cli(ctx, ['set', '-c', addr, '--workspace-dir', ctx.ws, '--retry-for', '0', ctx.res]);
+        assert.equal(s.code, 1, s.stderr);
+        assert.match(s.stderr, /an older history/);
+        assert.doesNotMatch(c.log(), /recovered/, 'the rolled-back Coordinator was recovered');
+        // Restored on purpose: accept it, in a copy of the workspace.
+        const ws = workspaceCopy('rollback-accepted');
+        const ok = cli(ctx, ['recover', '-c', addr, '--workspace-dir', ws, '--accept-history']);
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.equal(JSON.parse(readFileSync(join(ws, 'latest-transition.json'), 'utf8')).HistoryLength, 1);
+        const again = cli(ctx, ['verify', '-c', addr, '--workspace-dir', ws]);
+        assert.equal(again.code, 1, 'the local manifest is the newer one');
+        assert.match(again.stderr, /differs from/);
+      } finally {
+        await c.kill();
+      }
+    });
+
+    it('recover without seed-shares.json uses the stored document and writes it; set writes it when missing', async () => {
+      const original = JSON.parse(readFileSync(join(ctx.ws, 'seed-shares.json'), 'utf8'));
+      const { c, addr } = await restartedCopy('no-shares');
+      try {
+        const ws = workspaceCopy('no-shares', ['seed-shares.json']);
+        const r = cli(ctx, ['recover', '-c', addr, '--workspace-dir', ws]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /using the seed-share document from the Coordinator's store/);
+        const written = JSON.parse(readFileSync(join(ws, 'seed-shares.json'), 'utf8'));
+        assert.equal(written.salt, original.salt);
+        assert.equal(statSync(join(ws, 'seed-shares.json')).mode & 0o777, 0o600);
+        const v = cli(ctx, ['verify', '-c', addr, '--workspace-dir', ws]);
+        assert.equal(v.code, 0, v.stderr);
+        assert.doesNotMatch(v.stderr, /waits for recovery/);
+        // The Coordinator is ready now: an update from a workspace without the file gets it back.
+        const ws2 = workspaceCopy('no-shares-set', ['seed-shares.json']);
+        const s = cli(ctx, ['set', '-c', addr, '--workspace-dir', ws2, ctx.res]);
+        assert.equal(s.code, 0, s.stderr);
+        assert.match(s.stderr, /seed-shares\.json \(it was missing; served by the Coordinator\)/);
+        assert.equal(JSON.parse(readFileSync(join(ws2, 'seed-shares.json'), 'utf8')).salt, original.salt);
+      } finally {
+        await c.kill();
+      }
+    });
+
+    it('a stored seed-share document for another seed is refused before the seed is sent', async () => {
+      const doc = JSON.parse(readFileSync(join(ctx.ws, 'seed-shares.json'), 'utf8'));
+      const pub = createPublicKey({ key: Buffer.from(doc.SeedShares[0].PublicKey, 'hex'), format: 'der', type: 'pkcs1' });
+      doc.SeedShares[0].EncryptedSeed = publicEncrypt({ key: pub, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: Buffer.from('seedshare') }, randomBytes(64)).toString('base64');
+      const { c, addr } = await restartedCopy('forged-shares', (state) => writeFileSync(join(state, 'seedshares', 'document'), JSON.stringify(doc)));
+      try {
+        const ws = workspaceCopy('forged-shares', ['seed-shares.json']);
+        const r = cli(ctx, ['recover', '-c', addr, '--workspace-dir', ws]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /seed-share document in the Coordinator's store does not belong to the history/);
+        assert.ok(!existsSync(join(ws, 'seed-shares.json')));
+        assert.doesNotMatch(c.log(), /recovered/);
+      } finally {
+        await c.kill();
+      }
+    });
+
+    it('PEM blocks appended to the stored ca/root.pem reach neither verify nor the Initializers', async () => {
+      // Another CA certificate with the root's name, appended after the genuine one.
+      const evil = await createRootCert(SeedEngine.generate().rootCAKey);
+      const rootBefore = readFileSync(join(ctx.ws, 'coordinator-root-ca.pem'), 'utf8');
+      const { c, addr } = await restartedCopy('root-append', (state) => writeFileSync(join(state, 'ca', 'root.pem'), `${readFileSync(join(state, 'ca', 'root.pem'), 'utf8')}${evil}\n`));
+      try {
+        const ws = workspaceCopy('root-append');
+        const waiting = cli(ctx, ['verify', '-c', addr, '--workspace-dir', ws]);
+        assert.equal(waiting.code, 0, waiting.stderr);
+        assert.ok(!existsSync(join(ws, 'verify', 'coordinator-root-ca.pem')) || !readFileSync(join(ws, 'verify', 'coordinator-root-ca.pem'), 'utf8').includes(evil.split(/\r?\n/)[1]!));
+        assert.equal(cli(ctx, ['recover', '-c', addr, '--workspace-dir', ws]).code, 0);
+        const v = cli(ctx, ['verify', '-c', addr, '--workspace-dir', ws]);
+        assert.equal(v.code, 0, v.stderr);
+        const out = join(ctx.dir, 'root-append-web');
+        const init = initializer(ctx, c, ctx.hashes.web!, out);
+        assert.equal(init.code, 0, init.stderr);
+        for (const file of [join(ws, 'verify', 'coordinator-root-ca.pem'), join(out, 'tls-config', 'coordinator-root-ca.pem')]) {
+          const text = readFileSync(file, 'utf8');
+          assert.equal(text.match(/BEGIN CERTIFICATE/g)?.length, 1, `${file} holds one certificate`);
+          assert.ok(new X509Certificate(text).publicKey.equals(new X509Certificate(rootBefore).publicKey), `${file} is the deployment's root`);
+        }
+      } finally {
+        await c.kill();
+      }
+    });
+
+    it('set refuses a manifest with a weak seed-share owner key before contacting the Coordinator', () => {
+      const ws = workspaceCopy('weak-key');
+      const m = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8'));
+      m.SeedshareOwnerPubKeys.push(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'pkcs1', format: 'der' }).toString('hex'));
+      m.SeedshareOwnerPubKeys.sort();
+      writeFileSync(join(ws, 'manifest.json'), `${JSON.stringify(m, null, 2)}\n`);
+      const r = cli(ctx, ['set', '-c', '127.0.0.1:1', '--workspace-dir', ws, '--retry-for', '0', ctx.res]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /manifest\.json, field SeedshareOwnerPubKeys\[\d\]: RSA key of 1024 bits; at least 2048 required/);
+    });
+
+    it('generate --disable-recovery writes DisableRecovery and no seed-share owner; set accepts it', async () => {
+      const ws = join(ctx.dir, 'ws-norecovery');
+      const res = join(ctx.dir, 'res-norecovery');
+      cpSync(join(REPO_ROOT, 'samples', 'plain'), res, { recursive: true });
+      const both = cli(ctx, ['generate', '--platform', 'insecure-sim', '--oci-layout', join(REPO_ROOT, 'samples', 'images'), '--offline', '--no-cache', '--workspace-dir', ws, '--disable-recovery', '--add-seedshare-owner-key', 'x.pem', res]);
+      assert.equal(both.code, 2, both.stderr);
+      const g = cli(ctx, ['generate', '--platform', 'insecure-sim', '--oci-layout', join(REPO_ROOT, 'samples', 'images'), '--offline', '--no-cache', '--workspace-dir', ws, '--disable-recovery', res]);
+      assert.equal(g.code, 0, g.stderr);
+      const m = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8'));
+      assert.deepEqual(m.SeedshareOwnerPubKeys, []);
+      assert.equal(m.DisableRecovery, true);
+      const c = await startCoordinatorProcess({ stateDir: join(ctx.dir, 'state-norecovery'), policyHash: ctx.hashes.coordinator!, simDir: ctx.sim, workDir: ctx.dir });
+      try {
+        const s = cli(ctx, ['set', '-c', `127.0.0.1:${c.ports.userapi}`, '--workspace-dir', ws, res]);
+        assert.equal(s.code, 0, s.stderr);
+        assert.match(s.stderr, /disables recovery/);
+        assert.ok(!existsSync(join(ws, 'seed-shares.json')));
+      } finally {
+        await c.kill();
+      }
+      // Without the flag the next run lists the workspace's owner key again.
+      const g2 = cli(ctx, ['generate', '--platform', 'insecure-sim', '--oci-layout', join(REPO_ROOT, 'samples', 'images'), '--offline', '--no-cache', '--workspace-dir', ws, res]);
+      assert.equal(g2.code, 0, g2.stderr);
+      const m2 = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8'));
+      assert.equal(m2.SeedshareOwnerPubKeys.length, 1);
+      assert.equal(m2.DisableRecovery, undefined);
     });
   });
 });
