@@ -339,7 +339,8 @@ function containerDiffs(data: PolicyData, req: J, state: J): RequestDifference[]
     const relaxed = (want.type_ === 'sysfs' || want.type_ === 'cgroup') && want.options.includes('rw') ? opts.map((o) => (o === 'ro' ? 'rw' : o)) : opts;
     const extras = relaxed.filter((o) => !want.options.includes(o));
     const missing = want.options.filter((o) => !relaxed.includes(o));
-    const extrasOk = jsonOf(opts) === jsonOf(want.options) || (['sysfs', 'cgroup'].includes(want.type_) && missing.length === 0 && extras.every((o) => want.type_ === 'cgroup' && data.common.cgroup_extras.includes(o)));
+    const extrasOk = jsonOf(opts) === jsonOf(want.options) || (['sysfs', 'cgroup'].includes(want.type_) && missing.length === 0
+      && !(opts.includes('ro') && opts.includes('rw')) && extras.every((o) => want.type_ === 'cgroup' && data.common.cgroup_extras.includes(o)));
     if (!extrasOk) out.push({ field: `${f}.options`, message: `${jsonOf(opts)}, the policy has ${jsonOf(want.options)}` });
     const sourceOk = want.source === '$(block-storage)'
       ? storages.some((s) => ['blk', 'scsi'].includes(asStr(s.driver)) && s.mount_point === m.source)

@@ -79,16 +79,26 @@ function shape(name: string): Json {
   return JSON.parse(readFileSync(join(CORPUS, '_shapes', `${name}.json`), 'utf8')) as Json;
 }
 
-function substitute(value: unknown, vars: Record<string, string>, where: string): unknown {
+/** Variables may name other variables (`"image": "{{initializer}}"`). */
+function resolveVars(vars: Record<string, string>, where: string): Record<string, string> {
+  const out = { ...vars };
+  for (let round = 0; round < 4; round++) {
+    for (const [k, v] of Object.entries(out)) out[k] = substitute(v, out, where, false) as string;
+  }
+  return out;
+}
+
+function substitute(value: unknown, vars: Record<string, string>, where: string, strict = true): unknown {
   if (typeof value === 'string') {
+    if (!strict) return value.replace(/\{\{([a-z0-9_-]+)\}\}/gi, (all, k: string) => vars[k] ?? all);
     return value.replace(/\{\{([a-z0-9_-]+)\}\}/gi, (_, k: string) => {
       if (!(k in vars)) throw new Error(`${where}: no value for {{${k}}}`);
       return vars[k]!;
     });
   }
-  if (Array.isArray(value)) return value.map((v) => substitute(v, vars, where));
+  if (Array.isArray(value)) return value.map((v) => substitute(v, vars, where, strict));
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [substitute(k, vars, where) as string, substitute(v, vars, where)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [substitute(k, vars, where, strict) as string, substitute(v, vars, where, strict)]));
   }
   return value;
 }
@@ -153,7 +163,7 @@ export function applyPatch(doc: Json, ops: PatchOp[], where: string): Json {
 function materialize(r: CorpusRequest, vars: Record<string, string>, where: string): Json {
   const base = r.request ?? (r.shape ? shape(r.shape) : undefined);
   if (!base) throw new Error(`${where}: needs "shape" or "request"`);
-  const all = { ...vars, ...r.vars };
+  const all = resolveVars({ ...vars, ...r.vars }, where);
   return substitute(applyPatch(base as Json, (r.patch ?? []) as PatchOp[], where), all, where) as Json;
 }
 
@@ -259,7 +269,7 @@ describe('agent request corpus (test/policy/corpus)', function () {
           const base = before.get(m.of);
           assert.ok(base, `${where}: no request named ${m.of} (or it was not evaluated)`);
           const original = file.requests.find((r) => r.name === m.of)!;
-          const request = substitute(applyPatch(base.request, m.patch, where), { ...file.vars, ...original.vars }, where) as Json;
+          const request = substitute(applyPatch(base.request, m.patch, where), resolveVars({ ...file.vars, ...original.vars }, where), where) as Json;
           const baseKind = original.kind;
           const engine = PolicyEngine.forPolicyText(policy, structuredClone(base.state));
           try {
