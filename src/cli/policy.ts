@@ -121,7 +121,7 @@ function splitPolicyTextLazy(text: string): { rules: string; data: unknown } {
 interface ShowArgs { paths: string[]; part: string; output: string; resource?: string }
 interface DecodeArgs { value?: string; part: string; output: string }
 interface EvalArgs { policy: string; request: string; state?: string; 'save-state': boolean; 'request-type'?: string; resource?: string; output: string }
-interface DiffArgs { a: string; b: string; output: string; 'resource-a'?: string; 'resource-b'?: string }
+interface DiffArgs { a: string; b?: string; output: string; 'resource-a'?: string; 'resource-b'?: string; request?: string; 'request-type'?: string; state?: string }
 interface CheckArgs extends ImageArgs {
   paths: string[]; output: string; 'pause-image': string; 'workspace-dir': string;
 }
@@ -217,19 +217,55 @@ const evalCmd: CommandModule<object, EvalArgs> = {
 };
 
 const diff: CommandModule<object, DiffArgs> = {
-  command: 'diff <a> <b>',
-  describe: 'Describe what changed from policy A to policy B (exit 0: same, 1: different)',
+  command: 'diff <a> [b]',
+  describe: 'Describe what changed from policy A to policy B, or (--request) which fields of an agent request policy A does not allow (exit 0: same / allowed, 1: different / denied)',
   builder: (y) => outputOption(y, ['text', 'json'], 'text')
     .positional('a', { type: 'string', demandOption: true, describe: 'Old policy (same forms as eval --policy)' })
-    .positional('b', { type: 'string', demandOption: true, describe: 'New policy' })
+    .positional('b', { type: 'string', describe: 'New policy' })
     .option('resource-a', { type: 'string', describe: 'Resource holding policy A in a manifest' })
-    .option('resource-b', { type: 'string', describe: 'Resource holding policy B in a manifest' }) as Argv<DiffArgs>,
+    .option('resource-b', { type: 'string', describe: 'Resource holding policy B in a manifest' })
+    .option('request', { type: 'string', nargs: 1, describe: 'Instead of policy B: an agent request JSON to explain against policy A' })
+    .option('request-type', { type: 'string', describe: 'Request message name (default: the JSON\'s "type" field)' })
+    .option('state', { type: 'string', describe: 'JSON file with the agent state (data.pstate) the request meets' })
+    .check((a) => {
+      if ((a.b === undefined) === (a.request === undefined)) throw new UsageError('give policy B or --request, not both');
+      return true;
+    }) as Argv<DiffArgs>,
   handler: async (argv) => {
     const api = await policyApi();
-    const { diffPolicies } = await import('../policy/diff.js');
+    const { diffPolicies, explainRequest } = await import('../policy/diff.js');
     const a = await readPolicy(argv.a, argv['resource-a']);
-    const b = await readPolicy(argv.b, argv['resource-b']);
     const sa = api.splitPolicyText(a.text);
+    if (argv.request !== undefined) {
+      const src = await readSource(argv.request);
+      let body: Json;
+      try {
+        body = JSON.parse(src.text) as Json;
+      } catch (err) {
+        throw new UserError(`request is not JSON: ${(err as Error).message}`, { file: src.name });
+      }
+      const name = requestName(argv['request-type'], body);
+      const request = typeof body.request === 'object' && body.request !== null ? body.request : body;
+      let state: Record<string, unknown> = {};
+      if (argv.state) {
+        try {
+          state = JSON.parse(readFileSync(argv.state, 'utf8')) as Record<string, unknown>;
+        } catch (err) {
+          throw new UserError(`state is not JSON: ${(err as Error).message}`, { file: argv.state });
+        }
+      }
+      const engine = api.PolicyEngine.forPolicyText(a.text, state);
+      const decision = engine.evaluate(name, request);
+      const fields = explainRequest(sa.data as never, name, request, state);
+      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ allowed: decision.allowed, failures: decision.failures, fields }, null, 2)}\n`);
+      else {
+        process.stdout.write(decision.allowed ? `${name} is allowed\n` : `${name} is denied: ${decision.failures.join('; ')}\n`);
+        for (const f of fields) process.stdout.write(`  ${f.field}: ${f.message}\n`);
+      }
+      if (!decision.allowed) process.exitCode = 1;
+      return;
+    }
+    const b = await readPolicy(argv.b!, argv['resource-b']);
     const sb = api.splitPolicyText(b.text);
     const changes = diffPolicies(sa.rules, sa.data as never, sb.rules, sb.data as never);
     if (argv.output === 'json') process.stdout.write(`${JSON.stringify(changes, null, 2)}\n`);

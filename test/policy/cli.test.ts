@@ -98,6 +98,25 @@ describe('kubectl contrast policy (CLI)', function () {
     assert.equal(same.code, 0);
     assert.equal(same.stdout, '');
   });
+
+  it('diff --request names the fields of a request the policy does not allow', () => {
+    const policy = file('d.rego', text);
+    const state = file('d-state.json', '{}');
+    assert.equal(runCli(['policy', 'eval', '--policy', policy, '--request', file('d-pause.json', JSON.stringify(pauseReq)), '--request-type', 'CreateContainerRequest', '--state', state, '--save-state']).code, 0);
+    const tampered = structuredClone(webReq);
+    tampered.OCI.Process.Env.push('LD_PRELOAD=/tmp/x.so');
+    tampered.OCI.Root.Path = '/run/kata-containers/shared/containers/x/rootfs';
+    const r = runCli(['policy', 'diff', policy, '--request', file('d-web.json', JSON.stringify(tampered)), '--request-type', 'CreateContainerRequest', '--state', state]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /^CreateContainerRequest is denied: /);
+    assert.match(r.stdout, /OCI\.Process\.Env\[LD_PRELOAD\]: "LD_PRELOAD=\/tmp\/x\.so" is not in the policy/);
+    assert.match(r.stdout, /OCI\.Root\.Path: /);
+    const ok = runCli(['policy', 'diff', policy, '--request', file('d-web-ok.json', JSON.stringify(webReq)), '--request-type', 'CreateContainerRequest', '--state', state, '-o', 'json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(JSON.parse(ok.stdout), { allowed: true, failures: [], fields: [] });
+    const both = runCli(['policy', 'diff', policy, policy, '--request', file('d-x.json', '{}')]);
+    assert.equal(both.code, 2);
+  });
 });
 
 describe('kubectl contrast policy check (CLI, offline sample images)', function () {

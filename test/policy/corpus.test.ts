@@ -253,9 +253,13 @@ describe('agent request corpus (test/policy/corpus)', function () {
             tally.kinds.add(r.kind);
             if (res.allowed) tally.allowed += 1; else tally.denied += 1;
             assert.equal(res.allowed, r.allowed, `${where}: ${res.allowed ? 'allowed' : `denied (${res.failures.join('; ')})`}, expected ${r.allowed ? 'allowed' : 'denied'}`);
+            const fields = explainRequest(data, r.kind, request, state);
             if (!r.allowed) {
               assert.ok(r.reason, `${where}: a denied request names its reason`);
               assert.match(res.failures.join('; '), new RegExp(r.reason), `${where}: denied for another reason`);
+              if (!['SetPolicyRequest', 'UpdateContainerRequest'].includes(r.kind)) assert.ok(fields.length > 0, `${where}: policy diff --request names no field`);
+            } else {
+              assert.deepEqual(fields, [], `${where}: policy diff --request finds differences in an allowed request`);
             }
           }
         } finally {
