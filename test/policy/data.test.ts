@@ -8,6 +8,7 @@ import {
   buildPolicyData, buildPolicyText, checkPolicy, defaultSettings, loadOrCreateSettings, podNamePattern, rulesText,
   splitPolicyText, type PodPolicyInput,
 } from '../../src/policy/index.js';
+import { REQUEST_DEFAULT_DOCS, SETTINGS } from '../../src/policy/settings.js';
 import { UserError } from '../../src/util/errors.js';
 import { deploymentInput, toolImage, webImage } from './fixtures.js';
 
@@ -178,6 +179,44 @@ describe('policy data: volumes', () => {
     assert.ok(web(mk('/var/data')).OCI.Mounts.some((m) => m.destination === '/v'));
     throwsAt(() => buildPolicyData(mk('/dev/sda')), 'spec.template.spec.volumes[0].hostPath.path', /forbids/);
   });
+  it('places disk emptyDirs at <shared>/<sandbox>/rootfs/local/<volume> with the fsGroup as fsgid (kata_agent.go handleLocalStorage)', () => {
+    const c = web(onlyWeb({ volumeMounts: [{ name: 'v', mountPath: '/v' }, { name: 'm', mountPath: '/m' }] }, {
+      volumes: [{ name: 'v', emptyDir: {} }, { name: 'm', emptyDir: { medium: 'Memory' } }], securityContext: { fsGroup: 2000 },
+    }));
+    assert.deepEqual(c.OCI.Mounts.find((m) => m.destination === '/v'), { destination: '/v', source: '$(sfpath)/$(sandbox-id)/rootfs/local/v', type_: 'local', options: ['rbind', 'rprivate', 'rw'] });
+    assert.deepEqual(c.storages.map((x) => [x.driver, x.options, x.fs_group]), [['local', ['mode=0777', 'fsgid=2000'], null], ['ephemeral', ['fsgid=2000'], null]]);
+    const none = web(onlyWeb({ volumeMounts: [{ name: 'v', mountPath: '/v' }] }, { volumes: [{ name: 'v', emptyDir: {} }], securityContext: { fsGroup: 0 } }));
+    assert.deepEqual(none.storages[0].options, ['mode=0777']);
+  });
+
+  it('backs disk emptyDirs with block devices when the settings say so', () => {
+    const settings = defaultSettings();
+    settings.emptyDirType = 'block-plain';
+    const c = web(deploymentInput({ initContainers: [], volumes: [{ name: 'v', emptyDir: {} }], securityContext: { fsGroup: 7, fsGroupChangePolicy: 'OnRootMismatch' }, containers: [{ name: 'web', image: webImage.reference, volumeMounts: [{ name: 'v', mountPath: '/v' }] }] }, { settings }));
+    assert.deepEqual(c.OCI.Mounts.find((m) => m.destination === '/v')?.source, '$(block-storage)');
+    assert.deepEqual(c.storages, [{ driver: '$(block)', driver_options: ['create_filesystem'], source: '$(block-device):v', fstype: 'ext4', options: ['discard'], mount_point: '$(block-mount)', fs_group: { group_id: 7, group_change_policy: 1 }, shared: true }]);
+  });
+
+  it('counts GPUs from the settings\' resource keys and rejects a count that is no whole number', () => {
+    const gpu = (limit: unknown) => onlyWeb({ resources: { limits: { 'nvidia.com/pgpu': limit } } });
+    assert.equal(web(gpu('2')).gpus, 2);
+    assert.equal(web(onlyWeb({})).gpus, 0);
+    throwsAt(() => buildPolicyData(gpu('1.5')), 'spec.template.spec.containers[0].resources.limits["nvidia.com/pgpu"]', /whole number/);
+  });
+
+  it('attaches volumeDevices of block claims only', () => {
+    const dev = (volumes: unknown[], path = '/dev/xvda') => onlyWeb({ volumeDevices: [{ name: 'raw', devicePath: path }] }, { volumes });
+    assert.deepEqual(web(dev([{ name: 'raw', persistentVolumeClaim: { claimName: 'c' } }])).devices, [{ container_path: '/dev/xvda' }]);
+    assert.deepEqual(web(dev([{ name: 'raw', ephemeral: { volumeClaimTemplate: { spec: {} } } }])).OCI.Linux.Devices, [{ Type: '', Path: '/dev/xvda' }]);
+    throwsAt(() => buildPolicyData(dev([{ name: 'raw', emptyDir: {} }])), 'spec.template.spec.containers[0].volumeDevices[0].name', /no block volume named "raw"/);
+    throwsAt(() => buildPolicyData(dev([{ name: 'raw', persistentVolumeClaim: { claimName: 'c' } }], '/dev/vfio/devices/vfio0')), 'spec.template.spec.containers[0].volumeDevices[0].devicePath', /reserved for VFIO/);
+  });
+
+  it('resolves mounts of StatefulSet claim templates as claims', () => {
+    const input = { ...onlyWeb({ volumeMounts: [{ name: 'data', mountPath: '/var/lib/data' }] }), claimTemplates: ['data'] };
+    assert.deepEqual(web(input).OCI.Mounts.find((m) => m.destination === '/var/lib/data'), { destination: '/var/lib/data', source: '$(sfpath)/$(bundle-id)-$(random16)-data', type_: 'bind', options: ['rbind', 'rprivate', 'rw'] });
+  });
+
   it('leaves out the service account token when automount is off', () => {
     const c = web(deploymentInput({ automountServiceAccountToken: false }));
     assert.ok(!c.OCI.Mounts.some((m) => m.destination.includes('serviceaccount')));
@@ -244,6 +283,35 @@ describe('policy engine: rules other than ours', function () {
   it('rejects a policy text without policy_data', async () => {
     const { PolicyEngine } = await import('../../src/policy/index.js');
     assert.throws(() => PolicyEngine.forPolicyText('package agent_policy\n'), /policy_data/);
+  });
+});
+
+describe('settings table', () => {
+  it('documents every field in docs/policy.md', () => {
+    const doc = readFileSync(new URL('../../docs/policy.md', import.meta.url), 'utf8');
+    for (const f of SETTINGS) assert.ok(doc.includes(`| \`${f.key}\` |`), `docs/policy.md has no row for ${f.key}`);
+    for (const k of Object.keys(REQUEST_DEFAULT_DOCS)) assert.ok(doc.includes(`\`requestDefaults.${k}\``), `docs/policy.md has no row for requestDefaults.${k}`);
+  });
+
+  it('rejects a file of settings version 1, unknown fields and bad paths', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'settings-'));
+    try {
+      const write = (patch: Record<string, unknown>) => writeFileSync(join(dir, 'settings.json'), JSON.stringify({ ...defaultSettings(), ...patch }));
+      const field = (f: string, message: RegExp) => assert.throws(() => loadOrCreateSettings(dir), (err: unknown) => err instanceof UserError && err.location.field === f && message.test(err.message));
+      write({ version: 1 });
+      field('version', /version must be 2/);
+      write({ containerPath: '/x' });
+      field('containerPath', /unknown setting/);
+      write({ rootfsPath: '/run/kata-containers/rootfs' });
+      field('rootfsPath', /\$\(bundle-id\)/);
+      write({ sharedFilesPaths: [] });
+      field('sharedFilesPaths', /at least one/);
+      write({ emptyDirType: 'shared-fs' });
+      field('emptyDirType', /one of local, block-encrypted, block-plain/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
