@@ -12,18 +12,46 @@
  * ConfigMaps reports keys that another writer changed (`onStale`), so a Coordinator can tell
  * that its cached view of the history is out of date.
  *
+ * Large values: a ConfigMap holds at most about 1 MiB, and a 10,000-policy manifest is more
+ * than that. Content-addressed values (`manifests/<sha256>`, `policies/<sha256>`, whose key is
+ * the SHA-256 of the value) larger than that are split into 512 KiB chunks, each in its own
+ * ConfigMap `contrast-store-chunk-<sha256 of the chunk>` (`binaryData.chunk`); the key's
+ * ConfigMap then holds no value but the annotation `contrast.edgeless.systems/store-chunks`,
+ * `{"size": n, "sha256": "<hex>", "chunks": ["<hex>", …]}`. Chunks are written first, the index
+ * last, so a reader sees the whole value or none; every chunk and the whole are checked against
+ * their hashes on read. Other keys (the compare-and-swap pointer, the root certificate, the
+ * seed-share document) are small; a large value there is refused.
+ *
  * Permissions needed (the Coordinator's Role): configmaps get, create, update, watch.
  */
 import { createHash } from 'node:crypto';
 import { CoreV1Api, Watch, type KubeConfig, type V1ConfigMap, type V1OwnerReference } from '@kubernetes/client-node';
 import { checkKey, type Store } from './interface.js';
+import { mapLimit } from '../history.js';
 
 export const STORE_LABEL = 'app.kubernetes.io/managed-by';
 export const STORE_LABEL_VALUE = 'contrast.edgeless.systems';
 export const STORE_KEY_ANNOTATION = 'contrast.edgeless.systems/store-key';
 export const STORE_NAME_PREFIX = 'contrast-store-';
+export const STORE_CHUNKS_ANNOTATION = 'contrast.edgeless.systems/store-chunks';
+const CHUNK_NAME_PREFIX = `${STORE_NAME_PREFIX}chunk-`;
 /** ConfigMaps are limited to 1 MiB in total; leave room for metadata. */
 const MAX_VALUE_BYTES = 1024 * 1024 - 16 * 1024;
+const CHUNK_BYTES = 512 * 1024;
+/** At most this many chunks per value (a 64 MiB gRPC message is the largest manifest anyway). */
+const MAX_CHUNKS = 256;
+const CHUNK_CONCURRENCY = 4;
+const CONTENT_ADDRESSED = /^(?:manifests|policies)\/([0-9a-f]{64})$/;
+
+interface ChunkIndex {
+  size: number;
+  sha256: string;
+  chunks: string[];
+}
+
+function sha256hex(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
 const MAX_CONFLICT_RETRIES = 100;
 
 export function configMapName(key: string): string {
@@ -89,12 +117,86 @@ export class ConfigMapStore implements Store {
     const owner = cm.metadata?.annotations?.[STORE_KEY_ANNOTATION];
     if (owner !== undefined && owner !== key) throw new Error(`ConfigMap ${this.opts.namespace}/${name} holds store key ${JSON.stringify(owner)}, not ${JSON.stringify(key)}`);
     const b64 = cm.binaryData?.[dataKey(key)];
+    const indexText = cm.metadata?.annotations?.[STORE_CHUNKS_ANNOTATION];
+    const value = indexText !== undefined && b64 === undefined ? await this.readChunks(key, indexText) : b64 === undefined ? undefined : Buffer.from(b64, 'base64');
     if (cm.metadata?.resourceVersion) this.seen.set(key, cm.metadata.resourceVersion);
     this.staleKeys.delete(key);
-    return { cm, value: b64 === undefined ? undefined : Buffer.from(b64, 'base64') };
+    return { cm, value };
   }
 
-  private body(key: string, value: Uint8Array, resourceVersion?: string): V1ConfigMap {
+  /** A chunked value: every chunk and the whole checked against their hashes. */
+  private async readChunks(key: string, indexText: string): Promise<Buffer> {
+    let index: ChunkIndex;
+    try {
+      index = JSON.parse(indexText) as ChunkIndex;
+    } catch {
+      throw new Error(`store key ${key}: the chunk index is not valid JSON`);
+    }
+    if (typeof index !== 'object' || index === null || !Number.isSafeInteger(index.size) || index.size < 0 || typeof index.sha256 !== 'string'
+      || !Array.isArray(index.chunks) || index.chunks.length > MAX_CHUNKS || index.chunks.some((c) => typeof c !== 'string' || !/^[0-9a-f]{64}$/.test(c))) {
+      throw new Error(`store key ${key}: malformed chunk index`);
+    }
+    if (index.size > index.chunks.length * CHUNK_BYTES) throw new Error(`store key ${key}: the chunk index claims ${index.size} bytes in ${index.chunks.length} chunks`);
+    const parts = await mapLimit(index.chunks, CHUNK_CONCURRENCY, async (hash) => {
+      let cm: V1ConfigMap;
+      try {
+        cm = await this.api.readNamespacedConfigMap({ name: `${CHUNK_NAME_PREFIX}${hash}`, namespace: this.opts.namespace });
+      } catch (err) {
+        if (statusOf(err) === 404) throw new Error(`store key ${key}: chunk ${hash} is missing`);
+        throw err;
+      }
+      const bytes = Buffer.from(cm.binaryData?.chunk ?? '', 'base64');
+      if (sha256hex(bytes) !== hash) throw new Error(`store key ${key}: chunk ${hash} of ${key} does not match its hash: the store was modified`);
+      return bytes;
+    });
+    const value = Buffer.concat(parts);
+    if (value.length !== index.size || sha256hex(value) !== index.sha256) throw new Error(`store key ${key}: the chunks of ${key} do not add up to the value of the index`);
+    return value;
+  }
+
+  private async writeChunk(hash: string, bytes: Buffer): Promise<void> {
+    const name = `${CHUNK_NAME_PREFIX}${hash}`;
+    const body = (resourceVersion?: string): V1ConfigMap => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name,
+        namespace: this.opts.namespace,
+        labels: { [STORE_LABEL]: STORE_LABEL_VALUE },
+        annotations: { [STORE_KEY_ANNOTATION]: `chunk/${hash}` },
+        ...(this.opts.owner ? { ownerReferences: [this.opts.owner] } : {}),
+        ...(resourceVersion ? { resourceVersion } : {}),
+      },
+      binaryData: { chunk: bytes.toString('base64') },
+    });
+    try {
+      await this.api.createNamespacedConfigMap({ namespace: this.opts.namespace, body: body() });
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+      // Already there: content-addressed, so it is right unless somebody changed it.
+      const existing = await this.api.readNamespacedConfigMap({ name, namespace: this.opts.namespace });
+      if (sha256hex(Buffer.from(existing.binaryData?.chunk ?? '', 'base64')) !== hash) {
+        await this.api.replaceNamespacedConfigMap({ name, namespace: this.opts.namespace, body: body(existing.metadata?.resourceVersion) });
+      }
+    }
+  }
+
+  /** Chunks first; returns the index the key's ConfigMap carries instead of the value. */
+  private async writeChunks(key: string, value: Uint8Array): Promise<string> {
+    const m = CONTENT_ADDRESSED.exec(key);
+    if (!m) throw new Error(`store value of ${key} is ${value.length} bytes; a ConfigMap holds at most about 1 MiB, and only content-addressed values (manifests, policies) are split over several`);
+    const whole = Buffer.from(value);
+    const hash = sha256hex(whole);
+    if (hash !== m[1]) throw new Error(`store key ${key} is not named by the SHA-256 of its value (${hash}); only content-addressed values are split over several ConfigMaps`);
+    const parts: Buffer[] = [];
+    for (let off = 0; off < whole.length; off += CHUNK_BYTES) parts.push(whole.subarray(off, off + CHUNK_BYTES));
+    if (parts.length > MAX_CHUNKS) throw new Error(`store value of ${key} is ${whole.length} bytes, more than ${MAX_CHUNKS} chunks`);
+    const hashes = parts.map(sha256hex);
+    await mapLimit(parts, CHUNK_CONCURRENCY, (p, i) => this.writeChunk(hashes[i]!, p));
+    return JSON.stringify({ size: whole.length, sha256: hash, chunks: hashes } satisfies ChunkIndex);
+  }
+
+  private body(key: string, value: Uint8Array, resourceVersion?: string, chunkIndex?: string): V1ConfigMap {
     if (value.length > MAX_VALUE_BYTES) throw new Error(`store value of ${key} is ${value.length} bytes; a ConfigMap holds at most about 1 MiB`);
     return {
       apiVersion: 'v1',
@@ -103,11 +205,11 @@ export class ConfigMapStore implements Store {
         name: configMapName(key),
         namespace: this.opts.namespace,
         labels: { [STORE_LABEL]: STORE_LABEL_VALUE },
-        annotations: { [STORE_KEY_ANNOTATION]: key },
+        annotations: { [STORE_KEY_ANNOTATION]: key, ...(chunkIndex !== undefined ? { [STORE_CHUNKS_ANNOTATION]: chunkIndex } : {}) },
         ...(this.opts.owner ? { ownerReferences: [this.opts.owner] } : {}),
         ...(resourceVersion ? { resourceVersion } : {}),
       },
-      binaryData: { [dataKey(key)]: Buffer.from(value).toString('base64') },
+      ...(chunkIndex !== undefined ? {} : { binaryData: { [dataKey(key)]: Buffer.from(value).toString('base64') } }),
     };
   }
 
@@ -137,12 +239,24 @@ export class ConfigMapStore implements Store {
   }
 
   private async setNow(key: string, value: Uint8Array): Promise<void> {
+    configMapName(key);
+    const chunkIndex = value.length > MAX_VALUE_BYTES ? await this.writeChunks(key, value) : undefined;
+    const inline = chunkIndex === undefined ? value : new Uint8Array(0);
+    // A key this store has not seen (e.g. a new policy, just read as missing) is created directly.
+    if (!this.seen.has(key)) {
+      try {
+        this.remember(key, await this.api.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.body(key, inline, undefined, chunkIndex) }));
+        return;
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+      }
+    }
     for (let i = 0; i < MAX_CONFLICT_RETRIES; i++) {
       const current = await this.read(key);
       try {
         const written = current
-          ? await this.api.replaceNamespacedConfigMap({ name: configMapName(key), namespace: this.opts.namespace, body: this.body(key, value, current.cm.metadata?.resourceVersion) })
-          : await this.api.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.body(key, value) });
+          ? await this.api.replaceNamespacedConfigMap({ name: configMapName(key), namespace: this.opts.namespace, body: this.body(key, inline, current.cm.metadata?.resourceVersion, chunkIndex) })
+          : await this.api.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.body(key, inline, undefined, chunkIndex) });
         this.remember(key, written);
         return;
       } catch (err) {
