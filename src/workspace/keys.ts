@@ -92,8 +92,8 @@ export const MIN_SEEDSHARE_RSA_BITS = 2048;
 const MAX_RSA_BITS = 16384;
 
 function hexBytes(hex: unknown): Buffer {
-  if (typeof hex !== 'string') throw new OwnerKeyError('must be a string of hex');
-  if (!LOWER_HEX.test(hex)) throw new OwnerKeyError(hex.length === 0 ? 'is empty' : 'is not lower-case hex with an even number of digits');
+  if (typeof hex !== 'string') throw new OwnerKeyError('must be a hex-encoded public key (a string)');
+  if (!LOWER_HEX.test(hex)) throw new OwnerKeyError(`must be a hex-encoded public key (${hex.length === 0 ? 'it is empty' : 'lower-case hex digits, an even number of them'})`);
   return Buffer.from(hex, 'hex');
 }
 

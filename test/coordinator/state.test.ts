@@ -97,13 +97,13 @@ describe('Coordinator state integrity', function () {
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const badSeedshareKeys: [string, unknown, RegExp][] = [
       ['an RSA key under 2048 bits', pkcs1(rsa1024), /^manifest\.SeedshareOwnerPubKeys\[1\]: RSA key of 1024 bits; at least 2048 required$/],
-      ['garbage', 'zz11', /^manifest\.SeedshareOwnerPubKeys\[1\]: is not lower-case hex/],
+      ['garbage', 'zz11', /^manifest\.SeedshareOwnerPubKeys\[1\]: must be a hex-encoded public key \(lower-case hex digits/],
       ['bytes that are no key', 'deadbeef', /^manifest\.SeedshareOwnerPubKeys\[1\]: is not an RSA public key in PKCS#1 DER/],
       ['a valid key with trailing bytes', `${SO_HEX}00`, /^manifest\.SeedshareOwnerPubKeys\[1\]: has 1 trailing byte\(s\) after the key$/],
       ['an ECDSA key', pkix(ec), /^manifest\.SeedshareOwnerPubKeys\[1\]: is not an RSA public key in PKCS#1 DER \(it is a PKIX ec key/],
       ['the PKIX form of an RSA key', pkix(rsa2048), /^manifest\.SeedshareOwnerPubKeys\[1\]: .*it is PKIX\/SubjectPublicKeyInfo; list the PKCS#1 form/],
-      ['upper-case hex', SO_HEX.toUpperCase(), /^manifest\.SeedshareOwnerPubKeys\[1\]: is not lower-case hex/],
-      ['a number', 42, /^manifest\.SeedshareOwnerPubKeys\[1\]: must be a string of hex$/],
+      ['upper-case hex', SO_HEX.toUpperCase(), /^manifest\.SeedshareOwnerPubKeys\[1\]: must be a hex-encoded public key \(lower-case/],
+      ['a number', 42, /^manifest\.SeedshareOwnerPubKeys\[1\]: must be a hex-encoded public key \(a string\)$/],
       ['the same key twice', SO_HEX, /^manifest\.SeedshareOwnerPubKeys\[1\]: the same key as SeedshareOwnerPubKeys\[0\]$/],
     ];
     for (const [what, key, message] of badSeedshareKeys) {
