@@ -58,7 +58,8 @@ export function configMapName(key: string): string {
   checkKey(key);
   const direct = `${STORE_NAME_PREFIX}${key.replaceAll('/', '-')}`;
   // Plain lower-case segments without "-" map one-to-one; anything else is hashed.
-  const simple = key.split('/').every((s) => /^[a-z0-9]+$/.test(s));
+  // ("chunk/…" and "h/…" would look like chunk ConfigMaps and hashed names.)
+  const simple = key.split('/').every((s) => /^[a-z0-9]+$/.test(s)) && !/^(?:chunk|h)\//.test(key);
   if (simple && direct.length <= 253) return direct;
   return `${STORE_NAME_PREFIX}h-${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
 }

@@ -81,7 +81,12 @@ export class DirStore implements Store {
       }
       const tmp = join(dir, `.${basename(p)}.${randomBytes(6).toString('hex')}.tmp`);
       try {
-        const fh = await open(tmp, 'wx', 0o600);
+        const fh = await open(tmp, 'wx', 0o600).catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+          // The directory went away since we made it: make it again.
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          return open(tmp, 'wx', 0o600);
+        });
         try {
           await fh.writeFile(value);
           await fh.sync();
