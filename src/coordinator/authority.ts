@@ -193,6 +193,22 @@ export class Authority {
     return this.mode === 'ready' ? this.state?.snapshot : undefined;
   }
 
+  /**
+   * Read-only: throws what setManifest would throw for this caller before it looks at the
+   * request (recovery mode, updates disabled, not a workload owner). The UserAPI calls it
+   * before it reads a SetManifest body; setManifest checks again under its lock.
+   */
+  checkManifestUpdater(caller: KeyObject | undefined): void {
+    if (this.mode === 'recovery') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` before setting a manifest');
+    const owners = this.state ? this.current?.manifest.WorkloadOwnerPubKeys : undefined;
+    if (!owners) return;
+    if (owners.length === 0) throw new RpcError(Status.PERMISSION_DENIED, 'the current manifest was generated with --disable-updates: it lists no workload owner keys, so it can never be replaced');
+    const callerHex = caller?.asymmetricKeyType === 'ec' ? publicOf(caller).export({ type: 'spki', format: 'der' }).toString('hex') : undefined;
+    if (!callerHex || !owners.includes(callerHex)) {
+      throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a workload owner key of the current manifest; expected one of: ${owners.map(keyDigest).join(', ')} (sha256 of the PKIX public key), got ${callerHex ? keyDigest(callerHex) : 'no ECDSA key'}`);
+    }
+  }
+
   /** The stored root certificate, strictly parsed: exactly one PEM block, self-signed, the root's name. */
   private async storedRoot(): Promise<{ pem: string; cert: X509Certificate; bytes: Buffer } | undefined> {
     const bytes = await this.store.get(ROOT_CERT_KEY);

@@ -2,10 +2,11 @@
  * The MeshAPI (port 7777): NewMeshCert for attested workloads. The client's evidence arrives
  * as an aTLS certificate in gRPC metadata, bound to this connection's TLS exporter and to the
  * client's TLS key; it must verify against the current manifest's reference values and report
- * a policy hash listed in the manifest.
+ * a policy hash listed in the manifest. All of that is checked from the call's HEADERS: the
+ * request body is read only once the evidence was admitted (docs/protocol.md §4).
  */
 import type { TLSSocket } from 'node:tls';
-import { AttestationError } from '../attestation/errors.js';
+import { AttestationError, CollateralUnavailableError } from '../attestation/errors.js';
 import type { DispatchOptions } from '../attestation/dispatch.js';
 import { parseAtlsCert } from '../atls/cert.js';
 import { clientEvidenceNonce, tlsPeer } from '../atls/server.js';
@@ -14,17 +15,21 @@ import { CLIENT_EVIDENCE_HEADER, reportData } from '../atls/binding.js';
 import { derOctets } from './ca.js';
 import type { Authority } from './authority.js';
 import type { Metrics } from './metrics.js';
-import { encode } from './api/proto.js';
-import { MESHAPI_SERVICE, NewMeshCertResponseSchema } from './api/messages.js';
-import { RpcError, Status, type UnaryHandler } from './api/grpc.js';
+import { decode, encode } from './api/proto.js';
+import { MESHAPI_SERVICE, NewMeshCertRequestSchema, NewMeshCertResponseSchema } from './api/messages.js';
+import { RpcError, Status, type RequestLimits, type UnaryMethod } from './api/grpc.js';
 
 /** Claims copied into mesh certificates: the policy hash (HOSTDATA) and measurement, under upstream's SNP arc. */
 export const OID_CLAIM_MEASUREMENT = '1.3.9901.2.1.22';
 export const OID_CLAIM_HOSTDATA = '1.3.9901.2.1.23';
 
-export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch: DispatchOptions = {}): Map<string, UnaryHandler> {
-  return new Map<string, UnaryHandler>([
-    [`/${MESHAPI_SERVICE}/NewMeshCert`, async (_req, headers, stream) => {
+/** NewMeshCertRequest is empty; the evidence travels in the HEADERS. */
+export const NEW_MESH_CERT_LIMITS: RequestLimits = { maxBytes: 4 * 1024, maxOtherFields: 16 };
+
+export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch: DispatchOptions = {}): Map<string, UnaryMethod> {
+  return new Map<string, UnaryMethod>([
+    [`/${MESHAPI_SERVICE}/NewMeshCert`, { limits: NEW_MESH_CERT_LIMITS, handle: async ({ headers, stream, read }) => {
+      // Runs when the HEADERS arrive: the body is read only after the evidence was admitted.
       const socket = stream.session!.socket as TLSSocket;
       const snapshot = authority.snapshot();
       if (!snapshot) {
@@ -49,6 +54,7 @@ export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch
           ...dispatch,
           onSimulated: () => metrics.inc('contrast_simulated_evidence_total'),
         });
+        decode(NewMeshCertRequestSchema, (await read()).bytes);
         const claims = [
           { oid: OID_CLAIM_HOSTDATA, value: derOctets(admission.hostData) },
           { oid: OID_CLAIM_MEASUREMENT, value: derOctets(Buffer.from(admission.measurement, 'hex')) },
@@ -59,12 +65,15 @@ export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch
           MeshCACert: Buffer.from(res.meshCA), CertChain: Buffer.from(res.certChain), RootCACert: Buffer.from(res.rootCA), WorkloadSecret: res.workloadSecret,
         });
       } catch (err) {
+        // Collateral that cannot be fetched now (AMD KDS unreachable, its queue full) is no
+        // verdict on the evidence: UNAVAILABLE makes the Initializer retry.
+        if (err instanceof CollateralUnavailableError) throw new RpcError(Status.UNAVAILABLE, err.message);
         if (err instanceof AttestationError) {
           metrics.inc('contrast_meshapi_attestation_failures_total');
           throw new RpcError(Status.PERMISSION_DENIED, err.message);
         }
         throw err;
       }
-    }],
+    } }],
   ]);
 }

@@ -83,6 +83,16 @@ export function encode(schema: Schema, obj: Record<string, unknown>): Buffer {
   return Buffer.concat(parts);
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+function utf8(body: Buffer, name: string): string {
+  try {
+    return UTF8.decode(body);
+  } catch {
+    throw new ProtoError(`field ${name} is not valid UTF-8`);
+  }
+}
+
 export function decode<T = Record<string, unknown>>(schema: Schema, data: Uint8Array): T {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const out: Record<string, unknown> = {};
@@ -110,7 +120,7 @@ export function decode<T = Record<string, unknown>>(schema: Schema, data: Uint8A
       if (pos + len > buf.length) throw new ProtoError(`field ${no}: length ${len} runs past the message`);
       const body = buf.subarray(pos, pos + len);
       pos += len;
-      if (f?.type === 'string') value = new TextDecoder('utf-8', { fatal: true }).decode(body);
+      if (f?.type === 'string') value = utf8(body, f.name);
       else if (f?.type === 'message') value = decode(f.message!, body);
       else value = Buffer.from(body);
     } else if (wire === 1) {
