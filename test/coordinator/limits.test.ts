@@ -20,8 +20,16 @@ import { callUserApi } from '../../src/coordinator/client.js';
 import { decode, encode } from '../../src/coordinator/api/proto.js';
 import { GetManifestsResponseSchema, MESHAPI_SERVICE, SetManifestRequestSchema, USERAPI_SERVICE } from '../../src/coordinator/api/messages.js';
 import { requestMeshCert } from '../../src/initializer/initializer.js';
-import { callUnary, Status } from '../../src/coordinator/api/grpc.js';
-import { CLIENT_EVIDENCE_HEADER } from '../../src/atls/binding.js';
+import { callUnary, RpcError, Status } from '../../src/coordinator/api/grpc.js';
+import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, reportData } from '../../src/atls/binding.js';
+import { dialAtls } from '../../src/atls/client.js';
+import { createAtlsCertDer } from '../../src/atls/cert.js';
+import { AttestationError, CollateralUnavailableError } from '../../src/attestation/errors.js';
+import type { SnpCollateralSource } from '../../src/attestation/snp/collateral.js';
+import { OID_SNP_EVIDENCE, SnpEvidenceSchema } from '../../src/issuers/configfs-tsm.js';
+import { startCoordinator, type RunningCoordinator } from '../../src/coordinator/server.js';
+import { MemoryStore } from '../../src/coordinator/store/dir.js';
+import { SNP_NOW, SNP_VECTORS } from '../attestation/vectors.js';
 import { sha256, spkiDer } from '../../src/coordinator/crypto.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { startLimitedCoordinator, type LimitedCoordinator } from './limits-process.js';
@@ -188,6 +196,13 @@ describe('Coordinator limits against hostile clients (real process)', function (
         assert.ok(r.written < 2 * MiB, `the server consumed ${r.written} bytes before refusing`);
         assert.ok(grewMiB < 24, `RSS grew by ${grewMiB.toFixed(1)} MiB`);
       } finally { h.close(); }
+    });
+
+    it('the CLI\'s client reports the early refusal of a large SetManifest and stops sending', async () => {
+      const stranger = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+      const body = encode(SetManifestRequestSchema, { Manifest: raw, Policies: [coordPolicy, webPolicy, ...Array.from({ length: 20 }, () => randomBytes(MiB))] });
+      await assert.rejects(callUserApi('SetManifest', body, { address: { host: '127.0.0.1', port: c.ports.userapi }, manifest, clientKey: stranger }),
+        /refused.*not a workload owner key/);
     });
 
     it('NewMeshCert without evidence, or with garbage evidence, is refused before its body is read', async () => {
@@ -498,5 +513,76 @@ describe('a history of 10,000 policies (real process)', function () {
       const h = decode<{ Policies: Buffer[] }>(GetManifestsResponseSchema, (await callUserApi('GetManifests', Buffer.alloc(0), opts())).response);
       assert.equal(h.Policies.length, policies.length);
     } finally { for (const s of sessions) s.close(); }
+  });
+});
+
+describe('MeshAPI when SEV-SNP collateral is unavailable (in process)', function () {
+  this.timeout(60_000);
+  // A genuine Milan report (virtee) with REPORT_DATA rewritten to bind each connection: every
+  // check before the VCEK lookup passes, and the lookup is where the collateral source fails.
+  const vector = SNP_VECTORS[1]!;
+  const report = Buffer.from(vector.report);
+  let simDir: string;
+  let coord: RunningCoordinator;
+  let fail: () => Promise<never>;
+
+  before(async () => {
+    simDir = tempDir('kc-sim-');
+    const collateral: SnpCollateralSource = { vcek: () => fail(), certChain: () => fail(), crl: async () => undefined };
+    coord = await startCoordinator({
+      store: new MemoryStore(), issuer: new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(Buffer.from('coordinator policy'))),
+      host: '127.0.0.1', userPort: 0, meshPort: 0, metricsPort: 0, log: () => undefined,
+      dispatch: { snp: { collateral, product: vector.product, now: SNP_NOW } },
+    });
+    const policy = Buffer.from('a workload policy');
+    const manifest = {
+      Policies: { [hex(sha256(policy))]: { SANs: ['web'], Role: 'coordinator' } },
+      ReferenceValues: {
+        snp: [{
+          ProductName: vector.product, TrustedMeasurement: report.subarray(0x90, 0xc0).toString('hex'),
+          MinimumTCB: { BootloaderVersion: vector.reported.bootloader, TEEVersion: vector.reported.tee, SNPVersion: vector.reported.snp, MicrocodeVersion: vector.reported.microcode },
+          GuestPolicy: { SMT: true }, PlatformInfo: { SMTEnabled: true, TSMEEnabled: true },
+        }],
+      },
+      WorkloadOwnerPubKeys: [],
+      SeedshareOwnerPubKeys: [createPublicKey(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey).export({ type: 'pkcs1', format: 'der' }).toString('hex')],
+    };
+    await coord.authority.setManifest(Buffer.from(JSON.stringify(manifest)), [policy], undefined);
+  });
+  after(async () => {
+    await coord?.close();
+    removeDir(simDir);
+  });
+
+  async function newMeshCert(): Promise<RpcError> {
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const conn = await dialAtls({ host: '127.0.0.1', port: coord.ports.meshapi, clientKey: key, verifyServer: null });
+    try {
+      const bound = Buffer.from(report);
+      reportData(spkiDer(key), conn.socket.exportKeyingMaterial(EKM_SIZE, EKM_LABEL, Buffer.alloc(0))).copy(bound, 0x50);
+      const evidence = { oid: OID_SNP_EVIDENCE, value: encode(SnpEvidenceSchema, { report: bound }) };
+      const header = createAtlsCertDer(key, evidence).toString('base64');
+      const err = await callUnary(conn.session, MESH, Buffer.alloc(0), { [CLIENT_EVIDENCE_HEADER]: header }).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof RpcError, `expected a refusal, got ${String(err)}`);
+      return err;
+    } finally { conn.close(); }
+  }
+
+  it('answers UNAVAILABLE (retry) when the KDS is unreachable, and does not count an attestation failure', async () => {
+    fail = async () => { throw new CollateralUnavailableError('snp.kds', 'cannot reach AMD KDS (test)'); };
+    const failures = coord.metrics.get('contrast_meshapi_attestation_failures_total');
+    const err = await newMeshCert();
+    assert.equal(err.code, Status.UNAVAILABLE, err.message);
+    assert.match(err.message, /AMD KDS/);
+    assert.equal(coord.metrics.get('contrast_meshapi_attestation_failures_total'), failures);
+  });
+
+  it('answers PERMISSION_DENIED for other collateral errors (control: the same path, another verdict)', async () => {
+    fail = async () => { throw new AttestationError('snp.kds', 'AMD KDS answered 404 (test)'); };
+    const failures = coord.metrics.get('contrast_meshapi_attestation_failures_total');
+    const err = await newMeshCert();
+    assert.equal(err.code, Status.PERMISSION_DENIED, err.message);
+    assert.match(err.message, /snp\.kds.*404/);
+    assert.equal(coord.metrics.get('contrast_meshapi_attestation_failures_total'), failures + 1);
   });
 });
