@@ -393,6 +393,15 @@ describe('Coordinator limits against hostile clients (real process)', function (
       assert.equal(metric(await c.metrics(), 'contrast_rpc_invalid_requests_total', '{api="userapi",method="SetManifest",reason="request"}'), before + 1);
     });
 
+    it('a bad HTTP/2 frame ends the session with GOAWAY and is counted; the Coordinator serves on', async () => {
+      const before = metric(await c.metrics(), 'contrast_http2_session_errors_total', '{api="userapi"}');
+      const h = await RawH2.open({ port: c.ports.userapi });
+      h.write(h2frame(8, 0, 0, Buffer.alloc(4))); // WINDOW_UPDATE with increment 0 on the connection
+      await underAttack(() => h.closed);
+      assert.ok(h.goaway(), 'no GOAWAY before the close');
+      assert.equal(metric(await c.metrics(), 'contrast_http2_session_errors_total', '{api="userapi"}'), before + 1);
+    });
+
     it('bad gRPC frames are INVALID_ARGUMENT: a truncated message, a truncated prefix, a second message', async () => {
       const before = metric(await c.metrics(), 'contrast_rpc_invalid_requests_total', '{api="userapi",method="SetManifest",reason="frame"}');
       shortAndClean(await invalid(Buffer.concat([prefix(100), fieldHead(1, 98), Buffer.alloc(8)])));

@@ -71,12 +71,12 @@ export function frame(message: Uint8Array): Buffer {
   return Buffer.concat([head, message]);
 }
 
-/** Exactly one uncompressed message, as unary calls carry. */
+/** Exactly one uncompressed message, as unary calls carry (client side: a whole response). */
 export function unframe(data: Buffer): Buffer {
-  if (data.length < 5) throw new RequestError(Status.INTERNAL, 'gRPC message is truncated', 'frame');
-  if (data[0] !== 0) throw new RequestError(Status.UNIMPLEMENTED, 'compressed gRPC messages are not supported', 'frame');
+  if (data.length < 5) throw new RpcError(Status.INTERNAL, 'gRPC message is truncated');
+  if (data[0] !== 0) throw new RpcError(Status.UNIMPLEMENTED, 'compressed gRPC messages are not supported');
   const len = data.readUInt32BE(1);
-  if (data.length !== 5 + len) throw new RequestError(Status.INTERNAL, `gRPC frame length ${len} does not match ${data.length - 5} bytes received`, 'frame');
+  if (data.length !== 5 + len) throw new RpcError(Status.INTERNAL, `gRPC frame length ${len} does not match ${data.length - 5} bytes received`);
   return data.subarray(5);
 }
 
