@@ -86,7 +86,8 @@ export function parseAtlsCert(der: Uint8Array): AtlsPeer {
     publicKey = cert.publicKey;
     selfSigned = cert.verify(publicKey);
   } catch (err) {
-    throw new AttestationError('atls.certificate', `the peer certificate has an unusable public key (${(err as Error).message})`, undefined, undefined, { cause: err });
+    // The cause keeps OpenSSL's words for logs; the message that reaches the peer does not.
+    throw new AttestationError('atls.certificate', 'the peer certificate has an unusable public key or signature', undefined, undefined, { cause: err });
   }
   if (!selfSigned) throw new AttestationError('atls.certificate', 'the peer certificate is not self-signed by its own key');
   return { publicKey, spki: spkiDer(publicKey), evidence };

@@ -241,19 +241,12 @@ export class Authority {
 
   async setManifest(raw: Buffer, policies: readonly Buffer[], caller: KeyObject | undefined): Promise<SetManifestResult> {
     return this.lock.run(async () => {
-      if (this.mode === 'recovery') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` before setting a manifest');
-      // Everything that can refuse the request runs before the first write.
+      // Everything that can refuse the request runs before the first write; the caller first.
+      this.checkManifestUpdater(caller);
       const manifest = parseNewManifest(raw);
       const prior = this.state;
       if (prior) {
         const old = this.current!.manifest;
-        if (old.WorkloadOwnerPubKeys.length === 0) {
-          throw new RpcError(Status.PERMISSION_DENIED, 'the current manifest was generated with --disable-updates: it lists no workload owner keys, so it can never be replaced');
-        }
-        const callerHex = caller?.asymmetricKeyType === 'ec' ? publicOf(caller).export({ type: 'spki', format: 'der' }).toString('hex') : undefined;
-        if (!callerHex || !old.WorkloadOwnerPubKeys.includes(callerHex)) {
-          throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a workload owner key of the current manifest; expected one of: ${old.WorkloadOwnerPubKeys.map(keyDigest).join(', ')} (sha256 of the PKIX public key), got ${callerHex ? keyDigest(callerHex) : 'no ECDSA key'}`);
-        }
         if (JSON.stringify(old.SeedshareOwnerPubKeys) !== JSON.stringify(manifest.SeedshareOwnerPubKeys) || Boolean(old.DisableRecovery) !== Boolean(manifest.DisableRecovery)) {
           throw new RpcError(Status.INVALID_ARGUMENT, 'manifest.SeedshareOwnerPubKeys: cannot change after the first manifest (nor can DisableRecovery)');
         }

@@ -5,9 +5,7 @@
  * `CONTRAST_NAMESPACE` (downward API) or the service account's namespace.
  */
 import { readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
 import { DirStore } from './dir.js';
-import { ConfigMapStore } from './configmap.js';
 import type { Store } from './interface.js';
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -24,6 +22,9 @@ export async function stateStoreFromEnv(stateDir: string, env: NodeJS.ProcessEnv
       throw new Error('CONTRAST_STATE_STORE=configmap needs CONTRAST_NAMESPACE (or a service account namespace file)');
     }
   }
+  // Loaded only here: the Kubernetes client costs about 56 MB of the Coordinator's memory.
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { ConfigMapStore } = await import('./configmap.js');
   const kc = new KubeConfig();
   kc.loadFromDefault();
   const store = new ConfigMapStore({
