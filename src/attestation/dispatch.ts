@@ -44,7 +44,13 @@ export async function verifyEvidence(oid: string, value: Uint8Array, refs: Manif
     case OID_SNP_EVIDENCE: {
       if (!refs.snp?.length) throw new AttestationError('snp.referencevalues', 'the peer sent SEV-SNP evidence but the manifest has no SNP reference values');
       const parsed = parseReferenceValues({ snp: refs.snp }, 'manifest.json');
-      const ev = decode<{ report: Buffer; certTable: Buffer }>(SnpEvidenceSchema, value);
+      let ev: { report: Buffer; certTable: Buffer };
+      try {
+        ev = decode<{ report: Buffer; certTable: Buffer }>(SnpEvidenceSchema, value);
+      } catch (err) {
+        // The peer chose these bytes: malformed evidence is a failed attestation like any other.
+        throw new AttestationError('snp.report.parse', `the SEV-SNP evidence is not a protobuf {report, cert_table}: ${(err as Error).message}`, undefined, undefined, { cause: err });
+      }
       const r = await verifySnp({ report: ev.report, ...(ev.certTable.length ? { certTable: ev.certTable } : {}) }, parsed.snp ?? [], { reportData }, opts.snp ?? {});
       return { platform: 'snp', hostData: Buffer.from(r.report.hostData), measurement: Buffer.from(r.report.measurement).toString('hex') };
     }

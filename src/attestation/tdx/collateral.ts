@@ -206,7 +206,9 @@ function verifySigned<T>(data: Uint8Array, key: string, chainPem: Uint8Array, no
   const signer = verifySigningChain(chainPem, now, `${check}.signer`, rootCrl);
   let cache = verifiedBodies.get(signer);
   if (!cache) verifiedBodies.set(signer, (cache = new BoundedCache(64)));
-  const digest = createHash('sha256').update(data).digest('hex');
+  // Keyed by the kind of body too: TCB info and QE identity share their signer, and a body
+  // verified as one kind must not come back from the cache as the other.
+  const digest = `${key}:${createHash('sha256').update(data).digest('hex')}`;
   const hit = cache.get(digest);
   if (hit !== undefined) return hit as T;
   const signed = splitSignedJson(data, key, `${check}.parse`);

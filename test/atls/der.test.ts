@@ -1,0 +1,73 @@
+/** The small DER writer and reader of src/atls/der.ts (aTLS and mesh certificates). */
+import assert from 'node:assert/strict';
+import { children, len, oid, oidToString, read, seq, tlv, utcTime } from '../../src/atls/der.js';
+
+const hex = (b: Buffer) => b.toString('hex');
+
+describe('aTLS DER writer', () => {
+  it('writes short lengths below 0x80 and minimal long lengths from 0x80 on', () => {
+    assert.equal(hex(len(0)), '00');
+    assert.equal(hex(len(0x7f)), '7f');
+    assert.equal(hex(len(0x80)), '8180');
+    assert.equal(hex(len(0xff)), '81ff');
+    assert.equal(hex(len(0x100)), '820100');
+    assert.equal(hex(len(0x12345)), '83012345');
+  });
+
+  it('writes elements and sequences of concatenated contents', () => {
+    assert.equal(hex(tlv(0x04, Buffer.from([1]), Buffer.from([2, 3]))), '0403010203');
+    assert.equal(hex(seq()), '3000');
+    assert.equal(hex(seq(tlv(0x05))), '30020500');
+    assert.equal(hex(tlv(0x04, Buffer.alloc(0x80))).slice(0, 6), '048180');
+  });
+
+  it('writes object identifiers, with multi-octet arcs', () => {
+    assert.equal(hex(oid('1.2')), '06012a');
+    assert.equal(hex(oid('2.5.4.3')), '0603550403');
+    assert.equal(hex(oid('1.2.840.10045.4.3.2')), '06082a8648ce3d040302');
+    assert.equal(hex(oid('1.3.9901.2.4242')), '06062bcd2d02a112');
+    assert.equal(hex(oid('2.999.1')), '0603883701');
+  });
+
+  it('refuses an object identifier with fewer than two arcs', () => {
+    assert.throws(() => oid('1'), /^Error: invalid OID 1$/);
+  });
+
+  it('writes UTCTime as YYMMDDHHMMSSZ', () => {
+    assert.equal(utcTime(new Date('2009-01-02T03:04:05.678Z')).toString('latin1'), '\x17\x0d090102030405Z');
+    assert.equal(utcTime(new Date('2031-12-31T23:59:59Z')).toString('latin1'), '\x17\x0d311231235959Z');
+  });
+});
+
+describe('aTLS DER reader', () => {
+  it('reads object identifiers back, splitting the first octet', () => {
+    for (const dotted of ['0.9', '0.39', '1.0', '1.2.840.10045.4.3.2', '1.39', '2.0', '2.5.4.3', '2.999.1', '1.3.9901.2.4242']) {
+      assert.equal(oidToString(oid(dotted).subarray(2)), dotted);
+    }
+  });
+
+  it('reads short and long lengths, at an offset', () => {
+    const n = read(Buffer.from('ff0402aabbee', 'hex'), 1);
+    assert.deepEqual([n.tag, n.start, n.end, hex(n.body), hex(n.raw)], [0x04, 3, 5, 'aabb', '0402aabb']);
+    const long = read(Buffer.concat([Buffer.from('048180', 'hex'), Buffer.alloc(0x80, 9)]));
+    assert.deepEqual([long.start, long.end, long.body.length], [3, 0x83, 0x80]);
+    const two = read(Buffer.concat([Buffer.from('04820100', 'hex'), Buffer.alloc(0x100)]));
+    assert.equal(two.body.length, 0x100);
+  });
+
+  it('refuses truncated input, unsupported length forms and lengths past the data', () => {
+    assert.throws(() => read(Buffer.alloc(0)), /^Error: DER: unexpected end$/);
+    assert.throws(() => read(Buffer.from('04', 'hex')), /^Error: DER: unexpected end$/);
+    assert.throws(() => read(Buffer.from('3080', 'hex')), /^Error: DER: unsupported length$/);
+    assert.throws(() => read(Buffer.from('048501000000000000', 'hex')), /^Error: DER: unsupported length$/);
+    assert.throws(() => read(Buffer.from('0403aabb', 'hex')), /^Error: DER: length runs past the data$/);
+    assert.throws(() => read(Buffer.from('048401000000', 'hex')), /^Error: DER: length runs past the data$/);
+    assert.equal(read(Buffer.from('0402aabb', 'hex')).body.length, 2);
+  });
+
+  it('lists children in order', () => {
+    const s = read(seq(tlv(0x02, Buffer.from([5])), tlv(0x04, Buffer.from('hi')), seq()));
+    assert.deepEqual(children(s).map((c) => [c.tag, hex(c.body)]), [[0x02, '05'], [0x04, '6869'], [0x30, '']]);
+    assert.deepEqual(children(read(seq())), []);
+  });
+});
