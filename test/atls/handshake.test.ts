@@ -138,6 +138,8 @@ describe('aTLS handshakes on loopback', function () {
 
   it('fails the handshake of a client that sends no nonce', async () => {
     const { port, asked } = await start({ requestCert: false });
+    const refusals: Error[] = [];
+    server!.on('tlsClientError', (err) => refusals.push(err));
     for (const servername of [undefined, 'coordinator.example']) {
       const s = tlsConnect({ host: '127.0.0.1', port, ...(servername ? { servername } : {}), rejectUnauthorized: false, ALPNProtocols: ['h2'] });
       const [err] = await once(s, 'error') as [Error];
@@ -145,6 +147,9 @@ describe('aTLS handshakes on loopback', function () {
       s.destroy();
     }
     assert.equal(asked.length, 0, 'no evidence is made without a nonce');
+    // A server name that is no nonce is refused with the reason (in the server's log); without
+    // any server name the callback is not even asked, and there is no default certificate.
+    assert.ok(refusals.some((err) => /^aTLS: the client sent no nonce in the server name$/.test(err.message)), refusals.map((e) => e.message).join(' | '));
   });
 
   it('fails the handshake when the issuer fails, and reports the error', async () => {

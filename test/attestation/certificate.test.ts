@@ -167,3 +167,186 @@ describe('strict PEM certificate files', () => {
     }
   });
 });
+
+describe('strict certificate parsing: each field of the shape, with its exact reason', () => {
+  const key = keyPair();
+  const spki = key.publicKey.export({ type: 'spki', format: 'der' });
+  const v3 = explicit(0, int(2));
+  /** A certificate from raw TBS fields; the signature bytes are not checked by the parser. */
+  const cert = (tbsFields: Buffer[], o: { outer?: (tbs: Buffer) => Buffer[]; sig?: Buffer } = {}) => {
+    const tbs = seq(...tbsFields);
+    return seq(...(o.outer ? o.outer(tbs) : [tbs, ECDSA_SHA256, tlv(0x03, o.sig ?? Buffer.from([0, 0x30, 0x02]))]));
+  };
+  const fields = (over: Partial<Record<'version' | 'serial' | 'alg' | 'issuer' | 'validity' | 'subject' | 'spki', Buffer | null>> = {}, tail: Buffer[] = []) => {
+    const f = { version: v3, serial: int(7), alg: ECDSA_SHA256, issuer: name('Contrast'), validity: VALIDITY, subject: name('Contrast'), spki, ...over };
+    return [f.version, f.serial, f.alg, f.issuer, f.validity, f.subject, f.spki].filter((x): x is Buffer => x !== null).concat(tail);
+  };
+  const refusedWith = (der: Buffer, reason: string) => {
+    assert.throws(() => parseDerCertificate(der, 'the VCEK'), (err: unknown) => {
+      assert.ok(checkIs('x509.parse')(err), String(err));
+      assert.equal((err as { detail: string }).detail, `the VCEK is not a well-formed certificate: ${reason}`);
+      return true;
+    });
+  };
+  const TOP = 'a certificate is SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }';
+
+  it('accepts the shapes it allows: v1 without extensions, v2 and v3 with unique ids, GeneralizedTime, critical TRUE', () => {
+    const gen = seq(tlv(0x18, Buffer.from('20250101000000Z')), tlv(0x18, Buffer.from('20500101000000Z')));
+    for (const der of [
+      cert(fields({ version: null })),
+      cert(fields({ version: explicit(0, int(1)) }, [tlv(0x81, Buffer.from([0, 1])), tlv(0x82, Buffer.from([0, 2]))])),
+      cert(fields({}, [tlv(0x81, Buffer.from([0, 1])), explicit(3, seq(ext('1.2.3.4', seq())))])),
+      cert(fields({ validity: gen })),
+      cert(fields({}, [explicit(3, seq(ext('2.5.29.19', seq(), bool(true))))])),
+    ]) {
+      assert.ok(parseDerCertificate(der, 'c').raw.equals(der));
+    }
+  });
+
+  it('refuses a top level that is not tbsCertificate, signatureAlgorithm, signatureValue', () => {
+    const tbs = seq(...fields());
+    refusedWith(cert([], { outer: () => [tbs, ECDSA_SHA256] }), TOP);
+    refusedWith(cert([], { outer: () => [set(...fields()), ECDSA_SHA256, tlv(0x03, Buffer.from([0, 1]))] }), TOP);
+    refusedWith(cert([], { outer: (t) => [t, set(oid('1.2.840.10045.4.3.2')), tlv(0x03, Buffer.from([0, 1]))] }), TOP);
+    refusedWith(cert([], { outer: (t) => [t, ECDSA_SHA256, tlv(0x04, Buffer.from([0, 1]))] }), TOP);
+    refusedWith(cert(fields(), { sig: Buffer.from([1, 0x02]) }), 'the signature has unused bits');
+  });
+
+  it('refuses malformed or impossible versions', () => {
+    refusedWith(cert(fields({ version: explicit(0, int(2), int(2)) })), 'malformed version');
+    refusedWith(cert(fields({ version: explicit(0, tlv(0x04, Buffer.from([2]))) })), 'malformed version');
+    refusedWith(cert(fields({ version: explicit(0, tlv(0x02, Buffer.from([1, 0]))) })), 'malformed version');
+    refusedWith(cert(fields({ version: explicit(0) })), 'malformed version');
+    refusedWith(cert(fields({ version: explicit(0, int(3)) })), 'version 3 (an explicit v1 is not DER, later versions do not exist)');
+  });
+
+  it('names each missing or mistyped TBS field', () => {
+    refusedWith(cert(fields({ serial: null })), 'tbsCertificate.serialNumber is missing or has the wrong type');
+    refusedWith(cert(fields({ serial: tlv(0x04, Buffer.from([7])) })), 'tbsCertificate.serialNumber is missing or has the wrong type');
+    refusedWith(cert(fields({ alg: int(1) })), 'tbsCertificate.signature is missing or has the wrong type');
+    refusedWith(cert(fields({ issuer: int(1) })), 'tbsCertificate.issuer is missing or has the wrong type');
+    refusedWith(cert(fields({ validity: int(1) })), 'tbsCertificate.validity is missing or has the wrong type');
+    refusedWith(cert(fields({ subject: int(1) })), 'tbsCertificate.subject is missing or has the wrong type');
+    refusedWith(cert(fields({ spki: null })), 'tbsCertificate.subjectPublicKeyInfo is missing or has the wrong type');
+    refusedWith(cert(fields({ version: null, serial: null })), 'tbsCertificate.serialNumber is missing or has the wrong type');
+  });
+
+  it('refuses a validity that is not two times', () => {
+    const t = tlv(0x17, Buffer.from('250101000000Z'));
+    refusedWith(cert(fields({ validity: seq(t) })), 'malformed validity');
+    refusedWith(cert(fields({ validity: seq(t, t, t) })), 'malformed validity');
+    refusedWith(cert(fields({ validity: seq(t, int(1)) })), 'malformed validity');
+    refusedWith(cert(fields({ validity: seq(int(1), t) })), 'malformed validity');
+  });
+
+  it('refuses unique ids and extensions in versions that do not have them, and fields out of order', () => {
+    refusedWith(cert(fields({ version: null }, [tlv(0x81, Buffer.from([0, 1]))])), 'issuerUniqueID in a version 1 certificate');
+    refusedWith(cert(fields({ version: null }, [tlv(0x82, Buffer.from([0, 1]))])), 'subjectUniqueID in a version 1 certificate');
+    refusedWith(cert(fields({ version: explicit(0, int(1)) }, [explicit(3, seq(ext('1.2.3.4', seq())))])), 'extensions in a version 2 certificate');
+    refusedWith(cert(fields({}, [explicit(3, seq(ext('1.2.3.4', seq()))), tlv(0x82, Buffer.from([0, 1]))])), 'unexpected field with tag 0x82 in tbsCertificate');
+    refusedWith(cert(fields({}, [explicit(4, seq())])), 'unexpected field with tag 0xa4 in tbsCertificate');
+    refusedWith(cert(fields({}, [int(9)])), 'unexpected field with tag 0x2 in tbsCertificate');
+  });
+
+  it('refuses malformed extensions lists and extensions', () => {
+    refusedWith(cert(fields({}, [explicit(3, seq(ext('1.2.3.4', seq())), seq(ext('1.2.3.5', seq())))])), 'malformed extensions');
+    refusedWith(cert(fields({}, [explicit(3, int(1))])), 'malformed extensions');
+    refusedWith(cert(fields({}, [explicit(3, seq(int(1)))])), 'malformed extension');
+    refusedWith(cert(fields({}, [explicit(3, seq(seq(oid('1.2.3.4'))))])), 'malformed extension');
+    refusedWith(cert(fields({}, [explicit(3, seq(seq(oid('1.2.3.4'), bool(true), octet(seq()), octet(seq()))))])), 'malformed extension');
+    refusedWith(cert(fields({}, [explicit(3, seq(seq(int(1), octet(seq()))))])), 'malformed extension');
+    refusedWith(cert(fields({}, [explicit(3, seq(seq(oid('1.2.3.4'), seq())))])), 'malformed extension');
+    refusedWith(cert(fields({}, [explicit(3, seq(seq(oid('1.2.3.4'), int(1), octet(seq()))))])), 'malformed extension');
+    refusedWith(cert(fields({}, [explicit(3, seq(seq(oid('1.2.3.4'), bool(true), int(1))))])), 'malformed extension');
+  });
+
+  it('keeps the DER reader\'s reason, once, with the reader\'s error as the cause', () => {
+    const bad = build(keyPair(), { serial: tlv(0x02, Buffer.from([0x00, 0x12])) });
+    assert.throws(() => parseDerCertificate(bad, 'the VCEK'), (err: unknown) => {
+      const e = err as { check: string; detail: string; cause?: unknown };
+      assert.equal(e.check, 'x509.parse');
+      assert.equal(e.detail, 'the VCEK is not a well-formed certificate: INTEGER is not minimally encoded');
+      assert.ok(checkIs('asn1.decode')(e.cause));
+      return true;
+    });
+    // A refusal of the shape itself has no cause.
+    assert.throws(() => parseDerCertificate(cert(fields({ version: explicit(0, int(3)) })), 'c'), (err: unknown) => (err as { cause?: unknown }).cause === undefined);
+  });
+
+  it('refuses what Node cannot read, with Node\'s error as the cause', () => {
+    assert.throws(() => parseDerCertificate(cert(fields({ spki: seq() })), 'the VCEK'), (err: unknown) => {
+      const e = err as { check: string; detail: string; cause?: unknown };
+      assert.equal(e.check, 'x509.parse');
+      assert.match(e.detail, /^the VCEK is not a well-formed certificate: .+/);
+      assert.ok(e.cause instanceof Error);
+      return true;
+    });
+  });
+
+  it('takes PEM-looking input as PEM only when it starts with five dashes', () => {
+    refusedWith(Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB'), 'PEM where DER is expected');
+    refusedWith(Buffer.from('----- not quite a PEM block, and long enough'), 'PEM where DER is expected');
+    refusedWith(Buffer.from('x-----BEGIN CERTIFICATE-----'), 'it does not start with a DER SEQUENCE');
+  });
+
+  it('accepts a certificate of exactly the size limit and refuses one byte more', () => {
+    const sized = (total: number) => {
+      let pad = total - 400;
+      for (;;) {
+        const der = build(keyPair(), { extensions: [ext('1.2.3.4', Buffer.alloc(pad))] });
+        if (der.length === total) return der;
+        pad += total - der.length;
+      }
+    };
+    assert.equal(parseDerCertificate(sized(MAX_CERTIFICATE_BYTES), 'c').raw.length, MAX_CERTIFICATE_BYTES);
+    refusedWith(sized(MAX_CERTIFICATE_BYTES + 1), `${MAX_CERTIFICATE_BYTES + 1} bytes, more than the ${MAX_CERTIFICATE_BYTES} accepted`);
+  });
+
+  it('returns the same object for the same bytes', () => {
+    const der = build(keyPair());
+    assert.equal(parseDerCertificate(der, 'a'), parseDerCertificate(Buffer.from(der), 'b'));
+  });
+});
+
+describe('strict PEM certificate files: exact reasons', () => {
+  const a = derToPem(build(keyPair()));
+  const b = derToPem(build(keyPair()));
+
+  it('writes 64 characters per line', () => {
+    const pem = derToPem(Buffer.alloc(96, 0xff));
+    assert.equal(pem, `-----BEGIN CERTIFICATE-----\n${'/'.repeat(64)}\n${'/'.repeat(64)}\n-----END CERTIFICATE-----\n`);
+    assert.equal(derToPem(Buffer.alloc(3, 0xff)), '-----BEGIN CERTIFICATE-----\n////\n-----END CERTIFICATE-----\n');
+  });
+
+  it('counts blocks in the message, singular and plural', () => {
+    const reason = (text: string, count: number | { min: number; max: number }) => {
+      try {
+        parsePemCertificates(Buffer.from(text), 'chain', { count });
+      } catch (err) {
+        return (err as { detail: string }).detail;
+      }
+      return 'accepted';
+    };
+    assert.equal(reason(`${a}${b}`, 1), 'chain is not a well-formed certificate: 2 certificates, expected 1');
+    assert.equal(reason(a, 2), 'chain is not a well-formed certificate: 1 certificate, expected 2');
+    assert.equal(reason(a, { min: 2, max: 3 }), 'chain is not a well-formed certificate: 1 certificate, expected 2 to 3');
+    assert.equal(reason(`${a}${b}${a}${b}`, { min: 1, max: 3 }), 'chain is not a well-formed certificate: 4 certificates, expected 1 to 3');
+  });
+
+  it('names the certificate of a chain that fails', () => {
+    const broken = derToPem(Buffer.concat([build(keyPair()), Buffer.from([0])]));
+    assert.throws(() => parsePemCertificates(Buffer.from(`${a}${broken}`), 'the chain', { count: 2 }), refused(/^attestation check x509\.parse failed: the chain \(certificate 2\) is not a well-formed certificate/));
+    assert.throws(() => parsePemCertificates(Buffer.from(broken), 'the chain', { count: 1 }), refused(/^attestation check x509\.parse failed: the chain is not a well-formed certificate/));
+  });
+
+  it('removes NUL padding only at the end', () => {
+    assert.equal(parsePemCertificates(Buffer.from(`${a}${b}\0\0\0`), 'f', { count: 2, trailingNul: true }).length, 2);
+    assert.throws(() => parsePemCertificates(Buffer.from(`${a}\0${b}`), 'f', { count: 2, trailingNul: true }), refused(/unexpected content/));
+  });
+
+  it('refuses PEM text of more than 16 times the certificate limit', () => {
+    const huge = Buffer.alloc(16 * MAX_CERTIFICATE_BYTES + 1, 0x20);
+    assert.throws(() => parsePemCertificates(huge, 'f', { count: 1 }), refused(new RegExp(`${16 * MAX_CERTIFICATE_BYTES + 1} bytes of PEM, more than accepted`)));
+    assert.throws(() => parsePemCertificates(Buffer.alloc(16 * MAX_CERTIFICATE_BYTES, 0x20), 'f', { count: 1 }), refused(/0 certificates, expected 1/));
+  });
+});
