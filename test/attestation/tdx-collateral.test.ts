@@ -3,7 +3,7 @@
  * and the TCB status they give the platform, the TDX module and the quoting enclave.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { shapeTcbInfo, verifyQeIdentity, verifyTcbInfo, type QeIdentity, type TdxTcbInfo } from '../../src/attestation/tdx/collateral.js';
 import { readPckExtension } from '../../src/attestation/tdx/pck.js';
 import { parseTdxQuote } from '../../src/attestation/tdx/quote.js';
@@ -11,6 +11,9 @@ import { splitSignedJson } from '../../src/attestation/tdx/signed-json.js';
 import { TCB_STATUSES, evaluateTdxTcb, isTcbStatus, requireAcceptedStatus } from '../../src/attestation/tdx/tcb-status.js';
 import { verifyTdx } from '../../src/attestation/tdx/verify.js';
 import { parseCrl } from '../../src/attestation/x509.js';
+import { INTEL_SGX_ROOT_CA } from '../../src/attestation/roots/intel.js';
+import { subjectDer } from '../../src/attestation/x509.js';
+import { forgeCertificate, name, oid, seq, set, utf8 } from './der-builder.js';
 import { checkIs, rejects } from './assertions.js';
 import { TDX, TDX_COLLATERAL_TIME } from './vectors.js';
 
@@ -52,11 +55,21 @@ describe('TDX collateral: signatures, signers and dates', () => {
   it('refuses a QE identity signed by anything but the TCB signing certificate under the pinned root', async () => {
     const base = { ...inspect, now: TDX_COLLATERAL_TIME };
     let err = await rejects(() => verifyTdx({ quote: spr() }, null, {}, { ...base, collateral: { qeIdentity: TDX.qeIdentity(), qeIdentityIssuerChain: TDX.read('pckCrlIssuerChain.pem') } }), 'tdx.qeidentity.signer');
-    assert.match(err.detail, /not Intel's TCB signing certificate/);
+    assert.deepEqual([err.detail, err.expected, err.actual], ['the collateral signer is not Intel\'s TCB signing certificate', 'CN=Intel SGX TCB Signing', 'CN=Intel SGX PCK Platform CA']);
     err = await rejects(() => verifyQeIdentity(TDX.qeIdentity(), Buffer.from(pemsOf(spr()).slice(0, 2).join('\n')), TDX_COLLATERAL_TIME), 'tdx.qeidentity.signer');
     assert.match(err.detail, /root that is not the pinned Intel SGX Root CA/);
+    assert.equal(err.expected, `sha256 ${INTEL_SGX_ROOT_CA.sha256}`);
     err = await rejects(() => verifyQeIdentity(TDX.qeIdentity(), Buffer.from(pemsOf(spr()).join('\n')), TDX_COLLATERAL_TIME), 'tdx.qeidentity.signer');
-    assert.deepEqual([err.expected, err.actual], ['2 certificates', '3']);
+    assert.deepEqual([err.detail, err.expected, err.actual], ['the issuer chain must hold the TCB signing certificate and the root', '2 certificates', '3']);
+    // A certificate named like Intel's TCB signer under the genuine root, but not signed by it.
+    const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const root = new X509Certificate(pemsOf(spr())[2]!);
+    const fake = forgeCertificate({ subject: name('Intel SGX TCB Signing'), issuer: subjectDer(root), publicKey: keys.publicKey, signingKey: keys.privateKey, alg: 'ecdsa-sha256' });
+    err = await rejects(() => verifyQeIdentity(TDX.qeIdentity(), Buffer.from(`${fake.toString()}\n${root.toString()}`), TDX_COLLATERAL_TIME), 'tdx.qeidentity.signer');
+    assert.match(err.detail, /^the TCB signing certificate must be signed by the Intel SGX Root CA: signature does not verify/);
+    const nameless = forgeCertificate({ subject: seq(set(seq(oid('2.5.4.10'), utf8('Intel')))), issuer: subjectDer(root), publicKey: keys.publicKey, signingKey: keys.privateKey, alg: 'ecdsa-sha256' });
+    err = await rejects(() => verifyTcbInfo(TDX.tcbInfo(), Buffer.from(`${nameless.toString()}\n${root.toString()}`), TDX_COLLATERAL_TIME), 'tdx.tcbinfo.signer');
+    assert.deepEqual([err.detail, err.expected, err.actual], ['the collateral signer is not Intel\'s TCB signing certificate', 'CN=Intel SGX TCB Signing', 'CN=<none>']);
     // After the signing certificate expired (2025-05-21).
     err = await rejects(() => verifyQeIdentity(TDX.qeIdentity(), TDX.qeChain(), at('2025-05-22T00:00:00Z')), 'tdx.qeidentity.signer');
     assert.match(err.detail, /the TCB signing certificate is not valid/);
@@ -69,7 +82,11 @@ describe('TDX collateral: signatures, signers and dates', () => {
     const text = TDX.qeIdentity().toString('utf8');
     const spaced = Buffer.from(text.replace('"isvprodid":2', '"isvprodid": 2'));
     assert.notDeepEqual(spaced, TDX.qeIdentity());
-    await rejects(() => verifyQeIdentity(spaced, TDX.qeChain(), TDX_COLLATERAL_TIME), 'tdx.qeidentity.signature');
+    const err = await rejects(() => verifyQeIdentity(spaced, TDX.qeChain(), TDX_COLLATERAL_TIME), 'tdx.qeidentity.signature');
+    assert.deepEqual([err.detail, err.expected, err.actual], ['the enclaveIdentity signature does not verify', 'signed by Intel SGX TCB Signing', 'bad signature']);
+    const info = Buffer.from(TDX.tcbInfo().toString('utf8').replace('"pceId":"0000"', '"pceId": "0000"'));
+    const e2 = await rejects(() => verifyTcbInfo(info, TDX.tcbChain(), TDX_COLLATERAL_TIME), 'tdx.tcbinfo.signature');
+    assert.equal(e2.detail, 'the tcbInfo signature does not verify');
   });
 
   it('refuses documents that are not a signed QE identity', async () => {
@@ -245,6 +262,37 @@ describe('TDX TCB status', () => {
     const exact = withModule({ tcbLevels: [{ tcb: { isvsvn: body.teeTcbSvn[0]! }, tcbStatus: 'OutOfDate', tcbDate: '' }] });
     assert.deepEqual(evaluateTdxTcb(exact, pck, body).module, { id: 'TDX_01', status: 'OutOfDate' });
     assert.equal(evaluateTdxTcb(exact, pck, body).status, 'OutOfDate');
+  });
+
+  it('refuses TCB info for another PCE', async () => {
+    const info = v5Info();
+    const err = await rejects(() => evaluateTdxTcb({ ...info, pceId: 'ffff' }, pckOf(TDX.v5Quote()), v5().body), 'tdx.tcbinfo.fmspc');
+    assert.deepEqual([err.detail, err.expected, err.actual], ['the TCB info is for another PCE', '0000', 'ffff']);
+    const e2 = await rejects(() => evaluateTdxTcb({ ...info, fmspc: '000000000000' }, pckOf(TDX.v5Quote()), v5().body), 'tdx.tcbinfo.fmspc');
+    assert.deepEqual([e2.detail, e2.expected, e2.actual], ['the TCB info is for another platform model (FMSPC)', '90c06f000000', '000000000000']);
+  });
+
+  it('compares bytes 0 and 1 of TEE_TCB_SVN when no module update is running', () => {
+    const body = parseTdxQuote(spr()).body; // TEE_TCB_SVN 03 00 04 …
+    const pck = pckOf(spr());
+    const info = sprInfo();
+    const level = (tdx0: number) => ({
+      tcb: { sgxtcbcomponents: Array.from({ length: 16 }, () => ({ svn: 0 })), pcesvn: 0, tdxtcbcomponents: Array.from({ length: 16 }, (_, i) => ({ svn: i === 0 ? tdx0 : 0 })) },
+      tcbDate: 'd', tcbStatus: 'UpToDate',
+    });
+    assert.equal(evaluateTdxTcb({ ...info, tcbLevels: [level(body.teeTcbSvn[0]!)] }, pck, body).platform.status, 'UpToDate');
+    assert.equal(evaluateTdxTcb({ ...info, tcbLevels: [level(body.teeTcbSvn[0]! + 1)] }, pck, body).platform.status, 'NotSupported');
+  });
+
+  it('names module updates in upper-case hex (TDX_0B)', () => {
+    const q = v5();
+    const svn = Buffer.from(q.body.teeTcbSvn);
+    svn[1] = 0x0b;
+    const body = { ...q.body, teeTcbSvn: svn };
+    const info = v5Info();
+    const identity = { ...info.tdxModuleIdentities![1]!, id: 'TDX_0B', tcbLevels: [{ tcb: { isvsvn: 0 }, tcbStatus: 'SWHardeningNeeded', tcbDate: '' }] };
+    const e = evaluateTdxTcb({ ...info, tdxModuleIdentities: [identity] }, pckOf(TDX.v5Quote()), body);
+    assert.deepEqual(e.module, { id: 'TDX_0B', status: 'SWHardeningNeeded' });
   });
 
   it('judges a quote without a module update by all TEE_TCB_SVN bytes and reports no module', () => {

@@ -96,7 +96,7 @@ describe('TDX PCK certificates: the SGX extension', () => {
     top.set(`${SGX}.6`, octet(PIID));
     assert.deepEqual(readPckExtension(pckWith(extValue(top))).platformInstanceId, PIID);
     top.set(`${SGX}.6`, int(1));
-    assert.throws(() => readPckExtension(pckWith(extValue(top))), checkIs('asn1.decode'));
+    assert.throws(() => readPckExtension(pckWith(extValue(top))), (e: unknown) => checkIs('asn1.decode')(e) && /platform instance id: tag 0x2/.test((e as Error).message));
   });
 
   it('reads the genuine PCK certificates of the quotes', () => {
@@ -120,6 +120,12 @@ describe('TDX PCK certificates: the SGX extension', () => {
     const top = topEntries(tcb);
     top.set(`${SGX}.2`, seq(...[...tcb].map(([k, v]) => (v.length ? entry(k, v) : seq(oid(k))))));
     assert.throws(() => readPckExtension(pckWith(extValue(top))), refusal(/malformed SGX extension entry/));
+  });
+
+  it('refuses a TCB entry that is not a SEQUENCE', () => {
+    const top = topEntries();
+    top.set(`${SGX}.2`, octet(Buffer.alloc(4)));
+    assert.throws(() => readPckExtension(pckWith(extValue(top))), (e: unknown) => checkIs('asn1.decode')(e) && /SGX TCB: tag 0x4, want 0x30/.test((e as Error).message));
   });
 
   it('refuses a TCB without one of its components, or without PCESVN', () => {
@@ -191,12 +197,20 @@ describe('TDX PCK chains', () => {
     const err = await rejects(() => verifyPckChain(chainOf(leaf, intermediate, root, root), NOW), 'tdx.pck.chain');
     assert.deepEqual([err.expected, err.actual], ['3 certificates', '4']);
     await rejects(() => verifyPckChain(chainOf(leaf), NOW), 'tdx.pck.chain');
-    await rejects(() => verifyPckChain(Buffer.from(Array(9).fill(leaf.toString()).join('\n')), NOW), 'x509.parse');
+    const nine = await rejects(() => verifyPckChain(Buffer.from(Array(9).fill(leaf.toString()).join('\n')), NOW), 'x509.parse');
+    assert.equal(nine.detail, 'the certificate chain is not a well-formed certificate: 9 certificates, expected 0 to 8');
+    const two = await rejects(() => verifyPckChain(chainOf(leaf, intermediate), NOW), 'tdx.pck.chain');
+    assert.deepEqual([two.detail, two.expected, two.actual], ['the PCK chain must hold leaf, intermediate CA and root', '3 certificates', '2']);
     assert.equal(parsePemChain(chainOf(leaf, root), 2, 'c', 'w').length, 2);
   });
 
   it('requires the pinned root by bytes', async () => {
-    await rejects(() => requirePinnedIntelRoot(undefined, 'tdx.pck.root'), 'tdx.pck.root');
+    const none = await rejects(() => requirePinnedIntelRoot(undefined, 'tdx.pck.root'), 'tdx.pck.root');
+    assert.equal(none.detail, 'the certificate chain does not include the Intel SGX Root CA');
+    const k = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const nameless = forgeCertificate({ subject: seq(tlv(0x31, seq(oid('2.5.4.10'), tlv(0x0c, Buffer.from('Intel'))))), issuer: name('x'), publicKey: k.publicKey, signingKey: k.privateKey, alg: 'ecdsa-sha256' });
+    const e0 = await rejects(() => requirePinnedIntelRoot(nameless, 'tdx.pck.root'), 'tdx.pck.root');
+    assert.match(e0.actual!, /^sha256 [0-9a-f]{64} \(no CN\)$/);
     assert.equal(requirePinnedIntelRoot(root, 'x'), pinnedCertificate(INTEL_SGX_ROOT_CA));
     const err = await rejects(() => requirePinnedIntelRoot(intermediate, 'tdx.pck.root'), 'tdx.pck.root');
     assert.match(err.message, /Intel SGX PCK Platform CA/);
@@ -210,13 +224,20 @@ describe('TDX PCK chains', () => {
     });
     let err = await rejects(() => verifyPckChain(chainOf(forge('Intel SGX PCK Cert', intermediate), intermediate, root), NOW), 'tdx.pck.chain');
     assert.equal(err.detail, 'the first certificate is not a PCK certificate');
-    assert.equal(err.actual, 'CN=Intel SGX PCK Cert');
+    assert.deepEqual([err.expected, err.actual], ['CN=Intel SGX PCK Certificate', 'CN=Intel SGX PCK Cert']);
+    const noCn = (issuer: X509Certificate, ca = false) => forgeCertificate({ subject: seq(tlv(0x31, seq(oid('2.5.4.10'), tlv(0x0c, Buffer.from('Intel'))))), issuer: subjectDer(issuer), publicKey: keys.publicKey, signingKey: keys.privateKey, alg: 'ecdsa-sha256', ca });
+    err = await rejects(() => verifyPckChain(chainOf(noCn(intermediate), intermediate, root), NOW), 'tdx.pck.chain');
+    assert.equal(err.actual, 'CN=<none>');
+    err = await rejects(() => verifyPckChain(chainOf(leaf, noCn(root, true), root), NOW), 'tdx.pck.chain');
+    assert.deepEqual([err.detail, err.expected, err.actual], ['the intermediate is not an Intel PCK CA', 'CN=Intel SGX PCK Platform CA or Processor CA', 'CN=<none>']);
     err = await rejects(() => verifyPckChain(chainOf(leaf, forge('Intel SGX TCB Signing', root, keys.publicKey, true), root), NOW), 'tdx.pck.chain');
     assert.equal(err.detail, 'the intermediate is not an Intel PCK CA');
     assert.equal(err.actual, 'CN=Intel SGX TCB Signing');
     err = await rejects(() => verifyPckChain(chainOf(forge('Intel SGX PCK Certificate', intermediate, p384.publicKey), intermediate, root), NOW), 'tdx.pck.chain');
-    assert.equal(err.detail, 'PCK certificate key is not ECDSA P-256');
-    assert.equal(err.actual, 'ec secp384r1');
+    assert.deepEqual([err.detail, err.expected, err.actual], ['PCK certificate key is not ECDSA P-256', 'ec prime256v1', 'ec secp384r1']);
+    const rsaKey = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    err = await rejects(() => verifyPckChain(chainOf(forge('Intel SGX PCK Certificate', intermediate, rsaKey), intermediate, root), NOW), 'tdx.pck.chain');
+    assert.equal(err.actual, 'rsa');
     err = await rejects(() => verifyPckChain(chainOf(leaf, forge('Intel SGX PCK Platform CA', root, p384.publicKey, true), root), NOW), 'tdx.pck.chain');
     assert.equal(err.detail, 'PCK CA key is not ECDSA P-256');
     // A Processor CA is a PCK CA: the chain gets as far as the signature check.
