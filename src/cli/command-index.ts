@@ -1,11 +1,16 @@
 /**
- * Which module defines each top-level command. A run that names a command imports only that
- * module (cluster and Coordinator commands pull in the Kubernetes client and X.509 stacks,
- * which cost a second of start-up for every other command); `--help` and completion load all.
+ * Every top-level command, by name, and the module that defines it. A run that names a command
+ * imports only that module (cluster and Coordinator commands pull in the Kubernetes client and
+ * X.509 stacks, which cost a second of start-up for every other command); `--help` and
+ * completion load them all. The imports are literal so that a bundled single executable,
+ * which cannot scan a directory, contains every command.
  */
 import type { CommandModule } from 'yargs';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+/**
+ * A command with any argument type. yargs' Argv is invariant in its argument type, so `any` is
+ * the one type every CommandModule<object, Args> is assignable to; yargs checks the arguments.
+ */
 type AnyCommand = CommandModule<any, any>;
 
 export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<AnyCommand>>> = {
@@ -15,6 +20,7 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<AnyCommand>>
   'helm-post-render': async () => (await import('./helm-plugin.js')).helmPostRenderCommand,
   'helm-plugin': async () => (await import('./helm-plugin.js')).helmPluginCommand,
   kustomize: async () => (await import('./kustomize.js')).kustomizeCommand,
+  __complete: async () => (await import('./completion.js')).completeCommand,
   set: async () => (await import('./set.js')).setCommand,
   verify: async () => (await import('./verify.js')).verifyCommand,
   recover: async () => (await import('./recover.js')).recoverCommand,
@@ -29,5 +35,5 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<AnyCommand>>
 export async function commandsFor(args: string[]): Promise<AnyCommand[]> {
   const loader = args[0] !== undefined ? COMMAND_LOADERS[args[0]] : undefined;
   if (loader) return [await loader()];
-  return (await import('./commands.js')).commands;
+  return Promise.all(Object.values(COMMAND_LOADERS).map((load) => load()));
 }

@@ -11,13 +11,14 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Argv } from 'yargs';
 import { readManifest, type Manifest } from '../workspace/manifest.js';
-import { UserError } from '../util/errors.js';
-import { expandPaths, readInputs } from '../manifests/inputs.js';
-import { parseStream, documentValue } from '../manifests/stream.js';
-import { decodeInitDataAnnotation, INITDATA_ANNOTATION } from '../policy/initdata.js';
+import { describeLocation, UserError } from '../util/errors.js';
+import { readUserText } from '../util/files.js';
+import { readInputs } from '../resources/inputs.js';
+import { carriedPolicies, decodeCarried } from '../generate/carried-policies.js';
+import { allResources, parseInput } from '../generate/read-step.js';
 import { parseAddress } from '../coordinator/client.js';
 import type { WorkspaceArgs } from './workspace-options.js';
-import { kubeOptions, type KubeArgs } from './kube-options.js';
+import { connectFromArgs, kubeOptions, type KubeArgs } from './kube-options.js';
 
 export interface CoordinatorArgs extends WorkspaceArgs, KubeArgs {
   coordinator?: string;
@@ -95,19 +96,15 @@ export function loadLocalManifest(argv: WorkspaceArgs): LocalManifest {
 
 export async function address(argv: { coordinator?: string } & KubeArgs): Promise<Address> {
   if (argv.coordinator !== undefined) return parseAddress(argv.coordinator);
-  const { coordinatorAddress } = await import('../kube/discovery.js');
-  const endpoint = await coordinatorAddress(argv);
+  const [{ findCoordinator }, cluster] = await Promise.all([import('../kube/discovery.js'), connectFromArgs(argv)]);
+  const endpoint = await findCoordinator(cluster);
+  process.stderr.write(`Coordinator: ${endpoint.host}:${endpoint.port} (${endpoint.via === 'port-forward' ? 'port-forward through the port-forwarder pod' : 'load balancer of Service coordinator'})\n`);
   return { host: endpoint.host, port: endpoint.port };
 }
 
 /** A private key file (PEM), checked for its type. */
 export function loadPrivateKey(path: string, kind: 'ec' | 'rsa', what: string): KeyObject {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new UserError(`cannot read the ${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: path });
-  }
+  const text = readUserText(path, `the ${what}`);
   let key: KeyObject;
   try {
     key = createPrivateKey(text);
@@ -125,43 +122,16 @@ export function ephemeralKey(): KeyObject {
 export interface ResourcePolicy {
   hash: string;
   toml: Buffer;
+  /** The resource that carries it, for messages. */
   where: string;
-}
-
-function collectAnnotations(value: unknown, path: string, out: { annotation: string; path: string }[]): void {
-  if (Array.isArray(value)) {
-    value.forEach((v, i) => collectAnnotations(v, `${path}[${i}]`, out));
-    return;
-  }
-  if (typeof value !== 'object' || value === null) return;
-  for (const [k, v] of Object.entries(value)) {
-    if (k === 'annotations' && typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[INITDATA_ANNOTATION] === 'string') {
-      out.push({ annotation: (v as Record<string, string>)[INITDATA_ANNOTATION]!, path });
-    }
-    collectAnnotations(v, path ? `${path}.${k}` : k, out);
-  }
 }
 
 /** Every initdata policy carried by the resources, keyed by policy hash. */
 export async function readResourcePolicies(paths: string[]): Promise<Map<string, ResourcePolicy>> {
-  const files = await readInputs(expandPaths(paths));
   const policies = new Map<string, ResourcePolicy>();
-  for (const f of files) {
-    for (const d of parseStream(f.name, f.text).documents) {
-      const value = documentValue(d.doc, { file: f.name, document: d.index }) as { kind?: string; metadata?: { name?: string } } | null;
-      const found: { annotation: string; path: string }[] = [];
-      collectAnnotations(value, '', found);
-      for (const a of found) {
-        const where = `${f.name}, document ${d.index} (${value?.kind ?? '?'} ${value?.metadata?.name ?? '?'})`;
-        let decoded;
-        try {
-          decoded = decodeInitDataAnnotation(a.annotation);
-        } catch (err) {
-          throw new UserError(`${where}: the policy annotation cannot be read: ${(err as Error).message}`);
-        }
-        policies.set(decoded.hash, { hash: decoded.hash, toml: Buffer.from(decoded.toml, 'utf8'), where });
-      }
-    }
+  for (const p of carriedPolicies(allResources((await readInputs(paths)).map(parseInput)))) {
+    const decoded = decodeCarried(p);
+    policies.set(decoded.hash, { hash: decoded.hash, toml: Buffer.from(decoded.toml, 'utf8'), where: describeLocation(p.resource.location) });
   }
   return policies;
 }

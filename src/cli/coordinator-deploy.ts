@@ -4,15 +4,16 @@
  * registers these two subcommands.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { join } from 'node:path';
 import { platformIds, requirePlatform } from '../platforms/platforms.js';
 import { loadImageReplacements } from '../platforms/images.js';
 import { UsageError } from '../util/errors.js';
+import { warnOnStderr } from '../util/diagnostics.js';
+import { manifestPathOf } from '../generate/manifest-step.js';
 import { renderCoordinator, type ServiceType } from '../kube/coordinator-resources.js';
 import { manifestHasCoordinator, renderCoordinatorWithPolicy } from '../kube/coordinator-deploy.js';
 import type { DryRun } from '../kube/apply.js';
 import { formatObjects, objectFormat } from '../kube/output.js';
-import { kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
+import { connectFromArgs, kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
 import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
 import { workspaceOptions, type WorkspaceArgs } from './workspace-options.js';
 import { dryRunOption } from './runtime.js';
@@ -41,17 +42,17 @@ async function objectsFor(argv: CoordinatorDeployArgs, namespace: string) {
   }
   if (!platform) throw new UsageError('--platform is needed to compute the Coordinator\'s policy (or pass --no-policy for the template that `generate` takes)');
   const r = await renderCoordinatorWithPolicy({ ...base, platform, imageResolver: imageResolverFrom(argv), ...(argv['image-replacements'] !== undefined ? { imageReplacementsFile: argv['image-replacements'] } : {}) });
-  for (const w of r.warnings) process.stderr.write(`Warning: ${w}\n`);
+  for (const w of r.warnings) warnOnStderr(w.message, w.location);
   return r;
 }
 
 function reportManifest(argv: CoordinatorDeployArgs, policyHash: string): void {
-  const path = argv.manifest ?? join(argv['workspace-dir'], 'manifest.json');
+  const path = manifestPathOf({ workspaceDir: argv['workspace-dir'], manifestPath: argv.manifest });
   process.stderr.write(`Coordinator policy hash: ${policyHash}\n`);
   const state = manifestHasCoordinator(path, policyHash);
   if (state === 'yes') return;
   const why = state === 'no-manifest' ? `there is no ${path} yet` : state === 'missing' ? `${path} does not list this policy` : `${path} lists this policy without Role "coordinator"`;
-  process.stderr.write(`Warning: ${why}; \`set\` will refuse a Coordinator whose policy is not in the manifest. Put the Coordinator into the inputs of \`generate\` (\`kubectl contrast coordinator render --no-policy > coordinator.yaml\`) and generate again.\n`);
+  warnOnStderr(`${why}; \`set\` will refuse a Coordinator whose policy is not in the manifest. Put the Coordinator into the inputs of \`generate\` (\`kubectl contrast coordinator render --no-policy > coordinator.yaml\`) and generate again.`);
 }
 
 const renderCommand: CommandModule<object, CoordinatorDeployArgs> = {
@@ -77,8 +78,7 @@ const applyCommand: CommandModule<object, CoordinatorDeployArgs> = {
     .demandOption('platform') as unknown as Argv<CoordinatorDeployArgs>,
   handler: async (argv) => {
     // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
-    const [{ applyObjects, describeResults }, { connectFromArgs }] = await Promise.all([import('../kube/apply.js'), import('../kube/client.js')]);
-    const cluster = connectFromArgs(argv);
+    const [{ applyObjects, describeResults }, cluster] = await Promise.all([import('../kube/apply.js'), connectFromArgs(argv)]);
     const { objects, policyHash } = await objectsFor({ ...argv, policy: true }, cluster.namespace);
     const dryRun = (argv['dry-run'] ?? 'none') as DryRun;
     const results = await applyObjects(cluster, objects, { dryRun, force: argv['force-conflicts'] });

@@ -11,12 +11,11 @@ import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { readStdin } from '../manifests/inputs.js';
-import { Diagnostics } from '../generate/diagnostics.js';
-import { renderOptions } from '../render/settings.js';
-import { failureLines, renderInputs, renderLogPath, writeRenderLog } from '../render/render.js';
-import type { TransformArgs } from './generate.js';
+import { readStdin } from '../resources/inputs.js';
+import { Diagnostics, warningLine } from '../util/diagnostics.js';
+import { failureLines, logPath, postRender, writeLog } from '../postrender/postrender.js';
 import { UsageError, UserError } from '../util/errors.js';
+import { ENVIRONMENT_VARIABLES, generateOptionsFrom, renderOptions, type TransformArgs } from './transform-options.js';
 import { VERSION } from '../version.js';
 
 export const HELM_PLUGIN_NAME = 'contrast';
@@ -29,27 +28,28 @@ export const helmPostRenderCommand: CommandModule<object, TransformArgs> = {
     .fail((msg, err) => {
       // Helm 4 hides our stderr: a wrong --post-renderer-args must reach render.log too.
       const error = err ?? new UsageError(msg);
-      writeRenderLog(renderLogPath(workspaceDirIn(process.argv)), POST_RENDER_COMMAND, failureLines(error));
+      writeLog(logPath(workspaceDirIn(process.argv)), POST_RENDER_COMMAND, failureLines(error));
       throw error;
     })
     .example('helm install app ./chart --post-renderer kubectl-contrast --post-renderer-args helm-post-render --post-renderer-args --platform=metal-qemu-snp', 'Helm 3')
     .example('helm install app ./chart --post-renderer contrast --post-renderer-args --platform=metal-qemu-snp', 'Helm 4, after `$0 helm-plugin install`')
-    .epilog('Every flag can also be set through the environment (CONTRAST_PLATFORM, CONTRAST_WORKSPACE_DIR, CONTRAST_OCI_LAYOUT, …; see docs/helm-kustomize.md). The outcome of the last run is in <workspace-dir>/render.log.'),
+    .epilog(`Every flag can also be set through the environment (${ENVIRONMENT_VARIABLES.join(', ')}; see docs/helm-kustomize.md). The outcome of the last run is in <workspace-dir>/render.log.`),
   handler: async (argv) => {
-    const log = renderLogPath(argv['workspace-dir']);
+    const log = logPath(argv['workspace-dir']);
     try {
       const input = await readStdin();
       if (input.text.trim() === '') {
         throw new UserError('Helm passed no manifests (an empty chart, or a chart of hooks only, which Helm 3 does not post-render); refusing to print an empty release');
       }
       input.name = 'rendered chart';
-      const r = await renderInputs([input], argv);
-      const warnings = r.warnings.map((w) => `Warning: ${Diagnostics.format(w)}`);
+      const diagnostics = new Diagnostics();
+      const r = await postRender([input], generateOptionsFrom(argv, diagnostics.warn), diagnostics);
+      const warnings = diagnostics.warnings.map(warningLine);
       process.stdout.write(r.texts[0]!);
       for (const w of warnings) process.stderr.write(`${w}\n`);
-      writeRenderLog(log, POST_RENDER_COMMAND, [`ok: ${r.summary}`, ...warnings]);
+      writeLog(log, POST_RENDER_COMMAND, [`ok: ${r.summary}`, ...warnings]);
     } catch (err) {
-      writeRenderLog(log, POST_RENDER_COMMAND, failureLines(err));
+      writeLog(log, POST_RENDER_COMMAND, failureLines(err));
       throw err;
     }
   },

@@ -1,6 +1,7 @@
 /** The kubectl flags every cluster command accepts (kubectl passes plugin flags through as-is). */
 import type { Argv } from 'yargs';
 import { UsageError } from '../util/errors.js';
+import type { Cluster, ClusterOptions } from '../kube/client.js';
 
 export interface KubeArgs {
   kubeconfig?: string;
@@ -22,6 +23,26 @@ export function kubeOptions<T>(y: Argv<T>, opts: { allNamespaces?: boolean } = {
     .option('request-timeout', { type: 'string', default: '0', describe: 'How long to wait for each request before giving up, e.g. 30s, 1m; 0 = no limit' });
   if (opts.allNamespaces) r = r.option('all-namespaces', { alias: 'A', type: 'boolean', describe: 'Look at every namespace' });
   return r as unknown as Argv<T & KubeArgs>;
+}
+
+/** What the kubectl flags ask for: kubeconfig, context, namespace, timeout. */
+export function clusterOptionsFrom(argv: KubeArgs): ClusterOptions {
+  return {
+    ...(argv.kubeconfig !== undefined ? { kubeconfig: argv.kubeconfig } : {}),
+    ...(argv.context !== undefined ? { context: argv.context } : {}),
+    ...(argv.namespace !== undefined ? { namespace: argv.namespace } : {}),
+    allNamespaces: argv['all-namespaces'] === true,
+    requestTimeoutMs: parseDuration(argv['request-timeout'] ?? '0'),
+  };
+}
+
+/**
+ * The cluster the kubectl flags name. The Kubernetes client costs about a second to load, so
+ * it is imported only by a command that connects.
+ */
+export async function connectFromArgs(argv: KubeArgs): Promise<Cluster> {
+  const { connect } = await import('../kube/client.js');
+  return connect(clusterOptionsFrom(argv));
 }
 
 export function outputOption<T>(y: Argv<T>, choices: string[], describe: string): Argv<T & OutputArgs> {

@@ -10,18 +10,15 @@
  * In both modes a failure prints nothing on stdout, explains itself on stderr and in
  * <workspace>/render.log, and exits 1.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { isPlainObject } from '../manifests/patch.js';
-import { parse } from 'yaml';
+import { dirname } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { readStdin } from '../manifests/inputs.js';
-import { Diagnostics } from '../generate/diagnostics.js';
-import { YAML_PARSE_OPTIONS } from '../manifests/stream.js';
-import { functionConfigToArgs, parseTransformArgs } from '../render/settings.js';
-import { failureLines, renderInputs, renderLogPath, writeRenderLog } from '../render/render.js';
-import { itemInputs, parseResourceList, resourceListOutput } from '../render/krm.js';
-import { UserError } from '../util/errors.js';
+import { readStdin } from '../resources/inputs.js';
+import { parseValues } from '../resources/stream.js';
+import { Diagnostics, warningLine } from '../util/diagnostics.js';
+import { readUserText } from '../util/files.js';
+import { failureLines, logPath, postRender, writeLog } from '../postrender/postrender.js';
+import { itemInputs, parseResourceList, resourceListOutput } from '../postrender/krm.js';
+import { configuredWorkspace, FUNCTION_CONFIG_FIELDS, functionConfigToArgs, generateOptionsFrom, parseTransformArgs } from './transform-options.js';
 
 interface KustomizeArgs {
   config?: string;
@@ -29,29 +26,9 @@ interface KustomizeArgs {
 
 const MODE = 'kustomize';
 
-function readConfigFile(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new UserError(`cannot read the transformer config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: path });
-  }
-  return parseConfigText(text, path);
-}
-
-function parseConfigText(text: string, origin: string): unknown {
-  try {
-    return parse(text, YAML_PARSE_OPTIONS);
-  } catch (err) {
-    throw new UserError(`invalid YAML: ${(err as Error).message.split('\n')[0]}`, { file: origin });
-  }
-}
-
-/** The workspace a config names, read before the config is checked, so its errors can be logged there. */
-function configuredWorkspace(config: unknown, baseDir: string): string | undefined {
-  const fields = isPlainObject(config) ? (config.kind === 'ConfigMap' ? config.data : config.spec) : undefined;
-  const dir = isPlainObject(fields) ? fields.workspaceDir : undefined;
-  return typeof dir === 'string' && dir !== '' ? resolve(baseDir, dir) : undefined;
+/** The transformer config: the one document of a file or of KUSTOMIZE_PLUGIN_CONFIG_STRING. */
+function parseConfig(text: string, origin: string): unknown {
+  return parseValues(origin, text)[0];
 }
 
 export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
@@ -59,36 +36,40 @@ export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
   describe: 'kustomize transformer: a KRM function (ResourceList on stdin) or a legacy exec plugin (config file as argument, resources on stdin)',
   builder: (y: Argv) => y
     .positional('config', { type: 'string', describe: 'Transformer config (legacy exec plugin mode); a KRM function gets it as functionConfig' })
-    .epilog('Config fields (spec of kind ContrastTransformer, or data of a ConfigMap): platform, workspaceDir, manifest, skipInitializer, imageReplacements, coordinatorHost, workloadOwnerKeys, seedshareOwnerKeys, disableUpdates, ociLayouts, dockerArchives, cacheDir, cache, insecureRegistries, offline, dockerConfig, imagePlatform. CONTRAST_* environment variables give defaults. See docs/helm-kustomize.md.') as Argv<KustomizeArgs>,
+    .epilog(`Config fields (spec of kind ContrastTransformer, or data of a ConfigMap): ${FUNCTION_CONFIG_FIELDS.join(', ')}. CONTRAST_* environment variables give defaults. See docs/helm-kustomize.md.`) as Argv<KustomizeArgs>,
   handler: async (argv) => {
-    let log = renderLogPath(undefined);
+    let log = logPath(undefined);
     try {
       const input = await readStdin();
       const list = parseResourceList(input.text);
       if (list) {
-        log = renderLogPath(configuredWorkspace(list.functionConfig, process.cwd()));
+        log = logPath(configuredWorkspace(list.functionConfig, process.cwd()));
         const args = parseTransformArgs(functionConfigToArgs({ config: list.functionConfig, baseDir: process.cwd(), origin: 'functionConfig' }));
-        log = renderLogPath(args['workspace-dir']);
+        log = logPath(args['workspace-dir']);
         const inputs = itemInputs(list);
-        const r = await renderInputs(inputs, args);
-        process.stdout.write(resourceListOutput(list, inputs, r.texts, r.warnings));
-        writeRenderLog(log, `${MODE} (KRM function)`, [`ok: ${r.summary}`, ...r.warnings.map((w) => `Warning: ${Diagnostics.format(w)}`)]);
+        const diagnostics = new Diagnostics();
+        const r = await postRender(inputs, generateOptionsFrom(args, diagnostics.warn), diagnostics);
+        process.stdout.write(resourceListOutput(list, inputs, r.texts, diagnostics.warnings));
+        writeLog(log, `${MODE} (KRM function)`, [`ok: ${r.summary}`, ...diagnostics.warnings.map(warningLine)]);
         return;
       }
       const envConfig = process.env.KUSTOMIZE_PLUGIN_CONFIG_STRING;
-      const config = argv.config !== undefined ? readConfigFile(argv.config) : envConfig ? parseConfigText(envConfig, 'KUSTOMIZE_PLUGIN_CONFIG_STRING') : undefined;
+      const config = argv.config !== undefined
+        ? parseConfig(readUserText(argv.config, 'the transformer config'), argv.config)
+        : envConfig ? parseConfig(envConfig, 'KUSTOMIZE_PLUGIN_CONFIG_STRING') : undefined;
       const baseDir = process.env.KUSTOMIZE_PLUGIN_CONFIG_ROOT || (argv.config !== undefined && envConfig === undefined ? dirname(argv.config) : process.cwd());
-      log = renderLogPath(configuredWorkspace(config, baseDir));
+      log = logPath(configuredWorkspace(config, baseDir));
       const args = parseTransformArgs(functionConfigToArgs({ config, baseDir, origin: argv.config ?? 'transformer config' }));
-      log = renderLogPath(args['workspace-dir']);
+      log = logPath(args['workspace-dir']);
       input.name = 'kustomize resources';
-      const r = await renderInputs([input], args);
-      const warnings = r.warnings.map((w) => `Warning: ${Diagnostics.format(w)}`);
+      const diagnostics = new Diagnostics();
+      const r = await postRender([input], generateOptionsFrom(args, diagnostics.warn), diagnostics);
+      const warnings = diagnostics.warnings.map(warningLine);
       process.stdout.write(r.texts[0]!);
       for (const w of warnings) process.stderr.write(`${w}\n`);
-      writeRenderLog(log, `${MODE} (exec plugin)`, [`ok: ${r.summary}`, ...warnings]);
+      writeLog(log, `${MODE} (exec plugin)`, [`ok: ${r.summary}`, ...warnings]);
     } catch (err) {
-      writeRenderLog(log, MODE, failureLines(err));
+      writeLog(log, MODE, failureLines(err));
       throw err;
     }
   },

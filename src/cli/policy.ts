@@ -3,71 +3,57 @@
  *   show    the policy of resources in files/stdin      decode  an annotation value
  *   check   synthesize the runtime's requests for each pod and evaluate them
  *   eval    evaluate one agent request                   diff    compare two policies
+ * The engine (OPA WebAssembly) is loaded only by the subcommands that evaluate.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { readInputs, readStdin } from '../manifests/inputs.js';
-import { documentValue, parseStream } from '../manifests/stream.js';
-import { claimTemplateNames, podTemplateOf, resourcesOf, workloadRef, type Resource } from '../workloads/resource.js';
+import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
+import { readInputs, readStdin, type InputFile } from '../resources/inputs.js';
+import { readUserText } from '../util/files.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UsageError, UserError, type InputLocation } from '../util/errors.js';
-import { decodeInitDataAnnotation, INITDATA_ANNOTATION, parseInitDataToml, POLICY_KEY } from '../policy/initdata.js';
-import { createHash } from 'node:crypto';
+import { decodeInitDataAnnotation, INITDATA_ANNOTATION, parseInitDataToml, POLICY_KEY, type DecodedInitData } from '../policy/initdata.js';
+import { splitPolicyText } from '../policy/text.js';
+import { carriedPolicies, decodeCarried, selectWorkload, workloadName } from '../generate/carried-policies.js';
+import { allResources, parseInput } from '../generate/read-step.js';
 
 type Json = Record<string, unknown>;
 
 /** A policy found in some input, with its origin. */
-export interface FoundPolicy {
+interface FoundPolicy {
   /** "Deployment shop/web", "annotation", a file name … */
   origin: string;
   location: InputLocation;
   text: string;
   toml?: string;
   hash?: string;
-  resource?: Resource;
 }
 
-async function readSource(spec: string): Promise<{ name: string; text: string }> {
-  if (spec === '-') {
-    const f = await readStdin();
-    return { name: f.name, text: f.text };
-  }
-  if (!existsSync(spec)) throw new UserError('no such file', { file: spec });
-  return { name: spec, text: readFileSync(spec, 'utf8') };
+async function readSource(spec: string): Promise<InputFile> {
+  return spec === '-' ? readStdin() : { name: spec, path: spec, text: readUserText(spec, 'the file') };
 }
 
-function fromAnnotation(value: string, origin: string, location: InputLocation): FoundPolicy {
-  const decoded = decodeInitDataAnnotation(value);
+function fromInitData(decoded: DecodedInitData, origin: string, location: InputLocation): FoundPolicy {
   const text = decoded.init.data[POLICY_KEY];
   if (text === undefined) throw new UserError(`initdata has no ${POLICY_KEY}`, location);
   return { origin, location, text, toml: decoded.toml, hash: decoded.hash };
 }
 
-/** Policies of the workloads in a YAML stream (those carrying the initdata annotation). */
-function policiesInYaml(name: string, text: string): FoundPolicy[] {
-  const out: FoundPolicy[] = [];
-  const stream = parseStream(name, text);
-  for (const d of stream.documents) {
-    const location = { file: name, document: d.index };
-    for (const r of resourcesOf(documentValue(d.doc, location), location)) {
-      const t = podTemplateOf(r);
-      const anno = (t?.metadata.annotations as Json | undefined)?.[INITDATA_ANNOTATION];
-      if (typeof anno !== 'string') continue;
-      const ref = workloadRef(r);
-      const found = fromAnnotation(anno, `${ref.kind} ${ref.namespace}/${ref.name}`, r.location);
-      out.push({ ...found, resource: r });
-    }
-  }
-  return out;
+/** Policies of the workloads in YAML inputs (those carrying the initdata annotation), optionally one `KIND/NAME`. */
+function policiesIn(files: InputFile[], selector: string | undefined): FoundPolicy[] {
+  const carried = carriedPolicies(allResources(files.map(parseInput)));
+  return (selector === undefined ? carried : selectWorkload(carried, selector))
+    .map((p) => fromInitData(decodeCarried(p), workloadName(p.ref), p.resource.location));
 }
 
 /**
- * Read a policy given as Rego text, initdata TOML, the base64 annotation value, or a manifest
+ * Read a policy given as Rego text, initdata TOML, the base64 annotation value, or YAML
  * containing exactly one resource with a policy (or the one `--resource` names).
  */
-export async function readPolicy(spec: string, resource?: string): Promise<FoundPolicy> {
-  const { name, text } = await readSource(spec);
+async function readPolicy(spec: string, resource?: string): Promise<FoundPolicy> {
+  const source = await readSource(spec);
+  const { name, text } = source;
   const trimmed = text.trim();
   const location = { file: name };
   if (/^version\s*=/.test(trimmed) && /^\[data\]/m.test(trimmed)) {
@@ -79,20 +65,15 @@ export async function readPolicy(spec: string, resource?: string): Promise<Found
   if (trimmed.includes('\npolicy_data := ') || /^\s*package\s+agent_policy\b/m.test(trimmed)) {
     return { origin: name, location, text: trimmed.endsWith('}') ? text.replace(/\s+$/, '') : text };
   }
-  if (/^[A-Za-z0-9+/=\s]+$/.test(trimmed) && !trimmed.includes(':')) return fromAnnotation(trimmed, name, location);
-  let found = policiesInYaml(name, text);
-  if (resource) {
-    const [kind, rest] = resource.includes('/') ? resource.split('/', 2) : [undefined, resource];
-    found = found.filter((f) => f.resource && (kind === undefined || String(f.resource.object.kind).toLowerCase() === kind.toLowerCase())
-      && workloadRef(f.resource).name === rest);
-  }
+  if (/^[A-Za-z0-9+/=\s]+$/.test(trimmed) && !trimmed.includes(':')) return fromInitData(decodeInitDataAnnotation(trimmed), name, location);
+  const found = policiesIn([source], resource);
   if (found.length === 0) throw new UserError(`no policy found${resource ? ` for ${resource}` : ''} (expected Rego, initdata TOML, an annotation value, or resources with the ${INITDATA_ANNOTATION} annotation)`, location);
   if (found.length > 1) throw new UsageError(`${name} holds ${found.length} policies (${found.map((f) => f.origin).join(', ')}); choose one with --resource KIND/NAME`);
-  return found[0];
+  return found[0]!;
 }
 
 function printPolicy(p: FoundPolicy, part: string, output: string, many: boolean): void {
-  const { rules, data } = splitPolicyTextLazy(p.text);
+  const { rules, data } = splitPolicyText(p.text);
   if (output === 'json') {
     process.stdout.write(`${JSON.stringify({ origin: p.origin, hash: p.hash ?? null, policy_data: data }, null, 2)}\n`);
     return;
@@ -108,14 +89,28 @@ function printPolicy(p: FoundPolicy, part: string, output: string, many: boolean
   else process.stdout.write(`${p.text}\n`);
 }
 
-let policyModule: typeof import('../policy/index.js') | undefined;
-async function policyApi() {
-  policyModule ??= await import('../policy/index.js');
-  return policyModule;
+/** An agent request file: its message name and body (upstream test cases wrap it as {type, request}). */
+async function readRequest(spec: string, explicitType: string | undefined): Promise<{ name: string; request: unknown }> {
+  const src = await readSource(spec);
+  const body = parseJson(src.text, 'request', src.name);
+  const raw = explicitType ?? (typeof body.kind === 'string' ? body.kind : typeof body.type === 'string' ? body.type : undefined);
+  if (!raw) throw new UsageError('cannot tell the request type: pass --request-type (e.g. CreateContainerRequest) or give the JSON a "type" field');
+  // Upstream test cases name requests by their short type ("CreateContainer").
+  const name = raw.endsWith('Request') || raw.startsWith('MemAgent') ? raw : `${raw}Request`;
+  return { name, request: typeof body.request === 'object' && body.request !== null ? body.request : body };
 }
-function splitPolicyTextLazy(text: string): { rules: string; data: unknown } {
-  if (!policyModule) throw new Error('policy module not loaded');
-  return policyModule.splitPolicyText(text);
+
+/** The agent state (data.pstate) of earlier requests; none when `path` is unset or missing. */
+function readState(path: string | undefined): Json {
+  return path !== undefined && existsSync(path) ? parseJson(readUserText(path, 'the state'), 'state', path) : {};
+}
+
+function parseJson(text: string, what: string, file: string): Json {
+  try {
+    return JSON.parse(text) as Json;
+  } catch (err) {
+    throw new UserError(`${what} is not JSON: ${(err as Error).message}`, { file });
+  }
 }
 
 interface ShowArgs { paths: string[]; part: string; output: string; resource?: string }
@@ -123,10 +118,10 @@ interface DecodeArgs { value?: string; part: string; output: string }
 interface EvalArgs { policy: string; request: string; state?: string; 'save-state': boolean; 'request-type'?: string; resource?: string; output: string }
 interface DiffArgs { a: string; b?: string; output: string; 'resource-a'?: string; 'resource-b'?: string; request?: string; 'request-type'?: string; state?: string }
 interface CheckArgs extends ImageArgs {
-  paths: string[]; output: string; 'pause-image': string; 'workspace-dir': string;
+  paths: string[]; output: string; 'pause-image'?: string; 'workspace-dir': string;
 }
 
-const outputOption = (y: Argv, choices: string[], def: string) => y.option('output', { alias: 'o', type: 'string', choices, default: def, describe: 'Output format' });
+const outputOption = <T>(y: Argv<T>, choices: string[], def: string) => y.option('output', { alias: 'o', type: 'string', choices, default: def, describe: 'Output format' });
 
 const show: CommandModule<object, ShowArgs> = {
   command: 'show [paths..]',
@@ -134,15 +129,9 @@ const show: CommandModule<object, ShowArgs> = {
   builder: (y) => outputOption(y, ['text', 'json', 'toml'], 'text')
     .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories; "-" or nothing for standard input' })
     .option('part', { type: 'string', choices: ['all', 'rules', 'data'], default: 'all', describe: 'Which part of the policy text to print' })
-    .option('resource', { type: 'string', describe: 'Only this resource (KIND/NAME or NAME)' }) as Argv<ShowArgs>,
+    .option('resource', { type: 'string', describe: 'Only this resource (KIND/NAME or NAME)' }),
   handler: async (argv) => {
-    await policyApi();
-    const files = await readInputs(argv.paths);
-    let found = files.flatMap((f) => policiesInYaml(f.name, f.text));
-    if (argv.resource) {
-      const [kind, name] = argv.resource.includes('/') ? argv.resource.split('/', 2) : [undefined, argv.resource];
-      found = found.filter((f) => f.resource && workloadRef(f.resource).name === name && (kind === undefined || String(f.resource.object.kind).toLowerCase() === kind.toLowerCase()));
-    }
+    const found = policiesIn(await readInputs(argv.paths), argv.resource);
     if (found.length === 0) throw new UserError(`no resource with a policy (annotation ${INITDATA_ANNOTATION}) found`);
     for (const p of found) printPolicy(p, argv.part, argv.output, found.length > 1);
   },
@@ -153,21 +142,13 @@ const decode: CommandModule<object, DecodeArgs> = {
   describe: 'Decode an initdata annotation value (base64 of gzip of TOML) and print its policy',
   builder: (y) => outputOption(y, ['text', 'json', 'toml'], 'text')
     .positional('value', { type: 'string', describe: 'The annotation value, a file holding it, or "-"/nothing for standard input' })
-    .option('part', { type: 'string', choices: ['all', 'rules', 'data'], default: 'all', describe: 'Which part of the policy text to print' }) as Argv<DecodeArgs>,
+    .option('part', { type: 'string', choices: ['all', 'rules', 'data'], default: 'all', describe: 'Which part of the policy text to print' }),
   handler: async (argv) => {
-    await policyApi();
     const v = argv.value === undefined || argv.value === '' ? '-' : argv.value;
-    const value = v === '-' ? (await readStdin()).text : existsSync(v) ? readFileSync(v, 'utf8') : v;
-    printPolicy(fromAnnotation(value.trim(), 'annotation', {}), argv.part, argv.output, false);
+    const value = v === '-' || existsSync(v) ? (await readSource(v)).text : v;
+    printPolicy(fromInitData(decodeInitDataAnnotation(value.trim()), 'annotation', {}), argv.part, argv.output, false);
   },
 };
-
-/** Upstream test cases name requests by their short type ("CreateContainer"). */
-function requestName(explicit: string | undefined, body: Json): string {
-  const raw = explicit ?? (typeof body.kind === 'string' ? body.kind : typeof body.type === 'string' ? body.type : undefined);
-  if (!raw) throw new UsageError('cannot tell the request type: pass --request-type (e.g. CreateContainerRequest) or give the JSON a "type" field');
-  return raw.endsWith('Request') || raw.startsWith('MemAgent') ? raw : `${raw}Request`;
-}
 
 const evalCmd: CommandModule<object, EvalArgs> = {
   command: 'eval',
@@ -183,28 +164,12 @@ const evalCmd: CommandModule<object, EvalArgs> = {
       if (a.policy === '-' && a.request === '-') throw new UsageError('--policy and --request cannot both be standard input');
       if (a['save-state'] && !a.state) throw new UsageError('--save-state needs --state');
       return true;
-    }) as Argv<EvalArgs>,
+    }),
   handler: async (argv) => {
-    const api = await policyApi();
+    const { PolicyEngine } = await import('../policy/engine.js');
     const policy = await readPolicy(argv.policy, argv.resource);
-    const reqSrc = await readSource(argv.request);
-    let body: Json;
-    try {
-      body = JSON.parse(reqSrc.text) as Json;
-    } catch (err) {
-      throw new UserError(`request is not JSON: ${(err as Error).message}`, { file: reqSrc.name });
-    }
-    const name = requestName(argv['request-type'], body);
-    const request = typeof body.request === 'object' && body.request !== null ? body.request : body;
-    let state: Record<string, unknown> = {};
-    if (argv.state && existsSync(argv.state)) {
-      try {
-        state = JSON.parse(readFileSync(argv.state, 'utf8')) as Record<string, unknown>;
-      } catch (err) {
-        throw new UserError(`state is not JSON: ${(err as Error).message}`, { file: argv.state });
-      }
-    }
-    const engine = api.PolicyEngine.forPolicyText(policy.text, state);
+    const { name, request } = await readRequest(argv.request, argv['request-type']);
+    const engine = PolicyEngine.forPolicyText(policy.text, readState(argv.state));
     const res = engine.evaluate(name, request);
     if (argv.output === 'json') {
       process.stdout.write(`${JSON.stringify({ allowed: res.allowed, entrypoint: res.entrypoint, ops: res.ops, reason: res.reason }, null, 2)}\n`);
@@ -230,32 +195,15 @@ const diff: CommandModule<object, DiffArgs> = {
     .check((a) => {
       if ((a.b === undefined) === (a.request === undefined)) throw new UsageError('give policy B or --request, not both');
       return true;
-    }) as Argv<DiffArgs>,
+    }),
   handler: async (argv) => {
-    const api = await policyApi();
-    const { diffPolicies, explainRequest } = await import('../policy/diff.js');
+    const [{ PolicyEngine }, { diffPolicies, explainRequest }] = await Promise.all([import('../policy/engine.js'), import('../policy/diff.js')]);
     const a = await readPolicy(argv.a, argv['resource-a']);
-    const sa = api.splitPolicyText(a.text);
+    const sa = splitPolicyText(a.text);
     if (argv.request !== undefined) {
-      const src = await readSource(argv.request);
-      let body: Json;
-      try {
-        body = JSON.parse(src.text) as Json;
-      } catch (err) {
-        throw new UserError(`request is not JSON: ${(err as Error).message}`, { file: src.name });
-      }
-      const name = requestName(argv['request-type'], body);
-      const request = typeof body.request === 'object' && body.request !== null ? body.request : body;
-      let state: Record<string, unknown> = {};
-      if (argv.state) {
-        try {
-          state = JSON.parse(readFileSync(argv.state, 'utf8')) as Record<string, unknown>;
-        } catch (err) {
-          throw new UserError(`state is not JSON: ${(err as Error).message}`, { file: argv.state });
-        }
-      }
-      const engine = api.PolicyEngine.forPolicyText(a.text, state);
-      const decision = engine.evaluate(name, request);
+      const { name, request } = await readRequest(argv.request, argv['request-type']);
+      const state = argv.state === undefined ? {} : parseJson(readUserText(argv.state, 'the state'), 'state', argv.state);
+      const decision = PolicyEngine.forPolicyText(a.text, state).evaluate(name, request);
       const fields = explainRequest(sa.data as never, name, request, state);
       if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ allowed: decision.allowed, failures: decision.failures, fields }, null, 2)}\n`);
       else {
@@ -266,7 +214,7 @@ const diff: CommandModule<object, DiffArgs> = {
       return;
     }
     const b = await readPolicy(argv.b!, argv['resource-b']);
-    const sb = api.splitPolicyText(b.text);
+    const sb = splitPolicyText(b.text);
     const changes = diffPolicies(sa.rules, sa.data as never, sb.rules, sb.data as never);
     if (argv.output === 'json') process.stdout.write(`${JSON.stringify(changes, null, 2)}\n`);
     else if (changes.length === 0) process.stderr.write('The policies are the same.\n');
@@ -281,50 +229,16 @@ const check: CommandModule<object, CheckArgs> = {
   builder: (y) => imageOptions(outputOption(y, ['text', 'json'], 'text'))
     .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories with generated resources; "-" or nothing for standard input' })
     .option('workspace-dir', { type: 'string', default: '.', describe: 'Directory with settings.json (created with the defaults if missing)' })
-    .option('pause-image', { type: 'string', describe: 'Pause image the policies were generated with (default: the one this release injects)' }) as Argv<CheckArgs>,
+    .option('pause-image', { type: 'string', describe: 'Pause image the policies were generated with (default: the one this release injects)' }),
   handler: async (argv) => {
-    const api = await policyApi();
-    const { INJECTED_IMAGES } = await import('../platforms/images.js');
-    const resolver = imageResolverFrom(argv);
-    const settings = api.loadOrCreateSettings(argv['workspace-dir']);
-    const files = await readInputs(argv.paths);
-    const objects: Json[] = [];
-    for (const f of files) {
-      for (const d of parseStream(f.name, f.text).documents) {
-        const location = { file: f.name, document: d.index };
-        for (const r of resourcesOf(documentValue(d.doc, location), location)) objects.push(r.object);
-      }
-    }
-    const configMaps = objects.filter((o) => o.kind === 'ConfigMap');
-    const secrets = objects.filter((o) => o.kind === 'Secret');
-    const policies = files.flatMap((f) => policiesInYaml(f.name, f.text));
-    if (policies.length === 0) throw new UserError(`no resource with a policy (annotation ${INITDATA_ANNOTATION}) found; run generate first`);
-    const pauseImage = await resolver.resolve(argv['pause-image'] ?? INJECTED_IMAGES.pause);
-    const reports = [];
-    for (const p of policies) {
-      const r = p.resource!;
-      const t = podTemplateOf(r)!;
-      const spec = t.spec;
-      const refs = [...((spec.initContainers as Json[] | undefined) ?? []), ...((spec.containers as Json[] | undefined) ?? [])].map((c) => String(c.image));
-      const images = new Map<string, Awaited<ReturnType<typeof resolver.resolve>>>();
-      for (const ref of refs) images.set(ref, await resolver.resolve(ref));
-      const input = {
-        workload: workloadRef(r),
-        podMetadata: t.metadata as never,
-        podSpec: spec,
-        claimTemplates: claimTemplateNames(r.object),
-        image: (ref: string) => { const i = images.get(ref); if (!i) throw new Error(`unknown image ${ref}`); return i; },
-        pauseImage, configMaps, secrets, settings,
-      };
-      let report;
-      try {
-        report = await api.checkPolicy(p.text, input);
-      } catch (err) {
-        if (err instanceof UserError) throw err.withLocation(r.location);
-        throw err;
-      }
-      reports.push({ resource: p.origin, hash: p.hash, ...report });
-    }
+    const [{ checkCarriedPolicies }, { loadOrCreateSettings }, { INJECTED_IMAGES }] = await Promise.all([
+      import('../generate/check.js'), import('../policy/settings.js'), import('../platforms/images.js'),
+    ]);
+    const reports = await checkCarriedPolicies(await readInputs(argv.paths), {
+      imageResolver: imageResolverFrom(argv),
+      settings: loadOrCreateSettings(argv['workspace-dir']),
+      pauseImage: argv['pause-image'] ?? INJECTED_IMAGES.pause,
+    });
     if (argv.output === 'json') process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
     else {
       for (const rep of reports) {
@@ -336,15 +250,15 @@ const check: CommandModule<object, CheckArgs> = {
   },
 };
 
-export const policyCommand: CommandModule<object, object> = {
+export const policyCommand: CommandModule = {
   command: 'policy <command>',
   describe: 'Show, check, evaluate and compare agent policies',
   builder: (y: Argv) => y
-    .command(show as CommandModule<object, ShowArgs>)
-    .command(decode as CommandModule<object, DecodeArgs>)
-    .command(check as CommandModule<object, CheckArgs>)
-    .command(evalCmd as CommandModule<object, EvalArgs>)
-    .command(diff as CommandModule<object, DiffArgs>)
+    .command(show)
+    .command(decode)
+    .command(check)
+    .command(evalCmd)
+    .command(diff)
     .demandCommand(1, 'Name a policy command: show, decode, check, eval or diff.'),
-  handler: () => {},
+  handler: () => undefined,
 };

@@ -5,7 +5,7 @@ import { loadImageReplacements } from '../platforms/images.js';
 import { renderRuntime } from '../runtime/render.js';
 import type { DryRun } from '../kube/apply.js';
 import { formatObjects, objectFormat } from '../kube/output.js';
-import { kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
+import { connectFromArgs, kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
 
 interface RuntimeArgs extends KubeArgs, OutputArgs {
   platform: string;
@@ -47,8 +47,7 @@ const applyCommand: CommandModule<object, RuntimeArgs> = {
   handler: async (argv) => {
     const objects = render(argv);
     // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
-    const [{ applyObjects, describeResults }, { connectFromArgs }] = await Promise.all([import('../kube/apply.js'), import('../kube/client.js')]);
-    const cluster = connectFromArgs(argv);
+    const [{ applyObjects, describeResults }, cluster] = await Promise.all([import('../kube/apply.js'), connectFromArgs(argv)]);
     const dryRun = (argv['dry-run'] ?? 'none') as DryRun;
     const results = await applyObjects(cluster, objects, { dryRun, force: argv['force-conflicts'] });
     process.stdout.write(describeResults(results, dryRun));

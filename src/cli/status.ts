@@ -1,7 +1,7 @@
 /** `kubectl contrast status`: the Coordinator and confidential workloads of a namespace (or all). */
 import type { Argv, CommandModule } from 'yargs';
 import { formatValue } from '../kube/output.js';
-import { kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
+import { connectFromArgs, kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
 
 type StatusArgs = KubeArgs & OutputArgs;
 
@@ -13,8 +13,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     .example('$0 status -A -o json', 'Every namespace, as JSON') as unknown as Argv<StatusArgs>,
   handler: async (argv) => {
     // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
-    const [{ connectFromArgs }, { collectStatus, formatStatusTable }] = await Promise.all([import('../kube/client.js'), import('../kube/status.js')]);
-    const cluster = connectFromArgs(argv);
+    const [cluster, { collectStatus, formatStatusTable }] = await Promise.all([connectFromArgs(argv), import('../kube/status.js')]);
     const report = await collectStatus(cluster);
     const format = argv.output ?? 'table';
     process.stdout.write(format === 'table' ? formatStatusTable(report, cluster.allNamespaces) : formatValue(report, format as 'json' | 'yaml'));

@@ -2,7 +2,7 @@
  * Resolves every image of the confidential workloads (plus the pause image the runtime adds)
  * in one deduplicated, parallel batch, and pins container images to their manifest digests.
  */
-import { UserError } from '../util/errors.js';
+import { BugError } from '../util/errors.js';
 import type { ImageResolverLike, ResolvedImage } from '../images/types.js';
 import type { Obj } from '../transforms/pod.js';
 
@@ -34,7 +34,7 @@ export function pinImages(spec: Obj, images: ReadonlyMap<string, ResolvedImage>)
     if (!Array.isArray(list)) continue;
     for (const c of list as Obj[]) {
       const resolved = typeof c.image === 'string' ? images.get(c.image) : undefined;
-      if (!resolved) throw new UserError(`image ${String(c.image)} was not resolved`);
+      if (!resolved) throw new BugError(`image ${String(c.image)} was not resolved`);
       c.image = resolved.pinned;
     }
   }
@@ -46,7 +46,7 @@ export function imageLookup(images: ReadonlyMap<string, ResolvedImage>): (refere
   for (const r of images.values()) byPinned.set(r.pinned, r);
   return (reference) => {
     const found = images.get(reference) ?? byPinned.get(reference);
-    if (!found) throw new UserError(`image ${reference} was not resolved`);
+    if (!found) throw new BugError(`image ${reference} was not resolved`);
     return found;
   };
 }

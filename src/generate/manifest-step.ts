@@ -2,31 +2,38 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
+import type { Warn } from '../util/diagnostics.js';
 import type { Platform } from '../platforms/platforms.js';
 import { defaultReferenceValues, missingReferenceFields, type ReferenceValues } from '../platforms/reference-values.js';
-import { checkNoInsecureMix, emptyManifest, manifestToJson, readManifest, type Manifest, type PolicyEntry } from '../workspace/manifest.js';
+import {
+  checkNoInsecureMix, emptyManifest, manifestToJson, MANIFEST_FILE, readManifest, validateManifest, withRecoveryChoice, type Manifest, type PolicyEntry,
+} from '../workspace/manifest.js';
 import { ensureKey, loadPublicKey, seedshareOwnerKeyHex, workloadOwnerKeyHex, SEEDSHARE_OWNER_KEY, WORKLOAD_OWNER_KEY } from '../workspace/keys.js';
-import type { Diagnostics } from './diagnostics.js';
 
+/** Where manifest.json lives and who may change or recover the deployment. */
 export interface ManifestOptions {
+  /** Directory of manifest.json, the owner keys and settings.json. */
   workspaceDir: string;
-  /** Default `<workspace>/manifest.json`. */
+  /** Unset: `<workspaceDir>/manifest.json`. */
   manifestPath?: string;
-  /** Extra workload owner keys; the workspace key is created and used when none is given. */
-  workloadOwnerKeys: string[];
-  seedshareOwnerKeys: string[];
-  /** No workload owner keys: the manifest can never be changed. */
-  disableUpdates: boolean;
+  /** Workload owner keys (PEM files) allowed to update the manifest. Unset or empty: the workspace key, created once. */
+  workloadOwnerKeys?: string[];
+  /** Seed-share owner keys (PEM files) that can recover the Coordinator. Unset or empty: the workspace key, created once. */
+  seedshareOwnerKeys?: string[];
+  /** No workload owner keys: the manifest can never be changed. Unset: false. */
+  disableUpdates?: boolean;
+  /** No seed-share owners ("DisableRecovery": true); no seed-share key is created. Unset: false. */
+  disableRecovery?: boolean;
 }
 
-export function manifestPathOf(options: ManifestOptions): string {
-  return options.manifestPath ?? join(options.workspaceDir, 'manifest.json');
+export function manifestPathOf(options: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'>): string {
+  return options.manifestPath ?? join(options.workspaceDir, MANIFEST_FILE);
 }
 
-export function buildManifest(options: ManifestOptions, policies: Record<string, PolicyEntry>, platforms: Platform[], diagnostics: Diagnostics): { manifest: Manifest; changed: boolean } {
+export function buildManifest(options: ManifestOptions, policies: Record<string, PolicyEntry>, platforms: Platform[], warn: Warn): { manifest: Manifest; changed: boolean } {
   const path = manifestPathOf(options);
   const previous = readManifest(path);
-  const manifest = previous ? structuredClone(previous) : emptyManifest();
+  let manifest = previous ? structuredClone(previous) : emptyManifest();
   manifest.Policies = policies;
   manifest.ReferenceValues = mergeReferenceValues(manifest.ReferenceValues, platforms);
   checkNoInsecureMix(manifest, path);
@@ -34,21 +41,30 @@ export function buildManifest(options: ManifestOptions, policies: Record<string,
   if (options.disableUpdates) {
     manifest.WorkloadOwnerPubKeys = [];
   } else {
-    const keys = options.workloadOwnerKeys.length > 0 ? options.workloadOwnerKeys : [defaultKey(options, WORKLOAD_OWNER_KEY, 'workload-owner')];
+    const keys = nonEmpty(options.workloadOwnerKeys) ?? [defaultKey(options, WORKLOAD_OWNER_KEY, 'workload-owner')];
     manifest.WorkloadOwnerPubKeys = union(manifest.WorkloadOwnerPubKeys, keys.map((k) => workloadOwnerKeyHex(loadPublicKey(k, 'workload-owner'))));
   }
-  const shares = options.seedshareOwnerKeys.length > 0 ? options.seedshareOwnerKeys : [defaultKey(options, SEEDSHARE_OWNER_KEY, 'seedshare-owner')];
-  manifest.SeedshareOwnerPubKeys = union(manifest.SeedshareOwnerPubKeys, shares.map((k) => seedshareOwnerKeyHex(loadPublicKey(k, 'seedshare-owner'))));
+  if (!options.disableRecovery) {
+    const shares = nonEmpty(options.seedshareOwnerKeys) ?? [defaultKey(options, SEEDSHARE_OWNER_KEY, 'seedshare-owner')];
+    manifest.SeedshareOwnerPubKeys = union(manifest.SeedshareOwnerPubKeys, shares.map((k) => seedshareOwnerKeyHex(loadPublicKey(k, 'seedshare-owner'))));
+  }
+  manifest = withRecoveryChoice(manifest, options.disableRecovery === true);
+  // The manifest about to be written passes the same checks `set` and the Coordinator make on it.
+  manifest = validateManifest(JSON.parse(manifestToJson(manifest)), path);
 
   if (!Object.values(policies).some((p) => p.Role === 'coordinator') && Object.keys(policies).length > 0) {
-    diagnostics.warn('no Coordinator resource found; `kubectl contrast coordinator render` produces one, or add it to the inputs', { file: path });
+    warn('no Coordinator resource found; `kubectl contrast coordinator render` produces one, or add it to the inputs', { file: path }, 'no-coordinator');
   }
   const missing = missingReferenceFields(manifest.ReferenceValues);
   if (missing.length > 0) {
-    diagnostics.warn(`fill in the reference values of your hardware before \`set\`: ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ` and ${missing.length - 4} more` : ''}`, { file: path });
+    warn(`fill in the reference values of your hardware before \`set\`: ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ` and ${missing.length - 4} more` : ''}`, { file: path }, 'missing-reference-values');
   }
   const changed = !previous || manifestToJson(previous) !== manifestToJson(manifest);
   return { manifest, changed };
+}
+
+function nonEmpty(keys: string[] | undefined): string[] | undefined {
+  return keys !== undefined && keys.length > 0 ? keys : undefined;
 }
 
 /** Keep user-edited reference values of a platform type; add defaults for newly used ones. */

@@ -1,58 +1,71 @@
 /**
- * `generate`: read manifests, rewrite every confidential workload, compute its policy, and
- * produce the new manifests plus `manifest.json`. Everything is computed in memory first;
- * files are written (atomically) only when the whole run succeeded.
+ * `generate`: read resources, rewrite every confidential workload, compute its policy, and
+ * produce the new resources plus `manifest.json`. Everything is computed in memory first;
+ * files are written (atomically, src/generate/write.ts) only when the whole run succeeded.
  */
-import { UserError, type InputLocation } from '../util/errors.js';
-import { readInputs, type InputFile } from '../manifests/inputs.js';
-import { documentValue, parseStream, serializeStream, type ParsedStream } from '../manifests/stream.js';
-import { applyAt, isPlainObject } from '../manifests/patch.js';
-import { claimTemplateNames, podTemplateOf, resourcesOf, workloadRef, type Resource, type WorkloadRef } from '../workloads/resource.js';
+import { UserError, locate } from '../util/errors.js';
+import { Diagnostics, type Warn } from '../util/diagnostics.js';
+import { isPlainObject } from '../util/values.js';
+import { readInputs, type InputFile } from '../resources/inputs.js';
+import { serializeStream, type ParsedStream } from '../resources/stream.js';
+import { applyAt } from '../resources/patch.js';
+import { claimTemplateNames, podTemplateOf, workloadRef, type Resource, type WorkloadRef } from '../workloads/resource.js';
 import { fieldPath } from '../workloads/kinds.js';
 import { parseRuntimeClassName, platformIds, requirePlatform, type Platform } from '../platforms/platforms.js';
-import { INJECTED_IMAGES, loadImageReplacements, type ImageReplacements } from '../platforms/images.js';
+import { INJECTED_IMAGES, loadImageReplacements, replaceImage, type ImageReplacements } from '../platforms/images.js';
 import { isCoordinatorTemplate, transformPodTemplate, type TransformedTemplate } from '../transforms/workload.js';
 import { ANNOTATIONS, POD_TEMPLATE_ANNOTATIONS } from '../transforms/annotations.js';
 import { annotationsOf, setAnnotation } from '../transforms/pod.js';
 import { encodePolicy, INITDATA_ANNOTATION } from '../policy/initdata.js';
-import { Diagnostics } from './diagnostics.js';
-import { defaultWorkloadSecretId } from './workload-secret.js';
-import { buildPodPolicy, checkOwnPolicy, policyInput, readSettings, type PolicyContext } from './policy-step.js';
-import { imageLookup, imagesOf, pinImages, resolveImages } from './image-step.js';
 import type { ImageResolverLike } from '../images/types.js';
-import { replaceImage } from '../platforms/images.js';
-import { buildManifest, type ManifestOptions } from './manifest-step.js';
 import type { Manifest, PolicyEntry } from '../workspace/manifest.js';
+import { defaultWorkloadSecretId } from './workload-secret.js';
+import { allResources, parseInput, type ParsedInput } from './read-step.js';
+import { buildPodPolicy, checkOwnPolicy, policyContext, policyInput, readSettings } from './policy-step.js';
+import { imageLookup, imagesOf, pinImages, resolveImages } from './image-step.js';
+import { buildManifest, type ManifestOptions } from './manifest-step.js';
 
+/** What `generate` does; every field says what happens when it is unset. */
 export interface GenerateOptions extends ManifestOptions {
-  inputs: string[];
-  /** Platform for workloads that ask for plain `contrast-cc`. */
+  /** Platform for workloads that ask for plain `contrast-cc`. Unset: such a workload is an error. */
   platform?: string;
-  skipInitializer: boolean;
+  /** No Initializer in any workload. Unset: false (per workload: annotation skip-initializer). */
+  skipInitializer?: boolean;
+  /** File of `source=target` lines that replace images. Unset: images as written. */
   imageReplacementsFile?: string;
-  /** Overrides `coordinator-ready.<namespace of the Coordinator>`. */
+  /** Address the Initializer dials. Unset: `coordinator-ready.<namespace of the Coordinator>`. */
   coordinatorHost?: string;
   /** Resolves workload images to digests, configs and passwd/group for the policies. */
   imageResolver: ImageResolverLike;
   /**
    * Annotations that the tool running us adds and removes again (Helm's post-render file name,
    * kustomize's bookkeeping): they never reach the pod, so they stay out of its policy.
+   * Unset: every annotation counts.
    */
   transientAnnotation?: (key: string) => boolean;
-  /** Give every confidential workload an image store (annotation image-store-size: size, "0": none). */
+  /** Give every confidential workload an image store (annotation image-store-size: size, "0": none). Unset: false. */
   injectImageStore?: boolean;
 }
 
-export interface ConfidentialWorkload {
+/** A confidential workload as found in the input, before anything is changed. */
+interface FoundWorkload {
   resource: Resource;
   stream: ParsedStream;
   documentIndex: number;
   ref: WorkloadRef;
   platform: Platform;
   isCoordinator: boolean;
-  template: TransformedTemplate;
   templatePath: readonly string[];
-  policyHash?: string;
+}
+
+/** A confidential workload with its rewritten pod template. */
+export interface TransformedWorkload extends FoundWorkload {
+  template: TransformedTemplate;
+}
+
+/** A confidential workload with its policy attached. */
+export interface ConfidentialWorkload extends TransformedWorkload {
+  policyHash: string;
 }
 
 export interface GenerateResult {
@@ -64,14 +77,9 @@ export interface GenerateResult {
   diagnostics: Diagnostics;
 }
 
-interface ParsedInput {
-  input: InputFile;
-  stream: ParsedStream;
-  resources: { documentIndex: number; resource: Resource }[];
-}
-
-export async function generate(options: GenerateOptions, diagnostics = new Diagnostics()): Promise<GenerateResult> {
-  const inputs = await readInputs(options.inputs);
+/** `generate` over files, directories or "-" (standard input). */
+export async function generate(paths: string[], options: GenerateOptions, diagnostics = new Diagnostics()): Promise<GenerateResult> {
+  const inputs = await readInputs(paths, diagnostics.warn);
   return generateFromInputs(inputs, options, diagnostics);
 }
 
@@ -80,26 +88,28 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
   const replacements = loadImageReplacements(options.imageReplacementsFile);
   const parsed = inputs.map(parseInput);
 
-  const workloads = findConfidentialWorkloads(parsed, defaultPlatform);
-  warnMisplacedAnnotations(parsed, diagnostics);
-  const coordinatorHost = options.coordinatorHost ?? defaultCoordinatorHost(workloads);
+  const found = findConfidentialWorkloads(parsed, defaultPlatform);
+  warnMisplacedAnnotations(parsed, diagnostics.warn);
+  const coordinatorHost = options.coordinatorHost ?? defaultCoordinatorHost(found);
 
-  for (const w of workloads) {
-    const template = podTemplateOf(w.resource)!;
-    w.template = transformPodTemplate(template, {
+  const transformed = found.map((w): TransformedWorkload => ({
+    ...w,
+    template: transformPodTemplate(podTemplateOf(w.resource)!, {
       platform: w.platform,
-      skipInitializer: options.skipInitializer,
+      skipInitializer: options.skipInitializer === true,
       coordinatorHost,
       images: { initializer: INJECTED_IMAGES.initializer, serviceMesh: INJECTED_IMAGES.serviceMesh },
       replacements,
-      injectImageStore: options.injectImageStore,
+      injectImageStore: options.injectImageStore === true,
       claimTemplates: claimTemplateNames(w.resource.object),
-    }, w.resource.location);
-  }
+    }, w.resource.location),
+  }));
 
-  const policies = workloads.length === 0 ? {} : await computePolicies(parsed, workloads, options, replacements, diagnostics);
+  const { workloads, policies } = transformed.length === 0
+    ? { workloads: [], policies: {} }
+    : await attachPolicies(parsed, transformed, options, replacements, diagnostics.warn);
 
-  const { manifest, changed: manifestChanged } = buildManifest(options, policies, workloads.map((w) => w.platform), diagnostics);
+  const { manifest, changed: manifestChanged } = buildManifest(options, policies, workloads.map((w) => w.platform), diagnostics.warn);
   const outputs = parsed.map((p) => {
     const text = serializeStream(p.stream);
     return { input: p.input, text, changed: text !== p.input.text };
@@ -108,44 +118,31 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
 }
 
 /** Resolve and pin the images, then compute, check and attach each workload's policy. */
-async function computePolicies(parsed: ParsedInput[], workloads: ConfidentialWorkload[], options: GenerateOptions, replacements: ImageReplacements, diagnostics: Diagnostics): Promise<Record<string, PolicyEntry>> {
+async function attachPolicies(parsed: ParsedInput[], transformed: TransformedWorkload[], options: GenerateOptions, replacements: ImageReplacements, warn: Warn): Promise<{ workloads: ConfidentialWorkload[]; policies: Record<string, PolicyEntry> }> {
   const pauseRef = replaceImage(INJECTED_IMAGES.pause, replacements);
-  const images = await resolveImages(options.imageResolver, [pauseRef, ...workloads.flatMap((w) => imagesOf(w.template.spec))]);
-  for (const w of workloads) {
-    try {
-      pinImages(w.template.spec, images);
-    } catch (err) {
-      throw err instanceof UserError ? err.withLocation(w.resource.location) : err;
-    }
-  }
+  const images = await resolveImages(options.imageResolver, [pauseRef, ...transformed.flatMap((w) => imagesOf(w.template.spec))]);
+  for (const w of transformed) pinImages(w.template.spec, images);
 
-  const lookup = imageLookup(images);
-  const ctx: PolicyContext = {
-    image: lookup,
-    pauseImage: lookup(pauseRef),
-    configMaps: objectsOfKind(parsed, 'ConfigMap'),
-    secrets: objectsOfKind(parsed, 'Secret'),
-    settings: readSettings(options.workspaceDir),
-  };
+  const ctx = policyContext(allResources(parsed), imageLookup(images), pauseRef, readSettings(options.workspaceDir));
   const policies: Record<string, PolicyEntry> = {};
-  for (const w of workloads) {
-    const input = policyInput(w.ref, withoutAnnotations(w.template.metadata, options.transientAnnotation), w.template.spec, ctx, claimTemplateNames(w.resource.object));
+  const workloads = [];
+  for (const w of transformed) {
+    const input = policyInput(w.ref, w.resource, { metadata: withoutAnnotations(w.template.metadata, options.transientAnnotation), spec: w.template.spec }, ctx);
     const { pod, text } = buildPodPolicy(input, w.resource.location);
     await checkOwnPolicy(text, input, pod, w.resource.location);
     const encoded = encodePolicy(text);
     setAnnotation(w.template.metadata, INITDATA_ANNOTATION, encoded.annotation);
-    w.policyHash = encoded.hash;
     const existing = policies[encoded.hash];
     const entry = manifestEntry(w);
     if (existing && existing.WorkloadSecretID !== entry.WorkloadSecretID) {
       // Two workloads with byte-identical policies share one manifest entry; upstream does the same.
-      diagnostics.warn(`has the same policy as workload secret ID ${existing.WorkloadSecretID}; they share a manifest entry`, w.resource.location);
+      warn(`has the same policy as workload secret ID ${existing.WorkloadSecretID}; they share a manifest entry`, w.resource.location);
     }
     policies[encoded.hash] = existing ? mergeEntries(existing, entry) : entry;
     writeBack(w);
+    workloads.push({ ...w, policyHash: encoded.hash });
   }
-
-  return policies;
+  return { workloads, policies };
 }
 
 function withoutAnnotations(metadata: Record<string, unknown>, drop: ((key: string) => boolean) | undefined): Record<string, unknown> {
@@ -154,22 +151,8 @@ function withoutAnnotations(metadata: Record<string, unknown>, drop: ((key: stri
   return { ...metadata, annotations };
 }
 
-function objectsOfKind(parsed: ParsedInput[], kind: string): Record<string, unknown>[] {
-  return parsed.flatMap((p) => p.resources.filter((r) => r.resource.object.kind === kind).map((r) => r.resource.object));
-}
-
-function parseInput(input: InputFile): ParsedInput {
-  const stream = parseStream(input.name, input.text);
-  const resources = stream.documents.flatMap((d) => {
-    const location: InputLocation = { file: input.name, document: d.index };
-    const value = documentValue(d.doc, { file: input.name, document: d.index });
-    return resourcesOf(value, location).map((resource) => ({ documentIndex: d.index, resource }));
-  });
-  return { input, stream, resources };
-}
-
-function findConfidentialWorkloads(parsed: ParsedInput[], defaultPlatform: Platform | undefined): ConfidentialWorkload[] {
-  const found: ConfidentialWorkload[] = [];
+function findConfidentialWorkloads(parsed: ParsedInput[], defaultPlatform: Platform | undefined): FoundWorkload[] {
+  const found: FoundWorkload[] = [];
   for (const p of parsed) {
     for (const { documentIndex, resource } of p.resources) {
       const template = podTemplateOf(resource);
@@ -193,20 +176,17 @@ function findConfidentialWorkloads(parsed: ParsedInput[], defaultPlatform: Platf
       try {
         isCoordinator = isCoordinatorTemplate(template.metadata, fieldPath([...resource.path, ...template.path, 'metadata']));
       } catch (err) {
-        throw err instanceof UserError ? err.withLocation(resource.location) : err;
+        throw locate(err, resource.location);
       }
-      found.push({
-        resource, stream: p.stream, documentIndex, ref: workloadRef(resource), platform, isCoordinator,
-        template: undefined as unknown as TransformedTemplate, templatePath: template.path,
-      });
+      found.push({ resource, stream: p.stream, documentIndex, ref: workloadRef(resource), platform, isCoordinator, templatePath: template.path });
     }
   }
   checkDuplicateWorkloads(found);
   return found;
 }
 
-function checkDuplicateWorkloads(workloads: ConfidentialWorkload[]): void {
-  const seen = new Map<string, ConfidentialWorkload>();
+function checkDuplicateWorkloads(workloads: FoundWorkload[]): void {
+  const seen = new Map<string, FoundWorkload>();
   for (const w of workloads) {
     const key = `${w.ref.kind}/${w.ref.namespace}/${w.ref.name}`;
     const other = seen.get(key);
@@ -218,36 +198,34 @@ function checkDuplicateWorkloads(workloads: ConfidentialWorkload[]): void {
 }
 
 /** Upstream reads Contrast annotations only from the pod template; say so instead of ignoring them. */
-function warnMisplacedAnnotations(parsed: ParsedInput[], diagnostics: Diagnostics): void {
-  for (const p of parsed) {
-    for (const { resource } of p.resources) {
-      const template = podTemplateOf(resource);
-      if (!template || template.path.length === 0) continue;
-      const meta = resource.object.metadata;
-      if (!isPlainObject(meta)) continue;
-      let top: Record<string, string>;
-      let inTemplate: Record<string, string>;
-      try {
-        top = annotationsOf(meta);
-        inTemplate = annotationsOf(template.metadata, fieldPath([...template.path, 'metadata']));
-      } catch (err) {
-        throw err instanceof UserError ? err.withLocation(resource.location) : err;
-      }
-      for (const key of POD_TEMPLATE_ANNOTATIONS) {
-        if (key in top && !(key in inTemplate)) {
-          diagnostics.warn(`annotation ${key} is on the ${String(resource.object.kind)} metadata and has no effect; move it to ${fieldPath([...template.path, 'metadata', 'annotations'])}`, resource.location);
-        }
+function warnMisplacedAnnotations(parsed: ParsedInput[], warn: Warn): void {
+  for (const resource of allResources(parsed)) {
+    const template = podTemplateOf(resource);
+    if (!template || template.path.length === 0) continue;
+    const meta = resource.object.metadata;
+    if (!isPlainObject(meta)) continue;
+    let top: Record<string, string>;
+    let inTemplate: Record<string, string>;
+    try {
+      top = annotationsOf(meta);
+      inTemplate = annotationsOf(template.metadata, fieldPath([...template.path, 'metadata']));
+    } catch (err) {
+      throw locate(err, resource.location);
+    }
+    for (const key of POD_TEMPLATE_ANNOTATIONS) {
+      if (key in top && !(key in inTemplate)) {
+        warn(`annotation ${key} is on the ${String(resource.object.kind)} metadata and has no effect; move it to ${fieldPath([...template.path, 'metadata', 'annotations'])}`, resource.location);
       }
     }
   }
 }
 
-function defaultCoordinatorHost(workloads: ConfidentialWorkload[]): string {
+function defaultCoordinatorHost(workloads: FoundWorkload[]): string {
   const coordinator = workloads.find((w) => w.isCoordinator);
   return `coordinator-ready.${coordinator?.ref.namespace ?? 'default'}`;
 }
 
-function manifestEntry(w: ConfidentialWorkload): PolicyEntry {
+function manifestEntry(w: TransformedWorkload): PolicyEntry {
   const custom = annotationsOf(w.template.metadata)[ANNOTATIONS.workloadSecretId];
   const entry: PolicyEntry = { SANs: [w.ref.name, '*'], WorkloadSecretID: custom || defaultWorkloadSecretId(w.ref) };
   if (w.isCoordinator) entry.Role = 'coordinator';
@@ -259,7 +237,7 @@ function mergeEntries(a: PolicyEntry, b: PolicyEntry): PolicyEntry {
 }
 
 /** Put the transformed pod template back into the document's syntax tree. */
-function writeBack(w: ConfidentialWorkload): void {
+function writeBack(w: TransformedWorkload): void {
   const doc = w.stream.documents[w.documentIndex - 1]!;
   const base = [...w.resource.path, ...w.templatePath];
   const changedMeta = applyAt(doc.doc, [...base, 'metadata'], w.template.metadata);

@@ -4,10 +4,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError, type InputLocation } from '../util/errors.js';
-import { buildPod, checkPolicy, defaultSettings, loadOrCreateSettings, policyTextFor as renderPolicyText, type BuiltPod, type PodPolicyInput, type PolicySettings } from '../policy/index.js';
+import { BugError, describeLocation, locate, type InputLocation } from '../util/errors.js';
+import { buildPod, checkPolicy, defaultSettings, loadOrCreateSettings, policyTextFor, type BuiltPod, type PodPolicyInput, type PolicySettings } from '../policy/index.js';
 import type { ResolvedImage } from '../images/types.js';
-import type { KubeObject, WorkloadRef } from '../workloads/resource.js';
+import { claimTemplateNames, type KubeObject, type PodTemplate, type Resource, type WorkloadRef } from '../workloads/resource.js';
+import { objectsOfKind } from './read-step.js';
 
 export const SETTINGS_FILE = 'settings.json';
 
@@ -20,6 +21,7 @@ export function ensureSettingsFile(workspaceDir: string): void {
   loadOrCreateSettings(workspaceDir);
 }
 
+/** What every pod's policy input shares: images, the ConfigMaps and Secrets around it, settings. */
 export interface PolicyContext {
   image: (reference: string) => ResolvedImage;
   pauseImage: ResolvedImage;
@@ -28,27 +30,44 @@ export interface PolicyContext {
   settings: PolicySettings;
 }
 
-/** The policy input of one workload; `claimTemplates` are its StatefulSet volumeClaimTemplates. */
-export function policyInput(workload: WorkloadRef, metadata: KubeObject, spec: KubeObject, ctx: PolicyContext, claimTemplates: string[] = []): PodPolicyInput {
-  return { workload, podMetadata: metadata as PodPolicyInput['podMetadata'], podSpec: spec, claimTemplates, ...ctx };
+export function policyContext(resources: readonly Resource[], image: (reference: string) => ResolvedImage, pauseImage: string, settings: PolicySettings): PolicyContext {
+  return {
+    image,
+    pauseImage: image(pauseImage),
+    configMaps: objectsOfKind(resources, 'ConfigMap'),
+    secrets: objectsOfKind(resources, 'Secret'),
+    settings,
+  };
+}
+
+/** The policy input of one workload's pod template (metadata and spec as the pod gets them). */
+export function policyInput(workload: WorkloadRef, resource: Resource, template: Pick<PodTemplate, 'metadata' | 'spec'>, ctx: PolicyContext): PodPolicyInput {
+  return {
+    workload,
+    podMetadata: template.metadata as PodPolicyInput['podMetadata'],
+    podSpec: template.spec,
+    claimTemplates: claimTemplateNames(resource.object),
+    ...ctx,
+  };
 }
 
 /** The pod's policy data (built once: the text and the self-check both come from it) and text. */
 export function buildPodPolicy(input: PodPolicyInput, location: InputLocation): { pod: BuiltPod; text: string } {
   try {
     const pod = buildPod(input);
-    return { pod, text: renderPolicyText(pod.data) };
+    return { pod, text: policyTextFor(pod.data) };
   } catch (err) {
-    throw err instanceof UserError ? err.withLocation(location) : err;
+    throw locate(err, location);
   }
 }
 
-/** Fails when the policy would block its own pod: a bug in the engine or a pod it cannot express. */
+/** Fails when the policy would block its own pod: the engine and the rules disagree. */
 export async function checkOwnPolicy(policyText: string, input: PodPolicyInput, pod: BuiltPod, location: InputLocation): Promise<void> {
   const report = await checkPolicy(policyText, input, pod);
   const denied = report.entries.find((e) => !e.allowed);
   if (denied) {
     const who = denied.container ? `container "${denied.container}"` : 'the sandbox';
-    throw new UserError(`the generated policy would block its own pod: ${denied.request} for ${who} (${denied.description}) is denied: ${denied.reason ?? denied.failures.join('; ')}. Please report this with \`kubectl contrast policy check\` output.`, location);
+    throw new BugError(`${describeLocation(location)}: the generated policy would block its own pod: ${denied.request} for ${who} (${denied.description}) is denied: ${denied.reason ?? denied.failures.join('; ')}; \`kubectl contrast policy check\` shows every request`);
   }
 }
+

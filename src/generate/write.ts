@@ -7,12 +7,12 @@ import { manifestPathOf, type ManifestOptions } from './manifest-step.js';
 import type { GenerateResult } from './pipeline.js';
 import { ensureSettingsFile } from './policy-step.js';
 
-export interface OutputTarget {
-  /** `-o FILE`; "-" is stdout. */
-  output?: string;
-  /** Inputs came from stdin and no -o was given. */
-  toStdout: boolean;
-}
+export type OutputTarget =
+  /** Each changed input file is rewritten. */
+  | { to: 'in-place' }
+  /** All resources as one stream, to this file. */
+  | { to: 'file'; path: string }
+  | { to: 'stdout' };
 
 /** Concatenate several streams into one, keeping them separate documents. */
 export function joinStreams(texts: string[]): string {
@@ -25,33 +25,38 @@ export function joinStreams(texts: string[]): string {
 }
 
 /** Writes manifest.json (atomically) when this run changed it; returns its path. */
-export function writeManifestOf(result: GenerateResult, workspace: { 'workspace-dir': string; manifest?: string }): string {
-  const manifestOptions: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'> = { workspaceDir: workspace['workspace-dir'], manifestPath: workspace.manifest };
-  const manifestPath = manifestPathOf(manifestOptions as ManifestOptions);
-  mkdirSync(workspace['workspace-dir'], { recursive: true });
+export function writeManifestOf(result: GenerateResult, workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'>): string {
+  const manifestPath = manifestPathOf(workspace);
+  mkdirSync(workspace.workspaceDir, { recursive: true });
   if (result.manifestChanged) writeOrExplain(manifestPath, manifestToJson(result.manifest));
   // The policy settings become editable after the first run, as upstream's settings.json.
-  ensureSettingsFile(workspace['workspace-dir']);
+  ensureSettingsFile(workspace.workspaceDir);
   return manifestPath;
 }
 
-export function writeGenerateResult(result: GenerateResult, target: OutputTarget, workspace: { 'workspace-dir': string; manifest?: string }): string {
+/** Writes the resources and manifest.json; returns the one-line summary for the user. */
+export function writeGenerateResult(result: GenerateResult, target: OutputTarget, workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'>): string {
   const combined = () => joinStreams(result.outputs.map((o) => o.text));
   let where: string;
-  if (target.output === '-' || (target.output === undefined && target.toStdout)) {
+  if (target.to === 'stdout') {
     process.stdout.write(combined());
     where = 'to standard output';
-  } else if (target.output !== undefined) {
-    writeOrExplain(target.output, combined());
-    where = `to ${target.output}`;
+  } else if (target.to === 'file') {
+    writeOrExplain(target.path, combined());
+    where = `to ${target.path}`;
   } else {
     const changed = result.outputs.filter((o) => o.changed);
     for (const o of changed) writeOrExplain(o.input.path!, o.text);
     where = `in place (${changed.length} of ${result.outputs.length} files changed)`;
   }
   const manifestPath = writeManifestOf(result, workspace);
+  return `${workloadCount(result)} written ${where}; ${manifestPath} ${result.manifestChanged ? 'updated' : 'unchanged'}`;
+}
+
+/** "1 confidential workload", "3 confidential workloads". */
+export function workloadCount(result: GenerateResult): string {
   const n = result.workloads.length;
-  return `${n} confidential workload${n === 1 ? '' : 's'} written ${where}; ${manifestPath} ${result.manifestChanged ? 'updated' : 'unchanged'}`;
+  return `${n} confidential workload${n === 1 ? '' : 's'}`;
 }
 
 function writeOrExplain(path: string, text: string): void {

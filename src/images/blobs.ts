@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { sha256Digest, type Descriptor } from './manifest.js';
+import { sha256Digest, type Descriptor } from './image-manifest.js';
 
 export interface BlobRef {
   digest: string;

@@ -13,9 +13,10 @@ import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { warnOnStderr } from '../util/diagnostics.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { DirectoryBlobs } from './blobs.js';
-import { sha256Digest } from './manifest.js';
+import { sha256Digest } from './image-manifest.js';
 import { formatReference, type ImageReference } from './reference.js';
 
 /** `$CONTRAST_CACHE_DIR`, else `$XDG_CACHE_HOME/kubectl-contrast`, else `~/.cache/kubectl-contrast`. */
@@ -41,7 +42,7 @@ const hex = (digest: string): string => digest.slice('sha256:'.length);
 export class ImageCache {
   readonly root: string;
   readonly blobs: DirectoryBlobs;
-  constructor(readonly cacheDir: string) {
+  constructor(readonly cacheDir: string, private readonly warn: (message: string) => void = warnOnStderr) {
     this.root = join(cacheDir, 'images', 'v1');
     this.blobs = new DirectoryBlobs(this.root, `image cache ${this.root}`);
   }
@@ -54,7 +55,7 @@ export class ImageCache {
       // A cache that cannot be written only costs time on the next run.
       if (!this.warned) {
         this.warned = true;
-        process.stderr.write(`warning: cannot write the image cache in ${this.root}: ${(err as Error).message}\n`);
+        this.warn(`cannot write the image cache in ${this.root}: ${(err as Error).message}`);
       }
     }
   }

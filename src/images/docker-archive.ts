@@ -16,8 +16,9 @@ import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
+import { warnOnStderr } from '../util/diagnostics.js';
 import { BlobNotFoundError, MAX_DOCUMENT, verifyBlob, type BlobReader, type BlobRef } from './blobs.js';
-import { MediaType, sha256Digest, type Descriptor } from './manifest.js';
+import { MediaType, sha256Digest, type Descriptor } from './image-manifest.js';
 import { readLayoutIndex, REF_NAME, type ImageIndexSource } from './oci-layout.js';
 import { formatReference, parseImageReference } from './reference.js';
 
@@ -168,7 +169,7 @@ class ArchiveBlobs implements BlobReader {
 export class DockerArchive implements ImageIndexSource {
   private constructor(readonly description: string, readonly blobs: ArchiveBlobs, readonly entries: Descriptor[]) {}
 
-  static async open(file: string, warn: (m: string) => void = (m) => process.stderr.write(`warning: ${m}\n`)): Promise<DockerArchive> {
+  static async open(file: string, warn: (m: string) => void = warnOnStderr): Promise<DockerArchive> {
     const where = `docker archive ${file}`;
     let fh: FileHandle;
     try {

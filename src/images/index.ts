@@ -10,9 +10,9 @@ import { defaultCacheDir, ImageCache } from './cache.js';
 import { DockerArchive } from './docker-archive.js';
 import { Limiter, OncePerKey, sleep } from './limit.js';
 import {
-  DEFAULT_PLATFORM, formatPlatform, listPlatforms, parseManifestDocument, selectPlatform,
-  type Descriptor, type ImageIndex, type ImageManifest, type Platform,
-} from './manifest.js';
+  DEFAULT_IMAGE_PLATFORM, formatImagePlatform, listPlatforms, parseManifestDocument, selectPlatform,
+  type Descriptor, type ImageIndex, type ImageManifest, type ImagePlatform,
+} from './image-manifest.js';
 import { findInLayouts, OciLayoutDirectory, type ImageIndexSource } from './oci-layout.js';
 import { Progress } from './progress.js';
 import { formatReference, parseImageReference, pinnedReference, ReferenceError, type ImageReference } from './reference.js';
@@ -20,11 +20,12 @@ import { isTransient, RegistryClient, RegistryError, RegistryUnreachableError, t
 import { findPasswdAndGroup, type LayerScanResult } from './rootfs.js';
 import type { ImageConfig, ImageResolverLike, ResolvedImage } from './types.js';
 import { UserError, errorMessage } from '../util/errors.js';
+import { warnOnStderr } from '../util/diagnostics.js';
 
 export type { ImageConfig, ImageResolverLike, ResolvedImage } from './types.js';
 export { parseImageReference, pinnedReference, formatReference, type ImageReference } from './reference.js';
 export { defaultCacheDir } from './cache.js';
-export { parsePlatform, formatPlatform, type Platform } from './manifest.js';
+export { parseImagePlatform, formatImagePlatform, type ImagePlatform } from './image-manifest.js';
 
 export interface ImageResolverOptions {
   /** Persistent cache directory; default `defaultCacheDir()`. `false` disables the disk cache. */
@@ -39,8 +40,8 @@ export interface ImageResolverOptions {
   offline?: boolean;
   /** Docker config file with registry credentials (default: Docker and containers auth files). */
   dockerConfigPath?: string;
-  /** Platform chosen from multi-platform indexes (default linux/amd64, what the Kata VM runs). */
-  platform?: Platform;
+  /** Platform (os/architecture) chosen from multi-platform indexes (default linux/amd64, what the Kata VM runs). */
+  platform?: ImagePlatform;
   /** Images resolved at the same time (default 8). */
   concurrency?: number;
   /** Progress on stderr when it is a TTY (default true). */
@@ -150,7 +151,7 @@ class LocalReader implements ManifestReader {
 export class ImageResolver implements ImageResolverLike {
   readonly cache: ImageCache | undefined;
   readonly registry: RegistryClient;
-  private readonly platform: Platform;
+  private readonly platform: ImagePlatform;
   private readonly limiter: Limiter;
   private readonly byReference = new OncePerKey<ResolvedImage>();
   private readonly byManifest = new OncePerKey<ResolvedCore>();
@@ -165,11 +166,11 @@ export class ImageResolver implements ImageResolverLike {
   readonly stats = { imagesScanned: 0, layersScanned: 0, bytesRead: 0 };
 
   constructor(private readonly options: ImageResolverOptions = {}) {
+    this.warn = options.warn ?? warnOnStderr;
     const dir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
-    this.cache = dir === false ? undefined : new ImageCache(dir);
-    this.platform = options.platform ?? DEFAULT_PLATFORM;
+    this.cache = dir === false ? undefined : new ImageCache(dir, this.warn);
+    this.platform = options.platform ?? DEFAULT_IMAGE_PLATFORM;
     this.limiter = new Limiter(options.concurrency ?? 8);
-    this.warn = options.warn ?? ((m) => process.stderr.write(`warning: ${m}\n`));
     this.progress = new Progress(options.progress !== false && process.stderr.isTTY === true);
     const clientOptions: ConstructorParameters<typeof RegistryClient>[0] = {
       insecureRegistries: options.insecureRegistries ?? [],
@@ -257,7 +258,6 @@ export class ImageResolver implements ImageResolverLike {
       out.source = top.source;
       return out;
     } catch (err) {
-      if (err instanceof UserError && err.message.includes(name)) throw err;
       throw new UserError(`image ${name}: ${errorMessage(err)}`, {}, { cause: err });
     }
   }
@@ -322,7 +322,7 @@ export class ImageResolver implements ImageResolverLike {
       const chosen = this.choosePlatform(doc, ref);
       manifestDigest = chosen.digest;
       const inner = parseManifestDocument(await top.reader.readManifest(descriptorRef(chosen)), chosen.mediaType);
-      if (inner.kind !== 'manifest') throw new Error(`the ${formatPlatform(this.platform)} entry of index ${top.digest} is itself an index`);
+      if (inner.kind !== 'manifest') throw new Error(`the ${formatImagePlatform(this.platform)} entry of index ${top.digest} is itself an index`);
       manifest = inner;
     } else {
       manifest = doc;
@@ -346,7 +346,7 @@ export class ImageResolver implements ImageResolverLike {
     const chosen = selectPlatform(index, this.platform);
     if (!chosen) {
       const offered = listPlatforms(index);
-      throw new Error(`no ${formatPlatform(this.platform)} image in the index for ${formatReference(ref)} (offers: ${offered.length ? offered.join(', ') : 'no platforms'})`);
+      throw new Error(`no ${formatImagePlatform(this.platform)} image in the index for ${formatReference(ref)} (offers: ${offered.length ? offered.join(', ') : 'no platforms'})`);
     }
     return chosen;
   }

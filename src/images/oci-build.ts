@@ -7,7 +7,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { MediaType, sha256Digest, type Descriptor, type Platform } from './manifest.js';
+import { MediaType, sha256Digest, type Descriptor, type ImagePlatform } from './image-manifest.js';
 import type { ImageConfig } from './types.js';
 
 /** 2025-01-01T00:00:00Z, the mtime of every entry and the `created` time of every image. */
@@ -108,7 +108,7 @@ export function buildLayer(tarBytes: Buffer, compression: 'gzip' | 'none' = 'gzi
 export interface ImageSpec {
   layers: BuiltLayer[];
   config: ImageConfig & { Labels?: Record<string, string>; ExposedPorts?: Record<string, object>; StopSignal?: string };
-  platform?: Platform;
+  platform?: ImagePlatform;
   /** Annotations on the manifest itself. */
   annotations?: Record<string, string>;
 }
@@ -150,7 +150,7 @@ export function buildImage(spec: ImageSpec): BuiltImage {
 }
 
 /** A multi-platform index over images built with their platforms. */
-export function buildIndex(images: { image: BuiltImage; platform: Platform }[]): { index: Buffer; descriptor: Descriptor; blobs: Map<string, Buffer> } {
+export function buildIndex(images: { image: BuiltImage; platform: ImagePlatform }[]): { index: Buffer; descriptor: Descriptor; blobs: Map<string, Buffer> } {
   const doc = {
     schemaVersion: 2,
     mediaType: MediaType.ociIndex,

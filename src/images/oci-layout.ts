@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DirectoryBlobs, MAX_DOCUMENT, type BlobReader } from './blobs.js';
-import { parseManifestDocument, type Descriptor } from './manifest.js';
+import { parseManifestDocument, type Descriptor } from './image-manifest.js';
 import { parseImageReference, type ImageReference } from './reference.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';

@@ -8,7 +8,7 @@ import { MAX_DOCUMENT, verifyBlob, type BlobReader, type BlobRef } from './blobs
 import type { CredentialSource, Credentials } from './auth.js';
 import { httpRequest, type HttpResponse } from './http.js';
 import { sleep } from './limit.js';
-import { MANIFEST_ACCEPT, sha256Digest } from './manifest.js';
+import { MANIFEST_ACCEPT, sha256Digest } from './image-manifest.js';
 import { DOCKER_HUB, type ImageReference } from './reference.js';
 
 export interface RetryPolicy {

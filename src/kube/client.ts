@@ -5,8 +5,6 @@
 import { existsSync } from 'node:fs';
 import { KubeConfig, KubernetesObjectApi, type RequestContext } from '@kubernetes/client-node';
 import { UserError } from '../util/errors.js';
-import type { KubeArgs } from '../cli/kube-options.js';
-import { parseDuration } from '../cli/kube-options.js';
 
 /** A KubeConfig that aborts each API request after `timeoutMs` (0 = never). Watches are not affected. */
 export class TimedKubeConfig extends KubeConfig {
@@ -30,22 +28,13 @@ export interface Cluster {
   describe: string;
 }
 
+/** The kubectl flags, parsed (src/cli/kube-options.ts). */
 export interface ClusterOptions {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
   allNamespaces?: boolean;
   requestTimeoutMs?: number;
-}
-
-export function clusterOptionsFrom(argv: KubeArgs): ClusterOptions {
-  return {
-    ...(argv.kubeconfig !== undefined ? { kubeconfig: argv.kubeconfig } : {}),
-    ...(argv.context !== undefined ? { context: argv.context } : {}),
-    ...(argv.namespace !== undefined ? { namespace: argv.namespace } : {}),
-    allNamespaces: argv['all-namespaces'] === true,
-    requestTimeoutMs: parseDuration(argv['request-timeout'] ?? '0'),
-  };
 }
 
 export function loadKubeConfig(opts: ClusterOptions): TimedKubeConfig {
@@ -91,8 +80,4 @@ export function connect(opts: ClusterOptions): Cluster {
     objects,
     describe: `context "${kc.getCurrentContext()}" (${kc.getCurrentCluster()?.server ?? '?'})`,
   };
-}
-
-export function connectFromArgs(argv: KubeArgs): Cluster {
-  return connect(clusterOptionsFrom(argv));
 }

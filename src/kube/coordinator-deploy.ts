@@ -7,52 +7,44 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { generateFromInputs } from '../generate/pipeline.js';
 import type { ImageResolverLike } from '../images/types.js';
-import { Diagnostics } from '../generate/diagnostics.js';
+import { BugError } from '../util/errors.js';
+import { Diagnostics, type Warning } from '../util/diagnostics.js';
 import { readManifest } from '../workspace/manifest.js';
-import { formatObjects } from './output.js';
+import { formatObjects, parseObjects } from './output.js';
 import { renderCoordinator, type CoordinatorRenderOptions } from './coordinator-resources.js';
 
 export interface CoordinatorWithPolicy {
   objects: KubernetesObject[];
   /** The Coordinator's policy hash (sha256 of its initdata), as recorded in manifest.json. */
   policyHash: string;
-  warnings: string[];
-}
-
-export function parseObjects(text: string): KubernetesObject[] {
-  return parseAllDocuments(text, { version: '1.1' })
-    .map((d) => d.toJS() as KubernetesObject | null)
-    .filter((o): o is KubernetesObject => o !== null && typeof o === 'object');
+  warnings: Warning[];
 }
 
 export async function renderCoordinatorWithPolicy(opts: CoordinatorRenderOptions & { imageResolver: ImageResolverLike; imageReplacementsFile?: string }): Promise<CoordinatorWithPolicy> {
-  if (!opts.platform) throw new Error('a platform is needed to compute the Coordinator policy');
+  if (!opts.platform) throw new BugError('a platform is needed to compute the Coordinator policy');
   const template = formatObjects(renderCoordinator({ ...opts, imageReplacements: new Map() }));
   const scratch = mkdtempSync(join(tmpdir(), 'kc-coordinator-'));
   try {
     const diagnostics = new Diagnostics();
     const result = await generateFromInputs([{ name: '<coordinator>', text: template }], {
-      inputs: [],
       platform: opts.platform.id,
-      skipInitializer: false,
-      ...(opts.imageReplacementsFile !== undefined ? { imageReplacementsFile: opts.imageReplacementsFile } : {}),
+      imageReplacementsFile: opts.imageReplacementsFile,
       workspaceDir: scratch,
-      manifestPath: join(scratch, 'manifest.json'),
-      workloadOwnerKeys: [],
-      seedshareOwnerKeys: [],
+      // Keys of a throw-away manifest would never be used; the RSA one takes seconds to make.
       disableUpdates: true,
+      disableRecovery: true,
       imageResolver: opts.imageResolver,
-    } as Parameters<typeof generateFromInputs>[1], diagnostics);
+    }, diagnostics);
     const coordinator = Object.entries(result.manifest.Policies).find(([, p]) => p.Role === 'coordinator');
-    if (!coordinator) throw new Error('the policy engine did not mark the Coordinator (pod-role annotation lost?)');
+    if (!coordinator) throw new BugError('the policy engine did not mark the Coordinator (pod-role annotation lost?)');
     return {
       objects: parseObjects(result.outputs.map((o) => o.text).join('\n---\n')),
       policyHash: coordinator[0],
-      warnings: result.diagnostics.warnings.map((w) => Diagnostics.format(w)).filter((w) => !/reference values/.test(w)),
+      // The scratch manifest is thrown away: what it lacks concerns nobody.
+      warnings: diagnostics.warnings.filter((w) => w.code !== 'missing-reference-values'),
     };
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -140,18 +140,3 @@ export async function findCoordinator(cluster: Cluster, opts: DiscoveryOptions =
     close: () => new Promise<void>((resolve) => local.server.close(() => resolve())),
   };
 }
-
-/**
- * For `set`, `verify` and `recover`: `-c HOST:PORT` when given, else discovery through the
- * cluster (kubectl flags). Call `close()` when done.
- */
-export async function coordinatorAddress(argv: { coordinator?: string } & import('../cli/kube-options.js').KubeArgs, opts: DiscoveryOptions = {}): Promise<CoordinatorEndpoint> {
-  if (argv.coordinator) {
-    const { parseAddress } = await import('../coordinator/client.js');
-    return { ...parseAddress(argv.coordinator), via: 'load-balancer', close: async () => undefined };
-  }
-  const { connectFromArgs } = await import('./client.js');
-  const endpoint = await findCoordinator(connectFromArgs(argv), opts);
-  process.stderr.write(`Coordinator: ${endpoint.host}:${endpoint.port} (${endpoint.via === 'port-forward' ? 'port-forward through the port-forwarder pod' : 'load balancer of Service coordinator'})\n`);
-  return endpoint;
-}

@@ -2,6 +2,8 @@
 import { stringify } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { UsageError } from '../util/errors.js';
+import { isPlainObject } from '../util/values.js';
+import { parseValues } from '../resources/stream.js';
 
 export type ObjectFormat = 'yaml' | 'json';
 
@@ -12,6 +14,12 @@ export function formatObjects(objects: readonly KubernetesObject[], format: Obje
   }
   // YAML 1.1 so that strings such as "on" or "0755" are quoted and keep their meaning in Kubernetes.
   return objects.map((o) => `---\n${stringify(o, { version: '1.1', lineWidth: 0 })}`).join('');
+}
+
+/** The objects of a YAML stream (empty documents left out), read as Kubernetes reads them. */
+export function parseObjects(text: string, name = 'resources'): KubernetesObject[] {
+  // Fields are not checked here: the API server judges the objects.
+  return parseValues(name, text).filter((v): v is KubernetesObject => isPlainObject(v));
 }
 
 export function formatValue(value: unknown, format: ObjectFormat): string {

@@ -5,19 +5,23 @@
  *    of its Service, and — read from its ConfigMap state store — whether a manifest is set and
  *    which one. The store is integrity-protected only through the Coordinator's signature, which
  *    this view does not check: `verify` gives the attested answer.
- *  * Every confidential workload (runtime class contrast-cc…): its policy hash and whether the
- *    active manifest lists it; pods that have not got past the Initializer, with the reason.
+ *  * Every confidential workload (runtime class contrast-cc…, of the kinds in src/workloads/kinds.ts):
+ *    its policy hash and whether the active manifest lists it; pods that have not got past the
+ *    Initializer, with the reason.
  */
-import { AppsV1Api, BatchV1Api, CoreV1Api, type V1ObjectMeta, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { CoreV1Api, type KubernetesObject, type V1ObjectMeta, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { History } from '../coordinator/history.js';
 import { ConfigMapStore } from '../coordinator/store/configmap.js';
-import { decodeInitDataAnnotation, INITDATA_ANNOTATION } from '../policy/initdata.js';
+import { decodeInitDataAnnotation } from '../policy/initdata.js';
+import { carriedAnnotation } from '../generate/carried-policies.js';
+import { WORKLOAD_KINDS } from '../workloads/kinds.js';
+import { isPlainObject } from '../util/values.js';
 import { GENERIC_RUNTIME_CLASS } from '../platforms/platforms.js';
 import { INITIALIZER_NAME } from '../transforms/initializer.js';
 import { ANNOTATIONS, COORDINATOR_ROLE } from '../transforms/annotations.js';
 import type { Manifest } from '../workspace/manifest.js';
 import type { Cluster } from './client.js';
-import { explainKubeError, isNotFound } from './errors.js';
+import { explainKubeError } from './errors.js';
 import { COORDINATOR_NAME } from './coordinator-resources.js';
 
 export interface PodProblem {
@@ -63,6 +67,7 @@ export interface StatusReport {
 
 interface TemplateOwner {
   kind: string;
+  object: KubernetesObject;
   metadata: V1ObjectMeta;
   template: V1PodTemplateSpec | undefined;
 }
@@ -117,71 +122,76 @@ async function activeManifest(cluster: Cluster, namespace: string): Promise<{ ha
   }
 }
 
+/** The pod template of a listed workload, at its kind's template path. */
+function templateOf(object: KubernetesObject, path: readonly string[]): V1PodTemplateSpec | undefined {
+  let node: unknown = object;
+  for (const key of path) node = isPlainObject(node) ? node[key] : undefined;
+  return isPlainObject(node) ? node as V1PodTemplateSpec : undefined;
+}
+
+function replicasOf(o: KubernetesObject): number {
+  const spec = 'spec' in o ? o.spec : undefined;
+  return isPlainObject(spec) && typeof spec.replicas === 'number' ? spec.replicas : 1;
+}
+
+function hasReference(o: KubernetesObject): boolean {
+  return (o.metadata?.ownerReferences?.length ?? 0) > 0;
+}
+
 export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
   const core = cluster.kc.makeApiClient(CoreV1Api);
-  const apps = cluster.kc.makeApiClient(AppsV1Api);
-  const batch = cluster.kc.makeApiClient(BatchV1Api);
   const ns = cluster.allNamespaces ? undefined : cluster.namespace;
   const where = ns ? `namespace ${ns}` : 'all namespaces';
-  const list = async <T>(what: string, inNs: () => Promise<{ items: T[] }>, all: () => Promise<{ items: T[] }>): Promise<T[]> => {
+  const list = async <T>(what: string, call: () => Promise<{ items: T[] }>): Promise<T[]> => {
     try {
-      return (await (ns ? inNs() : all())).items;
+      return (await call()).items;
     } catch (err) {
       throw explainKubeError(err, `list ${what} in ${where}`, cluster.describe);
     }
   };
-  const [deployments, statefulSets, daemonSets, replicaSets, jobs, cronJobs, pods, services] = await Promise.all([
-    list('deployments', () => apps.listNamespacedDeployment({ namespace: ns! }), () => apps.listDeploymentForAllNamespaces()),
-    list('statefulsets', () => apps.listNamespacedStatefulSet({ namespace: ns! }), () => apps.listStatefulSetForAllNamespaces()),
-    list('daemonsets', () => apps.listNamespacedDaemonSet({ namespace: ns! }), () => apps.listDaemonSetForAllNamespaces()),
-    list('replicasets', () => apps.listNamespacedReplicaSet({ namespace: ns! }), () => apps.listReplicaSetForAllNamespaces()),
-    list('jobs', () => batch.listNamespacedJob({ namespace: ns! }), () => batch.listJobForAllNamespaces()),
-    list('cronjobs', () => batch.listNamespacedCronJob({ namespace: ns! }), () => batch.listCronJobForAllNamespaces()),
-    list('pods', () => core.listNamespacedPod({ namespace: ns! }), () => core.listPodForAllNamespaces()),
-    list('services', () => core.listNamespacedService({ namespace: ns! }), () => core.listServiceForAllNamespaces()),
+  const [services, ...listed] = await Promise.all([
+    list('services', () => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces())),
+    ...WORKLOAD_KINDS.map((k) => list(`${k.kind.toLowerCase()}s`, () => cluster.objects.list(k.apiVersion, k.kind, ns))),
   ]);
+  const byKind = WORKLOAD_KINDS.map((row, i) => ({ row, objects: listed[i]! }));
+  const pods = byKind.find((k) => k.row.kind === 'Pod')!.objects as V1Pod[];
 
-  const owners: TemplateOwner[] = [
-    ...deployments.map((d) => ({ kind: 'Deployment', metadata: d.metadata!, template: d.spec?.template })),
-    ...statefulSets.map((d) => ({ kind: 'StatefulSet', metadata: d.metadata!, template: d.spec?.template })),
-    ...daemonSets.map((d) => ({ kind: 'DaemonSet', metadata: d.metadata!, template: d.spec?.template })),
-    ...replicaSets.filter((r) => !r.metadata?.ownerReferences?.length).map((d) => ({ kind: 'ReplicaSet', metadata: d.metadata!, template: d.spec?.template })),
-    ...jobs.filter((j) => !j.metadata?.ownerReferences?.length).map((d) => ({ kind: 'Job', metadata: d.metadata!, template: d.spec?.template })),
-    ...cronJobs.map((d) => ({ kind: 'CronJob', metadata: d.metadata!, template: d.spec?.jobTemplate?.spec?.template })),
-    ...pods.filter((p) => !p.metadata?.ownerReferences?.length).map((p) => ({ kind: 'Pod', metadata: p.metadata!, template: { metadata: p.metadata, spec: p.spec } as V1PodTemplateSpec })),
-  ];
+  // What users deploy: objects that a controller created (ReplicaSets, Jobs, Pods) count as their owner.
+  const owners: TemplateOwner[] = byKind.flatMap(({ row, objects }) => objects
+    .filter((o) => !(row.createdByControllers && hasReference(o)))
+    .map((o) => ({ kind: row.kind, object: o, metadata: o.metadata ?? {}, template: templateOf(o, row.templatePath) })));
 
   // Pod → top-level owner (ReplicaSet → Deployment, Job → CronJob).
   const parentOf = new Map<string, string>();
-  for (const r of [...replicaSets, ...jobs]) {
-    const o = r.metadata?.ownerReferences?.find((x) => x.controller);
-    if (o) parentOf.set(`${r.metadata?.namespace}/${r.kind ?? (replicaSets.includes(r as never) ? 'ReplicaSet' : 'Job')}/${r.metadata?.name}`, `${o.kind}/${o.name}`);
+  for (const { row, objects } of byKind) {
+    if (!row.createdByControllers) continue;
+    for (const o of objects) {
+      const owner = o.metadata?.ownerReferences?.find((x) => x.controller);
+      if (owner) parentOf.set(`${o.metadata?.namespace}/${row.kind}/${o.metadata?.name}`, `${owner.kind}/${owner.name}`);
+    }
   }
-  for (const r of replicaSets) { const o = r.metadata?.ownerReferences?.find((x) => x.controller); if (o) parentOf.set(`${r.metadata?.namespace}/ReplicaSet/${r.metadata?.name}`, `${o.kind}/${o.name}`); }
-  for (const j of jobs) { const o = j.metadata?.ownerReferences?.find((x) => x.controller); if (o) parentOf.set(`${j.metadata?.namespace}/Job/${j.metadata?.name}`, `${o.kind}/${o.name}`); }
   const podsOf = new Map<string, V1Pod[]>();
   for (const p of pods) {
     const podNs = p.metadata?.namespace ?? '';
-    let owner = p.metadata?.ownerReferences?.find((x) => x.controller);
+    const owner = p.metadata?.ownerReferences?.find((x) => x.controller);
     let ref = owner ? `${owner.kind}/${owner.name}` : `Pod/${p.metadata?.name}`;
-    for (let i = 0; i < 3 && owner; i++) {
+    for (let i = 0; owner && i < 3; i++) {
       const up = parentOf.get(`${podNs}/${ref}`);
       if (!up) break;
       ref = up;
     }
     const k = `${podNs}/${ref}`;
     podsOf.set(k, [...(podsOf.get(k) ?? []), p]);
-    owner = undefined;
   }
 
   // Coordinators: StatefulSets whose pods carry the Coordinator role.
   const coordinators: CoordinatorStatus[] = [];
   const manifests = new Map<string, Manifest | undefined>();
-  for (const s of statefulSets) {
-    const role = s.spec?.template?.metadata?.annotations?.[ANNOTATIONS.podRole];
-    if (role !== COORDINATOR_ROLE) continue;
-    const namespace = s.metadata?.namespace ?? '';
-    const mine = podsOf.get(`${namespace}/StatefulSet/${s.metadata?.name}`) ?? [];
+  for (const s of owners) {
+    const role = s.template?.metadata?.annotations?.[ANNOTATIONS.podRole];
+    if (s.kind !== 'StatefulSet' || role !== COORDINATOR_ROLE) continue;
+    const namespace = s.metadata.namespace ?? '';
+    const mine = podsOf.get(`${namespace}/StatefulSet/${s.metadata.name}`) ?? [];
     const readyPods = mine.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
     const svc = services.find((x) => x.metadata?.namespace === namespace && x.metadata?.name === COORDINATOR_NAME);
     const ingress = svc?.status?.loadBalancer?.ingress?.[0];
@@ -190,8 +200,8 @@ export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
     manifests.set(namespace, active.manifest);
     coordinators.push({
       namespace,
-      name: s.metadata?.name ?? '',
-      replicas: s.spec?.replicas ?? 1,
+      name: s.metadata.name ?? '',
+      replicas: replicasOf(s.object),
       readyPods,
       ...(address ? { address } : {}),
       manifestSet: active.hash !== undefined,
@@ -206,7 +216,7 @@ export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
     const rc = o.template?.spec?.runtimeClassName;
     if (!isConfidential(rc)) continue;
     const namespace = o.metadata.namespace ?? '';
-    const annotation = o.template?.metadata?.annotations?.[INITDATA_ANNOTATION];
+    const annotation = carriedAnnotation(o.template?.metadata);
     let policyHash: string | undefined;
     let policyError: string | undefined;
     if (annotation === undefined) policyError = 'no policy annotation: run `kubectl contrast generate` on it';
@@ -272,4 +282,3 @@ export function formatStatusTable(report: StatusReport, allNamespaces: boolean):
   return `${out.join('\n')}\n`;
 }
 
-export { isNotFound };

@@ -7,7 +7,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { UserError } from '../util/errors.js';
 import type { Cluster } from './client.js';
 import { applyObjects, plural } from './apply.js';
-import { parseObjects } from './coordinator-deploy.js';
+import { parseObjects } from './output.js';
 
 export interface ValidationResult {
   objects: number;

@@ -1,6 +1,6 @@
 /** Small helpers for editing a plain pod spec. */
 import { UserError } from '../util/errors.js';
-import { isPlainObject } from '../manifests/patch.js';
+import { isPlainObject } from '../util/values.js';
 
 export type Obj = Record<string, unknown>;
 

@@ -1,6 +1,12 @@
 /**
- * Errors that reach the user. Every message names where the problem is (file, document,
- * resource, field) so it can be pasted into a bug report and acted on.
+ * Errors that reach the user, in three kinds (after Shopify cli-kit's AbortError / BugError):
+ *
+ *  - UserError: the input or the environment is wrong (exit 1). It names where (file,
+ *    document, resource, field) and may say what to try and what to run next. These parts are
+ *    fields; the message is made from them once, so nothing has to be cut out of it again.
+ *  - UsageError: wrong flags or arguments (exit 2).
+ *  - BugError: a broken invariant of kubectl-contrast itself; its message says so and asks
+ *    for a report.
  */
 
 /** Where in the input a problem was found. Every part is optional. */
@@ -27,26 +33,53 @@ export function describeLocation(loc: InputLocation): string {
   return parts.join(', ');
 }
 
+export interface UserErrorOptions {
+  cause?: unknown;
+  /** What is probably wrong or what to try, e.g. "check --kubeconfig". */
+  hint?: string;
+  /** The command or action that moves the user on, e.g. "run `kubectl contrast generate` again". */
+  nextStep?: string;
+}
+
+/** "<where>: <reason>; <hint>; <next step>", leaving out what is not there. */
+export function formatUserError(reason: string, location: InputLocation, options: UserErrorOptions = {}): string {
+  const where = describeLocation(location);
+  return [where ? `${where}: ${reason}` : reason, options.hint, options.nextStep].filter((p) => p !== undefined && p !== '').join('; ');
+}
+
 /** A failure caused by the input or the environment: exit code 1. */
 export class UserError extends Error {
   readonly exitCode: number = 1;
-  constructor(message: string, readonly location: InputLocation = {}, options?: { cause?: unknown }) {
-    const where = describeLocation(location);
-    super(where ? `${where}: ${message}` : message, options);
+  /** The problem itself, without location, hint or next step. */
+  readonly reason: string;
+  readonly hint?: string;
+  readonly nextStep?: string;
+
+  constructor(reason: string, readonly location: InputLocation = {}, options: UserErrorOptions = {}) {
+    super(formatUserError(reason, location, options), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'UserError';
+    this.reason = reason;
+    if (options.hint !== undefined) this.hint = options.hint;
+    if (options.nextStep !== undefined) this.nextStep = options.nextStep;
   }
 
   /** The same error with more context filled in where it is still missing. */
   withLocation(outer: InputLocation): UserError {
-    const merged = { ...outer, ...this.location };
-    const bare = this.bareMessage();
-    return new UserError(bare, merged, { cause: this.cause });
+    return new UserError(this.reason, { ...outer, ...this.location }, this.options());
   }
 
-  private bareMessage(): string {
-    const where = describeLocation(this.location);
-    return where ? this.message.slice(where.length + 2) : this.message;
+  private options(): UserErrorOptions {
+    const out: UserErrorOptions = {};
+    if (this.cause !== undefined) out.cause = this.cause;
+    if (this.hint !== undefined) out.hint = this.hint;
+    if (this.nextStep !== undefined) out.nextStep = this.nextStep;
+    return out;
   }
+}
+
+/** Add `outer` to a UserError that does not name its place yet; other errors pass unchanged. */
+export function locate(err: unknown, outer: InputLocation): unknown {
+  return err instanceof UserError ? err.withLocation(outer) : err;
 }
 
 /** Wrong flags or arguments: exit code 2. */
@@ -55,6 +88,15 @@ export class UsageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
+  }
+}
+
+/** A broken invariant: kubectl-contrast itself is wrong, not the input. Exit code 1. */
+export class BugError extends Error {
+  readonly exitCode: number = 1;
+  constructor(readonly reason: string, options?: { cause?: unknown }) {
+    super(`${reason} (this is a bug in kubectl-contrast: please report it with the command line and, if you can, the input)`, options);
+    this.name = 'BugError';
   }
 }
 

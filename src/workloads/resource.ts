@@ -3,8 +3,8 @@
  * Items of a `kind: List` are resources of their own, reached through `path`.
  */
 import { UserError, type InputLocation } from '../util/errors.js';
-import { isPlainObject } from '../manifests/patch.js';
-import { POD_TEMPLATE_PATHS, fieldPath, isWorkloadKind } from './kinds.js';
+import { isPlainObject } from '../util/values.js';
+import { fieldPath, workloadKind } from './kinds.js';
 
 export type KubeObject = Record<string, unknown>;
 
@@ -70,9 +70,8 @@ export interface PodTemplate {
 
 /** The pod template of a workload, or undefined for other kinds. */
 export function podTemplateOf(resource: Resource): PodTemplate | undefined {
-  const kind = resource.object.kind;
-  if (!isWorkloadKind(kind)) return undefined;
-  const path = POD_TEMPLATE_PATHS[kind]!;
+  const path = workloadKind(resource.object.kind)?.templatePath;
+  if (!path) return undefined;
   let node: unknown = resource.object;
   for (let i = 0; i < path.length; i++) {
     if (!isPlainObject(node)) return undefined;
@@ -98,12 +97,15 @@ export function workloadRef(resource: Resource): WorkloadRef {
 }
 
 /**
- * Names of a StatefulSet's `volumeClaimTemplates`: each becomes a PersistentVolumeClaim per pod
- * that containers mount (volumeMounts) or attach (volumeDevices) by that name.
+ * Names of the workload's PersistentVolumeClaim templates (a StatefulSet's
+ * `volumeClaimTemplates`): each becomes a claim per pod that containers mount (volumeMounts) or
+ * attach (volumeDevices) by that name.
  */
 export function claimTemplateNames(object: KubeObject): string[] {
-  if (object.kind !== 'StatefulSet' || !isPlainObject(object.spec)) return [];
-  const templates = object.spec.volumeClaimTemplates;
+  const path = workloadKind(object.kind)?.claimTemplatesPath;
+  if (!path) return [];
+  let templates: unknown = object;
+  for (const key of path) templates = isPlainObject(templates) ? templates[key] : undefined;
   if (!Array.isArray(templates)) return [];
   return templates.flatMap((t) => (isPlainObject(t) && isPlainObject(t.metadata) && typeof t.metadata.name === 'string' ? [t.metadata.name] : []));
 }

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { UserError, describeLocation } from '../util/errors.js';
-import { isPlainObject } from '../manifests/patch.js';
+import { UserError } from '../util/errors.js';
+import { isPlainObject } from '../util/values.js';
 import { missingReferenceFields, type ReferenceValues } from '../platforms/reference-values.js';
 import { parseReferenceValues } from '../attestation/reference-values.js';
 import { OwnerKeyError, parseSeedshareOwnerKeyHex, parseWorkloadOwnerKeyHex } from './keys.js';
@@ -171,10 +171,7 @@ export function checkManifestReady(m: Manifest, file: string): void {
   try {
     parseReferenceValues({ snp: refs.snp, tdx: refs.tdx }, file);
   } catch (err) {
-    if (err instanceof UserError && err.location.field !== undefined) {
-      const prefix = `${describeLocation(err.location)}: `;
-      fail(`ReferenceValues.${err.location.field}`, err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message);
-    }
+    if (err instanceof UserError && err.location.field !== undefined) fail(`ReferenceValues.${err.location.field}`, err.reason);
     throw err;
   }
   (refs.insecure ?? []).forEach((e, i) => {

@@ -1,6 +1,6 @@
 /** In-process `generate` for unit tests, with one shared workspace (RSA key generation is slow). */
 import { parseAllDocuments } from 'yaml';
-import { YAML_PARSE_OPTIONS } from '../../src/manifests/stream.js';
+import { YAML_PARSE_OPTIONS } from '../../src/resources/stream.js';
 import { generateFromInputs, type GenerateOptions, type GenerateResult } from '../../src/generate/pipeline.js';
 import { tempDir } from '../helpers/tmp.js';
 import { testResolver } from '../helpers/images.js';
@@ -13,8 +13,7 @@ export function workspace(): string {
 
 export async function gen(text: string, options: Partial<GenerateOptions> = {}, name = 'input.yaml'): Promise<GenerateResult> {
   return generateFromInputs([{ name, path: name, text }], {
-    inputs: [name], platform: 'metal-qemu-snp', skipInitializer: false, workspaceDir: workspace(),
-    workloadOwnerKeys: [], seedshareOwnerKeys: [], disableUpdates: false, imageResolver: testResolver(), ...options,
+    platform: 'metal-qemu-snp', workspaceDir: workspace(), imageResolver: testResolver(), ...options,
   });
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { docs, gen, genText } from './harness.js';
-import { parseStream, serializeStream } from '../../src/manifests/stream.js';
+import { parseStream, serializeStream } from '../../src/resources/stream.js';
 
 const untouched = `# leading comment\n%YAML 1.1\n---\napiVersion: v1\nkind: ConfigMap   # trailing\nmetadata: {name: a, labels: {"x": 'y'}}\ndata:\n  mode: 0755\n  flag: on\n  list: [1, 2,   3]\n  anchor: &a hello\n  ref: *a\n...\n---\n\n# only a comment\n---\napiVersion: v1\nkind: Service\nmetadata:\n    name: svc\nspec:\n    ports:\n    -   port: 80\n`;
 

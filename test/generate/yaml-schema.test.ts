@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { parseAllDocuments } from 'yaml';
-import { YAML_PARSE_OPTIONS } from '../../src/manifests/stream.js';
+import { YAML_PARSE_OPTIONS } from '../../src/resources/stream.js';
 import { docs, genText } from './harness.js';
 
 const read = (scalar: string): unknown => parseAllDocuments(`k: ${scalar}`, YAML_PARSE_OPTIONS)[0]!.toJS().k;

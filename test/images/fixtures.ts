@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage, buildIndex, buildLayer, buildTar, OciLayoutWriter, type BuiltImage, type LayerEntry } from '../../src/images/oci-build.js';
-import type { Platform } from '../../src/images/manifest.js';
+import type { ImagePlatform } from '../../src/images/image-manifest.js';
 import type { ImageConfig } from '../../src/images/types.js';
 
 export const PASSWD = 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n';
@@ -15,7 +15,7 @@ export function tempDir(prefix = 'contrast-images-'): { path: string; remove(): 
 }
 
 /** An image from layers given bottom first, each a list of entries. */
-export function image(layers: LayerEntry[][], config: ImageConfig = { User: 'app', Cmd: ['/bin/sh'] }, platform?: Platform): BuiltImage {
+export function image(layers: LayerEntry[][], config: ImageConfig = { User: 'app', Cmd: ['/bin/sh'] }, platform?: ImagePlatform): BuiltImage {
   const spec: Parameters<typeof buildImage>[0] = { layers: layers.map((l) => buildLayer(buildTar(l))), config };
   if (platform) spec.platform = platform;
   return buildImage(spec);
@@ -37,7 +37,7 @@ export function writeLayout(dir: string, items: { ref: string; image: BuiltImage
 }
 
 /** A layout with one multi-platform index named `ref`; returns the per-platform images. */
-export function writeIndexLayout(dir: string, ref: string, platforms: Platform[]): { index: ReturnType<typeof buildIndex>; images: BuiltImage[] } {
+export function writeIndexLayout(dir: string, ref: string, platforms: ImagePlatform[]): { index: ReturnType<typeof buildIndex>; images: BuiltImage[] } {
   const images = platforms.map((p) => image([[
     { path: 'etc/passwd', content: `root:x:0:0:root:/root:/bin/sh\narch:x:${1000 + platforms.indexOf(p)}:0::/:/bin/sh\n` },
     { path: 'etc/group', content: GROUP },

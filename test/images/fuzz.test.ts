@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseManifestDocument } from '../../src/images/manifest.js';
+import { parseManifestDocument } from '../../src/images/image-manifest.js';
 import { extractImageConfig } from '../../src/images/index.js';
 import { parseChallenge } from '../../src/images/registry.js';
 import { readLayoutIndex } from '../../src/images/oci-layout.js';

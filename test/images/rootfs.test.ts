@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { buildTar, type LayerEntry } from '../../src/images/oci-build.js';
-import { sha256Digest } from '../../src/images/manifest.js';
+import { sha256Digest } from '../../src/images/image-manifest.js';
 import { findPasswdAndGroup, normaliseEntryPath, type LayerScanMemo, type LayerScanResult } from '../../src/images/rootfs.js';
 import { GROUP, PASSWD } from './fixtures.js';
 

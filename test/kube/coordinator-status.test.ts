@@ -8,7 +8,7 @@ import { runCli, REPO_ROOT } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { History } from '../../src/coordinator/history.js';
 import { ConfigMapStore } from '../../src/coordinator/store/configmap.js';
-import { parseObjects } from '../../src/kube/coordinator-deploy.js';
+import { parseObjects } from '../../src/kube/output.js';
 import { applyObjects } from '../../src/kube/apply.js';
 import { connect } from '../../src/kube/client.js';
 import type { StatusReport } from '../../src/kube/status.js';

@@ -22,7 +22,7 @@ import { INJECTED_IMAGES } from '../../src/platforms/images.js';
 import { explainRequest } from '../../src/policy/diff.js';
 import { decodeInitDataAnnotation, INITDATA_ANNOTATION } from '../../src/policy/initdata.js';
 import { defaultSettings, normaliseRequest, PolicyEngine, splitPolicyText, type PolicyData } from '../../src/policy/index.js';
-import { YAML_PARSE_OPTIONS } from '../../src/manifests/stream.js';
+import { YAML_PARSE_OPTIONS } from '../../src/resources/stream.js';
 import { tempDir } from '../helpers/tmp.js';
 import { crossCheck, type Evaluation } from './engines.js';
 
@@ -228,8 +228,8 @@ describe('agent request corpus (test/policy/corpus)', function () {
         writeFileSync(join(keys!.workspace, 'settings.json'), JSON.stringify(settings, null, 2));
         const text = readFileSync(join(dir, 'pod.yaml'), 'utf8');
         const result = await generateFromInputs([{ name: `${name}/pod.yaml`, text }], {
-          inputs: [], platform: 'metal-qemu-snp', skipInitializer: file.generate?.skipInitializer ?? false, workspaceDir: keys!.workspace,
-          workloadOwnerKeys: [], seedshareOwnerKeys: [], disableUpdates: true, imageResolver: corpusResolver(),
+          platform: 'metal-qemu-snp', skipInitializer: file.generate?.skipInitializer ?? false, workspaceDir: keys!.workspace,
+          disableUpdates: true, imageResolver: corpusResolver(),
           injectImageStore: file.generate?.injectImageStore,
         });
         policy = policyOf(result.outputs[0]!.text, file.workload, name);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { SAMPLE_IMAGES } from '../helpers/images.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
-import { functionConfigToArgs, parseTransformArgs } from '../../src/render/settings.js';
+import { functionConfigToArgs, parseTransformArgs } from '../../src/cli/transform-options.js';
 import { UsageError } from '../../src/util/errors.js';
 import { pathWithBin, run } from './tools.js';
 

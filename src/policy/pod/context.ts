@@ -23,8 +23,6 @@ export interface PodPolicyInput {
 
 export type Obj = Record<string, unknown>;
 
-export const INITDATA_ANNOTATION = 'io.katacontainers.config.hypervisor.cc_init_data';
-
 export function obj(v: unknown): Obj | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined;
 }

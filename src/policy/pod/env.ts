@@ -4,7 +4,8 @@
  * only known at run time (pod IP, pod name, …) become patterns.
  */
 import { compact, expand, isLiteral, literalText, toPattern, toSample, type Value } from '../values.js';
-import { arr, INITDATA_ANNOTATION, obj, str, type ContainerInput, type Obj, type PodContext } from './context.js';
+import { INITDATA_ANNOTATION } from '../initdata.js';
+import { arr, obj, str, type ContainerInput, type Obj, type PodContext } from './context.js';
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

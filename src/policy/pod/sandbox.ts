@@ -6,7 +6,8 @@
 import { escapeRegex } from '../values.js';
 import type { ContainerTemplate, PolicySettings } from '../settings.js';
 import type { ContainerPolicy, PolicyData } from '../types.js';
-import { INITDATA_ANNOTATION, type ContainerInput, type PodContext } from './context.js';
+import { INITDATA_ANNOTATION } from '../initdata.js';
+import type { ContainerInput, PodContext } from './context.js';
 
 export function annotationsPolicy(pod: PodContext, ci: ContainerInput, template: ContainerTemplate, name: string): Record<string, string> {
   const annotations: Record<string, string> = {};

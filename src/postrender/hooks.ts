@@ -6,35 +6,30 @@
  * Coordinator the new manifest. A hook pod with the Initializer would wait for an attestation
  * that cannot succeed yet, so we warn and name the way out.
  */
-import { isPlainObject } from '../manifests/patch.js';
+import { isPlainObject } from '../util/values.js';
+import type { Warn } from '../util/diagnostics.js';
 import { INITIALIZER_NAME } from '../transforms/initializer.js';
-import type { ConfidentialWorkload } from '../generate/pipeline.js';
-import type { InputLocation } from '../util/errors.js';
+import type { TransformedWorkload } from '../generate/pipeline.js';
 
-export const HOOK_ANNOTATION = 'helm.sh/hook';
+const HOOK_ANNOTATION = 'helm.sh/hook';
 
 /** Hooks that run before `helm install|upgrade|rollback` returns. */
 const BLOCKING_HOOKS = new Set(['pre-install', 'post-install', 'pre-upgrade', 'post-upgrade', 'pre-rollback', 'post-rollback']);
 
-export function helmHooksOf(object: Record<string, unknown>): string[] {
+function helmHooksOf(object: Record<string, unknown>): string[] {
   const meta = object.metadata;
   if (!isPlainObject(meta) || !isPlainObject(meta.annotations)) return [];
   const value = meta.annotations[HOOK_ANNOTATION];
   return typeof value === 'string' ? value.split(',').map((h) => h.trim()).filter(Boolean) : [];
 }
 
-export function hookWarnings(workloads: ConfidentialWorkload[]): { message: string; location: InputLocation }[] {
-  const out: { message: string; location: InputLocation }[] = [];
+export function warnAboutHooks(workloads: readonly TransformedWorkload[], warn: Warn): void {
   for (const w of workloads) {
     const blocking = helmHooksOf(w.resource.object).filter((h) => BLOCKING_HOOKS.has(h));
     if (blocking.length === 0) continue;
     const inits = w.template.spec.initContainers;
     const hasInitializer = Array.isArray(inits) && inits.some((c) => isPlainObject(c) && c.name === INITIALIZER_NAME);
     if (!hasInitializer) continue;
-    out.push({
-      message: `is a Helm ${blocking.join(',')} hook with the Initializer: it runs while helm waits, before \`kubectl contrast set\` can add its policy to the Coordinator, so it cannot attest; annotate its pod template with contrast.edgeless.systems/skip-initializer: "true" or make it a regular resource`,
-      location: w.resource.location,
-    });
+    warn(`is a Helm ${blocking.join(',')} hook with the Initializer: it runs while helm waits, before \`kubectl contrast set\` can add its policy to the Coordinator, so it cannot attest; annotate its pod template with contrast.edgeless.systems/skip-initializer: "true" or make it a regular resource`, w.resource.location);
   }
-  return out;
 }

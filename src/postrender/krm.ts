@@ -5,13 +5,12 @@
  * one differs only in its pod template: every `config.kubernetes.io/*`,
  * `internal.config.kubernetes.io/*` and other annotation is echoed as it came.
  */
-import { Document, isMap, isSeq, parseAllDocuments, type Node, type YAMLMap, type YAMLSeq } from 'yaml';
-import { YAML_PARSE_OPTIONS } from '../manifests/stream.js';
-import { isPlainObject } from '../manifests/patch.js';
-import type { InputFile } from '../manifests/inputs.js';
-import type { Warning } from '../generate/diagnostics.js';
-import { Diagnostics } from '../generate/diagnostics.js';
-import { UserError } from '../util/errors.js';
+import { isMap, isSeq, type Node } from 'yaml';
+import { documentValue, newDocument, nodeText, parseStream, WRITE_OPTIONS } from '../resources/stream.js';
+import type { InputFile } from '../resources/inputs.js';
+import { formatWarning, type Warning } from '../util/diagnostics.js';
+import { BugError, UserError } from '../util/errors.js';
+import { isPlainObject } from '../util/values.js';
 
 export interface ResourceList {
   apiVersion: string;
@@ -23,49 +22,41 @@ export interface ResourceList {
   functionConfig: unknown;
 }
 
-const STRING_OPTIONS = { lineWidth: 0 } as const;
+const ORIGIN = 'ResourceList';
 
 /** The ResourceList in `text`, or undefined when the text is something else (a plain stream). */
 export function parseResourceList(text: string): ResourceList | undefined {
   // Cheap test first: a plain stream of resources never has a top-level `kind: ResourceList`.
   if (!/^kind:\s*["']?ResourceList["']?\s*(#.*)?$/m.test(text)) return undefined;
-  const docs = parseAllDocuments(text, YAML_PARSE_OPTIONS);
-  if (!Array.isArray(docs)) return undefined;
-  const nonEmpty = docs.filter((d) => d.contents !== null);
+  const nonEmpty = parseStream(ORIGIN, text).documents.filter((d) => d.doc.contents !== null);
   if (nonEmpty.length !== 1) return undefined;
-  const doc = nonEmpty[0]!;
-  const error = doc.errors[0];
-  if (error) throw new UserError(`invalid YAML: ${error.message.split('\n')[0]}`, { file: 'ResourceList' });
-  const value = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  const { doc, index } = nonEmpty[0]!;
+  const value = documentValue(doc, { file: ORIGIN, document: index });
   if (!isPlainObject(value) || value.kind !== 'ResourceList') return undefined;
   const apiVersion = String(value.apiVersion ?? '');
   if (!/^config\.kubernetes\.io\/v1(beta1)?$/.test(apiVersion)) {
-    throw new UserError(`unsupported ResourceList apiVersion "${apiVersion}" (expected config.kubernetes.io/v1)`, { file: 'ResourceList' });
+    throw new UserError(`unsupported ResourceList apiVersion "${apiVersion}" (expected config.kubernetes.io/v1)`, { file: ORIGIN });
   }
   const itemsNode = isMap(doc.contents) ? doc.contents.get('items', true) : undefined;
   let items: Node[] = [];
   if (itemsNode !== undefined && itemsNode !== null) {
-    if (!isSeq(itemsNode)) throw new UserError('items must be a list', { file: 'ResourceList', field: 'items' });
-    items = (itemsNode as YAMLSeq).items as Node[];
+    if (!isSeq(itemsNode)) throw new UserError('items must be a list', { file: ORIGIN, field: 'items' });
+    items = itemsNode.items as Node[];
   }
   const values = Array.isArray(value.items) ? value.items : [];
   values.forEach((v, i) => {
-    if (!isPlainObject(v)) throw new UserError('expected a Kubernetes resource (a mapping)', { file: 'ResourceList', field: `items[${i}]` });
+    if (!isPlainObject(v)) throw new UserError('expected a Kubernetes resource (a mapping)', { file: ORIGIN, field: `items[${i}]` });
   });
   return { apiVersion, kind: 'ResourceList', items, values: values as Record<string, unknown>[], functionConfig: value.functionConfig };
 }
 
-export function itemName(i: number): string {
+function itemName(i: number): string {
   return `items[${i}]`;
 }
 
 /** One transform input per item. */
 export function itemInputs(list: ResourceList): InputFile[] {
-  return list.items.map((node, i) => {
-    const doc = new Document(undefined, YAML_PARSE_OPTIONS);
-    doc.contents = node;
-    return { name: itemName(i), text: doc.toString(STRING_OPTIONS) };
-  });
+  return list.items.map((node, i) => ({ name: itemName(i), text: nodeText(node) }));
 }
 
 interface KrmResult {
@@ -88,8 +79,8 @@ export function warningResult(list: ResourceList, w: Warning): KrmResult {
   const m = /^items\[(\d+)\]$/.exec(w.location.file ?? '');
   const item = m ? list.values[Number(m[1])] : undefined;
   const { field, ...rest } = w.location;
-  const result: KrmResult = { message: Diagnostics.format({ message: w.message, location: { ...rest, file: undefined, document: undefined } }), severity: 'warning' };
-  const meta = isPlainObject(item?.metadata) ? item!.metadata as Record<string, unknown> : undefined;
+  const result: KrmResult = { message: formatWarning({ message: w.message, location: { ...rest, file: undefined, document: undefined } }), severity: 'warning' };
+  const meta = isPlainObject(item?.metadata) ? item.metadata : undefined;
   if (item && typeof item.apiVersion === 'string' && typeof item.kind === 'string' && typeof meta?.name === 'string') {
     result.resourceRef = { apiVersion: item.apiVersion, kind: item.kind, name: meta.name };
     if (typeof meta.namespace === 'string') result.resourceRef.namespace = meta.namespace;
@@ -104,18 +95,19 @@ export function warningResult(list: ResourceList, w: Warning): KrmResult {
 }
 
 /** The output ResourceList: transformed items (unchanged ones as the original nodes) and results. */
-export function resourceListOutput(list: ResourceList, inputs: InputFile[], texts: string[], warnings: Warning[]): string {
-  const out = new Document(undefined, YAML_PARSE_OPTIONS);
+export function resourceListOutput(list: ResourceList, inputs: InputFile[], texts: string[], warnings: readonly Warning[]): string {
+  const out = newDocument();
   const items = list.items.map((node, i) => {
     if (texts[i] === inputs[i]!.text) return node;
-    const docs = parseAllDocuments(texts[i]!, YAML_PARSE_OPTIONS);
-    const parsed = Array.isArray(docs) ? docs.filter((d) => d.contents !== null) : [];
-    if (parsed.length !== 1) throw new UserError('the transform did not return exactly one resource', { file: itemName(i) });
-    return parsed[0]!.contents as Node;
+    const parsed = parseStream(itemName(i), texts[i]!).documents.filter((d) => d.doc.contents !== null);
+    if (parsed.length !== 1) throw new BugError(`${itemName(i)}: the transform did not return exactly one resource`);
+    return parsed[0]!.doc.contents as Node;
   });
-  const root = out.createNode({ apiVersion: list.apiVersion, kind: list.kind, items: [] }) as unknown as YAMLMap;
-  (root.get('items', true) as unknown as YAMLSeq).items = items;
+  const root: Node = out.createNode({ apiVersion: list.apiVersion, kind: list.kind, items: [] });
+  const itemsNode = isMap(root) ? root.get('items', true) : undefined;
+  if (!isMap(root) || !isSeq(itemsNode)) throw new BugError('the output ResourceList has no items list');
+  itemsNode.items = items;
   if (warnings.length > 0) root.set('results', out.createNode(warnings.map((w) => warningResult(list, w))));
   out.contents = root;
-  return out.toString(STRING_OPTIONS);
+  return out.toString(WRITE_OPTIONS);
 }

@@ -28,7 +28,7 @@ export const MANIFEST_ACCEPT = [
   MediaType.dockerManifest,
 ].join(', ');
 
-export interface Platform {
+export interface ImagePlatform {
   os: string;
   architecture: string;
   variant?: string;
@@ -38,7 +38,7 @@ export interface Descriptor {
   mediaType: string;
   digest: string;
   size: number;
-  platform?: Platform & { 'os.version'?: string; 'os.features'?: string[] };
+  platform?: ImagePlatform & { 'os.version'?: string; 'os.features'?: string[] };
   annotations?: Record<string, string>;
   urls?: string[];
 }
@@ -60,19 +60,19 @@ export function sha256Digest(data: Uint8Array): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-export const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
+export const DEFAULT_IMAGE_PLATFORM: ImagePlatform = { os: 'linux', architecture: 'amd64' };
 
-export function formatPlatform(p: Platform): string {
+export function formatImagePlatform(p: ImagePlatform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }
 
 /** Parse `os/arch[/variant]`. */
-export function parsePlatform(text: string): Platform {
+export function parseImagePlatform(text: string): ImagePlatform {
   const parts = text.split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => p.length === 0)) {
     throw new Error(`invalid platform "${text}": expected os/architecture[/variant]`);
   }
-  const p: Platform = { os: parts[0]!, architecture: parts[1]! };
+  const p: ImagePlatform = { os: parts[0]!, architecture: parts[1]! };
   if (parts[2] !== undefined) p.variant = parts[2];
   return p;
 }
@@ -114,14 +114,14 @@ export function parseManifestDocument(bytes: Uint8Array, hintedType?: string): I
   return { kind: 'manifest', mediaType: mediaType || MediaType.ociManifest, config, layers: layers as Descriptor[] };
 }
 
-function normaliseArch(p: Platform): Platform {
+function normaliseArch(p: ImagePlatform): ImagePlatform {
   let { architecture, variant } = p;
   if (architecture === 'x86_64' || architecture === 'x86-64') architecture = 'amd64';
   if (architecture === 'aarch64') architecture = 'arm64';
   if (architecture === 'arm64' && (variant === undefined || variant === '8')) variant = 'v8';
   if (architecture === 'arm' && variant === undefined) variant = 'v7';
   if (architecture === 'amd64' && variant === 'v1') variant = undefined;
-  const out: Platform = { os: p.os, architecture };
+  const out: ImagePlatform = { os: p.os, architecture };
   if (variant !== undefined) out.variant = variant;
   return out;
 }
@@ -130,7 +130,7 @@ function normaliseArch(p: Platform): Platform {
  * Choose the manifest for `want` in an index. Attestation manifests (unknown/unknown) are
  * never chosen. When `want` has no variant, the first entry matching os+architecture wins.
  */
-export function selectPlatform(index: ImageIndex, want: Platform): Descriptor | undefined {
+export function selectPlatform(index: ImageIndex, want: ImagePlatform): Descriptor | undefined {
   const w = normaliseArch(want);
   const candidates = index.manifests.filter((d) => {
     if (!d.platform) return false;
@@ -144,5 +144,5 @@ export function selectPlatform(index: ImageIndex, want: Platform): Descriptor | 
 
 /** The platforms an index offers, for error messages. */
 export function listPlatforms(index: ImageIndex): string[] {
-  return index.manifests.filter((d) => d.platform).map((d) => formatPlatform(d.platform!));
+  return index.manifests.filter((d) => d.platform).map((d) => formatImagePlatform(d.platform!));
 }

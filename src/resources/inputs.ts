@@ -1,10 +1,12 @@
 /**
- * Collect the manifest inputs of a command: files, directories (recursively, `*.yaml` and
+ * Collect the YAML inputs of a command: files, directories (recursively, `*.yaml` and
  * `*.yml`, in a stable order) or `-` for standard input.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { UserError } from '../util/errors.js';
+import { warnOnStderr, type Warn } from '../util/diagnostics.js';
+import { describeFsError } from '../util/files.js';
 
 export const STDIN = '-';
 
@@ -19,7 +21,7 @@ export interface InputFile {
 /** Refuse inputs that would take unbounded memory; Kubernetes objects are far smaller. */
 export const MAX_INPUT_BYTES = 256 * 1024 * 1024;
 
-export function expandPaths(paths: string[]): string[] {
+export function expandPaths(paths: string[], warn: Warn = warnOnStderr): string[] {
   const files: string[] = [];
   for (const p of paths) {
     if (p === STDIN) {
@@ -32,7 +34,7 @@ export function expandPaths(paths: string[]): string[] {
     } catch (err) {
       throw new UserError(`cannot read input: ${describeFsError(err)}`, { file: p });
     }
-    if (st.isDirectory()) files.push(...yamlFilesUnder(p));
+    if (st.isDirectory()) files.push(...yamlFilesUnder(p, warn));
     else files.push(p);
   }
   const unique = [...new Set(files)];
@@ -42,7 +44,7 @@ export function expandPaths(paths: string[]): string[] {
   return unique;
 }
 
-function yamlFilesUnder(dir: string): string[] {
+function yamlFilesUnder(dir: string, warn: Warn): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     const entries = readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -53,7 +55,7 @@ function yamlFilesUnder(dir: string): string[] {
     }
   };
   walk(dir);
-  if (out.length === 0) process.stderr.write(`Warning: ${relative('.', dir) || dir}: no *.yaml or *.yml files found\n`);
+  if (out.length === 0) warn('no *.yaml or *.yml files found', { file: relative('.', dir) || dir });
   return out;
 }
 
@@ -93,19 +95,10 @@ export function decodeUtf8(buf: Buffer, name: string): string {
   }
 }
 
-export async function readInputs(paths: string[]): Promise<InputFile[]> {
-  const files = expandPaths(paths.length === 0 ? [STDIN] : paths);
+/** The inputs named by `paths` (none: standard input). */
+export async function readInputs(paths: string[], warn: Warn = warnOnStderr): Promise<InputFile[]> {
+  const files = expandPaths(paths.length === 0 ? [STDIN] : paths, warn);
   const out: InputFile[] = [];
   for (const f of files) out.push(f === STDIN ? await readStdin() : readInputFile(f));
   return out;
-}
-
-function describeFsError(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  switch (e.code) {
-    case 'ENOENT': return 'no such file or directory';
-    case 'EACCES': return 'permission denied';
-    case 'EISDIR': return 'is a directory';
-    default: return e.message ?? String(err);
-  }
 }

@@ -6,7 +6,7 @@
  * re-serialised from its syntax tree, which keeps its comments and the YAML 1.1 meaning of
  * untouched scalars (Kubernetes reads manifests as YAML 1.1: `0755` is octal, `on` is true).
  */
-import { Document, parseAllDocuments, type ToStringOptions } from 'yaml';
+import { Document, parseAllDocuments, type Node, type ToStringOptions } from 'yaml';
 import { UserError } from '../util/errors.js';
 import { kubernetesTags } from './yaml-schema.js';
 
@@ -27,8 +27,11 @@ export interface ParsedStream {
   tail: string;
 }
 
-/** Parsing options used everywhere a manifest is read. */
+/** Parsing options of every YAML document we read (here, and nowhere else). */
 export const YAML_PARSE_OPTIONS = { version: '1.1', customTags: kubernetesTags, uniqueKeys: true, prettyErrors: true } as const;
+
+/** Never fold long values such as the base64 policy annotation. */
+export const WRITE_OPTIONS = { lineWidth: 0 } as const;
 
 /** Bounds that keep hostile input (alias bombs) from exhausting memory. */
 export const MAX_ALIAS_COUNT = 1000;
@@ -67,6 +70,23 @@ export function documentValue(doc: Document.Parsed, location: { file: string; do
   }
 }
 
+/** The plain values of every document of a stream (empty documents left out). */
+export function parseValues(name: string, text: string): unknown[] {
+  return parseStream(name, text).documents.filter((d) => d.doc.contents !== null).map((d) => documentValue(d.doc, { file: name, document: d.index }));
+}
+
+/** A new, empty document with our options, to build output in. */
+export function newDocument(): Document {
+  return new Document(undefined, YAML_PARSE_OPTIONS);
+}
+
+/** One syntax node written as a document of its own. */
+export function nodeText(node: Node): string {
+  const doc = newDocument();
+  doc.contents = node;
+  return doc.toString(WRITE_OPTIONS);
+}
+
 export function serializeStream(stream: ParsedStream): string {
   let out = '';
   for (const d of stream.documents) {
@@ -77,7 +97,7 @@ export function serializeStream(stream: ParsedStream): string {
 
 function serializeDocument(d: StreamDocument): string {
   const options: ToStringOptions = {
-    lineWidth: 0, // never fold long values such as the base64 policy annotation
+    ...WRITE_OPTIONS,
     indentSeq: !hasUnindentedSequence(d.source),
   };
   let text = d.doc.toString(options);
