@@ -15,6 +15,7 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { AttestationError } from './errors.js';
 import { BoundedCache } from './bounded-cache.js';
+import { readPemBlocks, type PemBlock } from '../util/encoding.js';
 import { TAG, checkDistinguished, children, readOid, readSingle, type DerNode } from './der.js';
 
 /** Larger than any certificate we expect (aTLS certificates carrying a TDX quote are about 8 KiB). */
@@ -143,26 +144,19 @@ export function parsePemCertificates(bytes: Uint8Array, what: string, opts: PemO
   let text = Buffer.from(bytes).toString('latin1');
   if (opts.trailingNul) text = text.replace(/\0+$/, '');
   if (text.length > 16 * MAX_CERTIFICATE_BYTES) refuse(what, `${text.length} bytes of PEM, more than accepted`);
-  const blocks: Buffer[] = [];
-  const re = new RegExp(`${PEM_BEGIN}\\r?\\n([A-Za-z0-9+/=\\r\\n]*?)${PEM_END}`, 'y');
-  let pos = 0;
-  for (;;) {
-    while (pos < text.length && /\s/.test(text[pos]!)) pos++;
-    if (pos === text.length) break;
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (!m) refuse(what, `unexpected content at offset ${pos} (only ${PEM_BEGIN} blocks are accepted)`);
-    const b64 = m[1]!.replace(/\r?\n/g, '');
-    const der = Buffer.from(b64, 'base64');
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0 || der.toString('base64') !== b64) refuse(what, `block ${blocks.length + 1} is not canonical base64`);
-    blocks.push(der);
-    pos = re.lastIndex;
+  let blocks: PemBlock[];
+  try {
+    blocks = readPemBlocks(text);
+  } catch (err) {
+    refuse(what, (err as Error).message);
   }
+  const other = blocks.find((b) => b.label !== 'CERTIFICATE');
+  if (other) refuse(what, `a ${other.label} block where only CERTIFICATE blocks belong`);
   const { min, max } = typeof opts.count === 'number' ? { min: opts.count, max: opts.count } : opts.count;
   if (blocks.length < min || blocks.length > max) {
     refuse(what, `${blocks.length} certificate${blocks.length === 1 ? '' : 's'}, expected ${min === max ? min : `${min} to ${max}`}`);
   }
-  return blocks.map((der, i) => parseDerCertificate(der, blocks.length === 1 ? what : `${what} (certificate ${i + 1})`));
+  return blocks.map((b, i) => parseDerCertificate(b.der, blocks.length === 1 ? what : `${what} (certificate ${i + 1})`));
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { AttestationError, CollateralUnavailableError } from '../attestation/errors.js';
+import { decodeBase64Strict } from '../util/encoding.js';
 import type { DispatchOptions } from '../attestation/dispatch.js';
 import { parseAtlsCert } from '../atls/cert.js';
 import { clientEvidenceNonce, tlsPeer } from '../atls/server.js';
@@ -25,6 +26,14 @@ export const OID_CLAIM_HOSTDATA = '1.3.9901.2.1.23';
 
 /** NewMeshCertRequest is empty; the evidence travels in the HEADERS. */
 export const NEW_MESH_CERT_LIMITS: RequestLimits = { maxBytes: 4 * 1024, maxOtherFields: 16 };
+
+/**
+ * A gRPC binary header: base64 with or without padding (gRPC's wire spec lets senders omit it),
+ * otherwise canonical, so one header value has one reading.
+ */
+function decodeGrpcBinaryHeader(text: string): Buffer | undefined {
+  return decodeBase64Strict(text.includes('=') ? text : text.padEnd(Math.ceil(text.length / 4) * 4, '='));
+}
 
 export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch: DispatchOptions = {}): Map<string, UnaryMethod> {
   return new Map<string, UnaryMethod>([
@@ -45,7 +54,9 @@ export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch
       const tls = tlsPeer(socket);
       try {
         if (!tls) throw new AttestationError('atls.clientcert', 'the client presented no TLS certificate');
-        const peer = parseAtlsCert(Buffer.from(header, 'base64'));
+        const der = decodeGrpcBinaryHeader(header);
+        if (!der) throw new AttestationError('atls.certificate', `the ${CLIENT_EVIDENCE_HEADER} metadata is not canonical base64`);
+        const peer = parseAtlsCert(der);
         if (!peer.spki.equals(tls.spki)) throw new AttestationError('atls.binding', 'the evidence certificate is for another key than the TLS client certificate');
         const admission = await admitPeer(peer, reportData(peer.spki, clientEvidenceNonce(socket)), {
           refs: snapshot.manifest.ReferenceValues,

@@ -3,6 +3,7 @@
  * RSA-OAEP-SHA256 and the label `seedshare`, so any one owner can recover the Coordinator.
  */
 import { constants, createPrivateKey, privateDecrypt, publicEncrypt, type KeyObject } from 'node:crypto';
+import { decodeBase64Strict } from '../util/encoding.js';
 import { parseSeedshareOwnerKeyHex } from '../workspace/keys.js';
 import { SALT_SIZE } from './seedengine.js';
 
@@ -69,8 +70,8 @@ export function seedShareDocumentFromJson(text: string): SeedShareDocument {
 }
 
 function strictBase64(text: string, what: string): Buffer {
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.toString('base64') !== text) throw new Error(`${what} is not canonical base64`);
+  const bytes = decodeBase64Strict(text);
+  if (!bytes) throw new Error(`${what} is not canonical base64`);
   return bytes;
 }
 

@@ -7,6 +7,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { readPemBlocks } from '../util/encoding.js';
 import { UserError } from '../util/errors.js';
 
 export const WORKLOAD_OWNER_KEY = 'workload-owner.pem';
@@ -37,13 +38,8 @@ export function loadPublicKey(path: string, kind: OwnerKeyKind): KeyObject {
   } catch (err) {
     throw new UserError(`cannot read key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: path });
   }
-  let key: KeyObject;
-  try {
-    key = text.includes('PRIVATE KEY') ? createPublicKey(createPrivateKey(text)) : createPublicKey(text);
-  } catch {
-    throw new UserError('not a PEM-encoded private or public key', { file: path });
-  }
-  if (text.includes('PRIVATE KEY')) warnIfReadableByOthers(path);
+  const { key, isPrivate } = parseKeyPem(text, path);
+  if (isPrivate) warnIfReadableByOthers(path);
   const details = key.asymmetricKeyDetails ?? {};
   if (kind === 'workload-owner' && !(key.asymmetricKeyType === 'ec' && details.namedCurve === 'secp384r1')) {
     throw new UserError(`a workload owner key must be ECDSA P-384, found ${describeKey(key)}`, { file: path });
@@ -52,6 +48,32 @@ export function loadPublicKey(path: string, kind: OwnerKeyKind): KeyObject {
     throw new UserError(`a seed-share owner key must be RSA with at least 2048 bits, found ${describeKey(key)}`, { file: path });
   }
   return key;
+}
+
+const PRIVATE_LABELS = new Set(['PRIVATE KEY', 'EC PRIVATE KEY', 'RSA PRIVATE KEY']);
+const PUBLIC_LABELS: Record<string, 'spki' | 'pkcs1'> = { 'PUBLIC KEY': 'spki', 'RSA PUBLIC KEY': 'pkcs1' };
+
+/**
+ * Exactly one PEM key block and nothing else: a file holding two keys would otherwise be read
+ * as its first key, whatever a reviewer of the second one believed was added.
+ */
+function parseKeyPem(text: string, path: string): { key: KeyObject; isPrivate: boolean } {
+  let blocks;
+  try {
+    blocks = readPemBlocks(text);
+  } catch (err) {
+    throw new UserError(`not a PEM-encoded private or public key: ${(err as Error).message}`, { file: path });
+  }
+  if (blocks.length !== 1) throw new UserError(`not a PEM-encoded private or public key: expected exactly one PEM block, found ${blocks.length}`, { file: path });
+  const [{ label, der }] = blocks as [{ label: string; der: Buffer }];
+  try {
+    if (PRIVATE_LABELS.has(label)) return { key: createPublicKey(createPrivateKey(text)), isPrivate: true };
+    const type = PUBLIC_LABELS[label];
+    if (type) return { key: createPublicKey({ key: der, format: 'der', type }), isPrivate: false };
+  } catch (err) {
+    throw new UserError(`not a usable ${label}: ${(err as Error).message}`, { file: path });
+  }
+  throw new UserError(`not a PEM-encoded private or public key (a ${label} block)`, { file: path });
 }
 
 function describeKey(key: KeyObject): string {

@@ -118,6 +118,13 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
     assert.match(r.CertChain.toString(), /BEGIN CERTIFICATE/);
   });
 
+  it('takes the evidence header with or without base64 padding (gRPC binary metadata), and only canonical base64', async () => {
+    const unpadded = await meshCallWith(async (ekm, key) => (await certB64(key, webIssuer(), reportData(spkiDer(key), ekm))).replace(/=+$/, ''));
+    assert.match(unpadded.CertChain.toString(), /BEGIN CERTIFICATE/);
+    await assert.rejects(meshCallWith(async (ekm, key) => `${await certB64(key, webIssuer(), reportData(spkiDer(key), ekm))}!`),
+      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /not canonical base64/.test(e.message));
+  });
+
   it('refuses evidence for another TLS key', async () => {
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     await assert.rejects(meshCallWith((ekm) => certB64(other, webIssuer(), reportData(spkiDer(other), ekm))),
