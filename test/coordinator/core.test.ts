@@ -11,7 +11,7 @@ import { decryptSeedShare, encryptSeedShares, seedShareDocumentFromJson, seedSha
 import { Authority } from '../../src/coordinator/authority.js';
 import { RpcError, Status } from '../../src/coordinator/api/grpc.js';
 import { decode, encode } from '../../src/coordinator/api/proto.js';
-import { GetManifestsResponseSchema, SetManifestResponseSchema } from '../../src/coordinator/api/messages.js';
+import { GetManifestsResponseSchema, RecoverRequestSchema, SetManifestResponseSchema } from '../../src/coordinator/api/messages.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
@@ -212,6 +212,17 @@ describe('coordinator core', () => {
       // Field 1 bytes "a" = 0a 01 61: the upstream wire format.
       assert.deepEqual(encode(GetManifestsResponseSchema, { Manifests: [Buffer.from('a')] }), Buffer.from('0a0161', 'hex'));
       assert.throws(() => decode(GetManifestsResponseSchema, Buffer.from('0a0561', 'hex')), /runs past/);
+    });
+
+    it('has one reading of every message: no repeated singular field, no field 0, bools 0 or 1', () => {
+      // RootCA (field 3) twice: proto3 would take the last, refused instead.
+      assert.throws(() => decode(GetManifestsResponseSchema, Buffer.from('1a01611a0162', 'hex')), /RootCA appears twice/);
+      // Repeated fields may repeat; unknown fields are skipped (newer peers).
+      assert.equal(decode<{ Manifests: Buffer[] }>(GetManifestsResponseSchema, Buffer.from('0a01610a0162', 'hex')).Manifests.length, 2);
+      assert.deepEqual(decode<{ RootCA: Buffer }>(GetManifestsResponseSchema, Buffer.from('1a0161fa0f0178', 'hex')).RootCA, Buffer.from('a'));
+      assert.throws(() => decode(GetManifestsResponseSchema, Buffer.from('0201', 'hex')), /field number 0/);
+      assert.throws(() => decode(RecoverRequestSchema, Buffer.from('1802', 'hex')), /bool value 2/);
+      assert.equal(decode<{ Force: boolean }>(RecoverRequestSchema, Buffer.from('1801', 'hex')).Force, true);
     });
   });
 });

@@ -102,17 +102,23 @@ export function decode<T = Record<string, unknown>>(schema: Schema, data: Uint8A
     else if (f.type === 'string') out[f.name] = '';
     else if (f.type === 'bool') out[f.name] = false;
   }
+  // proto3 lets a repeated singular field override (or, for messages, merge with) the earlier
+  // one; no encoder of ours or upstream's writes one twice, so a second copy is refused rather
+  // than read one way here and another way elsewhere.
+  const seen = new Set<number>();
   let pos = 0;
   while (pos < buf.length) {
     let tag: number;
     [tag, pos] = readVarint(buf, pos);
     const no = Math.floor(tag / 8);
     const wire = tag & 7;
+    if (no === 0) throw new ProtoError('field number 0');
     const f = schema.find((x) => x.no === no);
     let value: unknown;
     if (wire === 0) {
       let n: number;
       [n, pos] = readVarint(buf, pos);
+      if (f?.type === 'bool' && n > 1) throw new ProtoError(`field ${f.name}: bool value ${n}`);
       value = n !== 0;
     } else if (wire === 2) {
       let len: number;
@@ -135,8 +141,13 @@ export function decode<T = Record<string, unknown>>(schema: Schema, data: Uint8A
     if (!f) continue;
     const expectedWire = f.type === 'bool' ? 0 : 2;
     if (wire !== expectedWire) throw new ProtoError(`field ${f.name} has wire type ${wire}, expected ${expectedWire}`);
-    if (f.repeated) (out[f.name] as unknown[]).push(value);
-    else out[f.name] = value;
+    if (f.repeated) {
+      (out[f.name] as unknown[]).push(value);
+    } else {
+      if (seen.has(no)) throw new ProtoError(`field ${f.name} appears twice`);
+      seen.add(no);
+      out[f.name] = value;
+    }
   }
   if (pos !== buf.length) throw new ProtoError('truncated message');
   return out as T;
