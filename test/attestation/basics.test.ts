@@ -120,6 +120,15 @@ describe('bounded caches', () => {
     assert.deepEqual([c.get('c'), c.get('d')], [4, 5]);
   });
 
+  it('does not store anything when a key is missing', () => {
+    const c = new BoundedCache<string, number>(2);
+    c.set('a', 1);
+    c.set('b', 2);
+    assert.equal(c.get('missing'), undefined);
+    c.set('c', 3);
+    assert.deepEqual([c.get('a'), c.get('b'), c.get('c')], [undefined, 2, 3]);
+  });
+
   it('holds exactly capacity entries', () => {
     const c = new BoundedCache<number, number>(3);
     for (let i = 0; i < 3; i++) c.set(i, i);

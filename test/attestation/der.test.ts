@@ -168,7 +168,7 @@ describe('DER reader: INTEGER, OBJECT IDENTIFIER and time values', () => {
     for (const [tag, s] of [
       [TAG.UTC_TIME, '2501020304Z'], [TAG.UTC_TIME, '250102030405'], [TAG.UTC_TIME, '250102030405+0100'], [TAG.UTC_TIME, 'x250102030405Z'],
       [TAG.UTC_TIME, '20250102030405Z'], [TAG.GENERALIZED_TIME, '250102030405Z'], [TAG.GENERALIZED_TIME, '20250102030405.5Z'],
-      [TAG.GENERALIZED_TIME, '20250102030405Zx'], [TAG.OCTET_STRING, '250102030405Z'],
+      [TAG.GENERALIZED_TIME, '20250102030405Zx'], [TAG.GENERALIZED_TIME, 'x20250102030405Z'], [TAG.UTC_TIME, '250102030405Zx'], [TAG.OCTET_STRING, '250102030405Z'],
     ] as const) {
       assert.throws(t(tag, s), asn1(/unsupported time encoding/), s);
     }
@@ -186,7 +186,7 @@ describe('DER reader: distinguished encoding', () => {
       [0x0a, 0x01, 0x05],
       [0x03, 0x01, 0x00], [0x03, 0x02, 0x00, 0xff], [0x03, 0x02, 0x01, 0xfe], [0x03, 0x02, 0x07, 0x80],
       [0x05, 0x00],
-      [0x06, 0x03, 0x55, 0x04, 0x03], [0x06, 0x03, 0x2a, 0x81, 0x00],
+      [0x06, 0x03, 0x55, 0x04, 0x03], [0x06, 0x03, 0x2a, 0x81, 0x00], [0x06, 0x04, 0x2a, 0x81, 0x80, 0x01],
       [0x17, 0x0d, ...Buffer.from('250101000000Z')],
       [0x30, 0x03, 0x02, 0x01, 0x01],
       [0xa4, 0x02, 0x05, 0x00], [0xa3, 0x03, 0x02, 0x01, 0x01],

@@ -63,13 +63,15 @@ describe('evidence dispatch', () => {
 
   it('refuses SEV-SNP evidence when the manifest has no SNP reference values', async () => {
     for (const refs of [{}, { snp: [] }, { tdx: [tdxRef], insecure: SIM_REFS }]) {
-      await rejects(() => verifyEvidence(OID_SNP_EVIDENCE, snpEvidence(), refs, snpReportData, { snp: { now: SNP_NOW } }), 'snp.referencevalues');
+      const err = await rejects(() => verifyEvidence(OID_SNP_EVIDENCE, snpEvidence(), refs, snpReportData, { snp: { now: SNP_NOW } }), 'snp.referencevalues');
+      assert.equal(err.detail, 'the peer sent SEV-SNP evidence but the manifest has no SNP reference values');
     }
   });
 
   it('refuses SEV-SNP evidence that is not the {report, cert_table} message as an attestation failure', async () => {
     const err = await rejects(() => verifyEvidence(OID_SNP_EVIDENCE, Buffer.from([0x0a, 0x05, 0x01]), { snp: [snpRef] }, snpReportData, { snp: { now: SNP_NOW } }), 'snp.report.parse');
     assert.match(err.detail, /^the SEV-SNP evidence is not a protobuf \{report, cert_table\}: /);
+    assert.ok(err.cause instanceof Error && err.cause.name === 'ProtoError');
   });
 
   it('refuses malformed SNP reference values as a manifest error, not an attestation verdict', async () => {
@@ -90,8 +92,11 @@ describe('evidence dispatch', () => {
 
   it('refuses TDX evidence when the manifest has no TDX reference values', async () => {
     for (const refs of [{}, { tdx: [] }, { snp: [snpRef], insecure: SIM_REFS }]) {
-      await rejects(() => verifyEvidence(OID_TDX_EVIDENCE, tdxQuote, refs, Buffer.from(tdxBody.reportData), { tdx: tdxOpts }), 'tdx.referencevalues');
+      const err = await rejects(() => verifyEvidence(OID_TDX_EVIDENCE, tdxQuote, refs, Buffer.from(tdxBody.reportData), { tdx: tdxOpts }), 'tdx.referencevalues');
+      assert.equal(err.detail, 'the peer sent TDX evidence but the manifest has no TDX reference values');
     }
+    await assert.rejects(() => verifyEvidence(OID_TDX_EVIDENCE, tdxQuote, { tdx: [{ MrTd: 'xyz' }] }, Buffer.from(tdxBody.reportData), { tdx: tdxOpts }),
+      (err: unknown) => err instanceof UserError && !(err instanceof AttestationError) && /^manifest\.json, field tdx\[0\]\.MrTd/.test(err.message));
   });
 
   it('verifies simulated evidence only when the manifest lists the insecure platform', async () => {
@@ -124,5 +129,6 @@ describe('evidence dispatch', () => {
       process.stderr.write = original;
     }
     assert.deepEqual(written, [`${SIM_WARNING}\n`]);
+    assert.match(SIM_WARNING, /^WARNING: the insecure-sim platform is SIMULATED: .*proves NOTHING/);
   });
 });

@@ -82,7 +82,7 @@ describe('simulated platform: report parsing', () => {
   it('refuses a report of the wrong size', async () => {
     const raw = simReport(root.privateKey);
     let err = await rejects(() => parseSimReport(raw.subarray(0, 251)), 'sim.report.size');
-    assert.deepEqual([err.expected, err.actual], ['252', '251']);
+    assert.deepEqual([err.detail, err.expected, err.actual], ['the simulated report has the wrong size', '252', '251']);
     err = await rejects(() => parseSimReport(Buffer.concat([raw, Buffer.alloc(1)])), 'sim.report.size');
     assert.equal(err.actual, '253');
     await rejects(() => parseSimReport(Buffer.alloc(0)), 'sim.report.size');
@@ -90,11 +90,12 @@ describe('simulated platform: report parsing', () => {
 
   it('refuses another magic and another version', async () => {
     const err = await rejects(() => parseSimReport(simReport(root.privateKey, { magic: 'KCSIMREQ' })), 'sim.report.magic');
+    assert.equal(err.detail, 'not a simulated report');
     assert.equal(err.expected, Buffer.from('KCSIMREP').toString('hex'));
     assert.equal(err.actual, Buffer.from('KCSIMREQ').toString('hex'));
     for (const version of [0, 2, 0x01000000]) {
       const e = await rejects(() => parseSimReport(simReport(root.privateKey, { version })), 'sim.report.version');
-      assert.deepEqual([e.expected, e.actual], ['1', String(version)]);
+      assert.deepEqual([e.detail, e.expected, e.actual], ['unknown simulated report version', '1', String(version)]);
     }
   });
 });
@@ -120,7 +121,8 @@ describe('simulated platform: verification', () => {
   });
 
   it('refuses a report signed by another key, or changed after signing', async () => {
-    await rejects(() => verify(simReport(simRootKeys().privateKey, { reportData, hostData })), 'sim.report.signature');
+    const sig = await rejects(() => verify(simReport(simRootKeys().privateKey, { reportData, hostData })), 'sim.report.signature');
+    assert.deepEqual([sig.detail, sig.expected, sig.actual], ['the simulated report is not signed by the local simulated root', 'a signature by the key in root.pub.pem', 'bad signature']);
     for (const offset of [8 + 3, 12, 59, 60, 91, 92, 155, 156, 251]) {
       const bad = Buffer.from(report);
       bad[offset]! ^= 1;
@@ -130,9 +132,9 @@ describe('simulated platform: verification', () => {
 
   it('refuses evidence for another binding or policy, naming expected and actual', async () => {
     let err = await rejects(() => verify(report, SIM_REFS, { reportData: Buffer.alloc(64, 1), hostData }), 'sim.reportdata');
-    assert.deepEqual([err.expected, err.actual], ['01'.repeat(64), '5a'.repeat(64)]);
+    assert.deepEqual([err.detail, err.expected, err.actual], ['REPORT_DATA does not match the expected binding (evidence for another key or nonce)', '01'.repeat(64), '5a'.repeat(64)]);
     err = await rejects(() => verify(report, SIM_REFS, { reportData, hostData: Buffer.alloc(32, 2) }), 'sim.hostdata');
-    assert.deepEqual([err.expected, err.actual], ['02'.repeat(32), '6b'.repeat(32)]);
+    assert.deepEqual([err.detail, err.expected, err.actual], ['HOST_DATA does not match the expected policy hash', '02'.repeat(32), '6b'.repeat(32)]);
     assert.equal(verify(report, SIM_REFS, {}).referenceValueIndex, 0, 'no expectations, nothing to compare');
   });
 

@@ -69,6 +69,10 @@ describe('CRL parsing', () => {
     assert.equal(bare.revoked.size, 0);
     const late = parseCrl(crlDer({ alg, nextUpdate: time(new Date('2051-03-04T05:06:07Z')), signer }));
     assert.deepEqual(late.nextUpdate, new Date('2051-03-04T05:06:07Z'));
+    // A revoked list right after thisUpdate (no nextUpdate).
+    const noNext = parseCrl(crlDer({ alg, nextUpdate: null, revoked: seq(seq(int(0x42), time(T0))), signer }));
+    assert.deepEqual([...noNext.revoked], ['42']);
+    assert.equal(noNext.nextUpdate, undefined);
     // crlExtensions [0] right after the dates is not a revoked list.
     const ext = parseCrl(crlDer({ alg, extra: [explicit(0, seq())], signer }));
     assert.equal(ext.revoked.size, 0);
@@ -82,6 +86,8 @@ describe('CRL parsing', () => {
     assert.equal(err.detail, 'CertificateList must have three fields');
     err = await rejects(() => parseCrl(seq(seq(int(1)), alg, tlv(0x03, Buffer.from([0])), int(1))), 'crl.parse');
     assert.equal(err.detail, 'CertificateList must have three fields');
+    err = await rejects(() => parseCrl(seq(seq(), alg, tlv(0x03, Buffer.from([0, 1])))), 'crl.parse');
+    assert.equal(err.detail, 'tbsCertList is missing fields');
     err = await rejects(() => parseCrl(crlDer({ alg, thisUpdate: null, nextUpdate: null, signer })), 'crl.parse');
     assert.equal(err.detail, 'tbsCertList is missing fields');
     err = await rejects(() => parseCrl(seq(seq(int(1), alg), alg, tlv(0x03, Buffer.from([0, 1])))), 'crl.parse');
@@ -139,6 +145,9 @@ describe('CRL signatures', () => {
     ok(crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: 32 }), signer: pss('sha256', 32) }), rsaCa);
     ok(crlDer({ alg: pssAlg({ hash: SHA.sha512, salt: 64 }), signer: pss('sha512', 64) }), rsaCa);
     ok(crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: 200 }), signer: pss('sha256', 200) }), rsaCa);
+    // A salt length of zero, and a hash without a salt length (which then defaults to 20).
+    ok(crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: 0 }), signer: pss('sha256', 0) }), rsaCa);
+    ok(crlDer({ alg: pssAlg({ hash: SHA.sha256 }), signer: pss('sha256', 20) }), rsaCa);
     // No parameters: SHA-1 and a 20-byte salt (RFC 4055 defaults).
     ok(crlDer({ alg: pssAlg(), signer: pss('sha1', 20) }), rsaCa);
     ok(crlDer({ alg: pssAlg({ salt: 20 }), signer: pss('sha1', 20) }), rsaCa);
@@ -150,6 +159,9 @@ describe('CRL signatures', () => {
   it('refuses RSA-PSS with an unknown hash or an oversized salt length, and other algorithms', async () => {
     await bad(crlDer({ alg: pssAlg({ hash: '1.2.3.4', salt: 32 }), signer: pss('sha256', 32) }), rsaCa);
     await bad(crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: tlv(0x02, Buffer.from([0, 0, 32])) }), signer: pss('sha256', 32) }), rsaCa);
+    await bad(crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: tlv(0x02, Buffer.from([0, 0, 1])) }), signer: pss('sha256', 1) }), rsaCa);
+    // A PSS signature under another algorithm's name is not checked as PSS.
+    await bad(crlDer({ alg: seq(oid('1.2.840.113549.1.1.11')), signer: pss('sha1', 20) }), rsaCa);
     // sha256WithRSAEncryption is not an algorithm AMD or Intel sign CRLs with.
     await bad(crlDer({ alg: seq(oid('1.2.840.113549.1.1.11'), tlv(0x05, Buffer.alloc(0))), signer: (tbs) => sign('sha256', tbs, rsa.privateKey) }), rsaCa);
     // An ECDSA signature checked with an RSA key, and malformed parameters, are refusals, not crashes.
