@@ -47,7 +47,7 @@ export const completeCommand: CommandModule<object, CompleteArgs> = {
   builder: (y: Argv) => y
     .strict(false)
     .parserConfiguration({ 'unknown-options-as-args': true })
-    .positional('words', { type: 'string', array: true, default: [] }) as unknown as Argv<CompleteArgs>,
+    .positional('words', { type: 'string', array: true, default: [] }) as Argv<CompleteArgs>,
   handler: async (argv) => {
     const words = argv.words.map(String);
     const found = await completions(words);

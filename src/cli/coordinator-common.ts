@@ -6,7 +6,7 @@ import { decode } from '../coordinator/api/proto.js';
 import { GetManifestsResponseSchema, type GetManifestsResponse } from '../coordinator/api/messages.js';
 import { chainHash } from '../coordinator/history.js';
 import type { Admission } from '../atls/validate.js';
-import { LATEST_TRANSITION_FILE } from '../workspace/latest-transition.js';
+import { LATEST_TRANSITION_FILE } from './latest-transition.js';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Argv } from 'yargs';
@@ -33,7 +33,7 @@ export interface HistoryArgs {
   'accept-history': boolean;
 }
 
-/** --accept-history: the way out of the rollback check (see src/workspace/latest-transition.ts). */
+/** --accept-history: the way out of the rollback check (see src/cli/latest-transition.ts). */
 export function acceptHistoryOption<T>(y: Argv<T>): Argv<T & HistoryArgs> {
   return y.option('accept-history', {
     type: 'boolean', default: false,

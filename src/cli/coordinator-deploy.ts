@@ -31,7 +31,7 @@ function common(y: Argv): Argv<CoordinatorDeployArgs> {
   return imageOptions(workspaceOptions(kubeOptions(y)))
     .option('platform', { type: 'string', choices: platformIds(), describe: 'Platform the Coordinator runs on (needed for its policy)' })
     .option('service-type', { type: 'string', choices: ['LoadBalancer', 'ClusterIP', 'NodePort'], default: 'LoadBalancer', describe: 'Type of the "coordinator" Service that users reach the UserAPI through' })
-    .option('image-replacements', { type: 'string', describe: 'File of "source=target" lines that replace the Coordinator image' }) as unknown as Argv<CoordinatorDeployArgs>;
+    .option('image-replacements', { type: 'string', describe: 'File of "source=target" lines that replace the Coordinator image' }) as Argv<CoordinatorDeployArgs>;
 }
 
 async function objectsFor(argv: CoordinatorDeployArgs, namespace: string) {
@@ -61,7 +61,7 @@ const renderCommand: CommandModule<object, CoordinatorDeployArgs> = {
   builder: (y: Argv) => outputOption(common(y), ['yaml', 'json'], 'Output format')
     .option('policy', { type: 'boolean', default: true, describe: 'Compute the Coordinator\'s policy (needs --platform); --no-policy prints the template for `generate`' })
     .example('$0 coordinator render --no-policy -n app > coordinator.yaml', 'A template to pass to `generate` together with the app')
-    .example('$0 coordinator render --platform metal-qemu-snp', 'The Coordinator with its policy') as unknown as Argv<CoordinatorDeployArgs>,
+    .example('$0 coordinator render --platform metal-qemu-snp', 'The Coordinator with its policy') as Argv<CoordinatorDeployArgs>,
   handler: async (argv) => {
     if (argv.policy && !argv.platform) argv.policy = false;
     const { objects, policyHash } = await objectsFor(argv, argv.namespace ?? 'default');
@@ -75,7 +75,7 @@ const applyCommand: CommandModule<object, CoordinatorDeployArgs> = {
   describe: 'Server-side apply the Coordinator with its policy (field manager kubectl-contrast)',
   builder: (y: Argv) => dryRunOption(common(y))
     .option('policy', { type: 'boolean', default: true, hidden: true })
-    .demandOption('platform') as unknown as Argv<CoordinatorDeployArgs>,
+    .demandOption('platform') as Argv<CoordinatorDeployArgs>,
   handler: async (argv) => {
     // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
     const [{ applyObjects, describeResults }, cluster] = await Promise.all([import('../kube/apply.js'), connectFromArgs(argv)]);

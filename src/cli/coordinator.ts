@@ -30,7 +30,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
     .option('user-port', { type: 'number', default: USERAPI_PORT, describe: 'UserAPI port (0 = any free port)' })
     .option('mesh-port', { type: 'number', default: MESHAPI_PORT, describe: 'MeshAPI port (0 = any free port)' })
     .option('metrics-port', { type: 'number', default: METRICS_PORT, describe: 'Probes and metrics port (0 = any free port)' })
-    .option('ports-file', { type: 'string', describe: 'Write the ports actually listened on as JSON to this file' }) as unknown as Argv<ServeArgs>,
+    .option('ports-file', { type: 'string', describe: 'Write the ports actually listened on as JSON to this file' }) as Argv<ServeArgs>,
   handler: async (argv) => {
     let issuer;
     try {

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import {
   AttestationError, DirectoryCache, KdsClient, TCB_STATUSES, parseReferenceValues, parseSnpReport, parseTdxQuote, verifySnp, verifyTdx,
@@ -9,6 +8,7 @@ import { decodeBinaryOrHex, splitSnpEvidence } from '../attestation/evidence-fil
 import { classifyIntelCrls } from '../attestation/tdx/crls.js';
 import { SNP_CRL_POLICIES, type SnpCrlPolicy } from '../attestation/snp/crl.js';
 import { UsageError, UserError, errorMessage } from '../util/errors.js';
+import { readUserFile as read } from '../util/files.js';
 
 interface VerifyArgs {
   platform: 'snp' | 'tdx';
@@ -29,14 +29,6 @@ interface VerifyArgs {
   now?: string;
   'accept-tcb-status': string[];
   'allow-missing-collateral': boolean;
-}
-
-function read(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new UserError(`cannot read ${what}: ${errorMessage(err)}`, { file: path });
-  }
 }
 
 function hexArg(value: string | undefined, flag: string, sizes: number[]): Buffer | undefined {
@@ -200,11 +192,11 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
     .option('accept-tcb-status', { type: 'string', array: true, default: [], choices: [...TCB_STATUSES], describe: 'TDX: TCB statuses to accept (default UpToDate)' })
     .option('allow-missing-collateral', { type: 'boolean', default: false, describe: 'TDX: verify without TCB info (the TCB status is then not evaluated)' })
     .check((argv) => {
-      checkFlags(argv as unknown as VerifyArgs);
+      checkFlags(argv as VerifyArgs);
       return true;
     })
     .example('$0 evidence verify --platform snp --evidence report.bin --vcek vcek.der --cert-chain cert_chain.pem -o json', 'Check an SNP report with certificates fetched earlier')
-    .example('$0 evidence verify --platform tdx --evidence quote.dat --tcb-info tcbinfo.json --qe-identity qe.json --cert-chain tcb-signing.pem', 'Check a TDX quote and its TCB status') as unknown as Argv<VerifyArgs>,
+    .example('$0 evidence verify --platform tdx --evidence quote.dat --tcb-info tcbinfo.json --qe-identity qe.json --cert-chain tcb-signing.pem', 'Check a TDX quote and its TCB status') as Argv<VerifyArgs>,
   handler: async (argv) => {
     const evidence = read(argv.evidence, 'evidence');
     const now = argv.now ? new Date(argv.now) : new Date();
@@ -227,6 +219,6 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
 export const evidenceCommand: CommandModule = {
   command: 'evidence <command>',
   describe: 'Inspect and verify attestation evidence (SEV-SNP reports, TDX quotes)',
-  builder: (y: Argv) => y.command(verifyCommand as unknown as CommandModule).demandCommand(1, 'Name a subcommand: verify'),
+  builder: (y: Argv) => y.command(verifyCommand).demandCommand(1, 'Name a subcommand: verify'),
   handler: () => undefined,
 };

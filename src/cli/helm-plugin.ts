@@ -98,10 +98,10 @@ export function selfCommand(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 function isSingleExecutable(): boolean {
-  // node:sea (Node 20.12+) cannot be imported statically by code that also runs outside a SEA on older builds.
-  const getBuiltin = (process as unknown as { getBuiltinModule?: (m: string) => { isSea(): boolean } | undefined }).getBuiltinModule;
+  // node:sea cannot be imported statically by code that also runs on Node 20 builds without it,
+  // and process.getBuiltinModule itself is missing before Node 20.16.
   try {
-    return getBuiltin?.('node:sea')?.isSea() ?? false;
+    return process.getBuiltinModule?.('node:sea')?.isSea() ?? false;
   } catch {
     return false;
   }
@@ -160,7 +160,7 @@ export const helmPluginCommand: CommandModule<object, HelmPluginArgs> = {
       if (!/^[A-Za-z0-9_-]+$/.test(argv.name)) throw new UsageError('--name may contain only letters, digits, "_" and "-"');
       return true;
     })
-    .example('$0 helm-plugin install', 'Then: helm install app ./chart --post-renderer contrast --post-renderer-args --platform=metal-qemu-snp') as unknown as Argv<HelmPluginArgs>,
+    .example('$0 helm-plugin install', 'Then: helm install app ./chart --post-renderer contrast --post-renderer-args --platform=metal-qemu-snp') as Argv<HelmPluginArgs>,
   handler: (argv) => {
     const yaml = pluginYaml(argv.name, selfCommand(), argv['post-render-arg']);
     if (argv.action === 'print') {

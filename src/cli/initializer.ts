@@ -25,7 +25,7 @@ export const initializerCommand: CommandModule<object, InitializerArgs> = {
     .option('sim-policy-hash', { type: 'string', default: env.CONTRAST_SIM_POLICY_HASH, describe: 'insecure-sim: the policy hash to report (env CONTRAST_SIM_POLICY_HASH)' })
     .option('out-dir', { type: 'string', default: env.CONTRAST_OUT_DIR ?? '/contrast', describe: 'Where tls-config/ and secrets/ are written (env CONTRAST_OUT_DIR)' })
     .option('timeout', { type: 'number', default: 0, describe: 'Give up after this many seconds (0 = keep trying)' })
-    .option('retry-interval', { type: 'number', default: 5, describe: 'Longest wait between attempts in seconds (backoff starts at 1 s)' }) as unknown as Argv<InitializerArgs>,
+    .option('retry-interval', { type: 'number', default: 5, describe: 'Longest wait between attempts in seconds (backoff starts at 1 s)' }) as Argv<InitializerArgs>,
   handler: async (argv) => {
     if (!argv['coordinator-host']) throw new UserError('set COORDINATOR_HOST or --coordinator-host');
     const addr = parseAddress(argv['coordinator-host'], MESHAPI_PORT);

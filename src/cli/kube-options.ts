@@ -22,7 +22,7 @@ export function kubeOptions<T>(y: Argv<T>, opts: { allNamespaces?: boolean } = {
     .option('namespace', { alias: 'n', type: 'string', describe: 'Namespace (default: the context\'s namespace, else "default")' })
     .option('request-timeout', { type: 'string', default: '0', describe: 'How long to wait for each request before giving up, e.g. 30s, 1m; 0 = no limit' });
   if (opts.allNamespaces) r = r.option('all-namespaces', { alias: 'A', type: 'boolean', describe: 'Look at every namespace' });
-  return r as unknown as Argv<T & KubeArgs>;
+  return r as Argv<T & KubeArgs>;
 }
 
 /** What the kubectl flags ask for: kubeconfig, context, namespace, timeout. */
@@ -46,7 +46,7 @@ export async function connectFromArgs(argv: KubeArgs): Promise<Cluster> {
 }
 
 export function outputOption<T>(y: Argv<T>, choices: string[], describe: string): Argv<T & OutputArgs> {
-  return y.option('output', { alias: 'o', type: 'string', choices, describe }) as unknown as Argv<T & OutputArgs>;
+  return y.option('output', { alias: 'o', type: 'string', choices, describe }) as Argv<T & OutputArgs>;
 }
 
 /** kubectl's --request-timeout syntax: a bare number of seconds, or a Go duration (1h2m3s, 500ms). */

@@ -11,7 +11,7 @@ import { decryptSeedShare, seedShareDocumentFromJson, seedShareDocumentToJson, t
 import { SeedEngine } from '../coordinator/seedengine.js';
 import { verifyTransitionSignature } from '../coordinator/history.js';
 import { parsePemCertificates } from '../attestation/certificate.js';
-import { checkServedHistory, rememberHistory } from '../workspace/latest-transition.js';
+import { checkServedHistory, rememberHistory } from './latest-transition.js';
 import { workspaceOptions } from './workspace-options.js';
 import {
   acceptHistoryOption, address, coordinatorOption, fetchHistory, latestTransitionPath, loadLocalManifest, loadPrivateKey, workspacePath, type CoordinatorArgs, type HistoryArgs,
@@ -35,7 +35,7 @@ export const recoverCommand: CommandModule<object, RecoverArgs> = {
     .option('seedshare-owner-key', { type: 'string', default: SEEDSHARE_OWNER_KEY, describe: 'Seed-share owner key (RSA PEM), relative to the workspace; also the TLS client key' })
     .option('seed', { type: 'string', default: 'seed-shares.json', describe: 'Seed shares written by the first `set`, relative to the workspace; when missing, the copy in the Coordinator\'s store is used (and written here)' })
     .option('force', { type: 'boolean', default: false, describe: 'Recover even if peer Coordinators are recovered (accepted for compatibility; single Coordinator)' })
-    .option('retry-for', { type: 'number', default: 0, describe: 'Seconds to keep retrying while the Coordinator is unreachable' }) as unknown as Argv<RecoverArgs>,
+    .option('retry-for', { type: 'number', default: 0, describe: 'Seconds to keep retrying while the Coordinator is unreachable' }) as Argv<RecoverArgs>,
   handler: async (argv) => {
     const local = loadLocalManifest(argv);
     const keyPath = workspacePath(argv, argv['seedshare-owner-key']);

@@ -17,7 +17,7 @@ interface RuntimeArgs extends KubeArgs, OutputArgs {
 function runtimeOptions(y: Argv): Argv<RuntimeArgs> {
   return kubeOptions(y)
     .option('platform', { type: 'string', choices: platformIds(), demandOption: true, describe: 'The platform whose runtime to deploy' })
-    .option('image-replacements', { type: 'string', describe: 'File of "source=target" lines that replace the node-installer and pause images' }) as unknown as Argv<RuntimeArgs>;
+    .option('image-replacements', { type: 'string', describe: 'File of "source=target" lines that replace the node-installer and pause images' }) as Argv<RuntimeArgs>;
 }
 
 function render(argv: RuntimeArgs) {
@@ -28,13 +28,13 @@ function render(argv: RuntimeArgs) {
 export function dryRunOption<T>(y: Argv<T>): Argv<T & { 'dry-run'?: string; 'force-conflicts': boolean }> {
   return y
     .option('dry-run', { type: 'string', choices: ['none', 'server', 'client'], describe: 'server: let the API server validate without persisting; client: only print what would be applied' })
-    .option('force-conflicts', { type: 'boolean', default: false, describe: 'Take over fields that another field manager owns' }) as unknown as Argv<T & { 'dry-run'?: string; 'force-conflicts': boolean }>;
+    .option('force-conflicts', { type: 'boolean', default: false, describe: 'Take over fields that another field manager owns' }) as Argv<T & { 'dry-run'?: string; 'force-conflicts': boolean }>;
 }
 
 const renderCommand: CommandModule<object, RuntimeArgs> = {
   command: 'render',
   describe: 'Print the RuntimeClass and node-installer DaemonSet of a platform',
-  builder: (y: Argv) => outputOption(runtimeOptions(y), ['yaml', 'json'], 'Output format') as unknown as Argv<RuntimeArgs>,
+  builder: (y: Argv) => outputOption(runtimeOptions(y), ['yaml', 'json'], 'Output format') as Argv<RuntimeArgs>,
   handler: (argv) => {
     process.stdout.write(formatObjects(render(argv), objectFormat(argv.output)));
   },
@@ -43,7 +43,7 @@ const renderCommand: CommandModule<object, RuntimeArgs> = {
 const applyCommand: CommandModule<object, RuntimeArgs> = {
   command: 'apply',
   describe: 'Server-side apply the RuntimeClass and node-installer DaemonSet of a platform (field manager kubectl-contrast)',
-  builder: (y: Argv) => dryRunOption(runtimeOptions(y)) as unknown as Argv<RuntimeArgs>,
+  builder: (y: Argv) => dryRunOption(runtimeOptions(y)) as Argv<RuntimeArgs>,
   handler: async (argv) => {
     const objects = render(argv);
     // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.

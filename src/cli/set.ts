@@ -4,7 +4,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { WORKLOAD_OWNER_KEY } from '../workspace/keys.js';
 import { checkManifestReady } from '../workspace/manifest.js';
-import { checkServedHistory, rememberHistory } from '../workspace/latest-transition.js';
+import { checkServedHistory, rememberHistory } from './latest-transition.js';
 import { callUserApi } from '../coordinator/client.js';
 import { decode, encode } from '../coordinator/api/proto.js';
 import { SetManifestRequestSchema, SetManifestResponseSchema, type SeedShareDocumentMsg, type SetManifestResponse } from '../coordinator/api/messages.js';
@@ -28,7 +28,7 @@ export const setCommand: CommandModule<object, SetArgs> = {
     .positional('paths', { type: 'string', array: true, default: [], describe: 'The resources written by generate (files or directories)' })
     .option('workload-owner-key', { type: 'string', default: WORKLOAD_OWNER_KEY, describe: 'Workload owner key (ECDSA P-384 PEM), relative to the workspace; authorises manifest updates as the TLS client key' })
     .option('retry-for', { type: 'number', default: 180, describe: 'Seconds to keep retrying while the Coordinator is unreachable' })
-    .example('$0 set -c 127.0.0.1:1313 resources/', 'Set the manifest after deploying the resources') as unknown as Argv<SetArgs>,
+    .example('$0 set -c 127.0.0.1:1313 resources/', 'Set the manifest after deploying the resources') as Argv<SetArgs>,
   handler: async (argv) => {
     if (argv.paths.length === 0) throw new UserError('name the resources (files or directories) that `generate` wrote: their policies are sent with the manifest');
     const local = loadLocalManifest(argv);

@@ -10,7 +10,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   describe: 'Show the Coordinator (ready, manifest set, recovery needed) and each confidential workload (policy in the active manifest, pods stuck in the Initializer)',
   builder: (y: Argv) => outputOption(kubeOptions(y, { allNamespaces: true }), ['table', 'json', 'yaml'], 'Output format (default table)')
     .example('$0 status -n my-app', 'One namespace')
-    .example('$0 status -A -o json', 'Every namespace, as JSON') as unknown as Argv<StatusArgs>,
+    .example('$0 status -A -o json', 'Every namespace, as JSON') as Argv<StatusArgs>,
   handler: async (argv) => {
     // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
     const [cluster, { collectStatus, formatStatusTable }] = await Promise.all([connectFromArgs(argv), import('../kube/status.js')]);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { sha256 } from '../coordinator/crypto.js';
-import { checkServedHistory, rememberHistory } from '../workspace/latest-transition.js';
+import { checkServedHistory, rememberHistory } from './latest-transition.js';
 import { workspaceOptions } from './workspace-options.js';
 import {
   acceptHistoryOption, address, coordinatorOption, fetchHistory, latestTransitionPath, loadLocalManifest, workspacePath, type CoordinatorArgs, type HistoryArgs,
@@ -18,7 +18,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
   command: 'verify',
   describe: 'Attest the Coordinator, fetch its manifest history into <workspace>/verify/ and check the active manifest equals manifest.json',
   builder: (y: Argv) => acceptHistoryOption(coordinatorOption(workspaceOptions(y)))
-    .option('retry-for', { type: 'number', default: 0, describe: 'Seconds to keep retrying while the Coordinator is unreachable' }) as unknown as Argv<VerifyArgs>,
+    .option('retry-for', { type: 'number', default: 0, describe: 'Seconds to keep retrying while the Coordinator is unreachable' }) as Argv<VerifyArgs>,
   handler: async (argv) => {
     const local = loadLocalManifest(argv);
     const served = await fetchHistory(await address(argv), local.manifest, { retryForMs: argv['retry-for'] * 1000 });

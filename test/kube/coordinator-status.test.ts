@@ -172,7 +172,7 @@ describe('coordinator render|apply and status against a real API server', functi
     assert.match(all.stdout, new RegExp(`namespace: ${ns}`));
 
     // Without the right to read the state ConfigMaps, status says so instead of failing.
-    await a.rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name: 'viewer' }, rules: [{ apiGroups: ['', 'apps', 'batch'], resources: ['pods', 'services', 'deployments', 'statefulsets', 'daemonsets', 'replicasets', 'jobs', 'cronjobs'], verbs: ['list'] }] } });
+    await a.rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name: 'viewer' }, rules: [{ apiGroups: ['', 'apps', 'batch'], resources: ['pods', 'services', 'deployments', 'statefulsets', 'daemonsets', 'replicasets', 'replicationcontrollers', 'jobs', 'cronjobs'], verbs: ['list'] }] } });
     await a.rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name: 'viewer' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'viewer' }, subjects: [{ kind: 'User', name: 'alice', apiGroup: 'rbac.authorization.k8s.io' }] } });
     const limited = runCli(['status', '--kubeconfig', api.kubeconfig, '--context', 'alice', '-n', ns, '-o', 'json']);
     assert.equal(limited.code, 0, limited.stderr);
@@ -180,5 +180,37 @@ describe('coordinator render|apply and status against a real API server', functi
     const denied = runCli(['status', '--kubeconfig', api.kubeconfig, '--context', 'alice', '-A']);
     assert.equal(denied.code, 1);
     assert.match(denied.stderr, /403 Forbidden.*kubectl auth can-i/);
+  });
+
+  it('status lists every workload kind that generate handles, a ReplicationController too', async function () {
+    const ns = await freshNamespace(a);
+    const input = join(work, 'rc.yaml');
+    writeFileSync(input, `apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: legacy
+spec:
+  replicas: 1
+  selector: {app: legacy}
+  template:
+    metadata:
+      labels: {app: legacy}
+    spec:
+      runtimeClassName: contrast-cc
+      containers:
+        - name: worker
+          image: ghcr.io/kubectl-contrast/samples/worker:1.0
+          securityContext: {runAsUser: 1001, runAsGroup: 1001}
+      securityContext: {supplementalGroups: [2000]}
+`);
+    const out = join(work, 'rc-out.yaml');
+    const gen = runCli(['generate', '--platform', 'insecure-sim', '--workspace-dir', join(work, 'rc-ws'), '-o', out, ...IMAGES, input]);
+    assert.equal(gen.code, 0, gen.stderr);
+    await applyObjects(connect({ kubeconfig: api.kubeconfig, namespace: ns }), parseObjects(readFileSync(out, 'utf8')));
+    const r = runCli(['status', '--kubeconfig', api.kubeconfig, '-n', ns, '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const workloads = (JSON.parse(r.stdout) as StatusReport).workloads;
+    assert.deepEqual(workloads.map((w) => `${w.kind}/${w.name}`), ['ReplicationController/legacy']);
+    assert.match(workloads[0]!.policyHash ?? '', /^[0-9a-f]{64}$/);
   });
 });
