@@ -17,7 +17,7 @@ interface CompleteArgs {
 }
 
 /** Candidates for the last of `words` (the word being completed; "" for a new word). */
-export async function completions(words: string[]): Promise<string[]> {
+async function completions(words: string[]): Promise<string[]> {
   const current = words.length > 0 ? words[words.length - 1]! : '';
   const printed: string[] = [];
   const log = console.log;

@@ -11,13 +11,13 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Argv } from 'yargs';
 import { readManifest, type Manifest } from '../workspace/manifest.js';
-import { describeLocation, UserError } from '../util/errors.js';
+import { UserError, type InputLocation } from '../util/errors.js';
 import { readUserText } from '../util/files.js';
 import { readInputs } from '../resources/inputs.js';
 import { carriedPolicies, decodeCarried } from '../generate/carried-policies.js';
 import { allResources, parseInput } from '../generate/read-step.js';
 import { parseAddress } from '../coordinator/client.js';
-import type { WorkspaceArgs } from './workspace-options.js';
+import { manifestPath, type WorkspaceArgs } from './workspace-options.js';
 import { connectFromArgs, kubeOptions, type KubeArgs } from './kube-options.js';
 
 export interface CoordinatorArgs extends WorkspaceArgs, KubeArgs {
@@ -77,10 +77,6 @@ export function workspacePath(argv: WorkspaceArgs, file: string): string {
   return isAbsolute(file) ? file : join(argv['workspace-dir'], file);
 }
 
-export function manifestPath(argv: WorkspaceArgs): string {
-  return argv.manifest ?? join(argv['workspace-dir'], 'manifest.json');
-}
-
 export interface LocalManifest {
   path: string;
   raw: Buffer;
@@ -122,8 +118,8 @@ export function ephemeralKey(): KeyObject {
 export interface ResourcePolicy {
   hash: string;
   toml: Buffer;
-  /** The resource that carries it, for messages. */
-  where: string;
+  /** The resource that carries it. */
+  location: InputLocation;
 }
 
 /** Every initdata policy carried by the resources, keyed by policy hash. */
@@ -131,7 +127,7 @@ export async function readResourcePolicies(paths: string[]): Promise<Map<string,
   const policies = new Map<string, ResourcePolicy>();
   for (const p of carriedPolicies(allResources((await readInputs(paths)).map(parseInput)))) {
     const decoded = decodeCarried(p);
-    policies.set(decoded.hash, { hash: decoded.hash, toml: Buffer.from(decoded.toml, 'utf8'), where: describeLocation(p.resource.location) });
+    policies.set(decoded.hash, { hash: decoded.hash, toml: Buffer.from(decoded.toml, 'utf8'), location: p.resource.location });
   }
   return policies;
 }
@@ -139,9 +135,9 @@ export async function readResourcePolicies(paths: string[]): Promise<Map<string,
 /** The resources' policies must be exactly the manifest's (upstream's checkPoliciesMatchManifest). */
 export function checkPoliciesMatchManifest(policies: Map<string, ResourcePolicy>, manifest: Manifest, manifestFile: string): void {
   for (const p of policies.values()) {
-    if (!manifest.Policies[p.hash]) throw new UserError(`${p.where}: its policy ${p.hash} is not in ${manifestFile}; run \`kubectl contrast generate\` on these resources again`);
+    if (!manifest.Policies[p.hash]) throw new UserError(`its policy ${p.hash} is not in ${manifestFile}`, p.location, { nextStep: 'run `kubectl contrast generate` on these resources again' });
   }
   for (const hash of Object.keys(manifest.Policies)) {
-    if (!policies.has(hash)) throw new UserError(`${manifestFile} lists policy ${hash} but none of the given resources carries it; pass all resources that \`generate\` wrote (or regenerate)`);
+    if (!policies.has(hash)) throw new UserError(`lists policy ${hash} but none of the given resources carries it`, { file: manifestFile }, { nextStep: 'pass all resources that `generate` wrote (or regenerate)' });
   }
 }

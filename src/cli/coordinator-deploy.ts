@@ -8,14 +8,13 @@ import { platformIds, requirePlatform } from '../platforms/platforms.js';
 import { loadImageReplacements } from '../platforms/images.js';
 import { UsageError } from '../util/errors.js';
 import { warnOnStderr } from '../util/diagnostics.js';
-import { manifestPathOf } from '../generate/manifest-step.js';
 import { renderCoordinator, type ServiceType } from '../kube/coordinator-resources.js';
 import { manifestHasCoordinator, renderCoordinatorWithPolicy } from '../kube/coordinator-deploy.js';
 import type { DryRun } from '../kube/apply.js';
 import { formatObjects, objectFormat } from '../kube/output.js';
 import { connectFromArgs, kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
 import { imageOptions, imageResolverFrom, type ImageArgs } from './image-options.js';
-import { workspaceOptions, type WorkspaceArgs } from './workspace-options.js';
+import { manifestPath, workspaceOptions, type WorkspaceArgs } from './workspace-options.js';
 import { dryRunOption } from './runtime.js';
 
 interface CoordinatorDeployArgs extends KubeArgs, OutputArgs, ImageArgs, WorkspaceArgs {
@@ -47,7 +46,7 @@ async function objectsFor(argv: CoordinatorDeployArgs, namespace: string) {
 }
 
 function reportManifest(argv: CoordinatorDeployArgs, policyHash: string): void {
-  const path = manifestPathOf({ workspaceDir: argv['workspace-dir'], manifestPath: argv.manifest });
+  const path = manifestPath(argv);
   process.stderr.write(`Coordinator policy hash: ${policyHash}\n`);
   const state = manifestHasCoordinator(path, policyHash);
   if (state === 'yes') return;

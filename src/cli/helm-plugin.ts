@@ -15,16 +15,16 @@ import { readStdin } from '../resources/inputs.js';
 import { Diagnostics, warningLine } from '../util/diagnostics.js';
 import { failureLines, logPath, postRender, writeLog } from '../postrender/postrender.js';
 import { UsageError, UserError } from '../util/errors.js';
-import { ENVIRONMENT_VARIABLES, generateOptionsFrom, renderOptions, type TransformArgs } from './transform-options.js';
+import { ENVIRONMENT_VARIABLES, generateOptionsFrom, postRenderOptions, type TransformArgs } from './transform-options.js';
 import { VERSION } from '../version.js';
 
-export const HELM_PLUGIN_NAME = 'contrast';
-export const POST_RENDER_COMMAND = 'helm-post-render';
+const HELM_PLUGIN_NAME = 'contrast';
+const POST_RENDER_COMMAND = 'helm-post-render';
 
 export const helmPostRenderCommand: CommandModule<object, TransformArgs> = {
   command: POST_RENDER_COMMAND,
   describe: 'Helm post-renderer: make the rendered chart confidential (stdin → stdout) and update manifest.json',
-  builder: (y: Argv) => renderOptions(y)
+  builder: (y: Argv) => postRenderOptions(y)
     .fail((msg, err) => {
       // Helm 4 hides our stderr: a wrong --post-renderer-args must reach render.log too.
       const error = err ?? new UsageError(msg);
@@ -78,7 +78,7 @@ interface HelmPluginArgs {
  * A PATH entry that leads to the same file is preferred (krew's ~/.krew/bin link stays valid
  * across `krew upgrade`, the versioned store directory does not).
  */
-export function selfCommand(env: NodeJS.ProcessEnv = process.env): string {
+function selfCommand(env: NodeJS.ProcessEnv = process.env): string {
   const self = realpathSync(isSingleExecutable() ? process.execPath : resolve(process.argv[1] ?? 'kubectl-contrast'));
   let path = self;
   for (const dir of (env.PATH ?? '').split(delimiter)) {
@@ -112,7 +112,7 @@ function yamlString(s: string): string {
 }
 
 /** plugin.yaml of a Helm 4 post-renderer plugin that runs `command helm-post-render [args]`. */
-export function pluginYaml(name: string, command: string, extraArgs: string[] = []): string {
+function pluginYaml(name: string, command: string, extraArgs: string[] = []): string {
   const args = [POST_RENDER_COMMAND, ...extraArgs].map(yamlString).join(', ');
   return [
     'apiVersion: v1',
@@ -140,7 +140,7 @@ function runHelm(helm: string, args: string[]): { status: number; stdout: string
 }
 
 /** Helm's major version, from `helm version`. */
-export function helmMajor(helm: string): number {
+function helmMajor(helm: string): number {
   const r = runHelm(helm, ['version', '--template', '{{.Version}}']);
   const m = /^v?(\d+)\./.exec(r.stdout.trim());
   if (r.status !== 0 || !m) throw new UserError(`cannot tell the version of ${helm}: ${(r.stderr || r.stdout).trim()}`);

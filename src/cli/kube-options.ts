@@ -26,7 +26,7 @@ export function kubeOptions<T>(y: Argv<T>, opts: { allNamespaces?: boolean } = {
 }
 
 /** What the kubectl flags ask for: kubeconfig, context, namespace, timeout. */
-export function clusterOptionsFrom(argv: KubeArgs): ClusterOptions {
+function clusterOptionsFrom(argv: KubeArgs): ClusterOptions {
   return {
     ...(argv.kubeconfig !== undefined ? { kubeconfig: argv.kubeconfig } : {}),
     ...(argv.context !== undefined ? { context: argv.context } : {}),

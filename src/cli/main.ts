@@ -5,7 +5,7 @@ import { VERSION } from '../version.js';
 import { commandsFor } from './command-index.js';
 
 /** `kubectl contrast` when run as a kubectl plugin, the file name otherwise. */
-export function programName(argv0: string = process.argv[1] ?? 'kubectl-contrast'): string {
+function programName(argv0: string = process.argv[1] ?? 'kubectl-contrast'): string {
   const name = basename(argv0);
   return name.startsWith('kubectl-') ? `kubectl ${name.slice('kubectl-'.length)}` : name;
 }

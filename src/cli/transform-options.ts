@@ -79,7 +79,7 @@ function withEnvDefaults<T>(y: Argv<T>, env: NodeJS.ProcessEnv): Argv<T> {
 }
 
 /** The transform flags of a renderer command plus their environment defaults. */
-export function renderOptions<T>(y: Argv<T>, env: NodeJS.ProcessEnv = process.env): Argv<T & TransformArgs> {
+export function postRenderOptions<T>(y: Argv<T>, env: NodeJS.ProcessEnv = process.env): Argv<T & TransformArgs> {
   return withEnvDefaults(transformOptions(y), env);
 }
 
@@ -153,7 +153,7 @@ export function configuredWorkspace(config: unknown, baseDir: string): string | 
  * function config) over the environment over the defaults, checked like the command line.
  */
 export function parseTransformArgs(args: string[], env: NodeJS.ProcessEnv = process.env): TransformArgs {
-  const parser = renderOptions(yargs(args), env)
+  const parser = postRenderOptions(yargs(args), env)
     .strict()
     .version(false)
     .help(false)

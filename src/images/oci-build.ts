@@ -11,7 +11,7 @@ import { MediaType, sha256Digest, type Descriptor, type ImagePlatform } from './
 import type { ImageConfig } from './types.js';
 
 /** 2025-01-01T00:00:00Z, the mtime of every entry and the `created` time of every image. */
-export const FIXED_EPOCH = 1735689600;
+const FIXED_EPOCH = 1735689600;
 
 export type LayerEntry =
   | { path: string; type?: 'file'; content: string | Buffer; mode?: number; uid?: number; gid?: number }

@@ -11,7 +11,7 @@ import { parseManifestDocument, type Descriptor } from './image-manifest.js';
 import { parseImageReference, type ImageReference } from './reference.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
-export const CONTAINERD_NAME = 'io.containerd.image.name';
+const CONTAINERD_NAME = 'io.containerd.image.name';
 
 const BARE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 

@@ -88,7 +88,7 @@ export function parseImageReference(ref: string): ImageReference {
 }
 
 /** `registry/repository`, the name without tag or digest. */
-export function repositoryName(ref: ImageReference): string {
+function repositoryName(ref: ImageReference): string {
   return `${ref.registry}/${ref.repository}`;
 }
 
@@ -109,13 +109,4 @@ export function pinnedReference(ref: ImageReference | string, manifestDigest: st
   if (!DIGEST.test(manifestDigest)) throw new ReferenceError(manifestDigest, 'not a sha256 digest');
   const tag = parsed.tag !== undefined ? `:${parsed.tag}` : '';
   return `${repositoryName(parsed)}${tag}@${manifestDigest}`;
-}
-
-/** True when two references name the same repository and tag (digests ignored). */
-export function sameNameAndTag(a: ImageReference, b: ImageReference): boolean {
-  return a.registry === b.registry && a.repository === b.repository && a.tag === b.tag;
-}
-
-export function isSha256Digest(value: string): boolean {
-  return DIGEST.test(value);
 }

@@ -16,7 +16,7 @@ import { createGunzip } from 'node:zlib';
 import { TarScanner, type TarHeader, type TarVisitor } from './tar-scan.js';
 
 export type RootfsFile = 'passwd' | 'group';
-export const ROOTFS_FILES: readonly RootfsFile[] = ['passwd', 'group'];
+const ROOTFS_FILES: readonly RootfsFile[] = ['passwd', 'group'];
 
 /** How a layer settles one file: present with content, or gone (deleted, hidden, not a regular file). */
 export type FileState = { kind: 'file'; content: string } | { kind: 'absent'; reason: string };
@@ -165,7 +165,7 @@ class LayerVisitor implements TarVisitor {
 }
 
 /** Scan one layer blob for the wanted files. The source stream is always consumed or destroyed. */
-export async function scanLayer(source: Readable, opts: ScanLayerOptions): Promise<LayerScanResult> {
+async function scanLayer(source: Readable, opts: ScanLayerOptions): Promise<LayerScanResult> {
   const meter = new Meter(opts.digest !== undefined, opts.onBytes);
   let decompressor: Transform | undefined;
   const destroyAll = (err?: Error): void => {

@@ -6,12 +6,12 @@ import { KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kube
 import type { Cluster } from './client.js';
 import { explainKubeError, isNotFound } from './errors.js';
 
-export const FIELD_MANAGER = 'kubectl-contrast';
+const FIELD_MANAGER = 'kubectl-contrast';
 
 export type DryRun = 'none' | 'server' | 'client';
 
 /** KubernetesObjectApi with access to its discovery cache (is a kind namespaced?). */
-export class ObjectClient extends KubernetesObjectApi {
+class ObjectClient extends KubernetesObjectApi {
   async isNamespaced(apiVersion: string, kind: string): Promise<boolean> {
     const r = await this.resource(apiVersion, kind);
     if (!r) throw new Error(`the API server does not know ${kind} in ${apiVersion}`);
@@ -24,7 +24,7 @@ export class ObjectClient extends KubernetesObjectApi {
   }
 }
 
-export function objectClient(cluster: Cluster): ObjectClient {
+function objectClient(cluster: Cluster): ObjectClient {
   return cluster.kc.makeApiClient(ObjectClient);
 }
 
@@ -59,7 +59,7 @@ export interface ApplyOptions {
 }
 
 /** Fill in the namespace of namespaced objects that have none (kubectl's -n behaviour). */
-export async function withNamespaces(client: ObjectClient, objects: KubernetesObject[], namespace: string, what: string, target: string): Promise<KubernetesObject[]> {
+async function withNamespaces(client: ObjectClient, objects: KubernetesObject[], namespace: string, what: string, target: string): Promise<KubernetesObject[]> {
   const out: KubernetesObject[] = [];
   for (const o of objects) {
     if (o.metadata?.namespace) {

@@ -37,10 +37,10 @@ export interface ClusterOptions {
   requestTimeoutMs?: number;
 }
 
-export function loadKubeConfig(opts: ClusterOptions): TimedKubeConfig {
+function loadKubeConfig(opts: ClusterOptions): TimedKubeConfig {
   const kc = new TimedKubeConfig();
   if (opts.kubeconfig !== undefined) {
-    if (!existsSync(opts.kubeconfig)) throw new UserError(`the kubeconfig file does not exist; check --kubeconfig`, { file: opts.kubeconfig });
+    if (!existsSync(opts.kubeconfig)) throw new UserError('the kubeconfig file does not exist', { file: opts.kubeconfig }, { hint: 'check --kubeconfig' });
     try {
       kc.loadFromFile(opts.kubeconfig);
     } catch (err) {

@@ -11,14 +11,14 @@ import { ANNOTATIONS, COORDINATOR_ROLE } from '../transforms/annotations.js';
 import { MANAGED_BY } from '../runtime/render.js';
 
 export const COORDINATOR_NAME = 'coordinator';
-export const COORDINATOR_READY_SERVICE = 'coordinator-ready';
-export const COORDINATOR_SELECTOR = { 'app.kubernetes.io/name': COORDINATOR_NAME } as const;
+const COORDINATOR_READY_SERVICE = 'coordinator-ready';
+const COORDINATOR_SELECTOR = { 'app.kubernetes.io/name': COORDINATOR_NAME } as const;
 export const USERAPI_PORT = 1313;
 export const MESHAPI_PORT = 7777;
 export const METRICS_PORT = 9102;
 
 /** Verbs the ConfigMap store uses (src/coordinator/store/configmap.ts); nothing else. */
-export const STORE_CONFIGMAP_VERBS = ['get', 'create', 'update', 'watch'] as const;
+const STORE_CONFIGMAP_VERBS = ['get', 'create', 'update', 'watch'] as const;
 
 export type ServiceType = 'LoadBalancer' | 'ClusterIP' | 'NodePort';
 

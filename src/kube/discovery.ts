@@ -44,13 +44,13 @@ function userApiPort(svc: V1Service): number {
 }
 
 /** The load-balancer address of the Coordinator Service, if it has one. */
-export function loadBalancerAddress(svc: V1Service): { host: string; port: number } | undefined {
+function loadBalancerAddress(svc: V1Service): { host: string; port: number } | undefined {
   const ingress = svc.status?.loadBalancer?.ingress?.find((i) => i.ip || i.hostname);
   if (!ingress || svc.spec?.type !== 'LoadBalancer') return undefined;
   return { host: (ingress.ip ?? ingress.hostname)!, port: userApiPort(svc) };
 }
 
-export function portForwarderPod(namespace: string, image: string = INJECTED_IMAGES.coordinator): V1Pod {
+function portForwarderPod(namespace: string, image: string = INJECTED_IMAGES.coordinator): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -93,7 +93,7 @@ async function waitForPod(core: CoreV1Api, namespace: string, timeoutMs: number,
 }
 
 /** Listen on 127.0.0.1 (ephemeral port) and forward every connection to the pod's port. */
-export async function forwardLocal(cluster: Cluster, namespace: string, pod: string, port: number): Promise<{ port: number; server: Server }> {
+async function forwardLocal(cluster: Cluster, namespace: string, pod: string, port: number): Promise<{ port: number; server: Server }> {
   const forward = new PortForward(cluster.kc);
   const server = createServer((socket: Socket) => {
     forward.portForward(namespace, pod, [port], socket, null, socket).then((ws) => {

@@ -20,7 +20,7 @@ export function statusCode(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-export function statusBody(err: unknown): StatusBody | undefined {
+function statusBody(err: unknown): StatusBody | undefined {
   if (!(err instanceof ApiException)) return undefined;
   const body: unknown = err.body;
   if (typeof body === 'string') {
@@ -35,10 +35,6 @@ export function statusBody(err: unknown): StatusBody | undefined {
 
 export function isNotFound(err: unknown): boolean {
   return statusCode(err) === 404;
-}
-
-export function isConflict(err: unknown): boolean {
-  return statusCode(err) === 409;
 }
 
 function networkCode(err: unknown): string | undefined {

@@ -120,8 +120,8 @@ function copyFileForm(value: unknown): unknown {
   let target: string | null = null;
   if (fileType === 'Symlink' && Array.isArray(value.data)) target = Buffer.from(value.data as number[]).toString('utf8');
   else if (fileType === 'Symlink' && typeof value.data === 'string') target = Buffer.from(value.data, 'base64').toString('utf8');
-  const { data: _data, ...rest } = value;
-  void _data;
+  const rest: Record<string, unknown> = { ...value };
+  delete rest.data;
   return { ...rest, file_type: fileType, symlink_target: target };
 }
 
@@ -130,8 +130,4 @@ export function normaliseRequest(name: string, request: unknown): unknown {
   const schema = S[name];
   if (!schema) return request ?? {};
   return normalise(schema, name === 'CopyFileRequest' ? copyFileForm(request) : request);
-}
-
-export function knownRequestNames(): string[] {
-  return Object.keys(S).filter((k) => k.endsWith('Request'));
 }

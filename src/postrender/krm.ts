@@ -75,7 +75,7 @@ function annotation(item: Record<string, unknown> | undefined, key: string): str
 }
 
 /** A warning as a KRM `results` entry, pointing at the item (and its file) it is about. */
-export function warningResult(list: ResourceList, w: Warning): KrmResult {
+function warningResult(list: ResourceList, w: Warning): KrmResult {
   const m = /^items\[(\d+)\]$/.exec(w.location.file ?? '');
   const item = m ? list.values[Number(m[1])] : undefined;
   const { field, ...rest } = w.location;

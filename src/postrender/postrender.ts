@@ -19,12 +19,12 @@ import { BugError, errorMessage } from '../util/errors.js';
 import { warnAboutHooks } from './hooks.js';
 
 /** The file name of the post-render log in the workspace. */
-export const LOG_FILE = 'render.log';
+const LOG_FILE = 'render.log';
 
 /** Annotations Helm and kustomize add for their own bookkeeping and strip from what they apply. */
 const HOST_ANNOTATION = /^(postrenderer\.helm\.sh\/|internal\.config\.kubernetes\.io\/|config\.kubernetes\.io\/(index|path|id)$|config\.k8s\.io\/id$|kustomize\.config\.k8s\.io\/)/;
 
-export function isHostAnnotation(key: string): boolean {
+function isHostAnnotation(key: string): boolean {
   return HOST_ANNOTATION.test(key);
 }
 

@@ -19,9 +19,9 @@ export interface InputFile {
 }
 
 /** Refuse inputs that would take unbounded memory; Kubernetes objects are far smaller. */
-export const MAX_INPUT_BYTES = 256 * 1024 * 1024;
+const MAX_INPUT_BYTES = 256 * 1024 * 1024;
 
-export function expandPaths(paths: string[], warn: Warn = warnOnStderr): string[] {
+function expandPaths(paths: string[], warn: Warn = warnOnStderr): string[] {
   const files: string[] = [];
   for (const p of paths) {
     if (p === STDIN) {
@@ -59,7 +59,7 @@ function yamlFilesUnder(dir: string, warn: Warn): string[] {
   return out;
 }
 
-export function readInputFile(path: string): InputFile {
+function readInputFile(path: string): InputFile {
   let buf: Buffer;
   try {
     const size = statSync(path).size;
@@ -84,7 +84,7 @@ export async function readStdin(): Promise<InputFile> {
 }
 
 /** Strict UTF-8 (a BOM is dropped); invalid bytes are an error rather than silent U+FFFD. */
-export function decodeUtf8(buf: Buffer, name: string): string {
+function decodeUtf8(buf: Buffer, name: string): string {
   try {
     const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(buf);
     if (text.includes('\u0000')) throw new UserError('input contains a NUL byte; YAML does not allow it', { file: name });

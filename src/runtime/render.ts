@@ -8,13 +8,13 @@ import { runtimeHandler, type Platform } from '../platforms/platforms.js';
 import { INJECTED_IMAGES, replaceImage, type ImageReplacements } from '../platforms/images.js';
 
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kubectl-contrast' } as const;
-export const RUNTIME_HANDLER_LABEL = 'contrast.edgeless.systems/runtime-handler';
+const RUNTIME_HANDLER_LABEL = 'contrast.edgeless.systems/runtime-handler';
 
 /**
  * What a Kata VM costs on top of its containers: the guest kernel and agent, the VMM, and the
  * memory the hypervisor reserves. Scheduling counts it, so nodes are not overcommitted.
  */
-export function podOverhead(platform: Platform): { memory: string; cpu: string } {
+function podOverhead(platform: Platform): { memory: string; cpu: string } {
   return platform.gpu ? { memory: '2304Mi', cpu: '500m' } : { memory: '1152Mi', cpu: '250m' };
 }
 
@@ -23,7 +23,7 @@ export interface RuntimeRenderOptions {
   imageReplacements?: ImageReplacements;
 }
 
-export function renderRuntimeClass(platform: Platform): KubernetesObject {
+function renderRuntimeClass(platform: Platform): KubernetesObject {
   const handler = runtimeHandler(platform);
   return {
     apiVersion: 'node.k8s.io/v1',
@@ -34,11 +34,11 @@ export function renderRuntimeClass(platform: Platform): KubernetesObject {
   } as KubernetesObject;
 }
 
-export function nodeInstallerName(platform: Platform): string {
+function nodeInstallerName(platform: Platform): string {
   return `${runtimeHandler(platform)}-nodeinstaller`;
 }
 
-export function renderNodeInstaller(platform: Platform, opts: RuntimeRenderOptions = {}): KubernetesObject {
+function renderNodeInstaller(platform: Platform, opts: RuntimeRenderOptions = {}): KubernetesObject {
   const handler = runtimeHandler(platform);
   const name = nodeInstallerName(platform);
   const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/component': 'node-installer', [RUNTIME_HANDLER_LABEL]: handler };

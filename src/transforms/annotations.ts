@@ -1,5 +1,5 @@
 /** The Contrast annotations a workload owner sets on the pod template. */
-export const ANNOTATION_PREFIX = 'contrast.edgeless.systems/';
+const ANNOTATION_PREFIX = 'contrast.edgeless.systems/';
 export const ANNOTATIONS = {
   skipInitializer: `${ANNOTATION_PREFIX}skip-initializer`,
   meshIngress: `${ANNOTATION_PREFIX}servicemesh-ingress`,

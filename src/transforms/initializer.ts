@@ -7,8 +7,8 @@ import { UserError } from '../util/errors.js';
 import { listField, upsertByName, upsertFirst, type Obj } from './pod.js';
 
 export const INITIALIZER_NAME = 'contrast-initializer';
-export const SECRETS_VOLUME = 'contrast-secrets';
-export const SECRETS_MOUNT_PATH = '/contrast';
+const SECRETS_VOLUME = 'contrast-secrets';
+const SECRETS_MOUNT_PATH = '/contrast';
 
 export interface InitializerOptions {
   image: string;
@@ -17,7 +17,7 @@ export interface InitializerOptions {
   serviceMeshDisabled: boolean;
 }
 
-export function initializerContainer(opts: InitializerOptions): Obj {
+function initializerContainer(opts: InitializerOptions): Obj {
   const env: Obj[] = [{ name: 'COORDINATOR_HOST', value: opts.coordinatorHost }];
   if (opts.serviceMeshDisabled) env.push({ name: 'CONTRAST_SERVICE_MESH_DISABLED', value: 'true' });
   return {
@@ -35,7 +35,7 @@ export function secretsMount(): Obj {
 }
 
 /** Ensure the `contrast-secrets` volume exists as a memory-backed emptyDir. */
-export function ensureSecretsVolume(spec: Obj, fieldPrefix: string): void {
+function ensureSecretsVolume(spec: Obj, fieldPrefix: string): void {
   const volumes = listField(spec, 'volumes', `${fieldPrefix}.volumes`);
   const index = volumes.findIndex((v) => v.name === SECRETS_VOLUME);
   if (index >= 0) {

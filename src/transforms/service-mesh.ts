@@ -10,7 +10,7 @@ import { ANNOTATIONS } from './annotations.js';
 import { secretsMount } from './initializer.js';
 import { listField, upsertByName, type Obj } from './pod.js';
 
-export const SERVICE_MESH_NAME = 'contrast-service-mesh';
+const SERVICE_MESH_NAME = 'contrast-service-mesh';
 
 export interface MeshConfig {
   ingress?: string;
@@ -39,7 +39,7 @@ function entries(value: string): string[] {
 }
 
 /** `name#port#<true|false>` entries: true = plain TCP (not proxied), false = TLS without client auth. */
-export function validateIngress(value: string, field: string): void {
+function validateIngress(value: string, field: string): void {
   for (const entry of entries(value)) {
     const parts = entry.split('#');
     if (parts.length !== 3) {
@@ -55,7 +55,7 @@ export function validateIngress(value: string, field: string): void {
 }
 
 /** `name#listenIP:port#remoteHost:port` entries; the listen address must be in 127.0.0.0/8. */
-export function validateEgress(value: string, field: string): void {
+function validateEgress(value: string, field: string): void {
   for (const entry of entries(value)) {
     const parts = entry.split('#');
     if (parts.length !== 3) {
@@ -93,7 +93,7 @@ function parsePort(value: string, field: string, what: string): number {
   return port;
 }
 
-export function serviceMeshContainer(image: string, config: MeshConfig): Obj {
+function serviceMeshContainer(image: string, config: MeshConfig): Obj {
   const env: Obj[] = [];
   if (config.ingress !== undefined) env.push({ name: 'CONTRAST_INGRESS_PROXY_CONFIG', value: config.ingress });
   if (config.egress !== undefined) env.push({ name: 'CONTRAST_EGRESS_PROXY_CONFIG', value: config.egress });

@@ -19,11 +19,11 @@ import { INITIALIZER_NAME } from './initializer.js';
 import { listField, upsertByName, upsertFirst, type Obj } from './pod.js';
 
 export const CRYPTSETUP_DEVICE = '/dev/csi0';
-export const CRYPTSETUP_MOUNT = '/state';
-export const IMAGE_STORE_VOLUME = 'image-store';
-export const IMAGE_STORE_HOLDER = 'contrast-image-store';
-export const IMAGE_STORE_DEVICE = '/dev/image_store';
-export const DEFAULT_IMAGE_STORE_SIZE = '10Gi';
+const CRYPTSETUP_MOUNT = '/state';
+const IMAGE_STORE_VOLUME = 'image-store';
+const IMAGE_STORE_HOLDER = 'contrast-image-store';
+const IMAGE_STORE_DEVICE = '/dev/image_store';
+const DEFAULT_IMAGE_STORE_SIZE = '10Gi';
 
 function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -59,7 +59,7 @@ export function applySecurePv(spec: Obj, annotations: Record<string, string>, cl
   }
   const inits = listField(spec, 'initContainers', `${specField}.initContainers`);
   const initializer = inits.find((c) => c.name === INITIALIZER_NAME);
-  if (!initializer) throw new UserError('secure-pv needs the Initializer; remove skip-initializer', { field });
+  if (!initializer) throw new UserError('secure-pv needs the Initializer', { field }, { hint: 'remove skip-initializer' });
   const env = listField(initializer, 'env', `${specField}.initContainers[0].env`);
   initializer.env = upsertByName(env, { name: 'CRYPTSETUP_DEVICE', value: CRYPTSETUP_DEVICE });
   initializer.volumeDevices = upsertByName(listField(initializer, 'volumeDevices', `${specField}.initContainers[0].volumeDevices`), { name: device, devicePath: CRYPTSETUP_DEVICE });

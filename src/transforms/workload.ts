@@ -52,7 +52,7 @@ export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransf
     const withInitializer = !isCoordinator && !opts.skipInitializer && skipValue !== 'true';
     const mesh = meshConfigFrom(annotations, metaField);
     if (mesh && !withInitializer) {
-      throw new UserError('the service mesh needs the Initializer for its certificates; remove skip-initializer or the servicemesh annotations', { field: `${metaField}.annotations` });
+      throw new UserError('the service mesh needs the Initializer for its certificates', { field: `${metaField}.annotations` }, { hint: 'remove skip-initializer or the servicemesh annotations' });
     }
     if (withInitializer) {
       addInitializer(spec, {
@@ -66,7 +66,7 @@ export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransf
     }
     if (withInitializer) applySecurePv(spec, annotations, opts.claimTemplates ?? [], metaField, specField);
     else if (annotations[ANNOTATIONS.securePv] !== undefined) {
-      throw new UserError('secure-pv needs the Initializer to open the encrypted volume; remove skip-initializer', { field: `${metaField}.annotations["${ANNOTATIONS.securePv}"]` });
+      throw new UserError('secure-pv needs the Initializer to open the encrypted volume', { field: `${metaField}.annotations["${ANNOTATIONS.securePv}"]` }, { hint: 'remove skip-initializer' });
     }
     applyServiceMesh(spec, replaceImage(opts.images.serviceMesh, opts.replacements), mesh, specField);
     if (withInitializer) mountSecretsEverywhere(spec, specField);

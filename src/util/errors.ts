@@ -42,7 +42,7 @@ export interface UserErrorOptions {
 }
 
 /** "<where>: <reason>; <hint>; <next step>", leaving out what is not there. */
-export function formatUserError(reason: string, location: InputLocation, options: UserErrorOptions = {}): string {
+function formatUserError(reason: string, location: InputLocation, options: UserErrorOptions = {}): string {
   const where = describeLocation(location);
   return [where ? `${where}: ${reason}` : reason, options.hint, options.nextStep].filter((p) => p !== undefined && p !== '').join('; ');
 }

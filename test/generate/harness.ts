@@ -22,6 +22,6 @@ export async function genText(text: string, options: Partial<GenerateOptions> = 
 }
 
 /** Plain values of every document, read as Kubernetes reads them (YAML 1.1). */
-export function docs(text: string): any[] { // eslint-disable-line @typescript-eslint/no-explicit-any
+export function docs(text: string): any[] {
   return parseAllDocuments(text, YAML_PARSE_OPTIONS).map((d) => d.toJS());
 }

@@ -11,10 +11,10 @@ const podSpec = (runtimeClassName = 'contrast-cc') => ({
 const template = (rc?: string) => ({ metadata: { labels: { app: 'x' } }, spec: podSpec(rc) });
 
 /** Every workload kind, with where its pod template lives. */
-const KINDS: { kind: string; apiVersion: string; build: (rc?: string) => object; templateOf: (o: any) => any }[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+const KINDS: { kind: string; apiVersion: string; build: (rc?: string) => object; templateOf: (o: any) => any }[] = [
   { kind: 'Pod', apiVersion: 'v1', build: (rc) => ({ spec: podSpec(rc) }), templateOf: (o) => o },
   ...['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet'].map((kind) => ({
-    kind, apiVersion: 'apps/v1', build: (rc?: string) => ({ spec: { template: template(rc) } }), templateOf: (o: any) => o.spec.template, // eslint-disable-line @typescript-eslint/no-explicit-any
+    kind, apiVersion: 'apps/v1', build: (rc?: string) => ({ spec: { template: template(rc) } }), templateOf: (o: any) => o.spec.template,
   })),
   { kind: 'ReplicationController', apiVersion: 'v1', build: (rc) => ({ spec: { template: template(rc) } }), templateOf: (o) => o.spec.template },
   { kind: 'Job', apiVersion: 'batch/v1', build: (rc) => ({ spec: { template: template(rc) } }), templateOf: (o) => o.spec.template },

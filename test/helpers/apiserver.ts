@@ -22,7 +22,6 @@ import * as x509 from '@peculiar/x509';
 import { REPO_ROOT } from './cli.js';
 import { removeDir, tempDir } from './tmp.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 x509.cryptoProvider.set(webcrypto as any);
 
 export interface ApiServer {

@@ -16,8 +16,8 @@ describe('kubectl contrast policy (CLI)', function () {
   const text = buildPolicyText(input);
   const encoded = encodePolicy(text);
   const requests = synthesizeRequests(input);
-  const pauseReq = requests[1].body as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  const webReq = requests.find((r) => r.container === 'web' && r.request === 'CreateContainerRequest')!.body as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const pauseReq = requests[1].body as Record<string, any>;
+  const webReq = requests.find((r) => r.container === 'web' && r.request === 'CreateContainerRequest')!.body as Record<string, any>;
   const manifest = () => stringify({
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' },
     spec: { template: { metadata: { annotations: { [INITDATA_ANNOTATION]: encoded.annotation } }, spec: input.podSpec } },
@@ -86,7 +86,7 @@ describe('kubectl contrast policy (CLI)', function () {
 
   it('diff describes changes in words', () => {
     const other = deploymentInput();
-    const web = (other.podSpec.containers as Record<string, any>[])[0]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const web = (other.podSpec.containers as Record<string, any>[])[0];
     web.env.push({ name: 'DEBUG', value: '1' });
     web.securityContext = { capabilities: { add: ['SYS_ADMIN'] } };
     const b = file('b.rego', buildPolicyText(other));

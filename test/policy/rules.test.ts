@@ -20,7 +20,7 @@ PolicyEngine.prototype.evaluate = function (this: PolicyEngine, name: string, re
   return result;
 };
 
-type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Req = Record<string, any>;
 
 const input = deploymentInput();
 const data = buildPolicyData(input);
