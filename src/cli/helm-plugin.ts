@@ -1,8 +1,8 @@
 /**
  * Helm integration:
  * - `helm-post-render`: the post-renderer itself (Helm 3 runs it as an executable, Helm 4
- *   through the `postrenderer/v1` plugin). Rendered manifests on stdin, confidential
- *   manifests on stdout, manifest.json updated; on failure nothing on stdout, exit 1.
+ *   through the `postrenderer/v1` plugin). Rendered resources on stdin, confidential
+ *   resources on stdout, manifest.json updated; on failure nothing on stdout, exit 1.
  * - `helm-plugin install|uninstall|print`: installs the Helm 4 plugin pointing at this very
  *   executable (for krew and npm installs, where there is no plugin/ directory to hand).
  */

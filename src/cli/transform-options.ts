@@ -40,7 +40,7 @@ export function generateOptionsFrom(argv: TransformArgs, warn?: Warn): GenerateO
     seedshareOwnerKeys: argv['add-seedshare-owner-key'],
     disableUpdates: argv['disable-updates'],
     disableRecovery: argv['disable-recovery'],
-    imageResolver: imageResolverFrom(argv, warn === undefined ? undefined : (message) => warn(message)),
+    imageResolver: imageResolverFrom(argv, warn),
   };
 }
 

@@ -4,7 +4,7 @@
  * Every document keeps the exact source text it came from. A document that is not changed is
  * written back byte for byte (comments, key order, quoting, blank lines); a changed one is
  * re-serialised from its syntax tree, which keeps its comments and the YAML 1.1 meaning of
- * untouched scalars (Kubernetes reads manifests as YAML 1.1: `0755` is octal, `on` is true).
+ * untouched scalars (Kubernetes reads YAML as YAML 1.1: `0755` is octal, `on` is true).
  */
 import { Document, parseAllDocuments, type Node, type ToStringOptions } from 'yaml';
 import { UserError } from '../util/errors.js';

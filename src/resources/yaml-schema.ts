@@ -1,5 +1,5 @@
 /**
- * YAML 1.1 as Kubernetes reads it. Kubernetes decodes manifests with go-yaml v2, whose plain
+ * YAML 1.1 as Kubernetes reads it. Kubernetes decodes resources with go-yaml v2, whose plain
  * scalar resolution differs from the `yaml` package's 1.1 schema in three places; where they
  * differ we follow Kubernetes, or a value we compute a policy for would not be the value the
  * cluster sees:
