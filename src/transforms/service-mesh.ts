@@ -28,9 +28,9 @@ export function meshConfigFrom(annotations: Record<string, string>, fieldPrefix:
   const admin = annotations[ANNOTATIONS.meshAdminPort];
   if (ingress === undefined && egress === undefined && admin === undefined) return undefined;
   const field = (key: string) => `${fieldPrefix}.annotations["${key}"]`;
-  if (ingress !== undefined) validateIngress(ingress, field(ANNOTATIONS.meshIngress));
-  if (egress !== undefined) validateEgress(egress, field(ANNOTATIONS.meshEgress));
-  const adminPort = admin === undefined ? undefined : parsePort(admin, field(ANNOTATIONS.meshAdminPort), 'admin interface port');
+  if (ingress !== undefined) parseIngress(ingress, field(ANNOTATIONS.meshIngress));
+  if (egress !== undefined) parseEgress(egress, field(ANNOTATIONS.meshEgress));
+  const adminPort = admin === undefined ? undefined : parseAdminPort(admin, field(ANNOTATIONS.meshAdminPort));
   return { ingress, egress, adminPort };
 }
 
@@ -38,8 +38,18 @@ function entries(value: string): string[] {
   return value.trim() === '' ? [] : value.split(ENTRY_SEPARATOR);
 }
 
-/** `name#port#<true|false>` entries: true = plain TCP (not proxied), false = TLS without client auth. */
-function validateIngress(value: string, field: string): void {
+/** One ingress entry: `plain` true = not proxied, false = TLS without a client certificate. */
+export interface IngressEntry { name: string; port: number; plain: boolean }
+
+/** One egress entry: listen on a 127/8 address, dial the remote over mTLS. */
+export interface EgressEntry { name: string; listenHost: string; listenPort: number; remoteHost: string; remotePort: number }
+
+/**
+ * `name#port#<true|false>` entries: true = plain TCP (not proxied), false = TLS without client
+ * auth. Also the sidecar's reading of CONTRAST_INGRESS_PROXY_CONFIG.
+ */
+export function parseIngress(value: string, field: string): IngressEntry[] {
+  const out: IngressEntry[] = [];
   for (const entry of entries(value)) {
     const parts = entry.split('#');
     if (parts.length !== 3) {
@@ -47,15 +57,22 @@ function validateIngress(value: string, field: string): void {
     }
     const [name, port, plain] = parts as [string, string, string];
     checkName(name, entry, field);
-    parsePort(port, field, `port of ingress entry "${entry}"`);
+    const portNumber = parsePort(port, field, `port of ingress entry "${entry}"`);
     if (plain !== 'true' && plain !== 'false') {
       throw new UserError(`ingress entry "${entry}": the last part must be true (skip the proxy) or false (TLS without client certificate), found "${plain}"`, { field });
     }
+    if (out.some((e) => e.port === portNumber)) throw new UserError(`ingress entry "${entry}": port ${portNumber} is listed twice`, { field });
+    out.push({ name, port: portNumber, plain: plain === 'true' });
   }
+  return out;
 }
 
-/** `name#listenIP:port#remoteHost:port` entries; the listen address must be in 127.0.0.0/8. */
-function validateEgress(value: string, field: string): void {
+/**
+ * `name#listenIP:port#remoteHost:port` entries; the listen address must be in 127.0.0.0/8.
+ * Also the sidecar's reading of CONTRAST_EGRESS_PROXY_CONFIG.
+ */
+export function parseEgress(value: string, field: string): EgressEntry[] {
+  const out: EgressEntry[] = [];
   for (const entry of entries(value)) {
     const parts = entry.split('#');
     if (parts.length !== 3) {
@@ -67,13 +84,16 @@ function validateEgress(value: string, field: string): void {
     if (!isIPv4(listenIp) || !listenIp.startsWith('127.')) {
       throw new UserError(`egress entry "${entry}": listen address "${listenIp}" must be an IPv4 address in 127.0.0.0/8`, { field });
     }
-    parsePort(listenPort, field, `listen port of egress entry "${entry}"`);
+    const listenPortNumber = parsePort(listenPort, field, `listen port of egress entry "${entry}"`);
     const [remoteHost, remotePort] = splitHostPort(remote, entry, field);
     if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(remoteHost)) {
       throw new UserError(`egress entry "${entry}": remote host "${remoteHost}" is not a valid host name or IPv4 address`, { field });
     }
-    parsePort(remotePort, field, `remote port of egress entry "${entry}"`);
+    const remotePortNumber = parsePort(remotePort, field, `remote port of egress entry "${entry}"`);
+    if (out.some((e) => e.listenHost === listenIp && e.listenPort === listenPortNumber)) throw new UserError(`egress entry "${entry}": ${listen} is listed twice`, { field });
+    out.push({ name, listenHost: listenIp, listenPort: listenPortNumber, remoteHost, remotePort: remotePortNumber });
   }
+  return out;
 }
 
 function checkName(name: string, entry: string, field: string): void {
@@ -84,6 +104,11 @@ function splitHostPort(value: string, entry: string, field: string): [string, st
   const colon = value.lastIndexOf(':');
   if (colon <= 0) throw new UserError(`entry "${entry}": "${value}" must be host:port`, { field });
   return [value.slice(0, colon), value.slice(colon + 1)];
+}
+
+/** The admin interface port (annotation, or CONTRAST_ADMIN_PORT in the sidecar). */
+export function parseAdminPort(value: string, field: string): number {
+  return parsePort(value, field, 'admin interface port');
 }
 
 function parsePort(value: string, field: string, what: string): number {

@@ -17,7 +17,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['workspace', 'issuers'],
   ['atls'],
   ['generate', 'coordinator'],
-  ['postrender', 'kube', 'initializer'],
+  ['postrender', 'kube', 'initializer', 'servicemesh'],
   ['cli'],
 ];
 
