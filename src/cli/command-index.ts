@@ -29,6 +29,7 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<AnyCommand>>
   runtime: async () => (await import('./runtime.js')).runtimeCommand,
   status: async () => (await import('./status.js')).statusCommand,
   'port-forwarder': async () => (await import('./port-forwarder.js')).portForwarderCommand,
+  'service-mesh': async () => (await import('./service-mesh.js')).serviceMeshCommand,
 };
 
 /** The commands to register for these arguments: just the named one when it is known. */
