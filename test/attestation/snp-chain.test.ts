@@ -59,6 +59,12 @@ describe('SEV-SNP chain: names, pinned ARK, signatures and validity', () => {
     assert.equal(e2.actual, `sha256 ${AMD_ARKS.Genoa.sha256} (ARK-Genoa)`);
     const e3 = await rejects(() => verifySnpChain({ product: 'Milan', kind: 'vcek', signer: virteeVcek(), ask: milanAsk(), ark: virteeVcek(), now: SNP_NOW }), 'snp.ark.pinned');
     assert.match(e3.actual!, /\(SEV-VCEK\)$/);
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { forgeCertificate, oid, seq, set, utf8 } = await import('./der-builder.js');
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const nameless = forgeCertificate({ subject: seq(set(seq(oid('2.5.4.10'), utf8('AMD')))), issuer: seq(set(seq(oid('2.5.4.10'), utf8('AMD')))), publicKey: k.publicKey, signingKey: k.privateKey, alg: 'ecdsa-sha384' });
+    const e4 = await rejects(() => verifySnpChain({ product: 'Milan', kind: 'vcek', signer: virteeVcek(), ask: milanAsk(), ark: nameless, now: SNP_NOW }), 'snp.ark.pinned');
+    assert.match(e4.actual!, /\(no CN\)$/);
   });
 
   it('names the link whose signature fails', async () => {

@@ -112,7 +112,8 @@ describe('SEV-SNP key certificates: AMD extensions', () => {
       await refusal(keyCert({ exts: edited((m) => m.set(AMD_OID.hwId, Buffer.alloc(n, 1))) }), 'snp.vcek.extensions', 'hwID has an unexpected length', '8 or 64 bytes', `${n} bytes`);
     }
     // Wrapper-sized, but not an OCTET STRING.
-    await rejects(() => hw(tlv(0x0c, id64)), 'asn1.decode');
+    const e = await rejects(() => hw(tlv(0x0c, id64)), 'asn1.decode');
+    assert.match(e.detail, /^hwID: tag 0xc, want 0x4$/);
     await rejects(() => hw(tlv(0x0c, id8)), 'asn1.decode');
   });
 

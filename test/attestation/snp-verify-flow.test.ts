@@ -226,6 +226,22 @@ describe('SEV-SNP verification: claims before collateral', () => {
     assert.equal(err.actual, 'bad signature');
   });
 
+  it('refuses an unsigned report before looking for certificates', async () => {
+    const unsigned = edit(milanV3.report, (b) => b.writeUInt32LE(7 << 2, 0x48));
+    const { src, calls } = source();
+    const err = await rejects(() => verifySnp({ report: unsigned }, null, {}, { collateral: src, now: SNP_NOW }), 'snp.report.signingkey');
+    assert.deepEqual([err.detail, err.expected, err.actual], ['the report is unsigned', 'VCEK or VLEK', 'none']);
+    assert.deepEqual(calls, []);
+  });
+
+  it('names the CRL that failed and keeps the check\'s own error as the cause', async () => {
+    const { forgedMilanCrl } = await import('./kds-fakes.js');
+    const crl = forgedMilanCrl(new Date('2026-11-01T00:00:00Z'), new Date('2026-12-01T00:00:00Z'));
+    const err = await rejects(() => verifySnp({ report: milanV3.report }, null, {}, { vcek: milanV3.vcek, certChain: milanV3.chain, crl, now: SNP_NOW }), 'snp.crl');
+    assert.equal(err.detail, 'the supplied CRL: CRL signature does not verify');
+    assert.ok(err.cause instanceof Error && (err.cause as { check?: string }).check === 'snp.crl');
+  });
+
   it('refuses a key certificate of the other key type', async () => {
     const vlekReport = edit(milanV3.report, (b) => b.writeUInt32LE(1 << 2, 0x48));
     const err = await rejects(() => verifySnp({ report: vlekReport }, null, {}, { vcek: milanV3.vcek, certChain: milanV3.chain, now: SNP_NOW }), 'snp.vcek.kind');
