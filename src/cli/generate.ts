@@ -4,11 +4,13 @@ import { generate } from '../generate/pipeline.js';
 import { joinStreams, writeGenerateResult, type OutputTarget } from '../generate/write.js';
 import { Diagnostics, warnOnStderr } from '../util/diagnostics.js';
 import { STDIN } from '../resources/inputs.js';
+import { UsageError } from '../util/errors.js';
 import { connectFromArgs, kubeOptions, type KubeArgs } from './kube-options.js';
 import { generateOptionsFrom, transformOptions, type TransformArgs } from './transform-options.js';
 
 interface GenerateArgs extends TransformArgs, KubeArgs {
   paths: string[];
+  _: (string | number)[];
   output?: string;
   'validate-server': boolean;
 }
@@ -16,6 +18,19 @@ interface GenerateArgs extends TransformArgs, KubeArgs {
 function outputTarget(argv: GenerateArgs, paths: string[]): OutputTarget {
   if (argv.output === '-' || (argv.output === undefined && paths.includes(STDIN))) return { to: 'stdout' };
   return argv.output === undefined ? { to: 'in-place' } : { to: 'file', path: argv.output };
+}
+
+/**
+ * The inputs: the paths, including those after `--`; none means standard input, which is read
+ * only when it is not a terminal (a user who forgot the paths gets an error, not a hang).
+ */
+export function inputPaths(argv: { paths: string[]; _: (string | number)[] }, stdinIsTTY = process.stdin.isTTY === true): string[] {
+  const paths = [...argv.paths, ...argv._.slice(1).map(String)];
+  if (paths.length > 0) return paths;
+  if (stdinIsTTY) {
+    throw new UsageError('name the YAML files or directories to transform, or "-" to read standard input (standard input is a terminal)');
+  }
+  return [STDIN];
 }
 
 export const generateCommand: CommandModule<object, GenerateArgs> = {
@@ -30,7 +45,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     .example('$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml', 'Write the result elsewhere; keys and manifest.json go to ./contrast')
     .example('$0 generate --offline --oci-layout ./images --platform insecure-sim app.yaml', 'Take images from a local OCI layout, never from the network'),
   handler: async (argv) => {
-    const paths = argv.paths.length === 0 ? [STDIN] : argv.paths;
+    const paths = inputPaths(argv);
     const diagnostics = new Diagnostics(warnOnStderr);
     const options = generateOptionsFrom(argv, diagnostics.warn);
     const result = await generate(paths, options, diagnostics);

@@ -15,6 +15,7 @@ import { readStdin } from '../resources/inputs.js';
 import { Diagnostics, warningLine } from '../util/diagnostics.js';
 import { failureLines, logPath, postRender, writeLog } from '../postrender/postrender.js';
 import { UsageError, UserError } from '../util/errors.js';
+import { repeatable } from './options-table.js';
 import { ENVIRONMENT_VARIABLES, generateOptionsFrom, postRenderOptions, type TransformArgs } from './transform-options.js';
 import { VERSION } from '../version.js';
 
@@ -155,7 +156,7 @@ export const helmPluginCommand: CommandModule<object, HelmPluginArgs> = {
     .option('helm', { type: 'string', default: process.env.HELM_BIN || 'helm', describe: 'Helm 4 binary' })
     .option('dir', { type: 'string', default: defaultPluginDir(), describe: 'Where the plugin directory is written' })
     .option('name', { type: 'string', default: HELM_PLUGIN_NAME, describe: 'Plugin name (the value of --post-renderer)' })
-    .option('post-render-arg', { type: 'string', array: true, default: [], describe: 'Flag always passed to the post-renderer, e.g. --post-render-arg=--platform=metal-qemu-snp (repeatable)' })
+    .option('post-render-arg', repeatable('Flag always passed to the post-renderer, e.g. --post-render-arg=--platform=metal-qemu-snp (repeat the flag for several)'))
     .check((argv) => {
       if (!/^[A-Za-z0-9_-]+$/.test(argv.name)) throw new UsageError('--name may contain only letters, digits, "_" and "-"');
       return true;

@@ -15,7 +15,7 @@ export interface TransformOption {
   /** One-letter aliases are documented (`-m, --manifest`); longer ones are kept for compatibility. */
   alias?: string;
   group: OptionGroup;
-  /** string: one value; bool: true/false; list: repeatable flag, a list in the function config. */
+  /** string: one value; bool: true/false; list: one value per occurrence of the flag, a list in the function config. */
   kind: 'string' | 'bool' | 'list';
   describe: string;
   /** Unset: false for bool, [] for list, undefined for string. */
@@ -36,11 +36,11 @@ export interface TransformOption {
 export const TRANSFORM_OPTIONS = [
   { flag: 'workspace-dir', group: 'workspace', kind: 'string', default: '.', env: 'CONTRAST_WORKSPACE_DIR', field: 'workspaceDir', path: true, describe: 'Directory for manifest.json, keys, settings and verification output' },
   { flag: 'manifest', alias: 'm', group: 'workspace', kind: 'string', env: 'CONTRAST_MANIFEST', field: 'manifest', path: true, describe: 'Manifest file (default <workspace-dir>/manifest.json)' },
-  { flag: 'oci-layout', group: 'image', kind: 'list', env: 'CONTRAST_OCI_LAYOUT', separator: delimiter, field: 'ociLayouts', path: true, describe: 'OCI image layout directory to take images from before any registry (repeatable)' },
-  { flag: 'docker-archive', group: 'image', kind: 'list', env: 'CONTRAST_DOCKER_ARCHIVE', separator: delimiter, field: 'dockerArchives', path: true, describe: '`docker save` archive to take images from before any registry (repeatable)' },
+  { flag: 'oci-layout', group: 'image', kind: 'list', env: 'CONTRAST_OCI_LAYOUT', separator: delimiter, field: 'ociLayouts', path: true, describe: 'OCI image layout directory to take images from before any registry (one per flag; repeat it for more)' },
+  { flag: 'docker-archive', group: 'image', kind: 'list', env: 'CONTRAST_DOCKER_ARCHIVE', separator: delimiter, field: 'dockerArchives', path: true, describe: '`docker save` archive to take images from before any registry (one per flag; repeat it for more)' },
   { flag: 'cache-dir', group: 'image', kind: 'string', env: 'CONTRAST_CACHE_DIR', field: 'cacheDir', path: true, describe: 'Image metadata cache (default $CONTRAST_CACHE_DIR, $XDG_CACHE_HOME/kubectl-contrast or ~/.cache/kubectl-contrast)' },
   { flag: 'cache', group: 'image', kind: 'bool', default: true, env: 'CONTRAST_NO_CACHE', inverted: true, field: 'cache', describe: 'Read and write the image cache (--no-cache to skip it)' },
-  { flag: 'insecure-registry', group: 'image', kind: 'list', env: 'CONTRAST_INSECURE_REGISTRY', separator: ',', field: 'insecureRegistries', describe: 'Registry host[:port] to reach over plain HTTP (repeatable)' },
+  { flag: 'insecure-registry', group: 'image', kind: 'list', env: 'CONTRAST_INSECURE_REGISTRY', separator: ',', field: 'insecureRegistries', describe: 'Registry host[:port] to reach over plain HTTP (one per flag; repeat it for more)' },
   { flag: 'offline', group: 'image', kind: 'bool', env: 'CONTRAST_OFFLINE', field: 'offline', describe: 'Never contact a registry: use local sources and the cache only' },
   { flag: 'docker-config', group: 'image', kind: 'string', env: 'CONTRAST_DOCKER_CONFIG', field: 'dockerConfig', path: true, describe: 'Docker config file with registry credentials (default ~/.docker/config.json and containers auth files)' },
   { flag: 'image-platform', group: 'image', kind: 'string', default: 'linux/amd64', env: 'CONTRAST_IMAGE_PLATFORM', field: 'imagePlatform', describe: 'Platform picked from multi-platform images' },
@@ -76,11 +76,26 @@ export function registerOptions<T, A>(y: Argv<T>, rows: readonly TransformOption
 }
 
 function yargsOption(o: TransformOption): Options {
-  const spec: Options = { type: o.kind === 'bool' ? 'boolean' : 'string', describe: o.describe };
+  const spec: Options = o.kind === 'list' ? repeatable(o.describe) : { type: o.kind === 'bool' ? 'boolean' : 'string', describe: o.describe };
   if (o.alias !== undefined) spec.alias = o.alias;
   if (o.choices !== undefined) spec.choices = o.choices();
-  if (o.kind === 'list') spec.array = true;
+  if (o.kind === 'string') spec.requiresArg = true;
   const fallback = o.kind === 'bool' ? false : o.kind === 'list' ? [] : undefined;
   if (o.default !== undefined || fallback !== undefined) spec.default = o.default ?? fallback;
   return spec;
+}
+
+/** Every value of a repeatable flag as a list of strings (one occurrence gives one string). */
+export function toList(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
+/**
+ * A repeatable flag that takes one value per occurrence, as kubectl's and Helm's do
+ * (`--oci-layout a --oci-layout b`). yargs' `array: true` would instead take every word up to
+ * the next flag, so `--oci-layout DIR deployment/` swallowed the input paths.
+ */
+export function repeatable(describe: string, extra: Options = {}): Options {
+  return { type: 'string', requiresArg: true, coerce: toList, default: [], describe, ...extra };
 }

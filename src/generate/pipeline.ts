@@ -80,7 +80,28 @@ export interface GenerateResult {
 /** `generate` over files, directories or "-" (standard input). */
 export async function generate(paths: string[], options: GenerateOptions, diagnostics = new Diagnostics()): Promise<GenerateResult> {
   const inputs = await readInputs(paths, diagnostics.warn);
+  refuseEmptyInput(inputs, paths);
   return generateFromInputs(inputs, options, diagnostics);
+}
+
+/** Only comments, blank lines and document markers. */
+const NO_DOCUMENTS = /^(?:[ \t]*(?:#.*|---|\.\.\.)?[ \t]*(?:\r?\n|$))*$/;
+
+/**
+ * Nothing to read is a mistake (a forgotten pipe, a wrong directory), not a deployment without
+ * workloads: manifest.json would be rewritten with no policies. The post-renderers refuse an
+ * empty stream for the same reason.
+ */
+function refuseEmptyInput(inputs: InputFile[], paths: string[]): void {
+  if (inputs.length === 0) {
+    throw new UserError(`no *.yaml or *.yml files found in ${paths.join(', ')}: nothing to transform, nothing written`, {}, { hint: 'name the files or directories that hold the resources' });
+  }
+  const stdin = inputs.find((i) => i.path === undefined);
+  if (stdin && NO_DOCUMENTS.test(stdin.text)) {
+    throw new UserError('standard input is empty: nothing to transform, nothing written', { file: stdin.name }, {
+      hint: 'pipe the resources in (`helm template my-app ./chart | kubectl contrast generate -`) or name files and directories',
+    });
+  }
 }
 
 export async function generateFromInputs(inputs: InputFile[], options: GenerateOptions, diagnostics = new Diagnostics()): Promise<GenerateResult> {
