@@ -8,7 +8,7 @@ import { spkiDer } from '../coordinator/crypto.js';
 import { EVIDENCE_OIDS } from '../attestation/dispatch.js';
 import { AttestationError } from '../attestation/errors.js';
 import type { Evidence } from '../issuers/issuer.js';
-import { oid, seq, tlv, utcTime } from './der.js';
+import { octetString, oid, seq, tlv, utcTime, utf8String } from './der.js';
 import { derToPem, parseDerCertificate } from '../attestation/certificate.js';
 import { extensions } from '../attestation/x509.js';
 import { TAG, readSingle } from '../attestation/der.js';
@@ -26,7 +26,7 @@ function signatureAlgorithm(key: KeyObject): { alg: Buffer; hash: string } {
 /** DER of an aTLS certificate. */
 export function createAtlsCertDer(key: KeyObject, evidence?: Evidence, now = new Date()): Buffer {
   const { alg, hash } = signatureAlgorithm(key);
-  const name = seq(tlv(0x31, seq(oid('2.5.4.3'), tlv(0x0c, Buffer.from('Contrast')))));
+  const name = seq(tlv(0x31, seq(oid('2.5.4.3'), utf8String('Contrast'))));
   const parts = [
     tlv(0xa0, tlv(0x02, Buffer.from([2]))),
     tlv(0x02, Buffer.from([1])),
@@ -36,7 +36,7 @@ export function createAtlsCertDer(key: KeyObject, evidence?: Evidence, now = new
     name,
     spkiDer(key),
   ];
-  if (evidence) parts.push(tlv(0xa3, seq(seq(oid(evidence.oid), tlv(0x04, tlv(0x04, evidence.value))))));
+  if (evidence) parts.push(tlv(0xa3, seq(seq(oid(evidence.oid), octetString(octetString(evidence.value))))));
   const tbs = seq(...parts);
   return seq(tbs, alg, tlv(0x03, Buffer.from([0]), sign(hash, tbs, key)));
 }

@@ -13,8 +13,9 @@
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { signingAlgorithm, spkiDer, toCryptoPrivateKey, toCryptoPublicKey, x509 } from './crypto.js';
-import * as der_ from '../atls/der.js';
-
+import { octetString, oid, seq, tlv, utf8String, x509Time } from '../atls/der.js';
+import { children, readOid, readSingle } from '../attestation/der.js';
+import { derToPem } from '../attestation/certificate.js';
 
 export const ROOT_CN = 'system:coordinator:root';
 export const INTERMEDIATE_CN = 'system:coordinator:intermediate';
@@ -127,14 +128,14 @@ export interface MeshCertRequest {
 function meshIssuer(ca: MeshCA): { name: Buffer; keyId: Buffer } {
   ca.issuer ??= (() => {
     const der = Buffer.from(new x509.X509Certificate(ca.meshCAPem).rawData);
-    const tbs = der_.children(der_.read(der))[0]!;
-    const fields = der_.children(tbs);
+    const tbs = children(readSingle(der))[0]!;
+    const fields = children(tbs);
     const name = fields[5]!.raw; // version, serial, signature, issuer, validity, subject
     let keyId: Buffer | undefined;
     const exts = fields.find((f) => f.tag === 0xa3);
-    for (const e of exts ? der_.children(der_.children(exts)[0]!) : []) {
-      const parts = der_.children(e);
-      if (der_.oidToString(parts[0]!.body) === '2.5.29.14') keyId = der_.read(parts.at(-1)!.body).body;
+    for (const e of exts ? children(children(exts)[0]!) : []) {
+      const parts = children(e);
+      if (readOid(parts[0]!) === '2.5.29.14') keyId = readSingle(parts.at(-1)!.content).content;
     }
     if (!keyId) throw new Error('the mesh CA certificate has no subject key identifier');
     return { name: Buffer.from(name), keyId: Buffer.from(keyId) };
@@ -142,19 +143,13 @@ function meshIssuer(ca: MeshCA): { name: Buffer; keyId: Buffer } {
   return ca.issuer;
 }
 
-function time(d: Date): Buffer {
-  if (d.getUTCFullYear() < 2050) return der_.utcTime(d);
-  const p = (n: number) => String(n).padStart(2, '0');
-  return der_.tlv(0x18, Buffer.from(`${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`, 'ascii'));
-}
-
 function generalName(n: x509.JsonGeneralName): Buffer {
   if (n.type === 'ip') {
     const v = n.value;
     const bytes = v.includes(':') ? ipv6Bytes(v) : Buffer.from(v.split('.').map(Number));
-    return der_.tlv(0x87, bytes);
+    return tlv(0x87, bytes);
   }
-  return der_.tlv(n.type === 'url' ? 0x86 : 0x82, Buffer.from(n.value, 'ascii'));
+  return tlv(n.type === 'url' ? 0x86 : 0x82, Buffer.from(n.value, 'ascii'));
 }
 
 function ipv6Bytes(v: string): Buffer {
@@ -166,7 +161,7 @@ function ipv6Bytes(v: string): Buffer {
 }
 
 function extension(e: CertExtension): Buffer {
-  return der_.seq(der_.oid(e.oid), ...(e.critical ? [Buffer.from([0x01, 0x01, 0xff])] : []), der_.tlv(0x04, e.value));
+  return seq(oid(e.oid), ...(e.critical ? [Buffer.from([0x01, 0x01, 0xff])] : []), octetString(e.value));
 }
 
 /**
@@ -177,68 +172,32 @@ export function issueMeshCert(ca: MeshCA, req: MeshCertRequest, now = new Date()
   const names = splitSans(req.sans);
   const firstDns = names.find((n) => n.type === 'dns')?.value;
   const issuer = meshIssuer(ca);
-  const sigAlg = der_.seq(der_.oid('1.2.840.10045.4.3.3')); // ecdsa-with-SHA384 (the mesh key is P-384)
-  const eku = der_.seq(der_.oid('1.3.6.1.5.5.7.3.2'), der_.oid('1.3.6.1.5.5.7.3.1'));
+  const sigAlg = seq(oid('1.2.840.10045.4.3.3')); // ecdsa-with-SHA384 (the mesh key is P-384)
+  const eku = seq(oid('1.3.6.1.5.5.7.3.2'), oid('1.3.6.1.5.5.7.3.1'));
   const exts: CertExtension[] = [
-    { oid: '2.5.29.19', critical: true, value: der_.seq() },
+    { oid: '2.5.29.19', critical: true, value: seq() },
     // digitalSignature | keyEncipherment | keyAgreement = bits 0, 2, 4 → 0b10101000, 3 unused bits
-    { oid: '2.5.29.15', critical: true, value: der_.tlv(0x03, Buffer.from([0x03, 0xa8])) },
+    { oid: '2.5.29.15', critical: true, value: tlv(0x03, Buffer.from([0x03, 0xa8])) },
     { oid: '2.5.29.37', value: eku },
-    { oid: '2.5.29.35', value: der_.seq(der_.tlv(0x80, issuer.keyId)) },
+    { oid: '2.5.29.35', value: seq(tlv(0x80, issuer.keyId)) },
   ];
-  if (names.length > 0) exts.push({ oid: '2.5.29.17', value: der_.seq(...names.map(generalName)) });
-  if (req.workloadSecretId !== undefined) exts.push({ oid: OID_WORKLOAD_SECRET_ID, value: derUtf8(req.workloadSecretId) });
+  if (names.length > 0) exts.push({ oid: '2.5.29.17', value: seq(...names.map(generalName)) });
+  if (req.workloadSecretId !== undefined) exts.push({ oid: OID_WORKLOAD_SECRET_ID, value: utf8String(req.workloadSecretId) });
   exts.push(...(req.extensions ?? []));
   const serialBytes = randomBytes(16);
   serialBytes[0] = (serialBytes[0]! & 0x7f) | 0x01;
-  const subject = der_.seq(der_.tlv(0x31, der_.seq(der_.oid('2.5.4.3'), derUtf8(firstDns ?? 'contrast-workload'))));
-  const tbs = der_.seq(
-    der_.tlv(0xa0, der_.tlv(0x02, Buffer.from([2]))),
-    der_.tlv(0x02, serialBytes),
+  const subject = seq(tlv(0x31, seq(oid('2.5.4.3'), utf8String(firstDns ?? 'contrast-workload'))));
+  const tbs = seq(
+    tlv(0xa0, tlv(0x02, Buffer.from([2]))),
+    tlv(0x02, serialBytes),
     sigAlg,
     issuer.name,
-    der_.seq(time(new Date(now.getTime() - SKEW_MS)), time(new Date(now.getTime() + YEAR_MS))),
+    seq(x509Time(new Date(now.getTime() - SKEW_MS)), x509Time(new Date(now.getTime() + YEAR_MS))),
     subject,
     spkiDer(req.publicKey),
-    der_.tlv(0xa3, der_.seq(...exts.map(extension))),
+    tlv(0xa3, seq(...exts.map(extension))),
   );
-  const cert = der_.seq(tbs, sigAlg, der_.tlv(0x03, Buffer.from([0]), sign('sha384', tbs, ca.key)));
-  const b64 = cert.toString('base64').replace(/.{64}/g, '$&\n');
-  return Promise.resolve(`-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END CERTIFICATE-----\n`);
+  const cert = seq(tbs, sigAlg, tlv(0x03, Buffer.from([0]), sign('sha384', tbs, ca.key)));
+  return Promise.resolve(derToPem(cert));
 }
 
-
-/** DER UTF8String. */
-export function derUtf8(s: string): Buffer {
-  const body = Buffer.from(s, 'utf8');
-  return Buffer.concat([Buffer.from([0x0c]), derLength(body.length), body]);
-}
-
-/** DER OCTET STRING. */
-export function derOctets(body: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([0x04]), derLength(body.length), body]);
-}
-
-export function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-/** Read a DER OCTET STRING or UTF8String body (tag is checked). */
-export function derBody(der: Uint8Array, tag: number): Buffer {
-  const b = Buffer.from(der);
-  if (b[0] !== tag) throw new Error(`expected DER tag 0x${tag.toString(16)}, got 0x${(b[0] ?? 0).toString(16)}`);
-  let len = b[1] ?? 0;
-  let off = 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4) throw new Error('unsupported DER length');
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + (b[2 + i] ?? 0);
-    off = 2 + n;
-  }
-  if (off + len !== b.length) throw new Error('DER length does not match the data');
-  return b.subarray(off, off + len);
-}

@@ -13,7 +13,7 @@ import { parseAtlsCert } from '../atls/cert.js';
 import { clientEvidenceNonce, tlsPeer } from '../atls/server.js';
 import { admitPeer } from '../atls/validate.js';
 import { CLIENT_EVIDENCE_HEADER, reportData } from '../atls/binding.js';
-import { derOctets } from './ca.js';
+import { octetString } from '../atls/der.js';
 import type { Authority } from './authority.js';
 import type { Metrics } from './metrics.js';
 import { decode, encode } from './api/proto.js';
@@ -67,8 +67,8 @@ export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch
         });
         decode(NewMeshCertRequestSchema, (await read()).bytes);
         const claims = [
-          { oid: OID_CLAIM_HOSTDATA, value: derOctets(admission.hostData) },
-          { oid: OID_CLAIM_MEASUREMENT, value: derOctets(Buffer.from(admission.measurement, 'hex')) },
+          { oid: OID_CLAIM_HOSTDATA, value: octetString(admission.hostData) },
+          { oid: OID_CLAIM_MEASUREMENT, value: octetString(Buffer.from(admission.measurement, 'hex')) },
         ];
         const res = await authority.newMeshCert(snapshot, tls.publicKey, admission.policyHash, claims);
         metrics.inc('contrast_meshapi_certificates_issued_total');
