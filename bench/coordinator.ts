@@ -26,7 +26,8 @@ import {
 } from '../src/coordinator/api/messages.js';
 import { decryptSeedShare } from '../src/coordinator/seedshares.js';
 import { chainHash } from '../src/coordinator/history.js';
-import { sha256, spkiDer } from '../src/coordinator/crypto.js';
+import { sha256 } from '../src/coordinator/crypto.js';
+import { spkiDer } from '../src/atls/binding.js';
 import { requestMeshCert } from '../src/initializer/initializer.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from '../test/coordinator/process.js';
 import { removeDir, tempDir } from '../test/helpers/tmp.js';

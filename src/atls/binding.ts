@@ -6,7 +6,7 @@
  *    with label EXPORTER-contrast-atls-client-evidence, 32 bytes: unique to the connection and
  *    unknown before the handshake, so evidence from another connection never verifies.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 
 export const NONCE_SIZE = 32;
 export const SNI_SUFFIX = '.atls-nonce.invalid';
@@ -14,6 +14,11 @@ export const EKM_LABEL = 'EXPORTER-contrast-atls-client-evidence';
 export const EKM_SIZE = 32;
 /** gRPC binary metadata carrying the client's attested certificate (DER, base64). */
 export const CLIENT_EVIDENCE_HEADER = 'contrast-atls-evidence-bin';
+
+/** SubjectPublicKeyInfo DER of a public key, or of the public half of a private key: how a key is named in the binding and in certificates. */
+export function spkiDer(key: KeyObject): Buffer {
+  return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
+}
 
 export function reportData(spki: Uint8Array, nonce: Uint8Array): Buffer {
   return createHash('sha512').update(spki).update(nonce).digest();

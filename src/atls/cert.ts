@@ -4,11 +4,11 @@
  * (extension value = DER OCTET STRING wrapping the evidence bytes).
  */
 import { sign, type KeyObject, type X509Certificate as NodeX509 } from 'node:crypto';
-import { spkiDer } from '../coordinator/crypto.js';
 import { EVIDENCE_OIDS } from '../attestation/dispatch.js';
 import { AttestationError } from '../attestation/errors.js';
 import type { Evidence } from '../issuers/issuer.js';
 import { octetString, oid, seq, tlv, utcTime, utf8String } from './der.js';
+import { spkiDer } from './binding.js';
 import { derToPem, parseDerCertificate } from '../attestation/certificate.js';
 import { extensions } from '../attestation/x509.js';
 import { TAG, readSingle } from '../attestation/der.js';

@@ -6,10 +6,9 @@
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { spkiDer } from '../coordinator/crypto.js';
 import type { Issuer } from '../issuers/issuer.js';
 import { createAtlsCert, createAtlsCertDer, parseAtlsCert, type AtlsPeer } from './cert.js';
-import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, newNonce, nonceToServerName, reportData } from './binding.js';
+import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, newNonce, nonceToServerName, reportData, spkiDer } from './binding.js';
 
 export interface DialOptions<V> {
   host: string;

@@ -5,10 +5,9 @@
  */
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { KeyObject } from 'node:crypto';
-import { spkiDer } from '../coordinator/crypto.js';
 import type { Issuer } from '../issuers/issuer.js';
 import { createAtlsCert, parseAtlsCert, type AtlsPeer } from './cert.js';
-import { EKM_LABEL, EKM_SIZE, nonceFromServerName, reportData } from './binding.js';
+import { EKM_LABEL, EKM_SIZE, nonceFromServerName, reportData, spkiDer } from './binding.js';
 
 export interface AtlsServerConfig {
   key: KeyObject;

@@ -24,6 +24,7 @@ import {
 import { derToPem, parsePemCertificates } from '../attestation/certificate.js';
 import { createMeshCA, createRootCert, issueMeshCert, ROOT_CN, type CertExtension, type MeshCA } from './ca.js';
 import { sha256 } from './crypto.js';
+import { spkiDer } from '../atls/binding.js';
 import {
   History, HistoryError, ZERO_HASH, transitionHash, verifyTransitionSignature, type LatestTransition,
 } from './history.js';
@@ -203,7 +204,7 @@ export class Authority {
     const owners = this.state ? this.current?.manifest.WorkloadOwnerPubKeys : undefined;
     if (!owners) return;
     if (owners.length === 0) throw new RpcError(Status.PERMISSION_DENIED, 'the current manifest was generated with --disable-updates: it lists no workload owner keys, so it can never be replaced');
-    const callerHex = caller?.asymmetricKeyType === 'ec' ? publicOf(caller).export({ type: 'spki', format: 'der' }).toString('hex') : undefined;
+    const callerHex = caller?.asymmetricKeyType === 'ec' ? spkiDer(caller).toString('hex') : undefined;
     if (!callerHex || !owners.includes(callerHex)) {
       throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a workload owner key of the current manifest; expected one of: ${owners.map(keyDigest).join(', ')} (sha256 of the PKIX public key), got ${callerHex ? keyDigest(callerHex) : 'no ECDSA key'}`);
     }
@@ -339,7 +340,7 @@ export class Authority {
       }
       const stored = await this.storedRoot();
       let rootPem: string;
-      if (stored && spki(stored.cert.publicKey).equals(spki(engine.rootCAKey))) {
+      if (stored && spkiDer(stored.cert.publicKey).equals(spkiDer(engine.rootCAKey))) {
         rootPem = stored.pem;
       } else {
         if (stored) this.log(`${ROOT_CERT_KEY} in the store is not the root certificate of this seed; issuing it again`);
@@ -396,10 +397,6 @@ export class Authority {
 
 function publicOf(key: KeyObject): KeyObject {
   return key.type === 'private' ? createPublicKey(key) : key;
-}
-
-function spki(key: KeyObject): Buffer {
-  return publicOf(key).export({ type: 'spki', format: 'der' });
 }
 
 /** One certificate, re-encoded from its DER: the only form in which a root is served. */

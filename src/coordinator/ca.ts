@@ -12,7 +12,8 @@
  */
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { signingAlgorithm, spkiDer, toCryptoPrivateKey, toCryptoPublicKey, x509 } from './crypto.js';
+import { signingAlgorithm, toCryptoPrivateKey, toCryptoPublicKey, x509 } from './crypto.js';
+import { spkiDer } from '../atls/binding.js';
 import { octetString, oid, seq, tlv, utf8String, x509Time } from '../atls/der.js';
 import { children, readOid, readSingle } from '../attestation/der.js';
 import { derToPem } from '../attestation/certificate.js';

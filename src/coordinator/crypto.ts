@@ -1,10 +1,11 @@
 /**
- * Small key helpers shared by the Coordinator, aTLS and the Initializer: deterministic P-384
+ * Small key helpers of the Coordinator: deterministic P-384
  * keys from secret bytes, and conversion between node:crypto KeyObjects and WebCrypto keys
  * (which @peculiar/x509 needs to build certificates).
  */
 import 'reflect-metadata';
-import { createECDH, createHash, createPrivateKey, createPublicKey, hkdfSync, webcrypto, type KeyObject } from 'node:crypto';
+import { createECDH, createHash, createPrivateKey, hkdfSync, webcrypto, type KeyObject } from 'node:crypto';
+import { spkiDer } from '../atls/binding.js';
 import * as x509 from '@peculiar/x509';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -69,11 +70,6 @@ export async function toCryptoPrivateKey(key: KeyObject): Promise<CryptoKey> {
 
 export async function toCryptoPublicKey(key: KeyObject): Promise<CryptoKey> {
   return webcrypto.subtle.importKey('spki', spkiDer(key), webAlgorithm(key), true, ['verify']) as Promise<CryptoKey>;
-}
-
-/** SubjectPublicKeyInfo DER of a public key, or of the public half of a private key. */
-export function spkiDer(key: KeyObject): Buffer {
-  return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
 }
 
 export function sha256(...parts: Uint8Array[]): Buffer {

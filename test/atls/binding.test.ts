@@ -1,8 +1,7 @@
 /** The aTLS binding values: report data, the nonce in the server name, and the exporter label. */
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, NONCE_SIZE, SNI_SUFFIX, newNonce, nonceFromServerName, nonceToServerName, reportData } from '../../src/atls/binding.js';
-import { spkiDer } from '../../src/coordinator/crypto.js';
+import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, NONCE_SIZE, SNI_SUFFIX, newNonce, nonceFromServerName, nonceToServerName, reportData, spkiDer } from '../../src/atls/binding.js';
 
 describe('aTLS binding values', () => {
   it('binds SHA-512 of the SPKI followed by the nonce, in that order', () => {

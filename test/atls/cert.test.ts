@@ -11,7 +11,7 @@ import { OID_SIMULATED_EVIDENCE, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE } from '../.
 import { derToPem } from '../../src/attestation/certificate.js';
 import { children, readSingle } from '../../src/attestation/der.js';
 import { extensions } from '../../src/attestation/x509.js';
-import { spkiDer } from '../../src/coordinator/crypto.js';
+import { spkiDer } from '../../src/atls/binding.js';
 import { forgeCertificate, name, octet, seq, tlv } from '../attestation/der-builder.js';
 import { rejects } from '../attestation/assertions.js';
 

@@ -9,7 +9,7 @@ import { createAtlsCertDer, parseAtlsCert } from '../../src/atls/cert.js';
 import { admitPeer } from '../../src/atls/validate.js';
 import { OID_TDX_EVIDENCE } from '../../src/attestation/dispatch.js';
 import { parseTdxQuote } from '../../src/attestation/tdx/quote.js';
-import { spkiDer } from '../../src/coordinator/crypto.js';
+import { spkiDer } from '../../src/atls/binding.js';
 import { TDX, TDX_COLLATERAL_TIME } from '../attestation/vectors.js';
 import { rejects } from '../attestation/assertions.js';
 

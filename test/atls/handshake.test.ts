@@ -11,8 +11,7 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { dialAtls } from '../../src/atls/client.js';
 import { atlsServerOptions, clientEvidenceNonce, tlsPeer } from '../../src/atls/server.js';
 import { parseAtlsCert, type AtlsPeer } from '../../src/atls/cert.js';
-import { CLIENT_EVIDENCE_HEADER, nonceToServerName, reportData } from '../../src/atls/binding.js';
-import { spkiDer } from '../../src/coordinator/crypto.js';
+import { CLIENT_EVIDENCE_HEADER, nonceToServerName, reportData, spkiDer } from '../../src/atls/binding.js';
 import type { Evidence, Issuer } from '../../src/issuers/issuer.js';
 
 const OID = '1.3.9901.2.4242';

@@ -12,9 +12,9 @@ import { SetManifestRequestSchema, SetManifestResponseSchema, MESHAPI_SERVICE, N
 import { requestMeshCert } from '../../src/initializer/initializer.js';
 import { dialAtls } from '../../src/atls/client.js';
 import { createAtlsCert } from '../../src/atls/cert.js';
-import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, reportData } from '../../src/atls/binding.js';
+import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, reportData, spkiDer } from '../../src/atls/binding.js';
 import { callUnary, RpcError, Status } from '../../src/coordinator/api/grpc.js';
-import { sha256, spkiDer, x509 } from '../../src/coordinator/crypto.js';
+import { sha256, x509 } from '../../src/coordinator/crypto.js';
 import type { Issuer } from '../../src/issuers/issuer.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { derToPem, parseDerCertificate } from '../../src/attestation/certificate.js';
 import { extensions } from '../../src/attestation/x509.js';
 import { oid, seq, tlv, utcTime } from '../../src/atls/der.js';
-import { spkiDer } from '../../src/coordinator/crypto.js';
+import { spkiDer } from '../../src/atls/binding.js';
 
 /**
  * A certificate self-signed by `key` that carries `genuine`'s extensions (its attestation

@@ -19,9 +19,9 @@ import { callUserApi } from '../../src/coordinator/client.js';
 import { encode } from '../../src/coordinator/api/proto.js';
 import { MESHAPI_SERVICE, RecoverRequestSchema, SetManifestRequestSchema, USERAPI_SERVICE } from '../../src/coordinator/api/messages.js';
 import { createAtlsCertDer } from '../../src/atls/cert.js';
-import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, nonceToServerName } from '../../src/atls/binding.js';
+import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, nonceToServerName, spkiDer } from '../../src/atls/binding.js';
 import { callUnary, RpcError, Status } from '../../src/coordinator/api/grpc.js';
-import { sha256, spkiDer } from '../../src/coordinator/crypto.js';
+import { sha256 } from '../../src/coordinator/crypto.js';
 
 const hex = (b: Buffer) => b.toString('hex');
 

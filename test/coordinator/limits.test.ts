@@ -21,7 +21,7 @@ import { decode, encode } from '../../src/coordinator/api/proto.js';
 import { GetManifestsResponseSchema, MESHAPI_SERVICE, SetManifestRequestSchema, USERAPI_SERVICE } from '../../src/coordinator/api/messages.js';
 import { requestMeshCert } from '../../src/initializer/initializer.js';
 import { callUnary, RpcError, Status } from '../../src/coordinator/api/grpc.js';
-import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, reportData } from '../../src/atls/binding.js';
+import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, reportData, spkiDer } from '../../src/atls/binding.js';
 import { dialAtls } from '../../src/atls/client.js';
 import { createAtlsCertDer } from '../../src/atls/cert.js';
 import { AttestationError, CollateralUnavailableError } from '../../src/attestation/errors.js';
@@ -30,7 +30,7 @@ import { OID_SNP_EVIDENCE, SnpEvidenceSchema } from '../../src/issuers/configfs-
 import { startCoordinator, type RunningCoordinator } from '../../src/coordinator/server.js';
 import { MemoryStore } from '../../src/coordinator/store/dir.js';
 import { SNP_NOW, SNP_VECTORS } from '../attestation/vectors.js';
-import { sha256, spkiDer } from '../../src/coordinator/crypto.js';
+import { sha256 } from '../../src/coordinator/crypto.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { startLimitedCoordinator, type LimitedCoordinator } from './limits-process.js';
 import { FLAG, MiB, RawH2, closed, connectH2, connectTcp, connectTls, grpcHeaders, h2frame, headerBlock, prefix, upload, type CallResult } from './h2raw.js';

@@ -18,7 +18,8 @@ import { callUserApi } from '../../src/coordinator/client.js';
 import { decode, encode } from '../../src/coordinator/api/proto.js';
 import { SetManifestRequestSchema, SetManifestResponseSchema, type SetManifestResponse } from '../../src/coordinator/api/messages.js';
 import { seedShareDocumentToJson } from '../../src/coordinator/seedshares.js';
-import { sha256, spkiDer } from '../../src/coordinator/crypto.js';
+import { spkiDer } from '../../src/atls/binding.js';
+import { sha256 } from '../../src/coordinator/crypto.js';
 import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
 import type { Manifest } from '../../src/workspace/manifest.js';
 

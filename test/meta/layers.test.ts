@@ -30,7 +30,6 @@ const KNOWN_EXCEPTIONS: readonly { from: string; to: string; files: readonly str
   { from: 'attestation', to: 'coordinator', files: ['attestation/dispatch.ts'] },
   { from: 'attestation', to: 'issuers', files: ['attestation/dispatch.ts'] },
   { from: 'issuers', to: 'coordinator', files: ['issuers/configfs-tsm.ts'] },
-  { from: 'atls', to: 'coordinator', files: ['atls/cert.ts', 'atls/client.ts', 'atls/server.ts'] },
 ];
 
 const SRC = join(REPO_ROOT, 'src');
