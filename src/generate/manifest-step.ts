@@ -1,6 +1,7 @@
 /** Builds the new `manifest.json` from this run's policies, platforms and owner keys. */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { gitIgnores, gitWorkTreeOf } from '../util/git.js';
 import { UserError } from '../util/errors.js';
 import type { Warn } from '../util/diagnostics.js';
 import type { Platform } from '../platforms/platforms.js';
@@ -41,11 +42,11 @@ export function buildManifest(options: ManifestOptions, policies: Record<string,
   if (options.disableUpdates) {
     manifest.WorkloadOwnerPubKeys = [];
   } else {
-    const keys = nonEmpty(options.workloadOwnerKeys) ?? [defaultKey(options, WORKLOAD_OWNER_KEY, 'workload-owner')];
+    const keys = nonEmpty(options.workloadOwnerKeys) ?? [defaultKey(options, WORKLOAD_OWNER_KEY, 'workload-owner', warn)];
     manifest.WorkloadOwnerPubKeys = union(manifest.WorkloadOwnerPubKeys, keys.map((k) => workloadOwnerKeyHex(loadPublicKey(k, 'workload-owner'))));
   }
   if (!options.disableRecovery) {
-    const shares = nonEmpty(options.seedshareOwnerKeys) ?? [defaultKey(options, SEEDSHARE_OWNER_KEY, 'seedshare-owner')];
+    const shares = nonEmpty(options.seedshareOwnerKeys) ?? [defaultKey(options, SEEDSHARE_OWNER_KEY, 'seedshare-owner', warn)];
     manifest.SeedshareOwnerPubKeys = union(manifest.SeedshareOwnerPubKeys, shares.map((k) => seedshareOwnerKeyHex(loadPublicKey(k, 'seedshare-owner'))));
   }
   manifest = withRecoveryChoice(manifest, options.disableRecovery === true);
@@ -82,8 +83,9 @@ function mergeReferenceValues(existing: ReferenceValues, platforms: Platform[]):
   return out;
 }
 
-function defaultKey(options: ManifestOptions, file: string, kind: 'workload-owner' | 'seedshare-owner'): string {
+function defaultKey(options: ManifestOptions, file: string, kind: 'workload-owner' | 'seedshare-owner', warn: Warn): string {
   const path = join(options.workspaceDir, file);
+  if (!existsSync(path)) warnIfCommittable(path, warn);
   try {
     mkdirSync(options.workspaceDir, { recursive: true });
     ensureKey(path, kind);
@@ -92,6 +94,16 @@ function defaultKey(options: ManifestOptions, file: string, kind: 'workload-owne
     throw new UserError(`cannot create ${kind} key: ${(err as Error).message}`, { file: path });
   }
   return path;
+}
+
+/**
+ * A private key about to be created where `git add .` would pick it up: in a git work tree and
+ * not ignored. GitOps repositories are where this happens (a kustomization directory, a chart).
+ */
+function warnIfCommittable(path: string, warn: Warn): void {
+  const tree = gitWorkTreeOf(dirname(path));
+  if (tree === undefined || gitIgnores(path, tree)) return;
+  warn(`the private key ${path} is created inside the git work tree ${tree}, where git does not ignore it: never commit it; add it to .gitignore, or keep the workspace outside the repository (--workspace-dir, workspaceDir) and the keys in a secret store (docs/helm-kustomize.md, GitOps)`);
 }
 
 function union(a: string[], b: string[]): string[] {
