@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { SIMULATED_MEASUREMENT } from '../src/platforms/reference-values.js';
 import { SimulatedIssuer, loadOrCreateSimRoot } from '../src/issuers/simulated.js';
 import { callUserApi } from '../src/coordinator/client.js';
-import { decode, encode } from '../src/coordinator/api/proto.js';
+import { decode, encode } from '../src/util/protobuf.js';
 import {
   GetManifestsResponseSchema, RecoverRequestSchema, SetManifestRequestSchema, SetManifestResponseSchema,
   type GetManifestsResponse, type SetManifestResponse,

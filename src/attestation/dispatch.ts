@@ -9,7 +9,7 @@ import { parseReferenceValues } from './reference-values.js';
 import { verifySnp, type SnpVerifyOptions } from './snp/verify.js';
 import { verifyTdx, type TdxVerifyOptions } from './tdx/verify.js';
 import { OID_SIMULATED_EVIDENCE, SIM_WARNING, verifySimulated, type SimReferenceValue } from './simulated.js';
-import { decode } from '../coordinator/api/proto.js';
+import { decode } from '../util/protobuf.js';
 import { OID_SNP_EVIDENCE, OID_TDX_EVIDENCE, SnpEvidenceSchema } from '../issuers/configfs-tsm.js';
 import type { ReferenceValues as ManifestReferenceValues } from '../platforms/reference-values.js';
 import type { KeyObject } from 'node:crypto';

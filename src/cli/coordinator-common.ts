@@ -2,7 +2,7 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { callUserApi, type Address } from '../coordinator/client.js';
 import { RpcError, Status } from '../coordinator/api/grpc.js';
-import { decode } from '../coordinator/api/proto.js';
+import { decode } from '../util/protobuf.js';
 import { GetManifestsResponseSchema, type GetManifestsResponse } from '../coordinator/api/messages.js';
 import { chainHash } from '../coordinator/history.js';
 import type { Admission } from '../atls/validate.js';

@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { SEEDSHARE_OWNER_KEY } from '../workspace/keys.js';
 import { callUserApi } from '../coordinator/client.js';
-import { encode } from '../coordinator/api/proto.js';
+import { encode } from '../util/protobuf.js';
 import { RecoverRequestSchema, type SeedShareDocumentMsg } from '../coordinator/api/messages.js';
 import { decryptSeedShare, seedShareDocumentFromJson, seedShareDocumentToJson, type SeedShareDocument } from '../coordinator/seedshares.js';
 import { SeedEngine } from '../coordinator/seedengine.js';

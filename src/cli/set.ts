@@ -6,7 +6,7 @@ import { WORKLOAD_OWNER_KEY } from '../workspace/keys.js';
 import { checkManifestReady } from '../workspace/manifest.js';
 import { checkServedHistory, rememberHistory } from './latest-transition.js';
 import { callUserApi } from '../coordinator/client.js';
-import { decode, encode } from '../coordinator/api/proto.js';
+import { decode, encode } from '../util/protobuf.js';
 import { SetManifestRequestSchema, SetManifestResponseSchema, type SeedShareDocumentMsg, type SetManifestResponse } from '../coordinator/api/messages.js';
 import { seedShareDocumentToJson, seedSharesCover } from '../coordinator/seedshares.js';
 import { workspaceOptions } from './workspace-options.js';

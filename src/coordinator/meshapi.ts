@@ -16,7 +16,7 @@ import { CLIENT_EVIDENCE_HEADER, reportData } from '../atls/binding.js';
 import { octetString } from '../atls/der.js';
 import type { Authority } from './authority.js';
 import type { Metrics } from './metrics.js';
-import { decode, encode } from './api/proto.js';
+import { decode, encode } from '../util/protobuf.js';
 import { MESHAPI_SERVICE, NewMeshCertRequestSchema, NewMeshCertResponseSchema } from './api/messages.js';
 import { RpcError, Status, type RequestLimits, type UnaryMethod } from './api/grpc.js';
 

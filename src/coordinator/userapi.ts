@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import type { ServerHttp2Stream } from 'node:http2';
 import { tlsPeer } from '../atls/server.js';
 import type { Authority } from './authority.js';
-import { decode, encode } from './api/proto.js';
+import { decode, encode } from '../util/protobuf.js';
 import {
   GetManifestsRequestSchema, GetManifestsResponseSchema, RecoverRequestSchema, RecoverResponseSchema, SetManifestResponseSchema, USERAPI_SERVICE,
   type RecoverRequest, type SetManifestRequest,

@@ -14,7 +14,7 @@ import { dialAtls } from '../atls/client.js';
 import type { Issuer } from '../issuers/issuer.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { callUnary, RpcError } from '../coordinator/api/grpc.js';
-import { decode } from '../coordinator/api/proto.js';
+import { decode } from '../util/protobuf.js';
 import { MESHAPI_SERVICE, NewMeshCertResponseSchema, type NewMeshCertResponse } from '../coordinator/api/messages.js';
 
 export interface InitializerOptions {

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { encode } from '../coordinator/api/proto.js';
+import { encode } from '../util/protobuf.js';
 import type { Evidence, Issuer } from './issuer.js';
 
 export const TSM_REPORT_DIR = '/sys/kernel/config/tsm/report';

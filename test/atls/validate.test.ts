@@ -7,7 +7,7 @@ import { CollateralUnavailableError } from '../../src/attestation/errors.js';
 import { OID_SNP_EVIDENCE, OID_SIMULATED_EVIDENCE } from '../../src/attestation/dispatch.js';
 import { KdsClient } from '../../src/attestation/snp/kds.js';
 import { SnpEvidenceSchema } from '../../src/issuers/configfs-tsm.js';
-import { encode } from '../../src/coordinator/api/proto.js';
+import { encode } from '../../src/util/protobuf.js';
 import { SNP_NOW, SNP_VECTORS } from '../attestation/vectors.js';
 import { rejects } from '../attestation/assertions.js';
 

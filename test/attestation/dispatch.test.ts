@@ -8,7 +8,7 @@ import { AttestationError } from '../../src/attestation/errors.js';
 import { EVIDENCE_OIDS, OID_SIMULATED_EVIDENCE, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE, verifyEvidence } from '../../src/attestation/dispatch.js';
 import { SIM_WARNING } from '../../src/attestation/simulated.js';
 import { parseTdxQuote } from '../../src/attestation/tdx/quote.js';
-import { encode } from '../../src/coordinator/api/proto.js';
+import { encode } from '../../src/util/protobuf.js';
 import { SnpEvidenceSchema } from '../../src/issuers/configfs-tsm.js';
 import { UserError } from '../../src/util/errors.js';
 import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AttestationError, CollateralUnavailableError } from '../../src/attestation/errors.js';
 import { OID_SNP_EVIDENCE, verifyEvidence } from '../../src/attestation/dispatch.js';
-import { encode } from '../../src/coordinator/api/proto.js';
+import { encode } from '../../src/util/protobuf.js';
 import { SnpEvidenceSchema } from '../../src/issuers/configfs-tsm.js';
 import { checkSnpCrl } from '../../src/attestation/snp/chain.js';
 import type { SnpCollateralSource } from '../../src/attestation/snp/collateral.js';

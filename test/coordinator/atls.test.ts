@@ -7,7 +7,7 @@ import { OID_SIMULATED_EVIDENCE, loadSimRootPublicKey, verifySimulated } from '.
 import { startCoordinator, type RunningCoordinator } from '../../src/coordinator/server.js';
 import { MemoryStore } from '../../src/coordinator/store/dir.js';
 import { callUserApi } from '../../src/coordinator/client.js';
-import { encode, decode } from '../../src/coordinator/api/proto.js';
+import { encode, decode } from '../../src/util/protobuf.js';
 import { SetManifestRequestSchema, SetManifestResponseSchema, MESHAPI_SERVICE, NewMeshCertResponseSchema } from '../../src/coordinator/api/messages.js';
 import { requestMeshCert } from '../../src/initializer/initializer.js';
 import { dialAtls } from '../../src/atls/client.js';

@@ -16,7 +16,7 @@ import { SimulatedIssuer, loadOrCreateSimRoot } from '../../src/issuers/simulate
 import { startCoordinator, type RunningCoordinator } from '../../src/coordinator/server.js';
 import { MemoryStore } from '../../src/coordinator/store/dir.js';
 import { callUserApi } from '../../src/coordinator/client.js';
-import { encode } from '../../src/coordinator/api/proto.js';
+import { encode } from '../../src/util/protobuf.js';
 import { MESHAPI_SERVICE, RecoverRequestSchema, SetManifestRequestSchema, USERAPI_SERVICE } from '../../src/coordinator/api/messages.js';
 import { createAtlsCertDer } from '../../src/atls/cert.js';
 import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, nonceToServerName, spkiDer } from '../../src/atls/binding.js';

@@ -10,7 +10,7 @@ import { History, ZERO_HASH, chainHash } from '../../src/coordinator/history.js'
 import { decryptSeedShare, encryptSeedShares, seedShareDocumentFromJson, seedShareDocumentToJson } from '../../src/coordinator/seedshares.js';
 import { Authority } from '../../src/coordinator/authority.js';
 import { RpcError, Status } from '../../src/coordinator/api/grpc.js';
-import { decode, encode } from '../../src/coordinator/api/proto.js';
+import { decode, encode } from '../../src/util/protobuf.js';
 import { GetManifestsResponseSchema, RecoverRequestSchema, SetManifestResponseSchema } from '../../src/coordinator/api/messages.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';

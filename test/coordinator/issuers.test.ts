@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ConfigfsTsmIssuer, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE, SnpEvidenceSchema, requestTsmReport, type TsmFs } from '../../src/issuers/configfs-tsm.js';
-import { decode } from '../../src/coordinator/api/proto.js';
+import { decode } from '../../src/util/protobuf.js';
 import { verifyEvidence } from '../../src/attestation/dispatch.js';
 import { SimulatedIssuer, loadOrCreateSimRoot } from '../../src/issuers/simulated.js';
 import { loadSimRootPublicKey } from '../../src/attestation/simulated.js';
@@ -94,7 +94,7 @@ describe('dispatch with genuine SEV-SNP evidence in our extension format', () =>
   it('verifies a real report end to end and reports its HOST_DATA; a wrong binding fails', async () => {
     const { read, SNP_NOW } = await import('../attestation/vectors.js');
     const { parseSnpReport } = await import('../../src/attestation/index.js');
-    const { encode } = await import('../../src/coordinator/api/proto.js');
+    const { encode } = await import('../../src/util/protobuf.js');
     const reportBytes = read('amd/ms-tee-attestation-verification/genoa_attestation_report.bin');
     const report = parseSnpReport(reportBytes);
     const value = encode(SnpEvidenceSchema, { report: reportBytes, certTable: Buffer.alloc(0) });

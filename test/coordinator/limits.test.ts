@@ -17,7 +17,7 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
 import { SimulatedIssuer, loadOrCreateSimRoot } from '../../src/issuers/simulated.js';
 import { callUserApi } from '../../src/coordinator/client.js';
-import { decode, encode } from '../../src/coordinator/api/proto.js';
+import { decode, encode } from '../../src/util/protobuf.js';
 import { GetManifestsResponseSchema, MESHAPI_SERVICE, SetManifestRequestSchema, USERAPI_SERVICE } from '../../src/coordinator/api/messages.js';
 import { requestMeshCert } from '../../src/initializer/initializer.js';
 import { callUnary, RpcError, Status } from '../../src/coordinator/api/grpc.js';

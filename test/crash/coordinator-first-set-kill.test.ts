@@ -15,7 +15,7 @@ import { ensureBuilt, runCliAsync } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from '../coordinator/process.js';
 import { callUserApi } from '../../src/coordinator/client.js';
-import { decode, encode } from '../../src/coordinator/api/proto.js';
+import { decode, encode } from '../../src/util/protobuf.js';
 import { SetManifestRequestSchema, SetManifestResponseSchema, type SetManifestResponse } from '../../src/coordinator/api/messages.js';
 import { seedShareDocumentToJson } from '../../src/coordinator/seedshares.js';
 import { spkiDer } from '../../src/atls/binding.js';

@@ -11,7 +11,7 @@
  * all but one window (64 KiB) of the body on the client.
  */
 import { constants as h2, type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { ProtoError } from './proto.js';
+import { ProtoError } from '../../util/protobuf.js';
 
 export const Status = {
   OK: 0,

@@ -3,7 +3,7 @@
  * (`userapi.proto`, package edgelesssys.contrast.userapi; `meshapi.proto`, package meshapi),
  * plus GetManifestsResponse.SeedSharesDoc (field 100), which upstream does not have.
  */
-import type { Schema } from './proto.js';
+import type { Schema } from '../../util/protobuf.js';
 
 export const USERAPI_SERVICE = 'edgelesssys.contrast.userapi.UserAPI';
 export const MESHAPI_SERVICE = 'meshapi.MeshAPI';

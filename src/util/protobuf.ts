@@ -1,7 +1,8 @@
 /**
- * A minimal proto3 codec for the few Coordinator messages: length-delimited (bytes, string,
- * embedded message) and varint (bool) fields, repeated or singular. Unknown fields are skipped,
- * so newer peers with extra fields still interoperate.
+ * A minimal proto3 codec for the Coordinator's messages and SEV-SNP evidence: length-delimited
+ * (bytes, string, embedded message) and varint (bool) fields, repeated or singular. Unknown
+ * fields are skipped, so newer peers with extra fields still interoperate. It sits in util so
+ * that attestation, which decodes evidence, does not depend on the Coordinator.
  */
 
 export type FieldType = 'bytes' | 'string' | 'bool' | 'message';
