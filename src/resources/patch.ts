@@ -13,7 +13,7 @@ export function applyAt(doc: Document, path: (string | number)[], value: Plain):
   if (path.length === 0) {
     if (doc.contents && sameValue(doc, doc.contents as Node, value)) return false;
     if (doc.contents && tryPatchNode(doc, doc.contents as Node, value)) return true;
-    doc.contents = doc.createNode(value) as never;
+    doc.contents = replacement(doc, (doc.contents ?? undefined) as Node | undefined, value) as never;
     return true;
   }
   const parent = doc.getIn(path.slice(0, -1), true) as Node | undefined;
@@ -26,8 +26,35 @@ function applyToChild(doc: Document, parent: YAMLMap | YAMLSeq, key: string | nu
   const current = parent.get(key, true) as Node | undefined;
   if (current !== undefined && sameValue(doc, current, value)) return false;
   if (current !== undefined && tryPatchNode(doc, current, value)) return true;
-  parent.set(key, doc.createNode(value));
+  parent.set(key, replacement(doc, current, value));
   return true;
+}
+
+/**
+ * A new node for `value` that takes over the comments and the blank line before `old`, so
+ * `runtimeClassName: contrast-cc # why` keeps its comment when the value changes.
+ */
+function replacement(doc: Document, old: Node | undefined, value: Plain): Node {
+  const fresh = doc.createNode(value) as Node;
+  if (old === undefined || old === null || typeof old !== 'object') return fresh;
+  const before = old.commentBefore ?? undefined;
+  const after = old.comment ?? undefined;
+  if (old.spaceBefore) fresh.spaceBefore = true;
+  if (isScalar(fresh)) {
+    if (isScalar(old)) {
+      if (before !== undefined) fresh.commentBefore = before;
+      if (after !== undefined) fresh.comment = after;
+    } else {
+      // A collection's own comment is the one after its key (`key: # why`).
+      const text = [before, after].filter((c) => c !== undefined).join('\n');
+      if (text !== '') fresh.comment = text;
+    }
+  } else {
+    const text = (isScalar(old) ? [before, after] : [before]).filter((c) => c !== undefined).join('\n');
+    if (text !== '') fresh.commentBefore = text;
+    if (!isScalar(old) && after !== undefined) fresh.comment = after;
+  }
+  return fresh;
 }
 
 /** Edit `node` in place to hold `value` when both are collections of the same type. */
@@ -67,7 +94,7 @@ function patchSeq(doc: Document, node: YAMLSeq, value: Plain[]): void {
     if (match < 0) return doc.createNode(v) as Node;
     used.add(match);
     const reused = old[match]!;
-    if (!deepEqual(oldPlain[match], v) && !tryPatchNode(doc, reused, v)) return doc.createNode(v) as Node;
+    if (!deepEqual(oldPlain[match], v) && !tryPatchNode(doc, reused, v)) return replacement(doc, reused, v);
     return reused;
   });
   node.items = items;

@@ -30,8 +30,11 @@ export interface ParsedStream {
 /** Parsing options of every YAML document we read (here, and nowhere else). */
 export const YAML_PARSE_OPTIONS = { version: '1.1', customTags: kubernetesTags, uniqueKeys: true, prettyErrors: true } as const;
 
-/** Never fold long values such as the base64 policy annotation. */
-export const WRITE_OPTIONS = { lineWidth: 0 } as const;
+/**
+ * Never fold long values such as the base64 policy annotation; write flow collections as
+ * `[a, b]` and `{a: b}`, the way people (and yamllint's default brackets/braces rules) write them.
+ */
+export const WRITE_OPTIONS = { lineWidth: 0, flowCollectionPadding: false } as const;
 
 /** Bounds that keep hostile input (alias bombs) from exhausting memory. */
 export const MAX_ALIAS_COUNT = 1000;
