@@ -16,7 +16,6 @@ import { X509Certificate, createPublicKey, generateKeyPairSync } from 'node:cryp
 import { loadavg, cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SIMULATED_MEASUREMENT } from '../src/platforms/reference-values.js';
 import { SimulatedIssuer, loadOrCreateSimRoot } from '../src/issuers/simulated.js';
 import { callUserApi } from '../src/coordinator/client.js';
 import { decode, encode } from '../src/util/protobuf.js';
@@ -31,6 +30,7 @@ import { spkiDer } from '../src/atls/binding.js';
 import { requestMeshCert } from '../src/initializer/initializer.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from '../test/coordinator/process.js';
 import { removeDir, tempDir } from '../test/helpers/tmp.js';
+import { SIMULATED_MEASUREMENT } from '../src/attestation/simulated.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);

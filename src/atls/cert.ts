@@ -4,7 +4,7 @@
  * (extension value = DER OCTET STRING wrapping the evidence bytes).
  */
 import { sign, type KeyObject, type X509Certificate as NodeX509 } from 'node:crypto';
-import { EVIDENCE_OIDS } from '../attestation/dispatch.js';
+import { EVIDENCE_OIDS } from '../attestation/tees.js';
 import { AttestationError } from '../attestation/errors.js';
 import type { Evidence } from '../issuers/issuer.js';
 import { octetString, oid, seq, tlv, utcTime, utf8String } from './der.js';
@@ -59,7 +59,7 @@ export interface AtlsPeer {
 function evidenceExtensions(cert: NodeX509): Evidence[] {
   const out: Evidence[] = [];
   for (const [oid, ext] of extensions(cert)) {
-    if (!(EVIDENCE_OIDS as readonly string[]).includes(oid)) continue;
+    if (!EVIDENCE_OIDS.includes(oid)) continue;
     const inner = readSingle(ext.value);
     if (inner.tag !== TAG.OCTET_STRING) throw new AttestationError('atls.certificate', `the evidence extension ${oid} is not an OCTET STRING`);
     out.push({ oid, value: Buffer.from(inner.content) });

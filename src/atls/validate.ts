@@ -5,7 +5,7 @@
  */
 import { AttestationError, CollateralUnavailableError } from '../attestation/errors.js';
 import { verifyEvidence, type DispatchOptions, type VerifiedEvidence } from '../attestation/dispatch.js';
-import type { ReferenceValues } from '../platforms/reference-values.js';
+import type { ReferenceValues } from '../attestation/reference-values.js';
 import type { AtlsPeer } from './cert.js';
 
 export interface Admission extends VerifiedEvidence {

@@ -1,25 +1,20 @@
 /**
- * Verify evidence of any supported platform against a manifest's reference values. The
- * evidence type is the certificate-extension OID it came in; a platform is only tried when the
- * manifest lists reference values for it, so simulated evidence is refused by every manifest
- * that does not explicitly name the insecure platform.
+ * Verify evidence of any supported TEE against a manifest's reference values. The evidence
+ * type is the certificate-extension OID it came in (src/attestation/tees.ts); a TEE is only
+ * tried when the manifest lists reference values for it, so simulated evidence is refused by
+ * every manifest that does not explicitly name the insecure platform.
  */
+import type { KeyObject } from 'node:crypto';
 import { AttestationError } from './errors.js';
-import { parseReferenceValues } from './reference-values.js';
+import { parseReferenceValues, type ReferenceValues } from './reference-values.js';
+import { SIM_WARNING, verifySimulated } from './simulated.js';
+import { decodeSnpEvidence } from './snp/evidence.js';
 import { verifySnp, type SnpVerifyOptions } from './snp/verify.js';
 import { verifyTdx, type TdxVerifyOptions } from './tdx/verify.js';
-import { OID_SIMULATED_EVIDENCE, SIM_WARNING, verifySimulated, type SimReferenceValue } from './simulated.js';
-import { decode } from '../util/protobuf.js';
-import { OID_SNP_EVIDENCE, OID_TDX_EVIDENCE, SnpEvidenceSchema } from '../issuers/configfs-tsm.js';
-import type { ReferenceValues as ManifestReferenceValues } from '../platforms/reference-values.js';
-import type { KeyObject } from 'node:crypto';
-
-export { OID_SNP_EVIDENCE, OID_TDX_EVIDENCE, OID_SIMULATED_EVIDENCE };
-
-export const EVIDENCE_OIDS = [OID_SNP_EVIDENCE, OID_TDX_EVIDENCE, OID_SIMULATED_EVIDENCE] as const;
+import { teeOfEvidence, type TeeType } from './tees.js';
 
 export interface VerifiedEvidence {
-  platform: 'snp' | 'tdx' | 'insecure-sim';
+  tee: TeeType;
   /** The 32-byte policy hash the hardware reported (SNP HOSTDATA, TDX MRCONFIGID[0:32]). */
   hostData: Buffer;
   /** Launch measurement (hex) for logs. */
@@ -39,38 +34,35 @@ export interface DispatchOptions {
   onSimulated?: () => void;
 }
 
-export async function verifyEvidence(oid: string, value: Uint8Array, refs: ManifestReferenceValues, reportData: Buffer, opts: DispatchOptions = {}): Promise<VerifiedEvidence> {
-  switch (oid) {
-    case OID_SNP_EVIDENCE: {
-      if (!refs.snp?.length) throw new AttestationError('snp.referencevalues', 'the peer sent SEV-SNP evidence but the manifest has no SNP reference values');
-      const parsed = parseReferenceValues({ snp: refs.snp }, 'manifest.json');
-      let ev: { report: Buffer; certTable: Buffer };
-      try {
-        ev = decode<{ report: Buffer; certTable: Buffer }>(SnpEvidenceSchema, value);
-      } catch (err) {
-        // The peer chose these bytes: malformed evidence is a failed attestation like any other.
-        throw new AttestationError('snp.report.parse', `the SEV-SNP evidence is not a protobuf {report, cert_table}: ${(err as Error).message}`, undefined, undefined, { cause: err });
-      }
-      const r = await verifySnp({ report: ev.report, ...(ev.certTable.length ? { certTable: ev.certTable } : {}) }, parsed.snp ?? [], { reportData }, opts.snp ?? {});
-      return { platform: 'snp', hostData: Buffer.from(r.report.hostData), measurement: Buffer.from(r.report.measurement).toString('hex') };
+type Verifier = (value: Uint8Array, refs: ReferenceValues, reportData: Buffer, opts: DispatchOptions) => Promise<VerifiedEvidence> | VerifiedEvidence;
+
+const VERIFIERS: Record<TeeType, Verifier> = {
+  async snp(value, refs, reportData, opts) {
+    if (!refs.snp?.length) throw new AttestationError('snp.referencevalues', 'the peer sent SEV-SNP evidence but the manifest has no SNP reference values');
+    const parsed = parseReferenceValues({ snp: refs.snp }, 'manifest.json');
+    const r = await verifySnp(decodeSnpEvidence(value), parsed.snp ?? [], { reportData }, opts.snp ?? {});
+    return { tee: 'snp', hostData: Buffer.from(r.report.hostData), measurement: Buffer.from(r.report.measurement).toString('hex') };
+  },
+  tdx(value, refs, reportData, opts) {
+    if (!refs.tdx?.length) throw new AttestationError('tdx.referencevalues', 'the peer sent TDX evidence but the manifest has no TDX reference values');
+    const parsed = parseReferenceValues({ tdx: refs.tdx }, 'manifest.json');
+    const r = verifyTdx({ quote: value }, parsed.tdx ?? [], { reportData }, opts.tdx ?? {});
+    const cfg = Buffer.from(r.quote.body.mrConfigId);
+    if (!cfg.subarray(32).equals(Buffer.alloc(cfg.length - 32))) {
+      throw new AttestationError('tdx.mrconfigid', 'MRCONFIGID is not a 32-byte policy hash padded with zeros', '<sha256>00…00', cfg.toString('hex'));
     }
-    case OID_TDX_EVIDENCE: {
-      if (!refs.tdx?.length) throw new AttestationError('tdx.referencevalues', 'the peer sent TDX evidence but the manifest has no TDX reference values');
-      const parsed = parseReferenceValues({ tdx: refs.tdx }, 'manifest.json');
-      const r = verifyTdx({ quote: value }, parsed.tdx ?? [], { reportData }, opts.tdx ?? {});
-      const cfg = Buffer.from(r.quote.body.mrConfigId);
-      if (!cfg.subarray(32).equals(Buffer.alloc(cfg.length - 32))) {
-        throw new AttestationError('tdx.mrconfigid', 'MRCONFIGID is not a 32-byte policy hash padded with zeros', '<sha256>00…00', cfg.toString('hex'));
-      }
-      return { platform: 'tdx', hostData: cfg.subarray(0, 32), measurement: Buffer.from(r.quote.body.mrTd).toString('hex') };
-    }
-    case OID_SIMULATED_EVIDENCE: {
-      if (!refs.insecure?.length) throw new AttestationError('sim.referencevalues', 'the peer sent SIMULATED evidence (insecure-sim) but the manifest does not list the insecure platform; refusing');
-      (opts.onSimulated ?? (() => process.stderr.write(`${SIM_WARNING}\n`)))();
-      const r = verifySimulated(value, refs.insecure as unknown as SimReferenceValue[], { reportData }, ...(opts.simRoot ? [opts.simRoot] : []));
-      return { platform: 'insecure-sim', hostData: Buffer.from(r.report.hostData), measurement: r.report.measurement.toString('hex') };
-    }
-    default:
-      throw new AttestationError('evidence.type', `unknown evidence type ${oid}`);
-  }
+    return { tee: 'tdx', hostData: cfg.subarray(0, 32), measurement: Buffer.from(r.quote.body.mrTd).toString('hex') };
+  },
+  'insecure-sim'(value, refs, reportData, opts) {
+    if (!refs.insecure?.length) throw new AttestationError('sim.referencevalues', 'the peer sent SIMULATED evidence (insecure-sim) but the manifest does not list the insecure platform; refusing');
+    (opts.onSimulated ?? (() => process.stderr.write(`${SIM_WARNING}\n`)))();
+    const r = verifySimulated(value, refs.insecure, { reportData }, ...(opts.simRoot ? [opts.simRoot] : []));
+    return { tee: 'insecure-sim', hostData: Buffer.from(r.report.hostData), measurement: r.report.measurement.toString('hex') };
+  },
+};
+
+export async function verifyEvidence(oid: string, value: Uint8Array, refs: ReferenceValues, reportData: Buffer, opts: DispatchOptions = {}): Promise<VerifiedEvidence> {
+  const tee = teeOfEvidence(oid);
+  if (!tee) throw new AttestationError('evidence.type', `unknown evidence type ${oid}`);
+  return VERIFIERS[tee.type](value, refs, reportData, opts);
 }

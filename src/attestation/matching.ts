@@ -13,9 +13,9 @@ export function expectHexEqual(check: string, what: string, expectedHex: string,
  * to see which entry was meant to match and why it did not. An empty list is an error, never
  * an acceptance.
  */
-export function firstMatchingEntry<R>(platform: 'snp' | 'tdx', refs: readonly R[], validate: (ref: R) => void): number {
-  const check = `${platform}.referencevalues`;
-  if (refs.length === 0) throw new AttestationError(check, `no ${platform.toUpperCase()} reference values to validate against`);
+export function firstMatchingEntry<R>(tee: 'snp' | 'tdx', refs: readonly R[], validate: (ref: R) => void): number {
+  const check = `${tee}.referencevalues`;
+  if (refs.length === 0) throw new AttestationError(check, `no ${tee.toUpperCase()} reference values to validate against`);
   const failures: AttestationError[] = [];
   for (const [i, ref] of refs.entries()) {
     try {

@@ -2,13 +2,15 @@ import { UserError } from '../util/errors.js';
 import { fromHex } from './bytes.js';
 
 /**
- * Reference values in upstream Contrast's manifest schema (`manifest.json` → `ReferenceValues`).
- * JSON keys are the upstream Go field names, so manifests move between the two tools unchanged.
- * A workload is accepted when its evidence satisfies any one entry of its platform's list.
+ * Reference values in upstream Contrast's manifest schema (`manifest.json` → `ReferenceValues`),
+ * plus `insecure` for the simulated TEE. JSON keys are the upstream Go field names, so manifests
+ * move between the two tools unchanged. A workload is accepted when its evidence satisfies any
+ * one entry of its TEE's list (src/attestation/tees.ts names the list of each TEE).
  */
 export interface ReferenceValues {
   snp?: SnpReferenceValues[];
   tdx?: TdxReferenceValues[];
+  insecure?: SimReferenceValues[];
 }
 
 /** Each field is a security version number 0–255; upstream requires all four. */
@@ -52,7 +54,8 @@ export interface SnpReferenceValues {
   ProductName?: string;
   /** Hex, 48 bytes: the launch measurement. */
   TrustedMeasurement: string;
-  MinimumTCB: SnpTcbReference;
+  /** Unset: refused when evidence is verified (`snp.tcb.minimum`). */
+  MinimumTCB?: SnpTcbReference;
   GuestPolicy?: SnpGuestPolicyReference;
   PlatformInfo?: SnpPlatformInfoReference;
   /** Bits that must be set in the v5 launch and current mitigation vectors. */
@@ -82,6 +85,13 @@ export interface TdxReferenceValues {
   SMTDisabled?: boolean;
   StaticPlatform?: boolean;
   CPUs?: number;
+}
+
+/** The simulated TEE (src/attestation/simulated.ts): its measurement, nothing else to check. */
+export interface SimReferenceValues {
+  Platform?: string;
+  /** Hex, 48 bytes, lower case. */
+  TrustedMeasurement: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -161,10 +171,23 @@ function checkTdx(c: Checker, v: unknown, path: string): void {
   }
 }
 
+const SIM_FIELDS = ['Platform', 'TrustedMeasurement'];
+const LOWER_HEX48 = /^[0-9a-f]{96}$/;
+
+function checkSim(c: Checker, v: unknown, path: string): void {
+  const o = c.obj(v, path);
+  for (const k of Object.keys(o)) if (!SIM_FIELDS.includes(k)) c.fail(`${path}.${k}`, `unknown field "${k}" (expected ${SIM_FIELDS.join(', ')})`);
+  if (o.Platform !== undefined && typeof o.Platform !== 'string') c.fail(`${path}.Platform`, 'must be a string');
+  if (typeof o.TrustedMeasurement !== 'string' || !LOWER_HEX48.test(o.TrustedMeasurement)) c.fail(`${path}.TrustedMeasurement`, 'must be 48 bytes as lower-case hex (96 hex digits)');
+}
+
+/** A TDX entry as checkTdx let it through: upstream's v1 schema spelled Rtmrs "Rtrms". */
+type TdxEntryAsRead = TdxReferenceValues & { Rtrms?: string[] };
+
 /** The entry with upstream's old "Rtrms" spelling read as Rtmrs. */
-function normalizeTdx(entry: Obj): TdxReferenceValues {
+function normalizeTdx(entry: TdxEntryAsRead): TdxReferenceValues {
   const { Rtrms, ...rest } = entry;
-  return (rest.Rtmrs === undefined && Rtrms !== undefined ? { ...rest, Rtmrs: Rtrms } : rest) as unknown as TdxReferenceValues;
+  return rest.Rtmrs === undefined && Rtrms !== undefined ? { ...rest, Rtmrs: Rtrms } : rest;
 }
 
 /**
@@ -175,7 +198,7 @@ export function parseReferenceValues(json: unknown, source: string): ReferenceVa
   const c: Checker = new Checker(source);
   let o = c.obj(json, 'ReferenceValues');
   if (isObj(o.ReferenceValues)) o = o.ReferenceValues;
-  for (const [key, check] of [['snp', checkSnp], ['tdx', checkTdx]] as const) {
+  for (const [key, check] of [['snp', checkSnp], ['tdx', checkTdx], ['insecure', checkSim]] as const) {
     const list = o[key];
     if (list === undefined || list === null) continue;
     if (!Array.isArray(list)) c.fail(key, 'must be a list');
@@ -183,6 +206,29 @@ export function parseReferenceValues(json: unknown, source: string): ReferenceVa
   }
   const out: ReferenceValues = {};
   if (Array.isArray(o.snp)) out.snp = o.snp as SnpReferenceValues[];
-  if (Array.isArray(o.tdx)) out.tdx = (o.tdx as Obj[]).map(normalizeTdx);
+  if (Array.isArray(o.tdx)) out.tdx = (o.tdx as TdxEntryAsRead[]).map(normalizeTdx);
+  if (Array.isArray(o.insecure)) out.insecure = o.insecure as SimReferenceValues[];
   return out;
+}
+
+/**
+ * Fields that must be filled in before evidence can be accepted: a manifest generated for
+ * bare metal starts with them empty (src/platforms/reference-values.ts). The values may come
+ * straight from JSON, so every field is looked at as it is.
+ */
+export function missingReferenceFields(values: ReferenceValues): string[] {
+  const missing: string[] = [];
+  values.snp?.forEach((e, i) => {
+    if (!e.TrustedMeasurement) missing.push(`ReferenceValues.snp[${i}].TrustedMeasurement`);
+    const tcb: Partial<Record<string, unknown>> = isObj(e.MinimumTCB) ? e.MinimumTCB : {};
+    for (const k of ['BootloaderVersion', 'TEEVersion', 'SNPVersion', 'MicrocodeVersion']) {
+      if (tcb[k] === null || tcb[k] === undefined) missing.push(`ReferenceValues.snp[${i}].MinimumTCB.${k}`);
+    }
+  });
+  values.tdx?.forEach((e, i) => {
+    for (const k of ['MrTd', 'MrSeam', 'MinimumTeeTcbSvn'] as const) if (!e[k]) missing.push(`ReferenceValues.tdx[${i}].${k}`);
+    const rtmrs: unknown[] = Array.isArray(e.Rtmrs) ? e.Rtmrs : [];
+    if (rtmrs.length !== 4 || rtmrs.some((r) => !r)) missing.push(`ReferenceValues.tdx[${i}].Rtmrs`);
+  });
+  return missing;
 }

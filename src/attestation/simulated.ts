@@ -7,7 +7,7 @@
  * Report (252 bytes, big-endian):
  *   0   magic "KCSIMREP"         8
  *   8   version = 1              4
- *   12  measurement             48   (SIMULATED_MEASUREMENT of the reference values)
+ *   12  measurement             48   (SIMULATED_MEASUREMENT, below)
  *   60  host data               32   (the policy hash, like SNP HOSTDATA)
  *   92  report data             64   (the aTLS binding)
  *   156 signature               96   ECDSA P-384 / SHA-384, IEEE P1363 r‖s, over bytes 0..155
@@ -15,23 +15,20 @@
  * Root: `<dir>/root.pub.pem` (SPKI) and `<dir>/root-key.pem` (PKCS#8, mode 0600), where dir is
  * $CONTRAST_INSECURE_SIM_DIR or ~/.config/kubectl-contrast/insecure-sim.
  */
-import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AttestationError, ensure } from './errors.js';
+import type { SimReferenceValues } from './reference-values.js';
 
 export const SIM_MAGIC = Buffer.from('KCSIMREP');
 export const SIM_REPORT_SIZE = 252;
 export const SIM_SIGNED_SIZE = 156;
+/** The platform name reference values give the simulation (upstream spelling of `insecure-sim`). */
 export const SIM_PLATFORM_NAME = 'Insecure-Sim';
-/**
- * Extension OID for simulated evidence. It sits next to upstream's SNP (1.3.9901.2.1) and TDX
- * (1.3.9901.2.2) evidence OIDs with an arc value far from theirs (upstream's own insecure OID is
- * not known to us). A UUID OID (2.25.<uuid>) was the first choice, but @peculiar/x509 cannot
- * encode arcs above 2^53.
- */
-export const OID_SIMULATED_EVIDENCE = '1.3.9901.2.4242';
+/** The measurement the simulated TEE reports; fixed so manifests stay reproducible. */
+export const SIMULATED_MEASUREMENT = createHash('sha384').update('kubectl-contrast insecure-sim launch measurement v1').digest('hex');
 
 export const SIM_WARNING = 'WARNING: the insecure-sim platform is SIMULATED: its attestation is signed by a local software key and proves NOTHING about the workload. Never use it for real data.';
 
@@ -42,11 +39,6 @@ export interface SimReport {
   reportData: Buffer;
   signature: Buffer;
   raw: Buffer;
-}
-
-export interface SimReferenceValue {
-  Platform?: string;
-  TrustedMeasurement: string;
 }
 
 export function simDir(): string {
@@ -93,7 +85,7 @@ export interface SimExpectations {
 }
 
 export interface SimVerification {
-  platform: 'insecure-sim';
+  tee: 'insecure-sim';
   report: SimReport;
   referenceValueIndex: number;
 }
@@ -102,7 +94,7 @@ export interface SimVerification {
  * Verify a simulated report: signature by the pinned local root, the expected binding and
  * host data, then a reference-value entry naming the simulated platform with this measurement.
  */
-export function verifySimulated(bytes: Uint8Array, referenceValues: readonly SimReferenceValue[], expectations: SimExpectations, root: KeyObject = loadSimRootPublicKey()): SimVerification {
+export function verifySimulated(bytes: Uint8Array, referenceValues: readonly SimReferenceValues[], expectations: SimExpectations, root: KeyObject = loadSimRootPublicKey()): SimVerification {
   if (referenceValues.length === 0) throw new AttestationError('sim.referencevalues', 'the manifest has no reference values for the simulated platform (ReferenceValues.insecure), so simulated evidence is refused');
   const report = parseSimReport(bytes);
   const ok = cryptoVerify('sha384', report.raw.subarray(0, SIM_SIGNED_SIZE), { key: root, dsaEncoding: 'ieee-p1363' }, report.signature);
@@ -125,7 +117,7 @@ export function verifySimulated(bytes: Uint8Array, referenceValues: readonly Sim
       failures.push(`[${i}] ReferenceValues.insecure[${i}].TrustedMeasurement is ${ref.TrustedMeasurement || '(empty)'}, the report measured ${report.measurement.toString('hex')}`);
       continue;
     }
-    return { platform: 'insecure-sim', report, referenceValueIndex: i };
+    return { tee: 'insecure-sim', report, referenceValueIndex: i };
   }
   throw new AttestationError('sim.referencevalues', `no reference-value entry matches: ${failures.join('; ')}`);
 }

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { WORKLOAD_OWNER_KEY } from '../workspace/keys.js';
-import { checkManifestReady } from '../workspace/manifest.js';
+import { checkManifestReady } from '../coordinator/manifest.js';
 import { checkServedHistory, rememberHistory } from './latest-transition.js';
 import { callUserApi } from '../coordinator/client.js';
 import { decode, encode } from '../util/protobuf.js';
@@ -81,6 +81,6 @@ export const setCommand: CommandModule<object, SetArgs> = {
       if (!seedSharesCover(served, local.manifest.SeedshareOwnerPubKeys)) throw new UserError('the Coordinator served seed shares for other keys than SeedshareOwnerPubKeys of the manifest');
       writeShares(served, ' (it was missing; served by the Coordinator)');
     }
-    process.stderr.write(`Attested the Coordinator (${coordinator.platform}, policy ${coordinator.policyHash.slice(0, 16)}…) and set the manifest; wrote coordinator-root-ca.pem and mesh-ca.pem.\n`);
+    process.stderr.write(`Attested the Coordinator (${coordinator.tee}, policy ${coordinator.policyHash.slice(0, 16)}…) and set the manifest; wrote coordinator-root-ca.pem and mesh-ca.pem.\n`);
   },
 };

@@ -43,6 +43,6 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
     if (!active.equals(local.raw)) {
       throw new UserError(`the Coordinator's active manifest (${dir}/manifest.${res.Manifests.length - 1}.json) differs from ${local.path}; compare them, and run \`kubectl contrast set\` if the local one is what should run`);
     }
-    process.stderr.write(`Attested the Coordinator (${coordinator.platform}); its active manifest equals ${local.path}. History of ${res.Manifests.length} manifest(s) written to ${dir}.\n`);
+    process.stderr.write(`Attested the Coordinator (${coordinator.tee}); its active manifest equals ${local.path}. History of ${res.Manifests.length} manifest(s) written to ${dir}.\n`);
   },
 };

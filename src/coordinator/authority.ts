@@ -20,7 +20,7 @@
 import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import {
   checkManifestReady, ManifestError, validateManifest, type Manifest, type PolicyEntry,
-} from '../workspace/manifest.js';
+} from './manifest.js';
 import { derToPem, parsePemCertificates } from '../attestation/certificate.js';
 import { createMeshCA, createRootCert, issueMeshCert, ROOT_CN, type CertExtension, type MeshCA } from './ca.js';
 import { sha256 } from './crypto.js';

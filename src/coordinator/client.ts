@@ -10,7 +10,7 @@ import { admitPeer, type Admission } from '../atls/validate.js';
 import { DirectoryCache, KdsClient } from '../attestation/snp/kds.js';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Manifest } from '../workspace/manifest.js';
+import type { Manifest } from './manifest.js';
 import { UserError, UsageError } from '../util/errors.js';
 import { callUnary, RpcError, Status } from './api/grpc.js';
 import { USERAPI_SERVICE } from './api/messages.js';

@@ -4,7 +4,7 @@
  */
 import { constants, createPrivateKey, privateDecrypt, publicEncrypt, type KeyObject } from 'node:crypto';
 import { decodeBase64Strict } from '../util/encoding.js';
-import { parseSeedshareOwnerKeyHex } from '../workspace/keys.js';
+import { parseSeedshareOwnerKeyHex } from './owner-keys.js';
 import { SALT_SIZE } from './seedengine.js';
 
 export const SEEDSHARE_LABEL = Buffer.from('seedshare');

@@ -5,11 +5,14 @@ import { gitIgnores, gitWorkTreeOf } from '../util/git.js';
 import { UserError } from '../util/errors.js';
 import type { Warn } from '../util/diagnostics.js';
 import type { Platform } from '../platforms/platforms.js';
-import { defaultReferenceValues, missingReferenceFields, type ReferenceValues } from '../platforms/reference-values.js';
+import { withDefaultReferenceValues } from '../platforms/reference-values.js';
+import { missingReferenceFields } from '../attestation/reference-values.js';
 import {
-  checkNoInsecureMix, emptyManifest, manifestToJson, MANIFEST_FILE, readManifest, validateManifest, withRecoveryChoice, type Manifest, type PolicyEntry,
-} from '../workspace/manifest.js';
-import { ensureKey, loadPublicKey, seedshareOwnerKeyHex, workloadOwnerKeyHex, SEEDSHARE_OWNER_KEY, WORKLOAD_OWNER_KEY } from '../workspace/keys.js';
+  checkNoInsecureMix, emptyManifest, manifestToJson, validateManifest, withRecoveryChoice, type Manifest, type PolicyEntry,
+} from '../coordinator/manifest.js';
+import { seedshareOwnerKeyHex, workloadOwnerKeyHex } from '../coordinator/owner-keys.js';
+import { MANIFEST_FILE, readManifest } from '../workspace/manifest.js';
+import { ensureKey, loadPublicKey, SEEDSHARE_OWNER_KEY, WORKLOAD_OWNER_KEY } from '../workspace/keys.js';
 
 /** Where manifest.json lives and who may change or recover the deployment. */
 export interface ManifestOptions {
@@ -36,7 +39,7 @@ export function buildManifest(options: ManifestOptions, policies: Record<string,
   const previous = readManifest(path);
   let manifest = previous ? structuredClone(previous) : emptyManifest();
   manifest.Policies = policies;
-  manifest.ReferenceValues = mergeReferenceValues(manifest.ReferenceValues, platforms);
+  manifest.ReferenceValues = withDefaultReferenceValues(manifest.ReferenceValues, platforms);
   checkNoInsecureMix(manifest, path);
 
   if (options.disableUpdates) {
@@ -66,21 +69,6 @@ export function buildManifest(options: ManifestOptions, policies: Record<string,
 
 function nonEmpty(keys: string[] | undefined): string[] | undefined {
   return keys !== undefined && keys.length > 0 ? keys : undefined;
-}
-
-/** Keep user-edited reference values of a platform type; add defaults for newly used ones. */
-function mergeReferenceValues(existing: ReferenceValues, platforms: Platform[]): ReferenceValues {
-  const out: ReferenceValues = { ...existing };
-  for (const platform of new Set(platforms)) {
-    const defaults = defaultReferenceValues(platform);
-    for (const tee of Object.keys(defaults) as (keyof ReferenceValues)[]) {
-      const current = out[tee] ?? [];
-      const names = new Set(current.map((e) => e.Platform));
-      const fresh = (defaults[tee] ?? []).filter((e) => !names.has(e.Platform));
-      out[tee] = [...current, ...fresh];
-    }
-  }
-  return out;
 }
 
 function defaultKey(options: ManifestOptions, file: string, kind: 'workload-owner' | 'seedshare-owner', warn: Warn): string {

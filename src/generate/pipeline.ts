@@ -18,7 +18,7 @@ import { ANNOTATIONS, POD_TEMPLATE_ANNOTATIONS } from '../transforms/annotations
 import { annotationsOf, setAnnotation } from '../transforms/pod.js';
 import { encodePolicy, INITDATA_ANNOTATION } from '../policy/initdata.js';
 import type { ImageResolverLike } from '../images/types.js';
-import type { Manifest, PolicyEntry } from '../workspace/manifest.js';
+import type { Manifest, PolicyEntry } from '../coordinator/manifest.js';
 import { defaultWorkloadSecretId } from './workload-secret.js';
 import { allResources, parseInput, type ParsedInput } from './read-step.js';
 import { buildPodPolicy, checkOwnPolicy, policyContext, policyInput, readSettings } from './policy-step.js';

@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
-import { manifestToJson } from '../workspace/manifest.js';
+import { manifestToJson } from '../coordinator/manifest.js';
 import { manifestPathOf, type ManifestOptions } from './manifest-step.js';
 import type { GenerateResult } from './pipeline.js';
 import { ensureSettingsFile } from './policy-step.js';

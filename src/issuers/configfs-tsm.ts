@@ -8,18 +8,11 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { encode } from '../util/protobuf.js';
+import { encodeSnpEvidence } from '../attestation/snp/evidence.js';
+import { OID_SNP_EVIDENCE, OID_TDX_EVIDENCE } from '../attestation/tees.js';
 import type { Evidence, Issuer } from './issuer.js';
 
 export const TSM_REPORT_DIR = '/sys/kernel/config/tsm/report';
-export const OID_SNP_EVIDENCE = '1.3.9901.2.1';
-export const OID_TDX_EVIDENCE = '1.3.9901.2.2';
-
-/** SNP evidence in the certificate extension: protobuf { bytes report = 1; bytes cert_table = 2; }. */
-export const SnpEvidenceSchema = [
-  { no: 1, name: 'report', type: 'bytes' },
-  { no: 2, name: 'certTable', type: 'bytes' },
-] as const;
 
 /** The file operations used, replaceable for tests (configfs semantics cannot be emulated by a plain directory). */
 export interface TsmFs {
@@ -94,7 +87,7 @@ export class ConfigfsTsmIssuer implements Issuer {
     const r = requestTsmReport(reportData, this.base, this.fsx);
     if (r.provider === 'sev_guest') {
       this.platform = 'snp';
-      return Promise.resolve({ oid: OID_SNP_EVIDENCE, value: encode(SnpEvidenceSchema, { report: r.outblob, certTable: r.auxblob ?? Buffer.alloc(0) }) });
+      return Promise.resolve({ oid: OID_SNP_EVIDENCE, value: encodeSnpEvidence({ report: r.outblob, ...(r.auxblob ? { certTable: r.auxblob } : {}) }) });
     }
     this.platform = 'tdx';
     return Promise.resolve({ oid: OID_TDX_EVIDENCE, value: r.outblob });

@@ -6,8 +6,8 @@
 import { generateKeyPairSync, createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { SIMULATED_MEASUREMENT } from '../platforms/reference-values.js';
-import { OID_SIMULATED_EVIDENCE, SIM_MAGIC, SIM_REPORT_SIZE, SIM_SIGNED_SIZE, SIM_WARNING, simDir, simRootKeyPath, simRootPublicPath } from '../attestation/simulated.js';
+import { SIMULATED_MEASUREMENT, SIM_MAGIC, SIM_REPORT_SIZE, SIM_SIGNED_SIZE, SIM_WARNING, simDir, simRootKeyPath, simRootPublicPath } from '../attestation/simulated.js';
+import { OID_SIMULATED_EVIDENCE } from '../attestation/tees.js';
 import type { Evidence, Issuer } from './issuer.js';
 
 /** Load the simulated root's private key, creating the root (mode 0600) if there is none. */

@@ -19,7 +19,7 @@ import { isPlainObject } from '../util/values.js';
 import { GENERIC_RUNTIME_CLASS } from '../platforms/platforms.js';
 import { INITIALIZER_NAME } from '../transforms/initializer.js';
 import { ANNOTATIONS, COORDINATOR_ROLE } from '../transforms/annotations.js';
-import type { Manifest } from '../workspace/manifest.js';
+import type { Manifest } from '../coordinator/manifest.js';
 import type { Cluster } from './client.js';
 import { explainKubeError } from './errors.js';
 import { COORDINATOR_NAME } from './coordinator-resources.js';

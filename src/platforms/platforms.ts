@@ -8,27 +8,30 @@
 import { createHash } from 'node:crypto';
 import { VERSION } from '../version.js';
 import { UserError } from '../util/errors.js';
+import { SIM_PLATFORM_NAME } from '../attestation/simulated.js';
+import type { TeeType } from '../attestation/tees.js';
 import { INJECTED_IMAGES } from './images.js';
-
-export type TeeType = 'snp' | 'tdx' | 'insecure';
 
 export interface Platform {
   /** Lower-case id as used on the command line and in runtime class names. */
   id: string;
   /** Upstream spelling, e.g. `Metal-QEMU-SNP`, written into reference values. */
   displayName: string;
+  /**
+   * The TEE its pods run in: its row in src/attestation/tees.ts says which evidence they send
+   * and which reference values check it; src/platforms/reference-values.ts has its defaults.
+   */
   tee: TeeType;
   gpu: boolean;
-  /** Simulated hardware: no confidentiality at all. Only for development and tests. */
-  insecure: boolean;
 }
 
+/** The platforms: one row each; `insecure-sim` is simulated hardware, without any protection. */
 export const PLATFORMS: readonly Platform[] = [
-  { id: 'metal-qemu-snp', displayName: 'Metal-QEMU-SNP', tee: 'snp', gpu: false, insecure: false },
-  { id: 'metal-qemu-tdx', displayName: 'Metal-QEMU-TDX', tee: 'tdx', gpu: false, insecure: false },
-  { id: 'metal-qemu-snp-gpu', displayName: 'Metal-QEMU-SNP-GPU', tee: 'snp', gpu: true, insecure: false },
-  { id: 'metal-qemu-tdx-gpu', displayName: 'Metal-QEMU-TDX-GPU', tee: 'tdx', gpu: true, insecure: false },
-  { id: 'insecure-sim', displayName: 'Insecure-Sim', tee: 'insecure', gpu: false, insecure: true },
+  { id: 'metal-qemu-snp', displayName: 'Metal-QEMU-SNP', tee: 'snp', gpu: false },
+  { id: 'metal-qemu-tdx', displayName: 'Metal-QEMU-TDX', tee: 'tdx', gpu: false },
+  { id: 'metal-qemu-snp-gpu', displayName: 'Metal-QEMU-SNP-GPU', tee: 'snp', gpu: true },
+  { id: 'metal-qemu-tdx-gpu', displayName: 'Metal-QEMU-TDX-GPU', tee: 'tdx', gpu: true },
+  { id: 'insecure-sim', displayName: SIM_PLATFORM_NAME, tee: 'insecure-sim', gpu: false },
 ];
 
 export const GENERIC_RUNTIME_CLASS = 'contrast-cc';

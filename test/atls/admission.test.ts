@@ -4,11 +4,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createAtlsCertDer, parseAtlsCert, type AtlsPeer } from '../../src/atls/cert.js';
 import { admitPeer } from '../../src/atls/validate.js';
 import { AttestationError } from '../../src/attestation/errors.js';
-import { OID_SIMULATED_EVIDENCE, OID_SNP_EVIDENCE } from '../../src/attestation/dispatch.js';
 import { UserError } from '../../src/util/errors.js';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
 import { SIM_REFS, simReport, simRootKeys } from '../attestation/sim-fakes.js';
 import { rejects } from '../attestation/assertions.js';
+import { OID_SIMULATED_EVIDENCE, OID_SNP_EVIDENCE } from '../../src/attestation/tees.js';
+import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 
 describe('aTLS admission', () => {
   const root = simRootKeys();
@@ -21,7 +21,7 @@ describe('aTLS admission', () => {
 
   it('admits a peer whose evidence verifies and whose policy hash is allowed', async () => {
     const a = await admitPeer(peerWith(good), reportData, opts({ policyHashes: ['00'.repeat(32), policy.toString('hex')] }));
-    assert.deepEqual(a, { platform: 'insecure-sim', hostData: policy, measurement: SIMULATED_MEASUREMENT, policyHash: policy.toString('hex') });
+    assert.deepEqual(a, { tee: 'insecure-sim', hostData: policy, measurement: SIMULATED_MEASUREMENT, policyHash: policy.toString('hex') });
   });
 
   it('refuses a peer without evidence', async () => {

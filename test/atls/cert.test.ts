@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { X509Certificate, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createAtlsCert, createAtlsCertDer, parseAtlsCert } from '../../src/atls/cert.js';
 import { AttestationError } from '../../src/attestation/errors.js';
-import { OID_SIMULATED_EVIDENCE, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE } from '../../src/attestation/dispatch.js';
 import { derToPem } from '../../src/attestation/certificate.js';
 import { children, readSingle } from '../../src/attestation/der.js';
 import { extensions } from '../../src/attestation/x509.js';
 import { spkiDer } from '../../src/atls/binding.js';
 import { forgeCertificate, name, octet, seq, tlv } from '../attestation/der-builder.js';
 import { rejects } from '../attestation/assertions.js';
+import { OID_SIMULATED_EVIDENCE, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE } from '../../src/attestation/tees.js';
 
 const NOW = new Date('2026-03-04T05:06:07.000Z');
 const HOURS_2 = 2 * 3600 * 1000;

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { createAtlsCertDer, parseAtlsCert } from '../../src/atls/cert.js';
 import { admitPeer } from '../../src/atls/validate.js';
-import { OID_TDX_EVIDENCE } from '../../src/attestation/dispatch.js';
 import { parseTdxQuote } from '../../src/attestation/tdx/quote.js';
 import { spkiDer } from '../../src/atls/binding.js';
 import { TDX, TDX_COLLATERAL_TIME } from '../attestation/vectors.js';
 import { rejects } from '../attestation/assertions.js';
+import { OID_TDX_EVIDENCE } from '../../src/attestation/tees.js';
 
 function refFor(quote: Buffer) {
   const b = parseTdxQuote(quote).body;
@@ -50,7 +50,7 @@ describe('genuine TDX quotes through the aTLS path', () => {
       tdx: { now: TDX_COLLATERAL_TIME, collateral: collateral(), acceptedTcbStatuses: ['UpToDate', 'NotSupported'] as const },
     };
     const admitted = await admitPeer(peer, Buffer.from(body.reportData), opts);
-    assert.equal(admitted.platform, 'tdx');
+    assert.equal(admitted.tee, 'tdx');
     assert.equal(admitted.policyHash, policyHash);
     await rejects(() => admitPeer(peer, Buffer.alloc(64, 1), opts), 'tdx.reportdata');
     await rejects(() => admitPeer(peer, Buffer.from(body.reportData), { ...opts, policyHashes: ['ab'.repeat(32)] }), 'policy.hash');

@@ -4,12 +4,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createAtlsCertDer, parseAtlsCert } from '../../src/atls/cert.js';
 import { admitPeer } from '../../src/atls/validate.js';
 import { CollateralUnavailableError } from '../../src/attestation/errors.js';
-import { OID_SNP_EVIDENCE, OID_SIMULATED_EVIDENCE } from '../../src/attestation/dispatch.js';
 import { KdsClient } from '../../src/attestation/snp/kds.js';
-import { SnpEvidenceSchema } from '../../src/issuers/configfs-tsm.js';
 import { encode } from '../../src/util/protobuf.js';
 import { SNP_NOW, SNP_VECTORS } from '../attestation/vectors.js';
 import { rejects } from '../attestation/assertions.js';
+import { OID_SNP_EVIDENCE, OID_SIMULATED_EVIDENCE } from '../../src/attestation/tees.js';
+import { SnpEvidenceSchema } from '../../src/attestation/snp/evidence.js';
 
 describe('aTLS admission with several pieces of evidence', () => {
   const v = SNP_VECTORS[2]!; // v3 Milan, not debug

@@ -5,16 +5,16 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { AttestationError } from '../../src/attestation/errors.js';
-import { EVIDENCE_OIDS, OID_SIMULATED_EVIDENCE, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE, verifyEvidence } from '../../src/attestation/dispatch.js';
-import { SIM_WARNING } from '../../src/attestation/simulated.js';
+import { verifyEvidence } from '../../src/attestation/dispatch.js';
+import { SIM_WARNING, SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 import { parseTdxQuote } from '../../src/attestation/tdx/quote.js';
 import { encode } from '../../src/util/protobuf.js';
-import { SnpEvidenceSchema } from '../../src/issuers/configfs-tsm.js';
 import { UserError } from '../../src/util/errors.js';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
 import { buildCertTable, rejects } from './assertions.js';
 import { SIM_REFS, simReport, simRootKeys } from './sim-fakes.js';
 import { SNP_NOW, SNP_VECTORS, TDX, pemBlocks } from './vectors.js';
+import { EVIDENCE_OIDS, OID_SIMULATED_EVIDENCE, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE } from '../../src/attestation/tees.js';
+import { SnpEvidenceSchema } from '../../src/attestation/snp/evidence.js';
 
 const milan = SNP_VECTORS[2]!; // v3 Milan, not debug
 const snpRef = {
@@ -49,7 +49,7 @@ describe('evidence dispatch', () => {
 
   it('verifies SEV-SNP evidence (report and certificate table) and returns the policy hash and measurement', async () => {
     const r = await verifyEvidence(OID_SNP_EVIDENCE, snpEvidence(), { snp: [snpRef] }, snpReportData, { snp: { now: SNP_NOW } });
-    assert.deepEqual(r, { platform: 'snp', hostData: Buffer.from(milan.report.subarray(0xc0, 0xe0)), measurement: snpRef.TrustedMeasurement });
+    assert.deepEqual(r, { tee: 'snp', hostData: Buffer.from(milan.report.subarray(0xc0, 0xe0)), measurement: snpRef.TrustedMeasurement });
   });
 
   it('passes the SNP options and the binding through to the SNP verifier', async () => {
@@ -81,7 +81,7 @@ describe('evidence dispatch', () => {
 
   it('verifies TDX evidence and returns MRCONFIGID[0:32] as the policy hash', async () => {
     const r = await verifyEvidence(OID_TDX_EVIDENCE, tdxQuote, { tdx: [tdxRef] }, Buffer.from(tdxBody.reportData), { tdx: tdxOpts });
-    assert.deepEqual(r, { platform: 'tdx', hostData: Buffer.from(tdxBody.mrConfigId.subarray(0, 32)), measurement: tdxBody.mrTd.toString('hex') });
+    assert.deepEqual(r, { tee: 'tdx', hostData: Buffer.from(tdxBody.mrConfigId.subarray(0, 32)), measurement: tdxBody.mrTd.toString('hex') });
   });
 
   it('passes the TDX options and the binding through to the TDX verifier', async () => {
@@ -104,7 +104,7 @@ describe('evidence dispatch', () => {
     const rd = Buffer.alloc(64, 0x44);
     const report = simReport(sim.privateKey, { hostData, reportData: rd });
     const r = await verifyEvidence(OID_SIMULATED_EVIDENCE, report, { insecure: SIM_REFS }, rd, quiet);
-    assert.deepEqual(r, { platform: 'insecure-sim', hostData, measurement: SIMULATED_MEASUREMENT });
+    assert.deepEqual(r, { tee: 'insecure-sim', hostData, measurement: SIMULATED_MEASUREMENT });
     for (const refs of [{}, { insecure: [] }, { snp: [snpRef], tdx: [tdxRef] }]) {
       const err = await rejects(() => verifyEvidence(OID_SIMULATED_EVIDENCE, report, refs, rd, quiet), 'sim.referencevalues');
       assert.match(err.detail, /does not list the insecure platform/);

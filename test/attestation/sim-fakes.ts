@@ -1,6 +1,6 @@
 /** Simulated-platform reports (src/attestation/simulated.ts) built independently of the issuer. */
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
+import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 
 export interface SimFields {
   measurement?: Buffer;

@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
 import {
-  SIM_PLATFORM_NAME, loadSimRootPublicKey, parseSimReport, simDir, simRootKeyPath, simRootPublicPath, verifySimulated,
+  SIMULATED_MEASUREMENT, SIM_PLATFORM_NAME, loadSimRootPublicKey, parseSimReport, simDir, simRootKeyPath, simRootPublicPath, verifySimulated,
 } from '../../src/attestation/simulated.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { checkIs, rejects } from './assertions.js';
@@ -110,7 +109,7 @@ describe('simulated platform: verification', () => {
 
   it('accepts a report by the root with the expected binding, host data and measurement', () => {
     const r = verify(report);
-    assert.equal(r.platform, 'insecure-sim');
+    assert.equal(r.tee, 'insecure-sim');
     assert.equal(r.referenceValueIndex, 0);
     assert.deepEqual(r.report.hostData, hostData);
   });

@@ -11,9 +11,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AttestationError, CollateralUnavailableError } from '../../src/attestation/errors.js';
-import { OID_SNP_EVIDENCE, verifyEvidence } from '../../src/attestation/dispatch.js';
+import { verifyEvidence } from '../../src/attestation/dispatch.js';
 import { encode } from '../../src/util/protobuf.js';
-import { SnpEvidenceSchema } from '../../src/issuers/configfs-tsm.js';
 import { checkSnpCrl } from '../../src/attestation/snp/chain.js';
 import type { SnpCollateralSource } from '../../src/attestation/snp/collateral.js';
 import { DEFAULT_CRL_GRACE_MS, resolveSnpCrl, type SnpCrlInput } from '../../src/attestation/snp/crl.js';
@@ -25,6 +24,8 @@ import { forgeAmdHierarchy, rejects } from './assertions.js';
 import { forgeCrl } from './der-builder.js';
 import { FakeClock, fakeKds, forgedMilanCrl, notFound } from './kds-fakes.js';
 import { SNP_NOW, SNP_VECTORS } from './vectors.js';
+import { OID_SNP_EVIDENCE } from '../../src/attestation/tees.js';
+import { SnpEvidenceSchema } from '../../src/attestation/snp/evidence.js';
 
 const HOUR = 3600_000;
 const at = (offsetHours: number) => new Date(SNP_NOW.getTime() + offsetHours * HOUR);
@@ -313,7 +314,7 @@ describe('SEV-SNP verification end to end with the CRL policy', () => {
     const refs = { snp: [{ ProductName: 'Milan', TrustedMeasurement: v.report.subarray(0x90, 0xc0).toString('hex'), MinimumTCB: { BootloaderVersion: 0, TEEVersion: 0, SNPVersion: 0, MicrocodeVersion: 0 } }] };
     const reportData = v.report.subarray(0x50, 0x90);
     const ok = await verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), { snp: base });
-    assert.equal(ok.platform, 'snp');
+    assert.equal(ok.tee, 'snp');
     await rejects(() => verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), { snp: { ...base, crlPolicy: 'require' } }), 'snp.crl.missing');
     // "Retry later" reaches the dispatcher's caller as such.
     const { client } = unreachableKds();

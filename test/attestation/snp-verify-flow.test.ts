@@ -250,7 +250,7 @@ describe('SEV-SNP verification: claims before collateral', () => {
 
   it('returns what it verified', async () => {
     const r = await verifySnp({ report: milanV3.report }, [ref], expectations, { vcek: milanV3.vcek, certChain: milanV3.chain, now: SNP_NOW });
-    assert.equal(r.platform, 'snp');
+    assert.equal(r.tee, 'snp');
     assert.equal(r.signingKey, 'vcek');
     assert.equal(r.reportVersion, 3);
     assert.equal(r.referenceValueIndex, 0);

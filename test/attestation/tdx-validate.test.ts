@@ -175,7 +175,7 @@ describe('TDX verification: what each step reports', () => {
     assert.deepEqual(verifyTdx({ quote: spr }, null, {}, { ...base, collateral: { rootCrl: TDX.rootCrl() } }).crlChecked, { root: true, pck: false });
     assert.deepEqual(verifyTdx({ quote: spr }, null, {}, { ...base, collateral: { pckCrl: TDX.pckCrl() } }).crlChecked, { root: false, pck: true });
     const r = verifyTdx({ quote }, null, {}, inspect);
-    assert.equal(r.platform, 'tdx');
+    assert.equal(r.tee, 'tdx');
     assert.equal(r.tcbStatus, 'NotEvaluated');
     assert.ok(!('referenceValueIndex' in r));
     assert.ok(!('tcb' in r));

@@ -1,9 +1,8 @@
 /** In-process tests of aTLS, the simulated platform and the Coordinator APIs (loopback). */
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
 import { SimulatedIssuer, buildSimReport, loadOrCreateSimRoot } from '../../src/issuers/simulated.js';
-import { OID_SIMULATED_EVIDENCE, loadSimRootPublicKey, verifySimulated } from '../../src/attestation/simulated.js';
+import { loadSimRootPublicKey, verifySimulated, SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 import { startCoordinator, type RunningCoordinator } from '../../src/coordinator/server.js';
 import { MemoryStore } from '../../src/coordinator/store/dir.js';
 import { callUserApi } from '../../src/coordinator/client.js';
@@ -17,6 +16,7 @@ import { callUnary, RpcError, Status } from '../../src/coordinator/api/grpc.js';
 import { sha256, x509 } from '../../src/coordinator/crypto.js';
 import type { Issuer } from '../../src/issuers/issuer.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { OID_SIMULATED_EVIDENCE } from '../../src/attestation/tees.js';
 
 const hex = (b: Buffer) => b.toString('hex');
 
@@ -52,7 +52,7 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
     const res = decode<{ RootCA: Buffer; SeedSharesDoc?: unknown }>(SetManifestResponseSchema, r.response);
     assert.match(res.RootCA.toString(), /BEGIN CERTIFICATE/);
     assert.ok(res.SeedSharesDoc);
-    assert.equal(r.coordinator.platform, 'insecure-sim');
+    assert.equal(r.coordinator.tee, 'insecure-sim');
   });
   after(async () => {
     await coord?.close();
@@ -65,7 +65,7 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
     const rd = randomBytes(64);
     const rep = buildSimReport(root, sha256(webPolicy), rd);
     const refs = [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }];
-    assert.equal(verifySimulated(rep, refs, { reportData: rd }, loadSimRootPublicKey(simDir)).platform, 'insecure-sim');
+    assert.equal(verifySimulated(rep, refs, { reportData: rd }, loadSimRootPublicKey(simDir)).tee, 'insecure-sim');
     const tampered = Buffer.from(rep);
     tampered[70] ^= 1;
     assert.throws(() => verifySimulated(tampered, refs, { reportData: rd }, loadSimRootPublicKey(simDir)), /sim.report.signature/);

@@ -11,7 +11,6 @@ import { createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } fro
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { attackerKey, fetchServerCertificate, keyPem, wrapCertificate } from './attacker.js';
 import { derToPem } from '../../src/attestation/certificate.js';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
 import { SimulatedIssuer, loadOrCreateSimRoot } from '../../src/issuers/simulated.js';
 import { startCoordinator, type RunningCoordinator } from '../../src/coordinator/server.js';
 import { MemoryStore } from '../../src/coordinator/store/dir.js';
@@ -22,6 +21,7 @@ import { createAtlsCertDer } from '../../src/atls/cert.js';
 import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, nonceToServerName, spkiDer } from '../../src/atls/binding.js';
 import { callUnary, RpcError, Status } from '../../src/coordinator/api/grpc.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
+import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 
 const hex = (b: Buffer) => b.toString('hex');
 

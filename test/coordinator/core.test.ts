@@ -14,7 +14,7 @@ import { decode, encode } from '../../src/util/protobuf.js';
 import { GetManifestsResponseSchema, RecoverRequestSchema, SetManifestResponseSchema } from '../../src/coordinator/api/messages.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
+import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 
 function owners() {
   const wo = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;

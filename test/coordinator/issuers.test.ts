@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ConfigfsTsmIssuer, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE, SnpEvidenceSchema, requestTsmReport, type TsmFs } from '../../src/issuers/configfs-tsm.js';
+import { ConfigfsTsmIssuer, requestTsmReport, type TsmFs } from '../../src/issuers/configfs-tsm.js';
 import { decode } from '../../src/util/protobuf.js';
 import { verifyEvidence } from '../../src/attestation/dispatch.js';
 import { SimulatedIssuer, loadOrCreateSimRoot } from '../../src/issuers/simulated.js';
-import { loadSimRootPublicKey } from '../../src/attestation/simulated.js';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
+import { loadSimRootPublicKey, SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { OID_SNP_EVIDENCE, OID_TDX_EVIDENCE } from '../../src/attestation/tees.js';
+import { SnpEvidenceSchema } from '../../src/attestation/snp/evidence.js';
 
 /** An in-memory imitation of one configfs-tsm report entry (kernel semantics per the ABI doc). */
 function fakeTsm(provider: 'sev_guest' | 'tdx_guest', opts: { interfere?: boolean } = {}) {
@@ -105,7 +106,7 @@ describe('dispatch with genuine SEV-SNP evidence in our extension format', () =>
       certChain: Buffer.concat([read('amd/ms-tee-attestation-verification/genoa_ask.pem'), read('amd/ms-tee-attestation-verification/pinned_genoa_ark.pem')]),
     };
     const result = await verifyEvidence(OID_SNP_EVIDENCE, value, refs, Buffer.from(report.reportData), { snp });
-    assert.equal(result.platform, 'snp');
+    assert.equal(result.tee, 'snp');
     assert.deepEqual(result.hostData, Buffer.from(report.hostData));
     await assert.rejects(verifyEvidence(OID_SNP_EVIDENCE, value, refs, randomBytes(64), { snp }), /snp\.reportdata/);
   });

@@ -19,9 +19,9 @@ import { SeedEngine } from '../../src/coordinator/seedengine.js';
 import { createRootCert } from '../../src/coordinator/ca.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
 import { parsePemCertificates } from '../../src/attestation/certificate.js';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
-import { checkManifestReady, validateManifest, ManifestError } from '../../src/workspace/manifest.js';
+import { checkManifestReady, validateManifest, ManifestError } from '../../src/coordinator/manifest.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 
 const rsa2048 = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
 const wo = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;

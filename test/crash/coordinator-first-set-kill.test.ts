@@ -20,8 +20,8 @@ import { SetManifestRequestSchema, SetManifestResponseSchema, type SetManifestRe
 import { seedShareDocumentToJson } from '../../src/coordinator/seedshares.js';
 import { spkiDer } from '../../src/atls/binding.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
-import type { Manifest } from '../../src/workspace/manifest.js';
+import type { Manifest } from '../../src/coordinator/manifest.js';
+import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 
 const POLICIES = 300;
 const TIMED_RUNS = 7;

@@ -12,8 +12,8 @@ import { ConfigMapStore, STORE_CHUNKS_ANNOTATION, configMapName } from '../../sr
 import { Authority } from '../../src/coordinator/authority.js';
 import { decryptSeedShare } from '../../src/coordinator/seedshares.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
-import { SIMULATED_MEASUREMENT } from '../../src/platforms/reference-values.js';
 import { admin, freshNamespace, type Admin } from './kube.js';
+import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
 
 const hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 

@@ -60,7 +60,7 @@ export interface SnpVerifyOptions {
 }
 
 export interface SnpVerification {
-  readonly platform: 'snp';
+  readonly tee: 'snp';
   readonly product: SnpProduct;
   readonly reportVersion: number;
   readonly signingKey: 'vcek' | 'vlek';
@@ -264,7 +264,7 @@ export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly
   matchCertificateToReport(keyCert, report, product, tcbs.reported);
   const { index } = judge();
   return {
-    platform: 'snp',
+    tee: 'snp',
     product,
     reportVersion: report.version,
     signingKey: kind,

@@ -45,7 +45,7 @@ export interface TdxVerifyOptions {
 }
 
 export interface TdxVerification {
-  readonly platform: 'tdx';
+  readonly tee: 'tdx';
   readonly quoteVersion: number;
   readonly quote: TdxQuote;
   readonly pck: PckChain;
@@ -140,7 +140,7 @@ export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxRe
   const context = { body: quote.body, pck: pck.extension, ...(tcb ? { tcbEvaluationDataNumber: tcb.tcbEvaluationDataNumber } : {}) };
   const index = referenceValues ? firstMatchingEntry('tdx', referenceValues, (ref) => validateTdxReference(context, ref)) : undefined;
   return {
-    platform: 'tdx',
+    tee: 'tdx',
     quoteVersion: quote.header.version,
     quote,
     pck,
