@@ -7,9 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import { AttestationError } from '../attestation/errors.js';
 import { dialAtls } from '../atls/client.js';
 import { admitPeer, type Admission } from '../atls/validate.js';
-import { DirectoryCache, KdsClient } from '../attestation/snp/kds.js';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { snpCollateral } from './collateral.js';
 import type { Manifest } from './manifest.js';
 import { UserError, UsageError } from '../util/errors.js';
 import { callUnary, RpcError, Status } from './api/grpc.js';
@@ -30,15 +28,6 @@ export function parseAddress(text: string, defaultPort = 1313): Address {
 
 export function coordinatorPolicyHashes(m: Manifest): string[] {
   return Object.entries(m.Policies).filter(([, e]) => e.Role === 'coordinator').map(([h]) => h);
-}
-
-/**
- * Where SEV-SNP certificates missing from the evidence (VCEK, ASK/ARK, CRL) come from: AMD KDS,
- * cached in $CONTRAST_SNP_CACHE_DIR (default ~/.cache/kubectl-contrast/amd). Only consulted for
- * real SNP evidence.
- */
-export function snpCollateral(dir = process.env.CONTRAST_SNP_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kubectl-contrast', 'amd')): KdsClient {
-  return new KdsClient({ cache: new DirectoryCache(dir) });
 }
 
 export interface CallOptions {

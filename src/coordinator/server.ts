@@ -23,7 +23,7 @@ import { meshApiHandlers } from './meshapi.js';
 import { ByteBudget, serveUnary, Status, statusName, type CallOutcome, type ServeOptions, type UnaryMethods } from './api/grpc.js';
 import type { Store } from './store/interface.js';
 import type { DispatchOptions } from '../attestation/dispatch.js';
-import { snpCollateral } from './client.js';
+import { snpCollateral } from './collateral.js';
 
 export const USERAPI_PORT = 1313;
 export const MESHAPI_PORT = 7777;
