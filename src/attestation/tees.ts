@@ -37,6 +37,8 @@ export const TEES: readonly Tee[] = [
   { type: 'insecure-sim', evidenceOid: OID_SIMULATED_EVIDENCE, referenceValues: 'insecure', issuer: 'insecure-sim', simulated: true },
 ];
 
+export type IssuerName = Tee['issuer'];
+
 export const EVIDENCE_OIDS: readonly string[] = TEES.map((t) => t.evidenceOid);
 
 /** The TEE whose evidence an extension OID names, or undefined for every other OID. */

@@ -34,7 +34,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   handler: async (argv) => {
     let issuer;
     try {
-      issuer = issuerFor({ platform: argv.platform, ...(argv['sim-policy-hash'] ? { simPolicyHash: argv['sim-policy-hash'] } : {}) });
+      issuer = issuerFor({ issuer: argv.platform, ...(argv['sim-policy-hash'] ? { simPolicyHash: argv['sim-policy-hash'] } : {}) });
     } catch (err) {
       throw new UserError((err as Error).message);
     }

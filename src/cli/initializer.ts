@@ -31,7 +31,7 @@ export const initializerCommand: CommandModule<object, InitializerArgs> = {
     const addr = parseAddress(argv['coordinator-host'], MESHAPI_PORT);
     let issuer;
     try {
-      issuer = issuerFor({ platform: argv.platform, ...(argv['sim-policy-hash'] ? { simPolicyHash: argv['sim-policy-hash'] } : {}) });
+      issuer = issuerFor({ issuer: argv.platform, ...(argv['sim-policy-hash'] ? { simPolicyHash: argv['sim-policy-hash'] } : {}) });
     } catch (err) {
       throw new UserError((err as Error).message);
     }

@@ -373,7 +373,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     meshapi: await listen(mesh.server, opts.meshPort ?? MESHAPI_PORT, host),
     metrics: await listen(http, opts.metricsPort ?? METRICS_PORT, host),
   };
-  log(`listening: UserAPI ${host}:${ports.userapi}, MeshAPI ${host}:${ports.meshapi}, probes and metrics ${host}:${ports.metrics}; attestation by ${opts.issuer.platform}; state ${authority.mode}`);
+  log(`listening: UserAPI ${host}:${ports.userapi}, MeshAPI ${host}:${ports.meshapi}, probes and metrics ${host}:${ports.metrics}; attestation by ${opts.issuer.name}; state ${authority.mode}`);
   const closeServer = (s: Http2SecureServer | HttpServer): Promise<void> => new Promise((r) => s.close(() => r()));
   return {
     authority, metrics, limits, ports,

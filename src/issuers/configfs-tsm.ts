@@ -79,17 +79,15 @@ export function requestTsmReport(reportData: Buffer, base = TSM_REPORT_DIR, fsx:
 }
 
 export class ConfigfsTsmIssuer implements Issuer {
-  platform = 'configfs-tsm';
+  readonly name = 'configfs-tsm';
 
   constructor(private readonly base = TSM_REPORT_DIR, private readonly fsx: TsmFs = nodeTsmFs) {}
 
   issue(reportData: Buffer): Promise<Evidence> {
     const r = requestTsmReport(reportData, this.base, this.fsx);
     if (r.provider === 'sev_guest') {
-      this.platform = 'snp';
       return Promise.resolve({ oid: OID_SNP_EVIDENCE, value: encodeSnpEvidence({ report: r.outblob, ...(r.auxblob ? { certTable: r.auxblob } : {}) }) });
     }
-    this.platform = 'tdx';
     return Promise.resolve({ oid: OID_TDX_EVIDENCE, value: r.outblob });
   }
 }

@@ -7,7 +7,7 @@ export interface Evidence {
 }
 
 export interface Issuer {
-  /** Human-readable platform name for logs. */
-  readonly platform: string;
+  /** Its name for logs: the `issuer` of its TEEs in src/attestation/tees.ts, or a test's. */
+  readonly name: string;
   issue(reportData: Buffer): Promise<Evidence>;
 }

@@ -44,7 +44,7 @@ export function buildSimReport(rootKey: KeyObject, hostData: Buffer, reportData:
 }
 
 export class SimulatedIssuer implements Issuer {
-  readonly platform = 'insecure-sim';
+  readonly name = 'insecure-sim';
   private warned = false;
 
   constructor(private readonly rootKey: KeyObject, readonly hostData: Buffer) {}

@@ -20,7 +20,7 @@ const OID = '1.3.9901.2.4242';
 function recordingIssuer(fail?: Error) {
   const asked: Buffer[] = [];
   const issuer: Issuer = {
-    platform: 'test',
+    name: 'test',
     issue: async (rd: Buffer): Promise<Evidence> => {
       asked.push(rd);
       if (fail) throw fail;

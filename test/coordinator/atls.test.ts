@@ -150,7 +150,7 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
 
   it('refuses a tampered simulated report', async () => {
     const tamper: Issuer = {
-      platform: 'tamper',
+      name: 'tamper',
       issue: async (rd) => {
         const ev = await webIssuer().issue(rd);
         ev.value[15] ^= 0xff; // measurement byte
