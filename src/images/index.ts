@@ -15,7 +15,7 @@ import {
 } from './image-manifest.js';
 import { findInLayouts, OciLayoutDirectory, type ImageIndexSource } from './oci-layout.js';
 import { Progress } from './progress.js';
-import { formatReference, parseImageReference, pinnedReference, ReferenceError, type ImageReference } from './reference.js';
+import { formatReference, ImageReferenceError, parseImageReference, pinnedReference, type ImageReference } from './reference.js';
 import { isTransient, RegistryClient, RegistryError, RegistryUnreachableError, type RegistryRepository, type RetryPolicy } from './registry.js';
 import { findPasswdAndGroup, type LayerScanResult } from './rootfs.js';
 import type { ImageConfig, ImageResolverLike, ResolvedImage } from './types.js';
@@ -193,7 +193,7 @@ export class ImageResolver implements ImageResolverLike {
     try {
       parsed = parseImageReference(reference);
     } catch (err) {
-      const msg = err instanceof ReferenceError ? err.message : errorMessage(err);
+      const msg = err instanceof ImageReferenceError ? err.message : errorMessage(err);
       return Promise.reject(new UserError(msg));
     }
     const key = formatReference(parsed);

@@ -25,10 +25,11 @@ const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const OTHER_DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
 
-export class ReferenceError extends Error {
+/** An image reference that cannot be parsed (named so it does not shadow the global ReferenceError). */
+export class ImageReferenceError extends Error {
   constructor(readonly reference: string, reason: string) {
     super(`invalid image reference "${reference}": ${reason}`);
-    this.name = 'ReferenceError';
+    this.name = 'ImageReferenceError';
   }
 }
 
@@ -38,8 +39,8 @@ export class ReferenceError extends Error {
  */
 export function parseImageReference(ref: string): ImageReference {
   const original = ref;
-  if (ref.length === 0) throw new ReferenceError(ref, 'empty');
-  if (ref !== ref.trim()) throw new ReferenceError(ref, 'contains surrounding whitespace');
+  if (ref.length === 0) throw new ImageReferenceError(ref, 'empty');
+  if (ref !== ref.trim()) throw new ImageReferenceError(ref, 'contains surrounding whitespace');
   let rest = ref;
   let digest: string | undefined;
   const at = rest.indexOf('@');
@@ -47,8 +48,8 @@ export function parseImageReference(ref: string): ImageReference {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
     if (!DIGEST.test(digest)) {
-      if (OTHER_DIGEST.test(digest)) throw new ReferenceError(ref, `unsupported digest algorithm in "${digest}" (only sha256 is supported)`);
-      throw new ReferenceError(ref, `malformed digest "${digest}"`);
+      if (OTHER_DIGEST.test(digest)) throw new ImageReferenceError(ref, `unsupported digest algorithm in "${digest}" (only sha256 is supported)`);
+      throw new ImageReferenceError(ref, `malformed digest "${digest}"`);
     }
   }
   let tag: string | undefined;
@@ -57,9 +58,9 @@ export function parseImageReference(ref: string): ImageReference {
   if (colon > lastSlash) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) throw new ReferenceError(ref, `malformed tag "${tag}"`);
+    if (!TAG.test(tag)) throw new ImageReferenceError(ref, `malformed tag "${tag}"`);
   }
-  if (rest.length === 0) throw new ReferenceError(ref, 'missing repository name');
+  if (rest.length === 0) throw new ImageReferenceError(ref, 'missing repository name');
 
   let registry = DOCKER_HUB;
   let repository = rest;
@@ -67,7 +68,7 @@ export function parseImageReference(ref: string): ImageReference {
   if (firstSlash >= 0) {
     const first = rest.slice(0, firstSlash);
     if (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase()) {
-      if (!HOST.test(first)) throw new ReferenceError(ref, `malformed registry host "${first}"`);
+      if (!HOST.test(first)) throw new ImageReferenceError(ref, `malformed registry host "${first}"`);
       registry = first.toLowerCase();
       repository = rest.slice(firstSlash + 1);
     }
@@ -76,10 +77,10 @@ export function parseImageReference(ref: string): ImageReference {
   if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`;
   for (const component of repository.split('/')) {
     if (!COMPONENT.test(component)) {
-      throw new ReferenceError(ref, `repository component "${component}" must be lower-case letters, digits and separators (. _ __ -)`);
+      throw new ImageReferenceError(ref, `repository component "${component}" must be lower-case letters, digits and separators (. _ __ -)`);
     }
   }
-  if (registry.length + 1 + repository.length > 255) throw new ReferenceError(ref, 'name longer than 255 characters');
+  if (registry.length + 1 + repository.length > 255) throw new ImageReferenceError(ref, 'name longer than 255 characters');
   if (tag === undefined && digest === undefined) tag = 'latest';
   const out: ImageReference = { registry, repository, original };
   if (tag !== undefined) out.tag = tag;
@@ -106,7 +107,7 @@ export function formatReference(ref: ImageReference): string {
  */
 export function pinnedReference(ref: ImageReference | string, manifestDigest: string): string {
   const parsed = typeof ref === 'string' ? parseImageReference(ref) : ref;
-  if (!DIGEST.test(manifestDigest)) throw new ReferenceError(manifestDigest, 'not a sha256 digest');
+  if (!DIGEST.test(manifestDigest)) throw new ImageReferenceError(manifestDigest, 'not a sha256 digest');
   const tag = parsed.tag !== undefined ? `:${parsed.tag}` : '';
   return `${repositoryName(parsed)}${tag}@${manifestDigest}`;
 }
