@@ -9,13 +9,17 @@
 //       (yargs needs a real one for createRequire).
 //     - Optional native helpers that dependencies try to require are stubbed out, or every run
 //       would warn that a SEA can only require built-in modules.
-//  2. node --experimental-sea-config writes the blob (with code cache for a fast start).
+//  2. node --experimental-sea-config writes the blob (with code cache for a fast start; V8's
+//     random seed fixed, so the code cache, and with it the executable, is the same every build).
 //  3. postject injects it into a copy of this node binary (stripped of symbols).
-//  4. The binary and LICENSE go into dist-sea/kubectl-contrast-<os>-<arch>.tar.gz
-//     (reproducible: fixed order, owner and time), and krew-manifest.yaml gets its uri/sha256.
+//  4. The binary, LICENSE, NOTICE and kubectl_complete-contrast go into
+//     dist-sea/kubectl-contrast-<os>-<arch>.tar.gz (reproducible: fixed order, modes, owner and
+//     time), and dist-sea/contrast.yaml, the krew manifest, is written from krew-manifest.yaml
+//     (the template, never changed by a build) with the uri and sha256 of every archive in
+//     dist-sea/: the very files a release uploads.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -107,7 +111,7 @@ const bundle = join(work, 'kubectl-contrast.cjs');
 writeFileSync(join(work, 'entry.ts'), [
   `import { VERSION } from ${JSON.stringify(join(root, 'src/version.ts'))};`,
   'const args = process.argv.slice(2);',
-  "if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {",
+  "if (args.length === 1 && args[0] === '--version') {",
   "  process.stdout.write(`${VERSION}\\n`);",
   '} else {',
   `  import(${JSON.stringify(join(root, 'src/cli/main.ts'))}).then(({ main }) => main(args)).then((code) => { process.exitCode = code; });`,
@@ -139,7 +143,10 @@ writeFileSync(join(work, 'sea-config.json'), JSON.stringify({
   useCodeCache: true,
   assets,
 }, null, 2));
-execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+// V8 seeds its code cache with a random number; a fixed seed makes the cache (and so the
+// executable) reproducible. V8 leaves --random-seed out of the flag hash that a code cache is
+// checked against, so the cache is still accepted when the executable runs without it.
+execFileSync(process.execPath, ['--random-seed=1', '--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 const stage = join(work, 'archive');
 mkdirSync(stage, { recursive: true });
@@ -160,6 +167,12 @@ execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentine
   ...(os === 'darwin' ? ['--macho-segment-name', 'NODE_SEA'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
 if (os === 'darwin') execFileSync('codesign', ['--sign', '-', exe]);
 copyFileSync(join(root, 'LICENSE'), join(stage, 'LICENSE'));
+copyFileSync(join(root, 'NOTICE'), join(stage, 'NOTICE'));
+// kubectl's plugin completion looks for kubectl_complete-contrast on PATH; krew links only
+// `bin`, so docs/krew.md says how to link this one too.
+const completion = join(stage, 'kubectl_complete-contrast');
+copyFileSync(join(root, 'bin', 'kubectl_complete-contrast'), completion);
+for (const [name, mode] of [['LICENSE', 0o644], ['NOTICE', 0o644], ['kubectl_complete-contrast', 0o755]]) chmodSync(join(stage, name), mode);
 
 log(`packing ${archiveName}`);
 const archive = join(out, archiveName);
@@ -169,18 +182,25 @@ execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner',
 execFileSync('sh', ['-c', 'gzip -n -9 -c "$1" > "$2"', 'gzip', tar, archive]);
 const sha256 = createHash('sha256').update(readFileSync(archive)).digest('hex');
 writeFileSync(`${archive}.sha256`, `${sha256}  ${archiveName}\n`);
-
-const manifestPath = join(root, 'krew-manifest.yaml');
-const version = `v${pkg.version}`;
-const bin = names.find((n) => n.startsWith('kubectl-contrast'));
-const text = updateKrewManifest(existsSync(manifestPath) ? readFileSync(manifestPath, 'utf8') : '', {
-  version, os, arch, sha256, bin,
-  uri: `https://github.com/kubectl-contrast/kubectl-contrast/releases/download/${version}/${archiveName}`,
-  files: [{ from: bin, to: '.' }, { from: 'LICENSE', to: '.' }],
-});
-const problems = validateKrewManifest((await import('yaml')).parse(text), 'contrast.yaml');
-if (problems.length > 0) throw new Error(`krew-manifest.yaml is not valid:\n${problems.join('\n')}`);
-writeFileSync(manifestPath, text);
 rmSync(tar);
-log(`done: ${relative(root, archive)} (${(statSync(archive).size / 1e6).toFixed(1)} MB, sha256 ${sha256}); krew-manifest.yaml updated`);
+
+// The krew manifest, from the template and the archives themselves (this build's and any other
+// platform's archive placed in dist-sea/ for a release).
+const version = `v${pkg.version}`;
+let text = readFileSync(join(root, 'krew-manifest.yaml'), 'utf8');
+for (const name of readdirSync(out).filter((n) => /^kubectl-contrast-[a-z0-9]+-[a-z0-9]+\.tar\.gz$/.test(n)).sort()) {
+  const [, archiveOs, archiveArch] = /^kubectl-contrast-([a-z0-9]+)-([a-z0-9]+)\.tar\.gz$/.exec(name);
+  const exe = archiveOs === 'windows' ? 'kubectl-contrast.exe' : 'kubectl-contrast';
+  text = updateKrewManifest(text, {
+    version, os: archiveOs, arch: archiveArch, bin: exe,
+    sha256: createHash('sha256').update(readFileSync(join(out, name))).digest('hex'),
+    uri: `https://github.com/kubectl-contrast/kubectl-contrast/releases/download/${version}/${name}`,
+    files: [{ from: exe, to: '.' }, { from: 'LICENSE', to: '.' }, { from: 'NOTICE', to: '.' }, { from: 'kubectl_complete-contrast', to: '.' }],
+  });
+}
+const problems = validateKrewManifest((await import('yaml')).parse(text), 'contrast.yaml');
+if (problems.length > 0) throw new Error(`the krew manifest is not valid:\n${problems.join('\n')}`);
+const manifestPath = join(out, 'contrast.yaml');
+writeFileSync(manifestPath, `# Written by \`npm run package\` from krew-manifest.yaml and the archives in dist-sea/.\n${text.replace(/^(#[^\n]*\n)*/, '')}`);
+log(`done: ${relative(root, archive)} (${(statSync(archive).size / 1e6).toFixed(1)} MB, sha256 ${sha256}); krew manifest ${relative(root, manifestPath)}`);
 process.stdout.write(`${archive}\n`);

@@ -46,6 +46,7 @@ build_go_tool opa "$OPA_VERSION" github.com/open-policy-agent/opa opa
 build_go_tool helm3 "$HELM3_VERSION" helm.sh/helm/v3/cmd/helm helm
 build_go_tool helm4 "$HELM4_VERSION" helm.sh/helm/v4/cmd/helm helm
 build_go_tool kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5 kustomize
+build_go_tool krew "$KREW_VERSION" sigs.k8s.io/krew/cmd/krew krew
 
 # regorus (the Kata agent's Rego engine) for the policy cross-check (test/policy): its CLI is a
 # cargo example, built once into tools/bin and keyed by version like the Go tools.

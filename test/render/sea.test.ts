@@ -1,41 +1,47 @@
 /**
- * The single executable and its krew packaging: `npm run package` output, the krew manifest
- * against krew's rules, the archive installed the way krew installs it (files → install dir,
- * bin linked as kubectl-contrast on PATH) and run through kubectl, and the same CLI smoke tests
- * as bin/kubectl-contrast.
- *
- * `krew install --manifest … --archive …` itself cannot run here: krew cannot be built
- * (the Go module proxy refuses sigs.k8s.io/krew with 403). That test is pending until a krew
- * binary is in tools/bin.
+ * The single executable and its krew packaging: `npm run package` output (reproducible: two
+ * builds give the same archive), the krew manifest it writes from the archive, the archive
+ * installed by the real `krew install --manifest … --archive …` (krew from tools/bin, built by
+ * scripts/setup.sh) and by hand the way krew installs it, run through kubectl, and the same CLI
+ * smoke tests as bin/kubectl-contrast. Packaging never rewrites a file of the checkout.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, symlinkSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { CLI, newestMtime, REPO_ROOT } from '../helpers/cli.js';
 import { SAMPLE_IMAGES } from '../helpers/images.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { krewPlatformOf, validateKrewManifest } from '../../scripts/package-sea.krew.mjs';
-import { ok, run, TOOLS } from './tools.js';
+import { ok, run, tool } from './tools.js';
 
 const { os, arch } = krewPlatformOf();
 const ARCHIVE = join(REPO_ROOT, 'dist-sea', `kubectl-contrast-${os}-${arch}.tar.gz`);
-const MANIFEST = join(REPO_ROOT, 'krew-manifest.yaml');
+/** What a release publishes: written by `npm run package` from the template and the archive. */
+const MANIFEST = join(REPO_ROOT, 'dist-sea', 'contrast.yaml');
+const TEMPLATE = join(REPO_ROOT, 'krew-manifest.yaml');
 const VERSION = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version as string;
+
+function packageSea(): void {
+  execFileSync('npm', ['run', '--silent', 'package'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+}
 
 /** Build the archive when it is missing or older than the sources. */
 function ensurePackaged(): void {
-  const stale = !existsSync(ARCHIVE) || statSync(ARCHIVE).mtimeMs < Math.max(newestMtime(join(REPO_ROOT, 'src')), statSync(join(REPO_ROOT, 'scripts', 'package-sea.mjs')).mtimeMs);
-  if (stale) execFileSync('npm', ['run', '--silent', 'package'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const inputs = [newestMtime(join(REPO_ROOT, 'src')), ...['scripts/package-sea.mjs', 'scripts/package-sea.krew.mjs', 'krew-manifest.yaml', 'LICENSE', 'NOTICE', 'bin/kubectl_complete-contrast'].map((f) => statSync(join(REPO_ROOT, f)).mtimeMs)];
+  const stale = !existsSync(ARCHIVE) || !existsSync(MANIFEST) || statSync(ARCHIVE).mtimeMs < Math.max(...inputs);
+  if (stale) packageSea();
 }
+
+const sha256Of = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 interface Platform { selector: { matchLabels: Record<string, string> }; uri: string; sha256: string; bin: string; files?: { from: string; to: string }[] }
 
 function hostPlatform(manifest: { spec: { platforms: Platform[] } }): Platform {
   const p = manifest.spec.platforms.find((x) => x.selector.matchLabels.os === os && x.selector.matchLabels.arch === arch);
-  assert.ok(p, `krew-manifest.yaml has no ${os}/${arch} platform`);
+  assert.ok(p, `the krew manifest has no ${os}/${arch} platform`);
   return p;
 }
 
@@ -46,7 +52,10 @@ describe('single executable and krew', function () {
   let pathDir: string;
   let sea: string;
 
+  let template: Buffer;
+
   before(() => {
+    template = readFileSync(TEMPLATE);
     ensurePackaged();
     dir = tempDir('kc-sea-');
     // What krew does: unpack, copy `files` into the install dir, link `bin` as kubectl-<name>.
@@ -67,17 +76,38 @@ describe('single executable and krew', function () {
   });
   after(() => removeDir(dir));
 
-  it('krew-manifest.yaml is valid under krew\'s rules, names this version and this archive', () => {
+  it('the krew manifest is valid under krew\'s rules, names this version and this very archive', () => {
     const manifest = parse(readFileSync(MANIFEST, 'utf8'));
     assert.deepEqual(validateKrewManifest(manifest, 'contrast.yaml'), []);
     assert.equal(manifest.spec.version, `v${VERSION}`);
     const p = hostPlatform(manifest);
-    assert.equal(p.sha256, createHash('sha256').update(readFileSync(ARCHIVE)).digest('hex'));
+    assert.equal(p.sha256, sha256Of(ARCHIVE));
     assert.match(p.uri, new RegExp(`/v${VERSION.replaceAll('.', '\\.')}/kubectl-contrast-${os}-${arch}\\.tar\\.gz$`));
+    assert.deepEqual(p.files?.map((f) => f.from).sort(), ['LICENSE', 'NOTICE', 'kubectl-contrast', 'kubectl_complete-contrast']);
+  });
+
+  it('packaging is reproducible and leaves the checkout as it was', () => {
+    // Two builds in a row from the same sources; a source edited meanwhile (by someone working in
+    // this checkout) restarts the pair once.
+    let builds: string[] = [];
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const sources = newestMtime(join(REPO_ROOT, 'src'));
+      builds = [];
+      for (let i = 0; i < 2; i++) {
+        packageSea();
+        builds.push(sha256Of(ARCHIVE));
+      }
+      if (newestMtime(join(REPO_ROOT, 'src')) === sources) break;
+    }
+    const [first, second] = builds;
+    assert.equal(second, first, 'a second build of the same sources gives another archive');
+    assert.equal(hostPlatform(parse(readFileSync(MANIFEST, 'utf8'))).sha256, first);
+    assert.ok(readFileSync(TEMPLATE).equals(template), 'npm run package rewrote krew-manifest.yaml in the checkout');
   });
 
   it('the checker rejects what krew rejects', () => {
     const good = parse(readFileSync(MANIFEST, 'utf8'));
+    assert.ok(validateKrewManifest(parse(template.toString('utf8')), 'contrast.yaml').some((p) => /at least one platform/.test(p)), 'the template has no platforms of its own');
     const bad = (edit: (m: any) => void, pattern: RegExp) => {
       const m = structuredClone(good);
       edit(m);
@@ -95,9 +125,16 @@ describe('single executable and krew', function () {
     assert.ok(validateKrewManifest(good, 'kubectl-contrast.yaml').some((p) => /contrast\.yaml/.test(p)));
   });
 
-  it('the installed files include a license (krew-index requirement) and an executable bin', () => {
-    assert.ok(readdirSync(installDir).some((f) => /^(license(\.txt|\.md)?|licenses.*|copying.*)$/i.test(f)), readdirSync(installDir).join(', '));
+  it('the installed files include the licence text (krew-index requirement) and an executable bin', () => {
+    const license = readdirSync(installDir).find((f) => /^(license(\.txt|\.md)?|licenses.*|copying.*)$/i.test(f));
+    assert.ok(license, readdirSync(installDir).join(', '));
+    const text = readFileSync(join(installDir, license), 'utf8');
+    assert.match(text, /Apache License\s+Version 2\.0, January 2004/);
+    assert.match(text, /TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION/);
+    assert.match(text, /END OF TERMS AND CONDITIONS/);
+    assert.match(readFileSync(join(installDir, 'NOTICE'), 'utf8'), /Copyright \d{4} the kubectl-contrast authors/);
     accessSync(sea, constants.X_OK);
+    accessSync(join(installDir, 'kubectl_complete-contrast'), constants.X_OK);
   });
 
   it('kubectl finds the installed plugin: kubectl contrast --version', () => {
@@ -106,17 +143,25 @@ describe('single executable and krew', function () {
     assert.match(ok(run('kubectl', ['contrast', '--help'], { env }), 'kubectl contrast --help'), /^kubectl contrast <command>/);
   });
 
-  it('krew install --manifest krew-manifest.yaml --archive … into a temporary KREW_ROOT', function () {
-    const krew = join(TOOLS, 'krew');
-    if (!existsSync(krew)) {
-      // Blocked: `go install sigs.k8s.io/krew/cmd/krew` gets 403 from the Go module proxy.
-      this.skip();
-    }
+  it('krew install --manifest dist-sea/contrast.yaml --archive … into a temporary KREW_ROOT; completion after linking it', () => {
+    const krew = tool('krew');
     const root = join(dir, 'krew-root');
     const env = { KREW_ROOT: root, KREW_NO_UPGRADE_CHECK: '1' };
-    ok(run(krew, ['install', '--manifest', MANIFEST, '--archive', ARCHIVE], { env }), 'krew install');
-    const out = ok(run('kubectl', ['contrast', '--version'], { env: { ...env, PATH: `${join(root, 'bin')}${delimiter}${process.env.PATH}` } }), 'kubectl contrast --version');
-    assert.equal(out.trim(), VERSION);
+    ok(run(krew, ['install', `--manifest=${MANIFEST}`, `--archive=${ARCHIVE}`], { env }), 'krew install');
+    const pathEnv = { ...env, PATH: `${join(root, 'bin')}${delimiter}${process.env.PATH}` };
+    assert.equal(ok(run('kubectl', ['contrast', '--version'], { env: pathEnv }), 'kubectl contrast --version').trim(), VERSION);
+    assert.ok(existsSync(join(root, 'receipts', 'contrast.yaml')), 'krew keeps a receipt of the install');
+    // The link docs/krew.md and the caveats describe: krew links only `bin`.
+    const store = dirname(realpathSync(join(root, 'bin', 'kubectl-contrast')));
+    symlinkSync(join(store, 'kubectl_complete-contrast'), join(root, 'bin', 'kubectl_complete-contrast'));
+    const completion = ok(run('kubectl_complete-contrast', ['gen'], { env: pathEnv }), 'kubectl_complete-contrast');
+    assert.match(completion, /^generate$/m);
+    // A manifest whose sha256 does not match the archive is refused.
+    const wrong = readFileSync(MANIFEST, 'utf8').replace(/sha256: [0-9a-f]{64}/, `sha256: ${'0'.repeat(64)}`);
+    const wrongPath = join(dir, 'contrast.yaml');
+    execFileSync('sh', ['-c', 'cat > "$1"', 'sh', wrongPath], { input: wrong });
+    const refused = run(krew, ['install', `--manifest=${wrongPath}`, `--archive=${ARCHIVE}`], { env: { KREW_ROOT: join(dir, 'krew-root-2'), KREW_NO_UPGRADE_CHECK: '1' } });
+    assert.notEqual(refused.code, 0, 'krew installed an archive that does not match the manifest');
   });
 
   describe('same CLI behaviour as bin/kubectl-contrast', () => {

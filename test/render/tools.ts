@@ -23,7 +23,7 @@ export interface Run {
 }
 
 /** A pinned tool from tools/bin; a missing one is a failure (scripts/setup.sh builds them). */
-export function tool(name: 'helm3' | 'helm4' | 'kustomize'): string {
+export function tool(name: 'helm3' | 'helm4' | 'kustomize' | 'krew'): string {
   const path = join(TOOLS, name);
   assert.ok(existsSync(path), `${path} is missing: run scripts/setup.sh (it builds the pinned Go tools)`);
   return path;
