@@ -19,7 +19,7 @@ import { children, readOid, readSingle } from '../attestation/der.js';
 import { derToPem } from '../attestation/certificate.js';
 
 export const ROOT_CN = 'system:coordinator:root';
-export const INTERMEDIATE_CN = 'system:coordinator:intermediate';
+const INTERMEDIATE_CN = 'system:coordinator:intermediate';
 /** Extension carrying the WorkloadSecretID in mesh certificates (upstream OID). */
 export const OID_WORKLOAD_SECRET_ID = '1.3.9901.3.1';
 
@@ -102,7 +102,7 @@ export async function createMeshCA(rootKey: KeyObject, rootPem: string, now = ne
 }
 
 /** Split SANs as upstream: IP addresses, URIs (anything with a scheme) and DNS names. */
-export function splitSans(sans: readonly string[]): x509.JsonGeneralName[] {
+function splitSans(sans: readonly string[]): x509.JsonGeneralName[] {
   return sans.map((s) => {
     if (isIP(s)) return { type: 'ip', value: s } as x509.JsonGeneralName;
     if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(s) || /^[a-zA-Z][a-zA-Z0-9+.-]*:[^0-9]/.test(s)) return { type: 'url', value: s } as x509.JsonGeneralName;

@@ -21,7 +21,7 @@ function b64url(buf: Buffer): string {
 }
 
 /** A P-384 private key whose scalar is taken from `d` (48 bytes, 0 < d < n). */
-export function p384KeyFromScalar(d: Buffer): KeyObject {
+function p384KeyFromScalar(d: Buffer): KeyObject {
   const ecdh = createECDH('secp384r1');
   ecdh.setPrivateKey(d);
   const pub = ecdh.getPublicKey();
@@ -44,9 +44,9 @@ export function deriveP384Key(secret: Uint8Array): KeyObject {
   throw new Error('cannot derive a P-384 key (HKDF output never in range)');
 }
 
-export type KeyAlg = { name: 'ECDSA'; namedCurve: 'P-256' | 'P-384' } | { name: 'RSASSA-PKCS1-v1_5'; hash: 'SHA-256' };
+type KeyAlg = { name: 'ECDSA'; namedCurve: 'P-256' | 'P-384' } | { name: 'RSASSA-PKCS1-v1_5'; hash: 'SHA-256' };
 
-export function webAlgorithm(key: KeyObject): KeyAlg {
+function webAlgorithm(key: KeyObject): KeyAlg {
   if (key.asymmetricKeyType === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve;
     if (curve === 'prime256v1') return { name: 'ECDSA', namedCurve: 'P-256' };

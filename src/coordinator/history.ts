@@ -18,7 +18,7 @@ import type { Store } from './store/interface.js';
 export const ZERO_HASH = Buffer.alloc(32);
 
 /** How many store operations a large manifest runs at once (policies are independent objects). */
-export const STORE_CONCURRENCY = 16;
+const STORE_CONCURRENCY = 16;
 
 /** `fn` over `items` with at most `limit` calls pending; results in input order; the first failure rejects. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -65,7 +65,7 @@ export class HistoryError extends Error {
   }
 }
 
-export function transitionBytes(t: Transition): Buffer {
+function transitionBytes(t: Transition): Buffer {
   return Buffer.concat([t.manifestHash, t.previousTransitionHash]);
 }
 
@@ -73,7 +73,7 @@ export function transitionHash(t: Transition): Buffer {
   return sha256(transitionBytes(t));
 }
 
-export function signTransitionHash(hash: Buffer, key: KeyObject): Buffer {
+function signTransitionHash(hash: Buffer, key: KeyObject): Buffer {
   return sign('sha256', hash, key);
 }
 

@@ -21,11 +21,11 @@ import { MESHAPI_SERVICE, NewMeshCertRequestSchema, NewMeshCertResponseSchema } 
 import { RpcError, Status, type RequestLimits, type UnaryMethod } from './api/grpc.js';
 
 /** Claims copied into mesh certificates: the policy hash (HOSTDATA) and measurement, under upstream's SNP arc. */
-export const OID_CLAIM_MEASUREMENT = '1.3.9901.2.1.22';
-export const OID_CLAIM_HOSTDATA = '1.3.9901.2.1.23';
+const OID_CLAIM_MEASUREMENT = '1.3.9901.2.1.22';
+const OID_CLAIM_HOSTDATA = '1.3.9901.2.1.23';
 
 /** NewMeshCertRequest is empty; the evidence travels in the HEADERS. */
-export const NEW_MESH_CERT_LIMITS: RequestLimits = { maxBytes: 4 * 1024, maxOtherFields: 16 };
+const NEW_MESH_CERT_LIMITS: RequestLimits = { maxBytes: 4 * 1024, maxOtherFields: 16 };
 
 /**
  * A gRPC binary header: base64 with or without padding (gRPC's wire spec lets senders omit it),

@@ -7,7 +7,7 @@
  */
 
 /** More than every legitimate series together (methods × codes × APIs, limits, deadlines). */
-export const MAX_SERIES = 1000;
+const MAX_SERIES = 1000;
 
 export class Metrics {
   private readonly counters = new Map<string, number>();

@@ -7,7 +7,7 @@
 import { hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { deriveP384Key } from './crypto.js';
 
-export const SEED_SIZE = 64;
+const SEED_SIZE = 64;
 export const SALT_SIZE = 32;
 
 const INFO_POD_STATE = 'POD STATE SECRET';

@@ -7,7 +7,7 @@ import { decodeBase64Strict } from '../util/encoding.js';
 import { parseSeedshareOwnerKeyHex } from './owner-keys.js';
 import { SALT_SIZE } from './seedengine.js';
 
-export const SEEDSHARE_LABEL = Buffer.from('seedshare');
+const SEEDSHARE_LABEL = Buffer.from('seedshare');
 
 export interface SeedShare {
   /** Hex of the owner's PKCS#1 DER public key, exactly as listed in the manifest. */
@@ -21,7 +21,7 @@ export interface SeedShareDocument {
 }
 
 /** The owner's RSA key, parsed as strictly as the manifest validation does (≥ 2048 bits, canonical PKCS#1). */
-export function seedshareKeyFromHex(hex: string): KeyObject {
+function seedshareKeyFromHex(hex: string): KeyObject {
   return parseSeedshareOwnerKeyHex(hex);
 }
 

@@ -62,7 +62,7 @@ export interface CoordinatorLimits {
 
 const MiB = 1024 * 1024;
 
-export const DEFAULT_LIMITS: Readonly<CoordinatorLimits> = Object.freeze({
+const DEFAULT_LIMITS: Readonly<CoordinatorLimits> = Object.freeze({
   handshakeTimeoutMs: 20_000,
   headersTimeoutMs: 20_000,
   idleTimeoutMs: 30_000,
@@ -107,7 +107,7 @@ export interface RunningCoordinator {
   close(): Promise<void>;
 }
 
-export function resolveLimits(o: CoordinatorLimitOptions = {}): CoordinatorLimits {
+function resolveLimits(o: CoordinatorLimitOptions = {}): CoordinatorLimits {
   const { maxConnections, maxConnectionsPerAddress, ...rest } = o;
   const defined = <T extends object>(x: T | undefined): Partial<T> => Object.fromEntries(Object.entries(x ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
   const l: CoordinatorLimits = {

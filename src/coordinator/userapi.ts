@@ -19,9 +19,9 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 /** Requests that carry no more than a seed and a salt. */
-export const SMALL_REQUEST_BYTES = 4 * KiB;
+const SMALL_REQUEST_BYTES = 4 * KiB;
 
-export const SET_MANIFEST_LIMITS: RequestLimits = {
+const SET_MANIFEST_LIMITS: RequestLimits = {
   maxBytes: 64 * MiB,
   fields: {
     1: { name: 'Manifest', maxBytes: 8 * MiB, maxCount: 1 },
@@ -31,9 +31,9 @@ export const SET_MANIFEST_LIMITS: RequestLimits = {
   maxOtherFields: 16,
 };
 
-export const GET_MANIFESTS_LIMITS: RequestLimits = { maxBytes: SMALL_REQUEST_BYTES, maxOtherFields: 16 };
+const GET_MANIFESTS_LIMITS: RequestLimits = { maxBytes: SMALL_REQUEST_BYTES, maxOtherFields: 16 };
 
-export const RECOVER_LIMITS: RequestLimits = {
+const RECOVER_LIMITS: RequestLimits = {
   maxBytes: SMALL_REQUEST_BYTES,
   fields: { 1: { name: 'Seed', maxBytes: 1 * KiB, maxCount: 1 }, 2: { name: 'Salt', maxBytes: 1 * KiB, maxCount: 1 } },
   maxOtherFields: 16,

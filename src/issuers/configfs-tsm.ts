@@ -23,7 +23,7 @@ export interface TsmFs {
   exists(path: string): boolean;
 }
 
-export const nodeTsmFs: TsmFs = {
+const nodeTsmFs: TsmFs = {
   mkdtemp: (prefix) => fs.mkdtempSync(prefix),
   readFile: (path) => fs.readFileSync(path),
   writeFile: (path, data) => fs.writeFileSync(path, data),
@@ -31,7 +31,7 @@ export const nodeTsmFs: TsmFs = {
   exists: (path) => fs.existsSync(path),
 };
 
-export class TsmError extends Error {
+class TsmError extends Error {
   constructor(message: string) {
     super(`configfs-tsm: ${message}`);
     this.name = 'TsmError';

@@ -21,7 +21,7 @@ export type ImageReplacements = ReadonlyMap<string, string>;
  * Parse an image-replacements file: one `source=target` per line, `#` starts a comment
  * (the format upstream Contrast uses).
  */
-export function parseImageReplacements(text: string, file: string): Map<string, string> {
+function parseImageReplacements(text: string, file: string): Map<string, string> {
   const map = new Map<string, string>();
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.replace(/#.*$/, '').trim();

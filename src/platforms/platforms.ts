@@ -41,7 +41,7 @@ export function platformIds(): string[] {
 }
 
 /** Look a platform up by id or upstream name, case-insensitively. */
-export function findPlatform(name: string): Platform | undefined {
+function findPlatform(name: string): Platform | undefined {
   const wanted = name.toLowerCase();
   return PLATFORMS.find((p) => p.id === wanted);
 }
@@ -53,7 +53,7 @@ export function requirePlatform(name: string): Platform {
 }
 
 /** 8 hex characters that identify the runtime of this release for a platform. */
-export function runtimeHash(platform: Platform): string {
+function runtimeHash(platform: Platform): string {
   const identity = JSON.stringify({ version: VERSION, platform: platform.id, nodeInstaller: INJECTED_IMAGES.nodeInstaller });
   return createHash('sha256').update(identity).digest('hex').slice(0, 8);
 }

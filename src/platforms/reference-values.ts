@@ -39,7 +39,7 @@ const DEFAULTS: Record<TeeType, (platform: Platform) => ReferenceValues> = {
   'insecure-sim': (platform) => ({ insecure: [{ Platform: platform.displayName, TrustedMeasurement: SIMULATED_MEASUREMENT }] }),
 };
 
-export function defaultReferenceValues(platform: Platform): ReferenceValues {
+function defaultReferenceValues(platform: Platform): ReferenceValues {
   return DEFAULTS[platform.tee](platform);
 }
 

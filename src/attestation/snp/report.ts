@@ -8,8 +8,8 @@ import { isAllZero } from '../bytes.js';
  */
 export const REPORT_SIZE = 0x4a0;
 export const SIGNED_LENGTH = 0x2a0;
-export const SIGNATURE_ALGO_ECDSA_P384_SHA384 = 1;
-export const SUPPORTED_VERSIONS: readonly number[] = [2, 3, 4, 5];
+const SIGNATURE_ALGO_ECDSA_P384_SHA384 = 1;
+const SUPPORTED_VERSIONS: readonly number[] = [2, 3, 4, 5];
 
 export interface SnpGuestPolicy {
   readonly abiMinor: number;

@@ -6,11 +6,10 @@ import { AttestationError } from '../errors.js';
  * tolerated (real quotes are padded) and reported as `trailingBytes`; inside the declared sizes
  * every length must add up exactly.
  */
-export const HEADER_SIZE = 48;
-export const TEE_TYPE_TDX = 0x81;
-export const ATTESTATION_KEY_ECDSA_P256 = 2;
-export const CERT_DATA_QE_REPORT = 6;
-export const CERT_DATA_PCK_CHAIN = 5;
+const TEE_TYPE_TDX = 0x81;
+const ATTESTATION_KEY_ECDSA_P256 = 2;
+const CERT_DATA_QE_REPORT = 6;
+const CERT_DATA_PCK_CHAIN = 5;
 export const INTEL_QE_VENDOR_ID = '939a7233f79c4ca9940a0db3957f0607';
 const BODY_SIZE_TDX10 = 584;
 const BODY_SIZE_TDX15 = 648;

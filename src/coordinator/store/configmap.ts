@@ -29,10 +29,10 @@ import { CoreV1Api, Watch, type KubeConfig, type V1ConfigMap, type V1OwnerRefere
 import { checkKey, type Store } from './interface.js';
 import { mapLimit } from '../history.js';
 
-export const STORE_LABEL = 'app.kubernetes.io/managed-by';
-export const STORE_LABEL_VALUE = 'contrast.edgeless.systems';
-export const STORE_KEY_ANNOTATION = 'contrast.edgeless.systems/store-key';
-export const STORE_NAME_PREFIX = 'contrast-store-';
+const STORE_LABEL = 'app.kubernetes.io/managed-by';
+const STORE_LABEL_VALUE = 'contrast.edgeless.systems';
+const STORE_KEY_ANNOTATION = 'contrast.edgeless.systems/store-key';
+const STORE_NAME_PREFIX = 'contrast-store-';
 export const STORE_CHUNKS_ANNOTATION = 'contrast.edgeless.systems/store-chunks';
 const CHUNK_NAME_PREFIX = `${STORE_NAME_PREFIX}chunk-`;
 /** ConfigMaps are limited to 1 MiB in total; leave room for metadata. */
