@@ -1,6 +1,5 @@
 /**
- * Small key helpers of the Coordinator: deterministic P-384
- * keys from secret bytes, and conversion between node:crypto KeyObjects and WebCrypto keys
+ * Small key helpers of the Coordinator: deterministic P-384 keys from secret bytes, and conversion between node:crypto KeyObjects and WebCrypto keys
  * (which @peculiar/x509 needs to build certificates).
  */
 import 'reflect-metadata';
@@ -8,8 +7,7 @@ import { createECDH, createHash, createPrivateKey, hkdfSync, webcrypto, type Key
 import { spkiDer } from '../atls/binding.js';
 import * as x509 from '@peculiar/x509';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-x509.cryptoProvider.set(webcrypto as any);
+x509.cryptoProvider.set(webcrypto);
 
 type CryptoKey = webcrypto.CryptoKey;
 type SigningAlgorithm = { name: string; hash?: string };
