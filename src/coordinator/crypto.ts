@@ -1,6 +1,7 @@
 /**
- * Small key helpers of the Coordinator: deterministic P-384 keys from secret bytes, and conversion between node:crypto KeyObjects and WebCrypto keys
- * (which @peculiar/x509 needs to build certificates).
+ * Small key helpers of the Coordinator: deterministic P-384 keys from secret bytes, and
+ * conversion between node:crypto KeyObjects and WebCrypto keys (which @peculiar/x509 needs to
+ * build certificates).
  */
 import 'reflect-metadata';
 import { createECDH, createHash, createPrivateKey, hkdfSync, webcrypto, type KeyObject } from 'node:crypto';
