@@ -1,33 +1,37 @@
-/** Pieces shared by `set`, `verify` and `recover`. */
-import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { callUserApi, type Address } from '../coordinator/client.js';
-import { RpcError, Status } from '../coordinator/api/grpc.js';
-import { decode } from '../util/protobuf.js';
-import { GetManifestsResponseSchema, type GetManifestsResponse } from '../coordinator/api/messages.js';
-import { chainHash } from '../coordinator/history.js';
-import type { Admission } from '../atls/validate.js';
-import { LATEST_TRANSITION_FILE } from './latest-transition.js';
+/** Pieces shared by `set`, `verify` and `recover`: flags, the workspace, reaching the Coordinator. */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Argv } from 'yargs';
+import { parseAddress, UserApiClient, type Address, type ManifestHistory } from '../coordinator/client.js';
 import { readManifest } from '../workspace/manifest.js';
 import type { Manifest } from '../coordinator/manifest.js';
-import { UserError, type InputLocation } from '../util/errors.js';
+import { UsageError, UserError, type InputLocation } from '../util/errors.js';
 import { readUserText } from '../util/files.js';
 import { readInputs } from '../resources/inputs.js';
 import { carriedPolicies, decodeCarried } from '../generate/carried-policies.js';
 import { allResources, parseInput } from '../generate/read-step.js';
-import { parseAddress } from '../coordinator/client.js';
+import { LATEST_TRANSITION_FILE } from './latest-transition.js';
 import { manifestPath, type WorkspaceArgs } from './workspace-options.js';
-import { connectFromArgs, kubeOptions, type KubeArgs } from './kube-options.js';
+import { connectFromArgs, kubeOptions, parseDuration, type KubeArgs } from './kube-options.js';
 
 export interface CoordinatorArgs extends WorkspaceArgs, KubeArgs {
   coordinator?: string;
+  'pod-running-timeout': string;
+  'retry-for': number;
 }
 
+/** kubectl's default for --pod-running-timeout (port-forward, attach, exec, logs). */
+const POD_RUNNING_TIMEOUT = '1m';
+
 /** -c HOST:PORT, or the kubectl flags to find the Coordinator in the cluster (src/kube/discovery.ts). */
-export function coordinatorOption<T>(y: Argv<T>): Argv<T & { coordinator?: string } & KubeArgs> {
-  return kubeOptions(y.option('coordinator', { alias: 'c', type: 'string', describe: 'Address of the Coordinator\'s UserAPI, HOST:PORT (port 1313); default: find Service "coordinator" in the namespace (-n) through the cluster' })) as Argv<T & { coordinator?: string } & KubeArgs>;
+export function coordinatorOption<T>(y: Argv<T>): Argv<T & Omit<CoordinatorArgs, keyof WorkspaceArgs | 'retry-for'>> {
+  return kubeOptions(y
+    .option('coordinator', { alias: 'c', type: 'string', requiresArg: true, describe: 'Address of the Coordinator\'s UserAPI, HOST:PORT (port 1313); default: find Service "coordinator" in the namespace (-n) through the cluster' })
+    .option('pod-running-timeout', {
+      type: 'string', default: POD_RUNNING_TIMEOUT, requiresArg: true,
+      describe: 'Without -c and a load balancer: how long to wait for the port-forwarder pod to run (as kubectl port-forward; also bounded by --retry-for and --request-timeout)',
+    })) as Argv<T & Omit<CoordinatorArgs, keyof WorkspaceArgs | 'retry-for'>>;
 }
 
 export interface HistoryArgs {
@@ -44,34 +48,6 @@ export function acceptHistoryOption<T>(y: Argv<T>): Argv<T & HistoryArgs> {
 
 export function latestTransitionPath(argv: WorkspaceArgs): string {
   return workspacePath(argv, LATEST_TRANSITION_FILE);
-}
-
-export interface ServedHistory {
-  res: GetManifestsResponse;
-  coordinator: Admission;
-  /** false while the Coordinator waits for recovery: the history is then as stored, unverified. */
-  ready: boolean;
-}
-
-/**
- * GetManifests from an attested Coordinator, with the chain checked against the latest
- * transition it reports; undefined when no manifest has been set yet.
- */
-export async function fetchHistory(addr: Address, manifest: Manifest, opts: { retryForMs?: number; onRetry?: (err: Error) => void } = {}): Promise<ServedHistory | undefined> {
-  let call;
-  try {
-    call = await callUserApi('GetManifests', Buffer.alloc(0), { address: addr, manifest, clientKey: ephemeralKey(), ...opts });
-  } catch (err) {
-    if (err instanceof UserError && err.cause instanceof RpcError && err.cause.code === Status.FAILED_PRECONDITION) return undefined;
-    throw err;
-  }
-  const res = decode<GetManifestsResponse>(GetManifestsResponseSchema, call.response);
-  if (res.Manifests.length === 0) throw new UserError('the Coordinator returned an empty history');
-  const chain = chainHash(res.Manifests);
-  if (!res.LatestTransition || !chain.equals(res.LatestTransition.TransitionHash)) {
-    throw new UserError(`the manifests the Coordinator returned do not form its latest transition (recomputed ${chain.toString('hex')}, Coordinator says ${res.LatestTransition?.TransitionHash.toString('hex') ?? 'nothing'})`);
-  }
-  return { res, coordinator: call.coordinator, ready: res.MeshCA.length > 0 };
 }
 
 export function workspacePath(argv: WorkspaceArgs, file: string): string {
@@ -91,12 +67,65 @@ export function loadLocalManifest(argv: WorkspaceArgs): LocalManifest {
   return { path, raw: readFileSync(path), manifest };
 }
 
-export async function address(argv: { coordinator?: string } & KubeArgs): Promise<Address> {
-  if (argv.coordinator !== undefined) return parseAddress(argv.coordinator);
+/**
+ * The longest wait for the port-forwarder pod: --pod-running-timeout, shortened by --retry-for
+ * (the time the command keeps trying to reach the Coordinator at all) and --request-timeout.
+ */
+export function podWaitMs(argv: Pick<CoordinatorArgs, 'pod-running-timeout' | 'retry-for' | 'request-timeout'>): number {
+  let podMs: number;
+  try {
+    podMs = parseDuration(argv['pod-running-timeout']);
+  } catch {
+    throw new UsageError(`invalid --pod-running-timeout "${argv['pod-running-timeout']}": use a duration such as 30s, 1m, 2m30s`);
+  }
+  if (podMs <= 0) throw new UsageError('--pod-running-timeout must be more than zero');
+  const bounds = [podMs, argv['retry-for'] * 1000, parseDuration(argv['request-timeout'] ?? '0')].filter((ms) => ms > 0);
+  return Math.min(...bounds);
+}
+
+/** Progress lines for the user: standard error. */
+const note = (line: string) => process.stderr.write(`${line}\n`);
+
+/**
+ * Run `use` with a UserAPI client of the Coordinator the flags name: -c, else found through the
+ * cluster. A port-forwarder pod this run started is removed at the end, also after a failure
+ * and on Ctrl-C.
+ */
+export async function withCoordinator<T>(argv: CoordinatorArgs, manifest: Manifest, use: (client: UserApiClient) => Promise<T>, clientOptions: { coordinatorPolicyHashes?: readonly string[] } = {}): Promise<T> {
+  const onRetry = (err: Error) => note(`Waiting for the Coordinator: ${err.message}`);
+  const make = (address: Address) => new UserApiClient({ address, manifest, retryForMs: argv['retry-for'] * 1000, onRetry, ...clientOptions });
+  if (argv.coordinator !== undefined) return use(make(parseAddress(argv.coordinator)));
+
+  const readyTimeoutMs = podWaitMs(argv);
   const [{ findCoordinator }, cluster] = await Promise.all([import('../kube/discovery.js'), connectFromArgs(argv)]);
-  const endpoint = await findCoordinator(cluster);
-  process.stderr.write(`Coordinator: ${endpoint.host}:${endpoint.port} (${endpoint.via === 'port-forward' ? 'port-forward through the port-forwarder pod' : 'load balancer of Service coordinator'})\n`);
-  return { host: endpoint.host, port: endpoint.port };
+  const abort = new AbortController();
+  let close: (() => Promise<void>) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!close) {
+      abort.abort(); // the wait ends, removes the pod, and the command fails
+      return;
+    }
+    void close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const endpoint = await findCoordinator(cluster, { readyTimeoutMs, onProgress: note, signal: abort.signal });
+    close = () => endpoint.close();
+    note(`Coordinator: ${endpoint.host}:${endpoint.port} (${endpoint.via === 'port-forward' ? 'port-forward through the port-forwarder pod' : 'load balancer of Service coordinator'})`);
+    return await use(make({ host: endpoint.host, port: endpoint.port }));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await close?.();
+  }
+}
+
+/** The history the Coordinator serves; a UserError when none has been set yet. */
+export async function requireHistory(client: UserApiClient, what: string, retryForMs?: number): Promise<ManifestHistory> {
+  const history = await client.getManifests(retryForMs === undefined ? {} : { retryForMs });
+  if (!history) throw new UserError(`${what}: no manifest has been set yet`, {}, { nextStep: 'run `kubectl contrast set`' });
+  return history;
 }
 
 /** A private key file (PEM), checked for its type. */
@@ -110,10 +139,6 @@ export function loadPrivateKey(path: string, kind: 'ec' | 'rsa', what: string): 
   }
   if (key.asymmetricKeyType !== kind) throw new UserError(`the ${what} must be an ${kind === 'ec' ? 'ECDSA' : 'RSA'} key, found ${key.asymmetricKeyType}`, { file: path });
   return key;
-}
-
-export function ephemeralKey(): KeyObject {
-  return generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
 }
 
 export interface ResourcePolicy {

@@ -4,9 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { SEEDSHARE_OWNER_KEY } from '../workspace/keys.js';
-import { callUserApi } from '../coordinator/client.js';
-import { encode } from '../util/protobuf.js';
-import { RecoverRequestSchema, type SeedShareDocumentMsg } from '../coordinator/api/messages.js';
+import type { SeedShareDocumentMsg } from '../coordinator/api/messages.js';
 import { decryptSeedShare, seedShareDocumentFromJson, seedShareDocumentToJson, type SeedShareDocument } from '../coordinator/seedshares.js';
 import { SeedEngine } from '../coordinator/seedengine.js';
 import { verifyTransitionSignature } from '../coordinator/history.js';
@@ -14,14 +12,13 @@ import { parsePemCertificates } from '../attestation/certificate.js';
 import { checkServedHistory, rememberHistory } from './latest-transition.js';
 import { workspaceOptions } from './workspace-options.js';
 import {
-  acceptHistoryOption, address, coordinatorOption, fetchHistory, latestTransitionPath, loadLocalManifest, loadPrivateKey, workspacePath, type CoordinatorArgs, type HistoryArgs,
+  acceptHistoryOption, coordinatorOption, latestTransitionPath, loadLocalManifest, loadPrivateKey, withCoordinator, workspacePath, type CoordinatorArgs, type HistoryArgs,
 } from './coordinator-common.js';
 
 interface RecoverArgs extends CoordinatorArgs, HistoryArgs {
   'seedshare-owner-key': string;
   seed: string;
   force: boolean;
-  'retry-for': number;
 }
 
 function spki(key: KeyObject): Buffer {
@@ -41,13 +38,11 @@ export const recoverCommand: CommandModule<object, RecoverArgs> = {
     const keyPath = workspacePath(argv, argv['seedshare-owner-key']);
     const key = loadPrivateKey(keyPath, 'rsa', 'seed-share owner key');
     const myHex = createPublicKey(key).export({ type: 'pkcs1', format: 'der' }).toString('hex');
-    const addr = await address(argv);
-
-    const served = await fetchHistory(addr, local.manifest, { retryForMs: argv['retry-for'] * 1000 });
+    await withCoordinator(argv, local.manifest, async (client) => {
+    const served = await client.getManifests();
     if (!served) throw new UserError('the Coordinator has no history to recover (no manifest has been set yet): run `kubectl contrast set`');
-    const { res } = served;
     const seenPath = latestTransitionPath(argv);
-    checkServedHistory(seenPath, res.Manifests, argv['accept-history']);
+    checkServedHistory(seenPath, served.manifests, argv['accept-history']);
     if (served.ready) throw new UserError('the Coordinator is already recovered (or was never restarted); nothing to do');
 
     const seedPath = workspacePath(argv, argv.seed);
@@ -60,7 +55,7 @@ export const recoverCommand: CommandModule<object, RecoverArgs> = {
         throw new UserError(`cannot read the seed shares: ${(err as Error).message}`, { file: seedPath });
       }
     } else {
-      const stored: SeedShareDocumentMsg | undefined = res.SeedSharesDoc;
+      const stored: SeedShareDocumentMsg | undefined = served.seedSharesDoc;
       if (!stored) throw new UserError(`${seedPath} does not exist and the Coordinator's store holds no usable seed-share document; pass --seed with the seed-shares.json of the first \`set\``);
       doc = stored;
       process.stderr.write(`Note: ${seedPath} does not exist; using the seed-share document from the Coordinator's store (checked against its history before anything is sent).\n`);
@@ -80,7 +75,7 @@ export const recoverCommand: CommandModule<object, RecoverArgs> = {
       throw new UserError(`the seed share holds no valid seed: ${(err as Error).message}`);
     }
     // The seed must have signed the history the Coordinator serves: then that history is genuine.
-    const latest = res.LatestTransition!;
+    const latest = served.latestTransition;
     if (!verifyTransitionSignature(latest.TransitionHash, latest.Signature, engine.transactionSigningKey)) {
       throw new UserError(fromStore
         ? 'the seed-share document in the Coordinator\'s store does not belong to the history it serves (the seed does not verify its latest transition): the store was modified; recover with the seed-shares.json of the first `set` (--seed)'
@@ -100,19 +95,18 @@ export const recoverCommand: CommandModule<object, RecoverArgs> = {
         throw new UserError(`the seed-share document in the Coordinator's store derives another root CA than ${rootPath}: its state was replaced; nothing was sent`);
       }
     }
-    await callUserApi('Recover', encode(RecoverRequestSchema, { Seed: seed, Salt: doc.salt, Force: argv.force }), {
-      address: addr, manifest: local.manifest, clientKey: key, retryForMs: argv['retry-for'] * 1000,
-    });
-    rememberHistory(seenPath, res.Manifests, argv['accept-history']);
+    await client.recover(seed, doc.salt, argv.force, key);
+    rememberHistory(seenPath, served.manifests, argv['accept-history']);
     if (fromStore) {
       writeFileAtomic(seedPath, seedShareDocumentToJson(doc), { mode: 0o600 });
       process.stderr.write(`Wrote ${seedPath} (from the Coordinator's store, verified by this recovery).\n`);
     }
     // The Coordinator checks the store again when it recovers; make sure it recovered the history checked above.
-    const after = await fetchHistory(addr, local.manifest);
-    if (!after || !after.res.LatestTransition!.TransitionHash.equals(latest.TransitionHash)) {
-      throw new UserError(`the Coordinator recovered, but its history changed between the check and the recovery (now ${after?.res.LatestTransition?.TransitionHash.toString('hex') ?? 'none'}, checked ${latest.TransitionHash.toString('hex')}); run \`kubectl contrast verify\` and do not trust it until the history is right`);
+    const after = await client.getManifests({ retryForMs: 0 });
+    if (!after || !after.latestTransition.TransitionHash.equals(latest.TransitionHash)) {
+      throw new UserError(`the Coordinator recovered, but its history changed between the check and the recovery (now ${after?.latestTransition.TransitionHash.toString('hex') ?? 'none'}, checked ${latest.TransitionHash.toString('hex')}); run \`kubectl contrast verify\` and do not trust it until the history is right`);
     }
     process.stderr.write('Recovered the Coordinator. Its mesh CA changed: restart the workloads so they get new mesh certificates.\n');
+    });
   },
 };

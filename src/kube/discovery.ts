@@ -32,11 +32,17 @@ export interface CoordinatorEndpoint {
 export interface DiscoveryOptions {
   /** Skip the load balancer and always port-forward. */
   forcePortForward?: boolean;
-  /** How long to wait for the port-forwarder pod to become ready (default 120 s). */
+  /** How long to wait for the port-forwarder pod to become ready. Unset: 60 s (kubectl's --pod-running-timeout). */
   readyTimeoutMs?: number;
   /** Image that provides `kubectl-contrast port-forwarder` (default: the Coordinator image). */
   image?: string;
+  /** Lines about the wait for the port-forwarder pod: when it starts and whenever the pod's state changes. Unset: silent. */
+  onProgress?: (line: string) => void;
+  /** Stops the wait (Ctrl-C); the port-forwarder pod is removed like after a timeout. Unset: never. */
+  signal?: AbortSignal;
 }
+
+export const DEFAULT_READY_TIMEOUT_MS = 60_000;
 
 function userApiPort(svc: V1Service): number {
   const p = svc.spec?.ports?.find((x) => x.name === 'userapi') ?? svc.spec?.ports?.find((x) => x.port === USERAPI_PORT);
@@ -74,22 +80,63 @@ function podReady(p: V1Pod): boolean {
   return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
-async function waitForPod(core: CoreV1Api, namespace: string, timeoutMs: number, target: string): Promise<void> {
+/** The pod's state in kubectl's words: Running, Pending (ContainerCreating), Pending (Unschedulable: …). */
+function podState(p: V1Pod | undefined): string {
+  if (!p) return 'not created yet';
+  const waiting = p.status?.containerStatuses?.[0]?.state?.waiting;
+  const unscheduled = p.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  const why = waiting ? `${waiting.reason ?? 'waiting'}${waiting.message ? `: ${waiting.message}` : ''}`
+    : unscheduled ? `${unscheduled.reason ?? 'not scheduled'}${unscheduled.message ? `: ${unscheduled.message}` : ''}`
+      : p.status?.phase === 'Pending' && !p.spec?.nodeName ? 'not scheduled on a node yet' : '';
+  return `${p.status?.phase ?? 'unknown phase'}${why ? ` (${why})` : ''}${p.status?.phase === 'Running' ? ', not ready yet' : ''}`;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+async function waitForPod(core: CoreV1Api, namespace: string, timeoutMs: number, target: string, opts: DiscoveryOptions): Promise<void> {
   const end = Date.now() + timeoutMs;
+  const name = `${namespace}/${PORT_FORWARDER_NAME}`;
   let last: V1Pod | undefined;
-  for (;;) {
+  let reported: string | undefined;
+  for (let first = true; ; first = false) {
+    if (opts.signal?.aborted) throw new UserError(`interrupted while waiting for the port-forwarder pod ${name}`);
     try {
       last = await core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace });
     } catch (err) {
-      throw explainKubeError(err, `read pod ${namespace}/${PORT_FORWARDER_NAME}`, target);
+      throw explainKubeError(err, `read pod ${name}`, target);
     }
     if (podReady(last)) return;
-    if (Date.now() > end) break;
-    await new Promise((r) => setTimeout(r, 1000));
+    const state = podState(last);
+    if (state !== reported) {
+      opts.onProgress?.(first ? `waiting up to ${Math.round(timeoutMs / 1000)} s for the port-forwarder pod ${name}: ${state}` : `port-forwarder pod ${name}: ${state}`);
+      reported = state;
+    }
+    if (Date.now() >= end) break;
+    await sleep(Math.min(1000, Math.max(0, end - Date.now())), opts.signal);
   }
-  const waiting = last?.status?.containerStatuses?.[0]?.state?.waiting;
-  const why = waiting ? `${waiting.reason ?? 'waiting'}${waiting.message ? `: ${waiting.message}` : ''}` : `phase ${last?.status?.phase ?? 'unknown'}`;
-  throw new UserError(`the port-forwarder pod ${namespace}/${PORT_FORWARDER_NAME} is not ready after ${Math.round(timeoutMs / 1000)} s (${why}). Give the Coordinator Service a load-balancer address, or pass -c HOST:PORT.`);
+  throw new UserError(`the port-forwarder pod ${name} is not ready after ${Math.round(timeoutMs / 1000)} s (${podState(last)})`, {}, {
+    hint: 'check it with `kubectl describe pod`; raise --pod-running-timeout, give the Coordinator Service a load-balancer address, or pass -c HOST:PORT',
+  });
+}
+
+/** Remove the port-forwarder pod (best effort: the command's own error matters more). */
+async function removePod(core: CoreV1Api, namespace: string, onProgress: ((line: string) => void) | undefined): Promise<void> {
+  try {
+    await core.deleteNamespacedPod({ name: PORT_FORWARDER_NAME, namespace, gracePeriodSeconds: 0 });
+    onProgress?.(`removed the port-forwarder pod ${namespace}/${PORT_FORWARDER_NAME}`);
+  } catch (err) {
+    if (!isNotFound(err)) onProgress?.(`could not remove the port-forwarder pod ${namespace}/${PORT_FORWARDER_NAME}: ${(err as Error).message}; delete it with kubectl delete pod`);
+  }
 }
 
 /** Listen on 127.0.0.1 (ephemeral port) and forward every connection to the pod's port. */
@@ -130,13 +177,32 @@ export async function findCoordinator(cluster: Cluster, opts: DiscoveryOptions =
   const lb = opts.forcePortForward ? undefined : loadBalancerAddress(svc);
   if (lb) return { ...lb, via: 'load-balancer', close: async () => undefined };
 
+  let existed: boolean;
+  try {
+    await core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns });
+    existed = true;
+  } catch (err) {
+    if (!isNotFound(err)) throw explainKubeError(err, `read pod ${ns}/${PORT_FORWARDER_NAME}`, cluster.describe);
+    existed = false;
+  }
   await applyObjects(cluster, [portForwarderPod(ns, opts.image) as never]);
-  await waitForPod(core, ns, opts.readyTimeoutMs ?? 120_000, cluster.describe);
-  const local = await forwardLocal(cluster, ns, PORT_FORWARDER_NAME, USERAPI_PORT);
+  let local: { port: number; server: Server };
+  try {
+    await waitForPod(core, ns, opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS, cluster.describe, opts);
+    local = await forwardLocal(cluster, ns, PORT_FORWARDER_NAME, USERAPI_PORT);
+  } catch (err) {
+    // A pod that never got ready (Pending, image pull errors) is of no use to the next run either.
+    await removePod(core, ns, opts.onProgress);
+    throw err;
+  }
   return {
     host: '127.0.0.1',
     port: local.port,
     via: 'port-forward',
-    close: () => new Promise<void>((resolve) => local.server.close(() => resolve())),
+    close: async () => {
+      await new Promise<void>((resolve) => local.server.close(() => resolve()));
+      // A pod another run started (and may still use) stays; the one this run created goes.
+      if (!existed) await removePod(core, ns, opts.onProgress);
+    },
   };
 }

@@ -34,17 +34,35 @@ describe('Coordinator discovery against a real API server', function () {
     await assert.rejects(findCoordinator(connect({ kubeconfig: api.kubeconfig, namespace: ns })), /no Coordinator Service "coordinator" in namespace .*-c HOST:PORT/);
   });
 
-  it('without a load balancer, starts an ordinary port-forwarder pod and waits for it', async function () {
+  it('without a load balancer, starts an ordinary port-forwarder pod, reports while it waits, and removes it when it never gets ready', async function () {
     const ns = await freshNamespace(a);
     const cluster = connect({ kubeconfig: api.kubeconfig, namespace: ns });
     await applyObjects(cluster, renderCoordinator({ namespace: ns, serviceType: 'ClusterIP' }));
     // No kubelet here: the pod is created but never becomes ready.
-    await assert.rejects(findCoordinator(cluster, { readyTimeoutMs: 2000 }), /port-forwarder pod .* is not ready after 2 s .*-c HOST:PORT/);
-    const pod = await a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns });
-    assert.equal(pod.spec?.runtimeClassName, undefined, 'the relay must not run in a Kata VM');
-    assert.deepEqual(pod.spec?.containers[0]?.args, ['port-forwarder', '--listen-port', '1313', '--target', 'coordinator:1313']);
-    // Again: the pod is reused (server-side apply), not duplicated.
-    await assert.rejects(findCoordinator(cluster, { readyTimeoutMs: 1000 }), /not ready/);
+    let seen: { runtimeClassName?: string; args?: string[] } | undefined;
+    const progress: string[] = [];
+    const onProgress = (line: string) => {
+      progress.push(line);
+      if (seen === undefined) {
+        void a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }).then((p) => {
+          seen = { ...(p.spec?.runtimeClassName !== undefined ? { runtimeClassName: p.spec.runtimeClassName } : {}), args: p.spec?.containers[0]?.args ?? [] };
+        });
+      }
+    };
+    await assert.rejects(findCoordinator(cluster, { readyTimeoutMs: 2000, onProgress }), /port-forwarder pod .* is not ready after 2 s .*-c HOST:PORT/);
+    assert.match(progress[0] ?? '', new RegExp(`waiting up to 2 s for the port-forwarder pod ${ns}/${PORT_FORWARDER_NAME}: Pending`));
+    assert.deepEqual(seen, { args: ['port-forwarder', '--listen-port', '1313', '--target', 'coordinator:1313'] }, 'an ordinary pod: the relay must not run in a Kata VM');
+    await assert.rejects(a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }), (err: unknown) => (err as { code?: number }).code === 404, 'the pod that never got ready is removed');
+  });
+
+  it('an abort (Ctrl-C) while waiting removes the port-forwarder pod too', async function () {
+    const ns = await freshNamespace(a);
+    const cluster = connect({ kubeconfig: api.kubeconfig, namespace: ns });
+    await applyObjects(cluster, renderCoordinator({ namespace: ns, serviceType: 'ClusterIP' }));
+    const abort = new AbortController();
+    const waiting = findCoordinator(cluster, { readyTimeoutMs: 60_000, signal: abort.signal, onProgress: () => abort.abort() });
+    await assert.rejects(waiting, /interrupted/);
+    await assert.rejects(a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }), (err: unknown) => (err as { code?: number }).code === 404);
   });
 
   it('the relay splices connections to its target', async function () {
@@ -109,6 +127,33 @@ describe('set/verify/recover without -c find the Coordinator through the cluster
       assert.equal(lb.code, 1, lb.stderr);
       assert.match(lb.stderr, new RegExp(`Coordinator: 127\\.0\\.0\\.1:${port} \\(load balancer`));
       assert.match(lb.stderr, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    } finally {
+      removeDir(ws);
+    }
+  });
+
+  it('without a load balancer: progress on stderr, --pod-running-timeout, --retry-for and --request-timeout bound the wait, the pod is removed', async function () {
+    const { runCliAsync } = await import('../helpers/cli.js');
+    const { tempDir, removeDir } = await import('../helpers/tmp.js');
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const ws = tempDir('kc-pf-');
+    try {
+      writeFileSync(join(ws, 'manifest.json'), JSON.stringify({ Policies: {}, ReferenceValues: {}, WorkloadOwnerPubKeys: [], SeedshareOwnerPubKeys: [] }));
+      const ns = await freshNamespace(a);
+      await applyObjects(connect({ kubeconfig: api.kubeconfig, namespace: ns }), renderCoordinator({ namespace: ns, serviceType: 'ClusterIP' }));
+      const base = ['verify', '--kubeconfig', api.kubeconfig, '-n', ns, '--workspace-dir', ws];
+      for (const [flags, bound] of [[['--pod-running-timeout', '2s'], 2], [['--retry-for', '3'], 3], [['--request-timeout', '2s'], 2]] as const) {
+        const r = await runCliAsync([...base, ...flags]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`waiting up to ${bound} s for the port-forwarder pod ${ns}/${PORT_FORWARDER_NAME}`), flags.join(' '));
+        assert.match(r.stderr, new RegExp(`not ready after ${bound} s`), flags.join(' '));
+        assert.match(r.stderr, /removed the port-forwarder pod/);
+        await assert.rejects(a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }), (err: unknown) => (err as { code?: number }).code === 404, `${flags.join(' ')}: the Pending pod is left behind`);
+      }
+      const bad = await runCliAsync([...base, '--pod-running-timeout', 'soon']);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /--pod-running-timeout/);
     } finally {
       removeDir(ws);
     }
