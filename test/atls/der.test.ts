@@ -1,7 +1,7 @@
 /** The DER writer of src/atls/der.ts (aTLS and mesh certificates); what it writes reads back with the one reader. */
 import assert from 'node:assert/strict';
-import { len, oid, seq, tlv, utcTime } from '../../src/atls/der.js';
-import { children, readOid, readSingle } from '../../src/attestation/der.js';
+import { len, octetString, oid, seq, tlv, utcTime, utf8String, x509Time } from '../../src/atls/der.js';
+import { children, readOid, readSingle, readTime } from '../../src/attestation/der.js';
 
 const hex = (b: Buffer) => b.toString('hex');
 
@@ -32,6 +32,18 @@ describe('aTLS DER writer', () => {
 
   it('refuses an object identifier with fewer than two arcs', () => {
     assert.throws(() => oid('1'), /^Error: invalid OID 1$/);
+  });
+
+  it('writes validity times as UTCTime up to 2049 and GeneralizedTime from 2050 on', () => {
+    assert.equal(x509Time(new Date('2049-12-31T23:59:59Z')).toString('latin1'), '\x17\x0d491231235959Z');
+    assert.equal(x509Time(new Date('2050-01-01T00:00:00Z')).toString('latin1'), '\x18\x0f20500101000000Z');
+    assert.equal(x509Time(new Date('2126-07-08T09:10:11Z')).toString('latin1'), '\x18\x0f21260708091011Z');
+    assert.equal(readTime(readSingle(x509Time(new Date('2050-01-01T00:00:00Z')))).toISOString(), '2050-01-01T00:00:00.000Z');
+  });
+
+  it('writes OCTET STRINGs and UTF8Strings', () => {
+    assert.equal(hex(octetString(Buffer.from([1, 2]))), '04020102');
+    assert.equal(hex(utf8String('Aä€')), '0c0641c3a4e282ac');
   });
 
   it('writes UTCTime as YYMMDDHHMMSSZ', () => {
