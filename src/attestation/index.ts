@@ -1,5 +1,5 @@
 /**
- * Attestation verification for the CLI and the Coordinator. One entry point per platform:
+ * Attestation verification for the CLI and the Coordinator. One entry point per TEE:
  * `verifySnp` and `verifyTdx` take the evidence, the reference values (upstream manifest
  * schema) and the caller's expectations (binding, policy hash), and either return a typed
  * result or throw an AttestationError naming the failed check with expected and actual values.

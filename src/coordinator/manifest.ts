@@ -134,8 +134,8 @@ export function validateManifest(value: unknown, file: string): Manifest {
  * What a manifest needs before a Coordinator accepts it (upstream's Manifest.Validate and
  * more), checked by `set` and by the Coordinator itself:
  *  - at least one policy with Role "coordinator", so the Coordinator can be attested;
- *  - reference values for at least one platform, all of them filled in and well-formed;
- *  - simulated and real platforms not mixed;
+ *  - reference values for at least one TEE, all of them filled in and well-formed;
+ *  - the simulated TEE not mixed with real ones;
  *  - at least one seed-share owner, unless `DisableRecovery` is true.
  */
 export function checkManifestReady(m: Manifest, file: string): void {
