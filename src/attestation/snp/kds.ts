@@ -1,10 +1,8 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleepFor } from 'node:timers/promises';
 import { writeFileAtomic } from '../../util/atomic-write.js';
-import { BoundedCache } from '../bounded-cache.js';
+import { CollateralFetcher, SYSTEM_CLOCK, type CollateralClock } from '../collateral-fetcher.js';
 import { MAX_CERTIFICATE_BYTES } from '../certificate.js';
-import { AttestationError, CollateralUnavailableError } from '../errors.js';
 import { isAllZero, toHex } from '../bytes.js';
 import { parseCrl, parseDerCertificate, parsePemCertificates } from '../x509.js';
 import { crlSignedByArk } from './chain.js';
@@ -86,18 +84,9 @@ export class DirectoryCache implements SnpCollateralSource {
   }
 }
 
-/** Time for the KDS client: spacing, timeouts and the negative cache. Injected by tests. */
-export interface KdsClock {
-  /** Milliseconds; only differences matter. */
-  now(): number;
-  /** Resolves after `ms` milliseconds; rejects once `signal` aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-export const SYSTEM_CLOCK: KdsClock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) => sleepFor(ms, undefined, signal ? { signal } : {}),
-};
+/** Time for the KDS client (the collateral fetcher's clock). */
+export type KdsClock = CollateralClock;
+export { SYSTEM_CLOCK };
 
 /** Defaults of KdsClientOptions; see docs/attestation.md ("AMD KDS client"). */
 export const KDS_DEFAULTS = {
@@ -109,9 +98,6 @@ export const KDS_DEFAULTS = {
   maxCertBytes: MAX_CERTIFICATE_BYTES,
   maxCrlBytes: 1024 * 1024,
 } as const;
-
-/** How many chip/TCB combinations the negative cache remembers (oldest forgotten first). */
-const NEGATIVE_CACHE_ENTRIES = 4096;
 
 export interface KdsClientOptions {
   /** Where fetched certificates and CRLs are kept; consulted before the network. Unset: kept in memory only (CRLs) or not at all (certificates). */
@@ -146,30 +132,10 @@ type Item = 'vcek' | 'chain' | 'crl';
 
 const ITEM_NAME: Record<Item, string> = { vcek: 'VCEK', chain: 'certificate chain', crl: 'CRL' };
 
-interface Job {
-  readonly path: string;
-  readonly item: Item;
-  readonly product: SnpProduct;
-  readonly resolve: (body: Buffer | undefined) => void;
-  readonly reject: (err: unknown) => void;
-}
-
-/** One request at a time, spaced: VCEKs in one queue, chains and CRLs in the other. */
-class Lane {
-  readonly waiting: Job[] = [];
-  running = false;
-  lastStart = -Infinity;
-}
-
-/** A remembered answer: "not found", a refusal (4xx) or a failure (backoff). */
-interface Remembered {
-  readonly until: number;
-  readonly error?: AttestationError;
-}
-
 /**
  * AMD KDS over HTTPS (AMD publication 57230, "VCEK Certificate and KDS Interface
- * Specification", chapter 4), built to be called for evidence from unauthenticated peers:
+ * Specification", chapter 4), built to be called for evidence from unauthenticated peers
+ * (the queueing is the shared CollateralFetcher's):
  *
  * - two queues, so chains and CRLs (a handful of URLs per product) never wait behind VCEK
  *   requests, whose chip ids a peer can make up; evidence that carries its VCEK never touches
@@ -182,24 +148,25 @@ interface Remembered {
  *   the kind of object asked for (a CRL: signed by the pinned ARK) before it is cached.
  */
 export class KdsClient implements SnpCollateralSource {
-  private readonly inflight = new Map<string, Promise<Buffer | undefined>>();
-  private readonly lanes = { vcek: new Lane(), product: new Lane() };
-  private readonly remembered = new BoundedCache<string, Remembered>(NEGATIVE_CACHE_ENTRIES);
   private readonly crls = new Map<string, Buffer>();
-  private readonly clock: KdsClock;
-  private readonly cfg: Required<Omit<KdsClientOptions, 'cache' | 'fetch' | 'clock' | 'baseUrl'>>;
+  private readonly fetcher: CollateralFetcher;
+  private readonly maxCertBytes: number;
+  private readonly maxCrlBytes: number;
 
   constructor(private readonly opts: KdsClientOptions = {}) {
-    this.clock = opts.clock ?? SYSTEM_CLOCK;
-    this.cfg = {
+    this.fetcher = new CollateralFetcher({
+      service: 'AMD KDS',
+      checks: { failed: 'snp.kds', busy: 'snp.kds.busy', backoff: 'snp.kds.backoff', size: 'snp.kds.size', invalid: 'snp.kds.invalid' },
       minIntervalMs: opts.minIntervalMs ?? KDS_DEFAULTS.minIntervalMs,
       timeoutMs: opts.timeoutMs ?? KDS_DEFAULTS.timeoutMs,
       maxQueued: opts.maxQueued ?? KDS_DEFAULTS.maxQueued,
       notFoundTtlMs: opts.notFoundTtlMs ?? KDS_DEFAULTS.notFoundTtlMs,
       failureBackoffMs: opts.failureBackoffMs ?? KDS_DEFAULTS.failureBackoffMs,
-      maxCertBytes: opts.maxCertBytes ?? KDS_DEFAULTS.maxCertBytes,
-      maxCrlBytes: opts.maxCrlBytes ?? KDS_DEFAULTS.maxCrlBytes,
-    };
+      ...(opts.fetch ? { fetch: opts.fetch } : {}),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+    this.maxCertBytes = opts.maxCertBytes ?? KDS_DEFAULTS.maxCertBytes;
+    this.maxCrlBytes = opts.maxCrlBytes ?? KDS_DEFAULTS.maxCrlBytes;
   }
 
   async vcek(product: SnpProduct, report: SnpReport): Promise<Uint8Array | undefined> {
@@ -238,146 +205,24 @@ export class KdsClient implements SnpCollateralSource {
     return body;
   }
 
-  private get(path: string, item: Item, product: SnpProduct): Promise<Buffer | undefined> {
-    const now = this.clock.now();
-    const known = this.remembered.get(path);
-    if (known && now < known.until) {
-      if (!known.error) return Promise.resolve(undefined);
-      if (!(known.error instanceof CollateralUnavailableError)) return Promise.reject(known.error);
-      return Promise.reject(new CollateralUnavailableError('snp.kds.backoff',
-        `not asking AMD KDS for the ${ITEM_NAME[item]} ${path} again for ${known.until - now} ms: the last attempt failed (${known.error.detail})`,
-        { cause: known.error, retryAfterMs: known.until - now }));
-    }
-    const shared = this.inflight.get(path);
-    if (shared) return shared;
-    const lane = item === 'vcek' ? this.lanes.vcek : this.lanes.product;
-    if (lane.waiting.length >= this.cfg.maxQueued) {
-      return Promise.reject(new CollateralUnavailableError('snp.kds.busy',
-        `${lane.waiting.length} distinct AMD KDS requests are already waiting; not queueing the ${ITEM_NAME[item]} ${path}`,
-        { retryAfterMs: (lane.waiting.length + 1) * this.cfg.minIntervalMs }));
-    }
-    const p = new Promise<Buffer | undefined>((resolve, reject) => lane.waiting.push({ path, item, product, resolve, reject }));
-    this.inflight.set(path, p);
-    const done = () => { this.inflight.delete(path); };
-    p.then(done, done);
-    void this.pump(lane);
-    return p;
+  private async get(path: string, item: Item, product: SnpProduct): Promise<Buffer | undefined> {
+    const url = `${this.opts.baseUrl ?? KDS_BASE_URL}${path}`;
+    const got = await this.fetcher.get({
+      key: path,
+      url,
+      lane: item === 'vcek' ? 'vcek' : 'product',
+      item: ITEM_NAME[item],
+      maxBytes: item === 'crl' ? this.maxCrlBytes : this.maxCertBytes,
+      check: (body) => checkBody(item, product, body, `the ${ITEM_NAME[item]} ${url}`),
+    });
+    return got?.body;
   }
-
-  private async pump(lane: Lane): Promise<void> {
-    if (lane.running) return;
-    lane.running = true;
-    try {
-      for (let job = lane.waiting.shift(); job; job = lane.waiting.shift()) {
-        try {
-          const wait = lane.lastStart + this.cfg.minIntervalMs - this.clock.now();
-          if (wait > 0) await this.clock.sleep(wait);
-          lane.lastStart = this.clock.now();
-          job.resolve(await this.request(job));
-        } catch (err) {
-          job.reject(err);
-        }
-      }
-    } finally {
-      lane.running = false;
-    }
-  }
-
-  private async request(job: Job): Promise<Buffer | undefined> {
-    const url = `${this.opts.baseUrl ?? KDS_BASE_URL}${job.path}`;
-    const what = `the ${ITEM_NAME[job.item]} ${url}`;
-    const abort = new AbortController();
-    const timer = new AbortController();
-    let timedOut = false;
-    this.clock.sleep(this.cfg.timeoutMs, timer.signal).then(() => {
-      timedOut = true;
-      abort.abort();
-    }, () => undefined);
-    const unreachable = (err: unknown) => new CollateralUnavailableError('snp.kds', timedOut
-      ? `AMD KDS did not deliver ${what} within ${this.cfg.timeoutMs} ms`
-      : `cannot fetch ${what} from AMD KDS (${(err as Error).message})`, { cause: err });
-    try {
-      let res: Response;
-      try {
-        res = await (this.opts.fetch ?? fetch)(url, { signal: abort.signal });
-      } catch (err) {
-        throw unreachable(err);
-      }
-      if (!res.ok) {
-        await res.body?.cancel().catch(() => undefined);
-        if (res.status === 404) {
-          this.remember(job.path, this.cfg.notFoundTtlMs);
-          return undefined;
-        }
-        const retryAfter = Number(res.headers.get('retry-after') ?? NaN) * 1000;
-        if (res.status === 408 || res.status === 429 || res.status >= 500) {
-          throw new CollateralUnavailableError('snp.kds', `AMD KDS answered ${res.status} for ${what}`,
-            Number.isFinite(retryAfter) ? { retryAfterMs: retryAfter } : undefined);
-        }
-        const refused = new AttestationError('snp.kds', `AMD KDS refused ${what}`, '200', String(res.status));
-        this.remember(job.path, this.cfg.notFoundTtlMs, refused);
-        throw refused;
-      }
-      let body: Buffer;
-      try {
-        body = await readBounded(res, job.item === 'crl' ? this.cfg.maxCrlBytes : this.cfg.maxCertBytes, what);
-      } catch (err) {
-        throw err instanceof AttestationError ? err : unreachable(err);
-      }
-      checkBody(job, body, what);
-      return body;
-    } catch (err) {
-      if (err instanceof CollateralUnavailableError) {
-        this.remember(job.path, Math.max(this.cfg.failureBackoffMs, err.retryAfterMs ?? 0), err);
-      }
-      throw err;
-    } finally {
-      timer.abort();
-    }
-  }
-
-  private remember(path: string, forMs: number, error?: AttestationError): void {
-    this.remembered.set(path, { until: this.clock.now() + forMs, ...(error ? { error } : {}) });
-  }
-}
-
-/** The body, refusing it as soon as it is known to exceed `max` bytes. */
-async function readBounded(res: Response, max: number, what: string): Promise<Buffer> {
-  const tooLarge = (size: string) => new CollateralUnavailableError('snp.kds.size', `AMD KDS ${size} for ${what}; at most ${max} bytes are accepted`);
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    throw tooLarge(`announced ${declared} bytes`);
-  }
-  if (!res.body) return Buffer.alloc(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge(`sent more than ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, total);
 }
 
 /** A body must be what was asked for before it is cached: KDS's VCEK (DER), chain (PEM) or CRL (DER, signed by the ARK). */
-function checkBody(job: Job, body: Buffer, what: string): void {
-  let problem: string | undefined;
-  try {
-    if (job.item === 'vcek') parseDerCertificate(body, what);
-    else if (job.item === 'chain') parsePemCertificates(body, what, { count: { min: 1, max: 2 } });
-    else if (!crlSignedByArk(job.product, parseCrl(body))) problem = `it is not signed by the pinned ARK-${job.product}`;
-  } catch (err) {
-    if (!(err instanceof AttestationError)) throw err;
-    problem = err.detail;
-  }
-  if (problem !== undefined) {
-    throw new CollateralUnavailableError('snp.kds.invalid', `AMD KDS sent something unusable for ${what}: ${problem}`);
-  }
+function checkBody(item: Item, product: SnpProduct, body: Buffer, what: string): string | undefined {
+  if (item === 'vcek') parseDerCertificate(body, what);
+  else if (item === 'chain') parsePemCertificates(body, what, { count: { min: 1, max: 2 } });
+  else if (!crlSignedByArk(product, parseCrl(body))) return `it is not signed by the pinned ARK-${product}`;
+  return undefined;
 }
