@@ -24,6 +24,7 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<AnyCommand>>
   set: async () => (await import('./set.js')).setCommand,
   verify: async () => (await import('./verify.js')).verifyCommand,
   recover: async () => (await import('./recover.js')).recoverCommand,
+  sign: async () => (await import('./upstream.js')).signCommand,
   coordinator: async () => (await import('./coordinator.js')).coordinatorCommand,
   initializer: async () => (await import('./initializer.js')).initializerCommand,
   runtime: async () => (await import('./runtime.js')).runtimeCommand,

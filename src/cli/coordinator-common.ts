@@ -3,7 +3,9 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Argv } from 'yargs';
-import { parseAddress, UserApiClient, type Address, type ManifestHistory } from '../coordinator/client.js';
+import { stringify } from 'yaml';
+import type { Admission } from '../atls/validate.js';
+import { coordinatorPolicyHashes, parseAddress, UserApiClient, type Address, type ManifestHistory } from '../coordinator/client.js';
 import { readManifest } from '../workspace/manifest.js';
 import type { Manifest } from '../coordinator/manifest.js';
 import { UsageError, UserError, type InputLocation } from '../util/errors.js';
@@ -19,6 +21,9 @@ export interface CoordinatorArgs extends WorkspaceArgs, KubeArgs {
   coordinator?: string;
   'pod-running-timeout': string;
   'retry-for': number;
+  /** Upstream v1.2's flag: the Coordinator policy hash to pin (must be a Role "coordinator" entry of the manifest). */
+  'coordinator-policy-hash'?: string;
+  output?: string;
 }
 
 /** kubectl's default for --pod-running-timeout (port-forward, attach, exec, logs). */
@@ -32,6 +37,47 @@ export function coordinatorOption<T>(y: Argv<T>): Argv<T & Omit<CoordinatorArgs,
       type: 'string', default: POD_RUNNING_TIMEOUT, requiresArg: true,
       describe: 'Without -c and a load balancer: how long to wait for the port-forwarder pod to run (as kubectl port-forward; also bounded by --retry-for and --request-timeout)',
     })) as Argv<T & Omit<CoordinatorArgs, keyof WorkspaceArgs | 'retry-for'>>;
+}
+
+/**
+ * Flags every Coordinator command shares besides the address: `-o json|yaml` (a summary on
+ * standard output) and upstream v1.2's `--coordinator-policy-hash`.
+ */
+export function resultOptions<T>(y: Argv<T>): Argv<T & Pick<CoordinatorArgs, 'output' | 'coordinator-policy-hash'>> {
+  return y
+    .option('output', { alias: 'o', type: 'string', choices: ['json', 'yaml'], describe: 'Print a summary of what was done and written as JSON or YAML on standard output' })
+    .option('coordinator-policy-hash', {
+      type: 'string', requiresArg: true,
+      describe: 'Accept only this Coordinator policy hash; it must be a "Role": "coordinator" entry of the manifest, where the hash comes from anyway (upstream v1.2 flag)',
+    }) as Argv<T & Pick<CoordinatorArgs, 'output' | 'coordinator-policy-hash'>>;
+}
+
+/** The client options that --coordinator-policy-hash asks for. */
+export function pinnedCoordinator(argv: Pick<CoordinatorArgs, 'coordinator-policy-hash'>, local: LocalManifest): { coordinatorPolicyHashes?: readonly string[] } {
+  const pinned = argv['coordinator-policy-hash'];
+  if (pinned === undefined) return {};
+  const known = coordinatorPolicyHashes(local.manifest);
+  if (pinned.trim() === '') {
+    throw new UsageError('an empty --coordinator-policy-hash does not turn the check off here: kubectl-contrast always attests the Coordinator against the "Role": "coordinator" entries of manifest.json; leave the flag out');
+  }
+  const hash = pinned.trim().toLowerCase();
+  if (!known.includes(hash)) {
+    throw new UserError(`--coordinator-policy-hash ${pinned} is not a Coordinator policy of the manifest (${known.length > 0 ? known.join(', ') : 'it has none'})`, { file: local.path }, {
+      hint: 'kubectl-contrast takes the Coordinator\'s policy hash from the manifest ("Role": "coordinator", written by generate), as upstream does since v1.3: leave the flag out, or regenerate with the Coordinator\'s resources',
+    });
+  }
+  return { coordinatorPolicyHashes: [hash] };
+}
+
+/** The -o summary on standard output (nothing without -o). */
+export function printResult(argv: Pick<CoordinatorArgs, 'output'>, value: Record<string, unknown>): void {
+  if (argv.output === 'json') process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  else if (argv.output === 'yaml') process.stdout.write(stringify(value, { lineWidth: 0 }));
+}
+
+/** Who answered, for -o. */
+export function coordinatorSummary(a: Admission): Record<string, string> {
+  return { tee: a.tee, policyHash: a.policyHash, measurement: a.measurement };
 }
 
 export interface HistoryArgs {

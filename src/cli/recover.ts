@@ -12,7 +12,8 @@ import { parsePemCertificates } from '../attestation/certificate.js';
 import { checkServedHistory, rememberHistory } from './latest-transition.js';
 import { workspaceOptions } from './workspace-options.js';
 import {
-  acceptHistoryOption, coordinatorOption, latestTransitionPath, loadLocalManifest, loadPrivateKey, withCoordinator, workspacePath, type CoordinatorArgs, type HistoryArgs,
+  acceptHistoryOption, coordinatorOption, coordinatorSummary, latestTransitionPath, loadLocalManifest, loadPrivateKey, pinnedCoordinator, printResult, resultOptions,
+  withCoordinator, workspacePath, type CoordinatorArgs, type HistoryArgs,
 } from './coordinator-common.js';
 
 interface RecoverArgs extends CoordinatorArgs, HistoryArgs {
@@ -28,7 +29,7 @@ function spki(key: KeyObject): Buffer {
 export const recoverCommand: CommandModule<object, RecoverArgs> = {
   command: 'recover',
   describe: 'Recover a restarted Coordinator: decrypt your seed share and send the seed over attested TLS',
-  builder: (y: Argv) => acceptHistoryOption(coordinatorOption(workspaceOptions(y)))
+  builder: (y: Argv) => resultOptions(acceptHistoryOption(coordinatorOption(workspaceOptions(y))))
     .option('seedshare-owner-key', { type: 'string', default: SEEDSHARE_OWNER_KEY, describe: 'Seed-share owner key (RSA PEM), relative to the workspace; also the TLS client key' })
     .option('seed', { type: 'string', default: 'seed-shares.json', describe: 'Seed shares written by the first `set`, relative to the workspace; when missing, the copy in the Coordinator\'s store is used (and written here)' })
     .option('force', { type: 'boolean', default: false, describe: 'Recover even if peer Coordinators are recovered (accepted for compatibility; single Coordinator)' })
@@ -38,7 +39,8 @@ export const recoverCommand: CommandModule<object, RecoverArgs> = {
     const keyPath = workspacePath(argv, argv['seedshare-owner-key']);
     const key = loadPrivateKey(keyPath, 'rsa', 'seed-share owner key');
     const myHex = createPublicKey(key).export({ type: 'pkcs1', format: 'der' }).toString('hex');
-    await withCoordinator(argv, local.manifest, async (client) => {
+    const pinned = pinnedCoordinator(argv, local);
+    const result = await withCoordinator(argv, local.manifest, async (client) => {
     const served = await client.getManifests();
     if (!served) throw new UserError('the Coordinator has no history to recover (no manifest has been set yet): run `kubectl contrast set`');
     const seenPath = latestTransitionPath(argv);
@@ -106,7 +108,29 @@ export const recoverCommand: CommandModule<object, RecoverArgs> = {
     if (!after || !after.latestTransition.TransitionHash.equals(latest.TransitionHash)) {
       throw new UserError(`the Coordinator recovered, but its history changed between the check and the recovery (now ${after?.latestTransition.TransitionHash.toString('hex') ?? 'none'}, checked ${latest.TransitionHash.toString('hex')}); run \`kubectl contrast verify\` and do not trust it until the history is right`);
     }
-    process.stderr.write('Recovered the Coordinator. Its mesh CA changed: restart the workloads so they get new mesh certificates.\n');
-    });
+    // Recovery makes a new mesh CA: the workspace's copy would no longer verify any workload.
+    const rootOut = workspacePath(argv, 'coordinator-root-ca.pem');
+    const meshOut = workspacePath(argv, 'mesh-ca.pem');
+    let servedRoot;
+    try {
+      servedRoot = parsePemCertificates(after.rootCA, 'the root CA the Coordinator serves', { count: 1 })[0]!;
+    } catch (err) {
+      throw new UserError(`the Coordinator recovered, but serves no readable root CA: ${(err as Error).message}`);
+    }
+    if (!Buffer.from(servedRoot.publicKey.export({ type: 'spki', format: 'der' })).equals(spki(engine.rootCAKey))) {
+      throw new UserError('the Coordinator recovered, but serves a root CA that the seed does not derive; coordinator-root-ca.pem and mesh-ca.pem were not written: run `kubectl contrast verify` and do not trust it');
+    }
+    writeFileAtomic(rootOut, after.rootCA);
+    if (after.meshCA.length > 0) writeFileAtomic(meshOut, after.meshCA);
+    process.stderr.write(`Recovered the Coordinator; wrote coordinator-root-ca.pem and mesh-ca.pem. Its mesh CA changed: restart the workloads so they get new mesh certificates.\n`);
+    return {
+      coordinator: coordinatorSummary(after.coordinator),
+      manifest: local.path,
+      historyLength: after.manifests.length,
+      latestTransition: latest.TransitionHash.toString('hex'),
+      files: { coordinatorRootCA: rootOut, meshCA: after.meshCA.length > 0 ? meshOut : null, seedShares: seedPath },
+    };
+    }, pinned);
+    printResult(argv, result);
   },
 };
