@@ -11,7 +11,7 @@ source tools/versions.env
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------
-apt_packages=(skopeo docker-registry etcd-server)
+apt_packages=(skopeo docker-registry etcd-server containerd runc containernetworking-plugins iptables iproute2)
 command -v kubectl >/dev/null 2>&1 || apt_packages+=(kubernetes-client)
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -63,21 +63,25 @@ build_regorus() {
 }
 build_regorus
 
-# kube-apiserver for the cluster tests (test/kube). k8s.io/kubernetes maps its staging modules
-# with local replace lines, so it cannot be `go install`ed; tools/kube-apiserver is a wrapper
-# module that restates them against the published versions (go.sum pins everything).
-build_kube_apiserver() {
-  local stamp=tools/bin/.kube-apiserver.version
-  if [ -x tools/bin/kube-apiserver ] && [ "$(cat "$stamp" 2>/dev/null)" = "$KUBERNETES_VERSION" ]; then return; fi
+# Kubernetes commands. k8s.io/kubernetes maps its staging modules with local replace lines, so
+# it cannot be `go install`ed; tools/kube-apiserver is a wrapper module that restates them
+# against the published versions (go.sum pins everything). kube-apiserver serves the API tests
+# (test/kube); the others run the local node of scripts/cluster.sh and the end-to-end test.
+build_kube_command() { # command
+  local name=$1 stamp="tools/bin/.$1.version"
+  if [ -x "tools/bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$KUBERNETES_VERSION" ]; then return; fi
   grep -q "k8s.io/kubernetes $KUBERNETES_VERSION\$" tools/kube-apiserver/go.mod \
     || { log "tools/kube-apiserver/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION"; exit 1; }
-  log "building kube-apiserver $KUBERNETES_VERSION (tools/kube-apiserver; takes a while)"
+  log "building $name $KUBERNETES_VERSION (tools/kube-apiserver; takes a while)"
   (cd tools/kube-apiserver && GOFLAGS='-mod=readonly -buildvcs=false' \
     go build -trimpath -ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION" \
-      -o "$root/tools/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+      -o "$root/tools/bin/$name" "k8s.io/kubernetes/cmd/$name")
   echo "$KUBERNETES_VERSION" > "$stamp"
 }
-build_kube_apiserver
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do build_kube_command "$cmd"; done
+
+# CoreDNS, the cluster DNS of the local node (a plain Go module).
+build_go_tool coredns "$COREDNS_VERSION" github.com/coredns/coredns coredns
 
 # --- compiled CLI ----------------------------------------------------------------------
 log "npm run build"
