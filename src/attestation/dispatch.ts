@@ -10,7 +10,7 @@ import { parseReferenceValues, type ReferenceValues } from './reference-values.j
 import { SIM_WARNING, verifySimulated } from './simulated.js';
 import { decodeSnpEvidence } from './snp/evidence.js';
 import { verifySnp, type SnpVerifyOptions } from './snp/verify.js';
-import { verifyTdx, type TdxVerifyOptions } from './tdx/verify.js';
+import { verifyTdxWithCollateral, type TdxFetchingOptions } from './tdx/verify.js';
 import { teeOfEvidence, type TeeType } from './tees.js';
 
 export interface VerifiedEvidence {
@@ -27,7 +27,11 @@ export interface DispatchOptions {
    * `crlPolicy` ('if-available' by default, or 'require') and `crlGraceMs`.
    */
   snp?: SnpVerifyOptions;
-  tdx?: TdxVerifyOptions;
+  /**
+   * TDX options, passed to verifyTdxWithCollateral unchanged: among them `source` (a PcsClient
+   * or an offline TdxCollateralDirectory), `crlPolicy` and `acceptedTcbStatuses`.
+   */
+  tdx?: TdxFetchingOptions;
   /** Public key of the simulated platform's root (default: the local one). */
   simRoot?: KeyObject;
   /** Called once per verification of simulated evidence (default: print the warning to stderr). */
@@ -43,10 +47,10 @@ const VERIFIERS: Record<TeeType, Verifier> = {
     const r = await verifySnp(decodeSnpEvidence(value), parsed.snp ?? [], { reportData }, opts.snp ?? {});
     return { tee: 'snp', hostData: Buffer.from(r.report.hostData), measurement: Buffer.from(r.report.measurement).toString('hex') };
   },
-  tdx(value, refs, reportData, opts) {
+  async tdx(value, refs, reportData, opts) {
     if (!refs.tdx?.length) throw new AttestationError('tdx.referencevalues', 'the peer sent TDX evidence but the manifest has no TDX reference values');
     const parsed = parseReferenceValues({ tdx: refs.tdx }, 'manifest.json');
-    const r = verifyTdx({ quote: value }, parsed.tdx ?? [], { reportData }, opts.tdx ?? {});
+    const r = await verifyTdxWithCollateral({ quote: value }, parsed.tdx ?? [], { reportData }, opts.tdx ?? {});
     const cfg = Buffer.from(r.quote.body.mrConfigId);
     if (!cfg.subarray(32).equals(Buffer.alloc(cfg.length - 32))) {
       throw new AttestationError('tdx.mrconfigid', 'MRCONFIGID is not a 32-byte policy hash padded with zeros', '<sha256>00…00', cfg.toString('hex'));

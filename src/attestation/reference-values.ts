@@ -62,6 +62,15 @@ export interface SnpReferenceValues {
   MinimumMitigationVector?: number;
   /** Hex, 64 bytes each; when non-empty, the report's CHIP_ID must be one of them. */
   AllowedChipIDs?: string[];
+  /** Minimum SNP firmware build (0–255), for the current and the committed firmware (go-sev-guest's MinimumBuild). */
+  MinimumBuild?: number;
+  /** Minimum SNP firmware version "major.minor", for the current and the committed firmware (go-sev-guest's MinimumVersion). */
+  MinimumVersion?: string;
+  /**
+   * Accept firmware that runs uncommitted (provisional: CURRENT differs from COMMITTED in
+   * version, build or TCB). Unset: refused (`snp.firmware.provisional`), as go-sev-guest does.
+   */
+  PermitProvisionalFirmware?: boolean;
   CPUs?: number;
 }
 
@@ -81,6 +90,16 @@ export interface TdxReferenceValues {
   /** Hex, 16 bytes: component-wise minimum of TEE_TCB_SVN. */
   MinimumTeeTcbSvn?: string;
   AllowedPIIDs?: string[];
+  /** Hex, 48 bytes: MR_OWNER of the TD report. */
+  MrOwner?: string;
+  /** Hex, 48 bytes: MR_OWNER_CONFIG of the TD report. */
+  MrOwnerConfig?: string;
+  /** Hex, 48 bytes: MR_SIGNER_SEAM, the signer of the TDX module (zero for Intel's). */
+  MrSignerSeam?: string;
+  /** Minimum ISVSVN of the quoting enclave (from its report, signed by the PCK key), 0–65535. */
+  MinimumQeSvn?: number;
+  /** Minimum PCESVN (from the PCK certificate), 0–65535. */
+  MinimumPceSvn?: number;
   MemoryIntegrity?: boolean;
   SMTDisabled?: boolean;
   StaticPlatform?: boolean;
@@ -153,7 +172,15 @@ function checkSnp(c: Checker, v: unknown, path: string): void {
     o.AllowedChipIDs.forEach((id, i) => c.hex(id, `${path}.AllowedChipIDs[${i}]`, 64, false));
   }
   if (o.ProductName !== undefined && typeof o.ProductName !== 'string') c.fail(`${path}.ProductName`, 'must be a string');
+  c.uint(o.MinimumBuild, `${path}.MinimumBuild`, 255);
+  if (o.MinimumVersion !== undefined && o.MinimumVersion !== null && (typeof o.MinimumVersion !== 'string' || !FIRMWARE_VERSION.test(o.MinimumVersion))) {
+    c.fail(`${path}.MinimumVersion`, 'must be a firmware version "major.minor", e.g. "1.55"');
+  }
+  c.bools(o, path, ['PermitProvisionalFirmware']);
 }
+
+/** "major.minor", each 0–255. */
+const FIRMWARE_VERSION = /^(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)$/;
 
 function checkTdx(c: Checker, v: unknown, path: string): void {
   const o = c.obj(v, path);
@@ -163,6 +190,9 @@ function checkTdx(c: Checker, v: unknown, path: string): void {
   c.hex(o.TdAttributes, `${path}.TdAttributes`, 8, true);
   c.hex(o.MinimumTeeTcbSvn, `${path}.MinimumTeeTcbSvn`, 16, true);
   c.uint(o.MinTCBEvaluationDataNumber, `${path}.MinTCBEvaluationDataNumber`, 2 ** 31);
+  for (const k of ['MrOwner', 'MrOwnerConfig', 'MrSignerSeam']) c.hex(o[k], `${path}.${k}`, 48, true);
+  c.uint(o.MinimumQeSvn, `${path}.MinimumQeSvn`, 65535);
+  c.uint(o.MinimumPceSvn, `${path}.MinimumPceSvn`, 65535);
   // Upstream's v1 schema spelled the key "Rtrms"; read it too.
   const rtmrs = o.Rtmrs ?? o.Rtrms;
   if (rtmrs !== undefined && rtmrs !== null) {

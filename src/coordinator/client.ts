@@ -11,7 +11,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { AttestationError } from '../attestation/errors.js';
 import { dialAtls } from '../atls/client.js';
 import { admitPeer, type Admission } from '../atls/validate.js';
-import { snpCollateral } from './collateral.js';
+import { admissionDispatch } from './collateral.js';
 import type { Manifest } from './manifest.js';
 import { UserError, UsageError } from '../util/errors.js';
 import { decode, encode } from '../util/protobuf.js';
@@ -93,13 +93,13 @@ export async function callUserApi(method: 'SetManifest' | 'GetManifests' | 'Reco
     throw new UserError('the manifest has no Coordinator policy (an entry with "Role": "coordinator"), so the Coordinator cannot be attested; include the Coordinator\'s resources when running `kubectl contrast generate`');
   }
   const deadline = Date.now() + (opts.retryForMs ?? 0);
-  const collateral = snpCollateral();
+  const dispatch = admissionDispatch();
   for (;;) {
     try {
       const conn = await dialAtls<Admission>({
         ...opts.address,
         clientKey: opts.clientKey,
-        verifyServer: (peer, rd) => admitPeer(peer, rd, { refs: opts.manifest.ReferenceValues, policyHashes, what: 'Coordinator policy (Role "coordinator")', snp: { collateral } }),
+        verifyServer: (peer, rd) => admitPeer(peer, rd, { refs: opts.manifest.ReferenceValues, policyHashes, what: 'Coordinator policy (Role "coordinator")', ...dispatch }),
       });
       try {
         const response = await callUnary(conn.session, `/${USERAPI_SERVICE}/${method}`, request, conn.metadata);

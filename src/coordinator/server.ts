@@ -23,7 +23,7 @@ import { meshApiHandlers } from './meshapi.js';
 import { ByteBudget, serveUnary, Status, statusName, type CallOutcome, type ServeOptions, type UnaryMethods } from './api/grpc.js';
 import type { Store } from './store/interface.js';
 import type { DispatchOptions } from '../attestation/dispatch.js';
-import { snpCollateral } from './collateral.js';
+import { admissionDispatch } from './collateral.js';
 
 export const USERAPI_PORT = 1313;
 export const MESHAPI_PORT = 7777;
@@ -93,7 +93,7 @@ export interface CoordinatorOptions {
   meshPort?: number;
   metricsPort?: number;
   log?: (msg: string) => void;
-  /** Verifier options for workload evidence (e.g. the SEV-SNP certificate source). */
+  /** Verifier options for workload evidence. Unset: admissionDispatch() (AMD KDS, Intel PCS, CRLs required). */
   dispatch?: DispatchOptions;
   /** Limits and deadlines; unset ones are DEFAULT_LIMITS (production values). */
   limits?: CoordinatorLimitOptions;
@@ -347,7 +347,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   });
   const mesh = grpcServer({
     api: 'meshapi', key, issuer: opts.issuer, metrics, log, limits, serve: serveFor('meshapi'),
-    methods: meshApiHandlers(authority, metrics, opts.dispatch ?? { snp: { collateral: snpCollateral() } }),
+    methods: meshApiHandlers(authority, metrics, opts.dispatch ?? admissionDispatch()),
   });
   const http = createHttpServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 8 * 1024 }, (req, res) => {
     const url = (req.url ?? '').split('?')[0];

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type { TdxReferenceValues } from '../../src/attestation/reference-values.js';
 import type { PckExtension } from '../../src/attestation/tdx/pck.js';
-import { parseTdxQuote, type TdReportBody } from '../../src/attestation/tdx/quote.js';
+import { parseTdxQuote, type EnclaveReport, type TdReportBody } from '../../src/attestation/tdx/quote.js';
 import { validateTdxFixedBits, validateTdxReference } from '../../src/attestation/tdx/validate.js';
 import { verifyTdx } from '../../src/attestation/tdx/verify.js';
 import { rejects } from './assertions.js';
@@ -27,8 +27,9 @@ async function refused(fn: () => unknown, check: string, detail: string, expecte
   assert.equal(err.expected, expected);
   assert.equal(err.actual, actual);
 }
-const judge = (b: TdReportBody, r: TdxReferenceValues, ctx: { pck?: PckExtension; tcbEvaluationDataNumber?: number } = {}) =>
-  () => validateTdxReference({ body: b, pck: ctx.pck ?? pck(), ...(ctx.tcbEvaluationDataNumber !== undefined ? { tcbEvaluationDataNumber: ctx.tcbEvaluationDataNumber } : {}) }, r);
+const qeReport0 = parseTdxQuote(quote).qeReport;
+const judge = (b: TdReportBody, r: TdxReferenceValues, ctx: { pck?: PckExtension; tcbEvaluationDataNumber?: number; qeReport?: EnclaveReport } = {}) =>
+  () => validateTdxReference({ body: b, pck: ctx.pck ?? pck(), qeReport: ctx.qeReport ?? qeReport0, ...(ctx.tcbEvaluationDataNumber !== undefined ? { tcbEvaluationDataNumber: ctx.tcbEvaluationDataNumber } : {}) }, r);
 
 describe('TDX architectural bits', () => {
   const xfam = le64(0x3n);
@@ -158,7 +159,22 @@ describe('TDX verification: what each step reports', () => {
 
   it('names the FMSPC when TCB info is missing', async () => {
     const err = await rejects(() => verifyTdx({ quote }, null, {}, { now: inspect.now }), 'tdx.tcbinfo.missing');
-    assert.equal(err.detail, 'no TCB info for FMSPC 90c06f000000: the platform\'s TCB status cannot be evaluated');
+    assert.equal(err.detail, 'no TCB info for FMSPC 90c06f000000: the platform\'s TCB status cannot be evaluated; pass Intel PCS\'s TCB info '
+      + 'for this FMSPC with --tcb-info (and its issuer chain with --cert-chain), a collateral directory or --fetch, or --allow-missing-collateral '
+      + '(allowMissingCollateral) to check the quote\'s authenticity only');
+  });
+
+  it('requires the QE identity with the TCB info, unless told to inspect only', async () => {
+    const col = { tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: TDX.tcbChain() };
+    const spr = TDX.sprQuote();
+    const err = await rejects(() => verifyTdx({ quote: spr }, null, {}, { now: TDX_COLLATERAL_TIME, collateral: col, acceptedTcbStatuses: ['NotSupported'] }), 'tdx.qeidentity.missing');
+    assert.match(err.detail, /^no QE identity: the quoting enclave's signer, product id and version cannot be checked; .*--qe-identity.*--allow-missing-collateral/);
+    const inspected = verifyTdx({ quote: spr }, null, {}, { now: TDX_COLLATERAL_TIME, collateral: col, acceptedTcbStatuses: ['NotSupported'], allowMissingCollateral: true });
+    assert.equal(inspected.qeIdentityChecked, false);
+    assert.equal(inspected.tcb?.qe, undefined);
+    const full = verifyTdx({ quote: spr }, null, {}, { now: TDX_COLLATERAL_TIME, collateral: { ...col, qeIdentity: TDX.qeIdentity() }, acceptedTcbStatuses: ['NotSupported'] });
+    assert.equal(full.qeIdentityChecked, true);
+    assert.equal(full.tcb?.qe?.status, 'UpToDate');
   });
 
   it('names the CRL that cannot be parsed', async () => {
@@ -183,7 +199,7 @@ describe('TDX verification: what each step reports', () => {
   });
 
   it('accepts only UpToDate unless told otherwise', async () => {
-    const col = { tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: TDX.tcbChain() };
+    const col = { tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: TDX.tcbChain(), qeIdentity: TDX.qeIdentity() };
     const err = await rejects(() => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: TDX_COLLATERAL_TIME, collateral: col }), 'tdx.tcb.status');
     assert.equal(err.expected, 'UpToDate');
     assert.equal(verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: TDX_COLLATERAL_TIME, collateral: col, acceptedTcbStatuses: ['NotSupported'] }).tcbStatus, 'NotSupported');

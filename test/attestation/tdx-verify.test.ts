@@ -273,7 +273,7 @@ describe('TDX verification: reference values and expectations', () => {
     tdAttributes[0]! |= 1;
     const body = { ...q.body, tdAttributes };
     const pck = readPckExtension(new X509Certificate(pckPems(TDX.v5Quote())[0]!));
-    assert.throws(() => validateTdxReference({ body, pck }, refFor(TDX.v5Quote(), { TdAttributes: tdAttributes.toString('hex') })), checkIs('tdx.tdattributes.debug'));
+    assert.throws(() => validateTdxReference({ body, pck, qeReport: q.qeReport }, refFor(TDX.v5Quote(), { TdAttributes: tdAttributes.toString('hex') })), checkIs('tdx.tdattributes.debug'));
   });
 
   it('rejects wrong MRCONFIGID and REPORT_DATA', async () => {

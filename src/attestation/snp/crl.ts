@@ -2,11 +2,13 @@ import { AttestationError, CollateralUnavailableError } from '../errors.js';
 import { parseCrl, parseCrlFor, type Crl } from '../x509.js';
 import type { SnpCollateralSource } from './collateral.js';
 import type { SnpProduct } from './product.js';
+import { CRL_POLICIES, type CrlPolicy } from '../revocation.js';
 
 /**
  * Which AMD CRL an SEV-SNP verification uses, and what happens when there is no usable one.
  *
- * - `'if-available'` (the default): verification works offline and through KDS outages. A CRL
+ * - `'if-available'` (the verifier's default; admission uses `'require'`, see
+ *   src/attestation/revocation.ts): verification works offline and through KDS outages. A CRL
  *   that is current is used; a CRL past its nextUpdate that cannot be refreshed is used for up
  *   to the grace period (the result says `stale: true`); beyond that, or with no CRL at all,
  *   verification goes on without a revocation check and says so (`crlChecked: false` and a
@@ -16,9 +18,9 @@ import type { SnpProduct } from './product.js';
  *   verification fails with `snp.crl.missing` or `snp.crl.stale`, as a
  *   CollateralUnavailableError when asking KDS again later may help.
  */
-export type SnpCrlPolicy = 'require' | 'if-available';
+export type SnpCrlPolicy = CrlPolicy;
 
-export const SNP_CRL_POLICIES: readonly SnpCrlPolicy[] = ['require', 'if-available'];
+export const SNP_CRL_POLICIES = CRL_POLICIES;
 
 /** How long past its nextUpdate an unrefreshable CRL still counts as checked under 'if-available'. */
 export const DEFAULT_CRL_GRACE_MS = 24 * 3600_000;

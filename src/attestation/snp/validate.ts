@@ -2,8 +2,8 @@ import { AttestationError, ensure } from '../errors.js';
 import { expectHexEqual } from '../matching.js';
 import { bytesEqual, fromHex, isAllZero, toHex } from '../bytes.js';
 import type { SnpReferenceValues } from '../reference-values.js';
-import type { SnpReport } from './report.js';
-import { firstBelow, formatTcb, type SnpTcb } from './tcb.js';
+import type { FirmwareVersion, SnpReport } from './report.js';
+import { firstBelow, firstDifferent, formatTcb, type SnpTcb } from './tcb.js';
 import type { SnpProduct } from './product.js';
 
 /** The report's TCB values decoded for its product line. */
@@ -127,6 +127,46 @@ function checkChipId(report: SnpReport, ref: SnpReferenceValues): void {
   ensure(ok, 'snp.chipid', 'CHIP_ID is not in AllowedChipIDs', allowed.join(' | '), toHex(report.chipId));
 }
 
+function formatVersion(v: FirmwareVersion): string {
+  return `${v.major}.${v.minor} build ${v.build}`;
+}
+
+function checkFirmware(report: SnpReport, tcbs: SnpTcbs, ref: SnpReferenceValues): void {
+  const firmware = [['CURRENT', report.currentVersion], ['COMMITTED', report.committedVersion]] as const;
+  if (ref.MinimumBuild != null) {
+    for (const [name, v] of firmware) {
+      ensure(v.build >= ref.MinimumBuild, 'snp.firmware.build', `the ${name} firmware build is below the minimum`, `build >= ${ref.MinimumBuild}`, formatVersion(v));
+    }
+  }
+  if (ref.MinimumVersion) {
+    const [major, minor] = ref.MinimumVersion.split('.').map(Number) as [number, number];
+    for (const [name, v] of firmware) {
+      ensure(v.major > major || (v.major === major && v.minor >= minor), 'snp.firmware.version', `the ${name} firmware version is below the minimum`,
+        `>= ${ref.MinimumVersion}`, formatVersion(v));
+    }
+  }
+  if (ref.PermitProvisionalFirmware !== true) {
+    // Provisional firmware (installed but not committed) can still be rolled back by the host.
+    const cur = report.currentVersion;
+    const com = report.committedVersion;
+    const sameVersion = cur.major === com.major && cur.minor === com.minor && cur.build === com.build;
+    ensure(sameVersion && firstDifferent(tcbs.current, tcbs.committed) === undefined, 'snp.firmware.provisional',
+      'the firmware is provisional (CURRENT differs from COMMITTED); set PermitProvisionalFirmware to accept it',
+      `committed ${formatVersion(com)}, TCB ${formatTcb(tcbs.committed)}`, `current ${formatVersion(cur)}, TCB ${formatTcb(tcbs.current)}`);
+  }
+}
+
+/**
+ * The judgement of `evidence verify` without reference values: what no reference value can make
+ * acceptable or Contrast never runs — a debug guest, a report from VMPL above 0, a guest that a
+ * migration agent may move.
+ */
+export function validateSnpBaseline(report: SnpReport): void {
+  ensure(!report.policy.debug, 'snp.policy.debug', 'the guest policy allows debugging (the host can decrypt guest memory)', 'DEBUG=0', 'DEBUG=1');
+  ensure(report.vmpl === 0, 'snp.vmpl', 'the report comes from another VMPL', '0', String(report.vmpl));
+  ensure(!report.policy.migrateMa, 'snp.policy.migrate_ma', 'the guest policy allows a migration agent', 'MIGRATE_MA=0', 'MIGRATE_MA=1');
+}
+
 /** Validates one reference-value entry; throws the first failed check. */
 export function validateSnpReference(report: SnpReport, product: SnpProduct, tcbs: SnpTcbs, ref: SnpReferenceValues): void {
   // A debug guest can be decrypted by the host, so no reference value makes it trustworthy.
@@ -141,5 +181,6 @@ export function validateSnpReference(report: SnpReport, product: SnpProduct, tcb
   checkPlatformInfo(report, ref);
   checkMitigations(report, ref);
   checkChipId(report, ref);
+  checkFirmware(report, tcbs, ref);
 }
 

@@ -3,7 +3,7 @@ import { BoundedCache } from '../bounded-cache.js';
 import { AttestationError, ensure } from '../errors.js';
 import { checkCrl, checkIssuedBy, checkValidity, commonName, publicKeyOf, type Crl } from '../x509.js';
 import { parsePemChain, requirePinnedIntelRoot } from './pck.js';
-import { splitSignedJson } from './signed-json.js';
+import { splitSignedJson, type SignedJson } from './signed-json.js';
 
 /**
  * Intel PCS collateral for TDX: TCB info (per FMSPC) and the QE identity, each signed by the
@@ -177,14 +177,23 @@ function shapeQeIdentity(v: unknown): QeIdentity {
   };
 }
 
-/** Verifies the TCB signing chain (signer, then root) and returns the signer. */
-function verifySigningChain(chainPem: Uint8Array, now: Date, check: string, rootCrl?: Crl): X509Certificate {
+/**
+ * The TCB signing certificate from an issuer chain (signer, then root): named "Intel SGX TCB
+ * Signing" and signed by the pinned root. Time-independent; the caller checks validity.
+ */
+function signingCertificate(chainPem: Uint8Array, check: string): { signer: X509Certificate; root: X509Certificate } {
   const certs = parsePemChain(chainPem, 2, check, 'the issuer chain must hold the TCB signing certificate and the root');
   const [signer, candidate] = certs as [X509Certificate, X509Certificate];
   const root = requirePinnedIntelRoot(candidate, check);
   ensure(commonName(signer.subject) === 'Intel SGX TCB Signing', check, 'the collateral signer is not Intel\'s TCB signing certificate',
     'CN=Intel SGX TCB Signing', `CN=${commonName(signer.subject) ?? '<none>'}`);
   checkIssuedBy(signer, root, check, 'the TCB signing certificate must be signed by the Intel SGX Root CA');
+  return { signer, root };
+}
+
+/** Verifies the TCB signing chain (signer, then root) at `now` and returns the signer. */
+function verifySigningChain(chainPem: Uint8Array, now: Date, check: string, rootCrl?: Crl): X509Certificate {
+  const { signer, root } = signingCertificate(chainPem, check);
   checkValidity(signer, now, check, 'the TCB signing certificate');
   if (rootCrl) checkCrl(rootCrl, root, now, [signer], 'tdx.crl.root');
   return signer;
@@ -201,6 +210,13 @@ function checkDates(issueDate: string, nextUpdate: string, now: Date, check: str
 /** Bodies whose signature already verified, per signer; the signer's validity is rechecked per call. */
 const verifiedBodies = new WeakMap<X509Certificate, BoundedCache<string, unknown>>();
 
+function checkSignature(data: Uint8Array, key: string, signer: X509Certificate, check: string): SignedJson {
+  const signed = splitSignedJson(data, key, `${check}.parse`);
+  const ok = cryptoVerify('sha256', signed.signed, { key: publicKeyOf(signer, `${check}.signer`, 'the TCB signing certificate'), dsaEncoding: 'ieee-p1363' }, signed.signature);
+  ensure(ok, `${check}.signature`, `the ${key} signature does not verify`, 'signed by Intel SGX TCB Signing', 'bad signature');
+  return signed;
+}
+
 function verifySigned<T>(data: Uint8Array, key: string, chainPem: Uint8Array, now: Date, check: string, rootCrl: Crl | undefined,
   shape: (v: unknown) => T): T {
   const signer = verifySigningChain(chainPem, now, `${check}.signer`, rootCrl);
@@ -211,12 +227,18 @@ function verifySigned<T>(data: Uint8Array, key: string, chainPem: Uint8Array, no
   const digest = `${key}:${createHash('sha256').update(data).digest('hex')}`;
   const hit = cache.get(digest);
   if (hit !== undefined) return hit as T;
-  const signed = splitSignedJson(data, key, `${check}.parse`);
-  const ok = cryptoVerify('sha256', signed.signed, { key: publicKeyOf(signer, `${check}.signer`, 'the TCB signing certificate'), dsaEncoding: 'ieee-p1363' }, signed.signature);
-  ensure(ok, `${check}.signature`, `the ${key} signature does not verify`, 'signed by Intel SGX TCB Signing', 'bad signature');
-  const body = shape(signed.value);
+  const body = shape(checkSignature(data, key, signer, check).value);
   cache.set(digest, body);
   return body;
+}
+
+/**
+ * Time-independent check of a PCS answer before it is cached: the body is signed by Intel's TCB
+ * signing certificate under the pinned root. Returns the body's value, shape not yet checked.
+ */
+export function checkSignedCollateral(data: Uint8Array, key: 'tcbInfo' | 'enclaveIdentity', chainPem: Uint8Array): unknown {
+  const check = key === 'tcbInfo' ? 'tdx.tcbinfo' : 'tdx.qeidentity';
+  return checkSignature(data, key, signingCertificate(chainPem, `${check}.signer`).signer, check).value;
 }
 
 export function verifyTcbInfo(data: Uint8Array, issuerChainPem: Uint8Array, now: Date, rootCrl?: Crl): TdxTcbInfo {

@@ -3,7 +3,7 @@ import { expectHexEqual } from '../matching.js';
 import { fromHex, toHex } from '../bytes.js';
 import type { TdxReferenceValues } from '../reference-values.js';
 import type { PckExtension } from './pck.js';
-import type { TdReportBody } from './quote.js';
+import type { EnclaveReport, TdReportBody } from './quote.js';
 
 const TD_ATTR_DEBUG = 1n << 0n;
 // Bits a TD may have set at all (DEBUG, SEPT_VE_DISABLE, PKS, PERFMON); the rest are reserved.
@@ -15,6 +15,14 @@ const XFAM_CET = (1n << 11n) | (1n << 12n);
 
 function le64(b: Buffer): bigint {
   return b.readBigUInt64LE(0);
+}
+
+/**
+ * The judgement of `evidence verify` without reference values: a debug TD exposes its state to
+ * the host, so it is refused even when nothing else is compared.
+ */
+export function validateTdxBaseline(body: TdReportBody): void {
+  ensure((le64(body.tdAttributes) & TD_ATTR_DEBUG) === 0n, 'tdx.tdattributes.debug', 'the TD is in debug mode', 'DEBUG=0', 'DEBUG=1');
 }
 
 /** Architectural constraints every TD report body satisfies, reference values or not. */
@@ -30,6 +38,8 @@ export function validateTdxFixedBits(body: TdReportBody): void {
 export interface TdxValidationContext {
   readonly body: TdReportBody;
   readonly pck: PckExtension;
+  /** The quoting enclave's report (its ISVSVN is the QE SVN; signed by the PCK key). */
+  readonly qeReport: EnclaveReport;
   /** From verified TCB info, when collateral was used. */
   readonly tcbEvaluationDataNumber?: number;
 }
@@ -38,13 +48,26 @@ export interface TdxValidationContext {
 export function validateTdxReference(ctx: TdxValidationContext, ref: TdxReferenceValues): void {
   const { body } = ctx;
   // A debug TD exposes its state to the host, so no reference value makes it trustworthy.
-  ensure((le64(body.tdAttributes) & TD_ATTR_DEBUG) === 0n, 'tdx.tdattributes.debug', 'the TD is in debug mode', 'DEBUG=0', 'DEBUG=1');
+  validateTdxBaseline(body);
   if (!ref.MrTd) throw new AttestationError('tdx.mrtd', 'the reference values name no MrTd');
   expectHexEqual('tdx.mrtd', 'MRTD', ref.MrTd, body.mrTd);
   (ref.Rtmrs ?? []).forEach((rtmr, i) => {
     if (rtmr) expectHexEqual(`tdx.rtmr${i}`, `RTMR${i}`, rtmr, body.rtmrs[i]!);
   });
   if (ref.MrSeam) expectHexEqual('tdx.mrseam', 'MRSEAM', ref.MrSeam, body.mrSeam);
+  if (ref.MrSignerSeam) expectHexEqual('tdx.mrsignerseam', 'MR_SIGNER_SEAM', ref.MrSignerSeam, body.mrSignerSeam);
+  if (ref.MrOwner) expectHexEqual('tdx.mrowner', 'MR_OWNER', ref.MrOwner, body.mrOwner);
+  if (ref.MrOwnerConfig) expectHexEqual('tdx.mrownerconfig', 'MR_OWNER_CONFIG', ref.MrOwnerConfig, body.mrOwnerConfig);
+  // The QE's ISVSVN and the PCK certificate's PCESVN, not the quote header's QE/PCE SVN fields:
+  // those are outside every signature that vouches for the QE (and zero in genuine quotes).
+  if (ref.MinimumQeSvn != null) {
+    ensure(ctx.qeReport.isvSvn >= ref.MinimumQeSvn, 'tdx.qesvn', 'the quoting enclave is older than the minimum QE SVN',
+      `>= ${ref.MinimumQeSvn}`, String(ctx.qeReport.isvSvn));
+  }
+  if (ref.MinimumPceSvn != null) {
+    ensure(ctx.pck.pceSvn >= ref.MinimumPceSvn, 'tdx.pcesvn', 'the PCE SVN in the PCK certificate is below the minimum',
+      `>= ${ref.MinimumPceSvn}`, String(ctx.pck.pceSvn));
+  }
   if (ref.TdAttributes) expectHexEqual('tdx.tdattributes', 'TD_ATTRIBUTES', ref.TdAttributes, body.tdAttributes);
   if (ref.Xfam) {
     const want = fromHex(ref.Xfam);
