@@ -13,6 +13,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # --- Debian packages -------------------------------------------------------------------
 apt_packages=(skopeo docker-registry etcd-server containerd runc containernetworking-plugins iptables iproute2)
 command -v kubectl >/dev/null 2>&1 || apt_packages+=(kubernetes-client)
+# test/servicemesh: network namespaces and the proxy's rules (iproute2, iptables, above),
+# openssl s_client/s_server and curl as independent TLS peers.
+apt_packages+=(openssl curl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
