@@ -71,10 +71,18 @@ export class IngressListener {
       allowHalfOpen: true,
     });
     this.tls.on('secureConnection', (s: TLSSocket) => this.onSecure(s));
-    this.tls.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    this.tls.on('tlsClientError', (err: Error & { reason?: unknown }, socket: TLSSocket) => {
+      // Gone once Node has closed the socket itself (a chain that does not verify).
+      const from = socket.remoteAddress !== undefined ? ` from ${socket.remoteAddress}` : '';
       socket.destroy();
       this.counters.refusedHandshake++;
-      opts.log(`port ${opts.appPort}: refused a TLS handshake: ${err.message}`);
+      // Node checks the client's chain after the handshake and then only closes ("socket hang
+      // up"); the check's own verdict is on the socket. OpenSSL's short reason, not its dump.
+      const verdict = socket.authorizationError;
+      const why = verdict !== undefined && verdict !== null
+        ? `the client certificate does not verify against the mesh CA (${String(verdict)})`
+        : typeof err.reason === 'string' ? err.reason : err.message.split('\n')[0]!;
+      opts.log(`port ${opts.appPort}: refused a TLS handshake${from}: ${why}`);
     });
     // Admission (connection caps) happens on the plain socket, before any TLS work.
     this.tls.on('error', (err: Error) => opts.log(`port ${opts.appPort}: ${err.message}`));

@@ -85,7 +85,7 @@ function run(cmd: string, args: string[], input?: string): Promise<{ code: numbe
 
 /** Whether the namespace has an IPv6 address outside loopback (then IPv6 must be guarded too). */
 export function ipv6InUse(ifInet6 = '/proc/net/if_inet6'): boolean {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(ifInet6, 'utf8');
   } catch {

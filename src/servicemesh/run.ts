@@ -104,7 +104,7 @@ export async function runServiceMesh(opts: ServiceMeshOptions): Promise<void> {
     try {
       writeFileSync(opts.readyFile, `${new Date().toISOString()}\n`);
     } catch (err) {
-      throw new Error(`cannot write the ready file ${opts.readyFile}: ${(err as Error).message}`);
+      throw new Error(`cannot write the ready file ${opts.readyFile}: ${(err as Error).message}`, { cause: err });
     }
     ready = true;
     log('ready');

@@ -4,7 +4,7 @@
  * killed, and the namespaces deleted, by `destroy()` — and, should the test process die
  * first, by an exit hook.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
 export const CLIENT_IP = '10.213.0.1';
@@ -14,6 +14,38 @@ export const SERVER_IP = '10.213.0.2';
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
     throw new Error('test/servicemesh needs root (it makes network namespaces and iptables rules); run it as root, as CI does');
+  }
+}
+
+/**
+ * Why this kernel cannot run the tests, or undefined when it can: a throw-away namespace must be
+ * creatable and accept the kinds of rules the proxy installs (nat REDIRECT, conntrack ctstate,
+ * REJECT with a reset). A missing program is not a reason (scripts/setup.sh installs them): it
+ * fails the test.
+ */
+export function kernelCannot(): string | undefined {
+  const ns = `kcsm-probe-${randomBytes(3).toString('hex')}`;
+  const run = (args: string[], input?: string): string | undefined => {
+    const r = spawnSync('ip', args, { input: input ?? '', encoding: 'utf8' });
+    if (r.error) throw new Error(`cannot run ip: ${r.error.message} (scripts/setup.sh installs iproute2)`);
+    return r.status === 0 ? undefined : `\`ip ${args.join(' ')}\` failed: ${(r.stderr || r.stdout).trim()}`;
+  };
+  const made = run(['netns', 'add', ns]);
+  if (made) return made;
+  try {
+    for (const tool of ['iptables-restore', 'ip6tables-restore']) {
+      const r = spawnSync('ip', ['netns', 'exec', ns, tool, '--test'], {
+        encoding: 'utf8',
+        input: '*nat\n:P - [0:0]\n-A P -p tcp --dport 1 -j REDIRECT --to-ports 2\nCOMMIT\n'
+          + '*filter\n:G - [0:0]\n-A G -m conntrack --ctstate DNAT -j RETURN\n-A G -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n',
+      });
+      if (r.error) throw new Error(`cannot run ${tool}: ${r.error.message} (scripts/setup.sh installs iptables)`);
+      if (r.status === 127) throw new Error(`${tool} is not installed (scripts/setup.sh installs iptables)`);
+      if (r.status !== 0) return `${tool} refuses the proxy's rules in a new namespace: ${r.stderr.trim()}`;
+    }
+    return undefined;
+  } finally {
+    run(['netns', 'del', ns]);
   }
 }
 
@@ -75,6 +107,8 @@ export class PodNetwork {
       });
       this.processes.add(child);
       child.once('exit', () => this.processes.delete(child));
+      // A command that exits without reading its input must not fail the test with EPIPE.
+      child.stdin?.on('error', () => {});
       child.stdin?.end(opts.input ?? '');
     });
   }
