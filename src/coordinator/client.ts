@@ -75,10 +75,17 @@ export function explain(err: unknown, method: string, address: Address): Error {
       return new UserError(`${method} was refused by the Coordinator: ${err.message}${hint}`, {}, cause);
     }
     if (err.code === Status.FAILED_PRECONDITION) return new UserError(`${method}: ${err.message}`, {}, cause);
+    if (err.code === Status.UNIMPLEMENTED && /unknown (method|service)/.test(err.message)) {
+      // An attested Coordinator whose service there is not the UserAPI: its MeshAPI.
+      return new UserError(`${where} is a Coordinator (it passed attestation), but not its UserAPI: this is probably the MeshAPI (port 7777), where the Initializers ask for certificates; set, verify and recover talk to the UserAPI, port 1313`, {}, cause);
+    }
     return new UserError(`${method} failed (${err.codeName}): ${err.message}`, {}, cause);
   }
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED') return new UserError(`cannot reach the Coordinator at ${where} (connection refused); is it running and is the address (e.g. a port-forward) right?`);
+  if (code === 'EPROTO' || /wrong version number|packet length too long/i.test((err as Error).message ?? '')) {
+    return new UserError(`${where} does not speak TLS (${(err as Error).message.split('\n')[0]!.replace(/^.*:(wrong version number|packet length too long).*$/, '$1')}): it is probably the Coordinator's probes and metrics port (9102, plain HTTP) or another HTTP service; set, verify and recover talk to the UserAPI, port 1313`);
+  }
   return new UserError(`${method} at ${where} failed: ${(err as Error).message}`);
 }
 

@@ -208,9 +208,12 @@ export class ImageResolver implements ImageResolverLike {
     this.progress.done();
     const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
     const messages = [...new Set(failures.map(errorMessage))];
-    if (messages.length === 1) throw failures[0];
-    if (messages.length > 1) {
-      throw new UserError(`${messages.length} images could not be resolved:\n${messages.map((m) => `  - ${m}`).join('\n')}`);
+    const offlineMisses = unique.filter((_r, i) => settled[i]!.status === 'rejected' && (settled[i] as PromiseRejectedResult).reason?.cause instanceof OfflineMissError);
+    const hint = offlineMisses.length > 0 ? offlineHint(offlineMisses) : undefined;
+    if (messages.length === 1 && hint === undefined) throw failures[0];
+    if (messages.length >= 1) {
+      const head = messages.length === 1 ? messages[0]! : `${messages.length} images could not be resolved:\n${messages.map((m) => `  - ${m}`).join('\n')}`;
+      throw new UserError(hint === undefined ? head : `${head}\n${hint}`);
     }
     const out = new Map<string, ResolvedImage>();
     unique.forEach((r, i) => out.set(r, (settled[i] as PromiseFulfilledResult<ResolvedImage>).value));
@@ -280,13 +283,13 @@ export class ImageResolver implements ImageResolverLike {
     if (ref.digest !== undefined) {
       const cached = await this.cache?.getBlob(ref.digest);
       if (cached) return { reader, digest: ref.digest, bytes: cached, source: 'image cache' };
-      if (!remote) throw new Error(`not in the image cache and --offline is set (${ref.digest}); run once with network access`);
+      if (!remote) throw new OfflineMissError(`not in the image cache and --offline is set (${ref.digest})`);
       return { reader, digest: ref.digest, source: remote.description };
     }
     const tag = ref.tag!;
     const record = await this.cache?.getTag(ref);
     if (!remote) {
-      if (!record) throw new Error(`tag ${tag} is not in the image cache and --offline is set; run once with network access or pin the image by digest`);
+      if (!record) throw new OfflineMissError(`tag ${tag} is not in the image cache and --offline is set`);
       return { reader, digest: record.digest, mediaType: record.mediaType, source: 'image cache' };
     }
     try {
@@ -396,4 +399,24 @@ export class ImageResolver implements ImageResolverLike {
       task.finish();
     }
   }
+}
+
+/** An image that --offline leaves without a source: the message gets the ways to provide it. */
+class OfflineMissError extends Error {}
+
+/** What to do about images missing offline: local sources, and how to fill one with skopeo. */
+export function offlineHint(references: readonly string[]): string {
+  const ref = parseImageReference(references[0]!);
+  const name = `${ref.registry}/${ref.repository}`;
+  // skopeo takes a tag or a digest, not both; the layout entry is named as the workload writes it.
+  const from = ref.digest !== undefined ? `${name}@${ref.digest}` : `${name}:${ref.tag ?? 'latest'}`;
+  const entry = ref.tag !== undefined ? `${name}:${ref.tag}` : from;
+  return [
+    'Without network access, give the images as local sources, or fill the cache once online:',
+    '  --oci-layout DIR        an OCI image layout, e.g. filled on a machine with network access by',
+    `                          skopeo copy docker://${from} oci:DIR:${entry}`,
+    '                          (one skopeo copy per image; repeat --oci-layout for more layouts)',
+    '  --docker-archive FILE   a `docker save` archive (docker save -o FILE IMAGE…)',
+    '  or run once without --offline (or with --cache-dir pointing at a copied cache): the image cache keeps what it resolved',
+  ].join('\n');
 }

@@ -86,6 +86,14 @@ function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** OpenSSL's answer when the other side does not speak TLS (an HTTP response where a ServerHello belongs). */
+function looksLikePlainHttp(err: unknown): boolean {
+  const code = errorCode(err);
+  let text = '';
+  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) text += ` ${(e as Error).message ?? ''} ${String((e as { code?: unknown }).code ?? '')}`;
+  return code === 'EPROTO' || /wrong version number|WRONG_VERSION_NUMBER|packet length too long|PACKET_LENGTH_TOO_LONG|http request/i.test(text);
+}
+
 function describeNetworkError(err: unknown): string {
   const code = errorCode(err);
   let e: unknown = err;
@@ -221,9 +229,13 @@ export class RegistryClient {
         if (signal?.aborted) throw err;
         const code = errorCode(err);
         const unreachable = code !== undefined && UNREACHABLE_CODES.has(code);
-        const limit = unreachable ? Math.min(3, this.retry.attempts) : this.retry.attempts;
+        // TLS spoken to a plain-HTTP server fails the same way every time: no retries.
+        const plainHttp = url.startsWith('https:') && looksLikePlainHttp(err);
+        const limit = plainHttp ? 1 : unreachable ? Math.min(3, this.retry.attempts) : this.retry.attempts;
         if (attempt >= limit) {
-          const msg = `cannot reach ${new URL(url).host}: ${describeNetworkError(err)}`;
+          const host = new URL(url).host;
+          const msg = `cannot reach ${host}: ${describeNetworkError(err)}${plainHttp
+            ? `; the registry seems to speak plain HTTP, not HTTPS: if it is meant to (a local or in-cluster registry you trust), pass --insecure-registry ${host}` : ''}`;
           throw unreachable ? new RegistryUnreachableError(msg, { cause: err }) : new RegistryError(msg, undefined, true, { cause: err });
         }
         await sleep(this.delay(attempt), signal);

@@ -16,6 +16,8 @@ import { chainHash } from '../../src/coordinator/history.js';
 interface Served {
   proc: ChildProcess;
   userapi: number;
+  meshapi: number;
+  metrics: number;
   log: () => string;
   kill: () => Promise<void>;
 }
@@ -46,9 +48,9 @@ describe('set, verify, recover: -o json, upstream flags, local Coordinator (issu
       if (proc.exitCode !== null) throw new Error(`the Coordinator exited:\n${log}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    const ports = JSON.parse(readFileSync(portsFile, 'utf8')) as { userapi: number };
+    const ports = JSON.parse(readFileSync(portsFile, 'utf8')) as { userapi: number; meshapi: number; metrics: number };
     return {
-      proc, userapi: ports.userapi, log: () => log,
+      proc, ...ports, log: () => log,
       kill: async () => {
         if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
         await exited;
@@ -121,6 +123,15 @@ describe('set, verify, recover: -o json, upstream flags, local Coordinator (issu
       assert.ok(out.files.includes(join(vdir, `initdata.${h}.toml`)));
     }
     assert.match(readFileSync(join(vdir, `initdata.${hashes.web}.toml`), 'utf8'), /^version = "0\.1\.0"/);
+  });
+
+  it('-c with the MeshAPI or the metrics port says which port it hit', () => {
+    const mesh = cli(['verify', '-c', `127.0.0.1:${coord!.meshapi}`, '--workspace-dir', ws]);
+    assert.equal(mesh.code, 1, mesh.stderr);
+    assert.match(mesh.stderr, new RegExp(`127\\.0\\.0\\.1:${coord!.meshapi} is a Coordinator \\(it passed attestation\\), but not its UserAPI: this is probably the MeshAPI \\(port 7777\\).*UserAPI, port 1313`));
+    const metrics = cli(['verify', '-c', `127.0.0.1:${coord!.metrics}`, '--workspace-dir', ws]);
+    assert.equal(metrics.code, 1, metrics.stderr);
+    assert.match(metrics.stderr, new RegExp(`127\\.0\\.0\\.1:${coord!.metrics} does not speak TLS .*probes and metrics port \\(9102, plain HTTP\\).*UserAPI, port 1313`));
   });
 
   it('verify -o json on a differing manifest prints the summary and fails', () => {
