@@ -3,15 +3,12 @@
  * before anything is stored; a crash at any write of the first SetManifest leaves no manifest or
  * a recoverable one; the store is untrusted (root certificate, seed-share document, a rolled
  * back latest pointer); mesh certificates come from the snapshot the evidence was checked
- * against; a 10,000-policy manifest does not block the event loop.
+ * against. (A 10,000-policy manifest: state-big.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { X509Certificate, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Authority, ROOT_CERT_KEY, SEED_SHARES_KEY } from '../../src/coordinator/authority.js';
-import { DirStore, MemoryStore } from '../../src/coordinator/store/dir.js';
+import { MemoryStore } from '../../src/coordinator/store/dir.js';
 import type { Store } from '../../src/coordinator/store/interface.js';
 import { RpcError, Status } from '../../src/coordinator/api/grpc.js';
 import { decryptSeedShare, type SeedShareDocument } from '../../src/coordinator/seedshares.js';
@@ -20,43 +17,8 @@ import { createRootCert } from '../../src/coordinator/ca.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
 import { parsePemCertificates } from '../../src/attestation/certificate.js';
 import { checkManifestReady, validateManifest, ManifestError } from '../../src/coordinator/manifest.js';
-import { removeDir, tempDir } from '../helpers/tmp.js';
 import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
-
-const rsa2048 = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-const wo = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
-const pkcs1 = (k: KeyObject) => createPublicKey(k).export({ type: 'pkcs1', format: 'der' }).toString('hex');
-const pkix = (k: KeyObject) => createPublicKey(k).export({ type: 'spki', format: 'der' }).toString('hex');
-const SO_HEX = pkcs1(rsa2048);
-const WO_HEX = pkix(wo);
-const COORD = Buffer.from('coordinator policy');
-
-interface ManifestParts {
-  policies?: Buffer[];
-  Policies?: Record<string, unknown>;
-  ReferenceValues?: unknown;
-  WorkloadOwnerPubKeys?: unknown[];
-  SeedshareOwnerPubKeys?: unknown[];
-  DisableRecovery?: unknown;
-}
-
-function manifest(parts: ManifestParts = {}): Buffer {
-  const policies = parts.policies ?? [Buffer.from('web policy')];
-  const Policies: Record<string, unknown> = parts.Policies ?? {
-    [sha256(COORD).toString('hex')]: { SANs: ['coordinator'], Role: 'coordinator' },
-    ...Object.fromEntries(policies.map((p, i) => [sha256(p).toString('hex'), { SANs: [`w${i}`, '*'], WorkloadSecretID: `id-${i}` }])),
-  };
-  const m: Record<string, unknown> = {
-    Policies,
-    ReferenceValues: parts.ReferenceValues ?? { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] },
-    WorkloadOwnerPubKeys: parts.WorkloadOwnerPubKeys ?? [WO_HEX],
-    SeedshareOwnerPubKeys: parts.SeedshareOwnerPubKeys ?? [SO_HEX],
-  };
-  if (parts.DisableRecovery !== undefined) m.DisableRecovery = parts.DisableRecovery;
-  return Buffer.from(`${JSON.stringify(m, null, 2)}\n`);
-}
-
-const quiet = { log: () => undefined };
+import { COORD, SO_HEX, WO_HEX, manifest, pkcs1, pkix, quiet, rootKeyDer, rsa2048, wo, type ManifestParts } from './state-helpers.js';
 
 function invalidArgument(pattern: RegExp) {
   return (e: unknown) => {
@@ -84,10 +46,6 @@ class CrashingStore implements Store {
   async compareAndSwap(key: string, expected: Uint8Array | undefined, value: Uint8Array) { this.gate(); return this.inner.compareAndSwap(key, expected, value); }
 }
 
-function rootKeyDer(pem: string): Buffer {
-  const certs = parsePemCertificates(Buffer.from(pem), 'served root', { count: 1 });
-  return Buffer.from(certs[0]!.publicKey.export({ type: 'spki', format: 'der' }));
-}
 
 describe('Coordinator state integrity', function () {
   this.timeout(300_000);
@@ -327,33 +285,6 @@ describe('Coordinator state integrity', function () {
       await assert.rejects(a.newMeshCert(a.snapshot()!, wl.publicKey, sha256(web).toString('hex')), (e: RpcError) => e.code === Status.PERMISSION_DENIED);
       const issued = await a.newMeshCert(a.snapshot()!, wl.publicKey, sha256(api).toString('hex'));
       assert.equal(issued.meshCA, a.snapshot()!.mesh.meshCAPem);
-    });
-  });
-
-  describe('a 10,000-policy manifest on the directory store', () => {
-    let dir: string;
-    before(() => { dir = tempDir('kc-state-big-'); });
-    after(() => removeDir(dir));
-
-    it('sets, reopens, recovers and serves it without blocking the event loop', async () => {
-      const policies = Array.from({ length: 10_000 }, (_, i) => Buffer.from(`package agent_policy\n# workload ${i}\n`.padEnd(400, '#')));
-      const raw = manifest({ policies });
-      const delay = monitorEventLoopDelay({ resolution: 10 });
-      delay.enable();
-      const a = await Authority.open(new DirStore(dir), quiet);
-      const r = await a.setManifest(raw, [COORD, ...policies], undefined);
-      const b = await Authority.open(new DirStore(dir), quiet);
-      const h = await b.getManifests();
-      await b.recover(decryptSeedShare(h.seedShares!.SeedShares[0]!, rsa2048), h.seedShares!.salt, rsa2048);
-      const served = await b.getManifests();
-      delay.disable();
-      assert.equal(served.policies.length, 10_001);
-      assert.deepEqual(served.manifests, [raw]);
-      assert.deepEqual(rootKeyDer(served.rootCA), rootKeyDer(r.rootCA));
-      assert.equal(readdirSync(join(dir, 'policies')).filter((f) => !f.endsWith('.tmp')).length, 10_001);
-      const maxMs = delay.max / 1e6;
-      process.stderr.write(`      event-loop delay with 10,000 policies: max ${maxMs.toFixed(0)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms\n`);
-      assert.ok(maxMs < 1000, `the event loop was blocked for ${maxMs.toFixed(0)} ms at once`);
     });
   });
 });

@@ -357,6 +357,9 @@ class BodyReader {
       let filled = 0;
       let scanner: FieldScanner | undefined;
       let settled = false;
+      // Node emits 'end' on a paused stream: a body that arrived whole while it waits for the
+      // budget ends before its buffer exists, and is finished once the buffer is granted.
+      let endedEarly = false;
       const cleanup = (): void => {
         settled = true;
         clearTimeout(timer);
@@ -412,7 +415,8 @@ class BodyReader {
               fail(err as Error);
               return;
             }
-            stream.resume();
+            if (endedEarly) onEnd();
+            else stream.resume();
           }, (err: Error) => fail(err));
         } catch (err) {
           fail(err as Error);
@@ -420,15 +424,19 @@ class BodyReader {
       };
       const onEnd = (): void => {
         if (settled) return;
+        if (expected >= 0 && !buf) {
+          endedEarly = true;
+          return;
+        }
         try {
           if (expected < 0) {
             throw new RequestError(Status.INVALID_ARGUMENT, head.length === 0 ? 'the request carries no message' : 'the request ends inside the gRPC message prefix', 'frame');
           }
-          if (!buf || filled < expected) throw new RequestError(Status.INVALID_ARGUMENT, `the request ended after ${filled} of the ${expected} bytes its prefix announced`, 'frame');
+          if (filled < expected) throw new RequestError(Status.INVALID_ARGUMENT, `the request ended after ${filled} of the ${expected} bytes its prefix announced`, 'frame');
           scanner!.finish();
           cleanup();
           this.done = true;
-          const bytes = buf;
+          const bytes = buf!;
           const spans = scanner!.spans;
           resolve({ bytes, fields: (no) => (spans.get(no) ?? []).map(([a, b]) => bytes.subarray(a, b)) });
         } catch (err) {
