@@ -134,7 +134,15 @@ export interface PemOptions {
   count: number | { min: number; max: number };
   /** Allow NUL padding after the last block (Intel's quoting enclave terminates the PCK chain with NUL). */
   trailingNul?: boolean;
+  /**
+   * Only the one layout Intel's quoting enclave writes: 64-character base64 lines, every line
+   * and every block ending in one LF, nothing between blocks. Evidence then has one spelling:
+   * no byte of the chain can change (a LF into another whitespace) without a refusal.
+   */
+  exactLayout?: boolean;
 }
+
+const EXACT_PEM = /^(?:-----BEGIN CERTIFICATE-----\n(?:[A-Za-z0-9+/]{64}\n)*[A-Za-z0-9+/=]{1,64}\n-----END CERTIFICATE-----\n)*$/;
 
 /**
  * Certificates from PEM text: only CERTIFICATE blocks in canonical base64 separated by
@@ -144,6 +152,7 @@ export function parsePemCertificates(bytes: Uint8Array, what: string, opts: PemO
   let text = Buffer.from(bytes).toString('latin1');
   if (opts.trailingNul) text = text.replace(/\0+$/, '');
   if (text.length > 16 * MAX_CERTIFICATE_BYTES) refuse(what, `${text.length} bytes of PEM, more than accepted`);
+  if (opts.exactLayout && !EXACT_PEM.test(text)) refuse(what, 'not laid out as the quoting enclave writes PEM (64-character lines, each ending in one LF, nothing between blocks)');
   let blocks: PemBlock[];
   try {
     blocks = readPemBlocks(text);

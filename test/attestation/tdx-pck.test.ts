@@ -36,7 +36,7 @@ function withPckChain(quoteBytes: Buffer, pem: Buffer): Buffer {
   out.writeUInt32LE(q.raw.readUInt32LE(certLenAt) + delta, certLenAt);
   return out;
 }
-const chainOf = (...c: X509Certificate[]) => Buffer.from(c.map((x) => x.toString()).join('\n'));
+const chainOf = (...c: X509Certificate[]) => Buffer.from(c.map((x) => x.toString()).join(''));
 
 // --- A synthetic SGX extension with known values -----------------------------------------
 
@@ -197,7 +197,7 @@ describe('TDX PCK chains', () => {
     const err = await rejects(() => verifyPckChain(chainOf(leaf, intermediate, root, root), NOW), 'tdx.pck.chain');
     assert.deepEqual([err.expected, err.actual], ['3 certificates', '4']);
     await rejects(() => verifyPckChain(chainOf(leaf), NOW), 'tdx.pck.chain');
-    const nine = await rejects(() => verifyPckChain(Buffer.from(Array(9).fill(leaf.toString()).join('\n')), NOW), 'x509.parse');
+    const nine = await rejects(() => verifyPckChain(Buffer.from(Array(9).fill(leaf.toString()).join('')), NOW), 'x509.parse');
     assert.equal(nine.detail, 'the certificate chain is not a well-formed certificate: 9 certificates, expected 0 to 8');
     const two = await rejects(() => verifyPckChain(chainOf(leaf, intermediate), NOW), 'tdx.pck.chain');
     assert.deepEqual([two.detail, two.expected, two.actual], ['the PCK chain must hold leaf, intermediate CA and root', '3 certificates', '2']);

@@ -49,6 +49,9 @@ function withPckChain(quoteBytes: Buffer, pem: Buffer): Buffer {
   return out;
 }
 
+/** PEM blocks laid out as the quoting enclave writes them (each block ends in one LF). */
+const pemChain = (blocks: string[]) => Buffer.from(blocks.map((b) => `${b.trimEnd()}\n`).join(''));
+
 function pckPems(quote: Buffer): string[] {
   return parseTdxQuote(quote).pckChainPem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)!;
 }
@@ -169,12 +172,12 @@ describe('TDX verification: tampering', () => {
     const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const fakeRoot = forgeCertificate({ subject: subjectDer(root), issuer: subjectDer(root), publicKey: keys.publicKey, signingKey: keys.privateKey, alg: 'ecdsa-sha256', ca: true });
     const fakeCa = forgeCertificate({ subject: subjectDer(intermediate), issuer: subjectDer(root), publicKey: keys.publicKey, signingKey: keys.privateKey, alg: 'ecdsa-sha256', ca: true });
-    const swapRoot = Buffer.from([leaf, intermediate, fakeRoot].map((c) => c.toString()).join('\n'));
+    const swapRoot = Buffer.from([leaf, intermediate, fakeRoot].map((c) => c.toString()).join(''));
     const err = await rejects(() => verifyTdx({ quote: withPckChain(quote, swapRoot) }, null, {}, inspect), 'tdx.pck.root');
     assert.match(err.message, /44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3/);
-    const swapCa = Buffer.from([leaf, fakeCa, root].map((c) => c.toString()).join('\n'));
+    const swapCa = Buffer.from([leaf, fakeCa, root].map((c) => c.toString()).join(''));
     await rejects(() => verifyTdx({ quote: withPckChain(quote, swapCa) }, null, {}, inspect), 'tdx.pck.chain');
-    await rejects(() => verifyTdx({ quote: withPckChain(quote, Buffer.from([leaf, intermediate].map((c) => c.toString()).join('\n'))) }, null, {}, inspect), 'tdx.pck.chain');
+    await rejects(() => verifyTdx({ quote: withPckChain(quote, Buffer.from([leaf, intermediate].map((c) => c.toString()).join(''))) }, null, {}, inspect), 'tdx.pck.chain');
   });
 
   it('turns an unreadable certificate key into an attestation error (found by fuzzing)', async () => {
@@ -185,13 +188,12 @@ describe('TDX verification: tampering', () => {
     assert.ok(point > 0);
     const bad = Buffer.from(der);
     bad[point + 3] = 0x05; // not an uncompressed point: Node throws when the key is read
-    const pem = `-----BEGIN CERTIFICATE-----\n${bad.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----`;
-    await rejects(() => verifyTdx({ quote: withPckChain(quote, Buffer.from([pem, pems[1], pems[2]].join('\n'))) }, null, {}, inspect), 'tdx.pck.chain');
+    const pem = `-----BEGIN CERTIFICATE-----\n${bad.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----`;
+    await rejects(() => verifyTdx({ quote: withPckChain(quote, pemChain([pem, pems[1]!, pems[2]!])) }, null, {}, inspect), 'tdx.pck.chain');
   });
 
   it('rejects a PCK certificate from another platform (its key did not sign this QE report)', async () => {
-    const other = pckPems(TDX.sprQuote()).join('\n');
-    await rejects(() => verifyTdx({ quote: withPckChain(TDX.cosQuote(), Buffer.from(other)) }, null, {}, inspect), 'tdx.qe.signature');
+    await rejects(() => verifyTdx({ quote: withPckChain(TDX.cosQuote(), pemChain(pckPems(TDX.sprQuote()))) }, null, {}, inspect), 'tdx.qe.signature');
   });
 
   it('rejects tampered or wrongly signed collateral', async () => {

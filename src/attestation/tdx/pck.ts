@@ -98,15 +98,16 @@ export function requirePinnedIntelRoot(candidate: X509Certificate | undefined, c
  * A PEM chain of exactly `count` certificates (Intel's formats: the quote's certification data,
  * PCS issuer-chain headers). The quoting enclave terminates the chain with NUL bytes.
  */
-export function parsePemChain(pem: Uint8Array, count: number, check: string, what: string): X509Certificate[] {
-  const certs = parsePemCertificates(pem, 'the certificate chain', { count: { min: 0, max: 8 }, trailingNul: true });
+export function parsePemChain(pem: Uint8Array, count: number, check: string, what: string, exactLayout = false): X509Certificate[] {
+  const certs = parsePemCertificates(pem, 'the certificate chain', { count: { min: 0, max: 8 }, trailingNul: true, exactLayout });
   ensure(certs.length === count, check, what, `${count} certificates`, `${certs.length}`);
   return certs;
 }
 
 /** Verifies the PCK chain from a quote; `crls` are the root CRL and the PCK CRL when available. */
 export function verifyPckChain(pem: Uint8Array, now: Date, crls: { root?: Crl; pck?: Crl } = {}): PckChain {
-  const certs = parsePemChain(pem, 3, 'tdx.pck.chain', 'the PCK chain must hold leaf, intermediate CA and root');
+  // The quote's chain is evidence: one spelling only (PCS issuer chains arrive in other layouts).
+  const certs = parsePemChain(pem, 3, 'tdx.pck.chain', 'the PCK chain must hold leaf, intermediate CA and root', true);
   const [leaf, intermediate, candidateRoot] = certs as [X509Certificate, X509Certificate, X509Certificate];
   const root = requirePinnedIntelRoot(candidateRoot, 'tdx.pck.root');
   ensure(commonName(leaf.subject) === 'Intel SGX PCK Certificate', 'tdx.pck.chain', 'the first certificate is not a PCK certificate',
