@@ -130,12 +130,9 @@ export function decode<T = Record<string, unknown>>(schema: Schema, data: Uint8A
       if (f?.type === 'string') value = utf8(body, f.name);
       else if (f?.type === 'message') value = decode(f.message!, body);
       else value = Buffer.from(body);
-    } else if (wire === 1) {
-      pos += 8;
-      continue;
-    } else if (wire === 5) {
-      pos += 4;
-      continue;
+    } else if (wire === 1 || wire === 5) {
+      // fixed64 / fixed32: no field of ours has these types; skipped when unknown, refused below when known.
+      pos += wire === 1 ? 8 : 4;
     } else {
       throw new ProtoError(`unsupported wire type ${wire} for field ${no}`);
     }
