@@ -1,7 +1,8 @@
 // Copies the non-TypeScript assets that modules load at run time (Rego rules, compiled WASM,
 // JSON defaults) from src/ to dist/, keeping their relative paths.
-import { cpSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
+import { buildInfoJson } from './build-info.mjs';
 
 const ASSET = /\.(rego|wasm|json|toml|txt)$/;
 const src = new URL('../src', import.meta.url).pathname;
@@ -19,3 +20,6 @@ function walk(dir) {
   }
 }
 walk(src);
+
+// dist/build-info.json: the commit of this build, for `kubectl contrast version`.
+writeFileSync(join(dist, 'build-info.json'), buildInfoJson());

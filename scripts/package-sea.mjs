@@ -24,6 +24,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { krewPlatformOf, updateKrewManifest, validateKrewManifest } from './package-sea.krew.mjs';
+import { buildInfoJson } from './build-info.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = join(root, 'dist-sea');
@@ -133,6 +134,13 @@ await build({
 });
 
 const assets = Object.fromEntries(assetsUnder(join(root, 'src')).map((p) => [relative(root, p).split('\\').join('/'), p]));
+// src/version.ts reads build-info.json beside itself. Only a build that names its commit
+// (CONTRAST_BUILD_COMMIT, as a release does) gets one: otherwise the executable, and the images
+// made from it, would change with every commit although the code did not.
+if (process.env.CONTRAST_BUILD_COMMIT) {
+  writeFileSync(join(work, 'build-info.json'), buildInfoJson());
+  assets['src/build-info.json'] = join(work, 'build-info.json');
+}
 log(`${Object.keys(assets).length} assets: ${Object.keys(assets).join(', ')}`);
 const blob = join(work, 'sea-prep.blob');
 writeFileSync(join(work, 'sea-config.json'), JSON.stringify({

@@ -25,6 +25,7 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<AnyCommand>>
   verify: async () => (await import('./verify.js')).verifyCommand,
   recover: async () => (await import('./recover.js')).recoverCommand,
   sign: async () => (await import('./upstream.js')).signCommand,
+  version: async () => (await import('./version.js')).versionCommand,
   coordinator: async () => (await import('./coordinator.js')).coordinatorCommand,
   initializer: async () => (await import('./initializer.js')).initializerCommand,
   runtime: async () => (await import('./runtime.js')).runtimeCommand,

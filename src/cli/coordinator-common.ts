@@ -9,6 +9,7 @@ import { coordinatorPolicyHashes, parseAddress, UserApiClient, type Address, typ
 import { readManifest } from '../workspace/manifest.js';
 import type { Manifest } from '../coordinator/manifest.js';
 import { UsageError, UserError, type InputLocation } from '../util/errors.js';
+import { debug } from '../util/log.js';
 import { readUserText } from '../util/files.js';
 import { readInputs } from '../resources/inputs.js';
 import { carriedPolicies, decodeCarried } from '../generate/carried-policies.js';
@@ -139,7 +140,11 @@ const note = (line: string) => process.stderr.write(`${line}\n`);
  */
 export async function withCoordinator<T>(argv: CoordinatorArgs, manifest: Manifest, use: (client: UserApiClient) => Promise<T>, clientOptions: { coordinatorPolicyHashes?: readonly string[] } = {}): Promise<T> {
   const onRetry = (err: Error) => note(`Waiting for the Coordinator: ${err.message}`);
-  const make = (address: Address) => new UserApiClient({ address, manifest, retryForMs: argv['retry-for'] * 1000, onRetry, ...clientOptions });
+  const make = (address: Address) => {
+    const hashes = clientOptions.coordinatorPolicyHashes ?? coordinatorPolicyHashes(manifest);
+    debug(`UserAPI at ${address.host}:${address.port}: aTLS, the Coordinator must report one of ${hashes.length} Coordinator policy hash(es) (${hashes.map((h) => h.slice(0, 16)).join(', ')}) and match ReferenceValues of the manifest; retrying for ${argv['retry-for']} s`);
+    return new UserApiClient({ address, manifest, retryForMs: argv['retry-for'] * 1000, onRetry, ...clientOptions });
+  };
   if (argv.coordinator !== undefined) return use(make(parseAddress(argv.coordinator)));
 
   const readyTimeoutMs = podWaitMs(argv);

@@ -7,12 +7,14 @@ import { STDIN } from '../resources/inputs.js';
 import { UsageError } from '../util/errors.js';
 import { connectFromArgs, kubeOptions, type KubeArgs } from './kube-options.js';
 import { generateOptionsFrom, transformOptions, type TransformArgs } from './transform-options.js';
+import { refuseRulesFile, rulesOption } from './upstream.js';
 
 interface GenerateArgs extends TransformArgs, KubeArgs {
   paths: string[];
   _: (string | number)[];
   output?: string;
   'validate-server': boolean;
+  policy?: string;
 }
 
 function outputTarget(argv: GenerateArgs, paths: string[]): OutputTarget {
@@ -36,7 +38,7 @@ export function inputPaths(argv: { paths: string[]; _: (string | number)[] }, st
 export const generateCommand: CommandModule<object, GenerateArgs> = {
   command: 'generate [paths..]',
   describe: 'Make workloads with runtimeClassName contrast-cc confidential: inject the Initializer and service mesh, compute their policies, update manifest.json',
-  builder: (y: Argv) => kubeOptions(transformOptions(y))
+  builder: (y: Argv) => rulesOption(kubeOptions(transformOptions(y)))
     .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories (recursively *.yaml, *.yml); "-" or nothing for standard input' })
     .option('output', { alias: 'o', type: 'string', describe: 'Write all resources to this file ("-" for stdout) instead of editing the inputs in place' })
     .option('validate-server', { type: 'boolean', default: false, describe: 'Before writing, let the API server of the current kube context validate every resource (server-side dry run); with --kubeconfig, --context, -n' })
@@ -45,6 +47,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     .example('$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml', 'Write the result elsewhere; keys and manifest.json go to ./contrast')
     .example('$0 generate --offline --oci-layout ./images --platform insecure-sim app.yaml', 'Take images from a local OCI layout, never from the network'),
   handler: async (argv) => {
+    refuseRulesFile(argv);
     const paths = inputPaths(argv);
     const diagnostics = new Diagnostics(warnOnStderr);
     const options = generateOptionsFrom(argv, diagnostics.warn);

@@ -7,6 +7,7 @@
 import { delimiter } from 'node:path';
 import type { Argv, Options } from 'yargs';
 import { platformIds } from '../platforms/platforms.js';
+import { platformName } from './upstream.js';
 
 export type OptionGroup = 'workspace' | 'image' | 'transform';
 
@@ -21,6 +22,8 @@ export interface TransformOption {
   /** Unset: false for bool, [] for list, undefined for string. */
   default?: string | boolean;
   choices?: () => string[];
+  /** Turns the given value into the canonical one before choices are checked. */
+  coerce?: (value: unknown) => unknown;
   /** Environment variable of the post-renderers (a default below flags and function config). */
   env: string;
   /** The environment variable means the opposite of the flag (CONTRAST_NO_CACHE=1 → --no-cache). */
@@ -36,6 +39,7 @@ export interface TransformOption {
 export const TRANSFORM_OPTIONS = [
   { flag: 'workspace-dir', group: 'workspace', kind: 'string', default: '.', env: 'CONTRAST_WORKSPACE_DIR', field: 'workspaceDir', path: true, describe: 'Directory for manifest.json, keys, settings and verification output' },
   { flag: 'manifest', alias: 'm', group: 'workspace', kind: 'string', env: 'CONTRAST_MANIFEST', field: 'manifest', path: true, describe: 'Manifest file (default <workspace-dir>/manifest.json)' },
+  { flag: 'settings', alias: 's', group: 'transform', kind: 'string', env: 'CONTRAST_SETTINGS', field: 'settings', path: true, describe: 'Policy settings file (default <workspace-dir>/settings.json, created with the defaults)' },
   { flag: 'oci-layout', group: 'image', kind: 'list', env: 'CONTRAST_OCI_LAYOUT', separator: delimiter, field: 'ociLayouts', path: true, describe: 'OCI image layout directory to take images from before any registry (one per flag; repeat it for more)' },
   { flag: 'docker-archive', group: 'image', kind: 'list', env: 'CONTRAST_DOCKER_ARCHIVE', separator: delimiter, field: 'dockerArchives', path: true, describe: '`docker save` archive to take images from before any registry (one per flag; repeat it for more)' },
   { flag: 'cache-dir', group: 'image', kind: 'string', env: 'CONTRAST_CACHE_DIR', field: 'cacheDir', path: true, describe: 'Image metadata cache (default $CONTRAST_CACHE_DIR, $XDG_CACHE_HOME/kubectl-contrast or ~/.cache/kubectl-contrast)' },
@@ -44,8 +48,9 @@ export const TRANSFORM_OPTIONS = [
   { flag: 'offline', group: 'image', kind: 'bool', env: 'CONTRAST_OFFLINE', field: 'offline', describe: 'Never contact a registry: use local sources and the cache only' },
   { flag: 'docker-config', group: 'image', kind: 'string', env: 'CONTRAST_DOCKER_CONFIG', field: 'dockerConfig', path: true, describe: 'Docker config file with registry credentials (default ~/.docker/config.json and containers auth files)' },
   { flag: 'image-platform', group: 'image', kind: 'string', default: 'linux/amd64', env: 'CONTRAST_IMAGE_PLATFORM', field: 'imagePlatform', describe: 'Platform picked from multi-platform images' },
-  { flag: 'platform', alias: 'reference-values', group: 'transform', kind: 'string', choices: platformIds, env: 'CONTRAST_PLATFORM', field: 'platform', describe: 'Platform for workloads with runtimeClassName contrast-cc (contrast-cc-<platform> selects one per workload)' },
+  { flag: 'platform', alias: 'reference-values', group: 'transform', kind: 'string', choices: platformIds, coerce: platformName, env: 'CONTRAST_PLATFORM', field: 'platform', describe: 'Platform for workloads with runtimeClassName contrast-cc (contrast-cc-<platform> selects one per workload); also upstream v1.2\'s names k3s-qemu-snp and k3s-qemu-tdx' },
   { flag: 'skip-initializer', group: 'transform', kind: 'bool', env: 'CONTRAST_SKIP_INITIALIZER', field: 'skipInitializer', describe: 'Do not inject the Initializer (per workload: annotation contrast.edgeless.systems/skip-initializer: "true")' },
+  { flag: 'skip-service-mesh', group: 'transform', kind: 'bool', env: 'CONTRAST_SKIP_SERVICE_MESH', field: 'skipServiceMesh', describe: 'Do not inject the service-mesh sidecar, whatever the servicemesh annotations say' },
   { flag: 'image-replacements', group: 'transform', kind: 'string', env: 'CONTRAST_IMAGE_REPLACEMENTS', field: 'imageReplacements', path: true, describe: 'File of "source=target" lines that replace container images (e.g. a mirror)' },
   { flag: 'coordinator-host', group: 'transform', kind: 'string', env: 'CONTRAST_COORDINATOR_HOST', field: 'coordinatorHost', describe: 'Address the Initializer dials (default coordinator-ready.<namespace of the Coordinator>)' },
   { flag: 'inject-image-store', group: 'transform', kind: 'bool', env: 'CONTRAST_INJECT_IMAGE_STORE', field: 'injectImageStore', describe: 'Give every confidential workload a block volume the guest pulls images onto (size: annotation contrast.edgeless.systems/image-store-size, default 10Gi, "0": none)' },
@@ -79,6 +84,7 @@ function yargsOption(o: TransformOption): Options {
   const spec: Options = o.kind === 'list' ? repeatable(o.describe) : { type: o.kind === 'bool' ? 'boolean' : 'string', describe: o.describe };
   if (o.alias !== undefined) spec.alias = o.alias;
   if (o.choices !== undefined) spec.choices = o.choices();
+  if (o.coerce !== undefined) spec.coerce = o.coerce;
   if (o.kind === 'string') spec.requiresArg = true;
   const fallback = o.kind === 'bool' ? false : o.kind === 'list' ? [] : undefined;
   if (o.default !== undefined || fallback !== undefined) spec.default = o.default ?? fallback;

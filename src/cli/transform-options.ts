@@ -31,11 +31,13 @@ export function generateOptionsFrom(argv: TransformArgs, warn?: Warn): GenerateO
   return {
     platform: argv.platform,
     skipInitializer: argv['skip-initializer'],
+    skipServiceMesh: argv['skip-service-mesh'],
     imageReplacementsFile: argv['image-replacements'],
     coordinatorHost: argv['coordinator-host'],
     injectImageStore: argv['inject-image-store'],
     workspaceDir: argv['workspace-dir'],
     manifestPath: argv.manifest,
+    settingsPath: argv.settings,
     workloadOwnerKeys: argv['add-workload-owner-key'],
     seedshareOwnerKeys: argv['add-seedshare-owner-key'],
     disableUpdates: argv['disable-updates'],

@@ -6,6 +6,40 @@
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../util/errors.js';
 
+/** Upstream v1.2's platform names (`--reference-values`) that name a platform of ours. */
+const UPSTREAM_PLATFORMS: Readonly<Record<string, string>> = {
+  'k3s-qemu-snp': 'metal-qemu-snp',
+  'k3s-qemu-tdx': 'metal-qemu-tdx',
+  'rke2-qemu-tdx': 'metal-qemu-tdx',
+  'k3s-qemu-snp-gpu': 'metal-qemu-snp-gpu',
+};
+
+/**
+ * The platform flag's value as we name it: our ids and upstream's spellings (any case), upstream
+ * v1.2's bare-metal names with a note; AKS, which we do not run on, is refused with the reason.
+ */
+export function platformName(value: unknown): string {
+  const given = String(value);
+  const id = given.toLowerCase();
+  if (id === 'aks-clh-snp') {
+    throw new UsageError('--platform aks-clh-snp: AKS with Cloud Hypervisor (Microsoft\'s guest image and policy rules) is not a platform of kubectl-contrast, and newer upstream releases dropped it too; for bare-metal SEV-SNP use --platform metal-qemu-snp (see docs/upstream.md)');
+  }
+  const ours = UPSTREAM_PLATFORMS[id];
+  if (ours === undefined) return id;
+  process.stderr.write(`Note: ${given} is upstream v1.2's name of the platform kubectl-contrast calls ${ours} (bare metal, QEMU); using ${ours}.\n`);
+  return ours;
+}
+
+/** Upstream's `generate -p/--policy rules.rego`: the rules are part of this build. */
+export function rulesOption<T>(y: Argv<T>): Argv<T & { policy?: string }> {
+  return y.option('policy', { alias: 'p', type: 'string', hidden: true }) as Argv<T & { policy?: string }>;
+}
+
+export function refuseRulesFile(argv: { policy?: string }): void {
+  if (argv.policy === undefined) return;
+  throw new UsageError('-p/--policy: the Rego rules are part of kubectl-contrast (compiled and checked with every policy it writes), so there is no rules.rego to pass; change what the policies allow in settings.json (-s/--settings) and try a pod against its policy with `kubectl contrast policy check` (see docs/upstream.md)');
+}
+
 /** Upstream's newest `set` flags for signed, atomic transitions. */
 export interface SignedTransitionArgs {
   atomic?: boolean;

@@ -31,6 +31,10 @@ export interface GenerateOptions extends ManifestOptions {
   platform?: string;
   /** No Initializer in any workload. Unset: false (per workload: annotation skip-initializer). */
   skipInitializer?: boolean;
+  /** No service-mesh sidecar in any workload, whatever its annotations say. Unset: false. */
+  skipServiceMesh?: boolean;
+  /** The policy settings file. Unset: `<workspaceDir>/settings.json`, the defaults while it does not exist. */
+  settingsPath?: string;
   /** File of `source=target` lines that replace images. Unset: images as written. */
   imageReplacementsFile?: string;
   /** Address the Initializer dials. Unset: `coordinator-ready.<namespace of the Coordinator>`. */
@@ -118,6 +122,7 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
     template: transformPodTemplate(podTemplateOf(w.resource)!, {
       platform: w.platform,
       skipInitializer: options.skipInitializer === true,
+      skipServiceMesh: options.skipServiceMesh === true,
       coordinatorHost,
       images: { initializer: INJECTED_IMAGES.initializer, serviceMesh: INJECTED_IMAGES.serviceMesh },
       replacements,
@@ -144,7 +149,7 @@ async function attachPolicies(parsed: ParsedInput[], transformed: TransformedWor
   const images = await resolveImages(options.imageResolver, [pauseRef, ...transformed.flatMap((w) => imagesOf(w.template.spec))]);
   for (const w of transformed) pinImages(w.template.spec, images);
 
-  const ctx = policyContext(allResources(parsed), imageLookup(images), pauseRef, readSettings(options.workspaceDir));
+  const ctx = policyContext(allResources(parsed), imageLookup(images), pauseRef, readSettings(options.workspaceDir, options.settingsPath));
   const policies: Record<string, PolicyEntry> = {};
   const workloads = [];
   for (const w of transformed) {

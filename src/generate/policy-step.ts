@@ -4,7 +4,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BugError, describeLocation, locate, type InputLocation } from '../util/errors.js';
+import { BugError, UserError, describeLocation, locate, type InputLocation } from '../util/errors.js';
+import { readUserText } from '../util/files.js';
+import { validateSettings } from '../policy/settings.js';
 import { buildPod, checkPolicy, defaultSettings, loadOrCreateSettings, policyTextFor, type BuiltPod, type PodPolicyInput, type PolicySettings } from '../policy/index.js';
 import type { ResolvedImage } from '../images/types.js';
 import { claimTemplateNames, type KubeObject, type PodTemplate, type Resource, type WorkloadRef } from '../workloads/resource.js';
@@ -12,13 +14,27 @@ import { objectsOfKind } from './read-step.js';
 
 export const SETTINGS_FILE = 'settings.json';
 
-/** The workspace's settings.json when it exists; the defaults otherwise (created on write). */
-export function readSettings(workspaceDir: string): PolicySettings {
+/**
+ * The settings file the user named (it must exist), else the workspace's settings.json when it
+ * exists, else the defaults (then created on write).
+ */
+export function readSettings(workspaceDir: string, settingsPath?: string): PolicySettings {
+  if (settingsPath !== undefined) {
+    const text = readUserText(settingsPath, 'the policy settings (--settings)');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new UserError(`not valid JSON (${(err as Error).message})`, { file: settingsPath });
+    }
+    return validateSettings(parsed, settingsPath);
+  }
   return existsSync(join(workspaceDir, SETTINGS_FILE)) ? loadOrCreateSettings(workspaceDir) : defaultSettings();
 }
 
-export function ensureSettingsFile(workspaceDir: string): void {
-  loadOrCreateSettings(workspaceDir);
+/** The workspace's settings.json with the defaults, unless the user keeps the settings elsewhere. */
+export function ensureSettingsFile(workspaceDir: string, settingsPath?: string): void {
+  if (settingsPath === undefined) loadOrCreateSettings(workspaceDir);
 }
 
 /** What every pod's policy input shares: images, the ConfigMaps and Secrets around it, settings. */

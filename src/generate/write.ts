@@ -25,17 +25,17 @@ export function joinStreams(texts: string[]): string {
 }
 
 /** Writes manifest.json (atomically) when this run changed it; returns its path. */
-export function writeManifestOf(result: GenerateResult, workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'>): string {
+export function writeManifestOf(result: GenerateResult, workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'> & { settingsPath?: string }): string {
   const manifestPath = manifestPathOf(workspace);
   mkdirSync(workspace.workspaceDir, { recursive: true });
   if (result.manifestChanged) writeOrExplain(manifestPath, manifestToJson(result.manifest));
   // The policy settings become editable after the first run, as upstream's settings.json.
-  ensureSettingsFile(workspace.workspaceDir);
+  ensureSettingsFile(workspace.workspaceDir, workspace.settingsPath);
   return manifestPath;
 }
 
 /** Writes the resources and manifest.json; returns the one-line summary for the user. */
-export function writeGenerateResult(result: GenerateResult, target: OutputTarget, workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'>): string {
+export function writeGenerateResult(result: GenerateResult, target: OutputTarget, workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'> & { settingsPath?: string }): string {
   const combined = () => joinStreams(result.outputs.map((o) => o.text));
   let where: string;
   if (target.to === 'stdout') {

@@ -16,6 +16,8 @@ import { annotationsOf, listField, type Obj } from './pod.js';
 export interface WorkloadTransformOptions {
   platform: Platform;
   skipInitializer: boolean;
+  /** No service-mesh sidecar, whatever the annotations say (upstream v1.2 `--skip-service-mesh`). */
+  skipServiceMesh?: boolean;
   coordinatorHost: string;
   images: { initializer: string; serviceMesh: string };
   replacements: ImageReplacements;
@@ -50,7 +52,7 @@ export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransf
       throw new UserError(`must be "true" or "false", found "${skipValue}"`, { field: `${metaField}.annotations["${ANNOTATIONS.skipInitializer}"]` });
     }
     const withInitializer = !isCoordinator && !opts.skipInitializer && skipValue !== 'true';
-    const mesh = meshConfigFrom(annotations, metaField);
+    const mesh = opts.skipServiceMesh === true ? undefined : meshConfigFrom(annotations, metaField);
     if (mesh && !withInitializer) {
       throw new UserError('the service mesh needs the Initializer for its certificates', { field: `${metaField}.annotations` }, { hint: 'remove skip-initializer or the servicemesh annotations' });
     }
