@@ -1,12 +1,16 @@
 import type { Argv, CommandModule } from 'yargs';
 import {
-  AttestationError, DirectoryCache, KdsClient, TCB_STATUSES, parseReferenceValues, parseSnpReport, parseTdxQuote, verifySnp, verifyTdx,
+  AttestationError, DirectoryCache, KdsClient, TCB_STATUSES, parseReferenceValues, parseSnpReport, parseTdxQuote, verifySnp,
   type SnpCollateralSource, type SnpProduct, type SnpVerification, type TcbStatus, type TdxVerification,
 } from '../attestation/index.js';
 import { fromHex, toHex } from '../attestation/bytes.js';
-import { decodeBinaryOrHex, splitSnpEvidence } from '../attestation/evidence-file.js';
+import { decodeEvidenceFile, splitSnpEvidence } from '../attestation/evidence-file.js';
+import { ADMISSION_CRL_POLICY, CRL_POLICIES, type CrlPolicy } from '../attestation/revocation.js';
+import { validateSnpBaseline } from '../attestation/snp/validate.js';
 import { classifyIntelCrls } from '../attestation/tdx/crls.js';
-import { SNP_CRL_POLICIES, type SnpCrlPolicy } from '../attestation/snp/crl.js';
+import { PcsClient, TdxCollateralDirectory, type TdxCollateralSource } from '../attestation/tdx/pcs.js';
+import { validateTdxBaseline } from '../attestation/tdx/validate.js';
+import { verifyTdxWithCollateral } from '../attestation/tdx/verify.js';
 import { UsageError, UserError, errorMessage } from '../util/errors.js';
 import { readUserFile as read } from '../util/files.js';
 
@@ -18,7 +22,7 @@ interface VerifyArgs {
   'tcb-info'?: string;
   'qe-identity'?: string;
   crl: string[];
-  'crl-policy': SnpCrlPolicy;
+  'crl-policy': CrlPolicy;
   'reference-values'?: string;
   output?: 'json' | 'text';
   product?: SnpProduct;
@@ -88,6 +92,7 @@ function tdxSummary(r: TdxVerification) {
     measurement: toHex(b.mrTd),
     reportData: toHex(b.reportData),
     crlChecked: r.crlChecked,
+    qeIdentityChecked: r.qeIdentityChecked,
     ...(r.referenceValueIndex !== undefined ? { referenceValueIndex: r.referenceValueIndex } : {}),
   };
 }
@@ -99,7 +104,7 @@ function bestEffortFields(platform: 'snp' | 'tdx', evidence: Buffer): Record<str
       const rep = parseSnpReport(splitSnpEvidence(evidence).report);
       return { reportVersion: rep.version, measurement: toHex(rep.measurement), reportData: toHex(rep.reportData), hostData: toHex(rep.hostData) };
     }
-    const q = parseTdxQuote(decodeBinaryOrHex(evidence));
+    const q = parseTdxQuote(decodeEvidenceFile(evidence, 'tdx').bytes);
     return { quoteVersion: q.header.version, measurement: toHex(q.body.mrTd), reportData: toHex(q.body.reportData), mrConfigId: toHex(q.body.mrConfigId) };
   } catch {
     return {};
@@ -112,7 +117,32 @@ function snpSource(argv: VerifyArgs): SnpCollateralSource | undefined {
   return cache;
 }
 
+function tdxSource(argv: VerifyArgs): TdxCollateralSource | undefined {
+  const cache = argv['cache-dir'] ? new TdxCollateralDirectory(argv['cache-dir']) : undefined;
+  if (argv.fetch) return new PcsClient({ ...(cache ? { cache } : {}) });
+  return cache;
+}
+
+/**
+ * Without reference values nothing says which measurement is the right one, so the result
+ * says so, and the baseline that no reference value could relax is still judged.
+ */
+const BASELINE: Record<'snp' | 'tdx', string> = {
+  snp: 'not debug, VMPL 0, no migration agent',
+  tdx: 'TD not in debug mode',
+};
+
+export function noReferenceValuesWarning(platform: 'snp' | 'tdx'): string {
+  return `Warning: no --reference-values: only the evidence's authenticity and the baseline (${BASELINE[platform]}) were checked; `
+    + 'the measurement, the TCB minimums and the other reference values were NOT compared. Pass --reference-values (or a manifest.json) to judge it as the Coordinator would.';
+}
+
 async function runVerify(argv: VerifyArgs, evidence: Buffer, now: Date): Promise<Record<string, unknown>> {
+  const fields = await verifyAndSummarize(argv, evidence, now);
+  return { judgement: argv['reference-values'] ? 'reference-values' : `baseline (${BASELINE[argv.platform]})`, ...fields };
+}
+
+async function verifyAndSummarize(argv: VerifyArgs, evidence: Buffer, now: Date): Promise<Record<string, unknown>> {
   const refs = referenceValues(argv['reference-values']);
   const reportData = hexArg(argv['report-data'], 'report-data', [64]);
   if (argv.platform === 'snp') {
@@ -131,12 +161,14 @@ async function runVerify(argv: VerifyArgs, evidence: Buffer, now: Date): Promise
         ...(source ? { collateral: source } : {}),
         crlPolicy: argv['crl-policy'],
       });
+    if (!refs) validateSnpBaseline(result.report);
     return snpSummary(result);
   }
   const mrConfigId = hexArg(argv['host-data'], 'host-data', [32, 48]);
   const chain = argv['cert-chain'] ? read(argv['cert-chain'], 'collateral issuer chain') : undefined;
   const crls = classifyIntelCrls(argv.crl.map((f) => ({ name: f, der: read(f, 'CRL') })));
-  const result = verifyTdx({ quote: decodeBinaryOrHex(evidence) }, refs ? refs.tdx ?? [] : null,
+  const source = tdxSource(argv);
+  const result = await verifyTdxWithCollateral({ quote: decodeEvidenceFile(evidence, 'tdx').bytes }, refs ? refs.tdx ?? [] : null,
     { ...(reportData ? { reportData } : {}), ...(mrConfigId ? { mrConfigId } : {}) },
     {
       now,
@@ -148,7 +180,10 @@ async function runVerify(argv: VerifyArgs, evidence: Buffer, now: Date): Promise
       },
       ...(argv['accept-tcb-status'].length > 0 ? { acceptedTcbStatuses: argv['accept-tcb-status'] as TcbStatus[] } : {}),
       allowMissingCollateral: argv['allow-missing-collateral'],
+      crlPolicy: argv['crl-policy'],
+      ...(source ? { source } : {}),
     });
+  if (!refs) validateTdxBaseline(result.quote.body);
   return tdxSummary(result);
 }
 
@@ -163,34 +198,33 @@ function checkFlags(argv: VerifyArgs): void {
     for (const f of ['tcb-info', 'qe-identity'] as const) if (argv[f]) throw new UsageError(`--${f} applies to --platform tdx only`);
     if (argv['accept-tcb-status'].length > 0 || argv['allow-missing-collateral']) throw new UsageError('--accept-tcb-status and --allow-missing-collateral apply to --platform tdx only');
   } else {
-    for (const f of ['vcek', 'product', 'cache-dir'] as const) if (argv[f]) throw new UsageError(`--${f} applies to --platform snp only`);
-    if (argv.fetch) throw new UsageError('--fetch applies to --platform snp only (TDX collateral is passed as files)');
+    for (const f of ['vcek', 'product'] as const) if (argv[f]) throw new UsageError(`--${f} applies to --platform snp only`);
   }
   if (argv.now !== undefined && Number.isNaN(new Date(argv.now).getTime())) throw new UsageError('--now must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z');
 }
 
 const verifyCommand: CommandModule<object, VerifyArgs> = {
   command: 'verify',
-  describe: 'Verify an SEV-SNP report or TDX quote offline: signatures, certificate chain to the pinned AMD/Intel root, TCB, and optionally reference values',
+  describe: 'Verify an SEV-SNP report or TDX quote: signatures, certificate chain to the pinned AMD/Intel root, revocation, TCB, and reference values (without them, a baseline: no debug, VMPL 0, no migration agent)',
   builder: (y: Argv) => y
     .option('platform', { type: 'string', choices: ['snp', 'tdx'] as const, demandOption: true, describe: 'Evidence type' })
-    .option('evidence', { type: 'string', demandOption: true, describe: 'SNP report (optionally followed by its certificate table) or TDX quote; binary or hex' })
+    .option('evidence', { type: 'string', demandOption: true, describe: 'SNP report (optionally followed by its certificate table) or TDX quote: binary, hex, base64, or JSON with the field quote (TDX) or report / attestation_report (SNP)' })
     .option('vcek', { type: 'string', describe: 'SNP: VCEK or VLEK certificate (DER or PEM)' })
     .option('cert-chain', { type: 'string', describe: 'SNP: ASK (and ARK) PEM from KDS cert_chain; TDX: issuer chain of the TCB info and QE identity' })
     .option('tcb-info', { type: 'string', describe: 'TDX: TCB info JSON from Intel PCS for the quote\'s FMSPC' })
     .option('qe-identity', { type: 'string', describe: 'TDX: QE identity JSON from Intel PCS' })
     .option('crl', { type: 'string', array: true, default: [], describe: 'DER CRLs (SNP: ARK-signed; TDX: root CA and/or PCK CA)' })
-    .option('crl-policy', { type: 'string', choices: SNP_CRL_POLICIES, default: 'if-available' as SnpCrlPolicy, describe: 'SNP: require a current CRL, or use one when available (see docs/attestation.md)' })
+    .option('crl-policy', { type: 'string', choices: CRL_POLICIES, default: ADMISSION_CRL_POLICY, describe: 'require a current CRL (supplied, cached or fetched), as admission does, or check one only when available (see docs/attestation.md)' })
     .option('reference-values', { type: 'string', describe: 'JSON with ReferenceValues (or a whole manifest.json) to validate against' })
     .option('output', { alias: 'o', type: 'string', choices: ['json', 'text'] as const, describe: 'Output format (default text)' })
     .option('product', { type: 'string', choices: ['Milan', 'Genoa', 'Turin'] as const, describe: 'SNP: product line, needed for version 2 reports without a VCEK' })
     .option('report-data', { type: 'string', describe: 'Expected REPORT_DATA (64 bytes hex)' })
     .option('host-data', { type: 'string', describe: 'Expected policy hash: SNP HOSTDATA (32 bytes) or TDX MRCONFIGID (32 or 48 bytes), hex' })
-    .option('cache-dir', { type: 'string', describe: 'SNP: directory of cached AMD certificates and CRLs' })
-    .option('fetch', { type: 'boolean', default: false, describe: 'SNP: fetch missing certificates and the CRL from AMD KDS (network)' })
+    .option('cache-dir', { type: 'string', describe: 'Collateral directory: SNP, cached AMD certificates and CRLs; TDX, Intel PCS collateral (the layout in docs/attestation.md, also for offline use)' })
+    .option('fetch', { type: 'boolean', default: false, describe: 'Fetch missing collateral from AMD KDS (SNP) or Intel PCS (TDX), kept in --cache-dir if given (network)' })
     .option('now', { type: 'string', describe: 'Check certificate and collateral validity at this time instead of now (ISO 8601)' })
     .option('accept-tcb-status', { type: 'string', array: true, default: [], choices: [...TCB_STATUSES], describe: 'TDX: TCB statuses to accept (default UpToDate)' })
-    .option('allow-missing-collateral', { type: 'boolean', default: false, describe: 'TDX: verify without TCB info (the TCB status is then not evaluated)' })
+    .option('allow-missing-collateral', { type: 'boolean', default: false, describe: 'TDX: verify without TCB info or QE identity, for inspection (the TCB status or the QE is then not evaluated)' })
     .check((argv) => {
       checkFlags(argv as VerifyArgs);
       return true;
@@ -201,6 +235,7 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
     const evidence = read(argv.evidence, 'evidence');
     const now = argv.now ? new Date(argv.now) : new Date();
     const json = argv.output === 'json';
+    if (!argv['reference-values']) process.stderr.write(`${noReferenceValuesWarning(argv.platform)}\n`);
     let fields: Record<string, unknown>;
     try {
       fields = await runVerify(argv, evidence, now);

@@ -6,6 +6,9 @@
  * Environment:
  * - CONTRAST_SNP_CACHE_DIR (default ~/.cache/kubectl-contrast/amd): AMD KDS answers, cached;
  * - CONTRAST_TDX_CACHE_DIR (default ~/.cache/kubectl-contrast/intel): Intel PCS answers, cached;
+ * - CONTRAST_PCS_URL (default https://api.trustedservices.intel.com): a service with Intel PCS's
+ *   v4 API, e.g. a caching service inside the cluster; CONTRAST_INTEL_ROOT_CRL_URL (default
+ *   Intel's CRL distribution point of the SGX Root CA) likewise;
  * - CONTRAST_COLLATERAL_OFFLINE=1: never use the network; both directories are then the only
  *   source (filled by hand for air-gapped clusters, docs/attestation.md).
  */
@@ -29,7 +32,12 @@ export function snpCollateral(dir = process.env.CONTRAST_SNP_CACHE_DIR || join(c
 /** Intel PCS, cached in $CONTRAST_TDX_CACHE_DIR; the directory alone when offline. */
 export function tdxCollateral(dir = process.env.CONTRAST_TDX_CACHE_DIR || join(cacheRoot(), 'intel')): TdxCollateralSource {
   const cache = new TdxCollateralDirectory(dir);
-  return offline() ? cache : new PcsClient({ cache });
+  if (offline()) return cache;
+  return new PcsClient({
+    cache,
+    ...(process.env.CONTRAST_PCS_URL ? { baseUrl: process.env.CONTRAST_PCS_URL.replace(/\/+$/, '') } : {}),
+    ...(process.env.CONTRAST_INTEL_ROOT_CRL_URL ? { rootCrlUrl: process.env.CONTRAST_INTEL_ROOT_CRL_URL } : {}),
+  });
 }
 
 /**

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
+import { noReferenceValuesWarning } from '../../src/cli/evidence.js';
 import { runCli } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { VECTORS } from './vectors.js';
@@ -45,7 +46,7 @@ describe('kubectl contrast evidence verify', () => {
   after(() => removeDir(dir));
 
   it('prints one JSON object for a verified SNP report and exits 0', async () => {
-    const r = await cli([...snpArgs, '-o', 'json']);
+    const r = await cli([...snpArgs, '--crl-policy', 'if-available', '-o', 'json']);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.verified, true);
@@ -58,19 +59,87 @@ describe('kubectl contrast evidence verify', () => {
     assert.equal(out.crlChecked, false);
     assert.equal(out.crl.checked, false);
     assert.match(out.crl.reason, /./);
-    assert.equal(r.stderr, '');
+    assert.equal(out.judgement, 'baseline (not debug, VMPL 0, no migration agent)');
+    assert.equal(r.stderr, `${noReferenceValuesWarning('snp')}\n`);
+    assert.match(r.stderr, /^Warning: no --reference-values: only the evidence's authenticity and the baseline .* were NOT compared/);
   });
 
-  it('refuses a report without a CRL under --crl-policy require', async () => {
-    const r = await cli([...snpArgs, '--crl-policy', 'require', '-o', 'json']);
-    assert.equal(r.code, 1);
+  it('refuses a report without a current CRL by default (--crl-policy require, as admission)', async () => {
+    for (const extra of [[], ['--crl-policy', 'require']]) {
+      const r = await cli([...snpArgs, ...extra, '-o', 'json']);
+      assert.equal(r.code, 1);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.verified, false);
+      assert.equal(out.error.check, 'snp.crl.missing');
+    }
+  });
+
+  it('judges evidence without reference values by the baseline: a DEBUG guest is refused', async () => {
+    const r = await cli(['evidence', 'verify', '--platform', 'snp', '--evidence', tv('amd/go-sev-guest/attestation.bin'),
+      '--vcek', tv('amd/go-sev-guest/vcek.testcer'), '--cert-chain', tv('amd/go-sev-guest/ask_ark_milan.pem'), '--crl-policy', 'if-available', '-o', 'json']);
+    assert.equal(r.code, 1, r.stdout);
     const out = JSON.parse(r.stdout);
     assert.equal(out.verified, false);
-    assert.equal(out.error.check, 'snp.crl.missing');
+    assert.equal(out.error.check, 'snp.policy.debug');
+  });
+
+  it('reads the evidence as base64 or inside a JSON wrapper, and refuses an ambiguous wrapper', async () => {
+    const quote = readFileSync(tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'));
+    const files: Record<string, string> = {
+      'quote.b64': quote.toString('base64').replace(/(.{76})/g, '$1\n'),
+      'quote.json': JSON.stringify({ quote: quote.toString('base64url'), cc_eventlog: 'ignored' }),
+      'quote-hex.json': JSON.stringify({ quote: quote.toString('hex') }),
+    };
+    for (const [name, content] of Object.entries(files)) {
+      writeFileSync(join(dir, name), content);
+      const args = sprArgs.map((a) => (a.endsWith('.dat') ? join(dir, name) : a));
+      const r = await cli([...args, '--now', '2023-06-20T00:00:00Z', '--accept-tcb-status', 'NotSupported', '-o', 'json']);
+      assert.equal(r.code, 0, `${name}: ${r.stdout}`);
+      assert.equal(JSON.parse(r.stdout).quoteVersion, 4);
+    }
+    const report = readFileSync(tv('amd/ms-tee-attestation-verification/genoa_attestation_report.bin'));
+    writeFileSync(join(dir, 'report.json'), JSON.stringify({ attestation_report: report.toString('base64') }));
+    const snp = await cli([...snpArgs.map((a) => (a.endsWith('report.bin') ? join(dir, 'report.json') : a)), '--crl-policy', 'if-available', '-o', 'json']);
+    assert.equal(snp.code, 0, snp.stdout);
+    for (const [name, content, detail] of [
+      ['two.json', JSON.stringify({ report: report.toString('hex'), attestation_report: report.toString('hex') }), /exactly one of the fields report, attestation_report/],
+      ['object.json', JSON.stringify({ attestation_report: { measurement: 'ab' } }), /must be the evidence as base64, base64url or hex text/],
+      ['mixed.b64', `${report.toString('base64').slice(0, 40).replace(/.$/, '+')}_${report.toString('base64').slice(41)}`, /neither hex, base64 nor a JSON object/],
+    ] as const) {
+      writeFileSync(join(dir, name), content);
+      const r = await cli([...snpArgs.map((a) => (a.endsWith('report.bin') ? join(dir, name) : a)), '--crl-policy', 'if-available', '-o', 'json']);
+      assert.equal(r.code, 1, name);
+      assert.equal(JSON.parse(r.stdout).error.check, 'evidence.format', name);
+      assert.match(JSON.parse(r.stdout).error.message, detail, name);
+    }
+  });
+
+  it('verifies a TDX quote from an offline collateral directory and requires the QE identity', async () => {
+    const col = join(dir, 'intel');
+    mkdirSync(join(col, 'tcb-info'), { recursive: true });
+    const g = (f: string) => readFileSync(tv(`intel/go-tdx-guest/${f}`));
+    writeFileSync(join(col, 'tcb-info', '50806f000000.json'), g('sample_tcbInfo_response'));
+    writeFileSync(join(col, 'tcb-info', '50806f000000.issuer-chain.pem'), g('tcbInfoIssuerChain.pem'));
+    writeFileSync(join(col, 'pck-crl-platform.der'), g('pckcrl'));
+    writeFileSync(join(col, 'root-crl.der'), g('rootcrl.der'));
+    const base = ['evidence', 'verify', '--platform', 'tdx', '--evidence', tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'), '--cache-dir', col,
+      '--now', '2023-06-20T00:00:00Z', '--accept-tcb-status', 'NotSupported', '-o', 'json'];
+    let r = await cli(base);
+    assert.equal(r.code, 1);
+    assert.equal(JSON.parse(r.stdout).error.check, 'tdx.qeidentity.missing');
+    assert.match(JSON.parse(r.stdout).error.message, /--qe-identity.*--allow-missing-collateral/);
+    writeFileSync(join(col, 'qe-identity.json'), g('sample_qeIdentity_response'));
+    writeFileSync(join(col, 'qe-identity.issuer-chain.pem'), g('qeIdentityIssuerChain.pem'));
+    r = await cli(base);
+    assert.equal(r.code, 0, r.stdout);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual(out.crlChecked, { root: true, pck: true });
+    assert.equal(out.qeIdentityChecked, true);
+    assert.equal(out.tcb.qe.status, 'UpToDate');
   });
 
   it('reports the failed check with expected and actual values as JSON and exits 1', async () => {
-    const r = await cli([...snpArgs, '--host-data', 'ff'.repeat(32), '-o', 'json']);
+    const r = await cli([...snpArgs, '--host-data', 'ff'.repeat(32), '--crl-policy', 'if-available', '-o', 'json']);
     assert.equal(r.code, 1);
     const out = JSON.parse(r.stdout);
     assert.equal(out.verified, false);
@@ -83,7 +152,7 @@ describe('kubectl contrast evidence verify', () => {
     const manifest = join(dir, 'manifest.json');
     writeFileSync(manifest, JSON.stringify({ Policies: {}, ReferenceValues: { snp: [{ ProductName: 'Milan', TrustedMeasurement: '00'.repeat(48), MinimumTCB: {} }] } }));
     const r = await cli(['evidence', 'verify', '--platform', 'snp', '--evidence', tv('amd/go-sev-guest/attestation.bin'),
-      '--vcek', tv('amd/go-sev-guest/vcek.testcer'), '--cert-chain', tv('amd/go-sev-guest/ask_ark_milan.pem'), '--reference-values', manifest]);
+      '--vcek', tv('amd/go-sev-guest/vcek.testcer'), '--cert-chain', tv('amd/go-sev-guest/ask_ark_milan.pem'), '--reference-values', manifest, '--crl-policy', 'if-available']);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /attestation check snp\.policy\.debug failed: .*expected DEBUG=0; actual DEBUG=1/);
@@ -121,7 +190,7 @@ describe('kubectl contrast evidence verify', () => {
 
   it('runs as the installed executable', function () {
     this.timeout(300_000);
-    const r = runCli(['evidence', 'verify', '--platform', 'tdx', '--evidence', tv('intel/go-tdx-guest/quote_v5_sample.dat'), '--allow-missing-collateral', '-o', 'json']);
+    const r = runCli(['evidence', 'verify', '--platform', 'tdx', '--evidence', tv('intel/go-tdx-guest/quote_v5_sample.dat'), '--allow-missing-collateral', '--crl-policy', 'if-available', '-o', 'json']);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.quoteVersion, 5);
