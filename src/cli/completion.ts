@@ -41,6 +41,50 @@ async function completions(words: string[]): Promise<string[]> {
   return [...new Set(candidates)];
 }
 
+/** The value of a kubectl flag among the words (`--flag v` or `--flag=v`), the last one given. */
+function flagValue(words: readonly string[], names: readonly string[]): string | undefined {
+  let value: string | undefined;
+  words.forEach((w, i) => {
+    for (const n of names) {
+      if (w === n && i + 1 < words.length) value = words[i + 1];
+      else if (w.startsWith(`${n}=`)) value = w.slice(n.length + 1);
+    }
+  });
+  return value;
+}
+
+/**
+ * Values of -n/--namespace and --context, as kubectl completes them: namespaces from the cluster
+ * (with the kubeconfig and context the words name), contexts from the kubeconfig. Undefined when
+ * the word being completed is not such a value.
+ */
+async function kubeValueCompletions(words: readonly string[]): Promise<string[] | undefined> {
+  const current = words[words.length - 1] ?? '';
+  const previous = words[words.length - 2];
+  let what: 'namespace' | 'context' | undefined;
+  let prefix = '';
+  let partial = current;
+  if (previous === '-n' || previous === '--namespace') what = 'namespace';
+  else if (previous === '--context') what = 'context';
+  else {
+    const m = /^(-n=|--namespace=|--context=)(.*)$/.exec(current);
+    if (m) {
+      what = m[1] === '--context=' ? 'context' : 'namespace';
+      prefix = m[1]!;
+      partial = m[2]!;
+    }
+  }
+  if (what === undefined) return undefined;
+  const earlier = words.slice(0, -1);
+  const kubeconfig = flagValue(earlier, ['--kubeconfig']);
+  const context = flagValue(earlier, ['--context']);
+  const { contextNames, namespaceNames } = await import('../kube/client.js');
+  const names = what === 'context'
+    ? contextNames({ ...(kubeconfig !== undefined ? { kubeconfig } : {}) })
+    : await namespaceNames({ ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) });
+  return names.filter((n) => n.startsWith(partial)).sort().map((n) => `${prefix}${n}`);
+}
+
 export const completeCommand: CommandModule<object, CompleteArgs> = {
   command: '__complete [words..]',
   describe: false,
@@ -50,6 +94,11 @@ export const completeCommand: CommandModule<object, CompleteArgs> = {
     .positional('words', { type: 'string', array: true, default: [] }) as Argv<CompleteArgs>,
   handler: async (argv) => {
     const words = argv.words.map(String);
+    const kubeValues = await kubeValueCompletions(words);
+    if (kubeValues !== undefined) {
+      process.stdout.write(`${kubeValues.map((c) => `${c}\n`).join('')}:${DIRECTIVE_NO_FILE}\n`);
+      return;
+    }
     const found = await completions(words);
     const current = words[words.length - 1] ?? '';
     const directive = found.length > 0 || current.startsWith('-') ? DIRECTIVE_NO_FILE : DIRECTIVE_DEFAULT;

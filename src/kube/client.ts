@@ -3,7 +3,9 @@
  * and a per-request timeout (`--request-timeout`), mirroring what kubectl does with the same flags.
  */
 import { existsSync } from 'node:fs';
-import { KubeConfig, KubernetesObjectApi, type RequestContext } from '@kubernetes/client-node';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, type RequestContext } from '@kubernetes/client-node';
 import { UserError } from '../util/errors.js';
 
 /** A KubeConfig that aborts each API request after `timeoutMs` (0 = never). Watches are not affected. */
@@ -37,8 +39,32 @@ export interface ClusterOptions {
   requestTimeoutMs?: number;
 }
 
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * Without --kubeconfig, kubectl reads $KUBECONFIG (a list of files), else ~/.kube/config, else
+ * the pod's service account. The Kubernetes client would fall back to http://localhost:8080
+ * when none exists, and the user would read about a refused connection or plain HTTP instead.
+ */
+function requireDefaultKubeconfig(): void {
+  const listed = (process.env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
+  if (listed.length > 0) {
+    if (listed.some((f) => existsSync(f))) return;
+    throw new UserError(`no kubeconfig: $KUBECONFIG names ${listed.length === 1 ? 'a file that does not exist' : 'files none of which exists'} (${listed.join(delimiter)})`, {}, {
+      hint: 'point $KUBECONFIG or --kubeconfig at the kubeconfig of your cluster',
+    });
+  }
+  const home = join(homedir(), '.kube', 'config');
+  if (existsSync(home)) return;
+  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) return;
+  throw new UserError(`no kubeconfig: $KUBECONFIG is not set and ${home} does not exist (and this is not a pod with a service account)`, {}, {
+    hint: 'point --kubeconfig or $KUBECONFIG at the kubeconfig of your cluster (kind: `kind get kubeconfig`, k3s: /etc/rancher/k3s/k3s.yaml); set, verify and recover also work without a cluster: -c HOST:PORT',
+  });
+}
+
 function loadKubeConfig(opts: ClusterOptions): TimedKubeConfig {
   const kc = new TimedKubeConfig();
+  if (opts.kubeconfig === undefined) requireDefaultKubeconfig();
   if (opts.kubeconfig !== undefined) {
     if (!existsSync(opts.kubeconfig)) throw new UserError('the kubeconfig file does not exist', { file: opts.kubeconfig }, { hint: 'check --kubeconfig' });
     try {
@@ -80,4 +106,30 @@ export function connect(opts: ClusterOptions): Cluster {
     objects,
     describe: `context "${kc.getCurrentContext()}" (${kc.getCurrentCluster()?.server ?? '?'})`,
   };
+}
+
+/** Completion of --context: the context names of the kubeconfig (no cluster is asked). */
+export function contextNames(opts: Pick<ClusterOptions, 'kubeconfig'>): string[] {
+  try {
+    const kc = new KubeConfig();
+    if (opts.kubeconfig !== undefined) kc.loadFromFile(opts.kubeconfig);
+    else {
+      requireDefaultKubeconfig();
+      kc.loadFromDefault();
+    }
+    return kc.getContexts().map((c) => c.name);
+  } catch {
+    return [];
+  }
+}
+
+/** Completion of -n/--namespace: the namespaces the cluster lists, as kubectl completes them. */
+export async function namespaceNames(opts: ClusterOptions): Promise<string[]> {
+  try {
+    const cluster = connect({ ...opts, requestTimeoutMs: opts.requestTimeoutMs || 5000 });
+    const list = await cluster.kc.makeApiClient(CoreV1Api).listNamespace();
+    return list.items.map((n) => n.metadata?.name ?? '').filter((n) => n !== '');
+  } catch {
+    return [];
+  }
 }
