@@ -395,7 +395,11 @@ export class PcsClient implements TdxCollateralSource {
     }
     const next = spec.nextUpdate(value);
     this.memory.set(spec.key, { value, ...(next ? { nextUpdate: next } : {}) });
-    spec.store(value);
+    try {
+      spec.store(value);
+    } catch {
+      // A cache directory that cannot be written (read-only file system) costs a fetch after a restart, not an admission.
+    }
     return value;
   }
 }
