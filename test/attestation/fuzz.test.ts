@@ -9,6 +9,7 @@ import { splitSignedJson } from '../../src/attestation/tdx/signed-json.js';
 import { children, readElement } from '../../src/attestation/der.js';
 import { parseCrl } from '../../src/attestation/x509.js';
 import { verifyTdx } from '../../src/attestation/tdx/verify.js';
+import { decodeEvidenceFile } from '../../src/attestation/evidence-file.js';
 import { SNP_NOW, SNP_VECTORS, TDX } from './vectors.js';
 
 /**
@@ -55,6 +56,15 @@ function mutations(seed: Buffer) {
 describe('attestation parsers under fuzzing (fast-check)', () => {
   it('SNP report parser', () => {
     fc.assert(fc.property(mutations(SNP_VECTORS[2]!.report), (b) => onlyTyped(() => parseSnpReport(b))), { numRuns: RUNS });
+  });
+
+  it('evidence file decoder (binary, hex, base64, JSON wrappers)', () => {
+    const quote = TDX.sprQuote();
+    const seeds = [quote, Buffer.from(quote.toString('base64')), Buffer.from(JSON.stringify({ quote: quote.toString('base64url') })), Buffer.from(quote.toString('hex'))];
+    for (const seed of seeds) {
+      fc.assert(fc.property(mutations(seed.subarray(0, 600)), (b) => onlyTyped(() => decodeEvidenceFile(b, 'tdx'))), { numRuns: Math.ceil(RUNS / 4) });
+    }
+    fc.assert(fc.property(fc.string({ maxLength: 200 }), (t) => onlyTyped(() => decodeEvidenceFile(Buffer.from(`{"report":${JSON.stringify(t)}}`), 'snp'))), { numRuns: RUNS });
   });
 
   it('SNP certificate table parser', () => {
