@@ -3,14 +3,14 @@
  * produce the new resources plus `manifest.json`. Everything is computed in memory first;
  * files are written (atomically, src/generate/write.ts) only when the whole run succeeded.
  */
-import { UserError, locate } from '../util/errors.js';
+import { UserError, locate, throwAll } from '../util/errors.js';
 import { Diagnostics, type Warn } from '../util/diagnostics.js';
 import { isPlainObject } from '../util/values.js';
 import { readInputs, type InputFile } from '../resources/inputs.js';
 import { serializeStream, type ParsedStream } from '../resources/stream.js';
 import { applyAt } from '../resources/patch.js';
 import { claimTemplateNames, podTemplateOf, workloadRef, type Resource, type WorkloadRef } from '../workloads/resource.js';
-import { fieldPath } from '../workloads/kinds.js';
+import { fieldPath, workloadKind, WORKLOAD_KINDS } from '../workloads/kinds.js';
 import { parseRuntimeClassName, platformIds, requirePlatform, type Platform } from '../platforms/platforms.js';
 import { INJECTED_IMAGES, loadImageReplacements, replaceImage, type ImageReplacements } from '../platforms/images.js';
 import { isCoordinatorTemplate, transformPodTemplate, type TransformedTemplate } from '../transforms/workload.js';
@@ -37,7 +37,7 @@ export interface GenerateOptions extends ManifestOptions {
   settingsPath?: string;
   /** File of `source=target` lines that replace images. Unset: images as written. */
   imageReplacementsFile?: string;
-  /** Address the Initializer dials. Unset: `coordinator-ready.<namespace of the Coordinator>`. */
+  /** Address the Initializer dials. Unset: `coordinator-ready.<namespace of the Coordinator in the inputs>`, else `coordinator-ready` (the pod's own namespace), with a warning where that is a guess. */
   coordinatorHost?: string;
   /** Resolves workload images to digests, configs and passwd/group for the policies. */
   imageResolver: ImageResolverLike;
@@ -115,7 +115,8 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
 
   const found = findConfidentialWorkloads(parsed, defaultPlatform);
   warnMisplacedAnnotations(parsed, diagnostics.warn);
-  const coordinatorHost = options.coordinatorHost ?? defaultCoordinatorHost(found);
+  warnUnknownKindTemplates(parsed, diagnostics.warn);
+  const coordinatorHost = options.coordinatorHost ?? defaultCoordinatorHost(found, options.skipInitializer === true ? () => undefined : diagnostics.warn);
 
   const transformed = found.map((w): TransformedWorkload => ({
     ...w,
@@ -152,9 +153,20 @@ async function attachPolicies(parsed: ParsedInput[], transformed: TransformedWor
   const ctx = policyContext(allResources(parsed), imageLookup(images), pauseRef, readSettings(options.workspaceDir, options.settingsPath));
   const policies: Record<string, PolicyEntry> = {};
   const workloads = [];
+  // Every workload's problems at once (a chart's securityContexts are fixed in one pass).
+  const problems: UserError[] = [];
   for (const w of transformed) {
     const input = policyInput(w.ref, w.resource, { metadata: withoutAnnotations(w.template.metadata, options.transientAnnotation), spec: w.template.spec }, ctx);
-    const { pod, text } = buildPodPolicy(input, w.resource.location);
+    let built;
+    try {
+      built = buildPodPolicy(input, w.resource.location);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      problems.push(err);
+      continue;
+    }
+    if (problems.length > 0) continue;
+    const { pod, text } = built;
     await checkOwnPolicy(text, input, pod, w.resource.location);
     const encoded = encodePolicy(text);
     setAnnotation(w.template.metadata, INITDATA_ANNOTATION, encoded.annotation);
@@ -168,6 +180,7 @@ async function attachPolicies(parsed: ParsedInput[], transformed: TransformedWor
     writeBack(w);
     workloads.push({ ...w, policyHash: encoded.hash });
   }
+  throwAll(problems, 'workloads need changes');
   return { workloads, policies };
 }
 
@@ -246,9 +259,62 @@ function warnMisplacedAnnotations(parsed: ParsedInput[], warn: Warn): void {
   }
 }
 
-function defaultCoordinatorHost(workloads: FoundWorkload[]): string {
+/** The namespace written in the resource itself; undefined when `kubectl apply -n` / `helm -n` decides. */
+function writtenNamespace(w: FoundWorkload): string | undefined {
+  const meta = w.resource.object.metadata;
+  return isPlainObject(meta) && typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : undefined;
+}
+
+/**
+ * What the Initializers dial. The Coordinator's namespace when the input has the Coordinator
+ * with one (as upstream); otherwise the short name, which resolves in the pod's own namespace,
+ * where `kubectl apply -n`, `helm install -n` or `kustomize` put the workloads and (usually) the
+ * Coordinator. Upstream falls back to coordinator-ready.default, which breaks every release
+ * installed elsewhere. Where the short name is a guess, a warning says so.
+ */
+function defaultCoordinatorHost(workloads: FoundWorkload[], warn: Warn): string {
   const coordinator = workloads.find((w) => w.isCoordinator);
-  return `coordinator-ready.${coordinator?.ref.namespace ?? 'default'}`;
+  const coordinatorNamespace = coordinator ? writtenNamespace(coordinator) : undefined;
+  if (coordinatorNamespace !== undefined) return `coordinator-ready.${coordinatorNamespace}`;
+  const others = workloads.filter((w) => !w.isCoordinator);
+  const namespaces = [...new Set(others.map(writtenNamespace).filter((n): n is string => n !== undefined))].sort();
+  if (others.length > 0 && !coordinator) {
+    const where = namespaces.length > 0 ? ` (${namespaces.join(', ')}${others.some((w) => writtenNamespace(w) === undefined) ? ', and the namespace they are applied to' : ''})` : '';
+    warn(`no Coordinator among the inputs: the Initializers dial coordinator-ready in their own namespace${where}; if the Coordinator runs in another namespace, pass --coordinator-host coordinator-ready.<its namespace>`);
+  } else if (coordinator && namespaces.length > 0) {
+    warn(`the Coordinator has no namespace, so the Initializers dial coordinator-ready in their own namespace, but workloads name namespace(s) ${namespaces.join(', ')}: give the Coordinator its namespace (metadata.namespace) or pass --coordinator-host coordinator-ready.<its namespace>`, coordinator.resource.location);
+  }
+  return 'coordinator-ready';
+}
+
+/**
+ * A pod template with a Contrast runtime class in a kind we do not transform (an Argo Rollout,
+ * a Knative Service, …) is left as it is, and its pods would not start (there is no RuntimeClass
+ * `contrast-cc`): say so instead of passing it through silently.
+ */
+function warnUnknownKindTemplates(parsed: ParsedInput[], warn: Warn): void {
+  for (const resource of allResources(parsed)) {
+    if (podTemplateOf(resource) !== undefined || workloadKind(resource.object.kind) !== undefined) continue;
+    const found = contrastRuntimeClassField(resource.object, [], 0);
+    if (found === undefined) continue;
+    const kind = String(resource.object.kind);
+    const hint = kind === 'Rollout'
+      ? 'point the Rollout at a Deployment (spec.workloadRef), which generate transforms'
+      : 'put the pod template into a Deployment, StatefulSet, DaemonSet, Job or another kind generate transforms';
+    warn(`${kind} is not a workload kind kubectl-contrast transforms (${WORKLOAD_KINDS.map((k) => k.kind).join(', ')}), so its pod template with runtimeClassName "${found.value}" at ${fieldPath(found.path)} is left as it is: no Initializer, no policy, and no RuntimeClass of that name for its pods; ${hint}`, resource.location);
+  }
+}
+
+/** The first `runtimeClassName` that asks for a Contrast runtime, depth-first (bounded). */
+function contrastRuntimeClassField(node: unknown, path: (string | number)[], depth: number): { path: (string | number)[]; value: string } | undefined {
+  if (depth > 40) return undefined;
+  const entries: [string | number, unknown][] = Array.isArray(node) ? node.map((v, i) => [i, v]) : isPlainObject(node) ? Object.entries(node) : [];
+  for (const [key, value] of entries) {
+    if (key === 'runtimeClassName' && typeof value === 'string' && parseRuntimeClassName(value).type !== 'not-confidential') return { path: [...path, key], value };
+    const deeper = typeof value === 'object' && value !== null ? contrastRuntimeClassField(value, [...path, key], depth + 1) : undefined;
+    if (deeper) return deeper;
+  }
+  return undefined;
 }
 
 function manifestEntry(w: TransformedWorkload): PolicyEntry {

@@ -5,6 +5,7 @@
  * mounts and storages, devices, sandbox); this module puts them together.
  */
 import type { PolicyData } from './types.js';
+import { throwAll } from '../util/errors.js';
 import { arr, obj, PodContext, str, type PodPolicyInput } from './pod/context.js';
 import { containerPolicy, type ContainerSample } from './pod/container.js';
 import { podWidePolicy } from './pod/sandbox.js';
@@ -42,6 +43,7 @@ export function buildPod(input: PodPolicyInput): BuiltPod {
     });
   }
   if (names.size === 0) pod.fail('pod has no containers', 'containers');
+  throwAll(pod.problems);
   const data: PolicyData = { containers: results.map((r) => r.policy), ...podWidePolicy(pod) };
   return {
     data,

@@ -82,6 +82,15 @@ export function locate(err: unknown, outer: InputLocation): unknown {
   return err instanceof UserError ? err.withLocation(outer) : err;
 }
 
+/**
+ * Report every problem found, not just the first: one as it is, several as one UserError that
+ * lists each with its own location (`what` names them: "problems", "workloads need changes").
+ */
+export function throwAll(problems: readonly UserError[], what = 'problems'): void {
+  if (problems.length === 1) throw problems[0]!;
+  if (problems.length > 1) throw new UserError(`${problems.length} ${what}:\n${problems.map((p) => `  - ${p.message.replace(/\n/g, '\n    ')}`).join('\n')}`);
+}
+
 /** Wrong flags or arguments: exit code 2. */
 export class UsageError extends Error {
   readonly exitCode: number = 2;

@@ -44,7 +44,7 @@ describe('Initializer injection', () => {
     const spec = await podSpecOf(deployment());
     assert.deepEqual(spec.initContainers.map((c: { name: string }) => c.name), ['contrast-initializer', 'migrate']);
     const init = spec.initContainers[0];
-    assert.deepEqual(init.env, [{ name: 'COORDINATOR_HOST', value: 'coordinator-ready.default' }, { name: 'CONTRAST_SERVICE_MESH_DISABLED', value: 'true' }]);
+    assert.deepEqual(init.env, [{ name: 'COORDINATOR_HOST', value: 'coordinator-ready' }, { name: 'CONTRAST_SERVICE_MESH_DISABLED', value: 'true' }]);
     assert.deepEqual(init.resources, { requests: { memory: '50Mi' }, limits: { memory: '50Mi' } });
     assert.deepEqual(spec.volumes.find((v: { name: string }) => v.name === 'contrast-secrets'), { name: 'contrast-secrets', emptyDir: { medium: 'Memory' } });
     for (const c of [...spec.initContainers, ...spec.containers]) {

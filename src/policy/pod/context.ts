@@ -57,9 +57,17 @@ export class PodContext {
       .some((c) => obj(obj(c)?.securityContext)?.privileged === true);
   }
 
+  /** Problems that do not stop the computation; buildPod reports all of them together. */
+  readonly problems: UserError[] = [];
+
   /** Throw a user error at a field of the pod spec (relative to the spec). */
   fail(message: string, field: string): never {
     throw new UserError(message, { field: field ? `${this.specPath}.${field}` : this.specPath });
+  }
+
+  /** Record a user error at a field of the pod spec and go on, so the next ones are found too. */
+  report(message: string, field: string): void {
+    this.problems.push(new UserError(message, { field: field ? `${this.specPath}.${field}` : this.specPath }));
   }
 
   get podSecurityContext(): Obj {

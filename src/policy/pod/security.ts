@@ -73,7 +73,7 @@ export function userPolicy(pod: PodContext, ci: ContainerInput): UserPolicy {
     const extraGroups = [...membership].filter((g) => !extra.has(g));
     if (extraGroups.length > 0) missing.push(`supplementalGroups: [${[...new Set([...supplemental, ...extraGroups])].sort((a, b) => a - b).join(', ')}]`);
     if (missing.length > 0) {
-      pod.fail(`the image's user database gives this container ${missing.join(', ')}, which the runtime cannot know when images are pulled inside the guest; set ${missing.join(', ')} in the securityContext`, `${ci.path}.securityContext`);
+      pod.report(`the image's user database gives this container ${missing.join(', ')}, which the runtime cannot know when images are pulled inside the guest; set ${missing.join(', ')} in the securityContext`, `${ci.path}.securityContext`);
     }
   }
   return { UID: uid, GID: gid, AdditionalGids: [...extra].sort((a, b) => a - b) };
