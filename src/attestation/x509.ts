@@ -218,7 +218,7 @@ function verifyWithAlgorithm(alg: DerNode, data: Buffer, signature: Buffer, key:
 export function checkCrl(crl: Crl, issuer: X509Certificate, now: Date, certs: X509Certificate[], check: string): void {
   ensure(crl.issuer.equals(subjectDer(issuer)), check, 'CRL issuer does not match the certificate that should sign it',
     oneLine(issuer.subject), 'a different issuer name');
-  let ok = false;
+  let ok: boolean;
   try {
     ok = verifyWithAlgorithm(crl.signatureAlgorithm, crl.tbs, crl.signature, publicKeyOf(issuer, check, 'the CRL issuer'));
   } catch {

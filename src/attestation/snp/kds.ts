@@ -1,6 +1,5 @@
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../../util/atomic-write.js';
+import { join } from 'node:path';
+import { readIfExists, storeFile } from '../collateral-files.js';
 import { CollateralFetcher, SYSTEM_CLOCK, type CollateralClock } from '../collateral-fetcher.js';
 import { MAX_CERTIFICATE_BYTES } from '../certificate.js';
 import { isAllZero, toHex } from '../bytes.js';
@@ -36,14 +35,6 @@ export function vcekPath(product: SnpProduct, report: SnpReport): string | undef
 export const chainPath = (product: SnpProduct, kind: 'vcek' | 'vlek') => `/${kind}/v1/${product}/cert_chain`;
 export const crlPath = (product: SnpProduct, kind: 'vcek' | 'vlek') => `/${kind}/v1/${product}/crl`;
 
-function readIfExists(path: string): Buffer | undefined {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
 
 /**
  * A directory of AMD certificates: `<product>/vcek/<chip id>-<reported tcb>.der`,
@@ -79,8 +70,7 @@ export class DirectoryCache implements SnpCollateralSource {
   }
 
   store(path: string, data: Uint8Array): void {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileAtomic(path, data);
+    storeFile(path, data);
   }
 }
 

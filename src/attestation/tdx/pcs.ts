@@ -1,7 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../../util/atomic-write.js';
+import { join } from 'node:path';
+import { readIfExists, storeFile } from '../collateral-files.js';
 import { readPemBlocks } from '../../util/encoding.js';
 import { BoundedCache } from '../bounded-cache.js';
 import { CollateralFetcher, type CollateralClock, type Fetched } from '../collateral-fetcher.js';
@@ -57,14 +56,6 @@ export const tcbInfoPath = (fmspc: string) => `/tdx/certification/v4/tcb?fmspc=$
 export const QE_IDENTITY_PATH = '/tdx/certification/v4/qe/identity';
 export const pckCrlPath = (ca: PckCa) => `/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`;
 
-function readIfExists(path: string): Buffer | undefined {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
 
 /** A CRL file as DER, or PEM ("X509 CRL", what PCS sends without `encoding=der`). */
 function crlBytes(data: Buffer | undefined): Buffer | undefined {
@@ -134,8 +125,7 @@ export class TdxCollateralDirectory implements TdxCollateralSource {
   }
 
   store(path: string, data: Uint8Array): void {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileAtomic(path, data);
+    storeFile(path, data);
   }
 }
 
