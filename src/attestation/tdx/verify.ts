@@ -129,9 +129,7 @@ export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxRe
   expectations: TdxExpectations = {}, opts: TdxVerifyOptions = {}): TdxVerification {
   const now = opts.now ?? new Date();
   const col = opts.collateral ?? {};
-  const quote = parseTdxQuote(evidence.quote);
-  ensure(toHex(quote.header.qeVendorId) === INTEL_QE_VENDOR_ID, 'tdx.quote.vendor', 'the quote was not made by Intel\'s QE',
-    INTEL_QE_VENDOR_ID, toHex(quote.header.qeVendorId));
+  const quote = parseIntelQuote(evidence);
   requireCrls(col, opts.crlPolicy ?? 'if-available');
   const rootCrl = col.rootCrl ? parseCrlFor('tdx.crl.root', col.rootCrl) : undefined;
   const pckCrl = col.pckCrl ? parseCrlFor('tdx.crl.pck', col.pckCrl) : undefined;
@@ -181,6 +179,13 @@ export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxRe
   };
 }
 
+function parseIntelQuote(evidence: TdxEvidence): TdxQuote {
+  const quote = parseTdxQuote(evidence.quote);
+  ensure(toHex(quote.header.qeVendorId) === INTEL_QE_VENDOR_ID, 'tdx.quote.vendor', 'the quote was not made by Intel\'s QE',
+    INTEL_QE_VENDOR_ID, toHex(quote.header.qeVendorId));
+  return quote;
+}
+
 function requireCrls(col: TdxCollateral, policy: CrlPolicy): void {
   if (policy !== 'require') return;
   if (!col.rootCrl) {
@@ -193,9 +198,7 @@ function requireCrls(col: TdxCollateral, policy: CrlPolicy): void {
 
 /** The checks that need no collateral: the quote's PCK chain (without CRLs), its signatures, fixed bits and the caller's expectations. */
 function authenticate(evidence: TdxEvidence, expectations: TdxExpectations, now: Date): { quote: TdxQuote; pck: PckChain } {
-  const quote = parseTdxQuote(evidence.quote);
-  ensure(toHex(quote.header.qeVendorId) === INTEL_QE_VENDOR_ID, 'tdx.quote.vendor', 'the quote was not made by Intel\'s QE',
-    INTEL_QE_VENDOR_ID, toHex(quote.header.qeVendorId));
+  const quote = parseIntelQuote(evidence);
   const pck = verifyPckChain(quote.pckChainPem, now);
   verifyQuoteSignatures(quote, pck);
   validateTdxFixedBits(quote.body);
