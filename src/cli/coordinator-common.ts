@@ -64,7 +64,7 @@ export function pinnedCoordinator(argv: Pick<CoordinatorArgs, 'coordinator-polic
   const hash = pinned.trim().toLowerCase();
   if (!known.includes(hash)) {
     throw new UserError(`--coordinator-policy-hash ${pinned} is not a Coordinator policy of the manifest (${known.length > 0 ? known.join(', ') : 'it has none'})`, { file: local.path }, {
-      hint: 'kubectl-contrast takes the Coordinator\'s policy hash from the manifest ("Role": "coordinator", written by generate), as upstream does since v1.3: leave the flag out, or regenerate with the Coordinator\'s resources',
+      hint: 'kubectl-contrast takes the Coordinator\'s policy hash from the manifest ("Role": "coordinator", written by generate), as newer upstream releases do: leave the flag out, or regenerate with the Coordinator\'s resources',
     });
   }
   return { coordinatorPolicyHashes: [hash] };

@@ -15,6 +15,7 @@ interface GenerateArgs extends TransformArgs, KubeArgs {
   output?: string;
   'validate-server': boolean;
   policy?: string;
+  'genpolicy-cache-path'?: string;
 }
 
 function outputTarget(argv: GenerateArgs, paths: string[]): OutputTarget {

@@ -30,12 +30,17 @@ export function platformName(value: unknown): string {
   return ours;
 }
 
-/** Upstream's `generate -p/--policy rules.rego`: the rules are part of this build. */
-export function rulesOption<T>(y: Argv<T>): Argv<T & { policy?: string }> {
-  return y.option('policy', { alias: 'p', type: 'string', hidden: true }) as Argv<T & { policy?: string }>;
+/** Upstream's `generate -p/--policy rules.rego` and `-c/--genpolicy-cache-path`, registered hidden to explain them. */
+export function rulesOption<T>(y: Argv<T>): Argv<T & { policy?: string; 'genpolicy-cache-path'?: string }> {
+  return y
+    .option('policy', { alias: 'p', type: 'string', hidden: true })
+    .option('genpolicy-cache-path', { alias: 'c', type: 'string', hidden: true }) as Argv<T & { policy?: string; 'genpolicy-cache-path'?: string }>;
 }
 
-export function refuseRulesFile(argv: { policy?: string }): void {
+export function refuseRulesFile(argv: { policy?: string; 'genpolicy-cache-path'?: string }): void {
+  if (argv['genpolicy-cache-path'] !== undefined) {
+    throw new UsageError('-c/--genpolicy-cache-path: kubectl-contrast runs no genpolicy and keeps no layers-cache.json; image metadata is cached in --cache-dir (default $CONTRAST_CACHE_DIR or ~/.cache/kubectl-contrast), --no-cache skips it (see docs/upstream.md)');
+  }
   if (argv.policy === undefined) return;
   throw new UsageError('-p/--policy: the Rego rules are part of kubectl-contrast (compiled and checked with every policy it writes), so there is no rules.rego to pass; change what the policies allow in settings.json (-s/--settings) and try a pod against its policy with `kubectl contrast policy check` (see docs/upstream.md)');
 }

@@ -149,6 +149,12 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
       }
     });
 
+    it('-c/--genpolicy-cache-path names --cache-dir', () => {
+      const r = runCli(['generate', '--platform', 'insecure-sim', '-c', 'layers-cache.json', 'in.yaml']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /-c\/--genpolicy-cache-path: kubectl-contrast runs no genpolicy .*--cache-dir/);
+    });
+
     it('-s/--settings FILE is the policy settings, and the workspace gets no settings.json of its own', () => {
       const defaults = generate('defaults', ['--platform', 'insecure-sim']);
       assert.equal(defaults.code, 0, defaults.stderr);
