@@ -18,8 +18,12 @@ export { parseSnpReport } from './snp/report.js';
 export { parseCertTable, CERT_TABLE_GUID } from './snp/cert-table.js';
 export { DirectoryCache, KdsClient } from './snp/kds.js';
 
-export { verifyTdx } from './tdx/verify.js';
-export type { TdxEvidence, TdxExpectations, TdxCollateral, TdxVerifyOptions, TdxVerification } from './tdx/verify.js';
+export { verifyTdx, verifyTdxWithCollateral } from './tdx/verify.js';
+export type { TdxEvidence, TdxExpectations, TdxCollateral, TdxVerifyOptions, TdxFetchingOptions, TdxVerification } from './tdx/verify.js';
+export { PcsClient, TdxCollateralDirectory } from './tdx/pcs.js';
+export type { TdxCollateralSource, SignedCollateral, PcsClientOptions } from './tdx/pcs.js';
+export { ADMISSION_CRL_POLICY, CRL_POLICIES } from './revocation.js';
+export type { CrlPolicy } from './revocation.js';
 export type { TcbStatus, TdxTcbEvaluation } from './tdx/tcb-status.js';
 export { TCB_STATUSES } from './tdx/tcb-status.js';
 export type { TdxQuote, TdReportBody } from './tdx/quote.js';
