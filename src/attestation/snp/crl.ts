@@ -27,6 +27,8 @@ export const DEFAULT_CRL_GRACE_MS = 24 * 3600_000;
 
 export type SnpCrlSource = 'supplied' | 'cache' | 'fetched';
 
+const CRL_HINT = 'pass AMD\'s CRL (KDS /vcek/v1/<product>/crl) with --crl, a cache directory or --fetch, or --crl-policy if-available to go on without revocation';
+
 /** What the verification result says about the CRL. */
 export interface SnpCrlStatus {
   /** A CRL current at verification time, or within the grace period, was checked (= `crlChecked`). */
@@ -149,7 +151,7 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
 
   if (candidates.length === 0) {
     const reason = `no CRL for ${what}: none supplied, none cached; ${notes.join('; ')}`;
-    if (policy === 'require') fail('snp.crl.missing', `crlPolicy 'require' needs a current CRL, and there is ${reason}`);
+    if (policy === 'require') fail('snp.crl.missing', `crlPolicy 'require' needs a current CRL, and there is ${reason}; ${CRL_HINT}`);
     return { status: { checked: false, reason } };
   }
   const started = candidates.filter((c) => c.crl.thisUpdate <= now);
@@ -162,7 +164,7 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
   const next = best.crl.nextUpdate!;
   const late = now.getTime() - next.getTime();
   const whyOld = `${describeCrlSource(best.source)} for ${what} expired at ${next.toISOString()} (nextUpdate) and no current one is available: ${notes.join('; ')}`;
-  if (policy === 'require') fail('snp.crl.stale', `crlPolicy 'require' needs a current CRL; ${whyOld}`);
+  if (policy === 'require') fail('snp.crl.stale', `crlPolicy 'require' needs a current CRL; ${whyOld}; ${CRL_HINT}`);
   const base = { source: best.source, ...dates(best), stale: true };
   if (late <= graceMs) {
     return { crl: best.crl, at: next, status: { checked: true, ...base, reason: `${whyOld}; used within the ${hours(graceMs)} grace period` } };
