@@ -58,8 +58,8 @@ export function validateTdxReference(ctx: TdxValidationContext, ref: TdxReferenc
   if (ref.MrSignerSeam) expectHexEqual('tdx.mrsignerseam', 'MR_SIGNER_SEAM', ref.MrSignerSeam, body.mrSignerSeam);
   if (ref.MrOwner) expectHexEqual('tdx.mrowner', 'MR_OWNER', ref.MrOwner, body.mrOwner);
   if (ref.MrOwnerConfig) expectHexEqual('tdx.mrownerconfig', 'MR_OWNER_CONFIG', ref.MrOwnerConfig, body.mrOwnerConfig);
-  // The QE's ISVSVN and the PCK certificate's PCESVN, not the quote header's QE/PCE SVN fields:
-  // those are outside every signature that vouches for the QE (and zero in genuine quotes).
+  // The QE's ISVSVN (its report, signed by the PCK key) and the PCK certificate's PCESVN, not the
+  // quote header's QE/PCE SVN fields: the QE leaves those zero in genuine TDX quotes.
   if (ref.MinimumQeSvn != null) {
     ensure(ctx.qeReport.isvSvn >= ref.MinimumQeSvn, 'tdx.qesvn', 'the quoting enclave is older than the minimum QE SVN',
       `>= ${ref.MinimumQeSvn}`, String(ctx.qeReport.isvSvn));
