@@ -367,17 +367,19 @@ export class PcsClient implements TdxCollateralSource {
     const clock = this.fetcher.clock.now();
     if (current && tried !== undefined && clock - tried < this.cfg.minRefreshIntervalMs) return kept!.value;
     this.lastTry.set(spec.key, clock);
-    let value: T;
+    let value: T | undefined;
     try {
       const got = await this.fetcher.get({
         key: spec.key, url: spec.url, lane: spec.lane, item: spec.item, maxBytes: spec.maxBytes,
         check: (body, headers) => {
-          spec.accept({ body, headers });
+          value = spec.accept({ body, headers });
           return undefined;
         },
       });
-      if (!got) return kept?.value; // 404: what we have (verifyTdx judges its dates), or nothing
-      value = spec.accept(got);
+      // 404: what we have (verifyTdx judges its dates), or nothing. A request shared with another
+      // caller checked the body in that caller's closure: check it here too.
+      if (!got) return kept?.value;
+      value ??= spec.accept(got);
     } catch (err) {
       // A refresh that fails while the kept copy is still current is no reason to stop.
       if (current && err instanceof CollateralUnavailableError) return kept!.value;
