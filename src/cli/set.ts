@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { existsSync } from 'node:fs';
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { WORKLOAD_OWNER_KEY } from '../workspace/keys.js';
@@ -17,6 +17,7 @@ import {
 } from './coordinator-common.js';
 import { refuseSignedTransitions, signedTransitionOptions, type SignedTransitionArgs } from './upstream.js';
 import { sha256 } from '../coordinator/crypto.js';
+import { workloadOwnerKeyHex } from '../coordinator/owner-keys.js';
 
 interface SetArgs extends CoordinatorArgs, HistoryArgs, SignedTransitionArgs {
   paths: string[];
@@ -72,6 +73,16 @@ export const setCommand: CommandModule<object, SetArgs> = {
       checkServedHistory(seenPath, before?.manifests ?? [], argv['accept-history']);
       if (before?.ready && before.manifests.at(-1)!.equals(local.raw)) {
         // Setting it again would change nothing but the mesh CA (a new one for every SetManifest).
+        // The key must still be one that could set it: a wrong key is found now, not at the next change.
+        const owners = local.manifest.WorkloadOwnerPubKeys;
+        const mine = workloadOwnerKeyHex(createPublicKey(clientKey));
+        if (owners.length > 0 && !owners.includes(mine)) {
+          const digest = (hex: string) => sha256(Buffer.from(hex, 'hex')).toString('hex').slice(0, 16);
+          const who = existsSync(keyPath) ? keyPath : `the throw-away key (${keyPath} does not exist)`;
+          throw new UserError(`the Coordinator already runs ${local.path}, but ${who} is not a workload owner key of the current manifest; expected one of: ${owners.map(digest).join(', ')} (sha256 of the PKIX public key), got ${digest(mine)}`, {}, {
+            hint: 'use --workload-owner-key with a key listed in WorkloadOwnerPubKeys',
+          });
+        }
         writeFileAtomic(rootPath, before.rootCA);
         writeFileAtomic(meshPath, before.meshCA);
         rememberHistory(seenPath, before.manifests, argv['accept-history']);

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { CLI, REPO_ROOT, ensureBuilt, runCli } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
@@ -104,6 +105,13 @@ describe('set, verify, recover: -o json, upstream flags, local Coordinator (issu
     assert.match(again.stdout, /^historyLength: 1$/m);
     // Sending it again would have made a new mesh CA (and a second history entry).
     assert.equal(readFileSync(join(ws, 'mesh-ca.pem'), 'utf8'), meshBefore, 'mesh-ca.pem refreshed with the CA that is in use');
+
+    // Nothing is sent, but a key that could not set it is refused all the same.
+    const other = join(dir, 'other-owner.pem');
+    writeFileSync(other, generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'sec1', format: 'pem' }) as string, { mode: 0o600 });
+    const wrongKey = cli(['set', '-c', addr, '--workspace-dir', ws, '--workload-owner-key', other, res]);
+    assert.equal(wrongKey.code, 1, wrongKey.stderr);
+    assert.match(wrongKey.stderr, /already runs .*manifest\.json, but .*other-owner\.pem is not a workload owner key of the current manifest; expected one of: [0-9a-f]{16}/);
   });
 
   it('verify -o json, and the files newer upstream releases write (initdata.<hash>.toml, latest-transition)', () => {
