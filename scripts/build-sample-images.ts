@@ -1,14 +1,17 @@
 /**
  * Builds the offline sample images into samples/images/ (an OCI image layout committed to
- * git), so the samples and the main job work without network. Deterministic: running it
+ * git), so the samples and the main job work without network: the sample workloads and
+ * stand-ins of our own images, with their lock (image-lock.json). Deterministic: running it
  * twice gives identical bytes. Prints each reference with its digests.
  *
  *   npx tsx scripts/build-sample-images.ts [output-dir]
  */
+import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildImage, buildLayer, buildTar, OciLayoutWriter, type LayerEntry } from '../src/images/oci-build.js';
 import type { ImageConfig } from '../src/images/types.js';
+import { GROUP, OUR_IMAGES, PASSWD, TAG, referenceOf } from './images/spec.js';
 
 const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -77,61 +80,32 @@ const samples: Sample[] = [
       Volumes: { '/var/lib/worker': {} },
     },
   },
-  {
-    ref: 'ghcr.io/kubectl-contrast/initializer:v0.1.0',
-    files: [
-      { path: 'etc/passwd', content: lines(basePasswd) },
-      { path: 'etc/group', content: lines(baseGroup) },
-      { path: 'bin/initializer', content: '#!/bin/sh\n# placeholder: the real binary is the kubectl-contrast initializer\n', mode: 0o755 },
-    ],
-    config: {
-      Env: [PATH],
-      Entrypoint: ['/bin/initializer'],
-      WorkingDir: '/',
-    },
-  },
-  {
-    ref: 'ghcr.io/kubectl-contrast/coordinator:v0.1.0',
-    files: [
-      { path: 'etc/passwd', content: lines(basePasswd) },
-      { path: 'etc/group', content: lines(baseGroup) },
-      { path: 'bin/coordinator', content: '#!/bin/sh\n# placeholder: the real binary is the kubectl-contrast coordinator\n', mode: 0o755 },
-    ],
-    config: {
-      Env: [PATH],
-      Entrypoint: ['/bin/coordinator'],
-      WorkingDir: '/',
-      ExposedPorts: { '1313/tcp': {}, '7777/tcp': {} },
-    },
-  },
-  {
-    ref: 'ghcr.io/kubectl-contrast/service-mesh-proxy:v0.1.0',
-    files: [
-      { path: 'etc/passwd', content: lines(basePasswd) },
-      { path: 'etc/group', content: lines(baseGroup) },
-      { path: 'bin/service-mesh-proxy', content: '#!/bin/sh\n# placeholder: the real binary is the kubectl-contrast service mesh proxy\n', mode: 0o755 },
-    ],
-    config: {
-      Env: [PATH, 'EDG_ADMIN_PORT=9901'],
-      Entrypoint: ['/bin/service-mesh-proxy'],
-      WorkingDir: '/',
-    },
-  },
-  {
-    // Like registry.k8s.io/pause: a single static binary, no /etc/passwd, numeric user.
-    ref: 'ghcr.io/kubectl-contrast/pause:3.10',
-    files: [
-      { path: 'pause', content: '#!/bin/sh\n# placeholder for the pause binary\n', mode: 0o755 },
-    ],
-    config: {
-      User: '65535:65535',
-      Entrypoint: ['/pause'],
-      WorkingDir: '/',
-    },
-  },
 ];
 
+/**
+ * Small stand-ins for our own images (scripts/images/spec.ts): the same references and
+ * configuration, /etc/passwd and /etc/group as the real ones, a placeholder instead of the
+ * executable. Policies computed from them equal those of the real images but for the digests;
+ * their lock (samples/images/image-lock.json) is what the tests inject (CONTRAST_IMAGE_LOCK).
+ */
+function standIns(): { ref: string; key: string; files: LayerEntry[]; config: Sample['config'] }[] {
+  return OUR_IMAGES.map((i) => ({
+    ref: referenceOf(i),
+    key: i.key,
+    files: [
+      { path: 'etc/passwd', content: lines(PASSWD) },
+      { path: 'etc/group', content: lines(GROUP) },
+      { path: (i.config.Entrypoint ?? ['/bin/placeholder'])[0]!.slice(1), content: `#!/bin/sh\n# stand-in for ${referenceOf(i)}: npm run images builds the real one\n`, mode: 0o755 },
+    ],
+    config: { ...i.config, Labels: { 'org.opencontainers.image.source': 'https://github.com/kubectl-contrast/kubectl-contrast', 'org.opencontainers.image.title': i.repository, 'org.opencontainers.image.version': TAG } },
+  }));
+}
+
 export function buildSampleLayout(): OciLayoutWriter {
+  return buildSamples().writer;
+}
+
+function buildSamples(): { writer: OciLayoutWriter; lock: string } {
   const writer = new OciLayoutWriter();
   for (const s of samples) {
     const layer = buildLayer(buildTar(s.files));
@@ -139,14 +113,27 @@ export function buildSampleLayout(): OciLayoutWriter {
     const image = buildImage({ layers: [layer], config });
     writer.add(image.descriptor, image.blobs, s.ref);
   }
-  return writer;
+  const locked: Record<string, string> = {};
+  for (const s of standIns()) {
+    const image = buildImage({ layers: [buildLayer(buildTar(s.files))], config: s.config });
+    writer.add(image.descriptor, image.blobs, s.ref);
+    locked[s.key] = `${s.ref}@${image.descriptor.digest}`;
+  }
+  const lock = `${JSON.stringify({ comment: 'The image lock of the stand-ins in this layout (scripts/build-sample-images.ts); the tests use it.', images: locked }, null, 2)}\n`;
+  return { writer, lock };
+}
+
+/** The lock of the stand-ins, as the tests read it. */
+export function sampleImageLock(): string {
+  return buildSamples().lock;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const out = resolve(process.argv[2] ?? join(here, '..', 'samples', 'images'));
-  const writer = buildSampleLayout();
+  const { writer, lock } = buildSamples();
   writer.write(out, true);
+  writeFileSync(join(out, 'image-lock.json'), lock);
   const index = JSON.parse(writer.index().toString('utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] };
   for (const m of index.manifests) process.stdout.write(`${m.annotations['org.opencontainers.image.ref.name']}@${m.digest}\n`);
   process.stderr.write(`wrote ${index.manifests.length} images to ${out}\n`);

@@ -27,7 +27,10 @@ import { krewPlatformOf, updateKrewManifest, validateKrewManifest } from './pack
 import { buildInfoJson } from './build-info.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const out = join(root, 'dist-sea');
+// CONTRAST_SEA_OUT: another output directory; CONTRAST_SEA_NO_IMAGE_LOCK=1 leaves the image lock
+// out (the executable inside our images: so the images do not depend on the lock that names them).
+const out = process.env.CONTRAST_SEA_OUT || join(root, 'dist-sea');
+const IMAGE_LOCK = 'src/platforms/image-lock.json';
 const work = join(out, 'work');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const { os, arch } = krewPlatformOf();
@@ -133,7 +136,8 @@ await build({
   legalComments: 'none',
 });
 
-const assets = Object.fromEntries(assetsUnder(join(root, 'src')).map((p) => [relative(root, p).split('\\').join('/'), p]));
+const assets = Object.fromEntries(assetsUnder(join(root, 'src')).map((p) => [relative(root, p).split('\\').join('/'), p])
+  .filter(([key]) => !(process.env.CONTRAST_SEA_NO_IMAGE_LOCK === '1' && key === IMAGE_LOCK)));
 // src/version.ts reads build-info.json beside itself. Only a build that names its commit
 // (CONTRAST_BUILD_COMMIT, as a release does) gets one: otherwise the executable, and the images
 // made from it, would change with every commit although the code did not.

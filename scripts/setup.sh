@@ -86,6 +86,15 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-pr
 # CoreDNS, the cluster DNS of the local node (a plain Go module).
 build_go_tool coredns "$COREDNS_VERSION" github.com/coredns/coredns coredns
 
+# The Debian packages our images are made of (npm run images, test/images/build.test.ts),
+# fetched once into .cache/debs/ and checked against their pins.
+if ! node --import=tsx scripts/images/build.ts --fetch-only 2>/dev/null; then
+  log "apt-get update (the pinned packages of the images are not in the package lists)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >/dev/null
+  node --import=tsx scripts/images/build.ts --fetch-only
+fi
+
 # --- compiled CLI ----------------------------------------------------------------------
 log "npm run build"
 npm run --silent build

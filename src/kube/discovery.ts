@@ -34,7 +34,7 @@ export interface DiscoveryOptions {
   forcePortForward?: boolean;
   /** How long to wait for the port-forwarder pod to become ready. Unset: 60 s (kubectl's --pod-running-timeout). */
   readyTimeoutMs?: number;
-  /** Image that provides `kubectl-contrast port-forwarder` (default: the Coordinator image). */
+  /** Image that provides `kubectl-contrast port-forwarder` (default: our port-forwarder image). */
   image?: string;
   /** Lines about the wait for the port-forwarder pod: when it starts and whenever the pod's state changes. Unset: silent. */
   onProgress?: (line: string) => void;
@@ -56,7 +56,7 @@ function loadBalancerAddress(svc: V1Service): { host: string; port: number } | u
   return { host: (ingress.ip ?? ingress.hostname)!, port: userApiPort(svc) };
 }
 
-function portForwarderPod(namespace: string, image: string = INJECTED_IMAGES.coordinator): V1Pod {
+function portForwarderPod(namespace: string, image: string = INJECTED_IMAGES.portForwarder): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',

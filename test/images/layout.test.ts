@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildSampleLayout } from '../../scripts/build-sample-images.js';
+import { buildSampleLayout, sampleImageLock } from '../../scripts/build-sample-images.js';
 import { defaultCacheDir, ImageResolver } from '../../src/images/index.js';
 import { GROUP, PASSWD, basicImage, tempDir, writeIndexLayout, writeLayout } from './fixtures.js';
 
@@ -136,8 +136,10 @@ describe('images: OCI layout source and cache', () => {
     const samples = join(import.meta.dirname, '..', '..', 'samples', 'images');
 
     it('the committed layout is exactly what the builder produces (deterministic)', () => {
-      buildSampleLayout().write(join(tmp.path, 'one'));
-      buildSampleLayout().write(join(tmp.path, 'two'));
+      for (const d of ['one', 'two']) {
+        buildSampleLayout().write(join(tmp.path, d));
+        writeFileSync(join(tmp.path, d, 'image-lock.json'), sampleImageLock());
+      }
       const files = listFiles(join(tmp.path, 'one'));
       assert.deepEqual(listFiles(join(tmp.path, 'two')), files);
       assert.deepEqual(listFiles(samples), files);
@@ -152,12 +154,13 @@ describe('images: OCI layout source and cache', () => {
       const r = new ImageResolver({ ociLayouts: [samples], cacheDir: false, offline: true });
       const m = await r.resolveAll([
         'ghcr.io/kubectl-contrast/samples/web:1.0', 'ghcr.io/kubectl-contrast/samples/api:1.0', 'ghcr.io/kubectl-contrast/samples/worker:1.0',
-        'ghcr.io/kubectl-contrast/initializer:v0.1.0', 'ghcr.io/kubectl-contrast/service-mesh-proxy:v0.1.0', 'ghcr.io/kubectl-contrast/pause:3.10',
+        'ghcr.io/kubectl-contrast/initializer:v0.1.0', 'ghcr.io/kubectl-contrast/service-mesh-proxy:v0.1.0', 'ghcr.io/kubectl-contrast/pause:v0.1.0',
       ]);
       assert.equal(m.get('ghcr.io/kubectl-contrast/samples/web:1.0')!.config.User, '101');
       assert.match(m.get('ghcr.io/kubectl-contrast/samples/api:1.0')!.passwd!, /^app:x:1000:1000:/m);
-      const pause = m.get('ghcr.io/kubectl-contrast/pause:3.10')!;
-      assert.deepEqual(pause.config.Entrypoint, ['/pause']);
+      const pause = m.get('ghcr.io/kubectl-contrast/pause:v0.1.0')!;
+      assert.deepEqual(pause.config.Entrypoint, ['/usr/bin/catatonit', '-P']);
+      assert.deepEqual(m.get('ghcr.io/kubectl-contrast/initializer:v0.1.0')!.config.Entrypoint, ['/usr/bin/kubectl-contrast', 'initializer']);
       assert.equal(pause.config.User, '65535:65535');
       for (const img of m.values()) assert.ok(statSync(join(samples, 'blobs', 'sha256', img.manifestDigest.slice(7))).size < 4096);
     });

@@ -219,6 +219,8 @@ describe('agent request corpus (test/policy/corpus)', function () {
     describe(name, () => {
       const dir = join(CORPUS, name);
       const file = JSON.parse(readFileSync(join(dir, 'requests.json'), 'utf8')) as CaseFile;
+      // {{initializer}}: the Initializer reference generate injects (from the image lock).
+      file.vars = { initializer: INJECTED_IMAGES.initializer, ...file.vars };
       let policy = '';
       let data: PolicyData;
       const before = new Map<string, { state: Record<string, unknown>; request: Json }>();
