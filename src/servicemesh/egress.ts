@@ -35,7 +35,7 @@ export class EgressListener {
     this.context = clientContext(opts.credentials);
     this.counters = newCounters('egress', e.name, `${e.listenHost}:${e.listenPort} -> ${e.remoteHost}:${e.remotePort}`);
     this.counters.listenPort = e.listenPort;
-    this.server = createServer({ allowHalfOpen: true }, (local) => this.onConnection(local));
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (local) => this.onConnection(local));
     this.server.on('error', (err: Error) => opts.log(`egress "${e.name}": listener: ${err.message}`));
   }
 
@@ -63,7 +63,7 @@ export class EgressListener {
     local.pause();
     const { remoteHost, remotePort } = this.opts.entry;
     // The plain socket carries allowHalfOpen into the TLS socket that wraps it.
-    const raw = connect({ host: remoteHost, port: remotePort, family: 4, allowHalfOpen: true });
+    const raw = connect({ host: remoteHost, port: remotePort, family: 4, allowHalfOpen: true, noDelay: true });
     const remote = tlsConnect({
       socket: raw,
       secureContext: this.context,

@@ -86,7 +86,8 @@ export class IngressListener {
     });
     // Admission (connection caps) happens on the plain socket, before any TLS work.
     this.tls.on('error', (err: Error) => opts.log(`port ${opts.appPort}: ${err.message}`));
-    this.tcp = createTcpServer({ allowHalfOpen: true }, (socket) => {
+    // No Nagle on either leg: a proxy must not hold back small writes the application sent.
+    this.tcp = createTcpServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
       const entry = opts.tracker.admit(socket, this.counters, { perSourceCap: true, caFingerprint: this.credentials.ca.fingerprint });
       if (!entry) return;
       const key = peerKey(socket);
@@ -129,7 +130,7 @@ export class IngressListener {
       peer.destroy();
       return;
     }
-    const app: Socket = connect({ host, port: this.opts.appPort, allowHalfOpen: true });
+    const app: Socket = connect({ host, port: this.opts.appPort, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => app.destroy(new Error('timed out')), this.opts.limits.handshakeTimeoutMs);
     let failed = false;
     const fail = (err?: Error): void => {

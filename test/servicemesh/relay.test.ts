@@ -53,6 +53,27 @@ describe('service mesh: relay', () => {
     close();
   });
 
+  it('carries bytes from sides the caller paused before the relay started (as the proxy does)', async () => {
+    const p1 = await pair();
+    const p2 = await pair();
+    p1.right.pause();
+    p2.left.pause();
+    const r = relay(p1.right, p2.left, LONG);
+    const atB: Buffer[] = [];
+    p2.right.on('data', (c: Buffer) => atB.push(c));
+    const atA: Buffer[] = [];
+    p1.left.on('data', (c: Buffer) => atA.push(c));
+    const bEnded = new Promise((res) => p2.right.once('end', res));
+    p1.left.end('to b');
+    await bEnded;
+    const aEnded = new Promise((res) => p1.left.once('end', res));
+    p2.right.end('to a');
+    await aEnded;
+    assert.deepEqual([Buffer.concat(atB).toString(), Buffer.concat(atA).toString()], ['to b', 'to a']);
+    assert.equal((await r.done).reason, 'done');
+    p1.close(); p2.close();
+  });
+
   it('closes both sides when nothing moves for the idle timeout', async () => {
     const { a, b, r, close } = await chain({ idleTimeoutMs: 200, halfCloseTimeoutMs: 60_000 });
     a.on('error', () => {}); b.on('error', () => {});
