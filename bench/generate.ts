@@ -2,13 +2,15 @@
  * Benchmark (not a test): `kubectl contrast generate` end to end as a real process, for
  * synthetic manifests of growing size, with a cold image cache (images pulled from a local
  * registry on loopback) and a warm one (same cache, registry still up: one HEAD per tag).
- * JSON on stdout.
+ * Where ../shared/tools/genpolicy exists (Kata's generator, with its settings and rules beside
+ * it), it runs on the same input against the same registry, warm (its layer cache filled by a
+ * first run), for --genpolicy-sizes: a side-by-side reference. JSON on stdout.
  *
- *   node --import=tsx bench/generate.ts [--sizes 10,100,1000] [--images 20]
+ *   node --import=tsx bench/generate.ts [--sizes 10,100,1000] [--images 20] [--genpolicy-sizes 10,100] [--oci-layout DIR]
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage, buildLayer, buildTar, OciLayoutWriter } from '../src/images/oci-build.js';
 import { pushLayout, startRegistry } from '../test/helpers/registry.js';
@@ -22,6 +24,12 @@ function arg(name: string, fallback: string): string {
 }
 const SIZES = arg('sizes', '10,100,1000').split(',').map(Number);
 const IMAGE_COUNT = Number(arg('images', '20'));
+/** The Contrast images (pause, Initializer, mesh proxy): samples/images unless --oci-layout names another layout. */
+const OCI_LAYOUT = arg('oci-layout', join(REPO_ROOT, 'samples', 'images'));
+process.env.CONTRAST_IMAGE_LOCK ??= join(OCI_LAYOUT, 'image-lock.json');
+const GENPOLICY_SIZES = arg('genpolicy-sizes', '10,100').split(',').map(Number);
+const GENPOLICY_DIR = join(REPO_ROOT, '..', 'shared', 'tools', 'genpolicy');
+const GENPOLICY = existsSync(join(GENPOLICY_DIR, 'genpolicy')) ? GENPOLICY_DIR : undefined;
 
 /** Images with a passwd layer at the bottom and 2 MiB of incompressible data above it. */
 function buildImages(dir: string): string[] {
@@ -44,11 +52,34 @@ function buildImages(dir: string): string[] {
 
 interface RunResult { seconds: number; maxRssMb: number }
 
+/** genpolicy's settings with the pause image of our registry (a settings drop-in, as its docs show). */
+function genpolicySettings(dir: string, pause: string): string {
+  const settings = join(dir, 'genpolicy-settings');
+  mkdirSync(join(settings, 'genpolicy-settings.d'), { recursive: true });
+  copyFileSync(join(GENPOLICY!, 'genpolicy-settings.json'), join(settings, 'genpolicy-settings.json'));
+  writeFileSync(join(settings, 'genpolicy-settings.d', '99-local-pause.json'), JSON.stringify([{ op: 'replace', path: '/cluster_config/pause_container_image', value: pause }]));
+  return settings;
+}
+
+/** genpolicy edits its input in place: each run gets a fresh copy. Peak RSS from /usr/bin/time. */
+function runGenpolicy(input: string, dir: string, settings: string, registry: string): RunResult {
+  const copy = join(dir, 'genpolicy-input.yaml');
+  copyFileSync(input, copy);
+  const args = [join(GENPOLICY!, 'genpolicy'), '-y', copy, '-p', join(GENPOLICY!, 'rules.rego'), '-j', settings, '--insecure-registry', registry,
+    '-u', `--layers-cache-file-path=${join(settings, 'layers-cache.json')}`];
+  const start = process.hrtime.bigint();
+  const r = spawnSync('/usr/bin/time', ['-f', '__MAXRSS_KB__ %M', ...args], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (r.status !== 0) throw new Error(`genpolicy failed: ${(r.stderr ?? '').split('\n').slice(-5).join(' | ')}`);
+  const rss = /__MAXRSS_KB__ (\d+)/.exec(r.stderr);
+  return { seconds, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN };
+}
+
 function runGenerate(input: string, workspace: string, cacheDir: string, registry: string): RunResult {
   const out = join(workspace, 'out.yaml');
   const start = process.hrtime.bigint();
   const r = spawnSync(process.execPath, ['--import', join(REPO_ROOT, 'bench', 'lib', 'rss.mjs'), CLI, 'generate', '--platform', 'metal-qemu-snp',
-    '--workspace-dir', workspace, '--cache-dir', cacheDir, '--insecure-registry', registry, '--oci-layout', join(REPO_ROOT, 'samples', 'images'),
+    '--workspace-dir', workspace, '--cache-dir', cacheDir, '--insecure-registry', registry, '--oci-layout', OCI_LAYOUT,
     '-o', out, input], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.status !== 0) throw new Error(`generate failed: ${r.stderr}`);
@@ -65,6 +96,16 @@ async function main(): Promise<void> {
     const refs = buildImages(layout);
     for (const ref of refs) await pushLayout(layout, ref, `${registry.host}/${ref}`);
     const images = refs.map((r) => `${registry.host}/${r}`);
+    let settings: string | undefined;
+    if (GENPOLICY && existsSync('/usr/bin/time')) {
+      const pauseLayout = join(dir, 'pause-layout');
+      const writer = new OciLayoutWriter();
+      const pause = buildImage({ layers: [buildLayer(buildTar([{ path: 'pause', content: 'not a real pause binary\n' }]))], config: { Entrypoint: ['/pause'] } });
+      writer.add(pause.descriptor, pause.blobs, 'bench/pause:3.10');
+      writer.write(pauseLayout);
+      await pushLayout(pauseLayout, 'bench/pause:3.10', `${registry.host}/bench/pause:3.10`);
+      settings = genpolicySettings(dir, `${registry.host}/bench/pause:3.10`);
+    }
     const results: Record<string, unknown>[] = [];
     for (const size of SIZES) {
       const input = join(dir, `workloads-${size}.yaml`);
@@ -74,7 +115,14 @@ async function main(): Promise<void> {
       mkdirSync(workspace, { recursive: true });
       const cold = runGenerate(input, workspace, cache, registry.host);
       const warm = runGenerate(input, workspace, cache, registry.host);
-      results.push({ workloads: size, coldSeconds: cold.seconds, coldMaxRssMb: cold.maxRssMb, warmSeconds: warm.seconds, warmMaxRssMb: warm.maxRssMb, warmMsPerWorkload: (warm.seconds * 1000) / size });
+      const row: Record<string, unknown> = { workloads: size, coldSeconds: cold.seconds, coldMaxRssMb: cold.maxRssMb, warmSeconds: warm.seconds, warmMaxRssMb: warm.maxRssMb, warmMsPerWorkload: (warm.seconds * 1000) / size };
+      if (settings && GENPOLICY_SIZES.includes(size)) {
+        runGenpolicy(input, dir, settings, registry.host); // fills its layer cache
+        const g = runGenpolicy(input, dir, settings, registry.host);
+        Object.assign(row, { genpolicyWarmSeconds: g.seconds, genpolicyMaxRssMb: g.maxRssMb, genpolicyRatio: g.seconds / warm.seconds });
+        process.stderr.write(`genpolicy ${size} workloads: warm ${g.seconds.toFixed(2)} s, ${g.maxRssMb.toFixed(0)} MB\n`);
+      }
+      results.push(row);
       process.stderr.write(`generate ${size} workloads: cold ${cold.seconds.toFixed(2)} s, warm ${warm.seconds.toFixed(2)} s, ${warm.maxRssMb.toFixed(0)} MB\n`);
     }
     process.stdout.write(`${JSON.stringify({ benchmark: 'generate', images: IMAGE_COUNT, results }, null, 2)}\n`);

@@ -15,12 +15,15 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CLI, ensureBuilt, REPO_ROOT } from '../test/helpers/cli.js';
 import { machineSummary, summarise, type Summary } from './lib/stats.js';
+import { computeGoals } from './lib/goals.js';
 import { renderMarkdown } from './lib/report.js';
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
+// Like the tests (.mocharc.cjs): the stand-ins of our images in samples/images, with their lock.
+process.env.CONTRAST_IMAGE_LOCK ??= join(REPO_ROOT, 'samples', 'images', 'image-lock.json');
 const REPEAT = Number(flag('repeat') ?? 3);
 const ONLY = flag('only')?.split(',');
 const FULL = process.argv.includes('--full');
@@ -34,10 +37,27 @@ const SCENARIOS: Scenario[] = [
   { name: 'images', script: 'bench/images.ts', args: ['--repetitions', '1'] },
   { name: 'coordinator', script: 'bench/coordinator.ts', args: ['--concurrency', '500', '--set-rounds', '10', '--kill-rounds', '5'], repeat: 1 },
   { name: 'render', script: 'bench/render.ts', args: [] },
+  { name: 'stream', script: 'bench/stream.ts', args: [], repeat: 1 },
   { name: 'servicemesh', script: 'bench/servicemesh.ts', args: ['--megabytes', '512', '--round-trips', '5000', '--seconds', '3', '--repetitions', '3'], repeat: 1 },
 ];
 
-interface ScenarioResult { name: string; runs: number; maxRssMb: Summary; metrics: Record<string, Summary>; errors: string[]; ranAt?: string }
+interface ScenarioResult { name: string; runs: number; maxRssMb: Summary; metrics: Record<string, Summary>; errors: string[]; ranAt?: string; labels?: Record<string, string> }
+
+/** Names of array elements (`results[0]` → its `name`, or `N workloads`), so the report can say what a row measures. */
+function labelsOf(value: unknown, prefix = '', out: Record<string, string> = {}): Record<string, string> {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => {
+      const p = `${prefix}[${i}]`;
+      const o = v as { name?: unknown; workloads?: unknown };
+      if (o && typeof o === 'object' && typeof o.name === 'string') out[p] = o.name;
+      else if (o && typeof o === 'object' && typeof o.workloads === 'number') out[p] = `${o.workloads} workloads`;
+      labelsOf(v, p, out);
+    });
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) labelsOf(v, prefix ? `${prefix}.${k}` : k, out);
+  }
+  return out;
+}
 
 function runScenario(s: Scenario): ScenarioResult {
   const outputs: unknown[] = [];
@@ -61,7 +81,7 @@ function runScenario(s: Scenario): ScenarioResult {
       errors.push('the scenario did not print JSON');
     }
   }
-  return { name: s.name, runs: outputs.length, maxRssMb: summarise(rss.map((v) => ({ v })))['v'] ?? summarise([])['v']!, metrics: summarise(outputs), errors };
+  return { name: s.name, runs: outputs.length, labels: outputs.length ? labelsOf(outputs[0]) : {}, maxRssMb: summarise(rss.map((v) => ({ v })))['v'] ?? summarise([])['v']!, metrics: summarise(outputs), errors };
 }
 
 /** CLI start-up: `--version` through node and through kubectl, many times. */
@@ -85,6 +105,7 @@ function main(): void {
   if (process.argv.includes('--report-only')) {
     // Re-render docs/benchmarks.md from the last results without running anything.
     const last = JSON.parse(readFileSync(join(REPO_ROOT, 'bench', 'results', 'latest.json'), 'utf8'));
+    last.goals = computeGoals(last.results);
     writeFileSync(join(REPO_ROOT, 'docs', 'benchmarks.md'), renderMarkdown(last));
     return;
   }
@@ -104,7 +125,7 @@ function main(): void {
   const kept = ONLY && previous ? previous.results.filter((p) => !results.some((r) => r.name === p.name)).map((p) => ({ ...p, ranAt: p.ranAt ?? previous!.started })) : [];
   const order = [...(ONLY ? (previous?.results ?? []).map((p) => p.name) : []), ...results.map((r) => r.name)];
   const merged = [...kept, ...results].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
-  const report = { started: started.toISOString(), repeat: REPEAT, machine, results: merged };
+  const report = { started: started.toISOString(), repeat: REPEAT, machine, goals: computeGoals(merged), results: merged };
   const dir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const text = `${JSON.stringify(report, null, 2)}\n`;
