@@ -60,7 +60,7 @@ function serve(ports: Record<string, number>): void {
   rl.on('line', () => {
     const d = process.cpuUsage(mark);
     mark = process.cpuUsage();
-    process.stdout.write(`${JSON.stringify({ cpuMs: (d.user + d.system) / 1000 })}\n`);
+    process.stdout.write(`${JSON.stringify({ cpuMs: (d.user + d.system) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
   });
   rl.on('close', () => process.exit(0));
 }
@@ -116,7 +116,7 @@ async function egressRole(): Promise<void> {
 
 // ---- the orchestrator and client ----------------------------------------------------------
 
-interface Side { proc: ChildProcess; ports: Record<string, number>; cpu(): Promise<number> }
+interface Side { proc: ChildProcess; ports: Record<string, number>; cpu(): Promise<number>; maxRssMb: number }
 
 function start(role: string, extra: string[]): Promise<Side> {
   const profile = opt('profile');
@@ -129,14 +129,17 @@ function start(role: string, extra: string[]): Promise<Side> {
   const next = () => new Promise<string>((resolve, reject) => { waiting.push({ resolve, reject }); });
   return next().then((l) => {
     const ports = (JSON.parse(l) as { ports: Record<string, number> }).ports;
-    return {
-      proc, ports,
+    const side: Side = {
+      proc, ports, maxRssMb: 0,
       cpu: async () => {
         const p = next();
         proc.stdin!.write('\n');
-        return (JSON.parse(await p) as { cpuMs: number }).cpuMs;
+        const r = JSON.parse(await p) as { cpuMs: number; maxRssMb: number };
+        side.maxRssMb = r.maxRssMb;
+        return r.cpuMs;
       },
     };
+    return side;
   });
 }
 
@@ -337,6 +340,8 @@ async function main(): Promise<void> {
         meshPerSecond: cps.mesh,
         meshProxiesCpuMsPerConnection: (cps.cpuMesh.egressMs + cps.cpuMesh.ingressMs) / (cps.mesh * SECONDS),
       },
+      // Peak resident memory of each proxy process over the whole run (the sidecar's memory limit).
+      memory: { egressMaxRssMb: egress.maxRssMb, ingressMaxRssMb: ingress.maxRssMb },
       goals: {
         throughputRatio: { goal: '>= 0.7', met: single.mesh / single.direct >= 0.7 },
         addedP50Ms: { goal: '<= 1', met: lat.mesh - lat.direct <= 1 },
