@@ -5,6 +5,7 @@
  *
  *   node --import=tsx bench/servicemesh.ts [--megabytes 512] [--round-trips 5000] [--seconds 3]
  *                                          [--concurrency 8] [--repetitions 3] [--profile DIR]
+ *                                          [--proxy-node-flags '--max-semi-space-size=1']
  *
  *   direct:  client ──plain──▶ app
  *   mesh:    client ──plain──▶ egress (127.0.0.2) ══mTLS══▶ ingress ──plain──▶ app
@@ -121,7 +122,8 @@ interface Side { proc: ChildProcess; ports: Record<string, number>; cpu(): Promi
 function start(role: string, extra: string[]): Promise<Side> {
   const profile = opt('profile');
   const prof = profile && role !== 'app' ? ['--cpu-prof', '--cpu-prof-dir', join(profile, role)] : [];
-  const proc = spawn(process.execPath, [...prof, '--import=tsx', SELF, '--role', role, ...extra], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const nodeFlags = role !== 'app' ? (opt('proxy-node-flags') ?? '').split(' ').filter(Boolean) : [];
+  const proc = spawn(process.execPath, [...prof, ...nodeFlags, '--import=tsx', SELF, '--role', role, ...extra], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout! });
   const waiting: { resolve: (line: string) => void; reject: (err: Error) => void }[] = [];
   lines.on('line', (l) => waiting.shift()?.resolve(l));
