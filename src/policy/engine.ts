@@ -117,16 +117,46 @@ function applyOps(state: Record<string, unknown>, ops: JsonPatchOp[]): Record<st
   return next;
 }
 
+/** The parts of the SDK's LoadedPolicy that replacing the state in place needs (ABI 1.x exports). */
+interface PolicyInternals {
+  wasmInstance: { exports: {
+    opa_malloc(n: number): number; opa_json_parse(addr: number, len: number): number;
+    opa_heap_ptr_get(): number; opa_heap_ptr_set(ptr: number): void;
+    opa_value_add_path(base: number, path: number, value: number): number;
+  } };
+  mem: { buffer: ArrayBuffer };
+  dataAddr: number;
+  dataHeapPtr: number;
+}
+
+/** Past this much heap of replaced states, the next state change reloads all data (and frees them). */
+const MAX_STATE_HEAP = 1024 * 1024;
+const PSTATE_PATH = new TextEncoder().encode('["pstate"]');
+
 /** A policy ready for evaluation, holding the agent's state between requests. */
 export class PolicyEngine {
   private state: Record<string, unknown>;
   private readonly entrypoints: Set<string>;
   private disposed = false;
+  /** Heap pointer right after setData loaded policy_data (and the first state). */
+  private dataEnd = 0;
 
   private constructor(private readonly policy: LoadedPolicy, private readonly policyData: unknown, state: Record<string, unknown>, private readonly builtin: boolean) {
     this.entrypoints = new Set(Object.keys(policy.entrypoints as Record<string, number>));
     this.state = state;
-    this.policy.setData({ policy_data: policyData, pstate: state });
+    this.reloadData();
+  }
+
+  private reloadData(): void {
+    this.policy.setData({ policy_data: this.policyData, pstate: this.state });
+    this.dataEnd = (this.policy as unknown as PolicyInternals).dataHeapPtr;
+  }
+
+  /** Copy a JSON text into the module and parse it there; 0 when it does not parse. */
+  private static loadJson(p: PolicyInternals, bytes: Uint8Array): number {
+    const raw = p.wasmInstance.exports.opa_malloc(bytes.byteLength);
+    new Uint8Array(p.mem.buffer).set(bytes, raw);
+    return p.wasmInstance.exports.opa_json_parse(raw, bytes.byteLength);
   }
 
   /** An engine for our rules with the given policy data. */
@@ -152,9 +182,22 @@ export class PolicyEngine {
     return this.state;
   }
 
+  /**
+   * Replace data.pstate. Instead of re-loading policy_data (tens of KB, after every state
+   * change of a pod's requests), the new state is parsed above the live data and put in place
+   * with opa_value_add_path, which frees the old one; evaluations start above it. Every
+   * MAX_STATE_HEAP bytes of replaced states, everything is reloaded from the start.
+   */
   setState(state: Record<string, unknown>): void {
     this.state = state;
-    this.policy.setData({ policy_data: this.policyData, pstate: state });
+    const p = this.policy as unknown as PolicyInternals;
+    const ex = p.wasmInstance.exports;
+    if (p.dataHeapPtr - this.dataEnd > MAX_STATE_HEAP) return this.reloadData();
+    ex.opa_heap_ptr_set(p.dataHeapPtr);
+    const value = PolicyEngine.loadJson(p, new TextEncoder().encode(JSON.stringify(state)));
+    const path = PolicyEngine.loadJson(p, PSTATE_PATH);
+    if (value === 0 || path === 0 || ex.opa_value_add_path(p.dataAddr, path, value) !== 0) return this.reloadData();
+    p.dataHeapPtr = ex.opa_heap_ptr_get();
   }
 
   /** Evaluate one request; when allowed, its state operations are applied like the agent does. */

@@ -29,4 +29,31 @@ describe('policy engine instance reuse', () => {
     assert.equal((await checkPolicy(webText, web)).allowed, true);
     assert.equal((await checkPolicy(otherText, web)).allowed, false);
   });
+
+  it('a replaced state is the one the rules see, across many replacements and the periodic full reload', () => {
+    const input = deploymentInput();
+    const requests = synthesizeRequests(input);
+    const pause = requests.find((r) => r.request === 'CreateContainerRequest' && r.container === '')!;
+    const create = requests.find((r) => r.request === 'CreateContainerRequest' && r.container === 'web')!;
+    const engine = PolicyEngine.forPolicyText(buildPolicyText(input));
+    try {
+      assert.equal(engine.evaluate(pause.request, pause.body).allowed, true);
+      // Padding makes each replacement big, so the loop crosses the reload threshold (1 MiB) more than once.
+      const started = { ...engine.pstate, bench_padding: 'x'.repeat(16 * 1024) };
+      const otherSandbox = { ...started, sandbox_name: 'someone-else' };
+      const memory = () => ((engine as unknown as { policy: { mem: { buffer: ArrayBuffer } } }).policy.mem.buffer.byteLength);
+      let peak = 0;
+      for (let i = 0; i < 240; i++) {
+        const kind = i % 3;
+        engine.setState(kind === 0 ? started : kind === 1 ? {} : otherSandbox);
+        const r = engine.evaluate(create.request, create.body);
+        assert.equal(r.allowed, kind === 0, `round ${i}: state ${['started', 'empty', 'other sandbox'][kind]}`);
+        peak = Math.max(peak, memory());
+        if (kind === 0) engine.setState(started); // undo the container id the allowed request added
+      }
+      assert.ok(peak < 16 * 1024 * 1024, `module memory stays bounded (${peak} bytes)`);
+    } finally {
+      engine.dispose();
+    }
+  });
 });
