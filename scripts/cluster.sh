@@ -28,6 +28,9 @@ API=https://$NODE_IP:6443
 REGISTRY=127.0.0.1:5000
 BIN=$root/tools/bin
 
+# No `cmd | grep -q` under pipefail: grep quits at the first match and the writer's SIGPIPE
+# would make the pipeline fail.
+netns_exists() { [ -e "/run/netns/$1" ]; }
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 in_ns() { nsenter --net="/run/netns/$NS" -- "$@"; }
@@ -64,7 +67,7 @@ preflight() {
 }
 
 network() {
-  if ! ip netns list | grep -qw "^$NS"; then
+  if ! netns_exists "$NS"; then
     log "creating network namespace $NS"
     ip netns add "$NS"
   fi
@@ -73,7 +76,7 @@ network() {
   # finds no one (the kernel of this machine has no dummy devices).
   ip -n "$NS" link show node0 >/dev/null 2>&1 || ip -n "$NS" link add node0 type veth peer name node0-peer
   ip -n "$NS" link set node0-peer up
-  ip -n "$NS" addr show dev node0 | grep -q "$NODE_IP/32" || ip -n "$NS" addr add "$NODE_IP/32" dev node0
+  [[ $(ip -n "$NS" addr show dev node0) == *" $NODE_IP/32 "* ]] || ip -n "$NS" addr add "$NODE_IP/32" dev node0
   ip -n "$NS" link set node0 up
   ip -n "$NS" route replace default dev node0
   in_ns sysctl -qw net.ipv4.ip_forward=1
@@ -133,13 +136,14 @@ subjectAltName=IP:$NODE_IP,DNS:$NODE"
 
 # --- configuration files --------------------------------------------------------------------
 configs() {
-  mkdir -p "$DIR/etc" "$DIR/cni/net.d" "$DIR/containerd/conf.d" "$DIR/registry"
+  mkdir -p "$DIR/etc" "$DIR/cni/net.d" "$DIR/registry"
   cat > "$DIR/etc/containerd.toml" <<EOF
 version = 2
 root = "$DIR/containerd/root"
 state = "$DIR/containerd/state"
-# The node installer of a runtime (kubectl contrast runtime apply) drops its handler here.
-imports = ["$DIR/containerd/conf.d/*.toml"]
+# A node installer adds its runtime handler to this file, not through imports: containerd 1.6
+# replaces a plugin's whole table with an imported one, so a drop-in with a CRI runtime would
+# drop this CRI configuration (measured: the CRI plugin then fails to load).
 [grpc]
   address = "$DIR/containerd/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
@@ -314,9 +318,9 @@ down() {
   fi
   for n in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do
     # Pod namespaces of this node: their bridge peer is gone with the node's namespace.
-    ip -n "$n" link show eth0 2>/dev/null | grep -q "link-netns $NS" && ip netns delete "$n" || true
+    [[ $(ip -n "$n" link show eth0 2>/dev/null) == *"link-netns $NS"* ]] && ip netns delete "$n" || true
   done
-  ip netns list 2>/dev/null | grep -qw "^$NS" && ip netns delete "$NS" || true
+  netns_exists "$NS" && ip netns delete "$NS" || true
   rm -rf "$DIR/etcd" "$DIR/containerd" "$DIR/kubelet" "$DIR/cni/ipam" "$DIR/registry" "$DIR/pids" "$DIR/images"
   log "down"
 }
