@@ -49,13 +49,9 @@ function setManifestRequest(body: RequestBody): SetManifestRequest {
   return { Manifest: manifest ? Buffer.from(manifest) : Buffer.alloc(0), Policies: body.fields(2) };
 }
 
-/** Tag and length of a length-delimited protobuf field. */
-function bytesFieldHeader(no: number, length: number): Buffer {
-  const out: number[] = [];
-  for (let v = no * 8 + 2; ; v = Math.floor(v / 128)) {
-    if (v < 128) { out.push(v); break; }
-    out.push((v % 128) | 128);
-  }
+/** Tag and length of a length-delimited protobuf field numbered 1 to 15 (a one-byte tag). */
+function bytesFieldHeader(no: 1 | 2, length: number): Buffer {
+  const out: number[] = [no * 8 + 2];
   for (let v = length; ; v = Math.floor(v / 128)) {
     if (v < 128) { out.push(v); break; }
     out.push((v % 128) | 128);
