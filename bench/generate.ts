@@ -50,7 +50,7 @@ function buildImages(dir: string): string[] {
   return refs;
 }
 
-interface RunResult { seconds: number; maxRssMb: number }
+interface RunResult { seconds: number; maxRssMb: number; cpuSeconds?: number }
 
 /** genpolicy's settings with the pause image of our registry (a settings drop-in, as its docs show). */
 function genpolicySettings(dir: string, pause: string): string {
@@ -68,11 +68,11 @@ function runGenpolicy(input: string, dir: string, settings: string, registry: st
   const args = [join(GENPOLICY!, 'genpolicy'), '-y', copy, '-p', join(GENPOLICY!, 'rules.rego'), '-j', settings, '--insecure-registry', registry,
     '-u', `--layers-cache-file-path=${join(settings, 'layers-cache.json')}`];
   const start = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '__MAXRSS_KB__ %M', ...args], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync('/usr/bin/time', ['-f', '__MAXRSS_KB__ %M __CPU__ %U %S', ...args], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.status !== 0) throw new Error(`genpolicy failed: ${(r.stderr ?? '').split('\n').slice(-5).join(' | ')}`);
-  const rss = /__MAXRSS_KB__ (\d+)/.exec(r.stderr);
-  return { seconds, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN };
+  const rss = /__MAXRSS_KB__ (\d+) __CPU__ ([\d.]+) ([\d.]+)/.exec(r.stderr);
+  return { seconds, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN, cpuSeconds: rss ? Number(rss[2]) + Number(rss[3]) : NaN };
 }
 
 function runGenerate(input: string, workspace: string, cacheDir: string, registry: string): RunResult {
@@ -84,7 +84,8 @@ function runGenerate(input: string, workspace: string, cacheDir: string, registr
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.status !== 0) throw new Error(`generate failed: ${r.stderr}`);
   const rss = /__BENCH_MAXRSS_KB__ (\d+)/.exec(r.stderr);
-  return { seconds, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN };
+  const cpu = /__BENCH_CPU_S__ ([\d.]+)/.exec(r.stderr);
+  return { seconds, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN, cpuSeconds: cpu ? Number(cpu[1]) : NaN };
 }
 
 async function main(): Promise<void> {
@@ -115,11 +116,11 @@ async function main(): Promise<void> {
       mkdirSync(workspace, { recursive: true });
       const cold = runGenerate(input, workspace, cache, registry.host);
       const warm = runGenerate(input, workspace, cache, registry.host);
-      const row: Record<string, unknown> = { workloads: size, coldSeconds: cold.seconds, coldMaxRssMb: cold.maxRssMb, warmSeconds: warm.seconds, warmMaxRssMb: warm.maxRssMb, warmMsPerWorkload: (warm.seconds * 1000) / size };
+      const row: Record<string, unknown> = { workloads: size, coldSeconds: cold.seconds, coldMaxRssMb: cold.maxRssMb, warmSeconds: warm.seconds, warmCpuSeconds: warm.cpuSeconds, warmMaxRssMb: warm.maxRssMb, warmMsPerWorkload: (warm.seconds * 1000) / size };
       if (settings && GENPOLICY_SIZES.includes(size)) {
         runGenpolicy(input, dir, settings, registry.host); // fills its layer cache
         const g = runGenpolicy(input, dir, settings, registry.host);
-        Object.assign(row, { genpolicyWarmSeconds: g.seconds, genpolicyMaxRssMb: g.maxRssMb, genpolicyRatio: g.seconds / warm.seconds });
+        Object.assign(row, { genpolicyWarmSeconds: g.seconds, genpolicyWarmCpuSeconds: g.cpuSeconds, genpolicyMaxRssMb: g.maxRssMb, genpolicyRatio: g.seconds / warm.seconds });
         process.stderr.write(`genpolicy ${size} workloads: warm ${g.seconds.toFixed(2)} s, ${g.maxRssMb.toFixed(0)} MB\n`);
       }
       results.push(row);

@@ -31,7 +31,8 @@ function pass(stream: string, workspace: string): Record<string, unknown> {
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.status !== 0) throw new Error(`helm-post-render failed: ${(r.stderr ?? '').slice(0, 500)}`);
   const rss = /__BENCH_MAXRSS_KB__ (\d+)/.exec(r.stderr);
-  return { megabytes: +(Buffer.byteLength(stream) / 1e6).toFixed(1), seconds, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN, identicalOutput: r.stdout === stream ? 1 : 0 };
+  const cpu = /__BENCH_CPU_S__ ([\d.]+)/.exec(r.stderr);
+  return { megabytes: +(Buffer.byteLength(stream) / 1e6).toFixed(1), seconds, cpuSeconds: cpu ? Number(cpu[1]) : NaN, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN, identicalOutput: r.stdout === stream ? 1 : 0 };
 }
 
 ensureBuilt();

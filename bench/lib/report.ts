@@ -24,14 +24,15 @@ const SCENARIO_TITLES: Record<string, string> = {
 };
 
 /** Keys worth a row: rates, times, sizes and failure counts; not configuration echoes or per-run samples. */
-const INTERESTING = /(PerSecond|perSecond|PerCpuSecond|Seconds|seconds|Ms|ms|MBps|MbPerSecond|Rss|Mb$|ratio|Ratio|VsGunzip|errors|failed|broken|badChains|succeeded|p50|p95|mean|\.old$|\.new$|Bytes$)/;
-const PER_RUN_SAMPLE = /(runsMs|samplesMs|\]\.ms$|loadAverage|loadavg|target)/;
+const INTERESTING = /(PerSecond|perSecond|CpuSecond|Seconds|seconds|Ms|ms|MBps|MbPerSecond|Rss|Mb$|ratio|Ratio|VsGunzip|errors|failed|broken|badChains|succeeded|p50|p95|mean|\.old$|\.new$|Bytes$)/;
+const PER_RUN_SAMPLE = /(runsMs|samplesMs|\]\.ms$|loadAverage|loadavg|target|^goal)/;
 
-/** Unit suffixes of our metric names, longest first. */
-const UNITS: [RegExp, string][] = [
-  [/PerCoordinatorCpuSecond$/, 'per Coordinator CPU-second'], [/PerCpuSecond$/i, 'per CPU-second'], [/PerSecond$/i, 'per second'],
-  [/MsPerWorkload$/, 'ms per workload'], [/MsPerGB$/, 'CPU ms per GB'], [/MBps$/, 'MB/s'], [/MaxRssMb$|RssMb$|Mb$|MB$/i, 'MB'],
-  [/Seconds$/i, 's'], [/Ms$/i, 'ms'], [/microsecondsEach$/, 'µs each'], [/Bytes$/, 'bytes'], [/Ratio$|VsGunzip$/i, '×'],
+/** Unit suffixes of our metric names, longest first, and what the suffix itself says when it is the whole name. */
+const UNITS: [RegExp, string, string?][] = [
+  [/PerCoordinatorCpuSecond$/, 'per Coordinator CPU-second'], [/PerCpuSecond$/i, 'per CPU-second', 'rate'], [/PerSecond$/i, 'per second', 'rate'],
+  [/MsPerWorkload$/, 'ms per workload'], [/MsPerGB$/, 'CPU ms per GB'], [/MBps$/, 'MB/s', 'throughput'], [/MaxRssMb$/i, 'MB', 'peak RSS'],
+  [/RssMb$|Mb$|MB$/i, 'MB'], [/CpuSeconds$/, 's', 'CPU time'], [/Seconds$/i, 's', 'wall time'], [/Ms$/i, 'ms'], [/microsecondsEach$/, 'µs each', 'time'],
+  [/Bytes$/, 'bytes'], [/Ratio$/i, '×', 'ratio'],
 ];
 
 const words = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2').toLowerCase();
@@ -44,11 +45,15 @@ export function describeMetric(key: string, labels: Record<string, string> = {})
   const last = parts.pop()!;
   let unit = '';
   let name = last;
-  for (const [re, u] of UNITS) {
-    if (re.test(last)) {
-      unit = u;
-      name = last.replace(re, '');
-      break;
+  if (/VsGunzip$/.test(last)) unit = '× of gunzip';
+  else {
+    for (const [re, u, whole] of UNITS) {
+      if (re.test(last)) {
+        unit = u;
+        name = last.replace(re, '');
+        if (whole && !/maxRss/i.test(name)) name = name ? `${name} ${whole}` : whole;
+        break;
+      }
     }
   }
   const segs = [...parts.map((p) => (/[ -]/.test(p) ? p : words(p))), ...(name ? [words(name)] : [])];
@@ -65,11 +70,11 @@ function growthTable(metrics: Record<string, Summary>): string[] {
   const m = (p: string, k: string) => metrics[`${p}.${k}`]?.median ?? null;
   const genpolicy = sizes.some((s) => m(s.prefix, 'genpolicyWarmSeconds') !== null);
   rows.push('How cost grows with the number of workloads (each Deployment comes with a ConfigMap):', '',
-    `| workloads | cold: wall (s) | cold: peak RSS (MB) | warm: wall (s) | warm: peak RSS (MB) | warm: ms per workload |${genpolicy ? ' genpolicy warm: wall (s) | genpolicy: peak RSS (MB) | genpolicy ÷ ours (warm) |' : ''}`,
-    `|---:|---:|---:|---:|---:|---:|${genpolicy ? '---:|---:|---:|' : ''}`);
+    `| workloads | cold: wall (s) | cold: peak RSS (MB) | warm: wall (s) | warm: CPU (s) | warm: peak RSS (MB) | warm: ms per workload |${genpolicy ? ' genpolicy warm: wall (s) | genpolicy warm: CPU (s) | genpolicy: peak RSS (MB) | genpolicy ÷ ours (warm wall) |' : ''}`,
+    `|---:|---:|---:|---:|---:|---:|---:|${genpolicy ? '---:|---:|---:|---:|' : ''}`);
   for (const s of sizes) {
-    const g = genpolicy ? ` ${fmt(m(s.prefix, 'genpolicyWarmSeconds'))} | ${fmt(m(s.prefix, 'genpolicyMaxRssMb'))} | ${fmt(m(s.prefix, 'genpolicyRatio'))} |` : '';
-    rows.push(`| ${s.n} | ${fmt(m(s.prefix, 'coldSeconds'))} | ${fmt(m(s.prefix, 'coldMaxRssMb'))} | ${fmt(m(s.prefix, 'warmSeconds'))} | ${fmt(m(s.prefix, 'warmMaxRssMb'))} | ${fmt(m(s.prefix, 'warmMsPerWorkload'))} |${g}`);
+    const g = genpolicy ? ` ${fmt(m(s.prefix, 'genpolicyWarmSeconds'))} | ${fmt(m(s.prefix, 'genpolicyWarmCpuSeconds'))} | ${fmt(m(s.prefix, 'genpolicyMaxRssMb'))} | ${fmt(m(s.prefix, 'genpolicyRatio'))} |` : '';
+    rows.push(`| ${s.n} | ${fmt(m(s.prefix, 'coldSeconds'))} | ${fmt(m(s.prefix, 'coldMaxRssMb'))} | ${fmt(m(s.prefix, 'warmSeconds'))} | ${fmt(m(s.prefix, 'warmCpuSeconds'))} | ${fmt(m(s.prefix, 'warmMaxRssMb'))} | ${fmt(m(s.prefix, 'warmMsPerWorkload'))} |${g}`);
   }
   rows.push('');
   return rows;
