@@ -19,3 +19,17 @@ export function storeFile(path: string, data: Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileAtomic(path, data);
 }
+
+/**
+ * storeFile for caches of fetched collateral: false instead of an error when the directory
+ * cannot be written (read-only file system, a file in the way, no space). What was fetched is
+ * still used; the only cost is asking the service again after a restart.
+ */
+export function storeIfPossible(path: string, data: Uint8Array): boolean {
+  try {
+    storeFile(path, data);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -65,9 +65,9 @@ describe('SEV-SNP CRL policy: which CRL is used', () => {
     assert.deepEqual(calls, { crl: 0, fetchCrl: 0 });
   });
 
-  it('uses a cached CRL that is still current without fetching', async () => {
+  it('uses a current CRL of an offline source', async () => {
     const cached = current();
-    const { src, calls } = source(cached, () => current());
+    const { src, calls } = source(cached);
     const d = await resolveSnpCrl(input({ source: src }));
     assert.equal(d.status.source, 'cache');
     assert.equal(d.status.checked, true);
@@ -75,8 +75,21 @@ describe('SEV-SNP CRL policy: which CRL is used', () => {
     assert.deepEqual(calls, { crl: 1, fetchCrl: 0 });
   });
 
+  it('lets a network source decide whether its current CRL needs a refresh, and names a kept one as cached', async () => {
+    // The source's fetchCrl returns its kept copy (KdsClient: until 24 h before nextUpdate; kept-collateral.test.ts).
+    const cached = current();
+    const { src, calls } = source(cached, () => cached);
+    const d = await resolveSnpCrl(input({ source: src }));
+    assert.equal(d.status.source, 'cache');
+    assert.equal(bytesOf(d.crl), bytesOf(parseCrl(cached)));
+    assert.deepEqual(calls, { crl: 1, fetchCrl: 1 });
+    // A refresh that fails while the cached CRL is current costs nothing.
+    const failing = source(cached, () => { throw down(); });
+    assert.equal((await resolveSnpCrl(input({ source: failing.src, policy: 'require' }))).status.source, 'cache');
+  });
+
   it('prefers a current cached CRL over an out-of-date supplied one', async () => {
-    const { src, calls } = source(current(), () => current());
+    const { src, calls } = source(current());
     const d = await resolveSnpCrl(input({ supplied: expired(1), source: src }));
     assert.equal(d.status.source, 'cache');
     assert.equal(calls.fetchCrl, 0);

@@ -20,8 +20,10 @@ export interface SnpCollateralSource {
    */
   crl(product: SnpProduct, kind: 'vcek' | 'vlek'): Promise<Uint8Array | undefined>;
   /**
-   * Network sources only: the current CRL from AMD KDS, kept for later `crl` calls. Undefined
-   * when KDS has none. Absent on offline sources.
+   * Network sources only: the CRL to use at `now` (the verification time). The source keeps
+   * what it fetched and asks AMD KDS again only when its copy is missing, expired or close to
+   * its nextUpdate (refresh ahead, src/attestation/kept-collateral.ts), so it may return the
+   * same bytes as `crl`. Undefined when KDS has none. Absent on offline sources.
    */
-  fetchCrl?(product: SnpProduct, kind: 'vcek' | 'vlek'): Promise<Uint8Array | undefined>;
+  fetchCrl?(product: SnpProduct, kind: 'vcek' | 'vlek', now: Date): Promise<Uint8Array | undefined>;
 }

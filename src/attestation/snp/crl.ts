@@ -90,9 +90,10 @@ function hours(ms: number): string {
 }
 
 /**
- * Picks the CRL by the policy, in this order: a current supplied CRL; a current cached one; a
- * fresh one from the source's network (only when none of those is current); the newest
- * out-of-date one (grace period, or revocations only). Signatures are not checked here: the
+ * Picks the CRL by the policy, in this order: a current supplied CRL; for an offline source a
+ * current cached one; for a network source what its fetchCrl returns (its kept copy, refreshed
+ * ahead of nextUpdate), or its kept copy while that is current and the refresh failed; the
+ * newest out-of-date one (grace period, or revocations only). Signatures are not checked here: the
  * chosen CRL goes through checkSnpCrl like any other.
  */
 export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision> {
@@ -105,13 +106,16 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
     if (isCurrent(c.crl, now)) return used(c, now);
     candidates.push(c);
   }
+  let cachedDer: Uint8Array | undefined;
   if (source) {
     const cached = await source.crl(product, kind);
     if (cached) {
       try {
         const c: Candidate = { crl: parseCrl(cached), source: 'cache' };
-        if (isCurrent(c.crl, now)) return used(c, now);
+        // A network source decides itself whether its copy needs a refresh (fetchCrl).
+        if (!source.fetchCrl && isCurrent(c.crl, now)) return used(c, now);
         candidates.push(c);
+        cachedDer = cached;
       } catch (err) {
         if (!(err instanceof AttestationError)) throw err;
         notes.push(`the cached CRL cannot be parsed (${err.detail})`);
@@ -123,7 +127,7 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
     let der: Uint8Array | undefined;
     let failed = false;
     try {
-      der = await source.fetchCrl(product, kind);
+      der = await source.fetchCrl(product, kind, now);
     } catch (err) {
       // Only the source's own trouble with KDS is "no fresh CRL"; anything else (a failed
       // claim check run before the first lookup, a local I/O error) is not swallowed.
@@ -132,7 +136,10 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
       notes.push(`refreshing it from AMD KDS failed: ${err.message}`);
       failed = true;
     }
-    if (der) {
+    if (der && cachedDer && Buffer.from(der).equals(Buffer.from(cachedDer))) {
+      // The source kept its copy: current and not yet due for a refresh, or KDS has nothing newer.
+      if (!isCurrent(candidates.at(-1)!.crl, now)) notes.push(`AMD KDS has no newer CRL for ${what}`);
+    } else if (der) {
       const c: Candidate = { crl: parseCrlFor('snp.crl', der), source: 'fetched' };
       if (isCurrent(c.crl, now)) return used(c, now);
       candidates.push(c);
@@ -143,6 +150,8 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
   } else {
     notes.push(source ? 'the collateral source cannot fetch CRLs (offline)' : 'no collateral source to get one from');
   }
+  const cur = candidates.find((c) => isCurrent(c.crl, now));
+  if (cur) return used(cur, now);
   const fail = (check: string, detail: string): never => {
     throw unavailable
       ? new CollateralUnavailableError(check, detail, { cause: unavailable, ...(unavailable.retryAfterMs !== undefined ? { retryAfterMs: unavailable.retryAfterMs } : {}) })

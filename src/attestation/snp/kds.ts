@@ -1,6 +1,9 @@
 import { join } from 'node:path';
-import { readIfExists, storeFile } from '../collateral-files.js';
+import { readIfExists, storeFile, storeIfPossible } from '../collateral-files.js';
 import { CollateralFetcher, SYSTEM_CLOCK, type CollateralClock } from '../collateral-fetcher.js';
+import { BoundedCache } from '../bounded-cache.js';
+import { AttestationError } from '../errors.js';
+import { KeptCollateral, REFRESH_DEFAULTS, type KeptItem, type RefreshOptions } from '../kept-collateral.js';
 import { MAX_CERTIFICATE_BYTES } from '../certificate.js';
 import { isAllZero, toHex } from '../bytes.js';
 import { parseCrl, parseDerCertificate, parsePemCertificates } from '../x509.js';
@@ -87,10 +90,16 @@ export const KDS_DEFAULTS = {
   failureBackoffMs: 30_000,
   maxCertBytes: MAX_CERTIFICATE_BYTES,
   maxCrlBytes: 1024 * 1024,
+  ...REFRESH_DEFAULTS,
 } as const;
 
-export interface KdsClientOptions {
-  /** Where fetched certificates and CRLs are kept; consulted before the network. Unset: kept in memory only (CRLs) or not at all (certificates). */
+/** refreshBeforeMs / minRefreshIntervalMs: when a kept CRL is replaced (src/attestation/kept-collateral.ts). */
+export interface KdsClientOptions extends RefreshOptions {
+  /**
+   * Where fetched certificates and CRLs are kept; consulted before the network. When it cannot
+   * be written they are kept in memory (a fetch after a restart is the cost, not an admission).
+   * Unset: CRLs kept in memory, certificates not at all.
+   */
   readonly cache?: DirectoryCache;
   /** Unset: https://kdsintf.amd.com. */
   readonly baseUrl?: string;
@@ -138,8 +147,11 @@ const ITEM_NAME: Record<Item, string> = { vcek: 'VCEK', chain: 'certificate chai
  *   the kind of object asked for (a CRL: signed by the pinned ARK) before it is cached.
  */
 export class KdsClient implements SnpCollateralSource {
-  private readonly crls = new Map<string, Buffer>();
   private readonly fetcher: CollateralFetcher;
+  private readonly kept: KeptCollateral;
+  // Certificates fetched while the cache directory could not be written; KDS answered for each
+  // key, so they are genuine VCEKs and chains, bounded all the same.
+  private readonly unstored = new BoundedCache<string, Buffer>(256);
   private readonly maxCertBytes: number;
   private readonly maxCrlBytes: number;
 
@@ -157,42 +169,53 @@ export class KdsClient implements SnpCollateralSource {
     });
     this.maxCertBytes = opts.maxCertBytes ?? KDS_DEFAULTS.maxCertBytes;
     this.maxCrlBytes = opts.maxCrlBytes ?? KDS_DEFAULTS.maxCrlBytes;
+    this.kept = new KeptCollateral(this.fetcher, opts);
   }
 
   async vcek(product: SnpProduct, report: SnpReport): Promise<Uint8Array | undefined> {
     const path = vcekPath(product, report);
     if (!path) return undefined;
-    const file = this.opts.cache?.vcekFile(product, report);
-    const hit = file ? readIfExists(file) : undefined;
-    if (hit) return hit;
-    const body = await this.get(path, 'vcek', product);
-    if (body && file) this.opts.cache!.store(file, body);
-    return body;
+    return this.certificate(path, 'vcek', product, this.opts.cache?.vcekFile(product, report));
   }
 
   async certChain(product: SnpProduct, kind: 'vcek' | 'vlek'): Promise<Uint8Array | undefined> {
-    const file = this.opts.cache?.chainFile(product, kind);
-    const hit = file ? readIfExists(file) : undefined;
+    return this.certificate(chainPath(product, kind), 'chain', product, this.opts.cache?.chainFile(product, kind));
+  }
+
+  /** From the cache directory, else from memory (a directory that could not be written), else from KDS. */
+  private async certificate(path: string, item: 'vcek' | 'chain', product: SnpProduct, file: string | undefined): Promise<Uint8Array | undefined> {
+    const hit = (file ? readIfExists(file) : undefined) ?? this.unstored.get(path);
     if (hit) return hit;
-    const body = await this.get(chainPath(product, kind), 'chain', product);
-    if (body && file) this.opts.cache!.store(file, body);
+    const body = await this.get(path, item, product);
+    if (body && file && !storeIfPossible(file, body)) this.unstored.set(path, body);
     return body;
   }
 
-  /** The CRL kept from an earlier fetch (cache directory, else memory), current or not. */
+  /** The CRL kept from an earlier fetch (memory, else the cache directory), current or not; no network. */
   async crl(product: SnpProduct, kind: 'vcek' | 'vlek'): Promise<Uint8Array | undefined> {
-    const file = this.opts.cache?.crlFile(product, kind);
-    return (file ? readIfExists(file) : undefined) ?? this.crls.get(`${product}/${kind}`);
+    return this.kept.peek(this.crlItem(product, kind));
   }
 
-  async fetchCrl(product: SnpProduct, kind: 'vcek' | 'vlek'): Promise<Uint8Array | undefined> {
-    const body = await this.get(crlPath(product, kind), 'crl', product);
-    if (body) {
-      this.crls.set(`${product}/${kind}`, body);
-      const file = this.opts.cache?.crlFile(product, kind);
-      if (file) this.opts.cache!.store(file, body);
-    }
-    return body;
+  /** The CRL to use at `now`: the kept one, refreshed from KDS ahead of its nextUpdate (kept-collateral.ts). */
+  async fetchCrl(product: SnpProduct, kind: 'vcek' | 'vlek', now = new Date()): Promise<Uint8Array | undefined> {
+    return this.kept.get(this.crlItem(product, kind), now);
+  }
+
+  private crlItem(product: SnpProduct, kind: 'vcek' | 'vlek'): KeptItem<Buffer> {
+    const path = crlPath(product, kind);
+    const url = `${this.opts.baseUrl ?? KDS_BASE_URL}${path}`;
+    const file = this.opts.cache?.crlFile(product, kind);
+    return {
+      key: path, url, lane: 'product', item: ITEM_NAME.crl, maxBytes: this.maxCrlBytes,
+      stored: () => (file ? readIfExists(file) : undefined),
+      nextUpdate: crlNextUpdate,
+      accept: ({ body }) => {
+        const problem = checkBody('crl', product, body, `the CRL ${url}`);
+        if (problem) throw new AttestationError('snp.kds.invalid', problem);
+        return body;
+      },
+      store: (v) => !!file && storeIfPossible(file, v),
+    };
   }
 
   private async get(path: string, item: Item, product: SnpProduct): Promise<Buffer | undefined> {
@@ -206,6 +229,14 @@ export class KdsClient implements SnpCollateralSource {
       check: (body) => checkBody(item, product, body, `the ${ITEM_NAME[item]} ${url}`),
     });
     return got?.body;
+  }
+}
+
+function crlNextUpdate(der: Uint8Array): Date | undefined {
+  try {
+    return parseCrl(der).nextUpdate;
+  } catch {
+    return undefined; // the CRL policy reports a kept CRL that does not parse
   }
 }
 

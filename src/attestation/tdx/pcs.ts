@@ -1,10 +1,10 @@
 import type { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { readIfExists, storeFile } from '../collateral-files.js';
+import { readIfExists, storeFile, storeIfPossible } from '../collateral-files.js';
 import { readPemBlocks } from '../../util/encoding.js';
-import { BoundedCache } from '../bounded-cache.js';
-import { CollateralFetcher, type CollateralClock, type Fetched } from '../collateral-fetcher.js';
-import { AttestationError, CollateralUnavailableError } from '../errors.js';
+import { CollateralFetcher, type CollateralClock } from '../collateral-fetcher.js';
+import { AttestationError } from '../errors.js';
+import { KeptCollateral, REFRESH_DEFAULTS, type KeptItem, type RefreshOptions } from '../kept-collateral.js';
 import { INTEL_SGX_ROOT_CA } from '../roots/intel.js';
 import { pinnedCertificate } from '../roots/pinned.js';
 import { checkCrl, checkIssuedBy, commonName, parseCrl } from '../x509.js';
@@ -138,11 +138,10 @@ export const PCS_DEFAULTS = {
   failureBackoffMs: 30_000,
   maxJsonBytes: 256 * 1024,
   maxCrlBytes: 1024 * 1024,
-  refreshBeforeMs: 24 * 3600_000,
-  minRefreshIntervalMs: 3600_000,
+  ...REFRESH_DEFAULTS,
 } as const;
 
-export interface PcsClientOptions {
+export interface PcsClientOptions extends RefreshOptions {
   /** Where answers are kept (atomically, after their check); consulted before the network. Unset: memory only. */
   readonly cache?: TdxCollateralDirectory;
   /** Unset: https://api.trustedservices.intel.com. */
@@ -163,32 +162,8 @@ export interface PcsClientOptions {
   readonly maxJsonBytes?: number;
   /** Largest CRL accepted. Unset: 1 MiB. */
   readonly maxCrlBytes?: number;
-  /** A kept item is refreshed once its nextUpdate is this close (or past). Unset: 24 h. */
-  readonly refreshBeforeMs?: number;
-  /** While a kept item is still current, a refresh of it is tried at most this often. Unset: 1 h. */
-  readonly minRefreshIntervalMs?: number;
   readonly fetch?: typeof fetch;
   readonly clock?: CollateralClock;
-}
-
-/** A kept answer and the date it must be replaced by. */
-interface Kept<T> {
-  readonly value: T;
-  readonly nextUpdate?: Date;
-}
-
-interface ItemSpec<T> {
-  readonly key: string;
-  readonly url: string;
-  readonly lane: string;
-  readonly item: string;
-  readonly maxBytes: number;
-  /** What the cache directory holds, if anything. */
-  readonly stored: () => T | undefined;
-  readonly nextUpdate: (v: T) => Date | undefined;
-  /** The answer as kept, or throws / returns a problem string when it is unusable. */
-  readonly accept: (got: Fetched) => T;
-  readonly store: (v: T) => void;
 }
 
 function jsonNextUpdate(body: Uint8Array, key: string): Date | undefined {
@@ -251,14 +226,12 @@ function checkPckCrl(der: Buffer, headers: Headers, ca: PckCa): void {
  * already verified: an FMSPC that names a TCB info URL comes from a genuine PCK certificate.
  */
 export class PcsClient implements TdxCollateralSource {
-  private readonly fetcher: CollateralFetcher;
-  // Keys are FMSPCs of genuine PCK certificates and a few fixed items; bounded all the same.
-  private readonly memory = new BoundedCache<string, Kept<unknown>>(256);
-  private readonly lastTry = new BoundedCache<string, number>(256);
-  private readonly cfg: Required<Pick<PcsClientOptions, 'maxJsonBytes' | 'maxCrlBytes' | 'refreshBeforeMs' | 'minRefreshIntervalMs'>>;
+  // Keys are FMSPCs of genuine PCK certificates and a few fixed items.
+  private readonly kept: KeptCollateral;
+  private readonly cfg: Required<Pick<PcsClientOptions, 'maxJsonBytes' | 'maxCrlBytes'>>;
 
   constructor(private readonly opts: PcsClientOptions = {}) {
-    this.fetcher = new CollateralFetcher({
+    const fetcher = new CollateralFetcher({
       service: 'Intel PCS',
       checks: { failed: 'tdx.pcs', busy: 'tdx.pcs.busy', backoff: 'tdx.pcs.backoff', size: 'tdx.pcs.size', invalid: 'tdx.pcs.invalid' },
       minIntervalMs: opts.minIntervalMs ?? PCS_DEFAULTS.minIntervalMs,
@@ -272,9 +245,8 @@ export class PcsClient implements TdxCollateralSource {
     this.cfg = {
       maxJsonBytes: opts.maxJsonBytes ?? PCS_DEFAULTS.maxJsonBytes,
       maxCrlBytes: opts.maxCrlBytes ?? PCS_DEFAULTS.maxCrlBytes,
-      refreshBeforeMs: opts.refreshBeforeMs ?? PCS_DEFAULTS.refreshBeforeMs,
-      minRefreshIntervalMs: opts.minRefreshIntervalMs ?? PCS_DEFAULTS.minRefreshIntervalMs,
     };
+    this.kept = new KeptCollateral(fetcher, opts);
   }
 
   private url(path: string): string {
@@ -282,7 +254,7 @@ export class PcsClient implements TdxCollateralSource {
   }
 
   private signed(key: string, path: string, lane: string, item: string, bodyKey: 'tcbInfo' | 'enclaveIdentity', header: string,
-    files: { body: string; chain: string } | undefined, fmspc?: string): ItemSpec<SignedCollateral> {
+    files: { body: string; chain: string } | undefined, fmspc?: string): KeptItem<SignedCollateral> {
     const cache = this.opts.cache;
     return {
       key, url: this.url(path), lane, item, maxBytes: this.cfg.maxJsonBytes,
@@ -300,29 +272,26 @@ export class PcsClient implements TdxCollateralSource {
         }
         return { body, issuerChain };
       },
-      store: (v) => {
-        if (!files || !cache) return;
-        cache.store(files.chain, v.issuerChain);
-        cache.store(files.body, v.body);
-      },
+      // The chain first: a body on disk always has its chain next to it.
+      store: (v) => !!files && !!cache && storeIfPossible(files.chain, v.issuerChain) && storeIfPossible(files.body, v.body),
     };
   }
 
   async tcbInfo(fmspc: string, now: Date): Promise<SignedCollateral | undefined> {
     const id = fmspc.toLowerCase();
     if (!FMSPC.test(id)) throw new AttestationError('tdx.pcs', `not an FMSPC: ${JSON.stringify(fmspc)}`, '12 hex digits');
-    return this.item(this.signed(`tcb:${id}`, tcbInfoPath(id), 'tcb-info', 'TCB info', 'tcbInfo', 'TCB-Info-Issuer-Chain',
+    return this.kept.get(this.signed(`tcb:${id}`, tcbInfoPath(id), 'tcb-info', 'TCB info', 'tcbInfo', 'TCB-Info-Issuer-Chain',
       this.opts.cache?.tcbInfoFiles(id), id), now);
   }
 
   async qeIdentity(now: Date): Promise<SignedCollateral | undefined> {
-    return this.item(this.signed('qe', QE_IDENTITY_PATH, 'qe-identity', 'QE identity', 'enclaveIdentity', 'SGX-Enclave-Identity-Issuer-Chain',
+    return this.kept.get(this.signed('qe', QE_IDENTITY_PATH, 'qe-identity', 'QE identity', 'enclaveIdentity', 'SGX-Enclave-Identity-Issuer-Chain',
       this.opts.cache?.qeIdentityFiles()), now);
   }
 
   async pckCrl(ca: PckCa, now: Date): Promise<Uint8Array | undefined> {
     const file = this.opts.cache?.pckCrlFile(ca);
-    return this.item<Uint8Array>({
+    return this.kept.get<Uint8Array>({
       key: `pckcrl:${ca}`, url: this.url(pckCrlPath(ca)), lane: 'crl', item: `PCK ${ca} CA CRL`, maxBytes: this.cfg.maxCrlBytes,
       stored: () => crlBytes(file ? readIfExists(file) : undefined),
       nextUpdate: crlNextUpdate,
@@ -330,14 +299,14 @@ export class PcsClient implements TdxCollateralSource {
         checkPckCrl(body, headers, ca);
         return body;
       },
-      store: (v) => { if (file) this.opts.cache!.store(file, v); },
+      store: (v) => !!file && storeIfPossible(file, v),
     }, now);
   }
 
   async rootCrl(now: Date): Promise<Uint8Array | undefined> {
     const file = this.opts.cache?.rootCrlFile();
     const url = this.opts.rootCrlUrl ?? INTEL_ROOT_CRL_URL;
-    return this.item<Uint8Array>({
+    return this.kept.get<Uint8Array>({
       key: 'rootcrl', url, lane: 'crl', item: 'root CA CRL', maxBytes: this.cfg.maxCrlBytes,
       stored: () => crlBytes(file ? readIfExists(file) : undefined),
       nextUpdate: crlNextUpdate,
@@ -346,52 +315,7 @@ export class PcsClient implements TdxCollateralSource {
         checkCrl(crl, pinnedCertificate(INTEL_SGX_ROOT_CA), crl.thisUpdate, [], 'tdx.pcs.invalid');
         return body;
       },
-      store: (v) => { if (file) this.opts.cache!.store(file, v); },
+      store: (v) => !!file && storeIfPossible(file, v),
     }, now);
-  }
-
-  private async item<T>(spec: ItemSpec<T>, now: Date): Promise<T | undefined> {
-    let kept = this.memory.get(spec.key) as Kept<T> | undefined;
-    if (!kept) {
-      const stored = spec.stored();
-      if (stored !== undefined) {
-        const next = spec.nextUpdate(stored);
-        kept = { value: stored, ...(next ? { nextUpdate: next } : {}) };
-        this.memory.set(spec.key, kept);
-      }
-    }
-    const left = kept?.nextUpdate ? kept.nextUpdate.getTime() - now.getTime() : -Infinity;
-    if (kept && left > this.cfg.refreshBeforeMs) return kept.value;
-    const current = kept !== undefined && left >= 0;
-    const tried = this.lastTry.get(spec.key);
-    const clock = this.fetcher.clock.now();
-    if (current && tried !== undefined && clock - tried < this.cfg.minRefreshIntervalMs) return kept!.value;
-    this.lastTry.set(spec.key, clock);
-    let value: T | undefined;
-    try {
-      const got = await this.fetcher.get({
-        key: spec.key, url: spec.url, lane: spec.lane, item: spec.item, maxBytes: spec.maxBytes,
-        check: (body, headers) => {
-          value = spec.accept({ body, headers });
-          return undefined;
-        },
-      });
-      // 404: what we have (verifyTdx judges its dates), or nothing. A request shared with another
-      // caller checked the body in that caller's closure: check it here too.
-      if (!got) return kept?.value;
-      value ??= spec.accept(got);
-    } catch (err) {
-      // A refresh that fails while the kept copy is still current is no reason to stop.
-      if (current && err instanceof CollateralUnavailableError) return kept!.value;
-      throw err;
-    }
-    const next = spec.nextUpdate(value);
-    this.memory.set(spec.key, { value, ...(next ? { nextUpdate: next } : {}) });
-    try {
-      spec.store(value);
-    } catch {
-      // A cache directory that cannot be written (read-only file system) costs a fetch after a restart, not an admission.
-    }
-    return value;
   }
 }
