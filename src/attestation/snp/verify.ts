@@ -248,6 +248,12 @@ export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly
   const src = opts.collateral ? afterGate(opts.collateral, judge) : undefined;
 
   const certs = await resolveCertificates(report, product, kind, table, opts, preSigner, src);
+  const keyCert = readAmdKeyCertificate(certs.signer);
+  ensure(keyCert.kind === kind, 'snp.vcek.kind', 'the certificate is not the key type the report names', kind.toUpperCase(), keyCert.kind.toUpperCase());
+  const ark = verifySnpChain({ product, kind, signer: certs.signer, ask: certs.ask, ...(certs.ark ? { ark: certs.ark } : {}), now });
+  verifyReportSignature(report, certs.signer);
+  matchCertificateToReport(keyCert, report, product, tcbs.reported);
+  // The CRL after authenticity: a report that is not genuine is refused for that, and costs no CRL fetch.
   const crl = await resolveSnpCrl({
     product, kind, now,
     policy: opts.crlPolicy ?? 'if-available',
@@ -255,13 +261,7 @@ export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly
     ...(opts.crl ? { supplied: opts.crl } : {}),
     ...(src ? { source: src } : {}),
   });
-
-  const keyCert = readAmdKeyCertificate(certs.signer);
-  ensure(keyCert.kind === kind, 'snp.vcek.kind', 'the certificate is not the key type the report names', kind.toUpperCase(), keyCert.kind.toUpperCase());
-  const ark = verifySnpChain({ product, kind, signer: certs.signer, ask: certs.ask, ...(certs.ark ? { ark: certs.ark } : {}), now });
   checkChosenCrl(crl, ark, certs.ask);
-  verifyReportSignature(report, certs.signer);
-  matchCertificateToReport(keyCert, report, product, tcbs.reported);
   const { index } = judge();
   return {
     tee: 'snp',

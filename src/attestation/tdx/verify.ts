@@ -130,12 +130,13 @@ export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxRe
   const now = opts.now ?? new Date();
   const col = opts.collateral ?? {};
   const quote = parseIntelQuote(evidence);
-  requireCrls(col, opts.crlPolicy ?? 'if-available');
   const rootCrl = col.rootCrl ? parseCrlFor('tdx.crl.root', col.rootCrl) : undefined;
   const pckCrl = col.pckCrl ? parseCrlFor('tdx.crl.pck', col.pckCrl) : undefined;
   const pck = verifyPckChain(quote.pckChainPem, now, { ...(rootCrl ? { root: rootCrl } : {}), ...(pckCrl ? { pck: pckCrl } : {}) });
   verifyQuoteSignatures(quote, pck);
   validateTdxFixedBits(quote.body);
+  // Only now: a quote that is not authentic is refused for that, not for a missing CRL.
+  requireCrls(col, opts.crlPolicy ?? 'if-available');
 
   let tcbInfo: TdxTcbInfo | undefined;
   let qeIdentity: QeIdentity | undefined;
