@@ -11,6 +11,7 @@ import { classifyIntelCrls } from '../attestation/tdx/crls.js';
 import { PcsClient, TdxCollateralDirectory, type TdxCollateralSource } from '../attestation/tdx/pcs.js';
 import { validateTdxBaseline } from '../attestation/tdx/validate.js';
 import { verifyTdxWithCollateral } from '../attestation/tdx/verify.js';
+import { pcsEndpoints } from '../coordinator/collateral.js';
 import { UsageError, UserError, errorMessage } from '../util/errors.js';
 import { readUserFile as read } from '../util/files.js';
 
@@ -119,7 +120,7 @@ function snpSource(argv: VerifyArgs): SnpCollateralSource | undefined {
 
 function tdxSource(argv: VerifyArgs): TdxCollateralSource | undefined {
   const cache = argv['cache-dir'] ? new TdxCollateralDirectory(argv['cache-dir']) : undefined;
-  if (argv.fetch) return new PcsClient({ ...(cache ? { cache } : {}) });
+  if (argv.fetch) return new PcsClient({ ...(cache ? { cache } : {}), ...pcsEndpoints() });
   return cache;
 }
 
@@ -221,7 +222,7 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
     .option('report-data', { type: 'string', describe: 'Expected REPORT_DATA (64 bytes hex)' })
     .option('host-data', { type: 'string', describe: 'Expected policy hash: SNP HOSTDATA (32 bytes) or TDX MRCONFIGID (32 or 48 bytes), hex' })
     .option('cache-dir', { type: 'string', describe: 'Collateral directory: SNP, cached AMD certificates and CRLs; TDX, Intel PCS collateral (the layout in docs/attestation.md, also for offline use)' })
-    .option('fetch', { type: 'boolean', default: false, describe: 'Fetch missing collateral from AMD KDS (SNP) or Intel PCS (TDX), kept in --cache-dir if given (network)' })
+    .option('fetch', { type: 'boolean', default: false, describe: 'Fetch missing collateral from AMD KDS (SNP) or Intel PCS (TDX; $CONTRAST_PCS_URL and $CONTRAST_INTEL_ROOT_CRL_URL as for the Coordinator), kept in --cache-dir if given (network)' })
     .option('now', { type: 'string', describe: 'Check certificate and collateral validity at this time instead of now (ISO 8601)' })
     .option('accept-tcb-status', { type: 'string', array: true, default: [], choices: [...TCB_STATUSES], describe: 'TDX: TCB statuses to accept (default UpToDate)' })
     .option('allow-missing-collateral', { type: 'boolean', default: false, describe: 'TDX: verify without TCB info or QE identity, for inspection (the TCB status or the QE is then not evaluated)' })

@@ -18,7 +18,7 @@ import type { DispatchOptions } from '../attestation/dispatch.js';
 import { ADMISSION_CRL_POLICY } from '../attestation/revocation.js';
 import type { SnpCollateralSource } from '../attestation/snp/collateral.js';
 import { DirectoryCache, KdsClient } from '../attestation/snp/kds.js';
-import { PcsClient, TdxCollateralDirectory, type TdxCollateralSource } from '../attestation/tdx/pcs.js';
+import { PcsClient, TdxCollateralDirectory, type PcsClientOptions, type TdxCollateralSource } from '../attestation/tdx/pcs.js';
 
 const cacheRoot = () => join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kubectl-contrast');
 const offline = () => process.env.CONTRAST_COLLATERAL_OFFLINE === '1' || process.env.CONTRAST_COLLATERAL_OFFLINE === 'true';
@@ -33,11 +33,18 @@ export function snpCollateral(dir = process.env.CONTRAST_SNP_CACHE_DIR || join(c
 export function tdxCollateral(dir = process.env.CONTRAST_TDX_CACHE_DIR || join(cacheRoot(), 'intel')): TdxCollateralSource {
   const cache = new TdxCollateralDirectory(dir);
   if (offline()) return cache;
-  return new PcsClient({
-    cache,
+  return new PcsClient({ cache, ...pcsEndpoints() });
+}
+
+/**
+ * Where Intel's collateral is asked for: $CONTRAST_PCS_URL and $CONTRAST_INTEL_ROOT_CRL_URL,
+ * else Intel's own services. The Coordinator and `evidence verify --fetch` alike.
+ */
+export function pcsEndpoints(): Pick<PcsClientOptions, 'baseUrl' | 'rootCrlUrl'> {
+  return {
     ...(process.env.CONTRAST_PCS_URL ? { baseUrl: process.env.CONTRAST_PCS_URL.replace(/\/+$/, '') } : {}),
     ...(process.env.CONTRAST_INTEL_ROOT_CRL_URL ? { rootCrlUrl: process.env.CONTRAST_INTEL_ROOT_CRL_URL } : {}),
-  });
+  };
 }
 
 /**

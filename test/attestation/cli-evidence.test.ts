@@ -5,6 +5,7 @@ import { main } from '../../src/cli/main.js';
 import { noReferenceValuesWarning } from '../../src/cli/evidence.js';
 import { runCli } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { startLocalPcs } from './pcs-server.js';
 import { VECTORS } from './vectors.js';
 
 const tv = (rel: string) => join(VECTORS, rel);
@@ -136,6 +137,31 @@ describe('kubectl contrast evidence verify', () => {
     assert.deepEqual(out.crlChecked, { root: true, pck: true });
     assert.equal(out.qeIdentityChecked, true);
     assert.equal(out.tcb.qe.status, 'UpToDate');
+  });
+
+  it('fetches TDX collateral from the Intel PCS that CONTRAST_PCS_URL / CONTRAST_INTEL_ROOT_CRL_URL name, as the Coordinator does', async () => {
+    const pcs = await startLocalPcs();
+    const saved = { pcs: process.env.CONTRAST_PCS_URL, root: process.env.CONTRAST_INTEL_ROOT_CRL_URL };
+    const col = join(dir, 'intel-fetched');
+    try {
+      process.env.CONTRAST_PCS_URL = `${pcs.baseUrl}/`; // a trailing slash is tolerated
+      process.env.CONTRAST_INTEL_ROOT_CRL_URL = pcs.rootCrlUrl;
+      const r = await cli(['evidence', 'verify', '--platform', 'tdx', '--evidence', tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'),
+        '--fetch', '--cache-dir', col, '--now', '2023-06-20T00:00:00Z', '--accept-tcb-status', 'NotSupported', '-o', 'json']);
+      assert.equal(r.code, 0, r.stdout);
+      const out = JSON.parse(r.stdout);
+      assert.deepEqual(out.crlChecked, { root: true, pck: true });
+      assert.equal(out.qeIdentityChecked, true);
+      assert.deepEqual([...pcs.requests].sort(), ['/IntelSGXRootCA.der', '/sgx/certification/v4/pckcrl?ca=platform&encoding=der',
+        '/tdx/certification/v4/qe/identity', '/tdx/certification/v4/tcb?fmspc=50806f000000']);
+      assert.ok(readFileSync(join(col, 'root-crl.der')).length > 0, 'kept in --cache-dir');
+    } finally {
+      for (const [k, v] of [['CONTRAST_PCS_URL', saved.pcs], ['CONTRAST_INTEL_ROOT_CRL_URL', saved.root]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      await pcs.close();
+    }
   });
 
   it('reports the failed check with expected and actual values as JSON and exits 1', async () => {
