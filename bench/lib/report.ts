@@ -87,6 +87,7 @@ export function renderMarkdown(r: Report): string {
     `Last run ${r.started} with \`npm run bench\` (each scenario repeated ${r.repeat}× unless noted; median, and min–max in brackets).`,
     `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGb.toFixed(0)} GiB, ${r.machine.os}, Node ${r.machine.node}; load average ${r.machine.loadAverageAtStart.map((l) => l.toFixed(1)).join('/')} at start, ${r.machine.loadAverageAtEnd.map((l) => l.toFixed(1)).join('/')} at end.`,
     'Shared or loaded machines make wall-clock numbers noisy: compare ratios measured in the same run, and CPU-time figures where a scenario reports them.',
+    'Where the time goes, what profiles found and what was removed: [performance.md](performance.md).',
     '',
   ];
   if (r.goals?.length) {
