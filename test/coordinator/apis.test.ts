@@ -89,6 +89,7 @@ describe('UserAPI and MeshAPI handlers (in process)', function () {
   const refusal = (p: Promise<unknown>) => p.then(() => assert.fail('not refused'), (e: unknown) => { assert.ok(e instanceof RpcError, String(e)); return e; });
 
   before(async () => {
+    logs.length = 0; // a mutation run repeats the suite in one process
     simDir = tempDir('kc-sim-');
     process.env.CONTRAST_INSECURE_SIM_DIR = simDir;
     store = new MemoryStore();

@@ -10,7 +10,7 @@ import { connect, createServer, type ClientHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import { ByteBudget, callUnary, RpcError, serveUnary, Status, unframe, type CallOutcome, type ServeOptions, type UnaryMethod } from '../../src/coordinator/api/grpc.js';
-import { Authority, ROOT_CERT_KEY } from '../../src/coordinator/authority.js';
+import { Authority, ROOT_CERT_KEY, SEED_SHARES_KEY } from '../../src/coordinator/authority.js';
 import { History } from '../../src/coordinator/history.js';
 import { MemoryStore } from '../../src/coordinator/store/dir.js';
 import { SeedEngine } from '../../src/coordinator/seedengine.js';
@@ -224,6 +224,16 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
       const store = new MemoryStore();
       assert.ok(await new History(store).setLatest(undefined, ZERO_HASH, SeedEngine.generate().transactionSigningKey));
       await assert.rejects(Authority.open(store, { log: () => undefined }), /^HistoryError: transitions\/latest points at an empty chain$/);
+    });
+
+    it('a seed-share document missing from the store is not served, and is no malformed one to log', async () => {
+      const store = new MemoryStore();
+      await (await Authority.open(store, { log: () => undefined })).setManifest(manifest(), [COORD, Buffer.from('web policy')], undefined);
+      store.data.delete(SEED_SHARES_KEY);
+      const logs: string[] = [];
+      const b = await Authority.open(store, { log: (m) => logs.push(m) });
+      assert.equal('seedShares' in (await b.getManifests()), false);
+      assert.deepEqual(logs, []);
     });
 
     it('uninitialised, GetManifests says to set a manifest', async () => {
