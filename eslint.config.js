@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['dist/', 'dist-sea/', 'dist-check/', 'coverage/', 'tools/', 'out/', 'reports/', '.stryker-tmp/', '.cache/', 'samples/', 'bench/results/'],
+    ignores: ['dist/', 'dist-sea/', 'dist-check/', 'coverage/', 'tools/', 'out/', 'reports/', '.stryker-tmp/', '.cache/', 'samples/', 'bench/results/', '.scratch/'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -81,7 +81,7 @@ export function parseAtlsCert(der: Uint8Array): AtlsPeer {
   }
   const evidence = evidenceExtensions(cert);
   let publicKey: KeyObject;
-  let selfSigned = false;
+  let selfSigned: boolean;
   try {
     publicKey = cert.publicKey;
     selfSigned = cert.verify(publicKey);

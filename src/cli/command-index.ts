@@ -11,6 +11,7 @@ import type { CommandModule } from 'yargs';
  * A command with any argument type. yargs' Argv is invariant in its argument type, so `any` is
  * the one type every CommandModule<object, Args> is assignable to; yargs checks the arguments.
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
 type AnyCommand = CommandModule<any, any>;
 
 export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<AnyCommand>>> = {

@@ -53,7 +53,7 @@ export function seedShareDocumentFromJson(text: string): SeedShareDocument {
   try {
     v = JSON.parse(text) as typeof v;
   } catch (err) {
-    throw new Error(`not valid JSON: ${(err as Error).message}`);
+    throw new Error(`not valid JSON: ${(err as Error).message}`, { cause: err });
   }
   if (typeof v !== 'object' || v === null || !Array.isArray(v.SeedShares) || typeof v.salt !== 'string') throw new Error('expected {"SeedShares": [...], "salt": "<base64>"}');
   const salt = strictBase64(v.salt, 'salt');

@@ -51,7 +51,7 @@ function readConfig(path: string): ConfigFile | undefined {
   try {
     doc = JSON.parse(text) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`registry credentials: ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new Error(`registry credentials: ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
   const auths: Record<string, AuthEntry> = {};
   if (typeof doc['auths'] === 'object' && doc['auths'] !== null) {

@@ -175,7 +175,7 @@ export class DockerArchive implements ImageIndexSource {
     try {
       fh = await open(file, 'r');
     } catch (err) {
-      throw new Error(`${where}: cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new Error(`${where}: cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
     let tarEntries: Map<string, TarEntry>;
     try {
@@ -195,7 +195,7 @@ export class DockerArchive implements ImageIndexSource {
       items = JSON.parse((await blobs.readMember(manifestEntry)).toString('utf8')) as typeof items;
       if (!Array.isArray(items)) throw new Error('not a list');
     } catch (err) {
-      throw new Error(`${where}: manifest.json is invalid: ${(err as Error).message}`);
+      throw new Error(`${where}: manifest.json is invalid: ${(err as Error).message}`, { cause: err });
     }
     const descriptors: Descriptor[] = [];
     for (const item of items) {

@@ -93,7 +93,7 @@ export function parseManifestDocument(bytes: Uint8Array, hintedType?: string): I
   try {
     doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw new Error(`manifest is not valid JSON: ${(err as Error).message}`);
+    throw new Error(`manifest is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('manifest is not a JSON object');
   const m = doc as Record<string, unknown>;

@@ -35,7 +35,7 @@ export async function readLayoutIndex(indexBytes: Buffer, where: string): Promis
   try {
     doc = parseManifestDocument(indexBytes);
   } catch (err) {
-    throw new Error(`${where}: index.json: ${(err as Error).message}`);
+    throw new Error(`${where}: index.json: ${(err as Error).message}`, { cause: err });
   }
   if (doc.kind !== 'index') throw new Error(`${where}: index.json is not an image index`);
   return doc.manifests;
@@ -56,7 +56,7 @@ export class OciLayoutDirectory implements ImageIndexSource {
     try {
       marker = await readFile(join(abs, 'oci-layout'), 'utf8');
     } catch (err) {
-      throw new Error(`${where}: not an OCI image layout (no readable oci-layout file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new Error(`${where}: not an OCI image layout (no readable oci-layout file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
     }
     let version: unknown;
     try {

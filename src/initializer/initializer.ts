@@ -73,7 +73,7 @@ export async function runInitializer(opts: InitializerOptions): Promise<Initiali
       return { attempts: attempt, files };
     } catch (err) {
       const msg = err instanceof RpcError ? `${err.codeName}: ${err.message}` : (err as Error).message;
-      if (Date.now() + delay > deadline) throw new Error(`giving up after ${attempt} attempt(s): ${msg}`);
+      if (Date.now() + delay > deadline) throw new Error(`giving up after ${attempt} attempt(s): ${msg}`, { cause: err });
       log(`attempt ${attempt} failed (${msg}); retrying in ${(delay / 1000).toFixed(1)} s`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, opts.maxRetryMs ?? 10_000);

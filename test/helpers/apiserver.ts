@@ -198,7 +198,7 @@ async function start(): Promise<ApiServer> {
 
   const url = `https://127.0.0.1:${securePort}`;
   const deadline = Date.now() + 180_000;
-  let last = '';
+  let last: string;
   for (;;) {
     if (etcd.exitCode !== null) throw new Error(`etcd exited (${etcd.exitCode}):\n${tail(etcdLog)}`);
     if (apiserver.exitCode !== null) throw new Error(`kube-apiserver exited (${apiserver.exitCode}):\n${tail(apiLog)}`);

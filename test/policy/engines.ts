@@ -73,7 +73,7 @@ export function crossCheck(evaluations: Evaluation[]): { disagreements: string[]
           out = engine.run(policyFile, casesFile);
         } catch (err) {
           const e = err as { stderr?: string; stdout?: string };
-          throw new Error(`${engine.name} failed on ${cases[0].label}: ${String(e.stderr ?? e.stdout ?? err).slice(0, 2000)}`);
+          throw new Error(`${engine.name} failed on ${cases[0].label}: ${String(e.stderr ?? e.stdout ?? err).slice(0, 2000)}`, { cause: err });
         }
         const rows = JSON.parse(out).result[0].expressions[0].value as Record<string, unknown>;
         cases.forEach((c, i) => {

@@ -143,7 +143,7 @@ export class ConfigMapStore implements Store {
       try {
         cm = await this.api.readNamespacedConfigMap({ name: `${CHUNK_NAME_PREFIX}${hash}`, namespace: this.opts.namespace });
       } catch (err) {
-        if (statusOf(err) === 404) throw new Error(`store key ${key}: chunk ${hash} is missing`);
+        if (statusOf(err) === 404) throw new Error(`store key ${key}: chunk ${hash} is missing`, { cause: err });
         throw err;
       }
       const bytes = Buffer.from(cm.binaryData?.chunk ?? '', 'base64');
