@@ -17,6 +17,15 @@ export const USERAPI_PORT = 1313;
 export const MESHAPI_PORT = 7777;
 export const METRICS_PORT = 9102;
 
+/**
+ * The AMD KDS and Intel PCS caches (src/coordinator/collateral.ts) on a memory emptyDir: a
+ * tmpfs inside the pod's VM (Kata's ephemeral storage), so collateral survives a restart of
+ * the container within the pod, the host can neither read nor change it, and it goes with the
+ * pod. Everything read from it is verified again (signatures to the pinned roots, dates).
+ */
+export const COLLATERAL_CACHE_VOLUME = 'collateral-cache';
+export const COLLATERAL_CACHE_PATH = '/var/cache/kubectl-contrast';
+
 /** Verbs the ConfigMap store uses (src/coordinator/store/configmap.ts); nothing else. */
 const STORE_CONFIGMAP_VERBS = ['get', 'create', 'update', 'watch'] as const;
 
@@ -40,6 +49,8 @@ export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObj
   const env: { name: string; value?: string; valueFrom?: unknown }[] = [
     { name: 'CONTRAST_STATE_STORE', value: 'configmap' },
     { name: 'CONTRAST_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    { name: 'CONTRAST_SNP_CACHE_DIR', value: `${COLLATERAL_CACHE_PATH}/amd` },
+    { name: 'CONTRAST_TDX_CACHE_DIR', value: `${COLLATERAL_CACHE_PATH}/intel` },
   ];
 
   const serviceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(COORDINATOR_NAME) };
@@ -86,8 +97,10 @@ export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObj
               livenessProbe: probe('/probe/liveness', { periodSeconds: 10 }),
               readinessProbe: probe('/probe/readiness', { periodSeconds: 5 }),
               resources: { requests: { memory: '128Mi' }, limits: { memory: '256Mi' } },
+              volumeMounts: [{ name: COLLATERAL_CACHE_VOLUME, mountPath: COLLATERAL_CACHE_PATH }],
             },
           ],
+          volumes: [{ name: COLLATERAL_CACHE_VOLUME, emptyDir: { medium: 'Memory' } }],
         },
       },
     },
