@@ -281,9 +281,13 @@ describe('SEV-SNP verification: checks that cost nothing come before any collate
     // A wrong VCEK and a wrong HOST_DATA: offline the signature fails first, as always...
     const wrongVcek = { vcek: SNP_VECTORS[1]!.vcek, certChain: milanV3.chain, now: SNP_NOW };
     await rejects(() => verifySnp({ report: milanV3.report }, null, { hostData: Buffer.alloc(32) }, wrongVcek), 'snp.report.signature');
-    // ...but before asking a source for anything (here the CRL), HOST_DATA is judged first.
+    // ...and with a source that would only be asked for the CRL too: the CRL is looked up only
+    // for an authentic report (check-order.test.ts), so the signature fails first, unasked.
     const { kds, client } = counting();
-    await rejects(() => verifySnp({ report: milanV3.report }, null, { hostData: Buffer.alloc(32) }, { ...wrongVcek, collateral: client }), 'snp.hostdata');
+    await rejects(() => verifySnp({ report: milanV3.report }, null, { hostData: Buffer.alloc(32) }, { ...wrongVcek, collateral: client }), 'snp.report.signature');
+    assert.equal(kds.calls.length, 0);
+    // Before asking a source for a certificate, HOST_DATA is judged first.
+    await rejects(() => verifySnp({ report: milanV3.report }, null, { hostData: Buffer.alloc(32) }, { now: SNP_NOW, collateral: client }), 'snp.hostdata');
     assert.equal(kds.calls.length, 0);
   });
 });
