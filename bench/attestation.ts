@@ -16,7 +16,8 @@ const seconds = (() => {
   const i = process.argv.indexOf('--seconds');
   return i >= 0 ? Number(process.argv[i + 1]) : 3;
 })();
-const vectors = process.env.CONTRAST_TESTVECTORS ?? fileURLToPath(new URL('../test/attestation/vectors', import.meta.url));
+const vectors =
+  process.env.CONTRAST_TESTVECTORS ?? fileURLToPath(new URL('../test/attestation/vectors', import.meta.url));
 const read = (rel: string) => readFileSync(join(vectors, rel));
 
 async function measure(name: string, target: number, once: () => Promise<unknown> | unknown) {
@@ -35,7 +36,12 @@ async function measure(name: string, target: number, once: () => Promise<unknown
   // the neighbours; the CPU-time rate is what one dedicated core would do.
   const perCpuSecond = n / ((cpu.user + cpu.system) / 1e6);
   return {
-    name, verifications: n, perSecond: Math.round(n / wall), perCpuSecond: Math.round(perCpuSecond), target, meetsTarget: perCpuSecond >= target,
+    name,
+    verifications: n,
+    perSecond: Math.round(n / wall),
+    perCpuSecond: Math.round(perCpuSecond),
+    target,
+    meetsTarget: perCpuSecond >= target,
   };
 }
 
@@ -46,12 +52,14 @@ const snpOptions = {
   certChain: read('amd/ms-tee-attestation-verification/genoa_ask.pem'),
   now,
 };
-const snpRef = [{
-  ProductName: 'Genoa',
-  TrustedMeasurement: snpReport.subarray(0x90, 0xc0).toString('hex'),
-  MinimumTCB: { BootloaderVersion: 10, TEEVersion: 0, SNPVersion: 23, MicrocodeVersion: 84 },
-  GuestPolicy: { SMT: true },
-}];
+const snpRef = [
+  {
+    ProductName: 'Genoa',
+    TrustedMeasurement: snpReport.subarray(0x90, 0xc0).toString('hex'),
+    MinimumTCB: { BootloaderVersion: 10, TEEVersion: 0, SNPVersion: 23, MicrocodeVersion: 84 },
+    GuestPolicy: { SMT: true },
+  },
+];
 const tdxQuote = read('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat');
 const tdxOptions = {
   now: new Date('2023-06-20T00:00:00Z'),
@@ -65,8 +73,16 @@ const tdxOptions = {
 };
 
 const results = [
-  await measure('snp: Genoa v3 report, VCEK+ASK given, reference values', 500, () => verifySnp({ report: snpReport }, snpRef, {}, snpOptions)),
-  await measure('tdx: v4 quote, PCK chain in quote, TCB info + QE identity', 300, () => verifyTdx({ quote: tdxQuote }, null, {}, tdxOptions)),
-  await measure('tdx: v4 quote without collateral', 300, () => verifyTdx({ quote: tdxQuote }, null, {}, { now: tdxOptions.now, allowMissingCollateral: true })),
+  await measure('snp: Genoa v3 report, VCEK+ASK given, reference values', 500, () =>
+    verifySnp({ report: snpReport }, snpRef, {}, snpOptions),
+  ),
+  await measure('tdx: v4 quote, PCK chain in quote, TCB info + QE identity', 300, () =>
+    verifyTdx({ quote: tdxQuote }, null, {}, tdxOptions),
+  ),
+  await measure('tdx: v4 quote without collateral', 300, () =>
+    verifyTdx({ quote: tdxQuote }, null, {}, { now: tdxOptions.now, allowMissingCollateral: true }),
+  ),
 ];
-process.stdout.write(`${JSON.stringify({ node: process.version, seconds, loadAverage: loadavg()[0], results }, null, 2)}\n`);
+process.stdout.write(
+  `${JSON.stringify({ node: process.version, seconds, loadAverage: loadavg()[0], results }, null, 2)}\n`,
+);

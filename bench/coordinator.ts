@@ -20,8 +20,12 @@ import { SimulatedIssuer, loadOrCreateSimRoot } from '../src/issuers/simulated.j
 import { callUserApi } from '../src/coordinator/client.js';
 import { decode, encode } from '../src/util/protobuf.js';
 import {
-  GetManifestsResponseSchema, RecoverRequestSchema, SetManifestRequestSchema, SetManifestResponseSchema,
-  type GetManifestsResponse, type SetManifestResponse,
+  GetManifestsResponseSchema,
+  RecoverRequestSchema,
+  SetManifestRequestSchema,
+  SetManifestResponseSchema,
+  type GetManifestsResponse,
+  type SetManifestResponse,
 } from '../src/coordinator/api/messages.js';
 import { decryptSeedShare } from '../src/coordinator/seedshares.js';
 import { chainHash } from '../src/coordinator/history.js';
@@ -76,24 +80,41 @@ function cpuSeconds(pid: number | undefined): number | undefined {
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
-  return { n: s.length, meanMs: +(s.reduce((a, b) => a + b, 0) / Math.max(1, s.length)).toFixed(1), p50Ms: +q(0.5).toFixed(1), p95Ms: +q(0.95).toFixed(1), maxMs: +(s.at(-1) ?? 0).toFixed(1) };
+  return {
+    n: s.length,
+    meanMs: +(s.reduce((a, b) => a + b, 0) / Math.max(1, s.length)).toFixed(1),
+    p50Ms: +q(0.5).toFixed(1),
+    p95Ms: +q(0.95).toFixed(1),
+    maxMs: +(s.at(-1) ?? 0).toFixed(1),
+  };
 };
 
 async function setManifest(c: CoordinatorProcess, version: number): Promise<SetManifestResponse> {
   const { m, raw } = manifest(version);
-  const r = await callUserApi('SetManifest', encode(SetManifestRequestSchema, { Manifest: raw, Policies: [coordPolicy, webPolicy] }), { address: { host: '127.0.0.1', port: c.ports.userapi }, manifest: m, clientKey: wo });
+  const r = await callUserApi(
+    'SetManifest',
+    encode(SetManifestRequestSchema, { Manifest: raw, Policies: [coordPolicy, webPolicy] }),
+    { address: { host: '127.0.0.1', port: c.ports.userapi }, manifest: m, clientKey: wo },
+  );
   return decode<SetManifestResponse>(SetManifestResponseSchema, r.response);
 }
 
 async function history(c: CoordinatorProcess): Promise<GetManifestsResponse> {
   const { m } = manifest(0);
-  const r = await callUserApi('GetManifests', Buffer.alloc(0), { address: { host: '127.0.0.1', port: c.ports.userapi }, manifest: m, clientKey: wo, retryForMs: 10_000, retryIntervalMs: 100 });
+  const r = await callUserApi('GetManifests', Buffer.alloc(0), {
+    address: { host: '127.0.0.1', port: c.ports.userapi },
+    manifest: m,
+    clientKey: wo,
+    retryForMs: 10_000,
+    retryIntervalMs: 100,
+  });
   return decode<GetManifestsResponse>(GetManifestsResponseSchema, r.response);
 }
 
 const quiet = process.stderr.write.bind(process.stderr);
 // The simulated platform warns on every verification; keep the benchmark output readable.
-process.stderr.write = ((chunk: string | Uint8Array) => (String(chunk).includes('SIMULATED') ? true : quiet(chunk))) as typeof process.stderr.write;
+process.stderr.write = ((chunk: string | Uint8Array) =>
+  String(chunk).includes('SIMULATED') ? true : quiet(chunk)) as typeof process.stderr.write;
 
 let coord = await startCoordinatorProcess({ stateDir, policyHash: hex(sha256(coordPolicy)), simDir, workDir: dir });
 try {
@@ -113,15 +134,27 @@ try {
   const root = loadOrCreateSimRoot(simDir);
   const issuer = new SimulatedIssuer(root, sha256(webPolicy));
   const meshCA = new X509Certificate((await history(coord)).MeshCA);
-  const before = Number(/contrast_meshapi_certificates_issued_total (\d+)/.exec(await (await fetch(`http://127.0.0.1:${coord.ports.metrics}/metrics`)).text())?.[1] ?? 0);
+  const before = Number(
+    /contrast_meshapi_certificates_issued_total (\d+)/.exec(
+      await (await fetch(`http://127.0.0.1:${coord.ports.metrics}/metrics`)).text(),
+    )?.[1] ?? 0,
+  );
   const cpu0 = cpuSeconds(coord.proc.pid);
   const t0 = performance.now();
-  const results = await Promise.allSettled(Array.from({ length: CONCURRENCY }, () => requestMeshCert({ host: '127.0.0.1', port: coord.ports.meshapi, issuer })));
+  const results = await Promise.allSettled(
+    Array.from({ length: CONCURRENCY }, () =>
+      requestMeshCert({ host: '127.0.0.1', port: coord.ports.meshapi, issuer }),
+    ),
+  );
   const wall = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(coord.proc.pid);
   const coordCpu = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
-  const ok = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof requestMeshCert>>> => r.status === 'fulfilled');
-  const errors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => String((r.reason as Error).message));
+  const ok = results.filter(
+    (r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof requestMeshCert>>> => r.status === 'fulfilled',
+  );
+  const errors = results
+    .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    .map((r) => String((r.reason as Error).message));
   const serials = new Set<string>();
   let badChain = 0;
   for (const r of ok) {
@@ -129,7 +162,11 @@ try {
     serials.add(leaf.serialNumber);
     if (!leaf.verify(meshCA.publicKey) || !leaf.publicKey.equals(createPublicKey(r.value.key))) badChain++;
   }
-  const after = Number(/contrast_meshapi_certificates_issued_total (\d+)/.exec(await (await fetch(`http://127.0.0.1:${coord.ports.metrics}/metrics`)).text())?.[1] ?? 0);
+  const after = Number(
+    /contrast_meshapi_certificates_issued_total (\d+)/.exec(
+      await (await fetch(`http://127.0.0.1:${coord.ports.metrics}/metrics`)).text(),
+    )?.[1] ?? 0,
+  );
 
   // 3. Kill during SetManifest.
   const outcomes = { old: 0, new: 0, broken: 0 };
@@ -142,30 +179,61 @@ try {
     await new Promise((r) => setTimeout(r, Math.random() * meanSet * 1.5));
     await coord.kill('SIGKILL');
     await pending;
-    coord = await startCoordinatorProcess({ stateDir, policyHash: hex(sha256(coordPolicy)), simDir, workDir: dir, ports: { userapi: coord.ports.userapi, meshapi: coord.ports.meshapi } });
+    coord = await startCoordinatorProcess({
+      stateDir,
+      policyHash: hex(sha256(coordPolicy)),
+      simDir,
+      workDir: dir,
+      ports: { userapi: coord.ports.userapi, meshapi: coord.ports.meshapi },
+    });
     const h = await history(coord);
     const intact = h.LatestTransition !== undefined && chainHash(h.Manifests).equals(h.LatestTransition.TransitionHash);
     const last = h.Manifests.at(-1);
     if (intact && last?.equals(latest)) outcomes.old++;
-    else if (intact && last?.equals(next)) { outcomes.new++; latest = next; }
-    else { outcomes.broken++; brokenDetails.push(`round ${i}: intact=${intact}`); }
+    else if (intact && last?.equals(next)) {
+      outcomes.new++;
+      latest = next;
+    } else {
+      outcomes.broken++;
+      brokenDetails.push(`round ${i}: intact=${intact}`);
+    }
     const { m } = manifest(0);
-    await callUserApi('Recover', encode(RecoverRequestSchema, { Seed: seed, Salt: salt, Force: false }), { address: { host: '127.0.0.1', port: coord.ports.userapi }, manifest: m, clientKey: so });
+    await callUserApi('Recover', encode(RecoverRequestSchema, { Seed: seed, Salt: salt, Force: false }), {
+      address: { host: '127.0.0.1', port: coord.ports.userapi },
+      manifest: m,
+      clientKey: so,
+    });
   }
 
-  process.stdout.write(`${JSON.stringify({
-    benchmark: 'coordinator',
-    machine: { cpus: cpus().length, loadavg: loadavg().map((x) => +x.toFixed(2)) },
-    setManifest: { ...stats(setTimes), note: 'sequential updates over aTLS incl. attestation of the Coordinator and a new connection per call' },
-    newMeshCert: {
-      concurrency: CONCURRENCY, succeeded: ok.length, failed: errors.length, firstErrors: [...new Set(errors)].slice(0, 3),
-      wallSeconds: +wall.toFixed(2), certificatesPerSecond: +(ok.length / wall).toFixed(1),
-      coordinatorCpuSeconds: coordCpu, certificatesPerCoordinatorCpuSecond: coordCpu ? +(ok.length / coordCpu).toFixed(1) : undefined,
-      distinctCertificates: serials.size, badChains: badChain, countedByCoordinator: after - before,
-      note: 'each call: new TLS connection, server evidence + certificate for the client nonce, client evidence bound to the TLS exporter, verification, issuance; clients run in the same machine',
-    },
-    killDuringSetManifest: { rounds: KILL_ROUNDS, ...outcomes, brokenDetails },
-  }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify(
+      {
+        benchmark: 'coordinator',
+        machine: { cpus: cpus().length, loadavg: loadavg().map((x) => +x.toFixed(2)) },
+        setManifest: {
+          ...stats(setTimes),
+          note: 'sequential updates over aTLS incl. attestation of the Coordinator and a new connection per call',
+        },
+        newMeshCert: {
+          concurrency: CONCURRENCY,
+          succeeded: ok.length,
+          failed: errors.length,
+          firstErrors: [...new Set(errors)].slice(0, 3),
+          wallSeconds: +wall.toFixed(2),
+          certificatesPerSecond: +(ok.length / wall).toFixed(1),
+          coordinatorCpuSeconds: coordCpu,
+          certificatesPerCoordinatorCpuSecond: coordCpu ? +(ok.length / coordCpu).toFixed(1) : undefined,
+          distinctCertificates: serials.size,
+          badChains: badChain,
+          countedByCoordinator: after - before,
+          note: 'each call: new TLS connection, server evidence + certificate for the client nonce, client evidence bound to the TLS exporter, verification, issuance; clients run in the same machine',
+        },
+        killDuringSetManifest: { rounds: KILL_ROUNDS, ...outcomes, brokenDetails },
+      },
+      null,
+      2,
+    )}\n`,
+  );
 } finally {
   await coord.kill();
   removeDir(dir);

@@ -36,12 +36,17 @@ function buildImages(dir: string): string[] {
   const writer = new OciLayoutWriter();
   const refs: string[] = [];
   for (let i = 0; i < IMAGE_COUNT; i++) {
-    const base = buildLayer(buildTar([
-      { path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n' },
-      { path: 'etc/group', content: 'root:x:0:\napp:x:1000:\njobs:x:2000:app\n' },
-    ]));
+    const base = buildLayer(
+      buildTar([
+        { path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n' },
+        { path: 'etc/group', content: 'root:x:0:\napp:x:1000:\njobs:x:2000:app\n' },
+      ]),
+    );
     const upper = buildLayer(buildTar([{ path: `app/blob-${i}`, content: randomBytes(2 * 1024 * 1024) }]));
-    const image = buildImage({ layers: [base, upper], config: { User: 'app', Entrypoint: ['/app/server'], Env: ['PATH=/usr/bin:/bin'], WorkingDir: '/app' } });
+    const image = buildImage({
+      layers: [base, upper],
+      config: { User: 'app', Entrypoint: ['/app/server'], Env: ['PATH=/usr/bin:/bin'], WorkingDir: '/app' },
+    });
     const ref = `bench/app-${i}:1.0`;
     writer.add(image.descriptor, image.blobs, ref);
     refs.push(ref);
@@ -50,14 +55,21 @@ function buildImages(dir: string): string[] {
   return refs;
 }
 
-interface RunResult { seconds: number; maxRssMb: number; cpuSeconds?: number }
+interface RunResult {
+  seconds: number;
+  maxRssMb: number;
+  cpuSeconds?: number;
+}
 
 /** genpolicy's settings with the pause image of our registry (a settings drop-in, as its docs show). */
 function genpolicySettings(dir: string, pause: string): string {
   const settings = join(dir, 'genpolicy-settings');
   mkdirSync(join(settings, 'genpolicy-settings.d'), { recursive: true });
   copyFileSync(join(GENPOLICY!, 'genpolicy-settings.json'), join(settings, 'genpolicy-settings.json'));
-  writeFileSync(join(settings, 'genpolicy-settings.d', '99-local-pause.json'), JSON.stringify([{ op: 'replace', path: '/cluster_config/pause_container_image', value: pause }]));
+  writeFileSync(
+    join(settings, 'genpolicy-settings.d', '99-local-pause.json'),
+    JSON.stringify([{ op: 'replace', path: '/cluster_config/pause_container_image', value: pause }]),
+  );
   return settings;
 }
 
@@ -65,22 +77,61 @@ function genpolicySettings(dir: string, pause: string): string {
 function runGenpolicy(input: string, dir: string, settings: string, registry: string): RunResult {
   const copy = join(dir, 'genpolicy-input.yaml');
   copyFileSync(input, copy);
-  const args = [join(GENPOLICY!, 'genpolicy'), '-y', copy, '-p', join(GENPOLICY!, 'rules.rego'), '-j', settings, '--insecure-registry', registry,
-    '-u', `--layers-cache-file-path=${join(settings, 'layers-cache.json')}`];
+  const args = [
+    join(GENPOLICY!, 'genpolicy'),
+    '-y',
+    copy,
+    '-p',
+    join(GENPOLICY!, 'rules.rego'),
+    '-j',
+    settings,
+    '--insecure-registry',
+    registry,
+    '-u',
+    `--layers-cache-file-path=${join(settings, 'layers-cache.json')}`,
+  ];
   const start = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '__MAXRSS_KB__ %M __CPU__ %U %S', ...args], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync('/usr/bin/time', ['-f', '__MAXRSS_KB__ %M __CPU__ %U %S', ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.status !== 0) throw new Error(`genpolicy failed: ${(r.stderr ?? '').split('\n').slice(-5).join(' | ')}`);
   const rss = /__MAXRSS_KB__ (\d+) __CPU__ ([\d.]+) ([\d.]+)/.exec(r.stderr);
-  return { seconds, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN, cpuSeconds: rss ? Number(rss[2]) + Number(rss[3]) : NaN };
+  return {
+    seconds,
+    maxRssMb: rss ? Number(rss[1]) / 1024 : NaN,
+    cpuSeconds: rss ? Number(rss[2]) + Number(rss[3]) : NaN,
+  };
 }
 
 function runGenerate(input: string, workspace: string, cacheDir: string, registry: string): RunResult {
   const out = join(workspace, 'out.yaml');
   const start = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, ['--import', join(REPO_ROOT, 'bench', 'lib', 'rss.mjs'), CLI, 'generate', '--platform', 'metal-qemu-snp',
-    '--workspace-dir', workspace, '--cache-dir', cacheDir, '--insecure-registry', registry, '--oci-layout', OCI_LAYOUT,
-    '-o', out, input], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      join(REPO_ROOT, 'bench', 'lib', 'rss.mjs'),
+      CLI,
+      'generate',
+      '--platform',
+      'metal-qemu-snp',
+      '--workspace-dir',
+      workspace,
+      '--cache-dir',
+      cacheDir,
+      '--insecure-registry',
+      registry,
+      '--oci-layout',
+      OCI_LAYOUT,
+      '-o',
+      out,
+      input,
+    ],
+    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.status !== 0) throw new Error(`generate failed: ${r.stderr}`);
   const rss = /__BENCH_MAXRSS_KB__ (\d+)/.exec(r.stderr);
@@ -101,7 +152,10 @@ async function main(): Promise<void> {
     if (GENPOLICY && existsSync('/usr/bin/time')) {
       const pauseLayout = join(dir, 'pause-layout');
       const writer = new OciLayoutWriter();
-      const pause = buildImage({ layers: [buildLayer(buildTar([{ path: 'pause', content: 'not a real pause binary\n' }]))], config: { Entrypoint: ['/pause'] } });
+      const pause = buildImage({
+        layers: [buildLayer(buildTar([{ path: 'pause', content: 'not a real pause binary\n' }]))],
+        config: { Entrypoint: ['/pause'] },
+      });
       writer.add(pause.descriptor, pause.blobs, 'bench/pause:3.10');
       writer.write(pauseLayout);
       await pushLayout(pauseLayout, 'bench/pause:3.10', `${registry.host}/bench/pause:3.10`);
@@ -116,15 +170,32 @@ async function main(): Promise<void> {
       mkdirSync(workspace, { recursive: true });
       const cold = runGenerate(input, workspace, cache, registry.host);
       const warm = runGenerate(input, workspace, cache, registry.host);
-      const row: Record<string, unknown> = { workloads: size, coldSeconds: cold.seconds, coldMaxRssMb: cold.maxRssMb, warmSeconds: warm.seconds, warmCpuSeconds: warm.cpuSeconds, warmMaxRssMb: warm.maxRssMb, warmMsPerWorkload: (warm.seconds * 1000) / size };
+      const row: Record<string, unknown> = {
+        workloads: size,
+        coldSeconds: cold.seconds,
+        coldMaxRssMb: cold.maxRssMb,
+        warmSeconds: warm.seconds,
+        warmCpuSeconds: warm.cpuSeconds,
+        warmMaxRssMb: warm.maxRssMb,
+        warmMsPerWorkload: (warm.seconds * 1000) / size,
+      };
       if (settings && GENPOLICY_SIZES.includes(size)) {
         runGenpolicy(input, dir, settings, registry.host); // fills its layer cache
         const g = runGenpolicy(input, dir, settings, registry.host);
-        Object.assign(row, { genpolicyWarmSeconds: g.seconds, genpolicyWarmCpuSeconds: g.cpuSeconds, genpolicyMaxRssMb: g.maxRssMb, genpolicyRatio: g.seconds / warm.seconds });
-        process.stderr.write(`genpolicy ${size} workloads: warm ${g.seconds.toFixed(2)} s, ${g.maxRssMb.toFixed(0)} MB\n`);
+        Object.assign(row, {
+          genpolicyWarmSeconds: g.seconds,
+          genpolicyWarmCpuSeconds: g.cpuSeconds,
+          genpolicyMaxRssMb: g.maxRssMb,
+          genpolicyRatio: g.seconds / warm.seconds,
+        });
+        process.stderr.write(
+          `genpolicy ${size} workloads: warm ${g.seconds.toFixed(2)} s, ${g.maxRssMb.toFixed(0)} MB\n`,
+        );
       }
       results.push(row);
-      process.stderr.write(`generate ${size} workloads: cold ${cold.seconds.toFixed(2)} s, warm ${warm.seconds.toFixed(2)} s, ${warm.maxRssMb.toFixed(0)} MB\n`);
+      process.stderr.write(
+        `generate ${size} workloads: cold ${cold.seconds.toFixed(2)} s, warm ${warm.seconds.toFixed(2)} s, ${warm.maxRssMb.toFixed(0)} MB\n`,
+      );
     }
     process.stdout.write(`${JSON.stringify({ benchmark: 'generate', images: IMAGE_COUNT, results }, null, 2)}\n`);
   } finally {

@@ -48,7 +48,13 @@ function measure(name: string, once: () => void) {
   const perSecond = n / ((performance.now() - start) / 1000);
   const used = process.cpuUsage(cpu);
   const perCpuSecond = n / ((used.user + used.system) / 1e6);
-  return { name, evaluations: n, perSecond: Math.round(perSecond), perCpuSecond: Math.round(perCpuSecond), microsecondsEach: Math.round(1e6 / perCpuSecond) };
+  return {
+    name,
+    evaluations: n,
+    perSecond: Math.round(perSecond),
+    perCpuSecond: Math.round(perCpuSecond),
+    microsecondsEach: Math.round(1e6 / perCpuSecond),
+  };
 }
 
 // The first evaluation adds the container id to the state; later ones see it and return no
@@ -83,11 +89,31 @@ if (existsSync(opaBin)) {
     writeFileSync(join(dir, 'policy.rego'), buildPolicyText(input));
     writeFileSync(join(dir, 'state.json'), JSON.stringify({ pstate: started }));
     writeFileSync(join(dir, 'input.json'), JSON.stringify(web.body));
-    const out = execFileSync(opaBin, ['bench', '--count', '1', '--format', 'json', '-d', join(dir, 'policy.rego'), '-d', join(dir, 'state.json'),
-      '-i', join(dir, 'input.json'), 'data.agent_policy.CreateContainerRequest'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const out = execFileSync(
+      opaBin,
+      [
+        'bench',
+        '--count',
+        '1',
+        '--format',
+        'json',
+        '-d',
+        join(dir, 'policy.rego'),
+        '-d',
+        join(dir, 'state.json'),
+        '-i',
+        join(dir, 'input.json'),
+        'data.agent_policy.CreateContainerRequest',
+      ],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    );
     const b = JSON.parse(out) as { N: number; T: number };
     const nsPerOp = b.T / b.N;
-    opa = { name: 'opa bench (Go topdown, same policy text and input)', perSecond: Math.round(1e9 / nsPerOp), microsecondsEach: Math.round(nsPerOp / 1000) };
+    opa = {
+      name: 'opa bench (Go topdown, same policy text and input)',
+      perSecond: Math.round(1e9 / nsPerOp),
+      microsecondsEach: Math.round(nsPerOp / 1000),
+    };
   } catch (err) {
     opa = { error: (err as Error).message.split('\n')[0] };
   } finally {
@@ -109,19 +135,36 @@ if (existsSync(regorusBin)) {
     const N = 200;
     const timeBin = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
     const run = (query: string): { seconds: number; out: string } => {
-      const args = ['eval', '-d', join(dir, 'policy.rego'), '-d', join(dir, 'state.json'), '-i', join(dir, 'input.json'), query];
+      const args = [
+        'eval',
+        '-d',
+        join(dir, 'policy.rego'),
+        '-d',
+        join(dir, 'state.json'),
+        '-i',
+        join(dir, 'input.json'),
+        query,
+      ];
       const t = performance.now();
-      const r = timeBin ? spawnSync(timeBin, ['-f', '__CPU__ %U %S', regorusBin, ...args], { encoding: 'utf8' }) : spawnSync(regorusBin, args, { encoding: 'utf8' });
+      const r = timeBin
+        ? spawnSync(timeBin, ['-f', '__CPU__ %U %S', regorusBin, ...args], { encoding: 'utf8' })
+        : spawnSync(regorusBin, args, { encoding: 'utf8' });
       const wall = (performance.now() - t) / 1000;
       if (r.status !== 0) throw new Error(`regorus failed: ${r.stderr}`);
       const m = /__CPU__ ([\d.]+) ([\d.]+)/.exec(r.stderr ?? '');
       return { seconds: m ? Number(m[1]) + Number(m[2]) : wall, out: r.stdout };
     };
-    const many = run(`count([r | some i in numbers.range(1, ${N}); r := data.agent_policy.CreateContainerRequest with input.bench_iteration as i; r.allowed == true])`);
+    const many = run(
+      `count([r | some i in numbers.range(1, ${N}); r := data.agent_policy.CreateContainerRequest with input.bench_iteration as i; r.allowed == true])`,
+    );
     if (!/"value":\s*200\b/.test(many.out)) throw new Error(`regorus did not allow the request ${N} times`);
     const load = run('true');
     const each = Math.max((many.seconds - load.seconds) / N, 1e-6);
-    regorus = { name: `regorus CLI, ${N} evaluations in one process minus loading (${timeBin ? 'CPU' : 'wall'} time)`, perCpuSecond: Math.round(1 / each), microsecondsEach: Math.round(each * 1e6) };
+    regorus = {
+      name: `regorus CLI, ${N} evaluations in one process minus loading (${timeBin ? 'CPU' : 'wall'} time)`,
+      perCpuSecond: Math.round(1 / each),
+      microsecondsEach: Math.round(each * 1e6),
+    };
   } catch (err) {
     regorus = { error: (err as Error).message.split('\n')[0] };
   } finally {
@@ -134,10 +177,16 @@ const result = {
   goalPerCpuSecond: TARGET,
   inputBytes: JSON.stringify(web.body).length,
   policyDataBytes: JSON.stringify(data).length,
-  allowed, allowedStateReset: withState, denied, transferOnly: transfer,
+  allowed,
+  allowedStateReset: withState,
+  denied,
+  transferOnly: transfer,
   ...(opa ? { opa } : {}),
   ...(regorus ? { regorus } : {}),
   meetsGoal: allowed.perCpuSecond >= TARGET,
-  ratioWasmToOpa: opa && typeof opa.perSecond === 'number' ? Number((allowed.perSecond / (opa.perSecond as number)).toFixed(2)) : null,
+  ratioWasmToOpa:
+    opa && typeof opa.perSecond === 'number'
+      ? Number((allowed.perSecond / (opa.perSecond as number)).toFixed(2))
+      : null,
 };
 process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -41,8 +41,12 @@ const IMAGES = [
 function writeChart(dir: string): void {
   mkdirSync(join(dir, 'templates'), { recursive: true });
   writeFileSync(join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: bench\nversion: 0.1.0\n');
-  writeFileSync(join(dir, 'values.yaml'), `confidential: ${CONFIDENTIAL}\nservices: ${CONFIDENTIAL}\nconfigMaps: ${RESOURCES - 2 * CONFIDENTIAL}\n`);
-  const deployments = IMAGES.map((img, k) => `{{- range $i := until (int .Values.confidential) }}{{ if eq (mod $i ${IMAGES.length}) ${k} }}
+  writeFileSync(
+    join(dir, 'values.yaml'),
+    `confidential: ${CONFIDENTIAL}\nservices: ${CONFIDENTIAL}\nconfigMaps: ${RESOURCES - 2 * CONFIDENTIAL}\n`,
+  );
+  const deployments = IMAGES.map(
+    (img, k) => `{{- range $i := until (int .Values.confidential) }}{{ if eq (mod $i ${IMAGES.length}) ${k} }}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -61,9 +65,12 @@ spec:
           image: ghcr.io/kubectl-contrast/samples/${img.image}
           securityContext: {runAsUser: ${img.user}, runAsGroup: ${img.user}}${img.groups}
 {{- end }}{{ end }}
-`).join('');
+`,
+  ).join('');
   writeFileSync(join(dir, 'templates', 'deployments.yaml'), deployments);
-  writeFileSync(join(dir, 'templates', 'services.yaml'), `{{- range $i := until (int .Values.services) }}
+  writeFileSync(
+    join(dir, 'templates', 'services.yaml'),
+    `{{- range $i := until (int .Values.services) }}
 ---
 apiVersion: v1
 kind: Service
@@ -73,8 +80,11 @@ spec:
   selector: {app: app-{{ $i }}}
   ports: [{port: 8080}]
 {{- end }}
-`);
-  writeFileSync(join(dir, 'templates', 'configmaps.yaml'), `{{- range $i := until (int .Values.configMaps) }}
+`,
+  );
+  writeFileSync(
+    join(dir, 'templates', 'configmaps.yaml'),
+    `{{- range $i := until (int .Values.configMaps) }}
 ---
 apiVersion: v1
 kind: ConfigMap
@@ -84,7 +94,8 @@ data:
   mode: "0755"
   greeting: hello {{ $i }}
 {{- end }}
-`);
+`,
+  );
 }
 
 function time(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): number {
@@ -112,11 +123,18 @@ try {
   writeChart(chart);
   const ws = join(work, 'ws');
   const env = {
-    HELM_CONFIG_HOME: join(work, 'helm', 'config'), HELM_CACHE_HOME: join(work, 'helm', 'cache'),
-    HELM_DATA_HOME: join(work, 'helm', 'data'), HELM_PLUGINS: join(work, 'helm', 'data', 'plugins'),
+    HELM_CONFIG_HOME: join(work, 'helm', 'config'),
+    HELM_CACHE_HOME: join(work, 'helm', 'cache'),
+    HELM_DATA_HOME: join(work, 'helm', 'data'),
+    HELM_PLUGINS: join(work, 'helm', 'data', 'plugins'),
     CONTRAST_CACHE_DIR: join(work, 'cache'),
   };
-  const rendererArgs = ['--platform=insecure-sim', `--workspace-dir=${ws}`, `--oci-layout=${SAMPLE_IMAGES}`, '--offline'];
+  const rendererArgs = [
+    '--platform=insecure-sim',
+    `--workspace-dir=${ws}`,
+    `--oci-layout=${SAMPLE_IMAGES}`,
+    '--offline',
+  ];
   const helm3 = join(TOOLS, 'helm3');
   const helm4 = join(TOOLS, 'helm4');
   const results: Record<string, unknown> = {
@@ -129,25 +147,47 @@ try {
     node: process.version,
   };
 
-  const pr3 = ['--post-renderer', join(ROOT, 'postrenderer', 'kubectl-contrast-postrender'), ...rendererArgs.flatMap((a) => ['--post-renderer-args', a])];
+  const pr3 = [
+    '--post-renderer',
+    join(ROOT, 'postrenderer', 'kubectl-contrast-postrender'),
+    ...rendererArgs.flatMap((a) => ['--post-renderer-args', a]),
+  ];
   time(helm3, ['template', 'bench', chart, ...pr3], env); // warm-up: keys, image cache
   const h3plain = series(REPS, () => time(helm3, ['template', 'bench', chart], env));
   const h3post = series(REPS, () => time(helm3, ['template', 'bench', chart, ...pr3], env));
-  results.helm3 = { template: h3plain, templateWithPostRenderer: h3post, postRendererAddsMs: h3post.medianMs - h3plain.medianMs };
+  results.helm3 = {
+    template: h3plain,
+    templateWithPostRenderer: h3post,
+    postRendererAddsMs: h3post.medianMs - h3plain.medianMs,
+  };
   const seaBin = join(ROOT, 'dist-sea', 'work', 'archive', 'kubectl-contrast');
   if (existsSync(seaBin)) {
-    const prSea = ['--post-renderer', seaBin, '--post-renderer-args', 'helm-post-render', ...rendererArgs.flatMap((a) => ['--post-renderer-args', a])];
+    const prSea = [
+      '--post-renderer',
+      seaBin,
+      '--post-renderer-args',
+      'helm-post-render',
+      ...rendererArgs.flatMap((a) => ['--post-renderer-args', a]),
+    ];
     time(helm3, ['template', 'bench', chart, ...prSea], env);
     const h3sea = series(REPS, () => time(helm3, ['template', 'bench', chart, ...prSea], env));
-    results.helm3SingleExecutable = { templateWithPostRenderer: h3sea, postRendererAddsMs: h3sea.medianMs - h3plain.medianMs };
+    results.helm3SingleExecutable = {
+      templateWithPostRenderer: h3sea,
+      postRendererAddsMs: h3sea.medianMs - h3plain.medianMs,
+    };
   }
 
-  if (spawnSync(helm4, ['plugin', 'install', join(ROOT, 'plugin')], { env: { ...process.env, ...env } }).status !== 0) throw new Error('helm4 plugin install failed');
+  if (spawnSync(helm4, ['plugin', 'install', join(ROOT, 'plugin')], { env: { ...process.env, ...env } }).status !== 0)
+    throw new Error('helm4 plugin install failed');
   const pr4 = ['--post-renderer', 'contrast', ...rendererArgs.flatMap((a) => ['--post-renderer-args', a])];
   time(helm4, ['template', 'bench', chart, ...pr4], env);
   const h4plain = series(REPS, () => time(helm4, ['template', 'bench', chart], env));
   const h4post = series(REPS, () => time(helm4, ['template', 'bench', chart, ...pr4], env));
-  results.helm4 = { template: h4plain, templateWithPostRenderer: h4post, postRendererAddsMs: h4post.medianMs - h4plain.medianMs };
+  results.helm4 = {
+    template: h4plain,
+    templateWithPostRenderer: h4post,
+    postRendererAddsMs: h4post.medianMs - h4plain.medianMs,
+  };
   results.targetPostRendererMs = 1000;
 
   const sea = seaBin;
@@ -161,7 +201,9 @@ try {
     startup.singleExecutable = 'not built: run npm run package';
   }
   time(process.execPath, [join(ROOT, 'bin', 'kubectl-contrast'), '--version']);
-  startup.nodeBin = series(Math.max(REPS, 10), () => time(process.execPath, [join(ROOT, 'bin', 'kubectl-contrast'), '--version']));
+  startup.nodeBin = series(Math.max(REPS, 10), () =>
+    time(process.execPath, [join(ROOT, 'bin', 'kubectl-contrast'), '--version']),
+  );
   results.versionStartup = startup;
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 } finally {

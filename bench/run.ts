@@ -28,20 +28,48 @@ const REPEAT = Number(flag('repeat') ?? 3);
 const ONLY = flag('only')?.split(',');
 const FULL = process.argv.includes('--full');
 
-interface Scenario { name: string; script: string; args: string[]; repeat?: number }
+interface Scenario {
+  name: string;
+  script: string;
+  args: string[];
+  repeat?: number;
+}
 
 const SCENARIOS: Scenario[] = [
-  { name: 'generate', script: 'bench/generate.ts', args: ['--sizes', FULL ? '10,100,1000,10000' : '10,100,1000'], repeat: 1 },
+  {
+    name: 'generate',
+    script: 'bench/generate.ts',
+    args: ['--sizes', FULL ? '10,100,1000,10000' : '10,100,1000'],
+    repeat: 1,
+  },
   { name: 'policy', script: 'bench/policy.ts', args: ['--seconds', '3'] },
   { name: 'attestation', script: 'bench/attestation.ts', args: ['--seconds', '3'] },
   { name: 'images', script: 'bench/images.ts', args: ['--repetitions', '1'] },
-  { name: 'coordinator', script: 'bench/coordinator.ts', args: ['--concurrency', '500', '--set-rounds', '10', '--kill-rounds', '5'], repeat: 1 },
+  {
+    name: 'coordinator',
+    script: 'bench/coordinator.ts',
+    args: ['--concurrency', '500', '--set-rounds', '10', '--kill-rounds', '5'],
+    repeat: 1,
+  },
   { name: 'render', script: 'bench/render.ts', args: [] },
   { name: 'stream', script: 'bench/stream.ts', args: [], repeat: 1 },
-  { name: 'servicemesh', script: 'bench/servicemesh.ts', args: ['--megabytes', '512', '--round-trips', '5000', '--seconds', '3', '--repetitions', '3'], repeat: 1 },
+  {
+    name: 'servicemesh',
+    script: 'bench/servicemesh.ts',
+    args: ['--megabytes', '512', '--round-trips', '5000', '--seconds', '3', '--repetitions', '3'],
+    repeat: 1,
+  },
 ];
 
-interface ScenarioResult { name: string; runs: number; maxRssMb: Summary; metrics: Record<string, Summary>; errors: string[]; ranAt?: string; labels?: Record<string, string> }
+interface ScenarioResult {
+  name: string;
+  runs: number;
+  maxRssMb: Summary;
+  metrics: Record<string, Summary>;
+  errors: string[];
+  ranAt?: string;
+  labels?: Record<string, string>;
+}
 
 /** Names of array elements (`results[0]` → its `name`, or `N workloads`), so the report can say what a row measures. */
 function labelsOf(value: unknown, prefix = '', out: Record<string, string> = {}): Record<string, string> {
@@ -66,13 +94,26 @@ function runScenario(s: Scenario): ScenarioResult {
   const repeat = s.repeat ?? REPEAT;
   for (let i = 0; i < repeat; i++) {
     process.stderr.write(`[bench] ${s.name} run ${i + 1}/${repeat}\n`);
-    const r = spawnSync(process.execPath, ['--import=tsx', '--import', join(REPO_ROOT, 'bench', 'lib', 'rss.mjs'), join(REPO_ROOT, s.script), ...s.args], {
-      cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 30 * 60 * 1000,
-    });
+    const r = spawnSync(
+      process.execPath,
+      ['--import=tsx', '--import', join(REPO_ROOT, 'bench', 'lib', 'rss.mjs'), join(REPO_ROOT, s.script), ...s.args],
+      {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 30 * 60 * 1000,
+      },
+    );
     const m = /__BENCH_MAXRSS_KB__ (\d+)/.exec(r.stderr ?? '');
     if (m) rss.push(Number(m[1]) / 1024);
     if (r.status !== 0) {
-      errors.push(`exit ${r.status ?? r.signal}: ${(r.stderr ?? '').split('\n').filter((l) => !l.startsWith('__BENCH')).slice(-3).join(' | ')}`);
+      errors.push(
+        `exit ${r.status ?? r.signal}: ${(r.stderr ?? '')
+          .split('\n')
+          .filter((l) => !l.startsWith('__BENCH'))
+          .slice(-3)
+          .join(' | ')}`,
+      );
       continue;
     }
     try {
@@ -81,7 +122,14 @@ function runScenario(s: Scenario): ScenarioResult {
       errors.push('the scenario did not print JSON');
     }
   }
-  return { name: s.name, runs: outputs.length, labels: outputs.length ? labelsOf(outputs[0]) : {}, maxRssMb: summarise(rss.map((v) => ({ v })))['v'] ?? summarise([])['v']!, metrics: summarise(outputs), errors };
+  return {
+    name: s.name,
+    runs: outputs.length,
+    labels: outputs.length ? labelsOf(outputs[0]) : {},
+    maxRssMb: summarise(rss.map((v) => ({ v })))['v'] ?? summarise([])['v']!,
+    metrics: summarise(outputs),
+    errors,
+  };
 }
 
 /** CLI start-up: `--version` through node and through kubectl, many times. */
@@ -96,9 +144,18 @@ function startup(): ScenarioResult {
   const samples: Record<string, number>[] = [];
   const kubectlEnv = { ...process.env, PATH: `${join(REPO_ROOT, 'bin')}:${process.env.PATH}` };
   for (let i = 0; i < 15; i++) {
-    samples.push({ nodeVersionMs: time(process.execPath, [CLI, '--version']), kubectlVersionMs: time('kubectl', ['contrast', '--version'], kubectlEnv) });
+    samples.push({
+      nodeVersionMs: time(process.execPath, [CLI, '--version']),
+      kubectlVersionMs: time('kubectl', ['contrast', '--version'], kubectlEnv),
+    });
   }
-  return { name: 'startup', runs: samples.length, maxRssMb: summarise([])['v']!, metrics: summarise(samples), errors: [] };
+  return {
+    name: 'startup',
+    runs: samples.length,
+    maxRssMb: summarise([])['v']!,
+    metrics: summarise(samples),
+    errors: [],
+  };
 }
 
 function main(): void {
@@ -115,17 +172,37 @@ function main(): void {
   const results: ScenarioResult[] = [];
   if (!ONLY || ONLY.includes('startup')) results.push(startup());
   for (const s of SCENARIOS) if (!ONLY || ONLY.includes(s.name)) results.push(runScenario(s));
-  const machine = { ...machineSummary(), cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGb: totalmem() / 2 ** 30, loadAverageAtStart: load, loadAverageAtEnd: loadavg() };
+  const machine = {
+    ...machineSummary(),
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGb: totalmem() / 2 ** 30,
+    loadAverageAtStart: load,
+    loadAverageAtEnd: loadavg(),
+  };
   for (const r of results) r.ranAt = started.toISOString();
   // --only: the scenarios that did not run keep their last results (each says when it ran).
   let previous: { results: ScenarioResult[]; started: string } | undefined;
   try {
     previous = JSON.parse(readFileSync(join(REPO_ROOT, 'bench', 'results', 'latest.json'), 'utf8'));
-  } catch { /* first run */ }
-  const kept = ONLY && previous ? previous.results.filter((p) => !results.some((r) => r.name === p.name)).map((p) => ({ ...p, ranAt: p.ranAt ?? previous!.started })) : [];
+  } catch {
+    /* first run */
+  }
+  const kept =
+    ONLY && previous
+      ? previous.results
+          .filter((p) => !results.some((r) => r.name === p.name))
+          .map((p) => ({ ...p, ranAt: p.ranAt ?? previous!.started }))
+      : [];
   const order = [...(ONLY ? (previous?.results ?? []).map((p) => p.name) : []), ...results.map((r) => r.name)];
   const merged = [...kept, ...results].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
-  const report = { started: started.toISOString(), repeat: REPEAT, machine, goals: computeGoals(merged), results: merged };
+  const report = {
+    started: started.toISOString(),
+    repeat: REPEAT,
+    machine,
+    goals: computeGoals(merged),
+    results: merged,
+  };
   const dir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const text = `${JSON.stringify(report, null, 2)}\n`;

@@ -61,7 +61,9 @@ function serve(ports: Record<string, number>): void {
   rl.on('line', () => {
     const d = process.cpuUsage(mark);
     mark = process.cpuUsage();
-    process.stdout.write(`${JSON.stringify({ cpuMs: (d.user + d.system) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ cpuMs: (d.user + d.system) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`,
+    );
   });
   rl.on('close', () => process.exit(0));
 }
@@ -75,7 +77,9 @@ async function listen(server: ReturnType<typeof createServer>): Promise<number> 
 async function appRole(): Promise<void> {
   const sink = createServer({ allowHalfOpen: true, noDelay: true }, (s) => {
     let n = 0;
-    s.on('data', (c: Buffer) => { n += c.length; });
+    s.on('data', (c: Buffer) => {
+      n += c.length;
+    });
     s.on('end', () => s.end(`${n}\n`));
     s.on('error', () => {});
   });
@@ -90,10 +94,19 @@ async function ingressRole(): Promise<void> {
   const creds = loadCredentials(opt('tls')!);
   const tracker = new ConnectionTracker(TRACKER);
   const ports: Record<string, number> = {};
-  for (const [name, appPort] of [['sink', num('sink', 0)], ['echo', num('echo', 0)]] as const) {
+  for (const [name, appPort] of [
+    ['sink', num('sink', 0)],
+    ['echo', num('echo', 0)],
+  ] as const) {
     const l = new IngressListener({
-      appPort, mode: 'mtls', name, credentials: creds, tracker, limits: LIMITS,
-      appHost: () => '127.0.0.1', log: (m) => process.stderr.write(`ingress: ${m}\n`),
+      appPort,
+      mode: 'mtls',
+      name,
+      credentials: creds,
+      tracker,
+      limits: LIMITS,
+      appHost: () => '127.0.0.1',
+      log: (m) => process.stderr.write(`ingress: ${m}\n`),
     });
     ports[name] = await l.start();
   }
@@ -104,10 +117,16 @@ async function egressRole(): Promise<void> {
   const creds = loadCredentials(opt('tls')!);
   const tracker = new ConnectionTracker(TRACKER);
   const ports: Record<string, number> = {};
-  for (const [name, remotePort, listenPort] of [['sink', num('sink', 0), num('listen-sink', 0)], ['echo', num('echo', 0), num('listen-echo', 0)]] as const) {
+  for (const [name, remotePort, listenPort] of [
+    ['sink', num('sink', 0), num('listen-sink', 0)],
+    ['echo', num('echo', 0), num('listen-echo', 0)],
+  ] as const) {
     const l = new EgressListener({
       entry: { name, listenHost: EGRESS_HOST, listenPort, remoteHost: '127.0.0.1', remotePort },
-      credentials: creds, tracker, limits: LIMITS, log: (m) => process.stderr.write(`egress: ${m}\n`),
+      credentials: creds,
+      tracker,
+      limits: LIMITS,
+      log: (m) => process.stderr.write(`egress: ${m}\n`),
     });
     await l.start();
     ports[name] = listenPort;
@@ -117,22 +136,36 @@ async function egressRole(): Promise<void> {
 
 // ---- the orchestrator and client ----------------------------------------------------------
 
-interface Side { proc: ChildProcess; ports: Record<string, number>; cpu(): Promise<number>; maxRssMb: number }
+interface Side {
+  proc: ChildProcess;
+  ports: Record<string, number>;
+  cpu(): Promise<number>;
+  maxRssMb: number;
+}
 
 function start(role: string, extra: string[]): Promise<Side> {
   const profile = opt('profile');
   const prof = profile && role !== 'app' ? ['--cpu-prof', '--cpu-prof-dir', join(profile, role)] : [];
   const nodeFlags = role !== 'app' ? (opt('proxy-node-flags') ?? '').split(' ').filter(Boolean) : [];
-  const proc = spawn(process.execPath, [...prof, ...nodeFlags, '--import=tsx', SELF, '--role', role, ...extra], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...prof, ...nodeFlags, '--import=tsx', SELF, '--role', role, ...extra], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: proc.stdout! });
   const waiting: { resolve: (line: string) => void; reject: (err: Error) => void }[] = [];
   lines.on('line', (l) => waiting.shift()?.resolve(l));
-  proc.once('exit', (code) => { for (const w of waiting.splice(0)) w.reject(new Error(`${role} exited (${code})`)); });
-  const next = () => new Promise<string>((resolve, reject) => { waiting.push({ resolve, reject }); });
+  proc.once('exit', (code) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`${role} exited (${code})`));
+  });
+  const next = () =>
+    new Promise<string>((resolve, reject) => {
+      waiting.push({ resolve, reject });
+    });
   return next().then((l) => {
     const ports = (JSON.parse(l) as { ports: Record<string, number> }).ports;
     const side: Side = {
-      proc, ports, maxRssMb: 0,
+      proc,
+      ports,
+      maxRssMb: 0,
       cpu: async () => {
         const p = next();
         proc.stdin!.write('\n');
@@ -148,7 +181,10 @@ function start(role: string, extra: string[]): Promise<Side> {
 function open(host: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect({ host, port, allowHalfOpen: true, noDelay: true });
-    s.once('connect', () => { s.off('error', reject); resolve(s); });
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
     s.once('error', reject);
   });
 }
@@ -160,7 +196,9 @@ async function pushBytes(host: string, port: number, bytes: number): Promise<num
   const s = await open(host, port);
   let reply = '';
   const answered = new Promise<void>((resolve, reject) => {
-    s.on('data', (d: Buffer) => { reply += d.toString(); });
+    s.on('data', (d: Buffer) => {
+      reply += d.toString();
+    });
     s.once('end', () => resolve());
     s.once('error', reject);
   });
@@ -187,7 +225,11 @@ async function throughput(host: string, port: number, megabytes: number, streams
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 /** Round trips of 64 bytes on one connection; milliseconds. */
-async function latency(host: string, port: number, roundTrips: number): Promise<{ p50: number; p95: number; p99: number }> {
+async function latency(
+  host: string,
+  port: number,
+  roundTrips: number,
+): Promise<{ p50: number; p95: number; p99: number }> {
   const s = await open(host, port);
   const msg = Buffer.alloc(64, 0x61);
   const samples: number[] = [];
@@ -195,12 +237,18 @@ async function latency(host: string, port: number, roundTrips: number): Promise<
   let resolveOne: (() => void) | undefined;
   s.on('data', (d: Buffer) => {
     got += d.length;
-    if (got >= msg.length) { got -= msg.length; resolveOne?.(); }
+    if (got >= msg.length) {
+      got -= msg.length;
+      resolveOne?.();
+    }
   });
   const warmUp = Math.min(200, Math.floor(roundTrips / 10));
   for (let i = 0; i < roundTrips + warmUp; i++) {
     const t0 = process.hrtime.bigint();
-    await new Promise<void>((resolve) => { resolveOne = resolve; s.write(msg); });
+    await new Promise<void>((resolve) => {
+      resolveOne = resolve;
+      s.write(msg);
+    });
     if (i >= warmUp) samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   s.destroy();
@@ -250,10 +298,28 @@ async function main(): Promise<void> {
     writeTlsDir(join(work, 'client'), await workloadCredentials(pki, { sans: ['client'] }));
     const app = await start('app', []);
     sides.push(app);
-    const ingress = await start('ingress', ['--tls', join(work, 'server'), '--sink', String(app.ports.sink), '--echo', String(app.ports.echo)]);
+    const ingress = await start('ingress', [
+      '--tls',
+      join(work, 'server'),
+      '--sink',
+      String(app.ports.sink),
+      '--echo',
+      String(app.ports.echo),
+    ]);
     sides.push(ingress);
     const base = 20000 + Math.floor(Math.random() * 20000);
-    const egress = await start('egress', ['--tls', join(work, 'client'), '--sink', String(ingress.ports.sink), '--echo', String(ingress.ports.echo), '--listen-sink', String(base), '--listen-echo', String(base + 1)]);
+    const egress = await start('egress', [
+      '--tls',
+      join(work, 'client'),
+      '--sink',
+      String(ingress.ports.sink),
+      '--echo',
+      String(ingress.ports.echo),
+      '--listen-sink',
+      String(base),
+      '--listen-echo',
+      String(base + 1),
+    ]);
     sides.push(egress);
 
     const direct = { host: '127.0.0.1', ...app.ports } as { host: string; sink: number; echo: number };
@@ -269,8 +335,10 @@ async function main(): Promise<void> {
     };
     type Cpu = Awaited<ReturnType<typeof cpuSince>>;
     const medianCpu = (xs: Cpu[]): Cpu => ({
-      clientMs: median(xs.map((x) => x.clientMs)), appMs: median(xs.map((x) => x.appMs)),
-      ingressMs: median(xs.map((x) => x.ingressMs)), egressMs: median(xs.map((x) => x.egressMs)),
+      clientMs: median(xs.map((x) => x.clientMs)),
+      appMs: median(xs.map((x) => x.appMs)),
+      ingressMs: median(xs.map((x) => x.ingressMs)),
+      egressMs: median(xs.map((x) => x.egressMs)),
     });
 
     /** Alternate direct and mesh; medians of the results and of every process's CPU time. */
@@ -294,18 +362,39 @@ async function main(): Promise<void> {
       return { direct: median(d), mesh: median(m), cpuDirect: medianCpu(cpuDirect), cpuMesh: medianCpu(cpuMesh), runs };
     };
 
-    const single = await compare((p) => throughput(p.host, p.sink, MEGABYTES, 1), (v) => v);
-    const four = await compare((p) => throughput(p.host, p.sink, MEGABYTES, 4), (v) => v);
-    const lat = await compare((p) => latency(p.host, p.echo, ROUND_TRIPS), (v) => v.p50);
-    const medianOf = (runs: { direct: { p95: number; p99: number }; mesh: { p95: number; p99: number } }[], side: 'direct' | 'mesh', q: 'p95' | 'p99') => median(runs.map((r) => r[side][q]));
-    const cps = await compare((p) => connectionsPerSecond(p.host, p.echo, SECONDS, CONCURRENCY), (v) => v);
+    const single = await compare(
+      (p) => throughput(p.host, p.sink, MEGABYTES, 1),
+      (v) => v,
+    );
+    const four = await compare(
+      (p) => throughput(p.host, p.sink, MEGABYTES, 4),
+      (v) => v,
+    );
+    const lat = await compare(
+      (p) => latency(p.host, p.echo, ROUND_TRIPS),
+      (v) => v.p50,
+    );
+    const medianOf = (
+      runs: { direct: { p95: number; p99: number }; mesh: { p95: number; p99: number } }[],
+      side: 'direct' | 'mesh',
+      q: 'p95' | 'p99',
+    ) => median(runs.map((r) => r[side][q]));
+    const cps = await compare(
+      (p) => connectionsPerSecond(p.host, p.echo, SECONDS, CONCURRENCY),
+      (v) => v,
+    );
 
     // CPU per GB of each process on the one-stream path, and what that allows: with a core per
     // process the slowest one sets the pace; with fewer cores than processes, their sum does.
     const perGb = (ms: number) => (ms / MEGABYTES) * 1000;
     const stages = {
       direct: [perGb(single.cpuDirect.clientMs), perGb(single.cpuDirect.appMs)],
-      mesh: [perGb(single.cpuMesh.clientMs), perGb(single.cpuMesh.egressMs), perGb(single.cpuMesh.ingressMs), perGb(single.cpuMesh.appMs)],
+      mesh: [
+        perGb(single.cpuMesh.clientMs),
+        perGb(single.cpuMesh.egressMs),
+        perGb(single.cpuMesh.ingressMs),
+        perGb(single.cpuMesh.appMs),
+      ],
     };
     const cores = availableParallelism();
     const bound = (costs: number[]) => ({
@@ -314,7 +403,14 @@ async function main(): Promise<void> {
     });
 
     const out = {
-      config: { megabytes: MEGABYTES, roundTrips: ROUND_TRIPS, connectionLoopLength: SECONDS, concurrency: CONCURRENCY, repetitions: REPS, cpus: availableParallelism() },
+      config: {
+        megabytes: MEGABYTES,
+        roundTrips: ROUND_TRIPS,
+        connectionLoopLength: SECONDS,
+        concurrency: CONCURRENCY,
+        repetitions: REPS,
+        cpus: availableParallelism(),
+      },
       throughput: {
         oneStreamDirectMBps: single.direct,
         oneStreamMeshMBps: single.mesh,
@@ -323,10 +419,18 @@ async function main(): Promise<void> {
         fourStreamsMeshMBps: four.mesh,
         fourStreamsRatio: four.mesh / four.direct,
         cpuMsPerGB: {
-          directClient: stages.direct[0], directApp: stages.direct[1],
-          meshClient: stages.mesh[0], meshEgress: stages.mesh[1], meshIngress: stages.mesh[2], meshApp: stages.mesh[3],
+          directClient: stages.direct[0],
+          directApp: stages.direct[1],
+          meshClient: stages.mesh[0],
+          meshEgress: stages.mesh[1],
+          meshIngress: stages.mesh[2],
+          meshApp: stages.mesh[3],
         },
-        cpuBound: { direct: bound(stages.direct), mesh: bound(stages.mesh), coreEachRatio: bound(stages.mesh).coreEachMBps / bound(stages.direct).coreEachMBps },
+        cpuBound: {
+          direct: bound(stages.direct),
+          mesh: bound(stages.mesh),
+          coreEachRatio: bound(stages.mesh).coreEachMBps / bound(stages.direct).coreEachMBps,
+        },
       },
       latency: {
         directP50Ms: lat.direct,

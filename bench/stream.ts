@@ -19,20 +19,39 @@ function configMaps(count: number, valueBytes: number): string {
   const parts: string[] = [];
   for (let n = 0; n < count; n++) {
     const value = `v${n}-`.padEnd(valueBytes, 'abcdefghij');
-    parts.push(`apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${n}\n  namespace: bench\n  labels:\n    app: bench\ndata:\n  key: "${value}"\n`);
+    parts.push(
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${n}\n  namespace: bench\n  labels:\n    app: bench\ndata:\n  key: "${value}"\n`,
+    );
   }
   return parts.join('---\n');
 }
 
 function pass(stream: string, workspace: string): Record<string, unknown> {
   const start = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, ['--import', join(REPO_ROOT, 'bench', 'lib', 'rss.mjs'), CLI, 'helm-post-render', '--platform=insecure-sim',
-    `--workspace-dir=${workspace}`, '--offline'], { input: stream, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024 });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      join(REPO_ROOT, 'bench', 'lib', 'rss.mjs'),
+      CLI,
+      'helm-post-render',
+      '--platform=insecure-sim',
+      `--workspace-dir=${workspace}`,
+      '--offline',
+    ],
+    { input: stream, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024 },
+  );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.status !== 0) throw new Error(`helm-post-render failed: ${(r.stderr ?? '').slice(0, 500)}`);
   const rss = /__BENCH_MAXRSS_KB__ (\d+)/.exec(r.stderr);
   const cpu = /__BENCH_CPU_S__ ([\d.]+)/.exec(r.stderr);
-  return { megabytes: +(Buffer.byteLength(stream) / 1e6).toFixed(1), seconds, cpuSeconds: cpu ? Number(cpu[1]) : NaN, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN, identicalOutput: r.stdout === stream ? 1 : 0 };
+  return {
+    megabytes: +(Buffer.byteLength(stream) / 1e6).toFixed(1),
+    seconds,
+    cpuSeconds: cpu ? Number(cpu[1]) : NaN,
+    maxRssMb: rss ? Number(rss[1]) / 1024 : NaN,
+    identicalOutput: r.stdout === stream ? 1 : 0,
+  };
 }
 
 ensureBuilt();
@@ -44,7 +63,9 @@ try {
   process.stderr.write(`stream small: ${JSON.stringify(smallDocuments)}\n`);
   const largeDocuments = { documents: Math.max(1, Math.round(MEGABYTES)), ...pass(large, join(dir, 'ws-large')) };
   process.stderr.write(`stream large: ${JSON.stringify(largeDocuments)}\n`);
-  process.stdout.write(`${JSON.stringify({ benchmark: 'stream', goal: { seconds: 5, maxRssMb: 300 }, smallDocuments, largeDocuments }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ benchmark: 'stream', goal: { seconds: 5, maxRssMb: 300 }, smallDocuments, largeDocuments }, null, 2)}\n`,
+  );
 } finally {
   removeDir(dir);
 }

@@ -7,7 +7,12 @@ export function buildInfoJson() {
   let commit = process.env.CONTRAST_BUILD_COMMIT;
   if (!commit) {
     try {
-      commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      commit = execFileSync('git', ['rev-parse', 'HEAD'], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+        .toString()
+        .trim();
     } catch {
       commit = 'unknown';
     }

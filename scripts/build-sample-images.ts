@@ -34,9 +34,15 @@ const samples: Sample[] = [
   {
     ref: 'ghcr.io/kubectl-contrast/samples/web:1.0',
     files: [
-      { path: 'etc/passwd', content: lines([...basePasswd, 'nginx:x:101:101:nginx user:/nonexistent:/usr/sbin/nologin']) },
+      {
+        path: 'etc/passwd',
+        content: lines([...basePasswd, 'nginx:x:101:101:nginx user:/nonexistent:/usr/sbin/nologin']),
+      },
       { path: 'etc/group', content: lines([...baseGroup, 'nginx:x:101:']) },
-      { path: 'usr/share/nginx/html/index.html', content: '<!doctype html><title>kubectl-contrast sample</title><p>Hello from a confidential pod.</p>\n' },
+      {
+        path: 'usr/share/nginx/html/index.html',
+        content: '<!doctype html><title>kubectl-contrast sample</title><p>Hello from a confidential pod.</p>\n',
+      },
     ],
     config: {
       User: '101',
@@ -53,7 +59,11 @@ const samples: Sample[] = [
     files: [
       { path: 'etc/passwd', content: lines([...basePasswd, 'app:x:1000:1000:api service:/app:/usr/sbin/nologin']) },
       { path: 'etc/group', content: lines([...baseGroup, 'app:x:1000:']) },
-      { path: 'app/api', content: '#!/bin/sh\necho "sample api: listening on :8080"\nexec sleep infinity\n', mode: 0o755 },
+      {
+        path: 'app/api',
+        content: '#!/bin/sh\necho "sample api: listening on :8080"\nexec sleep infinity\n',
+        mode: 0o755,
+      },
     ],
     config: {
       User: 'app',
@@ -67,7 +77,10 @@ const samples: Sample[] = [
   {
     ref: 'ghcr.io/kubectl-contrast/samples/worker:1.0',
     files: [
-      { path: 'etc/passwd', content: lines([...basePasswd, 'worker:x:1001:1001:queue worker:/var/lib/worker:/usr/sbin/nologin']) },
+      {
+        path: 'etc/passwd',
+        content: lines([...basePasswd, 'worker:x:1001:1001:queue worker:/var/lib/worker:/usr/sbin/nologin']),
+      },
       { path: 'etc/group', content: lines([...baseGroup, 'worker:x:1001:', 'jobs:x:2000:worker']) },
       { path: 'usr/local/bin/worker', content: '#!/bin/sh\nexec sleep infinity\n', mode: 0o755 },
     ],
@@ -95,9 +108,20 @@ function standIns(): { ref: string; key: string; files: LayerEntry[]; config: Sa
     files: [
       { path: 'etc/passwd', content: lines(PASSWD) },
       { path: 'etc/group', content: lines(GROUP) },
-      { path: (i.config.Entrypoint ?? ['/bin/placeholder'])[0]!.slice(1), content: `#!/bin/sh\n# stand-in for ${referenceOf(i)}: npm run images builds the real one\n`, mode: 0o755 },
+      {
+        path: (i.config.Entrypoint ?? ['/bin/placeholder'])[0]!.slice(1),
+        content: `#!/bin/sh\n# stand-in for ${referenceOf(i)}: npm run images builds the real one\n`,
+        mode: 0o755,
+      },
     ],
-    config: { ...i.config, Labels: { 'org.opencontainers.image.source': 'https://github.com/kubectl-contrast/kubectl-contrast', 'org.opencontainers.image.title': i.repository, 'org.opencontainers.image.version': TAG } },
+    config: {
+      ...i.config,
+      Labels: {
+        'org.opencontainers.image.source': 'https://github.com/kubectl-contrast/kubectl-contrast',
+        'org.opencontainers.image.title': i.repository,
+        'org.opencontainers.image.version': TAG,
+      },
+    },
   }));
 }
 
@@ -109,7 +133,13 @@ function buildSamples(): { writer: OciLayoutWriter; lock: string } {
   const writer = new OciLayoutWriter();
   for (const s of samples) {
     const layer = buildLayer(buildTar(s.files));
-    const config = { ...s.config, Labels: { 'org.opencontainers.image.source': 'https://github.com/kubectl-contrast/kubectl-contrast', 'org.opencontainers.image.title': s.ref } };
+    const config = {
+      ...s.config,
+      Labels: {
+        'org.opencontainers.image.source': 'https://github.com/kubectl-contrast/kubectl-contrast',
+        'org.opencontainers.image.title': s.ref,
+      },
+    };
     const image = buildImage({ layers: [layer], config });
     writer.add(image.descriptor, image.blobs, s.ref);
   }
@@ -134,7 +164,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const { writer, lock } = buildSamples();
   writer.write(out, true);
   writeFileSync(join(out, 'image-lock.json'), lock);
-  const index = JSON.parse(writer.index().toString('utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] };
-  for (const m of index.manifests) process.stdout.write(`${m.annotations['org.opencontainers.image.ref.name']}@${m.digest}\n`);
+  const index = JSON.parse(writer.index().toString('utf8')) as {
+    manifests: { digest: string; annotations: Record<string, string> }[];
+  };
+  for (const m of index.manifests)
+    process.stdout.write(`${m.annotations['org.opencontainers.image.ref.name']}@${m.digest}\n`);
   process.stderr.write(`wrote ${index.manifests.length} images to ${out}\n`);
 }

@@ -19,7 +19,16 @@
 //     dist-sea/: the very files a release uploads.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -112,16 +121,19 @@ log('bundling with esbuild');
 const bundle = join(work, 'kubectl-contrast.cjs');
 // `--version` answers before the CLI modules are evaluated (esbuild keeps a dynamically
 // imported module uninitialised until the import runs); everything else loads the CLI.
-writeFileSync(join(work, 'entry.ts'), [
-  `import { VERSION } from ${JSON.stringify(join(root, 'src/version.ts'))};`,
-  'const args = process.argv.slice(2);',
-  "if (args.length === 1 && args[0] === '--version') {",
-  "  process.stdout.write(`${VERSION}\\n`);",
-  '} else {',
-  `  import(${JSON.stringify(join(root, 'src/cli/main.ts'))}).then(({ main }) => main(args)).then((code) => { process.exitCode = code; });`,
-  '}',
-  '',
-].join('\n'));
+writeFileSync(
+  join(work, 'entry.ts'),
+  [
+    `import { VERSION } from ${JSON.stringify(join(root, 'src/version.ts'))};`,
+    'const args = process.argv.slice(2);',
+    "if (args.length === 1 && args[0] === '--version') {",
+    '  process.stdout.write(`${VERSION}\\n`);',
+    '} else {',
+    `  import(${JSON.stringify(join(root, 'src/cli/main.ts'))}).then(({ main }) => main(args)).then((code) => { process.exitCode = code; });`,
+    '}',
+    '',
+  ].join('\n'),
+);
 await build({
   entryPoints: [join(work, 'entry.ts')],
   bundle: true,
@@ -136,8 +148,11 @@ await build({
   legalComments: 'none',
 });
 
-const assets = Object.fromEntries(assetsUnder(join(root, 'src')).map((p) => [relative(root, p).split('\\').join('/'), p])
-  .filter(([key]) => !(process.env.CONTRAST_SEA_NO_IMAGE_LOCK === '1' && key === IMAGE_LOCK)));
+const assets = Object.fromEntries(
+  assetsUnder(join(root, 'src'))
+    .map((p) => [relative(root, p).split('\\').join('/'), p])
+    .filter(([key]) => !(process.env.CONTRAST_SEA_NO_IMAGE_LOCK === '1' && key === IMAGE_LOCK)),
+);
 // src/version.ts reads build-info.json beside itself. Only a build that names its commit
 // (CONTRAST_BUILD_COMMIT, as a release does) gets one: otherwise the executable, and the images
 // made from it, would change with every commit although the code did not.
@@ -147,18 +162,27 @@ if (process.env.CONTRAST_BUILD_COMMIT) {
 }
 log(`${Object.keys(assets).length} assets: ${Object.keys(assets).join(', ')}`);
 const blob = join(work, 'sea-prep.blob');
-writeFileSync(join(work, 'sea-config.json'), JSON.stringify({
-  main: bundle,
-  output: blob,
-  disableExperimentalSEAWarning: true,
-  useSnapshot: false,
-  useCodeCache: true,
-  assets,
-}, null, 2));
+writeFileSync(
+  join(work, 'sea-config.json'),
+  JSON.stringify(
+    {
+      main: bundle,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useSnapshot: false,
+      useCodeCache: true,
+      assets,
+    },
+    null,
+    2,
+  ),
+);
 // V8 seeds its code cache with a random number; a fixed seed makes the cache (and so the
 // executable) reproducible. V8 leaves --random-seed out of the flag hash that a code cache is
 // checked against, so the cache is still accepted when the executable runs without it.
-execFileSync(process.execPath, ['--random-seed=1', '--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+execFileSync(process.execPath, ['--random-seed=1', '--experimental-sea-config', join(work, 'sea-config.json')], {
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
 
 const stage = join(work, 'archive');
 mkdirSync(stage, { recursive: true });
@@ -175,8 +199,19 @@ if (os === 'linux' && process.env.CONTRAST_SEA_STRIP !== '0') {
 if (os === 'darwin') execFileSync('codesign', ['--remove-signature', exe]);
 log('injecting the blob with postject');
 const postject = join(root, 'node_modules', 'postject', 'dist', 'cli.js');
-execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
-  ...(os === 'darwin' ? ['--macho-segment-name', 'NODE_SEA'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
+execFileSync(
+  process.execPath,
+  [
+    postject,
+    exe,
+    'NODE_SEA_BLOB',
+    blob,
+    '--sentinel-fuse',
+    'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+    ...(os === 'darwin' ? ['--macho-segment-name', 'NODE_SEA'] : []),
+  ],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+);
 if (os === 'darwin') execFileSync('codesign', ['--sign', '-', exe]);
 copyFileSync(join(root, 'LICENSE'), join(stage, 'LICENSE'));
 copyFileSync(join(root, 'NOTICE'), join(stage, 'NOTICE'));
@@ -184,13 +219,30 @@ copyFileSync(join(root, 'NOTICE'), join(stage, 'NOTICE'));
 // `bin`, so docs/krew.md says how to link this one too.
 const completion = join(stage, 'kubectl_complete-contrast');
 copyFileSync(join(root, 'bin', 'kubectl_complete-contrast'), completion);
-for (const [name, mode] of [['LICENSE', 0o644], ['NOTICE', 0o644], ['kubectl_complete-contrast', 0o755]]) chmodSync(join(stage, name), mode);
+for (const [name, mode] of [
+  ['LICENSE', 0o644],
+  ['NOTICE', 0o644],
+  ['kubectl_complete-contrast', 0o755],
+])
+  chmodSync(join(stage, name), mode);
 
 log(`packing ${archiveName}`);
 const archive = join(out, archiveName);
 const tar = join(work, 'archive.tar');
 const names = readdirSync(stage).sort();
-execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '--format=gnu', '-cf', tar, '-C', stage, ...names]);
+execFileSync('tar', [
+  '--sort=name',
+  '--owner=0',
+  '--group=0',
+  '--numeric-owner',
+  '--mtime=@0',
+  '--format=gnu',
+  '-cf',
+  tar,
+  '-C',
+  stage,
+  ...names,
+]);
 execFileSync('sh', ['-c', 'gzip -n -9 -c "$1" > "$2"', 'gzip', tar, archive]);
 const sha256 = createHash('sha256').update(readFileSync(archive)).digest('hex');
 writeFileSync(`${archive}.sha256`, `${sha256}  ${archiveName}\n`);
@@ -200,19 +252,36 @@ rmSync(tar);
 // platform's archive placed in dist-sea/ for a release).
 const version = `v${pkg.version}`;
 let text = readFileSync(join(root, 'krew-manifest.yaml'), 'utf8');
-for (const name of readdirSync(out).filter((n) => /^kubectl-contrast-[a-z0-9]+-[a-z0-9]+\.tar\.gz$/.test(n)).sort()) {
+for (const name of readdirSync(out)
+  .filter((n) => /^kubectl-contrast-[a-z0-9]+-[a-z0-9]+\.tar\.gz$/.test(n))
+  .sort()) {
   const [, archiveOs, archiveArch] = /^kubectl-contrast-([a-z0-9]+)-([a-z0-9]+)\.tar\.gz$/.exec(name);
   const exe = archiveOs === 'windows' ? 'kubectl-contrast.exe' : 'kubectl-contrast';
   text = updateKrewManifest(text, {
-    version, os: archiveOs, arch: archiveArch, bin: exe,
-    sha256: createHash('sha256').update(readFileSync(join(out, name))).digest('hex'),
+    version,
+    os: archiveOs,
+    arch: archiveArch,
+    bin: exe,
+    sha256: createHash('sha256')
+      .update(readFileSync(join(out, name)))
+      .digest('hex'),
     uri: `https://github.com/kubectl-contrast/kubectl-contrast/releases/download/${version}/${name}`,
-    files: [{ from: exe, to: '.' }, { from: 'LICENSE', to: '.' }, { from: 'NOTICE', to: '.' }, { from: 'kubectl_complete-contrast', to: '.' }],
+    files: [
+      { from: exe, to: '.' },
+      { from: 'LICENSE', to: '.' },
+      { from: 'NOTICE', to: '.' },
+      { from: 'kubectl_complete-contrast', to: '.' },
+    ],
   });
 }
 const problems = validateKrewManifest((await import('yaml')).parse(text), 'contrast.yaml');
 if (problems.length > 0) throw new Error(`the krew manifest is not valid:\n${problems.join('\n')}`);
 const manifestPath = join(out, 'contrast.yaml');
-writeFileSync(manifestPath, `# Written by \`npm run package\` from krew-manifest.yaml and the archives in dist-sea/.\n${text.replace(/^(#[^\n]*\n)*/, '')}`);
-log(`done: ${relative(root, archive)} (${(statSync(archive).size / 1e6).toFixed(1)} MB, sha256 ${sha256}); krew manifest ${relative(root, manifestPath)}`);
+writeFileSync(
+  manifestPath,
+  `# Written by \`npm run package\` from krew-manifest.yaml and the archives in dist-sea/.\n${text.replace(/^(#[^\n]*\n)*/, '')}`,
+);
+log(
+  `done: ${relative(root, archive)} (${(statSync(archive).size / 1e6).toFixed(1)} MB, sha256 ${sha256}); krew manifest ${relative(root, manifestPath)}`,
+);
 process.stdout.write(`${archive}\n`);

@@ -11,7 +11,9 @@ export const VERSION = '0.1.0';
  */
 export function buildCommit(): string {
   try {
-    const info = JSON.parse(readFileSync(new URL('./build-info.json', import.meta.url), 'utf8')) as { commit?: unknown };
+    const info = JSON.parse(readFileSync(new URL('./build-info.json', import.meta.url), 'utf8')) as {
+      commit?: unknown;
+    };
     return typeof info.commit === 'string' && /^[0-9a-f]{7,64}$/.test(info.commit) ? info.commit : 'unknown';
   } catch {
     return 'unknown';

@@ -5,9 +5,18 @@
  */
 import type { Summary } from './stats.js';
 
-export interface Goal { name: string; goal: string; measured: string; met: boolean | null }
+export interface Goal {
+  name: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
 
-interface Result { name: string; maxRssMb: Summary; metrics: Record<string, Summary> }
+interface Result {
+  name: string;
+  maxRssMb: Summary;
+  metrics: Record<string, Summary>;
+}
 
 const num = (r: Result | undefined, key: string): number | undefined => {
   const v = r?.metrics[key]?.median;
@@ -26,7 +35,13 @@ function sizePrefix(r: Result | undefined, workloads: number): string | undefine
 
 const f = (n: number, digits = 2) => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(digits));
 
-function goal(name: string, text: string, values: (number | undefined)[], measured: (v: number[]) => string, met: (v: number[]) => boolean): Goal {
+function goal(
+  name: string,
+  text: string,
+  values: (number | undefined)[],
+  measured: (v: number[]) => string,
+  met: (v: number[]) => boolean,
+): Goal {
   if (values.some((v) => v === undefined)) return { name, goal: text, measured: 'not measured', met: null };
   const v = values as number[];
   return { name, goal: text, measured: measured(v), met: met(v) };
@@ -43,30 +58,71 @@ export function computeGoals(results: Result[]): Goal[] {
   const coord = by('coordinator');
   const stream = by('stream');
   return [
-    goal('generate-1000-warm', '1,000 workloads, warm image cache: ≤ 1.5 s wall and ≤ 150 MB peak RSS',
+    goal(
+      'generate-1000-warm',
+      '1,000 workloads, warm image cache: ≤ 1.5 s wall and ≤ 150 MB peak RSS',
       [num(gen, `${g1000}.warmSeconds`), num(gen, `${g1000}.warmMaxRssMb`)],
-      ([s, mb]) => `${f(s!)} s wall (${num(gen, `${g1000}.warmCpuSeconds`)?.toFixed(2) ?? '–'} s CPU), ${f(mb!, 0)} MB peak`, ([s, mb]) => s! <= 1.5 && mb! <= 150),
-    goal('genpolicy-ratio', '10 workloads, warm: genpolicy wall time ÷ ours ≥ 1 (we are not slower on small runs)',
+      ([s, mb]) =>
+        `${f(s!)} s wall (${num(gen, `${g1000}.warmCpuSeconds`)?.toFixed(2) ?? '–'} s CPU), ${f(mb!, 0)} MB peak`,
+      ([s, mb]) => s! <= 1.5 && mb! <= 150,
+    ),
+    goal(
+      'genpolicy-ratio',
+      '10 workloads, warm: genpolicy wall time ÷ ours ≥ 1 (we are not slower on small runs)',
       [num(gen, `${g10}.genpolicyWarmSeconds`), num(gen, `${g10}.warmSeconds`)],
-      ([g, o]) => `genpolicy ${f(g!)} s, ours ${f(o!)} s: ${f(g! / o!)}×`, ([g, o]) => g! / o! >= 1),
-    goal('post-render-200', 'Helm post-renderer adds ≤ 300 ms to `helm template` of 200 resources (Helm 3 and Helm 4)',
+      ([g, o]) => `genpolicy ${f(g!)} s, ours ${f(o!)} s: ${f(g! / o!)}×`,
+      ([g, o]) => g! / o! >= 1,
+    ),
+    goal(
+      'post-render-200',
+      'Helm post-renderer adds ≤ 300 ms to `helm template` of 200 resources (Helm 3 and Helm 4)',
       [num(render, 'helm3.postRendererAddsMs'), num(render, 'helm4.postRendererAddsMs')],
-      ([a, b]) => `+${f(a!, 0)} ms Helm 3, +${f(b!, 0)} ms Helm 4`, ([a, b]) => a! <= 300 && b! <= 300),
-    goal('policy-create-container', '≥ 5,000 CreateContainer evaluations per CPU-second (one core)',
+      ([a, b]) => `+${f(a!, 0)} ms Helm 3, +${f(b!, 0)} ms Helm 4`,
+      ([a, b]) => a! <= 300 && b! <= 300,
+    ),
+    goal(
+      'policy-create-container',
+      '≥ 5,000 CreateContainer evaluations per CPU-second (one core)',
       [num(policy, 'allowed.perCpuSecond')],
-      ([r]) => `${f(r!, 0)} per CPU-second`, ([r]) => r! >= 5000),
-    goal('image-cold-vs-gunzip', 'cold image resolution ≥ 90% of single-threaded gunzip speed on the same layers',
+      ([r]) => `${f(r!, 0)} per CPU-second`,
+      ([r]) => r! >= 5000,
+    ),
+    goal(
+      'image-cold-vs-gunzip',
+      'cold image resolution ≥ 90% of single-threaded gunzip speed on the same layers',
       [num(images, 'coldSequential.MBps'), num(images, 'gunzipSingleThread.MBps')],
-      ([c, g]) => `${f(c!, 0)} vs ${f(g!, 0)} MB/s: ${f((100 * c!) / g!, 0)}%`, ([c, g]) => c! / g! >= 0.9),
-    goal('stream-100mb', '100 MB without confidential workloads (many small and few large documents): ≤ 5 s and ≤ 300 MB peak each',
-      [num(stream, 'smallDocuments.seconds'), num(stream, 'smallDocuments.maxRssMb'), num(stream, 'largeDocuments.seconds'), num(stream, 'largeDocuments.maxRssMb')],
+      ([c, g]) => `${f(c!, 0)} vs ${f(g!, 0)} MB/s: ${f((100 * c!) / g!, 0)}%`,
+      ([c, g]) => c! / g! >= 0.9,
+    ),
+    goal(
+      'stream-100mb',
+      '100 MB without confidential workloads (many small and few large documents): ≤ 5 s and ≤ 300 MB peak each',
+      [
+        num(stream, 'smallDocuments.seconds'),
+        num(stream, 'smallDocuments.maxRssMb'),
+        num(stream, 'largeDocuments.seconds'),
+        num(stream, 'largeDocuments.maxRssMb'),
+      ],
       ([s1, m1, s2, m2]) => `small: ${f(s1!)} s, ${f(m1!, 0)} MB; large: ${f(s2!)} s, ${f(m2!, 0)} MB`,
-      ([s1, m1, s2, m2]) => s1! <= 5 && m1! <= 300 && s2! <= 5 && m2! <= 300),
-    goal('mesh-certs', 'the Coordinator issues ≥ 1,000 mesh certificates per second, 0 errors',
-      [num(coord, 'newMeshCert.certificatesPerSecond'), num(coord, 'newMeshCert.failed'), num(coord, 'newMeshCert.badChains')],
-      ([r, e, b]) => `${f(r!, 0)}/s, ${e! + b!} errors`, ([r, e, b]) => r! >= 1000 && e! === 0 && b! === 0),
-    goal('sea-version', 'the single executable answers --version in ≤ 80 ms',
+      ([s1, m1, s2, m2]) => s1! <= 5 && m1! <= 300 && s2! <= 5 && m2! <= 300,
+    ),
+    goal(
+      'mesh-certs',
+      'the Coordinator issues ≥ 1,000 mesh certificates per second, 0 errors',
+      [
+        num(coord, 'newMeshCert.certificatesPerSecond'),
+        num(coord, 'newMeshCert.failed'),
+        num(coord, 'newMeshCert.badChains'),
+      ],
+      ([r, e, b]) => `${f(r!, 0)}/s, ${e! + b!} errors`,
+      ([r, e, b]) => r! >= 1000 && e! === 0 && b! === 0,
+    ),
+    goal(
+      'sea-version',
+      'the single executable answers --version in ≤ 80 ms',
       [num(render, 'versionStartup.singleExecutable.medianMs')],
-      ([ms]) => `${f(ms!, 0)} ms`, ([ms]) => ms! <= 80),
+      ([ms]) => `${f(ms!, 0)} ms`,
+      ([ms]) => ms! <= 80,
+    ),
   ];
 }

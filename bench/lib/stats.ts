@@ -1,7 +1,12 @@
 /** Median and spread of every numeric value that repeated benchmark runs printed. */
 import { platform, release } from 'node:os';
 
-export interface Summary { median: number; min: number; max: number; n: number }
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -25,7 +30,8 @@ export function summarise(runs: unknown[]): Record<string, Summary> {
     for (const [k, v] of Object.entries(numericLeaves(run))) byKey.set(k, [...(byKey.get(k) ?? []), v]);
   }
   const out: Record<string, Summary> = {};
-  for (const [k, values] of byKey) out[k] = { median: median(values), min: Math.min(...values), max: Math.max(...values), n: values.length };
+  for (const [k, values] of byKey)
+    out[k] = { median: median(values), min: Math.min(...values), max: Math.max(...values), n: values.length };
   if (runs.length === 0) out['v'] = { median: NaN, min: NaN, max: NaN, n: 0 };
   return out;
 }

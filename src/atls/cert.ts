@@ -16,7 +16,8 @@ import { TAG, readSingle } from '../attestation/der.js';
 const TWO_HOURS = 2 * 3600 * 1000;
 
 function signatureAlgorithm(key: KeyObject): { alg: Buffer; hash: string } {
-  if (key.asymmetricKeyType === 'rsa') return { alg: seq(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00])), hash: 'sha256' };
+  if (key.asymmetricKeyType === 'rsa')
+    return { alg: seq(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00])), hash: 'sha256' };
   const curve = key.asymmetricKeyDetails?.namedCurve;
   if (curve === 'secp384r1') return { alg: seq(oid('1.2.840.10045.4.3.3')), hash: 'sha384' };
   if (curve === 'prime256v1') return { alg: seq(oid('1.2.840.10045.4.3.2')), hash: 'sha256' };
@@ -61,7 +62,8 @@ function evidenceExtensions(cert: NodeX509): Evidence[] {
   for (const [oid, ext] of extensions(cert)) {
     if (!EVIDENCE_OIDS.includes(oid)) continue;
     const inner = readSingle(ext.value);
-    if (inner.tag !== TAG.OCTET_STRING) throw new AttestationError('atls.certificate', `the evidence extension ${oid} is not an OCTET STRING`);
+    if (inner.tag !== TAG.OCTET_STRING)
+      throw new AttestationError('atls.certificate', `the evidence extension ${oid} is not an OCTET STRING`);
     out.push({ oid, value: Buffer.from(inner.content) });
   }
   return out;
@@ -77,7 +79,13 @@ export function parseAtlsCert(der: Uint8Array): AtlsPeer {
   try {
     cert = parseDerCertificate(der, 'the peer certificate');
   } catch (err) {
-    throw new AttestationError('atls.certificate', (err as Error).message.replace(/^attestation check x509.parse failed: /, ''), undefined, undefined, { cause: err });
+    throw new AttestationError(
+      'atls.certificate',
+      (err as Error).message.replace(/^attestation check x509.parse failed: /, ''),
+      undefined,
+      undefined,
+      { cause: err },
+    );
   }
   const evidence = evidenceExtensions(cert);
   let publicKey: KeyObject;
@@ -87,8 +95,15 @@ export function parseAtlsCert(der: Uint8Array): AtlsPeer {
     selfSigned = cert.verify(publicKey);
   } catch (err) {
     // The cause keeps OpenSSL's words for logs; the message that reaches the peer does not.
-    throw new AttestationError('atls.certificate', 'the peer certificate has an unusable public key or signature', undefined, undefined, { cause: err });
+    throw new AttestationError(
+      'atls.certificate',
+      'the peer certificate has an unusable public key or signature',
+      undefined,
+      undefined,
+      { cause: err },
+    );
   }
-  if (!selfSigned) throw new AttestationError('atls.certificate', 'the peer certificate is not self-signed by its own key');
+  if (!selfSigned)
+    throw new AttestationError('atls.certificate', 'the peer certificate is not self-signed by its own key');
   return { publicKey, spki: spkiDer(publicKey), evidence };
 }

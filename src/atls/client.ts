@@ -8,7 +8,15 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Issuer } from '../issuers/issuer.js';
 import { createAtlsCert, createAtlsCertDer, parseAtlsCert, type AtlsPeer } from './cert.js';
-import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, newNonce, nonceToServerName, reportData, spkiDer } from './binding.js';
+import {
+  CLIENT_EVIDENCE_HEADER,
+  EKM_LABEL,
+  EKM_SIZE,
+  newNonce,
+  nonceToServerName,
+  reportData,
+  spkiDer,
+} from './binding.js';
 
 export interface DialOptions<V> {
   host: string;
@@ -31,7 +39,12 @@ export interface AtlsConnection<V> {
   close(): void;
 }
 
-function connectTls(opts: DialOptions<unknown>, keyPem: string, certPem: string, servername: string): Promise<TLSSocket> {
+function connectTls(
+  opts: DialOptions<unknown>,
+  keyPem: string,
+  certPem: string,
+  servername: string,
+): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({
       host: opts.host,
@@ -79,11 +92,18 @@ export async function dialAtls<V>(opts: DialOptions<V>): Promise<AtlsConnection<
       metadata[CLIENT_EVIDENCE_HEADER] = createAtlsCertDer(clientKey, evidence).toString('base64');
     }
     const session = http2Connect(`https://${opts.host}:${opts.port}`, { createConnection: () => socket });
-    session.on('error', () => { /* surfaced through the calls */ });
+    session.on('error', () => {
+      /* surfaced through the calls */
+    });
     return {
-      session, socket, metadata,
+      session,
+      socket,
+      metadata,
       ...(serverResult !== undefined ? { serverResult } : {}),
-      close: () => { session.close(); socket.destroy(); },
+      close: () => {
+        session.close();
+        socket.destroy();
+      },
     };
   } catch (err) {
     socket.destroy();

@@ -37,7 +37,8 @@ export function oid(dotted: string): Buffer {
 }
 
 const two = (n: number) => String(n).padStart(2, '0');
-const monthToSecond = (d: Date) => `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
+const monthToSecond = (d: Date) =>
+  `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
 
 export function utcTime(d: Date): Buffer {
   return tlv(0x17, Buffer.from(`${two(d.getUTCFullYear() % 100)}${monthToSecond(d)}`, 'ascii'));

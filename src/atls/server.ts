@@ -31,7 +31,8 @@ export function atlsServerOptions(cfg: AtlsServerConfig) {
         cb(new Error('aTLS: the client sent no nonce in the server name'));
         return;
       }
-      cfg.issuer.issue(reportData(spki, nonce))
+      cfg.issuer
+        .issue(reportData(spki, nonce))
         .then((evidence) => createAtlsCert(cfg.key, evidence))
         .then((cert) => cb(null, createSecureContext({ key: keyPem, cert, minVersion: 'TLSv1.3' })))
         .catch((err: Error) => {

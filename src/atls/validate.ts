@@ -21,7 +21,8 @@ export interface ValidatorOptions extends DispatchOptions {
 }
 
 export async function admitPeer(peer: AtlsPeer, reportData: Buffer, opts: ValidatorOptions): Promise<Admission> {
-  if (peer.evidence.length === 0) throw new AttestationError('atls.evidence', 'the peer certificate carries no attestation evidence');
+  if (peer.evidence.length === 0)
+    throw new AttestationError('atls.evidence', 'the peer certificate carries no attestation evidence');
   const failures: AttestationError[] = [];
   for (const ev of peer.evidence) {
     let verified: VerifiedEvidence;
@@ -36,8 +37,12 @@ export async function admitPeer(peer: AtlsPeer, reportData: Buffer, opts: Valida
     }
     const policyHash = verified.hostData.toString('hex');
     if (!opts.policyHashes.includes(policyHash)) {
-      throw new AttestationError('policy.hash', `the reported policy hash (HOSTDATA/MRCONFIGID) is not a ${opts.what} in the manifest; if the deployment changed, run \`kubectl contrast generate\` and apply the resources again`,
-        opts.policyHashes.join(' or ') || '(none in the manifest)', policyHash);
+      throw new AttestationError(
+        'policy.hash',
+        `the reported policy hash (HOSTDATA/MRCONFIGID) is not a ${opts.what} in the manifest; if the deployment changed, run \`kubectl contrast generate\` and apply the resources again`,
+        opts.policyHashes.join(' or ') || '(none in the manifest)',
+        policyHash,
+      );
     }
     return { ...verified, policyHash };
   }

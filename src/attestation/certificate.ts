@@ -25,7 +25,13 @@ const PEM_BEGIN = '-----BEGIN CERTIFICATE-----';
 const PEM_END = '-----END CERTIFICATE-----';
 
 function refuse(what: string, reason: string, cause?: unknown): never {
-  throw new AttestationError('x509.parse', `${what} is not a well-formed certificate: ${reason}`, undefined, undefined, cause === undefined ? undefined : { cause });
+  throw new AttestationError(
+    'x509.parse',
+    `${what} is not a well-formed certificate: ${reason}`,
+    undefined,
+    undefined,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /** Checks the fields of TBSCertificate in order (RFC 5280 §4.1) and returns the extension OIDs. */
@@ -36,18 +42,32 @@ function checkTbsShape(tbs: DerNode[], outerAlg: DerNode, what: string): void {
     const v = children(tbs[i]!);
     if (v.length !== 1 || v[0]!.tag !== TAG.INTEGER || v[0]!.content.length !== 1) refuse(what, 'malformed version');
     version = v[0]!.content[0]!;
-    if (version !== 1 && version !== 2) refuse(what, `version ${version} (an explicit v1 is not DER, later versions do not exist)`);
+    if (version !== 1 && version !== 2)
+      refuse(what, `version ${version} (an explicit v1 is not DER, later versions do not exist)`);
     i++;
   }
-  const want: [number, string][] = [[TAG.INTEGER, 'serialNumber'], [TAG.SEQUENCE, 'signature'], [TAG.SEQUENCE, 'issuer'], [TAG.SEQUENCE, 'validity'], [TAG.SEQUENCE, 'subject'], [TAG.SEQUENCE, 'subjectPublicKeyInfo']];
+  const want: [number, string][] = [
+    [TAG.INTEGER, 'serialNumber'],
+    [TAG.SEQUENCE, 'signature'],
+    [TAG.SEQUENCE, 'issuer'],
+    [TAG.SEQUENCE, 'validity'],
+    [TAG.SEQUENCE, 'subject'],
+    [TAG.SEQUENCE, 'subjectPublicKeyInfo'],
+  ];
   for (const [tag, field] of want) {
     if (tbs[i]?.tag !== tag) refuse(what, `tbsCertificate.${field} is missing or has the wrong type`);
     i++;
   }
-  if (!tbs[1 + (version ? 1 : 0)]!.raw.equals(outerAlg.raw)) refuse(what, 'the inner and outer signature algorithms differ');
+  if (!tbs[1 + (version ? 1 : 0)]!.raw.equals(outerAlg.raw))
+    refuse(what, 'the inner and outer signature algorithms differ');
   const validity = children(tbs[(version ? 1 : 0) + 3]!);
-  if (validity.length !== 2 || !validity.every((t) => t.tag === TAG.UTC_TIME || t.tag === TAG.GENERALIZED_TIME)) refuse(what, 'malformed validity');
-  for (const [tag, field, minVersion] of [[0x81, 'issuerUniqueID', 1], [0x82, 'subjectUniqueID', 1], [0xa3, 'extensions', 2]] as const) {
+  if (validity.length !== 2 || !validity.every((t) => t.tag === TAG.UTC_TIME || t.tag === TAG.GENERALIZED_TIME))
+    refuse(what, 'malformed validity');
+  for (const [tag, field, minVersion] of [
+    [0x81, 'issuerUniqueID', 1],
+    [0x82, 'subjectUniqueID', 1],
+    [0xa3, 'extensions', 2],
+  ] as const) {
     if (tbs[i]?.tag !== tag) continue;
     if (version < minVersion) refuse(what, `${field} in a version ${version + 1} certificate`);
     if (tag === 0xa3) checkExtensions(tbs[i]!, what);
@@ -65,8 +85,13 @@ function checkExtensions(wrapper: DerNode, what: string): void {
   for (const ext of list) {
     const f = ext.tag === TAG.SEQUENCE ? children(ext) : [];
     const hasCritical = f.length === 3;
-    if ((f.length !== 2 && !hasCritical) || f[0]!.tag !== TAG.OID || f.at(-1)!.tag !== TAG.OCTET_STRING
-      || (hasCritical && f[1]!.tag !== TAG.BOOLEAN)) refuse(what, 'malformed extension');
+    if (
+      (f.length !== 2 && !hasCritical) ||
+      f[0]!.tag !== TAG.OID ||
+      f.at(-1)!.tag !== TAG.OCTET_STRING ||
+      (hasCritical && f[1]!.tag !== TAG.BOOLEAN)
+    )
+      refuse(what, 'malformed extension');
     const oid = readOid(f[0]!);
     // DER omits a DEFAULT value: an explicit critical FALSE is a second encoding of the same extension.
     if (hasCritical && f[1]!.content[0] !== 0xff) refuse(what, `extension ${oid} encodes the default critical=FALSE`);
@@ -77,7 +102,12 @@ function checkExtensions(wrapper: DerNode, what: string): void {
 
 function checkCertificateShape(root: DerNode, what: string): void {
   const top = root.tag === TAG.SEQUENCE ? children(root) : [];
-  if (top.length !== 3 || top[0]!.tag !== TAG.SEQUENCE || top[1]!.tag !== TAG.SEQUENCE || top[2]!.tag !== TAG.BIT_STRING) {
+  if (
+    top.length !== 3 ||
+    top[0]!.tag !== TAG.SEQUENCE ||
+    top[1]!.tag !== TAG.SEQUENCE ||
+    top[2]!.tag !== TAG.BIT_STRING
+  ) {
     refuse(what, 'a certificate is SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }');
   }
   if (top[2]!.content[0] !== 0) refuse(what, 'the signature has unused bits');
@@ -108,8 +138,15 @@ export function parseDerCertificate(bytes: Uint8Array, what: string): X509Certif
 }
 
 function parseUncached(der: Buffer, what: string): X509Certificate {
-  if (der.length > MAX_CERTIFICATE_BYTES) refuse(what, `${der.length} bytes, more than the ${MAX_CERTIFICATE_BYTES} accepted`);
-  if (der[0] !== TAG.SEQUENCE) refuse(what, der.subarray(0, PEM_BEGIN.length).toString('latin1').startsWith('-----') ? 'PEM where DER is expected' : 'it does not start with a DER SEQUENCE');
+  if (der.length > MAX_CERTIFICATE_BYTES)
+    refuse(what, `${der.length} bytes, more than the ${MAX_CERTIFICATE_BYTES} accepted`);
+  if (der[0] !== TAG.SEQUENCE)
+    refuse(
+      what,
+      der.subarray(0, PEM_BEGIN.length).toString('latin1').startsWith('-----')
+        ? 'PEM where DER is expected'
+        : 'it does not start with a DER SEQUENCE',
+    );
   try {
     const root = readSingle(der);
     checkDistinguished(root);
@@ -142,7 +179,8 @@ export interface PemOptions {
   exactLayout?: boolean;
 }
 
-const EXACT_PEM = /^(?:-----BEGIN CERTIFICATE-----\n(?:[A-Za-z0-9+/]{64}\n)*[A-Za-z0-9+/=]{1,64}\n-----END CERTIFICATE-----\n)*$/;
+const EXACT_PEM =
+  /^(?:-----BEGIN CERTIFICATE-----\n(?:[A-Za-z0-9+/]{64}\n)*[A-Za-z0-9+/=]{1,64}\n-----END CERTIFICATE-----\n)*$/;
 
 /**
  * Certificates from PEM text: only CERTIFICATE blocks in canonical base64 separated by
@@ -152,7 +190,11 @@ export function parsePemCertificates(bytes: Uint8Array, what: string, opts: PemO
   let text = Buffer.from(bytes).toString('latin1');
   if (opts.trailingNul) text = text.replace(/\0+$/, '');
   if (text.length > 16 * MAX_CERTIFICATE_BYTES) refuse(what, `${text.length} bytes of PEM, more than accepted`);
-  if (opts.exactLayout && !EXACT_PEM.test(text)) refuse(what, 'not laid out as the quoting enclave writes PEM (64-character lines, each ending in one LF, nothing between blocks)');
+  if (opts.exactLayout && !EXACT_PEM.test(text))
+    refuse(
+      what,
+      'not laid out as the quoting enclave writes PEM (64-character lines, each ending in one LF, nothing between blocks)',
+    );
   let blocks: PemBlock[];
   try {
     blocks = readPemBlocks(text);
@@ -163,9 +205,14 @@ export function parsePemCertificates(bytes: Uint8Array, what: string, opts: PemO
   if (other) refuse(what, `a ${other.label} block where only CERTIFICATE blocks belong`);
   const { min, max } = typeof opts.count === 'number' ? { min: opts.count, max: opts.count } : opts.count;
   if (blocks.length < min || blocks.length > max) {
-    refuse(what, `${blocks.length} certificate${blocks.length === 1 ? '' : 's'}, expected ${min === max ? min : `${min} to ${max}`}`);
+    refuse(
+      what,
+      `${blocks.length} certificate${blocks.length === 1 ? '' : 's'}, expected ${min === max ? min : `${min} to ${max}`}`,
+    );
   }
-  return blocks.map((b, i) => parseDerCertificate(b.der, blocks.length === 1 ? what : `${what} (certificate ${i + 1})`));
+  return blocks.map((b, i) =>
+    parseDerCertificate(b.der, blocks.length === 1 ? what : `${what} (certificate ${i + 1})`),
+  );
 }
 
 /**
@@ -174,5 +221,7 @@ export function parsePemCertificates(bytes: Uint8Array, what: string, opts: PemO
  */
 export function parseCertificateFile(bytes: Uint8Array, what: string): X509Certificate {
   const head = Buffer.from(bytes.subarray(0, 64)).toString('latin1').trimStart();
-  return head.startsWith(PEM_BEGIN) ? parsePemCertificates(bytes, what, { count: 1 })[0]! : parseDerCertificate(bytes, what);
+  return head.startsWith(PEM_BEGIN)
+    ? parsePemCertificates(bytes, what, { count: 1 })[0]!
+    : parseDerCertificate(bytes, what);
 }

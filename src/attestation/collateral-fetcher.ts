@@ -108,22 +108,32 @@ export class CollateralFetcher {
     if (known && now < known.until) {
       if (!known.error) return Promise.resolve(undefined);
       if (!(known.error instanceof CollateralUnavailableError)) return Promise.reject(known.error);
-      return Promise.reject(new CollateralUnavailableError(checks.backoff,
-        `not asking ${service} for the ${req.item} ${req.key} again for ${known.until - now} ms: the last attempt failed (${known.error.detail})`,
-        { cause: known.error, retryAfterMs: known.until - now }));
+      return Promise.reject(
+        new CollateralUnavailableError(
+          checks.backoff,
+          `not asking ${service} for the ${req.item} ${req.key} again for ${known.until - now} ms: the last attempt failed (${known.error.detail})`,
+          { cause: known.error, retryAfterMs: known.until - now },
+        ),
+      );
     }
     const shared = this.inflight.get(req.key);
     if (shared) return shared;
     let lane = this.lanes.get(req.lane);
     if (!lane) this.lanes.set(req.lane, (lane = new Lane()));
     if (lane.waiting.length >= this.cfg.maxQueued) {
-      return Promise.reject(new CollateralUnavailableError(checks.busy,
-        `${lane.waiting.length} distinct ${service} requests are already waiting; not queueing the ${req.item} ${req.key}`,
-        { retryAfterMs: (lane.waiting.length + 1) * this.cfg.minIntervalMs }));
+      return Promise.reject(
+        new CollateralUnavailableError(
+          checks.busy,
+          `${lane.waiting.length} distinct ${service} requests are already waiting; not queueing the ${req.item} ${req.key}`,
+          { retryAfterMs: (lane.waiting.length + 1) * this.cfg.minIntervalMs },
+        ),
+      );
     }
     const p = new Promise<Fetched | undefined>((resolve, reject) => lane.waiting.push({ req, resolve, reject }));
     this.inflight.set(req.key, p);
-    const done = () => { this.inflight.delete(req.key); };
+    const done = () => {
+      this.inflight.delete(req.key);
+    };
     p.then(done, done);
     void this.pump(lane);
     return p;
@@ -154,13 +164,21 @@ export class CollateralFetcher {
     const abort = new AbortController();
     const timer = new AbortController();
     let timedOut = false;
-    this.clock.sleep(this.cfg.timeoutMs, timer.signal).then(() => {
-      timedOut = true;
-      abort.abort();
-    }, () => undefined);
-    const unreachable = (err: unknown) => new CollateralUnavailableError(checks.failed, timedOut
-      ? `${service} did not deliver ${what} within ${this.cfg.timeoutMs} ms`
-      : `cannot fetch ${what} from ${service} (${(err as Error).message})`, { cause: err });
+    this.clock.sleep(this.cfg.timeoutMs, timer.signal).then(
+      () => {
+        timedOut = true;
+        abort.abort();
+      },
+      () => undefined,
+    );
+    const unreachable = (err: unknown) =>
+      new CollateralUnavailableError(
+        checks.failed,
+        timedOut
+          ? `${service} did not deliver ${what} within ${this.cfg.timeoutMs} ms`
+          : `cannot fetch ${what} from ${service} (${(err as Error).message})`,
+        { cause: err },
+      );
     try {
       let res: Response;
       try {
@@ -176,8 +194,11 @@ export class CollateralFetcher {
         }
         const retryAfter = Number(res.headers.get('retry-after') ?? NaN) * 1000;
         if (res.status === 408 || res.status === 429 || res.status >= 500) {
-          throw new CollateralUnavailableError(checks.failed, `${service} answered ${res.status} for ${what}`,
-            Number.isFinite(retryAfter) ? { retryAfterMs: retryAfter } : undefined);
+          throw new CollateralUnavailableError(
+            checks.failed,
+            `${service} answered ${res.status} for ${what}`,
+            Number.isFinite(retryAfter) ? { retryAfterMs: retryAfter } : undefined,
+          );
         }
         const refused = new AttestationError(checks.failed, `${service} refused ${what}`, '200', String(res.status));
         this.remember(req.key, this.cfg.notFoundTtlMs, refused);
@@ -185,7 +206,12 @@ export class CollateralFetcher {
       }
       let body: Buffer;
       try {
-        body = await readBounded(res, req.maxBytes, `${service} %s for ${what}; at most ${req.maxBytes} bytes are accepted`, checks.size);
+        body = await readBounded(
+          res,
+          req.maxBytes,
+          `${service} %s for ${what}; at most ${req.maxBytes} bytes are accepted`,
+          checks.size,
+        );
       } catch (err) {
         throw err instanceof AttestationError ? err : unreachable(err);
       }
@@ -196,7 +222,11 @@ export class CollateralFetcher {
         if (!(err instanceof AttestationError)) throw err;
         problem = err.detail;
       }
-      if (problem !== undefined) throw new CollateralUnavailableError(checks.invalid, `${service} sent something unusable for ${what}: ${problem}`);
+      if (problem !== undefined)
+        throw new CollateralUnavailableError(
+          checks.invalid,
+          `${service} sent something unusable for ${what}: ${problem}`,
+        );
       return { body, headers: res.headers };
     } catch (err) {
       if (err instanceof CollateralUnavailableError) {

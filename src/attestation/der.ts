@@ -53,7 +53,8 @@ export function readElement(buf: Buffer, offset = 0): DerNode {
     for (let i = 0; i < n; i++) length = length * 256 + buf[pos++]!;
     if (length < 0x80 || buf[pos - n] === 0) fail(`non-minimal length at offset ${offset}`);
   }
-  if (pos + length > buf.length) fail(`element at offset ${offset} claims ${length} bytes, only ${buf.length - pos} left`);
+  if (pos + length > buf.length)
+    fail(`element at offset ${offset} claims ${length} bytes, only ${buf.length - pos} left`);
   return { tag, raw: buf.subarray(offset, pos + length), content: buf.subarray(pos, pos + length) };
 }
 
@@ -68,7 +69,7 @@ export function readSingle(buf: Buffer): DerNode {
 export function children(node: DerNode): DerNode[] {
   if ((node.tag & 0x20) === 0) fail(`tag 0x${node.tag.toString(16)} is not constructed`);
   const out: DerNode[] = [];
-  for (let pos = 0; pos < node.content.length; ) {
+  for (let pos = 0; pos < node.content.length;) {
     const child = readElement(node.content, pos);
     out.push(child);
     pos += child.raw.length;
@@ -132,7 +133,9 @@ function utc(year: number, rest: string[]): Date {
 }
 
 /** Universal tag numbers whose constructed form only BER allows (DER encodes them primitive). */
-const PRIMITIVE_ONLY = new Set([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0a, 0x0c, 0x12, 0x13, 0x14, 0x16, 0x17, 0x18, 0x1a, 0x1e]);
+const PRIMITIVE_ONLY = new Set([
+  0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0a, 0x0c, 0x12, 0x13, 0x14, 0x16, 0x17, 0x18, 0x1a, 0x1e,
+]);
 const MAX_DEPTH = 32;
 
 /**
@@ -160,7 +163,8 @@ export function checkDistinguished(node: DerNode, depth = 0): void {
     case TAG.INTEGER:
     case TAG.ENUMERATED:
       if (c.length === 0) fail('empty INTEGER');
-      if (c.length > 1 && ((c[0] === 0x00 && c[1]! < 0x80) || (c[0] === 0xff && c[1]! >= 0x80))) fail('INTEGER is not minimally encoded');
+      if (c.length > 1 && ((c[0] === 0x00 && c[1]! < 0x80) || (c[0] === 0xff && c[1]! >= 0x80)))
+        fail('INTEGER is not minimally encoded');
       break;
     case TAG.BIT_STRING: {
       const unused = c[0];
@@ -173,7 +177,8 @@ export function checkDistinguished(node: DerNode, depth = 0): void {
       break;
     case TAG.OID:
       readOid(node);
-      if (c[0] === 0x80 || c.some((b, i) => b === 0x80 && (i === 0 || (c[i - 1]! & 0x80) === 0))) fail('object identifier arc with a leading zero octet');
+      if (c[0] === 0x80 || c.some((b, i) => b === 0x80 && (i === 0 || (c[i - 1]! & 0x80) === 0)))
+        fail('object identifier arc with a leading zero octet');
       break;
     case TAG.UTC_TIME:
     case TAG.GENERALIZED_TIME:

@@ -42,7 +42,10 @@ export type EvidenceEncoding = 'binary' | 'hex' | 'base64' | `json .${string}`;
  * binary. Binary evidence never looks like text: reports and quotes begin with a small
  * little-endian version number.
  */
-export function decodeEvidenceFile(data: Uint8Array, tee: 'snp' | 'tdx'): { bytes: Buffer; encoding: EvidenceEncoding } {
+export function decodeEvidenceFile(
+  data: Uint8Array,
+  tee: 'snp' | 'tdx',
+): { bytes: Buffer; encoding: EvidenceEncoding } {
   const buf = Buffer.from(data);
   const text = buf.toString('latin1').trim();
   if (text.length === 0 || /[^\x09\x0a\x0d\x20-\x7e]/.test(text)) return { bytes: buf, encoding: 'binary' };
@@ -53,29 +56,45 @@ export function decodeEvidenceFile(data: Uint8Array, tee: 'snp' | 'tdx'): { byte
     try {
       json = JSON.parse(text);
     } catch (err) {
-      throw new AttestationError('evidence.format', `the evidence looks like JSON but is not (${(err as Error).message})`);
+      throw new AttestationError(
+        'evidence.format',
+        `the evidence looks like JSON but is not (${(err as Error).message})`,
+      );
     }
     const obj = json as Record<string, unknown>;
     const found = JSON_FIELDS[tee].filter((k) => Object.hasOwn(obj, k));
     if (found.length !== 1) {
-      throw new AttestationError('evidence.format', `a JSON evidence file must have exactly one of the fields ${JSON_FIELDS[tee].join(', ')}`,
-        'one field', found.length ? found.join(', ') : `none (fields: ${Object.keys(obj).slice(0, 8).join(', ') || 'none'})`);
+      throw new AttestationError(
+        'evidence.format',
+        `a JSON evidence file must have exactly one of the fields ${JSON_FIELDS[tee].join(', ')}`,
+        'one field',
+        found.length ? found.join(', ') : `none (fields: ${Object.keys(obj).slice(0, 8).join(', ') || 'none'})`,
+      );
     }
     const key = found[0]!;
     const value = obj[key];
     const inner = typeof value === 'string' ? decodeTextEvidence(value) : undefined;
-    if (!inner) throw new AttestationError('evidence.format', `the JSON field ${key} must be the evidence as base64, base64url or hex text`);
+    if (!inner)
+      throw new AttestationError(
+        'evidence.format',
+        `the JSON field ${key} must be the evidence as base64, base64url or hex text`,
+      );
     return { bytes: inner, encoding: `json .${key}` };
   }
   const b64 = decodeBase64Text(text);
   if (b64) return { bytes: b64, encoding: 'base64' };
-  throw new AttestationError('evidence.format', 'the evidence is text, but neither hex, base64 nor a JSON object naming the evidence');
+  throw new AttestationError(
+    'evidence.format',
+    'the evidence is text, but neither hex, base64 nor a JSON object naming the evidence',
+  );
 }
 
 /** Hex digits and whitespace only, an even number of digits (hex wins over base64: a real base64 report has other letters). */
 function decodeHexText(text: string): Buffer | undefined {
   const compact = text.replace(/\s+/g, '');
-  return compact.length > 0 && compact.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(compact) ? Buffer.from(compact, 'hex') : undefined;
+  return compact.length > 0 && compact.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(compact)
+    ? Buffer.from(compact, 'hex')
+    : undefined;
 }
 
 function decodeTextEvidence(value: string): Buffer | undefined {
@@ -89,7 +108,12 @@ function decodeTextEvidence(value: string): Buffer | undefined {
 export function splitSnpEvidence(data: Uint8Array): { report: Buffer; certTable?: Buffer } {
   const buf = decodeEvidenceFile(data, 'snp').bytes;
   if (buf.length < REPORT_SIZE) {
-    throw new AttestationError('snp.report.parse', 'the evidence is shorter than one report', `>= ${REPORT_SIZE} bytes`, `${buf.length} bytes`);
+    throw new AttestationError(
+      'snp.report.parse',
+      'the evidence is shorter than one report',
+      `>= ${REPORT_SIZE} bytes`,
+      `${buf.length} bytes`,
+    );
   }
   const report = buf.subarray(0, REPORT_SIZE);
   return buf.length === REPORT_SIZE ? { report } : { report, certTable: buf.subarray(REPORT_SIZE) };

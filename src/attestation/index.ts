@@ -5,7 +5,14 @@
  * result or throw an AttestationError naming the failed check with expected and actual values.
  */
 export { AttestationError, CollateralUnavailableError } from './errors.js';
-export type { ReferenceValues, SnpReferenceValues, TdxReferenceValues, SnpTcbReference, SnpGuestPolicyReference, SnpPlatformInfoReference } from './reference-values.js';
+export type {
+  ReferenceValues,
+  SnpReferenceValues,
+  TdxReferenceValues,
+  SnpTcbReference,
+  SnpGuestPolicyReference,
+  SnpPlatformInfoReference,
+} from './reference-values.js';
 export { parseReferenceValues } from './reference-values.js';
 
 export { verifySnp } from './snp/verify.js';
@@ -19,7 +26,14 @@ export { parseCertTable, CERT_TABLE_GUID } from './snp/cert-table.js';
 export { DirectoryCache, KdsClient } from './snp/kds.js';
 
 export { verifyTdx, verifyTdxWithCollateral } from './tdx/verify.js';
-export type { TdxEvidence, TdxExpectations, TdxCollateral, TdxVerifyOptions, TdxFetchingOptions, TdxVerification } from './tdx/verify.js';
+export type {
+  TdxEvidence,
+  TdxExpectations,
+  TdxCollateral,
+  TdxVerifyOptions,
+  TdxFetchingOptions,
+  TdxVerification,
+} from './tdx/verify.js';
 export { PcsClient, TdxCollateralDirectory } from './tdx/pcs.js';
 export type { TdxCollateralSource, SignedCollateral, PcsClientOptions } from './tdx/pcs.js';
 export { ADMISSION_CRL_POLICY, CRL_POLICIES } from './revocation.js';

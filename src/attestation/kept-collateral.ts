@@ -56,7 +56,10 @@ export class KeptCollateral {
   private readonly refreshBeforeMs: number;
   private readonly minRefreshIntervalMs: number;
 
-  constructor(private readonly fetcher: CollateralFetcher, opts: RefreshOptions = {}) {
+  constructor(
+    private readonly fetcher: CollateralFetcher,
+    opts: RefreshOptions = {},
+  ) {
     this.refreshBeforeMs = opts.refreshBeforeMs ?? REFRESH_DEFAULTS.refreshBeforeMs;
     this.minRefreshIntervalMs = opts.minRefreshIntervalMs ?? REFRESH_DEFAULTS.minRefreshIntervalMs;
   }
@@ -85,7 +88,11 @@ export class KeptCollateral {
     let value: T | undefined;
     try {
       const got = await this.fetcher.get({
-        key: spec.key, url: spec.url, lane: spec.lane, item: spec.item, maxBytes: spec.maxBytes,
+        key: spec.key,
+        url: spec.url,
+        lane: spec.lane,
+        item: spec.item,
+        maxBytes: spec.maxBytes,
         check: (body, headers) => {
           value = spec.accept({ body, headers });
           return undefined;

@@ -4,7 +4,13 @@ import { bytesEqual, fromHex, toHex } from './bytes.js';
 /** Fails `check` unless `actual` equals the hex reference value. */
 export function expectHexEqual(check: string, what: string, expectedHex: string, actual: Uint8Array): void {
   const want = fromHex(expectedHex);
-  ensure(want !== null && bytesEqual(want, actual), check, `${what} does not match`, expectedHex.toLowerCase(), toHex(actual));
+  ensure(
+    want !== null && bytesEqual(want, actual),
+    check,
+    `${what} does not match`,
+    expectedHex.toLowerCase(),
+    toHex(actual),
+  );
 }
 
 /**
@@ -15,7 +21,8 @@ export function expectHexEqual(check: string, what: string, expectedHex: string,
  */
 export function firstMatchingEntry<R>(tee: 'snp' | 'tdx', refs: readonly R[], validate: (ref: R) => void): number {
   const check = `${tee}.referencevalues`;
-  if (refs.length === 0) throw new AttestationError(check, `no ${tee.toUpperCase()} reference values to validate against`);
+  if (refs.length === 0)
+    throw new AttestationError(check, `no ${tee.toUpperCase()} reference values to validate against`);
   const failures: AttestationError[] = [];
   for (const [i, ref] of refs.entries()) {
     try {
@@ -27,5 +34,8 @@ export function firstMatchingEntry<R>(tee: 'snp' | 'tdx', refs: readonly R[], va
     }
   }
   if (failures.length === 1) throw failures[0]!;
-  throw new AttestationError(check, `no reference-value entry matches: ${failures.map((e, i) => `[${i}] ${e.message}`).join('; ')}`);
+  throw new AttestationError(
+    check,
+    `no reference-value entry matches: ${failures.map((e, i) => `[${i}] ${e.message}`).join('; ')}`,
+  );
 }

@@ -142,11 +142,13 @@ class Checker {
 
   uint(v: unknown, path: string, max: number): void {
     if (v === undefined || v === null) return;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) this.fail(path, `must be an integer 0..${max}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+      this.fail(path, `must be an integer 0..${max}`);
   }
 
   bools(o: Obj, path: string, keys: string[]): void {
-    for (const k of keys) if (o[k] !== undefined && typeof o[k] !== 'boolean') this.fail(`${path}.${k}`, 'must be true or false');
+    for (const k of keys)
+      if (o[k] !== undefined && typeof o[k] !== 'boolean') this.fail(`${path}.${k}`, 'must be true or false');
   }
 }
 
@@ -154,26 +156,49 @@ function checkSnp(c: Checker, v: unknown, path: string): void {
   const o = c.obj(v, path);
   c.hex(o.TrustedMeasurement, `${path}.TrustedMeasurement`, 48, false);
   const tcb = c.obj(o.MinimumTCB ?? {}, `${path}.MinimumTCB`);
-  for (const k of ['BootloaderVersion', 'TEEVersion', 'SNPVersion', 'MicrocodeVersion', 'FMCVersion']) c.uint(tcb[k], `${path}.MinimumTCB.${k}`, 255);
+  for (const k of ['BootloaderVersion', 'TEEVersion', 'SNPVersion', 'MicrocodeVersion', 'FMCVersion'])
+    c.uint(tcb[k], `${path}.MinimumTCB.${k}`, 255);
   if (o.GuestPolicy !== undefined) {
     const gp = c.obj(o.GuestPolicy, `${path}.GuestPolicy`);
     c.uint(gp.ABIMinor, `${path}.GuestPolicy.ABIMinor`, 255);
     c.uint(gp.ABIMajor, `${path}.GuestPolicy.ABIMajor`, 255);
-    c.bools(gp, `${path}.GuestPolicy`, ['SMT', 'MigrateMA', 'Debug', 'SingleSocket', 'CXLAllowed', 'MemAES256XTS', 'RAPLDis', 'CipherTextHidingDRAM', 'PageSwapDisable']);
+    c.bools(gp, `${path}.GuestPolicy`, [
+      'SMT',
+      'MigrateMA',
+      'Debug',
+      'SingleSocket',
+      'CXLAllowed',
+      'MemAES256XTS',
+      'RAPLDis',
+      'CipherTextHidingDRAM',
+      'PageSwapDisable',
+    ]);
     if (gp.Debug === true) c.fail(`${path}.GuestPolicy.Debug`, 'debug guests are never trusted; set Debug to false');
   }
   if (o.PlatformInfo !== undefined) {
-    c.bools(c.obj(o.PlatformInfo, `${path}.PlatformInfo`), `${path}.PlatformInfo`,
-      ['SMTEnabled', 'TSMEEnabled', 'ECCEnabled', 'RAPLDisabled', 'CiphertextHidingDRAMEnabled', 'AliasCheckComplete', 'TIOEnabled']);
+    c.bools(c.obj(o.PlatformInfo, `${path}.PlatformInfo`), `${path}.PlatformInfo`, [
+      'SMTEnabled',
+      'TSMEEnabled',
+      'ECCEnabled',
+      'RAPLDisabled',
+      'CiphertextHidingDRAMEnabled',
+      'AliasCheckComplete',
+      'TIOEnabled',
+    ]);
   }
   c.uint(o.MinimumMitigationVector, `${path}.MinimumMitigationVector`, Number.MAX_SAFE_INTEGER);
   if (o.AllowedChipIDs !== undefined && o.AllowedChipIDs !== null) {
     if (!Array.isArray(o.AllowedChipIDs)) c.fail(`${path}.AllowedChipIDs`, 'must be a list');
     o.AllowedChipIDs.forEach((id, i) => c.hex(id, `${path}.AllowedChipIDs[${i}]`, 64, false));
   }
-  if (o.ProductName !== undefined && typeof o.ProductName !== 'string') c.fail(`${path}.ProductName`, 'must be a string');
+  if (o.ProductName !== undefined && typeof o.ProductName !== 'string')
+    c.fail(`${path}.ProductName`, 'must be a string');
   c.uint(o.MinimumBuild, `${path}.MinimumBuild`, 255);
-  if (o.MinimumVersion !== undefined && o.MinimumVersion !== null && (typeof o.MinimumVersion !== 'string' || !FIRMWARE_VERSION.test(o.MinimumVersion))) {
+  if (
+    o.MinimumVersion !== undefined &&
+    o.MinimumVersion !== null &&
+    (typeof o.MinimumVersion !== 'string' || !FIRMWARE_VERSION.test(o.MinimumVersion))
+  ) {
     c.fail(`${path}.MinimumVersion`, 'must be a firmware version "major.minor", e.g. "1.55"');
   }
   c.bools(o, path, ['PermitProvisionalFirmware']);
@@ -206,9 +231,11 @@ const LOWER_HEX48 = /^[0-9a-f]{96}$/;
 
 function checkSim(c: Checker, v: unknown, path: string): void {
   const o = c.obj(v, path);
-  for (const k of Object.keys(o)) if (!SIM_FIELDS.includes(k)) c.fail(`${path}.${k}`, `unknown field "${k}" (expected ${SIM_FIELDS.join(', ')})`);
+  for (const k of Object.keys(o))
+    if (!SIM_FIELDS.includes(k)) c.fail(`${path}.${k}`, `unknown field "${k}" (expected ${SIM_FIELDS.join(', ')})`);
   if (o.Platform !== undefined && typeof o.Platform !== 'string') c.fail(`${path}.Platform`, 'must be a string');
-  if (typeof o.TrustedMeasurement !== 'string' || !LOWER_HEX48.test(o.TrustedMeasurement)) c.fail(`${path}.TrustedMeasurement`, 'must be 48 bytes as lower-case hex (96 hex digits)');
+  if (typeof o.TrustedMeasurement !== 'string' || !LOWER_HEX48.test(o.TrustedMeasurement))
+    c.fail(`${path}.TrustedMeasurement`, 'must be 48 bytes as lower-case hex (96 hex digits)');
 }
 
 /** A TDX entry as checkTdx let it through: upstream's v1 schema spelled Rtmrs "Rtrms". */
@@ -228,7 +255,11 @@ export function parseReferenceValues(json: unknown, source: string): ReferenceVa
   const c: Checker = new Checker(source);
   let o = c.obj(json, 'ReferenceValues');
   if (isObj(o.ReferenceValues)) o = o.ReferenceValues;
-  for (const [key, check] of [['snp', checkSnp], ['tdx', checkTdx], ['insecure', checkSim]] as const) {
+  for (const [key, check] of [
+    ['snp', checkSnp],
+    ['tdx', checkTdx],
+    ['insecure', checkSim],
+  ] as const) {
     const list = o[key];
     if (list === undefined || list === null) continue;
     if (!Array.isArray(list)) c.fail(key, 'must be a list');
@@ -256,7 +287,8 @@ export function missingReferenceFields(values: ReferenceValues): string[] {
     }
   });
   values.tdx?.forEach((e, i) => {
-    for (const k of ['MrTd', 'MrSeam', 'MinimumTeeTcbSvn'] as const) if (!e[k]) missing.push(`ReferenceValues.tdx[${i}].${k}`);
+    for (const k of ['MrTd', 'MrSeam', 'MinimumTeeTcbSvn'] as const)
+      if (!e[k]) missing.push(`ReferenceValues.tdx[${i}].${k}`);
     const rtmrs: unknown[] = Array.isArray(e.Rtmrs) ? e.Rtmrs : [];
     if (rtmrs.length !== 4 || rtmrs.some((r) => !r)) missing.push(`ReferenceValues.tdx[${i}].Rtmrs`);
   });

@@ -28,9 +28,12 @@ export const SIM_SIGNED_SIZE = 156;
 /** The platform name reference values give the simulation (upstream spelling of `insecure-sim`). */
 export const SIM_PLATFORM_NAME = 'Insecure-Sim';
 /** The measurement the simulated TEE reports; fixed so manifests stay reproducible. */
-export const SIMULATED_MEASUREMENT = createHash('sha384').update('kubectl-contrast insecure-sim launch measurement v1').digest('hex');
+export const SIMULATED_MEASUREMENT = createHash('sha384')
+  .update('kubectl-contrast insecure-sim launch measurement v1')
+  .digest('hex');
 
-export const SIM_WARNING = 'WARNING: the insecure-sim platform is SIMULATED: its attestation is signed by a local software key and proves NOTHING about the workload. Never use it for real data.';
+export const SIM_WARNING =
+  'WARNING: the insecure-sim platform is SIMULATED: its attestation is signed by a local software key and proves NOTHING about the workload. Never use it for real data.';
 
 export interface SimReport {
   version: number;
@@ -59,14 +62,29 @@ export function loadSimRootPublicKey(dir = simDir()): KeyObject {
   try {
     return createPublicKey(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new AttestationError('sim.root', `cannot read the simulated platform's root key ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); simulated evidence can only be checked where the simulated Coordinator's root is (set CONTRAST_INSECURE_SIM_DIR)`);
+    throw new AttestationError(
+      'sim.root',
+      `cannot read the simulated platform's root key ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); simulated evidence can only be checked where the simulated Coordinator's root is (set CONTRAST_INSECURE_SIM_DIR)`,
+    );
   }
 }
 
 export function parseSimReport(bytes: Uint8Array): SimReport {
   const raw = Buffer.from(bytes);
-  ensure(raw.length === SIM_REPORT_SIZE, 'sim.report.size', 'the simulated report has the wrong size', String(SIM_REPORT_SIZE), String(raw.length));
-  ensure(raw.subarray(0, 8).equals(SIM_MAGIC), 'sim.report.magic', 'not a simulated report', SIM_MAGIC.toString('hex'), raw.subarray(0, 8).toString('hex'));
+  ensure(
+    raw.length === SIM_REPORT_SIZE,
+    'sim.report.size',
+    'the simulated report has the wrong size',
+    String(SIM_REPORT_SIZE),
+    String(raw.length),
+  );
+  ensure(
+    raw.subarray(0, 8).equals(SIM_MAGIC),
+    'sim.report.magic',
+    'not a simulated report',
+    SIM_MAGIC.toString('hex'),
+    raw.subarray(0, 8).toString('hex'),
+  );
   const version = raw.readUInt32BE(8);
   ensure(version === 1, 'sim.report.version', 'unknown simulated report version', '1', String(version));
   return {
@@ -94,18 +112,48 @@ export interface SimVerification {
  * Verify a simulated report: signature by the pinned local root, the expected binding and
  * host data, then a reference-value entry naming the simulated platform with this measurement.
  */
-export function verifySimulated(bytes: Uint8Array, referenceValues: readonly SimReferenceValues[], expectations: SimExpectations, root: KeyObject = loadSimRootPublicKey()): SimVerification {
-  if (referenceValues.length === 0) throw new AttestationError('sim.referencevalues', 'the manifest has no reference values for the simulated platform (ReferenceValues.insecure), so simulated evidence is refused');
+export function verifySimulated(
+  bytes: Uint8Array,
+  referenceValues: readonly SimReferenceValues[],
+  expectations: SimExpectations,
+  root: KeyObject = loadSimRootPublicKey(),
+): SimVerification {
+  if (referenceValues.length === 0)
+    throw new AttestationError(
+      'sim.referencevalues',
+      'the manifest has no reference values for the simulated platform (ReferenceValues.insecure), so simulated evidence is refused',
+    );
   const report = parseSimReport(bytes);
-  const ok = cryptoVerify('sha384', report.raw.subarray(0, SIM_SIGNED_SIZE), { key: root, dsaEncoding: 'ieee-p1363' }, report.signature);
-  ensure(ok, 'sim.report.signature', 'the simulated report is not signed by the local simulated root', 'a signature by the key in root.pub.pem', 'bad signature');
+  const ok = cryptoVerify(
+    'sha384',
+    report.raw.subarray(0, SIM_SIGNED_SIZE),
+    { key: root, dsaEncoding: 'ieee-p1363' },
+    report.signature,
+  );
+  ensure(
+    ok,
+    'sim.report.signature',
+    'the simulated report is not signed by the local simulated root',
+    'a signature by the key in root.pub.pem',
+    'bad signature',
+  );
   if (expectations.reportData) {
-    ensure(report.reportData.equals(Buffer.from(expectations.reportData)), 'sim.reportdata', 'REPORT_DATA does not match the expected binding (evidence for another key or nonce)',
-      Buffer.from(expectations.reportData).toString('hex'), report.reportData.toString('hex'));
+    ensure(
+      report.reportData.equals(Buffer.from(expectations.reportData)),
+      'sim.reportdata',
+      'REPORT_DATA does not match the expected binding (evidence for another key or nonce)',
+      Buffer.from(expectations.reportData).toString('hex'),
+      report.reportData.toString('hex'),
+    );
   }
   if (expectations.hostData) {
-    ensure(report.hostData.equals(Buffer.from(expectations.hostData)), 'sim.hostdata', 'HOST_DATA does not match the expected policy hash',
-      Buffer.from(expectations.hostData).toString('hex'), report.hostData.toString('hex'));
+    ensure(
+      report.hostData.equals(Buffer.from(expectations.hostData)),
+      'sim.hostdata',
+      'HOST_DATA does not match the expected policy hash',
+      Buffer.from(expectations.hostData).toString('hex'),
+      report.hostData.toString('hex'),
+    );
   }
   const failures: string[] = [];
   for (const [i, ref] of referenceValues.entries()) {
@@ -114,7 +162,9 @@ export function verifySimulated(bytes: Uint8Array, referenceValues: readonly Sim
       continue;
     }
     if ((ref.TrustedMeasurement ?? '').toLowerCase() !== report.measurement.toString('hex')) {
-      failures.push(`[${i}] ReferenceValues.insecure[${i}].TrustedMeasurement is ${ref.TrustedMeasurement || '(empty)'}, the report measured ${report.measurement.toString('hex')}`);
+      failures.push(
+        `[${i}] ReferenceValues.insecure[${i}].TrustedMeasurement is ${ref.TrustedMeasurement || '(empty)'}, the report measured ${report.measurement.toString('hex')}`,
+      );
       continue;
     }
     return { tee: 'insecure-sim', report, referenceValueIndex: i };

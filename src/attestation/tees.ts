@@ -34,7 +34,13 @@ export interface Tee {
 export const TEES: readonly Tee[] = [
   { type: 'snp', evidenceOid: OID_SNP_EVIDENCE, referenceValues: 'snp', issuer: 'configfs-tsm', simulated: false },
   { type: 'tdx', evidenceOid: OID_TDX_EVIDENCE, referenceValues: 'tdx', issuer: 'configfs-tsm', simulated: false },
-  { type: 'insecure-sim', evidenceOid: OID_SIMULATED_EVIDENCE, referenceValues: 'insecure', issuer: 'insecure-sim', simulated: true },
+  {
+    type: 'insecure-sim',
+    evidenceOid: OID_SIMULATED_EVIDENCE,
+    referenceValues: 'insecure',
+    issuer: 'insecure-sim',
+    simulated: true,
+  },
 ];
 
 export type IssuerName = Tee['issuer'];

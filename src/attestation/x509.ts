@@ -76,15 +76,26 @@ export function publicKeyOf(cert: X509Certificate, check: string, what: string):
   try {
     return cert.publicKey;
   } catch (err) {
-    throw new AttestationError(check, `${what} has an unreadable public key (${(err as Error).message})`, undefined, undefined, { cause: err });
+    throw new AttestationError(
+      check,
+      `${what} has an unreadable public key (${(err as Error).message})`,
+      undefined,
+      undefined,
+      { cause: err },
+    );
   }
 }
 
 export function checkValidity(cert: X509Certificate, now: Date, check: string, what: string): void {
   const from = new Date(cert.validFrom);
   const to = new Date(cert.validTo);
-  ensure(now >= from && now <= to, check, `${what} is not valid at ${now.toISOString()}`,
-    `${from.toISOString()} .. ${to.toISOString()}`, now.toISOString());
+  ensure(
+    now >= from && now <= to,
+    check,
+    `${what} is not valid at ${now.toISOString()}`,
+    `${from.toISOString()} .. ${to.toISOString()}`,
+    now.toISOString(),
+  );
 }
 
 const UNDERSTOOD_CRITICAL = new Set(['2.5.29.19', '2.5.29.15']);
@@ -101,12 +112,22 @@ export function checkIssuedBy(child: X509Certificate, parent: X509Certificate, c
   // A critical extension we do not understand must not be ignored (RFC 5280 §4.2). AMD and
   // Intel certificates mark only basicConstraints and keyUsage critical.
   for (const [oid, ext] of extensions(child)) {
-    ensure(!ext.critical || UNDERSTOOD_CRITICAL.has(oid), check, `${what}: the certificate has an unknown critical extension`,
-      'only basicConstraints and keyUsage critical', oid);
+    ensure(
+      !ext.critical || UNDERSTOOD_CRITICAL.has(oid),
+      check,
+      `${what}: the certificate has an unknown critical extension`,
+      'only basicConstraints and keyUsage critical',
+      oid,
+    );
   }
   ensure(parent.ca, check, `${what}: issuer certificate is not a CA`, 'CA:TRUE', 'CA:FALSE');
-  ensure(child.checkIssued(parent), check, `${what}: issuer name does not match`,
-    oneLine(parent.subject), oneLine(child.issuer));
+  ensure(
+    child.checkIssued(parent),
+    check,
+    `${what}: issuer name does not match`,
+    oneLine(parent.subject),
+    oneLine(child.issuer),
+  );
   let ok: boolean;
   try {
     ok = child.verify(publicKeyOf(parent, check, 'the issuer certificate'));
@@ -114,7 +135,13 @@ export function checkIssuedBy(child: X509Certificate, parent: X509Certificate, c
     if (err instanceof AttestationError) throw err;
     ok = false;
   }
-  ensure(ok, check, `${what}: signature does not verify with the issuer key`, `signed by ${oneLine(parent.subject)}`, 'bad signature');
+  ensure(
+    ok,
+    check,
+    `${what}: signature does not verify with the issuer key`,
+    `signed by ${oneLine(parent.subject)}`,
+    'bad signature',
+  );
   let parents = verifiedIssuers.get(child);
   if (!parents) verifiedIssuers.set(child, (parents = new WeakSet()));
   parents.add(parent);
@@ -151,7 +178,8 @@ export function parseCrl(der: Uint8Array): Crl {
   if (!issuer || !thisUpdate) throw new AttestationError('crl.parse', 'tbsCertList is missing fields');
   let idx = base + 3;
   let nextUpdate: Date | undefined;
-  if (tbs[idx] && (tbs[idx]!.tag === TAG.UTC_TIME || tbs[idx]!.tag === TAG.GENERALIZED_TIME)) nextUpdate = readTime(tbs[idx++]!);
+  if (tbs[idx] && (tbs[idx]!.tag === TAG.UTC_TIME || tbs[idx]!.tag === TAG.GENERALIZED_TIME))
+    nextUpdate = readTime(tbs[idx++]!);
   const revoked = new Set<string>();
   if (tbs[idx]?.tag === TAG.SEQUENCE) {
     for (const entry of children(tbs[idx]!)) {
@@ -177,7 +205,9 @@ export function parseCrlFor(check: string, der: Uint8Array): Crl {
   try {
     return parseCrl(der);
   } catch (err) {
-    throw new AttestationError(check, `the CRL cannot be parsed (${(err as Error).message})`, undefined, undefined, { cause: err });
+    throw new AttestationError(check, `the CRL cannot be parsed (${(err as Error).message})`, undefined, undefined, {
+      cause: err,
+    });
   }
 }
 
@@ -203,7 +233,8 @@ function verifyWithAlgorithm(alg: DerNode, data: Buffer, signature: Buffer, key:
     for (const p of fields[1] ? children(fields[1]) : []) {
       const inner = readElement(p.content);
       if (p.tag === 0xa0) hash = HASH_OIDS[readOid(children(inner)[0]!)] ?? 'unknown';
-      if (p.tag === 0xa2) saltLength = inner.content.length <= 2 ? inner.content.readUIntBE(0, inner.content.length) : -1;
+      if (p.tag === 0xa2)
+        saltLength = inner.content.length <= 2 ? inner.content.readUIntBE(0, inner.content.length) : -1;
     }
     if (hash === 'unknown' || saltLength < 0) return false;
     return cryptoVerify(hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, signature);
@@ -216,22 +247,49 @@ function verifyWithAlgorithm(alg: DerNode, data: Buffer, signature: Buffer, key:
  * `serials` pairs a description with the certificate to look for.
  */
 export function checkCrl(crl: Crl, issuer: X509Certificate, now: Date, certs: X509Certificate[], check: string): void {
-  ensure(crl.issuer.equals(subjectDer(issuer)), check, 'CRL issuer does not match the certificate that should sign it',
-    oneLine(issuer.subject), 'a different issuer name');
+  ensure(
+    crl.issuer.equals(subjectDer(issuer)),
+    check,
+    'CRL issuer does not match the certificate that should sign it',
+    oneLine(issuer.subject),
+    'a different issuer name',
+  );
   let ok: boolean;
   try {
-    ok = verifyWithAlgorithm(crl.signatureAlgorithm, crl.tbs, crl.signature, publicKeyOf(issuer, check, 'the CRL issuer'));
+    ok = verifyWithAlgorithm(
+      crl.signatureAlgorithm,
+      crl.tbs,
+      crl.signature,
+      publicKeyOf(issuer, check, 'the CRL issuer'),
+    );
   } catch {
     ok = false;
   }
   ensure(ok, check, 'CRL signature does not verify', `signed by ${oneLine(issuer.subject)}`, 'bad signature');
-  ensure(now >= crl.thisUpdate, check, 'CRL is not yet valid', `thisUpdate <= ${now.toISOString()}`, crl.thisUpdate.toISOString());
+  ensure(
+    now >= crl.thisUpdate,
+    check,
+    'CRL is not yet valid',
+    `thisUpdate <= ${now.toISOString()}`,
+    crl.thisUpdate.toISOString(),
+  );
   if (crl.nextUpdate) {
-    ensure(now <= crl.nextUpdate, check, 'CRL is out of date (past nextUpdate)',
-      `nextUpdate >= ${now.toISOString()}`, crl.nextUpdate.toISOString());
+    ensure(
+      now <= crl.nextUpdate,
+      check,
+      'CRL is out of date (past nextUpdate)',
+      `nextUpdate >= ${now.toISOString()}`,
+      crl.nextUpdate.toISOString(),
+    );
   }
   for (const cert of certs) {
     const serial = normalizeSerial(cert.serialNumber);
-    ensure(!crl.revoked.has(serial), check, `certificate ${oneLine(cert.subject)} is revoked`, 'not revoked', `serial ${serial} revoked`);
+    ensure(
+      !crl.revoked.has(serial),
+      check,
+      `certificate ${oneLine(cert.subject)} is revoked`,
+      'not revoked',
+      `serial ${serial} revoked`,
+    );
   }
 }

@@ -23,16 +23,25 @@ async function completions(words: string[]): Promise<string[]> {
   const log = console.log;
   const shell = process.env.SHELL;
   process.env.SHELL = '/bin/bash'; // yargs formats zsh/fish candidates differently
-  console.log = (...parts: unknown[]) => { printed.push(parts.map(String).join(' ')); };
+  console.log = (...parts: unknown[]) => {
+    printed.push(parts.map(String).join(' '));
+  };
   try {
-    (await buildParser(['--get-yargs-completions', ...words])).completion('__yargs_completion', false).exitProcess(false).parseAsync();
+    (await buildParser(['--get-yargs-completions', ...words]))
+      .completion('__yargs_completion', false)
+      .exitProcess(false)
+      .parseAsync();
   } catch {
     // An incomplete command line may not parse; offer nothing rather than an error.
   } finally {
     console.log = log;
-    if (shell === undefined) delete process.env.SHELL; else process.env.SHELL = shell;
+    if (shell === undefined) delete process.env.SHELL;
+    else process.env.SHELL = shell;
   }
-  const candidates = printed.join('\n').split('\n').map((s) => s.trim())
+  const candidates = printed
+    .join('\n')
+    .split('\n')
+    .map((s) => s.trim())
     // yargs lists one-letter aliases as "--w"; kubectl users type "-w" and rarely complete it.
     .filter((s) => s !== '' && !/^--.$/.test(s) && !s.startsWith('__'))
     .filter((s) => s.startsWith(current))
@@ -79,19 +88,27 @@ async function kubeValueCompletions(words: readonly string[]): Promise<string[] 
   const kubeconfig = flagValue(earlier, ['--kubeconfig']);
   const context = flagValue(earlier, ['--context']);
   const { contextNames, namespaceNames } = await import('../kube/client.js');
-  const names = what === 'context'
-    ? contextNames({ ...(kubeconfig !== undefined ? { kubeconfig } : {}) })
-    : await namespaceNames({ ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) });
-  return names.filter((n) => n.startsWith(partial)).sort().map((n) => `${prefix}${n}`);
+  const names =
+    what === 'context'
+      ? contextNames({ ...(kubeconfig !== undefined ? { kubeconfig } : {}) })
+      : await namespaceNames({
+          ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+          ...(context !== undefined ? { context } : {}),
+        });
+  return names
+    .filter((n) => n.startsWith(partial))
+    .sort()
+    .map((n) => `${prefix}${n}`);
 }
 
 export const completeCommand: CommandModule<object, CompleteArgs> = {
   command: '__complete [words..]',
   describe: false,
-  builder: (y: Argv) => y
-    .strict(false)
-    .parserConfiguration({ 'unknown-options-as-args': true })
-    .positional('words', { type: 'string', array: true, default: [] }) as Argv<CompleteArgs>,
+  builder: (y: Argv) =>
+    y
+      .strict(false)
+      .parserConfiguration({ 'unknown-options-as-args': true })
+      .positional('words', { type: 'string', array: true, default: [] }) as Argv<CompleteArgs>,
   handler: async (argv) => {
     const words = argv.words.map(String);
     const kubeValues = await kubeValueCompletions(words);

@@ -5,7 +5,13 @@ import { isAbsolute, join } from 'node:path';
 import type { Argv } from 'yargs';
 import { stringify } from 'yaml';
 import type { Admission } from '../atls/validate.js';
-import { coordinatorPolicyHashes, parseAddress, UserApiClient, type Address, type ManifestHistory } from '../coordinator/client.js';
+import {
+  coordinatorPolicyHashes,
+  parseAddress,
+  UserApiClient,
+  type Address,
+  type ManifestHistory,
+} from '../coordinator/client.js';
 import { readManifest } from '../workspace/manifest.js';
 import type { Manifest } from '../coordinator/manifest.js';
 import { UsageError, UserError, type InputLocation } from '../util/errors.js';
@@ -32,12 +38,23 @@ const POD_RUNNING_TIMEOUT = '1m';
 
 /** -c HOST:PORT, or the kubectl flags to find the Coordinator in the cluster (src/kube/discovery.ts). */
 export function coordinatorOption<T>(y: Argv<T>): Argv<T & Omit<CoordinatorArgs, keyof WorkspaceArgs | 'retry-for'>> {
-  return kubeOptions(y
-    .option('coordinator', { alias: 'c', type: 'string', requiresArg: true, describe: 'Address of the Coordinator\'s UserAPI, HOST:PORT (port 1313); default: find Service "coordinator" in the namespace (-n) through the cluster' })
-    .option('pod-running-timeout', {
-      type: 'string', default: POD_RUNNING_TIMEOUT, requiresArg: true,
-      describe: 'Without -c and a load balancer: how long to wait for the port-forwarder pod to run (as kubectl port-forward; also bounded by --retry-for and --request-timeout)',
-    })) as Argv<T & Omit<CoordinatorArgs, keyof WorkspaceArgs | 'retry-for'>>;
+  return kubeOptions(
+    y
+      .option('coordinator', {
+        alias: 'c',
+        type: 'string',
+        requiresArg: true,
+        describe:
+          'Address of the Coordinator\'s UserAPI, HOST:PORT (port 1313); default: find Service "coordinator" in the namespace (-n) through the cluster',
+      })
+      .option('pod-running-timeout', {
+        type: 'string',
+        default: POD_RUNNING_TIMEOUT,
+        requiresArg: true,
+        describe:
+          'Without -c and a load balancer: how long to wait for the port-forwarder pod to run (as kubectl port-forward; also bounded by --retry-for and --request-timeout)',
+      }),
+  ) as Argv<T & Omit<CoordinatorArgs, keyof WorkspaceArgs | 'retry-for'>>;
 }
 
 /**
@@ -46,26 +63,42 @@ export function coordinatorOption<T>(y: Argv<T>): Argv<T & Omit<CoordinatorArgs,
  */
 export function resultOptions<T>(y: Argv<T>): Argv<T & Pick<CoordinatorArgs, 'output' | 'coordinator-policy-hash'>> {
   return y
-    .option('output', { alias: 'o', type: 'string', choices: ['json', 'yaml'], describe: 'Print a summary of what was done and written as JSON or YAML on standard output' })
+    .option('output', {
+      alias: 'o',
+      type: 'string',
+      choices: ['json', 'yaml'],
+      describe: 'Print a summary of what was done and written as JSON or YAML on standard output',
+    })
     .option('coordinator-policy-hash', {
-      type: 'string', requiresArg: true,
-      describe: 'Accept only this Coordinator policy hash; it must be a "Role": "coordinator" entry of the manifest, where the hash comes from anyway (upstream v1.2 flag)',
+      type: 'string',
+      requiresArg: true,
+      describe:
+        'Accept only this Coordinator policy hash; it must be a "Role": "coordinator" entry of the manifest, where the hash comes from anyway (upstream v1.2 flag)',
     }) as Argv<T & Pick<CoordinatorArgs, 'output' | 'coordinator-policy-hash'>>;
 }
 
 /** The client options that --coordinator-policy-hash asks for. */
-export function pinnedCoordinator(argv: Pick<CoordinatorArgs, 'coordinator-policy-hash'>, local: LocalManifest): { coordinatorPolicyHashes?: readonly string[] } {
+export function pinnedCoordinator(
+  argv: Pick<CoordinatorArgs, 'coordinator-policy-hash'>,
+  local: LocalManifest,
+): { coordinatorPolicyHashes?: readonly string[] } {
   const pinned = argv['coordinator-policy-hash'];
   if (pinned === undefined) return {};
   const known = coordinatorPolicyHashes(local.manifest);
   if (pinned.trim() === '') {
-    throw new UsageError('an empty --coordinator-policy-hash does not turn the check off here: kubectl-contrast always attests the Coordinator against the "Role": "coordinator" entries of manifest.json; leave the flag out');
+    throw new UsageError(
+      'an empty --coordinator-policy-hash does not turn the check off here: kubectl-contrast always attests the Coordinator against the "Role": "coordinator" entries of manifest.json; leave the flag out',
+    );
   }
   const hash = pinned.trim().toLowerCase();
   if (!known.includes(hash)) {
-    throw new UserError(`--coordinator-policy-hash ${pinned} is not a Coordinator policy of the manifest (${known.length > 0 ? known.join(', ') : 'it has none'})`, { file: local.path }, {
-      hint: 'kubectl-contrast takes the Coordinator\'s policy hash from the manifest ("Role": "coordinator", written by generate), as newer upstream releases do: leave the flag out, or regenerate with the Coordinator\'s resources',
-    });
+    throw new UserError(
+      `--coordinator-policy-hash ${pinned} is not a Coordinator policy of the manifest (${known.length > 0 ? known.join(', ') : 'it has none'})`,
+      { file: local.path },
+      {
+        hint: 'kubectl-contrast takes the Coordinator\'s policy hash from the manifest ("Role": "coordinator", written by generate), as newer upstream releases do: leave the flag out, or regenerate with the Coordinator\'s resources',
+      },
+    );
   }
   return { coordinatorPolicyHashes: [hash] };
 }
@@ -88,7 +121,8 @@ export interface HistoryArgs {
 /** --accept-history: the way out of the rollback check (see src/cli/latest-transition.ts). */
 export function acceptHistoryOption<T>(y: Argv<T>): Argv<T & HistoryArgs> {
   return y.option('accept-history', {
-    type: 'boolean', default: false,
+    type: 'boolean',
+    default: false,
     describe: `Trust the history the Coordinator serves even when it lacks the transition remembered in <workspace>/${LATEST_TRANSITION_FILE} (after restoring or replacing the Coordinator's state on purpose)`,
   }) as Argv<T & HistoryArgs>;
 }
@@ -110,7 +144,10 @@ export interface LocalManifest {
 export function loadLocalManifest(argv: WorkspaceArgs): LocalManifest {
   const path = manifestPath(argv);
   const manifest = readManifest(path);
-  if (!manifest) throw new UserError('no manifest.json: run `kubectl contrast generate` first (or pass -m/--manifest)', { file: path });
+  if (!manifest)
+    throw new UserError('no manifest.json: run `kubectl contrast generate` first (or pass -m/--manifest)', {
+      file: path,
+    });
   return { path, raw: readFileSync(path), manifest };
 }
 
@@ -118,15 +155,21 @@ export function loadLocalManifest(argv: WorkspaceArgs): LocalManifest {
  * The longest wait for the port-forwarder pod: --pod-running-timeout, shortened by --retry-for
  * (the time the command keeps trying to reach the Coordinator at all) and --request-timeout.
  */
-export function podWaitMs(argv: Pick<CoordinatorArgs, 'pod-running-timeout' | 'retry-for' | 'request-timeout'>): number {
+export function podWaitMs(
+  argv: Pick<CoordinatorArgs, 'pod-running-timeout' | 'retry-for' | 'request-timeout'>,
+): number {
   let podMs: number;
   try {
     podMs = parseDuration(argv['pod-running-timeout']);
   } catch {
-    throw new UsageError(`invalid --pod-running-timeout "${argv['pod-running-timeout']}": use a duration such as 30s, 1m, 2m30s`);
+    throw new UsageError(
+      `invalid --pod-running-timeout "${argv['pod-running-timeout']}": use a duration such as 30s, 1m, 2m30s`,
+    );
   }
   if (podMs <= 0) throw new UsageError('--pod-running-timeout must be more than zero');
-  const bounds = [podMs, argv['retry-for'] * 1000, parseDuration(argv['request-timeout'] ?? '0')].filter((ms) => ms > 0);
+  const bounds = [podMs, argv['retry-for'] * 1000, parseDuration(argv['request-timeout'] ?? '0')].filter(
+    (ms) => ms > 0,
+  );
   return Math.min(...bounds);
 }
 
@@ -138,11 +181,18 @@ const note = (line: string) => process.stderr.write(`${line}\n`);
  * cluster. A port-forwarder pod this run started is removed at the end, also after a failure
  * and on Ctrl-C.
  */
-export async function withCoordinator<T>(argv: CoordinatorArgs, manifest: Manifest, use: (client: UserApiClient) => Promise<T>, clientOptions: { coordinatorPolicyHashes?: readonly string[] } = {}): Promise<T> {
+export async function withCoordinator<T>(
+  argv: CoordinatorArgs,
+  manifest: Manifest,
+  use: (client: UserApiClient) => Promise<T>,
+  clientOptions: { coordinatorPolicyHashes?: readonly string[] } = {},
+): Promise<T> {
   const onRetry = (err: Error) => note(`Waiting for the Coordinator: ${err.message}`);
   const make = (address: Address) => {
     const hashes = clientOptions.coordinatorPolicyHashes ?? coordinatorPolicyHashes(manifest);
-    debug(`UserAPI at ${address.host}:${address.port}: aTLS, the Coordinator must report one of ${hashes.length} Coordinator policy hash(es) (${hashes.map((h) => h.slice(0, 16)).join(', ')}) and match ReferenceValues of the manifest; retrying for ${argv['retry-for']} s`);
+    debug(
+      `UserAPI at ${address.host}:${address.port}: aTLS, the Coordinator must report one of ${hashes.length} Coordinator policy hash(es) (${hashes.map((h) => h.slice(0, 16)).join(', ')}) and match ReferenceValues of the manifest; retrying for ${argv['retry-for']} s`,
+    );
     return new UserApiClient({ address, manifest, retryForMs: argv['retry-for'] * 1000, onRetry, ...clientOptions });
   };
   if (argv.coordinator !== undefined) return use(make(parseAddress(argv.coordinator)));
@@ -163,7 +213,9 @@ export async function withCoordinator<T>(argv: CoordinatorArgs, manifest: Manife
   try {
     const endpoint = await findCoordinator(cluster, { readyTimeoutMs, onProgress: note, signal: abort.signal });
     close = () => endpoint.close();
-    note(`Coordinator: ${endpoint.host}:${endpoint.port} (${endpoint.via === 'port-forward' ? 'port-forward through the port-forwarder pod' : 'load balancer of Service coordinator'})`);
+    note(
+      `Coordinator: ${endpoint.host}:${endpoint.port} (${endpoint.via === 'port-forward' ? 'port-forward through the port-forwarder pod' : 'load balancer of Service coordinator'})`,
+    );
     return await use(make({ host: endpoint.host, port: endpoint.port }));
   } finally {
     process.off('SIGINT', onSignal);
@@ -173,9 +225,14 @@ export async function withCoordinator<T>(argv: CoordinatorArgs, manifest: Manife
 }
 
 /** The history the Coordinator serves; a UserError when none has been set yet. */
-export async function requireHistory(client: UserApiClient, what: string, retryForMs?: number): Promise<ManifestHistory> {
+export async function requireHistory(
+  client: UserApiClient,
+  what: string,
+  retryForMs?: number,
+): Promise<ManifestHistory> {
   const history = await client.getManifests(retryForMs === undefined ? {} : { retryForMs });
-  if (!history) throw new UserError(`${what}: no manifest has been set yet`, {}, { nextStep: 'run `kubectl contrast set`' });
+  if (!history)
+    throw new UserError(`${what}: no manifest has been set yet`, {}, { nextStep: 'run `kubectl contrast set`' });
   return history;
 }
 
@@ -188,7 +245,11 @@ export function loadPrivateKey(path: string, kind: 'ec' | 'rsa', what: string): 
   } catch {
     throw new UserError(`the ${what} is not a PEM private key`, { file: path });
   }
-  if (key.asymmetricKeyType !== kind) throw new UserError(`the ${what} must be an ${kind === 'ec' ? 'ECDSA' : 'RSA'} key, found ${key.asymmetricKeyType}`, { file: path });
+  if (key.asymmetricKeyType !== kind)
+    throw new UserError(
+      `the ${what} must be an ${kind === 'ec' ? 'ECDSA' : 'RSA'} key, found ${key.asymmetricKeyType}`,
+      { file: path },
+    );
   return key;
 }
 
@@ -204,17 +265,33 @@ export async function readResourcePolicies(paths: string[]): Promise<Map<string,
   const policies = new Map<string, ResourcePolicy>();
   for (const p of carriedPolicies(allResources((await readInputs(paths)).map(parseInput)))) {
     const decoded = decodeCarried(p);
-    policies.set(decoded.hash, { hash: decoded.hash, toml: Buffer.from(decoded.toml, 'utf8'), location: p.resource.location });
+    policies.set(decoded.hash, {
+      hash: decoded.hash,
+      toml: Buffer.from(decoded.toml, 'utf8'),
+      location: p.resource.location,
+    });
   }
   return policies;
 }
 
 /** The resources' policies must be exactly the manifest's (upstream's checkPoliciesMatchManifest). */
-export function checkPoliciesMatchManifest(policies: Map<string, ResourcePolicy>, manifest: Manifest, manifestFile: string): void {
+export function checkPoliciesMatchManifest(
+  policies: Map<string, ResourcePolicy>,
+  manifest: Manifest,
+  manifestFile: string,
+): void {
   for (const p of policies.values()) {
-    if (!manifest.Policies[p.hash]) throw new UserError(`its policy ${p.hash} is not in ${manifestFile}`, p.location, { nextStep: 'run `kubectl contrast generate` on these resources again' });
+    if (!manifest.Policies[p.hash])
+      throw new UserError(`its policy ${p.hash} is not in ${manifestFile}`, p.location, {
+        nextStep: 'run `kubectl contrast generate` on these resources again',
+      });
   }
   for (const hash of Object.keys(manifest.Policies)) {
-    if (!policies.has(hash)) throw new UserError(`lists policy ${hash} but none of the given resources carries it`, { file: manifestFile }, { nextStep: 'pass all resources that `generate` wrote (or regenerate)' });
+    if (!policies.has(hash))
+      throw new UserError(
+        `lists policy ${hash} but none of the given resources carries it`,
+        { file: manifestFile },
+        { nextStep: 'pass all resources that `generate` wrote (or regenerate)' },
+      );
   }
 }

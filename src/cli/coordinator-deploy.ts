@@ -28,19 +28,42 @@ interface CoordinatorDeployArgs extends KubeArgs, OutputArgs, ImageArgs, Workspa
 
 function common(y: Argv): Argv<CoordinatorDeployArgs> {
   return imageOptions(workspaceOptions(kubeOptions(y)))
-    .option('platform', { type: 'string', choices: platformIds(), describe: 'Platform the Coordinator runs on (needed for its policy)' })
-    .option('service-type', { type: 'string', choices: ['LoadBalancer', 'ClusterIP', 'NodePort'], default: 'LoadBalancer', describe: 'Type of the "coordinator" Service that users reach the UserAPI through' })
-    .option('image-replacements', { type: 'string', describe: 'File of "source=target" lines that replace the Coordinator image' }) as Argv<CoordinatorDeployArgs>;
+    .option('platform', {
+      type: 'string',
+      choices: platformIds(),
+      describe: 'Platform the Coordinator runs on (needed for its policy)',
+    })
+    .option('service-type', {
+      type: 'string',
+      choices: ['LoadBalancer', 'ClusterIP', 'NodePort'],
+      default: 'LoadBalancer',
+      describe: 'Type of the "coordinator" Service that users reach the UserAPI through',
+    })
+    .option('image-replacements', {
+      type: 'string',
+      describe: 'File of "source=target" lines that replace the Coordinator image',
+    }) as Argv<CoordinatorDeployArgs>;
 }
 
 async function objectsFor(argv: CoordinatorDeployArgs, namespace: string) {
   const platform = argv.platform ? requirePlatform(argv.platform) : undefined;
   const base = { namespace, serviceType: argv['service-type'], ...(platform ? { platform } : {}) };
   if (!argv.policy) {
-    return { objects: renderCoordinator({ ...base, imageReplacements: loadImageReplacements(argv['image-replacements']) }), policyHash: undefined };
+    return {
+      objects: renderCoordinator({ ...base, imageReplacements: loadImageReplacements(argv['image-replacements']) }),
+      policyHash: undefined,
+    };
   }
-  if (!platform) throw new UsageError('--platform is needed to compute the Coordinator\'s policy (or pass --no-policy for the template that `generate` takes)');
-  const r = await renderCoordinatorWithPolicy({ ...base, platform, imageResolver: imageResolverFrom(argv), ...(argv['image-replacements'] !== undefined ? { imageReplacementsFile: argv['image-replacements'] } : {}) });
+  if (!platform)
+    throw new UsageError(
+      "--platform is needed to compute the Coordinator's policy (or pass --no-policy for the template that `generate` takes)",
+    );
+  const r = await renderCoordinatorWithPolicy({
+    ...base,
+    platform,
+    imageResolver: imageResolverFrom(argv),
+    ...(argv['image-replacements'] !== undefined ? { imageReplacementsFile: argv['image-replacements'] } : {}),
+  });
   for (const w of r.warnings) warnOnStderr(w.message, w.location);
   return r;
 }
@@ -50,17 +73,36 @@ function reportManifest(argv: CoordinatorDeployArgs, policyHash: string): void {
   process.stderr.write(`Coordinator policy hash: ${policyHash}\n`);
   const state = manifestHasCoordinator(path, policyHash);
   if (state === 'yes') return;
-  const why = state === 'no-manifest' ? `there is no ${path} yet` : state === 'missing' ? `${path} does not list this policy` : `${path} lists this policy without Role "coordinator"`;
-  warnOnStderr(`${why}; \`set\` will refuse a Coordinator whose policy is not in the manifest. Put the Coordinator into the inputs of \`generate\` (\`kubectl contrast coordinator render --no-policy > coordinator.yaml\`) and generate again.`);
+  const why =
+    state === 'no-manifest'
+      ? `there is no ${path} yet`
+      : state === 'missing'
+        ? `${path} does not list this policy`
+        : `${path} lists this policy without Role "coordinator"`;
+  warnOnStderr(
+    `${why}; \`set\` will refuse a Coordinator whose policy is not in the manifest. Put the Coordinator into the inputs of \`generate\` (\`kubectl contrast coordinator render --no-policy > coordinator.yaml\`) and generate again.`,
+  );
 }
 
 const renderCommand: CommandModule<object, CoordinatorDeployArgs> = {
   command: 'render',
-  describe: 'Print the Coordinator StatefulSet, Services, ServiceAccount and Role (with its policy when --platform is given)',
-  builder: (y: Argv) => outputOption(common(y), ['yaml', 'json'], 'Output format')
-    .option('policy', { type: 'boolean', default: true, describe: 'Compute the Coordinator\'s policy (needs --platform); --no-policy prints the template for `generate`' })
-    .example('$0 coordinator render --no-policy -n app > coordinator.yaml', 'A template to pass to `generate` together with the app')
-    .example('$0 coordinator render --platform metal-qemu-snp', 'The Coordinator with its policy') as Argv<CoordinatorDeployArgs>,
+  describe:
+    'Print the Coordinator StatefulSet, Services, ServiceAccount and Role (with its policy when --platform is given)',
+  builder: (y: Argv) =>
+    outputOption(common(y), ['yaml', 'json'], 'Output format')
+      .option('policy', {
+        type: 'boolean',
+        default: true,
+        describe: "Compute the Coordinator's policy (needs --platform); --no-policy prints the template for `generate`",
+      })
+      .example(
+        '$0 coordinator render --no-policy -n app > coordinator.yaml',
+        'A template to pass to `generate` together with the app',
+      )
+      .example(
+        '$0 coordinator render --platform metal-qemu-snp',
+        'The Coordinator with its policy',
+      ) as Argv<CoordinatorDeployArgs>,
   handler: async (argv) => {
     if (argv.policy && !argv.platform) argv.policy = false;
     const { objects, policyHash } = await objectsFor(argv, argv.namespace ?? 'default');
@@ -72,12 +114,16 @@ const renderCommand: CommandModule<object, CoordinatorDeployArgs> = {
 const applyCommand: CommandModule<object, CoordinatorDeployArgs> = {
   command: 'apply',
   describe: 'Server-side apply the Coordinator with its policy (field manager kubectl-contrast)',
-  builder: (y: Argv) => dryRunOption(common(y))
-    .option('policy', { type: 'boolean', default: true, hidden: true })
-    .demandOption('platform') as Argv<CoordinatorDeployArgs>,
+  builder: (y: Argv) =>
+    dryRunOption(common(y))
+      .option('policy', { type: 'boolean', default: true, hidden: true })
+      .demandOption('platform') as Argv<CoordinatorDeployArgs>,
   handler: async (argv) => {
     // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
-    const [{ applyObjects, describeResults }, cluster] = await Promise.all([import('../kube/apply.js'), connectFromArgs(argv)]);
+    const [{ applyObjects, describeResults }, cluster] = await Promise.all([
+      import('../kube/apply.js'),
+      connectFromArgs(argv),
+    ]);
     const { objects, policyHash } = await objectsFor({ ...argv, policy: true }, cluster.namespace);
     const dryRun = (argv['dry-run'] ?? 'none') as DryRun;
     const results = await applyObjects(cluster, objects, { dryRun, force: argv['force-conflicts'] });
@@ -87,4 +133,7 @@ const applyCommand: CommandModule<object, CoordinatorDeployArgs> = {
 };
 
 /** Subcommands for `coordinator` (registered by src/cli/coordinator.ts). */
-export const coordinatorDeployCommands: CommandModule[] = [renderCommand as CommandModule, applyCommand as CommandModule];
+export const coordinatorDeployCommands: CommandModule[] = [
+  renderCommand as CommandModule,
+  applyCommand as CommandModule,
+];

@@ -28,17 +28,35 @@ const env = process.env;
  */
 function simulatedPolicyHash(argv: ServeArgs): string | undefined {
   if (argv.manifest === undefined) return argv['sim-policy-hash'];
-  if (argv.platform.toLowerCase() !== 'insecure-sim') throw new UsageError('--manifest applies to --platform insecure-sim only: real hardware reports the policy hash the runtime measured');
+  if (argv.platform.toLowerCase() !== 'insecure-sim')
+    throw new UsageError(
+      '--manifest applies to --platform insecure-sim only: real hardware reports the policy hash the runtime measured',
+    );
   const manifest = readManifest(argv.manifest);
-  if (!manifest) throw new UserError('no such manifest', { file: argv.manifest }, { hint: 'run `kubectl contrast generate` with the Coordinator\'s resources first' });
+  if (!manifest)
+    throw new UserError(
+      'no such manifest',
+      { file: argv.manifest },
+      { hint: "run `kubectl contrast generate` with the Coordinator's resources first" },
+    );
   const hashes = coordinatorPolicyHashes(manifest);
-  if (hashes.length === 0) throw new UserError('the manifest has no Coordinator entry ("Role": "coordinator")', { file: argv.manifest }, { hint: 'generate the Coordinator\'s resources (`kubectl contrast coordinator render`) with the rest' });
+  if (hashes.length === 0)
+    throw new UserError(
+      'the manifest has no Coordinator entry ("Role": "coordinator")',
+      { file: argv.manifest },
+      { hint: "generate the Coordinator's resources (`kubectl contrast coordinator render`) with the rest" },
+    );
   const given = argv['sim-policy-hash'];
   if (given !== undefined && given !== '' && !hashes.includes(given)) {
-    throw new UsageError(`--sim-policy-hash ${given} is not a Coordinator policy of ${argv.manifest} (${hashes.join(', ')}); give one of them or leave it out`);
+    throw new UsageError(
+      `--sim-policy-hash ${given} is not a Coordinator policy of ${argv.manifest} (${hashes.join(', ')}); give one of them or leave it out`,
+    );
   }
   if (given) return given;
-  if (hashes.length > 1) throw new UsageError(`${argv.manifest} has ${hashes.length} Coordinator policies (${hashes.join(', ')}); pick one with --sim-policy-hash`);
+  if (hashes.length > 1)
+    throw new UsageError(
+      `${argv.manifest} has ${hashes.length} Coordinator policies (${hashes.join(', ')}); pick one with --sim-policy-hash`,
+    );
   process.stderr.write(`coordinator: reporting policy hash ${hashes[0]} (the Coordinator entry of ${argv.manifest})\n`);
   return hashes[0];
 }
@@ -46,16 +64,43 @@ function simulatedPolicyHash(argv: ServeArgs): string | undefined {
 const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve',
   describe: 'Run the Coordinator (UserAPI, MeshAPI, probes and metrics) until SIGTERM',
-  builder: (y: Argv) => y
-    .option('state-dir', { type: 'string', default: env.CONTRAST_STATE_DIR ?? '/mnt/state/history', describe: 'Directory of the manifest history (env CONTRAST_STATE_DIR)' })
-    .option('platform', { type: 'string', default: env.CONTRAST_PLATFORM ?? 'auto', describe: 'Evidence issuer: auto/configfs-tsm (SEV-SNP or TDX hardware) or insecure-sim (simulated, NO security) (env CONTRAST_PLATFORM)' })
-    .option('sim-policy-hash', { type: 'string', default: env.CONTRAST_SIM_POLICY_HASH, describe: 'insecure-sim: the policy hash to report as host data (env CONTRAST_SIM_POLICY_HASH)' })
-    .option('manifest', { alias: 'm', type: 'string', requiresArg: true, describe: 'insecure-sim: report the policy hash of the Coordinator entry ("Role": "coordinator") of this manifest.json (instead of --sim-policy-hash)' })
-    .option('listen', { type: 'string', default: env.CONTRAST_LISTEN ?? '0.0.0.0', describe: 'Address to listen on' })
-    .option('user-port', { type: 'number', default: USERAPI_PORT, describe: 'UserAPI port (0 = any free port)' })
-    .option('mesh-port', { type: 'number', default: MESHAPI_PORT, describe: 'MeshAPI port (0 = any free port)' })
-    .option('metrics-port', { type: 'number', default: METRICS_PORT, describe: 'Probes and metrics port (0 = any free port)' })
-    .option('ports-file', { type: 'string', describe: 'Write the ports actually listened on as JSON to this file' }) as Argv<ServeArgs>,
+  builder: (y: Argv) =>
+    y
+      .option('state-dir', {
+        type: 'string',
+        default: env.CONTRAST_STATE_DIR ?? '/mnt/state/history',
+        describe: 'Directory of the manifest history (env CONTRAST_STATE_DIR)',
+      })
+      .option('platform', {
+        type: 'string',
+        default: env.CONTRAST_PLATFORM ?? 'auto',
+        describe:
+          'Evidence issuer: auto/configfs-tsm (SEV-SNP or TDX hardware) or insecure-sim (simulated, NO security) (env CONTRAST_PLATFORM)',
+      })
+      .option('sim-policy-hash', {
+        type: 'string',
+        default: env.CONTRAST_SIM_POLICY_HASH,
+        describe: 'insecure-sim: the policy hash to report as host data (env CONTRAST_SIM_POLICY_HASH)',
+      })
+      .option('manifest', {
+        alias: 'm',
+        type: 'string',
+        requiresArg: true,
+        describe:
+          'insecure-sim: report the policy hash of the Coordinator entry ("Role": "coordinator") of this manifest.json (instead of --sim-policy-hash)',
+      })
+      .option('listen', { type: 'string', default: env.CONTRAST_LISTEN ?? '0.0.0.0', describe: 'Address to listen on' })
+      .option('user-port', { type: 'number', default: USERAPI_PORT, describe: 'UserAPI port (0 = any free port)' })
+      .option('mesh-port', { type: 'number', default: MESHAPI_PORT, describe: 'MeshAPI port (0 = any free port)' })
+      .option('metrics-port', {
+        type: 'number',
+        default: METRICS_PORT,
+        describe: 'Probes and metrics port (0 = any free port)',
+      })
+      .option('ports-file', {
+        type: 'string',
+        describe: 'Write the ports actually listened on as JSON to this file',
+      }) as Argv<ServeArgs>,
   handler: async (argv) => {
     const simPolicyHash = simulatedPolicyHash(argv);
     let issuer;

@@ -27,26 +27,59 @@ function outputTarget(argv: GenerateArgs, paths: string[]): OutputTarget {
  * The inputs: the paths, including those after `--`; none means standard input, which is read
  * only when it is not a terminal (a user who forgot the paths gets an error, not a hang).
  */
-export function inputPaths(argv: { paths: string[]; _: (string | number)[] }, stdinIsTTY = process.stdin.isTTY === true): string[] {
+export function inputPaths(
+  argv: { paths: string[]; _: (string | number)[] },
+  stdinIsTTY = process.stdin.isTTY === true,
+): string[] {
   const paths = [...argv.paths, ...argv._.slice(1).map(String)];
   if (paths.length > 0) return paths;
   if (stdinIsTTY) {
-    throw new UsageError('name the YAML files or directories to transform, or "-" to read standard input (standard input is a terminal)');
+    throw new UsageError(
+      'name the YAML files or directories to transform, or "-" to read standard input (standard input is a terminal)',
+    );
   }
   return [STDIN];
 }
 
 export const generateCommand: CommandModule<object, GenerateArgs> = {
   command: 'generate [paths..]',
-  describe: 'Make workloads with runtimeClassName contrast-cc confidential: inject the Initializer and service mesh, compute their policies, update manifest.json',
-  builder: (y: Argv) => rulesOption(kubeOptions(transformOptions(y)))
-    .positional('paths', { type: 'string', array: true, default: [], describe: 'YAML files or directories (recursively *.yaml, *.yml); "-" or nothing for standard input' })
-    .option('output', { alias: 'o', type: 'string', describe: 'Write all resources to this file ("-" for stdout) instead of editing the inputs in place' })
-    .option('validate-server', { type: 'boolean', default: false, describe: 'Before writing, let the API server of the current kube context validate every resource (server-side dry run); with --kubeconfig, --context, -n' })
-    .example('$0 generate --platform metal-qemu-snp deployment/', 'Rewrite every YAML file under deployment/ in place')
-    .example('helm template my-app ./chart | $0 generate --platform metal-qemu-tdx - > resources.yaml', 'Transform a stream')
-    .example('$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml', 'Write the result elsewhere; keys and manifest.json go to ./contrast')
-    .example('$0 generate --offline --oci-layout ./images --platform insecure-sim app.yaml', 'Take images from a local OCI layout, never from the network'),
+  describe:
+    'Make workloads with runtimeClassName contrast-cc confidential: inject the Initializer and service mesh, compute their policies, update manifest.json',
+  builder: (y: Argv) =>
+    rulesOption(kubeOptions(transformOptions(y)))
+      .positional('paths', {
+        type: 'string',
+        array: true,
+        default: [],
+        describe: 'YAML files or directories (recursively *.yaml, *.yml); "-" or nothing for standard input',
+      })
+      .option('output', {
+        alias: 'o',
+        type: 'string',
+        describe: 'Write all resources to this file ("-" for stdout) instead of editing the inputs in place',
+      })
+      .option('validate-server', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Before writing, let the API server of the current kube context validate every resource (server-side dry run); with --kubeconfig, --context, -n',
+      })
+      .example(
+        '$0 generate --platform metal-qemu-snp deployment/',
+        'Rewrite every YAML file under deployment/ in place',
+      )
+      .example(
+        'helm template my-app ./chart | $0 generate --platform metal-qemu-tdx - > resources.yaml',
+        'Transform a stream',
+      )
+      .example(
+        '$0 generate -o resources.yaml --workspace-dir ./contrast app.yaml',
+        'Write the result elsewhere; keys and manifest.json go to ./contrast',
+      )
+      .example(
+        '$0 generate --offline --oci-layout ./images --platform insecure-sim app.yaml',
+        'Take images from a local OCI layout, never from the network',
+      ),
   handler: async (argv) => {
     refuseRulesFile(argv);
     const paths = inputPaths(argv);

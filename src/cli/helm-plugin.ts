@@ -16,7 +16,12 @@ import { Diagnostics, warningLine } from '../util/diagnostics.js';
 import { failureLines, logPath, postRender, writeLog } from '../postrender/postrender.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { repeatable } from './options-table.js';
-import { ENVIRONMENT_VARIABLES, generateOptionsFrom, postRenderOptions, type TransformArgs } from './transform-options.js';
+import {
+  ENVIRONMENT_VARIABLES,
+  generateOptionsFrom,
+  postRenderOptions,
+  type TransformArgs,
+} from './transform-options.js';
 import { VERSION } from '../version.js';
 
 const HELM_PLUGIN_NAME = 'contrast';
@@ -25,22 +30,33 @@ const POST_RENDER_COMMAND = 'helm-post-render';
 export const helmPostRenderCommand: CommandModule<object, TransformArgs> = {
   command: POST_RENDER_COMMAND,
   describe: 'Helm post-renderer: make the rendered chart confidential (stdin → stdout) and update manifest.json',
-  builder: (y: Argv) => postRenderOptions(y)
-    .fail((msg, err) => {
-      // Helm 4 hides our stderr: a wrong --post-renderer-args must reach render.log too.
-      const error = err ?? new UsageError(msg);
-      writeLog(logPath(workspaceDirIn(process.argv)), POST_RENDER_COMMAND, failureLines(error));
-      throw error;
-    })
-    .example('helm install app ./chart --post-renderer kubectl-contrast --post-renderer-args helm-post-render --post-renderer-args --platform=metal-qemu-snp', 'Helm 3')
-    .example('helm install app ./chart --post-renderer contrast --post-renderer-args --platform=metal-qemu-snp', 'Helm 4, after `$0 helm-plugin install`')
-    .epilog(`Every flag can also be set through the environment (${ENVIRONMENT_VARIABLES.join(', ')}; see docs/helm-kustomize.md). The outcome of the last run is in <workspace-dir>/render.log.`),
+  builder: (y: Argv) =>
+    postRenderOptions(y)
+      .fail((msg, err) => {
+        // Helm 4 hides our stderr: a wrong --post-renderer-args must reach render.log too.
+        const error = err ?? new UsageError(msg);
+        writeLog(logPath(workspaceDirIn(process.argv)), POST_RENDER_COMMAND, failureLines(error));
+        throw error;
+      })
+      .example(
+        'helm install app ./chart --post-renderer kubectl-contrast --post-renderer-args helm-post-render --post-renderer-args --platform=metal-qemu-snp',
+        'Helm 3',
+      )
+      .example(
+        'helm install app ./chart --post-renderer contrast --post-renderer-args --platform=metal-qemu-snp',
+        'Helm 4, after `$0 helm-plugin install`',
+      )
+      .epilog(
+        `Every flag can also be set through the environment (${ENVIRONMENT_VARIABLES.join(', ')}; see docs/helm-kustomize.md). The outcome of the last run is in <workspace-dir>/render.log.`,
+      ),
   handler: async (argv) => {
     const log = logPath(argv['workspace-dir']);
     try {
       const input = await readStdin();
       if (input.text.trim() === '') {
-        throw new UserError('Helm passed no manifests (an empty chart, or a chart of hooks only, which Helm 3 does not post-render); refusing to print an empty release');
+        throw new UserError(
+          'Helm passed no manifests (an empty chart, or a chart of hooks only, which Helm 3 does not post-render); refusing to print an empty release',
+        );
       }
       input.name = 'rendered chart';
       const diagnostics = new Diagnostics();
@@ -89,11 +105,15 @@ function selfCommand(env: NodeJS.ProcessEnv = process.env): string {
         path = candidate;
         break;
       }
-    } catch { /* not there */ }
+    } catch {
+      /* not there */
+    }
   }
   if (path.includes(' ')) {
     // Helm 4 splits platformCommand.command on spaces.
-    throw new UserError(`Helm cannot run a plugin command whose path contains a space: ${path}; install kubectl-contrast elsewhere`);
+    throw new UserError(
+      `Helm cannot run a plugin command whose path contains a space: ${path}; install kubectl-contrast elsewhere`,
+    );
   }
   return path;
 }
@@ -136,7 +156,10 @@ function defaultPluginDir(): string {
 
 function runHelm(helm: string, args: string[]): { status: number; stdout: string; stderr: string } {
   const r = spawnSync(helm, args, { encoding: 'utf8' });
-  if (r.error) throw new UserError(`cannot run ${helm}: ${(r.error as NodeJS.ErrnoException).code ?? r.error.message}; pass --helm PATH`);
+  if (r.error)
+    throw new UserError(
+      `cannot run ${helm}: ${(r.error as NodeJS.ErrnoException).code ?? r.error.message}; pass --helm PATH`,
+    );
   return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -151,17 +174,35 @@ function helmMajor(helm: string): number {
 export const helmPluginCommand: CommandModule<object, HelmPluginArgs> = {
   command: 'helm-plugin <action>',
   describe: 'Install the Helm 4 post-renderer plugin that runs this kubectl-contrast',
-  builder: (y: Argv) => y
-    .positional('action', { choices: ['install', 'uninstall', 'print'] as const, demandOption: true, describe: 'install: write and install the plugin; uninstall: remove it; print: show its plugin.yaml' })
-    .option('helm', { type: 'string', default: process.env.HELM_BIN || 'helm', describe: 'Helm 4 binary' })
-    .option('dir', { type: 'string', default: defaultPluginDir(), describe: 'Where the plugin directory is written' })
-    .option('name', { type: 'string', default: HELM_PLUGIN_NAME, describe: 'Plugin name (the value of --post-renderer)' })
-    .option('post-render-arg', repeatable('Flag always passed to the post-renderer, e.g. --post-render-arg=--platform=metal-qemu-snp (repeat the flag for several)'))
-    .check((argv) => {
-      if (!/^[A-Za-z0-9_-]+$/.test(argv.name)) throw new UsageError('--name may contain only letters, digits, "_" and "-"');
-      return true;
-    })
-    .example('$0 helm-plugin install', 'Then: helm install app ./chart --post-renderer contrast --post-renderer-args --platform=metal-qemu-snp') as Argv<HelmPluginArgs>,
+  builder: (y: Argv) =>
+    y
+      .positional('action', {
+        choices: ['install', 'uninstall', 'print'] as const,
+        demandOption: true,
+        describe: 'install: write and install the plugin; uninstall: remove it; print: show its plugin.yaml',
+      })
+      .option('helm', { type: 'string', default: process.env.HELM_BIN || 'helm', describe: 'Helm 4 binary' })
+      .option('dir', { type: 'string', default: defaultPluginDir(), describe: 'Where the plugin directory is written' })
+      .option('name', {
+        type: 'string',
+        default: HELM_PLUGIN_NAME,
+        describe: 'Plugin name (the value of --post-renderer)',
+      })
+      .option(
+        'post-render-arg',
+        repeatable(
+          'Flag always passed to the post-renderer, e.g. --post-render-arg=--platform=metal-qemu-snp (repeat the flag for several)',
+        ),
+      )
+      .check((argv) => {
+        if (!/^[A-Za-z0-9_-]+$/.test(argv.name))
+          throw new UsageError('--name may contain only letters, digits, "_" and "-"');
+        return true;
+      })
+      .example(
+        '$0 helm-plugin install',
+        'Then: helm install app ./chart --post-renderer contrast --post-renderer-args --platform=metal-qemu-snp',
+      ) as Argv<HelmPluginArgs>,
   handler: (argv) => {
     const yaml = pluginYaml(argv.name, selfCommand(), argv['post-render-arg']);
     if (argv.action === 'print') {
@@ -176,7 +217,9 @@ export const helmPluginCommand: CommandModule<object, HelmPluginArgs> = {
     }
     const major = helmMajor(argv.helm);
     if (major < 4) {
-      throw new UserError(`${argv.helm} is Helm ${major}, which takes post-renderers as executables, not plugins: use --post-renderer kubectl-contrast --post-renderer-args ${POST_RENDER_COMMAND}`);
+      throw new UserError(
+        `${argv.helm} is Helm ${major}, which takes post-renderers as executables, not plugins: use --post-renderer kubectl-contrast --post-renderer-args ${POST_RENDER_COMMAND}`,
+      );
     }
     const dir = resolve(argv.dir, argv.name);
     mkdirSync(dir, { recursive: true });
@@ -185,6 +228,8 @@ export const helmPluginCommand: CommandModule<object, HelmPluginArgs> = {
     if (new RegExp(`^${argv.name}\\s`, 'm').test(list.stdout)) runHelm(argv.helm, ['plugin', 'uninstall', argv.name]);
     const r = runHelm(argv.helm, ['plugin', 'install', dir]);
     if (r.status !== 0) throw new UserError(`helm plugin install ${dir} failed: ${(r.stderr || r.stdout).trim()}`);
-    process.stderr.write(`Helm plugin "${argv.name}" installed (${dir}); use: helm install … --post-renderer ${argv.name}\n`);
+    process.stderr.write(
+      `Helm plugin "${argv.name}" installed (${dir}); use: helm install … --post-renderer ${argv.name}\n`,
+    );
   },
 };

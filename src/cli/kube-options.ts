@@ -17,11 +17,23 @@ export interface OutputArgs {
 
 export function kubeOptions<T>(y: Argv<T>, opts: { allNamespaces?: boolean } = {}): Argv<T & KubeArgs> {
   let r = y
-    .option('kubeconfig', { type: 'string', describe: 'Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)' })
+    .option('kubeconfig', {
+      type: 'string',
+      describe: 'Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)',
+    })
     .option('context', { type: 'string', describe: 'The kubeconfig context to use' })
-    .option('namespace', { alias: 'n', type: 'string', describe: 'Namespace (default: the context\'s namespace, else "default")' })
-    .option('request-timeout', { type: 'string', default: '0', describe: 'How long to wait for each request before giving up, e.g. 30s, 1m; 0 = no limit' });
-  if (opts.allNamespaces) r = r.option('all-namespaces', { alias: 'A', type: 'boolean', describe: 'Look at every namespace' });
+    .option('namespace', {
+      alias: 'n',
+      type: 'string',
+      describe: 'Namespace (default: the context\'s namespace, else "default")',
+    })
+    .option('request-timeout', {
+      type: 'string',
+      default: '0',
+      describe: 'How long to wait for each request before giving up, e.g. 30s, 1m; 0 = no limit',
+    });
+  if (opts.allNamespaces)
+    r = r.option('all-namespaces', { alias: 'A', type: 'boolean', describe: 'Look at every namespace' });
   return r as Argv<T & KubeArgs>;
 }
 
@@ -62,6 +74,9 @@ export function parseDuration(text: string): number {
     ms += m[2] === 'h' ? n * 3_600_000 : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : n;
     end = re.lastIndex;
   }
-  if (end === 0 || end !== t.length) throw new UsageError(`invalid --request-timeout "${text}": use a number of seconds or a duration such as 30s, 1m, 1h`);
+  if (end === 0 || end !== t.length)
+    throw new UsageError(
+      `invalid --request-timeout "${text}": use a number of seconds or a duration such as 30s, 1m, 1h`,
+    );
   return Math.round(ms);
 }

@@ -21,7 +21,13 @@ import { Diagnostics, warningLine } from '../util/diagnostics.js';
 import { readUserText } from '../util/files.js';
 import { failureLines, logPath, postRender, writeLog } from '../postrender/postrender.js';
 import { itemInputs, parseResourceList, resourceListOutput } from '../postrender/krm.js';
-import { configuredWorkspace, FUNCTION_CONFIG_FIELDS, functionConfigToArgs, generateOptionsFrom, parseTransformArgs } from './transform-options.js';
+import {
+  configuredWorkspace,
+  FUNCTION_CONFIG_FIELDS,
+  functionConfigToArgs,
+  generateOptionsFrom,
+  parseTransformArgs,
+} from './transform-options.js';
 
 interface KustomizeArgs {
   config?: string;
@@ -55,25 +61,43 @@ export function defaultKustomizeWorkspace(kustomizationDir: string, env: NodeJS.
 }
 
 /** The workspace flag to add when neither the config nor the environment names one. */
-function workspaceDefault(config: unknown, baseDir: string, kustomizationDir: string): { args: string[]; workspace: string | undefined } {
-  if (configuredWorkspace(config, baseDir) !== undefined || process.env.CONTRAST_WORKSPACE_DIR) return { args: [], workspace: undefined };
+function workspaceDefault(
+  config: unknown,
+  baseDir: string,
+  kustomizationDir: string,
+): { args: string[]; workspace: string | undefined } {
+  if (configuredWorkspace(config, baseDir) !== undefined || process.env.CONTRAST_WORKSPACE_DIR)
+    return { args: [], workspace: undefined };
   const workspace = defaultKustomizeWorkspace(kustomizationDir);
   return { args: [`--workspace-dir=${workspace}`], workspace };
 }
 
 function announce(workspace: string | undefined): void {
   if (workspace !== undefined) {
-    process.stderr.write(`kubectl-contrast: workspace ${workspace} (manifest.json, owner keys, render.log); set workspaceDir in the transformer config to choose one\n`);
+    process.stderr.write(
+      `kubectl-contrast: workspace ${workspace} (manifest.json, owner keys, render.log); set workspaceDir in the transformer config to choose one\n`,
+    );
   }
 }
 
 export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
   command: 'kustomize [config]',
-  describe: 'kustomize transformer: a KRM function (ResourceList on stdin) or a legacy exec plugin (config file as argument, resources on stdin)',
-  builder: (y: Argv) => y
-    .positional('config', { type: 'string', describe: 'Transformer config (legacy exec plugin mode); a KRM function gets it as functionConfig' })
-    .option('print-workspace', { type: 'string', describe: 'Print the workspace a kustomization directory (default: the current one) gets when its config names none, and exit' })
-    .epilog(`Config fields (spec of kind ContrastTransformer, or data of a ConfigMap): ${FUNCTION_CONFIG_FIELDS.join(', ')}. CONTRAST_* environment variables give defaults. See docs/helm-kustomize.md.`) as Argv<KustomizeArgs>,
+  describe:
+    'kustomize transformer: a KRM function (ResourceList on stdin) or a legacy exec plugin (config file as argument, resources on stdin)',
+  builder: (y: Argv) =>
+    y
+      .positional('config', {
+        type: 'string',
+        describe: 'Transformer config (legacy exec plugin mode); a KRM function gets it as functionConfig',
+      })
+      .option('print-workspace', {
+        type: 'string',
+        describe:
+          'Print the workspace a kustomization directory (default: the current one) gets when its config names none, and exit',
+      })
+      .epilog(
+        `Config fields (spec of kind ContrastTransformer, or data of a ConfigMap): ${FUNCTION_CONFIG_FIELDS.join(', ')}. CONTRAST_* environment variables give defaults. See docs/helm-kustomize.md.`,
+      ) as Argv<KustomizeArgs>,
   handler: async (argv) => {
     if (argv['print-workspace'] !== undefined) {
       process.stdout.write(`${defaultKustomizeWorkspace(argv['print-workspace'] || process.cwd())}\n`);
@@ -88,7 +112,10 @@ export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
       if (list) {
         const fallback = workspaceDefault(list.functionConfig, process.cwd(), kustomizationDir);
         log = logPath(configuredWorkspace(list.functionConfig, process.cwd()) ?? fallback.workspace);
-        const args = parseTransformArgs([...functionConfigToArgs({ config: list.functionConfig, baseDir: process.cwd(), origin: 'functionConfig' }), ...fallback.args]);
+        const args = parseTransformArgs([
+          ...functionConfigToArgs({ config: list.functionConfig, baseDir: process.cwd(), origin: 'functionConfig' }),
+          ...fallback.args,
+        ]);
         announce(fallback.workspace);
         log = logPath(args['workspace-dir']);
         const inputs = itemInputs(list);
@@ -99,13 +126,21 @@ export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
         return;
       }
       const envConfig = process.env.KUSTOMIZE_PLUGIN_CONFIG_STRING;
-      const config = argv.config !== undefined
-        ? parseConfig(readUserText(argv.config, 'the transformer config'), argv.config)
-        : envConfig ? parseConfig(envConfig, 'KUSTOMIZE_PLUGIN_CONFIG_STRING') : undefined;
-      const baseDir = process.env.KUSTOMIZE_PLUGIN_CONFIG_ROOT || (argv.config !== undefined && envConfig === undefined ? dirname(argv.config) : process.cwd());
+      const config =
+        argv.config !== undefined
+          ? parseConfig(readUserText(argv.config, 'the transformer config'), argv.config)
+          : envConfig
+            ? parseConfig(envConfig, 'KUSTOMIZE_PLUGIN_CONFIG_STRING')
+            : undefined;
+      const baseDir =
+        process.env.KUSTOMIZE_PLUGIN_CONFIG_ROOT ||
+        (argv.config !== undefined && envConfig === undefined ? dirname(argv.config) : process.cwd());
       const fallback = workspaceDefault(config, baseDir, kustomizationDir);
       log = logPath(configuredWorkspace(config, baseDir) ?? fallback.workspace);
-      const args = parseTransformArgs([...functionConfigToArgs({ config, baseDir, origin: argv.config ?? 'transformer config' }), ...fallback.args]);
+      const args = parseTransformArgs([
+        ...functionConfigToArgs({ config, baseDir, origin: argv.config ?? 'transformer config' }),
+        ...fallback.args,
+      ]);
       announce(fallback.workspace);
       log = logPath(args['workspace-dir']);
       input.name = 'kustomize resources';

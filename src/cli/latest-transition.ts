@@ -35,11 +35,23 @@ export function readSeenTransition(path: string): SeenTransition | undefined {
   try {
     v = JSON.parse(text) as Partial<SeenTransition>;
   } catch (err) {
-    throw new UserError(`not valid JSON (${(err as Error).message}); it is written by verify, set and recover: restore it, or delete it to trust the next history the Coordinator serves`, { file: path });
+    throw new UserError(
+      `not valid JSON (${(err as Error).message}); it is written by verify, set and recover: restore it, or delete it to trust the next history the Coordinator serves`,
+      { file: path },
+    );
   }
-  if (typeof v !== 'object' || v === null || typeof v.TransitionHash !== 'string' || !/^[0-9a-f]{64}$/.test(v.TransitionHash)
-    || typeof v.HistoryLength !== 'number' || !Number.isInteger(v.HistoryLength) || v.HistoryLength < 1) {
-    throw new UserError('expected {"TransitionHash": "<64 lower-case hex>", "HistoryLength": <positive integer>}', { file: path });
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    typeof v.TransitionHash !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(v.TransitionHash) ||
+    typeof v.HistoryLength !== 'number' ||
+    !Number.isInteger(v.HistoryLength) ||
+    v.HistoryLength < 1
+  ) {
+    throw new UserError('expected {"TransitionHash": "<64 lower-case hex>", "HistoryLength": <positive integer>}', {
+      file: path,
+    });
   }
   return { TransitionHash: v.TransitionHash, HistoryLength: v.HistoryLength };
 }
@@ -72,11 +84,14 @@ export function checkServedHistory(path: string, manifests: readonly Uint8Array[
   const chain = transitionChain(manifests);
   if (chain.some((h) => h.toString('hex') === seen.TransitionHash)) return;
   const seenText = `transition ${seen.TransitionHash} (manifest ${seen.HistoryLength} of the history), which this workspace saw before (${path})`;
-  const what = manifests.length === 0
-    ? `has no manifest history, but this workspace saw ${seenText}: its state was wiped, or it is another Coordinator than the one this workspace set up`
-    : `serves a history of ${manifests.length} manifest(s) ending in transition ${chain.at(-1)!.toString('hex')} that does not contain ${seenText}: `
-      + `it serves ${manifests.length < seen.HistoryLength ? 'an older' : 'a forked'} history, for example a restored backup of its store, which can re-activate policies a later manifest revoked`;
-  throw new RollbackError(`the Coordinator ${what}. Nothing was sent. If this is intended (you replaced or restored the Coordinator's state on purpose), run the command again with --accept-history to trust what it serves from now on`);
+  const what =
+    manifests.length === 0
+      ? `has no manifest history, but this workspace saw ${seenText}: its state was wiped, or it is another Coordinator than the one this workspace set up`
+      : `serves a history of ${manifests.length} manifest(s) ending in transition ${chain.at(-1)!.toString('hex')} that does not contain ${seenText}: ` +
+        `it serves ${manifests.length < seen.HistoryLength ? 'an older' : 'a forked'} history, for example a restored backup of its store, which can re-activate policies a later manifest revoked`;
+  throw new RollbackError(
+    `the Coordinator ${what}. Nothing was sent. If this is intended (you replaced or restored the Coordinator's state on purpose), run the command again with --accept-history to trust what it serves from now on`,
+  );
 }
 
 /**
@@ -96,5 +111,9 @@ export function rememberHistory(path: string, manifests: readonly Uint8Array[], 
   }
   if (current?.TransitionHash === latest) return;
   if (current && !accept && !chain.includes(current.TransitionHash)) return;
-  writeFileAtomic(path, `${JSON.stringify({ TransitionHash: latest, HistoryLength: manifests.length } satisfies SeenTransition)}\n`, { mode: 0o644 });
+  writeFileAtomic(
+    path,
+    `${JSON.stringify({ TransitionHash: latest, HistoryLength: manifests.length } satisfies SeenTransition)}\n`,
+    { mode: 0o644 },
+  );
 }

@@ -19,26 +19,37 @@ export async function buildParser(args: string[]): Promise<Argv> {
   const [commands, { default: yargs }] = await Promise.all([commandsFor(args), import('yargs')]);
   let parser = yargs(args)
     .scriptName(programName())
-    .usage('$0 <command> [options]\n\nDeploy and attest Confidential Containers (Contrast) from kubectl, Helm and kustomize.')
+    .usage(
+      '$0 <command> [options]\n\nDeploy and attest Confidential Containers (Contrast) from kubectl, Helm and kustomize.',
+    )
     .version(VERSION)
     .alias('h', 'help')
     // kubectl's -v/--v is verbosity (kubectl passes it to plugins as given); the version is
     // --version or the `version` command.
     .option('v', {
-      type: 'number', requiresArg: true, global: true,
-      describe: 'Verbosity as kubectl\'s: 4 or more prints debug output (also --log-level debug)',
+      type: 'number',
+      requiresArg: true,
+      global: true,
+      describe: "Verbosity as kubectl's: 4 or more prints debug output (also --log-level debug)",
     })
     .option('log-level', {
-      type: 'string', requiresArg: true, global: true,
-      describe: 'debug, info, warn or error, as upstream Contrast (messages and warnings are always printed; debug adds the steps)',
+      type: 'string',
+      requiresArg: true,
+      global: true,
+      describe:
+        'debug, info, warn or error, as upstream Contrast (messages and warnings are always printed; debug adds the steps)',
     })
     .middleware((argv) => {
       if (argv['log-level'] !== undefined) {
         const level = parseLogLevel(String(argv['log-level']));
-        if (level === undefined) throw new UsageError(`--log-level "${String(argv['log-level'])}": use debug, info, warn or error`);
+        if (level === undefined)
+          throw new UsageError(`--log-level "${String(argv['log-level'])}": use debug, info, warn or error`);
         setLogLevel(level);
       } else if (argv.v !== undefined) {
-        if (!Number.isInteger(argv.v) || (argv.v as number) < 0) throw new UsageError(`-v takes a verbosity level, a whole number as kubectl's (e.g. -v=4); the version is --version or \`${programName()} version\``);
+        if (!Number.isInteger(argv.v) || (argv.v as number) < 0)
+          throw new UsageError(
+            `-v takes a verbosity level, a whole number as kubectl's (e.g. -v=4); the version is --version or \`${programName()} version\``,
+          );
         setLogLevel(levelFromVerbosity(argv.v as number));
       }
     }, true)
@@ -62,11 +73,16 @@ const camel = (name: string) => name.replace(/-([a-z0-9])/g, (_m, c: string) => 
  * ("Unknown arguments: skip-service-mesh, skipServiceMesh"), and -v explained.
  */
 export function usageMessage(msg: string): string {
-  const cleaned = msg.replace(/^(Unknown argument|Missing required argument)s?: (.*)$/gm, (_line, what: string, list: string) => {
-    const names = list.split(', ');
-    const kept = names.filter((n) => !names.some((other) => other !== n && other.includes('-') && camel(other) === n));
-    return `${what}${kept.length > 1 ? 's' : ''}: ${kept.join(', ')}`;
-  });
+  const cleaned = msg.replace(
+    /^(Unknown argument|Missing required argument)s?: (.*)$/gm,
+    (_line, what: string, list: string) => {
+      const names = list.split(', ');
+      const kept = names.filter(
+        (n) => !names.some((other) => other !== n && other.includes('-') && camel(other) === n),
+      );
+      return `${what}${kept.length > 1 ? 's' : ''}: ${kept.join(', ')}`;
+    },
+  );
   if (/^Not enough arguments following: v$/m.test(cleaned)) {
     return `-v takes a verbosity level as kubectl's (e.g. -v=4); the version is --version or \`${programName()} version\``;
   }

@@ -11,9 +11,14 @@ interface RelayArgs {
 export const portForwarderCommand: CommandModule<object, RelayArgs> = {
   command: 'port-forwarder',
   describe: false,
-  builder: (y: Argv) => y
-    .option('listen-port', { type: 'number', default: 1313, describe: 'Port to accept connections on' })
-    .option('target', { type: 'string', default: 'coordinator:1313', describe: 'HOST:PORT to relay to' }) as Argv<RelayArgs>,
+  builder: (y: Argv) =>
+    y
+      .option('listen-port', { type: 'number', default: 1313, describe: 'Port to accept connections on' })
+      .option('target', {
+        type: 'string',
+        default: 'coordinator:1313',
+        describe: 'HOST:PORT to relay to',
+      }) as Argv<RelayArgs>,
   handler: async (argv) => {
     const server = await startRelay(argv['listen-port'], parseAddress(argv.target));
     process.stderr.write(`port-forwarder: relaying :${argv['listen-port']} to ${argv.target}\n`);

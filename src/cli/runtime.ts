@@ -16,19 +16,38 @@ interface RuntimeArgs extends KubeArgs, OutputArgs {
 
 function runtimeOptions(y: Argv): Argv<RuntimeArgs> {
   return kubeOptions(y)
-    .option('platform', { type: 'string', choices: platformIds(), demandOption: true, describe: 'The platform whose runtime to deploy' })
-    .option('image-replacements', { type: 'string', describe: 'File of "source=target" lines that replace the node-installer and pause images' }) as Argv<RuntimeArgs>;
+    .option('platform', {
+      type: 'string',
+      choices: platformIds(),
+      demandOption: true,
+      describe: 'The platform whose runtime to deploy',
+    })
+    .option('image-replacements', {
+      type: 'string',
+      describe: 'File of "source=target" lines that replace the node-installer and pause images',
+    }) as Argv<RuntimeArgs>;
 }
 
 function render(argv: RuntimeArgs) {
   const platform = requirePlatform(argv.platform);
-  return renderRuntime(platform, { ...(argv.namespace ? { namespace: argv.namespace } : {}), imageReplacements: loadImageReplacements(argv['image-replacements']) });
+  return renderRuntime(platform, {
+    ...(argv.namespace ? { namespace: argv.namespace } : {}),
+    imageReplacements: loadImageReplacements(argv['image-replacements']),
+  });
 }
 
 export function dryRunOption<T>(y: Argv<T>): Argv<T & { 'dry-run'?: string; 'force-conflicts': boolean }> {
   return y
-    .option('dry-run', { type: 'string', choices: ['none', 'server', 'client'], describe: 'server: let the API server validate without persisting; client: only print what would be applied' })
-    .option('force-conflicts', { type: 'boolean', default: false, describe: 'Take over fields that another field manager owns' }) as Argv<T & { 'dry-run'?: string; 'force-conflicts': boolean }>;
+    .option('dry-run', {
+      type: 'string',
+      choices: ['none', 'server', 'client'],
+      describe: 'server: let the API server validate without persisting; client: only print what would be applied',
+    })
+    .option('force-conflicts', {
+      type: 'boolean',
+      default: false,
+      describe: 'Take over fields that another field manager owns',
+    }) as Argv<T & { 'dry-run'?: string; 'force-conflicts': boolean }>;
 }
 
 const renderCommand: CommandModule<object, RuntimeArgs> = {
@@ -42,12 +61,16 @@ const renderCommand: CommandModule<object, RuntimeArgs> = {
 
 const applyCommand: CommandModule<object, RuntimeArgs> = {
   command: 'apply',
-  describe: 'Server-side apply the RuntimeClass and node-installer DaemonSet of a platform (field manager kubectl-contrast)',
+  describe:
+    'Server-side apply the RuntimeClass and node-installer DaemonSet of a platform (field manager kubectl-contrast)',
   builder: (y: Argv) => dryRunOption(runtimeOptions(y)) as Argv<RuntimeArgs>,
   handler: async (argv) => {
     const objects = render(argv);
     // Cluster modules load @kubernetes/client-node (about a second); they are imported when the command runs.
-    const [{ applyObjects, describeResults }, cluster] = await Promise.all([import('../kube/apply.js'), connectFromArgs(argv)]);
+    const [{ applyObjects, describeResults }, cluster] = await Promise.all([
+      import('../kube/apply.js'),
+      connectFromArgs(argv),
+    ]);
     const dryRun = (argv['dry-run'] ?? 'none') as DryRun;
     const results = await applyObjects(cluster, objects, { dryRun, force: argv['force-conflicts'] });
     process.stdout.write(describeResults(results, dryRun));

@@ -18,12 +18,13 @@ export type { TransformArgs } from './options-table.js';
 
 /** Adds every transform flag (workspace, images, platform, keys, …) to a command. */
 export function transformOptions<T>(y: Argv<T>): Argv<T & TransformArgs> {
-  return registerOptions<T, TransformArgs>(y, TRANSFORM_OPTIONS)
-    .check((argv) => {
-      if (argv['disable-updates'] && argv['add-workload-owner-key'].length > 0) throw new UsageError('--disable-updates and --add-workload-owner-key exclude each other');
-      if (argv['disable-recovery'] && argv['add-seedshare-owner-key'].length > 0) throw new UsageError('--disable-recovery and --add-seedshare-owner-key exclude each other');
-      return true;
-    });
+  return registerOptions<T, TransformArgs>(y, TRANSFORM_OPTIONS).check((argv) => {
+    if (argv['disable-updates'] && argv['add-workload-owner-key'].length > 0)
+      throw new UsageError('--disable-updates and --add-workload-owner-key exclude each other');
+    if (argv['disable-recovery'] && argv['add-seedshare-owner-key'].length > 0)
+      throw new UsageError('--disable-recovery and --add-seedshare-owner-key exclude each other');
+    return true;
+  });
 }
 
 /** The `generate` options the transform flags stand for; image warnings go to `warn`. */
@@ -56,7 +57,10 @@ function parseBool(text: string, what: string): boolean {
 }
 
 function splitList(text: string, separator: string): string[] {
-  return text.split(separator).map((s) => s.trim()).filter((s) => s !== '');
+  return text
+    .split(separator)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 /** Makes the CONTRAST_* environment variables the defaults of the transform flags. */
@@ -132,7 +136,8 @@ export function functionConfigToArgs(source: FunctionConfigSource): string[] {
       else if (fromStrings && typeof raw === 'string') items = splitList(raw, ',');
       else throw new UsageError(`${where}: expected a list`);
       for (const item of items) {
-        if (typeof item !== 'string' || item === '') throw new UsageError(`${where}: expected a list of non-empty strings`);
+        if (typeof item !== 'string' || item === '')
+          throw new UsageError(`${where}: expected a list of non-empty strings`);
         args.push(`--${o.flag}=${path(item)}`);
       }
     } else {

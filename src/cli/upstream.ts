@@ -22,11 +22,15 @@ export function platformName(value: unknown): string {
   const given = String(value);
   const id = given.toLowerCase();
   if (id === 'aks-clh-snp') {
-    throw new UsageError('--platform aks-clh-snp: AKS with Cloud Hypervisor (Microsoft\'s guest image and policy rules) is not a platform of kubectl-contrast, and newer upstream releases dropped it too; for bare-metal SEV-SNP use --platform metal-qemu-snp (see docs/upstream.md)');
+    throw new UsageError(
+      "--platform aks-clh-snp: AKS with Cloud Hypervisor (Microsoft's guest image and policy rules) is not a platform of kubectl-contrast, and newer upstream releases dropped it too; for bare-metal SEV-SNP use --platform metal-qemu-snp (see docs/upstream.md)",
+    );
   }
   const ours = UPSTREAM_PLATFORMS[id];
   if (ours === undefined) return id;
-  process.stderr.write(`Note: ${given} is upstream v1.2's name of the platform kubectl-contrast calls ${ours} (bare metal, QEMU); using ${ours}.\n`);
+  process.stderr.write(
+    `Note: ${given} is upstream v1.2's name of the platform kubectl-contrast calls ${ours} (bare metal, QEMU); using ${ours}.\n`,
+  );
   return ours;
 }
 
@@ -34,15 +38,21 @@ export function platformName(value: unknown): string {
 export function rulesOption<T>(y: Argv<T>): Argv<T & { policy?: string; 'genpolicy-cache-path'?: string }> {
   return y
     .option('policy', { alias: 'p', type: 'string', hidden: true })
-    .option('genpolicy-cache-path', { alias: 'c', type: 'string', hidden: true }) as Argv<T & { policy?: string; 'genpolicy-cache-path'?: string }>;
+    .option('genpolicy-cache-path', { alias: 'c', type: 'string', hidden: true }) as Argv<
+    T & { policy?: string; 'genpolicy-cache-path'?: string }
+  >;
 }
 
 export function refuseRulesFile(argv: { policy?: string; 'genpolicy-cache-path'?: string }): void {
   if (argv['genpolicy-cache-path'] !== undefined) {
-    throw new UsageError('-c/--genpolicy-cache-path: kubectl-contrast runs no genpolicy and keeps no layers-cache.json; image metadata is cached in --cache-dir (default $CONTRAST_CACHE_DIR or ~/.cache/kubectl-contrast), --no-cache skips it (see docs/upstream.md)');
+    throw new UsageError(
+      '-c/--genpolicy-cache-path: kubectl-contrast runs no genpolicy and keeps no layers-cache.json; image metadata is cached in --cache-dir (default $CONTRAST_CACHE_DIR or ~/.cache/kubectl-contrast), --no-cache skips it (see docs/upstream.md)',
+    );
   }
   if (argv.policy === undefined) return;
-  throw new UsageError('-p/--policy: the Rego rules are part of kubectl-contrast (compiled and checked with every policy it writes), so there is no rules.rego to pass; change what the policies allow in settings.json (-s/--settings) and try a pod against its policy with `kubectl contrast policy check` (see docs/upstream.md)');
+  throw new UsageError(
+    '-p/--policy: the Rego rules are part of kubectl-contrast (compiled and checked with every policy it writes), so there is no rules.rego to pass; change what the policies allow in settings.json (-s/--settings) and try a pod against its policy with `kubectl contrast policy check` (see docs/upstream.md)',
+  );
 }
 
 /** Upstream's newest `set` flags for signed, atomic transitions. */
@@ -52,7 +62,8 @@ export interface SignedTransitionArgs {
   signature?: string;
 }
 
-const SIGNED_TRANSITIONS = 'kubectl-contrast has no signed or atomic transitions: the workload owner key authorises a manifest in the TLS handshake (as upstream v1.2 and the gRPC path of newer releases), and `set` refuses a Coordinator history that lacks the transition this workspace saw (<workspace>/latest-transition.json; --accept-history overrides it). Run `kubectl contrast set` without';
+const SIGNED_TRANSITIONS =
+  'kubectl-contrast has no signed or atomic transitions: the workload owner key authorises a manifest in the TLS handshake (as upstream v1.2 and the gRPC path of newer releases), and `set` refuses a Coordinator history that lacks the transition this workspace saw (<workspace>/latest-transition.json; --accept-history overrides it). Run `kubectl contrast set` without';
 
 /** Registered (hidden) so that upstream's spellings get an explanation, not "unknown argument". */
 export function signedTransitionOptions<T>(y: Argv<T>): Argv<T & SignedTransitionArgs> {
@@ -63,7 +74,11 @@ export function signedTransitionOptions<T>(y: Argv<T>): Argv<T & SignedTransitio
 }
 
 export function refuseSignedTransitions(argv: SignedTransitionArgs): void {
-  const given = [argv.atomic !== undefined ? '--atomic' : '', argv['latest-transition'] !== undefined ? '--latest-transition' : '', argv.signature !== undefined ? '--signature' : ''].filter(Boolean);
+  const given = [
+    argv.atomic !== undefined ? '--atomic' : '',
+    argv['latest-transition'] !== undefined ? '--latest-transition' : '',
+    argv.signature !== undefined ? '--signature' : '',
+  ].filter(Boolean);
   if (given.length > 0) throw new UsageError(`${SIGNED_TRANSITIONS} ${given.join(', ')} (see docs/upstream.md)`);
 }
 

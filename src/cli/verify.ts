@@ -7,8 +7,19 @@ import { sha256 } from '../coordinator/crypto.js';
 import { checkServedHistory, rememberHistory } from './latest-transition.js';
 import { workspaceOptions } from './workspace-options.js';
 import {
-  acceptHistoryOption, coordinatorOption, coordinatorSummary, latestTransitionPath, loadLocalManifest, pinnedCoordinator, printResult, requireHistory, resultOptions,
-  withCoordinator, workspacePath, type CoordinatorArgs, type HistoryArgs,
+  acceptHistoryOption,
+  coordinatorOption,
+  coordinatorSummary,
+  latestTransitionPath,
+  loadLocalManifest,
+  pinnedCoordinator,
+  printResult,
+  requireHistory,
+  resultOptions,
+  withCoordinator,
+  workspacePath,
+  type CoordinatorArgs,
+  type HistoryArgs,
 } from './coordinator-common.js';
 
 type VerifyArgs = CoordinatorArgs & HistoryArgs;
@@ -18,16 +29,27 @@ type VerifyArgs = CoordinatorArgs & HistoryArgs;
  * `latest-transition` (the hex of the newest transition hash) are the names newer upstream
  * releases write and read (their `set --atomic` and `sign` take the latter), with the same bytes.
  */
-const VERIFY_OUTPUT = /^(manifest\.\d+\.json|policy\.[0-9a-f]{64}\.rego|initdata\.[0-9a-f]{64}\.toml|mesh-ca\.pem|coordinator-root-ca\.pem|latest-transition)$/;
+const VERIFY_OUTPUT =
+  /^(manifest\.\d+\.json|policy\.[0-9a-f]{64}\.rego|initdata\.[0-9a-f]{64}\.toml|mesh-ca\.pem|coordinator-root-ca\.pem|latest-transition)$/;
 
 export const verifyCommand: CommandModule<object, VerifyArgs> = {
   command: 'verify',
-  describe: 'Attest the Coordinator, fetch its manifest history into <workspace>/verify/ and check the active manifest equals manifest.json',
-  builder: (y: Argv) => resultOptions(acceptHistoryOption(coordinatorOption(workspaceOptions(y))))
-    .option('retry-for', { type: 'number', default: 0, describe: 'Seconds to keep retrying while the Coordinator is unreachable' }) as Argv<VerifyArgs>,
+  describe:
+    'Attest the Coordinator, fetch its manifest history into <workspace>/verify/ and check the active manifest equals manifest.json',
+  builder: (y: Argv) =>
+    resultOptions(acceptHistoryOption(coordinatorOption(workspaceOptions(y)))).option('retry-for', {
+      type: 'number',
+      default: 0,
+      describe: 'Seconds to keep retrying while the Coordinator is unreachable',
+    }) as Argv<VerifyArgs>,
   handler: async (argv) => {
     const local = loadLocalManifest(argv);
-    const served = await withCoordinator(argv, local.manifest, (client) => requireHistory(client, 'GetManifests'), pinnedCoordinator(argv, local));
+    const served = await withCoordinator(
+      argv,
+      local.manifest,
+      (client) => requireHistory(client, 'GetManifests'),
+      pinnedCoordinator(argv, local),
+    );
     const seenPath = latestTransitionPath(argv);
     checkServedHistory(seenPath, served.manifests, argv['accept-history']);
     const dir = workspacePath(argv, 'verify');
@@ -43,7 +65,10 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
     };
     if (served.rootCA.length > 0) write('coordinator-root-ca.pem', served.rootCA);
     if (served.ready) write('mesh-ca.pem', served.meshCA);
-    else process.stderr.write('Note: the Coordinator waits for recovery (`kubectl contrast recover`): its history is served as stored, unverified until then, and it has no mesh CA yet (mesh-ca.pem not written).\n');
+    else
+      process.stderr.write(
+        'Note: the Coordinator waits for recovery (`kubectl contrast recover`): its history is served as stored, unverified until then, and it has no mesh CA yet (mesh-ca.pem not written).\n',
+      );
     served.manifests.forEach((m, i) => write(`manifest.${i}.json`, m));
     for (const p of served.policies) {
       const hash = sha256(p).toString('hex');
@@ -67,8 +92,12 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
       files: written,
     });
     if (!matches) {
-      throw new UserError(`the Coordinator's active manifest (${activePath}) differs from ${local.path}; compare them, and run \`kubectl contrast set\` if the local one is what should run`);
+      throw new UserError(
+        `the Coordinator's active manifest (${activePath}) differs from ${local.path}; compare them, and run \`kubectl contrast set\` if the local one is what should run`,
+      );
     }
-    process.stderr.write(`Attested the Coordinator (${served.coordinator.tee}); its active manifest equals ${local.path}. History of ${served.manifests.length} manifest(s) written to ${dir}.\n`);
+    process.stderr.write(
+      `Attested the Coordinator (${served.coordinator.tee}); its active manifest equals ${local.path}. History of ${served.manifests.length} manifest(s) written to ${dir}.\n`,
+    );
   },
 };

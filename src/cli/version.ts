@@ -24,7 +24,15 @@ export interface VersionInfo {
 }
 
 export function versionInfo(): VersionInfo {
-  const info: VersionInfo = { version: VERSION, commit: buildCommit(), node: process.version, os: process.platform, arch: process.arch, runtimeClasses: {}, images: {} };
+  const info: VersionInfo = {
+    version: VERSION,
+    commit: buildCommit(),
+    node: process.version,
+    os: process.platform,
+    arch: process.arch,
+    runtimeClasses: {},
+    images: {},
+  };
   // The runtime class names hash the node-installer image: both need the image lock.
   try {
     info.images = Object.fromEntries(Object.entries(INJECTED_IMAGES).map(([k, ref]) => [k, String(ref)]));
@@ -41,12 +49,14 @@ function text(info: VersionInfo): string {
     `Version: ${info.version}`,
     `Commit: ${info.commit}`,
     `Node: ${info.node} (${info.os}/${info.arch})`,
-    ...(info.error !== undefined ? [`Runtime classes and images: unknown (${info.error})`] : [
-      'Runtime classes:',
-      ...Object.entries(info.runtimeClasses).map(([p, rc]) => `  ${p.padEnd(width)}  ${rc}`),
-      'Images:',
-      ...Object.entries(info.images).map(([k, ref]) => `  ${k}: ${ref}`),
-    ]),
+    ...(info.error !== undefined
+      ? [`Runtime classes and images: unknown (${info.error})`]
+      : [
+          'Runtime classes:',
+          ...Object.entries(info.runtimeClasses).map(([p, rc]) => `  ${p.padEnd(width)}  ${rc}`),
+          'Images:',
+          ...Object.entries(info.images).map(([k, ref]) => `  ${k}: ${ref}`),
+        ]),
     '',
   ].join('\n');
 }
@@ -57,6 +67,12 @@ export const versionCommand: CommandModule<object, OutputArgs> = {
   builder: (y: Argv) => outputOption(y, ['json', 'yaml'], 'Print the same as JSON or YAML'),
   handler: (argv) => {
     const info = versionInfo();
-    process.stdout.write(argv.output === 'json' ? `${JSON.stringify(info, null, 2)}\n` : argv.output === 'yaml' ? stringify(info) : text(info));
+    process.stdout.write(
+      argv.output === 'json'
+        ? `${JSON.stringify(info, null, 2)}\n`
+        : argv.output === 'yaml'
+          ? stringify(info)
+          : text(info),
+    );
   },
 };

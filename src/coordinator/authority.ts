@@ -18,18 +18,27 @@
  * shares are in the store, so a client that never received the response can still recover.
  */
 import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
-import {
-  checkManifestReady, ManifestError, validateManifest, type Manifest, type PolicyEntry,
-} from './manifest.js';
+import { checkManifestReady, ManifestError, validateManifest, type Manifest, type PolicyEntry } from './manifest.js';
 import { derToPem, parsePemCertificates } from '../attestation/certificate.js';
 import { createMeshCA, createRootCert, issueMeshCert, ROOT_CN, type CertExtension, type MeshCA } from './ca.js';
 import { sha256 } from './crypto.js';
 import { spkiDer } from '../atls/binding.js';
 import {
-  History, HistoryError, ZERO_HASH, transitionHash, verifyTransitionSignature, type LatestTransition,
+  History,
+  HistoryError,
+  ZERO_HASH,
+  transitionHash,
+  verifyTransitionSignature,
+  type LatestTransition,
 } from './history.js';
 import { SeedEngine } from './seedengine.js';
-import { encryptSeedShares, seedShareDocumentFromJson, seedShareDocumentToJson, seedSharesCover, type SeedShareDocument } from './seedshares.js';
+import {
+  encryptSeedShares,
+  seedShareDocumentFromJson,
+  seedShareDocumentToJson,
+  seedSharesCover,
+  type SeedShareDocument,
+} from './seedshares.js';
 import { RpcError, Status } from './api/grpc.js';
 import type { Store } from './store/interface.js';
 
@@ -144,7 +153,9 @@ class Mutex {
   async run<T>(fn: () => Promise<T>): Promise<T> {
     const prev = this.tail;
     let release!: () => void;
-    this.tail = new Promise((r) => { release = r; });
+    this.tail = new Promise((r) => {
+      release = r;
+    });
     await prev;
     try {
       return await fn();
@@ -154,7 +165,8 @@ class Mutex {
   }
 }
 
-const RECOVERY_HINT = 'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` with a seed share';
+const RECOVERY_HINT =
+  'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` with a seed share';
 
 export class Authority {
   readonly history: History;
@@ -165,7 +177,10 @@ export class Authority {
   private readonly lock = new Mutex();
   mode: Mode = 'uninitialised';
 
-  private constructor(readonly store: Store, opts: AuthorityOptions) {
+  private constructor(
+    readonly store: Store,
+    opts: AuthorityOptions,
+  ) {
     this.history = new History(store);
     this.log = opts.log ?? ((m) => process.stderr.write(`coordinator: ${m}\n`));
   }
@@ -200,13 +215,24 @@ export class Authority {
    * before it reads a SetManifest body; setManifest checks again under its lock.
    */
   checkManifestUpdater(caller: KeyObject | undefined): void {
-    if (this.mode === 'recovery') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` before setting a manifest');
+    if (this.mode === 'recovery')
+      throw new RpcError(
+        Status.FAILED_PRECONDITION,
+        'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` before setting a manifest',
+      );
     const owners = this.state ? this.current?.manifest.WorkloadOwnerPubKeys : undefined;
     if (!owners) return;
-    if (owners.length === 0) throw new RpcError(Status.PERMISSION_DENIED, 'the current manifest was generated with --disable-updates: it lists no workload owner keys, so it can never be replaced');
+    if (owners.length === 0)
+      throw new RpcError(
+        Status.PERMISSION_DENIED,
+        'the current manifest was generated with --disable-updates: it lists no workload owner keys, so it can never be replaced',
+      );
     const callerHex = caller?.asymmetricKeyType === 'ec' ? spkiDer(caller).toString('hex') : undefined;
     if (!callerHex || !owners.includes(callerHex)) {
-      throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a workload owner key of the current manifest; expected one of: ${owners.map(keyDigest).join(', ')} (sha256 of the PKIX public key), got ${callerHex ? keyDigest(callerHex) : 'no ECDSA key'}`);
+      throw new RpcError(
+        Status.PERMISSION_DENIED,
+        `the client key is not a workload owner key of the current manifest; expected one of: ${owners.map(keyDigest).join(', ')} (sha256 of the PKIX public key), got ${callerHex ? keyDigest(callerHex) : 'no ECDSA key'}`,
+      );
     }
   }
 
@@ -216,7 +242,8 @@ export class Authority {
     if (!bytes) return undefined;
     try {
       const cert = parsePemCertificates(bytes, `${ROOT_CERT_KEY} in the store`, { count: 1 })[0]!;
-      if (cert.subject !== `CN=${ROOT_CN}` || cert.issuer !== `CN=${ROOT_CN}`) throw new Error(`its subject is ${JSON.stringify(cert.subject)}, not CN=${ROOT_CN}`);
+      if (cert.subject !== `CN=${ROOT_CN}` || cert.issuer !== `CN=${ROOT_CN}`)
+        throw new Error(`its subject is ${JSON.stringify(cert.subject)}, not CN=${ROOT_CN}`);
       if (!cert.ca) throw new Error('it is not a CA certificate');
       if (!cert.verify(cert.publicKey)) throw new Error('it is not self-signed by its key');
       return { pem: derToPem(cert.raw), cert, bytes };
@@ -232,7 +259,8 @@ export class Authority {
     if (!bytes) return undefined;
     try {
       const doc = seedShareDocumentFromJson(bytes.toString('utf8'));
-      if (!seedSharesCover(doc, m.SeedshareOwnerPubKeys)) throw new Error('its shares are not for the SeedshareOwnerPubKeys of the latest manifest');
+      if (!seedSharesCover(doc, m.SeedshareOwnerPubKeys))
+        throw new Error('its shares are not for the SeedshareOwnerPubKeys of the latest manifest');
       return doc;
     } catch (err) {
       this.log(`ignoring ${SEED_SHARES_KEY} from the store: ${(err as Error).message}`);
@@ -240,7 +268,11 @@ export class Authority {
     }
   }
 
-  async setManifest(raw: Buffer, policies: readonly Buffer[], caller: KeyObject | undefined): Promise<SetManifestResult> {
+  async setManifest(
+    raw: Buffer,
+    policies: readonly Buffer[],
+    caller: KeyObject | undefined,
+  ): Promise<SetManifestResult> {
     return this.lock.run(async () => {
       // Everything that can refuse the request runs before the first write; the caller first.
       this.checkManifestUpdater(caller);
@@ -248,20 +280,31 @@ export class Authority {
       const prior = this.state;
       if (prior) {
         const old = this.current!.manifest;
-        if (JSON.stringify(old.SeedshareOwnerPubKeys) !== JSON.stringify(manifest.SeedshareOwnerPubKeys) || Boolean(old.DisableRecovery) !== Boolean(manifest.DisableRecovery)) {
-          throw new RpcError(Status.INVALID_ARGUMENT, 'manifest.SeedshareOwnerPubKeys: cannot change after the first manifest (nor can DisableRecovery)');
+        if (
+          JSON.stringify(old.SeedshareOwnerPubKeys) !== JSON.stringify(manifest.SeedshareOwnerPubKeys) ||
+          Boolean(old.DisableRecovery) !== Boolean(manifest.DisableRecovery)
+        ) {
+          throw new RpcError(
+            Status.INVALID_ARGUMENT,
+            'manifest.SeedshareOwnerPubKeys: cannot change after the first manifest (nor can DisableRecovery)',
+          );
         }
       }
       const byHash = new Map(policies.map((p) => [sha256(p).toString('hex'), p]));
       const hashes = Object.keys(manifest.Policies);
       for (const hash of hashes) {
-        if (!byHash.has(hash)) throw new RpcError(Status.INVALID_ARGUMENT, `the policy ${hash} of the manifest was not sent with it`);
+        if (!byHash.has(hash))
+          throw new RpcError(Status.INVALID_ARGUMENT, `the policy ${hash} of the manifest was not sent with it`);
       }
-      if (!prior && await this.history.getLatest()) {
-        throw new RpcError(Status.ABORTED, 'the store already holds a manifest history (another Coordinator set one): restart this Coordinator, then `kubectl contrast recover`');
+      if (!prior && (await this.history.getLatest())) {
+        throw new RpcError(
+          Status.ABORTED,
+          'the store already holds a manifest history (another Coordinator set one): restart this Coordinator, then `kubectl contrast recover`',
+        );
       }
       const engine = prior?.engine ?? SeedEngine.generate();
-      const seedShares = prior?.seedShares ?? encryptSeedShares(engine.seed, engine.salt, manifest.SeedshareOwnerPubKeys);
+      const seedShares =
+        prior?.seedShares ?? encryptSeedShares(engine.seed, engine.salt, manifest.SeedshareOwnerPubKeys);
       const rootPem = prior?.rootPem ?? canonicalPem(await createRootCert(engine.rootCAKey));
       const mesh = await createMeshCA(engine.rootCAKey, rootPem);
 
@@ -274,12 +317,18 @@ export class Authority {
       await this.history.setPolicies(hashes.map((h) => byHash.get(h)!));
       const manifestHash = await this.history.setManifest(raw);
       const previous = prior?.latest;
-      const tHash = await this.history.setTransition({ manifestHash, previousTransitionHash: previous?.transitionHash ?? ZERO_HASH });
+      const tHash = await this.history.setTransition({
+        manifestHash,
+        previousTransitionHash: previous?.transitionHash ?? ZERO_HASH,
+      });
       const latest = await this.history.advanceLatest(previous, tHash, engine.transactionSigningKey);
       if (!latest) {
-        throw new RpcError(Status.ABORTED, prior
-          ? 'transitions/latest in the store is not what this Coordinator wrote last (another writer, or a restored backup): nothing was changed; restart the Coordinator and recover it'
-          : 'another Coordinator set a manifest concurrently; nothing was changed');
+        throw new RpcError(
+          Status.ABORTED,
+          prior
+            ? 'transitions/latest in the store is not what this Coordinator wrote last (another writer, or a restored backup): nothing was changed; restart the Coordinator and recover it'
+            : 'another Coordinator set a manifest concurrently; nothing was changed',
+        );
       }
       const snapshot = new IssuingSnapshot(raw, manifest, mesh, rootPem, engine);
       this.state = { engine, rootPem, latest, seedShares, snapshot };
@@ -290,11 +339,12 @@ export class Authority {
   }
 
   async getManifests(): Promise<ManifestsResult> {
-    if (this.mode === 'uninitialised') throw new RpcError(Status.FAILED_PRECONDITION, 'no manifest has been set yet: run `kubectl contrast set`');
+    if (this.mode === 'uninitialised')
+      throw new RpcError(Status.FAILED_PRECONDITION, 'no manifest has been set yet: run `kubectl contrast set`');
     const state = this.mode === 'ready' ? this.state : undefined;
     // Ready: the chain this Coordinator verified or wrote, whatever the store says now.
     // Recovery: the stored chain, unverified until a seed arrives.
-    const latest = state?.latest ?? await this.history.getLatest();
+    const latest = state?.latest ?? (await this.history.getLatest());
     if (!latest) throw new RpcError(Status.INTERNAL, 'the history has no latest transition');
     const entries = await this.history.walk(latest);
     const wanted = new Set<string>();
@@ -305,29 +355,53 @@ export class Authority {
     }
     const hashes = [...wanted];
     const policies = await this.history.getPolicies(hashes);
-    policies.forEach((p, i) => { if (!p) throw new RpcError(Status.INTERNAL, `policy ${hashes[i]} is missing from the store`); });
+    policies.forEach((p, i) => {
+      if (!p) throw new RpcError(Status.INTERNAL, `policy ${hashes[i]} is missing from the store`);
+    });
     const rootCA = state?.rootPem ?? (await this.storedRoot())?.pem ?? '';
     const seedShares = state?.seedShares ?? (last ? await this.storedSeedShares(last) : undefined);
     return {
-      manifests: entries.map((e) => e.manifest), policies: policies as Buffer[], rootCA, meshCA: state?.snapshot.mesh.meshCAPem ?? '', latest,
+      manifests: entries.map((e) => e.manifest),
+      policies: policies as Buffer[],
+      rootCA,
+      meshCA: state?.snapshot.mesh.meshCAPem ?? '',
+      latest,
       ...(seedShares ? { seedShares } : {}),
     };
   }
 
   async recover(seed: Buffer, salt: Buffer, caller: KeyObject | undefined): Promise<void> {
     return this.lock.run(async () => {
-      if (this.mode === 'uninitialised') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator has no history to recover: run `kubectl contrast set`');
-      if (this.mode === 'ready') throw new RpcError(Status.FAILED_PRECONDITION, 'the Coordinator is already recovered (or was never restarted); nothing to do');
+      if (this.mode === 'uninitialised')
+        throw new RpcError(
+          Status.FAILED_PRECONDITION,
+          'the Coordinator has no history to recover: run `kubectl contrast set`',
+        );
+      if (this.mode === 'ready')
+        throw new RpcError(
+          Status.FAILED_PRECONDITION,
+          'the Coordinator is already recovered (or was never restarted); nothing to do',
+        );
       // The store as it is now, not as it was at start-up.
       const latest = await this.history.getLatest();
-      if (!latest) throw new RpcError(Status.FAILED_PRECONDITION, 'the stored history is gone (transitions/latest was deleted); nothing to recover');
+      if (!latest)
+        throw new RpcError(
+          Status.FAILED_PRECONDITION,
+          'the stored history is gone (transitions/latest was deleted); nothing to recover',
+        );
       const entries = await this.history.walk(latest);
       const raw = entries.at(-1)!.manifest;
       const manifest = parseStoredManifest(raw);
       const owners = manifest.SeedshareOwnerPubKeys;
-      const callerHex = caller?.asymmetricKeyType === 'rsa' ? publicOf(caller).export({ type: 'pkcs1', format: 'der' }).toString('hex') : undefined;
+      const callerHex =
+        caller?.asymmetricKeyType === 'rsa'
+          ? publicOf(caller).export({ type: 'pkcs1', format: 'der' }).toString('hex')
+          : undefined;
       if (!callerHex || !owners.includes(callerHex)) {
-        throw new RpcError(Status.PERMISSION_DENIED, `the client key is not a seed-share owner key of the manifest; expected one of: ${owners.map(keyDigest).join(', ') || '(none: the manifest disabled recovery)'} (sha256 of the PKCS#1 public key), got ${callerHex ? keyDigest(callerHex) : 'no RSA key'}`);
+        throw new RpcError(
+          Status.PERMISSION_DENIED,
+          `the client key is not a seed-share owner key of the manifest; expected one of: ${owners.map(keyDigest).join(', ') || '(none: the manifest disabled recovery)'} (sha256 of the PKCS#1 public key), got ${callerHex ? keyDigest(callerHex) : 'no RSA key'}`,
+        );
       }
       let engine: SeedEngine;
       try {
@@ -336,14 +410,18 @@ export class Authority {
         throw new RpcError(Status.INVALID_ARGUMENT, (err as Error).message);
       }
       if (!verifyTransitionSignature(latest.transitionHash, latest.signature, engine.transactionSigningKey)) {
-        throw new RpcError(Status.PERMISSION_DENIED, 'the seed does not belong to this history (the signature on the latest transition does not verify with the key derived from it): use the seed share of this deployment');
+        throw new RpcError(
+          Status.PERMISSION_DENIED,
+          'the seed does not belong to this history (the signature on the latest transition does not verify with the key derived from it): use the seed share of this deployment',
+        );
       }
       const stored = await this.storedRoot();
       let rootPem: string;
       if (stored && spkiDer(stored.cert.publicKey).equals(spkiDer(engine.rootCAKey))) {
         rootPem = stored.pem;
       } else {
-        if (stored) this.log(`${ROOT_CERT_KEY} in the store is not the root certificate of this seed; issuing it again`);
+        if (stored)
+          this.log(`${ROOT_CERT_KEY} in the store is not the root certificate of this seed; issuing it again`);
         rootPem = canonicalPem(await createRootCert(engine.rootCAKey));
       }
       // Shares for this seed, written again: whatever the store held may have been replaced.
@@ -365,15 +443,28 @@ export class Authority {
    * exactly this policy, and its mesh CA is no longer the one workloads trust, so nothing is
    * issued and the caller retries against the current manifest (UNAVAILABLE).
    */
-  async newMeshCert(snapshot: IssuingSnapshot, peerKey: KeyObject, policyHash: string, extensions: CertExtension[] = []): Promise<MeshCertResult> {
+  async newMeshCert(
+    snapshot: IssuingSnapshot,
+    peerKey: KeyObject,
+    policyHash: string,
+    extensions: CertExtension[] = [],
+  ): Promise<MeshCertResult> {
     if (this.mode === 'recovery') throw new RpcError(Status.FAILED_PRECONDITION, RECOVERY_HINT);
     if (snapshot !== this.snapshot()) {
-      throw new RpcError(Status.UNAVAILABLE, 'the manifest changed while the workload was being attested; retry, its evidence will be checked against the new manifest');
+      throw new RpcError(
+        Status.UNAVAILABLE,
+        'the manifest changed while the workload was being attested; retry, its evidence will be checked against the new manifest',
+      );
     }
     const { manifest, mesh, rootPem, engine } = snapshot;
-    const entry: PolicyEntry | undefined = Object.hasOwn(manifest.Policies, policyHash) ? manifest.Policies[policyHash] : undefined;
+    const entry: PolicyEntry | undefined = Object.hasOwn(manifest.Policies, policyHash)
+      ? manifest.Policies[policyHash]
+      : undefined;
     if (!entry) {
-      throw new RpcError(Status.PERMISSION_DENIED, `policy hash ${policyHash} not found in manifest: the pod runs a policy the current manifest does not list; run \`kubectl contrast generate\` and \`set\` again`);
+      throw new RpcError(
+        Status.PERMISSION_DENIED,
+        `policy hash ${policyHash} not found in manifest: the pod runs a policy the current manifest does not list; run \`kubectl contrast generate\` and \`set\` again`,
+      );
     }
     const leaf = await issueMeshCert(mesh, {
       publicKey: peerKey,

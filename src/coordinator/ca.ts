@@ -41,7 +41,10 @@ function serial(): string {
 async function caExtensions(publicKey: KeyObject): Promise<x509.Extension[]> {
   return [
     new x509.BasicConstraintsExtension(true, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+    new x509.KeyUsagesExtension(
+      x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+      true,
+    ),
     await x509.SubjectKeyIdentifierExtension.create(await toCryptoPublicKey(publicKey)),
   ];
 }
@@ -88,7 +91,10 @@ export async function createMeshCA(rootKey: KeyObject, rootPem: string, now = ne
     issuer: root.subject,
     signingKey: await toCryptoPrivateKey(rootKey),
     signingAlgorithm: signingAlgorithm(rootKey),
-    extensions: [...await caExtensions(key), await x509.AuthorityKeyIdentifierExtension.create(await toCryptoPublicKey(rootKey))],
+    extensions: [
+      ...(await caExtensions(key)),
+      await x509.AuthorityKeyIdentifierExtension.create(await toCryptoPublicKey(rootKey)),
+    ],
   });
   const meshCA = await x509.X509CertificateGenerator.create({
     ...common,
@@ -105,7 +111,8 @@ export async function createMeshCA(rootKey: KeyObject, rootPem: string, now = ne
 function splitSans(sans: readonly string[]): x509.JsonGeneralName[] {
   return sans.map((s) => {
     if (isIP(s)) return { type: 'ip', value: s } as x509.JsonGeneralName;
-    if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(s) || /^[a-zA-Z][a-zA-Z0-9+.-]*:[^0-9]/.test(s)) return { type: 'url', value: s } as x509.JsonGeneralName;
+    if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(s) || /^[a-zA-Z][a-zA-Z0-9+.-]*:[^0-9]/.test(s))
+      return { type: 'url', value: s } as x509.JsonGeneralName;
     return { type: 'dns', value: s } as x509.JsonGeneralName;
   });
 }
@@ -154,11 +161,16 @@ function generalName(n: x509.JsonGeneralName): Buffer {
 }
 
 function ipv6Bytes(v: string): Buffer {
-  const [head, tail] = v.includes('::') ? v.split('::') as [string, string] : [v, undefined];
+  const [head, tail] = v.includes('::') ? (v.split('::') as [string, string]) : [v, undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  return Buffer.from(groups.flatMap((g: string) => { const n = parseInt(g || '0', 16); return [n >> 8, n & 0xff]; }));
+  return Buffer.from(
+    groups.flatMap((g: string) => {
+      const n = parseInt(g || '0', 16);
+      return [n >> 8, n & 0xff];
+    }),
+  );
 }
 
 function extension(e: CertExtension): Buffer {
@@ -183,7 +195,8 @@ export function issueMeshCert(ca: MeshCA, req: MeshCertRequest, now = new Date()
     { oid: '2.5.29.35', value: seq(tlv(0x80, issuer.keyId)) },
   ];
   if (names.length > 0) exts.push({ oid: '2.5.29.17', value: seq(...names.map(generalName)) });
-  if (req.workloadSecretId !== undefined) exts.push({ oid: OID_WORKLOAD_SECRET_ID, value: utf8String(req.workloadSecretId) });
+  if (req.workloadSecretId !== undefined)
+    exts.push({ oid: OID_WORKLOAD_SECRET_ID, value: utf8String(req.workloadSecretId) });
   exts.push(...(req.extensions ?? []));
   const serialBytes = randomBytes(16);
   serialBytes[0] = (serialBytes[0]! & 0x7f) | 0x01;
@@ -201,4 +214,3 @@ export function issueMeshCert(ca: MeshCA, req: MeshCertRequest, now = new Date()
   const cert = seq(tbs, sigAlg, tlv(0x03, Buffer.from([0]), sign('sha384', tbs, ca.key)));
   return Promise.resolve(derToPem(cert));
 }
-

@@ -17,8 +17,15 @@ import { UserError, UsageError } from '../util/errors.js';
 import { decode, encode } from '../util/protobuf.js';
 import { callUnary, RpcError, Status } from './api/grpc.js';
 import {
-  GetManifestsResponseSchema, RecoverRequestSchema, SetManifestRequestSchema, SetManifestResponseSchema, USERAPI_SERVICE,
-  type GetManifestsResponse, type LatestTransitionMsg, type SeedShareDocumentMsg, type SetManifestResponse,
+  GetManifestsResponseSchema,
+  RecoverRequestSchema,
+  SetManifestRequestSchema,
+  SetManifestResponseSchema,
+  USERAPI_SERVICE,
+  type GetManifestsResponse,
+  type LatestTransitionMsg,
+  type SeedShareDocumentMsg,
+  type SetManifestResponse,
 } from './api/messages.js';
 import { chainHash } from './history.js';
 
@@ -31,12 +38,15 @@ export function parseAddress(text: string, defaultPort = 1313): Address {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
   if (!m) throw new UsageError(`--coordinator must be HOST:PORT, got ${JSON.stringify(text)}`);
   const port = m[2] === undefined ? defaultPort : Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--coordinator: invalid port in ${JSON.stringify(text)}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new UsageError(`--coordinator: invalid port in ${JSON.stringify(text)}`);
   return { host: m[1]!, port };
 }
 
 export function coordinatorPolicyHashes(m: Manifest): string[] {
-  return Object.entries(m.Policies).filter(([, e]) => e.Role === 'coordinator').map(([h]) => h);
+  return Object.entries(m.Policies)
+    .filter(([, e]) => e.Role === 'coordinator')
+    .map(([h]) => h);
 }
 
 export interface CallOptions {
@@ -54,37 +64,54 @@ export interface CallOptions {
 function retryable(err: unknown): boolean {
   if (err instanceof RpcError) return err.code === Status.UNAVAILABLE || err.code === Status.DEADLINE_EXCEEDED;
   const code = (err as NodeJS.ErrnoException).code;
-  return ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code ?? '')
-    || /socket hang up|timed out|disconnected before secure/.test((err as Error).message ?? '');
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(
+      code ?? '',
+    ) || /socket hang up|timed out|disconnected before secure/.test((err as Error).message ?? '')
+  );
 }
 
 /** Turn transport and gRPC errors into messages that say what to do. */
 export function explain(err: unknown, method: string, address: Address): Error {
   const where = `${address.host}:${address.port}`;
   if (err instanceof AttestationError) {
-    const hint = err.check === 'policy.hash' ? ''
-      : '. Check ReferenceValues in manifest.json (a mismatched field is named above with the value the hardware reported)';
+    const hint =
+      err.check === 'policy.hash'
+        ? ''
+        : '. Check ReferenceValues in manifest.json (a mismatched field is named above with the value the hardware reported)';
     return new UserError(`the Coordinator at ${where} failed attestation: ${err.message}${hint}`);
   }
   if (err instanceof RpcError) {
     // The RpcError stays the cause, so callers can tell e.g. an uninitialised Coordinator apart.
     const cause = { cause: err };
     if (err.code === Status.PERMISSION_DENIED) {
-      const hint = /workload owner key/.test(err.message) ? '; use --workload-owner-key with a key listed in WorkloadOwnerPubKeys of the manifest that is active now (see `kubectl contrast verify`)'
-        : /seed-share owner key/.test(err.message) ? '; use --seedshare-owner-key with a key listed in SeedshareOwnerPubKeys' : '';
+      const hint = /workload owner key/.test(err.message)
+        ? '; use --workload-owner-key with a key listed in WorkloadOwnerPubKeys of the manifest that is active now (see `kubectl contrast verify`)'
+        : /seed-share owner key/.test(err.message)
+          ? '; use --seedshare-owner-key with a key listed in SeedshareOwnerPubKeys'
+          : '';
       return new UserError(`${method} was refused by the Coordinator: ${err.message}${hint}`, {}, cause);
     }
     if (err.code === Status.FAILED_PRECONDITION) return new UserError(`${method}: ${err.message}`, {}, cause);
     if (err.code === Status.UNIMPLEMENTED && /unknown (method|service)/.test(err.message)) {
       // An attested Coordinator whose service there is not the UserAPI: its MeshAPI.
-      return new UserError(`${where} is a Coordinator (it passed attestation), but not its UserAPI: this is probably the MeshAPI (port 7777), where the Initializers ask for certificates; set, verify and recover talk to the UserAPI, port 1313`, {}, cause);
+      return new UserError(
+        `${where} is a Coordinator (it passed attestation), but not its UserAPI: this is probably the MeshAPI (port 7777), where the Initializers ask for certificates; set, verify and recover talk to the UserAPI, port 1313`,
+        {},
+        cause,
+      );
     }
     return new UserError(`${method} failed (${err.codeName}): ${err.message}`, {}, cause);
   }
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNREFUSED') return new UserError(`cannot reach the Coordinator at ${where} (connection refused); is it running and is the address (e.g. a port-forward) right?`);
+  if (code === 'ECONNREFUSED')
+    return new UserError(
+      `cannot reach the Coordinator at ${where} (connection refused); is it running and is the address (e.g. a port-forward) right?`,
+    );
   if (code === 'EPROTO' || /wrong version number|packet length too long/i.test((err as Error).message ?? '')) {
-    return new UserError(`${where} does not speak TLS (${(err as Error).message.split('\n')[0]!.replace(/^.*:(wrong version number|packet length too long).*$/, '$1')}): it is probably the Coordinator's probes and metrics port (9102, plain HTTP) or another HTTP service; set, verify and recover talk to the UserAPI, port 1313`);
+    return new UserError(
+      `${where} does not speak TLS (${(err as Error).message.split('\n')[0]!.replace(/^.*:(wrong version number|packet length too long).*$/, '$1')}): it is probably the Coordinator's probes and metrics port (9102, plain HTTP) or another HTTP service; set, verify and recover talk to the UserAPI, port 1313`,
+    );
   }
   return new UserError(`${method} at ${where} failed: ${(err as Error).message}`);
 }
@@ -94,10 +121,16 @@ export interface UserCallResult {
   coordinator: Admission;
 }
 
-export async function callUserApi(method: 'SetManifest' | 'GetManifests' | 'Recover', request: Uint8Array, opts: CallOptions): Promise<UserCallResult> {
+export async function callUserApi(
+  method: 'SetManifest' | 'GetManifests' | 'Recover',
+  request: Uint8Array,
+  opts: CallOptions,
+): Promise<UserCallResult> {
   const policyHashes = opts.coordinatorPolicyHashes ?? coordinatorPolicyHashes(opts.manifest);
   if (policyHashes.length === 0) {
-    throw new UserError('the manifest has no Coordinator policy (an entry with "Role": "coordinator"), so the Coordinator cannot be attested; include the Coordinator\'s resources when running `kubectl contrast generate`');
+    throw new UserError(
+      'the manifest has no Coordinator policy (an entry with "Role": "coordinator"), so the Coordinator cannot be attested; include the Coordinator\'s resources when running `kubectl contrast generate`',
+    );
   }
   const deadline = Date.now() + (opts.retryForMs ?? 0);
   const dispatch = admissionDispatch();
@@ -106,7 +139,13 @@ export async function callUserApi(method: 'SetManifest' | 'GetManifests' | 'Reco
       const conn = await dialAtls<Admission>({
         ...opts.address,
         clientKey: opts.clientKey,
-        verifyServer: (peer, rd) => admitPeer(peer, rd, { refs: opts.manifest.ReferenceValues, policyHashes, what: 'Coordinator policy (Role "coordinator")', ...dispatch }),
+        verifyServer: (peer, rd) =>
+          admitPeer(peer, rd, {
+            refs: opts.manifest.ReferenceValues,
+            policyHashes,
+            what: 'Coordinator policy (Role "coordinator")',
+            ...dispatch,
+          }),
       });
       try {
         const response = await callUnary(conn.session, `/${USERAPI_SERVICE}/${method}`, request, conn.metadata);
@@ -172,10 +211,17 @@ export class UserApiClient {
     return this.opts.address;
   }
 
-  private call(method: 'SetManifest' | 'GetManifests' | 'Recover', request: Uint8Array, clientKey: KeyObject, retryForMs: number | undefined): Promise<UserCallResult> {
+  private call(
+    method: 'SetManifest' | 'GetManifests' | 'Recover',
+    request: Uint8Array,
+    clientKey: KeyObject,
+    retryForMs: number | undefined,
+  ): Promise<UserCallResult> {
     const { address, manifest, coordinatorPolicyHashes: hashes, onRetry } = this.opts;
     return callUserApi(method, request, {
-      address, manifest, clientKey,
+      address,
+      manifest,
+      clientKey,
       retryForMs: retryForMs ?? this.opts.retryForMs ?? 0,
       ...(hashes !== undefined ? { coordinatorPolicyHashes: hashes } : {}),
       ...(onRetry !== undefined ? { onRetry } : {}),
@@ -191,14 +237,17 @@ export class UserApiClient {
     try {
       call = await this.call('GetManifests', Buffer.alloc(0), ephemeralClientKey(), opts.retryForMs);
     } catch (err) {
-      if (err instanceof UserError && err.cause instanceof RpcError && err.cause.code === Status.FAILED_PRECONDITION) return undefined;
+      if (err instanceof UserError && err.cause instanceof RpcError && err.cause.code === Status.FAILED_PRECONDITION)
+        return undefined;
       throw err;
     }
     const res = decode<GetManifestsResponse>(GetManifestsResponseSchema, call.response);
     if (res.Manifests.length === 0) throw new UserError('the Coordinator returned an empty history');
     const chain = chainHash(res.Manifests);
     if (!res.LatestTransition || !chain.equals(res.LatestTransition.TransitionHash)) {
-      throw new UserError(`the manifests the Coordinator returned do not form its latest transition (recomputed ${chain.toString('hex')}, Coordinator says ${res.LatestTransition?.TransitionHash.toString('hex') ?? 'nothing'})`);
+      throw new UserError(
+        `the manifests the Coordinator returned do not form its latest transition (recomputed ${chain.toString('hex')}, Coordinator says ${res.LatestTransition?.TransitionHash.toString('hex') ?? 'nothing'})`,
+      );
     }
     return {
       manifests: res.Manifests,
@@ -213,8 +262,16 @@ export class UserApiClient {
   }
 
   /** Set `manifest` (the exact bytes) with its policies; `clientKey` must be a workload owner key of the active manifest (any key for a first set). */
-  async setManifest(manifest: Uint8Array, policies: readonly Uint8Array[], clientKey: KeyObject, opts: { retryForMs?: number } = {}): Promise<SetManifestResult> {
-    const request = encode(SetManifestRequestSchema, { Manifest: Buffer.from(manifest), Policies: policies.map((p) => Buffer.from(p)) });
+  async setManifest(
+    manifest: Uint8Array,
+    policies: readonly Uint8Array[],
+    clientKey: KeyObject,
+    opts: { retryForMs?: number } = {},
+  ): Promise<SetManifestResult> {
+    const request = encode(SetManifestRequestSchema, {
+      Manifest: Buffer.from(manifest),
+      Policies: policies.map((p) => Buffer.from(p)),
+    });
     const call = await this.call('SetManifest', request, clientKey, opts.retryForMs);
     const res = decode<SetManifestResponse>(SetManifestResponseSchema, call.response);
     return {
@@ -226,8 +283,19 @@ export class UserApiClient {
   }
 
   /** Hand the seed (decrypted from a seed share) to a Coordinator that waits for recovery; `clientKey` is the seed-share owner key. */
-  async recover(seed: Uint8Array, salt: Uint8Array, force: boolean, clientKey: KeyObject, opts: { retryForMs?: number } = {}): Promise<{ coordinator: Admission }> {
-    const call = await this.call('Recover', encode(RecoverRequestSchema, { Seed: Buffer.from(seed), Salt: Buffer.from(salt), Force: force }), clientKey, opts.retryForMs);
+  async recover(
+    seed: Uint8Array,
+    salt: Uint8Array,
+    force: boolean,
+    clientKey: KeyObject,
+    opts: { retryForMs?: number } = {},
+  ): Promise<{ coordinator: Admission }> {
+    const call = await this.call(
+      'Recover',
+      encode(RecoverRequestSchema, { Seed: Buffer.from(seed), Salt: Buffer.from(salt), Force: force }),
+      clientKey,
+      opts.retryForMs,
+    );
     return { coordinator: call.coordinator };
   }
 }

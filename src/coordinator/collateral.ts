@@ -18,19 +18,29 @@ import type { DispatchOptions } from '../attestation/dispatch.js';
 import { ADMISSION_CRL_POLICY } from '../attestation/revocation.js';
 import type { SnpCollateralSource } from '../attestation/snp/collateral.js';
 import { DirectoryCache, KdsClient } from '../attestation/snp/kds.js';
-import { PcsClient, TdxCollateralDirectory, type PcsClientOptions, type TdxCollateralSource } from '../attestation/tdx/pcs.js';
+import {
+  PcsClient,
+  TdxCollateralDirectory,
+  type PcsClientOptions,
+  type TdxCollateralSource,
+} from '../attestation/tdx/pcs.js';
 
 const cacheRoot = () => join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kubectl-contrast');
-const offline = () => process.env.CONTRAST_COLLATERAL_OFFLINE === '1' || process.env.CONTRAST_COLLATERAL_OFFLINE === 'true';
+const offline = () =>
+  process.env.CONTRAST_COLLATERAL_OFFLINE === '1' || process.env.CONTRAST_COLLATERAL_OFFLINE === 'true';
 
 /** AMD KDS, cached in $CONTRAST_SNP_CACHE_DIR; the directory alone when offline. */
-export function snpCollateral(dir = process.env.CONTRAST_SNP_CACHE_DIR || join(cacheRoot(), 'amd')): SnpCollateralSource {
+export function snpCollateral(
+  dir = process.env.CONTRAST_SNP_CACHE_DIR || join(cacheRoot(), 'amd'),
+): SnpCollateralSource {
   const cache = new DirectoryCache(dir);
   return offline() ? cache : new KdsClient({ cache });
 }
 
 /** Intel PCS, cached in $CONTRAST_TDX_CACHE_DIR; the directory alone when offline. */
-export function tdxCollateral(dir = process.env.CONTRAST_TDX_CACHE_DIR || join(cacheRoot(), 'intel')): TdxCollateralSource {
+export function tdxCollateral(
+  dir = process.env.CONTRAST_TDX_CACHE_DIR || join(cacheRoot(), 'intel'),
+): TdxCollateralSource {
   const cache = new TdxCollateralDirectory(dir);
   if (offline()) return cache;
   return new PcsClient({ cache, ...pcsEndpoints() });

@@ -13,7 +13,9 @@ x509.cryptoProvider.set(webcrypto);
 type CryptoKey = webcrypto.CryptoKey;
 type SigningAlgorithm = { name: string; hash?: string };
 
-const P384_ORDER = BigInt('0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973');
+const P384_ORDER = BigInt(
+  '0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973',
+);
 
 function b64url(buf: Buffer): string {
   return buf.toString('base64url');
@@ -64,7 +66,9 @@ export function signingAlgorithm(key: KeyObject): SigningAlgorithm {
 }
 
 export async function toCryptoPrivateKey(key: KeyObject): Promise<CryptoKey> {
-  return webcrypto.subtle.importKey('pkcs8', key.export({ type: 'pkcs8', format: 'der' }), webAlgorithm(key), false, ['sign']) as Promise<CryptoKey>;
+  return webcrypto.subtle.importKey('pkcs8', key.export({ type: 'pkcs8', format: 'der' }), webAlgorithm(key), false, [
+    'sign',
+  ]) as Promise<CryptoKey>;
 }
 
 export async function toCryptoPublicKey(key: KeyObject): Promise<CryptoKey> {

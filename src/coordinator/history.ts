@@ -21,7 +21,11 @@ export const ZERO_HASH = Buffer.alloc(32);
 const STORE_CONCURRENCY = 16;
 
 /** `fn` over `items` with at most `limit` calls pending; results in input order; the first failure rejects. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   let failed = false;
@@ -99,20 +103,32 @@ export class History {
   private async getContent(prefix: string, hash: Buffer | string): Promise<Buffer | undefined> {
     const hex = typeof hash === 'string' ? hash : hash.toString('hex');
     const bytes = await this.store.get(`${prefix}/${hex}`);
-    if (bytes && sha256(bytes).toString('hex') !== hex) throw new HistoryError(`${prefix}/${hex} does not match its hash: the store was modified`);
+    if (bytes && sha256(bytes).toString('hex') !== hex)
+      throw new HistoryError(`${prefix}/${hex} does not match its hash: the store was modified`);
     return bytes;
   }
 
-  setPolicy(bytes: Uint8Array): Promise<Buffer> { return this.putContent('policies', bytes); }
-  getPolicy(hash: Buffer | string): Promise<Buffer | undefined> { return this.getContent('policies', hash); }
-  setManifest(bytes: Uint8Array): Promise<Buffer> { return this.putContent('manifests', bytes); }
-  getManifest(hash: Buffer | string): Promise<Buffer | undefined> { return this.getContent('manifests', hash); }
-  setTransition(t: Transition): Promise<Buffer> { return this.putContent('transitions', transitionBytes(t)); }
+  setPolicy(bytes: Uint8Array): Promise<Buffer> {
+    return this.putContent('policies', bytes);
+  }
+  getPolicy(hash: Buffer | string): Promise<Buffer | undefined> {
+    return this.getContent('policies', hash);
+  }
+  setManifest(bytes: Uint8Array): Promise<Buffer> {
+    return this.putContent('manifests', bytes);
+  }
+  getManifest(hash: Buffer | string): Promise<Buffer | undefined> {
+    return this.getContent('manifests', hash);
+  }
+  setTransition(t: Transition): Promise<Buffer> {
+    return this.putContent('transitions', transitionBytes(t));
+  }
 
   async getTransition(hash: Buffer): Promise<Transition | undefined> {
     const bytes = await this.getContent('transitions', hash);
     if (!bytes) return undefined;
-    if (bytes.length !== 64) throw new HistoryError(`transition ${hash.toString('hex')} has ${bytes.length} bytes, expected 64`);
+    if (bytes.length !== 64)
+      throw new HistoryError(`transition ${hash.toString('hex')} has ${bytes.length} bytes, expected 64`);
     return { manifestHash: bytes.subarray(0, 32), previousTransitionHash: bytes.subarray(32) };
   }
 
@@ -134,10 +150,14 @@ export class History {
   }
 
   /** As setLatest, returning the new pointer (undefined on a lost race). */
-  async advanceLatest(previous: LatestTransition | undefined, hash: Buffer, key: KeyObject): Promise<LatestTransition | undefined> {
+  async advanceLatest(
+    previous: LatestTransition | undefined,
+    hash: Buffer,
+    key: KeyObject,
+  ): Promise<LatestTransition | undefined> {
     const signature = signTransitionHash(hash, key);
     const raw = Buffer.concat([hash, signature]);
-    if (!await this.store.compareAndSwap('transitions/latest', previous?.raw, raw)) return undefined;
+    if (!(await this.store.compareAndSwap('transitions/latest', previous?.raw, raw))) return undefined;
     return { transitionHash: Buffer.from(hash), signature, raw };
   }
 

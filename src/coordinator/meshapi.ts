@@ -35,56 +35,83 @@ function decodeGrpcBinaryHeader(text: string): Buffer | undefined {
   return decodeBase64Strict(text.includes('=') ? text : text.padEnd(Math.ceil(text.length / 4) * 4, '='));
 }
 
-export function meshApiHandlers(authority: Authority, metrics: Metrics, dispatch: DispatchOptions = {}): Map<string, UnaryMethod> {
+export function meshApiHandlers(
+  authority: Authority,
+  metrics: Metrics,
+  dispatch: DispatchOptions = {},
+): Map<string, UnaryMethod> {
   return new Map<string, UnaryMethod>([
-    [`/${MESHAPI_SERVICE}/NewMeshCert`, { limits: NEW_MESH_CERT_LIMITS, handle: async ({ headers, stream, read }) => {
-      // Runs when the HEADERS arrive: the body is read only after the evidence was admitted.
-      const socket = stream.session!.socket as TLSSocket;
-      const snapshot = authority.snapshot();
-      if (!snapshot) {
-        throw new RpcError(Status.FAILED_PRECONDITION, authority.mode === 'recovery'
-          ? 'the Coordinator waits for recovery (kubectl contrast recover); no certificates until then'
-          : 'no manifest has been set yet (kubectl contrast set)');
-      }
-      const header = headers[CLIENT_EVIDENCE_HEADER];
-      if (typeof header !== 'string' || header.length === 0) {
-        metrics.inc('contrast_meshapi_attestation_failures_total');
-        throw new RpcError(Status.UNAUTHENTICATED, `no client evidence: the MeshAPI requires an aTLS certificate in the ${CLIENT_EVIDENCE_HEADER} metadata`);
-      }
-      const tls = tlsPeer(socket);
-      try {
-        if (!tls) throw new AttestationError('atls.clientcert', 'the client presented no TLS certificate');
-        const der = decodeGrpcBinaryHeader(header);
-        if (!der) throw new AttestationError('atls.certificate', `the ${CLIENT_EVIDENCE_HEADER} metadata is not canonical base64`);
-        const peer = parseAtlsCert(der);
-        if (!peer.spki.equals(tls.spki)) throw new AttestationError('atls.binding', 'the evidence certificate is for another key than the TLS client certificate');
-        const admission = await admitPeer(peer, reportData(peer.spki, clientEvidenceNonce(socket)), {
-          refs: snapshot.manifest.ReferenceValues,
-          policyHashes: Object.keys(snapshot.manifest.Policies),
-          what: 'workload policy',
-          ...dispatch,
-          onSimulated: () => metrics.inc('contrast_simulated_evidence_total'),
-        });
-        decode(NewMeshCertRequestSchema, (await read()).bytes);
-        const claims = [
-          { oid: OID_CLAIM_HOSTDATA, value: octetString(admission.hostData) },
-          { oid: OID_CLAIM_MEASUREMENT, value: octetString(Buffer.from(admission.measurement, 'hex')) },
-        ];
-        const res = await authority.newMeshCert(snapshot, tls.publicKey, admission.policyHash, claims);
-        metrics.inc('contrast_meshapi_certificates_issued_total');
-        return encode(NewMeshCertResponseSchema, {
-          MeshCACert: Buffer.from(res.meshCA), CertChain: Buffer.from(res.certChain), RootCACert: Buffer.from(res.rootCA), WorkloadSecret: res.workloadSecret,
-        });
-      } catch (err) {
-        // Collateral that cannot be fetched now (AMD KDS unreachable, its queue full) is no
-        // verdict on the evidence: UNAVAILABLE makes the Initializer retry.
-        if (err instanceof CollateralUnavailableError) throw new RpcError(Status.UNAVAILABLE, err.message);
-        if (err instanceof AttestationError) {
-          metrics.inc('contrast_meshapi_attestation_failures_total');
-          throw new RpcError(Status.PERMISSION_DENIED, err.message);
-        }
-        throw err;
-      }
-    } }],
+    [
+      `/${MESHAPI_SERVICE}/NewMeshCert`,
+      {
+        limits: NEW_MESH_CERT_LIMITS,
+        handle: async ({ headers, stream, read }) => {
+          // Runs when the HEADERS arrive: the body is read only after the evidence was admitted.
+          const socket = stream.session!.socket as TLSSocket;
+          const snapshot = authority.snapshot();
+          if (!snapshot) {
+            throw new RpcError(
+              Status.FAILED_PRECONDITION,
+              authority.mode === 'recovery'
+                ? 'the Coordinator waits for recovery (kubectl contrast recover); no certificates until then'
+                : 'no manifest has been set yet (kubectl contrast set)',
+            );
+          }
+          const header = headers[CLIENT_EVIDENCE_HEADER];
+          if (typeof header !== 'string' || header.length === 0) {
+            metrics.inc('contrast_meshapi_attestation_failures_total');
+            throw new RpcError(
+              Status.UNAUTHENTICATED,
+              `no client evidence: the MeshAPI requires an aTLS certificate in the ${CLIENT_EVIDENCE_HEADER} metadata`,
+            );
+          }
+          const tls = tlsPeer(socket);
+          try {
+            if (!tls) throw new AttestationError('atls.clientcert', 'the client presented no TLS certificate');
+            const der = decodeGrpcBinaryHeader(header);
+            if (!der)
+              throw new AttestationError(
+                'atls.certificate',
+                `the ${CLIENT_EVIDENCE_HEADER} metadata is not canonical base64`,
+              );
+            const peer = parseAtlsCert(der);
+            if (!peer.spki.equals(tls.spki))
+              throw new AttestationError(
+                'atls.binding',
+                'the evidence certificate is for another key than the TLS client certificate',
+              );
+            const admission = await admitPeer(peer, reportData(peer.spki, clientEvidenceNonce(socket)), {
+              refs: snapshot.manifest.ReferenceValues,
+              policyHashes: Object.keys(snapshot.manifest.Policies),
+              what: 'workload policy',
+              ...dispatch,
+              onSimulated: () => metrics.inc('contrast_simulated_evidence_total'),
+            });
+            decode(NewMeshCertRequestSchema, (await read()).bytes);
+            const claims = [
+              { oid: OID_CLAIM_HOSTDATA, value: octetString(admission.hostData) },
+              { oid: OID_CLAIM_MEASUREMENT, value: octetString(Buffer.from(admission.measurement, 'hex')) },
+            ];
+            const res = await authority.newMeshCert(snapshot, tls.publicKey, admission.policyHash, claims);
+            metrics.inc('contrast_meshapi_certificates_issued_total');
+            return encode(NewMeshCertResponseSchema, {
+              MeshCACert: Buffer.from(res.meshCA),
+              CertChain: Buffer.from(res.certChain),
+              RootCACert: Buffer.from(res.rootCA),
+              WorkloadSecret: res.workloadSecret,
+            });
+          } catch (err) {
+            // Collateral that cannot be fetched now (AMD KDS unreachable, its queue full) is no
+            // verdict on the evidence: UNAVAILABLE makes the Initializer retry.
+            if (err instanceof CollateralUnavailableError) throw new RpcError(Status.UNAVAILABLE, err.message);
+            if (err instanceof AttestationError) {
+              metrics.inc('contrast_meshapi_attestation_failures_total');
+              throw new RpcError(Status.PERMISSION_DENIED, err.message);
+            }
+            throw err;
+          }
+        },
+      },
+    ],
   ]);
 }

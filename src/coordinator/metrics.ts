@@ -15,19 +15,63 @@ export class Metrics {
   private readonly gauges = new Map<string, () => number>();
 
   constructor() {
-    this.describe('contrast_userapi_requests_total', 'UserAPI calls by method (unknown paths: method="unknown") and gRPC status code', 'counter');
-    this.describe('contrast_meshapi_requests_total', 'MeshAPI calls by method (unknown paths: method="unknown") and gRPC status code', 'counter');
-    this.describe('contrast_meshapi_attestation_failures_total', 'MeshAPI clients whose evidence was refused', 'counter');
+    this.describe(
+      'contrast_userapi_requests_total',
+      'UserAPI calls by method (unknown paths: method="unknown") and gRPC status code',
+      'counter',
+    );
+    this.describe(
+      'contrast_meshapi_requests_total',
+      'MeshAPI calls by method (unknown paths: method="unknown") and gRPC status code',
+      'counter',
+    );
+    this.describe(
+      'contrast_meshapi_attestation_failures_total',
+      'MeshAPI clients whose evidence was refused',
+      'counter',
+    );
     this.describe('contrast_meshapi_certificates_issued_total', 'Mesh certificates issued', 'counter');
     this.describe('contrast_atls_handshake_failures_total', 'TLS handshakes that failed on the server side', 'counter');
-    this.describe('contrast_simulated_evidence_total', 'Evidence of the INSECURE simulated platform that was checked', 'counter');
-    this.describe('contrast_rpc_invalid_requests_total', 'Requests answered INVALID_ARGUMENT, by API, method and reason (frame: gRPC framing; protobuf: undecodable message; request: refused by the handler, e.g. bad manifest JSON)', 'counter');
-    this.describe('contrast_rpc_limit_rejections_total', 'Requests refused by a limit, by API, method and limit (message_size, field_size, field_count, budget)', 'counter');
-    this.describe('contrast_deadline_closes_total', 'Connections, sessions and streams closed by a deadline, by API and deadline (handshake, headers, idle, attestation, body, response)', 'counter');
-    this.describe('contrast_connections_refused_total', 'Connections closed on arrival because a connection cap was reached, by API and cap (total, per_address)', 'counter');
-    this.describe('contrast_meshapi_sessions_closed_after_failures_total', 'MeshAPI sessions closed after repeated failed attestations', 'counter');
-    this.describe('contrast_http2_session_errors_total', 'HTTP/2 sessions that ended with a protocol or transport error, by API', 'counter');
-    this.describe('contrast_metrics_series_dropped_total', 'Metric series not created because the series cap was reached', 'counter');
+    this.describe(
+      'contrast_simulated_evidence_total',
+      'Evidence of the INSECURE simulated platform that was checked',
+      'counter',
+    );
+    this.describe(
+      'contrast_rpc_invalid_requests_total',
+      'Requests answered INVALID_ARGUMENT, by API, method and reason (frame: gRPC framing; protobuf: undecodable message; request: refused by the handler, e.g. bad manifest JSON)',
+      'counter',
+    );
+    this.describe(
+      'contrast_rpc_limit_rejections_total',
+      'Requests refused by a limit, by API, method and limit (message_size, field_size, field_count, budget)',
+      'counter',
+    );
+    this.describe(
+      'contrast_deadline_closes_total',
+      'Connections, sessions and streams closed by a deadline, by API and deadline (handshake, headers, idle, attestation, body, response)',
+      'counter',
+    );
+    this.describe(
+      'contrast_connections_refused_total',
+      'Connections closed on arrival because a connection cap was reached, by API and cap (total, per_address)',
+      'counter',
+    );
+    this.describe(
+      'contrast_meshapi_sessions_closed_after_failures_total',
+      'MeshAPI sessions closed after repeated failed attestations',
+      'counter',
+    );
+    this.describe(
+      'contrast_http2_session_errors_total',
+      'HTTP/2 sessions that ended with a protocol or transport error, by API',
+      'counter',
+    );
+    this.describe(
+      'contrast_metrics_series_dropped_total',
+      'Metric series not created because the series cap was reached',
+      'counter',
+    );
   }
 
   describe(name: string, help: string, type: 'counter' | 'gauge'): void {

@@ -35,7 +35,10 @@ const MAX_RSA_BITS = 16384;
 
 function hexBytes(hex: unknown): Buffer {
   if (typeof hex !== 'string') throw new OwnerKeyError('must be a hex-encoded public key (a string)');
-  if (!LOWER_HEX.test(hex)) throw new OwnerKeyError(`must be a hex-encoded public key (${hex.length === 0 ? 'it is empty' : 'lower-case hex digits, an even number of them'})`);
+  if (!LOWER_HEX.test(hex))
+    throw new OwnerKeyError(
+      `must be a hex-encoded public key (${hex.length === 0 ? 'it is empty' : 'lower-case hex digits, an even number of them'})`,
+    );
   return Buffer.from(hex, 'hex');
 }
 
@@ -53,17 +56,26 @@ export function parseWorkloadOwnerKeyHex(hex: unknown): KeyObject {
   } catch {
     throw new OwnerKeyError('is not a PKIX (SubjectPublicKeyInfo) DER public key');
   }
-  if (key.asymmetricKeyType !== 'ec') throw new OwnerKeyError(`is a${key.asymmetricKeyType === 'rsa' ? 'n' : ''} ${key.asymmetricKeyType ?? 'unknown'} key; a workload owner key must be ECDSA`);
+  if (key.asymmetricKeyType !== 'ec')
+    throw new OwnerKeyError(
+      `is a${key.asymmetricKeyType === 'rsa' ? 'n' : ''} ${key.asymmetricKeyType ?? 'unknown'} key; a workload owner key must be ECDSA`,
+    );
   const curve = key.asymmetricKeyDetails?.namedCurve ?? '';
-  if (!ECDSA_CURVES[curve]) throw new OwnerKeyError(`ECDSA key on curve ${curve || '(unnamed)'}; expected P-256, P-384 or P-521`);
+  if (!ECDSA_CURVES[curve])
+    throw new OwnerKeyError(`ECDSA key on curve ${curve || '(unnamed)'}; expected P-256, P-384 or P-521`);
   // OpenSSL keeps a compressed point compressed on export; going through the coordinates gives
   // the one encoding upstream (Go's x509) accepts and our callers' keys are compared in.
   const jwk = key.export({ format: 'jwk' });
-  const canonical = createPublicKey({ key: { kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y }, format: 'jwk' }).export({ type: 'spki', format: 'der' });
+  const canonical = createPublicKey({ key: { kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y }, format: 'jwk' }).export({
+    type: 'spki',
+    format: 'der',
+  });
   if (!canonical.equals(der)) {
-    throw new OwnerKeyError(canonical.length < der.length && der.subarray(0, canonical.length).equals(canonical)
-      ? `has ${der.length - canonical.length} trailing byte(s) after the key`
-      : 'is not the canonical encoding of the key (e.g. a compressed point or explicit curve parameters)');
+    throw new OwnerKeyError(
+      canonical.length < der.length && der.subarray(0, canonical.length).equals(canonical)
+        ? `has ${der.length - canonical.length} trailing byte(s) after the key`
+        : 'is not the canonical encoding of the key (e.g. a compressed point or explicit curve parameters)',
+    );
   }
   return key;
 }
@@ -81,21 +93,30 @@ export function parseSeedshareOwnerKeyHex(hex: unknown): KeyObject {
     let hint = '';
     try {
       const other = createPublicKey({ key: der, format: 'der', type: 'spki' });
-      hint = other.asymmetricKeyType === 'rsa' ? ' (it is PKIX/SubjectPublicKeyInfo; list the PKCS#1 form)' : ` (it is a PKIX ${other.asymmetricKeyType} key; seed-share owner keys are RSA)`;
-    } catch { /* not PKIX either */ }
+      hint =
+        other.asymmetricKeyType === 'rsa'
+          ? ' (it is PKIX/SubjectPublicKeyInfo; list the PKCS#1 form)'
+          : ` (it is a PKIX ${other.asymmetricKeyType} key; seed-share owner keys are RSA)`;
+    } catch {
+      /* not PKIX either */
+    }
     throw new OwnerKeyError(`is not an RSA public key in PKCS#1 DER${hint}`);
   }
   const details = key.asymmetricKeyDetails ?? {};
   const bits = details.modulusLength ?? 0;
-  if (bits < MIN_SEEDSHARE_RSA_BITS) throw new OwnerKeyError(`RSA key of ${bits} bits; at least ${MIN_SEEDSHARE_RSA_BITS} required`);
+  if (bits < MIN_SEEDSHARE_RSA_BITS)
+    throw new OwnerKeyError(`RSA key of ${bits} bits; at least ${MIN_SEEDSHARE_RSA_BITS} required`);
   if (bits > MAX_RSA_BITS) throw new OwnerKeyError(`RSA key of ${bits} bits; at most ${MAX_RSA_BITS} accepted`);
   const e = details.publicExponent ?? 0n;
-  if (e < 3n || e % 2n === 0n || e >= 2n ** 32n) throw new OwnerKeyError(`RSA public exponent ${e} is not an odd number from 3 to 2^32-1`);
+  if (e < 3n || e % 2n === 0n || e >= 2n ** 32n)
+    throw new OwnerKeyError(`RSA public exponent ${e} is not an odd number from 3 to 2^32-1`);
   const canonical = key.export({ type: 'pkcs1', format: 'der' });
   if (!canonical.equals(der)) {
-    throw new OwnerKeyError(canonical.length < der.length && der.subarray(0, canonical.length).equals(canonical)
-      ? `has ${der.length - canonical.length} trailing byte(s) after the key`
-      : 'is not the canonical DER encoding of the key');
+    throw new OwnerKeyError(
+      canonical.length < der.length && der.subarray(0, canonical.length).equals(canonical)
+        ? `has ${der.length - canonical.length} trailing byte(s) after the key`
+        : 'is not the canonical DER encoding of the key',
+    );
   }
   return key;
 }

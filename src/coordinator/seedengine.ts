@@ -26,7 +26,10 @@ export class SeedEngine {
   readonly transactionSigningKey: KeyObject;
   readonly rootCAKey: KeyObject;
 
-  constructor(readonly seed: Buffer, readonly salt: Buffer) {
+  constructor(
+    readonly seed: Buffer,
+    readonly salt: Buffer,
+  ) {
     if (seed.length !== SEED_SIZE) throw new Error(`the seed must be ${SEED_SIZE} bytes, got ${seed.length}`);
     if (salt.length !== SALT_SIZE) throw new Error(`the salt must be ${SALT_SIZE} bytes, got ${salt.length}`);
     this.podStateSeed = hkdf(seed, salt, INFO_POD_STATE);
@@ -41,6 +44,14 @@ export class SeedEngine {
 
   /** 64 bytes, stable for a WorkloadSecretID across manifest updates and recovery. */
   workloadSecret(workloadSecretId: string): Buffer {
-    return Buffer.from(hkdfSync('sha256', this.podStateSeed, this.salt, `${INFO_WORKLOAD_PREFIX}${workloadSecretId}`, this.podStateSeed.length));
+    return Buffer.from(
+      hkdfSync(
+        'sha256',
+        this.podStateSeed,
+        this.salt,
+        `${INFO_WORKLOAD_PREFIX}${workloadSecretId}`,
+        this.podStateSeed.length,
+      ),
+    );
   }
 }

@@ -29,7 +29,15 @@ export function encryptSeedShares(seed: Buffer, salt: Buffer, ownerKeys: readonl
   return {
     SeedShares: ownerKeys.map((hex) => ({
       PublicKey: hex,
-      EncryptedSeed: publicEncrypt({ key: seedshareKeyFromHex(hex), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: SEEDSHARE_LABEL }, seed),
+      EncryptedSeed: publicEncrypt(
+        {
+          key: seedshareKeyFromHex(hex),
+          padding: constants.RSA_PKCS1_OAEP_PADDING,
+          oaepHash: 'sha256',
+          oaepLabel: SEEDSHARE_LABEL,
+        },
+        seed,
+      ),
     })),
     salt,
   };
@@ -37,15 +45,25 @@ export function encryptSeedShares(seed: Buffer, salt: Buffer, ownerKeys: readonl
 
 export function decryptSeedShare(share: SeedShare, privateKey: KeyObject | string): Buffer {
   const key = typeof privateKey === 'string' ? createPrivateKey(privateKey) : privateKey;
-  return privateDecrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: SEEDSHARE_LABEL }, share.EncryptedSeed);
+  return privateDecrypt(
+    { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: SEEDSHARE_LABEL },
+    share.EncryptedSeed,
+  );
 }
 
 /** JSON form of `seed-shares.json` (bytes as base64, like Go's encoding/json). */
 export function seedShareDocumentToJson(doc: SeedShareDocument): string {
-  return `${JSON.stringify({
-    SeedShares: doc.SeedShares.map((s) => ({ PublicKey: s.PublicKey, EncryptedSeed: s.EncryptedSeed.toString('base64') })),
-    salt: doc.salt.toString('base64'),
-  }, null, 2)}\n`;
+  return `${JSON.stringify(
+    {
+      SeedShares: doc.SeedShares.map((s) => ({
+        PublicKey: s.PublicKey,
+        EncryptedSeed: s.EncryptedSeed.toString('base64'),
+      })),
+      salt: doc.salt.toString('base64'),
+    },
+    null,
+    2,
+  )}\n`;
 }
 
 export function seedShareDocumentFromJson(text: string): SeedShareDocument {
@@ -55,12 +73,14 @@ export function seedShareDocumentFromJson(text: string): SeedShareDocument {
   } catch (err) {
     throw new Error(`not valid JSON: ${(err as Error).message}`, { cause: err });
   }
-  if (typeof v !== 'object' || v === null || !Array.isArray(v.SeedShares) || typeof v.salt !== 'string') throw new Error('expected {"SeedShares": [...], "salt": "<base64>"}');
+  if (typeof v !== 'object' || v === null || !Array.isArray(v.SeedShares) || typeof v.salt !== 'string')
+    throw new Error('expected {"SeedShares": [...], "salt": "<base64>"}');
   const salt = strictBase64(v.salt, 'salt');
   if (salt.length !== SALT_SIZE) throw new Error(`salt has ${salt.length} bytes, expected ${SALT_SIZE}`);
   return {
     SeedShares: v.SeedShares.map((s, i) => {
-      if (typeof s !== 'object' || s === null || typeof s.PublicKey !== 'string' || typeof s.EncryptedSeed !== 'string') throw new Error(`SeedShares[${i}] needs PublicKey and EncryptedSeed strings`);
+      if (typeof s !== 'object' || s === null || typeof s.PublicKey !== 'string' || typeof s.EncryptedSeed !== 'string')
+        throw new Error(`SeedShares[${i}] needs PublicKey and EncryptedSeed strings`);
       const encrypted = strictBase64(s.EncryptedSeed, `SeedShares[${i}].EncryptedSeed`);
       if (encrypted.length === 0) throw new Error(`SeedShares[${i}].EncryptedSeed is empty`);
       return { PublicKey: s.PublicKey, EncryptedSeed: encrypted };

@@ -20,7 +20,15 @@ import { Authority } from './authority.js';
 import { Metrics } from './metrics.js';
 import { userApiHandlers } from './userapi.js';
 import { meshApiHandlers } from './meshapi.js';
-import { ByteBudget, serveUnary, Status, statusName, type CallOutcome, type ServeOptions, type UnaryMethods } from './api/grpc.js';
+import {
+  ByteBudget,
+  serveUnary,
+  Status,
+  statusName,
+  type CallOutcome,
+  type ServeOptions,
+  type UnaryMethods,
+} from './api/grpc.js';
 import type { Store } from './store/interface.js';
 import type { DispatchOptions } from '../attestation/dispatch.js';
 import { admissionDispatch } from './collateral.js';
@@ -80,7 +88,9 @@ const DEFAULT_LIMITS: Readonly<CoordinatorLimits> = Object.freeze({
   maxConnectionsPerAddress: { userapi: 16, meshapi: 512 },
 });
 
-export type CoordinatorLimitOptions = Partial<Omit<CoordinatorLimits, 'maxConnections' | 'maxConnectionsPerAddress'>> & {
+export type CoordinatorLimitOptions = Partial<
+  Omit<CoordinatorLimits, 'maxConnections' | 'maxConnectionsPerAddress'>
+> & {
   maxConnections?: Partial<Record<Api, number>>;
   maxConnectionsPerAddress?: Partial<Record<Api, number>>;
 };
@@ -109,7 +119,8 @@ export interface RunningCoordinator {
 
 function resolveLimits(o: CoordinatorLimitOptions = {}): CoordinatorLimits {
   const { maxConnections, maxConnectionsPerAddress, ...rest } = o;
-  const defined = <T extends object>(x: T | undefined): Partial<T> => Object.fromEntries(Object.entries(x ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+  const defined = <T extends object>(x: T | undefined): Partial<T> =>
+    Object.fromEntries(Object.entries(x ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
   const l: CoordinatorLimits = {
     ...DEFAULT_LIMITS,
     ...defined(rest),
@@ -118,7 +129,8 @@ function resolveLimits(o: CoordinatorLimitOptions = {}): CoordinatorLimits {
   };
   for (const [k, v] of Object.entries(l)) {
     const values = typeof v === 'number' ? [v] : Object.values(v as Record<string, number>);
-    if (!values.every((n) => Number.isFinite(n) && n > 0)) throw new Error(`coordinator limit ${k} must be a positive number`);
+    if (!values.every((n) => Number.isFinite(n) && n > 0))
+      throw new Error(`coordinator limit ${k} must be a positive number`);
   }
   return l;
 }
@@ -174,7 +186,12 @@ function grpcServer(p: ServerParts): GrpcServer {
   const { api, metrics, limits } = p;
   const refusalLog = rateLimited(p.log);
   const server = createSecureServer({
-    ...atlsServerOptions({ key: p.key, issuer: p.issuer, requestCert: true, onError: (err) => p.log(`${api}: cannot issue evidence: ${err.message}`) }),
+    ...atlsServerOptions({
+      key: p.key,
+      issuer: p.issuer,
+      requestCert: true,
+      onError: (err) => p.log(`${api}: cannot issue evidence: ${err.message}`),
+    }),
     allowHTTP1: false,
     // Node's own timer restarts with every byte; ours below is absolute. This one is a backstop.
     handshakeTimeout: limits.handshakeTimeoutMs,
@@ -195,11 +212,17 @@ function grpcServer(p: ServerParts): GrpcServer {
   server.on('connection', (socket: Socket) => {
     const key = peerOf(socket);
     const addr = sourceAddress(socket);
-    const cap = sockets.size >= limits.maxConnections[api] ? 'total'
-      : (perAddress.get(addr) ?? 0) >= limits.maxConnectionsPerAddress[api] ? 'per_address' : undefined;
+    const cap =
+      sockets.size >= limits.maxConnections[api]
+        ? 'total'
+        : (perAddress.get(addr) ?? 0) >= limits.maxConnectionsPerAddress[api]
+          ? 'per_address'
+          : undefined;
     if (cap) {
       metrics.inc('contrast_connections_refused_total', { api, reason: cap });
-      refusalLog(`${api}: refused a connection from ${addr}: ${cap === 'total' ? `${limits.maxConnections[api]} connections are open` : `${limits.maxConnectionsPerAddress[api]} connections from this address are open`}`);
+      refusalLog(
+        `${api}: refused a connection from ${addr}: ${cap === 'total' ? `${limits.maxConnections[api]} connections are open` : `${limits.maxConnectionsPerAddress[api]} connections from this address are open`}`,
+      );
       socket.once('close', () => ours.delete(key));
       drop(socket, key);
       return;
@@ -254,7 +277,12 @@ function grpcServer(p: ServerParts): GrpcServer {
     state.shut = shut;
     let idle: NodeJS.Timeout | undefined = setTimeout(() => end('headers'), limits.headersTimeoutMs);
     idle.unref();
-    const attestation = api === 'meshapi' ? setTimeout(() => { if (!state.attested) end('attestation'); }, limits.attestationTimeoutMs) : undefined;
+    const attestation =
+      api === 'meshapi'
+        ? setTimeout(() => {
+            if (!state.attested) end('attestation');
+          }, limits.attestationTimeoutMs)
+        : undefined;
     attestation?.unref();
     session.on('stream', (stream) => {
       open++;
@@ -266,7 +294,9 @@ function grpcServer(p: ServerParts): GrpcServer {
         idle.unref();
       });
     });
-    session.on('error', () => { /* counted below (sessionError) */ });
+    session.on('error', () => {
+      /* counted below (sessionError) */
+    });
     session.once('close', () => {
       sessions.delete(session);
       clearTimeout(idle);
@@ -279,7 +309,8 @@ function grpcServer(p: ServerParts): GrpcServer {
     metrics.inc(`contrast_${api}_requests_total`, { method: o.method, code: o.code });
     const line = `${api}: ${o.method} from ${peer}: ${statusName(o.code)}: ${o.message}`;
     if (o.refusal) {
-      if (o.refusal === 'frame' || o.refusal === 'protobuf') metrics.inc('contrast_rpc_invalid_requests_total', { api, method: o.method, reason: o.refusal });
+      if (o.refusal === 'frame' || o.refusal === 'protobuf')
+        metrics.inc('contrast_rpc_invalid_requests_total', { api, method: o.method, reason: o.refusal });
       else if (o.refusal === 'body_deadline') metrics.inc('contrast_deadline_closes_total', { api, deadline: 'body' });
       else metrics.inc('contrast_rpc_limit_rejections_total', { api, method: o.method, limit: o.refusal });
       refusalLog(line);
@@ -330,53 +361,89 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const limits = resolveLimits(opts.limits);
   const authority = await Authority.open(opts.store);
   const metrics = new Metrics();
-  metrics.gauge('contrast_coordinator_ready', '1 when the Coordinator issues certificates, 0 when uninitialised or waiting for recovery', () => (authority.mode === 'ready' ? 1 : 0));
-  metrics.gauge('contrast_coordinator_recovery_mode', '1 while the Coordinator waits for recovery', () => (authority.mode === 'recovery' ? 1 : 0));
+  metrics.gauge(
+    'contrast_coordinator_ready',
+    '1 when the Coordinator issues certificates, 0 when uninitialised or waiting for recovery',
+    () => (authority.mode === 'ready' ? 1 : 0),
+  );
+  metrics.gauge('contrast_coordinator_recovery_mode', '1 while the Coordinator waits for recovery', () =>
+    authority.mode === 'recovery' ? 1 : 0,
+  );
   const budget = new ByteBudget(limits.bodyBudgetBytes);
-  metrics.gauge('contrast_rpc_buffered_bytes', 'Bytes of request bodies and responses held now (the body budget in use)', () => budget.inUse);
-  if (authority.mode === 'recovery') log('found a stored manifest history: waiting for `kubectl contrast recover`; GetManifests is served, certificates are not');
+  metrics.gauge(
+    'contrast_rpc_buffered_bytes',
+    'Bytes of request bodies and responses held now (the body budget in use)',
+    () => budget.inUse,
+  );
+  if (authority.mode === 'recovery')
+    log(
+      'found a stored manifest history: waiting for `kubectl contrast recover`; GetManifests is served, certificates are not',
+    );
   // The aTLS key lives as long as the process; P-256 as upstream (its certificate is signed per connection).
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const serveFor = (api: Api): ServeOptions => ({
-    budget, budgetWaitMs: limits.budgetWaitMs, bodyTimeoutMs: limits.bodyTimeoutMs, responseTimeoutMs: limits.responseTimeoutMs,
+    budget,
+    budgetWaitMs: limits.budgetWaitMs,
+    bodyTimeoutMs: limits.bodyTimeoutMs,
+    responseTimeoutMs: limits.responseTimeoutMs,
     onResponseTimeout: () => metrics.inc('contrast_deadline_closes_total', { api, deadline: 'response' }),
   });
   const user = grpcServer({
-    api: 'userapi', key, issuer: opts.issuer, metrics, log, limits, serve: serveFor('userapi'),
+    api: 'userapi',
+    key,
+    issuer: opts.issuer,
+    metrics,
+    log,
+    limits,
+    serve: serveFor('userapi'),
     methods: userApiHandlers(authority, log, { setManifestBodyTimeoutMs: limits.setManifestBodyTimeoutMs }),
   });
   const mesh = grpcServer({
-    api: 'meshapi', key, issuer: opts.issuer, metrics, log, limits, serve: serveFor('meshapi'),
+    api: 'meshapi',
+    key,
+    issuer: opts.issuer,
+    metrics,
+    log,
+    limits,
+    serve: serveFor('meshapi'),
     methods: meshApiHandlers(authority, metrics, opts.dispatch ?? admissionDispatch()),
   });
-  const http = createHttpServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 8 * 1024 }, (req, res) => {
-    const url = (req.url ?? '').split('?')[0];
-    const reply = (code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
-      res.writeHead(code, { 'content-type': type });
-      res.end(body);
-    };
-    switch (url) {
-      case '/probe/startup':
-      case '/probe/liveness':
-        return reply(200, 'ok\n');
-      case '/probe/readiness':
-        return authority.mode === 'ready' ? reply(200, 'ready\n') : reply(503, `${authority.mode}\n`);
-      case '/metrics':
-        return reply(200, metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
-      default:
-        return reply(404, 'not found\n');
-    }
-  });
+  const http = createHttpServer(
+    { requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 8 * 1024 },
+    (req, res) => {
+      const url = (req.url ?? '').split('?')[0];
+      const reply = (code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
+        res.writeHead(code, { 'content-type': type });
+        res.end(body);
+      };
+      switch (url) {
+        case '/probe/startup':
+        case '/probe/liveness':
+          return reply(200, 'ok\n');
+        case '/probe/readiness':
+          return authority.mode === 'ready' ? reply(200, 'ready\n') : reply(503, `${authority.mode}\n`);
+        case '/metrics':
+          return reply(200, metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
+        default:
+          return reply(404, 'not found\n');
+      }
+    },
+  );
   http.maxConnections = 64;
   const ports = {
     userapi: await listen(user.server, opts.userPort ?? USERAPI_PORT, host),
     meshapi: await listen(mesh.server, opts.meshPort ?? MESHAPI_PORT, host),
     metrics: await listen(http, opts.metricsPort ?? METRICS_PORT, host),
   };
-  log(`listening: UserAPI ${host}:${ports.userapi}, MeshAPI ${host}:${ports.meshapi}, probes and metrics ${host}:${ports.metrics}; attestation by ${opts.issuer.name}; state ${authority.mode}`);
+  log(
+    `listening: UserAPI ${host}:${ports.userapi}, MeshAPI ${host}:${ports.meshapi}, probes and metrics ${host}:${ports.metrics}; attestation by ${opts.issuer.name}; state ${authority.mode}`,
+  );
   const closeServer = (s: Http2SecureServer | HttpServer): Promise<void> => new Promise((r) => s.close(() => r()));
   return {
-    authority, metrics, limits, ports,
+    authority,
+    metrics,
+    limits,
+    ports,
     close: async () => {
       http.closeAllConnections();
       const closing = Promise.all([closeServer(user.server), closeServer(mesh.server), closeServer(http)]);
@@ -386,4 +453,3 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     },
   };
 }
-

@@ -6,7 +6,13 @@ import { UserError } from '../util/errors.js';
 import { isPlainObject } from '../util/values.js';
 import { decodeInitDataAnnotation, INITDATA_ANNOTATION, type DecodedInitData } from '../policy/initdata.js';
 import { fieldPath } from '../workloads/kinds.js';
-import { podTemplateOf, workloadRef, type PodTemplate, type Resource, type WorkloadRef } from '../workloads/resource.js';
+import {
+  podTemplateOf,
+  workloadRef,
+  type PodTemplate,
+  type Resource,
+  type WorkloadRef,
+} from '../workloads/resource.js';
 
 export interface CarriedPolicy {
   resource: Resource;
@@ -39,7 +45,11 @@ export function decodeCarried(p: CarriedPolicy): DecodedInitData {
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     const field = fieldPath([...p.resource.path, ...p.template.path, 'metadata', 'annotations']);
-    throw new UserError(`the policy annotation cannot be read: ${err.reason}`, { ...p.resource.location, field: `${field}["${INITDATA_ANNOTATION}"]` }, { cause: err });
+    throw new UserError(
+      `the policy annotation cannot be read: ${err.reason}`,
+      { ...p.resource.location, field: `${field}["${INITDATA_ANNOTATION}"]` },
+      { cause: err },
+    );
   }
 }
 
@@ -50,6 +60,8 @@ export function workloadName(ref: WorkloadRef): string {
 
 /** The carried policies of the workload `KIND/NAME` (or just `NAME`). */
 export function selectWorkload(policies: readonly CarriedPolicy[], selector: string): CarriedPolicy[] {
-  const [kind, name] = selector.includes('/') ? selector.split('/', 2) as [string, string] : [undefined, selector];
-  return policies.filter((p) => p.ref.name === name && (kind === undefined || p.ref.kind.toLowerCase() === kind.toLowerCase()));
+  const [kind, name] = selector.includes('/') ? (selector.split('/', 2) as [string, string]) : [undefined, selector];
+  return policies.filter(
+    (p) => p.ref.name === name && (kind === undefined || p.ref.kind.toLowerCase() === kind.toLowerCase()),
+  );
 }

@@ -29,8 +29,16 @@ export interface WorkloadCheck extends PolicyCheckReport {
 export async function checkCarriedPolicies(inputs: InputFile[], options: CheckOptions): Promise<WorkloadCheck[]> {
   const resources = allResources(inputs.map(parseInput));
   const carried = carriedPolicies(resources);
-  if (carried.length === 0) throw new UserError(`no resource with a policy (annotation ${INITDATA_ANNOTATION}) found`, {}, { nextStep: 'run generate first' });
-  const images = await resolveImages(options.imageResolver, [options.pauseImage, ...carried.flatMap((p) => imagesOf(p.template.spec))]);
+  if (carried.length === 0)
+    throw new UserError(
+      `no resource with a policy (annotation ${INITDATA_ANNOTATION}) found`,
+      {},
+      { nextStep: 'run generate first' },
+    );
+  const images = await resolveImages(options.imageResolver, [
+    options.pauseImage,
+    ...carried.flatMap((p) => imagesOf(p.template.spec)),
+  ]);
   const ctx = policyContext(resources, imageLookup(images), options.pauseImage, options.settings);
   const out: WorkloadCheck[] = [];
   for (const p of carried) {

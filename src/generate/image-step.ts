@@ -20,7 +20,10 @@ export interface BatchResolver {
   resolveAll(refs: readonly string[]): Promise<Map<string, ResolvedImage>>;
 }
 
-export async function resolveImages(resolver: ImageResolverLike & Partial<BatchResolver>, refs: string[]): Promise<Map<string, ResolvedImage>> {
+export async function resolveImages(
+  resolver: ImageResolverLike & Partial<BatchResolver>,
+  refs: string[],
+): Promise<Map<string, ResolvedImage>> {
   const unique = [...new Set(refs)];
   if (resolver.resolveAll) return resolver.resolveAll(unique);
   const entries = await Promise.all(unique.map(async (r) => [r, await resolver.resolve(r)] as const));

@@ -9,7 +9,13 @@ import { isPlainObject } from '../util/values.js';
 import { readInputs, type InputFile } from '../resources/inputs.js';
 import { serializeStream, type ParsedStream } from '../resources/stream.js';
 import { applyAt } from '../resources/patch.js';
-import { claimTemplateNames, podTemplateOf, workloadRef, type Resource, type WorkloadRef } from '../workloads/resource.js';
+import {
+  claimTemplateNames,
+  podTemplateOf,
+  workloadRef,
+  type Resource,
+  type WorkloadRef,
+} from '../workloads/resource.js';
 import { fieldPath, workloadKind, WORKLOAD_KINDS } from '../workloads/kinds.js';
 import { parseRuntimeClassName, platformIds, requirePlatform, type Platform } from '../platforms/platforms.js';
 import { INJECTED_IMAGES, loadImageReplacements, replaceImage, type ImageReplacements } from '../platforms/images.js';
@@ -82,7 +88,11 @@ export interface GenerateResult {
 }
 
 /** `generate` over files, directories or "-" (standard input). */
-export async function generate(paths: string[], options: GenerateOptions, diagnostics = new Diagnostics()): Promise<GenerateResult> {
+export async function generate(
+  paths: string[],
+  options: GenerateOptions,
+  diagnostics = new Diagnostics(),
+): Promise<GenerateResult> {
   const inputs = await readInputs(paths, diagnostics.warn);
   refuseEmptyInput(inputs, paths);
   return generateFromInputs(inputs, options, diagnostics);
@@ -98,17 +108,29 @@ const NO_DOCUMENTS = /^(?:[ \t]*(?:#.*|---|\.\.\.)?[ \t]*(?:\r?\n|$))*$/;
  */
 function refuseEmptyInput(inputs: InputFile[], paths: string[]): void {
   if (inputs.length === 0) {
-    throw new UserError(`no *.yaml or *.yml files found in ${paths.join(', ')}: nothing to transform, nothing written`, {}, { hint: 'name the files or directories that hold the resources' });
+    throw new UserError(
+      `no *.yaml or *.yml files found in ${paths.join(', ')}: nothing to transform, nothing written`,
+      {},
+      { hint: 'name the files or directories that hold the resources' },
+    );
   }
   const stdin = inputs.find((i) => i.path === undefined);
   if (stdin && NO_DOCUMENTS.test(stdin.text)) {
-    throw new UserError('standard input is empty: nothing to transform, nothing written', { file: stdin.name }, {
-      hint: 'pipe the resources in (`helm template my-app ./chart | kubectl contrast generate -`) or name files and directories',
-    });
+    throw new UserError(
+      'standard input is empty: nothing to transform, nothing written',
+      { file: stdin.name },
+      {
+        hint: 'pipe the resources in (`helm template my-app ./chart | kubectl contrast generate -`) or name files and directories',
+      },
+    );
   }
 }
 
-export async function generateFromInputs(inputs: InputFile[], options: GenerateOptions, diagnostics = new Diagnostics()): Promise<GenerateResult> {
+export async function generateFromInputs(
+  inputs: InputFile[],
+  options: GenerateOptions,
+  diagnostics = new Diagnostics(),
+): Promise<GenerateResult> {
   const defaultPlatform = options.platform === undefined ? undefined : requirePlatform(options.platform);
   const replacements = loadImageReplacements(options.imageReplacementsFile);
   const parsed = inputs.map(parseInput);
@@ -116,27 +138,39 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
   const found = findConfidentialWorkloads(parsed, defaultPlatform);
   warnMisplacedAnnotations(parsed, diagnostics.warn);
   warnUnknownKindTemplates(parsed, diagnostics.warn);
-  const coordinatorHost = options.coordinatorHost ?? defaultCoordinatorHost(found, options.skipInitializer === true ? () => undefined : diagnostics.warn);
+  const coordinatorHost =
+    options.coordinatorHost ??
+    defaultCoordinatorHost(found, options.skipInitializer === true ? () => undefined : diagnostics.warn);
 
   const transformed = found.map((w): TransformedWorkload => ({
     ...w,
-    template: transformPodTemplate(podTemplateOf(w.resource)!, {
-      platform: w.platform,
-      skipInitializer: options.skipInitializer === true,
-      skipServiceMesh: options.skipServiceMesh === true,
-      coordinatorHost,
-      images: { initializer: INJECTED_IMAGES.initializer, serviceMesh: INJECTED_IMAGES.serviceMesh },
-      replacements,
-      injectImageStore: options.injectImageStore === true,
-      claimTemplates: claimTemplateNames(w.resource.object),
-    }, w.resource.location),
+    template: transformPodTemplate(
+      podTemplateOf(w.resource)!,
+      {
+        platform: w.platform,
+        skipInitializer: options.skipInitializer === true,
+        skipServiceMesh: options.skipServiceMesh === true,
+        coordinatorHost,
+        images: { initializer: INJECTED_IMAGES.initializer, serviceMesh: INJECTED_IMAGES.serviceMesh },
+        replacements,
+        injectImageStore: options.injectImageStore === true,
+        claimTemplates: claimTemplateNames(w.resource.object),
+      },
+      w.resource.location,
+    ),
   }));
 
-  const { workloads, policies } = transformed.length === 0
-    ? { workloads: [], policies: {} }
-    : await attachPolicies(parsed, transformed, options, replacements, diagnostics.warn);
+  const { workloads, policies } =
+    transformed.length === 0
+      ? { workloads: [], policies: {} }
+      : await attachPolicies(parsed, transformed, options, replacements, diagnostics.warn);
 
-  const { manifest, changed: manifestChanged } = buildManifest(options, policies, workloads.map((w) => w.platform), diagnostics.warn);
+  const { manifest, changed: manifestChanged } = buildManifest(
+    options,
+    policies,
+    workloads.map((w) => w.platform),
+    diagnostics.warn,
+  );
   const outputs = parsed.map((p) => {
     const text = serializeStream(p.stream);
     return { input: p.input, text, changed: text !== p.input.text };
@@ -145,18 +179,37 @@ export async function generateFromInputs(inputs: InputFile[], options: GenerateO
 }
 
 /** Resolve and pin the images, then compute, check and attach each workload's policy. */
-async function attachPolicies(parsed: ParsedInput[], transformed: TransformedWorkload[], options: GenerateOptions, replacements: ImageReplacements, warn: Warn): Promise<{ workloads: ConfidentialWorkload[]; policies: Record<string, PolicyEntry> }> {
+async function attachPolicies(
+  parsed: ParsedInput[],
+  transformed: TransformedWorkload[],
+  options: GenerateOptions,
+  replacements: ImageReplacements,
+  warn: Warn,
+): Promise<{ workloads: ConfidentialWorkload[]; policies: Record<string, PolicyEntry> }> {
   const pauseRef = replaceImage(INJECTED_IMAGES.pause, replacements);
-  const images = await resolveImages(options.imageResolver, [pauseRef, ...transformed.flatMap((w) => imagesOf(w.template.spec))]);
+  const images = await resolveImages(options.imageResolver, [
+    pauseRef,
+    ...transformed.flatMap((w) => imagesOf(w.template.spec)),
+  ]);
   for (const w of transformed) pinImages(w.template.spec, images);
 
-  const ctx = policyContext(allResources(parsed), imageLookup(images), pauseRef, readSettings(options.workspaceDir, options.settingsPath));
+  const ctx = policyContext(
+    allResources(parsed),
+    imageLookup(images),
+    pauseRef,
+    readSettings(options.workspaceDir, options.settingsPath),
+  );
   const policies: Record<string, PolicyEntry> = {};
   const workloads = [];
   // Every workload's problems at once (a chart's securityContexts are fixed in one pass).
   const problems: UserError[] = [];
   for (const w of transformed) {
-    const input = policyInput(w.ref, w.resource, { metadata: withoutAnnotations(w.template.metadata, options.transientAnnotation), spec: w.template.spec }, ctx);
+    const input = policyInput(
+      w.ref,
+      w.resource,
+      { metadata: withoutAnnotations(w.template.metadata, options.transientAnnotation), spec: w.template.spec },
+      ctx,
+    );
     let built;
     try {
       built = buildPodPolicy(input, w.resource.location);
@@ -174,7 +227,10 @@ async function attachPolicies(parsed: ParsedInput[], transformed: TransformedWor
     const entry = manifestEntry(w);
     if (existing && existing.WorkloadSecretID !== entry.WorkloadSecretID) {
       // Two workloads with byte-identical policies share one manifest entry; upstream does the same.
-      warn(`has the same policy as workload secret ID ${existing.WorkloadSecretID}; they share a manifest entry`, w.resource.location);
+      warn(
+        `has the same policy as workload secret ID ${existing.WorkloadSecretID}; they share a manifest entry`,
+        w.resource.location,
+      );
     }
     policies[encoded.hash] = existing ? mergeEntries(existing, entry) : entry;
     writeBack(w);
@@ -184,7 +240,10 @@ async function attachPolicies(parsed: ParsedInput[], transformed: TransformedWor
   return { workloads, policies };
 }
 
-function withoutAnnotations(metadata: Record<string, unknown>, drop: ((key: string) => boolean) | undefined): Record<string, unknown> {
+function withoutAnnotations(
+  metadata: Record<string, unknown>,
+  drop: ((key: string) => boolean) | undefined,
+): Record<string, unknown> {
   if (!drop || !isPlainObject(metadata.annotations)) return metadata;
   const annotations = Object.fromEntries(Object.entries(metadata.annotations).filter(([k]) => !drop(k)));
   return { ...metadata, annotations };
@@ -200,11 +259,16 @@ function findConfidentialWorkloads(parsed: ParsedInput[], defaultPlatform: Platf
       const field = fieldPath([...resource.path, ...template.path, 'spec', 'runtimeClassName']);
       let platform: Platform;
       switch (meaning.type) {
-        case 'not-confidential': continue;
-        case 'unknown': throw new UserError(meaning.reason, { ...resource.location, field });
+        case 'not-confidential':
+          continue;
+        case 'unknown':
+          throw new UserError(meaning.reason, { ...resource.location, field });
         case 'generic':
           if (!defaultPlatform) {
-            throw new UserError(`runtimeClassName "contrast-cc" needs a platform: pass --platform (one of ${platformIds().join(', ')}) or use contrast-cc-<platform>`, { ...resource.location, field });
+            throw new UserError(
+              `runtimeClassName "contrast-cc" needs a platform: pass --platform (one of ${platformIds().join(', ')}) or use contrast-cc-<platform>`,
+              { ...resource.location, field },
+            );
           }
           platform = defaultPlatform;
           break;
@@ -213,11 +277,22 @@ function findConfidentialWorkloads(parsed: ParsedInput[], defaultPlatform: Platf
       }
       let isCoordinator: boolean;
       try {
-        isCoordinator = isCoordinatorTemplate(template.metadata, fieldPath([...resource.path, ...template.path, 'metadata']));
+        isCoordinator = isCoordinatorTemplate(
+          template.metadata,
+          fieldPath([...resource.path, ...template.path, 'metadata']),
+        );
       } catch (err) {
         throw locate(err, resource.location);
       }
-      found.push({ resource, stream: p.stream, documentIndex, ref: workloadRef(resource), platform, isCoordinator, templatePath: template.path });
+      found.push({
+        resource,
+        stream: p.stream,
+        documentIndex,
+        ref: workloadRef(resource),
+        platform,
+        isCoordinator,
+        templatePath: template.path,
+      });
     }
   }
   checkDuplicateWorkloads(found);
@@ -230,7 +305,10 @@ function checkDuplicateWorkloads(workloads: FoundWorkload[]): void {
     const key = `${w.ref.kind}/${w.ref.namespace}/${w.ref.name}`;
     const other = seen.get(key);
     if (other) {
-      throw new UserError(`the same workload is defined twice (also in ${other.resource.location.file}, document ${other.resource.location.document})`, w.resource.location);
+      throw new UserError(
+        `the same workload is defined twice (also in ${other.resource.location.file}, document ${other.resource.location.document})`,
+        w.resource.location,
+      );
     }
     seen.set(key, w);
   }
@@ -253,7 +331,10 @@ function warnMisplacedAnnotations(parsed: ParsedInput[], warn: Warn): void {
     }
     for (const key of POD_TEMPLATE_ANNOTATIONS) {
       if (key in top && !(key in inTemplate)) {
-        warn(`annotation ${key} is on the ${String(resource.object.kind)} metadata and has no effect; move it to ${fieldPath([...template.path, 'metadata', 'annotations'])}`, resource.location);
+        warn(
+          `annotation ${key} is on the ${String(resource.object.kind)} metadata and has no effect; move it to ${fieldPath([...template.path, 'metadata', 'annotations'])}`,
+          resource.location,
+        );
       }
     }
   }
@@ -262,7 +343,9 @@ function warnMisplacedAnnotations(parsed: ParsedInput[], warn: Warn): void {
 /** The namespace written in the resource itself; undefined when `kubectl apply -n` / `helm -n` decides. */
 function writtenNamespace(w: FoundWorkload): string | undefined {
   const meta = w.resource.object.metadata;
-  return isPlainObject(meta) && typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : undefined;
+  return isPlainObject(meta) && typeof meta.namespace === 'string' && meta.namespace !== ''
+    ? meta.namespace
+    : undefined;
 }
 
 /**
@@ -279,10 +362,18 @@ function defaultCoordinatorHost(workloads: FoundWorkload[], warn: Warn): string 
   const others = workloads.filter((w) => !w.isCoordinator);
   const namespaces = [...new Set(others.map(writtenNamespace).filter((n): n is string => n !== undefined))].sort();
   if (others.length > 0 && !coordinator) {
-    const where = namespaces.length > 0 ? ` (${namespaces.join(', ')}${others.some((w) => writtenNamespace(w) === undefined) ? ', and the namespace they are applied to' : ''})` : '';
-    warn(`no Coordinator among the inputs: the Initializers dial coordinator-ready in their own namespace${where}; if the Coordinator runs in another namespace, pass --coordinator-host coordinator-ready.<its namespace>`);
+    const where =
+      namespaces.length > 0
+        ? ` (${namespaces.join(', ')}${others.some((w) => writtenNamespace(w) === undefined) ? ', and the namespace they are applied to' : ''})`
+        : '';
+    warn(
+      `no Coordinator among the inputs: the Initializers dial coordinator-ready in their own namespace${where}; if the Coordinator runs in another namespace, pass --coordinator-host coordinator-ready.<its namespace>`,
+    );
   } else if (coordinator && namespaces.length > 0) {
-    warn(`the Coordinator has no namespace, so the Initializers dial coordinator-ready in their own namespace, but workloads name namespace(s) ${namespaces.join(', ')}: give the Coordinator its namespace (metadata.namespace) or pass --coordinator-host coordinator-ready.<its namespace>`, coordinator.resource.location);
+    warn(
+      `the Coordinator has no namespace, so the Initializers dial coordinator-ready in their own namespace, but workloads name namespace(s) ${namespaces.join(', ')}: give the Coordinator its namespace (metadata.namespace) or pass --coordinator-host coordinator-ready.<its namespace>`,
+      coordinator.resource.location,
+    );
   }
   return 'coordinator-ready';
 }
@@ -298,20 +389,40 @@ function warnUnknownKindTemplates(parsed: ParsedInput[], warn: Warn): void {
     const found = contrastRuntimeClassField(resource.object, [], 0);
     if (found === undefined) continue;
     const kind = String(resource.object.kind);
-    const hint = kind === 'Rollout'
-      ? 'point the Rollout at a Deployment (spec.workloadRef), which generate transforms'
-      : 'put the pod template into a Deployment, StatefulSet, DaemonSet, Job or another kind generate transforms';
-    warn(`${kind} is not a workload kind kubectl-contrast transforms (${WORKLOAD_KINDS.map((k) => k.kind).join(', ')}), so its pod template with runtimeClassName "${found.value}" at ${fieldPath(found.path)} is left as it is: no Initializer, no policy, and no RuntimeClass of that name for its pods; ${hint}`, resource.location);
+    const hint =
+      kind === 'Rollout'
+        ? 'point the Rollout at a Deployment (spec.workloadRef), which generate transforms'
+        : 'put the pod template into a Deployment, StatefulSet, DaemonSet, Job or another kind generate transforms';
+    warn(
+      `${kind} is not a workload kind kubectl-contrast transforms (${WORKLOAD_KINDS.map((k) => k.kind).join(', ')}), so its pod template with runtimeClassName "${found.value}" at ${fieldPath(found.path)} is left as it is: no Initializer, no policy, and no RuntimeClass of that name for its pods; ${hint}`,
+      resource.location,
+    );
   }
 }
 
 /** The first `runtimeClassName` that asks for a Contrast runtime, depth-first (bounded). */
-function contrastRuntimeClassField(node: unknown, path: (string | number)[], depth: number): { path: (string | number)[]; value: string } | undefined {
+function contrastRuntimeClassField(
+  node: unknown,
+  path: (string | number)[],
+  depth: number,
+): { path: (string | number)[]; value: string } | undefined {
   if (depth > 40) return undefined;
-  const entries: [string | number, unknown][] = Array.isArray(node) ? node.map((v, i) => [i, v]) : isPlainObject(node) ? Object.entries(node) : [];
+  const entries: [string | number, unknown][] = Array.isArray(node)
+    ? node.map((v, i) => [i, v])
+    : isPlainObject(node)
+      ? Object.entries(node)
+      : [];
   for (const [key, value] of entries) {
-    if (key === 'runtimeClassName' && typeof value === 'string' && parseRuntimeClassName(value).type !== 'not-confidential') return { path: [...path, key], value };
-    const deeper = typeof value === 'object' && value !== null ? contrastRuntimeClassField(value, [...path, key], depth + 1) : undefined;
+    if (
+      key === 'runtimeClassName' &&
+      typeof value === 'string' &&
+      parseRuntimeClassName(value).type !== 'not-confidential'
+    )
+      return { path: [...path, key], value };
+    const deeper =
+      typeof value === 'object' && value !== null
+        ? contrastRuntimeClassField(value, [...path, key], depth + 1)
+        : undefined;
     if (deeper) return deeper;
   }
   return undefined;

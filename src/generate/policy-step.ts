@@ -7,9 +7,24 @@ import { join } from 'node:path';
 import { BugError, UserError, describeLocation, locate, type InputLocation } from '../util/errors.js';
 import { readUserText } from '../util/files.js';
 import { validateSettings } from '../policy/settings.js';
-import { buildPod, checkPolicy, defaultSettings, loadOrCreateSettings, policyTextFor, type BuiltPod, type PodPolicyInput, type PolicySettings } from '../policy/index.js';
+import {
+  buildPod,
+  checkPolicy,
+  defaultSettings,
+  loadOrCreateSettings,
+  policyTextFor,
+  type BuiltPod,
+  type PodPolicyInput,
+  type PolicySettings,
+} from '../policy/index.js';
 import type { ResolvedImage } from '../images/types.js';
-import { claimTemplateNames, type KubeObject, type PodTemplate, type Resource, type WorkloadRef } from '../workloads/resource.js';
+import {
+  claimTemplateNames,
+  type KubeObject,
+  type PodTemplate,
+  type Resource,
+  type WorkloadRef,
+} from '../workloads/resource.js';
 import { objectsOfKind } from './read-step.js';
 
 export const SETTINGS_FILE = 'settings.json';
@@ -46,7 +61,12 @@ export interface PolicyContext {
   settings: PolicySettings;
 }
 
-export function policyContext(resources: readonly Resource[], image: (reference: string) => ResolvedImage, pauseImage: string, settings: PolicySettings): PolicyContext {
+export function policyContext(
+  resources: readonly Resource[],
+  image: (reference: string) => ResolvedImage,
+  pauseImage: string,
+  settings: PolicySettings,
+): PolicyContext {
   return {
     image,
     pauseImage: image(pauseImage),
@@ -57,7 +77,12 @@ export function policyContext(resources: readonly Resource[], image: (reference:
 }
 
 /** The policy input of one workload's pod template (metadata and spec as the pod gets them). */
-export function policyInput(workload: WorkloadRef, resource: Resource, template: Pick<PodTemplate, 'metadata' | 'spec'>, ctx: PolicyContext): PodPolicyInput {
+export function policyInput(
+  workload: WorkloadRef,
+  resource: Resource,
+  template: Pick<PodTemplate, 'metadata' | 'spec'>,
+  ctx: PolicyContext,
+): PodPolicyInput {
   return {
     workload,
     podMetadata: template.metadata as PodPolicyInput['podMetadata'],
@@ -78,12 +103,18 @@ export function buildPodPolicy(input: PodPolicyInput, location: InputLocation): 
 }
 
 /** Fails when the policy would block its own pod: the engine and the rules disagree. */
-export async function checkOwnPolicy(policyText: string, input: PodPolicyInput, pod: BuiltPod, location: InputLocation): Promise<void> {
+export async function checkOwnPolicy(
+  policyText: string,
+  input: PodPolicyInput,
+  pod: BuiltPod,
+  location: InputLocation,
+): Promise<void> {
   const report = await checkPolicy(policyText, input, pod);
   const denied = report.entries.find((e) => !e.allowed);
   if (denied) {
     const who = denied.container ? `container "${denied.container}"` : 'the sandbox';
-    throw new BugError(`${describeLocation(location)}: the generated policy would block its own pod: ${denied.request} for ${who} (${denied.description}) is denied: ${denied.reason ?? denied.failures.join('; ')}; \`kubectl contrast policy check\` shows every request`);
+    throw new BugError(
+      `${describeLocation(location)}: the generated policy would block its own pod: ${denied.request} for ${who} (${denied.description}) is denied: ${denied.reason ?? denied.failures.join('; ')}; \`kubectl contrast policy check\` shows every request`,
+    );
   }
 }
-

@@ -13,7 +13,10 @@ export function parseInput(input: InputFile): ParsedInput {
   const stream = parseStream(input.name, input.text);
   const resources = stream.documents.flatMap((d) => {
     const location = { file: input.name, document: d.index };
-    return resourcesOf(documentValue(d.doc, location), location).map((resource) => ({ documentIndex: d.index, resource }));
+    return resourcesOf(documentValue(d.doc, location), location).map((resource) => ({
+      documentIndex: d.index,
+      resource,
+    }));
   });
   return { input, stream, resources };
 }

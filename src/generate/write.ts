@@ -16,16 +16,22 @@ export type OutputTarget =
 
 /** Concatenate several streams into one, keeping them separate documents. */
 export function joinStreams(texts: string[]): string {
-  return texts.filter((t) => t.trim() !== '').map((t, i) => {
-    const body = t.endsWith('\n') ? t : `${t}\n`;
-    // A stream that opens with `---` (after leading comments) already starts a new document.
-    const opensDocument = /^(?:[ \t]*(?:#.*)?\n)*---(\s|$)/.test(body);
-    return i === 0 || opensDocument ? body : `---\n${body}`;
-  }).join('');
+  return texts
+    .filter((t) => t.trim() !== '')
+    .map((t, i) => {
+      const body = t.endsWith('\n') ? t : `${t}\n`;
+      // A stream that opens with `---` (after leading comments) already starts a new document.
+      const opensDocument = /^(?:[ \t]*(?:#.*)?\n)*---(\s|$)/.test(body);
+      return i === 0 || opensDocument ? body : `---\n${body}`;
+    })
+    .join('');
 }
 
 /** Writes manifest.json (atomically) when this run changed it; returns its path. */
-export function writeManifestOf(result: GenerateResult, workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'> & { settingsPath?: string }): string {
+export function writeManifestOf(
+  result: GenerateResult,
+  workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'> & { settingsPath?: string },
+): string {
   const manifestPath = manifestPathOf(workspace);
   mkdirSync(workspace.workspaceDir, { recursive: true });
   if (result.manifestChanged) writeOrExplain(manifestPath, manifestToJson(result.manifest));
@@ -35,7 +41,11 @@ export function writeManifestOf(result: GenerateResult, workspace: Pick<Manifest
 }
 
 /** Writes the resources and manifest.json; returns the one-line summary for the user. */
-export function writeGenerateResult(result: GenerateResult, target: OutputTarget, workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'> & { settingsPath?: string }): string {
+export function writeGenerateResult(
+  result: GenerateResult,
+  target: OutputTarget,
+  workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'> & { settingsPath?: string },
+): string {
   const combined = () => joinStreams(result.outputs.map((o) => o.text));
   let where: string;
   if (target.to === 'stdout') {
@@ -63,6 +73,8 @@ function writeOrExplain(path: string, text: string): void {
   try {
     writeFileAtomic(path, text);
   } catch (err) {
-    throw new UserError(`cannot write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: path });
+    throw new UserError(`cannot write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      file: path,
+    });
   }
 }

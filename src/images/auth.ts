@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { DOCKER_HUB } from './reference.js';
 
 export type Credentials =
-  | { kind: 'basic'; username: string; password: string }
-  | { kind: 'identity-token'; token: string };
+  { kind: 'basic'; username: string; password: string } | { kind: 'identity-token'; token: string };
 
 interface AuthEntry {
   auth?: string;
@@ -72,23 +71,33 @@ function readConfig(path: string): ConfigFile | undefined {
 function runHelper(name: string, server: string): Promise<Credentials | undefined> {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) return Promise.reject(new Error(`invalid credential helper name "${name}"`));
   return new Promise((resolve, reject) => {
-    const child = execFile(`docker-credential-${name}`, ['get'], { timeout: 30_000, maxBuffer: 1024 * 1024 }, (err, stdout) => {
-      if (err) {
-        const text = `${stdout}`.trim();
-        if (/credentials not found/i.test(text) || /credentials not found/i.test(err.message)) return resolve(undefined);
-        // Never echo the helper's output: it may contain secrets.
-        const code = (err as NodeJS.ErrnoException).code;
-        return reject(new Error(`credential helper docker-credential-${name} failed for ${server}${code === 'ENOENT' ? ' (not found on PATH)' : ''}`));
-      }
-      try {
-        const doc = JSON.parse(stdout) as { Username?: string; Secret?: string };
-        if (!doc.Secret) return resolve(undefined);
-        if (doc.Username === '<token>') return resolve({ kind: 'identity-token', token: doc.Secret });
-        resolve({ kind: 'basic', username: doc.Username ?? '', password: doc.Secret });
-      } catch {
-        reject(new Error(`credential helper docker-credential-${name} printed invalid JSON for ${server}`));
-      }
-    });
+    const child = execFile(
+      `docker-credential-${name}`,
+      ['get'],
+      { timeout: 30_000, maxBuffer: 1024 * 1024 },
+      (err, stdout) => {
+        if (err) {
+          const text = `${stdout}`.trim();
+          if (/credentials not found/i.test(text) || /credentials not found/i.test(err.message))
+            return resolve(undefined);
+          // Never echo the helper's output: it may contain secrets.
+          const code = (err as NodeJS.ErrnoException).code;
+          return reject(
+            new Error(
+              `credential helper docker-credential-${name} failed for ${server}${code === 'ENOENT' ? ' (not found on PATH)' : ''}`,
+            ),
+          );
+        }
+        try {
+          const doc = JSON.parse(stdout) as { Username?: string; Secret?: string };
+          if (!doc.Secret) return resolve(undefined);
+          if (doc.Username === '<token>') return resolve({ kind: 'identity-token', token: doc.Secret });
+          resolve({ kind: 'basic', username: doc.Username ?? '', password: doc.Secret });
+        } catch {
+          reject(new Error(`credential helper docker-credential-${name} printed invalid JSON for ${server}`));
+        }
+      },
+    );
     child.stdin?.end(server);
   });
 }
@@ -98,7 +107,8 @@ function fromEntry(entry: AuthEntry, where: string): Credentials | undefined {
   if (entry.auth) {
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) throw new Error(`registry credentials: the "auth" value for ${where} is not base64 of user:password`);
+    if (colon < 0)
+      throw new Error(`registry credentials: the "auth" value for ${where} is not base64 of user:password`);
     return { kind: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
   }
   if (entry.username !== undefined && entry.password !== undefined) {

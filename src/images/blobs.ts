@@ -31,7 +31,10 @@ export class DigestMismatchError extends Error {
 }
 
 export class BlobNotFoundError extends Error {
-  constructor(readonly digest: string, where: string) {
+  constructor(
+    readonly digest: string,
+    where: string,
+  ) {
     super(`${where}: blob ${digest} not found`);
     this.name = 'BlobNotFoundError';
   }
@@ -57,7 +60,10 @@ function digestHex(digest: string): string {
 
 /** Blobs in a directory laid out as `blobs/sha256/<hex>` (OCI image layout, our cache). */
 export class DirectoryBlobs implements BlobReader {
-  constructor(readonly root: string, readonly description: string) {}
+  constructor(
+    readonly root: string,
+    readonly description: string,
+  ) {}
 
   path(digest: string): string {
     return join(this.root, 'blobs', 'sha256', digestHex(digest));
@@ -75,7 +81,10 @@ export class DirectoryBlobs implements BlobReader {
     let data: Buffer;
     try {
       const st = await stat(this.path(ref.digest));
-      if (st.size > MAX_DOCUMENT) throw new Error(`${this.description}: blob ${ref.digest} is too large (${st.size} bytes) for a manifest or config`);
+      if (st.size > MAX_DOCUMENT)
+        throw new Error(
+          `${this.description}: blob ${ref.digest} is too large (${st.size} bytes) for a manifest or config`,
+        );
       data = await readFile(this.path(ref.digest));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(ref.digest, this.description);

@@ -42,7 +42,10 @@ const hex = (digest: string): string => digest.slice('sha256:'.length);
 export class ImageCache {
   readonly root: string;
   readonly blobs: DirectoryBlobs;
-  constructor(readonly cacheDir: string, private readonly warn: (message: string) => void = warnOnStderr) {
+  constructor(
+    readonly cacheDir: string,
+    private readonly warn: (message: string) => void = warnOnStderr,
+  ) {
     this.root = join(cacheDir, 'images', 'v1');
     this.blobs = new DirectoryBlobs(this.root, `image cache ${this.root}`);
   }
@@ -84,7 +87,8 @@ export class ImageCache {
     try {
       const rec = JSON.parse(await readFile(this.tagPath(ref), 'utf8')) as TagRecord;
       const key = formatReference({ ...ref, digest: undefined } as ImageReference);
-      if (rec.reference !== key || typeof rec.digest !== 'string' || typeof rec.mediaType !== 'string') return undefined;
+      if (rec.reference !== key || typeof rec.digest !== 'string' || typeof rec.mediaType !== 'string')
+        return undefined;
       return rec;
     } catch {
       return undefined;

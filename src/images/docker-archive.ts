@@ -75,15 +75,18 @@ async function indexTar(fh: FileHandle, where: string): Promise<Map<string, TarE
   const size = (await fh.stat()).size;
   const magic = Buffer.alloc(4);
   await fh.read(magic, 0, 4, 0);
-  if (magic[0] === 0x1f && magic[1] === 0x8b) throw new Error(`${where}: the archive is gzip-compressed; decompress it first (gunzip)`);
-  if (magic.readUInt32LE(0) === 0xfd2fb528) throw new Error(`${where}: the archive is zstd-compressed; decompress it first (zstd -d)`);
+  if (magic[0] === 0x1f && magic[1] === 0x8b)
+    throw new Error(`${where}: the archive is gzip-compressed; decompress it first (gunzip)`);
+  if (magic.readUInt32LE(0) === 0xfd2fb528)
+    throw new Error(`${where}: the archive is zstd-compressed; decompress it first (zstd -d)`);
   for (;;) {
     if (offset + 512 > size) break;
     await fh.read(header, 0, 512, offset);
     if (header.every((b) => b === 0)) break;
     let sum = 0;
     for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!;
-    if (sum !== parseOctal(header, 148, 8)) throw new Error(`${where}: not a tar archive (bad header checksum at offset ${offset})`);
+    if (sum !== parseOctal(header, 148, 8))
+      throw new Error(`${where}: not a tar archive (bad header checksum at offset ${offset})`);
     const type = String.fromCharCode(header[156]! || 0x30);
     let entrySize = parseOctal(header, 124, 12);
     const dataOffset = offset + 512;
@@ -104,7 +107,10 @@ async function indexTar(fh: FileHandle, where: string): Promise<Map<string, TarE
       let name = longName ?? pax['path'] ?? (prefix ? `${prefix}/${cString(header, 0, 100)}` : cString(header, 0, 100));
       const linkname = longLink ?? pax['linkpath'] ?? cString(header, 157, 100);
       if (pax['size'] !== undefined) entrySize = Number(pax['size']);
-      name = posix.normalize(name).replace(/^(\.\/)+/, '').replace(/\/$/, '');
+      name = posix
+        .normalize(name)
+        .replace(/^(\.\/)+/, '')
+        .replace(/\/$/, '');
       entries.set(name, { name, offset: dataOffset, size: entrySize, type, linkname });
       pax = {};
       longName = undefined;
@@ -121,7 +127,11 @@ class ArchiveBlobs implements BlobReader {
   /** Blob digest → archive member, for legacy layer and config files. */
   readonly members = new Map<string, string>();
 
-  constructor(readonly file: string, readonly description: string, private readonly entries: Map<string, TarEntry>) {}
+  constructor(
+    readonly file: string,
+    readonly description: string,
+    private readonly entries: Map<string, TarEntry>,
+  ) {}
 
   /** Follow symbolic and hard links inside the archive. */
   entry(name: string): TarEntry | undefined {
@@ -167,7 +177,11 @@ class ArchiveBlobs implements BlobReader {
 }
 
 export class DockerArchive implements ImageIndexSource {
-  private constructor(readonly description: string, readonly blobs: ArchiveBlobs, readonly entries: Descriptor[]) {}
+  private constructor(
+    readonly description: string,
+    readonly blobs: ArchiveBlobs,
+    readonly entries: Descriptor[],
+  ) {}
 
   static async open(file: string, warn: (m: string) => void = warnOnStderr): Promise<DockerArchive> {
     const where = `docker archive ${file}`;
@@ -175,7 +189,9 @@ export class DockerArchive implements ImageIndexSource {
     try {
       fh = await open(file, 'r');
     } catch (err) {
-      throw new Error(`${where}: cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      throw new Error(`${where}: cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+        cause: err,
+      });
     }
     let tarEntries: Map<string, TarEntry>;
     try {
@@ -189,7 +205,8 @@ export class DockerArchive implements ImageIndexSource {
       return new DockerArchive(where, blobs, await readLayoutIndex(await blobs.readMember(index), where));
     }
     const manifestEntry = blobs.entry('manifest.json');
-    if (!manifestEntry) throw new Error(`${where}: not a docker save archive (neither index.json nor manifest.json found)`);
+    if (!manifestEntry)
+      throw new Error(`${where}: not a docker save archive (neither index.json nor manifest.json found)`);
     let items: { Config?: unknown; RepoTags?: unknown; Layers?: unknown }[];
     try {
       items = JSON.parse((await blobs.readMember(manifestEntry)).toString('utf8')) as typeof items;
@@ -199,15 +216,19 @@ export class DockerArchive implements ImageIndexSource {
     }
     const descriptors: Descriptor[] = [];
     for (const item of items) {
-      if (typeof item.Config !== 'string' || !Array.isArray(item.Layers)) throw new Error(`${where}: manifest.json entry without Config or Layers`);
+      if (typeof item.Config !== 'string' || !Array.isArray(item.Layers))
+        throw new Error(`${where}: manifest.json entry without Config or Layers`);
       const configEntry = blobs.entry(posix.normalize(item.Config));
       if (!configEntry) throw new Error(`${where}: config ${item.Config} missing from the archive`);
       const config = await blobs.readMember(configEntry);
       const configDigest = sha256Digest(config);
       blobs.memory.set(configDigest, config);
-      const diffIds = ((JSON.parse(config.toString('utf8')) as { rootfs?: { diff_ids?: unknown } }).rootfs?.diff_ids ?? []) as string[];
+      const diffIds = ((JSON.parse(config.toString('utf8')) as { rootfs?: { diff_ids?: unknown } }).rootfs?.diff_ids ??
+        []) as string[];
       if (!Array.isArray(diffIds) || diffIds.length !== item.Layers.length) {
-        throw new Error(`${where}: ${item.Config} lists ${Array.isArray(diffIds) ? diffIds.length : 0} diff_ids for ${item.Layers.length} layers`);
+        throw new Error(
+          `${where}: ${item.Config} lists ${Array.isArray(diffIds) ? diffIds.length : 0} diff_ids for ${item.Layers.length} layers`,
+        );
       }
       const layers: Descriptor[] = item.Layers.map((l: unknown, i: number) => {
         const e = typeof l === 'string' ? blobs.entry(posix.normalize(l)) : undefined;
@@ -215,12 +236,14 @@ export class DockerArchive implements ImageIndexSource {
         blobs.members.set(diffIds[i]!, e.name);
         return { mediaType: MediaType.dockerLayerTar, size: e.size, digest: diffIds[i]! };
       });
-      const manifest = Buffer.from(JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MediaType.dockerManifest,
-        config: { mediaType: MediaType.dockerConfig, size: config.length, digest: configDigest },
-        layers,
-      }));
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.dockerManifest,
+          config: { mediaType: MediaType.dockerConfig, size: config.length, digest: configDigest },
+          layers,
+        }),
+      );
       const digest = sha256Digest(manifest);
       blobs.memory.set(digest, manifest);
       const tags = Array.isArray(item.RepoTags) ? item.RepoTags.filter((t): t is string => typeof t === 'string') : [];
@@ -230,10 +253,14 @@ export class DockerArchive implements ImageIndexSource {
         let name = t;
         try {
           name = formatReference(parseImageReference(t));
-        } catch { /* keep as written */ }
+        } catch {
+          /* keep as written */
+        }
         descriptors.push({ ...base, annotations: { [REF_NAME]: name } });
       }
-      warn(`${where}: ${tags.join(', ') || configDigest} comes from a pre-Docker-25 archive without registry manifests; its digest ${digest} is synthesised and only matches a registry push with uncompressed layers`);
+      warn(
+        `${where}: ${tags.join(', ') || configDigest} comes from a pre-Docker-25 archive without registry manifests; its digest ${digest} is synthesised and only matches a registry push with uncompressed layers`,
+      );
     }
     return new DockerArchive(where, blobs, descriptors);
   }

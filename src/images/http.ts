@@ -103,7 +103,12 @@ export async function httpRequest(url: string, req: HttpRequest, maxRedirects = 
   for (let hop = 0; ; hop++) {
     const res = await once(current, request);
     const location = res.headers.get('location');
-    if (!REDIRECTS.has(res.status) || !location || hop >= maxRedirects || !['GET', 'HEAD'].includes(request.method) && res.status !== 303) {
+    if (
+      !REDIRECTS.has(res.status) ||
+      !location ||
+      hop >= maxRedirects ||
+      (!['GET', 'HEAD'].includes(request.method) && res.status !== 303)
+    ) {
       return res;
     }
     res.discard();

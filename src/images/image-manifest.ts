@@ -80,8 +80,13 @@ export function parseImagePlatform(text: string): ImagePlatform {
 function isDescriptor(value: unknown): value is Descriptor {
   if (typeof value !== 'object' || value === null) return false;
   const d = value as Record<string, unknown>;
-  return typeof d['digest'] === 'string' && /^sha256:[a-f0-9]{64}$/.test(d['digest'] as string)
-    && typeof d['size'] === 'number' && Number.isSafeInteger(d['size']) && (d['size'] as number) >= 0;
+  return (
+    typeof d['digest'] === 'string' &&
+    /^sha256:[a-f0-9]{64}$/.test(d['digest'] as string) &&
+    typeof d['size'] === 'number' &&
+    Number.isSafeInteger(d['size']) &&
+    (d['size'] as number) >= 0
+  );
 }
 
 /**
@@ -97,10 +102,15 @@ export function parseManifestDocument(bytes: Uint8Array, hintedType?: string): I
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('manifest is not a JSON object');
   const m = doc as Record<string, unknown>;
-  if (m['schemaVersion'] === 1) throw new Error('Docker schema 1 manifests are not supported (push the image again with a current client)');
+  if (m['schemaVersion'] === 1)
+    throw new Error('Docker schema 1 manifests are not supported (push the image again with a current client)');
   const mediaType = typeof m['mediaType'] === 'string' ? m['mediaType'] : (hintedType ?? '');
   const looksLikeIndex = Array.isArray(m['manifests']);
-  if (mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList || (looksLikeIndex && !m['config'])) {
+  if (
+    mediaType === MediaType.ociIndex ||
+    mediaType === MediaType.dockerManifestList ||
+    (looksLikeIndex && !m['config'])
+  ) {
     const manifests = m['manifests'];
     if (!Array.isArray(manifests)) throw new Error('index has no "manifests" array');
     for (const d of manifests) if (!isDescriptor(d)) throw new Error('index contains a malformed descriptor');

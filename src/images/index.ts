@@ -10,13 +10,33 @@ import { defaultCacheDir, ImageCache } from './cache.js';
 import { DockerArchive } from './docker-archive.js';
 import { Limiter, OncePerKey, sleep } from './limit.js';
 import {
-  DEFAULT_IMAGE_PLATFORM, formatImagePlatform, listPlatforms, parseManifestDocument, selectPlatform,
-  type Descriptor, type ImageIndex, type ImageManifest, type ImagePlatform,
+  DEFAULT_IMAGE_PLATFORM,
+  formatImagePlatform,
+  listPlatforms,
+  parseManifestDocument,
+  selectPlatform,
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
+  type ImagePlatform,
 } from './image-manifest.js';
 import { findInLayouts, OciLayoutDirectory, type ImageIndexSource } from './oci-layout.js';
 import { Progress } from './progress.js';
-import { formatReference, ImageReferenceError, parseImageReference, pinnedReference, type ImageReference } from './reference.js';
-import { isTransient, RegistryClient, RegistryError, RegistryUnreachableError, type RegistryRepository, type RetryPolicy } from './registry.js';
+import {
+  formatReference,
+  ImageReferenceError,
+  parseImageReference,
+  pinnedReference,
+  type ImageReference,
+} from './reference.js';
+import {
+  isTransient,
+  RegistryClient,
+  RegistryError,
+  RegistryUnreachableError,
+  type RegistryRepository,
+  type RetryPolicy,
+} from './registry.js';
 import { findPasswdAndGroup, type LayerScanResult } from './rootfs.js';
 import type { ImageConfig, ImageResolverLike, ResolvedImage } from './types.js';
 import { UserError, errorMessage } from '../util/errors.js';
@@ -88,22 +108,27 @@ export function extractImageConfig(doc: unknown): ImageConfig {
   const cfg = c as Record<string, unknown>;
   const strings = (v: unknown, field: string): string[] | null => {
     if (v === null) return null;
-    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new Error(`image config field ${field} is not a list of strings`);
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string'))
+      throw new Error(`image config field ${field} is not a list of strings`);
     return v as string[];
   };
   for (const field of CONFIG_FIELDS) {
     const v = cfg[field];
     if (v === undefined) continue;
     switch (field) {
-      case 'Entrypoint': case 'Cmd': case 'Env':
+      case 'Entrypoint':
+      case 'Cmd':
+      case 'Env':
         out[field] = strings(v, field);
         break;
-      case 'User': case 'WorkingDir':
+      case 'User':
+      case 'WorkingDir':
         if (typeof v !== 'string') throw new Error(`image config field ${field} is not a string`);
         out[field] = v;
         break;
       case 'Volumes':
-        if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw new Error('image config field Volumes is not an object');
+        if (v !== null && (typeof v !== 'object' || Array.isArray(v)))
+          throw new Error('image config field Volumes is not an object');
         out.Volumes = v as Record<string, object> | null;
         break;
     }
@@ -114,7 +139,11 @@ export function extractImageConfig(doc: unknown): ImageConfig {
 /** A reader that answers from the cache first and stores what it fetched. */
 class CachingReader implements ManifestReader {
   readonly description: string;
-  constructor(private readonly cache: ImageCache | undefined, private readonly remote: RegistryRepository | undefined, what: string) {
+  constructor(
+    private readonly cache: ImageCache | undefined,
+    private readonly remote: RegistryRepository | undefined,
+    what: string,
+  ) {
     this.description = remote?.description ?? what;
   }
   private async cached(ref: BlobRef, fetch: (r: RegistryRepository) => Promise<Buffer>): Promise<Buffer> {
@@ -132,7 +161,8 @@ class CachingReader implements ManifestReader {
     return this.cached(ref, (r) => r.readBlob(ref, signal));
   }
   openBlob(ref: BlobRef, signal?: AbortSignal) {
-    if (!this.remote) return Promise.reject(new Error(`layer ${ref.digest} is needed but the network is not used (offline)`));
+    if (!this.remote)
+      return Promise.reject(new Error(`layer ${ref.digest} is needed but the network is not used (offline)`));
     return this.remote.openBlob(ref, signal);
   }
 }
@@ -143,9 +173,15 @@ class LocalReader implements ManifestReader {
   constructor(private readonly blobs: BlobReader) {
     this.description = blobs.description;
   }
-  readManifest(ref: BlobRef, signal?: AbortSignal): Promise<Buffer> { return this.blobs.readBlob(ref, signal); }
-  readBlob(ref: BlobRef, signal?: AbortSignal): Promise<Buffer> { return this.blobs.readBlob(ref, signal); }
-  openBlob(ref: BlobRef, signal?: AbortSignal) { return this.blobs.openBlob(ref, signal); }
+  readManifest(ref: BlobRef, signal?: AbortSignal): Promise<Buffer> {
+    return this.blobs.readBlob(ref, signal);
+  }
+  readBlob(ref: BlobRef, signal?: AbortSignal): Promise<Buffer> {
+    return this.blobs.readBlob(ref, signal);
+  }
+  openBlob(ref: BlobRef, signal?: AbortSignal) {
+    return this.blobs.openBlob(ref, signal);
+  }
 }
 
 export class ImageResolver implements ImageResolverLike {
@@ -197,7 +233,8 @@ export class ImageResolver implements ImageResolverLike {
       return Promise.reject(new UserError(msg));
     }
     const key = formatReference(parsed);
-    return this.byReference.get(key, () => this.limiter.run(() => this.resolveParsed(parsed)))
+    return this.byReference
+      .get(key, () => this.limiter.run(() => this.resolveParsed(parsed)))
       .then((r) => ({ ...r, reference }));
   }
 
@@ -208,11 +245,18 @@ export class ImageResolver implements ImageResolverLike {
     this.progress.done();
     const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
     const messages = [...new Set(failures.map(errorMessage))];
-    const offlineMisses = unique.filter((_r, i) => settled[i]!.status === 'rejected' && (settled[i] as PromiseRejectedResult).reason?.cause instanceof OfflineMissError);
+    const offlineMisses = unique.filter(
+      (_r, i) =>
+        settled[i]!.status === 'rejected' &&
+        (settled[i] as PromiseRejectedResult).reason?.cause instanceof OfflineMissError,
+    );
     const hint = offlineMisses.length > 0 ? offlineHint(offlineMisses) : undefined;
     if (messages.length === 1 && hint === undefined) throw failures[0];
     if (messages.length >= 1) {
-      const head = messages.length === 1 ? messages[0]! : `${messages.length} images could not be resolved:\n${messages.map((m) => `  - ${m}`).join('\n')}`;
+      const head =
+        messages.length === 1
+          ? messages[0]!
+          : `${messages.length} images could not be resolved:\n${messages.map((m) => `  - ${m}`).join('\n')}`;
       throw new UserError(hint === undefined ? head : `${head}\n${hint}`);
     }
     const out = new Map<string, ResolvedImage>();
@@ -270,10 +314,18 @@ export class ImageResolver implements ImageResolverLike {
     const local = findInLayouts(await this.loadLocalSources(), ref);
     if (local) {
       const reader = new LocalReader(local.layout.blobs);
-      const top: Top = { reader, digest: local.descriptor.digest, mediaType: local.descriptor.mediaType, source: local.layout.description };
+      const top: Top = {
+        reader,
+        digest: local.descriptor.digest,
+        mediaType: local.descriptor.mediaType,
+        source: local.layout.description,
+      };
       if (ref.digest === undefined || ref.digest === local.descriptor.digest) return top;
       // A name match on an index: the pinned digest must be one of its manifests.
-      const index = parseManifestDocument(await reader.readManifest(descriptorRef(local.descriptor)), local.descriptor.mediaType);
+      const index = parseManifestDocument(
+        await reader.readManifest(descriptorRef(local.descriptor)),
+        local.descriptor.mediaType,
+      );
       const child = index.kind === 'index' ? index.manifests.find((d) => d.digest === ref.digest) : undefined;
       if (child) return { reader, digest: child.digest, mediaType: child.mediaType, source: local.layout.description };
     }
@@ -296,7 +348,8 @@ export class ImageResolver implements ImageResolverLike {
       if (record && (await this.cache?.getBlob(record.digest))) {
         // A cheap HEAD tells whether the tag still points where it did.
         const head = await remote.headManifest(tag);
-        if (head?.digest === record.digest) return { reader, digest: record.digest, mediaType: record.mediaType, source: remote.description };
+        if (head?.digest === record.digest)
+          return { reader, digest: record.digest, mediaType: record.mediaType, source: remote.description };
       }
       const m = await remote.getManifest(tag);
       this.cache?.putBlob(m.bytes, m.digest);
@@ -305,7 +358,12 @@ export class ImageResolver implements ImageResolverLike {
     } catch (err) {
       if (err instanceof RegistryUnreachableError && record) {
         this.warn(`${formatReference(ref)}: ${err.message}; using the cached digest ${record.digest} for tag ${tag}`);
-        return { reader: new CachingReader(this.cache, undefined, 'image cache'), digest: record.digest, mediaType: record.mediaType, source: 'image cache' };
+        return {
+          reader: new CachingReader(this.cache, undefined, 'image cache'),
+          digest: record.digest,
+          mediaType: record.mediaType,
+          source: 'image cache',
+        };
       }
       if (err instanceof RegistryError && err.status === 404) {
         throw new Error(`not found: ${ref.registry} has no manifest for ${ref.repository}:${tag}`, { cause: err });
@@ -315,7 +373,7 @@ export class ImageResolver implements ImageResolverLike {
   }
 
   private async resolveTop(top: Top, ref: ImageReference): Promise<ResolvedCore> {
-    const bytes = top.bytes ?? await top.reader.readManifest({ digest: top.digest });
+    const bytes = top.bytes ?? (await top.reader.readManifest({ digest: top.digest }));
     const doc = parseManifestDocument(bytes, top.mediaType);
     let manifest: ImageManifest;
     let manifestDigest = top.digest;
@@ -325,7 +383,8 @@ export class ImageResolver implements ImageResolverLike {
       const chosen = this.choosePlatform(doc, ref);
       manifestDigest = chosen.digest;
       const inner = parseManifestDocument(await top.reader.readManifest(descriptorRef(chosen)), chosen.mediaType);
-      if (inner.kind !== 'manifest') throw new Error(`the ${formatImagePlatform(this.platform)} entry of index ${top.digest} is itself an index`);
+      if (inner.kind !== 'manifest')
+        throw new Error(`the ${formatImagePlatform(this.platform)} entry of index ${top.digest} is itself an index`);
       manifest = inner;
     } else {
       manifest = doc;
@@ -339,7 +398,9 @@ export class ImageResolver implements ImageResolverLike {
     }
     const config = extractImageConfig(configDoc);
     const configDigest = manifest.config.digest;
-    const rootfs = await this.byConfig.get(configDigest, () => this.scanRootfs(top, manifest, configDigest, formatReference(ref)));
+    const rootfs = await this.byConfig.get(configDigest, () =>
+      this.scanRootfs(top, manifest, configDigest, formatReference(ref)),
+    );
     const out: ResolvedCore = { manifestDigest, configDigest, config, ...rootfs };
     if (indexDigest !== undefined) out.indexDigest = indexDigest;
     return out;
@@ -349,12 +410,19 @@ export class ImageResolver implements ImageResolverLike {
     const chosen = selectPlatform(index, this.platform);
     if (!chosen) {
       const offered = listPlatforms(index);
-      throw new Error(`no ${formatImagePlatform(this.platform)} image in the index for ${formatReference(ref)} (offers: ${offered.length ? offered.join(', ') : 'no platforms'})`);
+      throw new Error(
+        `no ${formatImagePlatform(this.platform)} image in the index for ${formatReference(ref)} (offers: ${offered.length ? offered.join(', ') : 'no platforms'})`,
+      );
     }
     return chosen;
   }
 
-  private async scanRootfs(top: Top, manifest: ImageManifest, configDigest: string, name: string): Promise<{ passwd?: string; group?: string }> {
+  private async scanRootfs(
+    top: Top,
+    manifest: ImageManifest,
+    configDigest: string,
+    name: string,
+  ): Promise<{ passwd?: string; group?: string }> {
     const cached = await this.cache?.getRootfs(configDigest);
     if (cached) return cached;
     for (let attempt = 1; ; attempt++) {
@@ -369,7 +437,12 @@ export class ImageResolver implements ImageResolverLike {
     }
   }
 
-  private async scanRootfsOnce(top: Top, manifest: ImageManifest, configDigest: string, name: string): Promise<{ passwd?: string; group?: string }> {
+  private async scanRootfsOnce(
+    top: Top,
+    manifest: ImageManifest,
+    configDigest: string,
+    name: string,
+  ): Promise<{ passwd?: string; group?: string }> {
     const total = manifest.layers.reduce((n, l) => n + l.size, 0);
     const task = this.progress.start(name, total);
     try {

@@ -30,7 +30,10 @@ export class OncePerKey<T> {
     if (!p) {
       p = compute();
       this.map.set(key, p);
-      if (this.forgetFailures) p.catch(() => { if (this.map.get(key) === p) this.map.delete(key); });
+      if (this.forgetFailures)
+        p.catch(() => {
+          if (this.map.get(key) === p) this.map.delete(key);
+        });
     }
     return p;
   }

@@ -22,7 +22,15 @@ function octal(value: number, width: number): string {
   return `${value.toString(8).padStart(width - 1, '0')}\0`;
 }
 
-function tarHeader(name: string, typeflag: string, size: number, mode: number, uid: number, gid: number, linkname = ''): Buffer {
+function tarHeader(
+  name: string,
+  typeflag: string,
+  size: number,
+  mode: number,
+  uid: number,
+  gid: number,
+  linkname = '',
+): Buffer {
   const h = Buffer.alloc(512);
   let prefix = '';
   let base = name;
@@ -132,7 +140,11 @@ export function buildImage(spec: ImageSpec): BuiltImage {
     rootfs: { type: 'layers', diff_ids: spec.layers.map((l) => l.diffId) },
   };
   const config = Buffer.from(JSON.stringify(configDoc));
-  const configDescriptor: Descriptor = { mediaType: MediaType.ociConfig, digest: sha256Digest(config), size: config.length };
+  const configDescriptor: Descriptor = {
+    mediaType: MediaType.ociConfig,
+    digest: sha256Digest(config),
+    size: config.length,
+  };
   const manifestDoc: Record<string, unknown> = {
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
@@ -144,13 +156,21 @@ export function buildImage(spec: ImageSpec): BuiltImage {
   const blobs = new Map<string, Buffer>();
   for (const l of spec.layers) blobs.set(l.descriptor.digest, l.blob);
   blobs.set(configDescriptor.digest, config);
-  const descriptor: Descriptor = { mediaType: MediaType.ociManifest, digest: sha256Digest(manifest), size: manifest.length };
+  const descriptor: Descriptor = {
+    mediaType: MediaType.ociManifest,
+    digest: sha256Digest(manifest),
+    size: manifest.length,
+  };
   blobs.set(descriptor.digest, manifest);
   return { manifest, descriptor, config, configDescriptor, blobs };
 }
 
 /** A multi-platform index over images built with their platforms. */
-export function buildIndex(images: { image: BuiltImage; platform: ImagePlatform }[]): { index: Buffer; descriptor: Descriptor; blobs: Map<string, Buffer> } {
+export function buildIndex(images: { image: BuiltImage; platform: ImagePlatform }[]): {
+  index: Buffer;
+  descriptor: Descriptor;
+  blobs: Map<string, Buffer>;
+} {
   const doc = {
     schemaVersion: 2,
     mediaType: MediaType.ociIndex,
@@ -179,7 +199,9 @@ export class OciLayoutWriter {
 
   /** The index.json document. */
   index(): Buffer {
-    return Buffer.from(`${JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: this.entries }, null, 2)}\n`);
+    return Buffer.from(
+      `${JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: this.entries }, null, 2)}\n`,
+    );
   }
 
   /** Write the layout, replacing `dir` entirely when `clean` is set. */

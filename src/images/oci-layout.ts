@@ -44,7 +44,10 @@ export async function readLayoutIndex(indexBytes: Buffer, where: string): Promis
 export class OciLayoutDirectory implements ImageIndexSource {
   readonly description: string;
   readonly blobs: DirectoryBlobs;
-  private constructor(readonly dir: string, readonly entries: Descriptor[]) {
+  private constructor(
+    readonly dir: string,
+    readonly entries: Descriptor[],
+  ) {
     this.description = `OCI layout ${dir}`;
     this.blobs = new DirectoryBlobs(dir, this.description);
   }
@@ -56,7 +59,10 @@ export class OciLayoutDirectory implements ImageIndexSource {
     try {
       marker = await readFile(join(abs, 'oci-layout'), 'utf8');
     } catch (err) {
-      throw new Error(`${where}: not an OCI image layout (no readable oci-layout file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+      throw new Error(
+        `${where}: not an OCI image layout (no readable oci-layout file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        { cause: err },
+      );
     }
     let version: unknown;
     try {
@@ -129,7 +135,9 @@ export function findInLayouts(sources: readonly ImageIndexSource[], ref: ImageRe
     const where = [...new Set(byTag.map((m) => m.layout.description))].join(', ');
     const distinct = new Set(byTag.map((m) => m.descriptor.digest));
     if (distinct.size > 1) {
-      throw new Error(`the bare tag "${ref.tag}" names ${byTag.length} different images in ${where}; annotate the entries with full references (${REF_NAME})`);
+      throw new Error(
+        `the bare tag "${ref.tag}" names ${byTag.length} different images in ${where}; annotate the entries with full references (${REF_NAME})`,
+      );
     }
   }
   return byTag[0];

@@ -57,7 +57,10 @@ export class Progress {
       done += t.done;
       total += t.total;
     }
-    const current = [...this.tasks].map((t) => t.name).slice(0, 2).join(', ');
+    const current = [...this.tasks]
+      .map((t) => t.name)
+      .slice(0, 2)
+      .join(', ');
     const line = `scanning images: ${this.finished}/${this.started} done, ${mb(done)}/${mb(total)} MB of active layers${current ? ` (${current}${this.tasks.size > 2 ? ', …' : ''})` : ''}`;
     const width = this.out.columns ? this.out.columns - 1 : 120;
     this.out.write(`\r${line.slice(0, width).padEnd(Math.min(width, 120))}`);

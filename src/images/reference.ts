@@ -23,11 +23,15 @@ const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const OTHER_DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
-const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
+const HOST =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
 
 /** An image reference that cannot be parsed (named so it does not shadow the global ReferenceError). */
 export class ImageReferenceError extends Error {
-  constructor(readonly reference: string, reason: string) {
+  constructor(
+    readonly reference: string,
+    reason: string,
+  ) {
     super(`invalid image reference "${reference}": ${reason}`);
     this.name = 'ImageReferenceError';
   }
@@ -48,7 +52,8 @@ export function parseImageReference(ref: string): ImageReference {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
     if (!DIGEST.test(digest)) {
-      if (OTHER_DIGEST.test(digest)) throw new ImageReferenceError(ref, `unsupported digest algorithm in "${digest}" (only sha256 is supported)`);
+      if (OTHER_DIGEST.test(digest))
+        throw new ImageReferenceError(ref, `unsupported digest algorithm in "${digest}" (only sha256 is supported)`);
       throw new ImageReferenceError(ref, `malformed digest "${digest}"`);
     }
   }
@@ -77,10 +82,14 @@ export function parseImageReference(ref: string): ImageReference {
   if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`;
   for (const component of repository.split('/')) {
     if (!COMPONENT.test(component)) {
-      throw new ImageReferenceError(ref, `repository component "${component}" must be lower-case letters, digits and separators (. _ __ -)`);
+      throw new ImageReferenceError(
+        ref,
+        `repository component "${component}" must be lower-case letters, digits and separators (. _ __ -)`,
+      );
     }
   }
-  if (registry.length + 1 + repository.length > 255) throw new ImageReferenceError(ref, 'name longer than 255 characters');
+  if (registry.length + 1 + repository.length > 255)
+    throw new ImageReferenceError(ref, 'name longer than 255 characters');
   if (tag === undefined && digest === undefined) tag = 'latest';
   const out: ImageReference = { registry, repository, original };
   if (tag !== undefined) out.tag = tag;

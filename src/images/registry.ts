@@ -35,7 +35,12 @@ export interface RegistryClientOptions {
 
 /** A registry failure. `transient` failures were retried and may succeed later. */
 export class RegistryError extends Error {
-  constructor(message: string, readonly status?: number, readonly transient = false, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly transient = false,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'RegistryError';
   }
@@ -74,7 +79,14 @@ export function parseChallenge(header: string): Challenge | undefined {
 }
 
 const RETRY_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
-const UNREACHABLE_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN']);
+const UNREACHABLE_CODES = new Set([
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNREFUSED',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ENETDOWN',
+]);
 
 function errorCode(err: unknown): string | undefined {
   let e: unknown = err;
@@ -90,15 +102,23 @@ function errorCode(err: unknown): string | undefined {
 function looksLikePlainHttp(err: unknown): boolean {
   const code = errorCode(err);
   let text = '';
-  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) text += ` ${(e as Error).message ?? ''} ${String((e as { code?: unknown }).code ?? '')}`;
-  return code === 'EPROTO' || /wrong version number|WRONG_VERSION_NUMBER|packet length too long|PACKET_LENGTH_TOO_LONG|http request/i.test(text);
+  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++)
+    text += ` ${(e as Error).message ?? ''} ${String((e as { code?: unknown }).code ?? '')}`;
+  return (
+    code === 'EPROTO' ||
+    /wrong version number|WRONG_VERSION_NUMBER|packet length too long|PACKET_LENGTH_TOO_LONG|http request/i.test(text)
+  );
 }
 
 function describeNetworkError(err: unknown): string {
   const code = errorCode(err);
   let e: unknown = err;
   while ((e as { cause?: unknown })?.cause) e = (e as { cause?: unknown }).cause;
-  return code ? `${code}${e instanceof Error && e.message && !e.message.includes(code) ? ` (${e.message})` : ''}` : (e instanceof Error ? e.message : String(e));
+  return code
+    ? `${code}${e instanceof Error && e.message && !e.message.includes(code) ? ` (${e.message})` : ''}`
+    : e instanceof Error
+      ? e.message
+      : String(e);
 }
 
 function retryAfterMs(res: HttpResponse): number | undefined {
@@ -147,7 +167,14 @@ export class RegistryClient {
   readonly stallTimeoutMs: number;
 
   constructor(private readonly options: RegistryClientOptions = {}) {
-    this.insecure = new Set((options.insecureRegistries ?? []).map((h) => h.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '')));
+    this.insecure = new Set(
+      (options.insecureRegistries ?? []).map((h) =>
+        h
+          .toLowerCase()
+          .replace(/^[a-z]+:\/\//, '')
+          .replace(/\/.*$/, ''),
+      ),
+    );
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
@@ -166,13 +193,26 @@ export class RegistryClient {
     return this.options.credentials?.get(registry);
   }
 
-  private async obtainAuth(registry: string, repository: string, challenge: Challenge, signal?: AbortSignal): Promise<string | undefined> {
+  private async obtainAuth(
+    registry: string,
+    repository: string,
+    challenge: Challenge,
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
     const creds = await this.credentials(registry);
     if (challenge.scheme === 'basic') {
-      if (creds?.kind !== 'basic') throw new RegistryError(`registry ${registry} requires a user name and password; add them to the Docker config (docker login ${registry})`, 401);
+      if (creds?.kind !== 'basic')
+        throw new RegistryError(
+          `registry ${registry} requires a user name and password; add them to the Docker config (docker login ${registry})`,
+          401,
+        );
       return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
     }
-    if (challenge.scheme !== 'bearer') throw new RegistryError(`registry ${registry} asks for unsupported authentication scheme "${challenge.scheme}"`, 401);
+    if (challenge.scheme !== 'bearer')
+      throw new RegistryError(
+        `registry ${registry} asks for unsupported authentication scheme "${challenge.scheme}"`,
+        401,
+      );
     const realm = challenge.params['realm'];
     if (!realm) throw new RegistryError(`registry ${registry} sent a bearer challenge without realm`, 401);
     let url: URL;
@@ -185,20 +225,35 @@ export class RegistryClient {
     const service = challenge.params['service'];
     let res: HttpResponse;
     if (creds?.kind === 'identity-token') {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.token, client_id: 'kubectl-contrast', scope });
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: creds.token,
+        client_id: 'kubectl-contrast',
+        scope,
+      });
       if (service) form.set('service', service);
-      res = await this.send(url.toString(), { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } }, signal);
+      res = await this.send(
+        url.toString(),
+        { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+        signal,
+      );
     } else {
       if (service) url.searchParams.set('service', service);
       url.searchParams.set('scope', scope);
       const headers: Record<string, string> = {};
-      if (creds?.kind === 'basic') headers['authorization'] = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+      if (creds?.kind === 'basic')
+        headers['authorization'] = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
       res = await this.send(url.toString(), { method: 'GET', headers }, signal);
     }
     if (!res.ok) {
       res.discard();
-      const hint = creds ? 'check the credentials in the Docker config' : `no credentials found for ${registry}; run docker login ${registry}`;
-      throw new RegistryError(`token service ${url.origin} refused access to ${registry}/${repository} (HTTP ${res.status}); ${hint}`, res.status);
+      const hint = creds
+        ? 'check the credentials in the Docker config'
+        : `no credentials found for ${registry}; run docker login ${registry}`;
+      throw new RegistryError(
+        `token service ${url.origin} refused access to ${registry}/${repository} (HTTP ${res.status}); ${hint}`,
+        res.status,
+      );
     }
     let body: { token?: unknown; access_token?: unknown };
     try {
@@ -206,13 +261,22 @@ export class RegistryClient {
     } catch {
       throw new RegistryError(`token service ${url.origin} sent an invalid response for ${registry}/${repository}`);
     }
-    const token = typeof body.token === 'string' && body.token ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined;
+    const token =
+      typeof body.token === 'string' && body.token
+        ? body.token
+        : typeof body.access_token === 'string'
+          ? body.access_token
+          : undefined;
     if (!token) throw new RegistryError(`token service ${url.origin} sent no token for ${registry}/${repository}`);
     return `Bearer ${token}`;
   }
 
   /** One HTTP request with retries on network errors and transient statuses. */
-  private async send(url: string, init: { method: string; headers?: Record<string, string>; body?: string }, signal?: AbortSignal): Promise<HttpResponse> {
+  private async send(
+    url: string,
+    init: { method: string; headers?: Record<string, string>; body?: string },
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
     for (let attempt = 1; ; attempt++) {
       let res: HttpResponse;
       try {
@@ -234,9 +298,14 @@ export class RegistryClient {
         const limit = plainHttp ? 1 : unreachable ? Math.min(3, this.retry.attempts) : this.retry.attempts;
         if (attempt >= limit) {
           const host = new URL(url).host;
-          const msg = `cannot reach ${host}: ${describeNetworkError(err)}${plainHttp
-            ? `; the registry seems to speak plain HTTP, not HTTPS: if it is meant to (a local or in-cluster registry you trust), pass --insecure-registry ${host}` : ''}`;
-          throw unreachable ? new RegistryUnreachableError(msg, { cause: err }) : new RegistryError(msg, undefined, true, { cause: err });
+          const msg = `cannot reach ${host}: ${describeNetworkError(err)}${
+            plainHttp
+              ? `; the registry seems to speak plain HTTP, not HTTPS: if it is meant to (a local or in-cluster registry you trust), pass --insecure-registry ${host}`
+              : ''
+          }`;
+          throw unreachable
+            ? new RegistryUnreachableError(msg, { cause: err })
+            : new RegistryError(msg, undefined, true, { cause: err });
         }
         await sleep(this.delay(attempt), signal);
         continue;
@@ -253,11 +322,17 @@ export class RegistryClient {
 
   delay(attempt: number): number {
     const base = this.retry.baseDelayMs * 2 ** (attempt - 1);
-    return Math.min(this.retry.maxDelayMs, base / 2 + Math.random() * base / 2);
+    return Math.min(this.retry.maxDelayMs, base / 2 + (Math.random() * base) / 2);
   }
 
   /** An authenticated request to a registry path, retrying once after a 401 challenge. */
-  async request(registry: string, repository: string, path: string, init: { method: string; accept?: string }, signal?: AbortSignal): Promise<HttpResponse> {
+  async request(
+    registry: string,
+    repository: string,
+    path: string,
+    init: { method: string; accept?: string },
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
     const url = `${this.baseUrl(registry)}/v2/${repository}/${path}`;
     const scopeKey = `${registry}/${repository}`;
     const known = this.challenges.get(registry);
@@ -276,7 +351,8 @@ export class RegistryClient {
       if (res.status === 401 && round === 0) {
         res.discard();
         const challenge = parseChallenge(res.headers.get('www-authenticate') ?? '');
-        if (!challenge) throw new RegistryError(`registry ${registry} requires authentication but sent no usable challenge`, 401);
+        if (!challenge)
+          throw new RegistryError(`registry ${registry} requires authentication but sent no usable challenge`, 401);
         this.challenges.set(registry, challenge);
         const p = this.obtainAuth(registry, repository, challenge, signal);
         this.authHeaders.set(scopeKey, p);
@@ -291,26 +367,43 @@ function statusMessage(res: HttpResponse, registry: string, repository: string, 
   const name = `${registry}/${repository}`;
   switch (res.status) {
     case 401:
-      return new RegistryError(`registry ${registry} refused the credentials for ${name} (HTTP 401); check docker login ${registry}`, 401);
+      return new RegistryError(
+        `registry ${registry} refused the credentials for ${name} (HTTP 401); check docker login ${registry}`,
+        401,
+      );
     case 403:
       return new RegistryError(`access to ${name} denied by ${registry} (HTTP 403)`, 403);
     case 404:
       return new RegistryError(`${what} not found in ${name} (HTTP 404)`, 404);
     default:
-      return new RegistryError(`${registry} answered HTTP ${res.status} for ${what} of ${name}`, res.status, RETRY_STATUS.has(res.status));
+      return new RegistryError(
+        `${registry} answered HTTP ${res.status} for ${what} of ${name}`,
+        res.status,
+        RETRY_STATUS.has(res.status),
+      );
   }
 }
 
 /** Blob and manifest access to one repository. */
 export class RegistryRepository implements BlobReader {
   readonly description: string;
-  constructor(private readonly client: RegistryClient, readonly registry: string, readonly repository: string) {
+  constructor(
+    private readonly client: RegistryClient,
+    readonly registry: string,
+    readonly repository: string,
+  ) {
     this.description = `registry ${registry}`;
   }
 
   /** The manifest for a tag or digest, with its computed digest. */
   async getManifest(tagOrDigest: string, signal?: AbortSignal): Promise<ManifestResponse> {
-    const res = await this.client.request(this.registry, this.repository, `manifests/${tagOrDigest}`, { method: 'GET', accept: MANIFEST_ACCEPT }, signal);
+    const res = await this.client.request(
+      this.registry,
+      this.repository,
+      `manifests/${tagOrDigest}`,
+      { method: 'GET', accept: MANIFEST_ACCEPT },
+      signal,
+    );
     if (!res.ok) {
       res.discard();
       throw statusMessage(res, this.registry, this.repository, `manifest ${tagOrDigest}`);
@@ -322,7 +415,9 @@ export class RegistryRepository implements BlobReader {
     }
     const header = res.headers.get('docker-content-digest');
     if (header && header.startsWith('sha256:') && header !== digest) {
-      throw new RegistryError(`registry ${this.registry} announced digest ${header} for ${this.repository}:${tagOrDigest} but the manifest hashes to ${digest}`);
+      throw new RegistryError(
+        `registry ${this.registry} announced digest ${header} for ${this.repository}:${tagOrDigest} but the manifest hashes to ${digest}`,
+      );
     }
     const mediaType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
     return { bytes, digest, mediaType };
@@ -330,7 +425,13 @@ export class RegistryRepository implements BlobReader {
 
   /** Only the digest a tag points to (HEAD); undefined when the registry does not say. */
   async headManifest(tag: string, signal?: AbortSignal): Promise<{ digest: string; mediaType: string } | undefined> {
-    const res = await this.client.request(this.registry, this.repository, `manifests/${tag}`, { method: 'HEAD', accept: MANIFEST_ACCEPT }, signal);
+    const res = await this.client.request(
+      this.registry,
+      this.repository,
+      `manifests/${tag}`,
+      { method: 'HEAD', accept: MANIFEST_ACCEPT },
+      signal,
+    );
     res.discard();
     if (!res.ok) throw statusMessage(res, this.registry, this.repository, `manifest ${tag}`);
     const digest = res.headers.get('docker-content-digest');
@@ -343,7 +444,13 @@ export class RegistryRepository implements BlobReader {
   }
 
   async readBlob(ref: BlobRef, signal?: AbortSignal): Promise<Buffer> {
-    const res = await this.client.request(this.registry, this.repository, `blobs/${ref.digest}`, { method: 'GET' }, signal);
+    const res = await this.client.request(
+      this.registry,
+      this.repository,
+      `blobs/${ref.digest}`,
+      { method: 'GET' },
+      signal,
+    );
     if (!res.ok) {
       res.discard();
       throw statusMessage(res, this.registry, this.repository, `blob ${ref.digest}`);
@@ -352,14 +459,29 @@ export class RegistryRepository implements BlobReader {
   }
 
   async openBlob(ref: BlobRef, signal?: AbortSignal): Promise<Readable> {
-    const res = await this.client.request(this.registry, this.repository, `blobs/${ref.digest}`, { method: 'GET' }, signal);
+    const res = await this.client.request(
+      this.registry,
+      this.repository,
+      `blobs/${ref.digest}`,
+      { method: 'GET' },
+      signal,
+    );
     if (!res.ok) {
       res.discard();
       throw statusMessage(res, this.registry, this.repository, `blob ${ref.digest}`);
     }
     const body = res.body;
     const guard = new StallGuard(this.client.stallTimeoutMs, `${this.registry}/${this.repository} blob ${ref.digest}`);
-    body.on('error', (err) => guard.destroy(new RegistryError(`download of blob ${ref.digest} from ${this.registry} failed: ${describeNetworkError(err)}`, undefined, true, { cause: err })));
+    body.on('error', (err) =>
+      guard.destroy(
+        new RegistryError(
+          `download of blob ${ref.digest} from ${this.registry} failed: ${describeNetworkError(err)}`,
+          undefined,
+          true,
+          { cause: err },
+        ),
+      ),
+    );
     guard.on('close', () => body.destroy());
     return body.pipe(guard);
   }
@@ -368,14 +490,23 @@ export class RegistryRepository implements BlobReader {
 /** Passes data through; fails the download when no data arrives for `ms` (a stalled connection). */
 class StallGuard extends Transform {
   private timer: NodeJS.Timeout | undefined;
-  constructor(private readonly ms: number, private readonly what: string) {
+  constructor(
+    private readonly ms: number,
+    private readonly what: string,
+  ) {
     super({ highWaterMark: 256 * 1024 });
     this.arm();
   }
   private arm(): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      this.destroy(new RegistryError(`download of ${this.what} stalled: no data for ${Math.round(this.ms / 1000)} s`, undefined, true));
+      this.destroy(
+        new RegistryError(
+          `download of ${this.what} stalled: no data for ${Math.round(this.ms / 1000)} s`,
+          undefined,
+          true,
+        ),
+      );
     }, this.ms);
     this.timer.unref();
   }

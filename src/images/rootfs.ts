@@ -49,7 +49,10 @@ class Meter extends Transform {
   bytes = 0;
   ended = false;
   private readonly hash: Hash | undefined;
-  constructor(hashIt: boolean, private readonly onBytes?: (n: number) => void) {
+  constructor(
+    hashIt: boolean,
+    private readonly onBytes?: (n: number) => void,
+  ) {
     super();
     this.hash = hashIt ? createHash('sha256') : undefined;
   }
@@ -83,8 +86,14 @@ function peek(src: Readable): Promise<Buffer> {
       src.unshift(chunk);
       resolve(chunk.subarray(0, 4));
     };
-    const onEnd = (): void => { cleanup(); resolve(Buffer.alloc(0)); };
-    const onError = (err: Error): void => { cleanup(); reject(err); };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.alloc(0));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
     src.on('readable', onReadable);
     src.once('end', onEnd);
     src.once('error', onError);
@@ -102,7 +111,14 @@ export interface ScanLayerOptions {
   mediaType?: string;
 }
 
-const TYPE_NAMES: Record<string, string> = { '2': 'symbolic link', '1': 'hard link', '5': 'directory', '3': 'character device', '4': 'block device', '6': 'FIFO' };
+const TYPE_NAMES: Record<string, string> = {
+  '2': 'symbolic link',
+  '1': 'hard link',
+  '5': 'directory',
+  '3': 'character device',
+  '4': 'block device',
+  '6': 'FIFO',
+};
 const describeType = (h: TarHeader): string => TYPE_NAMES[h.typeflag] ?? `entry of type ${JSON.stringify(h.typeflag)}`;
 
 /** Decide, entry by entry, what a layer says about the wanted files. */
@@ -262,10 +278,14 @@ export async function findPasswdAndGroup(
       try {
         return await scanLayer(await layer.open(), opts);
       } catch (err) {
-        throw new Error(`layer ${i + 1} of ${layerCount}${layer.digest ? ` (${layer.digest})` : ''}: ${(err as Error).message}`, { cause: err });
+        throw new Error(
+          `layer ${i + 1} of ${layerCount}${layer.digest ? ` (${layer.digest})` : ''}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
     };
-    const result = memo && layer.digest !== undefined ? await memo(`${layer.digest} ${wanted.join(',')}`, scan) : await scan();
+    const result =
+      memo && layer.digest !== undefined ? await memo(`${layer.digest} ${wanted.join(',')}`, scan) : await scan();
     if (ownScan) {
       layersScanned++;
       bytesRead += result.bytesRead;

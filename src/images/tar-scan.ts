@@ -73,7 +73,14 @@ function headerChecksumOk(h: Buffer): boolean {
   return sum === parseNumeric(h, 148, 8);
 }
 
-const TYPES: Record<string, TarEntryType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '5': 'directory' };
+const TYPES: Record<string, TarEntryType> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '5': 'directory',
+};
 const MAX_EXTENSION = 1024 * 1024;
 
 /** Feed decompressed tar bytes with push(); `finished` is set at the end-of-archive marker. */
@@ -85,7 +92,8 @@ export class TarScanner {
   private remaining = 0;
   /** Padding after the current content. */
   private padding = 0;
-  private collecting: { header: TarHeader; chunks: Buffer[]; kind: 'visit' | 'pax' | 'longname' | 'longlink' } | undefined;
+  private collecting:
+    { header: TarHeader; chunks: Buffer[]; kind: 'visit' | 'pax' | 'longname' | 'longlink' } | undefined;
   private pax: Record<string, string> = {};
   private longName: string | undefined;
   private longLink: string | undefined;
@@ -130,7 +138,11 @@ export class TarScanner {
   private onHeader(): void {
     const h = this.header;
     let zero = true;
-    for (let i = 0; i < 512; i++) if (h[i] !== 0) { zero = false; break; }
+    for (let i = 0; i < 512; i++)
+      if (h[i] !== 0) {
+        zero = false;
+        break;
+      }
     if (zero) {
       this.finished = true;
       return;
@@ -142,7 +154,9 @@ export class TarScanner {
     if (typeflag === 'x' || typeflag === 'L' || typeflag === 'K' || typeflag === 'g') {
       if (size > MAX_EXTENSION) throw new Error('malformed tar: oversized extended header');
       const kind = typeflag === 'x' ? 'pax' : typeflag === 'L' ? 'longname' : typeflag === 'K' ? 'longlink' : undefined;
-      this.collecting = kind ? { header: { name: '', type: 'other', typeflag, size, linkname: '' }, chunks: [], kind } : undefined;
+      this.collecting = kind
+        ? { header: { name: '', type: 'other', typeflag, size, linkname: '' }, chunks: [], kind }
+        : undefined;
       this.remaining = size;
       this.padding = padTo(size);
       if (size === 0) this.finishEntry();

@@ -35,10 +35,26 @@ export interface InitializerResult {
   files: string[];
 }
 
-export async function requestMeshCert(opts: Pick<InitializerOptions, 'host' | 'port' | 'issuer'>, key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey): Promise<NewMeshCertResponse & { key: typeof key }> {
-  const conn = await dialAtls({ host: opts.host, port: opts.port, clientKey: key, verifyServer: null, issuer: opts.issuer, timeoutMs: 120_000 });
+export async function requestMeshCert(
+  opts: Pick<InitializerOptions, 'host' | 'port' | 'issuer'>,
+  key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+): Promise<NewMeshCertResponse & { key: typeof key }> {
+  const conn = await dialAtls({
+    host: opts.host,
+    port: opts.port,
+    clientKey: key,
+    verifyServer: null,
+    issuer: opts.issuer,
+    timeoutMs: 120_000,
+  });
   try {
-    const res = await callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), conn.metadata, 120_000);
+    const res = await callUnary(
+      conn.session,
+      `/${MESHAPI_SERVICE}/NewMeshCert`,
+      Buffer.alloc(0),
+      conn.metadata,
+      120_000,
+    );
     return { ...decode<NewMeshCertResponse>(NewMeshCertResponseSchema, res), key };
   } finally {
     conn.close();
@@ -69,11 +85,14 @@ export async function runInitializer(opts: InitializerOptions): Promise<Initiali
         mkdirSync(secrets, { recursive: true });
         put(join(secrets, 'workload-secret-seed'), res.WorkloadSecret.toString('hex'), 0o400);
       }
-      log(`received the mesh certificate after ${attempt} attempt(s); wrote ${files.length} files under ${opts.outDir}`);
+      log(
+        `received the mesh certificate after ${attempt} attempt(s); wrote ${files.length} files under ${opts.outDir}`,
+      );
       return { attempts: attempt, files };
     } catch (err) {
       const msg = err instanceof RpcError ? `${err.codeName}: ${err.message}` : (err as Error).message;
-      if (Date.now() + delay > deadline) throw new Error(`giving up after ${attempt} attempt(s): ${msg}`, { cause: err });
+      if (Date.now() + delay > deadline)
+        throw new Error(`giving up after ${attempt} attempt(s): ${msg}`, { cause: err });
       log(`attempt ${attempt} failed (${msg}); retrying in ${(delay / 1000).toFixed(1)} s`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, opts.maxRetryMs ?? 10_000);

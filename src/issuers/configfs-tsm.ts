@@ -55,38 +55,53 @@ export function requestTsmReport(reportData: Buffer, base = TSM_REPORT_DIR, fsx:
   try {
     dir = fsx.mkdtemp(join(base, 'contrast-'));
   } catch (err) {
-    throw new TsmError(`cannot create a report entry under ${base} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is this a confidential VM with Linux ≥ 6.7 and configfs mounted, and are we root?`);
+    throw new TsmError(
+      `cannot create a report entry under ${base} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is this a confidential VM with Linux ≥ 6.7 and configfs mounted, and are we root?`,
+    );
   }
   try {
     const generation = (): number => Number(fsx.readFile(join(dir, 'generation')).toString('utf8').trim());
     const provider = fsx.readFile(join(dir, 'provider')).toString('utf8').trim();
-    if (provider !== 'sev_guest' && provider !== 'tdx_guest') throw new TsmError(`unsupported provider ${JSON.stringify(provider)} (expected sev_guest or tdx_guest)`);
+    if (provider !== 'sev_guest' && provider !== 'tdx_guest')
+      throw new TsmError(`unsupported provider ${JSON.stringify(provider)} (expected sev_guest or tdx_guest)`);
     let expected = generation();
     fsx.writeFile(join(dir, 'inblob'), reportData);
     expected += 1;
     const outblob = fsx.readFile(join(dir, 'outblob'));
-    if (generation() !== expected) throw new TsmError('the report entry was modified concurrently (generation changed); retry');
+    if (generation() !== expected)
+      throw new TsmError('the report entry was modified concurrently (generation changed); retry');
     let auxblob: Buffer | undefined;
     if (provider === 'sev_guest') {
       auxblob = fsx.readFile(join(dir, 'auxblob'));
-      if (generation() !== expected) throw new TsmError('the report entry was modified concurrently (generation changed); retry');
+      if (generation() !== expected)
+        throw new TsmError('the report entry was modified concurrently (generation changed); retry');
     }
     if (outblob.length === 0) throw new TsmError('the driver returned an empty report');
     return { provider, outblob, ...(auxblob ? { auxblob } : {}) };
   } finally {
-    try { fsx.rmdir(dir); } catch { /* best effort: configfs entries are removed with rmdir */ }
+    try {
+      fsx.rmdir(dir);
+    } catch {
+      /* best effort: configfs entries are removed with rmdir */
+    }
   }
 }
 
 export class ConfigfsTsmIssuer implements Issuer {
   readonly name = 'configfs-tsm';
 
-  constructor(private readonly base = TSM_REPORT_DIR, private readonly fsx: TsmFs = nodeTsmFs) {}
+  constructor(
+    private readonly base = TSM_REPORT_DIR,
+    private readonly fsx: TsmFs = nodeTsmFs,
+  ) {}
 
   issue(reportData: Buffer): Promise<Evidence> {
     const r = requestTsmReport(reportData, this.base, this.fsx);
     if (r.provider === 'sev_guest') {
-      return Promise.resolve({ oid: OID_SNP_EVIDENCE, value: encodeSnpEvidence({ report: r.outblob, ...(r.auxblob ? { certTable: r.auxblob } : {}) }) });
+      return Promise.resolve({
+        oid: OID_SNP_EVIDENCE,
+        value: encodeSnpEvidence({ report: r.outblob, ...(r.auxblob ? { certTable: r.auxblob } : {}) }),
+      });
     }
     return Promise.resolve({ oid: OID_TDX_EVIDENCE, value: r.outblob });
   }

@@ -15,11 +15,17 @@ export interface IssuerOptions {
 
 const MAKERS: Record<IssuerName, (opts: IssuerOptions) => Issuer> = {
   'configfs-tsm': () => {
-    if (!tsmAvailable()) throw new Error(`${TSM_REPORT_DIR} does not exist: not a confidential VM with configfs-tsm (use --platform insecure-sim for a simulation)`);
+    if (!tsmAvailable())
+      throw new Error(
+        `${TSM_REPORT_DIR} does not exist: not a confidential VM with configfs-tsm (use --platform insecure-sim for a simulation)`,
+      );
     return new ConfigfsTsmIssuer();
   },
   'insecure-sim': (opts) => {
-    if (!opts.simPolicyHash) throw new Error('the insecure-sim platform needs the policy hash to report (--sim-policy-hash or CONTRAST_SIM_POLICY_HASH)');
+    if (!opts.simPolicyHash)
+      throw new Error(
+        'the insecure-sim platform needs the policy hash to report (--sim-policy-hash or CONTRAST_SIM_POLICY_HASH)',
+      );
     return SimulatedIssuer.fromEnvironment(opts.simPolicyHash);
   },
 };
@@ -31,5 +37,7 @@ export function issuerFor(opts: IssuerOptions): Issuer {
   if (name === 'auto') return MAKERS['configfs-tsm'](opts);
   if (isIssuerName(name)) return MAKERS[name](opts);
   const names = ['auto', ...Object.keys(MAKERS)];
-  throw new Error(`unknown attestation platform ${JSON.stringify(opts.issuer)} (expected ${names.slice(0, -1).join(', ')} or ${names.at(-1)})`);
+  throw new Error(
+    `unknown attestation platform ${JSON.stringify(opts.issuer)} (expected ${names.slice(0, -1).join(', ')} or ${names.at(-1)})`,
+  );
 }

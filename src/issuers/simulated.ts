@@ -6,7 +6,16 @@
 import { generateKeyPairSync, createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { SIMULATED_MEASUREMENT, SIM_MAGIC, SIM_REPORT_SIZE, SIM_SIGNED_SIZE, SIM_WARNING, simDir, simRootKeyPath, simRootPublicPath } from '../attestation/simulated.js';
+import {
+  SIMULATED_MEASUREMENT,
+  SIM_MAGIC,
+  SIM_REPORT_SIZE,
+  SIM_SIGNED_SIZE,
+  SIM_WARNING,
+  simDir,
+  simRootKeyPath,
+  simRootPublicPath,
+} from '../attestation/simulated.js';
 import { OID_SIMULATED_EVIDENCE } from '../attestation/tees.js';
 import type { Evidence, Issuer } from './issuer.js';
 
@@ -21,7 +30,10 @@ export function loadOrCreateSimRoot(dir = simDir()): KeyObject {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
   try {
-    writeFileAtomic(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600, exclusive: true });
+    writeFileAtomic(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, {
+      mode: 0o600,
+      exclusive: true,
+    });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return createPrivateKey(readFileSync(keyPath, 'utf8'));
     throw err;
@@ -30,7 +42,12 @@ export function loadOrCreateSimRoot(dir = simDir()): KeyObject {
   return privateKey;
 }
 
-export function buildSimReport(rootKey: KeyObject, hostData: Buffer, reportData: Buffer, measurement = Buffer.from(SIMULATED_MEASUREMENT, 'hex')): Buffer {
+export function buildSimReport(
+  rootKey: KeyObject,
+  hostData: Buffer,
+  reportData: Buffer,
+  measurement = Buffer.from(SIMULATED_MEASUREMENT, 'hex'),
+): Buffer {
   if (hostData.length !== 32) throw new Error(`simulated host data must be 32 bytes, got ${hostData.length}`);
   if (reportData.length !== 64) throw new Error(`report data must be 64 bytes, got ${reportData.length}`);
   const report = Buffer.alloc(SIM_REPORT_SIZE);
@@ -39,7 +56,10 @@ export function buildSimReport(rootKey: KeyObject, hostData: Buffer, reportData:
   measurement.copy(report, 12);
   hostData.copy(report, 60);
   reportData.copy(report, 92);
-  sign('sha384', report.subarray(0, SIM_SIGNED_SIZE), { key: rootKey, dsaEncoding: 'ieee-p1363' }).copy(report, SIM_SIGNED_SIZE);
+  sign('sha384', report.subarray(0, SIM_SIGNED_SIZE), { key: rootKey, dsaEncoding: 'ieee-p1363' }).copy(
+    report,
+    SIM_SIGNED_SIZE,
+  );
   return report;
 }
 
@@ -47,10 +67,16 @@ export class SimulatedIssuer implements Issuer {
   readonly name = 'insecure-sim';
   private warned = false;
 
-  constructor(private readonly rootKey: KeyObject, readonly hostData: Buffer) {}
+  constructor(
+    private readonly rootKey: KeyObject,
+    readonly hostData: Buffer,
+  ) {}
 
   static fromEnvironment(policyHashHex: string, dir = simDir()): SimulatedIssuer {
-    if (!/^[0-9a-f]{64}$/.test(policyHashHex)) throw new Error(`the simulated policy hash must be 64 lower-case hex characters, got ${JSON.stringify(policyHashHex)}`);
+    if (!/^[0-9a-f]{64}$/.test(policyHashHex))
+      throw new Error(
+        `the simulated policy hash must be 64 lower-case hex characters, got ${JSON.stringify(policyHashHex)}`,
+      );
     return new SimulatedIssuer(loadOrCreateSimRoot(dir), Buffer.from(policyHashHex, 'hex'));
   }
 
@@ -59,6 +85,9 @@ export class SimulatedIssuer implements Issuer {
       process.stderr.write(`${SIM_WARNING}\n`);
       this.warned = true;
     }
-    return Promise.resolve({ oid: OID_SIMULATED_EVIDENCE, value: buildSimReport(this.rootKey, this.hostData, reportData) });
+    return Promise.resolve({
+      oid: OID_SIMULATED_EVIDENCE,
+      value: buildSimReport(this.rootKey, this.hostData, reportData),
+    });
   }
 }

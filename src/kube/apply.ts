@@ -30,8 +30,18 @@ function objectClient(cluster: Cluster): ObjectClient {
 
 /** Lower numbers are applied first: namespaces and RBAC before the workloads that need them. */
 const ORDER: Record<string, number> = {
-  Namespace: 0, CustomResourceDefinition: 1, RuntimeClass: 2, ServiceAccount: 3, ClusterRole: 4, Role: 4,
-  ClusterRoleBinding: 5, RoleBinding: 5, ConfigMap: 6, Secret: 6, PersistentVolumeClaim: 7, Service: 8,
+  Namespace: 0,
+  CustomResourceDefinition: 1,
+  RuntimeClass: 2,
+  ServiceAccount: 3,
+  ClusterRole: 4,
+  Role: 4,
+  ClusterRoleBinding: 5,
+  RoleBinding: 5,
+  ConfigMap: 6,
+  Secret: 6,
+  PersistentVolumeClaim: 7,
+  Service: 8,
 };
 
 export function applyOrder(objects: KubernetesObject[]): KubernetesObject[] {
@@ -59,7 +69,13 @@ export interface ApplyOptions {
 }
 
 /** Fill in the namespace of namespaced objects that have none (kubectl's -n behaviour). */
-async function withNamespaces(client: ObjectClient, objects: KubernetesObject[], namespace: string, what: string, target: string): Promise<KubernetesObject[]> {
+async function withNamespaces(
+  client: ObjectClient,
+  objects: KubernetesObject[],
+  namespace: string,
+  what: string,
+  target: string,
+): Promise<KubernetesObject[]> {
   const out: KubernetesObject[] = [];
   for (const o of objects) {
     if (o.metadata?.namespace) {
@@ -78,7 +94,11 @@ async function withNamespaces(client: ObjectClient, objects: KubernetesObject[],
 }
 
 /** Apply every object with server-side apply; stops at the first failure. */
-export async function applyObjects(cluster: Cluster, objects: KubernetesObject[], opts: ApplyOptions = {}): Promise<ApplyResult[]> {
+export async function applyObjects(
+  cluster: Cluster,
+  objects: KubernetesObject[],
+  opts: ApplyOptions = {},
+): Promise<ApplyResult[]> {
   const dryRun = opts.dryRun ?? 'none';
   const ordered = applyOrder(objects);
   if (dryRun === 'client') return ordered.map((object) => ({ object, action: 'configured' as const }));
@@ -90,15 +110,30 @@ export async function applyObjects(cluster: Cluster, objects: KubernetesObject[]
     try {
       let before: string | undefined;
       try {
-        const current = await client.read({ apiVersion: obj.apiVersion!, kind: obj.kind!, metadata: { name: obj.metadata!.name!, ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}) } });
+        const current = await client.read({
+          apiVersion: obj.apiVersion!,
+          kind: obj.kind!,
+          metadata: {
+            name: obj.metadata!.name!,
+            ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}),
+          },
+        });
         before = current.metadata?.resourceVersion;
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
       const body = { ...obj, metadata: { ...obj.metadata } };
       delete (body.metadata as { resourceVersion?: string }).resourceVersion;
-      const applied = await client.patch(body, undefined, dryRun === 'server' ? 'All' : undefined, FIELD_MANAGER, opts.force ?? false, PatchStrategy.ServerSideApply);
-      const action = before === undefined ? 'created' : applied.metadata?.resourceVersion === before ? 'unchanged' : 'configured';
+      const applied = await client.patch(
+        body,
+        undefined,
+        dryRun === 'server' ? 'All' : undefined,
+        FIELD_MANAGER,
+        opts.force ?? false,
+        PatchStrategy.ServerSideApply,
+      );
+      const action =
+        before === undefined ? 'created' : applied.metadata?.resourceVersion === before ? 'unchanged' : 'configured';
       results.push({ object: obj, action, applied });
     } catch (err) {
       throw explainKubeError(err, what, cluster.describe);
@@ -109,5 +144,10 @@ export async function applyObjects(cluster: Cluster, objects: KubernetesObject[]
 
 export function describeResults(results: ApplyResult[], dryRun: DryRun): string {
   const suffix = dryRun === 'server' ? ' (server dry run)' : dryRun === 'client' ? ' (dry run)' : '';
-  return results.map((r) => `${plural(r.object)} ${r.action === 'unchanged' ? 'unchanged' : dryRun === 'none' && r.action === 'created' ? 'created' : 'serverside-applied'}${suffix}\n`).join('');
+  return results
+    .map(
+      (r) =>
+        `${plural(r.object)} ${r.action === 'unchanged' ? 'unchanged' : dryRun === 'none' && r.action === 'created' ? 'created' : 'serverside-applied'}${suffix}\n`,
+    )
+    .join('');
 }

@@ -50,23 +50,36 @@ function requireDefaultKubeconfig(): void {
   const listed = (process.env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
   if (listed.length > 0) {
     if (listed.some((f) => existsSync(f))) return;
-    throw new UserError(`no kubeconfig: $KUBECONFIG names ${listed.length === 1 ? 'a file that does not exist' : 'files none of which exists'} (${listed.join(delimiter)})`, {}, {
-      hint: 'point $KUBECONFIG or --kubeconfig at the kubeconfig of your cluster',
-    });
+    throw new UserError(
+      `no kubeconfig: $KUBECONFIG names ${listed.length === 1 ? 'a file that does not exist' : 'files none of which exists'} (${listed.join(delimiter)})`,
+      {},
+      {
+        hint: 'point $KUBECONFIG or --kubeconfig at the kubeconfig of your cluster',
+      },
+    );
   }
   const home = join(homedir(), '.kube', 'config');
   if (existsSync(home)) return;
   if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) return;
-  throw new UserError(`no kubeconfig: $KUBECONFIG is not set and ${home} does not exist (and this is not a pod with a service account)`, {}, {
-    hint: 'point --kubeconfig or $KUBECONFIG at the kubeconfig of your cluster (kind: `kind get kubeconfig`, k3s: /etc/rancher/k3s/k3s.yaml); set, verify and recover also work without a cluster: -c HOST:PORT',
-  });
+  throw new UserError(
+    `no kubeconfig: $KUBECONFIG is not set and ${home} does not exist (and this is not a pod with a service account)`,
+    {},
+    {
+      hint: 'point --kubeconfig or $KUBECONFIG at the kubeconfig of your cluster (kind: `kind get kubeconfig`, k3s: /etc/rancher/k3s/k3s.yaml); set, verify and recover also work without a cluster: -c HOST:PORT',
+    },
+  );
 }
 
 function loadKubeConfig(opts: ClusterOptions): TimedKubeConfig {
   const kc = new TimedKubeConfig();
   if (opts.kubeconfig === undefined) requireDefaultKubeconfig();
   if (opts.kubeconfig !== undefined) {
-    if (!existsSync(opts.kubeconfig)) throw new UserError('the kubeconfig file does not exist', { file: opts.kubeconfig }, { hint: 'check --kubeconfig' });
+    if (!existsSync(opts.kubeconfig))
+      throw new UserError(
+        'the kubeconfig file does not exist',
+        { file: opts.kubeconfig },
+        { hint: 'check --kubeconfig' },
+      );
     try {
       kc.loadFromFile(opts.kubeconfig);
     } catch (err) {
@@ -82,12 +95,16 @@ function loadKubeConfig(opts: ClusterOptions): TimedKubeConfig {
   if (opts.context !== undefined) {
     if (!kc.getContextObject(opts.context)) {
       const known = kc.getContexts().map((c) => c.name);
-      throw new UserError(`context "${opts.context}" is not in the kubeconfig${known.length ? `; known contexts: ${known.join(', ')}` : ''} (see \`kubectl config get-contexts\`)`);
+      throw new UserError(
+        `context "${opts.context}" is not in the kubeconfig${known.length ? `; known contexts: ${known.join(', ')}` : ''} (see \`kubectl config get-contexts\`)`,
+      );
     }
     kc.setCurrentContext(opts.context);
   }
   if (!kc.getCurrentCluster()) {
-    throw new UserError('no cluster is configured: point $KUBECONFIG or --kubeconfig at a kubeconfig with a current context, or pass --context (see `kubectl config get-contexts`)');
+    throw new UserError(
+      'no cluster is configured: point $KUBECONFIG or --kubeconfig at a kubeconfig with a current context, or pass --context (see `kubectl config get-contexts`)',
+    );
   }
   kc.timeoutMs = opts.requestTimeoutMs ?? 0;
   return kc;

@@ -23,21 +23,27 @@ export interface CoordinatorWithPolicy {
   warnings: Warning[];
 }
 
-export async function renderCoordinatorWithPolicy(opts: CoordinatorRenderOptions & { imageResolver: ImageResolverLike; imageReplacementsFile?: string }): Promise<CoordinatorWithPolicy> {
+export async function renderCoordinatorWithPolicy(
+  opts: CoordinatorRenderOptions & { imageResolver: ImageResolverLike; imageReplacementsFile?: string },
+): Promise<CoordinatorWithPolicy> {
   if (!opts.platform) throw new BugError('a platform is needed to compute the Coordinator policy');
   const template = formatObjects(renderCoordinator({ ...opts, imageReplacements: new Map() }));
   const scratch = mkdtempSync(join(tmpdir(), 'kc-coordinator-'));
   try {
     const diagnostics = new Diagnostics();
-    const result = await generateFromInputs([{ name: '<coordinator>', text: template }], {
-      platform: opts.platform.id,
-      imageReplacementsFile: opts.imageReplacementsFile,
-      workspaceDir: scratch,
-      // Keys of a throw-away manifest would never be used; the RSA one takes seconds to make.
-      disableUpdates: true,
-      disableRecovery: true,
-      imageResolver: opts.imageResolver,
-    }, diagnostics);
+    const result = await generateFromInputs(
+      [{ name: '<coordinator>', text: template }],
+      {
+        platform: opts.platform.id,
+        imageReplacementsFile: opts.imageReplacementsFile,
+        workspaceDir: scratch,
+        // Keys of a throw-away manifest would never be used; the RSA one takes seconds to make.
+        disableUpdates: true,
+        disableRecovery: true,
+        imageResolver: opts.imageResolver,
+      },
+      diagnostics,
+    );
     const coordinator = Object.entries(result.manifest.Policies).find(([, p]) => p.Role === 'coordinator');
     if (!coordinator) throw new BugError('the policy engine did not mark the Coordinator (pod-role annotation lost?)');
     return {
@@ -52,7 +58,10 @@ export async function renderCoordinatorWithPolicy(opts: CoordinatorRenderOptions
 }
 
 /** Is the Coordinator's policy in the workspace manifest, with Role coordinator? */
-export function manifestHasCoordinator(manifestPath: string, policyHash: string): 'yes' | 'no-manifest' | 'missing' | 'wrong-role' {
+export function manifestHasCoordinator(
+  manifestPath: string,
+  policyHash: string,
+): 'yes' | 'no-manifest' | 'missing' | 'wrong-role' {
   const m = readManifest(manifestPath);
   if (!m) return 'no-manifest';
   const entry = m.Policies[policyHash];

@@ -41,7 +41,11 @@ export interface CoordinatorRenderOptions {
 
 export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObject[] {
   const namespace = opts.namespace;
-  const meta = (name: string, extra: Record<string, string> = {}) => ({ name, namespace, labels: { ...COORDINATOR_SELECTOR, ...extra, ...MANAGED_BY } });
+  const meta = (name: string, extra: Record<string, string> = {}) => ({
+    name,
+    namespace,
+    labels: { ...COORDINATOR_SELECTOR, ...extra, ...MANAGED_BY },
+  });
   const runtimeClassName = opts.platform ? `${GENERIC_RUNTIME_CLASS}-${opts.platform.id}` : GENERIC_RUNTIME_CLASS;
   const probe = (path: string, extra: Record<string, number>) => ({ httpGet: { path, port: 'metrics' }, ...extra });
   // The same pod template whether or not a platform is given: the policy must not depend on

@@ -60,18 +60,35 @@ function portForwarderPod(namespace: string, image: string = INJECTED_IMAGES.por
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: PORT_FORWARDER_NAME, namespace, labels: { 'app.kubernetes.io/name': PORT_FORWARDER_NAME, ...MANAGED_BY } },
+    metadata: {
+      name: PORT_FORWARDER_NAME,
+      namespace,
+      labels: { 'app.kubernetes.io/name': PORT_FORWARDER_NAME, ...MANAGED_BY },
+    },
     spec: {
       // An ordinary pod on purpose: the API server's port-forward cannot enter a Kata VM.
-      containers: [{
-        name: 'relay',
-        image,
-        args: ['port-forwarder', '--listen-port', String(USERAPI_PORT), '--target', `${COORDINATOR_NAME}:${USERAPI_PORT}`],
-        ports: [{ name: 'userapi', containerPort: USERAPI_PORT }],
-        readinessProbe: { tcpSocket: { port: USERAPI_PORT }, periodSeconds: 2 },
-        resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '64Mi' } },
-        securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, runAsUser: 65534, capabilities: { drop: ['ALL'] } },
-      }],
+      containers: [
+        {
+          name: 'relay',
+          image,
+          args: [
+            'port-forwarder',
+            '--listen-port',
+            String(USERAPI_PORT),
+            '--target',
+            `${COORDINATOR_NAME}:${USERAPI_PORT}`,
+          ],
+          ports: [{ name: 'userapi', containerPort: USERAPI_PORT }],
+          readinessProbe: { tcpSocket: { port: USERAPI_PORT }, periodSeconds: 2 },
+          resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '64Mi' } },
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            runAsNonRoot: true,
+            runAsUser: 65534,
+            capabilities: { drop: ['ALL'] },
+          },
+        },
+      ],
     },
   };
 }
@@ -85,9 +102,13 @@ function podState(p: V1Pod | undefined): string {
   if (!p) return 'not created yet';
   const waiting = p.status?.containerStatuses?.[0]?.state?.waiting;
   const unscheduled = p.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
-  const why = waiting ? `${waiting.reason ?? 'waiting'}${waiting.message ? `: ${waiting.message}` : ''}`
-    : unscheduled ? `${unscheduled.reason ?? 'not scheduled'}${unscheduled.message ? `: ${unscheduled.message}` : ''}`
-      : p.status?.phase === 'Pending' && !p.spec?.nodeName ? 'not scheduled on a node yet' : '';
+  const why = waiting
+    ? `${waiting.reason ?? 'waiting'}${waiting.message ? `: ${waiting.message}` : ''}`
+    : unscheduled
+      ? `${unscheduled.reason ?? 'not scheduled'}${unscheduled.message ? `: ${unscheduled.message}` : ''}`
+      : p.status?.phase === 'Pending' && !p.spec?.nodeName
+        ? 'not scheduled on a node yet'
+        : '';
   return `${p.status?.phase ?? 'unknown phase'}${why ? ` (${why})` : ''}${p.status?.phase === 'Running' ? ', not ready yet' : ''}`;
 }
 
@@ -103,7 +124,13 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-async function waitForPod(core: CoreV1Api, namespace: string, timeoutMs: number, target: string, opts: DiscoveryOptions): Promise<void> {
+async function waitForPod(
+  core: CoreV1Api,
+  namespace: string,
+  timeoutMs: number,
+  target: string,
+  opts: DiscoveryOptions,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   const name = `${namespace}/${PORT_FORWARDER_NAME}`;
   let last: V1Pod | undefined;
@@ -118,40 +145,63 @@ async function waitForPod(core: CoreV1Api, namespace: string, timeoutMs: number,
     if (podReady(last)) return;
     const state = podState(last);
     if (state !== reported) {
-      opts.onProgress?.(first ? `waiting up to ${Math.round(timeoutMs / 1000)} s for the port-forwarder pod ${name}: ${state}` : `port-forwarder pod ${name}: ${state}`);
+      opts.onProgress?.(
+        first
+          ? `waiting up to ${Math.round(timeoutMs / 1000)} s for the port-forwarder pod ${name}: ${state}`
+          : `port-forwarder pod ${name}: ${state}`,
+      );
       reported = state;
     }
     if (Date.now() >= end) break;
     await sleep(Math.min(1000, Math.max(0, end - Date.now())), opts.signal);
   }
-  throw new UserError(`the port-forwarder pod ${name} is not ready after ${Math.round(timeoutMs / 1000)} s (${podState(last)})`, {}, {
-    hint: 'check it with `kubectl describe pod`; raise --pod-running-timeout, give the Coordinator Service a load-balancer address, or pass -c HOST:PORT',
-  });
+  throw new UserError(
+    `the port-forwarder pod ${name} is not ready after ${Math.round(timeoutMs / 1000)} s (${podState(last)})`,
+    {},
+    {
+      hint: 'check it with `kubectl describe pod`; raise --pod-running-timeout, give the Coordinator Service a load-balancer address, or pass -c HOST:PORT',
+    },
+  );
 }
 
 /** Remove the port-forwarder pod (best effort: the command's own error matters more). */
-async function removePod(core: CoreV1Api, namespace: string, onProgress: ((line: string) => void) | undefined): Promise<void> {
+async function removePod(
+  core: CoreV1Api,
+  namespace: string,
+  onProgress: ((line: string) => void) | undefined,
+): Promise<void> {
   try {
     await core.deleteNamespacedPod({ name: PORT_FORWARDER_NAME, namespace, gracePeriodSeconds: 0 });
     onProgress?.(`removed the port-forwarder pod ${namespace}/${PORT_FORWARDER_NAME}`);
   } catch (err) {
-    if (!isNotFound(err)) onProgress?.(`could not remove the port-forwarder pod ${namespace}/${PORT_FORWARDER_NAME}: ${(err as Error).message}; delete it with kubectl delete pod`);
+    if (!isNotFound(err))
+      onProgress?.(
+        `could not remove the port-forwarder pod ${namespace}/${PORT_FORWARDER_NAME}: ${(err as Error).message}; delete it with kubectl delete pod`,
+      );
   }
 }
 
 /** Listen on 127.0.0.1 (ephemeral port) and forward every connection to the pod's port. */
-async function forwardLocal(cluster: Cluster, namespace: string, pod: string, port: number): Promise<{ port: number; server: Server }> {
+async function forwardLocal(
+  cluster: Cluster,
+  namespace: string,
+  pod: string,
+  port: number,
+): Promise<{ port: number; server: Server }> {
   const forward = new PortForward(cluster.kc);
   const server = createServer((socket: Socket) => {
-    forward.portForward(namespace, pod, [port], socket, null, socket).then((ws) => {
-      const close = () => {
-        const w = typeof ws === 'function' ? ws() : ws;
-        w?.close();
-      };
-      socket.once('close', close);
-    }, (err: unknown) => {
-      socket.destroy(err instanceof Error ? err : new Error(String(err)));
-    });
+    forward.portForward(namespace, pod, [port], socket, null, socket).then(
+      (ws) => {
+        const close = () => {
+          const w = typeof ws === 'function' ? ws() : ws;
+          w?.close();
+        };
+        socket.once('close', close);
+      },
+      (err: unknown) => {
+        socket.destroy(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -170,7 +220,9 @@ export async function findCoordinator(cluster: Cluster, opts: DiscoveryOptions =
     svc = await core.readNamespacedService({ name: COORDINATOR_NAME, namespace: ns });
   } catch (err) {
     if (isNotFound(err)) {
-      throw new UserError(`no Coordinator Service "${COORDINATOR_NAME}" in namespace ${ns} of ${cluster.describe}: pass -n with the Coordinator's namespace, deploy it (\`kubectl contrast coordinator apply\`), or give its address with -c HOST:PORT`);
+      throw new UserError(
+        `no Coordinator Service "${COORDINATOR_NAME}" in namespace ${ns} of ${cluster.describe}: pass -n with the Coordinator's namespace, deploy it (\`kubectl contrast coordinator apply\`), or give its address with -c HOST:PORT`,
+      );
     }
     throw explainKubeError(err, `read Service ${ns}/${COORDINATOR_NAME}`, cluster.describe);
   }

@@ -9,7 +9,13 @@
  *    its policy hash and whether the active manifest lists it; pods that have not got past the
  *    Initializer, with the reason.
  */
-import { CoreV1Api, type KubernetesObject, type V1ObjectMeta, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  type KubernetesObject,
+  type V1ObjectMeta,
+  type V1Pod,
+  type V1PodTemplateSpec,
+} from '@kubernetes/client-node';
 import { History } from '../coordinator/history.js';
 import { ConfigMapStore } from '../coordinator/store/configmap.js';
 import { decodeInitDataAnnotation } from '../policy/initdata.js';
@@ -73,7 +79,10 @@ interface TemplateOwner {
 }
 
 function isConfidential(runtimeClassName: string | undefined): runtimeClassName is string {
-  return typeof runtimeClassName === 'string' && (runtimeClassName === GENERIC_RUNTIME_CLASS || runtimeClassName.startsWith(`${GENERIC_RUNTIME_CLASS}-`));
+  return (
+    typeof runtimeClassName === 'string' &&
+    (runtimeClassName === GENERIC_RUNTIME_CLASS || runtimeClassName.startsWith(`${GENERIC_RUNTIME_CLASS}-`))
+  );
 }
 
 /** Why a pod has not got past the Initializer (or its containers), if it has not. */
@@ -88,24 +97,37 @@ export function podProblem(pod: V1Pod): PodProblem | undefined {
     let reason: string;
     if (!init) {
       const cond = status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status !== 'True');
-      reason = cond ? `not scheduled: ${cond.reason ?? ''}${cond.message ? ` (${cond.message})` : ''}` : `phase ${status?.phase ?? 'unknown'}`;
+      reason = cond
+        ? `not scheduled: ${cond.reason ?? ''}${cond.message ? ` (${cond.message})` : ''}`
+        : `phase ${status?.phase ?? 'unknown'}`;
       return { pod: name, stage: 'pending', reason };
     }
     if (s?.waiting) reason = `${s.waiting.reason ?? 'waiting'}${s.waiting.message ? `: ${s.waiting.message}` : ''}`;
-    else if (s?.running) reason = `running since ${s.running.startedAt ? new Date(s.running.startedAt).toISOString() : '?'} (waiting for the Coordinator?)`;
-    else if (s?.terminated) reason = `exited ${s.terminated.exitCode}${s.terminated.reason ? ` (${s.terminated.reason})` : ''}${s.terminated.message ? `: ${s.terminated.message.trim()}` : ''}`;
+    else if (s?.running)
+      reason = `running since ${s.running.startedAt ? new Date(s.running.startedAt).toISOString() : '?'} (waiting for the Coordinator?)`;
+    else if (s?.terminated)
+      reason = `exited ${s.terminated.exitCode}${s.terminated.reason ? ` (${s.terminated.reason})` : ''}${s.terminated.message ? `: ${s.terminated.message.trim()}` : ''}`;
     else reason = 'not started';
     const last = init.lastState?.terminated;
-    if (last && last.exitCode !== 0) reason += `; last attempt exited ${last.exitCode}${last.message ? `: ${last.message.trim()}` : ''}`;
+    if (last && last.exitCode !== 0)
+      reason += `; last attempt exited ${last.exitCode}${last.message ? `: ${last.message.trim()}` : ''}`;
     if ((init.restartCount ?? 0) > 0) reason += `; ${init.restartCount} restarts`;
     return { pod: name, stage: 'initializer', reason };
   }
   const waiting = status?.containerStatuses?.find((c) => c.state?.waiting);
-  if (waiting?.state?.waiting) return { pod: name, stage: 'containers', reason: `${waiting.name}: ${waiting.state.waiting.reason ?? 'waiting'}${waiting.state.waiting.message ? `: ${waiting.state.waiting.message}` : ''}` };
+  if (waiting?.state?.waiting)
+    return {
+      pod: name,
+      stage: 'containers',
+      reason: `${waiting.name}: ${waiting.state.waiting.reason ?? 'waiting'}${waiting.state.waiting.message ? `: ${waiting.state.waiting.message}` : ''}`,
+    };
   return undefined;
 }
 
-async function activeManifest(cluster: Cluster, namespace: string): Promise<{ hash?: string; manifest?: Manifest; error?: string }> {
+async function activeManifest(
+  cluster: Cluster,
+  namespace: string,
+): Promise<{ hash?: string; manifest?: Manifest; error?: string }> {
   const history = new History(new ConfigMapStore({ kc: cluster.kc, namespace }));
   try {
     const latest = await history.getLatest();
@@ -117,7 +139,7 @@ async function activeManifest(cluster: Cluster, namespace: string): Promise<{ ha
     return { hash: transition.manifestHash.toString('hex'), manifest: JSON.parse(bytes.toString('utf8')) as Manifest };
   } catch (err) {
     const code = (err as { code?: number }).code;
-    if (code === 403) return { error: 'not allowed to read the Coordinator\'s state ConfigMaps (configmaps get)' };
+    if (code === 403) return { error: "not allowed to read the Coordinator's state ConfigMaps (configmaps get)" };
     return { error: (err as Error).message };
   }
 }
@@ -126,7 +148,7 @@ async function activeManifest(cluster: Cluster, namespace: string): Promise<{ ha
 function templateOf(object: KubernetesObject, path: readonly string[]): V1PodTemplateSpec | undefined {
   let node: unknown = object;
   for (const key of path) node = isPlainObject(node) ? node[key] : undefined;
-  return isPlainObject(node) ? node as V1PodTemplateSpec : undefined;
+  return isPlainObject(node) ? (node as V1PodTemplateSpec) : undefined;
 }
 
 function replicasOf(o: KubernetesObject): number {
@@ -151,15 +173,24 @@ export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
   };
   const [services, ...listed] = await Promise.all([
     list('services', () => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces())),
-    ...WORKLOAD_KINDS.map((k) => list(`${k.kind.toLowerCase()}s`, () => cluster.objects.list(k.apiVersion, k.kind, ns))),
+    ...WORKLOAD_KINDS.map((k) =>
+      list(`${k.kind.toLowerCase()}s`, () => cluster.objects.list(k.apiVersion, k.kind, ns)),
+    ),
   ]);
   const byKind = WORKLOAD_KINDS.map((row, i) => ({ row, objects: listed[i]! }));
   const pods = byKind.find((k) => k.row.kind === 'Pod')!.objects as V1Pod[];
 
   // What users deploy: objects that a controller created (ReplicaSets, Jobs, Pods) count as their owner.
-  const owners: TemplateOwner[] = byKind.flatMap(({ row, objects }) => objects
-    .filter((o) => !(row.createdByControllers && hasReference(o)))
-    .map((o) => ({ kind: row.kind, object: o, metadata: o.metadata ?? {}, template: templateOf(o, row.templatePath) })));
+  const owners: TemplateOwner[] = byKind.flatMap(({ row, objects }) =>
+    objects
+      .filter((o) => !(row.createdByControllers && hasReference(o)))
+      .map((o) => ({
+        kind: row.kind,
+        object: o,
+        metadata: o.metadata ?? {},
+        template: templateOf(o, row.templatePath),
+      })),
+  );
 
   // Pod → top-level owner (ReplicaSet → Deployment, Job → CronJob).
   const parentOf = new Map<string, string>();
@@ -167,7 +198,8 @@ export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
     if (!row.createdByControllers) continue;
     for (const o of objects) {
       const owner = o.metadata?.ownerReferences?.find((x) => x.controller);
-      if (owner) parentOf.set(`${o.metadata?.namespace}/${row.kind}/${o.metadata?.name}`, `${owner.kind}/${owner.name}`);
+      if (owner)
+        parentOf.set(`${o.metadata?.namespace}/${row.kind}/${o.metadata?.name}`, `${owner.kind}/${owner.name}`);
     }
   }
   const podsOf = new Map<string, V1Pod[]>();
@@ -192,10 +224,15 @@ export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
     if (s.kind !== 'StatefulSet' || role !== COORDINATOR_ROLE) continue;
     const namespace = s.metadata.namespace ?? '';
     const mine = podsOf.get(`${namespace}/StatefulSet/${s.metadata.name}`) ?? [];
-    const readyPods = mine.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+    const readyPods = mine.filter((p) =>
+      p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    ).length;
     const svc = services.find((x) => x.metadata?.namespace === namespace && x.metadata?.name === COORDINATOR_NAME);
     const ingress = svc?.status?.loadBalancer?.ingress?.[0];
-    const address = ingress?.ip ?? ingress?.hostname ?? (svc?.spec?.clusterIP && svc.spec.clusterIP !== 'None' ? svc.spec.clusterIP : undefined);
+    const address =
+      ingress?.ip ??
+      ingress?.hostname ??
+      (svc?.spec?.clusterIP && svc.spec.clusterIP !== 'None' ? svc.spec.clusterIP : undefined);
     const active = await activeManifest(cluster, namespace);
     manifests.set(namespace, active.manifest);
     coordinators.push({
@@ -206,7 +243,11 @@ export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
       ...(address ? { address } : {}),
       manifestSet: active.hash !== undefined,
       ...(active.hash ? { activeManifest: active.hash } : {}),
-      recoveryNeeded: active.hash !== undefined && mine.length > 0 && readyPods === 0 && mine.some((p) => p.status?.phase === 'Running'),
+      recoveryNeeded:
+        active.hash !== undefined &&
+        mine.length > 0 &&
+        readyPods === 0 &&
+        mine.some((p) => p.status?.phase === 'Running'),
       ...(active.error ? { storeError: active.error } : {}),
     });
   }
@@ -243,42 +284,68 @@ export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
       problems: mine.map(podProblem).filter((p): p is PodProblem => p !== undefined),
     });
   }
-  workloads.sort((x, y) => x.namespace.localeCompare(y.namespace) || x.kind.localeCompare(y.kind) || x.name.localeCompare(y.name));
+  workloads.sort(
+    (x, y) => x.namespace.localeCompare(y.namespace) || x.kind.localeCompare(y.kind) || x.name.localeCompare(y.name),
+  );
   coordinators.sort((x, y) => x.namespace.localeCompare(y.namespace));
   return { coordinators, workloads };
 }
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3)))
+        .join('')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function formatStatusTable(report: StatusReport, allNamespaces: boolean): string {
   const out: string[] = [];
   const nsCol = (n: string) => (allNamespaces ? [n] : []);
-  if (report.coordinators.length === 0) out.push('No Coordinator found (deploy one with `kubectl contrast coordinator apply`).');
+  if (report.coordinators.length === 0)
+    out.push('No Coordinator found (deploy one with `kubectl contrast coordinator apply`).');
   else {
-    out.push(table([
-      [...(allNamespaces ? ['NAMESPACE'] : []), 'COORDINATOR', 'READY', 'ADDRESS', 'MANIFEST', 'RECOVERY'],
-      ...report.coordinators.map((c) => [
-        ...nsCol(c.namespace), c.name, `${c.readyPods}/${c.replicas}`, c.address ?? '<none>',
-        c.storeError ? `? (${c.storeError})` : c.activeManifest ? c.activeManifest.slice(0, 16) : 'not set',
-        c.recoveryNeeded ? 'needed (`kubectl contrast recover`)' : '-',
+    out.push(
+      table([
+        [...(allNamespaces ? ['NAMESPACE'] : []), 'COORDINATOR', 'READY', 'ADDRESS', 'MANIFEST', 'RECOVERY'],
+        ...report.coordinators.map((c) => [
+          ...nsCol(c.namespace),
+          c.name,
+          `${c.readyPods}/${c.replicas}`,
+          c.address ?? '<none>',
+          c.storeError ? `? (${c.storeError})` : c.activeManifest ? c.activeManifest.slice(0, 16) : 'not set',
+          c.recoveryNeeded ? 'needed (`kubectl contrast recover`)' : '-',
+        ]),
       ]),
-    ]));
+    );
   }
   out.push('');
   if (report.workloads.length === 0) out.push('No confidential workloads found.');
   else {
-    out.push(table([
-      [...(allNamespaces ? ['NAMESPACE'] : []), 'WORKLOAD', 'POLICY', 'IN MANIFEST', 'PODS', 'PROBLEMS'],
-      ...report.workloads.map((w) => [
-        ...nsCol(w.namespace), `${w.kind.toLowerCase()}/${w.name}`, w.policyHash ? w.policyHash.slice(0, 16) : `! ${w.policyError ?? ''}`,
-        w.inManifest === 'yes' && w.role ? `yes (${w.role})` : w.inManifest, String(w.pods),
-        w.problems.length === 0 ? '-' : w.problems.map((p) => `${p.pod}: ${p.stage === 'initializer' ? 'stuck in Initializer: ' : p.stage === 'pending' ? 'pending: ' : ''}${p.reason}`).join('; '),
+    out.push(
+      table([
+        [...(allNamespaces ? ['NAMESPACE'] : []), 'WORKLOAD', 'POLICY', 'IN MANIFEST', 'PODS', 'PROBLEMS'],
+        ...report.workloads.map((w) => [
+          ...nsCol(w.namespace),
+          `${w.kind.toLowerCase()}/${w.name}`,
+          w.policyHash ? w.policyHash.slice(0, 16) : `! ${w.policyError ?? ''}`,
+          w.inManifest === 'yes' && w.role ? `yes (${w.role})` : w.inManifest,
+          String(w.pods),
+          w.problems.length === 0
+            ? '-'
+            : w.problems
+                .map(
+                  (p) =>
+                    `${p.pod}: ${p.stage === 'initializer' ? 'stuck in Initializer: ' : p.stage === 'pending' ? 'pending: ' : ''}${p.reason}`,
+                )
+                .join('; '),
+        ]),
       ]),
-    ]));
+    );
   }
   return `${out.join('\n')}\n`;
 }
-

@@ -13,7 +13,11 @@ export interface ValidationResult {
   objects: number;
 }
 
-export async function validateOnServer(cluster: Cluster, text: string, source = 'generated resources'): Promise<ValidationResult> {
+export async function validateOnServer(
+  cluster: Cluster,
+  text: string,
+  source = 'generated resources',
+): Promise<ValidationResult> {
   let objects: KubernetesObject[];
   try {
     objects = parseObjects(text);
@@ -21,8 +25,15 @@ export async function validateOnServer(cluster: Cluster, text: string, source = 
     throw new UserError(`${source}: cannot parse for validation: ${(err as Error).message}`);
   }
   const incomplete = objects.find((o) => !o.apiVersion || !o.kind || !o.metadata?.name);
-  if (incomplete) throw new UserError(`${source}: an object lacks apiVersion, kind or metadata.name (${plural(incomplete)}); the API server cannot take it`);
-  const lists = objects.flatMap((o) => (o.kind?.endsWith('List') && Array.isArray((o as { items?: unknown }).items) ? (o as { items: KubernetesObject[] }).items : [o]));
+  if (incomplete)
+    throw new UserError(
+      `${source}: an object lacks apiVersion, kind or metadata.name (${plural(incomplete)}); the API server cannot take it`,
+    );
+  const lists = objects.flatMap((o) =>
+    o.kind?.endsWith('List') && Array.isArray((o as { items?: unknown }).items)
+      ? (o as { items: KubernetesObject[] }).items
+      : [o],
+  );
   try {
     await applyObjects(cluster, lists, { dryRun: 'server', force: true });
   } catch (err) {

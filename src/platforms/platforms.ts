@@ -54,7 +54,11 @@ export function requirePlatform(name: string): Platform {
 
 /** 8 hex characters that identify the runtime of this release for a platform. */
 function runtimeHash(platform: Platform): string {
-  const identity = JSON.stringify({ version: VERSION, platform: platform.id, nodeInstaller: INJECTED_IMAGES.nodeInstaller });
+  const identity = JSON.stringify({
+    version: VERSION,
+    platform: platform.id,
+    nodeInstaller: INJECTED_IMAGES.nodeInstaller,
+  });
   return createHash('sha256').update(identity).digest('hex').slice(0, 8);
 }
 

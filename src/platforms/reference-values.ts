@@ -26,17 +26,21 @@ const DEFAULTS: Record<TeeType, (platform: Platform) => ReferenceValues> = {
     })),
   }),
   tdx: (platform) => ({
-    tdx: [{
-      Platform: platform.displayName,
-      MrTd: '',
-      Rtmrs: ['', '', '', ''],
-      MrSeam: '',
-      Xfam: 'e702060000000000',
-      MinimumTeeTcbSvn: '',
-      AllowedPIIDs: [],
-    }],
+    tdx: [
+      {
+        Platform: platform.displayName,
+        MrTd: '',
+        Rtmrs: ['', '', '', ''],
+        MrSeam: '',
+        Xfam: 'e702060000000000',
+        MinimumTeeTcbSvn: '',
+        AllowedPIIDs: [],
+      },
+    ],
   }),
-  'insecure-sim': (platform) => ({ insecure: [{ Platform: platform.displayName, TrustedMeasurement: SIMULATED_MEASUREMENT }] }),
+  'insecure-sim': (platform) => ({
+    insecure: [{ Platform: platform.displayName, TrustedMeasurement: SIMULATED_MEASUREMENT }],
+  }),
 };
 
 function defaultReferenceValues(platform: Platform): ReferenceValues {
@@ -60,7 +64,11 @@ export function withDefaultReferenceValues(existing: ReferenceValues, platforms:
   return out;
 }
 
-function addMissing<K extends keyof ReferenceValues>(out: ReferenceValues, key: K, fresh: NonNullable<ReferenceValues[K]>): void {
+function addMissing<K extends keyof ReferenceValues>(
+  out: ReferenceValues,
+  key: K,
+  fresh: NonNullable<ReferenceValues[K]>,
+): void {
   const current: NonNullable<ReferenceValues[K]> = out[key] ?? [];
   const names = new Set(current.map((e) => e.Platform));
   // The list stays of K's entry type; TypeScript cannot follow that through the union of keys.

@@ -43,9 +43,14 @@ export function sampleRegex(re: string): string {
     while (i < re.length && re[i] !== ')' && re[i] !== '|') {
       const c = re[i];
       let atom: string;
-      if (c === '^' || c === '$') { i += 1; continue; }
-      if (c === '\\') { atom = re[i + 1]; i += 2; }
-      else if (c === '[') {
+      if (c === '^' || c === '$') {
+        i += 1;
+        continue;
+      }
+      if (c === '\\') {
+        atom = re[i + 1];
+        i += 2;
+      } else if (c === '[') {
         const end = re.indexOf(']', i + 2);
         const cls = re.slice(i + 1, end);
         atom = cls[0] === '^' ? 'x' : cls[0] === '\\' ? cls[1] : cls[0];
@@ -54,14 +59,24 @@ export function sampleRegex(re: string): string {
         i += 1;
         if (re.startsWith('?:', i)) i += 2;
         const alts = [seq()];
-        while (re[i] === '|') { i += 1; alts.push(seq()); }
+        while (re[i] === '|') {
+          i += 1;
+          alts.push(seq());
+        }
         i += 1;
         atom = alts[0];
-      } else if (c === '.') { atom = 'x'; i += 1; }
-      else { atom = c; i += 1; }
+      } else if (c === '.') {
+        atom = 'x';
+        i += 1;
+      } else {
+        atom = c;
+        i += 1;
+      }
       const q = re[i];
-      if (q === '?' || q === '*') { i += 1; atom = q === '*' && atom === 'x' ? '' : q === '?' ? '' : ''; }
-      else if (q === '+') i += 1;
+      if (q === '?' || q === '*') {
+        i += 1;
+        atom = q === '*' && atom === 'x' ? '' : q === '?' ? '' : '';
+      } else if (q === '+') i += 1;
       else if (q === '{') {
         const end = re.indexOf('}', i);
         atom = atom.repeat(Number.parseInt(re.slice(i + 1, end), 10));
@@ -75,8 +90,13 @@ export function sampleRegex(re: string): string {
 }
 
 const TYPED_SAMPLES: Record<string, string> = {
-  '$(uuid)': '0d1c2b3a-4f5e-4d6c-8b7a-998877665544', '$(random16)': '0123456789abcdef', '$(dns)': 'node-1',
-  '$(ip)': '10.244.1.23', '$(ips)': '10.244.1.23', '$(digits)': '1', '$(any)': 'x',
+  '$(uuid)': '0d1c2b3a-4f5e-4d6c-8b7a-998877665544',
+  '$(random16)': '0123456789abcdef',
+  '$(dns)': 'node-1',
+  '$(ip)': '10.244.1.23',
+  '$(ips)': '10.244.1.23',
+  '$(digits)': '1',
+  '$(any)': 'x',
 };
 
 /** One concrete value for a policy pattern (template or `^`-regex) with run-time ids filled in. */
@@ -87,7 +107,12 @@ export function sampleValue(pattern: string): string {
   return out;
 }
 
-export interface SynthesizedRequest { request: string; container: string; description: string; body: unknown }
+export interface SynthesizedRequest {
+  request: string;
+  container: string;
+  description: string;
+  body: unknown;
+}
 
 /**
  * The requests the runtime sends to start this pod and run its probes, in order. `pod` is the
@@ -98,15 +123,26 @@ export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildP
   const { data, samples } = pod;
   const s = input.settings;
   const sandboxId = id(`sandbox/${samples.podName}`);
-  const fillFor = (containerId: string) => (p: string) => p
-    .split('$(sfpath)').join(s.sharedFilesPaths[0])
-    .split('$(bundle-id)').join(containerId)
-    .split('$(sandbox-id)').join(sandboxId)
-    .split('$(sandbox-name)').join(samples.podName)
-    .split('$(sandbox-namespace)').join(samples.namespace);
-  const out: SynthesizedRequest[] = [{
-    request: 'CreateSandboxRequest', container: '', description: 'create the sandbox', body: createSandboxSample(s, samples.podName, sandboxId),
-  }];
+  const fillFor = (containerId: string) => (p: string) =>
+    p
+      .split('$(sfpath)')
+      .join(s.sharedFilesPaths[0])
+      .split('$(bundle-id)')
+      .join(containerId)
+      .split('$(sandbox-id)')
+      .join(sandboxId)
+      .split('$(sandbox-name)')
+      .join(samples.podName)
+      .split('$(sandbox-namespace)')
+      .join(samples.namespace);
+  const out: SynthesizedRequest[] = [
+    {
+      request: 'CreateSandboxRequest',
+      container: '',
+      description: 'create the sandbox',
+      body: createSandboxSample(s, samples.podName, sandboxId),
+    },
+  ];
   data.containers.forEach((c: ContainerPolicy, index) => {
     const pause = index === 0;
     const containerId = pause ? sandboxId : id(`container/${samples.podName}/${c.name}`);
@@ -114,9 +150,15 @@ export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildP
     const sample = samples.containers[index];
     const root = fill(c.OCI.Root.Path);
     const dev = devicesSample(s, c);
-    const annotations = { ...annotationsSample(c, pause, samples.podName, samples.namespace, fill, sampleValue), ...dev.annotations };
+    const annotations = {
+      ...annotationsSample(c, pause, samples.podName, samples.namespace, fill, sampleValue),
+      ...dev.annotations,
+    };
     const imageRef = pause ? s.pauseImageSource : pinnedReference(input, c.image);
-    const volumes = mountsSample(s, c.OCI.Mounts, c.storages, sample.blockMounts, { containerId, fill: (p) => sampleValue(fill(p)) });
+    const volumes = mountsSample(s, c.OCI.Mounts, c.storages, sample.blockMounts, {
+      containerId,
+      fill: (p) => sampleValue(fill(p)),
+    });
     const body = {
       container_id: containerId,
       exec_id: containerId,
@@ -124,8 +166,14 @@ export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildP
       devices: dev.devices,
       storages: [
         {
-          driver: 'image_guest_pull', driver_options: [`image_guest_pull=${JSON.stringify({ metadata: annotations })}`],
-          source: imageRef, fstype: 'overlay', options: [], mount_point: root, fs_group: null, shared: false,
+          driver: 'image_guest_pull',
+          driver_options: [`image_guest_pull=${JSON.stringify({ metadata: annotations })}`],
+          source: imageRef,
+          fstype: 'overlay',
+          options: [],
+          mount_point: root,
+          fs_group: null,
+          shared: false,
         },
         ...volumes.storages,
       ],
@@ -136,7 +184,12 @@ export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildP
           ConsoleSize: null,
           User: { ...c.OCI.Process.User, Username: '' },
           Args: sample.args,
-          Env: pause ? sample.env : [...sample.env, ...serviceEnvSample(sample.containerEnv, data.request_defaults.CreateContainerRequest.service_links)],
+          Env: pause
+            ? sample.env
+            : [
+                ...sample.env,
+                ...serviceEnvSample(sample.containerEnv, data.request_defaults.CreateContainerRequest.service_links),
+              ],
           Cwd: c.OCI.Process.Cwd,
           Capabilities: c.OCI.Process.Capabilities,
           Rlimits: [],
@@ -151,27 +204,52 @@ export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildP
         Hooks: null,
         Annotations: annotations,
         Linux: {
-          UIDMappings: [], GIDMappings: [], Sysctl: c.OCI.Linux.Sysctl,
-          Resources: { Devices: [], Memory: null, CPU: null, Pids: null, BlockIO: null, HugepageLimits: [], Network: null },
+          UIDMappings: [],
+          GIDMappings: [],
+          Sysctl: c.OCI.Linux.Sysctl,
+          Resources: {
+            Devices: [],
+            Memory: null,
+            CPU: null,
+            Pids: null,
+            BlockIO: null,
+            HugepageLimits: [],
+            Network: null,
+          },
           CgroupsPath: `/kubepods/besteffort/pod0d1c2b3a/${containerId}`,
           Namespaces: namespacesSample(c),
           Devices: dev.linuxDevices,
-          Seccomp: null, RootfsPropagation: '', MaskedPaths: c.OCI.Linux.MaskedPaths, ReadonlyPaths: c.OCI.Linux.ReadonlyPaths,
-          MountLabel: '', IntelRdt: null,
+          Seccomp: null,
+          RootfsPropagation: '',
+          MaskedPaths: c.OCI.Linux.MaskedPaths,
+          ReadonlyPaths: c.OCI.Linux.ReadonlyPaths,
+          MountLabel: '',
+          IntelRdt: null,
         },
         Solaris: null,
         Windows: null,
       },
       sandbox_pidns: c.sandbox_pidns,
       shared_mounts: [],
-      stdin_port: 0, stdout_port: 0, stderr_port: 0,
+      stdin_port: 0,
+      stdout_port: 0,
+      stderr_port: 0,
     };
-    out.push({ request: 'CreateContainerRequest', container: c.name, description: pause ? 'create the pause container' : `create container ${c.name}`, body });
+    out.push({
+      request: 'CreateContainerRequest',
+      container: c.name,
+      description: pause ? 'create the pause container' : `create container ${c.name}`,
+      body,
+    });
     c.exec_commands.forEach((cmd, n) => {
       out.push({
-        request: 'ExecProcessRequest', container: c.name, description: `exec ${JSON.stringify(cmd)} in ${c.name} (probe or hook)`,
+        request: 'ExecProcessRequest',
+        container: c.name,
+        description: `exec ${JSON.stringify(cmd)} in ${c.name} (probe or hook)`,
         body: {
-          container_id: containerId, exec_id: id(`exec/${containerId}/${n}`), string_user: null,
+          container_id: containerId,
+          exec_id: id(`exec/${containerId}/${n}`),
+          string_user: null,
           process: { ...body.OCI.Process, Args: cmd, Terminal: false, Capabilities: null },
         },
       });
@@ -189,13 +267,24 @@ function pinnedReference(input: PodPolicyInput, image: string): string {
 }
 
 /** Evaluate the synthesized requests of the pod against policyText. */
-export async function checkPolicy(policyText: string, input: PodPolicyInput, pod?: BuiltPod): Promise<PolicyCheckReport> {
+export async function checkPolicy(
+  policyText: string,
+  input: PodPolicyInput,
+  pod?: BuiltPod,
+): Promise<PolicyCheckReport> {
   const engine = PolicyEngine.forPolicyText(policyText);
   const entries: PolicyCheckEntry[] = [];
   try {
     for (const r of synthesizeRequests(input, pod)) {
       const res = engine.evaluate(r.request, r.body);
-      entries.push({ request: r.request, container: r.container, description: r.description, allowed: res.allowed, reason: res.reason, failures: res.failures });
+      entries.push({
+        request: r.request,
+        container: r.container,
+        description: r.description,
+        allowed: res.allowed,
+        reason: res.reason,
+        failures: res.failures,
+      });
     }
   } finally {
     engine.dispose();

@@ -47,7 +47,11 @@ export function buildPod(input: PodPolicyInput): BuiltPod {
   const data: PolicyData = { containers: results.map((r) => r.policy), ...podWidePolicy(pod) };
   return {
     data,
-    samples: { podName: pod.dyn.podNameSample, namespace: pod.ns ?? 'default', containers: results.map((r) => r.sample) },
+    samples: {
+      podName: pod.dyn.podNameSample,
+      namespace: pod.ns ?? 'default',
+      containers: results.map((r) => r.sample),
+    },
   };
 }
 

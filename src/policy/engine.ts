@@ -18,7 +18,11 @@ import { UserError } from '../util/errors.js';
 import { normaliseRequest } from './requests.js';
 import { rulesText, splitPolicyText } from './text.js';
 
-export interface JsonPatchOp { op: string; path: string; value?: unknown }
+export interface JsonPatchOp {
+  op: string;
+  path: string;
+  value?: unknown;
+}
 
 export interface EvalResult {
   allowed: boolean;
@@ -38,7 +42,10 @@ const ENTRYPOINTS_URL = new URL('./wasm/entrypoints.txt', import.meta.url);
 type WasmModule = object;
 const Wasm = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => WasmModule } }).WebAssembly;
 // The ESM entry re-exports only loadPolicy by name; the synchronous loader hangs off the default export.
-const load = (opaWasm as unknown as { default: { loadPolicySync: unknown } }).default.loadPolicySync as (module: WasmModule, memory: { initial: number }) => LoadedPolicy;
+const load = (opaWasm as unknown as { default: { loadPolicySync: unknown } }).default.loadPolicySync as (
+  module: WasmModule,
+  memory: { initial: number },
+) => LoadedPolicy;
 
 let builtinModule: WasmModule | undefined;
 const foreignModules = new Map<string, WasmModule>();
@@ -79,20 +86,35 @@ function compileForeignRules(rules: string): WasmModule {
   if (cached) return cached;
   const opa = findOpa();
   if (!opa) {
-    throw new UserError('the policy\'s rules differ from the rules this version of kubectl-contrast ships, and compiling them needs `opa` on PATH (https://www.openpolicyagent.org/docs/latest/#running-opa)');
+    throw new UserError(
+      "the policy's rules differ from the rules this version of kubectl-contrast ships, and compiling them needs `opa` on PATH (https://www.openpolicyagent.org/docs/latest/#running-opa)",
+    );
   }
-  const names = readFileSync(ENTRYPOINTS_URL, 'utf8').split('\n').filter(Boolean)
+  const names = readFileSync(ENTRYPOINTS_URL, 'utf8')
+    .split('\n')
+    .filter(Boolean)
     .filter((n) => new RegExp(`^(default\\s+)?${n}\\b`, 'm').test(rules));
   const dir = mkdtempSync(join(tmpdir(), 'contrast-rego-'));
   try {
     writeFileSync(join(dir, 'rules.rego'), rules);
     writeFileSync(join(dir, 'shim.rego'), readFileSync(SHIM_URL));
-    const args = ['build', '-t', 'wasm', ...names.flatMap((n) => ['-e', `agent_policy/${n}`]), '-o', join(dir, 'b.tar.gz'), join(dir, 'rules.rego'), join(dir, 'shim.rego')];
+    const args = [
+      'build',
+      '-t',
+      'wasm',
+      ...names.flatMap((n) => ['-e', `agent_policy/${n}`]),
+      '-o',
+      join(dir, 'b.tar.gz'),
+      join(dir, 'rules.rego'),
+      join(dir, 'shim.rego'),
+    ];
     try {
       execFileSync(opa, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
       const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
-      throw new UserError(`opa could not compile the policy's rules: ${stderr.trim().split('\n').slice(0, 5).join('\n')}`);
+      throw new UserError(
+        `opa could not compile the policy's rules: ${stderr.trim().split('\n').slice(0, 5).join('\n')}`,
+      );
     }
     execFileSync('tar', ['-xzf', join(dir, 'b.tar.gz'), '-C', dir, '/policy.wasm'], { stdio: 'ignore' });
     const module = new Wasm.Module(readFileSync(join(dir, 'policy.wasm')));
@@ -119,11 +141,15 @@ function applyOps(state: Record<string, unknown>, ops: JsonPatchOp[]): Record<st
 
 /** The parts of the SDK's LoadedPolicy that replacing the state in place needs (ABI 1.x exports). */
 interface PolicyInternals {
-  wasmInstance: { exports: {
-    opa_malloc(n: number): number; opa_json_parse(addr: number, len: number): number;
-    opa_heap_ptr_get(): number; opa_heap_ptr_set(ptr: number): void;
-    opa_value_add_path(base: number, path: number, value: number): number;
-  } };
+  wasmInstance: {
+    exports: {
+      opa_malloc(n: number): number;
+      opa_json_parse(addr: number, len: number): number;
+      opa_heap_ptr_get(): number;
+      opa_heap_ptr_set(ptr: number): void;
+      opa_value_add_path(base: number, path: number, value: number): number;
+    };
+  };
   mem: { buffer: ArrayBuffer };
   dataAddr: number;
   dataHeapPtr: number;
@@ -141,7 +167,12 @@ export class PolicyEngine {
   /** Heap pointer right after setData loaded policy_data (and the first state). */
   private dataEnd = 0;
 
-  private constructor(private readonly policy: LoadedPolicy, private readonly policyData: unknown, state: Record<string, unknown>, private readonly builtin: boolean) {
+  private constructor(
+    private readonly policy: LoadedPolicy,
+    private readonly policyData: unknown,
+    state: Record<string, unknown>,
+    private readonly builtin: boolean,
+  ) {
     this.entrypoints = new Set(Object.keys(policy.entrypoints as Record<string, number>));
     this.state = state;
     this.reloadData();
@@ -238,7 +269,13 @@ export class PolicyEngine {
       return { allowed: true, entrypoint, ops, reason: null, failures: [] };
     }
     const failures = error ? [error] : this.explain(requestName, input);
-    return { allowed: false, entrypoint, ops: [], reason: failures[0] ?? `${requestName} is not allowed by this policy`, failures };
+    return {
+      allowed: false,
+      entrypoint,
+      ops: [],
+      reason: failures[0] ?? `${requestName} is not allowed by this policy`,
+      failures,
+    };
   }
 
   private explain(requestName: string, input: unknown): string[] {

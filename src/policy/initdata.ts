@@ -43,7 +43,8 @@ export function initDataToToml(init: InitData): string {
  * characters other than tab and newline), otherwise a basic string with escapes.
  */
 function tomlString(value: string): string {
-  const literalSafe = !value.includes("'''") && !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value) && !value.endsWith("'");
+  const literalSafe =
+    !value.includes("'''") && !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value) && !value.endsWith("'");
   if (value.includes('\n') && literalSafe) {
     // A newline directly after the opening delimiter is trimmed by TOML readers.
     return `'''\n${value}'''`;

@@ -10,31 +10,70 @@ type Schema = Record<string, Kind>;
 
 const S: Record<string, Schema> = {
   Spec: {
-    Version: 'str', Process: 'msg:Process', Root: 'msg:Root', Hostname: 'str', Mounts: 'arr:Mount', Hooks: 'opaque',
-    Annotations: 'map', Linux: 'msg:Linux', Solaris: 'opaque', Windows: 'opaque',
+    Version: 'str',
+    Process: 'msg:Process',
+    Root: 'msg:Root',
+    Hostname: 'str',
+    Mounts: 'arr:Mount',
+    Hooks: 'opaque',
+    Annotations: 'map',
+    Linux: 'msg:Linux',
+    Solaris: 'opaque',
+    Windows: 'opaque',
   },
   Process: {
-    Terminal: 'bool', ConsoleSize: 'opaque', User: 'msg:User', Args: 'arr', Env: 'arr', Cwd: 'str',
-    Capabilities: 'msg:LinuxCapabilities', Rlimits: 'arr', NoNewPrivileges: 'bool', ApparmorProfile: 'str',
-    OOMScoreAdj: 'num', SelinuxLabel: 'str',
+    Terminal: 'bool',
+    ConsoleSize: 'opaque',
+    User: 'msg:User',
+    Args: 'arr',
+    Env: 'arr',
+    Cwd: 'str',
+    Capabilities: 'msg:LinuxCapabilities',
+    Rlimits: 'arr',
+    NoNewPrivileges: 'bool',
+    ApparmorProfile: 'str',
+    OOMScoreAdj: 'num',
+    SelinuxLabel: 'str',
   },
   User: { UID: 'num', GID: 'num', AdditionalGids: 'arr', Username: 'str' },
   LinuxCapabilities: { Bounding: 'arr', Effective: 'arr', Inheritable: 'arr', Permitted: 'arr', Ambient: 'arr' },
   Root: { Path: 'str', Readonly: 'bool' },
   Mount: { destination: 'str', source: 'str', type_: 'str', options: 'arr' },
   Linux: {
-    UIDMappings: 'arr', GIDMappings: 'arr', Sysctl: 'map', Resources: 'msg:LinuxResources', CgroupsPath: 'str',
-    Namespaces: 'arr:LinuxNamespace', Devices: 'arr:LinuxDevice', Seccomp: 'opaque', RootfsPropagation: 'str',
-    MaskedPaths: 'arr', ReadonlyPaths: 'arr', MountLabel: 'str', IntelRdt: 'opaque',
+    UIDMappings: 'arr',
+    GIDMappings: 'arr',
+    Sysctl: 'map',
+    Resources: 'msg:LinuxResources',
+    CgroupsPath: 'str',
+    Namespaces: 'arr:LinuxNamespace',
+    Devices: 'arr:LinuxDevice',
+    Seccomp: 'opaque',
+    RootfsPropagation: 'str',
+    MaskedPaths: 'arr',
+    ReadonlyPaths: 'arr',
+    MountLabel: 'str',
+    IntelRdt: 'opaque',
   },
   LinuxResources: {
-    Devices: 'arr', Memory: 'opaque', CPU: 'opaque', Pids: 'opaque', BlockIO: 'opaque', HugepageLimits: 'arr', Network: 'opaque',
+    Devices: 'arr',
+    Memory: 'opaque',
+    CPU: 'opaque',
+    Pids: 'opaque',
+    BlockIO: 'opaque',
+    HugepageLimits: 'arr',
+    Network: 'opaque',
   },
   LinuxNamespace: { Type: 'str', Path: 'str' },
   LinuxDevice: { Path: 'str', Type: 'str', Major: 'num', Minor: 'num', FileMode: 'num', UID: 'num', GID: 'num' },
   Storage: {
-    driver: 'str', driver_options: 'arr', source: 'str', fstype: 'str', options: 'arr', mount_point: 'str',
-    fs_group: 'msg:FSGroup', shared: 'bool',
+    driver: 'str',
+    driver_options: 'arr',
+    source: 'str',
+    fstype: 'str',
+    options: 'arr',
+    mount_point: 'str',
+    fs_group: 'msg:FSGroup',
+    shared: 'bool',
   },
   FSGroup: { group_id: 'num', group_change_policy: 'num' },
   Device: { id: 'str', type_: 'str', vm_path: 'str', container_path: 'str', options: 'arr' },
@@ -43,28 +82,70 @@ const S: Record<string, Schema> = {
   KernelModule: { name: 'str', parameters: 'arr' },
   IPAddress: { family: 'num', address: 'str', mask: 'str' },
   Interface: {
-    device: 'str', name: 'str', IPAddresses: 'arr:IPAddress', mtu: 'num', hwAddr: 'str', devicePath: 'str', type_: 'str', raw_flags: 'num',
+    device: 'str',
+    name: 'str',
+    IPAddresses: 'arr:IPAddress',
+    mtu: 'num',
+    hwAddr: 'str',
+    devicePath: 'str',
+    type_: 'str',
+    raw_flags: 'num',
   },
-  Route: { dest: 'str', gateway: 'str', device: 'str', source: 'str', scope: 'num', family: 'num', flags: 'num', mtu: 'num' },
+  Route: {
+    dest: 'str',
+    gateway: 'str',
+    device: 'str',
+    source: 'str',
+    scope: 'num',
+    family: 'num',
+    flags: 'num',
+    mtu: 'num',
+  },
   Routes: { Routes: 'arr:Route' },
   ARPNeighbor: { toIPAddress: 'msg:IPAddress', device: 'str', lladdr: 'str', state: 'num', flags: 'num' },
   ARPNeighbors: { ARPNeighbors: 'arr:ARPNeighbor' },
 
   CreateContainerRequest: {
-    container_id: 'str', exec_id: 'str', string_user: 'msg:StringUser', devices: 'arr:Device', storages: 'arr:Storage',
-    OCI: 'msg:Spec', sandbox_pidns: 'bool', shared_mounts: 'arr:SharedMount', stdin_port: 'num', stdout_port: 'num', stderr_port: 'num',
+    container_id: 'str',
+    exec_id: 'str',
+    string_user: 'msg:StringUser',
+    devices: 'arr:Device',
+    storages: 'arr:Storage',
+    OCI: 'msg:Spec',
+    sandbox_pidns: 'bool',
+    shared_mounts: 'arr:SharedMount',
+    stdin_port: 'num',
+    stdout_port: 'num',
+    stderr_port: 'num',
   },
   ExecProcessRequest: {
-    container_id: 'str', exec_id: 'str', string_user: 'msg:StringUser', process: 'msg:Process',
-    stdin_port: 'num', stdout_port: 'num', stderr_port: 'num',
+    container_id: 'str',
+    exec_id: 'str',
+    string_user: 'msg:StringUser',
+    process: 'msg:Process',
+    stdin_port: 'num',
+    stdout_port: 'num',
+    stderr_port: 'num',
   },
   CreateSandboxRequest: {
-    hostname: 'str', dns: 'arr', storages: 'arr:Storage', sandbox_pidns: 'bool', sandbox_id: 'str', guest_hook_path: 'str',
+    hostname: 'str',
+    dns: 'arr',
+    storages: 'arr:Storage',
+    sandbox_pidns: 'bool',
+    sandbox_id: 'str',
+    guest_hook_path: 'str',
     kernel_modules: 'arr:KernelModule',
   },
   CopyFileRequest: {
-    path: 'str', file_type: 'str', symlink_target: 'nullable', file_size: 'num', file_mode: 'num', dir_mode: 'num',
-    uid: 'num', gid: 'num', offset: 'num',
+    path: 'str',
+    file_type: 'str',
+    symlink_target: 'nullable',
+    file_size: 'num',
+    file_mode: 'num',
+    dir_mode: 'num',
+    uid: 'num',
+    gid: 'num',
+    offset: 'num',
   },
   RemoveContainerRequest: { container_id: 'str', timeout: 'num' },
   ReadStreamRequest: { container_id: 'str', exec_id: 'str', len: 'num' },
@@ -90,12 +171,25 @@ function normalise(schema: Schema, value: unknown): Record<string, unknown> {
   for (const [field, kind] of Object.entries(schema)) {
     const v = src[field];
     switch (kind) {
-      case 'str': out[field] = typeof v === 'string' ? v : ''; break;
-      case 'bool': out[field] = typeof v === 'boolean' ? v : false; break;
-      case 'num': out[field] = typeof v === 'number' ? v : 0; break;
-      case 'arr': out[field] = Array.isArray(v) ? v : []; break;
-      case 'map': out[field] = isObj(v) ? v : {}; break;
-      case 'opaque': case 'nullable': out[field] = v === undefined ? null : v; break;
+      case 'str':
+        out[field] = typeof v === 'string' ? v : '';
+        break;
+      case 'bool':
+        out[field] = typeof v === 'boolean' ? v : false;
+        break;
+      case 'num':
+        out[field] = typeof v === 'number' ? v : 0;
+        break;
+      case 'arr':
+        out[field] = Array.isArray(v) ? v : [];
+        break;
+      case 'map':
+        out[field] = isObj(v) ? v : {};
+        break;
+      case 'opaque':
+      case 'nullable':
+        out[field] = v === undefined ? null : v;
+        break;
       default: {
         const [how, name] = kind.split(':');
         if (how === 'msg') out[field] = isObj(v) ? normalise(S[name], v) : null;
@@ -118,8 +212,10 @@ function copyFileForm(value: unknown): unknown {
   const mode = typeof value.file_mode === 'number' ? value.file_mode : 0;
   const fileType = FILE_TYPES[mode & S_IFMT] ?? 'Unknown';
   let target: string | null = null;
-  if (fileType === 'Symlink' && Array.isArray(value.data)) target = Buffer.from(value.data as number[]).toString('utf8');
-  else if (fileType === 'Symlink' && typeof value.data === 'string') target = Buffer.from(value.data, 'base64').toString('utf8');
+  if (fileType === 'Symlink' && Array.isArray(value.data))
+    target = Buffer.from(value.data as number[]).toString('utf8');
+  else if (fileType === 'Symlink' && typeof value.data === 'string')
+    target = Buffer.from(value.data, 'base64').toString('utf8');
   const rest: Record<string, unknown> = { ...value };
   delete rest.data;
   return { ...rest, file_type: fileType, symlink_target: target };

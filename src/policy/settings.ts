@@ -111,24 +111,78 @@ export interface PolicySettings {
 }
 
 const DEFAULT_CAPS = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
-  'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
 ];
 
 /** Every capability of Linux 6.x, the set a privileged container gets. */
 const ALL_CAPS = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
-  'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN',
-  'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT',
-  'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE',
-  'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL',
-  'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND',
-  'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE',
+  'CAP_MAC_ADMIN',
+  'CAP_SYSLOG',
+  'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ',
+  'CAP_PERFMON',
+  'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
 ];
 
 const MASKED = [
-  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/sys/firmware',
+  '/proc/scsi',
 ];
 const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 const SYSCTLS = { 'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647' };
@@ -163,36 +217,90 @@ function field<K extends keyof PolicySettings>(f: SettingField<K>): SettingField
 
 /** The settings, field by field. Order is the order of settings.json and of the docs table. */
 export const SETTINGS = [
-  field({ key: 'version', doc: 'format version (2); a file of another version is rejected', value: () => SETTINGS_VERSION }),
+  field({
+    key: 'version',
+    doc: 'format version (2); a file of another version is rejected',
+    value: () => SETTINGS_VERSION,
+  }),
   field({ key: 'ociVersion', doc: 'OCI spec version the runtime puts in container specs', value: () => '1.1.0' }),
   field({
-    key: 'rootfsPath', doc: 'root filesystem of a container whose image the guest pulls (`$(bundle-id)` is the container id)',
+    key: 'rootfsPath',
+    doc: 'root filesystem of a container whose image the guest pulls (`$(bundle-id)` is the container id)',
     value: () => '/run/kata-containers/$(bundle-id)/rootfs',
-    check: (v, f, fail) => { absolutePath(v, f, fail); if (!String(v).includes('$(bundle-id)')) fail(f, 'must contain $(bundle-id)'); },
+    check: (v, f, fail) => {
+      absolutePath(v, f, fail);
+      if (!String(v).includes('$(bundle-id)')) fail(f, 'must contain $(bundle-id)');
+    },
   }),
   field({
-    key: 'sharedFilesPaths', doc: 'guest directories the runtime shares container files in (hosts, resolv.conf, ConfigMaps, emptyDir directories); `$(sfpath)` in templates is any of them',
+    key: 'sharedFilesPaths',
+    doc: 'guest directories the runtime shares container files in (hosts, resolv.conf, ConfigMaps, emptyDir directories); `$(sfpath)` in templates is any of them',
     value: () => ['/run/kata-containers/shared/containers', '/run/kata-containers/shared/containers/passthrough'],
-    check: (v, f, fail) => { nonEmptyStringList(v, f, fail); (v as string[]).forEach((p, i) => absolutePath(p, `${f}[${i}]`, fail)); },
+    check: (v, f, fail) => {
+      nonEmptyStringList(v, f, fail);
+      (v as string[]).forEach((p, i) => absolutePath(p, `${f}[${i}]`, fail));
+    },
   }),
-  field({ key: 'sandboxPath', doc: 'guest directory of sandbox storages (shm, memory emptyDirs)', value: () => '/run/kata-containers/sandbox', check: absolutePath }),
-  field({ key: 'blockStoragePath', doc: 'guest directory where block storages are mounted (`<dir>/<base64url of the device address>`)', value: () => '/run/kata-containers/sandbox/storage', check: absolutePath }),
-  field({ key: 'pauseImageSource', doc: 'guest-pull source the runtime sends for the pause container (the guest image ships it)', value: () => 'pause' }),
   field({
-    key: 'emptyDirType', doc: 'backing of disk `emptyDir` volumes: `local` (a guest directory), `block-encrypted` or `block-plain` (a block device per volume)',
+    key: 'sandboxPath',
+    doc: 'guest directory of sandbox storages (shm, memory emptyDirs)',
+    value: () => '/run/kata-containers/sandbox',
+    check: absolutePath,
+  }),
+  field({
+    key: 'blockStoragePath',
+    doc: 'guest directory where block storages are mounted (`<dir>/<base64url of the device address>`)',
+    value: () => '/run/kata-containers/sandbox/storage',
+    check: absolutePath,
+  }),
+  field({
+    key: 'pauseImageSource',
+    doc: 'guest-pull source the runtime sends for the pause container (the guest image ships it)',
+    value: () => 'pause',
+  }),
+  field({
+    key: 'emptyDirType',
+    doc: 'backing of disk `emptyDir` volumes: `local` (a guest directory), `block-encrypted` or `block-plain` (a block device per volume)',
     value: () => 'local' as EmptyDirType,
-    check: (v, f, fail) => { if (!EMPTY_DIR_TYPES.includes(v as EmptyDirType)) fail(f, `must be one of ${EMPTY_DIR_TYPES.join(', ')}`); },
+    check: (v, f, fail) => {
+      if (!EMPTY_DIR_TYPES.includes(v as EmptyDirType)) fail(f, `must be one of ${EMPTY_DIR_TYPES.join(', ')}`);
+    },
   }),
-  field({ key: 'cgroupMountExtrasAllowed', doc: 'options a host may add to the `/sys/fs/cgroup` mount (systemd hosts: `nsdelegate`, `memory_recursiveprot`)', value: () => ['nsdelegate', 'memory_recursiveprot'], check: stringList }),
-  field({ key: 'hostPath', doc: '`allowed`: whether `hostPath` volumes may be used; `forbiddenPrefixes`: where never', value: () => ({ allowed: false, forbiddenPrefixes: ['/dev/', '/sys/', '/proc/', '/run/kata-containers/'] }) }),
-  field({ key: 'defaultCaps', doc: 'capability set of ordinary containers', value: () => [...DEFAULT_CAPS], check: stringList }),
-  field({ key: 'privilegedCaps', doc: 'capability set of privileged containers', value: () => [...ALL_CAPS], check: stringList }),
   field({
-    key: 'pauseContainer', doc: 'mounts, annotations, sysctls, masked and read-only paths the runtime gives the pause container (values are templates)',
+    key: 'cgroupMountExtrasAllowed',
+    doc: 'options a host may add to the `/sys/fs/cgroup` mount (systemd hosts: `nsdelegate`, `memory_recursiveprot`)',
+    value: () => ['nsdelegate', 'memory_recursiveprot'],
+    check: stringList,
+  }),
+  field({
+    key: 'hostPath',
+    doc: '`allowed`: whether `hostPath` volumes may be used; `forbiddenPrefixes`: where never',
+    value: () => ({ allowed: false, forbiddenPrefixes: ['/dev/', '/sys/', '/proc/', '/run/kata-containers/'] }),
+  }),
+  field({
+    key: 'defaultCaps',
+    doc: 'capability set of ordinary containers',
+    value: () => [...DEFAULT_CAPS],
+    check: stringList,
+  }),
+  field({
+    key: 'privilegedCaps',
+    doc: 'capability set of privileged containers',
+    value: () => [...ALL_CAPS],
+    check: stringList,
+  }),
+  field({
+    key: 'pauseContainer',
+    doc: 'mounts, annotations, sysctls, masked and read-only paths the runtime gives the pause container (values are templates)',
     value: () => ({
       mounts: [
         { destination: '/dev/shm', source: '/run/kata-containers/sandbox/shm', type_: 'bind', options: ['rbind'] },
-        { destination: '/etc/resolv.conf', source: `${SHARED}resolv.conf`, type_: 'bind', options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+        {
+          destination: '/etc/resolv.conf',
+          source: `${SHARED}resolv.conf`,
+          type_: 'bind',
+          options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'],
+        },
       ],
       annotations: {
         'io.kubernetes.cri.container-type': 'sandbox',
@@ -208,15 +316,36 @@ export const SETTINGS = [
     }),
   }),
   field({
-    key: 'otherContainer', doc: 'the same for every other container',
+    key: 'otherContainer',
+    doc: 'the same for every other container',
     value: () => ({
       mounts: [
         { destination: '/etc/hosts', source: `${SHARED}hosts`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
-        { destination: '/dev/termination-log', source: `${SHARED}termination-log`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
-        { destination: '/etc/hostname', source: `${SHARED}hostname`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
-        { destination: '/etc/resolv.conf', source: `${SHARED}resolv.conf`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },
+        {
+          destination: '/dev/termination-log',
+          source: `${SHARED}termination-log`,
+          type_: 'bind',
+          options: ['rbind', 'rprivate', 'rw'],
+        },
+        {
+          destination: '/etc/hostname',
+          source: `${SHARED}hostname`,
+          type_: 'bind',
+          options: ['rbind', 'rprivate', 'rw'],
+        },
+        {
+          destination: '/etc/resolv.conf',
+          source: `${SHARED}resolv.conf`,
+          type_: 'bind',
+          options: ['rbind', 'rprivate', 'rw'],
+        },
         { destination: '/dev/shm', source: '/run/kata-containers/sandbox/shm', type_: 'bind', options: ['rbind'] },
-        { destination: '/var/run/secrets/kubernetes.io/serviceaccount', source: `${SHARED}serviceaccount`, type_: 'bind', options: ['rbind', 'rprivate', 'ro'] },
+        {
+          destination: '/var/run/secrets/kubernetes.io/serviceaccount',
+          source: `${SHARED}serviceaccount`,
+          type_: 'bind',
+          options: ['rbind', 'rprivate', 'ro'],
+        },
       ],
       annotations: {
         'io.kubernetes.cri.container-type': 'container',
@@ -230,15 +359,24 @@ export const SETTINGS = [
     }),
   }),
   field({
-    key: 'sandboxStorages', doc: 'storages expected in `CreateSandboxRequest`',
-    value: () => [{
-      driver: 'ephemeral', driver_options: [], source: 'shm', fstype: 'tmpfs',
-      options: ['noexec', 'nosuid', 'nodev', 'mode=1777', 'size=67108864'],
-      mount_point: '/run/kata-containers/sandbox/shm', fs_group: null, shared: false,
-    }],
+    key: 'sandboxStorages',
+    doc: 'storages expected in `CreateSandboxRequest`',
+    value: () => [
+      {
+        driver: 'ephemeral',
+        driver_options: [],
+        source: 'shm',
+        fstype: 'tmpfs',
+        options: ['noexec', 'nosuid', 'nodev', 'mode=1777', 'size=67108864'],
+        mount_point: '/run/kata-containers/sandbox/shm',
+        fs_group: null,
+        shared: false,
+      },
+    ],
   }),
   field({
-    key: 'vfio', doc: 'GPUs passed through with VFIO: `devicePath` (prefix, the number follows), `deviceType`, `resourceKeys` (`resources.limits` keys counted as GPUs), `cdiAnnotationPrefix`, `cdiValueRegex`, `pciOptionRegex`',
+    key: 'vfio',
+    doc: 'GPUs passed through with VFIO: `devicePath` (prefix, the number follows), `deviceType`, `resourceKeys` (`resources.limits` keys counted as GPUs), `cdiAnnotationPrefix`, `cdiValueRegex`, `pciOptionRegex`',
     value: () => ({
       devicePath: '/dev/vfio/devices/vfio',
       deviceType: 'vfio-pci-gk',
@@ -249,7 +387,8 @@ export const SETTINGS = [
     }),
   }),
   field({
-    key: 'requestDefaults', doc: 'per-request switches and limits (below)',
+    key: 'requestDefaults',
+    doc: 'per-request switches and limits (below)',
     value: () => ({
       allowEnvRegex: [],
       copyFileRegex: ['^$(sfpath)/[a-f0-9]{64}-[a-z0-9]{16}-[^/]+(/.*)?$'],
@@ -275,7 +414,8 @@ export const SETTINGS = [
     }),
   }),
   field({
-    key: 'patterns', doc: 'regex building blocks for `allowEnvRegex` (`$(svc_name)`, `$(ip_p)`, `$(ipv4_a)`, `$(dns_label)`)',
+    key: 'patterns',
+    doc: 'regex building blocks for `allowEnvRegex` (`$(svc_name)`, `$(ip_p)`, `$(ipv4_a)`, `$(dns_label)`)',
     value: () => ({
       ipv4: '((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])',
       port: '[0-9]{1,5}',
@@ -290,7 +430,7 @@ export const REQUEST_DEFAULT_DOCS: Record<keyof PolicySettings['requestDefaults'
   allowEnvRegex: 'extra `NAME=value` regexes the runtime may add',
   copyFileRegex: 'where `CopyFileRequest` may write (`$(sfpath)`: any shared-files path)',
   copyFileSymlinkRegex: 'where `CopyFileRequest` may create symlinks (below a top-level entry only)',
-  execAllowedCommands: 'commands that may be exec\'d in every container (empty: only probes and hooks)',
+  execAllowedCommands: "commands that may be exec'd in every container (empty: only probes and hooks)",
   execRegex: 'regexes of such commands',
   readStream: 'allow `ReadStreamRequest` (`kubectl logs`)',
   writeStream: 'allow `WriteStreamRequest`',
@@ -299,7 +439,8 @@ export const REQUEST_DEFAULT_DOCS: Record<keyof PolicySettings['requestDefaults'
   getDiagnosticData: 'allow `GetDiagnosticDataRequest`',
   updateInterface: 'interface limits: allowed raw flags, forbidden names and MAC addresses',
   updateRoutes: 'route limits: forbidden devices and source regexes',
-  addArpNeighbors: 'ARP limits: forbidden devices and address regexes, allowed neighbour states (2 REACHABLE, 128 PERMANENT)',
+  addArpNeighbors:
+    'ARP limits: forbidden devices and address regexes, allowed neighbour states (2 REACHABLE, 128 PERMANENT)',
 };
 
 export function defaultSettings(): PolicySettings {
@@ -313,10 +454,14 @@ export function validateSettings(value: unknown, file = SETTINGS_FILE): PolicySe
   const fail = (field: string, what: string): never => {
     throw new UserError(`${what}; fix or delete the file to get the defaults back`, { file, field });
   };
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('(top level)', 'settings must be a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    fail('(top level)', 'settings must be a JSON object');
   const s = value as Record<string, unknown>;
   if (s.version !== SETTINGS_VERSION) {
-    fail('version', `settings version must be ${SETTINGS_VERSION} (this file is version ${JSON.stringify(s.version)}, from another release)`);
+    fail(
+      'version',
+      `settings version must be ${SETTINGS_VERSION} (this file is version ${JSON.stringify(s.version)}, from another release)`,
+    );
   }
   const known = new Set<string>(SETTINGS.map((f) => f.key));
   for (const key of Object.keys(s)) if (!known.has(key)) fail(key, 'unknown setting');

@@ -26,7 +26,9 @@ export function splitPolicyText(text: string): { rules: string; data: unknown } 
   try {
     data = JSON.parse(json);
   } catch (err) {
-    throw new UserError(`policy_data is not JSON (${(err as Error).message}); only JSON-shaped policy_data can be evaluated`);
+    throw new UserError(
+      `policy_data is not JSON (${(err as Error).message}); only JSON-shaped policy_data can be evaluated`,
+    );
   }
   return { rules: rulesPart, data };
 }

@@ -35,7 +35,13 @@ export interface PolicyProcess {
   /** NAME → pattern over the whole `NAME=value` for values only known at run time. */
   EnvDynamic: Record<string, string>;
   Cwd: string;
-  Capabilities: { Ambient: string[]; Bounding: string[]; Effective: string[]; Inheritable: string[]; Permitted: string[] };
+  Capabilities: {
+    Ambient: string[];
+    Bounding: string[];
+    Effective: string[];
+    Inheritable: string[];
+    Permitted: string[];
+  };
   NoNewPrivileges: boolean;
 }
 
@@ -82,7 +88,13 @@ export interface PolicyData {
   };
   sandbox: { storages: Storage[] };
   devices: {
-    vfio: { device_path: string; device_type: string; cdi_prefix: string; cdi_value_regex: string; pci_option_regex: string };
+    vfio: {
+      device_path: string;
+      device_type: string;
+      cdi_prefix: string;
+      cdi_value_regex: string;
+      pci_option_regex: string;
+    };
   };
   request_defaults: {
     /** service_links: Kubernetes service-link variables of every service (else only KUBERNETES_*). */
@@ -91,7 +103,11 @@ export interface PolicyData {
     ExecProcessRequest: { allowed_commands: string[][]; regex: string[] };
     UpdateInterfaceRequest: { allow_raw_flags: number; forbidden_names: string[]; forbidden_hw_addrs: string[] };
     UpdateRoutesRequest: { forbidden_device_names: string[]; forbidden_source_regex: string[] };
-    AddARPNeighborsRequest: { forbidden_device_names: string[]; forbidden_cidrs_regex: string[]; allowed_states: number[] };
+    AddARPNeighborsRequest: {
+      forbidden_device_names: string[];
+      forbidden_cidrs_regex: string[];
+      allowed_states: number[];
+    };
     CloseStdinRequest: boolean;
     ReadStreamRequest: boolean;
     WriteStreamRequest: boolean;

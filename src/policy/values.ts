@@ -6,8 +6,17 @@
  */
 
 export type DynKind =
-  | 'podName' | 'namespace' | 'podUid' | 'podIP' | 'podIPs' | 'hostIP' | 'hostIPs' | 'nodeName'
-  | 'resource' | 'any' | 'hostname';
+  | 'podName'
+  | 'namespace'
+  | 'podUid'
+  | 'podIP'
+  | 'podIPs'
+  | 'hostIP'
+  | 'hostIPs'
+  | 'nodeName'
+  | 'resource'
+  | 'any'
+  | 'hostname';
 
 export type Part = string | { dyn: DynKind };
 export type Value = Part[];
@@ -37,27 +46,49 @@ export function literalText(v: Value): string {
 
 function dynRegex(kind: DynKind, ctx: DynContext): string {
   switch (kind) {
-    case 'podName': return `(${ctx.podNameRegex})`;
-    case 'namespace': return ctx.namespace !== undefined ? escapeRegex(ctx.namespace) : '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
-    case 'podUid': return '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
-    case 'podIP': case 'hostIP': return IP;
-    case 'podIPs': case 'hostIPs': return `${IP}(,${IP})*`;
-    case 'nodeName': case 'hostname': return DNS_SUBDOMAIN;
-    case 'resource': return '[0-9]+';
-    case 'any': return '.*';
+    case 'podName':
+      return `(${ctx.podNameRegex})`;
+    case 'namespace':
+      return ctx.namespace !== undefined ? escapeRegex(ctx.namespace) : '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
+    case 'podUid':
+      return '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+    case 'podIP':
+    case 'hostIP':
+      return IP;
+    case 'podIPs':
+    case 'hostIPs':
+      return `${IP}(,${IP})*`;
+    case 'nodeName':
+    case 'hostname':
+      return DNS_SUBDOMAIN;
+    case 'resource':
+      return '[0-9]+';
+    case 'any':
+      return '.*';
   }
 }
 
 function dynSample(kind: DynKind, ctx: DynContext): string {
   switch (kind) {
-    case 'podName': case 'hostname': return ctx.podNameSample;
-    case 'namespace': return ctx.namespace ?? 'default';
-    case 'podUid': return '0d1c2b3a-4f5e-4d6c-8b7a-998877665544';
-    case 'podIP': case 'podIPs': return '10.244.1.23';
-    case 'hostIP': case 'hostIPs': return '192.168.10.4';
-    case 'nodeName': return 'node-1';
-    case 'resource': return '1';
-    case 'any': return 'x';
+    case 'podName':
+    case 'hostname':
+      return ctx.podNameSample;
+    case 'namespace':
+      return ctx.namespace ?? 'default';
+    case 'podUid':
+      return '0d1c2b3a-4f5e-4d6c-8b7a-998877665544';
+    case 'podIP':
+    case 'podIPs':
+      return '10.244.1.23';
+    case 'hostIP':
+    case 'hostIPs':
+      return '192.168.10.4';
+    case 'nodeName':
+      return 'node-1';
+    case 'resource':
+      return '1';
+    case 'any':
+      return 'x';
   }
 }
 
@@ -71,8 +102,15 @@ export function toRegexBody(v: Value, ctx: DynContext): string {
  * (already checked) values and may appear any number of times.
  */
 export const TYPED_PLACEHOLDER: Partial<Record<DynKind, string>> = {
-  podUid: '$(uuid)', podIP: '$(ip)', hostIP: '$(ip)', podIPs: '$(ips)', hostIPs: '$(ips)',
-  nodeName: '$(dns)', hostname: '$(dns)', resource: '$(digits)', any: '$(any)',
+  podUid: '$(uuid)',
+  podIP: '$(ip)',
+  hostIP: '$(ip)',
+  podIPs: '$(ips)',
+  hostIPs: '$(ips)',
+  nodeName: '$(dns)',
+  hostname: '$(dns)',
+  resource: '$(digits)',
+  any: '$(any)',
 };
 
 /**
@@ -83,12 +121,14 @@ export function toPattern(v: Value, ctx: DynContext): string {
   const typed = v.filter((p) => typeof p !== 'string' && TYPED_PLACEHOLDER[p.dyn] !== undefined).length;
   const literalHasMarker = v.some((p) => typeof p === 'string' && (p.includes('$(') || p.startsWith('^')));
   if (typed <= 1 && !literalHasMarker && !(typeof v[0] === 'string' && v[0].startsWith('^'))) {
-    return v.map((p) => {
-      if (typeof p === 'string') return p;
-      if (p.dyn === 'podName') return '$(sandbox-name)';
-      if (p.dyn === 'namespace') return ctx.namespace ?? '$(sandbox-namespace)';
-      return TYPED_PLACEHOLDER[p.dyn] as string;
-    }).join('');
+    return v
+      .map((p) => {
+        if (typeof p === 'string') return p;
+        if (p.dyn === 'podName') return '$(sandbox-name)';
+        if (p.dyn === 'namespace') return ctx.namespace ?? '$(sandbox-namespace)';
+        return TYPED_PLACEHOLDER[p.dyn] as string;
+      })
+      .join('');
   }
   return `^${toRegexBody(v, ctx)}$`;
 }
@@ -120,7 +160,11 @@ export function expand(input: string, lookup: (name: string) => Value | undefine
     const c = input[i];
     if (c === '$' && i + 1 < input.length) {
       const n = input[i + 1];
-      if (n === '$') { lit += '$'; i += 2; continue; }
+      if (n === '$') {
+        lit += '$';
+        i += 2;
+        continue;
+      }
       if (n === '(') {
         const close = input.indexOf(')', i + 2);
         if (close > i + 2) {

@@ -14,13 +14,25 @@ import type { TransformedWorkload } from '../generate/pipeline.js';
 const HOOK_ANNOTATION = 'helm.sh/hook';
 
 /** Hooks that run before `helm install|upgrade|rollback` returns. */
-const BLOCKING_HOOKS = new Set(['pre-install', 'post-install', 'pre-upgrade', 'post-upgrade', 'pre-rollback', 'post-rollback']);
+const BLOCKING_HOOKS = new Set([
+  'pre-install',
+  'post-install',
+  'pre-upgrade',
+  'post-upgrade',
+  'pre-rollback',
+  'post-rollback',
+]);
 
 function helmHooksOf(object: Record<string, unknown>): string[] {
   const meta = object.metadata;
   if (!isPlainObject(meta) || !isPlainObject(meta.annotations)) return [];
   const value = meta.annotations[HOOK_ANNOTATION];
-  return typeof value === 'string' ? value.split(',').map((h) => h.trim()).filter(Boolean) : [];
+  return typeof value === 'string'
+    ? value
+        .split(',')
+        .map((h) => h.trim())
+        .filter(Boolean)
+    : [];
 }
 
 export function warnAboutHooks(workloads: readonly TransformedWorkload[], warn: Warn): void {
@@ -30,6 +42,9 @@ export function warnAboutHooks(workloads: readonly TransformedWorkload[], warn: 
     const inits = w.template.spec.initContainers;
     const hasInitializer = Array.isArray(inits) && inits.some((c) => isPlainObject(c) && c.name === INITIALIZER_NAME);
     if (!hasInitializer) continue;
-    warn(`is a Helm ${blocking.join(',')} hook with the Initializer: it runs while helm waits, before \`kubectl contrast set\` can add its policy to the Coordinator, so it cannot attest; annotate its pod template with contrast.edgeless.systems/skip-initializer: "true" or make it a regular resource`, w.resource.location);
+    warn(
+      `is a Helm ${blocking.join(',')} hook with the Initializer: it runs while helm waits, before \`kubectl contrast set\` can add its policy to the Coordinator, so it cannot attest; annotate its pod template with contrast.edgeless.systems/skip-initializer: "true" or make it a regular resource`,
+      w.resource.location,
+    );
   }
 }

@@ -35,7 +35,9 @@ export function parseResourceList(text: string): ResourceList | undefined {
   if (!isPlainObject(value) || value.kind !== 'ResourceList') return undefined;
   const apiVersion = String(value.apiVersion ?? '');
   if (!/^config\.kubernetes\.io\/v1(beta1)?$/.test(apiVersion)) {
-    throw new UserError(`unsupported ResourceList apiVersion "${apiVersion}" (expected config.kubernetes.io/v1)`, { file: ORIGIN });
+    throw new UserError(`unsupported ResourceList apiVersion "${apiVersion}" (expected config.kubernetes.io/v1)`, {
+      file: ORIGIN,
+    });
   }
   const itemsNode = isMap(doc.contents) ? doc.contents.get('items', true) : undefined;
   let items: Node[] = [];
@@ -45,9 +47,16 @@ export function parseResourceList(text: string): ResourceList | undefined {
   }
   const values = Array.isArray(value.items) ? value.items : [];
   values.forEach((v, i) => {
-    if (!isPlainObject(v)) throw new UserError('expected a Kubernetes resource (a mapping)', { file: ORIGIN, field: `items[${i}]` });
+    if (!isPlainObject(v))
+      throw new UserError('expected a Kubernetes resource (a mapping)', { file: ORIGIN, field: `items[${i}]` });
   });
-  return { apiVersion, kind: 'ResourceList', items, values: values as Record<string, unknown>[], functionConfig: value.functionConfig };
+  return {
+    apiVersion,
+    kind: 'ResourceList',
+    items,
+    values: values as Record<string, unknown>[],
+    functionConfig: value.functionConfig,
+  };
 }
 
 function itemName(i: number): string {
@@ -79,7 +88,10 @@ function warningResult(list: ResourceList, w: Warning): KrmResult {
   const m = /^items\[(\d+)\]$/.exec(w.location.file ?? '');
   const item = m ? list.values[Number(m[1])] : undefined;
   const { field, ...rest } = w.location;
-  const result: KrmResult = { message: formatWarning({ message: w.message, location: { ...rest, file: undefined, document: undefined } }), severity: 'warning' };
+  const result: KrmResult = {
+    message: formatWarning({ message: w.message, location: { ...rest, file: undefined, document: undefined } }),
+    severity: 'warning',
+  };
   const meta = isPlainObject(item?.metadata) ? item.metadata : undefined;
   if (item && typeof item.apiVersion === 'string' && typeof item.kind === 'string' && typeof meta?.name === 'string') {
     result.resourceRef = { apiVersion: item.apiVersion, kind: item.kind, name: meta.name };
@@ -87,7 +99,8 @@ function warningResult(list: ResourceList, w: Warning): KrmResult {
   }
   const path = annotation(item, 'internal.config.kubernetes.io/path') ?? annotation(item, 'config.kubernetes.io/path');
   if (path) {
-    const index = annotation(item, 'internal.config.kubernetes.io/index') ?? annotation(item, 'config.kubernetes.io/index');
+    const index =
+      annotation(item, 'internal.config.kubernetes.io/index') ?? annotation(item, 'config.kubernetes.io/index');
     result.file = index !== undefined && /^\d+$/.test(index) ? { path, index: Number(index) } : { path };
   }
   if (field && result.resourceRef) result.field = { path: field };
@@ -95,7 +108,12 @@ function warningResult(list: ResourceList, w: Warning): KrmResult {
 }
 
 /** The output ResourceList: transformed items (unchanged ones as the original nodes) and results. */
-export function resourceListOutput(list: ResourceList, inputs: InputFile[], texts: string[], warnings: readonly Warning[]): string {
+export function resourceListOutput(
+  list: ResourceList,
+  inputs: InputFile[],
+  texts: string[],
+  warnings: readonly Warning[],
+): string {
   const out = newDocument();
   const items = list.items.map((node, i) => {
     if (texts[i] === inputs[i]!.text) return node;

@@ -22,7 +22,8 @@ import { warnAboutHooks } from './hooks.js';
 const LOG_FILE = 'render.log';
 
 /** Annotations Helm and kustomize add for their own bookkeeping and strip from what they apply. */
-const HOST_ANNOTATION = /^(postrenderer\.helm\.sh\/|internal\.config\.kubernetes\.io\/|config\.kubernetes\.io\/(index|path|id)$|config\.k8s\.io\/id$|kustomize\.config\.k8s\.io\/)/;
+const HOST_ANNOTATION =
+  /^(postrenderer\.helm\.sh\/|internal\.config\.kubernetes\.io\/|config\.kubernetes\.io\/(index|path|id)$|config\.k8s\.io\/id$|kustomize\.config\.k8s\.io\/)/;
 
 function isHostAnnotation(key: string): boolean {
   return HOST_ANNOTATION.test(key);
@@ -37,12 +38,17 @@ export interface PostRenderResult {
 }
 
 /** Transform rendered resources and record the policies in the workspace; warnings go to `diagnostics`. */
-export async function postRender(inputs: InputFile[], options: GenerateOptions, diagnostics: Diagnostics): Promise<PostRenderResult> {
+export async function postRender(
+  inputs: InputFile[],
+  options: GenerateOptions,
+  diagnostics: Diagnostics,
+): Promise<PostRenderResult> {
   const result = await generateFromInputs(inputs, { ...options, transientAnnotation: isHostAnnotation }, diagnostics);
   const texts = result.outputs.map((o) => o.text);
   inputs.forEach((input, i) => {
     // A renderer that prints nothing makes `helm upgrade` delete the whole release.
-    if (input.text.trim() !== '' && texts[i]!.trim() === '') throw new BugError(`${input.name}: the transform produced no output`);
+    if (input.text.trim() !== '' && texts[i]!.trim() === '')
+      throw new BugError(`${input.name}: the transform produced no output`);
   });
   warnAboutHooks(result.workloads, diagnostics.warn);
   const manifestPath = writeManifestOf(result, options);

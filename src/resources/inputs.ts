@@ -47,7 +47,9 @@ function expandPaths(paths: string[], warn: Warn = warnOnStderr): string[] {
 function yamlFilesUnder(dir: string, warn: Warn): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
-    const entries = readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const entries = readdirSync(d, { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    );
     for (const e of entries) {
       const full = join(d, e.name);
       if (e.isDirectory()) walk(full);
@@ -63,7 +65,8 @@ function readInputFile(path: string): InputFile {
   let buf: Buffer;
   try {
     const size = statSync(path).size;
-    if (size > MAX_INPUT_BYTES) throw new UserError(`input is larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB`, { file: path });
+    if (size > MAX_INPUT_BYTES)
+      throw new UserError(`input is larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB`, { file: path });
     buf = readFileSync(path);
   } catch (err) {
     if (err instanceof UserError) throw err;
@@ -77,7 +80,8 @@ export async function readStdin(): Promise<InputFile> {
   let size = 0;
   for await (const chunk of process.stdin) {
     size += (chunk as Buffer).length;
-    if (size > MAX_INPUT_BYTES) throw new UserError(`standard input is larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB`, { file: '<stdin>' });
+    if (size > MAX_INPUT_BYTES)
+      throw new UserError(`standard input is larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB`, { file: '<stdin>' });
     chunks.push(chunk as Buffer);
   }
   return { name: '<stdin>', text: decodeUtf8(Buffer.concat(chunks), '<stdin>') };
@@ -87,7 +91,8 @@ export async function readStdin(): Promise<InputFile> {
 function decodeUtf8(buf: Buffer, name: string): string {
   try {
     const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(buf);
-    if (text.includes('\u0000')) throw new UserError('input contains a NUL byte; YAML does not allow it', { file: name });
+    if (text.includes('\u0000'))
+      throw new UserError('input contains a NUL byte; YAML does not allow it', { file: name });
     return text;
   } catch (err) {
     if (err instanceof UserError) throw err;

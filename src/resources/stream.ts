@@ -28,7 +28,12 @@ export interface ParsedStream {
 }
 
 /** Parsing options of every YAML document we read (here, and nowhere else). */
-export const YAML_PARSE_OPTIONS = { version: '1.1', customTags: kubernetesTags, uniqueKeys: true, prettyErrors: true } as const;
+export const YAML_PARSE_OPTIONS = {
+  version: '1.1',
+  customTags: kubernetesTags,
+  uniqueKeys: true,
+  prettyErrors: true,
+} as const;
 
 /**
  * Never fold long values such as the base64 policy annotation; write flow collections as
@@ -48,7 +53,9 @@ export function parseStream(name: string, text: string): ParsedStream {
     const index = i + 1;
     const first = doc.errors[0];
     if (first) {
-      const what = /call stack/i.test(first.message) ? 'nesting is too deep' : first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      const what = /call stack/i.test(first.message)
+        ? 'nesting is too deep'
+        : first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       throw new UserError(`invalid YAML: ${what}${positionOf(first)}`, { file: name, document: index });
     }
     const end = doc.range[2];
@@ -75,7 +82,9 @@ export function documentValue(doc: Document.Parsed, location: { file: string; do
 
 /** The plain values of every document of a stream (empty documents left out). */
 export function parseValues(name: string, text: string): unknown[] {
-  return parseStream(name, text).documents.filter((d) => d.doc.contents !== null).map((d) => documentValue(d.doc, { file: name, document: d.index }));
+  return parseStream(name, text)
+    .documents.filter((d) => d.doc.contents !== null)
+    .map((d) => documentValue(d.doc, { file: name, document: d.index }));
 }
 
 /** A new, empty document with our options, to build output in. */

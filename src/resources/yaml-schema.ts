@@ -18,5 +18,7 @@ function isScalarTag(tag: Tags[number]): tag is ScalarTag {
 export function kubernetesTags(tags: Tags): Tags {
   return tags
     .filter((t) => !(isScalarTag(t) && (t.format === 'TIME' || t.tag === 'tag:yaml.org,2002:timestamp')))
-    .map((t) => (isScalarTag(t) && t.tag === 'tag:yaml.org,2002:float' && t.format === 'EXP' ? { ...t, test: FLOAT_EXP } : t));
+    .map((t) =>
+      isScalarTag(t) && t.tag === 'tag:yaml.org,2002:float' && t.format === 'EXP' ? { ...t, test: FLOAT_EXP } : t,
+    );
 }

@@ -41,7 +41,11 @@ function nodeInstallerName(platform: Platform): string {
 function renderNodeInstaller(platform: Platform, opts: RuntimeRenderOptions = {}): KubernetesObject {
   const handler = runtimeHandler(platform);
   const name = nodeInstallerName(platform);
-  const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/component': 'node-installer', [RUNTIME_HANDLER_LABEL]: handler };
+  const labels = {
+    'app.kubernetes.io/name': name,
+    'app.kubernetes.io/component': 'node-installer',
+    [RUNTIME_HANDLER_LABEL]: handler,
+  };
   const replacements = opts.imageReplacements ?? new Map<string, string>();
   return {
     apiVersion: 'apps/v1',

@@ -23,7 +23,10 @@ export class AdminServer {
   private readonly server: Server;
 
   constructor(private readonly state: AdminState) {
-    this.server = createServer({ maxHeaderSize: 8192, requestTimeout: 5000, headersTimeout: 5000, keepAliveTimeout: 2000 }, (req, res) => this.handle(req, res));
+    this.server = createServer(
+      { maxHeaderSize: 8192, requestTimeout: 5000, headersTimeout: 5000, keepAliveTimeout: 2000 },
+      (req, res) => this.handle(req, res),
+    );
     this.server.maxConnections = 64;
     this.server.on('clientError', (_err, socket) => socket.destroy());
   }
@@ -41,19 +44,29 @@ export class AdminServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(status, {
+        'content-type': type,
+        'cache-control': 'no-store',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'only GET\n');
-    if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') return send(413, 'no request bodies\n');
+    if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
+      return send(413, 'no request bodies\n');
     const path = (req.url ?? '/').split('?')[0];
     const json = (v: unknown) => send(200, `${JSON.stringify(v, null, 2)}\n`, 'application/json');
     switch (path) {
-      case '/ready': return this.state.ready() ? send(200, 'ready\n') : send(503, 'not ready\n');
-      case '/stats': return json(this.state.stats());
-      case '/certificates': return json(this.state.certificates());
-      case '/': return send(200, 'GET /ready, /stats, /certificates\n');
-      default: return send(404, 'not found: GET /ready, /stats, /certificates\n');
+      case '/ready':
+        return this.state.ready() ? send(200, 'ready\n') : send(503, 'not ready\n');
+      case '/stats':
+        return json(this.state.stats());
+      case '/certificates':
+        return json(this.state.certificates());
+      case '/':
+        return send(200, 'GET /ready, /stats, /certificates\n');
+      default:
+        return send(404, 'not found: GET /ready, /stats, /certificates\n');
     }
   }
 }

@@ -3,7 +3,13 @@
  * annotations into its environment, read with the same parser that checked them at generate
  * time (transforms/service-mesh.ts), plus the checks that only make sense together.
  */
-import { parseAdminPort, parseEgress, parseIngress, type EgressEntry, type IngressEntry } from '../transforms/service-mesh.js';
+import {
+  parseAdminPort,
+  parseEgress,
+  parseIngress,
+  type EgressEntry,
+  type IngressEntry,
+} from '../transforms/service-mesh.js';
 import { UserError } from '../util/errors.js';
 
 export interface MeshProxyConfig {
@@ -27,12 +33,22 @@ export interface RawMeshSettings {
 export function meshProxyConfig(raw: RawMeshSettings): MeshProxyConfig {
   const ingress = parseIngress(raw.ingress ?? '', 'env CONTRAST_INGRESS_PROXY_CONFIG');
   const egress = parseEgress(raw.egress ?? '', 'env CONTRAST_EGRESS_PROXY_CONFIG');
-  const adminPort = raw.adminPort === undefined || raw.adminPort === '' ? undefined : parseAdminPort(raw.adminPort, 'env CONTRAST_ADMIN_PORT');
+  const adminPort =
+    raw.adminPort === undefined || raw.adminPort === ''
+      ? undefined
+      : parseAdminPort(raw.adminPort, 'env CONTRAST_ADMIN_PORT');
   if (adminPort !== undefined) {
     const clash = ingress.find((e) => e.port === adminPort);
-    if (clash) throw new UserError(`the admin interface port ${adminPort} is also the ingress entry "${clash.name}"`, { field: 'env CONTRAST_ADMIN_PORT' });
+    if (clash)
+      throw new UserError(`the admin interface port ${adminPort} is also the ingress entry "${clash.name}"`, {
+        field: 'env CONTRAST_ADMIN_PORT',
+      });
     const egressClash = egress.find((e) => e.listenPort === adminPort);
-    if (egressClash) throw new UserError(`the admin interface port ${adminPort} is also the listen port of egress entry "${egressClash.name}"`, { field: 'env CONTRAST_ADMIN_PORT' });
+    if (egressClash)
+      throw new UserError(
+        `the admin interface port ${adminPort} is also the listen port of egress entry "${egressClash.name}"`,
+        { field: 'env CONTRAST_ADMIN_PORT' },
+      );
   }
   return {
     ingress,

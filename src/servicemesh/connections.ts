@@ -30,8 +30,18 @@ export interface ListenerCounters {
 
 export function newCounters(kind: string, name: string, target: string): ListenerCounters {
   return {
-    kind, name, target, active: 0, accepted: 0, proxied: 0, refusedByLimit: 0, refusedHandshake: 0, upstreamFailed: 0,
-    closed: { 'done': 0, 'idle': 0, 'half-close-timeout': 0, 'error': 0, 'closed-by-proxy': 0 }, bytesIn: 0, bytesOut: 0,
+    kind,
+    name,
+    target,
+    active: 0,
+    accepted: 0,
+    proxied: 0,
+    refusedByLimit: 0,
+    refusedHandshake: 0,
+    upstreamFailed: 0,
+    closed: { done: 0, idle: 0, 'half-close-timeout': 0, error: 0, 'closed-by-proxy': 0 },
+    bytesIn: 0,
+    bytesOut: 0,
   };
 }
 
@@ -63,15 +73,27 @@ export class ConnectionTracker {
    * Count a freshly accepted socket, or destroy it when a cap is reached. The entry leaves the
    * tracker when the socket closes.
    */
-  admit(socket: Socket, counters: ListenerCounters, opts: { perSourceCap: boolean; caFingerprint?: string }): Entry | undefined {
+  admit(
+    socket: Socket,
+    counters: ListenerCounters,
+    opts: { perSourceCap: boolean; caFingerprint?: string },
+  ): Entry | undefined {
     const source = socket.remoteAddress ?? 'unknown';
     const fromSource = this.perSource.get(source) ?? 0;
-    if (this.entries.size >= this.limits.maxConnections || (opts.perSourceCap && fromSource >= this.limits.maxConnectionsPerSource)) {
+    if (
+      this.entries.size >= this.limits.maxConnections ||
+      (opts.perSourceCap && fromSource >= this.limits.maxConnectionsPerSource)
+    ) {
       counters.refusedByLimit++;
       socket.destroy();
       return undefined;
     }
-    const entry: Entry = { socket, source, counters, ...(opts.caFingerprint !== undefined ? { caFingerprint: opts.caFingerprint } : {}) };
+    const entry: Entry = {
+      socket,
+      source,
+      counters,
+      ...(opts.caFingerprint !== undefined ? { caFingerprint: opts.caFingerprint } : {}),
+    };
     this.entries.add(entry);
     this.perSource.set(source, fromSource + 1);
     counters.accepted++;

@@ -38,7 +38,9 @@ export class CredentialWatcher {
   start(): void {
     try {
       this.watcher = watch(this.opts.dir, { persistent: false }, () => this.schedule());
-      this.watcher.on('error', () => { /* the poll keeps working */ });
+      this.watcher.on('error', () => {
+        /* the poll keeps working */
+      });
     } catch {
       // No inotify for this directory: the poll alone.
     }

@@ -43,11 +43,20 @@ function readBounded(dir: string, name: string): string {
     data = readFileSync(path);
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new UserError(`cannot read the mesh credentials: ${describeFsError(err)}`, { file: path }, missing
-      ? { hint: 'the Initializer writes them before the sidecar starts; is the contrast-secrets volume mounted at /contrast, and did the Initializer run?' }
-      : {});
+    throw new UserError(
+      `cannot read the mesh credentials: ${describeFsError(err)}`,
+      { file: path },
+      missing
+        ? {
+            hint: 'the Initializer writes them before the sidecar starts; is the contrast-secrets volume mounted at /contrast, and did the Initializer run?',
+          }
+        : {},
+    );
   }
-  if (data.length > MAX_FILE_BYTES) throw new UserError(`${data.length} bytes is too large for a credentials file (at most ${MAX_FILE_BYTES})`, { file: path });
+  if (data.length > MAX_FILE_BYTES)
+    throw new UserError(`${data.length} bytes is too large for a credentials file (at most ${MAX_FILE_BYTES})`, {
+      file: path,
+    });
   return data.toString('utf8');
 }
 
@@ -60,7 +69,8 @@ function certificates(pem: string, path: string): X509Certificate[] {
   }
   if (blocks.length === 0) throw new UserError('contains no certificate', { file: path });
   return blocks.map((b, i) => {
-    if (b.label !== 'CERTIFICATE') throw new UserError(`block ${i + 1} is a ${b.label}, not a CERTIFICATE`, { file: path });
+    if (b.label !== 'CERTIFICATE')
+      throw new UserError(`block ${i + 1} is a ${b.label}, not a CERTIFICATE`, { file: path });
     try {
       return new X509Certificate(b.der);
     } catch (err) {
@@ -76,7 +86,8 @@ function privateKey(pem: string, path: string): KeyObject {
   } catch (err) {
     throw new UserError(`not a PEM file: ${(err as Error).message}`, { file: path });
   }
-  if (blocks.length !== 1 || blocks[0]!.label !== 'PRIVATE KEY') throw new UserError('must hold exactly one PKCS#8 PRIVATE KEY block', { file: path });
+  if (blocks.length !== 1 || blocks[0]!.label !== 'PRIVATE KEY')
+    throw new UserError('must hold exactly one PKCS#8 PRIVATE KEY block', { file: path });
   try {
     return createPrivateKey({ key: blocks[0]!.der, format: 'der', type: 'pkcs8' });
   } catch (err) {
@@ -111,18 +122,42 @@ export function loadCredentials(dir: string, now = new Date()): MeshCredentials 
   const leaf = chain[0]!;
   const key = privateKey(keyPem, keyPath);
   if (!leaf.checkPrivateKey(key)) {
-    throw new UserError(`${TLS_FILES.key} is not the key of the first certificate of ${TLS_FILES.chain}`, { file: keyPath }, { hint: 'the files come from different Initializer runs' });
+    throw new UserError(
+      `${TLS_FILES.key} is not the key of the first certificate of ${TLS_FILES.chain}`,
+      { file: keyPath },
+      { hint: 'the files come from different Initializer runs' },
+    );
   }
   if (!leaf.verify(ca.publicKey)) {
-    throw new UserError(`the mesh certificate is not signed by ${TLS_FILES.ca}`, { file: chainPath }, { hint: 'the files come from different Initializer runs, or the mesh CA changed (Coordinator recovery or a new manifest)' });
+    throw new UserError(
+      `the mesh certificate is not signed by ${TLS_FILES.ca}`,
+      { file: chainPath },
+      {
+        hint: 'the files come from different Initializer runs, or the mesh CA changed (Coordinator recovery or a new manifest)',
+      },
+    );
   }
   const leafSummary = summarise(leaf);
   if (leafSummary.notAfter.getTime() <= now.getTime()) {
-    throw new UserError(`the mesh certificate expired at ${leafSummary.notAfter.toISOString()}`, { file: chainPath }, { hint: 'restart the pod so that the Initializer requests a new one' });
+    throw new UserError(
+      `the mesh certificate expired at ${leafSummary.notAfter.toISOString()}`,
+      { file: chainPath },
+      { hint: 'restart the pod so that the Initializer requests a new one' },
+    );
   }
   if (leafSummary.notBefore.getTime() > now.getTime()) {
-    throw new UserError(`the mesh certificate is not valid before ${leafSummary.notBefore.toISOString()}`, { file: chainPath }, { hint: 'check the clock of the pod' });
+    throw new UserError(
+      `the mesh certificate is not valid before ${leafSummary.notBefore.toISOString()}`,
+      { file: chainPath },
+      { hint: 'check the clock of the pod' },
+    );
   }
-  const contentHash = createHash('sha256').update(caPem).update('\0').update(chainPem).update('\0').update(keyPem).digest('hex');
+  const contentHash = createHash('sha256')
+    .update(caPem)
+    .update('\0')
+    .update(chainPem)
+    .update('\0')
+    .update(keyPem)
+    .digest('hex');
   return { caPem, chainPem, keyPem, ca: summarise(ca), leaf: leafSummary, contentHash };
 }

@@ -42,7 +42,9 @@ export class EgressListener {
   start(): Promise<void> {
     const { listenHost, listenPort, name } = this.opts.entry;
     return new Promise((resolve, reject) => {
-      this.server.once('error', (err) => reject(new Error(`egress entry "${name}": cannot listen on ${listenHost}:${listenPort}: ${err.message}`)));
+      this.server.once('error', (err) =>
+        reject(new Error(`egress entry "${name}": cannot listen on ${listenHost}:${listenPort}: ${err.message}`)),
+      );
       this.server.listen({ host: listenHost, port: listenPort }, () => resolve());
     });
   }
@@ -58,7 +60,10 @@ export class EgressListener {
   }
 
   private onConnection(local: Socket): void {
-    const entry = this.opts.tracker.admit(local, this.counters, { perSourceCap: false, caFingerprint: this.credentials.ca.fingerprint });
+    const entry = this.opts.tracker.admit(local, this.counters, {
+      perSourceCap: false,
+      caFingerprint: this.credentials.ca.fingerprint,
+    });
     if (!entry) return;
     local.pause();
     const { remoteHost, remotePort } = this.opts.entry;
@@ -73,7 +78,10 @@ export class EgressListener {
     });
     // Errors of the plain socket end the TLS one; this listener stays for the socket's life.
     raw.on('error', (err) => remote.destroy(err));
-    const timer = setTimeout(() => remote.destroy(new Error(`no TLS session within ${this.opts.limits.handshakeTimeoutMs} ms`)), this.opts.limits.handshakeTimeoutMs);
+    const timer = setTimeout(
+      () => remote.destroy(new Error(`no TLS session within ${this.opts.limits.handshakeTimeoutMs} ms`)),
+      this.opts.limits.handshakeTimeoutMs,
+    );
     let failed = false;
     const fail = (err?: Error): void => {
       clearTimeout(timer);

@@ -36,7 +36,10 @@ export class IngressSet {
 
   constructor(private readonly opts: IngressSetOptions) {
     this.credentials = opts.credentials;
-    this.untouched = new Set([...opts.config.passthroughPorts, ...(opts.config.adminPort !== undefined ? [opts.config.adminPort] : [])]);
+    this.untouched = new Set([
+      ...opts.config.passthroughPorts,
+      ...(opts.config.adminPort !== undefined ? [opts.config.adminPort] : []),
+    ]);
   }
 
   /** The ports left alone by the redirection: `#true` entries and the admin interface. */
@@ -45,7 +48,10 @@ export class IngressSet {
   }
 
   plan(): RedirectPlan {
-    return { redirects: new Map([...this.listeners].map(([app, l]) => [app, l.listenPort])), openPorts: this.openPorts };
+    return {
+      redirects: new Map([...this.listeners].map(([app, l]) => [app, l.listenPort])),
+      openPorts: this.openPorts,
+    };
   }
 
   private scan(): void {
@@ -90,7 +96,9 @@ export class IngressSet {
       });
       await listener.start();
       this.listeners.set(port, listener);
-      this.opts.log(`port ${port} (${name}): ${tls ? 'TLS without client certificate' : 'mTLS'} on proxy port ${listener.listenPort}`);
+      this.opts.log(
+        `port ${port} (${name}): ${tls ? 'TLS without client certificate' : 'mTLS'} on proxy port ${listener.listenPort}`,
+      );
       changed = true;
     }
     return changed;

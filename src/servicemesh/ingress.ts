@@ -32,14 +32,15 @@ export interface IngressListenerOptions {
 
 /** Bind to the dual-stack wildcard, or to IPv4 only where the kernel has no IPv6. */
 export function listenAnywhere(server: TcpServer, port: number): Promise<number> {
-  const attempt = (host: string) => new Promise<number>((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen({ host, port, ipv6Only: false }, () => {
-      server.off('error', onError);
-      resolve((server.address() as { port: number }).port);
+  const attempt = (host: string) =>
+    new Promise<number>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      server.once('error', onError);
+      server.listen({ host, port, ipv6Only: false }, () => {
+        server.off('error', onError);
+        resolve((server.address() as { port: number }).port);
+      });
     });
-  });
   return attempt('::').catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EAFNOSUPPORT' && err.code !== 'EADDRNOTAVAIL') throw err;
     return attempt('0.0.0.0');
@@ -79,16 +80,22 @@ export class IngressListener {
       // Node checks the client's chain after the handshake and then only closes ("socket hang
       // up"); the check's own verdict is on the socket. OpenSSL's short reason, not its dump.
       const verdict = socket.authorizationError;
-      const why = verdict !== undefined && verdict !== null
-        ? `the client certificate does not verify against the mesh CA (${String(verdict)})`
-        : typeof err.reason === 'string' ? err.reason : err.message.split('\n')[0]!;
+      const why =
+        verdict !== undefined && verdict !== null
+          ? `the client certificate does not verify against the mesh CA (${String(verdict)})`
+          : typeof err.reason === 'string'
+            ? err.reason
+            : err.message.split('\n')[0]!;
       opts.log(`port ${opts.appPort}: refused a TLS handshake${from}: ${why}`);
     });
     // Admission (connection caps) happens on the plain socket, before any TLS work.
     this.tls.on('error', (err: Error) => opts.log(`port ${opts.appPort}: ${err.message}`));
     // No Nagle on either leg: a proxy must not hold back small writes the application sent.
     this.tcp = createTcpServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      const entry = opts.tracker.admit(socket, this.counters, { perSourceCap: true, caFingerprint: this.credentials.ca.fingerprint });
+      const entry = opts.tracker.admit(socket, this.counters, {
+        perSourceCap: true,
+        caFingerprint: this.credentials.ca.fingerprint,
+      });
       if (!entry) return;
       const key = peerKey(socket);
       this.admitted.set(key, entry);

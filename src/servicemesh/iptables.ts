@@ -76,7 +76,11 @@ const FAMILIES: readonly Family[] = [
 function run(cmd: string, args: string[], input?: string): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     const child = execFile(cmd, args, { timeout: 30_000, maxBuffer: 1024 * 1024 }, (err, _stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      const code = err
+        ? typeof (err as { code?: unknown }).code === 'number'
+          ? (err as { code: number }).code
+          : -1
+        : 0;
       resolve({ code, stderr: err && code === -1 ? `${stderr}${(err as Error).message}` : stderr });
     });
     if (input !== undefined) child.stdin?.end(input);
@@ -103,7 +107,10 @@ export class Redirection {
   /** Families that are not guarded (IPv6 without any IPv6 address outside loopback). */
   readonly skipped: string[] = [];
 
-  constructor(private readonly log: (msg: string) => void, private readonly requireIpv6 = ipv6InUse()) {}
+  constructor(
+    private readonly log: (msg: string) => void,
+    private readonly requireIpv6 = ipv6InUse(),
+  ) {}
 
   /** Rewrite the chains of every family; calls are serialised. Rejects with a clear message. */
   apply(plan: RedirectPlan): Promise<void> {
@@ -116,18 +123,30 @@ export class Redirection {
     for (const family of FAMILIES) {
       if (this.skipped.includes(family.name)) continue;
       const jumps = this.jumpsPresent.get(family.name) ?? {
-        nat: (await run(family.iptables, ['-w', '5', '-t', 'nat', '-C', 'PREROUTING', '-p', 'tcp', '-j', NAT_CHAIN])).code === 0,
-        guard: (await run(family.iptables, ['-w', '5', '-t', 'filter', '-C', 'INPUT', '-p', 'tcp', '-j', GUARD_CHAIN])).code === 0,
+        nat:
+          (await run(family.iptables, ['-w', '5', '-t', 'nat', '-C', 'PREROUTING', '-p', 'tcp', '-j', NAT_CHAIN]))
+            .code === 0,
+        guard:
+          (await run(family.iptables, ['-w', '5', '-t', 'filter', '-C', 'INPUT', '-p', 'tcp', '-j', GUARD_CHAIN]))
+            .code === 0,
       };
-      const r = await run(family.restore, ['-w', '5', '--noflush'], restoreScript(plan, { nat: !jumps.nat, guard: !jumps.guard }));
+      const r = await run(
+        family.restore,
+        ['-w', '5', '--noflush'],
+        restoreScript(plan, { nat: !jumps.nat, guard: !jumps.guard }),
+      );
       if (r.code !== 0) {
         const why = r.stderr.trim().split('\n').slice(-3).join(' | ') || `exit code ${r.code}`;
         if (family.name === 'IPv6' && !this.requireIpv6) {
           this.skipped.push(family.name);
-          this.log(`IPv6 is not guarded (${family.restore} failed: ${why}); the namespace has no IPv6 address outside loopback`);
+          this.log(
+            `IPv6 is not guarded (${family.restore} failed: ${why}); the namespace has no IPv6 address outside loopback`,
+          );
           continue;
         }
-        throw new Error(`${family.restore} failed for ${family.name}: ${why} (the sidecar needs NET_ADMIN and iptables with the nat and filter tables)`);
+        throw new Error(
+          `${family.restore} failed for ${family.name}: ${why} (the sidecar needs NET_ADMIN and iptables with the nat and filter tables)`,
+        );
       }
       this.jumpsPresent.set(family.name, { nat: true, guard: true });
     }

@@ -16,7 +16,10 @@ export function rateLimited(log: Log, perWindow = 20, windowMs = 10_000): Log {
   return (msg) => {
     const now = Date.now();
     if (now - windowStart >= windowMs) {
-      if (suppressed > 0) log(`${suppressed} similar messages suppressed in the last ${Math.round((now - windowStart) / 1000)} s (see the admin interface's counters)`);
+      if (suppressed > 0)
+        log(
+          `${suppressed} similar messages suppressed in the last ${Math.round((now - windowStart) / 1000)} s (see the admin interface's counters)`,
+        );
       windowStart = now;
       used = 0;
       suppressed = 0;

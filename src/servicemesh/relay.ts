@@ -42,7 +42,9 @@ export function relay(a: Socket, b: Socket, limits: RelayLimits): Relay {
   let error: string | undefined;
   let halfCloseTimer: NodeJS.Timeout | undefined;
   let resolveDone!: (r: RelayResult) => void;
-  const done = new Promise<RelayResult>((resolve) => { resolveDone = resolve; });
+  const done = new Promise<RelayResult>((resolve) => {
+    resolveDone = resolve;
+  });
 
   const destroyBoth = (why: CloseReason, err?: Error): void => {
     reason ??= why;
@@ -51,8 +53,12 @@ export function relay(a: Socket, b: Socket, limits: RelayLimits): Relay {
     b.destroy();
   };
 
-  a.on('data', (chunk: Buffer) => { aToB += chunk.length; });
-  b.on('data', (chunk: Buffer) => { bToA += chunk.length; });
+  a.on('data', (chunk: Buffer) => {
+    aToB += chunk.length;
+  });
+  b.on('data', (chunk: Buffer) => {
+    bToA += chunk.length;
+  });
   a.pipe(b);
   b.pipe(a);
 

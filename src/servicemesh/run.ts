@@ -66,21 +66,40 @@ export async function runServiceMesh(opts: ServiceMeshOptions): Promise<void> {
 
   // 1. Nothing listens before the credentials are loaded.
   let creds = loadCredentials(opts.tlsDir);
-  log(`mesh certificate ${creds.leaf.subject} (valid until ${creds.leaf.notAfter.toISOString()}), mesh CA ${creds.ca.fingerprint.slice(0, 16)}…`);
+  log(
+    `mesh certificate ${creds.leaf.subject} (valid until ${creds.leaf.notAfter.toISOString()}), mesh CA ${creds.ca.fingerprint.slice(0, 16)}…`,
+  );
 
   const tracker = new ConnectionTracker(opts.limits);
-  const limits = { handshakeTimeoutMs: opts.limits.handshakeTimeoutMs, idleTimeoutMs: opts.limits.idleTimeoutMs, halfCloseTimeoutMs: opts.limits.halfCloseTimeoutMs };
+  const limits = {
+    handshakeTimeoutMs: opts.limits.handshakeTimeoutMs,
+    idleTimeoutMs: opts.limits.idleTimeoutMs,
+    halfCloseTimeoutMs: opts.limits.halfCloseTimeoutMs,
+  };
   const ingress = new IngressSet({ config: opts.config, credentials: creds, tracker, limits, log, connectionLog });
-  const egress = opts.config.egress.map((entry) => new EgressListener({ entry, credentials: creds, tracker, limits, log: connectionLog }));
+  const egress = opts.config.egress.map(
+    (entry) => new EgressListener({ entry, credentials: creds, tracker, limits, log: connectionLog }),
+  );
   let ready = false;
   let watcher: CredentialWatcher | undefined;
-  const admin = opts.config.adminPort !== undefined
-    ? new AdminServer({
-      ready: () => ready,
-      stats: () => ({ activeConnections: tracker.active, ingress: [...ingress.listeners.values()].map((l) => l.counters), egress: egress.map((l) => l.counters) }),
-      certificates: () => ({ ...certificateView(creds), loadedFrom: opts.tlsDir, reloads: watcher?.state.reloads ?? 0, lastReloadAt: watcher?.state.lastReloadAt, filesNotInUse: watcher?.state.pendingError }),
-    })
-    : undefined;
+  const admin =
+    opts.config.adminPort !== undefined
+      ? new AdminServer({
+          ready: () => ready,
+          stats: () => ({
+            activeConnections: tracker.active,
+            ingress: [...ingress.listeners.values()].map((l) => l.counters),
+            egress: egress.map((l) => l.counters),
+          }),
+          certificates: () => ({
+            ...certificateView(creds),
+            loadedFrom: opts.tlsDir,
+            reloads: watcher?.state.reloads ?? 0,
+            lastReloadAt: watcher?.state.lastReloadAt,
+            filesNotInUse: watcher?.state.pendingError,
+          }),
+        })
+      : undefined;
 
   let discovery: NodeJS.Timeout | undefined;
   try {
@@ -114,10 +133,13 @@ export async function runServiceMesh(opts: ServiceMeshOptions): Promise<void> {
     discovery = setInterval(() => {
       if (syncing) return;
       syncing = true;
-      ingress.sync()
+      ingress
+        .sync()
         .then((changed) => (changed ? redirection.apply(ingress.plan()) : undefined))
         .catch((err: Error) => connectionLog(`port discovery: ${err.message}; new ports stay refused`))
-        .finally(() => { syncing = false; });
+        .finally(() => {
+          syncing = false;
+        });
     }, opts.discoveryIntervalMs);
     watcher = new CredentialWatcher({
       dir: opts.tlsDir,
@@ -129,7 +151,9 @@ export async function runServiceMesh(opts: ServiceMeshOptions): Promise<void> {
         for (const l of egress) l.setCredentials(next);
         let closed = 0;
         if (next.ca.fingerprint !== previous.ca.fingerprint) closed = tracker.closeNotTrustedBy(next.ca.fingerprint);
-        log(`reloaded the mesh credentials: certificate ${next.leaf.subject} valid until ${next.leaf.notAfter.toISOString()}${next.ca.fingerprint !== previous.ca.fingerprint ? `; new mesh CA ${next.ca.fingerprint.slice(0, 16)}…, closed ${closed} connection(s) authenticated under the old one` : ''}`);
+        log(
+          `reloaded the mesh credentials: certificate ${next.leaf.subject} valid until ${next.leaf.notAfter.toISOString()}${next.ca.fingerprint !== previous.ca.fingerprint ? `; new mesh CA ${next.ca.fingerprint.slice(0, 16)}…, closed ${closed} connection(s) authenticated under the old one` : ''}`,
+        );
       },
     });
     watcher.start();

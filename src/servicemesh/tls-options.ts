@@ -15,12 +15,24 @@ const SECURE_OPTIONS = constants.SSL_OP_NO_TICKET | constants.SSL_OP_NO_RENEGOTI
  * would pick by default (bench/servicemesh.ts). TLS 1.2 suites are ECDHE-ECDSA: mesh keys are EC.
  */
 export const CIPHERS = [
-  'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
-  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
 ].join(':');
 
 export function contextOptions(creds: MeshCredentials): SecureContextOptions {
-  return { ca: creds.caPem, cert: creds.chainPem, key: creds.keyPem, minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true, secureOptions: SECURE_OPTIONS };
+  return {
+    ca: creds.caPem,
+    cert: creds.chainPem,
+    key: creds.keyPem,
+    minVersion: 'TLSv1.2',
+    ciphers: CIPHERS,
+    honorCipherOrder: true,
+    secureOptions: SECURE_OPTIONS,
+  };
 }
 
 export function clientContext(creds: MeshCredentials): SecureContext {

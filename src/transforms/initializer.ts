@@ -42,8 +42,10 @@ function ensureSecretsVolume(spec: Obj, fieldPrefix: string): void {
     const existing = volumes[index]!;
     const other = Object.keys(existing).filter((k) => k !== 'name' && k !== 'emptyDir');
     if (other.length > 0 || !('emptyDir' in existing)) {
-      throw new UserError(`volume "${SECRETS_VOLUME}" is reserved for Contrast and must be an emptyDir (found ${other.join(', ') || 'no source'})`,
-        { field: `${fieldPrefix}.volumes[${index}]` });
+      throw new UserError(
+        `volume "${SECRETS_VOLUME}" is reserved for Contrast and must be an emptyDir (found ${other.join(', ') || 'no source'})`,
+        { field: `${fieldPrefix}.volumes[${index}]` },
+      );
     }
   }
   spec.volumes = upsertByName(volumes, { name: SECRETS_VOLUME, emptyDir: { medium: 'Memory' } });
@@ -59,7 +61,9 @@ export function mountSecretsEverywhere(spec: Obj, fieldPrefix: string): void {
       const mounts = listField(c, 'volumeMounts', field);
       const clash = mounts.findIndex((m) => m.mountPath === SECRETS_MOUNT_PATH && m.name !== SECRETS_VOLUME);
       if (clash >= 0) {
-        throw new UserError(`${SECRETS_MOUNT_PATH} is reserved for the Contrast secrets volume`, { field: `${field}[${clash}].mountPath` });
+        throw new UserError(`${SECRETS_MOUNT_PATH} is reserved for the Contrast secrets volume`, {
+          field: `${field}[${clash}].mountPath`,
+        });
       }
       c.volumeMounts = upsertByName(mounts, secretsMount());
     });

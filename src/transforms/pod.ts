@@ -26,11 +26,14 @@ export function listField(spec: Obj, key: string, field: string): Obj[] {
 export function annotationsOf(metadata: Obj, metadataField = 'metadata'): Record<string, string> {
   const a = metadata.annotations;
   if (a === undefined || a === null) return {};
-  if (!isPlainObject(a)) throw new UserError('annotations must be a mapping', { field: `${metadataField}.annotations` });
+  if (!isPlainObject(a))
+    throw new UserError('annotations must be a mapping', { field: `${metadataField}.annotations` });
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(a)) {
     if (typeof v !== 'string') {
-      throw new UserError(`annotation value must be a string; quote it: "${String(v)}"`, { field: `${metadataField}.annotations["${k}"]` });
+      throw new UserError(`annotation value must be a string; quote it: "${String(v)}"`, {
+        field: `${metadataField}.annotations["${k}"]`,
+      });
     }
     out[k] = v;
   }

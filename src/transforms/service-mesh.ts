@@ -39,10 +39,20 @@ function entries(value: string): string[] {
 }
 
 /** One ingress entry: `plain` true = not proxied, false = TLS without a client certificate. */
-export interface IngressEntry { name: string; port: number; plain: boolean }
+export interface IngressEntry {
+  name: string;
+  port: number;
+  plain: boolean;
+}
 
 /** One egress entry: listen on a 127/8 address, dial the remote over mTLS. */
-export interface EgressEntry { name: string; listenHost: string; listenPort: number; remoteHost: string; remotePort: number }
+export interface EgressEntry {
+  name: string;
+  listenHost: string;
+  listenPort: number;
+  remoteHost: string;
+  remotePort: number;
+}
 
 /**
  * `name#port#<true|false>` entries: true = plain TCP (not proxied), false = TLS without client
@@ -53,15 +63,21 @@ export function parseIngress(value: string, field: string): IngressEntry[] {
   for (const entry of entries(value)) {
     const parts = entry.split('#');
     if (parts.length !== 3) {
-      throw new UserError(`ingress entry "${entry}" must be name#port#true|false (entries are joined with ##)`, { field });
+      throw new UserError(`ingress entry "${entry}" must be name#port#true|false (entries are joined with ##)`, {
+        field,
+      });
     }
     const [name, port, plain] = parts as [string, string, string];
     checkName(name, entry, field);
     const portNumber = parsePort(port, field, `port of ingress entry "${entry}"`);
     if (plain !== 'true' && plain !== 'false') {
-      throw new UserError(`ingress entry "${entry}": the last part must be true (skip the proxy) or false (TLS without client certificate), found "${plain}"`, { field });
+      throw new UserError(
+        `ingress entry "${entry}": the last part must be true (skip the proxy) or false (TLS without client certificate), found "${plain}"`,
+        { field },
+      );
     }
-    if (out.some((e) => e.port === portNumber)) throw new UserError(`ingress entry "${entry}": port ${portNumber} is listed twice`, { field });
+    if (out.some((e) => e.port === portNumber))
+      throw new UserError(`ingress entry "${entry}": port ${portNumber} is listed twice`, { field });
     out.push({ name, port: portNumber, plain: plain === 'true' });
   }
   return out;
@@ -76,28 +92,41 @@ export function parseEgress(value: string, field: string): EgressEntry[] {
   for (const entry of entries(value)) {
     const parts = entry.split('#');
     if (parts.length !== 3) {
-      throw new UserError(`egress entry "${entry}" must be name#listenIP:port#remoteHost:port (entries are joined with ##)`, { field });
+      throw new UserError(
+        `egress entry "${entry}" must be name#listenIP:port#remoteHost:port (entries are joined with ##)`,
+        { field },
+      );
     }
     const [name, listen, remote] = parts as [string, string, string];
     checkName(name, entry, field);
     const [listenIp, listenPort] = splitHostPort(listen, entry, field);
     if (!isIPv4(listenIp) || !listenIp.startsWith('127.')) {
-      throw new UserError(`egress entry "${entry}": listen address "${listenIp}" must be an IPv4 address in 127.0.0.0/8`, { field });
+      throw new UserError(
+        `egress entry "${entry}": listen address "${listenIp}" must be an IPv4 address in 127.0.0.0/8`,
+        { field },
+      );
     }
     const listenPortNumber = parsePort(listenPort, field, `listen port of egress entry "${entry}"`);
     const [remoteHost, remotePort] = splitHostPort(remote, entry, field);
     if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(remoteHost)) {
-      throw new UserError(`egress entry "${entry}": remote host "${remoteHost}" is not a valid host name or IPv4 address`, { field });
+      throw new UserError(
+        `egress entry "${entry}": remote host "${remoteHost}" is not a valid host name or IPv4 address`,
+        { field },
+      );
     }
     const remotePortNumber = parsePort(remotePort, field, `remote port of egress entry "${entry}"`);
-    if (out.some((e) => e.listenHost === listenIp && e.listenPort === listenPortNumber)) throw new UserError(`egress entry "${entry}": ${listen} is listed twice`, { field });
+    if (out.some((e) => e.listenHost === listenIp && e.listenPort === listenPortNumber))
+      throw new UserError(`egress entry "${entry}": ${listen} is listed twice`, { field });
     out.push({ name, listenHost: listenIp, listenPort: listenPortNumber, remoteHost, remotePort: remotePortNumber });
   }
   return out;
 }
 
 function checkName(name: string, entry: string, field: string): void {
-  if (!NAME.test(name)) throw new UserError(`entry "${entry}": name "${name}" must be non-empty letters, digits, '.', '_' or '-'`, { field });
+  if (!NAME.test(name))
+    throw new UserError(`entry "${entry}": name "${name}" must be non-empty letters, digits, '.', '_' or '-'`, {
+      field,
+    });
 }
 
 function splitHostPort(value: string, entry: string, field: string): [string, string] {
@@ -129,7 +158,12 @@ function serviceMeshContainer(image: string, config: MeshConfig): Obj {
     restartPolicy: 'Always',
     env,
     securityContext: { privileged: true, capabilities: { add: ['NET_ADMIN'] } },
-    startupProbe: { exec: { command: ['test', '-f', '/ready'] }, initialDelaySeconds: 1, periodSeconds: 5, failureThreshold: 5 },
+    startupProbe: {
+      exec: { command: ['test', '-f', '/ready'] },
+      initialDelaySeconds: 1,
+      periodSeconds: 5,
+      failureThreshold: 5,
+    },
     // Upstream's Envoy sidecar gets 100Mi; ours peaks near 115 MB under bulk transfers (docs/service-mesh.md).
     resources: { requests: { memory: '160Mi' }, limits: { memory: '160Mi' } },
     volumeMounts: [secretsMount()],

@@ -30,7 +30,13 @@ function isObj(v: unknown): v is Obj {
 }
 
 /** Configure the Initializer for the secure-pv annotation (when present). */
-export function applySecurePv(spec: Obj, annotations: Record<string, string>, claimTemplates: readonly string[], metaField: string, specField: string): void {
+export function applySecurePv(
+  spec: Obj,
+  annotations: Record<string, string>,
+  claimTemplates: readonly string[],
+  metaField: string,
+  specField: string,
+): void {
   const value = annotations[ANNOTATIONS.securePv];
   if (value === undefined) return;
   const field = `${metaField}.annotations["${ANNOTATIONS.securePv}"]`;
@@ -43,7 +49,10 @@ export function applySecurePv(spec: Obj, annotations: Record<string, string>, cl
   const deviceVolume = volumes.find((v) => v.name === device);
   if (deviceVolume) {
     if (!isObj(deviceVolume.persistentVolumeClaim) && !isObj(deviceVolume.iscsi)) {
-      throw new UserError(`volume "${device}" must reference a persistentVolumeClaim or an iSCSI device to hold the encrypted volume`, { field: `${specField}.volumes[${volumes.indexOf(deviceVolume)}]` });
+      throw new UserError(
+        `volume "${device}" must reference a persistentVolumeClaim or an iSCSI device to hold the encrypted volume`,
+        { field: `${specField}.volumes[${volumes.indexOf(deviceVolume)}]` },
+      );
     }
   } else if (!claimTemplates.includes(device)) {
     throw new UserError(`device "${device}" is neither a volume of the pod nor a volumeClaimTemplate`, { field });
@@ -52,29 +61,48 @@ export function applySecurePv(spec: Obj, annotations: Record<string, string>, cl
   if (mountIndex >= 0) {
     const other = Object.keys(volumes[mountIndex]!).filter((k) => k !== 'name');
     if (!isObj(volumes[mountIndex]!.emptyDir) || other.length !== 1) {
-      throw new UserError(`volume "${mount}" receives the decrypted device and must be an emptyDir`, { field: `${specField}.volumes[${mountIndex}]` });
+      throw new UserError(`volume "${mount}" receives the decrypted device and must be an emptyDir`, {
+        field: `${specField}.volumes[${mountIndex}]`,
+      });
     }
   } else {
     spec.volumes = [...volumes, { name: mount, emptyDir: { medium: 'Memory' } }];
   }
   const inits = listField(spec, 'initContainers', `${specField}.initContainers`);
   const initializer = inits.find((c) => c.name === INITIALIZER_NAME);
-  if (!initializer) throw new UserError('secure-pv needs the Initializer', { field }, { hint: 'remove skip-initializer' });
+  if (!initializer)
+    throw new UserError('secure-pv needs the Initializer', { field }, { hint: 'remove skip-initializer' });
   const env = listField(initializer, 'env', `${specField}.initContainers[0].env`);
   initializer.env = upsertByName(env, { name: 'CRYPTSETUP_DEVICE', value: CRYPTSETUP_DEVICE });
-  initializer.volumeDevices = upsertByName(listField(initializer, 'volumeDevices', `${specField}.initContainers[0].volumeDevices`), { name: device, devicePath: CRYPTSETUP_DEVICE });
-  initializer.volumeMounts = upsertByName(listField(initializer, 'volumeMounts', `${specField}.initContainers[0].volumeMounts`), { name: mount, mountPath: CRYPTSETUP_MOUNT, mountPropagation: 'Bidirectional' });
+  initializer.volumeDevices = upsertByName(
+    listField(initializer, 'volumeDevices', `${specField}.initContainers[0].volumeDevices`),
+    { name: device, devicePath: CRYPTSETUP_DEVICE },
+  );
+  initializer.volumeMounts = upsertByName(
+    listField(initializer, 'volumeMounts', `${specField}.initContainers[0].volumeMounts`),
+    { name: mount, mountPath: CRYPTSETUP_MOUNT, mountPropagation: 'Bidirectional' },
+  );
   initializer.securityContext = { privileged: true };
   initializer.resources = { requests: { memory: '100Mi' }, limits: { memory: '100Mi' } };
-  initializer.startupProbe = { exec: { command: ['/bin/test', '-f', '/done'] }, failureThreshold: 20, periodSeconds: 5 };
+  initializer.startupProbe = {
+    exec: { command: ['/bin/test', '-f', '/done'] },
+    failureThreshold: 20,
+    periodSeconds: 5,
+  };
   initializer.restartPolicy = 'Always';
 }
 
 /** The image store size of a workload, or undefined when it gets none. */
-export function imageStoreSize(annotations: Record<string, string>, inject: boolean, metaField: string): string | undefined {
+export function imageStoreSize(
+  annotations: Record<string, string>,
+  inject: boolean,
+  metaField: string,
+): string | undefined {
   const value = annotations[ANNOTATIONS.imageStoreSize];
   if (value !== undefined && !/^(0|[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?)$/.test(value)) {
-    throw new UserError(`must be a Kubernetes quantity such as 10Gi, or "0" for no image store; found "${value}"`, { field: `${metaField}.annotations["${ANNOTATIONS.imageStoreSize}"]` });
+    throw new UserError(`must be a Kubernetes quantity such as 10Gi, or "0" for no image store; found "${value}"`, {
+      field: `${metaField}.annotations["${ANNOTATIONS.imageStoreSize}"]`,
+    });
   }
   if (!inject || value === '0') return undefined;
   return value ?? DEFAULT_IMAGE_STORE_SIZE;
@@ -95,7 +123,11 @@ export function addImageStore(spec: Obj, size: string, holderImage: string, spec
   spec.initContainers = upsertFirst(listField(spec, 'initContainers', `${specField}.initContainers`), holder);
   const volume = {
     name: IMAGE_STORE_VOLUME,
-    ephemeral: { volumeClaimTemplate: { spec: { volumeMode: 'Block', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: size } } } } },
+    ephemeral: {
+      volumeClaimTemplate: {
+        spec: { volumeMode: 'Block', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: size } } },
+      },
+    },
   };
   spec.volumes = upsertByName(listField(spec, 'volumes', `${specField}.volumes`), volume);
 }

@@ -36,7 +36,11 @@ export function isCoordinatorTemplate(metadata: Obj, metadataField = 'metadata')
   return annotationsOf(metadata, metadataField)[ANNOTATIONS.podRole] === COORDINATOR_ROLE;
 }
 
-export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransformOptions, location: InputLocation): TransformedTemplate {
+export function transformPodTemplate(
+  template: PodTemplate,
+  opts: WorkloadTransformOptions,
+  location: InputLocation,
+): TransformedTemplate {
   const metadata = structuredClone(template.metadata);
   const spec = structuredClone(template.spec);
   const prefix = fieldPath(template.path);
@@ -49,31 +53,46 @@ export function transformPodTemplate(template: PodTemplate, opts: WorkloadTransf
 
     const skipValue = annotations[ANNOTATIONS.skipInitializer];
     if (skipValue !== undefined && skipValue !== 'true' && skipValue !== 'false') {
-      throw new UserError(`must be "true" or "false", found "${skipValue}"`, { field: `${metaField}.annotations["${ANNOTATIONS.skipInitializer}"]` });
+      throw new UserError(`must be "true" or "false", found "${skipValue}"`, {
+        field: `${metaField}.annotations["${ANNOTATIONS.skipInitializer}"]`,
+      });
     }
     const withInitializer = !isCoordinator && !opts.skipInitializer && skipValue !== 'true';
     const mesh = opts.skipServiceMesh === true ? undefined : meshConfigFrom(annotations, metaField);
     if (mesh && !withInitializer) {
-      throw new UserError('the service mesh needs the Initializer for its certificates', { field: `${metaField}.annotations` }, { hint: 'remove skip-initializer or the servicemesh annotations' });
+      throw new UserError(
+        'the service mesh needs the Initializer for its certificates',
+        { field: `${metaField}.annotations` },
+        { hint: 'remove skip-initializer or the servicemesh annotations' },
+      );
     }
     if (withInitializer) {
-      addInitializer(spec, {
-        image: replaceImage(opts.images.initializer, opts.replacements),
-        coordinatorHost: opts.coordinatorHost,
-        serviceMeshDisabled: mesh === undefined,
-      }, specField);
+      addInitializer(
+        spec,
+        {
+          image: replaceImage(opts.images.initializer, opts.replacements),
+          coordinatorHost: opts.coordinatorHost,
+          serviceMeshDisabled: mesh === undefined,
+        },
+        specField,
+      );
     } else if (Array.isArray(spec.initContainers)) {
       // The Initializer may be left over from an earlier run with different settings.
       spec.initContainers = (spec.initContainers as Obj[]).filter((c) => c.name !== INITIALIZER_NAME);
     }
     if (withInitializer) applySecurePv(spec, annotations, opts.claimTemplates ?? [], metaField, specField);
     else if (annotations[ANNOTATIONS.securePv] !== undefined) {
-      throw new UserError('secure-pv needs the Initializer to open the encrypted volume', { field: `${metaField}.annotations["${ANNOTATIONS.securePv}"]` }, { hint: 'remove skip-initializer' });
+      throw new UserError(
+        'secure-pv needs the Initializer to open the encrypted volume',
+        { field: `${metaField}.annotations["${ANNOTATIONS.securePv}"]` },
+        { hint: 'remove skip-initializer' },
+      );
     }
     applyServiceMesh(spec, replaceImage(opts.images.serviceMesh, opts.replacements), mesh, specField);
     if (withInitializer) mountSecretsEverywhere(spec, specField);
     const storeSize = imageStoreSize(annotations, opts.injectImageStore === true, metaField);
-    if (storeSize !== undefined && !isCoordinator) addImageStore(spec, storeSize, replaceImage(opts.images.initializer, opts.replacements), specField);
+    if (storeSize !== undefined && !isCoordinator)
+      addImageStore(spec, storeSize, replaceImage(opts.images.initializer, opts.replacements), specField);
     replaceWorkloadImages(spec, opts.replacements, specField);
     return { metadata, spec };
   } catch (err) {

@@ -41,7 +41,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
     if (options.exclusive) linkSync(tmp, path);
     else renameSync(tmp, path);
   } finally {
-    try { closeSync(fd); } catch { /* already closed */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
     rmSync(tmp, { force: true });
   }
   syncDirectory(dir);

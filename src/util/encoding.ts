@@ -31,7 +31,8 @@ export function readPemBlocks(text: string): PemBlock[] {
     if (pos === text.length) return blocks;
     re.lastIndex = pos;
     const m = re.exec(text);
-    if (!m) throw new Error(`unexpected content at offset ${pos} (only PEM blocks separated by whitespace are accepted)`);
+    if (!m)
+      throw new Error(`unexpected content at offset ${pos} (only PEM blocks separated by whitespace are accepted)`);
     if (m[1] !== m[3]) throw new Error(`block ${blocks.length + 1} begins as ${m[1]} and ends as ${m[3]}`);
     const der = decodeBase64Strict(m[2]!.replace(/\r?\n/g, ''));
     if (!der) throw new Error(`block ${blocks.length + 1} is not canonical base64`);

@@ -44,7 +44,9 @@ export interface UserErrorOptions {
 /** "<where>: <reason>; <hint>; <next step>", leaving out what is not there. */
 function formatUserError(reason: string, location: InputLocation, options: UserErrorOptions = {}): string {
   const where = describeLocation(location);
-  return [where ? `${where}: ${reason}` : reason, options.hint, options.nextStep].filter((p) => p !== undefined && p !== '').join('; ');
+  return [where ? `${where}: ${reason}` : reason, options.hint, options.nextStep]
+    .filter((p) => p !== undefined && p !== '')
+    .join('; ');
 }
 
 /** A failure caused by the input or the environment: exit code 1. */
@@ -55,8 +57,15 @@ export class UserError extends Error {
   readonly hint?: string;
   readonly nextStep?: string;
 
-  constructor(reason: string, readonly location: InputLocation = {}, options: UserErrorOptions = {}) {
-    super(formatUserError(reason, location, options), options.cause === undefined ? undefined : { cause: options.cause });
+  constructor(
+    reason: string,
+    readonly location: InputLocation = {},
+    options: UserErrorOptions = {},
+  ) {
+    super(
+      formatUserError(reason, location, options),
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = 'UserError';
     this.reason = reason;
     if (options.hint !== undefined) this.hint = options.hint;
@@ -88,7 +97,10 @@ export function locate(err: unknown, outer: InputLocation): unknown {
  */
 export function throwAll(problems: readonly UserError[], what = 'problems'): void {
   if (problems.length === 1) throw problems[0]!;
-  if (problems.length > 1) throw new UserError(`${problems.length} ${what}:\n${problems.map((p) => `  - ${p.message.replace(/\n/g, '\n    ')}`).join('\n')}`);
+  if (problems.length > 1)
+    throw new UserError(
+      `${problems.length} ${what}:\n${problems.map((p) => `  - ${p.message.replace(/\n/g, '\n    ')}`).join('\n')}`,
+    );
 }
 
 /** Wrong flags or arguments: exit code 2. */
@@ -103,8 +115,14 @@ export class UsageError extends Error {
 /** A broken invariant: kubectl-contrast itself is wrong, not the input. Exit code 1. */
 export class BugError extends Error {
   readonly exitCode: number = 1;
-  constructor(readonly reason: string, options?: { cause?: unknown }) {
-    super(`${reason} (this is a bug in kubectl-contrast: please report it with the command line and, if you can, the input)`, options);
+  constructor(
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${reason} (this is a bug in kubectl-contrast: please report it with the command line and, if you can, the input)`,
+      options,
+    );
     this.name = 'BugError';
   }
 }

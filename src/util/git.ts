@@ -20,6 +20,10 @@ export function gitWorkTreeOf(path: string): string | undefined {
  * that warns about unignored files then warns rather than stays silent.
  */
 export function gitIgnores(path: string, workTree: string): boolean {
-  const r = spawnSync('git', ['check-ignore', '--quiet', '--no-index', resolve(path)], { cwd: workTree, stdio: 'ignore', timeout: 10_000 });
+  const r = spawnSync('git', ['check-ignore', '--quiet', '--no-index', resolve(path)], {
+    cwd: workTree,
+    stdio: 'ignore',
+    timeout: 10_000,
+  });
   return r.status === 0;
 }

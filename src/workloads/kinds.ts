@@ -28,13 +28,41 @@ const oneSuffix = { regex: `-${GENERATED_SUFFIX}`, sample: '-b7x4z' };
 
 export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
   { kind: 'Pod', apiVersion: 'v1', templatePath: [], createdByControllers: true },
-  { kind: 'Deployment', apiVersion: 'apps/v1', templatePath: ['spec', 'template'], podSuffix: { regex: `-${GENERATED_SUFFIX}-${GENERATED_SUFFIX}`, sample: '-5d8f7b9c4-x2k9q' } },
-  { kind: 'StatefulSet', apiVersion: 'apps/v1', templatePath: ['spec', 'template'], podSuffix: { regex: '-[0-9]+', sample: '-0' }, claimTemplatesPath: ['spec', 'volumeClaimTemplates'] },
+  {
+    kind: 'Deployment',
+    apiVersion: 'apps/v1',
+    templatePath: ['spec', 'template'],
+    podSuffix: { regex: `-${GENERATED_SUFFIX}-${GENERATED_SUFFIX}`, sample: '-5d8f7b9c4-x2k9q' },
+  },
+  {
+    kind: 'StatefulSet',
+    apiVersion: 'apps/v1',
+    templatePath: ['spec', 'template'],
+    podSuffix: { regex: '-[0-9]+', sample: '-0' },
+    claimTemplatesPath: ['spec', 'volumeClaimTemplates'],
+  },
   { kind: 'DaemonSet', apiVersion: 'apps/v1', templatePath: ['spec', 'template'], podSuffix: oneSuffix },
-  { kind: 'ReplicaSet', apiVersion: 'apps/v1', templatePath: ['spec', 'template'], podSuffix: oneSuffix, createdByControllers: true },
+  {
+    kind: 'ReplicaSet',
+    apiVersion: 'apps/v1',
+    templatePath: ['spec', 'template'],
+    podSuffix: oneSuffix,
+    createdByControllers: true,
+  },
   { kind: 'ReplicationController', apiVersion: 'v1', templatePath: ['spec', 'template'], podSuffix: oneSuffix },
-  { kind: 'Job', apiVersion: 'batch/v1', templatePath: ['spec', 'template'], podSuffix: { regex: `(-[0-9]+)?-${GENERATED_SUFFIX}`, sample: '-q8m2d' }, createdByControllers: true },
-  { kind: 'CronJob', apiVersion: 'batch/v1', templatePath: ['spec', 'jobTemplate', 'spec', 'template'], podSuffix: { regex: `-[0-9]+(-[0-9]+)?-${GENERATED_SUFFIX}`, sample: '-29012345-k4t9w' } },
+  {
+    kind: 'Job',
+    apiVersion: 'batch/v1',
+    templatePath: ['spec', 'template'],
+    podSuffix: { regex: `(-[0-9]+)?-${GENERATED_SUFFIX}`, sample: '-q8m2d' },
+    createdByControllers: true,
+  },
+  {
+    kind: 'CronJob',
+    apiVersion: 'batch/v1',
+    templatePath: ['spec', 'jobTemplate', 'spec', 'template'],
+    podSuffix: { regex: `-[0-9]+(-[0-9]+)?-${GENERATED_SUFFIX}`, sample: '-29012345-k4t9w' },
+  },
 ];
 
 const BY_KIND = new Map(WORKLOAD_KINDS.map((k) => [k.kind, k]));

@@ -30,10 +30,18 @@ const MAX_LIST_DEPTH = 8;
  * The resources of one document: the object itself, or the items of a List (recursively).
  * A mapping without `kind` is rejected: Kubernetes could not apply it either.
  */
-export function resourcesOf(value: unknown, location: InputLocation, path: (string | number)[] = [], depth = 0): Resource[] {
+export function resourcesOf(
+  value: unknown,
+  location: InputLocation,
+  path: (string | number)[] = [],
+  depth = 0,
+): Resource[] {
   if (value === null || value === undefined) return [];
   if (!isPlainObject(value)) {
-    throw new UserError(`expected a Kubernetes resource (a mapping), found ${describeType(value)}`, { ...location, field: fieldPath(path) || undefined });
+    throw new UserError(`expected a Kubernetes resource (a mapping), found ${describeType(value)}`, {
+      ...location,
+      field: fieldPath(path) || undefined,
+    });
   }
   const kind = value.kind;
   const meta = isPlainObject(value.metadata) ? value.metadata : {};
@@ -50,7 +58,8 @@ export function resourcesOf(value: unknown, location: InputLocation, path: (stri
     if (depth >= MAX_LIST_DEPTH) throw new UserError(`List nesting deeper than ${MAX_LIST_DEPTH}`, named);
     const items = value.items;
     if (items === undefined || items === null) return [];
-    if (!Array.isArray(items)) throw new UserError('items of a List must be a sequence', { ...named, field: fieldPath([...path, 'items']) });
+    if (!Array.isArray(items))
+      throw new UserError('items of a List must be a sequence', { ...named, field: fieldPath([...path, 'items']) });
     return items.flatMap((item, i) => resourcesOf(item, location, [...path, 'items', i], depth + 1));
   }
   return [{ object: value, path, location: named }];
@@ -81,7 +90,10 @@ export function podTemplateOf(resource: Resource): PodTemplate | undefined {
   const spec = node.spec;
   if (!isPlainObject(spec)) return undefined;
   if (node.metadata !== undefined && node.metadata !== null && !isPlainObject(node.metadata)) {
-    throw new UserError('metadata must be a mapping', { ...resource.location, field: fieldPath([...path, 'metadata']) });
+    throw new UserError('metadata must be a mapping', {
+      ...resource.location,
+      field: fieldPath([...path, 'metadata']),
+    });
   }
   return { path, metadata: (node.metadata as KubeObject | undefined) ?? {}, spec };
 }
@@ -107,5 +119,7 @@ export function claimTemplateNames(object: KubeObject): string[] {
   let templates: unknown = object;
   for (const key of path) templates = isPlainObject(templates) ? templates[key] : undefined;
   if (!Array.isArray(templates)) return [];
-  return templates.flatMap((t) => (isPlainObject(t) && isPlainObject(t.metadata) && typeof t.metadata.name === 'string' ? [t.metadata.name] : []));
+  return templates.flatMap((t) =>
+    isPlainObject(t) && isPlainObject(t.metadata) && typeof t.metadata.name === 'string' ? [t.metadata.name] : [],
+  );
 }

@@ -19,9 +19,10 @@ export type OwnerKeyKind = 'workload-owner' | 'seedshare-owner';
 /** Create the key file if it does not exist yet (mode 0600). Returns true when created. */
 export function ensureKey(path: string, kind: OwnerKeyKind): boolean {
   if (existsSync(path)) return false;
-  const pem = kind === 'workload-owner'
-    ? generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'sec1', format: 'pem' })
-    : generateKeyPairSync('rsa', { modulusLength: 4096 }).privateKey.export({ type: 'pkcs1', format: 'pem' });
+  const pem =
+    kind === 'workload-owner'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'sec1', format: 'pem' })
+      : generateKeyPairSync('rsa', { modulusLength: 4096 }).privateKey.export({ type: 'pkcs1', format: 'pem' });
   try {
     writeFileAtomic(path, pem as string, { mode: 0o600, exclusive: true });
   } catch (err) {
@@ -37,7 +38,9 @@ export function loadPublicKey(path: string, kind: OwnerKeyKind): KeyObject {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new UserError(`cannot read key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: path });
+    throw new UserError(`cannot read key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      file: path,
+    });
   }
   const { key, isPrivate } = parseKeyPem(text, path);
   if (isPrivate) warnIfReadableByOthers(path);
@@ -45,8 +48,14 @@ export function loadPublicKey(path: string, kind: OwnerKeyKind): KeyObject {
   if (kind === 'workload-owner' && !(key.asymmetricKeyType === 'ec' && details.namedCurve === 'secp384r1')) {
     throw new UserError(`a workload owner key must be ECDSA P-384, found ${describeKey(key)}`, { file: path });
   }
-  if (kind === 'seedshare-owner' && !(key.asymmetricKeyType === 'rsa' && (details.modulusLength ?? 0) >= MIN_SEEDSHARE_RSA_BITS)) {
-    throw new UserError(`a seed-share owner key must be RSA with at least ${MIN_SEEDSHARE_RSA_BITS} bits, found ${describeKey(key)}`, { file: path });
+  if (
+    kind === 'seedshare-owner' &&
+    !(key.asymmetricKeyType === 'rsa' && (details.modulusLength ?? 0) >= MIN_SEEDSHARE_RSA_BITS)
+  ) {
+    throw new UserError(
+      `a seed-share owner key must be RSA with at least ${MIN_SEEDSHARE_RSA_BITS} bits, found ${describeKey(key)}`,
+      { file: path },
+    );
   }
   return key;
 }
@@ -65,7 +74,11 @@ function parseKeyPem(text: string, path: string): { key: KeyObject; isPrivate: b
   } catch (err) {
     throw new UserError(`not a PEM-encoded private or public key: ${(err as Error).message}`, { file: path });
   }
-  if (blocks.length !== 1) throw new UserError(`not a PEM-encoded private or public key: expected exactly one PEM block, found ${blocks.length}`, { file: path });
+  if (blocks.length !== 1)
+    throw new UserError(
+      `not a PEM-encoded private or public key: expected exactly one PEM block, found ${blocks.length}`,
+      { file: path },
+    );
   const [{ label, der }] = blocks as [{ label: string; der: Buffer }];
   try {
     if (PRIVATE_LABELS.has(label)) return { key: createPublicKey(createPrivateKey(text)), isPrivate: true };
@@ -84,5 +97,8 @@ function describeKey(key: KeyObject): string {
 
 function warnIfReadableByOthers(path: string): void {
   const mode = statSync(path).mode & 0o777;
-  if (mode & 0o077) process.stderr.write(`Warning: ${path}: private key is accessible by other users (mode ${mode.toString(8)}); run chmod 600 ${path}\n`);
+  if (mode & 0o077)
+    process.stderr.write(
+      `Warning: ${path}: private key is accessible by other users (mode ${mode.toString(8)}); run chmod 600 ${path}\n`,
+    );
 }

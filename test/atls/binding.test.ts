@@ -1,7 +1,18 @@
 /** The aTLS binding values: report data, the nonce in the server name, and the exporter label. */
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { CLIENT_EVIDENCE_HEADER, EKM_LABEL, EKM_SIZE, NONCE_SIZE, SNI_SUFFIX, newNonce, nonceFromServerName, nonceToServerName, reportData, spkiDer } from '../../src/atls/binding.js';
+import {
+  CLIENT_EVIDENCE_HEADER,
+  EKM_LABEL,
+  EKM_SIZE,
+  NONCE_SIZE,
+  SNI_SUFFIX,
+  newNonce,
+  nonceFromServerName,
+  nonceToServerName,
+  reportData,
+  spkiDer,
+} from '../../src/atls/binding.js';
 
 describe('aTLS binding values', () => {
   it('binds SHA-512 of the SPKI followed by the nonce, in that order', () => {
@@ -9,8 +20,18 @@ describe('aTLS binding values', () => {
     const nonce = Buffer.alloc(32, 7);
     const rd = reportData(spki, nonce);
     assert.equal(rd.length, 64);
-    assert.deepEqual(rd, createHash('sha512').update(Buffer.concat([spki, nonce])).digest());
-    assert.notDeepEqual(rd, createHash('sha512').update(Buffer.concat([nonce, spki])).digest());
+    assert.deepEqual(
+      rd,
+      createHash('sha512')
+        .update(Buffer.concat([spki, nonce]))
+        .digest(),
+    );
+    assert.notDeepEqual(
+      rd,
+      createHash('sha512')
+        .update(Buffer.concat([nonce, spki]))
+        .digest(),
+    );
   });
 
   it('uses the names and sizes docs/protocol.md specifies', () => {
@@ -43,10 +64,19 @@ describe('aTLS binding values', () => {
   it('reads no nonce from any other server name', () => {
     const hex = 'ab'.repeat(16);
     for (const name of [
-      undefined, '', 'coordinator', `${hex}.${hex}.atls-nonce.invalid.`, `x${hex}.${hex}.atls-nonce.invalid`,
-      `${hex}.${hex}.atls-nonce.invalid.example.com`, `www.${hex}.${hex}.atls-nonce.invalid`,
-      `${hex.toUpperCase()}.${hex}.atls-nonce.invalid`, `${hex}${hex}.atls-nonce.invalid`, `${hex}.${hex}.invalid`,
-      `${hex.slice(2)}.${hex}ab.atls-nonce.invalid`, `${hex}.${hex}xatls-nonce.invalid`, `${hex}x${hex}.atls-nonce.invalid`,
+      undefined,
+      '',
+      'coordinator',
+      `${hex}.${hex}.atls-nonce.invalid.`,
+      `x${hex}.${hex}.atls-nonce.invalid`,
+      `${hex}.${hex}.atls-nonce.invalid.example.com`,
+      `www.${hex}.${hex}.atls-nonce.invalid`,
+      `${hex.toUpperCase()}.${hex}.atls-nonce.invalid`,
+      `${hex}${hex}.atls-nonce.invalid`,
+      `${hex}.${hex}.invalid`,
+      `${hex.slice(2)}.${hex}ab.atls-nonce.invalid`,
+      `${hex}.${hex}xatls-nonce.invalid`,
+      `${hex}x${hex}.atls-nonce.invalid`,
     ]) {
       assert.equal(nonceFromServerName(name), undefined, String(name));
     }

@@ -28,10 +28,17 @@ const keys = {
 const outerAlg = (der: Buffer) => children(readSingle(der))[1]!.raw.toString('hex');
 
 /** A certificate for `key` built with the test forger, so each test can break one property. */
-function forged(key: { publicKey: KeyObject; privateKey: KeyObject }, over: { signingKey?: KeyObject; extensions?: { oid: string; value: Buffer }[] } = {}): Buffer {
+function forged(
+  key: { publicKey: KeyObject; privateKey: KeyObject },
+  over: { signingKey?: KeyObject; extensions?: { oid: string; value: Buffer }[] } = {},
+): Buffer {
   return forgeCertificate({
-    subject: name('Contrast'), issuer: name('Contrast'), publicKey: key.publicKey, signingKey: over.signingKey ?? key.privateKey,
-    alg: 'ecdsa-sha256', ...(over.extensions ? { extensions: over.extensions } : {}),
+    subject: name('Contrast'),
+    issuer: name('Contrast'),
+    publicKey: key.publicKey,
+    signingKey: over.signingKey ?? key.privateKey,
+    alg: 'ecdsa-sha256',
+    ...(over.extensions ? { extensions: over.extensions } : {}),
   }).raw;
 }
 
@@ -86,12 +93,21 @@ describe('aTLS certificates: what we build', () => {
   it('returns the same certificate as PEM', async () => {
     const key = keys.rsa(); // PKCS#1 v1.5 signatures are deterministic
     const evidence = { oid: OID_SNP_EVIDENCE, value: Buffer.from('x') };
-    assert.equal(await createAtlsCert(key.privateKey, evidence, NOW), derToPem(createAtlsCertDer(key.privateKey, evidence, NOW)));
+    assert.equal(
+      await createAtlsCert(key.privateKey, evidence, NOW),
+      derToPem(createAtlsCertDer(key.privateKey, evidence, NOW)),
+    );
   });
 
   it('refuses keys other than ECDSA P-256/P-384 and RSA', () => {
-    assert.throws(() => createAtlsCertDer(generateKeyPairSync('ed25519').privateKey), (err: Error) => err.message === 'aTLS keys must be ECDSA P-256/P-384 or RSA, not ed25519 ');
-    assert.throws(() => createAtlsCertDer(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey), (err: Error) => err.message === 'aTLS keys must be ECDSA P-256/P-384 or RSA, not ec secp521r1');
+    assert.throws(
+      () => createAtlsCertDer(generateKeyPairSync('ed25519').privateKey),
+      (err: Error) => err.message === 'aTLS keys must be ECDSA P-256/P-384 or RSA, not ed25519 ',
+    );
+    assert.throws(
+      () => createAtlsCertDer(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey),
+      (err: Error) => err.message === 'aTLS keys must be ECDSA P-256/P-384 or RSA, not ec secp521r1',
+    );
   });
 });
 
@@ -116,26 +132,45 @@ describe('aTLS certificates: what we accept from a peer', () => {
     ]);
   });
 
-  it('refuses bytes that are not one strict DER certificate, keeping the parser\'s reason', async () => {
+  it("refuses bytes that are not one strict DER certificate, keeping the parser's reason", async () => {
     const der = createAtlsCertDer(keys.p256().privateKey, undefined, NOW);
     for (const [bytes, reason] of [
-      [Buffer.from('not a certificate'), /^the peer certificate is not a well-formed certificate: it does not start with a DER SEQUENCE$/],
-      [Buffer.concat([der, Buffer.from([0])]), /^the peer certificate is not a well-formed certificate: 1 trailing bytes after element$/],
-      [Buffer.from(derToPem(der)), /^the peer certificate is not a well-formed certificate: PEM where DER is expected$/],
+      [
+        Buffer.from('not a certificate'),
+        /^the peer certificate is not a well-formed certificate: it does not start with a DER SEQUENCE$/,
+      ],
+      [
+        Buffer.concat([der, Buffer.from([0])]),
+        /^the peer certificate is not a well-formed certificate: 1 trailing bytes after element$/,
+      ],
+      [
+        Buffer.from(derToPem(der)),
+        /^the peer certificate is not a well-formed certificate: PEM where DER is expected$/,
+      ],
     ] as const) {
       const err = await rejects(() => parseAtlsCert(bytes), 'atls.certificate');
       assert.match(err.detail, reason);
-      assert.ok(err.cause instanceof AttestationError && err.cause.check === 'x509.parse', 'the parser error is the cause');
+      assert.ok(
+        err.cause instanceof AttestationError && err.cause.check === 'x509.parse',
+        'the parser error is the cause',
+      );
     }
   });
 
   it('refuses a certificate that is not signed by its own key', async () => {
-    const err = await rejects(() => parseAtlsCert(forged(keys.p256(), { signingKey: keys.p256().privateKey })), 'atls.certificate');
+    const err = await rejects(
+      () => parseAtlsCert(forged(keys.p256(), { signingKey: keys.p256().privateKey })),
+      'atls.certificate',
+    );
     assert.equal(err.detail, 'the peer certificate is not self-signed by its own key');
   });
 
   it('refuses a certificate whose evidence is signed by another key even when the evidence is intact', async () => {
-    const victim = createAtlsCertDer(keys.p256().privateKey, { oid: OID_SNP_EVIDENCE, value: Buffer.from('genuine evidence') }, NOW);
+    const victim = createAtlsCertDer(
+      keys.p256().privateKey,
+      { oid: OID_SNP_EVIDENCE, value: Buffer.from('genuine evidence') },
+      NOW,
+    );
     // Same bytes, but the subject key replaced by the attacker's (same size, so the DER stays valid).
     const attacker = keys.p256();
     const spkiVictim = children(children(readSingle(victim))[0]!)[6]!.raw;
@@ -145,14 +180,34 @@ describe('aTLS certificates: what we accept from a peer', () => {
   });
 
   it('refuses an evidence extension that is not an OCTET STRING', async () => {
-    const err = await rejects(() => parseAtlsCert(forged(keys.p256(), { extensions: [{ oid: OID_SNP_EVIDENCE, value: seq(octet(Buffer.from('x'))) }] })), 'atls.certificate');
+    const err = await rejects(
+      () =>
+        parseAtlsCert(
+          forged(keys.p256(), { extensions: [{ oid: OID_SNP_EVIDENCE, value: seq(octet(Buffer.from('x'))) }] }),
+        ),
+      'atls.certificate',
+    );
     assert.equal(err.detail, `the evidence extension ${OID_SNP_EVIDENCE} is not an OCTET STRING`);
-    await rejects(() => parseAtlsCert(forged(keys.p256(), { extensions: [{ oid: OID_TDX_EVIDENCE, value: tlv(0x0c, Buffer.from('x')) }] })), 'atls.certificate');
+    await rejects(
+      () =>
+        parseAtlsCert(
+          forged(keys.p256(), { extensions: [{ oid: OID_TDX_EVIDENCE, value: tlv(0x0c, Buffer.from('x')) }] }),
+        ),
+      'atls.certificate',
+    );
   });
 
   it('refuses an evidence extension with bytes after its OCTET STRING', async () => {
     // The DER reader refuses it before the OCTET STRING check (check asn1.decode).
-    const err = await rejects(() => parseAtlsCert(forged(keys.p256(), { extensions: [{ oid: OID_SNP_EVIDENCE, value: Buffer.concat([octet(Buffer.from('x')), Buffer.from([0])]) }] })), 'asn1.decode');
+    const err = await rejects(
+      () =>
+        parseAtlsCert(
+          forged(keys.p256(), {
+            extensions: [{ oid: OID_SNP_EVIDENCE, value: Buffer.concat([octet(Buffer.from('x')), Buffer.from([0])]) }],
+          }),
+        ),
+      'asn1.decode',
+    );
     assert.match(err.detail, /trailing bytes/);
   });
 

@@ -38,7 +38,10 @@ describe('aTLS DER writer', () => {
     assert.equal(x509Time(new Date('2049-12-31T23:59:59Z')).toString('latin1'), '\x17\x0d491231235959Z');
     assert.equal(x509Time(new Date('2050-01-01T00:00:00Z')).toString('latin1'), '\x18\x0f20500101000000Z');
     assert.equal(x509Time(new Date('2126-07-08T09:10:11Z')).toString('latin1'), '\x18\x0f21260708091011Z');
-    assert.equal(readTime(readSingle(x509Time(new Date('2050-01-01T00:00:00Z')))).toISOString(), '2050-01-01T00:00:00.000Z');
+    assert.equal(
+      readTime(readSingle(x509Time(new Date('2050-01-01T00:00:00Z')))).toISOString(),
+      '2050-01-01T00:00:00.000Z',
+    );
   });
 
   it('writes OCTET STRINGs and UTF8Strings', () => {
@@ -54,14 +57,31 @@ describe('aTLS DER writer', () => {
 
 describe('aTLS DER writer, read back', () => {
   it('reads object identifiers back, splitting the first octet', () => {
-    for (const dotted of ['0.9', '0.39', '1.0', '1.2.840.10045.4.3.2', '1.39', '2.0', '2.5.4.3', '2.999.1', '1.3.9901.2.4242']) {
+    for (const dotted of [
+      '0.9',
+      '0.39',
+      '1.0',
+      '1.2.840.10045.4.3.2',
+      '1.39',
+      '2.0',
+      '2.5.4.3',
+      '2.999.1',
+      '1.3.9901.2.4242',
+    ]) {
       assert.equal(readOid(readSingle(oid(dotted))), dotted);
     }
   });
 
   it('lists children in order', () => {
     const s = readSingle(seq(tlv(0x02, Buffer.from([5])), tlv(0x04, Buffer.from('hi')), seq()));
-    assert.deepEqual(children(s).map((c) => [c.tag, hex(c.content)]), [[0x02, '05'], [0x04, '6869'], [0x30, '']]);
+    assert.deepEqual(
+      children(s).map((c) => [c.tag, hex(c.content)]),
+      [
+        [0x02, '05'],
+        [0x04, '6869'],
+        [0x30, ''],
+      ],
+    );
     assert.deepEqual(children(readSingle(seq())), []);
   });
 });

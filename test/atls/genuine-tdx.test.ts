@@ -35,14 +35,22 @@ import { startLocalPcs, type LocalPcs } from '../attestation/pcs-server.js';
 function refFor(quote: Buffer) {
   const b = parseTdxQuote(quote).body;
   return {
-    MrTd: b.mrTd.toString('hex'), Rtmrs: b.rtmrs.map((r) => r.toString('hex')), MrSeam: b.mrSeam.toString('hex'),
-    Xfam: b.xfam.toString('hex'), TdAttributes: b.tdAttributes.toString('hex'), MinimumTeeTcbSvn: b.teeTcbSvn.toString('hex'),
+    MrTd: b.mrTd.toString('hex'),
+    Rtmrs: b.rtmrs.map((r) => r.toString('hex')),
+    MrSeam: b.mrSeam.toString('hex'),
+    Xfam: b.xfam.toString('hex'),
+    TdAttributes: b.tdAttributes.toString('hex'),
+    MinimumTeeTcbSvn: b.teeTcbSvn.toString('hex'),
   };
 }
 
 const collateral = () => ({
-  tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: TDX.tcbChain(), qeIdentity: TDX.qeIdentity(), qeIdentityIssuerChain: TDX.qeChain(),
-  pckCrl: TDX.pckCrl(), rootCrl: TDX.rootCrl(),
+  tcbInfo: TDX.tcbInfo(),
+  tcbInfoIssuerChain: TDX.tcbChain(),
+  qeIdentity: TDX.qeIdentity(),
+  qeIdentityIssuerChain: TDX.qeChain(),
+  pckCrl: TDX.pckCrl(),
+  rootCrl: TDX.rootCrl(),
 });
 
 describe('genuine TDX quotes through the aTLS path', () => {
@@ -65,14 +73,23 @@ describe('genuine TDX quotes through the aTLS path', () => {
     const body = parseTdxQuote(quote).body;
     const policyHash = body.mrConfigId.subarray(0, 32).toString('hex');
     const opts = {
-      refs: { tdx: [refFor(quote)] }, policyHashes: [policyHash], what: 'workload policy',
-      tdx: { now: TDX_COLLATERAL_TIME, collateral: collateral(), acceptedTcbStatuses: ['UpToDate', 'NotSupported'] as const },
+      refs: { tdx: [refFor(quote)] },
+      policyHashes: [policyHash],
+      what: 'workload policy',
+      tdx: {
+        now: TDX_COLLATERAL_TIME,
+        collateral: collateral(),
+        acceptedTcbStatuses: ['UpToDate', 'NotSupported'] as const,
+      },
     };
     const admitted = await admitPeer(peer, Buffer.from(body.reportData), opts);
     assert.equal(admitted.tee, 'tdx');
     assert.equal(admitted.policyHash, policyHash);
     await rejects(() => admitPeer(peer, Buffer.alloc(64, 1), opts), 'tdx.reportdata');
-    await rejects(() => admitPeer(peer, Buffer.from(body.reportData), { ...opts, policyHashes: ['ab'.repeat(32)] }), 'policy.hash');
+    await rejects(
+      () => admitPeer(peer, Buffer.from(body.reportData), { ...opts, policyHashes: ['ab'.repeat(32)] }),
+      'policy.hash',
+    );
   });
 });
 
@@ -80,7 +97,13 @@ describe('a Coordinator with its production admission options and a genuine TDX 
   this.timeout(60_000);
   const quote = TDX.sprQuote();
   const body = parseTdxQuote(quote).body;
-  const env = ['CONTRAST_PCS_URL', 'CONTRAST_INTEL_ROOT_CRL_URL', 'CONTRAST_TDX_CACHE_DIR', 'CONTRAST_SNP_CACHE_DIR', 'CONTRAST_COLLATERAL_OFFLINE'] as const;
+  const env = [
+    'CONTRAST_PCS_URL',
+    'CONTRAST_INTEL_ROOT_CRL_URL',
+    'CONTRAST_TDX_CACHE_DIR',
+    'CONTRAST_SNP_CACHE_DIR',
+    'CONTRAST_COLLATERAL_OFFLINE',
+  ] as const;
   const saved: Partial<Record<(typeof env)[number], string>> = {};
   let pcs: LocalPcs;
   let dir: string;
@@ -96,12 +119,14 @@ describe('a Coordinator with its production admission options and a genuine TDX 
     delete process.env.CONTRAST_COLLATERAL_OFFLINE;
   });
   afterEach(async () => {
-    for (const k of env) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+    for (const k of env)
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
     await pcs.close();
     removeDir(dir);
   });
 
-  it('fetches the quote\'s collateral from PCS and admits it when the binding matches, with CRLs required', async () => {
+  it("fetches the quote's collateral from PCS and admits it when the binding matches, with CRLs required", async () => {
     const dispatch = admissionDispatch();
     assert.equal(dispatch.tdx?.crlPolicy, 'require');
     assert.equal(dispatch.snp?.crlPolicy, 'require');
@@ -109,8 +134,11 @@ describe('a Coordinator with its production admission options and a genuine TDX 
     const peer = parseAtlsCert(createAtlsCertDer(key, { oid: OID_TDX_EVIDENCE, value: quote }));
     const policyHash = body.mrConfigId.subarray(0, 32).toString('hex');
     const opts = {
-      refs: { tdx: [refFor(quote)] }, policyHashes: [policyHash], what: 'workload policy',
-      ...dispatch, tdx: { ...dispatch.tdx, now: TDX_COLLATERAL_TIME, acceptedTcbStatuses: ['UpToDate', 'NotSupported'] as const },
+      refs: { tdx: [refFor(quote)] },
+      policyHashes: [policyHash],
+      what: 'workload policy',
+      ...dispatch,
+      tdx: { ...dispatch.tdx, now: TDX_COLLATERAL_TIME, acceptedTcbStatuses: ['UpToDate', 'NotSupported'] as const },
     };
     const admitted = await admitPeer(peer, Buffer.from(body.reportData), opts);
     assert.equal(admitted.tee, 'tdx');
@@ -121,7 +149,11 @@ describe('a Coordinator with its production admission options and a genuine TDX 
     const strict = admissionDispatch();
     pcs.answers.delete('/IntelSGXRootCA.der');
     removeDir(`${dir}/intel`);
-    await rejects(() => admitPeer(peer, Buffer.from(body.reportData), { ...opts, tdx: { ...opts.tdx, source: strict.tdx!.source! } }), 'tdx.crl.missing');
+    await rejects(
+      () =>
+        admitPeer(peer, Buffer.from(body.reportData), { ...opts, tdx: { ...opts.tdx, source: strict.tdx!.source! } }),
+      'tdx.crl.missing',
+    );
   });
 
   it('refuses the quote over the MeshAPI for its binding, before asking PCS for anything', async () => {
@@ -129,15 +161,24 @@ describe('a Coordinator with its production admission options and a genuine TDX 
     let coord: RunningCoordinator | undefined;
     try {
       coord = await startCoordinator({
-        store: new MemoryStore(), issuer: new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(Buffer.from('coordinator policy'))),
-        host: '127.0.0.1', userPort: 0, meshPort: 0, metricsPort: 0, log: () => undefined,
+        store: new MemoryStore(),
+        issuer: new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(Buffer.from('coordinator policy'))),
+        host: '127.0.0.1',
+        userPort: 0,
+        meshPort: 0,
+        metricsPort: 0,
+        log: () => undefined,
       });
       const policy = Buffer.from('a workload policy');
       const manifest = {
         Policies: { [sha256(policy).toString('hex')]: { SANs: ['web'], Role: 'coordinator' } },
         ReferenceValues: { tdx: [refFor(quote)] },
         WorkloadOwnerPubKeys: [],
-        SeedshareOwnerPubKeys: [createPublicKey(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey).export({ type: 'pkcs1', format: 'der' }).toString('hex')],
+        SeedshareOwnerPubKeys: [
+          createPublicKey(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey)
+            .export({ type: 'pkcs1', format: 'der' })
+            .toString('hex'),
+        ],
       };
       await coord.authority.setManifest(Buffer.from(JSON.stringify(manifest)), [policy], undefined);
       const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -145,7 +186,12 @@ describe('a Coordinator with its production admission options and a genuine TDX 
       let err: unknown;
       try {
         const header = createAtlsCertDer(key, { oid: OID_TDX_EVIDENCE, value: quote }).toString('base64');
-        err = await callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), { [CLIENT_EVIDENCE_HEADER]: header }).then(() => undefined, (e: unknown) => e);
+        err = await callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), {
+          [CLIENT_EVIDENCE_HEADER]: header,
+        }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       } finally {
         conn.close();
       }

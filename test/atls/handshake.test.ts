@@ -51,17 +51,31 @@ describe('aTLS handshakes on loopback', function () {
 
   async function start(opts: { requestCert: boolean; fail?: Error; onError?: (e: Error) => void }) {
     const rec = recordingIssuer(opts.fail);
-    server = createServer(atlsServerOptions({ key: serverKey, issuer: rec.issuer, requestCert: opts.requestCert, ...(opts.onError ? { onError: opts.onError } : {}) }));
+    server = createServer(
+      atlsServerOptions({
+        key: serverKey,
+        issuer: rec.issuer,
+        requestCert: opts.requestCert,
+        ...(opts.onError ? { onError: opts.onError } : {}),
+      }),
+    );
     server.on('secureConnection', (s) => sockets.push(s));
     server.on('tlsClientError', () => undefined);
     const port = await listen(server);
     return { port, ...rec };
   }
 
-  it('binds the server\'s evidence to its key and the client\'s nonce, before any request', async () => {
+  it("binds the server's evidence to its key and the client's nonce, before any request", async () => {
     const { port, asked } = await start({ requestCert: false });
     let seen: { peer: AtlsPeer; rd: Buffer } | undefined;
-    const conn = await dialAtls({ host: '127.0.0.1', port, verifyServer: async (peer, rd) => { seen = { peer, rd }; return 'verified'; } });
+    const conn = await dialAtls({
+      host: '127.0.0.1',
+      port,
+      verifyServer: async (peer, rd) => {
+        seen = { peer, rd };
+        return 'verified';
+      },
+    });
     try {
       assert.equal(conn.serverResult, 'verified');
       assert.ok(seen);
@@ -98,11 +112,21 @@ describe('aTLS handshakes on loopback', function () {
 
   it('refuses a connection whose server check fails, and sends nothing', async () => {
     const { port, asked } = await start({ requestCert: false });
-    await assert.rejects(dialAtls({ host: '127.0.0.1', port, issuer: recordingIssuer().issuer, verifyServer: async () => { throw new Error('not the Coordinator'); } }), /not the Coordinator/);
+    await assert.rejects(
+      dialAtls({
+        host: '127.0.0.1',
+        port,
+        issuer: recordingIssuer().issuer,
+        verifyServer: async () => {
+          throw new Error('not the Coordinator');
+        },
+      }),
+      /not the Coordinator/,
+    );
     assert.equal(asked.length, 1);
   });
 
-  it('binds client evidence to the connection\'s exporter and the client\'s key', async () => {
+  it("binds client evidence to the connection's exporter and the client's key", async () => {
     const { port } = await start({ requestCert: true });
     const clientKey = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
     const client = recordingIssuer();
@@ -117,7 +141,10 @@ describe('aTLS handshakes on loopback', function () {
       const evidenceCert = parseAtlsCert(Buffer.from(conn.metadata[CLIENT_EVIDENCE_HEADER]!, 'base64'));
       assert.deepEqual(evidenceCert.spki, spkiDer(clientKey));
       assert.deepEqual(evidenceCert.evidence[0]!.value, Buffer.concat([Buffer.from('evidence:'), client.asked[0]!]));
-      assert.deepEqual(clientEvidenceNonce(serverSide), conn.socket.exportKeyingMaterial(32, 'EXPORTER-contrast-atls-client-evidence', Buffer.alloc(0)));
+      assert.deepEqual(
+        clientEvidenceNonce(serverSide),
+        conn.socket.exportKeyingMaterial(32, 'EXPORTER-contrast-atls-client-evidence', Buffer.alloc(0)),
+      );
     } finally {
       conn.close();
     }
@@ -140,22 +167,38 @@ describe('aTLS handshakes on loopback', function () {
     const refusals: Error[] = [];
     server!.on('tlsClientError', (err) => refusals.push(err));
     for (const servername of [undefined, 'coordinator.example']) {
-      const s = tlsConnect({ host: '127.0.0.1', port, ...(servername ? { servername } : {}), rejectUnauthorized: false, ALPNProtocols: ['h2'] });
-      const [err] = await once(s, 'error') as [Error];
+      const s = tlsConnect({
+        host: '127.0.0.1',
+        port,
+        ...(servername ? { servername } : {}),
+        rejectUnauthorized: false,
+        ALPNProtocols: ['h2'],
+      });
+      const [err] = (await once(s, 'error')) as [Error];
       assert.ok(err instanceof Error);
       s.destroy();
     }
     assert.equal(asked.length, 0, 'no evidence is made without a nonce');
     // A server name that is no nonce is refused with the reason (in the server's log); without
     // any server name the callback is not even asked, and there is no default certificate.
-    assert.ok(refusals.some((err) => /^aTLS: the client sent no nonce in the server name$/.test(err.message)), refusals.map((e) => e.message).join(' | '));
+    assert.ok(
+      refusals.some((err) => /^aTLS: the client sent no nonce in the server name$/.test(err.message)),
+      refusals.map((e) => e.message).join(' | '),
+    );
   });
 
   it('fails the handshake when the issuer fails, and reports the error', async () => {
     const errors: Error[] = [];
-    const { port } = await start({ requestCert: false, fail: new Error('no TEE here'), onError: (e) => errors.push(e) });
+    const { port } = await start({
+      requestCert: false,
+      fail: new Error('no TEE here'),
+      onError: (e) => errors.push(e),
+    });
     await assert.rejects(dialAtls({ host: '127.0.0.1', port, verifyServer: null }));
-    assert.deepEqual(errors.map((e) => e.message), ['no TEE here']);
+    assert.deepEqual(
+      errors.map((e) => e.message),
+      ['no TEE here'],
+    );
     // Without an error callback the handshake fails just the same.
     server!.close();
     const again = await start({ requestCert: false, fail: new Error('no TEE here') });
@@ -164,12 +207,22 @@ describe('aTLS handshakes on loopback', function () {
 
   it('accepts only TLS 1.3 on both ends', async () => {
     const { port } = await start({ requestCert: false });
-    const s = tlsConnect({ host: '127.0.0.1', port, servername: nonceToServerName(Buffer.alloc(32)), maxVersion: 'TLSv1.2', rejectUnauthorized: false });
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      servername: nonceToServerName(Buffer.alloc(32)),
+      maxVersion: 'TLSv1.2',
+      rejectUnauthorized: false,
+    });
     await once(s, 'error');
     s.destroy();
     // A TLS 1.2 server is refused by the client.
     const cert = new X509Certificate((await import('../../src/atls/cert.js')).createAtlsCertDer(serverKey)).toString();
-    const old = createServer({ key: serverKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert, maxVersion: 'TLSv1.2' });
+    const old = createServer({
+      key: serverKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      cert,
+      maxVersion: 'TLSv1.2',
+    });
     old.on('tlsClientError', () => undefined);
     const oldPort = await listen(old);
     try {
@@ -180,12 +233,23 @@ describe('aTLS handshakes on loopback', function () {
   });
 
   it('reports refused connections and handshakes that never finish', async () => {
-    const closedPort = await (async () => { const s = createNetServer(); const p = await listen(s); s.close(); await once(s, 'close'); return p; })();
+    const closedPort = await (async () => {
+      const s = createNetServer();
+      const p = await listen(s);
+      s.close();
+      await once(s, 'close');
+      return p;
+    })();
     await assert.rejects(dialAtls({ host: '127.0.0.1', port: closedPort, verifyServer: null }), /ECONNREFUSED/);
-    const silent = createNetServer((socket) => { socket.on('error', () => undefined); });
+    const silent = createNetServer((socket) => {
+      socket.on('error', () => undefined);
+    });
     const port = await listen(silent);
     try {
-      await assert.rejects(dialAtls({ host: '127.0.0.1', port, verifyServer: null, timeoutMs: 100 }), new RegExp(`^Error: TLS handshake with 127\\.0\\.0\\.1:${port} timed out$`));
+      await assert.rejects(
+        dialAtls({ host: '127.0.0.1', port, verifyServer: null, timeoutMs: 100 }),
+        new RegExp(`^Error: TLS handshake with 127\\.0\\.0\\.1:${port} timed out$`),
+      );
     } finally {
       silent.close();
     }
@@ -193,7 +257,10 @@ describe('aTLS handshakes on loopback', function () {
 
   it('survives a server that breaks the HTTP/2 session after the handshake', async () => {
     const { port } = await start({ requestCert: false });
-    server!.on('secureConnection', (s: TLSSocket) => { s.write(Buffer.from('this is not HTTP/2')); s.end(); });
+    server!.on('secureConnection', (s: TLSSocket) => {
+      s.write(Buffer.from('this is not HTTP/2'));
+      s.end();
+    });
     const conn = await dialAtls({ host: '127.0.0.1', port, verifyServer: null });
     // The session reports the protocol error to its own listener instead of crashing the process.
     await new Promise<void>((resolve) => conn.session.on('close', () => resolve()));

@@ -43,10 +43,33 @@ export function forgeAmdHierarchy(v: SnpVector) {
   const arkKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const askKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const vcekKeys = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
-  const ark = forgeCertificate({ subject: subjectDer(genuineArk), issuer: subjectDer(genuineArk), publicKey: arkKeys.publicKey, signingKey: arkKeys.privateKey, alg: 'rsa-pss-sha384', ca: true });
-  const ask = forgeCertificate({ subject: subjectDer(genuineAsk), issuer: subjectDer(genuineArk), publicKey: askKeys.publicKey, signingKey: arkKeys.privateKey, alg: 'rsa-pss-sha384', ca: true, serial: 0x1234n });
+  const ark = forgeCertificate({
+    subject: subjectDer(genuineArk),
+    issuer: subjectDer(genuineArk),
+    publicKey: arkKeys.publicKey,
+    signingKey: arkKeys.privateKey,
+    alg: 'rsa-pss-sha384',
+    ca: true,
+  });
+  const ask = forgeCertificate({
+    subject: subjectDer(genuineAsk),
+    issuer: subjectDer(genuineArk),
+    publicKey: askKeys.publicKey,
+    signingKey: arkKeys.privateKey,
+    alg: 'rsa-pss-sha384',
+    ca: true,
+    serial: 0x1234n,
+  });
   const vcekExts = [...extensions(genuineVcek)].map(([oid, e]) => ({ oid, critical: e.critical, value: e.value }));
-  const vcek = forgeCertificate({ subject: subjectDer(genuineVcek), issuer: subjectDer(genuineAsk), publicKey: vcekKeys.publicKey, signingKey: askKeys.privateKey, alg: 'rsa-pss-sha384', extensions: vcekExts, serial: 0n });
+  const vcek = forgeCertificate({
+    subject: subjectDer(genuineVcek),
+    issuer: subjectDer(genuineAsk),
+    publicKey: vcekKeys.publicKey,
+    signingKey: askKeys.privateKey,
+    alg: 'rsa-pss-sha384',
+    extensions: vcekExts,
+    serial: 0n,
+  });
   return { ark, ask, vcek, arkKey: arkKeys.privateKey, vcekKey: vcekKeys.privateKey };
 }
 

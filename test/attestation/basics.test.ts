@@ -83,7 +83,13 @@ describe('reference-value matching', () => {
 
   it('returns the first entry that validates, and refuses an empty list', async () => {
     const seen: number[] = [];
-    assert.equal(firstMatchingEntry('snp', [1, 2, 3], (r) => { seen.push(r); if (r < 2) throw new AttestationError('snp.x', 'no'); }), 1);
+    assert.equal(
+      firstMatchingEntry('snp', [1, 2, 3], (r) => {
+        seen.push(r);
+        if (r < 2) throw new AttestationError('snp.x', 'no');
+      }),
+      1,
+    );
     assert.deepEqual(seen, [1, 2]);
     let err = await rejects(() => firstMatchingEntry('snp', [], () => undefined), 'snp.referencevalues');
     assert.equal(err.detail, 'no SNP reference values to validate against');
@@ -92,15 +98,26 @@ describe('reference-value matching', () => {
   });
 
   it('reports one failure as it is and several by entry', async () => {
-    const fail = (r: number) => { throw new AttestationError(`tdx.f${r}`, `entry ${r}`); };
+    const fail = (r: number) => {
+      throw new AttestationError(`tdx.f${r}`, `entry ${r}`);
+    };
     const one = await rejects(() => firstMatchingEntry('tdx', [0], fail), 'tdx.f0');
     assert.equal(one.detail, 'entry 0');
     const many = await rejects(() => firstMatchingEntry('tdx', [0, 1], fail), 'tdx.referencevalues');
-    assert.equal(many.detail, 'no reference-value entry matches: [0] attestation check tdx.f0 failed: entry 0; [1] attestation check tdx.f1 failed: entry 1');
+    assert.equal(
+      many.detail,
+      'no reference-value entry matches: [0] attestation check tdx.f0 failed: entry 0; [1] attestation check tdx.f1 failed: entry 1',
+    );
   });
 
   it('does not swallow programming errors', () => {
-    assert.throws(() => firstMatchingEntry('snp', [1, 2], () => { throw new TypeError('bug'); }), TypeError);
+    assert.throws(
+      () =>
+        firstMatchingEntry('snp', [1, 2], () => {
+          throw new TypeError('bug');
+        }),
+      TypeError,
+    );
   });
 });
 
@@ -132,7 +149,10 @@ describe('bounded caches', () => {
   it('holds exactly capacity entries', () => {
     const c = new BoundedCache<number, number>(3);
     for (let i = 0; i < 3; i++) c.set(i, i);
-    assert.deepEqual([0, 1, 2].map((i) => c.get(i)), [0, 1, 2]);
+    assert.deepEqual(
+      [0, 1, 2].map((i) => c.get(i)),
+      [0, 1, 2],
+    );
     assert.equal(c.get(9), undefined);
   });
 });
@@ -155,7 +175,10 @@ describe('evidence files', () => {
     const withTable = splitSnpEvidence(Buffer.concat([report, Buffer.from([1, 2])]));
     assert.deepEqual(withTable.certTable, Buffer.from([1, 2]));
     const err = await rejects(() => splitSnpEvidence(report.subarray(0, 1183)), 'snp.report.parse');
-    assert.deepEqual([err.detail, err.expected, err.actual], ['the evidence is shorter than one report', '>= 1184 bytes', '1183 bytes']);
+    assert.deepEqual(
+      [err.detail, err.expected, err.actual],
+      ['the evidence is shorter than one report', '>= 1184 bytes', '1183 bytes'],
+    );
   });
 });
 
@@ -165,7 +188,16 @@ describe('pinned roots', () => {
     const cert = pinnedCertificate(copy);
     assert.equal(pinnedCertificate(copy), cert);
     assert.equal(cert.subject.split('\n').at(-1), 'CN=ARK-Milan');
-    assert.throws(() => pinnedCertificate({ pem: 'not a certificate', sha256: 'ff'.repeat(32) }), (e: unknown) => e instanceof AttestationError && e.message.includes(`pinned root ${'ff'.repeat(32)}`));
-    assert.throws(() => pinnedCertificate({ pem: AMD_ARKS.Genoa.pem, sha256: AMD_ARKS.Milan.sha256 }), (e: unknown) => e instanceof Error && !(e instanceof AttestationError) && e.message === `pinned root certificate does not match its fingerprint ${AMD_ARKS.Milan.sha256}`);
+    assert.throws(
+      () => pinnedCertificate({ pem: 'not a certificate', sha256: 'ff'.repeat(32) }),
+      (e: unknown) => e instanceof AttestationError && e.message.includes(`pinned root ${'ff'.repeat(32)}`),
+    );
+    assert.throws(
+      () => pinnedCertificate({ pem: AMD_ARKS.Genoa.pem, sha256: AMD_ARKS.Milan.sha256 }),
+      (e: unknown) =>
+        e instanceof Error &&
+        !(e instanceof AttestationError) &&
+        e.message === `pinned root certificate does not match its fingerprint ${AMD_ARKS.Milan.sha256}`,
+    );
   });
 });

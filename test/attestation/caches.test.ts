@@ -43,20 +43,45 @@ describe('verification caches: cold and warm verifiers agree', () => {
     assert.notEqual(fresh.verifyQeIdentity, warm.verifyQeIdentity, 'a separate instance');
     const qe = fresh.verifyQeIdentity(TDX.qeIdentity(), TDX.qeChain(), TDX_COLLATERAL_TIME);
     assert.deepEqual(qe, warm.verifyQeIdentity(TDX.qeIdentity(), TDX.qeChain(), TDX_COLLATERAL_TIME));
-    assert.deepEqual(Object.keys(qe), ['id', 'version', 'issueDate', 'nextUpdate', 'tcbEvaluationDataNumber', 'miscselect', 'miscselectMask', 'attributes', 'attributesMask', 'mrsigner', 'isvprodid', 'tcbLevels']);
-    assert.deepEqual([qe.miscselect, qe.miscselectMask, qe.attributes, qe.attributesMask], ['00000000', 'ffffffff', '11000000000000000000000000000000', 'fbffffffffffffff0000000000000000']);
+    assert.deepEqual(Object.keys(qe), [
+      'id',
+      'version',
+      'issueDate',
+      'nextUpdate',
+      'tcbEvaluationDataNumber',
+      'miscselect',
+      'miscselectMask',
+      'attributes',
+      'attributesMask',
+      'mrsigner',
+      'isvprodid',
+      'tcbLevels',
+    ]);
+    assert.deepEqual(
+      [qe.miscselect, qe.miscselectMask, qe.attributes, qe.attributesMask],
+      ['00000000', 'ffffffff', '11000000000000000000000000000000', 'fbffffffffffffff0000000000000000'],
+    );
     assert.deepEqual(qe.tcbLevels, [{ tcb: { isvsvn: 4 }, tcbDate: '2023-02-15T00:00:00Z', tcbStatus: 'UpToDate' }]);
     // The second call of the cold instance is answered by its cache, with the same body.
     assert.deepEqual(fresh.verifyQeIdentity(TDX.qeIdentity(), TDX.qeChain(), TDX_COLLATERAL_TIME), qe);
     const info = fresh.verifyTcbInfo(TDX.tcbInfo(), TDX.tcbChain(), TDX_COLLATERAL_TIME);
     assert.deepEqual(info, warm.verifyTcbInfo(TDX.tcbInfo(), TDX.tcbChain(), TDX_COLLATERAL_TIME));
     // A cached body is no answer for the other kind of body, in either order.
-    await rejects(() => fresh.verifyQeIdentity(TDX.tcbInfo(), TDX.qeChain(), TDX_COLLATERAL_TIME), 'tdx.qeidentity.parse');
+    await rejects(
+      () => fresh.verifyQeIdentity(TDX.tcbInfo(), TDX.qeChain(), TDX_COLLATERAL_TIME),
+      'tdx.qeidentity.parse',
+    );
     const other = await cold<Collateral>('tdx/collateral.ts');
     other.verifyQeIdentity(TDX.qeIdentity(), TDX.qeChain(), TDX_COLLATERAL_TIME);
-    await rejects(() => other.verifyTcbInfo(TDX.qeIdentity(), TDX.tcbChain(), TDX_COLLATERAL_TIME), 'tdx.tcbinfo.parse');
+    await rejects(
+      () => other.verifyTcbInfo(TDX.qeIdentity(), TDX.tcbChain(), TDX_COLLATERAL_TIME),
+      'tdx.tcbinfo.parse',
+    );
     // Dates are checked on every call, cached or not.
-    await rejects(() => fresh.verifyQeIdentity(TDX.qeIdentity(), TDX.qeChain(), new Date('2023-07-09T00:00:00Z')), 'tdx.qeidentity.validity');
+    await rejects(
+      () => fresh.verifyQeIdentity(TDX.qeIdentity(), TDX.qeChain(), new Date('2023-07-09T00:00:00Z')),
+      'tdx.qeidentity.validity',
+    );
   });
 
   it('TDX attestation keys', async () => {
@@ -66,12 +91,18 @@ describe('verification caches: cold and warm verifiers agree', () => {
       const fresh = await cold<TdxVerify>('tdx/verify.ts');
       const a = fresh.verifyTdx({ quote }, null, {}, opts);
       const b = warm.verifyTdx({ quote }, null, {}, opts);
-      assert.deepEqual([a.quoteVersion, a.tcbStatus, a.quote.attestationKey], [b.quoteVersion, b.tcbStatus, b.quote.attestationKey]);
+      assert.deepEqual(
+        [a.quoteVersion, a.tcbStatus, a.quote.attestationKey],
+        [b.quoteVersion, b.tcbStatus, b.quote.attestationKey],
+      );
       // A tampered quote is refused by a cold verifier as by a warm one.
       const bad = Buffer.from(quote);
       bad[0x36 + 0x88]! ^= 1;
       await rejects(() => fresh.verifyTdx({ quote: bad }, null, {}, opts), 'tdx.quote.signature');
-      await rejects(() => (async () => (await cold<TdxVerify>('tdx/verify.ts')).verifyTdx({ quote: bad }, null, {}, opts))(), 'tdx.quote.signature');
+      await rejects(
+        () => (async () => (await cold<TdxVerify>('tdx/verify.ts')).verifyTdx({ quote: bad }, null, {}, opts))(),
+        'tdx.quote.signature',
+      );
     }
   });
 
@@ -85,7 +116,10 @@ describe('verification caches: cold and warm verifiers agree', () => {
     fresh.checkIssuedBy(ask, ark, 'c', 'ASK');
     fresh.checkIssuedBy(vcek, ask, 'c', 'VCEK'); // now from the cache
     await rejects(() => fresh.checkIssuedBy(vcek, ark, 'test.link', 'VCEK'), 'test.link');
-    await rejects(() => (async () => (await cold<X509>('x509.ts')).checkIssuedBy(ask, vcek, 'test.link', 'ASK'))(), 'test.link');
+    await rejects(
+      () => (async () => (await cold<X509>('x509.ts')).checkIssuedBy(ask, vcek, 'test.link', 'ASK'))(),
+      'test.link',
+    );
     const warm = await import('../../src/attestation/x509.js');
     assert.deepEqual([...fresh.extensions(vcek)], [...warm.extensions(vcek)]);
     assert.deepEqual(fresh.subjectDer(ask), warm.subjectDer(ask));
@@ -101,8 +135,15 @@ describe('verification caches: cold and warm verifiers agree', () => {
     const bad = Buffer.concat([der, Buffer.from([0])]);
     await rejects(() => fresh.parseDerCertificate(bad, 'VCEK'), 'x509.parse');
     await rejects(() => fresh.parseDerCertificate(bad, 'VCEK'), 'x509.parse');
-    const chain = (await cold<Certificate>('certificate.ts')).parsePemCertificates(Buffer.from(`${pemBlocks('amd/go-sev-guest/ask_ark_milan.pem').join('\n')}\n`), 'chain', { count: 2 });
-    assert.deepEqual(chain.map((x) => x.subject.split('\n').at(-1)), ['CN=SEV-Milan', 'CN=ARK-Milan']);
+    const chain = (await cold<Certificate>('certificate.ts')).parsePemCertificates(
+      Buffer.from(`${pemBlocks('amd/go-sev-guest/ask_ark_milan.pem').join('\n')}\n`),
+      'chain',
+      { count: 2 },
+    );
+    assert.deepEqual(
+      chain.map((x) => x.subject.split('\n').at(-1)),
+      ['CN=SEV-Milan', 'CN=ARK-Milan'],
+    );
   });
 
   it('pinned roots', async () => {
@@ -110,8 +151,17 @@ describe('verification caches: cold and warm verifiers agree', () => {
     const { AMD_ARKS } = await import('../../src/attestation/roots/amd.js');
     const { INTEL_SGX_ROOT_CA } = await import('../../src/attestation/roots/intel.js');
     assert.equal(fresh.pinnedCertificate(AMD_ARKS.Turin).subject.split('\n').at(-1), 'CN=ARK-Turin');
-    assert.equal(fresh.pinnedCertificate(INTEL_SGX_ROOT_CA).subject.split('\n').find((l) => l.startsWith('CN=')), 'CN=Intel SGX Root CA');
-    assert.throws(() => fresh.pinnedCertificate({ pem: AMD_ARKS.Genoa.pem, sha256: AMD_ARKS.Turin.sha256 }), /does not match its fingerprint/);
+    assert.equal(
+      fresh
+        .pinnedCertificate(INTEL_SGX_ROOT_CA)
+        .subject.split('\n')
+        .find((l) => l.startsWith('CN=')),
+      'CN=Intel SGX Root CA',
+    );
+    assert.throws(
+      () => fresh.pinnedCertificate({ pem: AMD_ARKS.Genoa.pem, sha256: AMD_ARKS.Turin.sha256 }),
+      /does not match its fingerprint/,
+    );
   });
 
   it('a whole SNP verification', async () => {

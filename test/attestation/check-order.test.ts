@@ -33,7 +33,10 @@ describe('check order: parse and authenticity before collateral', () => {
       for (const [bad, check] of cases) {
         await rejects(async () => verifyTdx({ quote: bad }, null, {}, opts), check);
         // The same through the fetching entry point with an empty offline directory.
-        await rejects(() => verifyTdxWithCollateral({ quote: bad }, null, {}, { ...opts, source: new TdxCollateralDirectory(dir) }), check);
+        await rejects(
+          () => verifyTdxWithCollateral({ quote: bad }, null, {}, { ...opts, source: new TdxCollateralDirectory(dir) }),
+          check,
+        );
       }
       // The genuine quote gets as far as the missing CRL.
       await rejects(async () => verifyTdx({ quote }, null, {}, opts), 'tdx.crl.missing');

@@ -16,8 +16,14 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   let stderr = '';
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => { stdout += chunk.toString(); return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => { stderr += chunk.toString(); return true; }) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    stdout += chunk.toString();
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += chunk.toString();
+    return true;
+  }) as typeof process.stderr.write;
   try {
     const code = await main(args);
     return { code, stdout, stderr };
@@ -28,22 +34,44 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   }
 }
 
-const snpArgs = ['evidence', 'verify', '--platform', 'snp',
-  '--evidence', tv('amd/ms-tee-attestation-verification/genoa_attestation_report.bin'),
-  '--vcek', tv('amd/ms-tee-attestation-verification/genoa_vcek.pem'),
-  '--cert-chain', tv('amd/ms-tee-attestation-verification/genoa_ask.pem'),
-  '--now', '2026-11-23T00:00:00Z'];
+const snpArgs = [
+  'evidence',
+  'verify',
+  '--platform',
+  'snp',
+  '--evidence',
+  tv('amd/ms-tee-attestation-verification/genoa_attestation_report.bin'),
+  '--vcek',
+  tv('amd/ms-tee-attestation-verification/genoa_vcek.pem'),
+  '--cert-chain',
+  tv('amd/ms-tee-attestation-verification/genoa_ask.pem'),
+  '--now',
+  '2026-11-23T00:00:00Z',
+];
 
-const sprArgs = ['evidence', 'verify', '--platform', 'tdx',
-  '--evidence', tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'),
-  '--tcb-info', tv('intel/go-tdx-guest/sample_tcbInfo_response'),
-  '--qe-identity', tv('intel/go-tdx-guest/sample_qeIdentity_response'),
-  '--cert-chain', tv('intel/go-tdx-guest/tcbInfoIssuerChain.pem'),
-  '--crl', tv('intel/go-tdx-guest/pckcrl'), tv('intel/go-tdx-guest/rootcrl.der')];
+const sprArgs = [
+  'evidence',
+  'verify',
+  '--platform',
+  'tdx',
+  '--evidence',
+  tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'),
+  '--tcb-info',
+  tv('intel/go-tdx-guest/sample_tcbInfo_response'),
+  '--qe-identity',
+  tv('intel/go-tdx-guest/sample_qeIdentity_response'),
+  '--cert-chain',
+  tv('intel/go-tdx-guest/tcbInfoIssuerChain.pem'),
+  '--crl',
+  tv('intel/go-tdx-guest/pckcrl'),
+  tv('intel/go-tdx-guest/rootcrl.der'),
+];
 
 describe('kubectl contrast evidence verify', () => {
   let dir: string;
-  before(() => { dir = tempDir('kc-evidence-'); });
+  before(() => {
+    dir = tempDir('kc-evidence-');
+  });
   after(() => removeDir(dir));
 
   it('prints one JSON object for a verified SNP report and exits 0', async () => {
@@ -62,7 +90,10 @@ describe('kubectl contrast evidence verify', () => {
     assert.match(out.crl.reason, /./);
     assert.equal(out.judgement, 'baseline (not debug, VMPL 0, no migration agent)');
     assert.equal(r.stderr, `${noReferenceValuesWarning('snp')}\n`);
-    assert.match(r.stderr, /^Warning: no --reference-values: only the evidence's authenticity and the baseline .* were NOT compared/);
+    assert.match(
+      r.stderr,
+      /^Warning: no --reference-values: only the evidence's authenticity and the baseline .* were NOT compared/,
+    );
   });
 
   it('refuses a report without a current CRL by default (--crl-policy require, as admission)', async () => {
@@ -76,8 +107,22 @@ describe('kubectl contrast evidence verify', () => {
   });
 
   it('judges evidence without reference values by the baseline: a DEBUG guest is refused', async () => {
-    const r = await cli(['evidence', 'verify', '--platform', 'snp', '--evidence', tv('amd/go-sev-guest/attestation.bin'),
-      '--vcek', tv('amd/go-sev-guest/vcek.testcer'), '--cert-chain', tv('amd/go-sev-guest/ask_ark_milan.pem'), '--crl-policy', 'if-available', '-o', 'json']);
+    const r = await cli([
+      'evidence',
+      'verify',
+      '--platform',
+      'snp',
+      '--evidence',
+      tv('amd/go-sev-guest/attestation.bin'),
+      '--vcek',
+      tv('amd/go-sev-guest/vcek.testcer'),
+      '--cert-chain',
+      tv('amd/go-sev-guest/ask_ark_milan.pem'),
+      '--crl-policy',
+      'if-available',
+      '-o',
+      'json',
+    ]);
     assert.equal(r.code, 1, r.stdout);
     const out = JSON.parse(r.stdout);
     assert.equal(out.verified, false);
@@ -94,21 +139,53 @@ describe('kubectl contrast evidence verify', () => {
     for (const [name, content] of Object.entries(files)) {
       writeFileSync(join(dir, name), content);
       const args = sprArgs.map((a) => (a.endsWith('.dat') ? join(dir, name) : a));
-      const r = await cli([...args, '--now', '2023-06-20T00:00:00Z', '--accept-tcb-status', 'NotSupported', '-o', 'json']);
+      const r = await cli([
+        ...args,
+        '--now',
+        '2023-06-20T00:00:00Z',
+        '--accept-tcb-status',
+        'NotSupported',
+        '-o',
+        'json',
+      ]);
       assert.equal(r.code, 0, `${name}: ${r.stdout}`);
       assert.equal(JSON.parse(r.stdout).quoteVersion, 4);
     }
     const report = readFileSync(tv('amd/ms-tee-attestation-verification/genoa_attestation_report.bin'));
     writeFileSync(join(dir, 'report.json'), JSON.stringify({ attestation_report: report.toString('base64') }));
-    const snp = await cli([...snpArgs.map((a) => (a.endsWith('report.bin') ? join(dir, 'report.json') : a)), '--crl-policy', 'if-available', '-o', 'json']);
+    const snp = await cli([
+      ...snpArgs.map((a) => (a.endsWith('report.bin') ? join(dir, 'report.json') : a)),
+      '--crl-policy',
+      'if-available',
+      '-o',
+      'json',
+    ]);
     assert.equal(snp.code, 0, snp.stdout);
     for (const [name, content, detail] of [
-      ['two.json', JSON.stringify({ report: report.toString('hex'), attestation_report: report.toString('hex') }), /exactly one of the fields report, attestation_report/],
-      ['object.json', JSON.stringify({ attestation_report: { measurement: 'ab' } }), /must be the evidence as base64, base64url or hex text/],
-      ['mixed.b64', `${report.toString('base64').slice(0, 40).replace(/.$/, '+')}_${report.toString('base64').slice(41)}`, /neither hex, base64 nor a JSON object/],
+      [
+        'two.json',
+        JSON.stringify({ report: report.toString('hex'), attestation_report: report.toString('hex') }),
+        /exactly one of the fields report, attestation_report/,
+      ],
+      [
+        'object.json',
+        JSON.stringify({ attestation_report: { measurement: 'ab' } }),
+        /must be the evidence as base64, base64url or hex text/,
+      ],
+      [
+        'mixed.b64',
+        `${report.toString('base64').slice(0, 40).replace(/.$/, '+')}_${report.toString('base64').slice(41)}`,
+        /neither hex, base64 nor a JSON object/,
+      ],
     ] as const) {
       writeFileSync(join(dir, name), content);
-      const r = await cli([...snpArgs.map((a) => (a.endsWith('report.bin') ? join(dir, name) : a)), '--crl-policy', 'if-available', '-o', 'json']);
+      const r = await cli([
+        ...snpArgs.map((a) => (a.endsWith('report.bin') ? join(dir, name) : a)),
+        '--crl-policy',
+        'if-available',
+        '-o',
+        'json',
+      ]);
       assert.equal(r.code, 1, name);
       assert.equal(JSON.parse(r.stdout).error.check, 'evidence.format', name);
       assert.match(JSON.parse(r.stdout).error.message, detail, name);
@@ -123,8 +200,22 @@ describe('kubectl contrast evidence verify', () => {
     writeFileSync(join(col, 'tcb-info', '50806f000000.issuer-chain.pem'), g('tcbInfoIssuerChain.pem'));
     writeFileSync(join(col, 'pck-crl-platform.der'), g('pckcrl'));
     writeFileSync(join(col, 'root-crl.der'), g('rootcrl.der'));
-    const base = ['evidence', 'verify', '--platform', 'tdx', '--evidence', tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'), '--cache-dir', col,
-      '--now', '2023-06-20T00:00:00Z', '--accept-tcb-status', 'NotSupported', '-o', 'json'];
+    const base = [
+      'evidence',
+      'verify',
+      '--platform',
+      'tdx',
+      '--evidence',
+      tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'),
+      '--cache-dir',
+      col,
+      '--now',
+      '2023-06-20T00:00:00Z',
+      '--accept-tcb-status',
+      'NotSupported',
+      '-o',
+      'json',
+    ];
     let r = await cli(base);
     assert.equal(r.code, 1);
     assert.equal(JSON.parse(r.stdout).error.check, 'tdx.qeidentity.missing');
@@ -146,17 +237,39 @@ describe('kubectl contrast evidence verify', () => {
     try {
       process.env.CONTRAST_PCS_URL = `${pcs.baseUrl}/`; // a trailing slash is tolerated
       process.env.CONTRAST_INTEL_ROOT_CRL_URL = pcs.rootCrlUrl;
-      const r = await cli(['evidence', 'verify', '--platform', 'tdx', '--evidence', tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'),
-        '--fetch', '--cache-dir', col, '--now', '2023-06-20T00:00:00Z', '--accept-tcb-status', 'NotSupported', '-o', 'json']);
+      const r = await cli([
+        'evidence',
+        'verify',
+        '--platform',
+        'tdx',
+        '--evidence',
+        tv('intel/go-tdx-guest/tdx_prod_quote_SPR_E4.dat'),
+        '--fetch',
+        '--cache-dir',
+        col,
+        '--now',
+        '2023-06-20T00:00:00Z',
+        '--accept-tcb-status',
+        'NotSupported',
+        '-o',
+        'json',
+      ]);
       assert.equal(r.code, 0, r.stdout);
       const out = JSON.parse(r.stdout);
       assert.deepEqual(out.crlChecked, { root: true, pck: true });
       assert.equal(out.qeIdentityChecked, true);
-      assert.deepEqual([...pcs.requests].sort(), ['/IntelSGXRootCA.der', '/sgx/certification/v4/pckcrl?ca=platform&encoding=der',
-        '/tdx/certification/v4/qe/identity', '/tdx/certification/v4/tcb?fmspc=50806f000000']);
+      assert.deepEqual([...pcs.requests].sort(), [
+        '/IntelSGXRootCA.der',
+        '/sgx/certification/v4/pckcrl?ca=platform&encoding=der',
+        '/tdx/certification/v4/qe/identity',
+        '/tdx/certification/v4/tcb?fmspc=50806f000000',
+      ]);
       assert.ok(readFileSync(join(col, 'root-crl.der')).length > 0, 'kept in --cache-dir');
     } finally {
-      for (const [k, v] of [['CONTRAST_PCS_URL', saved.pcs], ['CONTRAST_INTEL_ROOT_CRL_URL', saved.root]] as const) {
+      for (const [k, v] of [
+        ['CONTRAST_PCS_URL', saved.pcs],
+        ['CONTRAST_INTEL_ROOT_CRL_URL', saved.root],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
@@ -176,16 +289,45 @@ describe('kubectl contrast evidence verify', () => {
 
   it('validates against reference values from a manifest and explains a debug policy on stderr', async () => {
     const manifest = join(dir, 'manifest.json');
-    writeFileSync(manifest, JSON.stringify({ Policies: {}, ReferenceValues: { snp: [{ ProductName: 'Milan', TrustedMeasurement: '00'.repeat(48), MinimumTCB: {} }] } }));
-    const r = await cli(['evidence', 'verify', '--platform', 'snp', '--evidence', tv('amd/go-sev-guest/attestation.bin'),
-      '--vcek', tv('amd/go-sev-guest/vcek.testcer'), '--cert-chain', tv('amd/go-sev-guest/ask_ark_milan.pem'), '--reference-values', manifest, '--crl-policy', 'if-available']);
+    writeFileSync(
+      manifest,
+      JSON.stringify({
+        Policies: {},
+        ReferenceValues: { snp: [{ ProductName: 'Milan', TrustedMeasurement: '00'.repeat(48), MinimumTCB: {} }] },
+      }),
+    );
+    const r = await cli([
+      'evidence',
+      'verify',
+      '--platform',
+      'snp',
+      '--evidence',
+      tv('amd/go-sev-guest/attestation.bin'),
+      '--vcek',
+      tv('amd/go-sev-guest/vcek.testcer'),
+      '--cert-chain',
+      tv('amd/go-sev-guest/ask_ark_milan.pem'),
+      '--reference-values',
+      manifest,
+      '--crl-policy',
+      'if-available',
+    ]);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /attestation check snp\.policy\.debug failed: .*expected DEBUG=0; actual DEBUG=1/);
   });
 
-  it('verifies a TDX quote with collateral at the collateral\'s time and reports its TCB status', async () => {
-    const r = await cli([...sprArgs, '--now', '2023-06-20T00:00:00Z', '--accept-tcb-status', 'UpToDate', 'NotSupported', '-o', 'json']);
+  it("verifies a TDX quote with collateral at the collateral's time and reports its TCB status", async () => {
+    const r = await cli([
+      ...sprArgs,
+      '--now',
+      '2023-06-20T00:00:00Z',
+      '--accept-tcb-status',
+      'UpToDate',
+      'NotSupported',
+      '-o',
+      'json',
+    ]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.verified, true);
@@ -202,7 +344,8 @@ describe('kubectl contrast evidence verify', () => {
   });
 
   it('rejects flags of the other platform and malformed values as usage errors (exit 2)', async () => {
-    const r0 = await cli([...snpArgs, '--tcb-info', 'x']); assert.equal(r0.code, 2, r0.stderr);
+    const r0 = await cli([...snpArgs, '--tcb-info', 'x']);
+    assert.equal(r0.code, 2, r0.stderr);
     assert.equal((await cli([...snpArgs, '--host-data', 'abc'])).code, 2);
     assert.equal((await cli([...snpArgs, '--now', 'yesterday'])).code, 2);
     assert.equal((await cli(['evidence', 'verify', '--platform', 'snp'])).code, 2);
@@ -216,7 +359,19 @@ describe('kubectl contrast evidence verify', () => {
 
   it('runs as the installed executable', function () {
     this.timeout(300_000);
-    const r = runCli(['evidence', 'verify', '--platform', 'tdx', '--evidence', tv('intel/go-tdx-guest/quote_v5_sample.dat'), '--allow-missing-collateral', '--crl-policy', 'if-available', '-o', 'json']);
+    const r = runCli([
+      'evidence',
+      'verify',
+      '--platform',
+      'tdx',
+      '--evidence',
+      tv('intel/go-tdx-guest/quote_v5_sample.dat'),
+      '--allow-missing-collateral',
+      '--crl-policy',
+      'if-available',
+      '-o',
+      'json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.quoteVersion, 5);

@@ -61,7 +61,10 @@ export const name = (cn: string) => seq(set(seq(oid('2.5.4.3'), utf8(cn))));
 export type SigAlg = 'ecdsa-sha256' | 'ecdsa-sha384' | 'rsa-pss-sha384';
 const SHA384 = seq(oid('2.16.840.1.101.3.4.2.2'));
 // RSASSA-PSS with SHA-384, MGF1-SHA-384 and a 48-byte salt, as AMD signs.
-const PSS_SHA384 = seq(oid('1.2.840.113549.1.1.10'), seq(explicit(0, SHA384), explicit(1, seq(oid('1.2.840.113549.1.1.8'), SHA384)), explicit(2, int(48))));
+const PSS_SHA384 = seq(
+  oid('1.2.840.113549.1.1.10'),
+  seq(explicit(0, SHA384), explicit(1, seq(oid('1.2.840.113549.1.1.8'), SHA384)), explicit(2, int(48))),
+);
 const ALG: Record<SigAlg, [string, Buffer]> = {
   'ecdsa-sha256': ['sha256', seq(oid('1.2.840.10045.4.3.2'))],
   'ecdsa-sha384': ['sha384', seq(oid('1.2.840.10045.4.3.3'))],
@@ -70,7 +73,9 @@ const ALG: Record<SigAlg, [string, Buffer]> = {
 
 function signWith(alg: SigAlg, data: Buffer, key: KeyObject): Buffer {
   const hash = ALG[alg][0];
-  return alg === 'rsa-pss-sha384' ? sign(hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 }) : sign(hash, data, key);
+  return alg === 'rsa-pss-sha384'
+    ? sign(hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })
+    : sign(hash, data, key);
 }
 
 export interface ForgeExtension {
@@ -104,7 +109,9 @@ export function forgeCertificate(o: ForgeCert): X509Certificate {
     seq(time(o.notBefore ?? new Date('2020-01-01T00:00:00Z')), time(o.notAfter ?? new Date('2049-01-01T00:00:00Z'))),
     o.subject,
     o.publicKey.export({ type: 'spki', format: 'der' }),
-    ...(exts.length ? [explicit(3, seq(...exts.map((e) => seq(oid(e.oid), ...(e.critical ? [bool(true)] : []), octet(e.value)))))] : []),
+    ...(exts.length
+      ? [explicit(3, seq(...exts.map((e) => seq(oid(e.oid), ...(e.critical ? [bool(true)] : []), octet(e.value)))))]
+      : []),
   );
   const sig = signWith(o.alg, tbs, o.signingKey);
   return new X509Certificate(seq(tbs, algId, tlv(0x03, Buffer.from([0]), sig)));
@@ -122,6 +129,13 @@ export interface ForgeCrl {
 export function forgeCrl(o: ForgeCrl): Buffer {
   const algId = ALG[o.alg][1];
   const entries = o.revoked.map((s) => seq(int(s), time(o.thisUpdate)));
-  const tbs = seq(int(1), algId, o.issuer, time(o.thisUpdate), time(o.nextUpdate), ...(entries.length ? [seq(...entries)] : []));
+  const tbs = seq(
+    int(1),
+    algId,
+    o.issuer,
+    time(o.thisUpdate),
+    time(o.nextUpdate),
+    ...(entries.length ? [seq(...entries)] : []),
+  );
   return seq(tbs, algId, tlv(0x03, Buffer.from([0]), signWith(o.alg, tbs, o.signingKey)));
 }

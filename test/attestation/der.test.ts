@@ -5,7 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { AttestationError } from '../../src/attestation/errors.js';
-import { TAG, checkDistinguished, children, expectTag, readElement, readOid, readSingle, readSmallUint, readTime } from '../../src/attestation/der.js';
+import {
+  TAG,
+  checkDistinguished,
+  children,
+  expectTag,
+  readElement,
+  readOid,
+  readSingle,
+  readSmallUint,
+  readTime,
+} from '../../src/attestation/der.js';
 
 const b = (...bytes: number[]) => Buffer.from(bytes);
 
@@ -78,8 +88,14 @@ describe('DER reader: element headers and lengths', () => {
   });
 
   it('refuses non-minimal long-form lengths', () => {
-    assert.throws(() => readElement(Buffer.concat([b(0x04, 0x81, 0x7f), Buffer.alloc(0x7f)])), asn1(/non-minimal length/));
-    assert.throws(() => readElement(Buffer.concat([b(0x04, 0x82, 0x00, 0x80), Buffer.alloc(0x80)])), asn1(/non-minimal length/));
+    assert.throws(
+      () => readElement(Buffer.concat([b(0x04, 0x81, 0x7f), Buffer.alloc(0x7f)])),
+      asn1(/non-minimal length/),
+    );
+    assert.throws(
+      () => readElement(Buffer.concat([b(0x04, 0x82, 0x00, 0x80), Buffer.alloc(0x80)])),
+      asn1(/non-minimal length/),
+    );
   });
 
   it('refuses content longer than the buffer, and accepts content that ends exactly at its end', () => {
@@ -97,7 +113,10 @@ describe('DER reader: structure', () => {
   it('lists the children of a constructed element in order', () => {
     const seq = readSingle(b(0x30, 0x07, 0x02, 0x01, 0x05, 0x04, 0x02, 0xaa, 0xbb));
     const kids = children(seq);
-    assert.deepEqual(kids.map((k) => k.tag), [TAG.INTEGER, TAG.OCTET_STRING]);
+    assert.deepEqual(
+      kids.map((k) => k.tag),
+      [TAG.INTEGER, TAG.OCTET_STRING],
+    );
     assert.deepEqual(kids[1]!.content, b(0xaa, 0xbb));
     assert.deepEqual(children(readSingle(b(0x30, 0x00))), []);
     // Context-specific constructed tags have children too.
@@ -122,14 +141,23 @@ describe('DER reader: INTEGER, OBJECT IDENTIFIER and time values', () => {
     assert.equal(readSmallUint(readSingle(b(0x02, 0x01, 0x7f)), 'v'), 127);
     assert.equal(readSmallUint(readSingle(b(0x02, 0x02, 0x00, 0xff)), 'v'), 255);
     assert.equal(readSmallUint(readSingle(b(0x02, 0x02, 0x01, 0x02)), 'v'), 258);
-    assert.equal(readSmallUint(readSingle(b(0x02, 0x07, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07)), 'v'), 0x01020304050607);
+    assert.equal(
+      readSmallUint(readSingle(b(0x02, 0x07, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07)), 'v'),
+      0x01020304050607,
+    );
   });
 
   it('refuses integers that are not small and non-negative', () => {
     assert.throws(() => readSmallUint(readSingle(b(0x04, 0x01, 0x01)), 'blSPL'), asn1(/^blSPL: tag 0x4, want 0x2/));
     assert.throws(() => readSmallUint(readSingle(b(0x02, 0x00)), 'blSPL'), asn1(/^blSPL: not a non-negative integer/));
-    assert.throws(() => readSmallUint(readSingle(b(0x02, 0x01, 0x80)), 'blSPL'), asn1(/^blSPL: not a non-negative integer/));
-    assert.throws(() => readSmallUint(readSingle(b(0x02, 0x08, 0, 1, 2, 3, 4, 5, 6, 7)), 'blSPL'), asn1(/^blSPL: integer too large/));
+    assert.throws(
+      () => readSmallUint(readSingle(b(0x02, 0x01, 0x80)), 'blSPL'),
+      asn1(/^blSPL: not a non-negative integer/),
+    );
+    assert.throws(
+      () => readSmallUint(readSingle(b(0x02, 0x08, 0, 1, 2, 3, 4, 5, 6, 7)), 'blSPL'),
+      asn1(/^blSPL: integer too large/),
+    );
   });
 
   it('reads object identifiers, splitting the first octet into the first two arcs', () => {
@@ -151,7 +179,10 @@ describe('DER reader: INTEGER, OBJECT IDENTIFIER and time values', () => {
     assert.throws(() => readOid(readSingle(b(0x06, 0x00))), asn1(/malformed object identifier/));
     assert.throws(() => readOid(readSingle(b(0x06, 0x02, 0x2a, 0x86))), asn1(/malformed object identifier/));
     // One octet more and the arc could no longer be represented exactly.
-    assert.throws(() => readOid(readSingle(b(0x06, 0x0a, 0x2a, 0x88, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00))), asn1(/arc too large/));
+    assert.throws(
+      () => readOid(readSingle(b(0x06, 0x0a, 0x2a, 0x88, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00))),
+      asn1(/arc too large/),
+    );
   });
 
   it('reads UTCTime (years 1950-2049) and GeneralizedTime', () => {
@@ -166,9 +197,17 @@ describe('DER reader: INTEGER, OBJECT IDENTIFIER and time values', () => {
   it('refuses other time encodings', () => {
     const t = (tag: number, s: string) => () => readTime(readSingle(el(tag, Buffer.from(s))));
     for (const [tag, s] of [
-      [TAG.UTC_TIME, '2501020304Z'], [TAG.UTC_TIME, '250102030405'], [TAG.UTC_TIME, '250102030405+0100'], [TAG.UTC_TIME, 'x250102030405Z'],
-      [TAG.UTC_TIME, '20250102030405Z'], [TAG.GENERALIZED_TIME, '250102030405Z'], [TAG.GENERALIZED_TIME, '20250102030405.5Z'],
-      [TAG.GENERALIZED_TIME, '20250102030405Zx'], [TAG.GENERALIZED_TIME, 'x20250102030405Z'], [TAG.UTC_TIME, '250102030405Zx'], [TAG.OCTET_STRING, '250102030405Z'],
+      [TAG.UTC_TIME, '2501020304Z'],
+      [TAG.UTC_TIME, '250102030405'],
+      [TAG.UTC_TIME, '250102030405+0100'],
+      [TAG.UTC_TIME, 'x250102030405Z'],
+      [TAG.UTC_TIME, '20250102030405Z'],
+      [TAG.GENERALIZED_TIME, '250102030405Z'],
+      [TAG.GENERALIZED_TIME, '20250102030405.5Z'],
+      [TAG.GENERALIZED_TIME, '20250102030405Zx'],
+      [TAG.GENERALIZED_TIME, 'x20250102030405Z'],
+      [TAG.UTC_TIME, '250102030405Zx'],
+      [TAG.OCTET_STRING, '250102030405Z'],
     ] as const) {
       assert.throws(t(tag, s), asn1(/unsupported time encoding/), s);
     }
@@ -177,20 +216,33 @@ describe('DER reader: INTEGER, OBJECT IDENTIFIER and time values', () => {
 
 describe('DER reader: distinguished encoding', () => {
   const distinguished = (...bytes: number[]) => checkDistinguished(readSingle(b(...bytes)));
-  const refused = (reason: RegExp, ...bytes: number[]) => assert.throws(() => distinguished(...bytes), asn1(reason), Buffer.from(bytes).toString('hex'));
+  const refused = (reason: RegExp, ...bytes: number[]) =>
+    assert.throws(() => distinguished(...bytes), asn1(reason), Buffer.from(bytes).toString('hex'));
 
   it('accepts canonical encodings of every checked type', () => {
     for (const bytes of [
-      [0x01, 0x01, 0x00], [0x01, 0x01, 0xff],
-      [0x02, 0x01, 0x00], [0x02, 0x02, 0x00, 0x80], [0x02, 0x02, 0xff, 0x7f], [0x02, 0x02, 0x01, 0x00],
+      [0x01, 0x01, 0x00],
+      [0x01, 0x01, 0xff],
+      [0x02, 0x01, 0x00],
+      [0x02, 0x02, 0x00, 0x80],
+      [0x02, 0x02, 0xff, 0x7f],
+      [0x02, 0x02, 0x01, 0x00],
       [0x0a, 0x01, 0x05],
-      [0x03, 0x01, 0x00], [0x03, 0x02, 0x00, 0xff], [0x03, 0x02, 0x01, 0xfe], [0x03, 0x02, 0x07, 0x80],
+      [0x03, 0x01, 0x00],
+      [0x03, 0x02, 0x00, 0xff],
+      [0x03, 0x02, 0x01, 0xfe],
+      [0x03, 0x02, 0x07, 0x80],
       [0x05, 0x00],
-      [0x06, 0x03, 0x55, 0x04, 0x03], [0x06, 0x03, 0x2a, 0x81, 0x00], [0x06, 0x04, 0x2a, 0x81, 0x80, 0x01],
+      [0x06, 0x03, 0x55, 0x04, 0x03],
+      [0x06, 0x03, 0x2a, 0x81, 0x00],
+      [0x06, 0x04, 0x2a, 0x81, 0x80, 0x01],
       [0x17, 0x0d, ...Buffer.from('250101000000Z')],
       [0x30, 0x03, 0x02, 0x01, 0x01],
-      [0xa4, 0x02, 0x05, 0x00], [0xa3, 0x03, 0x02, 0x01, 0x01],
-      [0x80, 0x02, 0x00, 0x01], [0x84, 0x01, 0x00], [0x0c, 0x02, 0x41, 0x42],
+      [0xa4, 0x02, 0x05, 0x00],
+      [0xa3, 0x03, 0x02, 0x01, 0x01],
+      [0x80, 0x02, 0x00, 0x01],
+      [0x84, 0x01, 0x00],
+      [0x0c, 0x02, 0x41, 0x42],
     ]) {
       assert.doesNotThrow(() => distinguished(...bytes), Buffer.from(bytes).toString('hex'));
     }

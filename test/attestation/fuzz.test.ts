@@ -42,7 +42,8 @@ function onlyTyped(fn: () => unknown): boolean {
 
 /** Random edits of a genuine input: byte flips, truncation, extension. */
 function mutations(seed: Buffer) {
-  const flip = fc.array(fc.tuple(fc.nat(seed.length - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 })
+  const flip = fc
+    .array(fc.tuple(fc.nat(seed.length - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 })
     .map((edits) => {
       const b = Buffer.from(seed);
       for (const [i, x] of edits) b[i]! ^= x;
@@ -50,30 +51,57 @@ function mutations(seed: Buffer) {
     });
   const cut = fc.nat(seed.length).map((n) => seed.subarray(0, n));
   const grow = fc.uint8Array({ maxLength: 64 }).map((extra) => Buffer.concat([seed, extra]));
-  return fc.oneof(flip, cut, grow, fc.uint8Array({ maxLength: 2 * seed.length }).map((u) => Buffer.from(u)));
+  return fc.oneof(
+    flip,
+    cut,
+    grow,
+    fc.uint8Array({ maxLength: 2 * seed.length }).map((u) => Buffer.from(u)),
+  );
 }
 
 describe('attestation parsers under fuzzing (fast-check)', () => {
   it('SNP report parser', () => {
-    fc.assert(fc.property(mutations(SNP_VECTORS[2]!.report), (b) => onlyTyped(() => parseSnpReport(b))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(mutations(SNP_VECTORS[2]!.report), (b) => onlyTyped(() => parseSnpReport(b))),
+      { numRuns: RUNS },
+    );
   });
 
   it('evidence file decoder (binary, hex, base64, JSON wrappers)', () => {
     const quote = TDX.sprQuote();
-    const seeds = [quote, Buffer.from(quote.toString('base64')), Buffer.from(JSON.stringify({ quote: quote.toString('base64url') })), Buffer.from(quote.toString('hex'))];
+    const seeds = [
+      quote,
+      Buffer.from(quote.toString('base64')),
+      Buffer.from(JSON.stringify({ quote: quote.toString('base64url') })),
+      Buffer.from(quote.toString('hex')),
+    ];
     for (const seed of seeds) {
-      fc.assert(fc.property(mutations(seed.subarray(0, 600)), (b) => onlyTyped(() => decodeEvidenceFile(b, 'tdx'))), { numRuns: Math.ceil(RUNS / 4) });
+      fc.assert(
+        fc.property(mutations(seed.subarray(0, 600)), (b) => onlyTyped(() => decodeEvidenceFile(b, 'tdx'))),
+        { numRuns: Math.ceil(RUNS / 4) },
+      );
     }
-    fc.assert(fc.property(fc.string({ maxLength: 200 }), (t) => onlyTyped(() => decodeEvidenceFile(Buffer.from(`{"report":${JSON.stringify(t)}}`), 'snp'))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (t) =>
+        onlyTyped(() => decodeEvidenceFile(Buffer.from(`{"report":${JSON.stringify(t)}}`), 'snp')),
+      ),
+      { numRuns: RUNS },
+    );
   });
 
   it('SNP certificate table parser', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), (b) => onlyTyped(() => parseCertTable(b))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 512 }), (b) => onlyTyped(() => parseCertTable(b))),
+      { numRuns: RUNS },
+    );
   });
 
   it('TDX quote parser', () => {
     for (const seed of [TDX.sprQuote(), TDX.v5Quote()]) {
-      fc.assert(fc.property(mutations(seed), (b) => onlyTyped(() => parseTdxQuote(b))), { numRuns: RUNS });
+      fc.assert(
+        fc.property(mutations(seed), (b) => onlyTyped(() => parseTdxQuote(b))),
+        { numRuns: RUNS },
+      );
     }
   });
 
@@ -83,48 +111,91 @@ describe('attestation parsers under fuzzing (fast-check)', () => {
     const used = (b: Buffer) => b.subarray(0, b.length - parseTdxQuote(b).trailingBytes);
     const original = used(seed);
     const opts = { allowMissingCollateral: true, now: SNP_NOW };
-    assert.equal(await accepted(() => verifyTdx({ quote: seed }, null, {}, opts)), true, 'control: the genuine quote verifies');
+    assert.equal(
+      await accepted(() => verifyTdx({ quote: seed }, null, {}, opts)),
+      true,
+      'control: the genuine quote verifies',
+    );
     let refusedCount = 0;
-    await fc.assert(fc.asyncProperty(mutations(seed), async (b) => {
-      const ok = await accepted(() => verifyTdx({ quote: b }, null, {}, opts));
-      if (!ok) refusedCount++;
-      return !ok || used(b).equals(original);
-    }), { numRuns: Math.ceil(RUNS / 3) });
+    await fc.assert(
+      fc.asyncProperty(mutations(seed), async (b) => {
+        const ok = await accepted(() => verifyTdx({ quote: b }, null, {}, opts));
+        if (!ok) refusedCount++;
+        return !ok || used(b).equals(original);
+      }),
+      { numRuns: Math.ceil(RUNS / 3) },
+    );
     assert.ok(refusedCount > 0);
   });
 
   it('SNP verification refuses every mutated report and every mutated VCEK', async () => {
     const v = SNP_VECTORS[2]!;
     const der = new X509Certificate(v.vcek).raw;
-    assert.equal(await accepted(() => verifySnp({ report: v.report }, null, {}, { vcek: der, certChain: v.chain, now: SNP_NOW })), true, 'control: the genuine inputs verify');
-    await fc.assert(fc.asyncProperty(mutations(der), async (vcek) =>
-      !await accepted(() => verifySnp({ report: v.report }, null, {}, { vcek, certChain: v.chain, now: SNP_NOW })) || vcek.equals(der)),
-    { numRuns: Math.ceil(RUNS / 3) });
+    assert.equal(
+      await accepted(() => verifySnp({ report: v.report }, null, {}, { vcek: der, certChain: v.chain, now: SNP_NOW })),
+      true,
+      'control: the genuine inputs verify',
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        mutations(der),
+        async (vcek) =>
+          !(await accepted(() =>
+            verifySnp({ report: v.report }, null, {}, { vcek, certChain: v.chain, now: SNP_NOW }),
+          )) || vcek.equals(der),
+      ),
+      { numRuns: Math.ceil(RUNS / 3) },
+    );
     // Every byte of a report is signed or is the signature.
-    await fc.assert(fc.asyncProperty(mutations(v.report), async (report) =>
-      !await accepted(() => verifySnp({ report }, null, {}, { vcek: der, certChain: v.chain, now: SNP_NOW })) || report.equals(v.report)),
-    { numRuns: Math.ceil(RUNS / 3) });
+    await fc.assert(
+      fc.asyncProperty(
+        mutations(v.report),
+        async (report) =>
+          !(await accepted(() => verifySnp({ report }, null, {}, { vcek: der, certChain: v.chain, now: SNP_NOW }))) ||
+          report.equals(v.report),
+      ),
+      { numRuns: Math.ceil(RUNS / 3) },
+    );
   });
 
   it('DER reader and CRL parser', () => {
     const der = fc.oneof(mutations(TDX.pckCrl()), mutations(TDX.rootCrl()));
-    fc.assert(fc.property(der, (b) => onlyTyped(() => parseCrl(b))), { numRuns: RUNS });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (u) => onlyTyped(() => {
-      const node = readElement(Buffer.from(u));
-      if (node.tag & 0x20) children(node);
-    })), { numRuns: RUNS });
+    fc.assert(
+      fc.property(der, (b) => onlyTyped(() => parseCrl(b))),
+      { numRuns: RUNS },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (u) =>
+        onlyTyped(() => {
+          const node = readElement(Buffer.from(u));
+          if (node.tag & 0x20) children(node);
+        }),
+      ),
+      { numRuns: RUNS },
+    );
   });
 
   it('signed collateral JSON splitter', () => {
     const text = TDX.qeIdentity().toString('utf8');
-    const edits = fc.tuple(fc.nat(text.length - 1), fc.constantFrom('{', '}', '"', '\\', ',', ':', ' ', 'x', '[', ']'))
+    const edits = fc
+      .tuple(fc.nat(text.length - 1), fc.constantFrom('{', '}', '"', '\\', ',', ':', ' ', 'x', '[', ']'))
       .map(([i, ch]) => Buffer.from(text.slice(0, i) + ch + text.slice(i + 1)));
-    fc.assert(fc.property(edits, (b) => onlyTyped(() => splitSignedJson(b, 'enclaveIdentity', 'fuzz'))), { numRuns: RUNS });
-    fc.assert(fc.property(fc.json(), (j) => onlyTyped(() => splitSignedJson(Buffer.from(j), 'enclaveIdentity', 'fuzz'))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(edits, (b) => onlyTyped(() => splitSignedJson(b, 'enclaveIdentity', 'fuzz'))),
+      { numRuns: RUNS },
+    );
+    fc.assert(
+      fc.property(fc.json(), (j) => onlyTyped(() => splitSignedJson(Buffer.from(j), 'enclaveIdentity', 'fuzz'))),
+      { numRuns: RUNS },
+    );
   });
 
   it('still finds the signed span when the JSON has whitespace and key order changes', () => {
-    const s = splitSignedJson(Buffer.from('{ "signature" : "' + 'ab'.repeat(64) + '" ,\n "enclaveIdentity" :  {"a": [1, "}"]} }'), 'enclaveIdentity', 't');
+    const s = splitSignedJson(
+      Buffer.from('{ "signature" : "' + 'ab'.repeat(64) + '" ,\n "enclaveIdentity" :  {"a": [1, "}"]} }'),
+      'enclaveIdentity',
+      't',
+    );
     assert.equal(s.signed.toString(), '{"a": [1, "}"]}');
   });
 });

@@ -26,15 +26,20 @@ export class FakeClock implements KdsClock {
 
   now = (): number => this.t;
 
-  sleep = (ms: number, signal?: AbortSignal): Promise<void> => new Promise<void>((resolve, reject) => {
-    this.sleeps.push(ms);
-    const timer: Timer = { at: this.t + ms, resolve };
-    this.timers.push(timer);
-    signal?.addEventListener('abort', () => {
-      this.timers = this.timers.filter((x) => x !== timer);
-      reject(new Error('sleep aborted'));
-    }, { once: true });
-  });
+  sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      this.sleeps.push(ms);
+      const timer: Timer = { at: this.t + ms, resolve };
+      this.timers.push(timer);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.timers = this.timers.filter((x) => x !== timer);
+          reject(new Error('sleep aborted'));
+        },
+        { once: true },
+      );
+    });
 
   /** Moves time forward by `ms`, firing every timer that becomes due, then settles. */
   async advance(ms: number): Promise<void> {
@@ -52,7 +57,9 @@ export class FakeClock implements KdsClock {
    */
   async drive<T>(p: Promise<T>): Promise<T> {
     let done = false;
-    const watched = p.finally(() => { done = true; });
+    const watched = p.finally(() => {
+      done = true;
+    });
     watched.catch(() => undefined);
     for (let i = 0; i < 1000 && !done; i++) {
       await settle();
@@ -133,5 +140,12 @@ let forgeKey: ReturnType<typeof generateKeyPairSync> | undefined;
 /** A CRL naming AMD's Milan ARK as issuer but signed by our own key (AMD's real CRLs are not in the vectors). */
 export function forgedMilanCrl(thisUpdate: Date, nextUpdate: Date, revoked: bigint[] = []): Buffer {
   forgeKey ??= generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return forgeCrl({ issuer: subjectDer(genuineMilanArk()), signingKey: forgeKey.privateKey, alg: 'rsa-pss-sha384', thisUpdate, nextUpdate, revoked });
+  return forgeCrl({
+    issuer: subjectDer(genuineMilanArk()),
+    signingKey: forgeKey.privateKey,
+    alg: 'rsa-pss-sha384',
+    thisUpdate,
+    nextUpdate,
+    revoked,
+  });
 }

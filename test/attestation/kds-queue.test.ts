@@ -22,7 +22,16 @@ const isVcek = (path: string) => /^\/vcek\/v1\/\w+\/[0-9a-f]{16,128}\?/.test(pat
 /** Tracks whether a promise has settled, without waiting for it. */
 function track<T>(p: Promise<T>) {
   const t: { settled: boolean; error?: unknown; value?: T; promise: Promise<T> } = { settled: false, promise: p };
-  p.then((v) => { t.settled = true; t.value = v; }, (e) => { t.settled = true; t.error = e; });
+  p.then(
+    (v) => {
+      t.settled = true;
+      t.value = v;
+    },
+    (e) => {
+      t.settled = true;
+      t.error = e;
+    },
+  );
   return t;
 }
 
@@ -37,7 +46,13 @@ function holdingKds(clock: FakeClock) {
 function genuineWithTable() {
   const ask = new X509Certificate(pemBlocks('amd/ms-tee-attestation-verification/milan_ask.pem')[0]!).raw;
   const vcek = new X509Certificate(milanV3.vcek).raw;
-  return { report: milanV3.report, certTable: buildCertTable([['63da758d-e664-4564-adc5-f4b93be8accd', vcek], ['4ab7b379-bbac-4fe4-a02f-05aef327c782', ask]]) };
+  return {
+    report: milanV3.report,
+    certTable: buildCertTable([
+      ['63da758d-e664-4564-adc5-f4b93be8accd', vcek],
+      ['4ab7b379-bbac-4fe4-a02f-05aef327c782', ask],
+    ]),
+  };
 }
 
 describe('AMD KDS queue: bounded, deduplicated, fail-fast', () => {
@@ -45,7 +60,9 @@ describe('AMD KDS queue: bounded, deduplicated, fail-fast', () => {
     const clock = new FakeClock();
     const { held, kds } = holdingKds(clock);
     const client = new KdsClient({ fetch: kds.fetch, baseUrl: BASE, clock, maxQueued: 8 });
-    const forged = Array.from({ length: 40 }, () => track(verifySnp({ report: withRandomChipId(milanV3.report) }, null, {}, { collateral: client, now: SNP_NOW })));
+    const forged = Array.from({ length: 40 }, () =>
+      track(verifySnp({ report: withRandomChipId(milanV3.report) }, null, {}, { collateral: client, now: SNP_NOW })),
+    );
     await settle();
     // One request is being served, eight wait; no time has passed and nothing was released.
     assert.equal(kds.count(/./), 1);
@@ -66,23 +83,32 @@ describe('AMD KDS queue: bounded, deduplicated, fail-fast', () => {
     for (const f of waited) await rejects(() => f.promise, 'snp.vcek.missing');
     assert.equal(kds.count(/./), 9, 'never more fetches than one in flight plus maxQueued waiting');
     const starts = kds.calls.map((c) => c.at);
-    for (let i = 1; i < starts.length; i++) assert.ok(starts[i]! - starts[i - 1]! >= KDS_DEFAULTS.minIntervalMs, `request ${i} at ${starts[i]}`);
+    for (let i = 1; i < starts.length; i++)
+      assert.ok(starts[i]! - starts[i - 1]! >= KDS_DEFAULTS.minIntervalMs, `request ${i} at ${starts[i]}`);
   });
 
   it('verifies genuine evidence that carries its VCEK while the VCEK queue is full', async () => {
     const clock = new FakeClock();
     const { held, kds } = holdingKds(clock);
     const client = new KdsClient({ fetch: kds.fetch, baseUrl: BASE, clock, maxQueued: 8 });
-    const forged = Array.from({ length: 9 }, () => track(verifySnp({ report: withRandomChipId(milanV3.report) }, null, {}, { collateral: client, now: SNP_NOW })));
+    const forged = Array.from({ length: 9 }, () =>
+      track(verifySnp({ report: withRandomChipId(milanV3.report) }, null, {}, { collateral: client, now: SNP_NOW })),
+    );
     await settle();
     assert.ok(forged.every((f) => !f.settled));
     // The queue is full: evidence without its VCEK is turned away at once...
-    await rejects(() => verifySnp({ report: milanV3.report }, null, {}, { collateral: client, now: SNP_NOW }), 'snp.kds.busy');
+    await rejects(
+      () => verifySnp({ report: milanV3.report }, null, {}, { collateral: client, now: SNP_NOW }),
+      'snp.kds.busy',
+    );
     // ...but evidence with its VCEK never enters that queue (its CRL request uses the other one).
     const r = await clock.drive(verifySnp(genuineWithTable(), null, {}, { collateral: client, now: SNP_NOW }));
     assert.equal(r.product, 'Milan');
     assert.equal(r.crlChecked, false);
-    assert.deepEqual(kds.calls.filter((c) => !isVcek(c.path)).map((c) => c.path), ['/vcek/v1/Milan/crl']);
+    assert.deepEqual(
+      kds.calls.filter((c) => !isVcek(c.path)).map((c) => c.path),
+      ['/vcek/v1/Milan/crl'],
+    );
     assert.equal(kds.count(new RegExp(Buffer.from(parseSnpReport(milanV3.report).chipId).toString('hex'))), 0);
     held.release(notFound);
     await clock.run(KDS_DEFAULTS.minIntervalMs);
@@ -93,9 +119,14 @@ describe('AMD KDS queue: bounded, deduplicated, fail-fast', () => {
     const { held, kds } = holdingKds(clock);
     const client = new KdsClient({ fetch: kds.fetch, baseUrl: BASE, clock, maxQueued: 1 });
     const report = withRandomChipId(milanV3.report);
-    const same = Array.from({ length: 10 }, () => track(verifySnp({ report }, null, {}, { collateral: client, now: SNP_NOW })));
+    const same = Array.from({ length: 10 }, () =>
+      track(verifySnp({ report }, null, {}, { collateral: client, now: SNP_NOW })),
+    );
     await settle();
-    assert.ok(same.every((f) => !f.settled), 'duplicates take no place in the queue');
+    assert.ok(
+      same.every((f) => !f.settled),
+      'duplicates take no place in the queue',
+    );
     assert.equal(kds.count(/./), 1);
     held.release(notFound);
     for (const f of same) await rejects(() => f.promise, 'snp.vcek.missing');
@@ -111,7 +142,10 @@ describe('AMD KDS queue: bounded, deduplicated, fail-fast', () => {
     await rejects(() => verifySnp({ report }, null, {}, { collateral: client, now: SNP_NOW }), 'snp.vcek.missing');
     assert.equal(kds.count(/./), 1);
     await clock.advance(60_000);
-    await rejects(() => clock.drive(verifySnp({ report }, null, {}, { collateral: client, now: SNP_NOW })), 'snp.vcek.missing');
+    await rejects(
+      () => clock.drive(verifySnp({ report }, null, {}, { collateral: client, now: SNP_NOW })),
+      'snp.vcek.missing',
+    );
     assert.equal(kds.count(/./), 2);
   });
 
@@ -138,7 +172,14 @@ describe('AMD KDS queue: bounded, deduplicated, fail-fast', () => {
       }
       if (path.includes('Genoa/cert_chain')) {
         // No Content-Length: 1 KiB chunks without end.
-        return new Response(new ReadableStream({ pull(c) { pulled++; c.enqueue(new Uint8Array(1024)); } }));
+        return new Response(
+          new ReadableStream({
+            pull(c) {
+              pulled++;
+              c.enqueue(new Uint8Array(1024));
+            },
+          }),
+        );
       }
       return new Response(Buffer.alloc(KDS_DEFAULTS.maxCrlBytes + 1)); // streamed, no Content-Length
     }, clock);
@@ -173,7 +214,10 @@ describe('AMD KDS queue: bounded, deduplicated, fail-fast', () => {
   it('backs off after a failure (longer when KDS sends Retry-After) and then asks again', async () => {
     const clock = new FakeClock();
     let status = 503;
-    const kds = fakeKds(() => new Response('busy', { status, headers: status === 429 ? { 'retry-after': '120' } : {} }), clock);
+    const kds = fakeKds(
+      () => new Response('busy', { status, headers: status === 429 ? { 'retry-after': '120' } : {} }),
+      clock,
+    );
     const client = new KdsClient({ fetch: kds.fetch, baseUrl: BASE, clock, failureBackoffMs: 30_000 });
     await rejects(() => client.certChain('Milan', 'vcek'), 'snp.kds');
     const backoff = await rejects(() => client.certChain('Milan', 'vcek'), 'snp.kds.backoff');
@@ -197,7 +241,10 @@ describe('AMD KDS queue: bounded, deduplicated, fail-fast', () => {
     try {
       const clock = new FakeClock();
       const crl = forgedMilanCrl(new Date('2026-11-01'), new Date('2026-12-01'));
-      const kds = fakeKds((path) => new Response(path.endsWith('/crl') ? crl : Buffer.from('<html>maintenance</html>')), clock);
+      const kds = fakeKds(
+        (path) => new Response(path.endsWith('/crl') ? crl : Buffer.from('<html>maintenance</html>')),
+        clock,
+      );
       const cache = new DirectoryCache(dir);
       const client = new KdsClient({ cache, fetch: kds.fetch, baseUrl: BASE, clock, minIntervalMs: 0 });
       const report = parseSnpReport(milanV3.report);
@@ -256,7 +303,12 @@ describe('SEV-SNP verification: checks that cost nothing come before any collate
       [forged, { reportData }, [refFor({ TrustedMeasurement: '11'.repeat(48) })], 'snp.measurement'],
       [forged, { reportData }, [refFor({ ProductName: 'Genoa' })], 'snp.product'],
       [forged, { reportData }, [refFor({ GuestPolicy: { SMT: false } })], 'snp.policy.smt'],
-      [forged, {}, [refFor({ MinimumTCB: { BootloaderVersion: 9, TEEVersion: 0, SNPVersion: 0, MicrocodeVersion: 0 } })], 'snp.tcb.minimum'],
+      [
+        forged,
+        {},
+        [refFor({ MinimumTCB: { BootloaderVersion: 9, TEEVersion: 0, SNPVersion: 0, MicrocodeVersion: 0 } })],
+        'snp.tcb.minimum',
+      ],
     ];
     for (const [report, exp, refs, check] of cases) {
       await rejects(() => verifySnp({ report }, refs as never, exp, o), check);
@@ -270,24 +322,63 @@ describe('SEV-SNP verification: checks that cost nothing come before any collate
   it('fetches for a report that passes them, and reaches the same verdict as before for genuine evidence', async () => {
     const { kds, client, clock } = counting();
     // Genuine report, VCEK not in the evidence and not at KDS (404): the lookup happens.
-    await rejects(() => clock.drive(verifySnp({ report: milanV3.report }, [refFor()], { reportData, hostData }, { collateral: client, now: SNP_NOW })), 'snp.vcek.missing');
+    await rejects(
+      () =>
+        clock.drive(
+          verifySnp(
+            { report: milanV3.report },
+            [refFor()],
+            { reportData, hostData },
+            { collateral: client, now: SNP_NOW },
+          ),
+        ),
+      'snp.vcek.missing',
+    );
     assert.equal(kds.count(/./), 1);
     // With its certificates, the same report and expectations verify, matching entry 0.
-    const r = await clock.drive(verifySnp(genuineWithTable(), [refFor({ TrustedMeasurement: '00'.repeat(48) }), refFor()], { reportData, hostData }, { collateral: client, now: SNP_NOW }));
+    const r = await clock.drive(
+      verifySnp(
+        genuineWithTable(),
+        [refFor({ TrustedMeasurement: '00'.repeat(48) }), refFor()],
+        { reportData, hostData },
+        { collateral: client, now: SNP_NOW },
+      ),
+    );
     assert.equal(r.referenceValueIndex, 1);
   });
 
   it('keeps the old order when no collateral source is consulted, and says when it is', async () => {
     // A wrong VCEK and a wrong HOST_DATA: offline the signature fails first, as always...
     const wrongVcek = { vcek: SNP_VECTORS[1]!.vcek, certChain: milanV3.chain, now: SNP_NOW };
-    await rejects(() => verifySnp({ report: milanV3.report }, null, { hostData: Buffer.alloc(32) }, wrongVcek), 'snp.report.signature');
+    await rejects(
+      () => verifySnp({ report: milanV3.report }, null, { hostData: Buffer.alloc(32) }, wrongVcek),
+      'snp.report.signature',
+    );
     // ...and with a source that would only be asked for the CRL too: the CRL is looked up only
     // for an authentic report (check-order.test.ts), so the signature fails first, unasked.
     const { kds, client } = counting();
-    await rejects(() => verifySnp({ report: milanV3.report }, null, { hostData: Buffer.alloc(32) }, { ...wrongVcek, collateral: client }), 'snp.report.signature');
+    await rejects(
+      () =>
+        verifySnp(
+          { report: milanV3.report },
+          null,
+          { hostData: Buffer.alloc(32) },
+          { ...wrongVcek, collateral: client },
+        ),
+      'snp.report.signature',
+    );
     assert.equal(kds.calls.length, 0);
     // Before asking a source for a certificate, HOST_DATA is judged first.
-    await rejects(() => verifySnp({ report: milanV3.report }, null, { hostData: Buffer.alloc(32) }, { now: SNP_NOW, collateral: client }), 'snp.hostdata');
+    await rejects(
+      () =>
+        verifySnp(
+          { report: milanV3.report },
+          null,
+          { hostData: Buffer.alloc(32) },
+          { now: SNP_NOW, collateral: client },
+        ),
+      'snp.hostdata',
+    );
     assert.equal(kds.calls.length, 0);
   });
 });

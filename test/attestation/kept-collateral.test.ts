@@ -35,7 +35,9 @@ const CRL = crlPath('Milan', 'vcek');
 
 describe('kept collateral: one refresh rule for KDS and PCS', () => {
   let dir: string;
-  beforeEach(() => { dir = tempDir('kc-kept-'); });
+  beforeEach(() => {
+    dir = tempDir('kc-kept-');
+  });
   afterEach(() => removeDir(dir));
 
   /** A cache directory every write to fails: a symbolic link to a directory that does not exist. */
@@ -48,7 +50,10 @@ describe('kept collateral: one refresh rule for KDS and PCS', () => {
   it('shares its defaults with both clients', () => {
     assert.deepEqual(REFRESH_DEFAULTS, { refreshBeforeMs: 24 * HOUR, minRefreshIntervalMs: HOUR });
     for (const d of [KDS_DEFAULTS, PCS_DEFAULTS]) {
-      assert.deepEqual({ refreshBeforeMs: d.refreshBeforeMs, minRefreshIntervalMs: d.minRefreshIntervalMs }, REFRESH_DEFAULTS);
+      assert.deepEqual(
+        { refreshBeforeMs: d.refreshBeforeMs, minRefreshIntervalMs: d.minRefreshIntervalMs },
+        REFRESH_DEFAULTS,
+      );
     }
   });
 
@@ -66,8 +71,14 @@ describe('kept collateral: one refresh rule for KDS and PCS', () => {
       stored = new Map();
       writable = true;
       const fetcher = new CollateralFetcher({
-        service: 'test service', checks: { failed: 't', busy: 't.busy', backoff: 't.backoff', size: 't.size', invalid: 't.invalid' },
-        minIntervalMs: 0, timeoutMs: 1000, maxQueued: 8, notFoundTtlMs: 0, failureBackoffMs: 0, clock,
+        service: 'test service',
+        checks: { failed: 't', busy: 't.busy', backoff: 't.backoff', size: 't.size', invalid: 't.invalid' },
+        minIntervalMs: 0,
+        timeoutMs: 1000,
+        maxQueued: 8,
+        notFoundTtlMs: 0,
+        failureBackoffMs: 0,
+        clock,
         fetch: (async () => {
           asked++;
           return served > 0 ? new Response(String(served)) : new Response('down', { status: 503 });
@@ -77,7 +88,11 @@ describe('kept collateral: one refresh rule for KDS and PCS', () => {
     });
     // Version n is valid until hour 10 * n.
     const spec: () => KeptItem<number> = () => ({
-      key: 'k', url: 'https://service.test/k', lane: 'l', item: 'thing', maxBytes: 16,
+      key: 'k',
+      url: 'https://service.test/k',
+      lane: 'l',
+      item: 'thing',
+      maxBytes: 16,
       stored: () => stored.get('k'),
       nextUpdate: (n) => at(10 * n),
       accept: ({ body }) => {
@@ -105,7 +120,7 @@ describe('kept collateral: one refresh rule for KDS and PCS', () => {
       assert.equal(asked, 2);
     });
 
-    it('serves the kept copy while it is current and the refresh fails; past nextUpdate the failure is the caller\'s', async () => {
+    it("serves the kept copy while it is current and the refresh fails; past nextUpdate the failure is the caller's", async () => {
       await kept.get(spec(), at(0));
       await clock.advance(HOUR);
       served = 0;
@@ -127,18 +142,25 @@ describe('kept collateral: one refresh rule for KDS and PCS', () => {
 
   describe('AMD KDS (SEV-SNP)', () => {
     const vcekDer = new X509Certificate(v.vcek).raw;
-    const kdsServing = (clock: FakeClock) => fakeKds((path) => {
-      if (path === vcekPath('Milan', report)) return new Response(vcekDer);
-      if (path === '/vcek/v1/Milan/cert_chain') return new Response(v.chain);
-      // AMD's real CRLs are not in the vectors: whatever KDS sends as a CRL is refused (snp.kds.invalid).
-      if (path === CRL) return new Response(forgedMilanCrl(at(-1), at(24 * 7)));
-      return notFound();
-    }, clock);
+    const kdsServing = (clock: FakeClock) =>
+      fakeKds((path) => {
+        if (path === vcekPath('Milan', report)) return new Response(vcekDer);
+        if (path === '/vcek/v1/Milan/cert_chain') return new Response(v.chain);
+        // AMD's real CRLs are not in the vectors: whatever KDS sends as a CRL is refused (snp.kds.invalid).
+        if (path === CRL) return new Response(forgedMilanCrl(at(-1), at(24 * 7)));
+        return notFound();
+      }, clock);
 
     it('admits with a cache directory that cannot be written, and keeps the certificates in memory', async () => {
       const clock = new FakeClock();
       const kds = kdsServing(clock);
-      const client = new KdsClient({ cache: new DirectoryCache(unwritable()), fetch: kds.fetch, baseUrl: 'https://kds.test', clock, minIntervalMs: 0 });
+      const client = new KdsClient({
+        cache: new DirectoryCache(unwritable()),
+        fetch: kds.fetch,
+        baseUrl: 'https://kds.test',
+        clock,
+        minIntervalMs: 0,
+      });
       const r = await verifySnp({ report: v.report }, null, {}, { collateral: client, product: 'Milan', now: SNP_NOW });
       assert.equal(r.product, 'Milan');
       await verifySnp({ report: v.report }, null, {}, { collateral: client, product: 'Milan', now: SNP_NOW });
@@ -153,7 +175,14 @@ describe('kept collateral: one refresh rule for KDS and PCS', () => {
       const clock = new FakeClock();
       const kds = kdsServing(clock);
       const client = new KdsClient({ cache, fetch: kds.fetch, baseUrl: 'https://kds.test', clock, minIntervalMs: 0 });
-      const input = (now: Date) => ({ product: 'Milan' as const, kind: 'vcek' as const, now, policy: 'require' as const, graceMs: DEFAULT_CRL_GRACE_MS, source: client });
+      const input = (now: Date) => ({
+        product: 'Milan' as const,
+        kind: 'vcek' as const,
+        now,
+        policy: 'require' as const,
+        graceMs: DEFAULT_CRL_GRACE_MS,
+        source: client,
+      });
       writeFileSync(cache.crlFile('Milan', 'vcek'), forgedMilanCrl(at(-24 * 6), at(30)));
       // 30 h before nextUpdate: used as it is.
       let d = await resolveSnpCrl(input(SNP_NOW));
@@ -179,8 +208,19 @@ describe('kept collateral: one refresh rule for KDS and PCS', () => {
       const pcs = await startLocalPcs();
       try {
         const quote = TDX.sprQuote();
-        const client = new PcsClient({ baseUrl: pcs.baseUrl, rootCrlUrl: pcs.rootCrlUrl, cache: new TdxCollateralDirectory(unwritable()), minIntervalMs: 0, clock: new FakeClock() });
-        const opts = { now: TDX_COLLATERAL_TIME, crlPolicy: 'require' as const, acceptedTcbStatuses: ['UpToDate', 'NotSupported'] as const, source: client };
+        const client = new PcsClient({
+          baseUrl: pcs.baseUrl,
+          rootCrlUrl: pcs.rootCrlUrl,
+          cache: new TdxCollateralDirectory(unwritable()),
+          minIntervalMs: 0,
+          clock: new FakeClock(),
+        });
+        const opts = {
+          now: TDX_COLLATERAL_TIME,
+          crlPolicy: 'require' as const,
+          acceptedTcbStatuses: ['UpToDate', 'NotSupported'] as const,
+          source: client,
+        };
         const ref = [{ MrTd: parseTdxQuote(quote).body.mrTd.toString('hex') }];
         const r = await verifyTdxWithCollateral({ quote }, ref, {}, opts);
         assert.deepEqual(r.crlChecked, { root: true, pck: true });

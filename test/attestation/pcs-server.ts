@@ -20,12 +20,24 @@ export const RENEWED_TCB_CHAIN = () => read('intel/intel-pcs/tcb-signing-chain-2
 export function genuineAnswers(): Map<string, PcsAnswer> {
   const chain = (pem: Buffer) => encodeURIComponent(pem.toString('latin1'));
   return new Map<string, PcsAnswer>([
-    ['/tdx/certification/v4/tcb?fmspc=50806f000000', { body: TDX.tcbInfo(), headers: { 'TCB-Info-Issuer-Chain': chain(TDX.tcbChain()) } }],
+    [
+      '/tdx/certification/v4/tcb?fmspc=50806f000000',
+      { body: TDX.tcbInfo(), headers: { 'TCB-Info-Issuer-Chain': chain(TDX.tcbChain()) } },
+    ],
     // The 2026 TCB info of the v5 quote's platform, served (as PCS does since May 2025) with
     // the renewed TCB signing certificate.
-    ['/tdx/certification/v4/tcb?fmspc=90c06f000000', { body: TDX.tcbInfoV5(), headers: { 'TCB-Info-Issuer-Chain': chain(RENEWED_TCB_CHAIN()) } }],
-    ['/tdx/certification/v4/qe/identity', { body: TDX.qeIdentity(), headers: { 'SGX-Enclave-Identity-Issuer-Chain': chain(TDX.qeChain()) } }],
-    ['/sgx/certification/v4/pckcrl?ca=platform&encoding=der', { body: TDX.pckCrl(), headers: { 'SGX-PCK-CRL-Issuer-Chain': chain(TDX.read('pckCrlIssuerChain.pem')) } }],
+    [
+      '/tdx/certification/v4/tcb?fmspc=90c06f000000',
+      { body: TDX.tcbInfoV5(), headers: { 'TCB-Info-Issuer-Chain': chain(RENEWED_TCB_CHAIN()) } },
+    ],
+    [
+      '/tdx/certification/v4/qe/identity',
+      { body: TDX.qeIdentity(), headers: { 'SGX-Enclave-Identity-Issuer-Chain': chain(TDX.qeChain()) } },
+    ],
+    [
+      '/sgx/certification/v4/pckcrl?ca=platform&encoding=der',
+      { body: TDX.pckCrl(), headers: { 'SGX-PCK-CRL-Issuer-Chain': chain(TDX.read('pckCrlIssuerChain.pem')) } },
+    ],
     ['/IntelSGXRootCA.der', { body: TDX.rootCrl() }],
   ]);
 }
@@ -60,9 +72,10 @@ export async function startLocalPcs(): Promise<LocalPcs> {
     rootCrlUrl: `${base}/IntelSGXRootCA.der`,
     answers,
     requests,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -39,6 +39,9 @@ describe('attestation: pinned roots', () => {
   });
 
   it('refuses a root constant whose bytes do not match its pin', () => {
-    assert.throws(() => pinnedCertificate({ pem: AMD_ARKS.Milan.pem, sha256: AMD_ARKS.Genoa.sha256 }), /does not match its fingerprint/);
+    assert.throws(
+      () => pinnedCertificate({ pem: AMD_ARKS.Milan.pem, sha256: AMD_ARKS.Genoa.sha256 }),
+      /does not match its fingerprint/,
+    );
   });
 });

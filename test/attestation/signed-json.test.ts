@@ -13,23 +13,39 @@ describe('signed PCS collateral JSON', () => {
 
   it('refuses a duplicated body key, so the signed span and the parsed value cannot differ', () => {
     const doc = `{"tcbInfo":{"v":1},"tcbInfo":{"v":2},"signature":"${sig}"}`;
-    assert.throws(() => splitSignedJson(Buffer.from(doc), 'tcbInfo', 'tdx.tcbinfo.parse'), (e: Error) => checkIs('tdx.tcbinfo.parse')(e) && /duplicate key "tcbInfo"/.test(e.message));
-    assert.throws(() => splitSignedJson(Buffer.from(`{"tcbInfo":{},"signature":"${sig}","signature":"${sig}"}`), 'tcbInfo', 'c'), /duplicate key "signature"/);
+    assert.throws(
+      () => splitSignedJson(Buffer.from(doc), 'tcbInfo', 'tdx.tcbinfo.parse'),
+      (e: Error) => checkIs('tdx.tcbinfo.parse')(e) && /duplicate key "tcbInfo"/.test(e.message),
+    );
+    assert.throws(
+      () => splitSignedJson(Buffer.from(`{"tcbInfo":{},"signature":"${sig}","signature":"${sig}"}`), 'tcbInfo', 'c'),
+      /duplicate key "signature"/,
+    );
   });
 
   it('refuses trailing data and other keys', () => {
-    assert.throws(() => splitSignedJson(Buffer.from(`{"tcbInfo":{},"signature":"${sig}"} {}`), 'tcbInfo', 'c'), /not JSON/);
-    assert.throws(() => splitSignedJson(Buffer.from(`{"tcbInfo":{},"signature":"${sig}","x":1}`), 'tcbInfo', 'c'), /expected exactly the keys/);
+    assert.throws(
+      () => splitSignedJson(Buffer.from(`{"tcbInfo":{},"signature":"${sig}"} {}`), 'tcbInfo', 'c'),
+      /not JSON/,
+    );
+    assert.throws(
+      () => splitSignedJson(Buffer.from(`{"tcbInfo":{},"signature":"${sig}","x":1}`), 'tcbInfo', 'c'),
+      /expected exactly the keys/,
+    );
   });
 });
 
 describe('signed PCS collateral JSON: scanning the served text', () => {
   const sig = 'cd'.repeat(64);
   const split = (text: string, key = 'tcbInfo') => splitSignedJson(Buffer.from(text), key, 'tdx.tcbinfo.parse');
-  const refusal = (reason: RegExp) => (e: unknown) => checkIs('tdx.tcbinfo.parse')(e) && reason.test((e as Error).message);
+  const refusal = (reason: RegExp) => (e: unknown) =>
+    checkIs('tdx.tcbinfo.parse')(e) && reason.test((e as Error).message);
 
   it('finds bodies that contain brackets, escaped quotes and nested lists inside strings', () => {
-    assert.equal(split(`{"tcbInfo":{"x":"a\\"}b","y":[1,[2],{"z":"]"}]},"signature":"${sig}"}`).signed.toString(), '{"x":"a\\"}b","y":[1,[2],{"z":"]"}]}');
+    assert.equal(
+      split(`{"tcbInfo":{"x":"a\\"}b","y":[1,[2],{"z":"]"}]},"signature":"${sig}"}`).signed.toString(),
+      '{"x":"a\\"}b","y":[1,[2],{"z":"]"}]}',
+    );
     assert.equal(split(`{"signature":"${sig}","tcbInfo":["}",{"a":"\\\\"}]}`).signed.toString(), '["}",{"a":"\\\\"}]');
   });
 
@@ -58,13 +74,28 @@ describe('signed PCS collateral JSON: scanning the served text', () => {
     assert.throws(() => split('null'), refusal(/not a JSON object/));
     assert.throws(() => split('"tcbInfo"'), refusal(/not a JSON object/));
     assert.throws(() => split('{not json'), refusal(/^attestation check tdx\.tcbinfo\.parse failed: not JSON \(/));
-    assert.throws(() => split(`{"tcbInfo":{}}`), refusal(/expected exactly the keys "tcbInfo" and "signature", found \["tcbInfo"\]/));
+    assert.throws(
+      () => split(`{"tcbInfo":{}}`),
+      refusal(/expected exactly the keys "tcbInfo" and "signature", found \["tcbInfo"\]/),
+    );
     assert.throws(() => split(`{"qe":{},"signature":"${sig}"}`), refusal(/found \["qe","signature"\]/));
   });
 
   it('requires the signature as exactly 128 hex digits', () => {
-    for (const bad of [`"${sig}0"`, `"${sig.slice(1)}"`, `"x${sig.slice(1)}"`, `"${sig.slice(1)}x"`, '5', 'null', `["${sig}"]`]) {
-      assert.throws(() => split(`{"tcbInfo":{},"signature":${bad}}`), refusal(/signature must be 64 bytes as hex$/), bad);
+    for (const bad of [
+      `"${sig}0"`,
+      `"${sig.slice(1)}"`,
+      `"x${sig.slice(1)}"`,
+      `"${sig.slice(1)}x"`,
+      '5',
+      'null',
+      `["${sig}"]`,
+    ]) {
+      assert.throws(
+        () => split(`{"tcbInfo":{},"signature":${bad}}`),
+        refusal(/signature must be 64 bytes as hex$/),
+        bad,
+      );
     }
     assert.deepEqual(split(`{"tcbInfo":{},"signature":"${sig.toUpperCase()}"}`).signature, Buffer.from(sig, 'hex'));
   });

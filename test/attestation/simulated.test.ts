@@ -7,7 +7,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
 import {
-  SIMULATED_MEASUREMENT, SIM_PLATFORM_NAME, loadSimRootPublicKey, parseSimReport, simDir, simRootKeyPath, simRootPublicPath, verifySimulated,
+  SIMULATED_MEASUREMENT,
+  SIM_PLATFORM_NAME,
+  loadSimRootPublicKey,
+  parseSimReport,
+  simDir,
+  simRootKeyPath,
+  simRootPublicPath,
+  verifySimulated,
 } from '../../src/attestation/simulated.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { checkIs, rejects } from './assertions.js';
@@ -16,7 +23,10 @@ import { SIM_REFS, simReport, simRootKeys } from './sim-fakes.js';
 describe('simulated platform: root key location', () => {
   let saved: string | undefined;
   let dir: string;
-  beforeEach(() => { saved = process.env.CONTRAST_INSECURE_SIM_DIR; dir = tempDir('kc-simtest-'); });
+  beforeEach(() => {
+    saved = process.env.CONTRAST_INSECURE_SIM_DIR;
+    dir = tempDir('kc-simtest-');
+  });
   afterEach(() => {
     if (saved === undefined) delete process.env.CONTRAST_INSECURE_SIM_DIR;
     else process.env.CONTRAST_INSECURE_SIM_DIR = saved;
@@ -42,13 +52,21 @@ describe('simulated platform: root key location', () => {
     process.env.CONTRAST_INSECURE_SIM_DIR = dir;
     assert.equal(verifySimulated(simReport(root.privateKey), SIM_REFS, {}).referenceValueIndex, 0);
     // A report by another root fails against the one in the directory.
-    assert.throws(() => verifySimulated(simReport(simRootKeys().privateKey), SIM_REFS, {}), checkIs('sim.report.signature'));
+    assert.throws(
+      () => verifySimulated(simReport(simRootKeys().privateKey), SIM_REFS, {}),
+      checkIs('sim.report.signature'),
+    );
   });
 
   it('refuses with sim.root when the root is missing or unreadable, naming the file', async () => {
     const missing = join(dir, 'nothing-here');
     let err = await rejects(() => loadSimRootPublicKey(missing), 'sim.root');
-    assert.match(err.detail, new RegExp(`^cannot read the simulated platform's root key ${join(missing, 'root.pub.pem').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(ENOENT\\); .*CONTRAST_INSECURE_SIM_DIR`));
+    assert.match(
+      err.detail,
+      new RegExp(
+        `^cannot read the simulated platform's root key ${join(missing, 'root.pub.pem').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(ENOENT\\); .*CONTRAST_INSECURE_SIM_DIR`,
+      ),
+    );
     mkdirSync(join(dir, 'bad'));
     writeFileSync(join(dir, 'bad', 'root.pub.pem'), 'not a key');
     err = await rejects(() => loadSimRootPublicKey(join(dir, 'bad')), 'sim.root');
@@ -88,7 +106,10 @@ describe('simulated platform: report parsing', () => {
   });
 
   it('refuses another magic and another version', async () => {
-    const err = await rejects(() => parseSimReport(simReport(root.privateKey, { magic: 'KCSIMREQ' })), 'sim.report.magic');
+    const err = await rejects(
+      () => parseSimReport(simReport(root.privateKey, { magic: 'KCSIMREQ' })),
+      'sim.report.magic',
+    );
     assert.equal(err.detail, 'not a simulated report');
     assert.equal(err.expected, Buffer.from('KCSIMREP').toString('hex'));
     assert.equal(err.actual, Buffer.from('KCSIMREQ').toString('hex'));
@@ -104,8 +125,11 @@ describe('simulated platform: verification', () => {
   const reportData = Buffer.alloc(64, 0x5a);
   const hostData = Buffer.alloc(32, 0x6b);
   const report = simReport(root.privateKey, { reportData, hostData });
-  const verify = (bytes: Buffer, refs: { Platform?: string; TrustedMeasurement: string }[] = SIM_REFS, exp: { reportData?: Buffer; hostData?: Buffer } = { reportData, hostData }) =>
-    verifySimulated(bytes, refs, exp, root.publicKey);
+  const verify = (
+    bytes: Buffer,
+    refs: { Platform?: string; TrustedMeasurement: string }[] = SIM_REFS,
+    exp: { reportData?: Buffer; hostData?: Buffer } = { reportData, hostData },
+  ) => verifySimulated(bytes, refs, exp, root.publicKey);
 
   it('accepts a report by the root with the expected binding, host data and measurement', () => {
     const r = verify(report);
@@ -120,8 +144,18 @@ describe('simulated platform: verification', () => {
   });
 
   it('refuses a report signed by another key, or changed after signing', async () => {
-    const sig = await rejects(() => verify(simReport(simRootKeys().privateKey, { reportData, hostData })), 'sim.report.signature');
-    assert.deepEqual([sig.detail, sig.expected, sig.actual], ['the simulated report is not signed by the local simulated root', 'a signature by the key in root.pub.pem', 'bad signature']);
+    const sig = await rejects(
+      () => verify(simReport(simRootKeys().privateKey, { reportData, hostData })),
+      'sim.report.signature',
+    );
+    assert.deepEqual(
+      [sig.detail, sig.expected, sig.actual],
+      [
+        'the simulated report is not signed by the local simulated root',
+        'a signature by the key in root.pub.pem',
+        'bad signature',
+      ],
+    );
     for (const offset of [8 + 3, 12, 59, 60, 91, 92, 155, 156, 251]) {
       const bad = Buffer.from(report);
       bad[offset]! ^= 1;
@@ -130,24 +164,55 @@ describe('simulated platform: verification', () => {
   });
 
   it('refuses evidence for another binding or policy, naming expected and actual', async () => {
-    let err = await rejects(() => verify(report, SIM_REFS, { reportData: Buffer.alloc(64, 1), hostData }), 'sim.reportdata');
-    assert.deepEqual([err.detail, err.expected, err.actual], ['REPORT_DATA does not match the expected binding (evidence for another key or nonce)', '01'.repeat(64), '5a'.repeat(64)]);
+    let err = await rejects(
+      () => verify(report, SIM_REFS, { reportData: Buffer.alloc(64, 1), hostData }),
+      'sim.reportdata',
+    );
+    assert.deepEqual(
+      [err.detail, err.expected, err.actual],
+      [
+        'REPORT_DATA does not match the expected binding (evidence for another key or nonce)',
+        '01'.repeat(64),
+        '5a'.repeat(64),
+      ],
+    );
     err = await rejects(() => verify(report, SIM_REFS, { reportData, hostData: Buffer.alloc(32, 2) }), 'sim.hostdata');
-    assert.deepEqual([err.detail, err.expected, err.actual], ['HOST_DATA does not match the expected policy hash', '02'.repeat(32), '6b'.repeat(32)]);
+    assert.deepEqual(
+      [err.detail, err.expected, err.actual],
+      ['HOST_DATA does not match the expected policy hash', '02'.repeat(32), '6b'.repeat(32)],
+    );
     assert.equal(verify(report, SIM_REFS, {}).referenceValueIndex, 0, 'no expectations, nothing to compare');
   });
 
   it('matches entries by platform (case-insensitive, or unnamed) and measurement (hex in any case)', async () => {
     assert.equal(SIM_PLATFORM_NAME, 'Insecure-Sim');
     assert.equal(verify(report, [{ TrustedMeasurement: SIMULATED_MEASUREMENT }]).referenceValueIndex, 0);
-    assert.equal(verify(report, [{ Platform: 'INSECURE-SIM', TrustedMeasurement: SIMULATED_MEASUREMENT.toUpperCase() }]).referenceValueIndex, 0);
-    const r = verify(report, [{ Platform: 'AKS-CLH-SNP', TrustedMeasurement: SIMULATED_MEASUREMENT }, { Platform: 'Insecure-Sim', TrustedMeasurement: '00'.repeat(48) }, ...SIM_REFS]);
+    assert.equal(
+      verify(report, [{ Platform: 'INSECURE-SIM', TrustedMeasurement: SIMULATED_MEASUREMENT.toUpperCase() }])
+        .referenceValueIndex,
+      0,
+    );
+    const r = verify(report, [
+      { Platform: 'AKS-CLH-SNP', TrustedMeasurement: SIMULATED_MEASUREMENT },
+      { Platform: 'Insecure-Sim', TrustedMeasurement: '00'.repeat(48) },
+      ...SIM_REFS,
+    ]);
     assert.equal(r.referenceValueIndex, 2);
   });
 
   it('lists why each entry failed when none matches', async () => {
-    const err = await rejects(() => verify(report, [{ Platform: 'AKS-CLH-SNP', TrustedMeasurement: SIMULATED_MEASUREMENT }, { Platform: 'insecure-sim', TrustedMeasurement: '' }]), 'sim.referencevalues');
-    assert.equal(err.detail, `no reference-value entry matches: [0] Platform is "AKS-CLH-SNP", not Insecure-Sim; [1] ReferenceValues.insecure[1].TrustedMeasurement is (empty), the report measured ${SIMULATED_MEASUREMENT}`);
+    const err = await rejects(
+      () =>
+        verify(report, [
+          { Platform: 'AKS-CLH-SNP', TrustedMeasurement: SIMULATED_MEASUREMENT },
+          { Platform: 'insecure-sim', TrustedMeasurement: '' },
+        ]),
+      'sim.referencevalues',
+    );
+    assert.equal(
+      err.detail,
+      `no reference-value entry matches: [0] Platform is "AKS-CLH-SNP", not Insecure-Sim; [1] ReferenceValues.insecure[1].TrustedMeasurement is (empty), the report measured ${SIMULATED_MEASUREMENT}`,
+    );
     const e2 = await rejects(() => verify(report, [{ TrustedMeasurement: 'ab'.repeat(48) }]), 'sim.referencevalues');
     assert.match(e2.detail, new RegExp(`TrustedMeasurement is ${'ab'.repeat(48)}, the report measured`));
     // An entry without a measurement never matches.

@@ -33,7 +33,10 @@ const at = (offsetHours: number) => new Date(SNP_NOW.getTime() + offsetHours * H
 const current = () => forgedMilanCrl(at(-24), at(24 * 6));
 /** Expired `hoursAgo` before SNP_NOW. */
 const expired = (hoursAgo: number) => forgedMilanCrl(at(-hoursAgo - 24 * 7), at(-hoursAgo));
-const down = () => new CollateralUnavailableError('snp.kds', 'cannot fetch the CRL from AMD KDS (fetch failed)', { retryAfterMs: 30_000 });
+const down = () =>
+  new CollateralUnavailableError('snp.kds', 'cannot fetch the CRL from AMD KDS (fetch failed)', {
+    retryAfterMs: 30_000,
+  });
 
 /** A collateral source with a stored CRL and a network behind it, counting calls. */
 function source(stored?: Buffer, network?: () => Buffer | undefined) {
@@ -41,13 +44,30 @@ function source(stored?: Buffer, network?: () => Buffer | undefined) {
   const src: SnpCollateralSource = {
     vcek: async () => undefined,
     certChain: async () => undefined,
-    crl: async () => { calls.crl++; return stored; },
-    ...(network ? { fetchCrl: async () => { calls.fetchCrl++; return network(); } } : {}),
+    crl: async () => {
+      calls.crl++;
+      return stored;
+    },
+    ...(network
+      ? {
+          fetchCrl: async () => {
+            calls.fetchCrl++;
+            return network();
+          },
+        }
+      : {}),
   };
   return { src, calls };
 }
 
-const input = (over: Partial<SnpCrlInput>): SnpCrlInput => ({ product: 'Milan', kind: 'vcek', now: SNP_NOW, policy: 'if-available', graceMs: DEFAULT_CRL_GRACE_MS, ...over });
+const input = (over: Partial<SnpCrlInput>): SnpCrlInput => ({
+  product: 'Milan',
+  kind: 'vcek',
+  now: SNP_NOW,
+  policy: 'if-available',
+  graceMs: DEFAULT_CRL_GRACE_MS,
+  ...over,
+});
 const bytesOf = (crl: ReturnType<typeof parseCrl> | undefined) => crl?.tbs.toString('hex');
 
 describe('SEV-SNP CRL policy: which CRL is used', () => {
@@ -84,7 +104,9 @@ describe('SEV-SNP CRL policy: which CRL is used', () => {
     assert.equal(bytesOf(d.crl), bytesOf(parseCrl(cached)));
     assert.deepEqual(calls, { crl: 1, fetchCrl: 1 });
     // A refresh that fails while the cached CRL is current costs nothing.
-    const failing = source(cached, () => { throw down(); });
+    const failing = source(cached, () => {
+      throw down();
+    });
     assert.equal((await resolveSnpCrl(input({ source: failing.src, policy: 'require' }))).status.source, 'cache');
   });
 
@@ -120,7 +142,9 @@ describe('SEV-SNP CRL policy: which CRL is used', () => {
 
 describe('SEV-SNP CRL policy: refresh fails', () => {
   it('if-available: uses an out-of-date CRL within the grace period and says so', async () => {
-    const { src } = source(expired(23), () => { throw down(); });
+    const { src } = source(expired(23), () => {
+      throw down();
+    });
     const d = await resolveSnpCrl(input({ source: src }));
     assert.equal(d.status.checked, true);
     assert.equal(d.status.stale, true);
@@ -132,7 +156,9 @@ describe('SEV-SNP CRL policy: refresh fails', () => {
   });
 
   it('if-available: beyond the grace period it is consulted for revocations only, and the check counts as not done', async () => {
-    const { src } = source(expired(25), () => { throw down(); });
+    const { src } = source(expired(25), () => {
+      throw down();
+    });
     const d = await resolveSnpCrl(input({ source: src }));
     assert.equal(d.status.checked, false);
     assert.equal(d.status.stale, true);
@@ -141,10 +167,19 @@ describe('SEV-SNP CRL policy: refresh fails', () => {
   });
 
   it('if-available: the grace period is an option', async () => {
-    const { src } = source(expired(25), () => { throw down(); });
+    const { src } = source(expired(25), () => {
+      throw down();
+    });
     const d = await resolveSnpCrl(input({ source: src, graceMs: 48 * HOUR }));
     assert.equal(d.status.checked, true);
-    const none = await resolveSnpCrl(input({ source: source(expired(1), () => { throw down(); }).src, graceMs: 0 }));
+    const none = await resolveSnpCrl(
+      input({
+        source: source(expired(1), () => {
+          throw down();
+        }).src,
+        graceMs: 0,
+      }),
+    );
     assert.equal(none.status.checked, false);
   });
 
@@ -157,12 +192,17 @@ describe('SEV-SNP CRL policy: refresh fails', () => {
   });
 
   it('require: refuses an out-of-date CRL, as "retry later" when the refresh was unavailable', async () => {
-    const { src } = source(expired(1), () => { throw down(); });
+    const { src } = source(expired(1), () => {
+      throw down();
+    });
     const err = await rejects(() => resolveSnpCrl(input({ source: src, policy: 'require' })), 'snp.crl.stale');
     assert.ok(err instanceof CollateralUnavailableError);
     assert.equal((err as CollateralUnavailableError).retryAfterMs, 30_000);
     // Offline there is nothing to retry: a plain verdict.
-    const offline = await rejects(() => resolveSnpCrl(input({ supplied: expired(1), policy: 'require' })), 'snp.crl.stale');
+    const offline = await rejects(
+      () => resolveSnpCrl(input({ supplied: expired(1), policy: 'require' })),
+      'snp.crl.stale',
+    );
     assert.ok(!(offline instanceof CollateralUnavailableError));
   });
 
@@ -178,7 +218,9 @@ describe('SEV-SNP CRL policy: refresh fails', () => {
 
 describe('SEV-SNP CRL policy: no CRL at all', () => {
   it('if-available: goes on without a revocation check and says why', async () => {
-    const { src } = source(undefined, () => { throw down(); });
+    const { src } = source(undefined, () => {
+      throw down();
+    });
     const d = await resolveSnpCrl(input({ source: src }));
     assert.equal(d.crl, undefined);
     assert.equal(d.status.checked, false);
@@ -187,9 +229,23 @@ describe('SEV-SNP CRL policy: no CRL at all', () => {
   });
 
   it('require: fails, as "retry later" only when KDS could not be asked', async () => {
-    const unreachable = await rejects(() => resolveSnpCrl(input({ source: source(undefined, () => { throw down(); }).src, policy: 'require' })), 'snp.crl.missing');
+    const unreachable = await rejects(
+      () =>
+        resolveSnpCrl(
+          input({
+            source: source(undefined, () => {
+              throw down();
+            }).src,
+            policy: 'require',
+          }),
+        ),
+      'snp.crl.missing',
+    );
     assert.ok(unreachable instanceof CollateralUnavailableError);
-    const noneAtKds = await rejects(() => resolveSnpCrl(input({ source: source(undefined, () => undefined).src, policy: 'require' })), 'snp.crl.missing');
+    const noneAtKds = await rejects(
+      () => resolveSnpCrl(input({ source: source(undefined, () => undefined).src, policy: 'require' })),
+      'snp.crl.missing',
+    );
     assert.ok(!(noneAtKds instanceof CollateralUnavailableError));
     assert.match(noneAtKds.message, /AMD KDS has no CRL for Milan VCEK/);
     const noSource = await rejects(() => resolveSnpCrl(input({ policy: 'require' })), 'snp.crl.missing');
@@ -198,12 +254,22 @@ describe('SEV-SNP CRL policy: no CRL at all', () => {
   });
 
   it('does not mistake other errors of the source for unavailability', async () => {
-    const src: SnpCollateralSource = { vcek: async () => undefined, certChain: async () => undefined, crl: async () => { throw new Error('EACCES'); } };
+    const src: SnpCollateralSource = {
+      vcek: async () => undefined,
+      certChain: async () => undefined,
+      crl: async () => {
+        throw new Error('EACCES');
+      },
+    };
     await assert.rejects(resolveSnpCrl(input({ source: src })), /EACCES/);
     // Neither when fetching: only the source's trouble with KDS means "no fresh CRL".
-    const claim = source(undefined, () => { throw new AttestationError('snp.hostdata', 'HOST_DATA does not match'); });
+    const claim = source(undefined, () => {
+      throw new AttestationError('snp.hostdata', 'HOST_DATA does not match');
+    });
     await rejects(() => resolveSnpCrl(input({ source: claim.src })), 'snp.hostdata');
-    const refused = source(undefined, () => { throw new AttestationError('snp.kds', 'AMD KDS refused the CRL', '200', '400'); });
+    const refused = source(undefined, () => {
+      throw new AttestationError('snp.kds', 'AMD KDS refused the CRL', '200', '400');
+    });
     const d = await resolveSnpCrl(input({ source: refused.src }));
     assert.match(d.status.reason!, /refreshing it from AMD KDS failed: .*refused/);
   });
@@ -211,7 +277,17 @@ describe('SEV-SNP CRL policy: no CRL at all', () => {
 
 describe('SEV-SNP CRL check: dates and revocation (forged hierarchy)', () => {
   const forged = forgeAmdHierarchy(SNP_VECTORS[2]!);
-  const crlOf = (next: Date, revoked: bigint[] = []) => parseCrl(forgeCrl({ issuer: subjectDer(forged.ark), signingKey: forged.arkKey, alg: 'rsa-pss-sha384', thisUpdate: at(-24 * 8), nextUpdate: next, revoked }));
+  const crlOf = (next: Date, revoked: bigint[] = []) =>
+    parseCrl(
+      forgeCrl({
+        issuer: subjectDer(forged.ark),
+        signingKey: forged.arkKey,
+        alg: 'rsa-pss-sha384',
+        thisUpdate: at(-24 * 8),
+        nextUpdate: next,
+        revoked,
+      }),
+    );
   const askSerial = BigInt(`0x${forged.ask.serialNumber}`);
 
   it('accepts an out-of-date CRL only as of its own nextUpdate', () => {
@@ -224,7 +300,14 @@ describe('SEV-SNP CRL check: dates and revocation (forged hierarchy)', () => {
     const crl = crlOf(at(-100), [askSerial]);
     assert.throws(() => checkSnpCrl(crl, forged.ark, forged.ask, at(-100)), /revoked/);
     // What resolveSnpCrl hands over beyond the grace period is checked this way.
-    const der = forgeCrl({ issuer: subjectDer(forged.ark), signingKey: forged.arkKey, alg: 'rsa-pss-sha384', thisUpdate: at(-24 * 8), nextUpdate: at(-100), revoked: [askSerial] });
+    const der = forgeCrl({
+      issuer: subjectDer(forged.ark),
+      signingKey: forged.arkKey,
+      alg: 'rsa-pss-sha384',
+      thisUpdate: at(-24 * 8),
+      nextUpdate: at(-100),
+      revoked: [askSerial],
+    });
     const d = await resolveSnpCrl(input({ supplied: der }));
     assert.equal(d.status.checked, false);
     assert.throws(() => checkSnpCrl(d.crl!, forged.ark, forged.ask, d.at!), /revoked/);
@@ -235,12 +318,16 @@ describe('SEV-SNP verification end to end with the CRL policy', () => {
   const v = SNP_VECTORS[1]!; // virtee Milan v2
   const base = { vcek: v.vcek, certChain: v.chain, now: SNP_NOW };
   let dir: string;
-  beforeEach(() => { dir = tempDir('kc-crl-'); });
+  beforeEach(() => {
+    dir = tempDir('kc-crl-');
+  });
   afterEach(() => removeDir(dir));
 
   function unreachableKds() {
     const clock = new FakeClock();
-    const kds = fakeKds(() => { throw new TypeError('fetch failed'); }, clock);
+    const kds = fakeKds(() => {
+      throw new TypeError('fetch failed');
+    }, clock);
     return { clock, kds, client: new KdsClient({ fetch: kds.fetch, baseUrl: 'https://kds.test', clock }) };
   }
 
@@ -259,10 +346,16 @@ describe('SEV-SNP verification end to end with the CRL policy', () => {
 
   it("'require': the same situation fails with CollateralUnavailableError", async () => {
     const { client } = unreachableKds();
-    const err = await rejects(() => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client, crlPolicy: 'require' }), 'snp.crl.missing');
+    const err = await rejects(
+      () => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client, crlPolicy: 'require' }),
+      'snp.crl.missing',
+    );
     assert.ok(err instanceof CollateralUnavailableError);
     // Without any source there is nothing to retry.
-    const offline = await rejects(() => verifySnp({ report: v.report }, null, {}, { ...base, crlPolicy: 'require' }), 'snp.crl.missing');
+    const offline = await rejects(
+      () => verifySnp({ report: v.report }, null, {}, { ...base, crlPolicy: 'require' }),
+      'snp.crl.missing',
+    );
     assert.ok(offline instanceof AttestationError && !(offline instanceof CollateralUnavailableError));
   });
 
@@ -284,7 +377,10 @@ describe('SEV-SNP verification end to end with the CRL policy', () => {
     const clock = new FakeClock();
     const kds = fakeKds(notFound, clock);
     const client = new KdsClient({ cache, fetch: kds.fetch, baseUrl: 'https://kds.test', clock });
-    const err = await rejects(() => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client }), 'snp.crl');
+    const err = await rejects(
+      () => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client }),
+      'snp.crl',
+    );
     assert.match(err.message, /the cached CRL: CRL signature does not verify/);
     assert.equal(kds.calls.length, 0);
   });
@@ -294,12 +390,20 @@ describe('SEV-SNP verification end to end with the CRL policy', () => {
     mkdirSync(join(dir, 'Milan', 'vcek'), { recursive: true });
     writeFileSync(cache.crlFile('Milan', 'vcek'), expired(3));
     const clock = new FakeClock();
-    const kds = fakeKds(() => { throw new TypeError('fetch failed'); }, clock);
+    const kds = fakeKds(() => {
+      throw new TypeError('fetch failed');
+    }, clock);
     const client = new KdsClient({ cache, fetch: kds.fetch, baseUrl: 'https://kds.test', clock });
-    const err = await rejects(() => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client }), 'snp.crl');
+    const err = await rejects(
+      () => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client }),
+      'snp.crl',
+    );
     assert.match(err.message, /the cached CRL: CRL signature does not verify/, 'it was chosen, and checked');
     assert.equal(kds.calls.length, 1, 'after one refresh attempt');
-    await rejects(() => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client, crlPolicy: 'require' }), 'snp.crl.stale');
+    await rejects(
+      () => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client, crlPolicy: 'require' }),
+      'snp.crl.stale',
+    );
   });
 
   it('does not let an unusable CRL from KDS fail admission under the default policy', async () => {
@@ -310,7 +414,10 @@ describe('SEV-SNP verification end to end with the CRL policy', () => {
     assert.equal(r.crlChecked, false);
     assert.match(r.crl.reason!, /snp\.kds\.invalid.*not signed by the pinned ARK-Milan/);
     await clock.advance(60_000);
-    const err = await rejects(() => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client, crlPolicy: 'require' }), 'snp.crl.missing');
+    const err = await rejects(
+      () => verifySnp({ report: v.report }, null, {}, { ...base, collateral: client, crlPolicy: 'require' }),
+      'snp.crl.missing',
+    );
     assert.ok(err instanceof CollateralUnavailableError);
   });
 
@@ -324,14 +431,34 @@ describe('SEV-SNP verification end to end with the CRL policy', () => {
 
   it('passes the policy through the dispatcher options unchanged', async () => {
     const value = encode(SnpEvidenceSchema, { report: v.report, certTable: Buffer.alloc(0) });
-    const refs = { snp: [{ ProductName: 'Milan', TrustedMeasurement: v.report.subarray(0x90, 0xc0).toString('hex'), MinimumTCB: { BootloaderVersion: 0, TEEVersion: 0, SNPVersion: 0, MicrocodeVersion: 0 } }] };
+    const refs = {
+      snp: [
+        {
+          ProductName: 'Milan',
+          TrustedMeasurement: v.report.subarray(0x90, 0xc0).toString('hex'),
+          MinimumTCB: { BootloaderVersion: 0, TEEVersion: 0, SNPVersion: 0, MicrocodeVersion: 0 },
+        },
+      ],
+    };
     const reportData = v.report.subarray(0x50, 0x90);
     const ok = await verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), { snp: base });
     assert.equal(ok.tee, 'snp');
-    await rejects(() => verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), { snp: { ...base, crlPolicy: 'require' } }), 'snp.crl.missing');
+    await rejects(
+      () =>
+        verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), {
+          snp: { ...base, crlPolicy: 'require' },
+        }),
+      'snp.crl.missing',
+    );
     // "Retry later" reaches the dispatcher's caller as such.
     const { client } = unreachableKds();
-    const err = await rejects(() => verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), { snp: { ...base, collateral: client, crlPolicy: 'require' } }), 'snp.crl.missing');
+    const err = await rejects(
+      () =>
+        verifyEvidence(OID_SNP_EVIDENCE, value, refs as never, Buffer.from(reportData), {
+          snp: { ...base, collateral: client, crlPolicy: 'require' },
+        }),
+      'snp.crl.missing',
+    );
     assert.ok(err instanceof CollateralUnavailableError);
   });
 });

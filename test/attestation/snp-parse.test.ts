@@ -19,19 +19,40 @@ describe('SEV-SNP report parsing', () => {
     assert.equal(r.version, 3);
     assert.equal(r.guestSvn, milanV3.readUInt32LE(4));
     assert.equal(r.policyRaw, 0x3001fn);
-    assert.deepEqual({ minor: r.policy.abiMinor, major: r.policy.abiMajor, smt: r.policy.smt, debug: r.policy.debug }, { minor: 0x1f, major: 0, smt: true, debug: false });
+    assert.deepEqual(
+      { minor: r.policy.abiMinor, major: r.policy.abiMajor, smt: r.policy.smt, debug: r.policy.debug },
+      { minor: 0x1f, major: 0, smt: true, debug: false },
+    );
     assert.equal(r.vmpl, 0);
     assert.equal(r.signatureAlgo, 1);
     assert.equal(r.platformInfoRaw, 0x25n);
-    assert.deepEqual([r.platformInfo.smtEnabled, r.platformInfo.eccEnabled, r.platformInfo.aliasCheckComplete, r.platformInfo.tsmeEnabled], [true, true, true, false]);
+    assert.deepEqual(
+      [
+        r.platformInfo.smtEnabled,
+        r.platformInfo.eccEnabled,
+        r.platformInfo.aliasCheckComplete,
+        r.platformInfo.tsmeEnabled,
+      ],
+      [true, true, true, false],
+    );
     assert.equal(r.signingKey, 'vcek');
     assert.deepEqual(r.cpuid, { family: 0x19, model: 0x01, stepping: 0x01 });
     assert.equal(r.reportedTcb.toString('hex'), '04000000000018db');
     assert.equal(r.currentVersion.major, 1);
     assert.equal(r.currentVersion.minor, 55);
     assert.equal(r.launchMitVector, undefined);
-    for (const [field, at, len] of [['reportData', 0x50, 64], ['measurement', 0x90, 48], ['hostData', 0xc0, 32], ['idKeyDigest', 0xe0, 48],
-      ['authorKeyDigest', 0x110, 48], ['reportId', 0x140, 32], ['reportIdMa', 0x160, 32], ['chipId', 0x1a0, 64], ['familyId', 0x10, 16], ['imageId', 0x20, 16]] as const) {
+    for (const [field, at, len] of [
+      ['reportData', 0x50, 64],
+      ['measurement', 0x90, 48],
+      ['hostData', 0xc0, 32],
+      ['idKeyDigest', 0xe0, 48],
+      ['authorKeyDigest', 0x110, 48],
+      ['reportId', 0x140, 32],
+      ['reportIdMa', 0x160, 32],
+      ['chipId', 0x1a0, 64],
+      ['familyId', 0x10, 16],
+      ['imageId', 0x20, 16],
+    ] as const) {
       assert.ok(r[field].equals(milanV3.subarray(at, at + len)), field);
     }
     assert.equal(r.signatureR.length, 48);
@@ -71,12 +92,42 @@ describe('SEV-SNP report parsing', () => {
       ['policy bit 26 set', mutate((b) => b.writeBigUInt64LE(0x3001fn | (1n << 26n), 0x08))],
       ['signing key 2', mutate((b) => b.writeUInt32LE(2 << 2, 0x48))],
       ['signer info bit 5', mutate((b) => b.writeUInt32LE(1 << 5, 0x48))],
-      ['reserved 0x4C', mutate((b) => { b[0x4c] = 1; })],
-      ['reserved 0x19F', mutate((b) => { b[0x19f] = 1; })],
-      ['reserved 0x1EB', mutate((b) => { b[0x1eb] = 1; })],
-      ['reserved 0x29F', mutate((b) => { b[0x29f] = 1; })],
-      ['reserved after signature', mutate((b) => { b[0x49f] = 1; })],
-      ['R padding', mutate((b) => { b[0x2a0 + 71] = 1; })],
+      [
+        'reserved 0x4C',
+        mutate((b) => {
+          b[0x4c] = 1;
+        }),
+      ],
+      [
+        'reserved 0x19F',
+        mutate((b) => {
+          b[0x19f] = 1;
+        }),
+      ],
+      [
+        'reserved 0x1EB',
+        mutate((b) => {
+          b[0x1eb] = 1;
+        }),
+      ],
+      [
+        'reserved 0x29F',
+        mutate((b) => {
+          b[0x29f] = 1;
+        }),
+      ],
+      [
+        'reserved after signature',
+        mutate((b) => {
+          b[0x49f] = 1;
+        }),
+      ],
+      [
+        'R padding',
+        mutate((b) => {
+          b[0x2a0 + 71] = 1;
+        }),
+      ],
     ];
     for (const [what, report] of bad) assert.throws(() => parseSnpReport(report), checkIs('snp.report.parse'), what);
   });
@@ -92,7 +143,12 @@ describe('SEV-SNP TCB, products and certificates', () => {
   it('decodes TCB_VERSION for Milan/Genoa and for Turin (FMC at byte 0)', () => {
     const raw = Buffer.from('0101010400000051', 'hex'); // the genuine Turin sample's REPORTED_TCB
     assert.deepEqual(decodeTcb(raw, 'Turin'), { fmc: 1, bootloader: 1, tee: 1, snp: 4, microcode: 0x51 });
-    assert.deepEqual(decodeTcb(Buffer.from('04000000000018db', 'hex'), 'Milan'), { bootloader: 4, tee: 0, snp: 0x18, microcode: 0xdb });
+    assert.deepEqual(decodeTcb(Buffer.from('04000000000018db', 'hex'), 'Milan'), {
+      bootloader: 4,
+      tee: 0,
+      snp: 0x18,
+      microcode: 0xdb,
+    });
   });
 
   it('compares TCBs per component, not as one number', () => {
@@ -131,17 +187,26 @@ describe('SEV-SNP TCB, products and certificates', () => {
     const ask = new X509Certificate(askPem!);
     const ark = new X509Certificate(arkPem!);
     verifySnpChain({ product: 'Turin', kind: 'vcek', signer: vcek, ask, ark, now: SNP_NOW });
-    assert.throws(() => verifySnpChain({ product: 'Milan', kind: 'vcek', signer: vcek, ask, now: SNP_NOW }), checkIs('snp.ask.subject'));
+    assert.throws(
+      () => verifySnpChain({ product: 'Milan', kind: 'vcek', signer: vcek, ask, now: SNP_NOW }),
+      checkIs('snp.ask.subject'),
+    );
   });
 
   it('builds KDS VCEK paths from REPORTED_TCB (64-byte id for Milan, 8-byte id and FMC for Turin)', () => {
     const r = parseSnpReport(SNP_VECTORS[1]!.report);
-    assert.equal(vcekPath('Milan', r), `/vcek/v1/Milan/${r.chipId.toString('hex')}?blSPL=03&teeSPL=00&snpSPL=08&ucodeSPL=115`);
+    assert.equal(
+      vcekPath('Milan', r),
+      `/vcek/v1/Milan/${r.chipId.toString('hex')}?blSPL=03&teeSPL=00&snpSPL=08&ucodeSPL=115`,
+    );
     const turin = Buffer.from(milanV3);
     turin.fill(0, 0x1a0, 0x1e0);
     Buffer.from('59790fb1c39f35c1', 'hex').copy(turin, 0x1a0);
     Buffer.from('0101010400000051', 'hex').copy(turin, 0x180);
-    assert.equal(vcekPath('Turin', parseSnpReport(turin)), '/vcek/v1/Turin/59790fb1c39f35c1?fmcSPL=01&blSPL=01&teeSPL=01&snpSPL=04&ucodeSPL=81');
+    assert.equal(
+      vcekPath('Turin', parseSnpReport(turin)),
+      '/vcek/v1/Turin/59790fb1c39f35c1?fmcSPL=01&blSPL=01&teeSPL=01&snpSPL=04&ucodeSPL=81',
+    );
     const masked = Buffer.from(milanV3);
     masked.fill(0, 0x1a0, 0x1e0);
     assert.equal(vcekPath('Milan', parseSnpReport(masked)), undefined);
@@ -157,7 +222,10 @@ describe('SEV-SNP certificate table and evidence files', () => {
     const outside = Buffer.from(table);
     outside.writeUInt32LE(1000, 20);
     assert.throws(() => parseCertTable(outside), checkIs('snp.certtable.parse'));
-    const dup = buildCertTable([['63da758d-e664-4564-adc5-f4b93be8accd', der], ['63da758d-e664-4564-adc5-f4b93be8accd', der]]);
+    const dup = buildCertTable([
+      ['63da758d-e664-4564-adc5-f4b93be8accd', der],
+      ['63da758d-e664-4564-adc5-f4b93be8accd', der],
+    ]);
     assert.throws(() => parseCertTable(dup), checkIs('snp.certtable.parse'));
   });
 

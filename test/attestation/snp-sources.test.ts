@@ -30,7 +30,9 @@ function vectorKds(clock?: FakeClock, status = 200) {
 
 describe('SEV-SNP certificate sources: cache directory and AMD KDS', () => {
   let dir: string;
-  beforeEach(() => { dir = tempDir('kc-snp-'); });
+  beforeEach(() => {
+    dir = tempDir('kc-snp-');
+  });
   afterEach(() => removeDir(dir));
 
   it('verifies offline from a cache directory', async () => {
@@ -46,7 +48,16 @@ describe('SEV-SNP certificate sources: cache directory and AMD KDS', () => {
   });
 
   it('fails clearly when the cache lacks the VCEK', async () => {
-    await rejects(() => verifySnp({ report: v.report }, null, {}, { collateral: new DirectoryCache(dir), product: 'Milan', now: SNP_NOW }), 'snp.vcek.missing');
+    await rejects(
+      () =>
+        verifySnp(
+          { report: v.report },
+          null,
+          {},
+          { collateral: new DirectoryCache(dir), product: 'Milan', now: SNP_NOW },
+        ),
+      'snp.vcek.missing',
+    );
   });
 
   it('fetches from KDS once, stores in the cache and serves later verifications offline', async () => {
@@ -54,13 +65,24 @@ describe('SEV-SNP certificate sources: cache directory and AMD KDS', () => {
     const kds = vectorKds(clock);
     const cache = new DirectoryCache(dir);
     const client = new KdsClient({ cache, fetch: kds.fetch, baseUrl: 'https://kds.test', clock });
-    const r = await clock.drive(verifySnp({ report: v.report }, null, {}, { collateral: client, product: 'Milan', now: SNP_NOW }));
+    const r = await clock.drive(
+      verifySnp({ report: v.report }, null, {}, { collateral: client, product: 'Milan', now: SNP_NOW }),
+    );
     // VCEK, chain and CRL (404 here) were asked for once each.
-    assert.deepEqual(kds.calls.map((c) => c.path.replace(/\?.*/, '')), [vcekPath('Milan', parseSnpReport(v.report))!.replace(/\?.*/, ''), '/vcek/v1/Milan/cert_chain', '/vcek/v1/Milan/crl']);
+    assert.deepEqual(
+      kds.calls.map((c) => c.path.replace(/\?.*/, '')),
+      [
+        vcekPath('Milan', parseSnpReport(v.report))!.replace(/\?.*/, ''),
+        '/vcek/v1/Milan/cert_chain',
+        '/vcek/v1/Milan/crl',
+      ],
+    );
     assert.equal(r.crlChecked, false);
     assert.match(r.crl.reason ?? '', /AMD KDS has no CRL/);
     // The second time the certificates come from the cache and the 404 for the CRL is remembered.
-    await clock.drive(verifySnp({ report: v.report }, null, {}, { collateral: client, product: 'Milan', now: SNP_NOW }));
+    await clock.drive(
+      verifySnp({ report: v.report }, null, {}, { collateral: client, product: 'Milan', now: SNP_NOW }),
+    );
     assert.equal(kds.calls.length, 3);
     assert.ok(readFileSync(cache.chainFile('Milan', 'vcek')).equals(v.chain));
     await verifySnp({ report: v.report }, null, {}, { collateral: cache, product: 'Milan', now: SNP_NOW });
@@ -70,10 +92,17 @@ describe('SEV-SNP certificate sources: cache directory and AMD KDS', () => {
     const clock = new FakeClock();
     const kds = vectorKds(clock);
     const client = new KdsClient({ fetch: kds.fetch, baseUrl: 'https://kds.test', minIntervalMs: 2000, clock });
-    const all = Promise.all([client.certChain('Milan', 'vcek'), client.certChain('Genoa', 'vcek'), client.fetchCrl('Milan', 'vcek')]);
+    const all = Promise.all([
+      client.certChain('Milan', 'vcek'),
+      client.certChain('Genoa', 'vcek'),
+      client.fetchCrl('Milan', 'vcek'),
+    ]);
     await clock.run();
     await all;
-    assert.deepEqual(kds.calls.map((c) => c.at), [0, 2000, 4000]);
+    assert.deepEqual(
+      kds.calls.map((c) => c.at),
+      [0, 2000, 4000],
+    );
     // Idle for longer than the interval: the next request starts at once, without a sleep.
     await clock.advance(10_000);
     const sleeps = clock.sleeps.length;
@@ -89,14 +118,21 @@ describe('SEV-SNP certificate sources: cache directory and AMD KDS', () => {
     const both = Promise.all([client.vcek('Milan', parseSnpReport(v.report)), client.certChain('Milan', 'vcek')]);
     await clock.run();
     await both;
-    assert.deepEqual(kds.calls.map((c) => c.at), [0, 0]);
+    assert.deepEqual(
+      kds.calls.map((c) => c.at),
+      [0, 0],
+    );
   });
 
   it('de-duplicates concurrent identical requests', async () => {
     const clock = new FakeClock();
     const kds = vectorKds(clock);
     const client = new KdsClient({ fetch: kds.fetch, baseUrl: 'https://kds.test', clock });
-    const all = Promise.all([client.certChain('Milan', 'vcek'), client.certChain('Milan', 'vcek'), client.certChain('Milan', 'vcek')]);
+    const all = Promise.all([
+      client.certChain('Milan', 'vcek'),
+      client.certChain('Milan', 'vcek'),
+      client.certChain('Milan', 'vcek'),
+    ]);
     await clock.run();
     const [a, b, c] = await all;
     assert.equal(kds.calls.length, 1);
@@ -104,16 +140,26 @@ describe('SEV-SNP certificate sources: cache directory and AMD KDS', () => {
   });
 
   it('reports KDS outages as CollateralUnavailableError and a 404 as missing', async () => {
-    const client = new KdsClient({ fetch: vectorKds(undefined, 503).fetch, baseUrl: 'https://kds.test', clock: new FakeClock() });
+    const client = new KdsClient({
+      fetch: vectorKds(undefined, 503).fetch,
+      baseUrl: 'https://kds.test',
+      clock: new FakeClock(),
+    });
     const err = await rejects(() => client.certChain('Genoa', 'vcek'), 'snp.kds');
     assert.ok(err instanceof CollateralUnavailableError);
     assert.match(err.message, /answered 503/);
-    const notFoundClient = new KdsClient({ fetch: vectorKds().fetch, baseUrl: 'https://kds.test', clock: new FakeClock() });
+    const notFoundClient = new KdsClient({
+      fetch: vectorKds().fetch,
+      baseUrl: 'https://kds.test',
+      clock: new FakeClock(),
+    });
     assert.equal(await notFoundClient.certChain('Turin', 'vcek'), undefined);
   });
 
   it('reports an unreachable KDS as CollateralUnavailableError', async () => {
-    const fetch = (async () => { throw new TypeError('fetch failed'); }) as unknown as typeof globalThis.fetch;
+    const fetch = (async () => {
+      throw new TypeError('fetch failed');
+    }) as unknown as typeof globalThis.fetch;
     const client = new KdsClient({ fetch, baseUrl: 'https://kds.test', clock: new FakeClock() });
     const err = await rejects(() => client.certChain('Milan', 'vcek'), 'snp.kds');
     assert.ok(err instanceof CollateralUnavailableError);
@@ -125,9 +171,23 @@ describe('SEV-SNP certificate sources: cache directory and AMD KDS', () => {
     const kds = fakeKds((path) => (path.endsWith('/cert_chain') ? new Response(genoaChain) : notFound()));
     const clock = new FakeClock();
     const client = new KdsClient({ fetch: kds.fetch, baseUrl: 'https://kds.test', clock });
-    await rejects(() => clock.drive(verifySnp({ report: v.report }, null, {}, { vcek: v.vcek, collateral: client, product: 'Milan', now: SNP_NOW })), 'snp.ask.subject');
+    await rejects(
+      () =>
+        clock.drive(
+          verifySnp(
+            { report: v.report },
+            null,
+            {},
+            { vcek: v.vcek, collateral: client, product: 'Milan', now: SNP_NOW },
+          ),
+        ),
+      'snp.ask.subject',
+    );
     // The CRL is looked up only once the chain and the report's signature verified.
-    assert.deepEqual(kds.calls.map((c) => c.path), ['/vcek/v1/Milan/cert_chain']);
+    assert.deepEqual(
+      kds.calls.map((c) => c.path),
+      ['/vcek/v1/Milan/cert_chain'],
+    );
   });
 
   it('reads the stored CRL without the network, whether or not it is current', async () => {

@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CollateralUnavailableError } from '../../src/attestation/errors.js';
-import { PCS_DEFAULTS, PcsClient, TdxCollateralDirectory, pckCrlPath, tcbInfoPath, QE_IDENTITY_PATH } from '../../src/attestation/tdx/pcs.js';
+import {
+  PCS_DEFAULTS,
+  PcsClient,
+  TdxCollateralDirectory,
+  pckCrlPath,
+  tcbInfoPath,
+  QE_IDENTITY_PATH,
+} from '../../src/attestation/tdx/pcs.js';
 import { parseTdxQuote } from '../../src/attestation/tdx/quote.js';
 import { verifyTdx, verifyTdxWithCollateral, type TdxFetchingOptions } from '../../src/attestation/tdx/verify.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
@@ -32,9 +39,21 @@ describe('Intel PCS collateral for TDX', () => {
   let dir: string;
   let clock: FakeClock;
   const client = (over: Partial<ConstructorParameters<typeof PcsClient>[0]> = {}) =>
-    new PcsClient({ baseUrl: pcs.baseUrl, rootCrlUrl: pcs.rootCrlUrl, cache: new TdxCollateralDirectory(dir), minIntervalMs: 0, clock, ...over });
-  const opts = (source: TdxFetchingOptions['source'], over: TdxFetchingOptions = {}): TdxFetchingOptions =>
-    ({ now: TDX_COLLATERAL_TIME, crlPolicy: 'require', acceptedTcbStatuses: sprStatuses, ...(source ? { source } : {}), ...over });
+    new PcsClient({
+      baseUrl: pcs.baseUrl,
+      rootCrlUrl: pcs.rootCrlUrl,
+      cache: new TdxCollateralDirectory(dir),
+      minIntervalMs: 0,
+      clock,
+      ...over,
+    });
+  const opts = (source: TdxFetchingOptions['source'], over: TdxFetchingOptions = {}): TdxFetchingOptions => ({
+    now: TDX_COLLATERAL_TIME,
+    crlPolicy: 'require',
+    acceptedTcbStatuses: sprStatuses,
+    ...(source ? { source } : {}),
+    ...over,
+  });
 
   beforeEach(async () => {
     pcs = await startLocalPcs();
@@ -61,7 +80,10 @@ describe('Intel PCS collateral for TDX', () => {
     assert.equal(pcs.requests.length, 4);
     // The directory holds exactly what PCS sent, in the documented layout.
     assert.ok(readFileSync(join(dir, 'tcb-info', '50806f000000.json')).equals(TDX.tcbInfo()));
-    assert.equal(readFileSync(join(dir, 'tcb-info', '50806f000000.issuer-chain.pem'), 'latin1'), TDX.tcbChain().toString('latin1'));
+    assert.equal(
+      readFileSync(join(dir, 'tcb-info', '50806f000000.issuer-chain.pem'), 'latin1'),
+      TDX.tcbChain().toString('latin1'),
+    );
     assert.ok(readFileSync(join(dir, 'qe-identity.json')).equals(TDX.qeIdentity()));
     assert.ok(readFileSync(join(dir, 'pck-crl-platform.der')).equals(TDX.pckCrl()));
     assert.ok(readFileSync(join(dir, 'root-crl.der')).equals(TDX.rootCrl()));
@@ -79,14 +101,24 @@ describe('Intel PCS collateral for TDX', () => {
     err = await rejects(() => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(offline)), 'tdx.crl.missing');
     assert.match(err.detail, /PCK CA/);
     // A CRL in PEM (what PCS sends without encoding=der) is read as well.
-    fill('pck-crl-platform.der', Buffer.from(`-----BEGIN X509 CRL-----\n${TDX.pckCrl().toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END X509 CRL-----\n`));
+    fill(
+      'pck-crl-platform.der',
+      Buffer.from(
+        `-----BEGIN X509 CRL-----\n${TDX.pckCrl()
+          .toString('base64')
+          .replace(/(.{64})/g, '$1\n')}\n-----END X509 CRL-----\n`,
+      ),
+    );
     err = await rejects(() => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(offline)), 'tdx.tcbinfo.missing');
     assert.match(err.detail, /FMSPC 50806f000000.*--tcb-info.*--allow-missing-collateral/);
     fill('tcb-info/50806f000000.json', TDX.tcbInfo());
     err = await rejects(() => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(offline)), 'tdx.pcs');
     assert.match(err.detail, /has no issuer chain next to it/);
     fill('tcb-info/50806f000000.issuer-chain.pem', TDX.tcbChain());
-    err = await rejects(() => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(offline)), 'tdx.qeidentity.missing');
+    err = await rejects(
+      () => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(offline)),
+      'tdx.qeidentity.missing',
+    );
     assert.match(err.detail, /--qe-identity.*--allow-missing-collateral/);
     fill('qe-identity.json', TDX.qeIdentity());
     fill('qe-identity.issuer-chain.pem', TDX.qeChain());
@@ -97,8 +129,14 @@ describe('Intel PCS collateral for TDX', () => {
 
   it('asks for nothing when the quote fails a check that needs no collateral', async () => {
     const source = client();
-    await rejects(() => verifyTdxWithCollateral({ quote: spr }, [sprRef], { reportData: Buffer.alloc(64, 1) }, opts(source)), 'tdx.reportdata');
-    await rejects(() => verifyTdxWithCollateral({ quote: spr }, [sprRef], { mrConfigId: Buffer.alloc(32, 1) }, opts(source)), 'tdx.mrconfigid');
+    await rejects(
+      () => verifyTdxWithCollateral({ quote: spr }, [sprRef], { reportData: Buffer.alloc(64, 1) }, opts(source)),
+      'tdx.reportdata',
+    );
+    await rejects(
+      () => verifyTdxWithCollateral({ quote: spr }, [sprRef], { mrConfigId: Buffer.alloc(32, 1) }, opts(source)),
+      'tdx.mrconfigid',
+    );
     const bad = Buffer.from(spr);
     bad[0x36 + 0x88]! ^= 1; // MR_TD
     await rejects(() => verifyTdxWithCollateral({ quote: bad }, [sprRef], {}, opts(source)), 'tdx.quote.signature');
@@ -149,25 +187,66 @@ describe('Intel PCS collateral for TDX', () => {
     const late = new Date('2023-07-08T07:26:00Z'); // past the QE identity's nextUpdate (07:24:59), not yet the PCK CRL's (07:27:52)
     await clock.advance(PCS_DEFAULTS.minRefreshIntervalMs);
     // PCS serves the same (genuine, now expired) answers: a verdict on the dates.
-    await rejects(() => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(source, { now: late })), 'tdx.qeidentity.validity');
+    await rejects(
+      () => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(source, { now: late })),
+      'tdx.qeidentity.validity',
+    );
     await clock.advance(PCS_DEFAULTS.minRefreshIntervalMs);
     pcs.answers.set(QE_IDENTITY_PATH, { status: 503 });
-    const err = await rejects(() => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(source, { now: late })), 'tdx.pcs');
+    const err = await rejects(
+      () => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(source, { now: late })),
+      'tdx.pcs',
+    );
     assert.ok(err instanceof CollateralUnavailableError);
     assert.match(err.detail, /^Intel PCS answered 503 for the QE identity http/);
     // The same request is not sent again during the backoff.
-    const again = await rejects(() => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(source, { now: late })), 'tdx.pcs.backoff');
+    const again = await rejects(
+      () => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(source, { now: late })),
+      'tdx.pcs.backoff',
+    );
     assert.ok(again instanceof CollateralUnavailableError);
   });
 
   it('checks every answer before keeping it', async () => {
-    const tampered = Buffer.from(TDX.tcbInfo().toString('latin1').replace('"tcbEvaluationDataNumber":15', '"tcbEvaluationDataNumber":16'), 'latin1');
+    const tampered = Buffer.from(
+      TDX.tcbInfo().toString('latin1').replace('"tcbEvaluationDataNumber":15', '"tcbEvaluationDataNumber":16'),
+      'latin1',
+    );
     const cases: [string, PcsAnswer, string, RegExp][] = [
-      [TCB_PATH, { body: tampered, headers: { 'TCB-Info-Issuer-Chain': encodeURIComponent(TDX.tcbChain().toString()) } }, 'tdx.pcs.invalid', /the tcbInfo signature does not verify/],
+      [
+        TCB_PATH,
+        { body: tampered, headers: { 'TCB-Info-Issuer-Chain': encodeURIComponent(TDX.tcbChain().toString()) } },
+        'tdx.pcs.invalid',
+        /the tcbInfo signature does not verify/,
+      ],
       [TCB_PATH, { body: TDX.tcbInfo() }, 'tdx.pcs.invalid', /has no TCB-Info-Issuer-Chain header/],
-      [TCB_PATH, { body: TDX.tcbInfoV5(), headers: { 'TCB-Info-Issuer-Chain': encodeURIComponent(RENEWED_TCB_CHAIN().toString()) } }, 'tdx.pcs.invalid', /for FMSPC 90c06f000000, not 50806f000000/],
-      [TCB_PATH, { body: TDX.tcbInfo(), headers: { 'TCB-Info-Issuer-Chain': encodeURIComponent(TDX.read('pckCrlIssuerChain.pem').toString()) } }, 'tdx.pcs.invalid', /not Intel's TCB signing certificate/],
-      [pckCrlPath('platform'), { body: TDX.rootCrl(), headers: { 'SGX-PCK-CRL-Issuer-Chain': encodeURIComponent(TDX.read('pckCrlIssuerChain.pem').toString()) } }, 'tdx.pcs.invalid', /CRL issuer does not match/],
+      [
+        TCB_PATH,
+        {
+          body: TDX.tcbInfoV5(),
+          headers: { 'TCB-Info-Issuer-Chain': encodeURIComponent(RENEWED_TCB_CHAIN().toString()) },
+        },
+        'tdx.pcs.invalid',
+        /for FMSPC 90c06f000000, not 50806f000000/,
+      ],
+      [
+        TCB_PATH,
+        {
+          body: TDX.tcbInfo(),
+          headers: { 'TCB-Info-Issuer-Chain': encodeURIComponent(TDX.read('pckCrlIssuerChain.pem').toString()) },
+        },
+        'tdx.pcs.invalid',
+        /not Intel's TCB signing certificate/,
+      ],
+      [
+        pckCrlPath('platform'),
+        {
+          body: TDX.rootCrl(),
+          headers: { 'SGX-PCK-CRL-Issuer-Chain': encodeURIComponent(TDX.read('pckCrlIssuerChain.pem').toString()) },
+        },
+        'tdx.pcs.invalid',
+        /CRL issuer does not match/,
+      ],
       ['/IntelSGXRootCA.der', { body: TDX.pckCrl() }, 'tdx.pcs.invalid', /CRL issuer does not match/],
       [TCB_PATH, { body: Buffer.alloc(PCS_DEFAULTS.maxJsonBytes + 1, 0x20) }, 'tdx.pcs.size', /at most 262144 bytes/],
     ];
@@ -190,9 +269,15 @@ describe('Intel PCS collateral for TDX', () => {
     pcs.answers.set('/IntelSGXRootCA.der', { status: 503 });
     const open = await verifyTdxWithCollateral({ quote: spr }, null, {}, opts(client(), { crlPolicy: 'if-available' }));
     assert.deepEqual(open.crlChecked, { root: false, pck: true });
-    const err = await rejects(() => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(client({ failureBackoffMs: 0 }))), 'tdx.pcs');
+    const err = await rejects(
+      () => verifyTdxWithCollateral({ quote: spr }, null, {}, opts(client({ failureBackoffMs: 0 }))),
+      'tdx.pcs',
+    );
     assert.ok(err instanceof CollateralUnavailableError);
-    await rejects(() => verifyTdx({ quote: spr }, null, {}, { ...opts(undefined), crlPolicy: 'require' }), 'tdx.crl.missing');
+    await rejects(
+      () => verifyTdx({ quote: spr }, null, {}, { ...opts(undefined), crlPolicy: 'require' }),
+      'tdx.crl.missing',
+    );
   });
 
   it('verifies the 2026 TCB info with the TCB signing certificate Intel renewed in 2025, and not with the expired one', async () => {
@@ -202,20 +287,61 @@ describe('Intel PCS collateral for TDX', () => {
     // Nor a QE identity of 2026 (the 2023 one's signing certificate expired in May 2025).
     pcs.answers.delete(QE_IDENTITY_PATH);
     const source = client();
-    const r = await verifyTdxWithCollateral({ quote: v5 }, null, {}, { now: V5_TIME, source, allowMissingCollateral: true, crlPolicy: 'if-available' });
+    const r = await verifyTdxWithCollateral(
+      { quote: v5 },
+      null,
+      {},
+      { now: V5_TIME, source, allowMissingCollateral: true, crlPolicy: 'if-available' },
+    );
     assert.deepEqual(r.crlChecked, { root: false, pck: false });
     assert.equal(r.tcbStatus, 'UpToDate');
     assert.equal(r.tcb?.module?.status, 'UpToDate');
     // The QE identity is required unless inspecting.
-    await rejects(() => verifyTdxWithCollateral({ quote: v5 }, null, {}, { now: V5_TIME, source, crlPolicy: 'if-available' }), 'tdx.qeidentity.missing');
-    await rejects(() => verifyTdx({ quote: v5 }, null, {}, { now: V5_TIME, allowMissingCollateral: true,
-      collateral: { tcbInfo: TDX.tcbInfoV5(), tcbInfoIssuerChain: RENEWED_TCB_CHAIN(), qeIdentity: TDX.qeIdentity(), qeIdentityIssuerChain: TDX.qeChain() } }), 'tdx.qeidentity.signer');
+    await rejects(
+      () => verifyTdxWithCollateral({ quote: v5 }, null, {}, { now: V5_TIME, source, crlPolicy: 'if-available' }),
+      'tdx.qeidentity.missing',
+    );
+    await rejects(
+      () =>
+        verifyTdx(
+          { quote: v5 },
+          null,
+          {},
+          {
+            now: V5_TIME,
+            allowMissingCollateral: true,
+            collateral: {
+              tcbInfo: TDX.tcbInfoV5(),
+              tcbInfoIssuerChain: RENEWED_TCB_CHAIN(),
+              qeIdentity: TDX.qeIdentity(),
+              qeIdentityIssuerChain: TDX.qeChain(),
+            },
+          },
+        ),
+      'tdx.qeidentity.signer',
+    );
     const col = { tcbInfo: TDX.tcbInfoV5(), tcbInfoIssuerChain: TDX.tcbChain() };
-    const expired = await rejects(() => verifyTdx({ quote: v5 }, null, {}, { now: V5_TIME, collateral: col, allowMissingCollateral: true }), 'tdx.tcbinfo.signer');
+    const expired = await rejects(
+      () => verifyTdx({ quote: v5 }, null, {}, { now: V5_TIME, collateral: col, allowMissingCollateral: true }),
+      'tdx.tcbinfo.signer',
+    );
     assert.match(expired.detail, /the TCB signing certificate is not valid at 2026-02-15/);
     // The renewed certificate is not valid before May 2025.
-    await rejects(() => verifyTdx({ quote: spr }, null, {}, { now: TDX_COLLATERAL_TIME, acceptedTcbStatuses: sprStatuses, allowMissingCollateral: true,
-      collateral: { tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: RENEWED_TCB_CHAIN() } }), 'tdx.tcbinfo.signer');
+    await rejects(
+      () =>
+        verifyTdx(
+          { quote: spr },
+          null,
+          {},
+          {
+            now: TDX_COLLATERAL_TIME,
+            acceptedTcbStatuses: sprStatuses,
+            allowMissingCollateral: true,
+            collateral: { tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: RENEWED_TCB_CHAIN() },
+          },
+        ),
+      'tdx.tcbinfo.signer',
+    );
   });
 });
 
@@ -240,7 +366,10 @@ describe('Intel PCS client queues', () => {
     // Other queues are not blocked by the TCB info queue.
     const qe = c.qeIdentity(now);
     await settle();
-    assert.deepEqual(started.map((s) => s.url), [`http://pcs.test${tcbInfoPath(fmspc(0))}`, `http://pcs.test${QE_IDENTITY_PATH}`]);
+    assert.deepEqual(
+      started.map((s) => s.url),
+      [`http://pcs.test${tcbInfoPath(fmspc(0))}`, `http://pcs.test${QE_IDENTITY_PATH}`],
+    );
     for (let i = 0; i < 20; i++) {
       release.splice(0).forEach((r) => r());
       await clock.run();
@@ -248,11 +377,19 @@ describe('Intel PCS client queues', () => {
     assert.deepEqual(await Promise.all([...waits, shared, qe]), Array(waits.length + 2).fill(undefined));
     const tcbStarts = started.filter((s) => s.url.includes('/tcb?')).map((s) => s.at);
     assert.equal(tcbStarts.length, 1 + PCS_DEFAULTS.maxQueued, 'the shared request was sent once');
-    for (let i = 1; i < tcbStarts.length; i++) assert.ok(tcbStarts[i]! - tcbStarts[i - 1]! >= PCS_DEFAULTS.minIntervalMs);
+    for (let i = 1; i < tcbStarts.length; i++)
+      assert.ok(tcbStarts[i]! - tcbStarts[i - 1]! >= PCS_DEFAULTS.minIntervalMs);
   });
 
   it('refuses something that is not an FMSPC before building a URL', async () => {
-    await rejects(() => new PcsClient({ fetch: (() => assert.fail('no request')) as never }).tcbInfo('../qe/identity', TDX_COLLATERAL_TIME), 'tdx.pcs');
+    await rejects(
+      () =>
+        new PcsClient({ fetch: (() => assert.fail('no request')) as never }).tcbInfo(
+          '../qe/identity',
+          TDX_COLLATERAL_TIME,
+        ),
+      'tdx.pcs',
+    );
     assert.throws(() => new TdxCollateralDirectory('/x').tcbInfoFiles('50806F000000/..'), /not an FMSPC/);
   });
 });

@@ -28,19 +28,46 @@ interface Parts {
 
 function partsOf(q: TdxQuote): Parts {
   return {
-    signed: Buffer.from(q.signedBytes), signature: Buffer.from(q.signature), attestationKey: Buffer.from(q.attestationKey), certType: 6,
-    qeReport: Buffer.from(q.qeReport.raw), qeReportSignature: Buffer.from(q.qeReportSignature), qeAuthData: Buffer.from(q.qeAuthData), innerType: 5,
-    pck: Buffer.from(q.pckChainPem), trailing: q.raw.subarray(q.raw.length - q.trailingBytes),
+    signed: Buffer.from(q.signedBytes),
+    signature: Buffer.from(q.signature),
+    attestationKey: Buffer.from(q.attestationKey),
+    certType: 6,
+    qeReport: Buffer.from(q.qeReport.raw),
+    qeReportSignature: Buffer.from(q.qeReportSignature),
+    qeAuthData: Buffer.from(q.qeAuthData),
+    innerType: 5,
+    pck: Buffer.from(q.pckChainPem),
+    trailing: q.raw.subarray(q.raw.length - q.trailingBytes),
   };
 }
 
-const u16 = (v: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
-const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
+const u16 = (v: number) => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(v);
+  return b;
+};
+const u32 = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v);
+  return b;
+};
 
 function build(p: Parts): Buffer {
   const inner = Buffer.concat([u16(p.innerType), u32(p.pck.length + (p.pckLenDelta ?? 0)), p.pck]);
-  const cert = Buffer.concat([p.qeReport, p.qeReportSignature, u16(p.qeAuthData.length + (p.authLenDelta ?? 0)), p.qeAuthData, inner]);
-  const sig = Buffer.concat([p.signature, p.attestationKey, u16(p.certType), u32(cert.length + (p.certLenDelta ?? 0)), cert]);
+  const cert = Buffer.concat([
+    p.qeReport,
+    p.qeReportSignature,
+    u16(p.qeAuthData.length + (p.authLenDelta ?? 0)),
+    p.qeAuthData,
+    inner,
+  ]);
+  const sig = Buffer.concat([
+    p.signature,
+    p.attestationKey,
+    u16(p.certType),
+    u32(cert.length + (p.certLenDelta ?? 0)),
+    cert,
+  ]);
   return Buffer.concat([p.signed, u32(sig.length + (p.sigLenDelta ?? 0)), sig, p.trailing]);
 }
 
@@ -87,9 +114,21 @@ describe('TDX quote parser: rebuilt quotes', () => {
     const q = parseTdxQuote(build(p)).body;
     const at = (b: Buffer) => b[0]!;
     const offsets = [
-      [q.teeTcbSvn, 0, 16], [q.mrSeam, 16, 48], [q.mrSignerSeam, 64, 48], [q.seamAttributes, 112, 8], [q.tdAttributes, 120, 8], [q.xfam, 128, 8],
-      [q.mrTd, 136, 48], [q.mrConfigId, 184, 48], [q.mrOwner, 232, 48], [q.mrOwnerConfig, 280, 48], [q.rtmrs[0], 328, 48], [q.rtmrs[1], 376, 48],
-      [q.rtmrs[2], 424, 48], [q.rtmrs[3], 472, 48], [q.reportData, 520, 64],
+      [q.teeTcbSvn, 0, 16],
+      [q.mrSeam, 16, 48],
+      [q.mrSignerSeam, 64, 48],
+      [q.seamAttributes, 112, 8],
+      [q.tdAttributes, 120, 8],
+      [q.xfam, 128, 8],
+      [q.mrTd, 136, 48],
+      [q.mrConfigId, 184, 48],
+      [q.mrOwner, 232, 48],
+      [q.mrOwnerConfig, 280, 48],
+      [q.rtmrs[0], 328, 48],
+      [q.rtmrs[1], 376, 48],
+      [q.rtmrs[2], 424, 48],
+      [q.rtmrs[3], 472, 48],
+      [q.reportData, 520, 64],
     ] as const;
     for (const [field, offset, length] of offsets) {
       assert.equal(field.length, length);
@@ -137,30 +176,89 @@ describe('TDX quote parser: header refusals', () => {
   };
 
   it('refuses other versions, key types and TEE types', async () => {
-    await refused(withHeader((b) => b.writeUInt16LE(3, 0)), 'unsupported quote version', '4 or 5', '3');
-    await refused(withHeader((b) => b.writeUInt16LE(6, 0)), 'unsupported quote version', '4 or 5', '6');
-    await refused(withHeader((b) => b.writeUInt16LE(3, 2)), 'unsupported attestation key type', '2 (ECDSA-256 with P-256)', '3');
-    await refused(withHeader((b) => b.writeUInt32LE(0, 4)), 'not a TDX quote', '0x81', '0x0');
+    await refused(
+      withHeader((b) => b.writeUInt16LE(3, 0)),
+      'unsupported quote version',
+      '4 or 5',
+      '3',
+    );
+    await refused(
+      withHeader((b) => b.writeUInt16LE(6, 0)),
+      'unsupported quote version',
+      '4 or 5',
+      '6',
+    );
+    await refused(
+      withHeader((b) => b.writeUInt16LE(3, 2)),
+      'unsupported attestation key type',
+      '2 (ECDSA-256 with P-256)',
+      '3',
+    );
+    await refused(
+      withHeader((b) => b.writeUInt32LE(0, 4)),
+      'not a TDX quote',
+      '0x81',
+      '0x0',
+    );
   });
 
   it('refuses v5 body types and sizes that do not go together', async () => {
-    for (const [type, size] of [[2, 648], [3, 584], [1, 584], [4, 648]] as const) {
-      await refused(withHeader((b) => { b.writeUInt16LE(type, 48); b.writeUInt32LE(size, 50); }, TDX.v5Quote()),
-        'unsupported v5 body type or size', 'type 2 (584 bytes) or 3 (648 bytes)', `type ${type} (${size} bytes)`);
+    for (const [type, size] of [
+      [2, 648],
+      [3, 584],
+      [1, 584],
+      [4, 648],
+    ] as const) {
+      await refused(
+        withHeader((b) => {
+          b.writeUInt16LE(type, 48);
+          b.writeUInt32LE(size, 50);
+        }, TDX.v5Quote()),
+        'unsupported v5 body type or size',
+        'type 2 (584 bytes) or 3 (648 bytes)',
+        `type ${type} (${size} bytes)`,
+      );
     }
   });
 
   it('names the header or body field that runs past the end', async () => {
     const quote = TDX.v5Quote();
     const fields: [number, string, number][] = [
-      [0, 'version', 2], [2, 'attestation key type', 2], [4, 'TEE type', 4], [8, 'PCE SVN', 2], [10, 'QE SVN', 2], [12, 'QE vendor id', 16], [28, 'user data', 20],
-      [48, 'body type', 2], [50, 'body size', 4], [54, 'TEE_TCB_SVN', 16], [70, 'MR_SEAM', 48], [118, 'MR_SIGNER_SEAM', 48], [166, 'SEAM_ATTRIBUTES', 8],
-      [174, 'TD_ATTRIBUTES', 8], [182, 'XFAM', 8], [190, 'MR_TD', 48], [238, 'MR_CONFIG_ID', 48], [286, 'MR_OWNER', 48], [334, 'MR_OWNER_CONFIG', 48],
-      [382, 'RTMR0', 48], [430, 'RTMR1', 48], [478, 'RTMR2', 48], [526, 'RTMR3', 48], [574, 'REPORT_DATA', 64], [638, 'TEE_TCB_SVN_2', 16],
-      [654, 'MR_SERVICETD', 48], [702, 'signature data length', 4],
+      [0, 'version', 2],
+      [2, 'attestation key type', 2],
+      [4, 'TEE type', 4],
+      [8, 'PCE SVN', 2],
+      [10, 'QE SVN', 2],
+      [12, 'QE vendor id', 16],
+      [28, 'user data', 20],
+      [48, 'body type', 2],
+      [50, 'body size', 4],
+      [54, 'TEE_TCB_SVN', 16],
+      [70, 'MR_SEAM', 48],
+      [118, 'MR_SIGNER_SEAM', 48],
+      [166, 'SEAM_ATTRIBUTES', 8],
+      [174, 'TD_ATTRIBUTES', 8],
+      [182, 'XFAM', 8],
+      [190, 'MR_TD', 48],
+      [238, 'MR_CONFIG_ID', 48],
+      [286, 'MR_OWNER', 48],
+      [334, 'MR_OWNER_CONFIG', 48],
+      [382, 'RTMR0', 48],
+      [430, 'RTMR1', 48],
+      [478, 'RTMR2', 48],
+      [526, 'RTMR3', 48],
+      [574, 'REPORT_DATA', 64],
+      [638, 'TEE_TCB_SVN_2', 16],
+      [654, 'MR_SERVICETD', 48],
+      [702, 'signature data length', 4],
     ];
     for (const [offset, name, size] of fields) {
-      await refused(quote.subarray(0, offset + 1), `${name} runs past the end of its enclosing data`, `${size} bytes`, '1 bytes left');
+      await refused(
+        quote.subarray(0, offset + 1),
+        `${name} runs past the end of its enclosing data`,
+        `${size} bytes`,
+        '1 bytes left',
+      );
     }
     await refused(Buffer.alloc(0), 'version runs past the end of its enclosing data', '2 bytes', '0 bytes left');
   });
@@ -179,7 +277,10 @@ describe('TDX quote parser: signature data refusals', () => {
   it('names the field that runs past the end of the signature data', async () => {
     const full = build(v4()).readUInt32LE(48 + 584);
     for (const [sigLen, name, size, left] of [
-      [10, 'quote signature', 64, 10], [64 + 10, 'attestation key', 64, 10], [129, 'certification data type', 2, 1], [131, 'certification data length', 4, 1],
+      [10, 'quote signature', 64, 10],
+      [64 + 10, 'attestation key', 64, 10],
+      [129, 'certification data type', 2, 1],
+      [131, 'certification data length', 4, 1],
     ] as const) {
       const p = v4();
       p.sigLenDelta = sigLen - full;
@@ -191,7 +292,12 @@ describe('TDX quote parser: signature data refusals', () => {
     const p = v4();
     p.certLenDelta = 1;
     const certLen = build(v4()).readUInt32LE(48 + 584 + 4 + 128 + 2);
-    await refused(build(p), 'QE report certification data runs past the end of its enclosing data', `${certLen + 1} bytes`, `${certLen} bytes left`);
+    await refused(
+      build(p),
+      'QE report certification data runs past the end of its enclosing data',
+      `${certLen + 1} bytes`,
+      `${certLen} bytes left`,
+    );
     const q = v4();
     q.sigLenDelta = 5;
     await refused(build(q), 'signature data has 5 unexplained bytes');
@@ -202,9 +308,13 @@ describe('TDX quote parser: signature data refusals', () => {
     const certLen = build(p0).readUInt32LE(48 + 584 + 4 + 128 + 2);
     const authLen = p0.qeAuthData.length;
     for (const [len, name, size, left] of [
-      [100, 'QE report', 384, 100], [384 + 10, 'QE report signature', 64, 10], [448 + 1, 'QE auth data length', 2, 1],
-      [450 + authLen - 1, 'QE auth data', authLen, authLen - 1], [450 + authLen + 1, 'inner certification data type', 2, 1],
-      [450 + authLen + 2 + 3, 'PCK chain length', 4, 3], [450 + authLen + 6 + 10, 'PCK certificate chain', p0.pck.length, 10],
+      [100, 'QE report', 384, 100],
+      [384 + 10, 'QE report signature', 64, 10],
+      [448 + 1, 'QE auth data length', 2, 1],
+      [450 + authLen - 1, 'QE auth data', authLen, authLen - 1],
+      [450 + authLen + 1, 'inner certification data type', 2, 1],
+      [450 + authLen + 2 + 3, 'PCK chain length', 4, 3],
+      [450 + authLen + 6 + 10, 'PCK certificate chain', p0.pck.length, 10],
     ] as const) {
       const p = v4();
       p.certLenDelta = len - certLen;
@@ -221,10 +331,18 @@ describe('TDX quote parser: signature data refusals', () => {
     const a = v4();
     a.authLenDelta = 1;
     // One byte more of auth data shifts everything after it: the inner type is no longer 5.
-    assert.equal((await rejects(() => parseTdxQuote(build(a)), 'tdx.quote.parse')).detail, 'unsupported inner certification data type');
+    assert.equal(
+      (await rejects(() => parseTdxQuote(build(a)), 'tdx.quote.parse')).detail,
+      'unsupported inner certification data type',
+    );
     const b = v4();
     b.pckLenDelta = 1;
-    await refused(build(b), 'PCK certificate chain runs past the end of its enclosing data', `${b.pck.length + 1} bytes`, `${b.pck.length} bytes left`);
+    await refused(
+      build(b),
+      'PCK certificate chain runs past the end of its enclosing data',
+      `${b.pck.length + 1} bytes`,
+      `${b.pck.length} bytes left`,
+    );
     const c = v4();
     c.pckLenDelta = -1;
     await refused(build(c), 'QE report certification data has 1 unexplained bytes');

@@ -15,9 +15,12 @@ import { TDX, TDX_COLLATERAL_TIME } from './vectors.js';
 const NOW = new Date('2026-11-23T00:00:00Z');
 
 const fullCollateral = (): TdxVerifyOptions['collateral'] => ({
-  tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: TDX.tcbChain(),
-  qeIdentity: TDX.qeIdentity(), qeIdentityIssuerChain: TDX.qeChain(),
-  pckCrl: TDX.pckCrl(), rootCrl: TDX.rootCrl(),
+  tcbInfo: TDX.tcbInfo(),
+  tcbInfoIssuerChain: TDX.tcbChain(),
+  qeIdentity: TDX.qeIdentity(),
+  qeIdentityIssuerChain: TDX.qeChain(),
+  pckCrl: TDX.pckCrl(),
+  rootCrl: TDX.rootCrl(),
 });
 
 const inspect = { allowMissingCollateral: true, now: NOW };
@@ -53,7 +56,9 @@ function withPckChain(quoteBytes: Buffer, pem: Buffer): Buffer {
 const pemChain = (blocks: string[]) => Buffer.from(blocks.map((b) => `${b.trimEnd()}\n`).join(''));
 
 function pckPems(quote: Buffer): string[] {
-  return parseTdxQuote(quote).pckChainPem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)!;
+  return parseTdxQuote(quote)
+    .pckChainPem.toString('latin1')
+    .match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)!;
 }
 
 describe('TDX verification: genuine quotes', () => {
@@ -67,7 +72,12 @@ describe('TDX verification: genuine quotes', () => {
       return undefined;
     })();
     assert.ok(checkIs('tdx.tcb.status')(err), String(err));
-    const r = verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: TDX_COLLATERAL_TIME, collateral: fullCollateral(), acceptedTcbStatuses: ['UpToDate', 'NotSupported'] });
+    const r = verifyTdx(
+      { quote: TDX.sprQuote() },
+      null,
+      {},
+      { now: TDX_COLLATERAL_TIME, collateral: fullCollateral(), acceptedTcbStatuses: ['UpToDate', 'NotSupported'] },
+    );
     assert.equal(r.quoteVersion, 4);
     assert.equal(r.tcbStatus, 'NotSupported');
     assert.equal(r.tcb?.platform.status, 'NotSupported');
@@ -95,7 +105,9 @@ describe('TDX verification: genuine quotes', () => {
     // issued (Intel re-issued it with the same key), so check the signature with that key here.
     const signed = splitSignedJson(TDX.tcbInfoV5(), 'tcbInfo', 'test');
     const signer = new X509Certificate(TDX.tcbChain());
-    assert.ok(cryptoVerify('sha256', signed.signed, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signed.signature));
+    assert.ok(
+      cryptoVerify('sha256', signed.signed, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signed.signature),
+    );
     const q = parseTdxQuote(TDX.v5Quote());
     const pck = readPckExtension(new X509Certificate(pckPems(TDX.v5Quote())[0]!));
     const e = evaluateTdxTcb(shapeTcbInfo(signed.value), pck, q.body);
@@ -119,15 +131,40 @@ describe('TDX verification: genuine quotes', () => {
 
 describe('TDX verification: time', () => {
   it('rejects the 2023 collateral now: expired CRL, expired signing certificate, stale TCB info', async () => {
-    await rejects(() => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: NOW, collateral: fullCollateral() }), 'tdx.crl.root');
+    await rejects(
+      () => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: NOW, collateral: fullCollateral() }),
+      'tdx.crl.root',
+    );
     const { pckCrl: _p, rootCrl: _r, ...noCrls } = fullCollateral()!;
-    await rejects(() => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: NOW, collateral: noCrls }), 'tdx.tcbinfo.signer');
-    await rejects(() => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: new Date('2024-01-01T00:00:00Z'), collateral: noCrls }), 'tdx.tcbinfo.validity');
-    await rejects(() => verifyTdx({ quote: TDX.v5Quote() }, null, {}, { now: new Date('2026-02-02T00:00:00Z'), collateral: { tcbInfo: TDX.tcbInfoV5(), tcbInfoIssuerChain: TDX.tcbChain() } }), 'tdx.tcbinfo.signer');
+    await rejects(
+      () => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: NOW, collateral: noCrls }),
+      'tdx.tcbinfo.signer',
+    );
+    await rejects(
+      () =>
+        verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: new Date('2024-01-01T00:00:00Z'), collateral: noCrls }),
+      'tdx.tcbinfo.validity',
+    );
+    await rejects(
+      () =>
+        verifyTdx(
+          { quote: TDX.v5Quote() },
+          null,
+          {},
+          {
+            now: new Date('2026-02-02T00:00:00Z'),
+            collateral: { tcbInfo: TDX.tcbInfoV5(), tcbInfoIssuerChain: TDX.tcbChain() },
+          },
+        ),
+      'tdx.tcbinfo.signer',
+    );
   });
 
   it('rejects a PCK certificate that is not yet valid', async () => {
-    await rejects(() => verifyTdx({ quote: TDX.v5Quote() }, null, {}, { ...inspect, now: new Date('2025-01-01T00:00:00Z') }), 'tdx.pck.validity');
+    await rejects(
+      () => verifyTdx({ quote: TDX.v5Quote() }, null, {}, { ...inspect, now: new Date('2025-01-01T00:00:00Z') }),
+      'tdx.pck.validity',
+    );
   });
 });
 
@@ -166,18 +203,48 @@ describe('TDX verification: tampering', () => {
     }
   });
 
-  it('rejects a PCK chain ending in a self-made root with Intel\'s name', async () => {
+  it("rejects a PCK chain ending in a self-made root with Intel's name", async () => {
     const quote = TDX.cosQuote();
-    const [leaf, intermediate, root] = pckPems(quote).map((p) => new X509Certificate(p)) as [X509Certificate, X509Certificate, X509Certificate];
+    const [leaf, intermediate, root] = pckPems(quote).map((p) => new X509Certificate(p)) as [
+      X509Certificate,
+      X509Certificate,
+      X509Certificate,
+    ];
     const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const fakeRoot = forgeCertificate({ subject: subjectDer(root), issuer: subjectDer(root), publicKey: keys.publicKey, signingKey: keys.privateKey, alg: 'ecdsa-sha256', ca: true });
-    const fakeCa = forgeCertificate({ subject: subjectDer(intermediate), issuer: subjectDer(root), publicKey: keys.publicKey, signingKey: keys.privateKey, alg: 'ecdsa-sha256', ca: true });
+    const fakeRoot = forgeCertificate({
+      subject: subjectDer(root),
+      issuer: subjectDer(root),
+      publicKey: keys.publicKey,
+      signingKey: keys.privateKey,
+      alg: 'ecdsa-sha256',
+      ca: true,
+    });
+    const fakeCa = forgeCertificate({
+      subject: subjectDer(intermediate),
+      issuer: subjectDer(root),
+      publicKey: keys.publicKey,
+      signingKey: keys.privateKey,
+      alg: 'ecdsa-sha256',
+      ca: true,
+    });
     const swapRoot = Buffer.from([leaf, intermediate, fakeRoot].map((c) => c.toString()).join(''));
-    const err = await rejects(() => verifyTdx({ quote: withPckChain(quote, swapRoot) }, null, {}, inspect), 'tdx.pck.root');
+    const err = await rejects(
+      () => verifyTdx({ quote: withPckChain(quote, swapRoot) }, null, {}, inspect),
+      'tdx.pck.root',
+    );
     assert.match(err.message, /44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3/);
     const swapCa = Buffer.from([leaf, fakeCa, root].map((c) => c.toString()).join(''));
     await rejects(() => verifyTdx({ quote: withPckChain(quote, swapCa) }, null, {}, inspect), 'tdx.pck.chain');
-    await rejects(() => verifyTdx({ quote: withPckChain(quote, Buffer.from([leaf, intermediate].map((c) => c.toString()).join(''))) }, null, {}, inspect), 'tdx.pck.chain');
+    await rejects(
+      () =>
+        verifyTdx(
+          { quote: withPckChain(quote, Buffer.from([leaf, intermediate].map((c) => c.toString()).join(''))) },
+          null,
+          {},
+          inspect,
+        ),
+      'tdx.pck.chain',
+    );
   });
 
   it('turns an unreadable certificate key into an attestation error (found by fuzzing)', async () => {
@@ -188,34 +255,88 @@ describe('TDX verification: tampering', () => {
     assert.ok(point > 0);
     const bad = Buffer.from(der);
     bad[point + 3] = 0x05; // not an uncompressed point: Node throws when the key is read
-    const pem = `-----BEGIN CERTIFICATE-----\n${bad.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----`;
-    await rejects(() => verifyTdx({ quote: withPckChain(quote, pemChain([pem, pems[1]!, pems[2]!])) }, null, {}, inspect), 'tdx.pck.chain');
+    const pem = `-----BEGIN CERTIFICATE-----\n${bad
+      .toString('base64')
+      .match(/.{1,64}/g)!
+      .join('\n')}\n-----END CERTIFICATE-----`;
+    await rejects(
+      () => verifyTdx({ quote: withPckChain(quote, pemChain([pem, pems[1]!, pems[2]!])) }, null, {}, inspect),
+      'tdx.pck.chain',
+    );
   });
 
   it('rejects a PCK certificate from another platform (its key did not sign this QE report)', async () => {
-    await rejects(() => verifyTdx({ quote: withPckChain(TDX.cosQuote(), pemChain(pckPems(TDX.sprQuote()))) }, null, {}, inspect), 'tdx.qe.signature');
+    await rejects(
+      () => verifyTdx({ quote: withPckChain(TDX.cosQuote(), pemChain(pckPems(TDX.sprQuote()))) }, null, {}, inspect),
+      'tdx.qe.signature',
+    );
   });
 
   it('rejects tampered or wrongly signed collateral', async () => {
-    const tcbInfo = Buffer.from(TDX.tcbInfo().toString('utf8').replace('"tcbEvaluationDataNumber":15', '"tcbEvaluationDataNumber":16'));
+    const tcbInfo = Buffer.from(
+      TDX.tcbInfo().toString('utf8').replace('"tcbEvaluationDataNumber":15', '"tcbEvaluationDataNumber":16'),
+    );
     const base = { now: TDX_COLLATERAL_TIME, acceptedTcbStatuses: ['NotSupported' as const] };
-    await rejects(() => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { ...base, collateral: { tcbInfo, tcbInfoIssuerChain: TDX.tcbChain() } }), 'tdx.tcbinfo.signature');
+    await rejects(
+      () =>
+        verifyTdx(
+          { quote: TDX.sprQuote() },
+          null,
+          {},
+          { ...base, collateral: { tcbInfo, tcbInfoIssuerChain: TDX.tcbChain() } },
+        ),
+      'tdx.tcbinfo.signature',
+    );
     const qe = Buffer.from(TDX.qeIdentity().toString('utf8').replace('"isvsvn":4', '"isvsvn":3'));
-    await rejects(() => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { ...base, collateral: { tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: TDX.tcbChain(), qeIdentity: qe } }), 'tdx.qeidentity.signature');
+    await rejects(
+      () =>
+        verifyTdx(
+          { quote: TDX.sprQuote() },
+          null,
+          {},
+          { ...base, collateral: { tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: TDX.tcbChain(), qeIdentity: qe } },
+        ),
+      'tdx.qeidentity.signature',
+    );
     // The PCK CRL issuer chain is Intel's, but its first certificate is not the TCB signer.
-    await rejects(() => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { ...base, collateral: { tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: TDX.read('pckCrlIssuerChain.pem') } }), 'tdx.tcbinfo.signer');
+    await rejects(
+      () =>
+        verifyTdx(
+          { quote: TDX.sprQuote() },
+          null,
+          {},
+          { ...base, collateral: { tcbInfo: TDX.tcbInfo(), tcbInfoIssuerChain: TDX.read('pckCrlIssuerChain.pem') } },
+        ),
+      'tdx.tcbinfo.signer',
+    );
   });
 
-  it('detects a revoked PCK serial on Intel\'s genuine PCK CRL and rejects a tampered CRL', () => {
+  it("detects a revoked PCK serial on Intel's genuine PCK CRL and rejects a tampered CRL", () => {
     const crl = parseCrl(TDX.pckCrl());
     const serial = [...crl.revoked][0]!;
     const [, intermediate] = pckPems(TDX.sprQuote()).map((p) => new X509Certificate(p));
     const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const revokedPck = forgeCertificate({ subject: subjectDer(intermediate!), issuer: subjectDer(intermediate!), publicKey: keys.publicKey, signingKey: keys.privateKey, alg: 'ecdsa-sha256', serial: BigInt(`0x${serial}`) });
+    const revokedPck = forgeCertificate({
+      subject: subjectDer(intermediate!),
+      issuer: subjectDer(intermediate!),
+      publicKey: keys.publicKey,
+      signingKey: keys.privateKey,
+      alg: 'ecdsa-sha256',
+      serial: BigInt(`0x${serial}`),
+    });
     assert.throws(() => checkCrl(crl, intermediate!, TDX_COLLATERAL_TIME, [revokedPck], 'tdx.crl.pck'), /revoked/);
     const tampered = Buffer.from(TDX.pckCrl());
     tampered[tampered.length - 10]! ^= 1;
-    assert.throws(() => verifyTdx({ quote: TDX.sprQuote() }, null, {}, { now: TDX_COLLATERAL_TIME, allowMissingCollateral: true, collateral: { pckCrl: tampered } }), checkIs('tdx.crl.pck'));
+    assert.throws(
+      () =>
+        verifyTdx(
+          { quote: TDX.sprQuote() },
+          null,
+          {},
+          { now: TDX_COLLATERAL_TIME, allowMissingCollateral: true, collateral: { pckCrl: tampered } },
+        ),
+      checkIs('tdx.crl.pck'),
+    );
   });
 
   it('rejects truncated quotes and tolerates trailing bytes', async () => {
@@ -232,7 +353,12 @@ describe('TDX verification: reference values and expectations', () => {
   it('accepts matching reference values and expectations', () => {
     const quote = TDX.v5Quote();
     const q = parseTdxQuote(quote);
-    const r = verifyTdx({ quote }, [refFor(quote)], { reportData: q.body.reportData, mrConfigId: Buffer.alloc(32) }, inspect);
+    const r = verifyTdx(
+      { quote },
+      [refFor(quote)],
+      { reportData: q.body.reportData, mrConfigId: Buffer.alloc(32) },
+      inspect,
+    );
     assert.equal(r.referenceValueIndex, 0);
   });
 
@@ -249,8 +375,12 @@ describe('TDX verification: reference values and expectations', () => {
       [{ AllowedPIIDs: ['00'.repeat(16)] }, 'tdx.piid'],
       [{ SMTDisabled: true }, 'tdx.unsupported'],
     ];
-    for (const [over, check] of cases) await rejects(() => verifyTdx({ quote }, [refFor(quote, over)], {}, inspect), check);
-    const err = await rejects(() => verifyTdx({ quote }, [refFor(quote, { MrTd: 'ab'.repeat(48) })], {}, inspect), 'tdx.mrtd');
+    for (const [over, check] of cases)
+      await rejects(() => verifyTdx({ quote }, [refFor(quote, over)], {}, inspect), check);
+    const err = await rejects(
+      () => verifyTdx({ quote }, [refFor(quote, { MrTd: 'ab'.repeat(48) })], {}, inspect),
+      'tdx.mrtd',
+    );
     assert.equal(err.expected, 'ab'.repeat(48));
     assert.equal(err.actual, parseTdxQuote(quote).body.mrTd.toString('hex'));
   });
@@ -263,10 +393,17 @@ describe('TDX verification: reference values and expectations', () => {
   });
 
   it('checks the TCB evaluation data number against verified collateral', async () => {
-    const base = { now: TDX_COLLATERAL_TIME, collateral: fullCollateral(), acceptedTcbStatuses: ['NotSupported' as const] };
+    const base = {
+      now: TDX_COLLATERAL_TIME,
+      collateral: fullCollateral(),
+      acceptedTcbStatuses: ['NotSupported' as const],
+    };
     const quote = TDX.sprQuote();
     verifyTdx({ quote }, [refFor(quote, { MinTCBEvaluationDataNumber: 15 })], {}, base);
-    await rejects(() => verifyTdx({ quote }, [refFor(quote, { MinTCBEvaluationDataNumber: 16 })], {}, base), 'tdx.tcbevaluationdatanumber');
+    await rejects(
+      () => verifyTdx({ quote }, [refFor(quote, { MinTCBEvaluationDataNumber: 16 })], {}, base),
+      'tdx.tcbevaluationdatanumber',
+    );
   });
 
   it('rejects a debug TD whatever the reference values say', () => {
@@ -275,12 +412,22 @@ describe('TDX verification: reference values and expectations', () => {
     tdAttributes[0]! |= 1;
     const body = { ...q.body, tdAttributes };
     const pck = readPckExtension(new X509Certificate(pckPems(TDX.v5Quote())[0]!));
-    assert.throws(() => validateTdxReference({ body, pck, qeReport: q.qeReport }, refFor(TDX.v5Quote(), { TdAttributes: tdAttributes.toString('hex') })), checkIs('tdx.tdattributes.debug'));
+    assert.throws(
+      () =>
+        validateTdxReference(
+          { body, pck, qeReport: q.qeReport },
+          refFor(TDX.v5Quote(), { TdAttributes: tdAttributes.toString('hex') }),
+        ),
+      checkIs('tdx.tdattributes.debug'),
+    );
   });
 
   it('rejects wrong MRCONFIGID and REPORT_DATA', async () => {
     const quote = TDX.v5Quote();
-    const err = await rejects(() => verifyTdx({ quote }, null, { mrConfigId: Buffer.alloc(32, 7) }, inspect), 'tdx.mrconfigid');
+    const err = await rejects(
+      () => verifyTdx({ quote }, null, { mrConfigId: Buffer.alloc(32, 7) }, inspect),
+      'tdx.mrconfigid',
+    );
     assert.equal(err.expected, `${'07'.repeat(32)}${'00'.repeat(16)}`);
     await rejects(() => verifyTdx({ quote }, null, { reportData: Buffer.alloc(64) }, inspect), 'tdx.reportdata');
   });

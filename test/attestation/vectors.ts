@@ -9,7 +9,11 @@ export const VECTORS = process.env.CONTRAST_TESTVECTORS ?? fileURLToPath(new URL
 export const read = (rel: string): Buffer => readFileSync(join(VECTORS, rel));
 
 export function pemBlocks(rel: string): string[] {
-  return read(rel).toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  return (
+    read(rel)
+      .toString('utf8')
+      .match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []
+  );
 }
 
 export interface SnpVector {
@@ -29,28 +33,46 @@ export const SNP_VECTORS: SnpVector[] = [
     report: read('amd/go-sev-guest/attestation.bin'),
     vcek: read('amd/go-sev-guest/vcek.testcer'),
     chain: read('amd/go-sev-guest/ask_ark_milan.pem'),
-    product: 'Milan', version: 2, reported: { bootloader: 2, tee: 0, snp: 5, microcode: 68 }, debug: true,
+    product: 'Milan',
+    version: 2,
+    reported: { bootloader: 2, tee: 0, snp: 5, microcode: 68 },
+    debug: true,
   },
   {
     name: 'virtee report_milan.hex (v2 Milan)',
     report: Buffer.from(read('amd/virtee-sev/report_milan.hex').toString('latin1').trim(), 'hex'),
     vcek: read('amd/virtee-sev/vcek_milan.der'),
     chain: read('amd/virtee-sev/cert_chain_milan'),
-    product: 'Milan', version: 2, reported: { bootloader: 3, tee: 0, snp: 8, microcode: 115 }, debug: false,
+    product: 'Milan',
+    version: 2,
+    reported: { bootloader: 3, tee: 0, snp: 8, microcode: 115 },
+    debug: false,
   },
   {
     name: 'microsoft milan_attestation_report.bin (v3 Milan)',
     report: read('amd/ms-tee-attestation-verification/milan_attestation_report.bin'),
     vcek: read('amd/ms-tee-attestation-verification/milan_vcek.pem'),
-    chain: Buffer.concat([read('amd/ms-tee-attestation-verification/milan_ask.pem'), read('amd/ms-tee-attestation-verification/pinned_milan_ark.pem')]),
-    product: 'Milan', version: 3, reported: { bootloader: 4, tee: 0, snp: 24, microcode: 219 }, debug: false,
+    chain: Buffer.concat([
+      read('amd/ms-tee-attestation-verification/milan_ask.pem'),
+      read('amd/ms-tee-attestation-verification/pinned_milan_ark.pem'),
+    ]),
+    product: 'Milan',
+    version: 3,
+    reported: { bootloader: 4, tee: 0, snp: 24, microcode: 219 },
+    debug: false,
   },
   {
     name: 'microsoft genoa_attestation_report.bin (v3 Genoa)',
     report: read('amd/ms-tee-attestation-verification/genoa_attestation_report.bin'),
     vcek: read('amd/ms-tee-attestation-verification/genoa_vcek.pem'),
-    chain: Buffer.concat([read('amd/ms-tee-attestation-verification/genoa_ask.pem'), read('amd/ms-tee-attestation-verification/pinned_genoa_ark.pem')]),
-    product: 'Genoa', version: 3, reported: { bootloader: 10, tee: 0, snp: 23, microcode: 84 }, debug: false,
+    chain: Buffer.concat([
+      read('amd/ms-tee-attestation-verification/genoa_ask.pem'),
+      read('amd/ms-tee-attestation-verification/pinned_genoa_ark.pem'),
+    ]),
+    product: 'Genoa',
+    version: 3,
+    reported: { bootloader: 10, tee: 0, snp: 23, microcode: 84 },
+    debug: false,
   },
 ];
 

@@ -16,11 +16,31 @@ const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec256 = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 const ec384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
 const caOf = (keys: { publicKey: KeyObject; privateKey: KeyObject }, cn = 'Test CA') =>
-  forgeCertificate({ subject: name(cn), issuer: name(cn), publicKey: keys.publicKey, signingKey: keys.privateKey, alg: 'ecdsa-sha256', ca: true });
+  forgeCertificate({
+    subject: name(cn),
+    issuer: name(cn),
+    publicKey: keys.publicKey,
+    signingKey: keys.privateKey,
+    alg: 'ecdsa-sha256',
+    ca: true,
+  });
 const rsaCa = caOf(rsa);
-const leaf = (serial: bigint | Buffer, cn = 'leaf') => forgeCertificate({ subject: name(cn), issuer: name('Test CA'), publicKey: ec256.publicKey, signingKey: ec256.privateKey, alg: 'ecdsa-sha256', serial });
+const leaf = (serial: bigint | Buffer, cn = 'leaf') =>
+  forgeCertificate({
+    subject: name(cn),
+    issuer: name('Test CA'),
+    publicKey: ec256.publicKey,
+    signingKey: ec256.privateKey,
+    alg: 'ecdsa-sha256',
+    serial,
+  });
 
-const SHA = { sha1: '1.3.14.3.2.26', sha256: '2.16.840.1.101.3.4.2.1', sha384: '2.16.840.1.101.3.4.2.2', sha512: '2.16.840.1.101.3.4.2.3' } as const;
+const SHA = {
+  sha1: '1.3.14.3.2.26',
+  sha256: '2.16.840.1.101.3.4.2.1',
+  sha384: '2.16.840.1.101.3.4.2.2',
+  sha512: '2.16.840.1.101.3.4.2.3',
+} as const;
 /** RSASSA-PSS AlgorithmIdentifier with optional hash, MGF and salt parameters. */
 function pssAlg(p: { hash?: string; salt?: Buffer | number } = {}): Buffer {
   const params: Buffer[] = [];
@@ -31,7 +51,17 @@ function pssAlg(p: { hash?: string; salt?: Buffer | number } = {}): Buffer {
 }
 
 /** A CRL from parts, signed over its TBS by `signer` (a function of the TBS bytes). */
-function crlDer(o: { alg: Buffer; issuer?: Buffer; version?: boolean; thisUpdate?: Buffer | null; nextUpdate?: Buffer | null; revoked?: Buffer | null; extra?: Buffer[]; signer: (tbs: Buffer) => Buffer; unused?: number }) {
+function crlDer(o: {
+  alg: Buffer;
+  issuer?: Buffer;
+  version?: boolean;
+  thisUpdate?: Buffer | null;
+  nextUpdate?: Buffer | null;
+  revoked?: Buffer | null;
+  extra?: Buffer[];
+  signer: (tbs: Buffer) => Buffer;
+  unused?: number;
+}) {
   const tbs = seq(
     ...(o.version === false ? [] : [int(1)]),
     o.alg,
@@ -43,11 +73,21 @@ function crlDer(o: { alg: Buffer; issuer?: Buffer; version?: boolean; thisUpdate
   );
   return seq(tbs, o.alg, tlv(0x03, Buffer.from([o.unused ?? 0]), o.signer(tbs)));
 }
-const pss = (hash: string, saltLength: number, key = rsa.privateKey) => (tbs: Buffer) => sign(hash, tbs, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength });
+const pss =
+  (hash: string, saltLength: number, key = rsa.privateKey) =>
+  (tbs: Buffer) =>
+    sign(hash, tbs, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength });
 
 describe('CRL parsing', () => {
   it('reads issuer, dates, revoked serials, the signed bytes and the signature', () => {
-    const der = forgeCrl({ issuer: name('Test CA'), signingKey: ec256.privateKey, alg: 'ecdsa-sha256', thisUpdate: T0, nextUpdate: T1, revoked: [0x1234n, Buffer.from('00ab', 'hex'), 0x0fn] });
+    const der = forgeCrl({
+      issuer: name('Test CA'),
+      signingKey: ec256.privateKey,
+      alg: 'ecdsa-sha256',
+      thisUpdate: T0,
+      nextUpdate: T1,
+      revoked: [0x1234n, Buffer.from('00ab', 'hex'), 0x0fn],
+    });
     const crl = parseCrl(der);
     assert.deepEqual(crl.issuer, name('Test CA'));
     assert.deepEqual(crl.thisUpdate, T0);
@@ -96,22 +136,47 @@ describe('CRL parsing', () => {
     assert.equal(err.detail, 'CRL signature has unused bits');
   });
 
-  it('refuses malformed elements with the DER reader\'s reason', async () => {
+  it("refuses malformed elements with the DER reader's reason", async () => {
     const alg = seq(oid('1.2.840.10045.4.3.2'));
     let err = await rejects(() => parseCrl(seq(int(1), alg, tlv(0x03, Buffer.from([0])))), 'asn1.decode');
     assert.match(err.detail, /^tbsCertList: tag 0x2, want 0x30/);
-    err = await rejects(() => parseCrl(seq(seq(int(1), alg, name('x'), time(T0)), alg, tlv(0x04, Buffer.from([0])))), 'asn1.decode');
+    err = await rejects(
+      () => parseCrl(seq(seq(int(1), alg, name('x'), time(T0)), alg, tlv(0x04, Buffer.from([0])))),
+      'asn1.decode',
+    );
     assert.match(err.detail, /^CRL signature: /);
-    err = await rejects(() => parseCrl(crlDer({ alg, revoked: seq(seq(tlv(0x04, Buffer.from([1])), time(T0))), signer: () => Buffer.from([1]) })), 'asn1.decode');
+    err = await rejects(
+      () =>
+        parseCrl(
+          crlDer({ alg, revoked: seq(seq(tlv(0x04, Buffer.from([1])), time(T0))), signer: () => Buffer.from([1]) }),
+        ),
+      'asn1.decode',
+    );
     assert.match(err.detail, /^revoked serial: /);
     await rejects(() => parseCrl(Buffer.from('not a CRL')), 'asn1.decode');
   });
 
-  it('reports a parse failure under the caller\'s check', async () => {
+  it("reports a parse failure under the caller's check", async () => {
     const err = await rejects(() => parseCrlFor('snp.crl', Buffer.from([0x30, 0x00])), 'snp.crl');
-    assert.equal(err.detail, 'the CRL cannot be parsed (attestation check crl.parse failed: CertificateList must have three fields)');
+    assert.equal(
+      err.detail,
+      'the CRL cannot be parsed (attestation check crl.parse failed: CertificateList must have three fields)',
+    );
     assert.ok(err.cause instanceof Error);
-    assert.equal(parseCrlFor('x', forgeCrl({ issuer: name('a'), signingKey: ec256.privateKey, alg: 'ecdsa-sha256', thisUpdate: T0, nextUpdate: T1, revoked: [] })).revoked.size, 0);
+    assert.equal(
+      parseCrlFor(
+        'x',
+        forgeCrl({
+          issuer: name('a'),
+          signingKey: ec256.privateKey,
+          alg: 'ecdsa-sha256',
+          thisUpdate: T0,
+          nextUpdate: T1,
+          revoked: [],
+        }),
+      ).revoked.size,
+      0,
+    );
   });
 
   it('normalises serials to lower-case hex without leading zeros', () => {
@@ -124,24 +189,71 @@ describe('CRL parsing', () => {
 });
 
 describe('CRL signatures', () => {
-  const ok = (der: Buffer, issuer: X509Certificate) => assert.doesNotThrow(() => checkCrl(parseCrl(der), issuer, T0, [], 'c'));
+  const ok = (der: Buffer, issuer: X509Certificate) =>
+    assert.doesNotThrow(() => checkCrl(parseCrl(der), issuer, T0, [], 'c'));
   const bad = async (der: Buffer, issuer: X509Certificate) => {
     const err = await rejects(() => checkCrl(parseCrl(der), issuer, T0, [], 'test.crl'), 'test.crl');
-    assert.deepEqual([err.detail, err.expected, err.actual], ['CRL signature does not verify', `signed by ${issuer.subject}`, 'bad signature']);
+    assert.deepEqual(
+      [err.detail, err.expected, err.actual],
+      ['CRL signature does not verify', `signed by ${issuer.subject}`, 'bad signature'],
+    );
   };
 
   it('verifies ECDSA P-256/SHA-256 and P-384/SHA-384 CRLs', async () => {
     const ca256 = caOf(ec256);
     const ca384 = caOf(ec384);
-    ok(forgeCrl({ issuer: name('Test CA'), signingKey: ec256.privateKey, alg: 'ecdsa-sha256', thisUpdate: T0, nextUpdate: T1, revoked: [] }), ca256);
-    ok(forgeCrl({ issuer: name('Test CA'), signingKey: ec384.privateKey, alg: 'ecdsa-sha384', thisUpdate: T0, nextUpdate: T1, revoked: [] }), ca384);
-    await bad(forgeCrl({ issuer: name('Test CA'), signingKey: ec384.privateKey, alg: 'ecdsa-sha384', thisUpdate: T0, nextUpdate: T1, revoked: [] }), ca256);
+    ok(
+      forgeCrl({
+        issuer: name('Test CA'),
+        signingKey: ec256.privateKey,
+        alg: 'ecdsa-sha256',
+        thisUpdate: T0,
+        nextUpdate: T1,
+        revoked: [],
+      }),
+      ca256,
+    );
+    ok(
+      forgeCrl({
+        issuer: name('Test CA'),
+        signingKey: ec384.privateKey,
+        alg: 'ecdsa-sha384',
+        thisUpdate: T0,
+        nextUpdate: T1,
+        revoked: [],
+      }),
+      ca384,
+    );
+    await bad(
+      forgeCrl({
+        issuer: name('Test CA'),
+        signingKey: ec384.privateKey,
+        alg: 'ecdsa-sha384',
+        thisUpdate: T0,
+        nextUpdate: T1,
+        revoked: [],
+      }),
+      ca256,
+    );
     // The algorithm says SHA-384, the signature was made with SHA-256.
-    await bad(crlDer({ alg: seq(oid('1.2.840.10045.4.3.3')), signer: (tbs) => sign('sha256', tbs, ec384.privateKey) }), ca384);
+    await bad(
+      crlDer({ alg: seq(oid('1.2.840.10045.4.3.3')), signer: (tbs) => sign('sha256', tbs, ec384.privateKey) }),
+      ca384,
+    );
   });
 
   it('verifies RSA-PSS with the hash and salt length its parameters name', async () => {
-    ok(forgeCrl({ issuer: name('Test CA'), signingKey: rsa.privateKey, alg: 'rsa-pss-sha384', thisUpdate: T0, nextUpdate: T1, revoked: [] }), rsaCa);
+    ok(
+      forgeCrl({
+        issuer: name('Test CA'),
+        signingKey: rsa.privateKey,
+        alg: 'rsa-pss-sha384',
+        thisUpdate: T0,
+        nextUpdate: T1,
+        revoked: [],
+      }),
+      rsaCa,
+    );
     ok(crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: 32 }), signer: pss('sha256', 32) }), rsaCa);
     ok(crlDer({ alg: pssAlg({ hash: SHA.sha512, salt: 64 }), signer: pss('sha512', 64) }), rsaCa);
     ok(crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: 200 }), signer: pss('sha256', 200) }), rsaCa);
@@ -158,35 +270,101 @@ describe('CRL signatures', () => {
 
   it('refuses RSA-PSS with an unknown hash or an oversized salt length, and other algorithms', async () => {
     await bad(crlDer({ alg: pssAlg({ hash: '1.2.3.4', salt: 32 }), signer: pss('sha256', 32) }), rsaCa);
-    await bad(crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: tlv(0x02, Buffer.from([0, 0, 32])) }), signer: pss('sha256', 32) }), rsaCa);
-    await bad(crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: tlv(0x02, Buffer.from([0, 0, 1])) }), signer: pss('sha256', 1) }), rsaCa);
+    await bad(
+      crlDer({
+        alg: pssAlg({ hash: SHA.sha256, salt: tlv(0x02, Buffer.from([0, 0, 32])) }),
+        signer: pss('sha256', 32),
+      }),
+      rsaCa,
+    );
+    await bad(
+      crlDer({ alg: pssAlg({ hash: SHA.sha256, salt: tlv(0x02, Buffer.from([0, 0, 1])) }), signer: pss('sha256', 1) }),
+      rsaCa,
+    );
     // A PSS signature under another algorithm's name is not checked as PSS.
     await bad(crlDer({ alg: seq(oid('1.2.840.113549.1.1.11')), signer: pss('sha1', 20) }), rsaCa);
     // sha256WithRSAEncryption is not an algorithm AMD or Intel sign CRLs with.
-    await bad(crlDer({ alg: seq(oid('1.2.840.113549.1.1.11'), tlv(0x05, Buffer.alloc(0))), signer: (tbs) => sign('sha256', tbs, rsa.privateKey) }), rsaCa);
+    await bad(
+      crlDer({
+        alg: seq(oid('1.2.840.113549.1.1.11'), tlv(0x05, Buffer.alloc(0))),
+        signer: (tbs) => sign('sha256', tbs, rsa.privateKey),
+      }),
+      rsaCa,
+    );
     // An ECDSA signature checked with an RSA key, and malformed parameters, are refusals, not crashes.
-    await bad(forgeCrl({ issuer: name('Test CA'), signingKey: ec256.privateKey, alg: 'ecdsa-sha256', thisUpdate: T0, nextUpdate: T1, revoked: [] }), rsaCa);
-    await bad(crlDer({ alg: seq(oid('1.2.840.113549.1.1.10'), seq(explicit(0, int(5)))), signer: pss('sha256', 32) }), rsaCa);
+    await bad(
+      forgeCrl({
+        issuer: name('Test CA'),
+        signingKey: ec256.privateKey,
+        alg: 'ecdsa-sha256',
+        thisUpdate: T0,
+        nextUpdate: T1,
+        revoked: [],
+      }),
+      rsaCa,
+    );
+    await bad(
+      crlDer({ alg: seq(oid('1.2.840.113549.1.1.10'), seq(explicit(0, int(5)))), signer: pss('sha256', 32) }),
+      rsaCa,
+    );
   });
 
   it('refuses a CRL of another issuer before looking at its signature', async () => {
-    const err = await rejects(() => checkCrl(parseCrl(forgeCrl({ issuer: name('Other CA'), signingKey: rsa.privateKey, alg: 'rsa-pss-sha384', thisUpdate: T0, nextUpdate: T1, revoked: [] })), rsaCa, T0, [], 'test.crl'), 'test.crl');
-    assert.deepEqual([err.detail, err.expected, err.actual], ['CRL issuer does not match the certificate that should sign it', 'CN=Test CA', 'a different issuer name']);
+    const err = await rejects(
+      () =>
+        checkCrl(
+          parseCrl(
+            forgeCrl({
+              issuer: name('Other CA'),
+              signingKey: rsa.privateKey,
+              alg: 'rsa-pss-sha384',
+              thisUpdate: T0,
+              nextUpdate: T1,
+              revoked: [],
+            }),
+          ),
+          rsaCa,
+          T0,
+          [],
+          'test.crl',
+        ),
+      'test.crl',
+    );
+    assert.deepEqual(
+      [err.detail, err.expected, err.actual],
+      ['CRL issuer does not match the certificate that should sign it', 'CN=Test CA', 'a different issuer name'],
+    );
   });
 });
 
 describe('CRL dates and revocations', () => {
-  const crl = (revoked: (bigint | Buffer)[] = [], nextUpdate: Date | null = T1) => parseCrl(nextUpdate
-    ? forgeCrl({ issuer: name('Test CA'), signingKey: rsa.privateKey, alg: 'rsa-pss-sha384', thisUpdate: T0, nextUpdate, revoked })
-    : crlDer({ alg: pssAlg({ hash: SHA.sha384, salt: 48 }), nextUpdate: null, signer: pss('sha384', 48) }));
+  const crl = (revoked: (bigint | Buffer)[] = [], nextUpdate: Date | null = T1) =>
+    parseCrl(
+      nextUpdate
+        ? forgeCrl({
+            issuer: name('Test CA'),
+            signingKey: rsa.privateKey,
+            alg: 'rsa-pss-sha384',
+            thisUpdate: T0,
+            nextUpdate,
+            revoked,
+          })
+        : crlDer({ alg: pssAlg({ hash: SHA.sha384, salt: 48 }), nextUpdate: null, signer: pss('sha384', 48) }),
+    );
 
   it('is current from thisUpdate to nextUpdate, inclusive', async () => {
     checkCrl(crl(), rsaCa, T0, [], 'c');
     checkCrl(crl(), rsaCa, T1, [], 'c');
     let err = await rejects(() => checkCrl(crl(), rsaCa, new Date(T0.getTime() - 1000), [], 'test.crl'), 'test.crl');
-    assert.deepEqual([err.detail, err.expected, err.actual], ['CRL is not yet valid', 'thisUpdate <= 2025-12-31T23:59:59.000Z', '2026-01-01T00:00:00.000Z']);
+    assert.deepEqual(
+      [err.detail, err.expected, err.actual],
+      ['CRL is not yet valid', 'thisUpdate <= 2025-12-31T23:59:59.000Z', '2026-01-01T00:00:00.000Z'],
+    );
     err = await rejects(() => checkCrl(crl(), rsaCa, new Date(T1.getTime() + 1000), [], 'test.crl'), 'test.crl');
-    assert.deepEqual([err.detail, err.expected, err.actual], ['CRL is out of date (past nextUpdate)', 'nextUpdate >= 2026-02-01T00:00:01.000Z', '2026-02-01T00:00:00.000Z']);
+    assert.deepEqual(
+      [err.detail, err.expected, err.actual],
+      ['CRL is out of date (past nextUpdate)', 'nextUpdate >= 2026-02-01T00:00:01.000Z', '2026-02-01T00:00:00.000Z'],
+    );
     // Without nextUpdate there is no end.
     checkCrl(crl([], null), rsaCa, new Date('2040-01-01T00:00:00Z'), [], 'c');
   });
@@ -195,7 +373,10 @@ describe('CRL dates and revocations', () => {
     const high = leaf(Buffer.from('00ab', 'hex')); // DER needs the leading zero: 0xAB has the top bit set
     const list = crl([0x1234n, Buffer.from('00ab', 'hex'), 0x12n]);
     const err = await rejects(() => checkCrl(list, rsaCa, T0, [leaf(0x77n), high], 'test.crl'), 'test.crl');
-    assert.deepEqual([err.detail, err.expected, err.actual], ['certificate CN=leaf is revoked', 'not revoked', 'serial ab revoked']);
+    assert.deepEqual(
+      [err.detail, err.expected, err.actual],
+      ['certificate CN=leaf is revoked', 'not revoked', 'serial ab revoked'],
+    );
     await rejects(() => checkCrl(list, rsaCa, T0, [leaf(0x1234n)], 'test.crl'), 'test.crl');
     // 0x1002 is not 0x12, whatever the zeros.
     checkCrl(list, rsaCa, T0, [leaf(0x1002n), leaf(0x120n), leaf(0x1n)], 'c');

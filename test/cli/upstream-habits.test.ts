@@ -19,7 +19,9 @@ const IMAGES = join(REPO_ROOT, 'samples', 'images');
 describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
   this.timeout(300_000);
   let dir: string;
-  before(() => { dir = tempDir('kc-habits-'); });
+  before(() => {
+    dir = tempDir('kc-habits-');
+  });
   after(() => removeDir(dir));
 
   /** generate the plain samples to standard output in a fresh workspace. */
@@ -27,22 +29,42 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
     const res = join(dir, `res-${name}`);
     cpSync(join(REPO_ROOT, 'samples', 'plain'), res, { recursive: true });
     const ws = join(dir, `ws-${name}`);
-    const r = runCli(['generate', '--oci-layout', IMAGES, '--offline', '--no-cache', '--workspace-dir', ws, '-o', '-', ...extra, res]);
+    const r = runCli([
+      'generate',
+      '--oci-layout',
+      IMAGES,
+      '--offline',
+      '--no-cache',
+      '--workspace-dir',
+      ws,
+      '-o',
+      '-',
+      ...extra,
+      res,
+    ]);
     const docs = r.code === 0 ? parseAllDocuments(r.stdout).map((d) => d.toJS() as Record<string, any>) : [];
     return { ...r, ws, docs };
   }
-  const templateOf = (docs: Record<string, any>[], name: string) => docs.find((d) => d.metadata?.name === name)!.spec.template.spec;
-  const manifestOf = (ws: string) => JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as { Policies: Record<string, { SANs: string[] }> };
+  const templateOf = (docs: Record<string, any>[], name: string) =>
+    docs.find((d) => d.metadata?.name === name)!.spec.template.spec;
+  const manifestOf = (ws: string) =>
+    JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as { Policies: Record<string, { SANs: string[] }> };
 
   describe('verbosity', () => {
     it('-v alone is not --version any more: it asks for a level', () => {
       for (const args of [['-v'], ['status', '-v']]) {
         const r = runCli(args);
         assert.equal(r.code, 2, r.stderr);
-        assert.match(r.stderr, /-v takes a verbosity level as kubectl's \(e\.g\. -v=4\); the version is --version or `kubectl contrast version`/);
+        assert.match(
+          r.stderr,
+          /-v takes a verbosity level as kubectl's \(e\.g\. -v=4\); the version is --version or `kubectl contrast version`/,
+        );
         assert.equal(r.stdout, '');
       }
-      assert.equal(runCli(['--version']).stdout.trim(), JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version);
+      assert.equal(
+        runCli(['--version']).stdout.trim(),
+        JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version,
+      );
     });
 
     it('-v=4, --v 6 and --log-level debug print debug lines; lower levels and no flag do not', () => {
@@ -57,7 +79,11 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
         const r = runCli(['verify', '-c', '127.0.0.1:1', '--workspace-dir', g.ws, ...flags]);
         assert.equal(r.code, 1, r.stderr);
         const debugging = debugRuns.includes(flags);
-        assert.equal(/^debug: UserAPI at 127\.0\.0\.1:1: aTLS/m.test(r.stderr), debugging, `${flags.join(' ')}: ${r.stderr}`);
+        assert.equal(
+          /^debug: UserAPI at 127\.0\.0\.1:1: aTLS/m.test(r.stderr),
+          debugging,
+          `${flags.join(' ')}: ${r.stderr}`,
+        );
         assert.equal(/^debug: UserError: /m.test(r.stderr), debugging, `${flags.join(' ')}: the stack of the error`);
       }
       assert.ok(!existsSync(ws));
@@ -74,7 +100,9 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
       assert.match(text.stdout, /^Version: \d+\.\d+\.\d+/m);
       let head: string | undefined;
       try {
-        head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+        head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+          .toString()
+          .trim();
       } catch {
         head = undefined; // a copy without git: the build could not know its commit
       }
@@ -83,7 +111,10 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
       if (head === undefined) assert.equal(commit, 'unknown');
       // The build is at most as old as HEAD: the commit is one of HEAD's history.
       else execFileSync('git', ['merge-base', '--is-ancestor', commit, head], { cwd: REPO_ROOT });
-      const json = JSON.parse(runCli(['version', '-o', 'json']).stdout) as { runtimeClasses: Record<string, string>; commit: string };
+      const json = JSON.parse(runCli(['version', '-o', 'json']).stdout) as {
+        runtimeClasses: Record<string, string>;
+        commit: string;
+      };
       assert.equal(json.commit, commit);
       assert.deepEqual(Object.keys(json.runtimeClasses).sort(), platformIds().sort());
       for (const [id, rc] of Object.entries(json.runtimeClasses)) {
@@ -104,8 +135,15 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
       assert.match(r.stderr, /^Error: Unknown arguments: skip-service-meshes, add-owner-key$/m);
       assert.doesNotMatch(r.stderr, /skipServiceMeshes|addOwnerKey/);
       assert.equal(usageMessage('Unknown arguments: foo-bar, fooBar'), 'Unknown argument: foo-bar');
-      assert.equal(usageMessage('Unknown arguments: fooBar, x'), 'Unknown arguments: fooBar, x', 'a camel-case flag the user typed stays');
-      assert.equal(usageMessage('Missing required arguments: pod-name, podName, ns'), 'Missing required arguments: pod-name, ns');
+      assert.equal(
+        usageMessage('Unknown arguments: fooBar, x'),
+        'Unknown arguments: fooBar, x',
+        'a camel-case flag the user typed stays',
+      );
+      assert.equal(
+        usageMessage('Missing required arguments: pod-name, podName, ns'),
+        'Missing required arguments: pod-name, ns',
+      );
     });
   });
 
@@ -113,7 +151,10 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
     it('--reference-values k3s-qemu-snp is metal-qemu-snp, with a note; any case of our ids works', () => {
       const a = generate('k3s', ['--reference-values', 'k3s-qemu-snp']);
       assert.equal(a.code, 0, a.stderr);
-      assert.match(a.stderr, /k3s-qemu-snp is upstream v1\.2's name of the platform kubectl-contrast calls metal-qemu-snp/);
+      assert.match(
+        a.stderr,
+        /k3s-qemu-snp is upstream v1\.2's name of the platform kubectl-contrast calls metal-qemu-snp/,
+      );
       assert.match(templateOf(a.docs, 'web').runtimeClassName, /^contrast-cc-metal-qemu-snp-[0-9a-f]{8}$/);
       const b = generate('display', ['--platform', 'Metal-QEMU-SNP']);
       assert.equal(b.code, 0, b.stderr);
@@ -123,7 +164,10 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
     it('--reference-values aks-clh-snp says why not and what to use', () => {
       const r = runCli(['generate', '--reference-values', 'aks-clh-snp', 'in.yaml']);
       assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, /aks-clh-snp: AKS with Cloud Hypervisor .* is not a platform of kubectl-contrast.*--platform metal-qemu-snp/);
+      assert.match(
+        r.stderr,
+        /aks-clh-snp: AKS with Cloud Hypervisor .* is not a platform of kubectl-contrast.*--platform metal-qemu-snp/,
+      );
     });
 
     it('--skip-service-mesh leaves the sidecar out although the annotations ask for it', () => {
@@ -135,10 +179,22 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
       const web = templateOf(skipped.docs, 'web');
       assert.ok(!names(web).includes('contrast-service-mesh'), names(web).join());
       const init = web.initContainers.find((c: { name: string }) => c.name === 'contrast-initializer');
-      assert.ok(init.env.some((e: { name: string; value: string }) => e.name === 'CONTRAST_SERVICE_MESH_DISABLED' && e.value === 'true'));
+      assert.ok(
+        init.env.some(
+          (e: { name: string; value: string }) => e.name === 'CONTRAST_SERVICE_MESH_DISABLED' && e.value === 'true',
+        ),
+      );
       // The same through the environment, as the Helm post-renderer reads it.
-      const input = ['web.yaml', 'api.yaml', 'coordinator.yaml'].map((f) => readFileSync(join(REPO_ROOT, 'samples', 'plain', f), 'utf8')).join('---\n');
-      const env = { CONTRAST_PLATFORM: 'insecure-sim', CONTRAST_OCI_LAYOUT: IMAGES, CONTRAST_OFFLINE: '1', CONTRAST_NO_CACHE: '1', CONTRAST_WORKSPACE_DIR: join(dir, 'ws-env') };
+      const input = ['web.yaml', 'api.yaml', 'coordinator.yaml']
+        .map((f) => readFileSync(join(REPO_ROOT, 'samples', 'plain', f), 'utf8'))
+        .join('---\n');
+      const env = {
+        CONTRAST_PLATFORM: 'insecure-sim',
+        CONTRAST_OCI_LAYOUT: IMAGES,
+        CONTRAST_OFFLINE: '1',
+        CONTRAST_NO_CACHE: '1',
+        CONTRAST_WORKSPACE_DIR: join(dir, 'ws-env'),
+      };
       const withMesh = runCli(['helm-post-render'], { input, env });
       assert.equal(withMesh.code, 0, withMesh.stderr);
       assert.match(withMesh.stdout, /name: contrast-service-mesh/);
@@ -151,7 +207,10 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
       for (const flag of ['-p', '--policy']) {
         const r = runCli(['generate', '--platform', 'insecure-sim', flag, 'rules.rego', 'in.yaml']);
         assert.equal(r.code, 2, r.stderr);
-        assert.match(r.stderr, /the Rego rules are part of kubectl-contrast.*settings\.json \(-s\/--settings\).*kubectl contrast policy check/);
+        assert.match(
+          r.stderr,
+          /the Rego rules are part of kubectl-contrast.*settings\.json \(-s\/--settings\).*kubectl contrast policy check/,
+        );
       }
     });
 
@@ -170,12 +229,19 @@ describe('kubectl and upstream habits (issue 14 items 7, 9)', function () {
       const a = generate('s-same', ['--platform', 'insecure-sim', '-s', same]);
       assert.equal(a.code, 0, a.stderr);
       assert.ok(!existsSync(join(a.ws, 'settings.json')), 'no second settings file');
-      assert.deepEqual(Object.keys(manifestOf(a.ws).Policies).sort(), Object.keys(manifestOf(defaults.ws).Policies).sort());
+      assert.deepEqual(
+        Object.keys(manifestOf(a.ws).Policies).sort(),
+        Object.keys(manifestOf(defaults.ws).Policies).sort(),
+      );
       const changed = join(dir, 'changed-settings.json');
       writeFileSync(changed, `${JSON.stringify({ ...defaultSettings(), defaultCaps: ['CAP_CHOWN'] }, null, 2)}\n`);
       const b = generate('s-changed', ['--platform', 'insecure-sim', '--settings', changed]);
       assert.equal(b.code, 0, b.stderr);
-      assert.notDeepEqual(Object.keys(manifestOf(b.ws).Policies).sort(), Object.keys(manifestOf(defaults.ws).Policies).sort(), 'the settings reach the policies');
+      assert.notDeepEqual(
+        Object.keys(manifestOf(b.ws).Policies).sort(),
+        Object.keys(manifestOf(defaults.ws).Policies).sort(),
+        'the settings reach the policies',
+      );
       const missing = generate('s-missing', ['--platform', 'insecure-sim', '-s', join(dir, 'nope.json')]);
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /nope\.json.*policy settings \(--settings\)/);

@@ -12,8 +12,15 @@ import { MemoryStore } from '../../src/coordinator/store/dir.js';
 import { callUserApi } from '../../src/coordinator/client.js';
 import { decode, encode } from '../../src/util/protobuf.js';
 import {
-  GetManifestsResponseSchema, MESHAPI_SERVICE, NewMeshCertResponseSchema, RecoverRequestSchema, SetManifestRequestSchema, SetManifestResponseSchema, USERAPI_SERVICE,
-  type GetManifestsResponse, type SetManifestResponse,
+  GetManifestsResponseSchema,
+  MESHAPI_SERVICE,
+  NewMeshCertResponseSchema,
+  RecoverRequestSchema,
+  SetManifestRequestSchema,
+  SetManifestResponseSchema,
+  USERAPI_SERVICE,
+  type GetManifestsResponse,
+  type SetManifestResponse,
 } from '../../src/coordinator/api/messages.js';
 import { callUnary, RpcError, Status } from '../../src/coordinator/api/grpc.js';
 import { dialAtls } from '../../src/atls/client.js';
@@ -37,7 +44,10 @@ const MiB = 1024 * KiB;
 
 function varint(n: number): number[] {
   const out: number[] = [];
-  while (n >= 0x80) { out.push((n % 0x80) | 0x80); n = Math.floor(n / 0x80); }
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
   out.push(n);
   return out;
 }
@@ -52,14 +62,21 @@ describe('UserAPI and MeshAPI handlers (in process)', function () {
   const logs: string[] = [];
   const coordPolicy = Buffer.from('coordinator policy');
   // Policies whose lengths need one, two and three varint bytes, at the edges.
-  const policies = [Buffer.alloc(127, 'a'), Buffer.alloc(128, 'b'), Buffer.alloc(16_383, 'c'), Buffer.alloc(16_384, 'd')];
+  const policies = [
+    Buffer.alloc(127, 'a'),
+    Buffer.alloc(128, 'b'),
+    Buffer.alloc(16_383, 'c'),
+    Buffer.alloc(16_384, 'd'),
+  ];
   const webPolicy = policies[1]!;
   const wo = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
   const so = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   const manifest = {
     Policies: {
       [hex(sha256(coordPolicy))]: { SANs: ['coordinator'], Role: 'coordinator' as const },
-      ...Object.fromEntries(policies.map((p, i) => [hex(sha256(p)), { SANs: [`w${i}`], ...(i === 1 ? { WorkloadSecretID: 'web' } : {}) }])),
+      ...Object.fromEntries(
+        policies.map((p, i) => [hex(sha256(p)), { SANs: [`w${i}`], ...(i === 1 ? { WorkloadSecretID: 'web' } : {}) }]),
+      ),
     },
     ReferenceValues: { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] },
     WorkloadOwnerPubKeys: [hex(spkiDer(wo))],
@@ -68,10 +85,17 @@ describe('UserAPI and MeshAPI handlers (in process)', function () {
   const raw = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
   const setRequest = () => encode(SetManifestRequestSchema, { Manifest: raw, Policies: [coordPolicy, ...policies] });
   const issuer = (policy: Buffer) => new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(policy));
-  const start = () => startCoordinator({
-    store, issuer: issuer(coordPolicy), host: '127.0.0.1', userPort: 0, meshPort: 0, metricsPort: 0,
-    log: (m) => logs.push(m), limits: { bodyTimeoutMs: 300, setManifestBodyTimeoutMs: 400 },
-  });
+  const start = () =>
+    startCoordinator({
+      store,
+      issuer: issuer(coordPolicy),
+      host: '127.0.0.1',
+      userPort: 0,
+      meshPort: 0,
+      metricsPort: 0,
+      log: (m) => logs.push(m),
+      limits: { bodyTimeoutMs: 300, setManifestBodyTimeoutMs: 400 },
+    });
   const user = (method: 'SetManifest' | 'GetManifests' | 'Recover', req: Uint8Array, key = wo) =>
     callUserApi(method, req, { address: { host: '127.0.0.1', port: coord.ports.userapi }, manifest, clientKey: key });
 
@@ -83,10 +107,27 @@ describe('UserAPI and MeshAPI handlers (in process)', function () {
       const rd = reportData(spkiDer(key), conn.socket.exportKeyingMaterial(EKM_SIZE, EKM_LABEL, Buffer.alloc(0)));
       const bound = createAtlsCertDer(key, await issuer(policy).issue(rd)).toString('base64');
       const header = opts.header ? opts.header(bound) : bound;
-      return { key, res: await callUnary(conn.session, MESH, opts.body ?? Buffer.alloc(0), header === undefined ? {} : { [CLIENT_EVIDENCE_HEADER]: header }) };
-    } finally { conn.close(); }
+      return {
+        key,
+        res: await callUnary(
+          conn.session,
+          MESH,
+          opts.body ?? Buffer.alloc(0),
+          header === undefined ? {} : { [CLIENT_EVIDENCE_HEADER]: header },
+        ),
+      };
+    } finally {
+      conn.close();
+    }
   }
-  const refusal = (p: Promise<unknown>) => p.then(() => assert.fail('not refused'), (e: unknown) => { assert.ok(e instanceof RpcError, String(e)); return e; });
+  const refusal = (p: Promise<unknown>) =>
+    p.then(
+      () => assert.fail('not refused'),
+      (e: unknown) => {
+        assert.ok(e instanceof RpcError, String(e));
+        return e;
+      },
+    );
 
   before(async () => {
     logs.length = 0; // a mutation run repeats the suite in one process
@@ -108,19 +149,30 @@ describe('UserAPI and MeshAPI handlers (in process)', function () {
   });
 
   it('SetManifest answers the CAs, the seed shares on the first set only, and logs what was set', async () => {
-    const first = decode<SetManifestResponse>(SetManifestResponseSchema, (await user('SetManifest', setRequest())).response);
+    const first = decode<SetManifestResponse>(
+      SetManifestResponseSchema,
+      (await user('SetManifest', setRequest())).response,
+    );
     assert.match(first.RootCA.toString(), /^-----BEGIN CERTIFICATE-----/);
     assert.equal(first.MeshCA.toString(), coord.authority.snapshot()!.mesh.meshCAPem);
     assert.equal(first.SeedSharesDoc!.SeedShares.length, 1);
-    assert.ok(logs.includes(`manifest set (${raw.length} bytes, 5 policies), first manifest: seed shares issued`), logs.join('\n'));
-    const again = decode<SetManifestResponse>(SetManifestResponseSchema, (await user('SetManifest', setRequest())).response);
+    assert.ok(
+      logs.includes(`manifest set (${raw.length} bytes, 5 policies), first manifest: seed shares issued`),
+      logs.join('\n'),
+    );
+    const again = decode<SetManifestResponse>(
+      SetManifestResponseSchema,
+      (await user('SetManifest', setRequest())).response,
+    );
     assert.equal(again.SeedSharesDoc, undefined);
     assert.deepEqual(again.RootCA, first.RootCA);
     assert.ok(logs.includes(`manifest set (${raw.length} bytes, 5 policies)`), logs.join('\n'));
   });
 
   it('GetManifests answers exactly what the codec writes, policies of every varint length intact', async () => {
-    const bytes = (await user('GetManifests', Buffer.alloc(0), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey)).response;
+    const bytes = (
+      await user('GetManifests', Buffer.alloc(0), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey)
+    ).response;
     const h = decode<GetManifestsResponse>(GetManifestsResponseSchema, bytes);
     assert.deepEqual(h.Manifests, [raw, raw]);
     assert.deepEqual(new Set(h.Policies.map(hex)), new Set([coordPolicy, ...policies].map(hex)));
@@ -136,7 +188,10 @@ describe('UserAPI and MeshAPI handlers (in process)', function () {
     const issued = coord.metrics.get('contrast_meshapi_certificates_issued_total');
     const simulated = coord.metrics.get('contrast_simulated_evidence_total');
     const { key, res } = await mesh(webPolicy);
-    const r = decode<{ MeshCACert: Buffer; CertChain: Buffer; RootCACert: Buffer; WorkloadSecret: Buffer }>(NewMeshCertResponseSchema, res);
+    const r = decode<{ MeshCACert: Buffer; CertChain: Buffer; RootCACert: Buffer; WorkloadSecret: Buffer }>(
+      NewMeshCertResponseSchema,
+      res,
+    );
     const snap = coord.authority.snapshot()!;
     assert.equal(r.MeshCACert.toString(), snap.mesh.meshCAPem);
     assert.equal(r.RootCACert.toString(), snap.rootPem);
@@ -146,7 +201,10 @@ describe('UserAPI and MeshAPI handlers (in process)', function () {
     assert.ok(leaf.publicKey.equals(createPublicKey(key)));
     const ext = extensions(parseDerCertificate(leaf.raw, 'leaf'));
     assert.deepEqual(Buffer.from(ext.get('1.3.9901.2.1.23')!.value), octetString(sha256(webPolicy)));
-    assert.deepEqual(Buffer.from(ext.get('1.3.9901.2.1.22')!.value), octetString(Buffer.from(SIMULATED_MEASUREMENT, 'hex')));
+    assert.deepEqual(
+      Buffer.from(ext.get('1.3.9901.2.1.22')!.value),
+      octetString(Buffer.from(SIMULATED_MEASUREMENT, 'hex')),
+    );
     assert.equal(coord.metrics.get('contrast_meshapi_certificates_issued_total'), issued + 1);
     assert.equal(coord.metrics.get('contrast_simulated_evidence_total'), simulated + 1);
     // An entry without a WorkloadSecretID gets no secret.
@@ -160,20 +218,31 @@ describe('UserAPI and MeshAPI handlers (in process)', function () {
     for (const header of [undefined, '']) {
       const e = await refusal(mesh(webPolicy, { header: () => header }));
       assert.equal(e.code, Status.UNAUTHENTICATED);
-      assert.equal(e.message, `no client evidence: the MeshAPI requires an aTLS certificate in the ${CLIENT_EVIDENCE_HEADER} metadata`);
+      assert.equal(
+        e.message,
+        `no client evidence: the MeshAPI requires an aTLS certificate in the ${CLIENT_EVIDENCE_HEADER} metadata`,
+      );
       assert.equal(failures(), ++before);
     }
     const bad = await refusal(mesh(webPolicy, { header: (b) => `${b.slice(0, -4)}*${b.slice(-3)}` }));
     assert.equal(bad.code, Status.PERMISSION_DENIED);
-    assert.equal(bad.message, `attestation check atls.certificate failed: the ${CLIENT_EVIDENCE_HEADER} metadata is not canonical base64`);
+    assert.equal(
+      bad.message,
+      `attestation check atls.certificate failed: the ${CLIENT_EVIDENCE_HEADER} metadata is not canonical base64`,
+    );
     assert.equal(failures(), ++before);
     // A TLS connection without a client certificate.
     const h2 = await connectH2({ port: coord.ports.meshapi });
     try {
-      const r = await upload(h2.session, MESH, { body: framed(Buffer.alloc(0)), metadata: { [CLIENT_EVIDENCE_HEADER]: 'AAAA' } });
+      const r = await upload(h2.session, MESH, {
+        body: framed(Buffer.alloc(0)),
+        metadata: { [CLIENT_EVIDENCE_HEADER]: 'AAAA' },
+      });
       assert.equal(r.code, Status.PERMISSION_DENIED);
       assert.equal(r.message, 'attestation check atls.clientcert failed: the client presented no TLS certificate');
-    } finally { h2.close(); }
+    } finally {
+      h2.close();
+    }
     assert.equal(failures(), ++before);
     const body = await refusal(mesh(webPolicy, { body: Buffer.from([0x0a, 0x09]) }));
     assert.equal(body.code, Status.INVALID_ARGUMENT);
@@ -190,44 +259,137 @@ describe('UserAPI and MeshAPI handlers (in process)', function () {
         assert.equal(r.code, code, r.message);
         assert.equal(r.message, message);
       };
-      await expect(call(SET, prefix(64 * MiB + 1)), Status.RESOURCE_EXHAUSTED, 'the request message of 67108865 bytes exceeds the limit of 67108864 bytes (64 MiB) for this method');
-      await expect(call(SET, Buffer.concat([prefix(9 * MiB), fieldHead(1, 8 * MiB + 1)])), Status.RESOURCE_EXHAUSTED, 'Manifest field of 8388609 bytes exceeds the limit of 8388608 bytes (8 MiB)');
-      await expect(call(SET, Buffer.concat([prefix(2 * MiB), fieldHead(2, MiB + 1)])), Status.RESOURCE_EXHAUSTED, 'Policies field of 1048577 bytes exceeds the limit of 1048576 bytes (1 MiB)');
-      await expect(call(SET, framed(Buffer.concat([fieldHead(1, 0), fieldHead(1, 0)]))), Status.RESOURCE_EXHAUSTED, 'the request has more than 1 Manifest field');
-      await expect(call(SET, framed(Buffer.concat(Array(20_001).fill(fieldHead(2, 0))))), Status.RESOURCE_EXHAUSTED, 'the request has more than 20000 Policies fields');
-      await expect(call(SET, framed(Buffer.concat(Array(17).fill(Buffer.from([0x18, 0x01]))))), Status.RESOURCE_EXHAUSTED, 'the request has more than 16 fields that this method does not use');
-      await expect(call(SET, prefix(10), true), Status.DEADLINE_EXCEEDED, 'the request body did not arrive within 0.4 s');
-      await expect(call(SET, framed(Buffer.alloc(0))), Status.INVALID_ARGUMENT, 'the manifest is not valid JSON: Unexpected end of JSON input');
-      await expect(call(GET, prefix(4 * KiB + 1)), Status.RESOURCE_EXHAUSTED, 'the request message of 4097 bytes exceeds the limit of 4096 bytes (4 KiB) for this method');
-      await expect(call(GET, framed(Buffer.concat(Array(17).fill(Buffer.from([0x18, 0x01]))))), Status.RESOURCE_EXHAUSTED, 'the request has more than 16 fields that this method does not use');
-      await expect(call(GET, prefix(10), true), Status.DEADLINE_EXCEEDED, 'the request body did not arrive within 0.3 s');
-      await expect(call(RECOVER, prefix(4 * KiB + 1)), Status.RESOURCE_EXHAUSTED, 'the request message of 4097 bytes exceeds the limit of 4096 bytes (4 KiB) for this method');
-      await expect(call(RECOVER, Buffer.concat([prefix(2 * KiB), fieldHead(1, KiB + 1)])), Status.RESOURCE_EXHAUSTED, 'Seed field of 1025 bytes exceeds the limit of 1024 bytes (1 KiB)');
-      await expect(call(RECOVER, Buffer.concat([prefix(2 * KiB), fieldHead(2, KiB + 1)])), Status.RESOURCE_EXHAUSTED, 'Salt field of 1025 bytes exceeds the limit of 1024 bytes (1 KiB)');
-      await expect(call(RECOVER, framed(Buffer.concat([fieldHead(1, 0), fieldHead(1, 0)]))), Status.RESOURCE_EXHAUSTED, 'the request has more than 1 Seed field');
-      await expect(call(RECOVER, framed(Buffer.concat([fieldHead(2, 0), fieldHead(2, 0)]))), Status.RESOURCE_EXHAUSTED, 'the request has more than 1 Salt field');
-      await expect(call(RECOVER, framed(Buffer.concat(Array(17).fill(Buffer.from([0x18, 0x01]))))), Status.RESOURCE_EXHAUSTED, 'the request has more than 16 fields that this method does not use');
-      await expect(call(RECOVER, prefix(10), true), Status.DEADLINE_EXCEEDED, 'the request body did not arrive within 0.3 s');
+      await expect(
+        call(SET, prefix(64 * MiB + 1)),
+        Status.RESOURCE_EXHAUSTED,
+        'the request message of 67108865 bytes exceeds the limit of 67108864 bytes (64 MiB) for this method',
+      );
+      await expect(
+        call(SET, Buffer.concat([prefix(9 * MiB), fieldHead(1, 8 * MiB + 1)])),
+        Status.RESOURCE_EXHAUSTED,
+        'Manifest field of 8388609 bytes exceeds the limit of 8388608 bytes (8 MiB)',
+      );
+      await expect(
+        call(SET, Buffer.concat([prefix(2 * MiB), fieldHead(2, MiB + 1)])),
+        Status.RESOURCE_EXHAUSTED,
+        'Policies field of 1048577 bytes exceeds the limit of 1048576 bytes (1 MiB)',
+      );
+      await expect(
+        call(SET, framed(Buffer.concat([fieldHead(1, 0), fieldHead(1, 0)]))),
+        Status.RESOURCE_EXHAUSTED,
+        'the request has more than 1 Manifest field',
+      );
+      await expect(
+        call(SET, framed(Buffer.concat(Array(20_001).fill(fieldHead(2, 0))))),
+        Status.RESOURCE_EXHAUSTED,
+        'the request has more than 20000 Policies fields',
+      );
+      await expect(
+        call(SET, framed(Buffer.concat(Array(17).fill(Buffer.from([0x18, 0x01]))))),
+        Status.RESOURCE_EXHAUSTED,
+        'the request has more than 16 fields that this method does not use',
+      );
+      await expect(
+        call(SET, prefix(10), true),
+        Status.DEADLINE_EXCEEDED,
+        'the request body did not arrive within 0.4 s',
+      );
+      await expect(
+        call(SET, framed(Buffer.alloc(0))),
+        Status.INVALID_ARGUMENT,
+        'the manifest is not valid JSON: Unexpected end of JSON input',
+      );
+      await expect(
+        call(GET, prefix(4 * KiB + 1)),
+        Status.RESOURCE_EXHAUSTED,
+        'the request message of 4097 bytes exceeds the limit of 4096 bytes (4 KiB) for this method',
+      );
+      await expect(
+        call(GET, framed(Buffer.concat(Array(17).fill(Buffer.from([0x18, 0x01]))))),
+        Status.RESOURCE_EXHAUSTED,
+        'the request has more than 16 fields that this method does not use',
+      );
+      await expect(
+        call(GET, prefix(10), true),
+        Status.DEADLINE_EXCEEDED,
+        'the request body did not arrive within 0.3 s',
+      );
+      await expect(
+        call(RECOVER, prefix(4 * KiB + 1)),
+        Status.RESOURCE_EXHAUSTED,
+        'the request message of 4097 bytes exceeds the limit of 4096 bytes (4 KiB) for this method',
+      );
+      await expect(
+        call(RECOVER, Buffer.concat([prefix(2 * KiB), fieldHead(1, KiB + 1)])),
+        Status.RESOURCE_EXHAUSTED,
+        'Seed field of 1025 bytes exceeds the limit of 1024 bytes (1 KiB)',
+      );
+      await expect(
+        call(RECOVER, Buffer.concat([prefix(2 * KiB), fieldHead(2, KiB + 1)])),
+        Status.RESOURCE_EXHAUSTED,
+        'Salt field of 1025 bytes exceeds the limit of 1024 bytes (1 KiB)',
+      );
+      await expect(
+        call(RECOVER, framed(Buffer.concat([fieldHead(1, 0), fieldHead(1, 0)]))),
+        Status.RESOURCE_EXHAUSTED,
+        'the request has more than 1 Seed field',
+      );
+      await expect(
+        call(RECOVER, framed(Buffer.concat([fieldHead(2, 0), fieldHead(2, 0)]))),
+        Status.RESOURCE_EXHAUSTED,
+        'the request has more than 1 Salt field',
+      );
+      await expect(
+        call(RECOVER, framed(Buffer.concat(Array(17).fill(Buffer.from([0x18, 0x01]))))),
+        Status.RESOURCE_EXHAUSTED,
+        'the request has more than 16 fields that this method does not use',
+      );
+      await expect(
+        call(RECOVER, prefix(10), true),
+        Status.DEADLINE_EXCEEDED,
+        'the request body did not arrive within 0.3 s',
+      );
       // Controls at the limits: a Seed and a Salt of 1 KiB are read (and judged by the Authority).
-      await expect(call(RECOVER, framed(Buffer.concat([fieldHead(1, KiB), Buffer.alloc(KiB), fieldHead(2, KiB), Buffer.alloc(KiB)]))), Status.FAILED_PRECONDITION, 'the Coordinator is already recovered (or was never restarted); nothing to do');
-    } finally { h2.close(); }
+      await expect(
+        call(
+          RECOVER,
+          framed(Buffer.concat([fieldHead(1, KiB), Buffer.alloc(KiB), fieldHead(2, KiB), Buffer.alloc(KiB)])),
+        ),
+        Status.FAILED_PRECONDITION,
+        'the Coordinator is already recovered (or was never restarted); nothing to do',
+      );
+    } finally {
+      h2.close();
+    }
   });
 
   it('after a restart: NewMeshCert waits for recovery; Recover by the seed-share owner is logged and certificates are issued again', async () => {
-    const h = decode<GetManifestsResponse>(GetManifestsResponseSchema, (await user('GetManifests', Buffer.alloc(0))).response);
+    const h = decode<GetManifestsResponse>(
+      GetManifestsResponseSchema,
+      (await user('GetManifests', Buffer.alloc(0))).response,
+    );
     await coord.close();
     coord = await start();
     assert.equal(coord.authority.mode, 'recovery');
     const e = await refusal(mesh(webPolicy));
     assert.equal(e.code, Status.FAILED_PRECONDITION);
-    assert.equal(e.message, 'the Coordinator waits for recovery (kubectl contrast recover); no certificates until then');
+    assert.equal(
+      e.message,
+      'the Coordinator waits for recovery (kubectl contrast recover); no certificates until then',
+    );
     const seed = decryptSeedShare(h.SeedSharesDoc!.SeedShares[0]!, so);
     const res = await user('Recover', encode(RecoverRequestSchema, { Seed: seed, Salt: h.SeedSharesDoc!.salt }), so);
     assert.deepEqual(res.response, Buffer.alloc(0));
     assert.equal(coord.authority.mode, 'ready');
     assert.ok(logs.includes('recovered: the history is verified and certificates are issued again (new mesh CA)'));
     assert.ok((await mesh(webPolicy)).res.length > 0);
-    const wrong = await refusal(user('Recover', encode(RecoverRequestSchema, { Seed: randomBytes(64), Salt: randomBytes(32) }), so).catch((err: Error & { cause?: unknown }) => { throw err.cause; }));
+    const wrong = await refusal(
+      user('Recover', encode(RecoverRequestSchema, { Seed: randomBytes(64), Salt: randomBytes(32) }), so).catch(
+        (err: Error & { cause?: unknown }) => {
+          throw err.cause;
+        },
+      ),
+    );
     assert.equal(wrong.code, Status.FAILED_PRECONDITION);
   });
 });

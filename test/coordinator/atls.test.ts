@@ -7,7 +7,12 @@ import { startCoordinator, type RunningCoordinator } from '../../src/coordinator
 import { MemoryStore } from '../../src/coordinator/store/dir.js';
 import { callUserApi } from '../../src/coordinator/client.js';
 import { encode, decode } from '../../src/util/protobuf.js';
-import { SetManifestRequestSchema, SetManifestResponseSchema, MESHAPI_SERVICE, NewMeshCertResponseSchema } from '../../src/coordinator/api/messages.js';
+import {
+  SetManifestRequestSchema,
+  SetManifestResponseSchema,
+  MESHAPI_SERVICE,
+  NewMeshCertResponseSchema,
+} from '../../src/coordinator/api/messages.js';
 import { requestMeshCert } from '../../src/initializer/initializer.js';
 import { dialAtls } from '../../src/atls/client.js';
 import { createAtlsCert } from '../../src/atls/cert.js';
@@ -46,9 +51,17 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
     coord = await startCoordinator({
       store: new MemoryStore(),
       issuer: new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(coordPolicy)),
-      host: '127.0.0.1', userPort: 0, meshPort: 0, metricsPort: 0, log: () => undefined,
+      host: '127.0.0.1',
+      userPort: 0,
+      meshPort: 0,
+      metricsPort: 0,
+      log: () => undefined,
     });
-    const r = await callUserApi('SetManifest', encode(SetManifestRequestSchema, { Manifest: raw, Policies: [coordPolicy, webPolicy] }), { address: addr(), manifest, clientKey: wo });
+    const r = await callUserApi(
+      'SetManifest',
+      encode(SetManifestRequestSchema, { Manifest: raw, Policies: [coordPolicy, webPolicy] }),
+      { address: addr(), manifest, clientKey: wo },
+    );
     const res = decode<{ RootCA: Buffer; SeedSharesDoc?: unknown }>(SetManifestResponseSchema, r.response);
     assert.match(res.RootCA.toString(), /BEGIN CERTIFICATE/);
     assert.ok(res.SeedSharesDoc);
@@ -68,9 +81,24 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
     assert.equal(verifySimulated(rep, refs, { reportData: rd }, loadSimRootPublicKey(simDir)).tee, 'insecure-sim');
     const tampered = Buffer.from(rep);
     tampered[70] ^= 1;
-    assert.throws(() => verifySimulated(tampered, refs, { reportData: rd }, loadSimRootPublicKey(simDir)), /sim.report.signature/);
-    assert.throws(() => verifySimulated(rep, refs, { reportData: randomBytes(64) }, loadSimRootPublicKey(simDir)), /sim.reportdata/);
-    assert.throws(() => verifySimulated(rep, [{ Platform: 'Insecure-Sim', TrustedMeasurement: 'ab'.repeat(48) }], { reportData: rd }, loadSimRootPublicKey(simDir)), /TrustedMeasurement is abab.*measured 4e9c/);
+    assert.throws(
+      () => verifySimulated(tampered, refs, { reportData: rd }, loadSimRootPublicKey(simDir)),
+      /sim.report.signature/,
+    );
+    assert.throws(
+      () => verifySimulated(rep, refs, { reportData: randomBytes(64) }, loadSimRootPublicKey(simDir)),
+      /sim.reportdata/,
+    );
+    assert.throws(
+      () =>
+        verifySimulated(
+          rep,
+          [{ Platform: 'Insecure-Sim', TrustedMeasurement: 'ab'.repeat(48) }],
+          { reportData: rd },
+          loadSimRootPublicKey(simDir),
+        ),
+      /TrustedMeasurement is abab.*measured 4e9c/,
+    );
     assert.throws(() => verifySimulated(rep, [], {}, loadSimRootPublicKey(simDir)), /no reference values/);
     const otherRoot = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey;
     assert.throws(() => verifySimulated(rep, refs, {}, otherRoot), /sim.report.signature/);
@@ -89,26 +117,49 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
 
   it('refuses a workload whose policy hash is not in the manifest', async () => {
     const issuer = new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(Buffer.from('unknown policy')));
-    await assert.rejects(requestMeshCert({ host: '127.0.0.1', port: coord.ports.meshapi, issuer }),
-      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /policy hash .* not a workload policy in the manifest.*generate/.test(e.message));
+    await assert.rejects(
+      requestMeshCert({ host: '127.0.0.1', port: coord.ports.meshapi, issuer }),
+      (e: RpcError) =>
+        e.code === Status.PERMISSION_DENIED &&
+        /policy hash .* not a workload policy in the manifest.*generate/.test(e.message),
+    );
   });
 
   it('refuses calls without client evidence', async () => {
     const conn = await dialAtls({ host: '127.0.0.1', port: coord.ports.meshapi, verifyServer: null });
     try {
-      await assert.rejects(callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), {}), (e: RpcError) => e.code === Status.UNAUTHENTICATED);
-    } finally { conn.close(); }
+      await assert.rejects(
+        callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), {}),
+        (e: RpcError) => e.code === Status.UNAUTHENTICATED,
+      );
+    } finally {
+      conn.close();
+    }
   });
 
   /** Open a MeshAPI connection with `tlsKey` and send evidence made by `make`. */
-  async function meshCallWith(make: (ekm: Buffer, tlsKey: ReturnType<typeof generateKeyPairSync>['privateKey']) => Promise<string>) {
+  async function meshCallWith(
+    make: (ekm: Buffer, tlsKey: ReturnType<typeof generateKeyPairSync>['privateKey']) => Promise<string>,
+  ) {
     const tlsKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-    const conn = await dialAtls({ host: '127.0.0.1', port: coord.ports.meshapi, clientKey: tlsKey, verifyServer: null });
+    const conn = await dialAtls({
+      host: '127.0.0.1',
+      port: coord.ports.meshapi,
+      clientKey: tlsKey,
+      verifyServer: null,
+    });
     try {
       const ekm = conn.socket.exportKeyingMaterial(32, EKM_LABEL, Buffer.alloc(0));
       const header = await make(ekm, tlsKey);
-      return decode<{ CertChain: Buffer }>(NewMeshCertResponseSchema, await callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), { [CLIENT_EVIDENCE_HEADER]: header }));
-    } finally { conn.close(); }
+      return decode<{ CertChain: Buffer }>(
+        NewMeshCertResponseSchema,
+        await callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), {
+          [CLIENT_EVIDENCE_HEADER]: header,
+        }),
+      );
+    } finally {
+      conn.close();
+    }
   }
   const certB64 = async (key: Parameters<typeof createAtlsCert>[0], issuer: Issuer, rd: Buffer) =>
     Buffer.from(new x509.X509Certificate(await createAtlsCert(key, await issuer.issue(rd))).rawData).toString('base64');
@@ -119,21 +170,29 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
   });
 
   it('takes the evidence header with or without base64 padding (gRPC binary metadata), and only canonical base64', async () => {
-    const unpadded = await meshCallWith(async (ekm, key) => (await certB64(key, webIssuer(), reportData(spkiDer(key), ekm))).replace(/=+$/, ''));
+    const unpadded = await meshCallWith(async (ekm, key) =>
+      (await certB64(key, webIssuer(), reportData(spkiDer(key), ekm))).replace(/=+$/, ''),
+    );
     assert.match(unpadded.CertChain.toString(), /BEGIN CERTIFICATE/);
-    await assert.rejects(meshCallWith(async (ekm, key) => `${await certB64(key, webIssuer(), reportData(spkiDer(key), ekm))}!`),
-      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /not canonical base64/.test(e.message));
+    await assert.rejects(
+      meshCallWith(async (ekm, key) => `${await certB64(key, webIssuer(), reportData(spkiDer(key), ekm))}!`),
+      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /not canonical base64/.test(e.message),
+    );
   });
 
   it('refuses evidence for another TLS key', async () => {
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-    await assert.rejects(meshCallWith((ekm) => certB64(other, webIssuer(), reportData(spkiDer(other), ekm))),
-      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /another key/.test(e.message));
+    await assert.rejects(
+      meshCallWith((ekm) => certB64(other, webIssuer(), reportData(spkiDer(other), ekm))),
+      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /another key/.test(e.message),
+    );
   });
 
   it('refuses evidence bound to the right key but a different nonce, and replayed evidence', async () => {
-    await assert.rejects(meshCallWith((_ekm, key) => certB64(key, webIssuer(), reportData(spkiDer(key), randomBytes(32)))),
-      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /REPORT_DATA/.test(e.message));
+    await assert.rejects(
+      meshCallWith((_ekm, key) => certB64(key, webIssuer(), reportData(spkiDer(key), randomBytes(32)))),
+      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /REPORT_DATA/.test(e.message),
+    );
     // Record evidence valid on one connection, replay it on the next connection with the same key.
     const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     let recorded = '';
@@ -141,11 +200,21 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
       const conn = await dialAtls({ host: '127.0.0.1', port: coord.ports.meshapi, clientKey: key, verifyServer: null });
       try {
         const header = await send(conn.socket.exportKeyingMaterial(32, EKM_LABEL, Buffer.alloc(0)));
-        return await callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), { [CLIENT_EVIDENCE_HEADER]: header });
-      } finally { conn.close(); }
+        return await callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), {
+          [CLIENT_EVIDENCE_HEADER]: header,
+        });
+      } finally {
+        conn.close();
+      }
     };
-    await open(async (ekm) => { recorded = await certB64(key, webIssuer(), reportData(spkiDer(key), ekm)); return recorded; });
-    await assert.rejects(open(async () => recorded), (e: RpcError) => e.code === Status.PERMISSION_DENIED && /REPORT_DATA/.test(e.message));
+    await open(async (ekm) => {
+      recorded = await certB64(key, webIssuer(), reportData(spkiDer(key), ekm));
+      return recorded;
+    });
+    await assert.rejects(
+      open(async () => recorded),
+      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /REPORT_DATA/.test(e.message),
+    );
   });
 
   it('refuses a tampered simulated report', async () => {
@@ -157,22 +226,35 @@ describe('aTLS and the Coordinator APIs (in process)', function () {
         return ev;
       },
     };
-    await assert.rejects(requestMeshCert({ host: '127.0.0.1', port: coord.ports.meshapi, issuer: tamper }),
-      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /sim.report.signature/.test(e.message));
+    await assert.rejects(
+      requestMeshCert({ host: '127.0.0.1', port: coord.ports.meshapi, issuer: tamper }),
+      (e: RpcError) => e.code === Status.PERMISSION_DENIED && /sim.report.signature/.test(e.message),
+    );
     assert.ok(coord.metrics.get('contrast_meshapi_attestation_failures_total') >= 1);
     void OID_SIMULATED_EVIDENCE;
   });
 
-  it('the client refuses a Coordinator whose policy hash is not the manifest\'s coordinator', async () => {
-    const other = { ...manifest, Policies: { [hex(sha256(Buffer.from('x')))]: { SANs: [], Role: 'coordinator' as const } } };
-    await assert.rejects(callUserApi('GetManifests', Buffer.alloc(0), { address: addr(), manifest: other, clientKey: wo }),
-      /failed attestation: .*not a Coordinator policy/);
+  it("the client refuses a Coordinator whose policy hash is not the manifest's coordinator", async () => {
+    const other = {
+      ...manifest,
+      Policies: { [hex(sha256(Buffer.from('x')))]: { SANs: [], Role: 'coordinator' as const } },
+    };
+    await assert.rejects(
+      callUserApi('GetManifests', Buffer.alloc(0), { address: addr(), manifest: other, clientKey: wo }),
+      /failed attestation: .*not a Coordinator policy/,
+    );
   });
 
   it('refuses SetManifest from a key that is not a workload owner', async () => {
     const stranger = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
-    await assert.rejects(callUserApi('SetManifest', encode(SetManifestRequestSchema, { Manifest: raw, Policies: [coordPolicy, webPolicy] }), { address: addr(), manifest, clientKey: stranger }),
-      /refused.*not a workload owner key.*expected one of/);
+    await assert.rejects(
+      callUserApi(
+        'SetManifest',
+        encode(SetManifestRequestSchema, { Manifest: raw, Policies: [coordPolicy, webPolicy] }),
+        { address: addr(), manifest, clientKey: stranger },
+      ),
+      /refused.*not a workload owner key.*expected one of/,
+    );
   });
 
   it('serves probes and metrics', async () => {

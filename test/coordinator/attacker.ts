@@ -18,13 +18,20 @@ import { spkiDer } from '../../src/atls/binding.js';
  * the embedded PEM takes the genuine key and the attacker's evidence from one "certificate".
  */
 export function wrapCertificate(key: KeyObject, genuine: Buffer): Buffer {
-  const copied = [...extensions(parseDerCertificate(genuine, 'genuine'))].map(([id, e]) => seq(oid(id), tlv(0x04, e.value)));
+  const copied = [...extensions(parseDerCertificate(genuine, 'genuine'))].map(([id, e]) =>
+    seq(oid(id), tlv(0x04, e.value)),
+  );
   const name = seq(tlv(0x31, seq(oid('2.5.4.3'), tlv(0x0c, Buffer.from('Contrast')))));
   const alg = seq(oid('1.2.840.10045.4.3.2'));
   const now = Date.now();
   const tbs = seq(
-    tlv(0xa0, tlv(0x02, Buffer.from([2]))), tlv(0x02, Buffer.from([7])), alg, name,
-    seq(utcTime(new Date(now - 3600_000)), utcTime(new Date(now + 3600_000))), name, spkiDer(key),
+    tlv(0xa0, tlv(0x02, Buffer.from([2]))),
+    tlv(0x02, Buffer.from([7])),
+    alg,
+    name,
+    seq(utcTime(new Date(now - 3600_000)), utcTime(new Date(now + 3600_000))),
+    name,
+    spkiDer(key),
     tlv(0xa3, seq(...copied, seq(oid('1.3.6.1.4.1.99999.1'), tlv(0x04, Buffer.from(`\n${derToPem(genuine)}`))))),
   );
   return seq(tbs, alg, tlv(0x03, Buffer.from([0]), sign('sha256', tbs, key)));
@@ -37,17 +44,30 @@ export function keyPem(key: KeyObject): string {
 }
 
 /** The certificate a TLS server presents for `servername` (DER), with an optional client certificate. */
-export function fetchServerCertificate(host: string, port: number, servername: string, client?: { key: KeyObject; cert: Buffer }): Promise<Buffer> {
+export function fetchServerCertificate(
+  host: string,
+  port: number,
+  servername: string,
+  client?: { key: KeyObject; cert: Buffer },
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({
-      host, port, servername, ALPNProtocols: ['h2'], rejectUnauthorized: false, minVersion: 'TLSv1.3',
-      ...(client ? { key: keyPem(client.key), cert: derToPem(client.cert) } : {}),
-    }, () => {
-      const raw = s.getPeerX509Certificate()?.raw;
-      s.destroy();
-      if (raw) resolve(Buffer.from(raw));
-      else reject(new Error('no server certificate'));
-    });
+    const s = tlsConnect(
+      {
+        host,
+        port,
+        servername,
+        ALPNProtocols: ['h2'],
+        rejectUnauthorized: false,
+        minVersion: 'TLSv1.3',
+        ...(client ? { key: keyPem(client.key), cert: derToPem(client.cert) } : {}),
+      },
+      () => {
+        const raw = s.getPeerX509Certificate()?.raw;
+        s.destroy();
+        if (raw) resolve(Buffer.from(raw));
+        else reject(new Error('no server certificate'));
+      },
+    );
     s.once('error', reject);
   });
 }
@@ -66,19 +86,33 @@ export async function startFakeCoordinator(real: { host: string; port: number })
   const key = attackerKey();
   const fake: FakeCoordinator = { port: 0, requests: [], relayed: 0, close: async () => undefined };
   const server: Http2SecureServer = createSecureServer({
-    minVersion: 'TLSv1.3', ALPNProtocols: ['h2'], requestCert: true, rejectUnauthorized: false, allowHTTP1: false,
+    minVersion: 'TLSv1.3',
+    ALPNProtocols: ['h2'],
+    requestCert: true,
+    rejectUnauthorized: false,
+    allowHTTP1: false,
     SNICallback: (servername, cb) => {
       fetchServerCertificate(real.host, real.port, servername)
         .then((genuine) => {
           fake.relayed++;
-          cb(null, createSecureContext({ key: keyPem(key), cert: derToPem(wrapCertificate(key, genuine)), minVersion: 'TLSv1.3' }));
+          cb(
+            null,
+            createSecureContext({
+              key: keyPem(key),
+              cert: derToPem(wrapCertificate(key, genuine)),
+              minVersion: 'TLSv1.3',
+            }),
+          );
         })
         .catch((err: Error) => cb(err));
     },
   });
   server.on('stream', (stream, headers) => {
     fake.requests.push(String(headers[':path']));
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': '13' }, { endStream: true });
+    stream.respond(
+      { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': '13' },
+      { endStream: true },
+    );
   });
   server.on('sessionError', () => undefined);
   server.on('tlsClientError', () => undefined);

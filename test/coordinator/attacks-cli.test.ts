@@ -27,11 +27,29 @@ describe('a fake Coordinator that relays nonces and wraps the genuine certificat
     res = join(dir, 'resources');
     sim = join(dir, 'sim');
     cpSync(join(REPO_ROOT, 'samples', 'plain'), res, { recursive: true });
-    const g = cli(['generate', '--platform', 'insecure-sim', '--oci-layout', join(REPO_ROOT, 'samples', 'images'), '--offline', '--no-cache', '--workspace-dir', ws, res]);
+    const g = cli([
+      'generate',
+      '--platform',
+      'insecure-sim',
+      '--oci-layout',
+      join(REPO_ROOT, 'samples', 'images'),
+      '--offline',
+      '--no-cache',
+      '--workspace-dir',
+      ws,
+      res,
+    ]);
     assert.equal(g.code, 0, g.stderr);
-    const m = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as { Policies: Record<string, { Role?: string }> };
+    const m = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as {
+      Policies: Record<string, { Role?: string }>;
+    };
     const coordinatorHash = Object.entries(m.Policies).find(([, e]) => e.Role === 'coordinator')![0];
-    real = await startCoordinatorProcess({ stateDir: join(dir, 'state'), policyHash: coordinatorHash, simDir: sim, workDir: dir });
+    real = await startCoordinatorProcess({
+      stateDir: join(dir, 'state'),
+      policyHash: coordinatorHash,
+      simDir: sim,
+      workDir: dir,
+    });
     const set = cli(['set', '-c', `127.0.0.1:${real.ports.userapi}`, '--workspace-dir', ws, res]);
     assert.equal(set.code, 0, set.stderr);
     assert.ok(existsSync(join(ws, 'seed-shares.json')));
@@ -41,12 +59,19 @@ describe('a fake Coordinator that relays nonces and wraps the genuine certificat
     removeDir(dir);
   });
 
-  for (const [command, extra] of [['verify', []], ['set', ['RES']], ['recover', []]] as const) {
+  for (const [command, extra] of [
+    ['verify', []],
+    ['set', ['RES']],
+    ['recover', []],
+  ] as const) {
     it(`${command} refuses the fake before sending a request`, async () => {
       const fake = await startFakeCoordinator({ host: '127.0.0.1', port: real!.ports.userapi });
       try {
         const rootBefore = readFileSync(join(ws, 'coordinator-root-ca.pem'));
-        const r = await runCliAsync([command, '-c', `127.0.0.1:${fake.port}`, '--workspace-dir', ws, ...extra.map(() => res)], { cwd: dir, env: { CONTRAST_INSECURE_SIM_DIR: sim } });
+        const r = await runCliAsync(
+          [command, '-c', `127.0.0.1:${fake.port}`, '--workspace-dir', ws, ...extra.map(() => res)],
+          { cwd: dir, env: { CONTRAST_INSECURE_SIM_DIR: sim } },
+        );
         assert.equal(r.code, 1, r.stderr);
         assert.match(r.stderr, /failed attestation: .*REPORT_DATA does not match/);
         assert.ok(fake.relayed >= 1, 'the fake relayed the nonce and presented a wrapped genuine certificate');

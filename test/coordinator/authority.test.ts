@@ -47,9 +47,18 @@ describe('Authority refusals (in process)', function () {
       const strangerHex = spkiDer(stranger).toString('hex');
       const tail = `expected one of: ${digest(WO_HEX)} (sha256 of the PKIX public key), got`;
       const base = 'the client key is not a workload owner key of the current manifest; ';
-      await assert.rejects(a.setManifest(manifest(), SEND, stranger), rpc(Status.PERMISSION_DENIED, `${base}${tail} ${digest(strangerHex)}`));
-      await assert.rejects(a.setManifest(manifest(), SEND, rsa2048), rpc(Status.PERMISSION_DENIED, `${base}${tail} no ECDSA key`));
-      await assert.rejects(a.setManifest(manifest(), SEND, undefined), rpc(Status.PERMISSION_DENIED, `${base}${tail} no ECDSA key`));
+      await assert.rejects(
+        a.setManifest(manifest(), SEND, stranger),
+        rpc(Status.PERMISSION_DENIED, `${base}${tail} ${digest(strangerHex)}`),
+      );
+      await assert.rejects(
+        a.setManifest(manifest(), SEND, rsa2048),
+        rpc(Status.PERMISSION_DENIED, `${base}${tail} no ECDSA key`),
+      );
+      await assert.rejects(
+        a.setManifest(manifest(), SEND, undefined),
+        rpc(Status.PERMISSION_DENIED, `${base}${tail} no ECDSA key`),
+      );
       assert.doesNotThrow(() => a.checkManifestUpdater(wo));
       assert.doesNotThrow(() => a.checkManifestUpdater(createPublicKey(wo)), 'a public key is the same owner');
       // Before the first manifest anyone may set one.
@@ -63,14 +72,21 @@ describe('Authority refusals (in process)', function () {
       const a = await Authority.open(new MemoryStore(), { log: () => undefined });
       const both = [WO_HEX, spkiDer(second).toString('hex')];
       await a.setManifest(manifest({ WorkloadOwnerPubKeys: both }), SEND, undefined);
-      await assert.rejects(a.setManifest(manifest(), SEND, undefined), rpc(Status.PERMISSION_DENIED, new RegExp(`expected one of: ${digest(both[0]!)}, ${digest(both[1]!)} \\(sha256`)));
+      await assert.rejects(
+        a.setManifest(manifest(), SEND, undefined),
+        rpc(
+          Status.PERMISSION_DENIED,
+          new RegExp(`expected one of: ${digest(both[0]!)}, ${digest(both[1]!)} \\(sha256`),
+        ),
+      );
       await a.setManifest(manifest({ WorkloadOwnerPubKeys: both }), SEND, second);
     });
 
     it('a --disable-updates manifest can never be replaced, whoever asks', async () => {
       const a = await Authority.open(new MemoryStore(), { log: () => undefined });
       await a.setManifest(manifest({ WorkloadOwnerPubKeys: [] }), SEND, undefined);
-      const msg = 'the current manifest was generated with --disable-updates: it lists no workload owner keys, so it can never be replaced';
+      const msg =
+        'the current manifest was generated with --disable-updates: it lists no workload owner keys, so it can never be replaced';
       await assert.rejects(a.setManifest(manifest(), SEND, wo), rpc(Status.PERMISSION_DENIED, msg));
       assert.throws(() => a.checkManifestUpdater(undefined), rpc(Status.PERMISSION_DENIED, msg));
     });
@@ -78,7 +94,8 @@ describe('Authority refusals (in process)', function () {
     it('in recovery nothing is set, by anyone', async () => {
       const { store } = await ready();
       const b = await Authority.open(store, { log: () => undefined });
-      const msg = 'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` before setting a manifest';
+      const msg =
+        'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` before setting a manifest';
       assert.throws(() => b.checkManifestUpdater(wo), rpc(Status.FAILED_PRECONDITION, msg));
       await assert.rejects(b.setManifest(manifest(), SEND, wo), rpc(Status.FAILED_PRECONDITION, msg));
     });
@@ -87,15 +104,33 @@ describe('Authority refusals (in process)', function () {
   describe('what a manifest must come with', () => {
     it('its JSON must parse, every policy must be sent, and the seed-share owners stay', async () => {
       const a = await Authority.open(new MemoryStore(), { log: () => undefined });
-      await assert.rejects(a.setManifest(Buffer.from('{"Policies": '), SEND, undefined), rpc(Status.INVALID_ARGUMENT, /^the manifest is not valid JSON: /));
-      await assert.rejects(a.setManifest(Buffer.from('[]'), SEND, undefined), rpc(Status.INVALID_ARGUMENT, 'manifest.(top level): manifest must be a JSON object'));
-      await assert.rejects(a.setManifest(manifest(), [COORD], undefined), rpc(Status.INVALID_ARGUMENT, `the policy ${sha256(WEB).toString('hex')} of the manifest was not sent with it`));
+      await assert.rejects(
+        a.setManifest(Buffer.from('{"Policies": '), SEND, undefined),
+        rpc(Status.INVALID_ARGUMENT, /^the manifest is not valid JSON: /),
+      );
+      await assert.rejects(
+        a.setManifest(Buffer.from('[]'), SEND, undefined),
+        rpc(Status.INVALID_ARGUMENT, 'manifest.(top level): manifest must be a JSON object'),
+      );
+      await assert.rejects(
+        a.setManifest(manifest(), [COORD], undefined),
+        rpc(Status.INVALID_ARGUMENT, `the policy ${sha256(WEB).toString('hex')} of the manifest was not sent with it`),
+      );
       assert.equal(a.mode, 'uninitialised');
       await a.setManifest(manifest(), [WEB, Buffer.from('extra'), COORD], undefined);
       const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
       const otherHex = createPublicKey(other).export({ type: 'pkcs1', format: 'der' }).toString('hex');
-      await assert.rejects(a.setManifest(manifest({ SeedshareOwnerPubKeys: [SO_HEX, otherHex] }), SEND, wo), rpc(Status.INVALID_ARGUMENT, 'manifest.SeedshareOwnerPubKeys: cannot change after the first manifest (nor can DisableRecovery)'));
-      await assert.rejects(a.setManifest(manifest({ SeedshareOwnerPubKeys: [otherHex] }), SEND, wo), rpc(Status.INVALID_ARGUMENT, /cannot change after the first manifest/));
+      await assert.rejects(
+        a.setManifest(manifest({ SeedshareOwnerPubKeys: [SO_HEX, otherHex] }), SEND, wo),
+        rpc(
+          Status.INVALID_ARGUMENT,
+          'manifest.SeedshareOwnerPubKeys: cannot change after the first manifest (nor can DisableRecovery)',
+        ),
+      );
+      await assert.rejects(
+        a.setManifest(manifest({ SeedshareOwnerPubKeys: [otherHex] }), SEND, wo),
+        rpc(Status.INVALID_ARGUMENT, /cannot change after the first manifest/),
+      );
       // Control: the same owners in an update.
       await a.setManifest(manifest({ policies: [Buffer.from('v2')] }), [COORD, Buffer.from('v2')], wo);
     });
@@ -114,7 +149,13 @@ describe('Authority refusals (in process)', function () {
       const b = await Authority.open(store, { log: () => undefined });
       await a.setManifest(manifest(), SEND, undefined);
       const before = new Map(store.data);
-      await assert.rejects(b.setManifest(manifest(), SEND, undefined), rpc(Status.ABORTED, 'the store already holds a manifest history (another Coordinator set one): restart this Coordinator, then `kubectl contrast recover`'));
+      await assert.rejects(
+        b.setManifest(manifest(), SEND, undefined),
+        rpc(
+          Status.ABORTED,
+          'the store already holds a manifest history (another Coordinator set one): restart this Coordinator, then `kubectl contrast recover`',
+        ),
+      );
       assert.deepEqual(store.data, before, 'nothing written');
       assert.equal(b.mode, 'uninitialised');
     });
@@ -131,7 +172,10 @@ describe('Authority refusals (in process)', function () {
         },
       };
       const a = await Authority.open(racing, { log: () => undefined });
-      await assert.rejects(a.setManifest(manifest(), SEND, undefined), rpc(Status.ABORTED, 'another Coordinator set a manifest concurrently; nothing was changed'));
+      await assert.rejects(
+        a.setManifest(manifest(), SEND, undefined),
+        rpc(Status.ABORTED, 'another Coordinator set a manifest concurrently; nothing was changed'),
+      );
       assert.equal(a.mode, 'uninitialised');
       assert.equal(a.snapshot(), undefined);
       assert.equal(a.manifest, undefined);
@@ -141,9 +185,15 @@ describe('Authority refusals (in process)', function () {
   describe('recovery', () => {
     it('refuses to recover what is not waiting for it', async () => {
       const fresh = await Authority.open(new MemoryStore(), { log: () => undefined });
-      await assert.rejects(fresh.recover(randomBytes(64), randomBytes(32), rsa2048), rpc(Status.FAILED_PRECONDITION, 'the Coordinator has no history to recover: run `kubectl contrast set`'));
+      await assert.rejects(
+        fresh.recover(randomBytes(64), randomBytes(32), rsa2048),
+        rpc(Status.FAILED_PRECONDITION, 'the Coordinator has no history to recover: run `kubectl contrast set`'),
+      );
       const { a, seed, salt } = await ready();
-      await assert.rejects(a.recover(seed, salt, rsa2048), rpc(Status.FAILED_PRECONDITION, 'the Coordinator is already recovered (or was never restarted); nothing to do'));
+      await assert.rejects(
+        a.recover(seed, salt, rsa2048),
+        rpc(Status.FAILED_PRECONDITION, 'the Coordinator is already recovered (or was never restarted); nothing to do'),
+      );
     });
 
     it('refuses a history that was deleted since the start, a caller that is no seed-share owner, and a malformed seed', async () => {
@@ -152,14 +202,23 @@ describe('Authority refusals (in process)', function () {
       for (const [k, v] of store.data) gone.data.set(k, v);
       const g = await Authority.open(gone, { log: () => undefined });
       gone.data.delete('transitions/latest');
-      await assert.rejects(g.recover(seed, salt, rsa2048), rpc(Status.FAILED_PRECONDITION, 'the stored history is gone (transitions/latest was deleted); nothing to recover'));
+      await assert.rejects(
+        g.recover(seed, salt, rsa2048),
+        rpc(
+          Status.FAILED_PRECONDITION,
+          'the stored history is gone (transitions/latest was deleted); nothing to recover',
+        ),
+      );
       await assert.rejects(g.getManifests(), rpc(Status.INTERNAL, 'the history has no latest transition'));
 
       const b = await Authority.open(store, { log: () => undefined });
       const base = `the client key is not a seed-share owner key of the manifest; expected one of: ${digest(SO_HEX)} (sha256 of the PKCS#1 public key), got`;
       const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
       const strangerHex = createPublicKey(stranger).export({ type: 'pkcs1', format: 'der' }).toString('hex');
-      await assert.rejects(b.recover(seed, salt, stranger), rpc(Status.PERMISSION_DENIED, `${base} ${digest(strangerHex)}`));
+      await assert.rejects(
+        b.recover(seed, salt, stranger),
+        rpc(Status.PERMISSION_DENIED, `${base} ${digest(strangerHex)}`),
+      );
       await assert.rejects(b.recover(seed, salt, wo), rpc(Status.PERMISSION_DENIED, `${base} no RSA key`));
       await assert.rejects(b.recover(seed, salt, undefined), rpc(Status.PERMISSION_DENIED, `${base} no RSA key`));
       await assert.rejects(b.recover(seed.subarray(1), salt, rsa2048), rpc(Status.INVALID_ARGUMENT, /64 bytes/));
@@ -175,12 +234,15 @@ describe('Authority refusals (in process)', function () {
       const writes: string[] = [];
       const watching: Store = {
         get: (k) => store.get(k),
-        set: async (k, v) => { writes.push(k); return store.set(k, v); },
+        set: async (k, v) => {
+          writes.push(k);
+          return store.set(k, v);
+        },
         compareAndSwap: (k, e, v) => store.compareAndSwap(k, e, v),
       };
       const b = await Authority.open(watching, { log: () => undefined });
       await b.recover(seed, salt, rsa2048);
-      assert.deepEqual(writes, [SEED_SHARES_KEY], 'the stored root was canonical and the seed\'s: not written again');
+      assert.deepEqual(writes, [SEED_SHARES_KEY], "the stored root was canonical and the seed's: not written again");
       assert.equal((await b.getManifests()).rootCA, r.rootCA);
 
       const logs: string[] = [];
@@ -188,9 +250,15 @@ describe('Authority refusals (in process)', function () {
       store.data.set(ROOT_CERT_KEY, other.store.data.get(ROOT_CERT_KEY)!);
       const c = await Authority.open(store, { log: (m) => logs.push(m) });
       await c.recover(seed, salt, rsa2048);
-      assert.deepEqual(logs, [`${ROOT_CERT_KEY} in the store is not the root certificate of this seed; issuing it again`]);
-      assert.equal(new X509Certificate((await c.getManifests()).rootCA).publicKey.export({ type: 'spki', format: 'der' }).toString('hex'),
-        new X509Certificate(r.rootCA).publicKey.export({ type: 'spki', format: 'der' }).toString('hex'));
+      assert.deepEqual(logs, [
+        `${ROOT_CERT_KEY} in the store is not the root certificate of this seed; issuing it again`,
+      ]);
+      assert.equal(
+        new X509Certificate((await c.getManifests()).rootCA).publicKey
+          .export({ type: 'spki', format: 'der' })
+          .toString('hex'),
+        new X509Certificate(r.rootCA).publicKey.export({ type: 'spki', format: 'der' }).toString('hex'),
+      );
     });
   });
 
@@ -198,10 +266,16 @@ describe('Authority refusals (in process)', function () {
     /** A self-signed P-384 certificate with `name`, CA or not, signed by `signer` (default: its own key). */
     async function cert(name: string, ca: boolean, signWith?: webcrypto.CryptoKeyPair): Promise<string> {
       const alg = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' };
-      const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
+      const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
       const c = await x509.X509CertificateGenerator.create({
-        serialNumber: '01', subject: name, issuer: name, notBefore: new Date(Date.now() - 1000), notAfter: new Date(Date.now() + 3600_000),
-        signingAlgorithm: alg, publicKey: keys.publicKey, signingKey: (signWith ?? keys).privateKey,
+        serialNumber: '01',
+        subject: name,
+        issuer: name,
+        notBefore: new Date(Date.now() - 1000),
+        notAfter: new Date(Date.now() + 3600_000),
+        signingAlgorithm: alg,
+        publicKey: keys.publicKey,
+        signingKey: (signWith ?? keys).privateKey,
         extensions: [new x509.BasicConstraintsExtension(ca, undefined, true)],
       });
       return c.toString('pem');
@@ -211,8 +285,25 @@ describe('Authority refusals (in process)', function () {
       const cases: [string, () => Promise<string>, string][] = [
         ['another name', () => cert('CN=someone', true), 'its subject is "CN=someone", not CN=system:coordinator:root'],
         ['no CA', () => cert('CN=system:coordinator:root', false), 'it is not a CA certificate'],
-        ['not self-signed', async () => cert('CN=system:coordinator:root', true, await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair), 'it is not self-signed by its key'],
-        ['two certificates', async () => `${await cert('CN=system:coordinator:root', true)}${await cert('CN=system:coordinator:root', true)}`, ''],
+        [
+          'not self-signed',
+          async () =>
+            cert(
+              'CN=system:coordinator:root',
+              true,
+              (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, [
+                'sign',
+                'verify',
+              ])) as webcrypto.CryptoKeyPair,
+            ),
+          'it is not self-signed by its key',
+        ],
+        [
+          'two certificates',
+          async () =>
+            `${await cert('CN=system:coordinator:root', true)}${await cert('CN=system:coordinator:root', true)}`,
+          '',
+        ],
       ];
       for (const [what, make, reason] of cases) {
         const { store } = await ready();
@@ -235,7 +326,9 @@ describe('Authority refusals (in process)', function () {
       const h = await b.getManifests();
       assert.equal(h.seedShares, undefined);
       assert.equal('seedShares' in h, false);
-      assert.deepEqual(logs, [`ignoring ${SEED_SHARES_KEY} from the store: its shares are not for the SeedshareOwnerPubKeys of the latest manifest`]);
+      assert.deepEqual(logs, [
+        `ignoring ${SEED_SHARES_KEY} from the store: its shares are not for the SeedshareOwnerPubKeys of the latest manifest`,
+      ]);
       store.data.delete(SEED_SHARES_KEY);
       const c = await Authority.open(store, { log: () => undefined });
       assert.equal('seedShares' in (await c.getManifests()), false);
@@ -245,7 +338,10 @@ describe('Authority refusals (in process)', function () {
       const { store } = await ready();
       store.data.delete(`policies/${sha256(WEB).toString('hex')}`);
       const b = await Authority.open(store, { log: () => undefined });
-      await assert.rejects(b.getManifests(), rpc(Status.INTERNAL, `policy ${sha256(WEB).toString('hex')} is missing from the store`));
+      await assert.rejects(
+        b.getManifests(),
+        rpc(Status.INTERNAL, `policy ${sha256(WEB).toString('hex')} is missing from the store`),
+      );
     });
 
     it('waiting for recovery, the history is served without a mesh CA; ready, with the current one', async () => {
@@ -270,17 +366,32 @@ describe('Authority refusals (in process)', function () {
       const snap = a.snapshot()!;
       const b = await Authority.open(store, { log: () => undefined });
       const wl = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
-      await assert.rejects(b.newMeshCert(snap, wl, sha256(WEB).toString('hex')), rpc(Status.FAILED_PRECONDITION, 'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` with a seed share'));
+      await assert.rejects(
+        b.newMeshCert(snap, wl, sha256(WEB).toString('hex')),
+        rpc(
+          Status.FAILED_PRECONDITION,
+          'the Coordinator restarted and waits for recovery: run `kubectl contrast recover` with a seed share',
+        ),
+      );
       // A ready Authority refuses another's snapshot as stale.
       const other = await ready();
-      await assert.rejects(other.a.newMeshCert(snap, wl, sha256(WEB).toString('hex')), rpc(Status.UNAVAILABLE, /manifest changed/));
+      await assert.rejects(
+        other.a.newMeshCert(snap, wl, sha256(WEB).toString('hex')),
+        rpc(Status.UNAVAILABLE, /manifest changed/),
+      );
     });
 
     it('a policy hash that is no own key of the Policies object is not found', async () => {
       const { a } = await ready();
       const wl = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
       for (const hash of ['__proto__', 'constructor', 'toString', 'ab'.repeat(32)]) {
-        await assert.rejects(a.newMeshCert(a.snapshot()!, wl, hash), rpc(Status.PERMISSION_DENIED, `policy hash ${hash} not found in manifest: the pod runs a policy the current manifest does not list; run \`kubectl contrast generate\` and \`set\` again`));
+        await assert.rejects(
+          a.newMeshCert(a.snapshot()!, wl, hash),
+          rpc(
+            Status.PERMISSION_DENIED,
+            `policy hash ${hash} not found in manifest: the pod runs a policy the current manifest does not list; run \`kubectl contrast generate\` and \`set\` again`,
+          ),
+        );
       }
     });
 

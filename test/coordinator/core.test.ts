@@ -7,11 +7,20 @@ import { deriveP384Key } from '../../src/coordinator/crypto.js';
 import { createMeshCA, createRootCert, issueMeshCert, OID_WORKLOAD_SECRET_ID } from '../../src/coordinator/ca.js';
 import { DirStore, MemoryStore } from '../../src/coordinator/store/dir.js';
 import { History, ZERO_HASH, chainHash } from '../../src/coordinator/history.js';
-import { decryptSeedShare, encryptSeedShares, seedShareDocumentFromJson, seedShareDocumentToJson } from '../../src/coordinator/seedshares.js';
+import {
+  decryptSeedShare,
+  encryptSeedShares,
+  seedShareDocumentFromJson,
+  seedShareDocumentToJson,
+} from '../../src/coordinator/seedshares.js';
 import { Authority } from '../../src/coordinator/authority.js';
 import { RpcError, Status } from '../../src/coordinator/api/grpc.js';
 import { decode, encode } from '../../src/util/protobuf.js';
-import { GetManifestsResponseSchema, RecoverRequestSchema, SetManifestResponseSchema } from '../../src/coordinator/api/messages.js';
+import {
+  GetManifestsResponseSchema,
+  RecoverRequestSchema,
+  SetManifestResponseSchema,
+} from '../../src/coordinator/api/messages.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
@@ -20,7 +29,8 @@ function owners() {
   const wo = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
   const so = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   return {
-    wo, so,
+    wo,
+    so,
     woHex: createPublicKey(wo).export({ type: 'spki', format: 'der' }).toString('hex'),
     soHex: createPublicKey(so).export({ type: 'pkcs1', format: 'der' }).toString('hex'),
   };
@@ -29,9 +39,17 @@ function owners() {
 function manifestFor(policies: Buffer[], woHex: string[], soHex: string[]): Buffer {
   const Policies: Record<string, unknown> = {};
   // The first policy is the Coordinator's: a manifest without one is refused.
-  policies.forEach((p, i) => { Policies[sha256(p).toString('hex')] = { SANs: [`w${i}`, '*'], WorkloadSecretID: `id-${i}`, ...(i === 0 ? { Role: 'coordinator' } : {}) }; });
+  policies.forEach((p, i) => {
+    Policies[sha256(p).toString('hex')] = {
+      SANs: [`w${i}`, '*'],
+      WorkloadSecretID: `id-${i}`,
+      ...(i === 0 ? { Role: 'coordinator' } : {}),
+    };
+  });
   const ReferenceValues = { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] };
-  return Buffer.from(`${JSON.stringify({ Policies, ReferenceValues, WorkloadOwnerPubKeys: woHex, SeedshareOwnerPubKeys: soHex }, null, 2)}\n`);
+  return Buffer.from(
+    `${JSON.stringify({ Policies, ReferenceValues, WorkloadOwnerPubKeys: woHex, SeedshareOwnerPubKeys: soHex }, null, 2)}\n`,
+  );
 }
 
 describe('coordinator core', () => {
@@ -41,8 +59,14 @@ describe('coordinator core', () => {
       const salt = randomBytes(32);
       const a = new SeedEngine(seed, salt);
       const b = new SeedEngine(Buffer.from(seed), Buffer.from(salt));
-      assert.deepEqual(createPublicKey(a.rootCAKey).export({ type: 'spki', format: 'der' }), createPublicKey(b.rootCAKey).export({ type: 'spki', format: 'der' }));
-      assert.deepEqual(createPublicKey(a.transactionSigningKey).export({ type: 'spki', format: 'der' }), createPublicKey(b.transactionSigningKey).export({ type: 'spki', format: 'der' }));
+      assert.deepEqual(
+        createPublicKey(a.rootCAKey).export({ type: 'spki', format: 'der' }),
+        createPublicKey(b.rootCAKey).export({ type: 'spki', format: 'der' }),
+      );
+      assert.deepEqual(
+        createPublicKey(a.transactionSigningKey).export({ type: 'spki', format: 'der' }),
+        createPublicKey(b.transactionSigningKey).export({ type: 'spki', format: 'der' }),
+      );
       assert.equal(a.workloadSecret('web').length, 64);
       assert.deepEqual(a.workloadSecret('web'), b.workloadSecret('web'));
       assert.notDeepEqual(a.workloadSecret('web'), a.workloadSecret('api'));
@@ -79,7 +103,11 @@ describe('coordinator core', () => {
       const rootPem = await createRootCert(engine.rootCAKey);
       const ca = await createMeshCA(engine.rootCAKey, rootPem);
       const wl = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const leafPem = await issueMeshCert(ca, { publicKey: wl.publicKey, sans: ['web', '*', '10.0.0.1', 'spiffe://x/y'], workloadSecretId: 'web-id' });
+      const leafPem = await issueMeshCert(ca, {
+        publicKey: wl.publicKey,
+        sans: ['web', '*', '10.0.0.1', 'spiffe://x/y'],
+        workloadSecretId: 'web-id',
+      });
       const root = new X509Certificate(rootPem);
       const inter = new X509Certificate(ca.intermediatePem);
       const mesh = new X509Certificate(ca.meshCAPem);
@@ -101,7 +129,9 @@ describe('coordinator core', () => {
 
   describe('stores', () => {
     let dir: string;
-    beforeEach(() => { dir = tempDir('kc-store-'); });
+    beforeEach(() => {
+      dir = tempDir('kc-store-');
+    });
     afterEach(() => removeDir(dir));
     for (const kind of ['dir', 'memory'] as const) {
       it(`${kind}: get/set/compare-and-swap`, async () => {
@@ -120,7 +150,9 @@ describe('coordinator core', () => {
     it('dir: concurrent CAS lets exactly one writer win and leaves no temporary files', async () => {
       const s = new DirStore(dir);
       await s.set('k', Buffer.from('0'));
-      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => s.compareAndSwap('k', Buffer.from('0'), Buffer.from(String(i + 1)))));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => s.compareAndSwap('k', Buffer.from('0'), Buffer.from(String(i + 1)))),
+      );
       assert.equal(results.filter(Boolean).length, 1);
       assert.deepEqual(readdirSync(dir), ['k']);
       assert.equal(statSync(join(dir, 'k')).mode & 0o777, 0o600);
@@ -137,12 +169,18 @@ describe('coordinator core', () => {
       let latest = await h.getLatest();
       for (const m of manifests) {
         const mh = await h.setManifest(m);
-        const t = await h.setTransition({ manifestHash: mh, previousTransitionHash: latest?.transitionHash ?? ZERO_HASH });
+        const t = await h.setTransition({
+          manifestHash: mh,
+          previousTransitionHash: latest?.transitionHash ?? ZERO_HASH,
+        });
         assert.equal(await h.setLatest(latest, t, engine.transactionSigningKey), true);
         latest = await h.getLatest(engine.transactionSigningKey);
       }
       const entries = await h.walk(latest);
-      assert.deepEqual(entries.map((e) => e.manifest.toString()), ['m1', 'm2', 'm3']);
+      assert.deepEqual(
+        entries.map((e) => e.manifest.toString()),
+        ['m1', 'm2', 'm3'],
+      );
       assert.deepEqual(latest!.transitionHash, chainHash(manifests));
       await assert.rejects(h.getLatest(SeedEngine.generate().transactionSigningKey), /does not verify/);
       store.data.set(`manifests/${sha256(Buffer.from('m2')).toString('hex')}`, Buffer.from('evil'));
@@ -164,11 +202,20 @@ describe('coordinator core', () => {
       const wl = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const h1 = sha256(p1).toString('hex');
       const c1 = await a.newMeshCert(a.snapshot()!, wl.publicKey, h1);
-      await assert.rejects(a.newMeshCert(a.snapshot()!, wl.publicKey, 'ab'.repeat(32)), (e: RpcError) => e.code === Status.PERMISSION_DENIED && /not found in manifest/.test(e.message));
+      await assert.rejects(
+        a.newMeshCert(a.snapshot()!, wl.publicKey, 'ab'.repeat(32)),
+        (e: RpcError) => e.code === Status.PERMISSION_DENIED && /not found in manifest/.test(e.message),
+      );
 
       const m2 = manifestFor([p1, p2], [o.woHex], [o.soHex]);
-      await assert.rejects(a.setManifest(m2, [p1, p2], undefined), (e: RpcError) => e.code === Status.PERMISSION_DENIED);
-      await assert.rejects(a.setManifest(m2, [p1, p2], owners().wo), (e: RpcError) => e.code === Status.PERMISSION_DENIED && /workload owner/.test(e.message));
+      await assert.rejects(
+        a.setManifest(m2, [p1, p2], undefined),
+        (e: RpcError) => e.code === Status.PERMISSION_DENIED,
+      );
+      await assert.rejects(
+        a.setManifest(m2, [p1, p2], owners().wo),
+        (e: RpcError) => e.code === Status.PERMISSION_DENIED && /workload owner/.test(e.message),
+      );
       await assert.rejects(a.setManifest(m2, [p1], o.wo), /was not sent/);
       const r2 = await a.setManifest(m2, [p1, p2], o.wo);
       assert.equal(r2.seedShares, undefined);
@@ -204,22 +251,45 @@ describe('coordinator core', () => {
 
   describe('protobuf', () => {
     it('round-trips messages with nested and repeated fields', () => {
-      const msg = { Manifests: [Buffer.from('a'), Buffer.alloc(0)], Policies: [], RootCA: Buffer.from('root'), MeshCA: Buffer.alloc(0), LatestTransition: { TransitionHash: Buffer.alloc(32, 1), Signature: Buffer.from('sig') } };
+      const msg = {
+        Manifests: [Buffer.from('a'), Buffer.alloc(0)],
+        Policies: [],
+        RootCA: Buffer.from('root'),
+        MeshCA: Buffer.alloc(0),
+        LatestTransition: { TransitionHash: Buffer.alloc(32, 1), Signature: Buffer.from('sig') },
+      };
       const back = decode<typeof msg>(GetManifestsResponseSchema, encode(GetManifestsResponseSchema, msg));
       assert.deepEqual(back, msg);
-      const sm = { RootCA: Buffer.from('r'), MeshCA: Buffer.from('m'), SeedSharesDoc: { SeedShares: [{ PublicKey: 'ab', EncryptedSeed: Buffer.from('x') }], salt: Buffer.alloc(32) } };
+      const sm = {
+        RootCA: Buffer.from('r'),
+        MeshCA: Buffer.from('m'),
+        SeedSharesDoc: { SeedShares: [{ PublicKey: 'ab', EncryptedSeed: Buffer.from('x') }], salt: Buffer.alloc(32) },
+      };
       assert.deepEqual(decode(SetManifestResponseSchema, encode(SetManifestResponseSchema, sm)), sm);
       // Field 1 bytes "a" = 0a 01 61: the upstream wire format.
-      assert.deepEqual(encode(GetManifestsResponseSchema, { Manifests: [Buffer.from('a')] }), Buffer.from('0a0161', 'hex'));
+      assert.deepEqual(
+        encode(GetManifestsResponseSchema, { Manifests: [Buffer.from('a')] }),
+        Buffer.from('0a0161', 'hex'),
+      );
       assert.throws(() => decode(GetManifestsResponseSchema, Buffer.from('0a0561', 'hex')), /runs past/);
     });
 
     it('has one reading of every message: no repeated singular field, no field 0, bools 0 or 1', () => {
       // RootCA (field 3) twice: proto3 would take the last, refused instead.
-      assert.throws(() => decode(GetManifestsResponseSchema, Buffer.from('1a01611a0162', 'hex')), /RootCA appears twice/);
+      assert.throws(
+        () => decode(GetManifestsResponseSchema, Buffer.from('1a01611a0162', 'hex')),
+        /RootCA appears twice/,
+      );
       // Repeated fields may repeat; unknown fields are skipped (newer peers).
-      assert.equal(decode<{ Manifests: Buffer[] }>(GetManifestsResponseSchema, Buffer.from('0a01610a0162', 'hex')).Manifests.length, 2);
-      assert.deepEqual(decode<{ RootCA: Buffer }>(GetManifestsResponseSchema, Buffer.from('1a0161fa0f0178', 'hex')).RootCA, Buffer.from('a'));
+      assert.equal(
+        decode<{ Manifests: Buffer[] }>(GetManifestsResponseSchema, Buffer.from('0a01610a0162', 'hex')).Manifests
+          .length,
+        2,
+      );
+      assert.deepEqual(
+        decode<{ RootCA: Buffer }>(GetManifestsResponseSchema, Buffer.from('1a0161fa0f0178', 'hex')).RootCA,
+        Buffer.from('a'),
+      );
       assert.throws(() => decode(GetManifestsResponseSchema, Buffer.from('0201', 'hex')), /field number 0/);
       assert.throws(() => decode(RecoverRequestSchema, Buffer.from('1802', 'hex')), /bool value 2/);
       assert.equal(decode<{ Force: boolean }>(RecoverRequestSchema, Buffer.from('1801', 'hex')).Force, true);

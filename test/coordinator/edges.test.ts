@@ -9,7 +9,17 @@ import assert from 'node:assert/strict';
 import { connect, createServer, type ClientHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
-import { ByteBudget, callUnary, RpcError, serveUnary, Status, unframe, type CallOutcome, type ServeOptions, type UnaryMethod } from '../../src/coordinator/api/grpc.js';
+import {
+  ByteBudget,
+  callUnary,
+  RpcError,
+  serveUnary,
+  Status,
+  unframe,
+  type CallOutcome,
+  type ServeOptions,
+  type UnaryMethod,
+} from '../../src/coordinator/api/grpc.js';
 import { Authority, ROOT_CERT_KEY, SEED_SHARES_KEY } from '../../src/coordinator/authority.js';
 import { History } from '../../src/coordinator/history.js';
 import { MemoryStore } from '../../src/coordinator/store/dir.js';
@@ -34,26 +44,39 @@ async function serve(methods: Record<string, UnaryMethod>, opts: Partial<ServeOp
   const budget = opts.budget ?? new ByteBudget(opts.capacity ?? 1024 * 1024);
   const outcomes: CallOutcome[] = [];
   const serveOpts: ServeOptions = {
-    budget, budgetWaitMs: opts.budgetWaitMs ?? 2000, bodyTimeoutMs: opts.bodyTimeoutMs ?? 5000, responseTimeoutMs: opts.responseTimeoutMs ?? 10_000,
+    budget,
+    budgetWaitMs: opts.budgetWaitMs ?? 2000,
+    bodyTimeoutMs: opts.bodyTimeoutMs ?? 5000,
+    responseTimeoutMs: opts.responseTimeoutMs ?? 10_000,
     ...(opts.onResponseTimeout ? { onResponseTimeout: opts.onResponseTimeout } : {}),
   };
   const map = new Map(Object.entries(methods).map(([k, v]) => [`/t.T/${k}`, v]));
   const server = createServer();
-  server.on('stream', (stream, headers) => { void serveUnary(stream, headers, map, serveOpts).then((o) => outcomes.push(o)); });
+  server.on('stream', (stream, headers) => {
+    void serveUnary(stream, headers, map, serveOpts).then((o) => outcomes.push(o));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const session: ClientHttp2Session = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
   session.on('error', () => undefined);
   return {
-    budget, outcomes, session,
+    budget,
+    outcomes,
+    session,
     async next(n: number): Promise<CallOutcome> {
       while (outcomes.length < n) await delay(5);
       return outcomes[n - 1]!;
     },
-    close: async () => { session.destroy(); await new Promise<void>((r) => server.close(() => r())); },
+    close: async () => {
+      session.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
   };
 }
 
-const echo: UnaryMethod = { limits: { maxBytes: 64 }, handle: async (c) => Buffer.from(String((await c.read()).bytes.length)) };
+const echo: UnaryMethod = {
+  limits: { maxBytes: 64 },
+  handle: async (c) => Buffer.from(String((await c.read()).bytes.length)),
+};
 
 describe('Coordinator edges found by mutation testing (in process)', function () {
   this.timeout(60_000);
@@ -62,13 +85,25 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
     it('an OK answer is HTTP 200, application/grpc+proto, and trailers with grpc-status 0', async () => {
       const s = await serve({ Echo: echo });
       try {
-        const got = await new Promise<{ headers: Record<string, unknown>; trailers: Record<string, unknown>; body: Buffer }>((resolve) => {
-          const req = s.session.request({ ':method': 'POST', ':path': '/t.T/Echo', 'content-type': 'application/grpc' });
+        const got = await new Promise<{
+          headers: Record<string, unknown>;
+          trailers: Record<string, unknown>;
+          body: Buffer;
+        }>((resolve) => {
+          const req = s.session.request({
+            ':method': 'POST',
+            ':path': '/t.T/Echo',
+            'content-type': 'application/grpc',
+          });
           let headers = {};
           let trailers = {};
           const data: Buffer[] = [];
-          req.on('response', (h) => { headers = h; });
-          req.on('trailers', (t) => { trailers = t; });
+          req.on('response', (h) => {
+            headers = h;
+          });
+          req.on('trailers', (t) => {
+            trailers = t;
+          });
           req.on('data', (c: Buffer) => data.push(c));
           req.on('close', () => resolve({ headers, trailers, body: Buffer.concat(data) }));
           req.end(framed(Buffer.alloc(0)));
@@ -78,7 +113,9 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
         assert.equal(got.headers['grpc-status'], undefined);
         assert.equal(got.trailers['grpc-status'], '0');
         assert.deepEqual(unframe(got.body), Buffer.from('0'));
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
 
     it('an empty message after an empty one, in its own DATA frame, is data after the message', async () => {
@@ -87,7 +124,9 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
         const r = await upload(s.session, '/t.T/Echo', { body: Buffer.concat([prefix(0), prefix(0)]), chunk: 5 });
         assert.equal(r.code, Status.INVALID_ARGUMENT);
         assert.equal(r.message, 'the request has data after its message (a unary call carries exactly one)');
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
 
     it('an empty message waits too while responses hold more than the budget, then is served', async () => {
@@ -106,23 +145,48 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
         over();
         assert.deepEqual(unframe(await answer), Buffer.from('0'));
         assert.equal((await s.next(1)).code, Status.OK);
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
 
     it('a reservation of a handler that then fails comes back with the stream', async () => {
-      const s = await serve({
-        Fail: { limits: { maxBytes: 64 }, handle: async (c) => { await c.read(); await c.reserve(500); throw new RpcError(Status.FAILED_PRECONDITION, 'not now'); } },
-      }, { capacity: 1000 });
+      const s = await serve(
+        {
+          Fail: {
+            limits: { maxBytes: 64 },
+            handle: async (c) => {
+              await c.read();
+              await c.reserve(500);
+              throw new RpcError(Status.FAILED_PRECONDITION, 'not now');
+            },
+          },
+        },
+        { capacity: 1000 },
+      );
       try {
         await assert.rejects(callUnary(s.session, '/t.T/Fail', Buffer.alloc(0)), /not now/);
         await s.next(1);
         await delay(20);
         assert.equal(s.budget.inUse, 0);
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
 
     it('a response in flight counts its bytes and prefix in the budget; without a timeout hook the deadline still resets it', async () => {
-      const s = await serve({ Big: { limits: { maxBytes: 64 }, handle: async (c) => { await c.read(); return Buffer.alloc(1024 * 1024); } } }, { responseTimeoutMs: 300 });
+      const s = await serve(
+        {
+          Big: {
+            limits: { maxBytes: 64 },
+            handle: async (c) => {
+              await c.read();
+              return Buffer.alloc(1024 * 1024);
+            },
+          },
+        },
+        { responseTimeoutMs: 300 },
+      );
       try {
         const req = s.session.request({ ':method': 'POST', ':path': '/t.T/Big', 'content-type': 'application/grpc' });
         req.on('error', () => undefined);
@@ -133,7 +197,9 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
         assert.equal(await new Promise<number>((r) => req.once('close', () => r(req.rstCode ?? -1))), 8);
         await delay(20);
         assert.equal(s.budget.inUse, 0);
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
 
     it('the response deadline ends with the stream: a call answered in time is not reset later', async () => {
@@ -143,20 +209,40 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
         assert.deepEqual(await callUnary(s.session, '/t.T/Echo', Buffer.alloc(0)), Buffer.from('0'));
         await delay(250);
         assert.deepEqual(timeouts, []);
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
 
     it('a handler that throws something that is no Error is an internal error; its text goes to the log', async () => {
       const s = await serve({
-        Str: { limits: { maxBytes: 64 }, handle: async () => { throw 'a string'; } },
-        Undef: { limits: { maxBytes: 64 }, handle: async () => { throw undefined; } },
+        Str: {
+          limits: { maxBytes: 64 },
+          handle: async () => {
+            throw 'a string';
+          },
+        },
+        Undef: {
+          limits: { maxBytes: 64 },
+          handle: async () => {
+            throw undefined;
+          },
+        },
       });
       try {
-        await assert.rejects(callUnary(s.session, '/t.T/Str', Buffer.alloc(0)), (e: RpcError) => e.code === Status.INTERNAL && e.message === 'internal error');
+        await assert.rejects(
+          callUnary(s.session, '/t.T/Str', Buffer.alloc(0)),
+          (e: RpcError) => e.code === Status.INTERNAL && e.message === 'internal error',
+        );
         assert.equal((await s.next(1)).internal, 'a string');
-        await assert.rejects(callUnary(s.session, '/t.T/Undef', Buffer.alloc(0)), (e: RpcError) => e.code === Status.INTERNAL);
+        await assert.rejects(
+          callUnary(s.session, '/t.T/Undef', Buffer.alloc(0)),
+          (e: RpcError) => e.code === Status.INTERNAL,
+        );
         assert.equal((await s.next(2)).internal, 'undefined');
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
 
     it('a client that resets its stream with an error code does not crash the server', async () => {
@@ -169,7 +255,9 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
         req.close(2); // INTERNAL_ERROR: the server stream emits 'error'
         await s.next(1);
         assert.deepEqual(await callUnary(s.session, '/t.T/Echo', Buffer.alloc(0)), Buffer.from('0'), 'served on');
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
   });
 
@@ -182,7 +270,10 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
       const session = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
       session.on('error', () => undefined);
       try {
-        const p = callUnary(session, '/t.T/X', Buffer.alloc(0)).then(() => assert.fail('no error'), (e: RpcError) => e);
+        const p = callUnary(session, '/t.T/X', Buffer.alloc(0)).then(
+          () => assert.fail('no error'),
+          (e: RpcError) => e,
+        );
         await delay(50);
         session.destroy(new Error('boom'));
         const e = await p;
@@ -207,7 +298,10 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
     }
 
     it('a stored latest manifest that is not one is an internal error naming its hash', async () => {
-      for (const [raw, reason] of [[Buffer.from('[]'), 'manifest.(top level): manifest must be a JSON object'], [Buffer.from('{'), /^Expected property name/]] as const) {
+      for (const [raw, reason] of [
+        [Buffer.from('[]'), 'manifest.(top level): manifest must be a JSON object'],
+        [Buffer.from('{'), /^Expected property name/],
+      ] as const) {
         const store = await historyOf(raw);
         await assert.rejects(Authority.open(store, { log: () => undefined }), (e: RpcError) => {
           assert.equal(e.code, Status.INTERNAL);
@@ -220,15 +314,20 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
       }
     });
 
-    it('a latest pointer at the chain\'s start (the zero hash) is refused', async () => {
+    it("a latest pointer at the chain's start (the zero hash) is refused", async () => {
       const store = new MemoryStore();
       assert.ok(await new History(store).setLatest(undefined, ZERO_HASH, SeedEngine.generate().transactionSigningKey));
-      await assert.rejects(Authority.open(store, { log: () => undefined }), /^HistoryError: transitions\/latest points at an empty chain$/);
+      await assert.rejects(
+        Authority.open(store, { log: () => undefined }),
+        /^HistoryError: transitions\/latest points at an empty chain$/,
+      );
     });
 
     it('a seed-share document missing from the store is not served, and is no malformed one to log', async () => {
       const store = new MemoryStore();
-      await (await Authority.open(store, { log: () => undefined })).setManifest(manifest(), [COORD, Buffer.from('web policy')], undefined);
+      await (
+        await Authority.open(store, { log: () => undefined })
+      ).setManifest(manifest(), [COORD, Buffer.from('web policy')], undefined);
       store.data.delete(SEED_SHARES_KEY);
       const logs: string[] = [];
       const b = await Authority.open(store, { log: (m) => logs.push(m) });
@@ -238,7 +337,12 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
 
     it('uninitialised, GetManifests says to set a manifest', async () => {
       const a = await Authority.open(new MemoryStore(), { log: () => undefined });
-      await assert.rejects(a.getManifests(), (e: RpcError) => e.code === Status.FAILED_PRECONDITION && e.message === 'no manifest has been set yet: run `kubectl contrast set`');
+      await assert.rejects(
+        a.getManifests(),
+        (e: RpcError) =>
+          e.code === Status.FAILED_PRECONDITION &&
+          e.message === 'no manifest has been set yet: run `kubectl contrast set`',
+      );
     });
 
     it('recovery without a stored root issues one silently; without a log option, log lines go to stderr', async () => {
@@ -255,13 +359,21 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
       store.data.set(ROOT_CERT_KEY, Buffer.from('not a certificate'));
       const written: string[] = [];
       const write = process.stderr.write.bind(process.stderr);
-      process.stderr.write = ((chunk: string | Uint8Array) => { written.push(String(chunk)); return true; }) as typeof process.stderr.write;
+      process.stderr.write = ((chunk: string | Uint8Array) => {
+        written.push(String(chunk));
+        return true;
+      }) as typeof process.stderr.write;
       try {
         const c = await Authority.open(store);
         await c.getManifests();
-      } finally { process.stderr.write = write; }
+      } finally {
+        process.stderr.write = write;
+      }
       assert.equal(written.length, 1);
-      assert.ok(written[0]!.startsWith(`coordinator: ignoring ${ROOT_CERT_KEY} from the store: `) && written[0]!.endsWith('\n'), written[0]);
+      assert.ok(
+        written[0]!.startsWith(`coordinator: ignoring ${ROOT_CERT_KEY} from the store: `) && written[0]!.endsWith('\n'),
+        written[0],
+      );
     });
   });
 
@@ -271,21 +383,40 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
       process.env.CONTRAST_INSECURE_SIM_DIR = simDir;
       const web = Buffer.from('web policy');
       const coord = await startCoordinator({
-        store: new MemoryStore(), issuer: new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(COORD)),
-        host: '127.0.0.1', userPort: 0, meshPort: 0, metricsPort: 0, log: () => undefined,
+        store: new MemoryStore(),
+        issuer: new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(COORD)),
+        host: '127.0.0.1',
+        userPort: 0,
+        meshPort: 0,
+        metricsPort: 0,
+        log: () => undefined,
       });
       try {
         await coord.authority.setManifest(manifest(), [COORD, web], undefined);
         const tlsKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
         const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-        const conn = await dialAtls({ host: '127.0.0.1', port: coord.ports.meshapi, clientKey: tlsKey, verifyServer: null });
+        const conn = await dialAtls({
+          host: '127.0.0.1',
+          port: coord.ports.meshapi,
+          clientKey: tlsKey,
+          verifyServer: null,
+        });
         try {
           const rd = reportData(spkiDer(other), conn.socket.exportKeyingMaterial(EKM_SIZE, EKM_LABEL, Buffer.alloc(0)));
           const evidence = await new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(web)).issue(rd);
           const header = createAtlsCertDer(other, evidence).toString('base64');
-          await assert.rejects(callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), { [CLIENT_EVIDENCE_HEADER]: header }),
-            (e: RpcError) => e.code === Status.PERMISSION_DENIED && e.message === 'attestation check atls.binding failed: the evidence certificate is for another key than the TLS client certificate');
-        } finally { conn.close(); }
+          await assert.rejects(
+            callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), {
+              [CLIENT_EVIDENCE_HEADER]: header,
+            }),
+            (e: RpcError) =>
+              e.code === Status.PERMISSION_DENIED &&
+              e.message ===
+                'attestation check atls.binding failed: the evidence certificate is for another key than the TLS client certificate',
+          );
+        } finally {
+          conn.close();
+        }
       } finally {
         await coord.close();
         delete process.env.CONTRAST_INSECURE_SIM_DIR;

@@ -25,12 +25,24 @@ export interface TlsOptions {
 
 export function connectTls(opts: TlsOptions): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({
-      host: '127.0.0.1', port: opts.port, servername: nonceToServerName(randomBytes(32)), ALPNProtocols: opts.alpn ?? ['h2'],
-      minVersion: 'TLSv1.3', rejectUnauthorized: false,
-      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-      ...(opts.key ? { key: opts.key.export({ type: 'pkcs8', format: 'pem' }) as string, cert: derToPem(createAtlsCertDer(opts.key)) } : {}),
-    }, () => resolve(s));
+    const s = tlsConnect(
+      {
+        host: '127.0.0.1',
+        port: opts.port,
+        servername: nonceToServerName(randomBytes(32)),
+        ALPNProtocols: opts.alpn ?? ['h2'],
+        minVersion: 'TLSv1.3',
+        rejectUnauthorized: false,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        ...(opts.key
+          ? {
+              key: opts.key.export({ type: 'pkcs8', format: 'pem' }) as string,
+              cert: derToPem(createAtlsCertDer(opts.key)),
+            }
+          : {}),
+      },
+      () => resolve(s),
+    );
     s.once('error', reject);
   });
 }
@@ -48,7 +60,10 @@ export function connectTcp(port: number, localAddress?: string): Promise<Socket>
  */
 export function closed(s: Socket | TLSSocket): Promise<void> {
   return new Promise((resolve) => {
-    if (s.destroyed) { resolve(); return; }
+    if (s.destroyed) {
+      resolve();
+      return;
+    }
     s.once('close', () => resolve());
     s.on('error', () => undefined);
     if (s.listenerCount('data') === 0) s.resume();
@@ -73,7 +88,15 @@ export async function connectH2(opts: TlsOptions): Promise<H2> {
     session.once('connect', () => resolve());
     session.once('close', () => reject(new Error('the session closed before it was established')));
   });
-  return { session, socket, closed: done, close: () => { session.destroy(); socket.destroy(); } };
+  return {
+    session,
+    socket,
+    closed: done,
+    close: () => {
+      session.destroy();
+      socket.destroy();
+    },
+  };
 }
 
 export interface CallResult {
@@ -117,7 +140,13 @@ export function prefix(length: number, compressed = 0): Buffer {
  */
 export function upload(session: ClientHttp2Session, path: string, opts: UploadOptions): Promise<CallResult> {
   return new Promise((resolve) => {
-    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc+proto', te: 'trailers', ...(opts.metadata ?? {}) });
+    const req = session.request({
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/grpc+proto',
+      te: 'trailers',
+      ...(opts.metadata ?? {}),
+    });
     let headers: IncomingHttpHeaders = {};
     let trailers: IncomingHttpHeaders = {};
     let answered = false;
@@ -128,9 +157,14 @@ export function upload(session: ClientHttp2Session, path: string, opts: UploadOp
       answered = true;
       // Trailers-only (an early refusal): the server reset the stream; Node's client would wait
       // for the unsent rest of the body, so end the stream here.
-      if (h['grpc-status'] !== undefined) setImmediate(() => { if (!req.closed) req.close(); });
+      if (h['grpc-status'] !== undefined)
+        setImmediate(() => {
+          if (!req.closed) req.close();
+        });
     });
-    req.on('trailers', (t) => { trailers = t; });
+    req.on('trailers', (t) => {
+      trailers = t;
+    });
     req.on('data', (c: Buffer) => data.push(c));
     req.on('error', () => undefined);
     req.on('close', () => {
@@ -139,7 +173,10 @@ export function upload(session: ClientHttp2Session, path: string, opts: UploadOp
       resolve({
         ...(status !== undefined ? { code: Number(status) } : {}),
         ...(headers[':status'] !== undefined ? { httpStatus: Number(headers[':status']) } : {}),
-        message: safeDecode(message), rstCode: req.rstCode ?? 0, written, response: Buffer.concat(data),
+        message: safeDecode(message),
+        rstCode: req.rstCode ?? 0,
+        written,
+        response: Buffer.concat(data),
       });
     });
     const source = opts.body ?? opts.prefix ?? Buffer.alloc(0);
@@ -154,7 +191,8 @@ export function upload(session: ClientHttp2Session, path: string, opts: UploadOp
         return;
       }
       const n = Math.min(chunkSize, total - offset);
-      const piece = offset < source.length ? source.subarray(offset, Math.min(offset + n, source.length)) : zeros.subarray(0, n);
+      const piece =
+        offset < source.length ? source.subarray(offset, Math.min(offset + n, source.length)) : zeros.subarray(0, n);
       offset += piece.length;
       req.write(piece, (err) => {
         if (err) return;
@@ -168,12 +206,25 @@ export function upload(session: ClientHttp2Session, path: string, opts: UploadOp
 }
 
 function safeDecode(s: string): string {
-  try { return decodeURIComponent(s); } catch { return s; }
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 // --- a raw HTTP/2 framer -------------------------------------------------------------------
 
-const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
+const FRAME = {
+  DATA: 0,
+  HEADERS: 1,
+  RST_STREAM: 3,
+  SETTINGS: 4,
+  PING: 6,
+  GOAWAY: 7,
+  WINDOW_UPDATE: 8,
+  CONTINUATION: 9,
+} as const;
 export const FLAG = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 } as const;
 
 export function h2frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
@@ -190,7 +241,10 @@ function hpackInt(value: number, prefixBits: number, first = 0): Buffer {
   if (value < max) return Buffer.from([first | value]);
   const out = [first | max];
   let v = value - max;
-  while (v >= 128) { out.push((v % 128) + 128); v = Math.floor(v / 128); }
+  while (v >= 128) {
+    out.push((v % 128) + 128);
+    v = Math.floor(v / 128);
+  }
   out.push(v);
   return Buffer.from(out);
 }
@@ -207,10 +261,23 @@ export function headerBlock(fields: [string, string][]): Buffer {
 }
 
 export function grpcHeaders(path: string, extra: [string, string][] = []): [string, string][] {
-  return [[':method', 'POST'], [':scheme', 'https'], [':path', path], [':authority', 'coordinator'], ['content-type', 'application/grpc+proto'], ['te', 'trailers'], ...extra];
+  return [
+    [':method', 'POST'],
+    [':scheme', 'https'],
+    [':path', path],
+    [':authority', 'coordinator'],
+    ['content-type', 'application/grpc+proto'],
+    ['te', 'trailers'],
+    ...extra,
+  ];
 }
 
-export interface RawFrame { type: number; flags: number; stream: number; payload: Buffer }
+export interface RawFrame {
+  type: number;
+  flags: number;
+  stream: number;
+  payload: Buffer;
+}
 
 /** HTTP/2 over a TLS socket, written frame by frame; the client acknowledges SETTINGS only when told to. */
 export class RawH2 {
@@ -219,7 +286,10 @@ export class RawH2 {
   private buf = Buffer.alloc(0);
   private waiters: (() => void)[] = [];
 
-  constructor(readonly socket: TLSSocket, private readonly ackSettings = true) {
+  constructor(
+    readonly socket: TLSSocket,
+    private readonly ackSettings = true,
+  ) {
     this.closed = closed(socket);
     socket.on('data', (c: Buffer) => this.onData(c));
     socket.on('close', () => this.wake());
@@ -284,10 +354,16 @@ export class RawH2 {
     while (this.buf.length >= 9) {
       const len = this.buf.readUIntBE(0, 3);
       if (this.buf.length < 9 + len) break;
-      const f: RawFrame = { type: this.buf[3]!, flags: this.buf[4]!, stream: this.buf.readUInt32BE(5) & 0x7fffffff, payload: this.buf.subarray(9, 9 + len) };
+      const f: RawFrame = {
+        type: this.buf[3]!,
+        flags: this.buf[4]!,
+        stream: this.buf.readUInt32BE(5) & 0x7fffffff,
+        payload: this.buf.subarray(9, 9 + len),
+      };
       this.buf = this.buf.subarray(9 + len);
       this.frames.push(f);
-      if (f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK) && this.ackSettings) this.write(h2frame(FRAME.SETTINGS, FLAG.ACK, 0));
+      if (f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK) && this.ackSettings)
+        this.write(h2frame(FRAME.SETTINGS, FLAG.ACK, 0));
       if (f.type === FRAME.PING && !(f.flags & FLAG.ACK)) this.write(h2frame(FRAME.PING, FLAG.ACK, 0, f.payload));
     }
     this.wake();

@@ -20,7 +20,10 @@ function fakeTsm(provider: 'sev_guest' | 'tdx_guest', opts: { interfere?: boolea
       return d;
     },
     exists: () => true,
-    rmdir: (p) => { entries.delete(p); removed++; },
+    rmdir: (p) => {
+      entries.delete(p);
+      removed++;
+    },
     writeFile: (path, data) => {
       const dir = path.slice(0, path.lastIndexOf('/'));
       const e = entries.get(dir)!;
@@ -70,22 +73,38 @@ describe('evidence issuers and the dispatcher', () => {
 
   describe('dispatch', () => {
     let dir: string;
-    before(() => { dir = tempDir('kc-sim-'); });
+    before(() => {
+      dir = tempDir('kc-sim-');
+    });
     after(() => removeDir(dir));
     const refs = { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] };
     it('accepts simulated evidence only when the manifest names the insecure platform', async () => {
       const rd = randomBytes(64);
       const ev = await new SimulatedIssuer(loadOrCreateSimRoot(dir), Buffer.alloc(32, 7)).issue(rd);
       let warned = 0;
-      const opts = { simRoot: loadSimRootPublicKey(dir), onSimulated: () => { warned++; } };
+      const opts = {
+        simRoot: loadSimRootPublicKey(dir),
+        onSimulated: () => {
+          warned++;
+        },
+      };
       const ok = await verifyEvidence(ev.oid, ev.value, refs, rd, opts);
       assert.deepEqual(ok.hostData, Buffer.alloc(32, 7));
       assert.equal(warned, 1);
-      await assert.rejects(verifyEvidence(ev.oid, ev.value, { snp: [{ TrustedMeasurement: '' }] }, rd, opts), /does not list the insecure platform/);
+      await assert.rejects(
+        verifyEvidence(ev.oid, ev.value, { snp: [{ TrustedMeasurement: '' }] }, rd, opts),
+        /does not list the insecure platform/,
+      );
     });
     it('refuses platforms the manifest has no reference values for, and unknown evidence', async () => {
-      await assert.rejects(verifyEvidence(OID_SNP_EVIDENCE, Buffer.alloc(10), refs, randomBytes(64)), /no SNP reference values/);
-      await assert.rejects(verifyEvidence(OID_TDX_EVIDENCE, Buffer.alloc(10), refs, randomBytes(64)), /no TDX reference values/);
+      await assert.rejects(
+        verifyEvidence(OID_SNP_EVIDENCE, Buffer.alloc(10), refs, randomBytes(64)),
+        /no SNP reference values/,
+      );
+      await assert.rejects(
+        verifyEvidence(OID_TDX_EVIDENCE, Buffer.alloc(10), refs, randomBytes(64)),
+        /no TDX reference values/,
+      );
       await assert.rejects(verifyEvidence('1.2.3', Buffer.alloc(10), refs, randomBytes(64)), /unknown evidence type/);
     });
   });
@@ -99,11 +118,22 @@ describe('dispatch with genuine SEV-SNP evidence in our extension format', () =>
     const reportBytes = read('amd/ms-tee-attestation-verification/genoa_attestation_report.bin');
     const report = parseSnpReport(reportBytes);
     const value = encode(SnpEvidenceSchema, { report: reportBytes, certTable: Buffer.alloc(0) });
-    const refs = { snp: [{ ProductName: 'Genoa', TrustedMeasurement: Buffer.from(report.measurement).toString('hex'), MinimumTCB: { BootloaderVersion: 0, TEEVersion: 0, SNPVersion: 0, MicrocodeVersion: 0 } }] };
+    const refs = {
+      snp: [
+        {
+          ProductName: 'Genoa',
+          TrustedMeasurement: Buffer.from(report.measurement).toString('hex'),
+          MinimumTCB: { BootloaderVersion: 0, TEEVersion: 0, SNPVersion: 0, MicrocodeVersion: 0 },
+        },
+      ],
+    };
     const snp = {
       now: SNP_NOW,
       vcek: read('amd/ms-tee-attestation-verification/genoa_vcek.pem'),
-      certChain: Buffer.concat([read('amd/ms-tee-attestation-verification/genoa_ask.pem'), read('amd/ms-tee-attestation-verification/pinned_genoa_ark.pem')]),
+      certChain: Buffer.concat([
+        read('amd/ms-tee-attestation-verification/genoa_ask.pem'),
+        read('amd/ms-tee-attestation-verification/pinned_genoa_ark.pem'),
+      ]),
     };
     const result = await verifyEvidence(OID_SNP_EVIDENCE, value, refs, Buffer.from(report.reportData), { snp });
     assert.equal(result.tee, 'snp');

@@ -24,7 +24,12 @@ export interface LimitedCoordinator {
   kill(): Promise<void>;
 }
 
-export async function startLimitedCoordinator(opts: { stateDir: string; simDir: string; policyHash: string; limits: Record<string, unknown> }): Promise<LimitedCoordinator> {
+export async function startLimitedCoordinator(opts: {
+  stateDir: string;
+  simDir: string;
+  policyHash: string;
+  limits: Record<string, unknown>;
+}): Promise<LimitedCoordinator> {
   ensureBuilt();
   const dist = (p: string) => pathToFileURL(join(REPO_ROOT, 'dist', p)).href;
   const script = `
@@ -40,19 +45,31 @@ export async function startLimitedCoordinator(opts: { stateDir: string; simDir: 
     process.stdout.write(JSON.stringify(c.ports) + '\\n');
   `;
   const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, CONTRAST_INSECURE_SIM_DIR: opts.simDir }, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CONTRAST_INSECURE_SIM_DIR: opts.simDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
   let out = '';
-  proc.stderr!.on('data', (c: Buffer) => { log += c.toString(); });
+  proc.stderr!.on('data', (c: Buffer) => {
+    log += c.toString();
+  });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const ports = await new Promise<LimitedCoordinator['ports']>((resolve, reject) => {
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`the Coordinator did not start:\n${log}`)); }, 60_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`the Coordinator did not start:\n${log}`));
+    }, 60_000);
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      if (out.includes('\n')) { clearTimeout(timer); resolve(JSON.parse(out.split('\n')[0]!) as LimitedCoordinator['ports']); }
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve(JSON.parse(out.split('\n')[0]!) as LimitedCoordinator['ports']);
+      }
     });
-    proc.once('exit', () => { clearTimeout(timer); reject(new Error(`the Coordinator exited early:\n${log}`)); });
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      reject(new Error(`the Coordinator exited early:\n${log}`));
+    });
   });
   const pid = proc.pid!;
   const field = (name: string): number => {
@@ -60,7 +77,9 @@ export async function startLimitedCoordinator(opts: { stateDir: string; simDir: 
     return m ? Number(m[1]) / 1024 : NaN;
   };
   return {
-    proc, pid, ports,
+    proc,
+    pid,
+    ports,
     log: () => log,
     memory: () => ({ rss: field('VmRSS'), hwm: field('VmHWM') }),
     resetPeak: () => writeFileSync(`/proc/${pid}/clear_refs`, '5'),

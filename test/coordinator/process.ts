@@ -11,14 +11,44 @@ export interface CoordinatorProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startCoordinatorProcess(opts: { stateDir: string; policyHash: string; simDir: string; workDir: string; ports?: { userapi: number; meshapi: number } }): Promise<CoordinatorProcess> {
+export async function startCoordinatorProcess(opts: {
+  stateDir: string;
+  policyHash: string;
+  simDir: string;
+  workDir: string;
+  ports?: { userapi: number; meshapi: number };
+}): Promise<CoordinatorProcess> {
   ensureBuilt();
   const portsFile = join(opts.workDir, `ports-${process.hrtime.bigint()}.json`);
-  const proc = spawn(process.execPath, [CLI, 'coordinator', 'serve', '--platform', 'insecure-sim', '--sim-policy-hash', opts.policyHash,
-    '--state-dir', opts.stateDir, '--listen', '127.0.0.1', '--user-port', String(opts.ports?.userapi ?? 0), '--mesh-port', String(opts.ports?.meshapi ?? 0),
-    '--metrics-port', '0', '--ports-file', portsFile], { env: { ...process.env, CONTRAST_INSECURE_SIM_DIR: opts.simDir }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [
+      CLI,
+      'coordinator',
+      'serve',
+      '--platform',
+      'insecure-sim',
+      '--sim-policy-hash',
+      opts.policyHash,
+      '--state-dir',
+      opts.stateDir,
+      '--listen',
+      '127.0.0.1',
+      '--user-port',
+      String(opts.ports?.userapi ?? 0),
+      '--mesh-port',
+      String(opts.ports?.meshapi ?? 0),
+      '--metrics-port',
+      '0',
+      '--ports-file',
+      portsFile,
+    ],
+    { env: { ...process.env, CONTRAST_INSECURE_SIM_DIR: opts.simDir }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let log = '';
-  proc.stderr!.on('data', (c: Buffer) => { log += c.toString(); });
+  proc.stderr!.on('data', (c: Buffer) => {
+    log += c.toString();
+  });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const deadline = Date.now() + 30_000;
   while (!existsSync(portsFile)) {
@@ -32,7 +62,8 @@ export async function startCoordinatorProcess(opts: { stateDir: string; policyHa
   const ports = JSON.parse(readFileSync(portsFile, 'utf8')) as CoordinatorProcess['ports'];
   rmSync(portsFile);
   return {
-    proc, ports,
+    proc,
+    ports,
     log: () => log,
     kill: async (signal = 'SIGKILL') => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

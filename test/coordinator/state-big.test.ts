@@ -16,11 +16,15 @@ import { COORD, manifest, quiet, rootKeyDer, rsa2048 } from './state-helpers.js'
 describe('a 10,000-policy manifest on the directory store', function () {
   this.timeout(300_000);
   let dir: string;
-  before(() => { dir = tempDir('kc-state-big-'); });
+  before(() => {
+    dir = tempDir('kc-state-big-');
+  });
   after(() => removeDir(dir));
 
   it('sets, reopens, recovers and serves it without blocking the event loop', async () => {
-    const policies = Array.from({ length: 10_000 }, (_, i) => Buffer.from(`package agent_policy\n# workload ${i}\n`.padEnd(400, '#')));
+    const policies = Array.from({ length: 10_000 }, (_, i) =>
+      Buffer.from(`package agent_policy\n# workload ${i}\n`.padEnd(400, '#')),
+    );
     const raw = manifest({ policies });
     const first = storeOpsPerTurn(new DirStore(dir));
     const a = await Authority.open(first.store, quiet);

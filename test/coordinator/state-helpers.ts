@@ -25,11 +25,15 @@ export function manifest(parts: ManifestParts = {}): Buffer {
   const policies = parts.policies ?? [Buffer.from('web policy')];
   const Policies: Record<string, unknown> = parts.Policies ?? {
     [sha256(COORD).toString('hex')]: { SANs: ['coordinator'], Role: 'coordinator' },
-    ...Object.fromEntries(policies.map((p, i) => [sha256(p).toString('hex'), { SANs: [`w${i}`, '*'], WorkloadSecretID: `id-${i}` }])),
+    ...Object.fromEntries(
+      policies.map((p, i) => [sha256(p).toString('hex'), { SANs: [`w${i}`, '*'], WorkloadSecretID: `id-${i}` }]),
+    ),
   };
   const m: Record<string, unknown> = {
     Policies,
-    ReferenceValues: parts.ReferenceValues ?? { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] },
+    ReferenceValues: parts.ReferenceValues ?? {
+      insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }],
+    },
     WorkloadOwnerPubKeys: parts.WorkloadOwnerPubKeys ?? [WO_HEX],
     SeedshareOwnerPubKeys: parts.SeedshareOwnerPubKeys ?? [SO_HEX],
   };

@@ -18,7 +18,19 @@ import { sha256 } from '../../src/coordinator/crypto.js';
 import { parsePemCertificates } from '../../src/attestation/certificate.js';
 import { checkManifestReady, validateManifest, ManifestError } from '../../src/coordinator/manifest.js';
 import { SIMULATED_MEASUREMENT } from '../../src/attestation/simulated.js';
-import { COORD, SO_HEX, WO_HEX, manifest, pkcs1, pkix, quiet, rootKeyDer, rsa2048, wo, type ManifestParts } from './state-helpers.js';
+import {
+  COORD,
+  SO_HEX,
+  WO_HEX,
+  manifest,
+  pkcs1,
+  pkix,
+  quiet,
+  rootKeyDer,
+  rsa2048,
+  wo,
+  type ManifestParts,
+} from './state-helpers.js';
 
 function invalidArgument(pattern: RegExp) {
   return (e: unknown) => {
@@ -33,8 +45,13 @@ function invalidArgument(pattern: RegExp) {
 class CrashingStore implements Store {
   writes = 0;
   crashed = false;
-  constructor(readonly inner: MemoryStore, private readonly limit = Infinity) {}
-  get(key: string) { return this.inner.get(key); }
+  constructor(
+    readonly inner: MemoryStore,
+    private readonly limit = Infinity,
+  ) {}
+  get(key: string) {
+    return this.inner.get(key);
+  }
   private gate(): void {
     if (this.writes >= this.limit) {
       this.crashed = true;
@@ -42,10 +59,15 @@ class CrashingStore implements Store {
     }
     this.writes++;
   }
-  async set(key: string, value: Uint8Array) { this.gate(); return this.inner.set(key, value); }
-  async compareAndSwap(key: string, expected: Uint8Array | undefined, value: Uint8Array) { this.gate(); return this.inner.compareAndSwap(key, expected, value); }
+  async set(key: string, value: Uint8Array) {
+    this.gate();
+    return this.inner.set(key, value);
+  }
+  async compareAndSwap(key: string, expected: Uint8Array | undefined, value: Uint8Array) {
+    this.gate();
+    return this.inner.compareAndSwap(key, expected, value);
+  }
 }
-
 
 describe('Coordinator state integrity', function () {
   this.timeout(300_000);
@@ -54,21 +76,60 @@ describe('Coordinator state integrity', function () {
     const rsa1024 = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const badSeedshareKeys: [string, unknown, RegExp][] = [
-      ['an RSA key under 2048 bits', pkcs1(rsa1024), /^manifest\.SeedshareOwnerPubKeys\[1\]: RSA key of 1024 bits; at least 2048 required$/],
-      ['garbage', 'zz11', /^manifest\.SeedshareOwnerPubKeys\[1\]: must be a hex-encoded public key \(lower-case hex digits/],
-      ['bytes that are no key', 'deadbeef', /^manifest\.SeedshareOwnerPubKeys\[1\]: is not an RSA public key in PKCS#1 DER/],
-      ['a valid key with trailing bytes', `${SO_HEX}00`, /^manifest\.SeedshareOwnerPubKeys\[1\]: has 1 trailing byte\(s\) after the key$/],
-      ['an ECDSA key', pkix(ec), /^manifest\.SeedshareOwnerPubKeys\[1\]: is not an RSA public key in PKCS#1 DER \(it is a PKIX ec key/],
-      ['the PKIX form of an RSA key', pkix(rsa2048), /^manifest\.SeedshareOwnerPubKeys\[1\]: .*it is PKIX\/SubjectPublicKeyInfo; list the PKCS#1 form/],
-      ['upper-case hex', SO_HEX.toUpperCase(), /^manifest\.SeedshareOwnerPubKeys\[1\]: must be a hex-encoded public key \(lower-case/],
+      [
+        'an RSA key under 2048 bits',
+        pkcs1(rsa1024),
+        /^manifest\.SeedshareOwnerPubKeys\[1\]: RSA key of 1024 bits; at least 2048 required$/,
+      ],
+      [
+        'garbage',
+        'zz11',
+        /^manifest\.SeedshareOwnerPubKeys\[1\]: must be a hex-encoded public key \(lower-case hex digits/,
+      ],
+      [
+        'bytes that are no key',
+        'deadbeef',
+        /^manifest\.SeedshareOwnerPubKeys\[1\]: is not an RSA public key in PKCS#1 DER/,
+      ],
+      [
+        'a valid key with trailing bytes',
+        `${SO_HEX}00`,
+        /^manifest\.SeedshareOwnerPubKeys\[1\]: has 1 trailing byte\(s\) after the key$/,
+      ],
+      [
+        'an ECDSA key',
+        pkix(ec),
+        /^manifest\.SeedshareOwnerPubKeys\[1\]: is not an RSA public key in PKCS#1 DER \(it is a PKIX ec key/,
+      ],
+      [
+        'the PKIX form of an RSA key',
+        pkix(rsa2048),
+        /^manifest\.SeedshareOwnerPubKeys\[1\]: .*it is PKIX\/SubjectPublicKeyInfo; list the PKCS#1 form/,
+      ],
+      [
+        'upper-case hex',
+        SO_HEX.toUpperCase(),
+        /^manifest\.SeedshareOwnerPubKeys\[1\]: must be a hex-encoded public key \(lower-case/,
+      ],
       ['a number', 42, /^manifest\.SeedshareOwnerPubKeys\[1\]: must be a hex-encoded public key \(a string\)$/],
-      ['the same key twice', SO_HEX, /^manifest\.SeedshareOwnerPubKeys\[1\]: the same key as SeedshareOwnerPubKeys\[0\]$/],
+      [
+        'the same key twice',
+        SO_HEX,
+        /^manifest\.SeedshareOwnerPubKeys\[1\]: the same key as SeedshareOwnerPubKeys\[0\]$/,
+      ],
     ];
     for (const [what, key, message] of badSeedshareKeys) {
       it(`refuses a seed-share owner key that is ${what}, storing nothing`, async () => {
         const store = new MemoryStore();
         const a = await Authority.open(store, quiet);
-        await assert.rejects(a.setManifest(manifest({ SeedshareOwnerPubKeys: [SO_HEX, key] }), [COORD, Buffer.from('web policy')], undefined), invalidArgument(message));
+        await assert.rejects(
+          a.setManifest(
+            manifest({ SeedshareOwnerPubKeys: [SO_HEX, key] }),
+            [COORD, Buffer.from('web policy')],
+            undefined,
+          ),
+          invalidArgument(message),
+        );
         assert.deepEqual([...store.data.keys()], [], 'nothing may be stored for a refused manifest');
         assert.equal(a.mode, 'uninitialised');
       });
@@ -79,7 +140,7 @@ describe('Coordinator state integrity', function () {
       const der = Buffer.from(WO_HEX, 'hex');
       const point = der.subarray(der.length - 97);
       const x = point.subarray(1, 49);
-      const prefix = Buffer.from([(point[96]! & 1) ? 0x03 : 0x02]);
+      const prefix = Buffer.from([point[96]! & 1 ? 0x03 : 0x02]);
       const head = der.subarray(0, der.length - 97 - 3);
       const bitString = Buffer.concat([Buffer.from([0x03, 50, 0x00]), prefix, x]);
       const algo = head.subarray(2);
@@ -87,40 +148,132 @@ describe('Coordinator state integrity', function () {
       return Buffer.concat([Buffer.from([0x30, body.length]), body]).toString('hex');
     })();
     const badWorkloadKeys: [string, unknown, RegExp][] = [
-      ['an RSA key', pkix(rsa2048), /^manifest\.WorkloadOwnerPubKeys\[0\]: is an rsa key; a workload owner key must be ECDSA$/],
-      ['a valid key with trailing bytes', `${WO_HEX}0000`, /^manifest\.WorkloadOwnerPubKeys\[0\]: has 2 trailing byte\(s\) after the key$/],
-      ['a compressed point', compressed, /^manifest\.WorkloadOwnerPubKeys\[0\]: (is not the canonical encoding|is not a PKIX)/],
+      [
+        'an RSA key',
+        pkix(rsa2048),
+        /^manifest\.WorkloadOwnerPubKeys\[0\]: is an rsa key; a workload owner key must be ECDSA$/,
+      ],
+      [
+        'a valid key with trailing bytes',
+        `${WO_HEX}0000`,
+        /^manifest\.WorkloadOwnerPubKeys\[0\]: has 2 trailing byte\(s\) after the key$/,
+      ],
+      [
+        'a compressed point',
+        compressed,
+        /^manifest\.WorkloadOwnerPubKeys\[0\]: (is not the canonical encoding|is not a PKIX)/,
+      ],
       ['PKCS#1 bytes', SO_HEX, /^manifest\.WorkloadOwnerPubKeys\[0\]: is not a PKIX/],
     ];
     for (const [what, key, message] of badWorkloadKeys) {
       it(`refuses a workload owner key that is ${what}`, async () => {
         const store = new MemoryStore();
         const a = await Authority.open(store, quiet);
-        await assert.rejects(a.setManifest(manifest({ WorkloadOwnerPubKeys: [key] }), [COORD, Buffer.from('web policy')], undefined), invalidArgument(message));
+        await assert.rejects(
+          a.setManifest(manifest({ WorkloadOwnerPubKeys: [key] }), [COORD, Buffer.from('web policy')], undefined),
+          invalidArgument(message),
+        );
         assert.equal(store.data.size, 0);
       });
     }
 
     const web = sha256(Buffer.from('web policy')).toString('hex');
     const badManifests: [string, ManifestParts, RegExp][] = [
-      ['has no Coordinator policy', { Policies: { [web]: { SANs: ['web'] } } }, /^manifest\.Policies: no policy has "Role": "coordinator"/],
-      ['has an upper-case policy hash', { Policies: { [sha256(COORD).toString('hex').toUpperCase()]: { SANs: [], Role: 'coordinator' } } }, /^manifest\.Policies\["[0-9A-F]{64}"\]: policy hash must be 64 lower-case hex characters$/],
-      ['has a short policy hash', { Policies: { abcd: { SANs: [], Role: 'coordinator' } } }, /^manifest\.Policies\["abcd"\]: policy hash must be 64 lower-case hex/],
-      ['has an unknown role', { Policies: { [web]: { SANs: [], Role: 'admin' } } }, /^manifest\.Policies\["[0-9a-f]{64}"\]\.Role: unknown role "admin"/],
+      [
+        'has no Coordinator policy',
+        { Policies: { [web]: { SANs: ['web'] } } },
+        /^manifest\.Policies: no policy has "Role": "coordinator"/,
+      ],
+      [
+        'has an upper-case policy hash',
+        { Policies: { [sha256(COORD).toString('hex').toUpperCase()]: { SANs: [], Role: 'coordinator' } } },
+        /^manifest\.Policies\["[0-9A-F]{64}"\]: policy hash must be 64 lower-case hex characters$/,
+      ],
+      [
+        'has a short policy hash',
+        { Policies: { abcd: { SANs: [], Role: 'coordinator' } } },
+        /^manifest\.Policies\["abcd"\]: policy hash must be 64 lower-case hex/,
+      ],
+      [
+        'has an unknown role',
+        { Policies: { [web]: { SANs: [], Role: 'admin' } } },
+        /^manifest\.Policies\["[0-9a-f]{64}"\]\.Role: unknown role "admin"/,
+      ],
       ['has no reference values', { ReferenceValues: {} }, /^manifest\.ReferenceValues: lists no reference values/],
-      ['has a short measurement', { ReferenceValues: { insecure: [{ TrustedMeasurement: 'abcd' }] } }, /^manifest\.ReferenceValues\.insecure\[0\]\.TrustedMeasurement: must be 48 bytes/],
-      ['has an unfilled SNP measurement', { ReferenceValues: { snp: [{ TrustedMeasurement: '', MinimumTCB: { BootloaderVersion: 1, TEEVersion: 1, SNPVersion: 1, MicrocodeVersion: 1 } }] } }, /^manifest\.ReferenceValues\.snp\[0\]\.TrustedMeasurement: must be filled in/],
-      ['has a malformed SNP TCB', { ReferenceValues: { snp: [{ TrustedMeasurement: 'ab'.repeat(48), MinimumTCB: { BootloaderVersion: 300, TEEVersion: 1, SNPVersion: 1, MicrocodeVersion: 1 } }] } }, /^manifest\.ReferenceValues\.snp\[0\]\.MinimumTCB\.BootloaderVersion: must be an integer 0\.\.255$/],
-      ['mixes simulated and real platforms', { ReferenceValues: { insecure: [{ TrustedMeasurement: SIMULATED_MEASUREMENT }], tdx: [{ MrTd: 'ab'.repeat(48), MrSeam: 'ab'.repeat(48), MinimumTeeTcbSvn: 'ab'.repeat(16), Rtmrs: ['ab'.repeat(48), 'ab'.repeat(48), 'ab'.repeat(48), 'ab'.repeat(48)] }] } }, /mixes the insecure simulated platform/],
-      ['has no seed-share owner', { SeedshareOwnerPubKeys: [] }, /^manifest\.SeedshareOwnerPubKeys: lists no seed-share owner.*--disable-recovery/],
-      ['disables recovery but lists an owner', { DisableRecovery: true }, /^manifest\.DisableRecovery: is true, but SeedshareOwnerPubKeys lists 1 key/],
-      ['has a DisableRecovery that is no boolean', { SeedshareOwnerPubKeys: [], DisableRecovery: 'yes' }, /^manifest\.DisableRecovery: must be true or false$/],
+      [
+        'has a short measurement',
+        { ReferenceValues: { insecure: [{ TrustedMeasurement: 'abcd' }] } },
+        /^manifest\.ReferenceValues\.insecure\[0\]\.TrustedMeasurement: must be 48 bytes/,
+      ],
+      [
+        'has an unfilled SNP measurement',
+        {
+          ReferenceValues: {
+            snp: [
+              {
+                TrustedMeasurement: '',
+                MinimumTCB: { BootloaderVersion: 1, TEEVersion: 1, SNPVersion: 1, MicrocodeVersion: 1 },
+              },
+            ],
+          },
+        },
+        /^manifest\.ReferenceValues\.snp\[0\]\.TrustedMeasurement: must be filled in/,
+      ],
+      [
+        'has a malformed SNP TCB',
+        {
+          ReferenceValues: {
+            snp: [
+              {
+                TrustedMeasurement: 'ab'.repeat(48),
+                MinimumTCB: { BootloaderVersion: 300, TEEVersion: 1, SNPVersion: 1, MicrocodeVersion: 1 },
+              },
+            ],
+          },
+        },
+        /^manifest\.ReferenceValues\.snp\[0\]\.MinimumTCB\.BootloaderVersion: must be an integer 0\.\.255$/,
+      ],
+      [
+        'mixes simulated and real platforms',
+        {
+          ReferenceValues: {
+            insecure: [{ TrustedMeasurement: SIMULATED_MEASUREMENT }],
+            tdx: [
+              {
+                MrTd: 'ab'.repeat(48),
+                MrSeam: 'ab'.repeat(48),
+                MinimumTeeTcbSvn: 'ab'.repeat(16),
+                Rtmrs: ['ab'.repeat(48), 'ab'.repeat(48), 'ab'.repeat(48), 'ab'.repeat(48)],
+              },
+            ],
+          },
+        },
+        /mixes the insecure simulated platform/,
+      ],
+      [
+        'has no seed-share owner',
+        { SeedshareOwnerPubKeys: [] },
+        /^manifest\.SeedshareOwnerPubKeys: lists no seed-share owner.*--disable-recovery/,
+      ],
+      [
+        'disables recovery but lists an owner',
+        { DisableRecovery: true },
+        /^manifest\.DisableRecovery: is true, but SeedshareOwnerPubKeys lists 1 key/,
+      ],
+      [
+        'has a DisableRecovery that is no boolean',
+        { SeedshareOwnerPubKeys: [], DisableRecovery: 'yes' },
+        /^manifest\.DisableRecovery: must be true or false$/,
+      ],
     ];
     for (const [what, parts, message] of badManifests) {
       it(`refuses a manifest that ${what}`, async () => {
         const store = new MemoryStore();
         const a = await Authority.open(store, quiet);
-        await assert.rejects(a.setManifest(manifest(parts), [COORD, Buffer.from('web policy')], undefined), invalidArgument(message));
+        await assert.rejects(
+          a.setManifest(manifest(parts), [COORD, Buffer.from('web policy')], undefined),
+          invalidArgument(message),
+        );
         assert.equal(store.data.size, 0);
       });
     }
@@ -128,20 +281,37 @@ describe('Coordinator state integrity', function () {
     it('accepts a manifest that disables recovery explicitly, and then cannot be recovered', async () => {
       const store = new MemoryStore();
       const a = await Authority.open(store, quiet);
-      const r = await a.setManifest(manifest({ SeedshareOwnerPubKeys: [], DisableRecovery: true }), [COORD, Buffer.from('web policy')], undefined);
+      const r = await a.setManifest(
+        manifest({ SeedshareOwnerPubKeys: [], DisableRecovery: true }),
+        [COORD, Buffer.from('web policy')],
+        undefined,
+      );
       assert.deepEqual(r.seedShares?.SeedShares, []);
       const b = await Authority.open(store, quiet);
-      await assert.rejects(b.recover(randomBytes(64), randomBytes(32), rsa2048), (e: RpcError) => e.code === Status.PERMISSION_DENIED && /disabled recovery/.test(e.message));
+      await assert.rejects(
+        b.recover(randomBytes(64), randomBytes(32), rsa2048),
+        (e: RpcError) => e.code === Status.PERMISSION_DENIED && /disabled recovery/.test(e.message),
+      );
       // Nor can an update turn recovery on.
-      await assert.rejects(a.setManifest(manifest(), [COORD, Buffer.from('web policy')], wo), invalidArgument(/SeedshareOwnerPubKeys: cannot change/));
+      await assert.rejects(
+        a.setManifest(manifest(), [COORD, Buffer.from('web policy')], wo),
+        invalidArgument(/SeedshareOwnerPubKeys: cannot change/),
+      );
     });
 
     it('the CLI side uses the same checks (validateManifest + checkManifestReady) and names the file and field', () => {
       const json = JSON.parse(manifest({ SeedshareOwnerPubKeys: [`${SO_HEX}00`] }).toString());
-      assert.throws(() => validateManifest(json, 'ws/manifest.json'), (e: unknown) => e instanceof ManifestError
-        && e.message === 'ws/manifest.json, field SeedshareOwnerPubKeys[0]: has 1 trailing byte(s) after the key');
+      assert.throws(
+        () => validateManifest(json, 'ws/manifest.json'),
+        (e: unknown) =>
+          e instanceof ManifestError &&
+          e.message === 'ws/manifest.json, field SeedshareOwnerPubKeys[0]: has 1 trailing byte(s) after the key',
+      );
       const m = validateManifest(JSON.parse(manifest({ SeedshareOwnerPubKeys: [] }).toString()), 'ws/manifest.json');
-      assert.throws(() => checkManifestReady(m, 'ws/manifest.json'), /ws\/manifest\.json, field SeedshareOwnerPubKeys: lists no seed-share owner/);
+      assert.throws(
+        () => checkManifestReady(m, 'ws/manifest.json'),
+        /ws\/manifest\.json, field SeedshareOwnerPubKeys: lists no seed-share owner/,
+      );
       // Control: the default manifest passes both.
       checkManifestReady(validateManifest(JSON.parse(manifest().toString()), 'x'), 'x');
     });
@@ -156,7 +326,10 @@ describe('Coordinator state integrity', function () {
       const full = new CrashingStore(new MemoryStore());
       await (await Authority.open(full, quiet)).setManifest(raw, send, undefined);
       const total = full.writes;
-      assert.ok(total >= send.length + 4, `expected a write per policy plus shares, root, manifest, transition, latest; got ${total}`);
+      assert.ok(
+        total >= send.length + 4,
+        `expected a write per policy plus shares, root, manifest, transition, latest; got ${total}`,
+      );
       const outcomes: string[] = [];
       for (let limit = 0; limit <= total; limit++) {
         const mem = new MemoryStore();
@@ -176,7 +349,10 @@ describe('Coordinator state integrity', function () {
         assert.equal(b.mode, 'recovery', `after ${limit} writes`);
         const h = await b.getManifests();
         assert.deepEqual(h.manifests, [raw]);
-        assert.ok(h.seedShares, `after ${limit} writes: a committed history must come with its seed shares in the store`);
+        assert.ok(
+          h.seedShares,
+          `after ${limit} writes: a committed history must come with its seed shares in the store`,
+        );
         const seed = decryptSeedShare(h.seedShares.SeedShares[0]!, rsa2048);
         await b.recover(seed, h.seedShares.salt, rsa2048);
         assert.equal(b.mode, 'ready');
@@ -184,7 +360,10 @@ describe('Coordinator state integrity', function () {
         await b.newMeshCert(b.snapshot()!, wl.publicKey, sha256(policies[0]!).toString('hex'));
         outcomes.push(`${limit}:recovered`);
       }
-      assert.ok(outcomes.some((o) => o.endsWith('uninitialised')) && outcomes.some((o) => o.endsWith('recovered')), outcomes.join(' '));
+      assert.ok(
+        outcomes.some((o) => o.endsWith('uninitialised')) && outcomes.some((o) => o.endsWith('recovered')),
+        outcomes.join(' '),
+      );
     });
 
     it('serves its own seed shares once ready, and writes them again on recovery if the stored copy was replaced', async () => {
@@ -226,18 +405,29 @@ describe('Coordinator state integrity', function () {
       store.data.set(ROOT_CERT_KEY, Buffer.concat([stored, Buffer.from(attacker)]));
       const b = await Authority.open(store, quiet);
       const waiting = await b.getManifests();
-      assert.ok(!waiting.rootCA.includes(attacker.split('\n')[1]!), 'the appended certificate was served while waiting for recovery');
+      assert.ok(
+        !waiting.rootCA.includes(attacker.split('\n')[1]!),
+        'the appended certificate was served while waiting for recovery',
+      );
       await b.recover(seed, salt, rsa2048);
       const wl = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const issued = await b.newMeshCert(b.snapshot()!, wl.publicKey, sha256(policies[0]!).toString('hex'));
       for (const served of [(await b.getManifests()).rootCA, issued.rootCA]) {
         assert.ok(!served.includes(attacker.split('\n')[1]!), 'the appended certificate was served after recovery');
-        assert.deepEqual(rootKeyDer(served), rootKeyDer(r.rootCA), 'the served root is one certificate with the seed\'s root key');
+        assert.deepEqual(
+          rootKeyDer(served),
+          rootKeyDer(r.rootCA),
+          "the served root is one certificate with the seed's root key",
+        );
       }
-      assert.equal(parsePemCertificates(store.data.get(ROOT_CERT_KEY)!, 'stored root', { count: 1 }).length, 1, 'the store holds one certificate again');
+      assert.equal(
+        parsePemCertificates(store.data.get(ROOT_CERT_KEY)!, 'stored root', { count: 1 }).length,
+        1,
+        'the store holds one certificate again',
+      );
     });
 
-    it('a stored root for another key is replaced by the seed\'s root on recovery; non-canonical text is served re-encoded', async () => {
+    it("a stored root for another key is replaced by the seed's root on recovery; non-canonical text is served re-encoded", async () => {
       const { store, r, seed, salt } = await initialised();
       const other = await createRootCert(SeedEngine.generate().rootCAKey);
       store.data.set(ROOT_CERT_KEY, Buffer.from(other));
@@ -264,7 +454,10 @@ describe('Coordinator state integrity', function () {
       store.data.set('transitions/latest', old); // validly signed, one manifest older
       assert.deepEqual((await a.getManifests()).manifests, [raw, m2], 'the older pointer in the store is not served');
       const m3 = manifest({ policies: [Buffer.from('web policy v3')] });
-      await assert.rejects(a.setManifest(m3, [COORD, Buffer.from('web policy v3')], wo), (e: RpcError) => e.code === Status.ABORTED && /not what this Coordinator wrote last/.test(e.message));
+      await assert.rejects(
+        a.setManifest(m3, [COORD, Buffer.from('web policy v3')], wo),
+        (e: RpcError) => e.code === Status.ABORTED && /not what this Coordinator wrote last/.test(e.message),
+      );
       assert.deepEqual(store.data.get('transitions/latest'), old, 'nothing was chained onto the rolled-back pointer');
     });
   });
@@ -280,9 +473,15 @@ describe('Coordinator state integrity', function () {
       const api = Buffer.from('api policy');
       await a.setManifest(manifest({ policies: [api] }), [COORD, api], wo);
       const wl = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      await assert.rejects(a.newMeshCert(before, wl.publicKey, sha256(web).toString('hex')), (e: RpcError) => e.code === Status.UNAVAILABLE && /manifest changed.*retry/.test(e.message));
+      await assert.rejects(
+        a.newMeshCert(before, wl.publicKey, sha256(web).toString('hex')),
+        (e: RpcError) => e.code === Status.UNAVAILABLE && /manifest changed.*retry/.test(e.message),
+      );
       // With the current snapshot the revoked policy is refused, the listed one issued.
-      await assert.rejects(a.newMeshCert(a.snapshot()!, wl.publicKey, sha256(web).toString('hex')), (e: RpcError) => e.code === Status.PERMISSION_DENIED);
+      await assert.rejects(
+        a.newMeshCert(a.snapshot()!, wl.publicKey, sha256(web).toString('hex')),
+        (e: RpcError) => e.code === Status.PERMISSION_DENIED,
+      );
       const issued = await a.newMeshCert(a.snapshot()!, wl.publicKey, sha256(api).toString('hex'));
       assert.equal(issued.meshCA, a.snapshot()!.mesh.meshCAPem);
     });

@@ -16,7 +16,11 @@ import { removeDir, tempDir } from '../helpers/tmp.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from '../coordinator/process.js';
 import { callUserApi } from '../../src/coordinator/client.js';
 import { decode, encode } from '../../src/util/protobuf.js';
-import { SetManifestRequestSchema, SetManifestResponseSchema, type SetManifestResponse } from '../../src/coordinator/api/messages.js';
+import {
+  SetManifestRequestSchema,
+  SetManifestResponseSchema,
+  type SetManifestResponse,
+} from '../../src/coordinator/api/messages.js';
 import { seedShareDocumentToJson } from '../../src/coordinator/seedshares.js';
 import { spkiDer } from '../../src/atls/binding.js';
 import { sha256 } from '../../src/coordinator/crypto.js';
@@ -30,7 +34,15 @@ const TIMED_RUNS = 7;
  * times: the window between it and the response is a few milliseconds, and that is the case the
  * stored seed shares exist for.
  */
-const TRIGGERS = ['seedshares/document', 'ca/root.pem', 'policies', 'manifests', 'transitions/latest', 'transitions/latest', 'transitions/latest'] as const;
+const TRIGGERS = [
+  'seedshares/document',
+  'ca/root.pem',
+  'policies',
+  'manifests',
+  'transitions/latest',
+  'transitions/latest',
+  'transitions/latest',
+] as const;
 
 const files = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).filter((f) => !f.endsWith('.tmp')) : []);
 
@@ -53,13 +65,17 @@ describe('crash safety of the first SetManifest (SIGKILL at different points)', 
   let sim: string;
   let savedSimDir: string | undefined;
   const coordPolicy = Buffer.from('first-set crash test: coordinator policy');
-  const policies = Array.from({ length: POLICIES }, (_, i) => Buffer.from(`first-set crash test policy ${i}\n`.padEnd(2048, '#')));
+  const policies = Array.from({ length: POLICIES }, (_, i) =>
+    Buffer.from(`first-set crash test policy ${i}\n`.padEnd(2048, '#')),
+  );
   const wo = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
   const so = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   const m: Manifest = {
     Policies: {
       [sha256(coordPolicy).toString('hex')]: { SANs: ['coordinator'], Role: 'coordinator' },
-      ...Object.fromEntries(policies.map((p, i) => [sha256(p).toString('hex'), { SANs: [`w${i}`], WorkloadSecretID: `w${i}` }])),
+      ...Object.fromEntries(
+        policies.map((p, i) => [sha256(p).toString('hex'), { SANs: [`w${i}`], WorkloadSecretID: `w${i}` }]),
+      ),
     },
     ReferenceValues: { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] },
     WorkloadOwnerPubKeys: [spkiDer(wo).toString('hex')],
@@ -85,22 +101,38 @@ describe('crash safety of the first SetManifest (SIGKILL at different points)', 
     const ws = join(dir, `ws-${name}`);
     mkdirSync(ws, { recursive: true });
     writeFileSync(join(ws, 'manifest.json'), raw);
-    writeFileSync(join(ws, 'seedshare-owner.pem'), so.export({ type: 'pkcs1', format: 'pem' }) as string, { mode: 0o600 });
-    writeFileSync(join(ws, 'workload-owner.pem'), wo.export({ type: 'sec1', format: 'pem' }) as string, { mode: 0o600 });
+    writeFileSync(join(ws, 'seedshare-owner.pem'), so.export({ type: 'pkcs1', format: 'pem' }) as string, {
+      mode: 0o600,
+    });
+    writeFileSync(join(ws, 'workload-owner.pem'), wo.export({ type: 'sec1', format: 'pem' }) as string, {
+      mode: 0o600,
+    });
     return ws;
   }
 
-  const start = (state: string, ports?: CoordinatorProcess['ports']) => startCoordinatorProcess({
-    stateDir: state, policyHash: sha256(coordPolicy).toString('hex'), simDir: sim, workDir: dir, ...(ports ? { ports: { userapi: ports.userapi, meshapi: ports.meshapi } } : {}),
-  });
+  const start = (state: string, ports?: CoordinatorProcess['ports']) =>
+    startCoordinatorProcess({
+      stateDir: state,
+      policyHash: sha256(coordPolicy).toString('hex'),
+      simDir: sim,
+      workDir: dir,
+      ...(ports ? { ports: { userapi: ports.userapi, meshapi: ports.meshapi } } : {}),
+    });
 
   /** The first set as `kubectl contrast set` does it: on a response, seed-shares.json is written. */
   function firstSet(c: CoordinatorProcess, ws: string): Promise<boolean> {
-    return callUserApi('SetManifest', request, { address: { host: '127.0.0.1', port: c.ports.userapi }, manifest: m, clientKey: wo }).then((r) => {
-      const res = decode<SetManifestResponse>(SetManifestResponseSchema, r.response);
-      writeFileSync(join(ws, 'seed-shares.json'), seedShareDocumentToJson(res.SeedSharesDoc!), { mode: 0o600 });
-      return true;
-    }, () => false);
+    return callUserApi('SetManifest', request, {
+      address: { host: '127.0.0.1', port: c.ports.userapi },
+      manifest: m,
+      clientKey: wo,
+    }).then(
+      (r) => {
+        const res = decode<SetManifestResponse>(SetManifestResponseSchema, r.response);
+        writeFileSync(join(ws, 'seed-shares.json'), seedShareDocumentToJson(res.SeedSharesDoc!), { mode: 0o600 });
+        return true;
+      },
+      () => false,
+    );
   }
 
   /** Resolves when `path` exists (polled every millisecond), or after `ms`. */
@@ -130,7 +162,10 @@ describe('crash safety of the first SetManifest (SIGKILL at different points)', 
     }
 
     const plans = [
-      ...Array.from({ length: TIMED_RUNS }, (_, i) => ({ kind: 'timed' as const, delayMs: ((i + Math.random()) / TIMED_RUNS) * windowMs * 1.2 })),
+      ...Array.from({ length: TIMED_RUNS }, (_, i) => ({
+        kind: 'timed' as const,
+        delayMs: ((i + Math.random()) / TIMED_RUNS) * windowMs * 1.2,
+      })),
       ...TRIGGERS.map((trigger) => ({ kind: 'trigger' as const, trigger })),
     ];
     const results: { plan: string; landed: string; outcome: string }[] = [];
@@ -156,25 +191,48 @@ describe('crash safety of the first SetManifest (SIGKILL at different points)', 
           assert.equal(rec.code, 1, rec.stderr);
           assert.match(rec.stderr, /no history to recover/);
           assert.equal(await firstSet(c, ws), true, `run ${i}: a new first set after the crash failed`);
-          results.push({ plan: plan.kind === 'timed' ? `${plan.delayMs.toFixed(0)} ms` : plan.trigger, landed, outcome: 'uninitialised' });
+          results.push({
+            plan: plan.kind === 'timed' ? `${plan.delayMs.toFixed(0)} ms` : plan.trigger,
+            landed,
+            outcome: 'uninitialised',
+          });
         } else {
           assert.match(c.log(), /state recovery/, `run ${i}: ${c.log()}`);
           const rec = await runCliAsync(['recover', '-c', addr, '--workspace-dir', ws], { env });
           assert.equal(rec.code, 0, `run ${i} (${landed}): recover failed: ${rec.stderr}\n${c.log()}`);
-          assert.equal(/using the seed-share document from the Coordinator's store/.test(rec.stderr), !gotResponse, `run ${i}: the stored shares are used exactly when the client missed the response`);
+          assert.equal(
+            /using the seed-share document from the Coordinator's store/.test(rec.stderr),
+            !gotResponse,
+            `run ${i}: the stored shares are used exactly when the client missed the response`,
+          );
           const v = await runCliAsync(['verify', '-c', addr, '--workspace-dir', ws], { env });
           assert.equal(v.code, 0, v.stderr);
           assert.doesNotMatch(v.stderr, /waits for recovery/);
-          results.push({ plan: plan.kind === 'timed' ? `${plan.delayMs.toFixed(0)} ms` : plan.trigger, landed, outcome: gotResponse ? 'recovered (seed-shares.json)' : 'recovered (stored shares)' });
+          results.push({
+            plan: plan.kind === 'timed' ? `${plan.delayMs.toFixed(0)} ms` : plan.trigger,
+            landed,
+            outcome: gotResponse ? 'recovered (seed-shares.json)' : 'recovered (stored shares)',
+          });
         }
       } finally {
         await c.kill();
       }
     }
-    process.stderr.write(`      write window ${windowMs.toFixed(0)} ms; kills: ${results.map((r) => `[${r.plan}] ${r.landed.slice(2)} → ${r.outcome}`).join('; ')}\n`);
+    process.stderr.write(
+      `      write window ${windowMs.toFixed(0)} ms; kills: ${results.map((r) => `[${r.plan}] ${r.landed.slice(2)} → ${r.outcome}`).join('; ')}\n`,
+    );
     const points = new Set(results.map((r) => r.landed));
-    assert.ok(points.size >= 4, `the kills landed at only ${points.size} different point(s): ${[...points].join(', ')}`);
-    assert.ok(results.some((r) => r.outcome === 'uninitialised'), 'no kill landed before the history was committed');
-    assert.ok(results.some((r) => r.outcome === 'recovered (stored shares)'), 'no kill landed between the commit and the response (the case that needs the stored shares)');
+    assert.ok(
+      points.size >= 4,
+      `the kills landed at only ${points.size} different point(s): ${[...points].join(', ')}`,
+    );
+    assert.ok(
+      results.some((r) => r.outcome === 'uninitialised'),
+      'no kill landed before the history was committed',
+    );
+    assert.ok(
+      results.some((r) => r.outcome === 'recovered (stored shares)'),
+      'no kill landed between the commit and the response (the case that needs the stored shares)',
+    );
   });
 });

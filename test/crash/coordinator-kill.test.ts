@@ -14,11 +14,30 @@ describe('crash safety of the Coordinator (SIGKILL during SetManifest)', functio
 
   it('never leaves a broken history, and concurrent mesh certificates are all issued', () => {
     ensureBuilt();
-    const r = spawnSync(process.execPath, ['--import=tsx', join(REPO_ROOT, 'bench', 'coordinator.ts'), '--concurrency', '60', '--set-rounds', '3', '--kill-rounds', '8'],
-      { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import=tsx',
+        join(REPO_ROOT, 'bench', 'coordinator.ts'),
+        '--concurrency',
+        '60',
+        '--set-rounds',
+        '3',
+        '--kill-rounds',
+        '8',
+      ],
+      { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
+    );
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout) as {
-      newMeshCert: { concurrency: number; succeeded: number; failed: number; distinctCertificates: number; badChains: number; countedByCoordinator: number };
+      newMeshCert: {
+        concurrency: number;
+        succeeded: number;
+        failed: number;
+        distinctCertificates: number;
+        badChains: number;
+        countedByCoordinator: number;
+      };
       killDuringSetManifest: { rounds: number; old: number; new: number; broken: number; brokenDetails: string[] };
     };
     const k = out.killDuringSetManifest;

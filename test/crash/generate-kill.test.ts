@@ -16,7 +16,19 @@ import { removeDir, tempDir } from '../helpers/tmp.js';
 const ROUNDS = 12;
 
 function args(ws: string, app: string): string[] {
-  return [CLI, 'generate', '--platform', 'insecure-sim', '--workspace-dir', ws, '--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache', app];
+  return [
+    CLI,
+    'generate',
+    '--platform',
+    'insecure-sim',
+    '--workspace-dir',
+    ws,
+    '--oci-layout',
+    SAMPLE_IMAGES,
+    '--offline',
+    '--no-cache',
+    app,
+  ];
 }
 
 function files(dir: string): Record<string, string> {
@@ -29,13 +41,21 @@ function files(dir: string): Record<string, string> {
 function runKilled(argv: string[], kill: { ms?: number; at?: string }, input?: string): Promise<boolean> {
   return new Promise((resolve) => {
     const env = { ...process.env, ...(kill.at ? { KUBECTL_CONTRAST_KILL_AT_WRITE: kill.at } : {}) };
-    const child = spawn(process.execPath, argv, { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'ignore'], env });
+    const child = spawn(process.execPath, argv, {
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'ignore'],
+      env,
+    });
     if (input !== undefined) {
-      child.stdin!.on('error', () => { /* killed while reading */ });
+      child.stdin!.on('error', () => {
+        /* killed while reading */
+      });
       child.stdin!.end(input);
     }
     const timer = kill.ms === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), kill.ms);
-    child.on('exit', (_code, signal) => { clearTimeout(timer); resolve(signal === 'SIGKILL'); });
+    child.on('exit', (_code, signal) => {
+      clearTimeout(timer);
+      resolve(signal === 'SIGKILL');
+    });
   });
 }
 
@@ -53,7 +73,10 @@ describe('crash safety of generate (SIGKILL at every write and at random points)
     try {
       // The "old" state: the sample app and a workspace with keys and an empty manifest.
       const baseWs = join(root, 'base-ws');
-      const seeded = spawnSync(process.execPath, [...args(baseWs, '-').slice(0, -1), '-'], { input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n', encoding: 'utf8' });
+      const seeded = spawnSync(process.execPath, [...args(baseWs, '-').slice(0, -1), '-'], {
+        input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n',
+        encoding: 'utf8',
+      });
       assert.equal(seeded.status, 0, seeded.stderr);
       const oldApp = files(join(REPO_ROOT, 'samples', 'plain'));
       const oldWs = files(baseWs);
@@ -84,13 +107,19 @@ describe('crash safety of generate (SIGKILL at every write and at random points)
         let fresh = 0;
         let stale = 0;
         for (const [name, text] of Object.entries(files(app))) {
-          assert.ok(text === oldApp[name] || text === newApp[name], `round ${round} (${JSON.stringify(kill)}): ${name} is neither the old nor the new version`);
+          assert.ok(
+            text === oldApp[name] || text === newApp[name],
+            `round ${round} (${JSON.stringify(kill)}): ${name} is neither the old nor the new version`,
+          );
           if (text === newApp[name] && text !== oldApp[name]) fresh++;
           else if (text !== newApp[name]) stale++;
         }
         if (fresh > 0 && stale > 0) mixed++;
         for (const [name, text] of Object.entries(files(ws))) {
-          assert.ok(text === oldWs[name] || text === newWs[name], `round ${round}: workspace ${name} is neither old nor new`);
+          assert.ok(
+            text === oldWs[name] || text === newWs[name],
+            `round ${round}: workspace ${name} is neither old nor new`,
+          );
         }
         const again = spawnSync(process.execPath, args(ws, app), { encoding: 'utf8' });
         assert.equal(again.status, 0, `round ${round}: the next run fails: ${again.stderr}`);
@@ -100,7 +129,7 @@ describe('crash safety of generate (SIGKILL at every write and at random points)
       };
       let round = 0;
       for (const at of writePoints()) {
-        if (!await check(round++, { at })) break;
+        if (!(await check(round++, { at }))) break;
         points++;
       }
       for (let i = 0; i < ROUNDS; i++) plans.push({ ms: Math.floor(Math.random() * duration * 1.1) });
@@ -109,7 +138,10 @@ describe('crash safety of generate (SIGKILL at every write and at random points)
       assert.ok(resourceFiles >= 2, 'the sample app must change several files for this test to mean anything');
       // Two kill points per write; between the first and the last resource file there are mixed states.
       assert.ok(points >= 2 * resourceFiles, `only ${points} kill points were reached`);
-      assert.ok(mixed >= 2 * (resourceFiles - 1) - 1, `kills left ${mixed} runs with some files replaced and others not`);
+      assert.ok(
+        mixed >= 2 * (resourceFiles - 1) - 1,
+        `kills left ${mixed} runs with some files replaced and others not`,
+      );
     } finally {
       removeDir(root);
     }
@@ -123,12 +155,28 @@ describe('crash safety of the Helm post-renderer (SIGKILL at every write and at 
     ensureBuilt();
     const root = tempDir('kc-crash-pr-');
     try {
-      const input = readdirSync(join(REPO_ROOT, 'samples', 'plain')).sort()
-        .map((f) => readFileSync(join(REPO_ROOT, 'samples', 'plain', f), 'utf8')).join('---\n');
-      const render = (ws: string) => [CLI, 'helm-post-render', '--platform', 'insecure-sim', '--workspace-dir', ws, '--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache'];
+      const input = readdirSync(join(REPO_ROOT, 'samples', 'plain'))
+        .sort()
+        .map((f) => readFileSync(join(REPO_ROOT, 'samples', 'plain', f), 'utf8'))
+        .join('---\n');
+      const render = (ws: string) => [
+        CLI,
+        'helm-post-render',
+        '--platform',
+        'insecure-sim',
+        '--workspace-dir',
+        ws,
+        '--oci-layout',
+        SAMPLE_IMAGES,
+        '--offline',
+        '--no-cache',
+      ];
       // Old state: a workspace whose manifest came from a render without the web workload.
       const baseWs = join(root, 'base-ws');
-      const seeded = spawnSync(process.execPath, render(baseWs), { input: readFileSync(join(REPO_ROOT, 'samples', 'plain', 'coordinator.yaml'), 'utf8'), encoding: 'utf8' });
+      const seeded = spawnSync(process.execPath, render(baseWs), {
+        input: readFileSync(join(REPO_ROOT, 'samples', 'plain', 'coordinator.yaml'), 'utf8'),
+        encoding: 'utf8',
+      });
       assert.equal(seeded.status, 0, seeded.stderr);
       const oldWs = files(baseWs);
       const refWs = join(root, 'ref-ws');
@@ -146,7 +194,10 @@ describe('crash safety of the Helm post-renderer (SIGKILL at every write and at 
         const killed = await runKilled(render(ws), kill, input);
         for (const [name, text] of Object.entries(files(ws))) {
           if (name === 'render.log') continue; // a log, not state
-          assert.ok(text === oldWs[name] || text === newWs[name], `round ${round} (${JSON.stringify(kill)}): workspace ${name} is neither old nor new`);
+          assert.ok(
+            text === oldWs[name] || text === newWs[name],
+            `round ${round} (${JSON.stringify(kill)}): workspace ${name} is neither old nor new`,
+          );
         }
         const again = spawnSync(process.execPath, render(ws), { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
         assert.equal(again.status, 0, `round ${round}: the next render fails: ${again.stderr}`);
@@ -157,7 +208,7 @@ describe('crash safety of the Helm post-renderer (SIGKILL at every write and at 
       let round = 0;
       let points = 0;
       for (const at of writePoints()) {
-        if (!await check(round++, { at })) break;
+        if (!(await check(round++, { at }))) break;
         points++;
       }
       assert.ok(points >= 2, `only ${points} kill points were reached (manifest.json is written once)`);

@@ -29,7 +29,9 @@ function snapshot(dir: string): Record<string, string> {
 describe('kubectl contrast generate (CLI)', function () {
   this.timeout(120_000);
   let dir: string;
-  beforeEach(() => { dir = tempDir(); });
+  beforeEach(() => {
+    dir = tempDir();
+  });
   afterEach(() => removeDir(dir));
 
   const sampleCopy = () => {
@@ -63,29 +65,62 @@ describe('kubectl contrast generate (CLI)', function () {
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /\(0 of 4 files changed\).*unchanged/);
     assert.deepEqual(snapshot(app), after);
-    assert.deepEqual(['workload-owner.pem', 'seedshare-owner.pem'].map((k) => readFileSync(join(ws, k), 'utf8')), keys);
+    assert.deepEqual(
+      ['workload-owner.pem', 'seedshare-owner.pem'].map((k) => readFileSync(join(ws, k), 'utf8')),
+      keys,
+    );
     assert.equal(readFileSync(join(ws, 'manifest.json'), 'utf8'), manifestText);
   });
 
   it('reads standard input and writes standard output', () => {
     const input = readFileSync(join(SAMPLES, 'web.yaml'), 'utf8');
-    const r = runCli(['generate', ...IMG, '--platform', 'insecure-sim', '--workspace-dir', join(dir, 'ws'), '-'], { input });
+    const r = runCli(['generate', ...IMG, '--platform', 'insecure-sim', '--workspace-dir', join(dir, 'ws'), '-'], {
+      input,
+    });
     assert.equal(r.code, 0, r.stderr);
     const out = docs(r.stdout);
     assert.equal(out.length, 3);
     assert.match(out[0].spec.template.spec.runtimeClassName, /^contrast-cc-insecure-sim-[0-9a-f]{8}$/);
-    assert.ok(r.stdout.endsWith(input.slice(input.indexOf('---\napiVersion: v1\nkind: ConfigMap'))), 'untouched documents are byte-identical');
+    assert.ok(
+      r.stdout.endsWith(input.slice(input.indexOf('---\napiVersion: v1\nkind: ConfigMap'))),
+      'untouched documents are byte-identical',
+    );
   });
 
   it('writes all inputs into one -o file and leaves the inputs alone', () => {
     const app = sampleCopy();
     const before = snapshot(app);
     const out = join(dir, 'out.yaml');
-    const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-tdx', '--workspace-dir', join(dir, 'ws'), '-o', out, app]);
+    const r = runCli([
+      'generate',
+      ...IMG,
+      '--platform',
+      'metal-qemu-tdx',
+      '--workspace-dir',
+      join(dir, 'ws'),
+      '-o',
+      out,
+      app,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(snapshot(app), before);
     const kinds = docs(readFileSync(out, 'utf8')).map((d) => d.kind);
-    assert.deepEqual(kinds, ['StatefulSet', 'ConfigMap', 'Service', 'ServiceAccount', 'Role', 'RoleBinding', 'StatefulSet', 'Service', 'Service', 'Deployment', 'ConfigMap', 'Service', 'CronJob', 'Job']);
+    assert.deepEqual(kinds, [
+      'StatefulSet',
+      'ConfigMap',
+      'Service',
+      'ServiceAccount',
+      'Role',
+      'RoleBinding',
+      'StatefulSet',
+      'Service',
+      'Service',
+      'Deployment',
+      'ConfigMap',
+      'Service',
+      'CronJob',
+      'Job',
+    ]);
   });
 
   it('uses an explicit workload owner key and --disable-updates', () => {
@@ -100,15 +135,67 @@ describe('kubectl contrast generate (CLI)', function () {
 
   describe('bad input: clear error, exit code, nothing written', () => {
     const cases: { name: string; files: Record<string, string>; args?: string[]; code: number; message: RegExp }[] = [
-      { name: 'malformed YAML', files: { 'a.yaml': 'apiVersion: v1\nkind: Pod\nmetadata: {name: x\n' }, code: 1, message: /a\.yaml, document 1: invalid YAML: .*line \d+/ },
-      { name: 'a document without kind', files: { 'a.yaml': 'kind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nmetadata: {name: nokind}\n' }, code: 1, message: /a\.yaml, document 2, <no kind> nokind, field kind: resource has no kind/ },
-      { name: 'a scalar document', files: { 'a.yaml': 'just a string\n' }, code: 1, message: /a\.yaml, document 1.*expected a Kubernetes resource \(a mapping\), found a string/ },
-      { name: 'an unknown runtime class variant', files: { 'a.yaml': 'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  runtimeClassName: contrast-cc-sev\n  containers: [{name: c, image: i}]\n' }, code: 1, message: /a\.yaml, document 1, Pod default\/p|a\.yaml, document 1, Pod p, field spec\.runtimeClassName: "contrast-cc-sev" is not a known Contrast runtime class/ },
-      { name: 'duplicate keys', files: { 'a.yaml': 'apiVersion: v1\nkind: Pod\nkind: Service\n' }, code: 1, message: /a\.yaml, document 1: invalid YAML: Map keys must be unique/ },
-      { name: 'invalid UTF-8', files: { 'a.yaml': 'kind: ConfigMap\n\u0000' }, code: 1, message: /a\.yaml: input contains a NUL byte/ },
-      { name: 'conflicting flags', files: { 'a.yaml': 'kind: ConfigMap\n' }, args: ['--disable-updates', '-w', 'x.pem'], code: 2, message: /--disable-updates and --add-workload-owner-key exclude each other/ },
-      { name: 'an unknown platform', files: { 'a.yaml': 'kind: ConfigMap\n' }, args: ['--platform', 'aks'], code: 2, message: /Invalid values:[\s\S]*platform/ },
-      { name: 'a missing input file', files: {}, args: ['missing.yaml'], code: 1, message: /missing\.yaml: cannot read input: no such file or directory/ },
+      {
+        name: 'malformed YAML',
+        files: { 'a.yaml': 'apiVersion: v1\nkind: Pod\nmetadata: {name: x\n' },
+        code: 1,
+        message: /a\.yaml, document 1: invalid YAML: .*line \d+/,
+      },
+      {
+        name: 'a document without kind',
+        files: { 'a.yaml': 'kind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nmetadata: {name: nokind}\n' },
+        code: 1,
+        message: /a\.yaml, document 2, <no kind> nokind, field kind: resource has no kind/,
+      },
+      {
+        name: 'a scalar document',
+        files: { 'a.yaml': 'just a string\n' },
+        code: 1,
+        message: /a\.yaml, document 1.*expected a Kubernetes resource \(a mapping\), found a string/,
+      },
+      {
+        name: 'an unknown runtime class variant',
+        files: {
+          'a.yaml':
+            'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  runtimeClassName: contrast-cc-sev\n  containers: [{name: c, image: i}]\n',
+        },
+        code: 1,
+        message:
+          /a\.yaml, document 1, Pod default\/p|a\.yaml, document 1, Pod p, field spec\.runtimeClassName: "contrast-cc-sev" is not a known Contrast runtime class/,
+      },
+      {
+        name: 'duplicate keys',
+        files: { 'a.yaml': 'apiVersion: v1\nkind: Pod\nkind: Service\n' },
+        code: 1,
+        message: /a\.yaml, document 1: invalid YAML: Map keys must be unique/,
+      },
+      {
+        name: 'invalid UTF-8',
+        files: { 'a.yaml': 'kind: ConfigMap\n\u0000' },
+        code: 1,
+        message: /a\.yaml: input contains a NUL byte/,
+      },
+      {
+        name: 'conflicting flags',
+        files: { 'a.yaml': 'kind: ConfigMap\n' },
+        args: ['--disable-updates', '-w', 'x.pem'],
+        code: 2,
+        message: /--disable-updates and --add-workload-owner-key exclude each other/,
+      },
+      {
+        name: 'an unknown platform',
+        files: { 'a.yaml': 'kind: ConfigMap\n' },
+        args: ['--platform', 'aks'],
+        code: 2,
+        message: /Invalid values:[\s\S]*platform/,
+      },
+      {
+        name: 'a missing input file',
+        files: {},
+        args: ['missing.yaml'],
+        code: 1,
+        message: /missing\.yaml: cannot read input: no such file or directory/,
+      },
     ];
     for (const c of cases) {
       it(c.name, () => {
@@ -119,7 +206,8 @@ describe('kubectl contrast generate (CLI)', function () {
         cpSync(join(SAMPLES, 'web.yaml'), join(app, 'web.yaml'));
         const before = snapshot(app);
         const ws = join(dir, 'ws');
-        const args = c.args?.includes('missing.yaml') ? ['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, join(app, 'missing.yaml')]
+        const args = c.args?.includes('missing.yaml')
+          ? ['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, join(app, 'missing.yaml')]
           : ['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, ...(c.args ?? []), app];
         const r = runCli(args);
         assert.equal(r.code, c.code, r.stderr);
@@ -137,7 +225,10 @@ describe('kubectl contrast generate (CLI)', function () {
       const p = join(dir, 'x.yaml');
       writeFileSync(p, 'kind: ConfigMap\n');
       chmodSync(p, 0);
-      const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', join(dir, 'ws'), p], asUser);
+      const r = runCli(
+        ['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', join(dir, 'ws'), p],
+        asUser,
+      );
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /x\.yaml: cannot read input: permission denied/);
       assert.equal(existsSync(join(dir, 'ws', 'manifest.json')), false);
@@ -147,7 +238,9 @@ describe('kubectl contrast generate (CLI)', function () {
       const ws = join(dir, 'ws');
       mkdirSync(ws);
       writeFileSync(join(ws, 'manifest.json'), '{"Policies": [}');
-      const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-'], { input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8') });
+      const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-'], {
+        input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8'),
+      });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /manifest\.json: manifest is not valid JSON/);
       assert.equal(readFileSync(join(ws, 'manifest.json'), 'utf8'), '{"Policies": [}');
@@ -157,8 +250,14 @@ describe('kubectl contrast generate (CLI)', function () {
     it('a workload owner key of the wrong type', () => {
       const ws = join(dir, 'ws');
       const rsa = join(dir, 'rsa.pem');
-      writeFileSync(rsa, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
-      const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-w', rsa, '-'], { input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8') });
+      writeFileSync(
+        rsa,
+        generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }),
+        { mode: 0o600 },
+      );
+      const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-w', rsa, '-'], {
+        input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8'),
+      });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /rsa\.pem: a workload owner key must be ECDSA P-384, found rsa 2048 bits/);
       assert.equal(r.stdout, '');

@@ -18,7 +18,10 @@ describe('edited documents keep their form (issue 14, item 6)', () => {
   it('flow sequences and mappings are written without padding: [x], {a: b}', () => {
     const text = 'kind: ConfigMap\nmetadata: {name: a, labels: {app: web}}\ndata:\n  list: [x, "y"]\n  mode: old\n';
     const out = edit(text, ['data', 'mode'], 'new');
-    assert.equal(out, 'kind: ConfigMap\nmetadata: {name: a, labels: {app: web}}\ndata:\n  list: [x, "y"]\n  mode: new\n');
+    assert.equal(
+      out,
+      'kind: ConfigMap\nmetadata: {name: a, labels: {app: web}}\ndata:\n  list: [x, "y"]\n  mode: new\n',
+    );
   });
 
   it('a new value keeps the comment of the line it replaces', () => {

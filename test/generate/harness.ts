@@ -11,9 +11,16 @@ export function workspace(): string {
   return sharedWorkspace;
 }
 
-export async function gen(text: string, options: Partial<GenerateOptions> = {}, name = 'input.yaml'): Promise<GenerateResult> {
+export async function gen(
+  text: string,
+  options: Partial<GenerateOptions> = {},
+  name = 'input.yaml',
+): Promise<GenerateResult> {
   return generateFromInputs([{ name, path: name, text }], {
-    platform: 'metal-qemu-snp', workspaceDir: workspace(), imageResolver: testResolver(), ...options,
+    platform: 'metal-qemu-snp',
+    workspaceDir: workspace(),
+    imageResolver: testResolver(),
+    ...options,
   });
 }
 

@@ -14,11 +14,29 @@ const template = (rc?: string) => ({ metadata: { labels: { app: 'x' } }, spec: p
 const KINDS: { kind: string; apiVersion: string; build: (rc?: string) => object; templateOf: (o: any) => any }[] = [
   { kind: 'Pod', apiVersion: 'v1', build: (rc) => ({ spec: podSpec(rc) }), templateOf: (o) => o },
   ...['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet'].map((kind) => ({
-    kind, apiVersion: 'apps/v1', build: (rc?: string) => ({ spec: { template: template(rc) } }), templateOf: (o: any) => o.spec.template,
+    kind,
+    apiVersion: 'apps/v1',
+    build: (rc?: string) => ({ spec: { template: template(rc) } }),
+    templateOf: (o: any) => o.spec.template,
   })),
-  { kind: 'ReplicationController', apiVersion: 'v1', build: (rc) => ({ spec: { template: template(rc) } }), templateOf: (o) => o.spec.template },
-  { kind: 'Job', apiVersion: 'batch/v1', build: (rc) => ({ spec: { template: template(rc) } }), templateOf: (o) => o.spec.template },
-  { kind: 'CronJob', apiVersion: 'batch/v1', build: (rc) => ({ spec: { schedule: '* * * * *', jobTemplate: { spec: { template: template(rc) } } } }), templateOf: (o) => o.spec.jobTemplate.spec.template },
+  {
+    kind: 'ReplicationController',
+    apiVersion: 'v1',
+    build: (rc) => ({ spec: { template: template(rc) } }),
+    templateOf: (o) => o.spec.template,
+  },
+  {
+    kind: 'Job',
+    apiVersion: 'batch/v1',
+    build: (rc) => ({ spec: { template: template(rc) } }),
+    templateOf: (o) => o.spec.template,
+  },
+  {
+    kind: 'CronJob',
+    apiVersion: 'batch/v1',
+    build: (rc) => ({ spec: { schedule: '* * * * *', jobTemplate: { spec: { template: template(rc) } } } }),
+    templateOf: (o) => o.spec.jobTemplate.spec.template,
+  },
 ];
 
 function resource(k: (typeof KINDS)[number], name: string, rc?: string): object {
@@ -52,7 +70,15 @@ describe('workload kinds', () => {
   }
 
   it('transforms the items of a kind: List, leaving other items alone', async () => {
-    const list = { apiVersion: 'v1', kind: 'List', items: [resource(KINDS[1]!, 'a'), { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' } }, resource(KINDS[0]!, 'b')] };
+    const list = {
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        resource(KINDS[1]!, 'a'),
+        { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' } },
+        resource(KINDS[0]!, 'b'),
+      ],
+    };
     const r = await gen(stringify(list));
     const [out] = docs(r.outputs[0]!.text);
     assert.equal(out.items[0].spec.template.spec.runtimeClassName, handler);

@@ -36,7 +36,22 @@ describe('kubectl plugin discovery', function () {
     const ws = tempDir();
     try {
       const input = readFileSync(join(REPO_ROOT, 'samples', 'plain', 'api.yaml'), 'utf8');
-      const ok = kubectl(['contrast', 'generate', '--platform', 'insecure-sim', '--workspace-dir', ws, '--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache', '-'], input);
+      const ok = kubectl(
+        [
+          'contrast',
+          'generate',
+          '--platform',
+          'insecure-sim',
+          '--workspace-dir',
+          ws,
+          '--oci-layout',
+          SAMPLE_IMAGES,
+          '--offline',
+          '--no-cache',
+          '-',
+        ],
+        input,
+      );
       assert.equal(ok.status, 0, ok.stderr);
       assert.match(ok.stdout, /runtimeClassName: contrast-cc-insecure-sim-[0-9a-f]{8}/);
       const usage = kubectl(['contrast', 'generate', '--platform', 'nope']);

@@ -17,7 +17,9 @@ const SAMPLES = join(REPO_ROOT, 'samples', 'plain');
 describe('list-valued flags and the input stream (issue 14, item 1)', function () {
   this.timeout(180_000);
   let dir: string;
-  beforeEach(() => { dir = tempDir('kc-lists-'); });
+  beforeEach(() => {
+    dir = tempDir('kc-lists-');
+  });
   afterEach(() => removeDir(dir));
 
   const app = () => {
@@ -29,7 +31,17 @@ describe('list-valued flags and the input stream (issue 14, item 1)', function (
     it(`generate --oci-layout DIR deployment/ (${form}) transforms deployment/, not standard input`, () => {
       const ws = join(dir, 'ws');
       const layout = form === 'space' ? ['--oci-layout', SAMPLE_IMAGES] : [`--oci-layout=${SAMPLE_IMAGES}`];
-      const r = runCli(['generate', '--platform', 'insecure-sim', '--offline', '--no-cache', '--workspace-dir', ws, ...layout, app()]);
+      const r = runCli([
+        'generate',
+        '--platform',
+        'insecure-sim',
+        '--offline',
+        '--no-cache',
+        '--workspace-dir',
+        ws,
+        ...layout,
+        app(),
+      ]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /4 confidential workloads written in place \(4 of 4 files changed\)/);
       const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8'));
@@ -40,11 +52,38 @@ describe('list-valued flags and the input stream (issue 14, item 1)', function (
   it('-w KEY deployment/: the key is the one value of -w, deployment/ is the input', () => {
     const ws = join(dir, 'ws');
     mkdirSync(ws);
-    const first = runCli(['generate', '--platform', 'insecure-sim', '--offline', '--no-cache', '--oci-layout', SAMPLE_IMAGES, '--workspace-dir', ws, '-'], { input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8') });
+    const first = runCli(
+      [
+        'generate',
+        '--platform',
+        'insecure-sim',
+        '--offline',
+        '--no-cache',
+        '--oci-layout',
+        SAMPLE_IMAGES,
+        '--workspace-dir',
+        ws,
+        '-',
+      ],
+      { input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8') },
+    );
     assert.equal(first.code, 0, first.stderr);
     const key = join(ws, 'workload-owner.pem');
     const other = join(dir, 'ws2');
-    const r = runCli(['generate', '--platform', 'insecure-sim', '--offline', '--no-cache', '--oci-layout', SAMPLE_IMAGES, '--workspace-dir', other, '-w', key, app()]);
+    const r = runCli([
+      'generate',
+      '--platform',
+      'insecure-sim',
+      '--offline',
+      '--no-cache',
+      '--oci-layout',
+      SAMPLE_IMAGES,
+      '--workspace-dir',
+      other,
+      '-w',
+      key,
+      app(),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /4 confidential workloads/);
     assert.equal(existsSync(join(other, 'workload-owner.pem')), false, 'the given key is used, no new one is made');
@@ -52,7 +91,19 @@ describe('list-valued flags and the input stream (issue 14, item 1)', function (
 
   it('paths after -- are inputs', () => {
     const ws = join(dir, 'ws');
-    const r = runCli(['generate', '--platform', 'insecure-sim', '--offline', '--no-cache', '--workspace-dir', ws, '--oci-layout', SAMPLE_IMAGES, '--', app()]);
+    const r = runCli([
+      'generate',
+      '--platform',
+      'insecure-sim',
+      '--offline',
+      '--no-cache',
+      '--workspace-dir',
+      ws,
+      '--oci-layout',
+      SAMPLE_IMAGES,
+      '--',
+      app(),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /4 confidential workloads written in place/);
   });
@@ -66,13 +117,25 @@ describe('list-valued flags and the input stream (issue 14, item 1)', function (
 
   for (const o of TRANSFORM_OPTIONS.filter((row) => row.kind === 'list')) {
     it(`--${o.flag} takes exactly one value`, () => {
-      assert.throws(() => parseTransformArgs([`--${o.flag}`, 'one', 'two'], {}), /unexpected argument "two"|Unknown argument: two/);
-      if ('alias' in o) assert.throws(() => parseTransformArgs([`-${o.alias}`, 'one', 'two'], {}), /unexpected argument "two"|Unknown argument: two/);
+      assert.throws(
+        () => parseTransformArgs([`--${o.flag}`, 'one', 'two'], {}),
+        /unexpected argument "two"|Unknown argument: two/,
+      );
+      if ('alias' in o)
+        assert.throws(
+          () => parseTransformArgs([`-${o.alias}`, 'one', 'two'], {}),
+          /unexpected argument "two"|Unknown argument: two/,
+        );
     });
   }
 
   it('helm-plugin --post-render-arg takes one value per occurrence', () => {
-    const r = runCli(['helm-plugin', 'print', '--post-render-arg=--platform=insecure-sim', '--post-render-arg=--offline']);
+    const r = runCli([
+      'helm-plugin',
+      'print',
+      '--post-render-arg=--platform=insecure-sim',
+      '--post-render-arg=--offline',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /args: \["helm-post-render", "--platform=insecure-sim", "--offline"\]/);
     const greedy = runCli(['helm-plugin', '--post-render-arg=--offline', 'print']);
@@ -89,7 +152,9 @@ describe('list-valued flags and the input stream (issue 14, item 1)', function (
         assert.equal(r.stdout, '');
         assert.equal(existsSync(join(ws, 'manifest.json')), false);
       }
-      const comments = runCli(['generate', '--platform', 'insecure-sim', '--workspace-dir', ws, '-'], { input: '# nothing\n---\n' });
+      const comments = runCli(['generate', '--platform', 'insecure-sim', '--workspace-dir', ws, '-'], {
+        input: '# nothing\n---\n',
+      });
       assert.equal(comments.code, 1, comments.stderr);
       assert.match(comments.stderr, /standard input is empty/);
     });
@@ -111,9 +176,19 @@ describe('list-valued flags and the input stream (issue 14, item 1)', function (
       // `script` gives the CLI a pseudo-terminal as standard input; a CLI that read it would hang
       // until the timeout kills it.
       const ws = join(dir, 'ws');
-      const r = spawnSync('script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} generate --platform insecure-sim --workspace-dir ${JSON.stringify(ws)}`, '/dev/null'], {
-        encoding: 'utf8', timeout: 60_000, input: '',
-      });
+      const r = spawnSync(
+        'script',
+        [
+          '-qec',
+          `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} generate --platform insecure-sim --workspace-dir ${JSON.stringify(ws)}`,
+          '/dev/null',
+        ],
+        {
+          encoding: 'utf8',
+          timeout: 60_000,
+          input: '',
+        },
+      );
       if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') this.skip();
       assert.notEqual(r.signal, 'SIGTERM', 'generate waited for input on a terminal');
       assert.equal(r.status, 2, r.stdout);

@@ -46,7 +46,9 @@ describe('YAML stream round trip', () => {
     const input = `${untouched}---\n${confidential}---\n# tail comment\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData: {k: "v"}\n`;
     const out = await genText(input);
     assert.ok(out.startsWith(untouched), 'documents before the edited one are unchanged');
-    assert.ok(out.endsWith('---\n# tail comment\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData: {k: "v"}\n'));
+    assert.ok(
+      out.endsWith('---\n# tail comment\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData: {k: "v"}\n'),
+    );
     assert.notEqual(out, input);
   });
 

@@ -5,17 +5,32 @@ import { UserError } from '../../src/util/errors.js';
 
 const A = 'contrast.edgeless.systems/';
 
-function deployment(opts: { annotations?: Record<string, string>; topAnnotations?: Record<string, string>; spec?: object; name?: string } = {}): string {
+function deployment(
+  opts: {
+    annotations?: Record<string, string>;
+    topAnnotations?: Record<string, string>;
+    spec?: object;
+    name?: string;
+  } = {},
+): string {
   return stringify({
-    apiVersion: 'apps/v1', kind: 'Deployment',
-    metadata: { name: opts.name ?? 'app', namespace: 'prod', ...(opts.topAnnotations ? { annotations: opts.topAnnotations } : {}) },
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name: opts.name ?? 'app',
+      namespace: 'prod',
+      ...(opts.topAnnotations ? { annotations: opts.topAnnotations } : {}),
+    },
     spec: {
       template: {
         metadata: { annotations: opts.annotations ?? {} },
         spec: {
           runtimeClassName: 'contrast-cc',
           initContainers: [{ name: 'migrate', image: 'migrate:1' }],
-          containers: [{ name: 'main', image: 'app:1' }, { name: 'side', image: 'side:1', volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+          containers: [
+            { name: 'main', image: 'app:1' },
+            { name: 'side', image: 'side:1', volumeMounts: [{ name: 'data', mountPath: '/data' }] },
+          ],
           volumes: [{ name: 'data', emptyDir: {} }],
           ...opts.spec,
         },
@@ -42,20 +57,47 @@ async function rejects(text: string, pattern: RegExp, options = {}): Promise<Use
 describe('Initializer injection', () => {
   it('adds the Initializer first, with the secrets volume mounted in every container', async () => {
     const spec = await podSpecOf(deployment());
-    assert.deepEqual(spec.initContainers.map((c: { name: string }) => c.name), ['contrast-initializer', 'migrate']);
+    assert.deepEqual(
+      spec.initContainers.map((c: { name: string }) => c.name),
+      ['contrast-initializer', 'migrate'],
+    );
     const init = spec.initContainers[0];
-    assert.deepEqual(init.env, [{ name: 'COORDINATOR_HOST', value: 'coordinator-ready' }, { name: 'CONTRAST_SERVICE_MESH_DISABLED', value: 'true' }]);
+    assert.deepEqual(init.env, [
+      { name: 'COORDINATOR_HOST', value: 'coordinator-ready' },
+      { name: 'CONTRAST_SERVICE_MESH_DISABLED', value: 'true' },
+    ]);
     assert.deepEqual(init.resources, { requests: { memory: '50Mi' }, limits: { memory: '50Mi' } });
-    assert.deepEqual(spec.volumes.find((v: { name: string }) => v.name === 'contrast-secrets'), { name: 'contrast-secrets', emptyDir: { medium: 'Memory' } });
+    assert.deepEqual(
+      spec.volumes.find((v: { name: string }) => v.name === 'contrast-secrets'),
+      { name: 'contrast-secrets', emptyDir: { medium: 'Memory' } },
+    );
     for (const c of [...spec.initContainers, ...spec.containers]) {
-      assert.ok(c.volumeMounts.some((m: { name: string; mountPath: string }) => m.name === 'contrast-secrets' && m.mountPath === '/contrast'), `${c.name} mounts /contrast`);
+      assert.ok(
+        c.volumeMounts.some(
+          (m: { name: string; mountPath: string }) => m.name === 'contrast-secrets' && m.mountPath === '/contrast',
+        ),
+        `${c.name} mounts /contrast`,
+      );
     }
-    assert.deepEqual(spec.containers[1].volumeMounts[0], { name: 'data', mountPath: '/data' }, 'existing mounts are kept');
+    assert.deepEqual(
+      spec.containers[1].volumeMounts[0],
+      { name: 'data', mountPath: '/data' },
+      'existing mounts are kept',
+    );
   });
 
   it('points COORDINATOR_HOST at the namespace of the Coordinator, or at --coordinator-host', async () => {
-    const coordinator = stringify({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'coordinator', namespace: 'contrast' },
-      spec: { template: { metadata: { annotations: { [`${A}pod-role`]: 'coordinator' } }, spec: { runtimeClassName: 'contrast-cc', containers: [{ name: 'c', image: 'coord:1' }] } } } });
+    const coordinator = stringify({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'coordinator', namespace: 'contrast' },
+      spec: {
+        template: {
+          metadata: { annotations: { [`${A}pod-role`]: 'coordinator' } },
+          spec: { runtimeClassName: 'contrast-cc', containers: [{ name: 'c', image: 'coord:1' }] },
+        },
+      },
+    });
     const r = await gen(`${coordinator}---\n${deployment()}`);
     const [coord, app] = docs(r.outputs[0]!.text);
     assert.equal(coord.spec.template.spec.initContainers, undefined, 'the Coordinator gets no Initializer');
@@ -67,41 +109,81 @@ describe('Initializer injection', () => {
   });
 
   it('is skipped by --skip-initializer and by the skip-initializer annotation', async () => {
-    for (const [text, options] of [[deployment(), { skipInitializer: true }], [deployment({ annotations: { [`${A}skip-initializer`]: 'true' } }), {}]] as const) {
+    for (const [text, options] of [
+      [deployment(), { skipInitializer: true }],
+      [deployment({ annotations: { [`${A}skip-initializer`]: 'true' } }), {}],
+    ] as const) {
       const spec = await podSpecOf(text, options);
-      assert.deepEqual(spec.initContainers.map((c: { name: string }) => c.name), ['migrate']);
-      assert.equal(spec.volumes.some((v: { name: string }) => v.name === 'contrast-secrets'), false);
+      assert.deepEqual(
+        spec.initContainers.map((c: { name: string }) => c.name),
+        ['migrate'],
+      );
+      assert.equal(
+        spec.volumes.some((v: { name: string }) => v.name === 'contrast-secrets'),
+        false,
+      );
     }
   });
 
   it('rejects a skip-initializer value other than true/false', async () => {
-    await rejects(deployment({ annotations: { [`${A}skip-initializer`]: 'maybe' } }), /skip-initializer.*must be "true" or "false"/);
+    await rejects(
+      deployment({ annotations: { [`${A}skip-initializer`]: 'maybe' } }),
+      /skip-initializer.*must be "true" or "false"/,
+    );
   });
 
   it('rejects an annotation value that is not a string', async () => {
-    const text = deployment().replace('annotations: {}', 'annotations:\n          contrast.edgeless.systems/skip-initializer: yes');
+    const text = deployment().replace(
+      'annotations: {}',
+      'annotations:\n          contrast.edgeless.systems/skip-initializer: yes',
+    );
     const err = await rejects(text, /annotation value must be a string; quote it: "true"/);
-    assert.match(err.message, /field spec\.template\.metadata\.annotations\["contrast\.edgeless\.systems\/skip-initializer"\]/);
+    assert.match(
+      err.message,
+      /field spec\.template\.metadata\.annotations\["contrast\.edgeless\.systems\/skip-initializer"\]/,
+    );
   });
 
   it('rejects a user volume named contrast-secrets that is not an emptyDir', async () => {
-    const err = await rejects(deployment({ spec: { volumes: [{ name: 'contrast-secrets', hostPath: { path: '/x' } }] } }), /reserved for Contrast/);
-    assert.match(err.message, /input\.yaml, document 1, Deployment prod\/app, field spec\.template\.spec\.volumes\[0\]/);
+    const err = await rejects(
+      deployment({ spec: { volumes: [{ name: 'contrast-secrets', hostPath: { path: '/x' } }] } }),
+      /reserved for Contrast/,
+    );
+    assert.match(
+      err.message,
+      /input\.yaml, document 1, Deployment prod\/app, field spec\.template\.spec\.volumes\[0\]/,
+    );
   });
 
   it('accepts a user-defined emptyDir contrast-secrets and makes it memory-backed', async () => {
-    const spec = await podSpecOf(deployment({ spec: { volumes: [{ name: 'contrast-secrets', emptyDir: {} }, { name: 'data', emptyDir: {} }] } }));
-    assert.deepEqual(spec.volumes, [{ name: 'contrast-secrets', emptyDir: { medium: 'Memory' } }, { name: 'data', emptyDir: {} }]);
+    const spec = await podSpecOf(
+      deployment({
+        spec: {
+          volumes: [
+            { name: 'contrast-secrets', emptyDir: {} },
+            { name: 'data', emptyDir: {} },
+          ],
+        },
+      }),
+    );
+    assert.deepEqual(spec.volumes, [
+      { name: 'contrast-secrets', emptyDir: { medium: 'Memory' } },
+      { name: 'data', emptyDir: {} },
+    ]);
   });
 });
 
 describe('service mesh sidecar', () => {
   it('adds a native sidecar configured from the pod-template annotations', async () => {
-    const spec = await podSpecOf(deployment({ annotations: {
-      [`${A}servicemesh-ingress`]: 'web#8080#false##metrics#9090#true',
-      [`${A}servicemesh-egress`]: 'db#127.0.0.2:5432#postgres.prod:5432',
-      [`${A}servicemesh-admin-interface-port`]: '9901',
-    } }));
+    const spec = await podSpecOf(
+      deployment({
+        annotations: {
+          [`${A}servicemesh-ingress`]: 'web#8080#false##metrics#9090#true',
+          [`${A}servicemesh-egress`]: 'db#127.0.0.2:5432#postgres.prod:5432',
+          [`${A}servicemesh-admin-interface-port`]: '9901',
+        },
+      }),
+    );
     const mesh = spec.initContainers.find((c: { name: string }) => c.name === 'contrast-service-mesh');
     assert.equal(mesh.restartPolicy, 'Always');
     assert.deepEqual(mesh.env, [
@@ -111,11 +193,18 @@ describe('service mesh sidecar', () => {
     ]);
     assert.deepEqual(mesh.ports, [{ name: 'contrast-admin', containerPort: 9901 }]);
     assert.equal(spec.initContainers[0].name, 'contrast-initializer');
-    assert.equal(spec.initContainers[0].env.some((e: { name: string }) => e.name === 'CONTRAST_SERVICE_MESH_DISABLED'), false);
+    assert.equal(
+      spec.initContainers[0].env.some((e: { name: string }) => e.name === 'CONTRAST_SERVICE_MESH_DISABLED'),
+      false,
+    );
   });
 
   const invalid: [string, string, RegExp][] = [
-    ['servicemesh-egress', 'db#10.0.0.1:5432#db:5432', /listen address "10\.0\.0\.1" must be an IPv4 address in 127\.0\.0\.0\/8/],
+    [
+      'servicemesh-egress',
+      'db#10.0.0.1:5432#db:5432',
+      /listen address "10\.0\.0\.1" must be an IPv4 address in 127\.0\.0\.0\/8/,
+    ],
     ['servicemesh-egress', 'db#127.0.0.1#db:5432', /must be host:port/],
     ['servicemesh-egress', 'db#127.0.0.1:99999#db:5432', /outside 1-65535/],
     ['servicemesh-egress', 'db#127.0.0.1:80', /must be name#listenIP:port#remoteHost:port/],
@@ -135,7 +224,10 @@ describe('service mesh sidecar', () => {
   }
 
   it('needs the Initializer', async () => {
-    await rejects(deployment({ annotations: { [`${A}servicemesh-ingress`]: '', [`${A}skip-initializer`]: 'true' } }), /service mesh needs the Initializer/);
+    await rejects(
+      deployment({ annotations: { [`${A}servicemesh-ingress`]: '', [`${A}skip-initializer`]: 'true' } }),
+      /service mesh needs the Initializer/,
+    );
   });
 
   it('removes a stale sidecar when the annotations are gone', async () => {
@@ -143,7 +235,10 @@ describe('service mesh sidecar', () => {
     const d = docs(withMesh)[0];
     delete d.spec.template.metadata.annotations[`${A}servicemesh-ingress`];
     const spec = await podSpecOf(stringify(d));
-    assert.equal(spec.initContainers.some((c: { name: string }) => c.name === 'contrast-service-mesh'), false);
+    assert.equal(
+      spec.initContainers.some((c: { name: string }) => c.name === 'contrast-service-mesh'),
+      false,
+    );
   });
 });
 
@@ -163,7 +258,10 @@ describe('annotations, runtime classes and images', () => {
   });
 
   it('rejects an unknown runtime class variant, naming the field', async () => {
-    const err = await rejects(deployment({ spec: { runtimeClassName: 'contrast-cc-aks-clh-snp' } }), /not a known Contrast runtime class/);
+    const err = await rejects(
+      deployment({ spec: { runtimeClassName: 'contrast-cc-aks-clh-snp' } }),
+      /not a known Contrast runtime class/,
+    );
     assert.match(err.message, /field spec\.template\.spec\.runtimeClassName/);
   });
 
@@ -176,6 +274,9 @@ describe('annotations, runtime classes and images', () => {
   });
 
   it('rejects a container without an image', async () => {
-    await rejects(deployment({ spec: { containers: [{ name: 'x' }] } }), /field spec\.template\.spec\.containers\[0\]\.image: container has no image/);
+    await rejects(
+      deployment({ spec: { containers: [{ name: 'x' }] } }),
+      /field spec\.template\.spec\.containers\[0\]\.image: container has no image/,
+    );
   });
 });

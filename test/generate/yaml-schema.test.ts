@@ -7,10 +7,22 @@ const read = (scalar: string): unknown => parseAllDocuments(`k: ${scalar}`, YAML
 
 describe('YAML 1.1 as Kubernetes (go-yaml) reads it', () => {
   const cases: [string, unknown][] = [
-    ['0755', 0o755], ['0x1F', 31], ['1_000', 1000], ['1e3', 1000], ['1.5e-3', 0.0015], ['1.10', 1.1],
-    ['on', true], ['yes', true], ['off', false], ['~', null],
+    ['0755', 0o755],
+    ['0x1F', 31],
+    ['1_000', 1000],
+    ['1e3', 1000],
+    ['1.5e-3', 0.0015],
+    ['1.10', 1.1],
+    ['on', true],
+    ['yes', true],
+    ['off', false],
+    ['~', null],
     // Where the `yaml` package's 1.1 schema and go-yaml disagree, Kubernetes wins:
-    ['E0', 'E0'], ['e5', 'e5'], ['12:30', '12:30'], ['190:20:30', '190:20:30'], ['2001-12-14', '2001-12-14'],
+    ['E0', 'E0'],
+    ['e5', 'e5'],
+    ['12:30', '12:30'],
+    ['190:20:30', '190:20:30'],
+    ['2001-12-14', '2001-12-14'],
   ];
   for (const [scalar, expected] of cases) {
     it(`reads plain ${scalar} as ${JSON.stringify(expected)}`, () => assert.deepEqual(read(scalar), expected));

@@ -45,13 +45,19 @@ function which(cmd: string): string | undefined {
 
 export function apiServerBinary(): string {
   const p = process.env.KUBE_APISERVER ?? join(REPO_ROOT, 'tools', 'bin', 'kube-apiserver');
-  if (!existsSync(p)) throw new Error(`kube-apiserver not found at ${p}: run scripts/setup.sh (it builds the pinned version into tools/bin) or set KUBE_APISERVER`);
+  if (!existsSync(p))
+    throw new Error(
+      `kube-apiserver not found at ${p}: run scripts/setup.sh (it builds the pinned version into tools/bin) or set KUBE_APISERVER`,
+    );
   return p;
 }
 
 export function etcdBinary(): string {
   const p = process.env.ETCD ?? which('etcd');
-  if (!p) throw new Error('etcd not found on PATH: install the Debian package etcd-server (scripts/setup.sh does) or set ETCD');
+  if (!p)
+    throw new Error(
+      'etcd not found on PATH: install the Debian package etcd-server (scripts/setup.sh does) or set ETCD',
+    );
   return p;
 }
 
@@ -78,7 +84,10 @@ async function servingCert(dir: string): Promise<{ certFile: string; keyFile: st
     notAfter: new Date(now + 7 * 86_400_000),
     keys: caKeys,
     signingAlgorithm: alg,
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+    ],
   });
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.create({
@@ -93,11 +102,17 @@ async function servingCert(dir: string): Promise<{ certFile: string; keyFile: st
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }, { type: 'dns', value: 'localhost' }]),
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'ip', value: '127.0.0.1' },
+        { type: 'dns', value: 'localhost' },
+      ]),
     ],
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
+  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
   const certFile = join(dir, 'apiserver.crt');
   const keyFile = join(dir, 'apiserver.key');
   writeFileSync(certFile, `${cert.toString('pem')}\n`);
@@ -110,7 +125,9 @@ function get(url: string, token: string, ca: string): Promise<{ status: number; 
     const req = request(url, { ca, headers: { Authorization: `Bearer ${token}` }, timeout: 5000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
+      res.on('data', (c: string) => {
+        body += c;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('error', reject);
@@ -151,16 +168,28 @@ async function start(): Promise<ApiServer> {
   const [etcdClient, etcdPeer, securePort] = [await freePort(), await freePort(), await freePort()];
   const etcdLog = join(dir, 'etcd.log');
   mkdirSync(join(dir, 'etcd'), { mode: 0o700 });
-  const etcd = spawn(etcdBin, [
-    '--name', 'test',
-    '--data-dir', join(dir, 'etcd'),
-    '--listen-client-urls', `http://127.0.0.1:${etcdClient}`,
-    '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
-    '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`,
-    '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
-    '--initial-cluster', `test=http://127.0.0.1:${etcdPeer}`,
-    '--quota-backend-bytes', String(512 * 1024 * 1024),
-  ], { stdio: ['ignore', openSync(etcdLog, 'w'), openSync(etcdLog, 'a')] });
+  const etcd = spawn(
+    etcdBin,
+    [
+      '--name',
+      'test',
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-cluster',
+      `test=http://127.0.0.1:${etcdPeer}`,
+      '--quota-backend-bytes',
+      String(512 * 1024 * 1024),
+    ],
+    { stdio: ['ignore', openSync(etcdLog, 'w'), openSync(etcdLog, 'a')] },
+  );
   procs.push(etcd);
 
   const { certFile, keyFile, caPem } = await servingCert(dir);
@@ -169,31 +198,39 @@ async function start(): Promise<ApiServer> {
   writeFileSync(join(dir, 'sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   const adminToken = randomBytes(24).toString('hex');
   const aliceToken = randomBytes(24).toString('hex');
-  writeFileSync(join(dir, 'tokens.csv'), `${adminToken},admin,admin-uid,"system:masters"\n${aliceToken},alice,alice-uid\n`, { mode: 0o600 });
+  writeFileSync(
+    join(dir, 'tokens.csv'),
+    `${adminToken},admin,admin-uid,"system:masters"\n${aliceToken},alice,alice-uid\n`,
+    { mode: 0o600 },
+  );
 
   const apiLog = join(dir, 'apiserver.log');
-  const apiserver = spawn(apiserverBin, [
-    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
-    `--secure-port=${securePort}`,
-    `--tls-cert-file=${certFile}`,
-    `--tls-private-key-file=${keyFile}`,
-    `--cert-dir=${join(dir, 'certs')}`,
-    `--token-auth-file=${join(dir, 'tokens.csv')}`,
-    '--authorization-mode=RBAC',
-    // As on real clusters (kubeadm sets it): the node installer is a privileged container.
-    '--allow-privileged=true',
-    '--service-cluster-ip-range=10.96.0.0/16',
-    `--service-account-key-file=${join(dir, 'sa.pub')}`,
-    `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-    '--service-account-issuer=https://kubernetes.default.svc',
-    // No controller manager creates the "default" ServiceAccount of new namespaces.
-    '--disable-admission-plugins=ServiceAccount',
-    '--enable-priority-and-fairness=false',
-    '--profiling=false',
-    '--v=1',
-  ], { stdio: ['ignore', openSync(apiLog, 'w'), openSync(apiLog, 'a')] });
+  const apiserver = spawn(
+    apiserverBin,
+    [
+      `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${securePort}`,
+      `--tls-cert-file=${certFile}`,
+      `--tls-private-key-file=${keyFile}`,
+      `--cert-dir=${join(dir, 'certs')}`,
+      `--token-auth-file=${join(dir, 'tokens.csv')}`,
+      '--authorization-mode=RBAC',
+      // As on real clusters (kubeadm sets it): the node installer is a privileged container.
+      '--allow-privileged=true',
+      '--service-cluster-ip-range=10.96.0.0/16',
+      `--service-account-key-file=${join(dir, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+      '--service-account-issuer=https://kubernetes.default.svc',
+      // No controller manager creates the "default" ServiceAccount of new namespaces.
+      '--disable-admission-plugins=ServiceAccount',
+      '--enable-priority-and-fairness=false',
+      '--profiling=false',
+      '--v=1',
+    ],
+    { stdio: ['ignore', openSync(apiLog, 'w'), openSync(apiLog, 'a')] },
+  );
   procs.push(apiserver);
 
   const url = `https://127.0.0.1:${securePort}`;
@@ -221,20 +258,24 @@ async function start(): Promise<ApiServer> {
 
   const kubeconfig = join(dir, 'kubeconfig');
   const ca = Buffer.from(caPem).toString('base64');
-  writeFileSync(kubeconfig, [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    `- name: test\n  cluster:\n    server: ${url}\n    certificate-authority-data: ${ca}`,
-    'users:',
-    `- name: admin\n  user:\n    token: ${adminToken}`,
-    `- name: alice\n  user:\n    token: ${aliceToken}`,
-    'contexts:',
-    '- name: admin\n  context:\n    cluster: test\n    user: admin',
-    '- name: alice\n  context:\n    cluster: test\n    user: alice',
-    'current-context: admin',
-    '',
-  ].join('\n'), { mode: 0o600 });
+  writeFileSync(
+    kubeconfig,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      `- name: test\n  cluster:\n    server: ${url}\n    certificate-authority-data: ${ca}`,
+      'users:',
+      `- name: admin\n  user:\n    token: ${adminToken}`,
+      `- name: alice\n  user:\n    token: ${aliceToken}`,
+      'contexts:',
+      '- name: admin\n  context:\n    cluster: test\n    user: admin',
+      '- name: alice\n  context:\n    cluster: test\n    user: alice',
+      'current-context: admin',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
 
   const server: ApiServer = { url, dir, kubeconfig, caPem, adminToken, aliceToken, log: () => tail(apiLog) };
   running.server = server;

@@ -20,16 +20,26 @@ export function ensureBuilt(): void {
   if (built) return;
   const entry = join(REPO_ROOT, 'dist', 'cli', 'main.js');
   let entryTime = 0;
-  try { entryTime = statSync(entry).mtimeMs; } catch { /* not built */ }
+  try {
+    entryTime = statSync(entry).mtimeMs;
+  } catch {
+    /* not built */
+  }
   if (newestMtime(join(REPO_ROOT, 'src')) > entryTime) {
     try {
       execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
       // tsc still emits JavaScript when it reports type errors; the CI build (scripts/setup.sh)
       // is the place that fails on them. Here only a missing entry point is fatal.
-      try { statSync(entry); } catch { throw err; }
+      try {
+        statSync(entry);
+      } catch {
+        throw err;
+      }
       execFileSync(process.execPath, [join(REPO_ROOT, 'scripts', 'copy-assets.mjs')]);
-      process.stderr.write(`warning: type errors while building dist/:\n${String((err as { stdout?: Buffer }).stdout ?? '').slice(0, 2000)}\n`);
+      process.stderr.write(
+        `warning: type errors while building dist/:\n${String((err as { stdout?: Buffer }).stdout ?? '').slice(0, 2000)}\n`,
+      );
     }
   }
   built = true;
@@ -45,7 +55,10 @@ export function newestMtime(dir: string): number {
   return newest;
 }
 
-export function runCli(args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): CliResult {
+export function runCli(
+  args: string[],
+  options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {},
+): CliResult {
   ensureBuilt();
   const r = spawnSync(process.execPath, [CLI, ...args], {
     cwd: options.cwd ?? REPO_ROOT,
@@ -59,14 +72,25 @@ export function runCli(args: string[], options: { cwd?: string; input?: string; 
 }
 
 /** runCli without blocking the event loop: for tests that serve the CLI from this process. */
-export function runCliAsync(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runCliAsync(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   ensureBuilt();
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, ...args], {
+      cwd: options.cwd ?? REPO_ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    p.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    p.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    p.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     p.once('error', reject);
     p.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });

@@ -19,12 +19,21 @@ export function testImageLayout(): string {
   if (layoutDir) return layoutDir;
   const writer = new OciLayoutWriter();
   for (const ref of TEST_IMAGES) {
-    const layer = buildLayer(buildTar([
-      { path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n' },
-      { path: 'etc/group', content: 'root:x:0:\napp:x:1000:\n' },
-    ]));
-    const image = buildImage({ layers: [layer], config: { Entrypoint: ['/bin/sh'], Cmd: ['-c', `echo ${ref}`], Env: ['PATH=/usr/bin:/bin'], WorkingDir: '/' } });
-    writer.add(image.descriptor, image.blobs, ref.includes('/') ? ref : `docker.io/library/${ref.includes(':') ? ref : `${ref}:latest`}`);
+    const layer = buildLayer(
+      buildTar([
+        { path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n' },
+        { path: 'etc/group', content: 'root:x:0:\napp:x:1000:\n' },
+      ]),
+    );
+    const image = buildImage({
+      layers: [layer],
+      config: { Entrypoint: ['/bin/sh'], Cmd: ['-c', `echo ${ref}`], Env: ['PATH=/usr/bin:/bin'], WorkingDir: '/' },
+    });
+    writer.add(
+      image.descriptor,
+      image.blobs,
+      ref.includes('/') ? ref : `docker.io/library/${ref.includes(':') ? ref : `${ref}:latest`}`,
+    );
   }
   layoutDir = tempDir('kc-images-');
   writer.write(layoutDir);
@@ -33,5 +42,10 @@ export function testImageLayout(): string {
 
 /** An offline resolver over the test images and the sample images; no cache, no network. */
 export function testResolver(): ImageResolver {
-  return new ImageResolver({ ociLayouts: [testImageLayout(), SAMPLE_IMAGES], offline: true, cacheDir: false, progress: false });
+  return new ImageResolver({
+    ociLayouts: [testImageLayout(), SAMPLE_IMAGES],
+    offline: true,
+    cacheDir: false,
+    progress: false,
+  });
 }

@@ -93,8 +93,20 @@ async function makeTokenSigner(service: string, issuer: string): Promise<Omit<To
   x509.cryptoProvider.set(webcrypto as never);
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const keys = {
-    privateKey: await webcrypto.subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign']),
-    publicKey: await webcrypto.subtle.importKey('spki', publicKey.export({ type: 'spki', format: 'der' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']),
+    privateKey: await webcrypto.subtle.importKey(
+      'pkcs8',
+      privateKey.export({ type: 'pkcs8', format: 'der' }),
+      { name: 'ECDSA', namedCurve: 'P-256' },
+      true,
+      ['sign'],
+    ),
+    publicKey: await webcrypto.subtle.importKey(
+      'spki',
+      publicKey.export({ type: 'spki', format: 'der' }),
+      { name: 'ECDSA', namedCurve: 'P-256' },
+      true,
+      ['verify'],
+    ),
   };
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomBytes(8).toString('hex'),
@@ -103,7 +115,10 @@ async function makeTokenSigner(service: string, issuer: string): Promise<Omit<To
     notAfter: new Date(Date.now() + 24 * 3600_000),
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     keys: keys as never,
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true)],
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true),
+    ],
   });
   const certDer = Buffer.from(cert.rawData);
   return {
@@ -127,14 +142,17 @@ async function waitForRegistry(host: string, child: ChildProcess, log: () => str
       const res = await fetch(`http://${host}/v2/`);
       await res.body?.cancel();
       if (res.status === 200 || res.status === 401) return;
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`docker-registry did not start on ${host}: ${log()}`);
 }
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
-  if (!existsSync(REGISTRY_BIN)) throw new Error(`${REGISTRY_BIN} is missing: install the Debian package docker-registry (scripts/setup.sh does)`);
+  if (!existsSync(REGISTRY_BIN))
+    throw new Error(`${REGISTRY_BIN} is missing: install the Debian package docker-registry (scripts/setup.sh does)`);
   const dir = mkdtempSync(join(tmpdir(), 'contrast-registry-'));
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
@@ -151,16 +169,28 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     const signer = await makeTokenSigner('test-registry', 'test-issuer');
     writeFileSync(join(dir, 'token-ca.pem'), signer.certPem);
     const issue = (res: http.ServerResponse, params: URLSearchParams, field: 'token' | 'access_token'): void => {
-      const access = params.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean).map((s) => {
-        const [type, name, actions] = s.split(':');
-        return { type, name, actions: (actions ?? '').split(',') };
-      });
+      const access = params
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean)
+        .map((s) => {
+          const [type, name, actions] = s.split(':');
+          return { type, name, actions: (actions ?? '').split(',') };
+        });
       const now = Math.floor(Date.now() / 1000);
       const token = signer.sign({
-        iss: signer.issuer, sub: creds.username, aud: params.get('service'),
-        exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access,
+        iss: signer.issuer,
+        sub: creds.username,
+        aud: params.get('service'),
+        exp: now + 300,
+        nbf: now - 10,
+        iat: now,
+        jti: randomBytes(8).toString('hex'),
+        access,
       });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ [field]: token, expires_in: 300 }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ [field]: token, expires_in: 300 }));
     };
     tokenServer = http.createServer((req, res) => {
       tokenCount++;
@@ -168,7 +198,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       if (req.method === 'POST') {
         // OAuth2 refresh-token grant, as used with identity tokens; the refresh token is `refresh-<user>`.
         let body = '';
-        req.on('data', (d: Buffer) => { body += d.toString(); });
+        req.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
         req.on('end', () => {
           const form = new URLSearchParams(body);
           if (form.get('grant_type') !== 'refresh_token' || form.get('refresh_token') !== `refresh-${creds.username}`) {
@@ -209,8 +241,12 @@ ${authYaml}`;
   const start = async (): Promise<void> => {
     let output = '';
     const c = spawn(REGISTRY_BIN, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    c.stdout!.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000); });
-    c.stderr!.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000); });
+    c.stdout!.on('data', (d: Buffer) => {
+      output = (output + d.toString()).slice(-4000);
+    });
+    c.stderr!.on('data', (d: Buffer) => {
+      output = (output + d.toString()).slice(-4000);
+    });
     child = c;
     await waitForRegistry(host, c, () => output);
   };
@@ -221,7 +257,9 @@ ${authYaml}`;
     await new Promise<void>((resolve) => {
       c.once('exit', () => resolve());
       c.kill('SIGTERM');
-      setTimeout(() => { if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); }, 3000).unref();
+      setTimeout(() => {
+        if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      }, 3000).unref();
     });
   };
   await start();
@@ -250,10 +288,13 @@ export async function pushLayout(
   if (options.all) args.push('--all');
   if (options.creds) args.push('--dest-creds', `${options.creds.username}:${options.creds.password}`);
   args.push(`oci:${layoutDir}:${refName}`, `docker://${dest}`);
-  await execa('skopeo', args, { timeout: 60_000, env: { ...process.env, HOME: layoutDir }, stdin: 'ignore' }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw new Error('skopeo is missing: install the Debian package skopeo (scripts/setup.sh does)');
-    throw err;
-  });
+  await execa('skopeo', args, { timeout: 60_000, env: { ...process.env, HOME: layoutDir }, stdin: 'ignore' }).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT')
+        throw new Error('skopeo is missing: install the Debian package skopeo (scripts/setup.sh does)');
+      throw err;
+    },
+  );
 }
 
 export interface ProxyRule {
@@ -303,36 +344,47 @@ export async function startProxy(upstream: string): Promise<CountingProxy> {
         return;
       }
       const [h, p] = upstream.split(':');
-      const up = http.request({ host: h, port: Number(p), method: req.method, path: req.url, headers: { ...req.headers, host: upstream } }, (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        const limit = rule.cutAfterBytes ?? rule.stallAfterBytes;
-        if (limit === undefined) {
-          upRes.pipe(res);
-          return;
-        }
-        let sent = 0;
-        upRes.on('data', (chunk: Buffer) => {
-          if (sent >= limit) return;
-          const part = chunk.subarray(0, limit - sent);
-          sent += part.length;
-          const cut = sent >= limit && rule.cutAfterBytes !== undefined;
-          // Reset only once the partial body is on the wire, so the client sees a broken body.
-          res.write(part, () => { if (cut) setTimeout(() => res.socket?.destroy(), 20); });
-        });
+      const up = http.request(
+        { host: h, port: Number(p), method: req.method, path: req.url, headers: { ...req.headers, host: upstream } },
+        (upRes) => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          const limit = rule.cutAfterBytes ?? rule.stallAfterBytes;
+          if (limit === undefined) {
+            upRes.pipe(res);
+            return;
+          }
+          let sent = 0;
+          upRes.on('data', (chunk: Buffer) => {
+            if (sent >= limit) return;
+            const part = chunk.subarray(0, limit - sent);
+            sent += part.length;
+            const cut = sent >= limit && rule.cutAfterBytes !== undefined;
+            // Reset only once the partial body is on the wire, so the client sees a broken body.
+            res.write(part, () => {
+              if (cut) setTimeout(() => res.socket?.destroy(), 20);
+            });
+          });
+        },
+      );
+      up.on('error', () => {
+        res.destroy();
       });
-      up.on('error', () => { res.destroy(); });
       req.pipe(up);
     };
     if (rule.delayMs) setTimeout(go, rule.delayMs);
     else go();
   });
   const sockets = new Set<net.Socket>();
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   proxy.host = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  proxy.close = () => new Promise<void>((r) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => r());
-  });
+  proxy.close = () =>
+    new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    });
   return proxy;
 }

@@ -11,7 +11,11 @@ class SpecWithSummary extends Mocha.reporters.Spec {
       const { passes, failures, pending } = runner.stats;
       const line = `${passes} passed, ${failures} failed, ${pending} skipped`;
       process.stdout.write(`\n${line}\n`);
-      try { writeFileSync('.test-summary', `${line}\n`); } catch { /* read-only checkout: the line above is enough */ }
+      try {
+        writeFileSync('.test-summary', `${line}\n`);
+      } catch {
+        /* read-only checkout: the line above is enough */
+      }
     });
   }
 }

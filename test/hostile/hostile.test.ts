@@ -14,12 +14,18 @@ import { decodeInitDataAnnotation, INITDATA_ANNOTATION } from '../../src/policy/
 import { docs } from '../generate/harness.js';
 
 const CASES = join(REPO_ROOT, 'test', 'hostile', 'cases');
-const expectations = JSON.parse(readFileSync(join(REPO_ROOT, 'test', 'hostile', 'expectations.json'), 'utf8')) as Record<string, { exit: number; stderr: string | null; note: string }>;
+const expectations = JSON.parse(
+  readFileSync(join(REPO_ROOT, 'test', 'hostile', 'expectations.json'), 'utf8'),
+) as Record<string, { exit: number; stderr: string | null; note: string }>;
 
 /** The CLI with a heap limit and a time limit. */
 function boundedRun(args: string[], heapMb = 512, timeoutMs = 120_000) {
   ensureBuilt();
-  const r = spawnSync(process.execPath, [`--max-old-space-size=${heapMb}`, CLI, ...args], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 512 * 1024 * 1024 });
+  const r = spawnSync(process.execPath, [`--max-old-space-size=${heapMb}`, CLI, ...args], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    maxBuffer: 512 * 1024 * 1024,
+  });
   assert.equal(r.signal, null, `the run was killed (${r.signal}): hang or resource exhaustion`);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -29,7 +35,9 @@ const IMG = ['--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache', '--platfo
 describe('hostile input', function () {
   this.timeout(300_000);
   let dir: string;
-  beforeEach(() => { dir = tempDir(); });
+  beforeEach(() => {
+    dir = tempDir();
+  });
   afterEach(() => removeDir(dir));
 
   for (const [name, expected] of Object.entries(expectations)) {
@@ -70,7 +78,8 @@ describe('hostile input', function () {
   });
 
   it('a 100 MB stream passes through unchanged within the bounds', () => {
-    const doc = (i: number) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  key: ${'x'.repeat(900)}\n---\n`;
+    const doc = (i: number) =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  key: ${'x'.repeat(900)}\n---\n`;
     const parts: string[] = [];
     for (let i = 0; i < 100_000; i++) parts.push(doc(i));
     const file = join(dir, 'big.yaml');
@@ -84,7 +93,10 @@ describe('hostile input', function () {
   it('a huge annotation on a confidential pod is kept exactly', () => {
     const big = 'v'.repeat(5 * 1024 * 1024);
     const file = join(dir, 'pod.yaml');
-    writeFileSync(file, `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    example.com/huge: ${big}\nspec:\n  runtimeClassName: contrast-cc\n  securityContext: {supplementalGroups: [2000]}\n  containers:\n  - name: c\n    image: ghcr.io/kubectl-contrast/samples/worker:1.0\n    securityContext: {runAsUser: 1001, runAsGroup: 1001}\n`);
+    writeFileSync(
+      file,
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    example.com/huge: ${big}\nspec:\n  runtimeClassName: contrast-cc\n  securityContext: {supplementalGroups: [2000]}\n  containers:\n  - name: c\n    image: ghcr.io/kubectl-contrast/samples/worker:1.0\n    securityContext: {runAsUser: 1001, runAsGroup: 1001}\n`,
+    );
     const r = boundedRun(['generate', ...IMG, '--workspace-dir', join(dir, 'ws'), file]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(docs(readFileSync(file, 'utf8'))[0].metadata.annotations['example.com/huge'], big);
@@ -99,12 +111,32 @@ describe('hostile input', function () {
     const manifestCases: [string, string, RegExp][] = [
       ['not JSON', 'this is not json', /manifest\.json: manifest is not valid JSON/],
       ['an array', '[]', /manifest\.json, field \(top level\): manifest must be a JSON object/],
-      ['a bad policy hash', '{"Policies": {"abc": {"SANs": []}}}', /field Policies\["abc"\]: policy hash must be 64 lower-case hex characters/],
+      [
+        'a bad policy hash',
+        '{"Policies": {"abc": {"SANs": []}}}',
+        /field Policies\["abc"\]: policy hash must be 64 lower-case hex characters/,
+      ],
       ['an unknown field', '{"Policiez": {}}', /field Policiez: unknown field "Policiez"/],
-      ['SANs of the wrong type', `{"Policies": {"${'a'.repeat(64)}": {"SANs": "x"}}}`, /SANs: must be a list of strings/],
-      ['an unknown role', `{"Policies": {"${'a'.repeat(64)}": {"SANs": [], "Role": "admin"}}}`, /Role: unknown role "admin"/],
-      ['a key that is not hex', '{"WorkloadOwnerPubKeys": ["zz"]}', /WorkloadOwnerPubKeys\[0\]: must be a hex-encoded public key/],
-      ['an unknown reference value type', '{"ReferenceValues": {"sgx": []}}', /ReferenceValues\.sgx: unknown platform type/],
+      [
+        'SANs of the wrong type',
+        `{"Policies": {"${'a'.repeat(64)}": {"SANs": "x"}}}`,
+        /SANs: must be a list of strings/,
+      ],
+      [
+        'an unknown role',
+        `{"Policies": {"${'a'.repeat(64)}": {"SANs": [], "Role": "admin"}}}`,
+        /Role: unknown role "admin"/,
+      ],
+      [
+        'a key that is not hex',
+        '{"WorkloadOwnerPubKeys": ["zz"]}',
+        /WorkloadOwnerPubKeys\[0\]: must be a hex-encoded public key/,
+      ],
+      [
+        'an unknown reference value type',
+        '{"ReferenceValues": {"sgx": []}}',
+        /ReferenceValues\.sgx: unknown platform type/,
+      ],
     ];
     for (const [what, text, pattern] of manifestCases) {
       it(`a manifest.json with ${what} is reported and left alone`, () => {
@@ -138,7 +170,10 @@ describe('hostile input', function () {
       chmodSync(join(ws, 'seedshare-owner.pem'), 0o644);
       const r = boundedRun(['generate', ...IMG, '--workspace-dir', ws, input()]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /seedshare-owner\.pem: private key is accessible by other users \(mode 644\); run chmod 600/);
+      assert.match(
+        r.stderr,
+        /seedshare-owner\.pem: private key is accessible by other users \(mode 644\); run chmod 600/,
+      );
     });
   });
 });

@@ -8,14 +8,21 @@ async function server(handler: http.RequestListener): Promise<{ origin: string; 
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   return {
     origin: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((r) => { s.closeAllConnections(); s.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        s.closeAllConnections();
+        s.close(() => r());
+      }),
   };
 }
 
 describe('images: HTTP requests', () => {
   it('drops Authorization on a redirect to another origin, keeps it on the same origin', async () => {
     const seen: Record<string, string | undefined> = {};
-    const storage = await server((req, res) => { seen[`storage ${req.url}`] = req.headers.authorization; res.end('blob'); });
+    const storage = await server((req, res) => {
+      seen[`storage ${req.url}`] = req.headers.authorization;
+      res.end('blob');
+    });
     const registry = await server((req, res) => {
       seen[`registry ${req.url}`] = req.headers.authorization;
       if (req.url === '/away') res.writeHead(307, { location: `${storage.origin}/data` }).end();
@@ -40,9 +47,14 @@ describe('images: HTTP requests', () => {
   });
 
   it('fails a request whose connection goes idle', async () => {
-    const silent = await server(() => { /* never answers */ });
+    const silent = await server(() => {
+      /* never answers */
+    });
     try {
-      await assert.rejects(httpRequest(`${silent.origin}/`, { method: 'GET', idleTimeoutMs: 100 }), (err: Error & { code?: string }) => err.code === 'ETIMEDOUT');
+      await assert.rejects(
+        httpRequest(`${silent.origin}/`, { method: 'GET', idleTimeoutMs: 100 }),
+        (err: Error & { code?: string }) => err.code === 'ETIMEDOUT',
+      );
     } finally {
       await silent.close();
     }

@@ -4,7 +4,16 @@ import { Progress } from '../../src/images/progress.js';
 describe('images: progress line', () => {
   const sink = () => {
     const written: string[] = [];
-    return { written, out: { columns: 80, write: (s: string | Uint8Array) => { written.push(String(s)); return true; } } as never };
+    return {
+      written,
+      out: {
+        columns: 80,
+        write: (s: string | Uint8Array) => {
+          written.push(String(s));
+          return true;
+        },
+      } as never,
+    };
   };
 
   it('draws nothing when disabled (not a TTY)', () => {

@@ -28,9 +28,22 @@ describe('images: references', () => {
     assert.equal(pinnedReference(parseImageReference(`ghcr.io/a/b@${D}`), D), `ghcr.io/a/b@${D}`);
   });
 
-  for (const bad of ['', 'Nginx', 'ghcr.io/Org/app', 'nginx:', 'nginx@sha256:1234', 'a//b', ' nginx', 'nginx:bad tag', 'ghcr.io/x/y@md5:abcdef']) {
+  for (const bad of [
+    '',
+    'Nginx',
+    'ghcr.io/Org/app',
+    'nginx:',
+    'nginx@sha256:1234',
+    'a//b',
+    ' nginx',
+    'nginx:bad tag',
+    'ghcr.io/x/y@md5:abcdef',
+  ]) {
     it(`rejects ${JSON.stringify(bad)} with a message naming it`, () => {
-      assert.throws(() => parseImageReference(bad), (err: Error) => err.message.includes(`"${bad}"`));
+      assert.throws(
+        () => parseImageReference(bad),
+        (err: Error) => err.message.includes(`"${bad}"`),
+      );
     });
   }
 });

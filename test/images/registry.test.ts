@@ -8,7 +8,14 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageResolver, type ImageResolverOptions, type ResolvedImage } from '../../src/images/index.js';
 import { busySockets } from '../../src/images/http.js';
-import { freePort, pushLayout, startProxy, startRegistry, type CountingProxy, type TestRegistry } from '../helpers/registry.js';
+import {
+  freePort,
+  pushLayout,
+  startProxy,
+  startRegistry,
+  type CountingProxy,
+  type TestRegistry,
+} from '../helpers/registry.js';
 import { GROUP, PASSWD, basicImage, image, tempDir, writeIndexLayout, writeLayout } from './fixtures.js';
 
 const FAST_RETRY = { baseDelayMs: 5, maxDelayMs: 20 };
@@ -22,34 +29,65 @@ describe('images: registry source', function () {
   let reg: TestRegistry;
   const a = basicImage('a');
   const b = basicImage('b', 'root');
-  const layered = image([
-    [{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }, { path: 'bin/sh', content: '#!' }],
-    [{ path: 'etc/.wh.passwd', content: '' }],
-    [{ path: 'usr/share/doc/readme', content: 'docs' }],
-  ], { User: '0' });
+  const layered = image(
+    [
+      [
+        { path: 'etc/passwd', content: PASSWD },
+        { path: 'etc/group', content: GROUP },
+        { path: 'bin/sh', content: '#!' },
+      ],
+      [{ path: 'etc/.wh.passwd', content: '' }],
+      [{ path: 'usr/share/doc/readme', content: 'docs' }],
+    ],
+    { User: '0' },
+  );
   let platforms: ReturnType<typeof writeIndexLayout>;
   // two images on one base layer
-  const baseEntries = [{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }];
+  const baseEntries = [
+    { path: 'etc/passwd', content: PASSWD },
+    { path: 'etc/group', content: GROUP },
+  ];
   const shared1 = image([baseEntries, [{ path: 'app/one', content: '1' }]]);
   const shared2 = image([baseEntries, [{ path: 'app/two', content: '2' }]]);
   // passwd and group at the start of one big layer: the download stops right after them
-  const early = image([[
-    { path: 'etc/group', content: GROUP }, { path: 'etc/passwd', content: PASSWD },
-    { path: 'zz/data', content: randomBytes(6_000_000) },
-  ]]);
+  const early = image([
+    [
+      { path: 'etc/group', content: GROUP },
+      { path: 'etc/passwd', content: PASSWD },
+      { path: 'zz/data', content: randomBytes(6_000_000) },
+    ],
+  ]);
   // passwd at the bottom, a top layer of incompressible data that must be read through
   const big = image([
-    [{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }],
+    [
+      { path: 'etc/passwd', content: PASSWD },
+      { path: 'etc/group', content: GROUP },
+    ],
     [{ path: 'data/blob', content: randomBytes(400_000) }],
   ]);
 
   const resolver = (extra: ImageResolverOptions = {}): ImageResolver =>
-    new ImageResolver({ insecureRegistries: [reg.host], cacheDir: join(tmp.path, 'cache'), progress: false, retry: FAST_RETRY, dockerConfigPath: join(tmp.path, 'no-config.json'), ...extra });
+    new ImageResolver({
+      insecureRegistries: [reg.host],
+      cacheDir: join(tmp.path, 'cache'),
+      progress: false,
+      retry: FAST_RETRY,
+      dockerConfigPath: join(tmp.path, 'no-config.json'),
+      ...extra,
+    });
 
   before(async () => {
     tmp = tempDir();
     reg = await startRegistry();
-    writeLayout(join(tmp.path, 'layout'), [{ ref: 'a', image: a }, { ref: 'b', image: b }, { ref: 'layered', image: layered }, { ref: 'big', image: big }, { ref: 'early', image: early }, { ref: 'shared1', image: shared1 }, { ref: 'shared2', image: shared2 }]);
+    writeLayout(join(tmp.path, 'layout'), [
+      { ref: 'a', image: a },
+      { ref: 'b', image: b },
+      { ref: 'layered', image: layered },
+      { ref: 'big', image: big },
+      { ref: 'early', image: early },
+      { ref: 'shared1', image: shared1 },
+      { ref: 'shared2', image: shared2 },
+    ]);
     platforms = writeIndexLayout(join(tmp.path, 'multi'), 'multi', [
       { os: 'linux', architecture: 'arm64', variant: 'v8' },
       { os: 'linux', architecture: 'amd64' },
@@ -110,14 +148,18 @@ describe('images: registry source', function () {
     assert.equal(amd.indexDigest, platforms.index.descriptor.digest);
     assert.equal(amd.pinned, `${reg.host}/team/multi:1.0@${platforms.images[1]!.descriptor.digest}`);
     assert.deepEqual(amd.config.Cmd, ['amd64']);
-    const arm = await resolver({ platform: { os: 'linux', architecture: 'arm64' } }).resolve(`${reg.host}/team/multi:1.0`);
+    const arm = await resolver({ platform: { os: 'linux', architecture: 'arm64' } }).resolve(
+      `${reg.host}/team/multi:1.0`,
+    );
     assert.deepEqual(arm.config.Cmd, ['arm64v8']);
     assert.match(arm.passwd!, /^arch:x:1000:/m);
-    await assert.rejects(resolver({ platform: { os: 'windows', architecture: 'amd64' } }).resolve(`${reg.host}/team/multi:1.0`),
-      (err: Error) => err.message.includes(`${reg.host}/team/multi:1.0`) && err.message.includes('linux/ppc64le'));
+    await assert.rejects(
+      resolver({ platform: { os: 'windows', architecture: 'amd64' } }).resolve(`${reg.host}/team/multi:1.0`),
+      (err: Error) => err.message.includes(`${reg.host}/team/multi:1.0`) && err.message.includes('linux/ppc64le'),
+    );
   });
 
-  it('resolves a reference pinned to an index digest and keeps the user\'s digest', async () => {
+  it("resolves a reference pinned to an index digest and keeps the user's digest", async () => {
     const ref = `${reg.host}/team/multi:1.0@${platforms.index.descriptor.digest}`;
     const res = await resolver().resolve(ref);
     assert.equal(res.pinned, ref);
@@ -128,9 +170,16 @@ describe('images: registry source', function () {
     const proxy = await startProxy(reg.host);
     try {
       const r = resolver({ insecureRegistries: [proxy.host] });
-      await assert.rejects(r.resolve(`${proxy.host}/team/nothing:1.0`), (err: Error) =>
-        err.name === 'UserError' && err.message.includes(`${proxy.host}/team/nothing:1.0`) && /not found/.test(err.message));
-      await assert.rejects(r.resolve(`${proxy.host}/team/a:no-such-tag`), (err: Error) => err.message.includes('team/a:no-such-tag'));
+      await assert.rejects(
+        r.resolve(`${proxy.host}/team/nothing:1.0`),
+        (err: Error) =>
+          err.name === 'UserError' &&
+          err.message.includes(`${proxy.host}/team/nothing:1.0`) &&
+          /not found/.test(err.message),
+      );
+      await assert.rejects(r.resolve(`${proxy.host}/team/a:no-such-tag`), (err: Error) =>
+        err.message.includes('team/a:no-such-tag'),
+      );
       assert.equal(proxy.requests.filter((q) => q.includes('nothing')).length, 1);
     } finally {
       await proxy.close();
@@ -139,7 +188,11 @@ describe('images: registry source', function () {
 
   describe('cache and offline mode', () => {
     it('a second run resolves from the cache alone when the registry is gone', async () => {
-      const refs = [`${reg.host}/team/a:1.0`, `${reg.host}/team/multi:1.0`, `${reg.host}/team/b:1.0@${b.descriptor.digest}`];
+      const refs = [
+        `${reg.host}/team/a:1.0`,
+        `${reg.host}/team/multi:1.0`,
+        `${reg.host}/team/b:1.0@${b.descriptor.digest}`,
+      ];
       const first = await resolver().resolveAll(refs);
       await reg.pause();
       try {
@@ -151,14 +204,20 @@ describe('images: registry source', function () {
         // Without --offline the tag lookup fails to connect and falls back to the cached digest.
         const warnings: string[] = [];
         const online = resolver({ warn: (m) => warnings.push(m), retry: { attempts: 2, baseDelayMs: 5 } });
-        assert.deepEqual(withoutSource(await online.resolveAll(refs.slice(0, 2))), withoutSource(new Map([...first].slice(0, 2))));
+        assert.deepEqual(
+          withoutSource(await online.resolveAll(refs.slice(0, 2))),
+          withoutSource(new Map([...first].slice(0, 2))),
+        );
         assert.equal(warnings.length, 2);
         assert.match(warnings[0]!, /cached digest/);
         // A digest-pinned reference in the cache never needs the network.
         const pinned = resolver();
         await pinned.resolve(refs[2]!);
         assert.equal(pinned.registry.requests, 0);
-        await assert.rejects(resolver({ offline: true }).resolve(`${reg.host}/team/b:1.0`), (err: Error) => err.message.includes(`${reg.host}/team/b:1.0`) && err.message.includes('offline'));
+        await assert.rejects(
+          resolver({ offline: true }).resolve(`${reg.host}/team/b:1.0`),
+          (err: Error) => err.message.includes(`${reg.host}/team/b:1.0`) && err.message.includes('offline'),
+        );
       } finally {
         await reg.restart();
       }
@@ -185,15 +244,27 @@ describe('images: registry source', function () {
 
   describe('parallelism', () => {
     let proxy: CountingProxy;
-    beforeEach(async () => { proxy = await startProxy(reg.host); });
-    afterEach(async () => { await proxy.close(); });
+    beforeEach(async () => {
+      proxy = await startProxy(reg.host);
+    });
+    afterEach(async () => {
+      await proxy.close();
+    });
 
     it('resolves each digest once however many references point to it', async () => {
       const h = proxy.host;
-      const refs = [`${h}/team/a:1.0`, `${h}/team/a:also`, `${h}/team/a:1.0`, `${h}/team/a:1.0@${a.descriptor.digest}`, `${h}/team/b:1.0`, `${h}/team/a:1.0`];
+      const refs = [
+        `${h}/team/a:1.0`,
+        `${h}/team/a:also`,
+        `${h}/team/a:1.0`,
+        `${h}/team/a:1.0@${a.descriptor.digest}`,
+        `${h}/team/b:1.0`,
+        `${h}/team/a:1.0`,
+      ];
       const m = await resolver({ insecureRegistries: [h], cacheDir: false }).resolveAll(refs);
       assert.equal(m.size, 4);
-      for (const [k, v] of m) assert.equal(v.manifestDigest, k.includes('/b:') ? b.descriptor.digest : a.descriptor.digest);
+      for (const [k, v] of m)
+        assert.equal(v.manifestDigest, k.includes('/b:') ? b.descriptor.digest : a.descriptor.digest);
       const count = (s: string): number => proxy.requests.filter((q) => q.includes(s)).length;
       // Each tag is asked once (the pinned reference may fetch its manifest by digest);
       // the config and the layer of each digest are downloaded once.
@@ -209,7 +280,10 @@ describe('images: registry source', function () {
 
     it('scans a base layer shared by several images once', async () => {
       const baseLayer = (JSON.parse(shared1.manifest.toString()) as { layers: { digest: string }[] }).layers[0]!.digest;
-      assert.equal((JSON.parse(shared2.manifest.toString()) as { layers: { digest: string }[] }).layers[0]!.digest, baseLayer);
+      assert.equal(
+        (JSON.parse(shared2.manifest.toString()) as { layers: { digest: string }[] }).layers[0]!.digest,
+        baseLayer,
+      );
       const r = resolver({ insecureRegistries: [proxy.host], cacheDir: false });
       const m = await r.resolveAll([`${proxy.host}/team/shared1:1.0`, `${proxy.host}/team/shared2:1.0`]);
       for (const img of m.values()) assert.equal(img.passwd, PASSWD);
@@ -231,15 +305,20 @@ describe('images: registry source', function () {
       };
       const h = proxy.host;
       const tags = ['1.0', 'also'];
-      const refs = ['a', 'b', 'layered', 'multi'].flatMap((n) => tags.map((t) => `${h}/team/${n}:${t}`)).filter((r) => !/(b|layered|multi):also/.test(r));
+      const refs = ['a', 'b', 'layered', 'multi']
+        .flatMap((n) => tags.map((t) => `${h}/team/${n}:${t}`))
+        .filter((r) => !/(b|layered|multi):also/.test(r));
       await resolver({ insecureRegistries: [h], cacheDir: false, concurrency: 2 }).resolveAll(refs);
       assert.ok(max <= 2, `max in flight ${max}`);
       assert.ok(max >= 1);
     });
 
     it('retries transient registry errors with backoff', async () => {
-      proxy.rule = (_m, path, attempt) => (path.startsWith('/v2/team/') && attempt <= 2 ? { status: attempt === 1 ? 503 : 429 } : undefined);
-      const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false }).resolve(`${proxy.host}/team/a:1.0`);
+      proxy.rule = (_m, path, attempt) =>
+        path.startsWith('/v2/team/') && attempt <= 2 ? { status: attempt === 1 ? 503 : 429 } : undefined;
+      const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false }).resolve(
+        `${proxy.host}/team/a:1.0`,
+      );
       assert.equal(res.manifestDigest, a.descriptor.digest);
       assert.ok(proxy.requests.filter((q) => q === 'GET /v2/team/a/manifests/1.0').length === 3);
     });
@@ -251,8 +330,12 @@ describe('images: registry source', function () {
         let seen = 0;
         proxy.rule = (_m, path) => (path.includes(layer) && ++seen === 1 ? fault : undefined);
         const warnings: string[] = [];
-        const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false, stallTimeoutMs: 300, warn: (m) => warnings.push(m) })
-          .resolve(`${proxy.host}/team/big:1.0`);
+        const res = await resolver({
+          insecureRegistries: [proxy.host],
+          cacheDir: false,
+          stallTimeoutMs: 300,
+          warn: (m) => warnings.push(m),
+        }).resolve(`${proxy.host}/team/big:1.0`);
         assert.equal(res.passwd, PASSWD);
         assert.equal(proxy.requests.filter((q) => q.includes(layer)).length, 2, JSON.stringify(fault));
         assert.equal(warnings.length, 1);
@@ -263,8 +346,11 @@ describe('images: registry source', function () {
     it('follows blob redirects to another origin', async () => {
       const storage = await startProxy(reg.host);
       try {
-        proxy.rule = (_m, path) => (path.includes('/blobs/') ? { redirect: `http://${storage.host}${path}` } : undefined);
-        const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false }).resolve(`${proxy.host}/team/layered:1.0`);
+        proxy.rule = (_m, path) =>
+          path.includes('/blobs/') ? { redirect: `http://${storage.host}${path}` } : undefined;
+        const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false }).resolve(
+          `${proxy.host}/team/layered:1.0`,
+        );
         assert.equal(res.group, GROUP);
         assert.ok(storage.requests.some((q) => q.includes('/blobs/')));
         assert.ok(proxy.requests.some((q) => q.includes('/blobs/')));
@@ -275,22 +361,34 @@ describe('images: registry source', function () {
 
     it('survives a slow registry', async () => {
       proxy.rule = () => ({ delayMs: 150 });
-      const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false }).resolve(`${proxy.host}/team/b:1.0`);
+      const res = await resolver({ insecureRegistries: [proxy.host], cacheDir: false }).resolve(
+        `${proxy.host}/team/b:1.0`,
+      );
       assert.equal(res.config.User, 'root');
     });
 
     it('gives up on a registry that keeps failing, naming the image and the status', async () => {
       proxy.rule = (_m, path) => (path.includes('/blobs/') ? { status: 503 } : undefined);
-      const r = resolver({ insecureRegistries: [proxy.host], cacheDir: false, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 10 } });
-      await assert.rejects(r.resolve(`${proxy.host}/team/a:1.0`), (err: Error) =>
-        err.name === 'UserError' && err.message.includes(`${proxy.host}/team/a:1.0`) && err.message.includes('503'));
+      const r = resolver({
+        insecureRegistries: [proxy.host],
+        cacheDir: false,
+        retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 10 },
+      });
+      await assert.rejects(
+        r.resolve(`${proxy.host}/team/a:1.0`),
+        (err: Error) =>
+          err.name === 'UserError' && err.message.includes(`${proxy.host}/team/a:1.0`) && err.message.includes('503'),
+      );
       assert.equal(proxy.requests.filter((q) => q.includes(a.configDescriptor.digest)).length, 3);
     });
 
     it('fails clearly when the registry is not reachable at all', async () => {
       const dead = `127.0.0.1:${await freePort()}`;
       const r = resolver({ insecureRegistries: [dead], cacheDir: false, retry: { attempts: 2, baseDelayMs: 5 } });
-      await assert.rejects(r.resolve(`${dead}/team/a:1.0`), (err: Error) => err.message.includes(`${dead}/team/a:1.0`) && /ECONNREFUSED/.test(err.message));
+      await assert.rejects(
+        r.resolve(`${dead}/team/a:1.0`),
+        (err: Error) => err.message.includes(`${dead}/team/a:1.0`) && /ECONNREFUSED/.test(err.message),
+      );
     });
   });
 });
@@ -308,7 +406,12 @@ describe('images: registry authentication', function () {
 
   const dockerConfig = (host: string, user: string, password: string): string => {
     const path = join(tmp.path, `config-${host.replace(/\W/g, '_')}-${user}.json`);
-    writeFileSync(path, JSON.stringify({ auths: { [`http://${host}`]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        auths: { [`http://${host}`]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } },
+      }),
+    );
     return path;
   };
 
@@ -319,10 +422,17 @@ describe('images: registry authentication', function () {
         reg = await startRegistry(mode === 'basic' ? { basicAuth: creds } : { tokenAuth: creds });
         await pushLayout(join(tmp.path, 'layout'), 'p', `${reg.host}/private/app:1`, { creds });
       });
-      after(async () => { await reg?.stop(); });
+      after(async () => {
+        await reg?.stop();
+      });
 
       const resolve = (configPath: string) =>
-        new ImageResolver({ insecureRegistries: [reg.host], cacheDir: false, dockerConfigPath: configPath, retry: FAST_RETRY }).resolve(`${reg.host}/private/app:1`);
+        new ImageResolver({
+          insecureRegistries: [reg.host],
+          cacheDir: false,
+          dockerConfigPath: configPath,
+          retry: FAST_RETRY,
+        }).resolve(`${reg.host}/private/app:1`);
 
       it('uses credentials from the Docker config file', async () => {
         const before = reg.tokenRequests();
@@ -333,22 +443,36 @@ describe('images: registry authentication', function () {
       });
 
       it('reports wrong credentials, naming the image and without leaking the password', async () => {
-        await assert.rejects(resolve(dockerConfig(reg.host, creds.username, 'wrong')), (err: Error) =>
-          err.message.includes(`${reg.host}/private/app:1`) && /401|refused/.test(err.message) && !err.message.includes('wrong'));
+        await assert.rejects(
+          resolve(dockerConfig(reg.host, creds.username, 'wrong')),
+          (err: Error) =>
+            err.message.includes(`${reg.host}/private/app:1`) &&
+            /401|refused/.test(err.message) &&
+            !err.message.includes('wrong'),
+        );
       });
 
       it('reports missing credentials', async () => {
-        await assert.rejects(resolve(join(tmp.path, 'absent.json')), (err: Error) =>
-          err.message.includes(`${reg.host}/private/app:1`) && /credentials|docker login/.test(err.message));
+        await assert.rejects(
+          resolve(join(tmp.path, 'absent.json')),
+          (err: Error) =>
+            err.message.includes(`${reg.host}/private/app:1`) && /credentials|docker login/.test(err.message),
+        );
       });
 
       if (mode === 'bearer') {
         it('exchanges an identity token (refresh token) for an access token', async () => {
           const path = join(tmp.path, 'identity-config.json');
-          writeFileSync(path, JSON.stringify({ auths: { [reg.host]: { auth: '', identitytoken: `refresh-${creds.username}` } } }));
+          writeFileSync(
+            path,
+            JSON.stringify({ auths: { [reg.host]: { auth: '', identitytoken: `refresh-${creds.username}` } } }),
+          );
           assert.equal((await resolve(path)).manifestDigest, img.descriptor.digest);
           writeFileSync(path, JSON.stringify({ auths: { [reg.host]: { identitytoken: 'refresh-mallory' } } }));
-          await assert.rejects(resolve(path), (err: Error) => err.message.includes(`${reg.host}/private/app:1`) && !err.message.includes('mallory'));
+          await assert.rejects(
+            resolve(path),
+            (err: Error) => err.message.includes(`${reg.host}/private/app:1`) && !err.message.includes('mallory'),
+          );
         });
       }
 
@@ -357,7 +481,10 @@ describe('images: registry authentication', function () {
           const bin = join(tmp.path, 'bin');
           mkdirSync(bin, { recursive: true });
           const helper = join(bin, 'docker-credential-fake');
-          writeFileSync(helper, `#!/bin/sh\nread server\n[ "$1" = get ] && [ "$server" = "${reg.host}" ] && printf '{"Username":"${creds.username}","Secret":"${creds.password}"}' && exit 0\necho "credentials not found in native keychain"; exit 1\n`);
+          writeFileSync(
+            helper,
+            `#!/bin/sh\nread server\n[ "$1" = get ] && [ "$server" = "${reg.host}" ] && printf '{"Username":"${creds.username}","Secret":"${creds.password}"}' && exit 0\necho "credentials not found in native keychain"; exit 1\n`,
+          );
           chmodSync(helper, 0o755);
           const path = join(tmp.path, 'helper-config.json');
           writeFileSync(path, JSON.stringify({ credHelpers: { [reg.host]: 'fake' } }));

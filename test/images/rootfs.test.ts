@@ -4,7 +4,12 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { buildTar, type LayerEntry } from '../../src/images/oci-build.js';
 import { sha256Digest } from '../../src/images/image-manifest.js';
-import { findPasswdAndGroup, normaliseEntryPath, type LayerScanMemo, type LayerScanResult } from '../../src/images/rootfs.js';
+import {
+  findPasswdAndGroup,
+  normaliseEntryPath,
+  type LayerScanMemo,
+  type LayerScanResult,
+} from '../../src/images/rootfs.js';
 import { GROUP, PASSWD } from './fixtures.js';
 
 /** Layers given bottom first; returns the result and which layers were opened. */
@@ -20,7 +25,11 @@ async function scan(layers: Buffer[]) {
 }
 
 const gz = (entries: LayerEntry[], keepOrder = false): Buffer => gzipSync(buildTar(entries, keepOrder));
-const base = gz([{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }, { path: 'bin/sh', content: 'x' }]);
+const base = gz([
+  { path: 'etc/passwd', content: PASSWD },
+  { path: 'etc/group', content: GROUP },
+  { path: 'bin/sh', content: 'x' },
+]);
 
 describe('images: passwd and group from layers', () => {
   it('normalises tar paths and refuses traversal', () => {
@@ -36,7 +45,10 @@ describe('images: passwd and group from layers', () => {
   });
 
   it('takes the top-most version and never opens lower layers once both are known', async () => {
-    const top = gz([{ path: 'etc/passwd', content: 'top\n' }, { path: 'etc/group', content: 'topg\n' }]);
+    const top = gz([
+      { path: 'etc/passwd', content: 'top\n' },
+      { path: 'etc/group', content: 'topg\n' },
+    ]);
     const { result, opened } = await scan([base, gz([{ path: 'x', content: '1' }]), top]);
     assert.deepEqual(opened, [2]);
     assert.equal(result.passwd, 'top\n');
@@ -59,14 +71,24 @@ describe('images: passwd and group from layers', () => {
   });
 
   it('a file re-added above a whiteout wins', async () => {
-    const { result } = await scan([base, gz([{ path: 'etc/.wh.passwd', content: '' }]), gz([{ path: 'etc/passwd', content: 'again\n' }])]);
+    const { result } = await scan([
+      base,
+      gz([{ path: 'etc/.wh.passwd', content: '' }]),
+      gz([{ path: 'etc/passwd', content: 'again\n' }]),
+    ]);
     assert.equal(result.passwd, 'again\n');
   });
 
   it('an opaque /etc hides lower files but keeps files of its own layer, whatever the entry order', async () => {
     for (const order of [
-      [{ path: 'etc/.wh..wh..opq', content: '' }, { path: 'etc/group', content: 'own\n' }],
-      [{ path: 'etc/group', content: 'own\n' }, { path: 'etc/.wh..wh..opq', content: '' }],
+      [
+        { path: 'etc/.wh..wh..opq', content: '' },
+        { path: 'etc/group', content: 'own\n' },
+      ],
+      [
+        { path: 'etc/group', content: 'own\n' },
+        { path: 'etc/.wh..wh..opq', content: '' },
+      ],
     ] as LayerEntry[][]) {
       const { result, opened } = await scan([base, gz(order, true)]);
       assert.deepEqual(opened, [1]);
@@ -81,7 +103,16 @@ describe('images: passwd and group from layers', () => {
   });
 
   it('treats a symlinked passwd as absent and resolves a hard link to group', async () => {
-    const { result } = await scan([base, gz([{ path: 'etc/group', content: GROUP }, { path: 'etc/passwd', type: 'hardlink', target: 'etc/group' }], true)]);
+    const { result } = await scan([
+      base,
+      gz(
+        [
+          { path: 'etc/group', content: GROUP },
+          { path: 'etc/passwd', type: 'hardlink', target: 'etc/group' },
+        ],
+        true,
+      ),
+    ]);
     assert.equal(result.passwd, GROUP);
     const sym = await scan([base, gz([{ path: 'etc/passwd', type: 'symlink', target: '/usr/lib/passwd' }])]);
     assert.equal(sym.result.passwd, undefined);
@@ -97,9 +128,18 @@ describe('images: passwd and group from layers', () => {
   it('stops reading a big layer as soon as the files are found', async () => {
     const filler = Array.from({ length: 40 }, (_, i) => ({ path: `zz/file${i}`, content: randomBytes(256 * 1024) }));
     const big = gz([{ path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }, ...filler]);
-    const chunks = Array.from({ length: Math.ceil(big.length / 65536) }, (_, i) => big.subarray(i * 65536, (i + 1) * 65536));
+    const chunks = Array.from({ length: Math.ceil(big.length / 65536) }, (_, i) =>
+      big.subarray(i * 65536, (i + 1) * 65536),
+    );
     let served = 0;
-    const source = Readable.from((function* () { for (const c of chunks) { served++; yield c; } })());
+    const source = Readable.from(
+      (function* () {
+        for (const c of chunks) {
+          served++;
+          yield c;
+        }
+      })(),
+    );
     const result = await findPasswdAndGroup(1, () => ({ open: async () => source }));
     assert.equal(result.passwd, PASSWD);
     assert.equal(result.group, GROUP);
@@ -114,7 +154,14 @@ describe('images: passwd and group from layers', () => {
       return memo.get(key)!;
     };
     let opens = 0;
-    const layer = (data: Buffer, name: string) => ({ digest: sha256Digest(data), open: async () => { opens++; void name; return Readable.from([data]); } });
+    const layer = (data: Buffer, name: string) => ({
+      digest: sha256Digest(data),
+      open: async () => {
+        opens++;
+        void name;
+        return Readable.from([data]);
+      },
+    });
     const top1 = gz([{ path: 'app/one', content: '1' }]);
     const top2 = gz([{ path: 'app/two', content: '2' }]);
     const [r1, r2] = await Promise.all([
@@ -129,7 +176,10 @@ describe('images: passwd and group from layers', () => {
 
   it('rejects a layer whose digest does not match when read completely', async () => {
     await assert.rejects(
-      findPasswdAndGroup(1, () => ({ open: async () => Readable.from([gz([{ path: 'x', content: 'y' }])]), digest: `sha256:${'0'.repeat(64)}` })),
+      findPasswdAndGroup(1, () => ({
+        open: async () => Readable.from([gz([{ path: 'x', content: 'y' }])]),
+        digest: `sha256:${'0'.repeat(64)}`,
+      })),
       /digest/,
     );
   });

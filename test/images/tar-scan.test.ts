@@ -12,7 +12,10 @@ function scan(data: Buffer, sizes: number[], want = (h: TarHeader) => h.name.end
   const headers: TarHeader[] = [];
   const contents = new Map<string, string>();
   const s = new TarScanner({
-    entry: (h) => { headers.push(h); return want(h) ? 1 << 20 : undefined; },
+    entry: (h) => {
+      headers.push(h);
+      return want(h) ? 1 << 20 : undefined;
+    },
     content: (h, d) => contents.set(h.name, d.toString('utf8')),
   });
   let pos = 0;
@@ -27,7 +30,9 @@ function scan(data: Buffer, sizes: number[], want = (h: TarHeader) => h.name.end
 
 describe('images: tar scanner', () => {
   let tmp: ReturnType<typeof tempDir>;
-  before(() => { tmp = tempDir(); });
+  before(() => {
+    tmp = tempDir();
+  });
   after(() => tmp.remove());
 
   for (const format of ['gnu', 'pax', 'ustar'] as const) {
@@ -53,16 +58,22 @@ describe('images: tar scanner', () => {
   }
 
   it('delivers contents exactly, whatever the chunking (property)', () => {
-    fc.assert(fc.property(
-      fc.array(fc.record({ name: fc.stringMatching(/^[a-z]{1,12}$/), size: fc.nat(3000) }), { minLength: 1, maxLength: 6 }),
-      fc.array(fc.integer({ min: 1, max: 2000 }), { minLength: 1, maxLength: 5 }),
-      (files, sizes) => {
-        const unique = [...new Map(files.map((f) => [f.name, f])).values()];
-        const entries = unique.map((f, i) => ({ path: `d/${f.name}`, content: Buffer.alloc(f.size, 97 + (i % 26)) }));
-        const { contents } = scan(buildTar(entries), sizes, () => true);
-        for (const e of entries) assert.equal(contents.get(e.path), e.content.toString('utf8'));
-      },
-    ), { numRuns: 200 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ name: fc.stringMatching(/^[a-z]{1,12}$/), size: fc.nat(3000) }), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        fc.array(fc.integer({ min: 1, max: 2000 }), { minLength: 1, maxLength: 5 }),
+        (files, sizes) => {
+          const unique = [...new Map(files.map((f) => [f.name, f])).values()];
+          const entries = unique.map((f, i) => ({ path: `d/${f.name}`, content: Buffer.alloc(f.size, 97 + (i % 26)) }));
+          const { contents } = scan(buildTar(entries), sizes, () => true);
+          for (const e of entries) assert.equal(contents.get(e.path), e.content.toString('utf8'));
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('rejects a corrupted header and a truncated stream', () => {

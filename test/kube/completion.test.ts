@@ -12,7 +12,10 @@ import { removeDir, tempDir } from '../helpers/tmp.js';
 import { admin, freshNamespace } from './kube.js';
 
 /** The candidates of `__complete`, without the directive line. */
-function candidates(words: string[], env: NodeJS.ProcessEnv = {}): { lines: string[]; directive: string; stderr: string } {
+function candidates(
+  words: string[],
+  env: NodeJS.ProcessEnv = {},
+): { lines: string[]; directive: string; stderr: string } {
   const r = runCli(['__complete', ...words], { env });
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');
@@ -32,14 +35,25 @@ describe('kubectl flags: completion of -n and --context, no kubeconfig', functio
   after(() => removeDir(dir));
 
   it('-n, --namespace and --namespace= complete the namespaces of the cluster the kubeconfig and context name', () => {
-    for (const words of [['status', '--kubeconfig', api.kubeconfig, '--context', 'admin', '-n', 'kc-complete'],
-      ['set', '--kubeconfig', api.kubeconfig, '--context=admin', '--namespace', 'kc-comp']]) {
+    for (const words of [
+      ['status', '--kubeconfig', api.kubeconfig, '--context', 'admin', '-n', 'kc-complete'],
+      ['set', '--kubeconfig', api.kubeconfig, '--context=admin', '--namespace', 'kc-comp'],
+    ]) {
       const c = candidates(words);
       assert.ok(c.lines.includes(ns), `${words.join(' ')}: ${c.lines.join(',')}`);
-      assert.ok(c.lines.every((l) => l.startsWith('kc-comp')), c.lines.join(','));
+      assert.ok(
+        c.lines.every((l) => l.startsWith('kc-comp')),
+        c.lines.join(','),
+      );
       assert.equal(c.directive, ':4', 'no file names');
     }
-    const eq = candidates(['verify', `--kubeconfig=${api.kubeconfig}`, '--context', 'admin', `--namespace=${ns.slice(0, -2)}`]);
+    const eq = candidates([
+      'verify',
+      `--kubeconfig=${api.kubeconfig}`,
+      '--context',
+      'admin',
+      `--namespace=${ns.slice(0, -2)}`,
+    ]);
     assert.deepEqual(eq.lines, [`--namespace=${ns}`]);
     const all = candidates(['status', '--kubeconfig', api.kubeconfig, '--context', 'admin', '-n', '']);
     for (const builtin of ['default', 'kube-system', ns]) assert.ok(all.lines.includes(builtin), builtin);
@@ -47,17 +61,35 @@ describe('kubectl flags: completion of -n and --context, no kubeconfig', functio
 
   it('--context completes the contexts of the kubeconfig, without asking a cluster', () => {
     const kubeconfig = join(dir, 'contexts.yaml');
-    writeFileSync(kubeconfig, [
-      'apiVersion: v1', 'kind: Config', 'current-context: dev',
-      'clusters:', '- name: c', '  cluster: {server: "https://127.0.0.1:1"}',
-      'users:', '- name: u', '  user: {token: x}',
-      'contexts:',
-      ...['dev', 'prod-eu', 'prod-us'].flatMap((n) => [`- name: ${n}`, '  context: {cluster: c, user: u}']),
-      '',
-    ].join('\n'));
-    assert.deepEqual(candidates(['status', '--kubeconfig', kubeconfig, '--context', '']).lines, ['dev', 'prod-eu', 'prod-us']);
-    assert.deepEqual(candidates(['status', '--context', 'prod'], { KUBECONFIG: kubeconfig }).lines, ['prod-eu', 'prod-us']);
-    assert.deepEqual(candidates(['status', '--kubeconfig', kubeconfig, '--context=prod-u']).lines, ['--context=prod-us']);
+    writeFileSync(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'current-context: dev',
+        'clusters:',
+        '- name: c',
+        '  cluster: {server: "https://127.0.0.1:1"}',
+        'users:',
+        '- name: u',
+        '  user: {token: x}',
+        'contexts:',
+        ...['dev', 'prod-eu', 'prod-us'].flatMap((n) => [`- name: ${n}`, '  context: {cluster: c, user: u}']),
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(candidates(['status', '--kubeconfig', kubeconfig, '--context', '']).lines, [
+      'dev',
+      'prod-eu',
+      'prod-us',
+    ]);
+    assert.deepEqual(candidates(['status', '--context', 'prod'], { KUBECONFIG: kubeconfig }).lines, [
+      'prod-eu',
+      'prod-us',
+    ]);
+    assert.deepEqual(candidates(['status', '--kubeconfig', kubeconfig, '--context=prod-u']).lines, [
+      '--context=prod-us',
+    ]);
     // A cluster that cannot be reached offers no namespaces, and no error.
     const none = candidates(['status', '--kubeconfig', kubeconfig, '-n', '']);
     assert.deepEqual(none.lines, []);
@@ -70,7 +102,12 @@ describe('kubectl flags: completion of -n and --context, no kubeconfig', functio
     const env = { HOME: home, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' };
     const r = runCli(['status'], { env });
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`no kubeconfig: \\$KUBECONFIG is not set and ${join(home, '.kube', 'config').replace(/\//g, '\\/')} does not exist`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `no kubeconfig: \\$KUBECONFIG is not set and ${join(home, '.kube', 'config').replace(/\//g, '\\/')} does not exist`,
+      ),
+    );
     assert.match(r.stderr, /--kubeconfig or \$KUBECONFIG.*-c HOST:PORT/);
     assert.doesNotMatch(r.stderr, /localhost:8080/);
     const missing = runCli(['status'], { env: { ...env, KUBECONFIG: join(dir, 'gone.yaml') } });

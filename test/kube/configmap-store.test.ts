@@ -71,24 +71,29 @@ describe('ConfigMap state store against a real API server', function () {
     // Separate KubeConfigs and clients: as separate Coordinator processes would be.
     const stores = Array.from({ length: writers }, () => new ConfigMapStore({ kc: admin(api).kc, namespace: ns }));
     let conflicts = 0;
-    await Promise.all(stores.map(async (store, w) => {
-      for (let i = 0; i < rounds; i++) {
-        for (;;) {
-          const current = await store.get('log/entries');
-          const list: string[] = current ? JSON.parse(current.toString()) as string[] : [];
-          list.push(`${w}:${i}`);
-          if (await store.compareAndSwap('log/entries', current, Buffer.from(JSON.stringify(list)))) break;
-          conflicts++;
+    await Promise.all(
+      stores.map(async (store, w) => {
+        for (let i = 0; i < rounds; i++) {
+          for (;;) {
+            const current = await store.get('log/entries');
+            const list: string[] = current ? (JSON.parse(current.toString()) as string[]) : [];
+            list.push(`${w}:${i}`);
+            if (await store.compareAndSwap('log/entries', current, Buffer.from(JSON.stringify(list)))) break;
+            conflicts++;
+          }
         }
-      }
-    }));
+      }),
+    );
     const final = JSON.parse((await stores[0]!.get('log/entries'))!.toString()) as string[];
     assert.equal(final.length, writers * rounds);
     assert.equal(new Set(final).size, writers * rounds);
     for (let w = 0; w < writers; w++) {
       // Each writer's entries appear in its own order.
       const mine = final.filter((e) => e.startsWith(`${w}:`)).map((e) => Number(e.split(':')[1]));
-      assert.deepEqual(mine, [...mine].sort((x, y) => x - y));
+      assert.deepEqual(
+        mine,
+        [...mine].sort((x, y) => x - y),
+      );
     }
     assert.ok(conflicts > 0, 'the writers never raced; the test proves nothing');
   });
@@ -119,7 +124,11 @@ describe('ConfigMap state store against a real API server', function () {
     const ns = await freshNamespace(a);
     const cluster = connect({ kubeconfig: api.kubeconfig, namespace: ns });
     await applyObjects(cluster, renderCoordinator({ namespace: ns }));
-    const token = await a.core.createNamespacedServiceAccountToken({ name: 'coordinator', namespace: ns, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+    const token = await a.core.createNamespacedServiceAccountToken({
+      name: 'coordinator',
+      namespace: ns,
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
     const kc = kubeConfigFor(api, token.status!.token);
     const stale: string[] = [];
     const store = new ConfigMapStore({ kc, namespace: ns, onStale: (k) => stale.push(k) });
@@ -138,8 +147,14 @@ describe('ConfigMap state store against a real API server', function () {
     const core = kc.makeApiClient(CoreV1Api);
     const forbidden = (e: { code?: number }) => e.code === 403;
     await assert.rejects(core.listNamespacedConfigMap({ namespace: ns }), forbidden);
-    await assert.rejects(core.deleteNamespacedConfigMap({ name: 'contrast-store-manifests-00', namespace: ns }), forbidden);
+    await assert.rejects(
+      core.deleteNamespacedConfigMap({ name: 'contrast-store-manifests-00', namespace: ns }),
+      forbidden,
+    );
     await assert.rejects(core.listNamespacedSecret({ namespace: ns }), forbidden);
-    await assert.rejects(core.readNamespacedConfigMap({ name: 'contrast-store-manifests-00', namespace: 'default' }), forbidden);
+    await assert.rejects(
+      core.readNamespacedConfigMap({ name: 'contrast-store-manifests-00', namespace: 'default' }),
+      forbidden,
+    );
   });
 });

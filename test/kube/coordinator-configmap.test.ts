@@ -33,32 +33,67 @@ describe('Coordinator with the ConfigMap state store (real process, real API ser
     removeDir(dir);
   });
   afterEach(function () {
-    if (this.currentTest?.state === 'failed' && coord) process.stderr.write(`--- Coordinator log ---\n${coord.log()}\n`);
+    if (this.currentTest?.state === 'failed' && coord)
+      process.stderr.write(`--- Coordinator log ---\n${coord.log()}\n`);
   });
 
   it('set, verify, restart from the ConfigMaps, recover, verify; status shows the manifest', async function () {
     const a = admin(api);
     const ns = await freshNamespace(a);
     await applyObjects(connect({ kubeconfig: api.kubeconfig, namespace: ns }), renderCoordinator({ namespace: ns }));
-    const token = await a.core.createNamespacedServiceAccountToken({ name: 'coordinator', namespace: ns, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+    const token = await a.core.createNamespacedServiceAccountToken({
+      name: 'coordinator',
+      namespace: ns,
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
     const saKubeconfig = join(dir, 'sa.kubeconfig');
-    writeFileSync(saKubeconfig, `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${api.url}\n    certificate-authority-data: ${Buffer.from(api.caPem).toString('base64')}\nusers:\n- name: sa\n  user:\n    token: ${token.status!.token}\ncontexts:\n- name: sa\n  context:\n    cluster: c\n    user: sa\ncurrent-context: sa\n`, { mode: 0o600 });
+    writeFileSync(
+      saKubeconfig,
+      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${api.url}\n    certificate-authority-data: ${Buffer.from(api.caPem).toString('base64')}\nusers:\n- name: sa\n  user:\n    token: ${token.status!.token}\ncontexts:\n- name: sa\n  context:\n    cluster: c\n    user: sa\ncurrent-context: sa\n`,
+      { mode: 0o600 },
+    );
 
     const ws = join(dir, 'ws');
     const res = join(dir, 'resources');
     const sim = join(dir, 'sim');
     cpSync(join(REPO_ROOT, 'samples', 'plain'), res, { recursive: true });
     const env = { CONTRAST_INSECURE_SIM_DIR: sim };
-    const g = runCli(['generate', '--platform', 'insecure-sim', '--oci-layout', join(REPO_ROOT, 'samples', 'images'), '--offline', '--no-cache', '--workspace-dir', ws, res], { env });
+    const g = runCli(
+      [
+        'generate',
+        '--platform',
+        'insecure-sim',
+        '--oci-layout',
+        join(REPO_ROOT, 'samples', 'images'),
+        '--offline',
+        '--no-cache',
+        '--workspace-dir',
+        ws,
+        res,
+      ],
+      { env },
+    );
     assert.equal(g.code, 0, g.stderr);
-    const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as { Policies: Record<string, { Role?: string }> };
+    const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as {
+      Policies: Record<string, { Role?: string }>;
+    };
     const coordinatorHash = Object.entries(manifest.Policies).find(([, e]) => e.Role === 'coordinator')![0];
 
     const saved = { ...process.env };
     const start = async (ports?: CoordinatorProcess['ports']) => {
-      Object.assign(process.env, { CONTRAST_STATE_STORE: 'configmap', CONTRAST_NAMESPACE: ns, KUBECONFIG: saKubeconfig });
+      Object.assign(process.env, {
+        CONTRAST_STATE_STORE: 'configmap',
+        CONTRAST_NAMESPACE: ns,
+        KUBECONFIG: saKubeconfig,
+      });
       try {
-        return await startCoordinatorProcess({ stateDir: join(dir, 'unused-state'), policyHash: coordinatorHash, simDir: sim, workDir: dir, ...(ports ? { ports } : {}) });
+        return await startCoordinatorProcess({
+          stateDir: join(dir, 'unused-state'),
+          policyHash: coordinatorHash,
+          simDir: sim,
+          workDir: dir,
+          ...(ports ? { ports } : {}),
+        });
       } finally {
         for (const k of ['CONTRAST_STATE_STORE', 'CONTRAST_NAMESPACE', 'KUBECONFIG']) {
           if (saved[k] === undefined) delete process.env[k];
@@ -78,7 +113,12 @@ describe('Coordinator with the ConfigMap state store (real process, real API ser
     const s = runCli(['status', '--kubeconfig', api.kubeconfig, '-n', ns, '-o', 'json']);
     assert.equal(s.code, 0, s.stderr);
     const report = JSON.parse(s.stdout) as StatusReport;
-    assert.equal(report.coordinators[0]?.activeManifest, createHash('sha256').update(readFileSync(join(ws, 'manifest.json'))).digest('hex'));
+    assert.equal(
+      report.coordinators[0]?.activeManifest,
+      createHash('sha256')
+        .update(readFileSync(join(ws, 'manifest.json')))
+        .digest('hex'),
+    );
 
     // The process and its local files are gone; the history is in the API server.
     await coord.kill('SIGKILL');

@@ -14,9 +14,18 @@ import { COLLATERAL_CACHE_PATH, renderCoordinator } from '../../src/kube/coordin
 import { parseObjects } from '../../src/kube/output.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
-interface Container { env: { name: string; value?: string }[]; volumeMounts?: { name: string; mountPath: string }[]; image: string }
-interface PodSpec { containers: Container[]; volumes?: { name: string; emptyDir?: { medium?: string } }[] }
-const podSpec = (objs: unknown[]) => (objs.find((o) => (o as { kind: string }).kind === 'StatefulSet') as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+interface Container {
+  env: { name: string; value?: string }[];
+  volumeMounts?: { name: string; mountPath: string }[];
+  image: string;
+}
+interface PodSpec {
+  containers: Container[];
+  volumes?: { name: string; emptyDir?: { medium?: string } }[];
+}
+const podSpec = (objs: unknown[]) =>
+  (objs.find((o) => (o as { kind: string }).kind === 'StatefulSet') as { spec: { template: { spec: PodSpec } } }).spec
+    .template.spec;
 
 describe('coordinator render: collateral caches', () => {
   it('mounts a memory emptyDir and points both collateral caches into it', () => {

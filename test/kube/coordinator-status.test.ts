@@ -39,17 +39,37 @@ describe('coordinator render|apply and status against a real API server', functi
     const raw = runCli(['coordinator', 'render', '--no-policy', '-n', 'app']);
     assert.equal(raw.code, 0, raw.stderr);
     const objs = parseObjects(raw.stdout);
-    assert.deepEqual(objs.map((o) => o.kind), ['ServiceAccount', 'Role', 'RoleBinding', 'StatefulSet', 'Service', 'Service']);
+    assert.deepEqual(
+      objs.map((o) => o.kind),
+      ['ServiceAccount', 'Role', 'RoleBinding', 'StatefulSet', 'Service', 'Service'],
+    );
     assert.ok(objs.every((o) => o.metadata?.namespace === 'app'));
-    const sts = objs[3] as unknown as { spec: { template: { metadata: { annotations: Record<string, string> }; spec: { runtimeClassName: string; serviceAccountName: string } } } };
+    const sts = objs[3] as unknown as {
+      spec: {
+        template: {
+          metadata: { annotations: Record<string, string> };
+          spec: { runtimeClassName: string; serviceAccountName: string };
+        };
+      };
+    };
     assert.equal(sts.spec.template.spec.runtimeClassName, 'contrast-cc');
     assert.equal(sts.spec.template.metadata.annotations['contrast.edgeless.systems/pod-role'], 'coordinator');
     assert.equal(sts.spec.template.spec.serviceAccountName, 'coordinator');
     const role = objs[1] as unknown as { rules: { resources: string[]; verbs: string[] }[] };
-    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update', 'watch'] }]);
+    assert.deepEqual(role.rules, [
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update', 'watch'] },
+    ]);
 
     const ws = join(work, 'render-ws');
-    const withPolicy = runCli(['coordinator', 'render', '--platform', 'insecure-sim', '--workspace-dir', ws, ...IMAGES]);
+    const withPolicy = runCli([
+      'coordinator',
+      'render',
+      '--platform',
+      'insecure-sim',
+      '--workspace-dir',
+      ws,
+      ...IMAGES,
+    ]);
     assert.equal(withPolicy.code, 0, withPolicy.stderr);
     assert.match(withPolicy.stdout, /io\.katacontainers\.config\.hypervisor\.cc_init_data/);
     assert.match(withPolicy.stdout, /runtimeClassName: contrast-cc-insecure-sim-[0-9a-f]{8}/);
@@ -62,9 +82,21 @@ describe('coordinator render|apply and status against a real API server', functi
     const raw = runCli(['coordinator', 'render', '--no-policy', '-n', 'default']);
     const input = join(work, 'coordinator.yaml');
     writeFileSync(input, raw.stdout);
-    const gen = runCli(['generate', '--platform', 'insecure-sim', '--workspace-dir', ws, '-o', join(work, 'gen.yaml'), ...IMAGES, input]);
+    const gen = runCli([
+      'generate',
+      '--platform',
+      'insecure-sim',
+      '--workspace-dir',
+      ws,
+      '-o',
+      join(work, 'gen.yaml'),
+      ...IMAGES,
+      input,
+    ]);
     assert.equal(gen.code, 0, gen.stderr);
-    const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as { Policies: Record<string, { Role?: string }> };
+    const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as {
+      Policies: Record<string, { Role?: string }>;
+    };
     const rendered = runCli(['coordinator', 'render', '--platform', 'insecure-sim', '--workspace-dir', ws, ...IMAGES]);
     assert.equal(rendered.code, 0, rendered.stderr);
     const hash = /Coordinator policy hash: ([0-9a-f]{64})/.exec(rendered.stderr)![1]!;
@@ -74,7 +106,19 @@ describe('coordinator render|apply and status against a real API server', functi
 
   it('coordinator apply: server-side apply, idempotent, least-privilege Role in place', async function () {
     const ns = await freshNamespace(a);
-    const args = ['coordinator', 'apply', '--platform', 'insecure-sim', '--kubeconfig', api.kubeconfig, '-n', ns, '--workspace-dir', join(work, 'apply-ws'), ...IMAGES];
+    const args = [
+      'coordinator',
+      'apply',
+      '--platform',
+      'insecure-sim',
+      '--kubeconfig',
+      api.kubeconfig,
+      '-n',
+      ns,
+      '--workspace-dir',
+      join(work, 'apply-ws'),
+      ...IMAGES,
+    ];
     const first = runCli(args);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /statefulset.apps\/coordinator created/);
@@ -90,7 +134,18 @@ describe('coordinator render|apply and status against a real API server', functi
     const svc = await a.core.readNamespacedService({ name: 'coordinator', namespace: ns });
     assert.equal(svc.spec?.type, 'LoadBalancer');
     await a.core.readNamespacedService({ name: 'coordinator-ready', namespace: ns });
-    const dry = runCli(['coordinator', 'apply', '--platform', 'insecure-sim', '--kubeconfig', api.kubeconfig, '-n', 'nonexistent-ns', '--dry-run=server', ...IMAGES]);
+    const dry = runCli([
+      'coordinator',
+      'apply',
+      '--platform',
+      'insecure-sim',
+      '--kubeconfig',
+      api.kubeconfig,
+      '-n',
+      'nonexistent-ns',
+      '--dry-run=server',
+      ...IMAGES,
+    ]);
     assert.equal(dry.code, 1);
     assert.match(dry.stderr, /not found.*nonexistent-ns/);
   });
@@ -100,7 +155,17 @@ describe('coordinator render|apply and status against a real API server', functi
     const cluster = connect({ kubeconfig: api.kubeconfig, namespace: ns });
     const ws = join(work, 'status-ws');
     const out = join(work, 'status.yaml');
-    const gen = runCli(['generate', '--platform', 'insecure-sim', '--workspace-dir', ws, '-o', out, ...IMAGES, join(REPO_ROOT, 'samples/plain')]);
+    const gen = runCli([
+      'generate',
+      '--platform',
+      'insecure-sim',
+      '--workspace-dir',
+      ws,
+      '-o',
+      out,
+      ...IMAGES,
+      join(REPO_ROOT, 'samples/plain'),
+    ]);
     assert.equal(gen.code, 0, gen.stderr);
     const rt = runCli(['runtime', 'apply', '--platform', 'insecure-sim', '--kubeconfig', api.kubeconfig, '-n', ns]);
     assert.equal(rt.code, 0, rt.stderr);
@@ -108,10 +173,16 @@ describe('coordinator render|apply and status against a real API server', functi
     await applyObjects(cluster, objects);
 
     // The Coordinator's state: the generated manifest minus the worker's policy.
-    const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as { Policies: Record<string, { Role?: string }> };
-    const cron = objects.find((o) => o.kind === 'CronJob') as unknown as { spec: { jobTemplate: { spec: { template: { metadata: { annotations: Record<string, string> } } } } } };
+    const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as {
+      Policies: Record<string, { Role?: string }>;
+    };
+    const cron = objects.find((o) => o.kind === 'CronJob') as unknown as {
+      spec: { jobTemplate: { spec: { template: { metadata: { annotations: Record<string, string> } } } } };
+    };
     const { decodeInitDataAnnotation } = await import('../../src/policy/initdata.js');
-    const workerHash = decodeInitDataAnnotation(cron.spec.jobTemplate.spec.template.metadata.annotations['io.katacontainers.config.hypervisor.cc_init_data']!).hash;
+    const workerHash = decodeInitDataAnnotation(
+      cron.spec.jobTemplate.spec.template.metadata.annotations['io.katacontainers.config.hypervisor.cc_init_data']!,
+    ).hash;
     delete manifest.Policies[workerHash];
     const history = new History(new ConfigMapStore({ kc: a.kc, namespace: ns }));
     const manifestHash = await history.setManifest(Buffer.from(JSON.stringify(manifest)));
@@ -122,20 +193,49 @@ describe('coordinator render|apply and status against a real API server', functi
     // A pod of the web Deployment that hangs in the Initializer (pods do not run here: the
     // status is written through the status subresource, as a kubelet would).
     const dep = await a.apps.readNamespacedDeployment({ name: 'web', namespace: ns });
-    const rs = await a.apps.createNamespacedReplicaSet({ namespace: ns, body: {
-      metadata: { name: 'web-abc', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: dep.metadata!.uid!, controller: true }] },
-      spec: { selector: dep.spec!.selector, template: dep.spec!.template },
-    } });
-    const pod = await a.core.createNamespacedPod({ namespace: ns, body: {
-      metadata: { name: 'web-abc-1', labels: dep.spec!.template.metadata!.labels!, annotations: dep.spec!.template.metadata!.annotations!, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc', uid: rs.metadata!.uid!, controller: true }] },
-      spec: dep.spec!.template.spec!,
-    } });
-    const withStatus: V1Pod = { ...pod, status: {
-      phase: 'Pending',
-      initContainerStatuses: [{ name: 'contrast-initializer', image: 'x', imageID: '', ready: false, restartCount: 3,
-        state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container' } },
-        lastState: { terminated: { exitCode: 1, message: 'coordinator-ready: connection refused' } } }],
-    } };
+    const rs = await a.apps.createNamespacedReplicaSet({
+      namespace: ns,
+      body: {
+        metadata: {
+          name: 'web-abc',
+          ownerReferences: [
+            { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: dep.metadata!.uid!, controller: true },
+          ],
+        },
+        spec: { selector: dep.spec!.selector, template: dep.spec!.template },
+      },
+    });
+    const pod = await a.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: {
+          name: 'web-abc-1',
+          labels: dep.spec!.template.metadata!.labels!,
+          annotations: dep.spec!.template.metadata!.annotations!,
+          ownerReferences: [
+            { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc', uid: rs.metadata!.uid!, controller: true },
+          ],
+        },
+        spec: dep.spec!.template.spec!,
+      },
+    });
+    const withStatus: V1Pod = {
+      ...pod,
+      status: {
+        phase: 'Pending',
+        initContainerStatuses: [
+          {
+            name: 'contrast-initializer',
+            image: 'x',
+            imageID: '',
+            ready: false,
+            restartCount: 3,
+            state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container' } },
+            lastState: { terminated: { exitCode: 1, message: 'coordinator-ready: connection refused' } },
+          },
+        ],
+      },
+    };
     await a.core.replaceNamespacedPodStatus({ name: 'web-abc-1', namespace: ns, body: withStatus });
 
     const json = runCli(['status', '--kubeconfig', api.kubeconfig, '-n', ns, '-o', 'json']);
@@ -148,7 +248,12 @@ describe('coordinator render|apply and status against a real API server', functi
     assert.equal(c.readyPods, 0);
     assert.equal(c.recoveryNeeded, false);
     const byName = new Map(report.workloads.map((w) => [`${w.kind}/${w.name}`, w]));
-    assert.deepEqual([...byName.keys()].sort(), ['CronJob/report', 'Deployment/web', 'StatefulSet/api', 'StatefulSet/coordinator']);
+    assert.deepEqual([...byName.keys()].sort(), [
+      'CronJob/report',
+      'Deployment/web',
+      'StatefulSet/api',
+      'StatefulSet/coordinator',
+    ]);
     assert.equal(byName.get('StatefulSet/coordinator')!.inManifest, 'yes');
     assert.equal(byName.get('StatefulSet/coordinator')!.role, 'coordinator');
     assert.equal(byName.get('Deployment/web')!.inManifest, 'yes');
@@ -172,8 +277,37 @@ describe('coordinator render|apply and status against a real API server', functi
     assert.match(all.stdout, new RegExp(`namespace: ${ns}`));
 
     // Without the right to read the state ConfigMaps, status says so instead of failing.
-    await a.rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name: 'viewer' }, rules: [{ apiGroups: ['', 'apps', 'batch'], resources: ['pods', 'services', 'deployments', 'statefulsets', 'daemonsets', 'replicasets', 'replicationcontrollers', 'jobs', 'cronjobs'], verbs: ['list'] }] } });
-    await a.rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name: 'viewer' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'viewer' }, subjects: [{ kind: 'User', name: 'alice', apiGroup: 'rbac.authorization.k8s.io' }] } });
+    await a.rbac.createNamespacedRole({
+      namespace: ns,
+      body: {
+        metadata: { name: 'viewer' },
+        rules: [
+          {
+            apiGroups: ['', 'apps', 'batch'],
+            resources: [
+              'pods',
+              'services',
+              'deployments',
+              'statefulsets',
+              'daemonsets',
+              'replicasets',
+              'replicationcontrollers',
+              'jobs',
+              'cronjobs',
+            ],
+            verbs: ['list'],
+          },
+        ],
+      },
+    });
+    await a.rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'viewer' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'viewer' },
+        subjects: [{ kind: 'User', name: 'alice', apiGroup: 'rbac.authorization.k8s.io' }],
+      },
+    });
     const limited = runCli(['status', '--kubeconfig', api.kubeconfig, '--context', 'alice', '-n', ns, '-o', 'json']);
     assert.equal(limited.code, 0, limited.stderr);
     assert.match((JSON.parse(limited.stdout) as StatusReport).coordinators[0]!.storeError ?? '', /not allowed/);
@@ -185,7 +319,9 @@ describe('coordinator render|apply and status against a real API server', functi
   it('status lists every workload kind that generate handles, a ReplicationController too', async function () {
     const ns = await freshNamespace(a);
     const input = join(work, 'rc.yaml');
-    writeFileSync(input, `apiVersion: v1
+    writeFileSync(
+      input,
+      `apiVersion: v1
 kind: ReplicationController
 metadata:
   name: legacy
@@ -202,15 +338,29 @@ spec:
           image: ghcr.io/kubectl-contrast/samples/worker:1.0
           securityContext: {runAsUser: 1001, runAsGroup: 1001}
       securityContext: {supplementalGroups: [2000]}
-`);
+`,
+    );
     const out = join(work, 'rc-out.yaml');
-    const gen = runCli(['generate', '--platform', 'insecure-sim', '--workspace-dir', join(work, 'rc-ws'), '-o', out, ...IMAGES, input]);
+    const gen = runCli([
+      'generate',
+      '--platform',
+      'insecure-sim',
+      '--workspace-dir',
+      join(work, 'rc-ws'),
+      '-o',
+      out,
+      ...IMAGES,
+      input,
+    ]);
     assert.equal(gen.code, 0, gen.stderr);
     await applyObjects(connect({ kubeconfig: api.kubeconfig, namespace: ns }), parseObjects(readFileSync(out, 'utf8')));
     const r = runCli(['status', '--kubeconfig', api.kubeconfig, '-n', ns, '-o', 'json']);
     assert.equal(r.code, 0, r.stderr);
     const workloads = (JSON.parse(r.stdout) as StatusReport).workloads;
-    assert.deepEqual(workloads.map((w) => `${w.kind}/${w.name}`), ['ReplicationController/legacy']);
+    assert.deepEqual(
+      workloads.map((w) => `${w.kind}/${w.name}`),
+      ['ReplicationController/legacy'],
+    );
     assert.match(workloads[0]!.policyHash ?? '', /^[0-9a-f]{64}$/);
   });
 });

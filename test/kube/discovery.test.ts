@@ -24,14 +24,24 @@ describe('Coordinator discovery against a real API server', function () {
     await applyObjects(cluster, renderCoordinator({ namespace: ns }));
     const svc = await a.core.readNamespacedService({ name: 'coordinator', namespace: ns });
     // What a cloud controller would do once the load balancer exists.
-    await a.core.replaceNamespacedServiceStatus({ name: 'coordinator', namespace: ns, body: { ...svc, status: { loadBalancer: { ingress: [{ ip: '203.0.113.7' }] } } } });
+    await a.core.replaceNamespacedServiceStatus({
+      name: 'coordinator',
+      namespace: ns,
+      body: { ...svc, status: { loadBalancer: { ingress: [{ ip: '203.0.113.7' }] } } },
+    });
     const ep = await findCoordinator(cluster);
-    assert.deepEqual({ host: ep.host, port: ep.port, via: ep.via }, { host: '203.0.113.7', port: 1313, via: 'load-balancer' });
+    assert.deepEqual(
+      { host: ep.host, port: ep.port, via: ep.via },
+      { host: '203.0.113.7', port: 1313, via: 'load-balancer' },
+    );
   });
 
   it('says what to do when there is no Coordinator Service', async function () {
     const ns = await freshNamespace(a);
-    await assert.rejects(findCoordinator(connect({ kubeconfig: api.kubeconfig, namespace: ns })), /no Coordinator Service "coordinator" in namespace .*-c HOST:PORT/);
+    await assert.rejects(
+      findCoordinator(connect({ kubeconfig: api.kubeconfig, namespace: ns })),
+      /no Coordinator Service "coordinator" in namespace .*-c HOST:PORT/,
+    );
   });
 
   it('without a load balancer, starts an ordinary port-forwarder pod, reports while it waits, and removes it when it never gets ready', async function () {
@@ -45,14 +55,31 @@ describe('Coordinator discovery against a real API server', function () {
       progress.push(line);
       if (seen === undefined) {
         void a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }).then((p) => {
-          seen = { ...(p.spec?.runtimeClassName !== undefined ? { runtimeClassName: p.spec.runtimeClassName } : {}), args: p.spec?.containers[0]?.args ?? [] };
+          seen = {
+            ...(p.spec?.runtimeClassName !== undefined ? { runtimeClassName: p.spec.runtimeClassName } : {}),
+            args: p.spec?.containers[0]?.args ?? [],
+          };
         });
       }
     };
-    await assert.rejects(findCoordinator(cluster, { readyTimeoutMs: 2000, onProgress }), /port-forwarder pod .* is not ready after 2 s .*-c HOST:PORT/);
-    assert.match(progress[0] ?? '', new RegExp(`waiting up to 2 s for the port-forwarder pod ${ns}/${PORT_FORWARDER_NAME}: Pending`));
-    assert.deepEqual(seen, { args: ['port-forwarder', '--listen-port', '1313', '--target', 'coordinator:1313'] }, 'an ordinary pod: the relay must not run in a Kata VM');
-    await assert.rejects(a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }), (err: unknown) => (err as { code?: number }).code === 404, 'the pod that never got ready is removed');
+    await assert.rejects(
+      findCoordinator(cluster, { readyTimeoutMs: 2000, onProgress }),
+      /port-forwarder pod .* is not ready after 2 s .*-c HOST:PORT/,
+    );
+    assert.match(
+      progress[0] ?? '',
+      new RegExp(`waiting up to 2 s for the port-forwarder pod ${ns}/${PORT_FORWARDER_NAME}: Pending`),
+    );
+    assert.deepEqual(
+      seen,
+      { args: ['port-forwarder', '--listen-port', '1313', '--target', 'coordinator:1313'] },
+      'an ordinary pod: the relay must not run in a Kata VM',
+    );
+    await assert.rejects(
+      a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }),
+      (err: unknown) => (err as { code?: number }).code === 404,
+      'the pod that never got ready is removed',
+    );
   });
 
   it('an abort (Ctrl-C) while waiting removes the port-forwarder pod too', async function () {
@@ -60,9 +87,16 @@ describe('Coordinator discovery against a real API server', function () {
     const cluster = connect({ kubeconfig: api.kubeconfig, namespace: ns });
     await applyObjects(cluster, renderCoordinator({ namespace: ns, serviceType: 'ClusterIP' }));
     const abort = new AbortController();
-    const waiting = findCoordinator(cluster, { readyTimeoutMs: 60_000, signal: abort.signal, onProgress: () => abort.abort() });
+    const waiting = findCoordinator(cluster, {
+      readyTimeoutMs: 60_000,
+      signal: abort.signal,
+      onProgress: () => abort.abort(),
+    });
     await assert.rejects(waiting, /interrupted/);
-    await assert.rejects(a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }), (err: unknown) => (err as { code?: number }).code === 404);
+    await assert.rejects(
+      a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }),
+      (err: unknown) => (err as { code?: number }).code === 404,
+    );
   });
 
   it('the relay splices connections to its target', async function () {
@@ -76,7 +110,9 @@ describe('Coordinator discovery against a real API server', function () {
         const c = netConnect(port, '127.0.0.1', () => c.end('hello through the relay'));
         let data = '';
         c.setEncoding('utf8');
-        c.on('data', (d: string) => { data += d; });
+        c.on('data', (d: string) => {
+          data += d;
+        });
         c.on('close', () => resolve(data));
         c.on('error', reject);
       });
@@ -105,7 +141,10 @@ describe('set/verify/recover without -c find the Coordinator through the cluster
     const { join } = await import('node:path');
     const ws = tempDir('kc-verify-');
     try {
-      writeFileSync(join(ws, 'manifest.json'), JSON.stringify({ Policies: {}, ReferenceValues: {}, WorkloadOwnerPubKeys: [], SeedshareOwnerPubKeys: [] }));
+      writeFileSync(
+        join(ws, 'manifest.json'),
+        JSON.stringify({ Policies: {}, ReferenceValues: {}, WorkloadOwnerPubKeys: [], SeedshareOwnerPubKeys: [] }),
+      );
       const ns = await freshNamespace(a);
       const none = runCli(['verify', '--kubeconfig', api.kubeconfig, '-n', ns, '--workspace-dir', ws]);
       assert.equal(none.code, 1, none.stderr);
@@ -117,12 +156,21 @@ describe('set/verify/recover without -c find the Coordinator through the cluster
       const port = (closed.address() as { port: number }).port;
       await new Promise<void>((r) => closed.close(() => r()));
       const cluster = connect({ kubeconfig: api.kubeconfig, namespace: ns });
-      const objs = renderCoordinator({ namespace: ns }).map((o) => (o.kind === 'Service' && o.metadata?.name === 'coordinator'
-        ? { ...o, spec: { ...(o as { spec: object }).spec, ports: [{ name: 'userapi', port, targetPort: 'userapi' }] } }
-        : o));
+      const objs = renderCoordinator({ namespace: ns }).map((o) =>
+        o.kind === 'Service' && o.metadata?.name === 'coordinator'
+          ? {
+              ...o,
+              spec: { ...(o as { spec: object }).spec, ports: [{ name: 'userapi', port, targetPort: 'userapi' }] },
+            }
+          : o,
+      );
       await applyObjects(cluster, objs as never);
       const svc = await a.core.readNamespacedService({ name: 'coordinator', namespace: ns });
-      await a.core.replaceNamespacedServiceStatus({ name: 'coordinator', namespace: ns, body: { ...svc, status: { loadBalancer: { ingress: [{ ip: '127.0.0.1' }] } } } });
+      await a.core.replaceNamespacedServiceStatus({
+        name: 'coordinator',
+        namespace: ns,
+        body: { ...svc, status: { loadBalancer: { ingress: [{ ip: '127.0.0.1' }] } } },
+      });
       const lb = runCli(['verify', '--kubeconfig', api.kubeconfig, '-n', ns, '--workspace-dir', ws]);
       assert.equal(lb.code, 1, lb.stderr);
       assert.match(lb.stderr, new RegExp(`Coordinator: 127\\.0\\.0\\.1:${port} \\(load balancer`));
@@ -139,17 +187,35 @@ describe('set/verify/recover without -c find the Coordinator through the cluster
     const { join } = await import('node:path');
     const ws = tempDir('kc-pf-');
     try {
-      writeFileSync(join(ws, 'manifest.json'), JSON.stringify({ Policies: {}, ReferenceValues: {}, WorkloadOwnerPubKeys: [], SeedshareOwnerPubKeys: [] }));
+      writeFileSync(
+        join(ws, 'manifest.json'),
+        JSON.stringify({ Policies: {}, ReferenceValues: {}, WorkloadOwnerPubKeys: [], SeedshareOwnerPubKeys: [] }),
+      );
       const ns = await freshNamespace(a);
-      await applyObjects(connect({ kubeconfig: api.kubeconfig, namespace: ns }), renderCoordinator({ namespace: ns, serviceType: 'ClusterIP' }));
+      await applyObjects(
+        connect({ kubeconfig: api.kubeconfig, namespace: ns }),
+        renderCoordinator({ namespace: ns, serviceType: 'ClusterIP' }),
+      );
       const base = ['verify', '--kubeconfig', api.kubeconfig, '-n', ns, '--workspace-dir', ws];
-      for (const [flags, bound] of [[['--pod-running-timeout', '2s'], 2], [['--retry-for', '3'], 3], [['--request-timeout', '2s'], 2]] as const) {
+      for (const [flags, bound] of [
+        [['--pod-running-timeout', '2s'], 2],
+        [['--retry-for', '3'], 3],
+        [['--request-timeout', '2s'], 2],
+      ] as const) {
         const r = await runCliAsync([...base, ...flags]);
         assert.equal(r.code, 1, r.stderr);
-        assert.match(r.stderr, new RegExp(`waiting up to ${bound} s for the port-forwarder pod ${ns}/${PORT_FORWARDER_NAME}`), flags.join(' '));
+        assert.match(
+          r.stderr,
+          new RegExp(`waiting up to ${bound} s for the port-forwarder pod ${ns}/${PORT_FORWARDER_NAME}`),
+          flags.join(' '),
+        );
         assert.match(r.stderr, new RegExp(`not ready after ${bound} s`), flags.join(' '));
         assert.match(r.stderr, /removed the port-forwarder pod/);
-        await assert.rejects(a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }), (err: unknown) => (err as { code?: number }).code === 404, `${flags.join(' ')}: the Pending pod is left behind`);
+        await assert.rejects(
+          a.core.readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns }),
+          (err: unknown) => (err as { code?: number }).code === 404,
+          `${flags.join(' ')}: the Pending pod is left behind`,
+        );
       }
       const bad = await runCliAsync([...base, '--pod-running-timeout', 'soon']);
       assert.equal(bad.code, 2, bad.stderr);

@@ -15,7 +15,13 @@ export function admin(api: ApiServer, context = 'admin'): Admin {
   const kc = new KubeConfig();
   kc.loadFromFile(api.kubeconfig);
   kc.setCurrentContext(context);
-  return { kc, core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api), node: kc.makeApiClient(NodeV1Api), rbac: kc.makeApiClient(RbacAuthorizationV1Api) };
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    node: kc.makeApiClient(NodeV1Api),
+    rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+  };
 }
 
 export async function freshNamespace(a: Admin, prefix = 'kc'): Promise<string> {

@@ -17,26 +17,100 @@ describe('kube helpers (no cluster)', function () {
   });
 
   it('applies namespaces and RBAC before workloads', function () {
-    const objs = [{ kind: 'Deployment' }, { kind: 'Role' }, { kind: 'Namespace' }, { kind: 'Service' }, { kind: 'ServiceAccount' }, { kind: 'RuntimeClass' }];
-    assert.deepEqual(applyOrder(objs).map((o) => o.kind), ['Namespace', 'RuntimeClass', 'ServiceAccount', 'Role', 'Service', 'Deployment']);
+    const objs = [
+      { kind: 'Deployment' },
+      { kind: 'Role' },
+      { kind: 'Namespace' },
+      { kind: 'Service' },
+      { kind: 'ServiceAccount' },
+      { kind: 'RuntimeClass' },
+    ];
+    assert.deepEqual(
+      applyOrder(objs).map((o) => o.kind),
+      ['Namespace', 'RuntimeClass', 'ServiceAccount', 'Role', 'Service', 'Deployment'],
+    );
     assert.equal(plural({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'x' } }), 'statefulset.apps/x');
     assert.equal(plural({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'y' } }), 'service/y');
   });
 
   it('prints YAML that keeps Kubernetes (YAML 1.1) meaning', function () {
-    const text = formatObjects([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { a: 'on', b: '0755', c: 'yes' } } as never]);
+    const text = formatObjects([
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { a: 'on', b: '0755', c: 'yes' } } as never,
+    ]);
     assert.match(text, /a: "on"/);
     assert.match(text, /b: "0755"/);
     assert.match(text, /c: "yes"/);
   });
 
   it('explains why a pod has not got past the Initializer', function () {
-    const base = { metadata: { name: 'p' }, spec: { containers: [], initContainers: [{ name: 'contrast-initializer' }] } } as unknown as V1Pod;
-    assert.match(podProblem({ ...base, status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes have runtime class' }] } })!.reason, /not scheduled: Unschedulable/);
-    const running = podProblem({ ...base, status: { initContainerStatuses: [{ name: 'contrast-initializer', image: '', imageID: '', ready: false, restartCount: 0, state: { running: { startedAt: new Date(0) } } }] } })!;
+    const base = {
+      metadata: { name: 'p' },
+      spec: { containers: [], initContainers: [{ name: 'contrast-initializer' }] },
+    } as unknown as V1Pod;
+    assert.match(
+      podProblem({
+        ...base,
+        status: {
+          phase: 'Pending',
+          conditions: [
+            { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes have runtime class' },
+          ],
+        },
+      })!.reason,
+      /not scheduled: Unschedulable/,
+    );
+    const running = podProblem({
+      ...base,
+      status: {
+        initContainerStatuses: [
+          {
+            name: 'contrast-initializer',
+            image: '',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: { running: { startedAt: new Date(0) } },
+          },
+        ],
+      },
+    })!;
     assert.equal(running.stage, 'initializer');
     assert.match(running.reason, /running since 1970.*waiting for the Coordinator/);
-    assert.equal(podProblem({ ...base, status: { initContainerStatuses: [{ name: 'contrast-initializer', image: '', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0 } } }] } }), undefined);
-    assert.match(podProblem({ ...base, status: { initContainerStatuses: [{ name: 'contrast-initializer', image: '', imageID: '', ready: false, restartCount: 1, state: { terminated: { exitCode: 2, message: 'attestation failed' } } }] } })!.reason, /exited 2: attestation failed; 1 restarts/);
+    assert.equal(
+      podProblem({
+        ...base,
+        status: {
+          initContainerStatuses: [
+            {
+              name: 'contrast-initializer',
+              image: '',
+              imageID: '',
+              ready: false,
+              restartCount: 0,
+              state: { terminated: { exitCode: 0 } },
+            },
+          ],
+        },
+      }),
+      undefined,
+    );
+    assert.match(
+      podProblem({
+        ...base,
+        status: {
+          initContainerStatuses: [
+            {
+              name: 'contrast-initializer',
+              image: '',
+              imageID: '',
+              ready: false,
+              restartCount: 1,
+              state: { terminated: { exitCode: 2, message: 'attestation failed' } },
+            },
+          ],
+        },
+      })!.reason,
+      /exited 2: attestation failed; 1 restarts/,
+    );
   });
 });

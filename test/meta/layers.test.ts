@@ -41,7 +41,11 @@ function folderOf(path: string): string {
   return parts.length === 1 ? parts[0]!.replace(/\.(ts|js)$/, '') : parts[0]!;
 }
 
-interface Edge { from: string; to: string; file: string }
+interface Edge {
+  from: string;
+  to: string;
+  file: string;
+}
 
 /** Every import between two different top-level folders. */
 function edges(): Edge[] {
@@ -71,7 +75,12 @@ describe('layers of src/', () => {
 
   it('imports only point down', () => {
     const up = all.filter((e) => layerOf.get(e.to)! >= layerOf.get(e.from)!);
-    assert.deepEqual(up.map((e) => `${e.file} imports ${e.to} (layer ${layerOf.get(e.to)}) from ${e.from} (layer ${layerOf.get(e.from)})`), []);
+    assert.deepEqual(
+      up.map(
+        (e) => `${e.file} imports ${e.to} (layer ${layerOf.get(e.to)}) from ${e.from} (layer ${layerOf.get(e.from)})`,
+      ),
+      [],
+    );
   });
 
   it('has no cycle between top-level folders', () => {
@@ -94,10 +103,16 @@ describe('layers of src/', () => {
 
   it('lets the folders that stand alone import only what they may', () => {
     const out = all.filter((e) => ALONE[e.from] !== undefined && !ALONE[e.from]!.includes(e.to));
-    assert.deepEqual(out.map((e) => `${e.file} imports ${e.to}`), []);
+    assert.deepEqual(
+      out.map((e) => `${e.file} imports ${e.to}`),
+      [],
+    );
   });
 
   it('nothing imports the CLI', () => {
-    assert.deepEqual(all.filter((e) => e.to === 'cli').map((e) => e.file), []);
+    assert.deepEqual(
+      all.filter((e) => e.to === 'cli').map((e) => e.file),
+      [],
+    );
   });
 });

@@ -17,15 +17,29 @@ describe('kubectl contrast policy (CLI)', function () {
   const encoded = encodePolicy(text);
   const requests = synthesizeRequests(input);
   const pauseReq = requests[1].body as Record<string, any>;
-  const webReq = requests.find((r) => r.container === 'web' && r.request === 'CreateContainerRequest')!.body as Record<string, any>;
-  const manifest = () => stringify({
-    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' },
-    spec: { template: { metadata: { annotations: { [INITDATA_ANNOTATION]: encoded.annotation } }, spec: input.podSpec } },
-  });
+  const webReq = requests.find((r) => r.container === 'web' && r.request === 'CreateContainerRequest')!.body as Record<
+    string,
+    any
+  >;
+  const manifest = () =>
+    stringify({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'web', namespace: 'shop' },
+      spec: {
+        template: { metadata: { annotations: { [INITDATA_ANNOTATION]: encoded.annotation } }, spec: input.podSpec },
+      },
+    });
 
-  before(() => { dir = tempDir(); });
+  before(() => {
+    dir = tempDir();
+  });
   after(() => removeDir(dir));
-  const file = (name: string, content: string) => { const p = join(dir, name); writeFileSync(p, content); return p; };
+  const file = (name: string, content: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, content);
+    return p;
+  };
 
   it('decode prints the policy text of an annotation value', () => {
     const r = runCli(['policy', 'decode', encoded.annotation]);
@@ -50,17 +64,43 @@ describe('kubectl contrast policy (CLI)', function () {
     const policy = file('policy.rego', text);
     const req = file('pause.json', JSON.stringify(pauseReq));
     const state = file('state.json', '{}');
-    const r = runCli(['policy', 'eval', '--policy', policy, '--request', req, '--request-type', 'CreateContainerRequest', '--state', state, '--save-state', '-o', 'json']);
+    const r = runCli([
+      'policy',
+      'eval',
+      '--policy',
+      policy,
+      '--request',
+      req,
+      '--request-type',
+      'CreateContainerRequest',
+      '--state',
+      state,
+      '--save-state',
+      '-o',
+      'json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.deepEqual(Object.keys(out), ['allowed', 'entrypoint', 'ops', 'reason']);
     assert.equal(out.allowed, true);
     assert.equal(out.entrypoint, 'agent_policy/CreateContainerRequest');
     assert.equal(out.reason, null);
-    assert.equal(JSON.parse(readFileSync(state, 'utf8')).sandbox_name, pauseReq.OCI.Annotations['io.kubernetes.cri.sandbox-name']);
+    assert.equal(
+      JSON.parse(readFileSync(state, 'utf8')).sandbox_name,
+      pauseReq.OCI.Annotations['io.kubernetes.cri.sandbox-name'],
+    );
     // The saved state carries over: the web container joins the same sandbox.
     const web = file('web.json', JSON.stringify({ type: 'CreateContainer', ...webReq }));
-    const r2 = runCli(['policy', 'eval', '--policy', file('anno.txt', encoded.annotation), '--request', web, '--state', state]);
+    const r2 = runCli([
+      'policy',
+      'eval',
+      '--policy',
+      file('anno.txt', encoded.annotation),
+      '--request',
+      web,
+      '--state',
+      state,
+    ]);
     assert.equal(r2.code, 0, r2.stdout + r2.stderr);
   });
 
@@ -69,12 +109,39 @@ describe('kubectl contrast policy (CLI)', function () {
     tampered.OCI.Process.Args = ['/bin/sh'];
     // The state of the earlier test: the pause container of the sandbox exists.
     const state = join(dir, 'state.json');
-    const r = runCli(['policy', 'eval', '--policy', file('deploy2.yaml', manifest()), '--request', '-', '--request-type', 'CreateContainerRequest', '--state', state], { input: JSON.stringify(tampered) });
+    const r = runCli(
+      [
+        'policy',
+        'eval',
+        '--policy',
+        file('deploy2.yaml', manifest()),
+        '--request',
+        '-',
+        '--request-type',
+        'CreateContainerRequest',
+        '--state',
+        state,
+      ],
+      { input: JSON.stringify(tampered) },
+    );
     assert.equal(r.code, 1);
     const out = JSON.parse(r.stdout);
     assert.equal(out.allowed, false);
     assert.match(out.reason, /command line/);
-    const toml = runCli(['policy', 'eval', '--policy', file('init.toml', encoded.toml), '--request', file('t.json', JSON.stringify(tampered)), '--request-type', 'CreateContainerRequest', '--state', state, '-o', 'text']);
+    const toml = runCli([
+      'policy',
+      'eval',
+      '--policy',
+      file('init.toml', encoded.toml),
+      '--request',
+      file('t.json', JSON.stringify(tampered)),
+      '--request-type',
+      'CreateContainerRequest',
+      '--state',
+      state,
+      '-o',
+      'text',
+    ]);
     assert.match(toml.stdout, /^denied: .*command line/);
   });
 
@@ -102,16 +169,53 @@ describe('kubectl contrast policy (CLI)', function () {
   it('diff --request names the fields of a request the policy does not allow', () => {
     const policy = file('d.rego', text);
     const state = file('d-state.json', '{}');
-    assert.equal(runCli(['policy', 'eval', '--policy', policy, '--request', file('d-pause.json', JSON.stringify(pauseReq)), '--request-type', 'CreateContainerRequest', '--state', state, '--save-state']).code, 0);
+    assert.equal(
+      runCli([
+        'policy',
+        'eval',
+        '--policy',
+        policy,
+        '--request',
+        file('d-pause.json', JSON.stringify(pauseReq)),
+        '--request-type',
+        'CreateContainerRequest',
+        '--state',
+        state,
+        '--save-state',
+      ]).code,
+      0,
+    );
     const tampered = structuredClone(webReq);
     tampered.OCI.Process.Env.push('LD_PRELOAD=/tmp/x.so');
     tampered.OCI.Root.Path = '/run/kata-containers/shared/containers/x/rootfs';
-    const r = runCli(['policy', 'diff', policy, '--request', file('d-web.json', JSON.stringify(tampered)), '--request-type', 'CreateContainerRequest', '--state', state]);
+    const r = runCli([
+      'policy',
+      'diff',
+      policy,
+      '--request',
+      file('d-web.json', JSON.stringify(tampered)),
+      '--request-type',
+      'CreateContainerRequest',
+      '--state',
+      state,
+    ]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stdout, /^CreateContainerRequest is denied: /);
     assert.match(r.stdout, /OCI\.Process\.Env\[LD_PRELOAD\]: "LD_PRELOAD=\/tmp\/x\.so" is not in the policy/);
     assert.match(r.stdout, /OCI\.Root\.Path: /);
-    const ok = runCli(['policy', 'diff', policy, '--request', file('d-web-ok.json', JSON.stringify(webReq)), '--request-type', 'CreateContainerRequest', '--state', state, '-o', 'json']);
+    const ok = runCli([
+      'policy',
+      'diff',
+      policy,
+      '--request',
+      file('d-web-ok.json', JSON.stringify(webReq)),
+      '--request-type',
+      'CreateContainerRequest',
+      '--state',
+      state,
+      '-o',
+      'json',
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.deepEqual(JSON.parse(ok.stdout), { allowed: true, failures: [], fields: [] });
     const both = runCli(['policy', 'diff', policy, policy, '--request', file('d-x.json', '{}')]);
@@ -122,10 +226,15 @@ describe('kubectl contrast policy (CLI)', function () {
 describe('kubectl contrast policy check (CLI, offline sample images)', function () {
   this.timeout(180_000);
   let dir: string;
-  before(() => { dir = tempDir(); });
+  before(() => {
+    dir = tempDir();
+  });
   after(() => removeDir(dir));
 
-  async function manifestFor(podSpec: Record<string, unknown>, policySpec: Record<string, unknown> = podSpec): Promise<string> {
+  async function manifestFor(
+    podSpec: Record<string, unknown>,
+    policySpec: Record<string, unknown> = podSpec,
+  ): Promise<string> {
     const { ImageResolver } = await import('../../src/images/index.js');
     const { INJECTED_IMAGES } = await import('../../src/platforms/images.js');
     const { SAMPLE_IMAGES } = await import('../helpers/images.js');
@@ -135,25 +244,54 @@ describe('kubectl contrast policy check (CLI, offline sample images)', function 
     const images = new Map(await Promise.all(refs.map(async (r) => [r, await resolver.resolve(r)] as const)));
     const text = buildPolicyText({
       workload: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', namespace: 'default' },
-      podMetadata: {}, podSpec: policySpec, image: (r) => images.get(r)!, pauseImage: await resolver.resolve(INJECTED_IMAGES.pause),
-      configMaps: [], secrets: [], settings: defaultSettings(),
+      podMetadata: {},
+      podSpec: policySpec,
+      image: (r) => images.get(r)!,
+      pauseImage: await resolver.resolve(INJECTED_IMAGES.pause),
+      configMaps: [],
+      secrets: [],
+      settings: defaultSettings(),
     });
     return stringify({
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'api', namespace: 'default' },
-      spec: { template: { metadata: { annotations: { [INITDATA_ANNOTATION]: encodePolicy(text).annotation } }, spec: podSpec } },
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'api', namespace: 'default' },
+      spec: {
+        template: {
+          metadata: { annotations: { [INITDATA_ANNOTATION]: encodePolicy(text).annotation } },
+          spec: podSpec,
+        },
+      },
     });
   }
   const spec = (args: string[]) => ({
     runtimeClassName: 'contrast-cc',
     securityContext: { runAsUser: 1000, runAsGroup: 1000 },
-    containers: [{ name: 'api', image: 'ghcr.io/kubectl-contrast/samples/api:1.0', args, livenessProbe: { exec: { command: ['true'] } } }],
+    containers: [
+      {
+        name: 'api',
+        image: 'ghcr.io/kubectl-contrast/samples/api:1.0',
+        args,
+        livenessProbe: { exec: { command: ['true'] } },
+      },
+    ],
   });
   const SAMPLE_IMAGES = join(new URL('../../', import.meta.url).pathname, 'samples', 'images');
 
   it('reports every synthesized request as allowed for a matching pod', async () => {
     const p = join(dir, 'ok.yaml');
     writeFileSync(p, await manifestFor(spec(['--listen', ':8080'])));
-    const r = runCli(['policy', 'check', '--offline', '--no-cache', '--oci-layout', SAMPLE_IMAGES, '--workspace-dir', dir, p]);
+    const r = runCli([
+      'policy',
+      'check',
+      '--offline',
+      '--no-cache',
+      '--oci-layout',
+      SAMPLE_IMAGES,
+      '--workspace-dir',
+      dir,
+      p,
+    ]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /Deployment default\/api: ok/);
     assert.match(r.stdout, /allow {2}exec \["true"\] in api/);
@@ -162,7 +300,19 @@ describe('kubectl contrast policy check (CLI, offline sample images)', function 
   it('reports the first failing reason when the pod no longer matches its policy', async () => {
     const p = join(dir, 'bad.yaml');
     writeFileSync(p, await manifestFor(spec(['--listen', ':9090']), spec(['--listen', ':8080'])));
-    const r = runCli(['policy', 'check', '--offline', '--no-cache', '--oci-layout', SAMPLE_IMAGES, '--workspace-dir', dir, p, '-o', 'json']);
+    const r = runCli([
+      'policy',
+      'check',
+      '--offline',
+      '--no-cache',
+      '--oci-layout',
+      SAMPLE_IMAGES,
+      '--workspace-dir',
+      dir,
+      p,
+      '-o',
+      'json',
+    ]);
     assert.equal(r.code, 1, r.stderr);
     const [report] = JSON.parse(r.stdout);
     assert.equal(report.allowed, false);

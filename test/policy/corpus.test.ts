@@ -21,7 +21,13 @@ import type { ImageResolverLike, ResolvedImage } from '../../src/images/types.js
 import { INJECTED_IMAGES } from '../../src/platforms/images.js';
 import { explainRequest } from '../../src/policy/diff.js';
 import { decodeInitDataAnnotation, INITDATA_ANNOTATION } from '../../src/policy/initdata.js';
-import { defaultSettings, normaliseRequest, PolicyEngine, splitPolicyText, type PolicyData } from '../../src/policy/index.js';
+import {
+  defaultSettings,
+  normaliseRequest,
+  PolicyEngine,
+  splitPolicyText,
+  type PolicyData,
+} from '../../src/policy/index.js';
 import { YAML_PARSE_OPTIONS } from '../../src/resources/stream.js';
 import { tempDir } from '../helpers/tmp.js';
 import { crossCheck, type Evaluation } from './engines.js';
@@ -98,13 +104,21 @@ function substitute(value: unknown, vars: Record<string, string>, where: string,
   }
   if (Array.isArray(value)) return value.map((v) => substitute(v, vars, where, strict));
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [substitute(k, vars, where, strict) as string, substitute(v, vars, where, strict)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [
+        substitute(k, vars, where, strict) as string,
+        substitute(v, vars, where, strict),
+      ]),
+    );
   }
   return value;
 }
 
 function parentOf(doc: unknown, path: string, where: string): { parent: Json | unknown[]; key: string } {
-  const parts = path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = path
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   let node: unknown = doc;
   for (const p of parts.slice(0, -1)) {
     node = Array.isArray(node) ? node[Number(p)] : (node as Json | undefined)?.[p];
@@ -122,7 +136,11 @@ function get(doc: unknown, path: string, where: string): unknown {
 }
 
 function matches(item: unknown, match: Json): boolean {
-  return typeof item === 'object' && item !== null && Object.entries(match).every(([k, v]) => JSON.stringify((item as Json)[k]) === JSON.stringify(v));
+  return (
+    typeof item === 'object' &&
+    item !== null &&
+    Object.entries(match).every(([k, v]) => JSON.stringify((item as Json)[k]) === JSON.stringify(v))
+  );
 }
 
 export function applyPatch(doc: Json, ops: PatchOp[], where: string): Json {
@@ -169,7 +187,9 @@ function materialize(r: CorpusRequest, vars: Record<string, string>, where: stri
 
 /** The corpus images (images.json) plus the images generate injects, under their real references. */
 function corpusResolver(): ImageResolverLike {
-  const list = JSON.parse(readFileSync(join(CORPUS, 'images.json'), 'utf8')) as (ResolvedImage & { injected?: keyof typeof INJECTED_IMAGES })[];
+  const list = JSON.parse(readFileSync(join(CORPUS, 'images.json'), 'utf8')) as (ResolvedImage & {
+    injected?: keyof typeof INJECTED_IMAGES;
+  })[];
   const byRef = new Map<string, ResolvedImage>();
   for (const image of list) {
     if (image.injected) {
@@ -197,23 +217,42 @@ function policyOf(yamlText: string, workload: string | undefined, where: string)
     if (!o || typeof o !== 'object') continue;
     const meta = (o.metadata ?? {}) as Json;
     const spec = (o.spec ?? {}) as Json;
-    const template = o.kind === 'Pod' ? o : o.kind === 'CronJob' ? ((spec.jobTemplate as Json).spec as Json).template as Json : spec.template as Json | undefined;
-    const annotation = ((template?.metadata as Json | undefined)?.annotations as Json | undefined)?.[INITDATA_ANNOTATION];
-    if (typeof annotation === 'string') found.push({ id: `${String(o.kind)}/${String(meta.name)}`, text: decodeInitDataAnnotation(annotation).init.data['policy.rego'] as string });
+    const template =
+      o.kind === 'Pod'
+        ? o
+        : o.kind === 'CronJob'
+          ? (((spec.jobTemplate as Json).spec as Json).template as Json)
+          : (spec.template as Json | undefined);
+    const annotation = ((template?.metadata as Json | undefined)?.annotations as Json | undefined)?.[
+      INITDATA_ANNOTATION
+    ];
+    if (typeof annotation === 'string')
+      found.push({
+        id: `${String(o.kind)}/${String(meta.name)}`,
+        text: decodeInitDataAnnotation(annotation).init.data['policy.rego'] as string,
+      });
   }
   const chosen = workload ? found.filter((f) => f.id === workload) : found;
-  if (chosen.length !== 1) throw new Error(`${where}: ${chosen.length} workloads with a policy (${found.map((f) => f.id).join(', ')}); name one with "workload"`);
+  if (chosen.length !== 1)
+    throw new Error(
+      `${where}: ${chosen.length} workloads with a policy (${found.map((f) => f.id).join(', ')}); name one with "workload"`,
+    );
   return chosen[0]!.text;
 }
 
-const cases = readdirSync(CORPUS, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith('_')).map((d) => d.name).sort();
+const cases = readdirSync(CORPUS, { withFileTypes: true })
+  .filter((d) => d.isDirectory() && !d.name.startsWith('_'))
+  .map((d) => d.name)
+  .sort();
 const evaluations: Evaluation[] = [];
 const tally = { requests: 0, allowed: 0, denied: 0, kinds: new Set<string>(), pods: 0 };
 let keys: { workspace: string } | undefined;
 
 describe('agent request corpus (test/policy/corpus)', function () {
   this.timeout(300_000);
-  before(() => { keys = { workspace: tempDir('kc-corpus-') }; });
+  before(() => {
+    keys = { workspace: tempDir('kc-corpus-') };
+  });
 
   for (const name of cases) {
     describe(name, () => {
@@ -230,8 +269,11 @@ describe('agent request corpus (test/policy/corpus)', function () {
         writeFileSync(join(keys!.workspace, 'settings.json'), JSON.stringify(settings, null, 2));
         const text = readFileSync(join(dir, 'pod.yaml'), 'utf8');
         const result = await generateFromInputs([{ name: `${name}/pod.yaml`, text }], {
-          platform: 'metal-qemu-snp', skipInitializer: file.generate?.skipInitializer ?? false, workspaceDir: keys!.workspace,
-          disableUpdates: true, imageResolver: corpusResolver(),
+          platform: 'metal-qemu-snp',
+          skipInitializer: file.generate?.skipInitializer ?? false,
+          workspaceDir: keys!.workspace,
+          disableUpdates: true,
+          imageResolver: corpusResolver(),
           injectImageStore: file.generate?.injectImageStore,
         });
         policy = policyOf(result.outputs[0]!.text, file.workload, name);
@@ -250,16 +292,30 @@ describe('agent request corpus (test/policy/corpus)', function () {
             const state = structuredClone(engine.pstate);
             before.set(r.name, { state, request });
             const res = engine.evaluate(r.kind, request);
-            evaluations.push({ policy, state, name: r.kind, input: normaliseRequest(r.kind, request), allowed: res.allowed, ops: res.ops, label: where });
+            evaluations.push({
+              policy,
+              state,
+              name: r.kind,
+              input: normaliseRequest(r.kind, request),
+              allowed: res.allowed,
+              ops: res.ops,
+              label: where,
+            });
             tally.requests += 1;
             tally.kinds.add(r.kind);
-            if (res.allowed) tally.allowed += 1; else tally.denied += 1;
-            assert.equal(res.allowed, r.allowed, `${where}: ${res.allowed ? 'allowed' : `denied (${res.failures.join('; ')})`}, expected ${r.allowed ? 'allowed' : 'denied'}`);
+            if (res.allowed) tally.allowed += 1;
+            else tally.denied += 1;
+            assert.equal(
+              res.allowed,
+              r.allowed,
+              `${where}: ${res.allowed ? 'allowed' : `denied (${res.failures.join('; ')})`}, expected ${r.allowed ? 'allowed' : 'denied'}`,
+            );
             const fields = explainRequest(data, r.kind, request, state);
             if (!r.allowed) {
               assert.ok(r.reason, `${where}: a denied request names its reason`);
               assert.match(res.failures.join('; '), new RegExp(r.reason), `${where}: denied for another reason`);
-              if (!['SetPolicyRequest', 'UpdateContainerRequest'].includes(r.kind)) assert.ok(fields.length > 0, `${where}: policy diff --request names no field`);
+              if (!['SetPolicyRequest', 'UpdateContainerRequest'].includes(r.kind))
+                assert.ok(fields.length > 0, `${where}: policy diff --request names no field`);
             } else {
               assert.deepEqual(fields, [], `${where}: policy diff --request finds differences in an allowed request`);
             }
@@ -275,19 +331,35 @@ describe('agent request corpus (test/policy/corpus)', function () {
           const base = before.get(m.of);
           assert.ok(base, `${where}: no request named ${m.of} (or it was not evaluated)`);
           const original = file.requests.find((r) => r.name === m.of)!;
-          const request = substitute(applyPatch(base.request, m.patch, where), resolveVars({ ...file.vars, ...original.vars }, where), where) as Json;
+          const request = substitute(
+            applyPatch(base.request, m.patch, where),
+            resolveVars({ ...file.vars, ...original.vars }, where),
+            where,
+          ) as Json;
           const baseKind = original.kind;
           const engine = PolicyEngine.forPolicyText(policy, structuredClone(base.state));
           try {
             const res = engine.evaluate(baseKind, request);
-            evaluations.push({ policy, state: base.state, name: baseKind, input: normaliseRequest(baseKind, request), allowed: res.allowed, ops: res.ops, label: where });
+            evaluations.push({
+              policy,
+              state: base.state,
+              name: baseKind,
+              input: normaliseRequest(baseKind, request),
+              allowed: res.allowed,
+              ops: res.ops,
+              label: where,
+            });
             tally.requests += 1;
             tally.kinds.add(baseKind);
-            if (res.allowed) tally.allowed += 1; else tally.denied += 1;
+            if (res.allowed) tally.allowed += 1;
+            else tally.denied += 1;
             assert.equal(res.allowed, false, `${where}: the mutated request was allowed`);
             assert.match(res.failures.join('; '), new RegExp(m.reason), `${where}: denied for another reason`);
             const diffs = explainRequest(data, baseKind, request, base.state);
-            assert.ok(diffs.some((d) => d.field.startsWith(m.field)), `${where}: policy diff --request names ${m.field}; it names ${JSON.stringify(diffs.map((d) => d.field))}`);
+            assert.ok(
+              diffs.some((d) => d.field.startsWith(m.field)),
+              `${where}: policy diff --request names ${m.field}; it names ${JSON.stringify(diffs.map((d) => d.field))}`,
+            );
           } finally {
             engine.dispose();
           }
@@ -300,12 +372,20 @@ describe('agent request corpus (test/policy/corpus)', function () {
     it('covers every kind of request with allowed and denied cases', () => {
       assert.ok(tally.requests >= 100, `only ${tally.requests} requests`);
       assert.ok(tally.allowed >= 30 && tally.denied >= 30, `${tally.allowed} allowed, ${tally.denied} denied`);
-      for (const k of ['CreateSandboxRequest', 'CreateContainerRequest', 'ExecProcessRequest', 'CopyFileRequest', 'UpdateInterfaceRequest', 'UpdateRoutesRequest', 'AddARPNeighborsRequest']) {
+      for (const k of [
+        'CreateSandboxRequest',
+        'CreateContainerRequest',
+        'ExecProcessRequest',
+        'CopyFileRequest',
+        'UpdateInterfaceRequest',
+        'UpdateRoutesRequest',
+        'AddARPNeighborsRequest',
+      ]) {
         assert.ok(tally.kinds.has(k), `no ${k} in the corpus`);
       }
     });
 
-    it('opa and regorus (the agent\'s engine) decide every corpus request like the WebAssembly module', () => {
+    it("opa and regorus (the agent's engine) decide every corpus request like the WebAssembly module", () => {
       assert.equal(evaluations.length, tally.requests);
       const { disagreements, counts } = crossCheck(evaluations);
       assert.deepEqual(disagreements, []);

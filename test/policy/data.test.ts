@@ -5,8 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeInitDataAnnotation, encodePolicy } from '../../src/policy/initdata.js';
 import {
-  buildPolicyData, buildPolicyText, checkPolicy, defaultSettings, loadOrCreateSettings, podNamePattern, rulesText,
-  splitPolicyText, type PodPolicyInput,
+  buildPolicyData,
+  buildPolicyText,
+  checkPolicy,
+  defaultSettings,
+  loadOrCreateSettings,
+  podNamePattern,
+  rulesText,
+  splitPolicyText,
+  type PodPolicyInput,
 } from '../../src/policy/index.js';
 import { REQUEST_DEFAULT_DOCS, SETTINGS } from '../../src/policy/settings.js';
 import { UserError } from '../../src/util/errors.js';
@@ -25,16 +32,26 @@ function throwsAt(fn: () => unknown, field: string, message: RegExp) {
   });
 }
 
-const onlyWeb = (container: Record<string, unknown>, more: Record<string, unknown> = {}) => deploymentInput({
-  initContainers: [], volumes: [],
-  containers: [{ name: 'web', image: webImage.reference, ...container }],
-  ...more,
-});
+const onlyWeb = (container: Record<string, unknown>, more: Record<string, unknown> = {}) =>
+  deploymentInput({
+    initContainers: [],
+    volumes: [],
+    containers: [{ name: 'web', image: webImage.reference, ...container }],
+    ...more,
+  });
 
 describe('policy data: environment', () => {
   it('resolves value, fieldRef, resourceFieldRef, configMap/secret refs and envFrom with prefix', () => {
     const p = web(deploymentInput()).OCI.Process;
-    for (const e of ['PORT=8080', 'POD_NS=shop', 'MODE=production', 'TOKEN=s3cr3t', 'CFG_LEVEL=info', 'CFG_COLOR=blue', 'NGINX_VERSION=1.27.0']) {
+    for (const e of [
+      'PORT=8080',
+      'POD_NS=shop',
+      'MODE=production',
+      'TOKEN=s3cr3t',
+      'CFG_LEVEL=info',
+      'CFG_COLOR=blue',
+      'NGINX_VERSION=1.27.0',
+    ]) {
       assert.ok(p.Env.includes(e), e);
     }
     assert.equal(p.EnvDynamic.POD_IP, 'POD_IP=$(ip)');
@@ -46,10 +63,16 @@ describe('policy data: environment', () => {
   });
 
   it('expands $(VAR) only from variables defined earlier and keeps undefined references', () => {
-    const p = web(onlyWeb({
-      command: ['/bin/run', '$(A)', '$(UNDEFINED)', '$$(A)', 'x$(B)y'],
-      env: [{ name: 'B', value: '$(A)-b' }, { name: 'A', value: 'a' }, { name: 'C', value: '$(A)$(B)' }],
-    })).OCI.Process;
+    const p = web(
+      onlyWeb({
+        command: ['/bin/run', '$(A)', '$(UNDEFINED)', '$$(A)', 'x$(B)y'],
+        env: [
+          { name: 'B', value: '$(A)-b' },
+          { name: 'A', value: 'a' },
+          { name: 'C', value: '$(A)$(B)' },
+        ],
+      }),
+    ).OCI.Process;
     assert.deepEqual(p.Args, ['/bin/run', 'a', '$(UNDEFINED)', '$(A)', 'x$(A)-by']);
     assert.ok(p.Env.includes('B=$(A)-b'));
     assert.ok(p.Env.includes('C=a$(A)-b'));
@@ -62,27 +85,58 @@ describe('policy data: environment', () => {
   });
 
   const errors: [string, Record<string, unknown>, string, RegExp][] = [
-    ['a missing ConfigMap key', { env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'web-config', key: 'nope' } } }] }, 'spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef', /no key "nope"/],
-    ['a missing ConfigMap', { env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'absent', key: 'k' } } }] }, 'spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef', /not in the input/],
-    ['a missing Secret', { env: [{ name: 'X', valueFrom: { secretKeyRef: { name: 'absent', key: 'k' } } }] }, 'spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef', /Secret absent/],
-    ['a missing envFrom source', { envFrom: [{ secretRef: { name: 'absent' } }] }, 'spec.template.spec.containers[0].envFrom[0].secretRef', /not in the input/],
-    ['an unsupported fieldRef', { env: [{ name: 'X', valueFrom: { fieldRef: { fieldPath: 'spec.schedulerName' } } }] }, 'spec.template.spec.containers[0].env[0].valueFrom.fieldRef.fieldPath', /not supported/],
+    [
+      'a missing ConfigMap key',
+      { env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'web-config', key: 'nope' } } }] },
+      'spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef',
+      /no key "nope"/,
+    ],
+    [
+      'a missing ConfigMap',
+      { env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'absent', key: 'k' } } }] },
+      'spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef',
+      /not in the input/,
+    ],
+    [
+      'a missing Secret',
+      { env: [{ name: 'X', valueFrom: { secretKeyRef: { name: 'absent', key: 'k' } } }] },
+      'spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef',
+      /Secret absent/,
+    ],
+    [
+      'a missing envFrom source',
+      { envFrom: [{ secretRef: { name: 'absent' } }] },
+      'spec.template.spec.containers[0].envFrom[0].secretRef',
+      /not in the input/,
+    ],
+    [
+      'an unsupported fieldRef',
+      { env: [{ name: 'X', valueFrom: { fieldRef: { fieldPath: 'spec.schedulerName' } } }] },
+      'spec.template.spec.containers[0].env[0].valueFrom.fieldRef.fieldPath',
+      /not supported/,
+    ],
   ];
   for (const [name, container, field, message] of errors) {
     it(`reports ${name} with its field`, () => throwsAt(() => buildPolicyData(onlyWeb(container)), field, message));
   }
 
   it('skips optional references that are missing', () => {
-    const p = web(onlyWeb({
-      env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'absent', key: 'k', optional: true } } }],
-      envFrom: [{ secretRef: { name: 'absent', optional: true } }],
-    })).OCI.Process;
+    const p = web(
+      onlyWeb({
+        env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'absent', key: 'k', optional: true } } }],
+        envFrom: [{ secretRef: { name: 'absent', optional: true } }],
+      }),
+    ).OCI.Process;
     assert.ok(!p.Env.some((e) => e.startsWith('X=')));
   });
 
   it('restricts service-link variables to the kubernetes service when service links are off', () => {
     assert.equal(buildPolicyData(deploymentInput()).request_defaults.CreateContainerRequest.service_links, true);
-    assert.equal(buildPolicyData(deploymentInput({ enableServiceLinks: false })).request_defaults.CreateContainerRequest.service_links, false);
+    assert.equal(
+      buildPolicyData(deploymentInput({ enableServiceLinks: false })).request_defaults.CreateContainerRequest
+        .service_links,
+      false,
+    );
   });
 });
 
@@ -91,34 +145,67 @@ describe('policy data: process', () => {
     assert.deepEqual(web(onlyWeb({})).OCI.Process.Args, ['/docker-entrypoint.sh', 'nginx', '-g', 'daemon off;']);
     assert.deepEqual(web(onlyWeb({ args: ['x'] })).OCI.Process.Args, ['/docker-entrypoint.sh', 'x']);
     assert.deepEqual(web(onlyWeb({ command: ['/bin/sh'] })).OCI.Process.Args, ['/bin/sh']);
-    assert.deepEqual(web(onlyWeb({ command: ['/bin/sh'], args: ['-c', 'true'] })).OCI.Process.Args, ['/bin/sh', '-c', 'true']);
+    assert.deepEqual(web(onlyWeb({ command: ['/bin/sh'], args: ['-c', 'true'] })).OCI.Process.Args, [
+      '/bin/sh',
+      '-c',
+      'true',
+    ]);
   });
 
   it('derives users and groups from the image and the security context', () => {
-    const tool = (sc: Record<string, unknown>, pod: Record<string, unknown> = {}) => buildPolicyData(deploymentInput({
-      initContainers: [], volumes: [], securityContext: pod,
-      containers: [{ name: 'tool', image: toolImage.reference, securityContext: sc }],
-    })).containers[1].OCI.Process.User;
+    const tool = (sc: Record<string, unknown>, pod: Record<string, unknown> = {}) =>
+      buildPolicyData(
+        deploymentInput({
+          initContainers: [],
+          volumes: [],
+          securityContext: pod,
+          containers: [{ name: 'tool', image: toolImage.reference, securityContext: sc }],
+        }),
+      ).containers[1].OCI.Process.User;
     assert.deepEqual(tool({ runAsGroup: 1000 }), { UID: 1000, GID: 1000, AdditionalGids: [1000] });
     assert.deepEqual(tool({ runAsUser: 0, runAsGroup: 0 }), { UID: 0, GID: 0, AdditionalGids: [0] });
-    assert.deepEqual(tool({ runAsUser: 7, runAsGroup: 8 }, { supplementalGroups: [20], fsGroup: 30 }), { UID: 7, GID: 8, AdditionalGids: [8, 20, 30] });
+    assert.deepEqual(tool({ runAsUser: 7, runAsGroup: 8 }, { supplementalGroups: [20], fsGroup: 30 }), {
+      UID: 7,
+      GID: 8,
+      AdditionalGids: [8, 20, 30],
+    });
     throwsAt(() => tool({}), 'spec.template.spec.containers[0].securityContext', /runAsGroup: 1000/);
   });
 
   it('asks for supplementalGroups the image would add through /etc/group', () => {
     const img = { ...toolImage, config: { ...toolImage.config, User: 'root' }, group: 'root:x:0:\nwheel:x:10:root\n' };
-    const input = deploymentInput({ initContainers: [], volumes: [], containers: [{ name: 't', image: 'x' }] }, { image: () => img });
-    throwsAt(() => buildPolicyData(input), 'spec.template.spec.containers[0].securityContext', /supplementalGroups: \[10\]/);
-    const ok = deploymentInput({ initContainers: [], volumes: [], securityContext: { supplementalGroups: [10] }, containers: [{ name: 't', image: 'x' }] }, { image: () => img });
+    const input = deploymentInput(
+      { initContainers: [], volumes: [], containers: [{ name: 't', image: 'x' }] },
+      { image: () => img },
+    );
+    throwsAt(
+      () => buildPolicyData(input),
+      'spec.template.spec.containers[0].securityContext',
+      /supplementalGroups: \[10\]/,
+    );
+    const ok = deploymentInput(
+      {
+        initContainers: [],
+        volumes: [],
+        securityContext: { supplementalGroups: [10] },
+        containers: [{ name: 't', image: 'x' }],
+      },
+      { image: () => img },
+    );
     assert.deepEqual(buildPolicyData(ok).containers[1].OCI.Process.User, { UID: 0, GID: 0, AdditionalGids: [0, 10] });
   });
 
   it('keeps the pause image user', () => {
-    assert.deepEqual(buildPolicyData(deploymentInput()).containers[0].OCI.Process.User, { UID: 65535, GID: 65535, AdditionalGids: [65535] });
+    assert.deepEqual(buildPolicyData(deploymentInput()).containers[0].OCI.Process.User, {
+      UID: 65535,
+      GID: 65535,
+      AdditionalGids: [65535],
+    });
   });
 
   it('computes capabilities from drop/add and privileged', () => {
-    const caps = (sc: Record<string, unknown>) => web(onlyWeb({ securityContext: sc })).OCI.Process.Capabilities.Effective;
+    const caps = (sc: Record<string, unknown>) =>
+      web(onlyWeb({ securityContext: sc })).OCI.Process.Capabilities.Effective;
     assert.deepEqual(caps({ capabilities: { drop: ['ALL'] } }), []);
     assert.deepEqual(caps({ capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } }), ['CAP_NET_BIND_SERVICE']);
     assert.equal(caps({ privileged: true }).length, defaultSettings().privilegedCaps.length);
@@ -128,7 +215,10 @@ describe('policy data: process', () => {
   });
 
   it('lists probe and hook exec commands, expanding static variables', () => {
-    assert.deepEqual(web(deploymentInput()).exec_commands, [['/bin/check', '--port', '8080'], ['nginx', '-s', 'quit']]);
+    assert.deepEqual(web(deploymentInput()).exec_commands, [
+      ['/bin/check', '--port', '8080'],
+      ['nginx', '-s', 'quit'],
+    ]);
   });
 });
 
@@ -144,7 +234,11 @@ describe('policy data: sandbox names per workload kind', () => {
   ];
   for (const [kind, meta, good, bad] of cases) {
     it(`${kind} ${JSON.stringify(meta)}`, () => {
-      const { regex, sample } = podNamePattern({ ...deploymentInput(), workload: { apiVersion: 'v1', kind, name: 'web', namespace: 'x' }, podMetadata: meta });
+      const { regex, sample } = podNamePattern({
+        ...deploymentInput(),
+        workload: { apiVersion: 'v1', kind, name: 'web', namespace: 'x' },
+        podMetadata: meta,
+      });
       const re = new RegExp(`^${regex}$`);
       for (const g of [...good, sample]) assert.ok(re.test(g), `${g} should match ${regex}`);
       for (const b of bad) assert.ok(!re.test(b), `${b} should not match ${regex}`);
@@ -164,10 +258,34 @@ describe('policy data: volumes', () => {
     assert.deepEqual(c.storages.map((s) => s.driver).sort(), ['ephemeral', 'local']);
   });
   const errors: [string, Record<string, unknown>, Record<string, unknown>, string, RegExp][] = [
-    ['unsupported volume type', { volumeMounts: [{ name: 'v', mountPath: '/v' }] }, { volumes: [{ name: 'v', nfs: { server: 'x', path: '/' } }] }, 'spec.template.spec.volumes[0]', /nfs is not supported/],
-    ['hostPath while not allowed', { volumeMounts: [{ name: 'v', mountPath: '/v' }] }, { volumes: [{ name: 'v', hostPath: { path: '/var/data' } }] }, 'spec.template.spec.volumes[0].hostPath', /hostPath\.allowed/],
-    ['subPath', { volumeMounts: [{ name: 'v', mountPath: '/v', subPath: 'a' }] }, { volumes: [{ name: 'v', emptyDir: {} }] }, 'spec.template.spec.containers[0].volumeMounts[0].subPath', /subPath/],
-    ['a mount of an unknown volume', { volumeMounts: [{ name: 'nope', mountPath: '/v' }] }, {}, 'spec.template.spec.containers[0].volumeMounts[0].name', /no volume named/],
+    [
+      'unsupported volume type',
+      { volumeMounts: [{ name: 'v', mountPath: '/v' }] },
+      { volumes: [{ name: 'v', nfs: { server: 'x', path: '/' } }] },
+      'spec.template.spec.volumes[0]',
+      /nfs is not supported/,
+    ],
+    [
+      'hostPath while not allowed',
+      { volumeMounts: [{ name: 'v', mountPath: '/v' }] },
+      { volumes: [{ name: 'v', hostPath: { path: '/var/data' } }] },
+      'spec.template.spec.volumes[0].hostPath',
+      /hostPath\.allowed/,
+    ],
+    [
+      'subPath',
+      { volumeMounts: [{ name: 'v', mountPath: '/v', subPath: 'a' }] },
+      { volumes: [{ name: 'v', emptyDir: {} }] },
+      'spec.template.spec.containers[0].volumeMounts[0].subPath',
+      /subPath/,
+    ],
+    [
+      'a mount of an unknown volume',
+      { volumeMounts: [{ name: 'nope', mountPath: '/v' }] },
+      {},
+      'spec.template.spec.containers[0].volumeMounts[0].name',
+      /no volume named/,
+    ],
   ];
   for (const [name, container, pod, field, message] of errors) {
     it(`reports ${name}`, () => throwsAt(() => buildPolicyData(onlyWeb(container, pod)), field, message));
@@ -175,46 +293,137 @@ describe('policy data: volumes', () => {
   it('allows hostPath when the settings say so, but never below forbidden prefixes', () => {
     const settings = defaultSettings();
     settings.hostPath.allowed = true;
-    const mk = (path: string) => deploymentInput({ initContainers: [], volumes: [{ name: 'v', hostPath: { path } }], containers: [{ name: 'web', image: webImage.reference, volumeMounts: [{ name: 'v', mountPath: '/v' }] }] }, { settings });
+    const mk = (path: string) =>
+      deploymentInput(
+        {
+          initContainers: [],
+          volumes: [{ name: 'v', hostPath: { path } }],
+          containers: [{ name: 'web', image: webImage.reference, volumeMounts: [{ name: 'v', mountPath: '/v' }] }],
+        },
+        { settings },
+      );
     assert.ok(web(mk('/var/data')).OCI.Mounts.some((m) => m.destination === '/v'));
     throwsAt(() => buildPolicyData(mk('/dev/sda')), 'spec.template.spec.volumes[0].hostPath.path', /forbids/);
   });
   it('places disk emptyDirs at <shared>/<sandbox>/rootfs/local/<volume> with the fsGroup as fsgid (kata_agent.go handleLocalStorage)', () => {
-    const c = web(onlyWeb({ volumeMounts: [{ name: 'v', mountPath: '/v' }, { name: 'm', mountPath: '/m' }] }, {
-      volumes: [{ name: 'v', emptyDir: {} }, { name: 'm', emptyDir: { medium: 'Memory' } }], securityContext: { fsGroup: 2000 },
-    }));
-    assert.deepEqual(c.OCI.Mounts.find((m) => m.destination === '/v'), { destination: '/v', source: '$(sfpath)/$(sandbox-id)/rootfs/local/v', type_: 'local', options: ['rbind', 'rprivate', 'rw'] });
-    assert.deepEqual(c.storages.map((x) => [x.driver, x.options, x.fs_group]), [['local', ['mode=0777', 'fsgid=2000'], null], ['ephemeral', ['fsgid=2000'], null]]);
-    const none = web(onlyWeb({ volumeMounts: [{ name: 'v', mountPath: '/v' }] }, { volumes: [{ name: 'v', emptyDir: {} }], securityContext: { fsGroup: 0 } }));
+    const c = web(
+      onlyWeb(
+        {
+          volumeMounts: [
+            { name: 'v', mountPath: '/v' },
+            { name: 'm', mountPath: '/m' },
+          ],
+        },
+        {
+          volumes: [
+            { name: 'v', emptyDir: {} },
+            { name: 'm', emptyDir: { medium: 'Memory' } },
+          ],
+          securityContext: { fsGroup: 2000 },
+        },
+      ),
+    );
+    assert.deepEqual(
+      c.OCI.Mounts.find((m) => m.destination === '/v'),
+      {
+        destination: '/v',
+        source: '$(sfpath)/$(sandbox-id)/rootfs/local/v',
+        type_: 'local',
+        options: ['rbind', 'rprivate', 'rw'],
+      },
+    );
+    assert.deepEqual(
+      c.storages.map((x) => [x.driver, x.options, x.fs_group]),
+      [
+        ['local', ['mode=0777', 'fsgid=2000'], null],
+        ['ephemeral', ['fsgid=2000'], null],
+      ],
+    );
+    const none = web(
+      onlyWeb(
+        { volumeMounts: [{ name: 'v', mountPath: '/v' }] },
+        { volumes: [{ name: 'v', emptyDir: {} }], securityContext: { fsGroup: 0 } },
+      ),
+    );
     assert.deepEqual(none.storages[0].options, ['mode=0777']);
   });
 
   it('backs disk emptyDirs with block devices when the settings say so', () => {
     const settings = defaultSettings();
     settings.emptyDirType = 'block-plain';
-    const c = web(deploymentInput({ initContainers: [], volumes: [{ name: 'v', emptyDir: {} }], securityContext: { fsGroup: 7, fsGroupChangePolicy: 'OnRootMismatch' }, containers: [{ name: 'web', image: webImage.reference, volumeMounts: [{ name: 'v', mountPath: '/v' }] }] }, { settings }));
+    const c = web(
+      deploymentInput(
+        {
+          initContainers: [],
+          volumes: [{ name: 'v', emptyDir: {} }],
+          securityContext: { fsGroup: 7, fsGroupChangePolicy: 'OnRootMismatch' },
+          containers: [{ name: 'web', image: webImage.reference, volumeMounts: [{ name: 'v', mountPath: '/v' }] }],
+        },
+        { settings },
+      ),
+    );
     assert.deepEqual(c.OCI.Mounts.find((m) => m.destination === '/v')?.source, '$(block-storage)');
-    assert.deepEqual(c.storages, [{ driver: '$(block)', driver_options: ['create_filesystem'], source: '$(block-device):v', fstype: 'ext4', options: ['discard'], mount_point: '$(block-mount)', fs_group: { group_id: 7, group_change_policy: 1 }, shared: true }]);
+    assert.deepEqual(c.storages, [
+      {
+        driver: '$(block)',
+        driver_options: ['create_filesystem'],
+        source: '$(block-device):v',
+        fstype: 'ext4',
+        options: ['discard'],
+        mount_point: '$(block-mount)',
+        fs_group: { group_id: 7, group_change_policy: 1 },
+        shared: true,
+      },
+    ]);
   });
 
-  it('counts GPUs from the settings\' resource keys and rejects a count that is no whole number', () => {
+  it("counts GPUs from the settings' resource keys and rejects a count that is no whole number", () => {
     const gpu = (limit: unknown) => onlyWeb({ resources: { limits: { 'nvidia.com/pgpu': limit } } });
     assert.equal(web(gpu('2')).gpus, 2);
     assert.equal(web(onlyWeb({})).gpus, 0);
-    throwsAt(() => buildPolicyData(gpu('1.5')), 'spec.template.spec.containers[0].resources.limits["nvidia.com/pgpu"]', /whole number/);
+    throwsAt(
+      () => buildPolicyData(gpu('1.5')),
+      'spec.template.spec.containers[0].resources.limits["nvidia.com/pgpu"]',
+      /whole number/,
+    );
   });
 
   it('attaches volumeDevices of block claims only', () => {
-    const dev = (volumes: unknown[], path = '/dev/xvda') => onlyWeb({ volumeDevices: [{ name: 'raw', devicePath: path }] }, { volumes });
-    assert.deepEqual(web(dev([{ name: 'raw', persistentVolumeClaim: { claimName: 'c' } }])).devices, [{ container_path: '/dev/xvda' }]);
-    assert.deepEqual(web(dev([{ name: 'raw', ephemeral: { volumeClaimTemplate: { spec: {} } } }])).OCI.Linux.Devices, [{ Type: '', Path: '/dev/xvda' }]);
-    throwsAt(() => buildPolicyData(dev([{ name: 'raw', emptyDir: {} }])), 'spec.template.spec.containers[0].volumeDevices[0].name', /no block volume named "raw"/);
-    throwsAt(() => buildPolicyData(dev([{ name: 'raw', persistentVolumeClaim: { claimName: 'c' } }], '/dev/vfio/devices/vfio0')), 'spec.template.spec.containers[0].volumeDevices[0].devicePath', /reserved for VFIO/);
+    const dev = (volumes: unknown[], path = '/dev/xvda') =>
+      onlyWeb({ volumeDevices: [{ name: 'raw', devicePath: path }] }, { volumes });
+    assert.deepEqual(web(dev([{ name: 'raw', persistentVolumeClaim: { claimName: 'c' } }])).devices, [
+      { container_path: '/dev/xvda' },
+    ]);
+    assert.deepEqual(web(dev([{ name: 'raw', ephemeral: { volumeClaimTemplate: { spec: {} } } }])).OCI.Linux.Devices, [
+      { Type: '', Path: '/dev/xvda' },
+    ]);
+    throwsAt(
+      () => buildPolicyData(dev([{ name: 'raw', emptyDir: {} }])),
+      'spec.template.spec.containers[0].volumeDevices[0].name',
+      /no block volume named "raw"/,
+    );
+    throwsAt(
+      () =>
+        buildPolicyData(dev([{ name: 'raw', persistentVolumeClaim: { claimName: 'c' } }], '/dev/vfio/devices/vfio0')),
+      'spec.template.spec.containers[0].volumeDevices[0].devicePath',
+      /reserved for VFIO/,
+    );
   });
 
   it('resolves mounts of StatefulSet claim templates as claims', () => {
-    const input = { ...onlyWeb({ volumeMounts: [{ name: 'data', mountPath: '/var/lib/data' }] }), claimTemplates: ['data'] };
-    assert.deepEqual(web(input).OCI.Mounts.find((m) => m.destination === '/var/lib/data'), { destination: '/var/lib/data', source: '$(sfpath)/$(bundle-id)-$(random16)-data', type_: 'bind', options: ['rbind', 'rprivate', 'rw'] });
+    const input = {
+      ...onlyWeb({ volumeMounts: [{ name: 'data', mountPath: '/var/lib/data' }] }),
+      claimTemplates: ['data'],
+    };
+    assert.deepEqual(
+      web(input).OCI.Mounts.find((m) => m.destination === '/var/lib/data'),
+      {
+        destination: '/var/lib/data',
+        source: '$(sfpath)/$(bundle-id)-$(random16)-data',
+        type_: 'bind',
+        options: ['rbind', 'rprivate', 'rw'],
+      },
+    );
   });
 
   it('leaves out the service account token when automount is off', () => {
@@ -241,13 +450,25 @@ describe('policy text and settings', () => {
     const input = deploymentInput();
     const report = await checkPolicy(buildPolicyText(input), input);
     assert.ok(report.allowed, JSON.stringify(report.entries.filter((e) => !e.allowed)));
-    assert.deepEqual(report.entries.map((e) => e.request), [
-      'CreateSandboxRequest', 'CreateContainerRequest', 'CreateContainerRequest', 'CreateContainerRequest', 'ExecProcessRequest', 'ExecProcessRequest',
-    ]);
+    assert.deepEqual(
+      report.entries.map((e) => e.request),
+      [
+        'CreateSandboxRequest',
+        'CreateContainerRequest',
+        'CreateContainerRequest',
+        'CreateContainerRequest',
+        'ExecProcessRequest',
+        'ExecProcessRequest',
+      ],
+    );
   });
 
   it('fails the check of a policy generated for a different pod', async () => {
-    const other = deploymentInput({ containers: [{ name: 'web', image: webImage.reference, command: ['/bin/other'] }], initContainers: [], volumes: [] });
+    const other = deploymentInput({
+      containers: [{ name: 'web', image: webImage.reference, command: ['/bin/other'] }],
+      initContainers: [],
+      volumes: [],
+    });
     const report = await checkPolicy(buildPolicyText(other), deploymentInput());
     assert.equal(report.allowed, false);
     assert.ok(report.entries.some((e) => !e.allowed && /command line|environment|mount/.test(e.reason ?? '')));
@@ -290,15 +511,21 @@ describe('settings table', () => {
   it('documents every field in docs/policy.md', () => {
     const doc = readFileSync(new URL('../../docs/policy.md', import.meta.url), 'utf8');
     for (const f of SETTINGS) assert.ok(doc.includes(`| \`${f.key}\` |`), `docs/policy.md has no row for ${f.key}`);
-    for (const k of Object.keys(REQUEST_DEFAULT_DOCS)) assert.ok(doc.includes(`\`requestDefaults.${k}\``), `docs/policy.md has no row for requestDefaults.${k}`);
+    for (const k of Object.keys(REQUEST_DEFAULT_DOCS))
+      assert.ok(doc.includes(`\`requestDefaults.${k}\``), `docs/policy.md has no row for requestDefaults.${k}`);
   });
 
   it('rejects a file of settings version 1, unknown fields and bad paths', async () => {
     const { writeFileSync } = await import('node:fs');
     const dir = mkdtempSync(join(tmpdir(), 'settings-'));
     try {
-      const write = (patch: Record<string, unknown>) => writeFileSync(join(dir, 'settings.json'), JSON.stringify({ ...defaultSettings(), ...patch }));
-      const field = (f: string, message: RegExp) => assert.throws(() => loadOrCreateSettings(dir), (err: unknown) => err instanceof UserError && err.location.field === f && message.test(err.message));
+      const write = (patch: Record<string, unknown>) =>
+        writeFileSync(join(dir, 'settings.json'), JSON.stringify({ ...defaultSettings(), ...patch }));
+      const field = (f: string, message: RegExp) =>
+        assert.throws(
+          () => loadOrCreateSettings(dir),
+          (err: unknown) => err instanceof UserError && err.location.field === f && message.test(err.message),
+        );
       write({ version: 1 });
       field('version', /version must be 2/);
       write({ containerPath: '/x' });
@@ -323,7 +550,10 @@ describe('settings.json validation', () => {
       const s = defaultSettings() as unknown as Record<string, unknown>;
       s.hostPath = 'yes';
       writeFileSync(join(dir, 'settings.json'), JSON.stringify(s));
-      assert.throws(() => loadOrCreateSettings(dir), (err: unknown) => err instanceof UserError && err.location.field === 'hostPath');
+      assert.throws(
+        () => loadOrCreateSettings(dir),
+        (err: unknown) => err instanceof UserError && err.location.field === 'hostPath',
+      );
       writeFileSync(join(dir, 'settings.json'), '{ not json');
       assert.throws(() => loadOrCreateSettings(dir), /not valid JSON/);
     } finally {

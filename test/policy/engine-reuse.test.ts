@@ -9,7 +9,10 @@ import { deploymentInput } from './fixtures.js';
 describe('policy engine instance reuse', () => {
   it('a reused instance judges by the new policy only', async () => {
     const web = deploymentInput();
-    const other = deploymentInput({}, { workload: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'other', namespace: 'shop' } });
+    const other = deploymentInput(
+      {},
+      { workload: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'other', namespace: 'shop' } },
+    );
     const webText = buildPolicyText(web);
     const otherText = buildPolicyText(other);
     const webRequests = synthesizeRequests(web);
@@ -18,12 +21,17 @@ describe('policy engine instance reuse', () => {
     for (let round = 0; round < 3; round++) {
       // The web pod's own requests pass under its policy (state is built from the sandbox on).
       const own = PolicyEngine.forPolicyText(webText);
-      for (const r of webRequests) assert.equal(own.evaluate(r.request, r.body).allowed, true, `${r.description} under its own policy`);
+      for (const r of webRequests)
+        assert.equal(own.evaluate(r.request, r.body).allowed, true, `${r.description} under its own policy`);
       own.dispose();
       // The same instance, now with the other workload's policy and empty state: denied.
       const foreign = PolicyEngine.forPolicyText(otherText);
       assert.deepEqual(foreign.pstate, {});
-      assert.equal(foreign.evaluate(create.request, create.body).allowed, false, 'no data or state from the previous policy');
+      assert.equal(
+        foreign.evaluate(create.request, create.body).allowed,
+        false,
+        'no data or state from the previous policy',
+      );
       foreign.dispose();
     }
     assert.equal((await checkPolicy(webText, web)).allowed, true);
@@ -41,7 +49,8 @@ describe('policy engine instance reuse', () => {
       // Padding makes each replacement big, so the loop crosses the reload threshold (1 MiB) more than once.
       const started = { ...engine.pstate, bench_padding: 'x'.repeat(16 * 1024) };
       const otherSandbox = { ...started, sandbox_name: 'someone-else' };
-      const memory = () => ((engine as unknown as { policy: { mem: { buffer: ArrayBuffer } } }).policy.mem.buffer.byteLength);
+      const memory = () =>
+        (engine as unknown as { policy: { mem: { buffer: ArrayBuffer } } }).policy.mem.buffer.byteLength;
       let peak = 0;
       for (let i = 0; i < 240; i++) {
         const kind = i % 3;

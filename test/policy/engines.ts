@@ -26,21 +26,37 @@ const BIN = new URL('../../tools/bin/', import.meta.url).pathname;
 
 export function enginePath(name: 'opa' | 'regorus'): string {
   const local = join(BIN, name);
-  if (!existsSync(local)) throw new Error(`tools/bin/${name} is missing: run scripts/setup.sh (it builds ${name} into tools/bin)`);
+  if (!existsSync(local))
+    throw new Error(`tools/bin/${name} is missing: run scripts/setup.sh (it builds ${name} into tools/bin)`);
   return local;
 }
 
 // (Binding the case fields to variables first: `with input as c.input` inside the comprehension
 // does not take effect in opa 1.22.)
-const QUERY = '{k: r | c := data.cases[k]; x := c.input; s := c.state; r := data.agent_policy[c.name] with input as x with data.pstate as s}';
+const QUERY =
+  '{k: r | c := data.cases[k]; x := c.input; s := c.state; r := data.agent_policy[c.name] with input as x with data.pstate as s}';
 
 type Engine = { name: 'opa' | 'regorus'; run: (policy: string, cases: string) => string };
 
 const ENGINES: Engine[] = [
-  { name: 'opa', run: (policy, cases) => execFileSync(enginePath('opa'), ['eval', '-f', 'json', '-d', policy, '-d', cases, QUERY], { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 }) },
+  {
+    name: 'opa',
+    run: (policy, cases) =>
+      execFileSync(enginePath('opa'), ['eval', '-f', 'json', '-d', policy, '-d', cases, QUERY], {
+        encoding: 'utf8',
+        maxBuffer: 512 * 1024 * 1024,
+      }),
+  },
   // --v0 and --non-strict: the agent's regorus parses Rego v0 (rules.rego keeps the future
   // imports for it) and turns builtin errors into undefined values (src/agent/policy/src/policy.rs).
-  { name: 'regorus', run: (policy, cases) => execFileSync(enginePath('regorus'), ['eval', '--v0', '--non-strict', '-d', policy, '-d', cases, QUERY], { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 }) },
+  {
+    name: 'regorus',
+    run: (policy, cases) =>
+      execFileSync(enginePath('regorus'), ['eval', '--v0', '--non-strict', '-d', policy, '-d', cases, QUERY], {
+        encoding: 'utf8',
+        maxBuffer: 512 * 1024 * 1024,
+      }),
+  },
 ];
 
 function decision(r: unknown): { allowed: boolean; ops: unknown[] } {
@@ -66,21 +82,35 @@ export function crossCheck(evaluations: Evaluation[]): { disagreements: string[]
       const casesFile = join(dir, `cases${n}.json`);
       n += 1;
       writeFileSync(policyFile, policy);
-      writeFileSync(casesFile, JSON.stringify({ cases: Object.fromEntries(cases.map((c, i) => [String(i), { name: c.name, input: c.input, state: c.state }])) }));
+      writeFileSync(
+        casesFile,
+        JSON.stringify({
+          cases: Object.fromEntries(cases.map((c, i) => [String(i), { name: c.name, input: c.input, state: c.state }])),
+        }),
+      );
       for (const engine of ENGINES) {
         let out: string;
         try {
           out = engine.run(policyFile, casesFile);
         } catch (err) {
           const e = err as { stderr?: string; stdout?: string };
-          throw new Error(`${engine.name} failed on ${cases[0].label}: ${String(e.stderr ?? e.stdout ?? err).slice(0, 2000)}`, { cause: err });
+          throw new Error(
+            `${engine.name} failed on ${cases[0].label}: ${String(e.stderr ?? e.stdout ?? err).slice(0, 2000)}`,
+            { cause: err },
+          );
         }
         const rows = JSON.parse(out).result[0].expressions[0].value as Record<string, unknown>;
         cases.forEach((c, i) => {
           counts[engine.name] += 1;
           const got = decision(rows[String(i)]);
-          if (got.allowed !== c.allowed) disagreements.push(`${c.label} (${c.name}): wasm ${c.allowed ? 'allows' : 'denies'}, ${engine.name} ${got.allowed ? 'allows' : 'denies'}`);
-          else if (JSON.stringify(got.ops) !== JSON.stringify(c.ops)) disagreements.push(`${c.label} (${c.name}): state operations differ, wasm ${JSON.stringify(c.ops)}, ${engine.name} ${JSON.stringify(got.ops)}`);
+          if (got.allowed !== c.allowed)
+            disagreements.push(
+              `${c.label} (${c.name}): wasm ${c.allowed ? 'allows' : 'denies'}, ${engine.name} ${got.allowed ? 'allows' : 'denies'}`,
+            );
+          else if (JSON.stringify(got.ops) !== JSON.stringify(c.ops))
+            disagreements.push(
+              `${c.label} (${c.name}): state operations differ, wasm ${JSON.stringify(c.ops)}, ${engine.name} ${JSON.stringify(got.ops)}`,
+            );
         });
       }
     }

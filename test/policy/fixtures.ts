@@ -9,7 +9,11 @@ export const pauseImage: ResolvedImage = {
   pinned: `ghcr.io/edgelesssys/kubernetes/pause:3.6@sha256:${hex('1')}`,
   manifestDigest: `sha256:${hex('1')}`,
   configDigest: `sha256:${hex('2')}`,
-  config: { Entrypoint: ['/pause'], User: '65535:65535', Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+  config: {
+    Entrypoint: ['/pause'],
+    User: '65535:65535',
+    Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+  },
 };
 
 export const webImage: ResolvedImage = {
@@ -46,7 +50,10 @@ export function lookup(ref: string): ResolvedImage {
   return found;
 }
 
-export function deploymentInput(podSpecOverrides: Record<string, unknown> = {}, extra: Partial<PodPolicyInput> = {}): PodPolicyInput {
+export function deploymentInput(
+  podSpecOverrides: Record<string, unknown> = {},
+  extra: Partial<PodPolicyInput> = {},
+): PodPolicyInput {
   return {
     workload: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'shop' },
     podMetadata: { labels: { app: 'web' }, annotations: { 'example.com/team': 'blue' } },
@@ -62,7 +69,9 @@ export function deploymentInput(podSpecOverrides: Record<string, unknown> = {}, 
       ],
       initContainers: [
         {
-          name: 'init', image: toolImage.reference, command: ['/bin/sh', '-c', 'echo init > /work/ready'],
+          name: 'init',
+          image: toolImage.reference,
+          command: ['/bin/sh', '-c', 'echo init > /work/ready'],
           securityContext: { runAsUser: 1000, runAsGroup: 1000 },
         },
       ],
@@ -102,11 +111,21 @@ export function deploymentInput(podSpecOverrides: Record<string, unknown> = {}, 
     image: lookup,
     pauseImage,
     configMaps: [
-      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web-config', namespace: 'shop' }, data: { mode: 'production' } },
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'web-config', namespace: 'shop' },
+        data: { mode: 'production' },
+      },
       { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web-env' }, data: { LEVEL: 'info', COLOR: 'blue' } },
     ],
     secrets: [
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'web-secret' }, data: { token: Buffer.from('s3cr3t').toString('base64') } },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'web-secret' },
+        data: { token: Buffer.from('s3cr3t').toString('base64') },
+      },
     ],
     settings: defaultSettings(),
     ...extra,

@@ -14,10 +14,16 @@ describe('policy.wasm', function () {
     try {
       const out = join(dir, 'policy.wasm');
       // Fails (does not skip) when opa is not installed: CI installs it with scripts/setup.sh.
-      execFileSync('bash', [join(root, 'scripts/build-policy-wasm.sh'), out], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync('bash', [join(root, 'scripts/build-policy-wasm.sh'), out], {
+        cwd: root,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       const built = readFileSync(out);
       const committed = readFileSync(join(root, 'src/policy/wasm/policy.wasm'));
-      assert.ok(built.equals(committed), 'src/policy/wasm/policy.wasm is stale: run scripts/build-policy-wasm.sh and commit the result');
+      assert.ok(
+        built.equals(committed),
+        'src/policy/wasm/policy.wasm is stale: run scripts/build-policy-wasm.sh and commit the result',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -12,7 +12,13 @@ import { pathWithBin, run } from './tools.js';
 
 describe('renderer options', () => {
   it('environment variables are defaults, flags win', () => {
-    const env = { CONTRAST_PLATFORM: 'metal-qemu-tdx', CONTRAST_OCI_LAYOUT: ['/a', '/b'].join(':'), CONTRAST_OFFLINE: 'yes', CONTRAST_NO_CACHE: '1', CONTRAST_INSECURE_REGISTRY: 'r1:5000,r2' };
+    const env = {
+      CONTRAST_PLATFORM: 'metal-qemu-tdx',
+      CONTRAST_OCI_LAYOUT: ['/a', '/b'].join(':'),
+      CONTRAST_OFFLINE: 'yes',
+      CONTRAST_NO_CACHE: '1',
+      CONTRAST_INSECURE_REGISTRY: 'r1:5000,r2',
+    };
     const fromEnv = parseTransformArgs([], env);
     assert.equal(fromEnv.platform, 'metal-qemu-tdx');
     assert.deepEqual(fromEnv['oci-layout'], ['/a', '/b']);
@@ -27,8 +33,19 @@ describe('renderer options', () => {
 
   it('function config fields become flags; relative paths are taken from the config directory', () => {
     const args = functionConfigToArgs({
-      config: { kind: 'ContrastTransformer', spec: { platform: 'insecure-sim', workspaceDir: 'ws', ociLayouts: ['../images', '/abs'], offline: true, cache: false, coordinatorHost: 'c.ns' } },
-      baseDir: '/k/overlay', origin: 'cfg',
+      config: {
+        kind: 'ContrastTransformer',
+        spec: {
+          platform: 'insecure-sim',
+          workspaceDir: 'ws',
+          ociLayouts: ['../images', '/abs'],
+          offline: true,
+          cache: false,
+          coordinatorHost: 'c.ns',
+        },
+      },
+      baseDir: '/k/overlay',
+      origin: 'cfg',
     });
     const argv = parseTransformArgs(args, { CONTRAST_PLATFORM: 'metal-qemu-snp' });
     assert.equal(argv.platform, 'insecure-sim', 'config over environment');
@@ -39,8 +56,15 @@ describe('renderer options', () => {
   });
 
   it('rejects unknown fields, wrong types and bad values', () => {
-    const cfg = (spec: unknown) => () => parseTransformArgs(functionConfigToArgs({ config: { kind: 'ContrastTransformer', spec }, baseDir: '/', origin: 'cfg' }), {});
-    assert.throws(cfg({ platfrom: 'x' }), (e: unknown) => e instanceof UsageError && /unknown field "platfrom"/.test(e.message));
+    const cfg = (spec: unknown) => () =>
+      parseTransformArgs(
+        functionConfigToArgs({ config: { kind: 'ContrastTransformer', spec }, baseDir: '/', origin: 'cfg' }),
+        {},
+      );
+    assert.throws(
+      cfg({ platfrom: 'x' }),
+      (e: unknown) => e instanceof UsageError && /unknown field "platfrom"/.test(e.message),
+    );
     assert.throws(cfg({ ociLayouts: 'one' }), /expected a list/);
     assert.throws(cfg({ offline: 'maybe' }), /expected true or false/);
     assert.throws(cfg({ platform: 'nope' }), UsageError);
@@ -51,7 +75,9 @@ describe('renderer options', () => {
 
 describe('Helm hooks in the post-renderer', () => {
   let dir: string;
-  beforeEach(() => { dir = tempDir('kc-hook-'); });
+  beforeEach(() => {
+    dir = tempDir('kc-hook-');
+  });
   afterEach(() => removeDir(dir));
 
   const hookJob = (podAnnotations: string) => `apiVersion: batch/v1
@@ -76,12 +102,25 @@ spec:
           securityContext: {runAsUser: 1001, runAsGroup: 1001}
       securityContext: {supplementalGroups: [2000]}
 `;
-  const flags = () => ['helm-post-render', '--platform', 'insecure-sim', '--workspace-dir', dir, '--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache'];
+  const flags = () => [
+    'helm-post-render',
+    '--platform',
+    'insecure-sim',
+    '--workspace-dir',
+    dir,
+    '--oci-layout',
+    SAMPLE_IMAGES,
+    '--offline',
+    '--no-cache',
+  ];
 
   it('a confidential install hook with the Initializer is transformed, keeps its annotations, and is warned about', () => {
     const r = runCli(flags(), { input: hookJob('{}') });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /helm\.sh\/hook: pre-install,pre-upgrade\n {4}helm\.sh\/hook-weight: "-5"\n {4}postrenderer\.helm\.sh\/postrender-filename: 'chart\/templates\/hook\.yaml'\n/);
+    assert.match(
+      r.stdout,
+      /helm\.sh\/hook: pre-install,pre-upgrade\n {4}helm\.sh\/hook-weight: "-5"\n {4}postrenderer\.helm\.sh\/postrender-filename: 'chart\/templates\/hook\.yaml'\n/,
+    );
     assert.match(r.stdout, /contrast-initializer/);
     assert.match(r.stderr, /Warning: .*Job default\/migrate.*pre-install,pre-upgrade hook with the Initializer/);
   });
@@ -104,7 +143,11 @@ spec:
   securityContext: {supplementalGroups: [2000]}
 `;
     const initdata = (text: string) => /cc_init_data: (\S+)/.exec(text)?.[1];
-    const viaHelm = runCli(flags(), { input: pod(`\n    postrenderer.helm.sh/postrender-filename: 'chart/templates/test.yaml'\n    config.kubernetes.io/index: '0'`) });
+    const viaHelm = runCli(flags(), {
+      input: pod(
+        `\n    postrenderer.helm.sh/postrender-filename: 'chart/templates/test.yaml'\n    config.kubernetes.io/index: '0'`,
+      ),
+    });
     assert.equal(viaHelm.code, 0, viaHelm.stderr);
     assert.match(viaHelm.stdout, /postrenderer\.helm\.sh\/postrender-filename: 'chart\/templates\/test\.yaml'/);
     const viaGenerate = runCli(['generate', ...flags().slice(1), '-'], { input: pod('') });
@@ -126,13 +169,20 @@ describe('Helm 4 plugin launcher', () => {
     try {
       const copy = join(dir, 'plugin');
       cpSync(join(REPO_ROOT, 'plugin'), copy, { recursive: true });
-      const r = spawnSync(join(copy, 'bin', 'post-render'), ['helm-post-render'], { input: 'kind: ConfigMap\n', encoding: 'utf8', env: { PATH: '/usr/bin:/bin', CONTRAST_WORKSPACE_DIR: dir } });
+      const r = spawnSync(join(copy, 'bin', 'post-render'), ['helm-post-render'], {
+        input: 'kind: ConfigMap\n',
+        encoding: 'utf8',
+        env: { PATH: '/usr/bin:/bin', CONTRAST_WORKSPACE_DIR: dir },
+      });
       assert.equal(r.status, 1);
       assert.equal(r.stdout, '');
       assert.match(r.stderr, /kubectl-contrast not found/);
       assert.match(readFileSync(join(dir, 'render.log'), 'utf8'), /kubectl-contrast not found/);
       // CONTRAST_BIN points it at an executable explicitly.
-      const ok = spawnSync(join(copy, 'bin', 'post-render'), ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH, CONTRAST_BIN: join(REPO_ROOT, 'bin', 'kubectl-contrast') } });
+      const ok = spawnSync(join(copy, 'bin', 'post-render'), ['--version'], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, CONTRAST_BIN: join(REPO_ROOT, 'bin', 'kubectl-contrast') },
+      });
       assert.equal(ok.status, 0, ok.stderr);
     } finally {
       removeDir(dir);
@@ -149,7 +199,10 @@ describe('kubectl plugin completion', () => {
     const cmds = complete(['']);
     assert.equal(cmds.status, 0, cmds.stderr);
     const lines = cmds.stdout.trim().split('\n');
-    assert.ok(lines.includes('generate') && lines.includes('helm-post-render') && lines.includes('kustomize'), cmds.stdout);
+    assert.ok(
+      lines.includes('generate') && lines.includes('helm-post-render') && lines.includes('kustomize'),
+      cmds.stdout,
+    );
     assert.ok(!lines.includes('__complete'));
     assert.equal(lines.at(-1), ':4');
     assert.deepEqual(complete(['gen']).stdout.trim().split('\n'), ['generate', ':4']);

@@ -8,7 +8,19 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, REPO_ROOT, runCli } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
-import { byKey, CHART, helmEnv, IMAGE_FLAGS, isHook, objects, ok, pathWithBin, POSTRENDERER, run, tool } from './tools.js';
+import {
+  byKey,
+  CHART,
+  helmEnv,
+  IMAGE_FLAGS,
+  isHook,
+  objects,
+  ok,
+  pathWithBin,
+  POSTRENDERER,
+  run,
+  tool,
+} from './tools.js';
 
 const FILENAME_ANNOTATION = 'postrenderer.helm.sh/postrender-filename';
 const PLATFORM = '--platform=insecure-sim';
@@ -30,7 +42,9 @@ function generate(stream: string, ws: string): string {
 describe('Helm post-renderer', function () {
   this.timeout(300_000);
   let dir: string;
-  beforeEach(() => { dir = tempDir('kc-helm-'); });
+  beforeEach(() => {
+    dir = tempDir('kc-helm-');
+  });
   afterEach(() => removeDir(dir));
 
   describe('Helm 3 (executable)', () => {
@@ -38,7 +52,10 @@ describe('Helm post-renderer', function () {
       const helm = tool('helm3');
       const env = helmEnv(join(dir, 'helm'));
       const ws = join(dir, 'ws');
-      const rendered = ok(run(helm, ['template', 'demo', CHART, '--post-renderer', POSTRENDERER, ...rendererArgs(ws)], { env }), 'helm3 template --post-renderer');
+      const rendered = ok(
+        run(helm, ['template', 'demo', CHART, '--post-renderer', POSTRENDERER, ...rendererArgs(ws)], { env }),
+        'helm3 template --post-renderer',
+      );
       const plain = ok(run(helm, ['template', 'demo', CHART], { env }), 'helm3 template');
 
       const plainObjects = objects(plain);
@@ -51,7 +68,10 @@ describe('Helm post-renderer', function () {
       for (const [key, obj] of expected) assert.deepEqual(actual.get(key), obj, key);
       const hook = actual.get(`Job/default/demo-migrate`)!;
       assert.deepEqual(hook, byKey(hooks).get('Job/default/demo-migrate'), 'Helm 3 prints the hook as rendered');
-      assert.equal((hook as { spec: { template: { spec: { runtimeClassName: string } } } }).spec.template.spec.runtimeClassName, 'contrast-cc');
+      assert.equal(
+        (hook as { spec: { template: { spec: { runtimeClassName: string } } } }).spec.template.spec.runtimeClassName,
+        'contrast-cc',
+      );
       assert.deepEqual(policies(ws), policies(wsGen));
       assert.match(readFileSync(join(ws, 'render.log'), 'utf8'), /ok: 4 confidential workloads/);
       assert.match(rendered, /^# Source: contrast-sample\/templates\/web\.yaml$/m, '# Source comments survive');
@@ -61,7 +81,23 @@ describe('Helm post-renderer', function () {
       const helm = tool('helm3');
       const env = { ...helmEnv(join(dir, 'helm')), PATH: pathWithBin() };
       const ws = join(dir, 'ws');
-      const out = ok(run(helm, ['template', 'demo', CHART, '--post-renderer', 'kubectl-contrast', '--post-renderer-args', 'helm-post-render', ...rendererArgs(ws)], { env }), 'helm3 template');
+      const out = ok(
+        run(
+          helm,
+          [
+            'template',
+            'demo',
+            CHART,
+            '--post-renderer',
+            'kubectl-contrast',
+            '--post-renderer-args',
+            'helm-post-render',
+            ...rendererArgs(ws),
+          ],
+          { env },
+        ),
+        'helm3 template',
+      );
       assert.match(out, /runtimeClassName: contrast-cc-insecure-sim-[0-9a-f]{8}/);
       assert.equal(Object.keys(policies(ws)).length, 4);
     });
@@ -69,7 +105,14 @@ describe('Helm post-renderer', function () {
     it('takes its options from CONTRAST_* environment variables', () => {
       const helm = tool('helm3');
       const ws = join(dir, 'ws');
-      const env = { ...helmEnv(join(dir, 'helm')), CONTRAST_PLATFORM: 'insecure-sim', CONTRAST_WORKSPACE_DIR: ws, CONTRAST_OCI_LAYOUT: IMAGE_FLAGS[0]!.slice('--oci-layout='.length), CONTRAST_OFFLINE: '1', CONTRAST_NO_CACHE: '1' };
+      const env = {
+        ...helmEnv(join(dir, 'helm')),
+        CONTRAST_PLATFORM: 'insecure-sim',
+        CONTRAST_WORKSPACE_DIR: ws,
+        CONTRAST_OCI_LAYOUT: IMAGE_FLAGS[0]!.slice('--oci-layout='.length),
+        CONTRAST_OFFLINE: '1',
+        CONTRAST_NO_CACHE: '1',
+      };
       ok(run(helm, ['template', 'demo', CHART, '--post-renderer', POSTRENDERER], { env }), 'helm3 template');
       assert.equal(Object.keys(policies(ws)).length, 4);
     });
@@ -78,11 +121,27 @@ describe('Helm post-renderer', function () {
       const helm = tool('helm3');
       const env = helmEnv(join(dir, 'helm'));
       const ws = join(dir, 'ws');
-      ok(run(helm, ['template', 'demo', CHART, '--post-renderer', POSTRENDERER, ...rendererArgs(ws)], { env }), 'first render');
+      ok(
+        run(helm, ['template', 'demo', CHART, '--post-renderer', POSTRENDERER, ...rendererArgs(ws)], { env }),
+        'first render',
+      );
       const before = readFileSync(join(ws, 'manifest.json'));
       const mtime = statSync(join(ws, 'manifest.json')).mtimeMs;
       // The worker image cannot be found offline once it is replaced by one that does not exist.
-      const bad = run(helm, ['template', 'demo', CHART, '--set', 'images.worker=samples/missing:9', '--post-renderer', POSTRENDERER, ...rendererArgs(ws)], { env });
+      const bad = run(
+        helm,
+        [
+          'template',
+          'demo',
+          CHART,
+          '--set',
+          'images.worker=samples/missing:9',
+          '--post-renderer',
+          POSTRENDERER,
+          ...rendererArgs(ws),
+        ],
+        { env },
+      );
       assert.notEqual(bad.code, 0);
       assert.equal(bad.stdout, '');
       assert.match(bad.stderr, /samples\/missing:9/);
@@ -95,9 +154,15 @@ describe('Helm post-renderer', function () {
       const helm = tool('helm3');
       const env = helmEnv(join(dir, 'helm'));
       const ws = join(dir, 'ws');
-      const first = ok(run(helm, ['template', 'demo', CHART, '--post-renderer', POSTRENDERER, ...rendererArgs(ws)], { env }), 'first');
+      const first = ok(
+        run(helm, ['template', 'demo', CHART, '--post-renderer', POSTRENDERER, ...rendererArgs(ws)], { env }),
+        'first',
+      );
       const manifest = readFileSync(join(ws, 'manifest.json'), 'utf8');
-      const second = ok(run(helm, ['template', 'demo', CHART, '--post-renderer', POSTRENDERER, ...rendererArgs(ws)], { env }), 'second');
+      const second = ok(
+        run(helm, ['template', 'demo', CHART, '--post-renderer', POSTRENDERER, ...rendererArgs(ws)], { env }),
+        'second',
+      );
       assert.equal(readFileSync(join(ws, 'manifest.json'), 'utf8'), manifest);
       assert.equal(second, first);
     });
@@ -105,7 +170,10 @@ describe('Helm post-renderer', function () {
 
   describe('Helm 4 (postrenderer/v1 plugin)', () => {
     function installPlugin(env: NodeJS.ProcessEnv): void {
-      ok(run(tool('helm4'), ['plugin', 'install', join(REPO_ROOT, 'plugin')], { env }), 'helm4 plugin install ./plugin');
+      ok(
+        run(tool('helm4'), ['plugin', 'install', join(REPO_ROOT, 'plugin')], { env }),
+        'helm4 plugin install ./plugin',
+      );
       const list = ok(run(tool('helm4'), ['plugin', 'list'], { env }), 'helm4 plugin list');
       assert.match(list, /^contrast\s+0\.1\.0\s+postrenderer\/v1/m);
     }
@@ -115,15 +183,25 @@ describe('Helm post-renderer', function () {
       const env = helmEnv(join(dir, 'helm'));
       installPlugin(env);
       const ws = join(dir, 'ws');
-      const rendered = ok(run(helm, ['template', 'demo', CHART, '--post-renderer', 'contrast', ...rendererArgs(ws)], { env }), 'helm4 template --post-renderer contrast');
+      const rendered = ok(
+        run(helm, ['template', 'demo', CHART, '--post-renderer', 'contrast', ...rendererArgs(ws)], { env }),
+        'helm4 template --post-renderer contrast',
+      );
       const plain = ok(run(helm, ['template', 'demo', CHART], { env }), 'helm4 template');
       const wsGen = join(dir, 'ws-gen');
       const expected = byKey(objects(generate(plain, wsGen)));
       const actual = byKey(objects(rendered), [FILENAME_ANNOTATION]);
       assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort());
       for (const [key, obj] of expected) assert.deepEqual(actual.get(key), obj, key);
-      const hook = actual.get('Job/default/demo-migrate') as { metadata: { annotations: Record<string, string> }; spec: { template: { spec: { runtimeClassName: string } } } };
-      assert.deepEqual(hook.metadata.annotations, { 'helm.sh/hook': 'pre-install', 'helm.sh/hook-weight': '-5', 'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded' });
+      const hook = actual.get('Job/default/demo-migrate') as {
+        metadata: { annotations: Record<string, string> };
+        spec: { template: { spec: { runtimeClassName: string } } };
+      };
+      assert.deepEqual(hook.metadata.annotations, {
+        'helm.sh/hook': 'pre-install',
+        'helm.sh/hook-weight': '-5',
+        'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded',
+      });
       assert.match(hook.spec.template.spec.runtimeClassName, /^contrast-cc-insecure-sim-/);
       assert.deepEqual(policies(ws), policies(wsGen));
       assert.equal(Object.keys(policies(ws)).length, 5, 'four workloads and the hook');
@@ -137,7 +215,12 @@ describe('Helm post-renderer', function () {
       const env = helmEnv(join(dir, 'helm'));
       installPlugin(env);
       const ws = join(dir, 'ws');
-      const out = ok(run(helm, ['template', 'demo', CHART, '--post-renderer', 'contrast', ...rendererArgs(ws)], { env: { ...env, PATH: '/usr/bin:/bin' } }), 'helm4 template');
+      const out = ok(
+        run(helm, ['template', 'demo', CHART, '--post-renderer', 'contrast', ...rendererArgs(ws)], {
+          env: { ...env, PATH: '/usr/bin:/bin' },
+        }),
+        'helm4 template',
+      );
       assert.match(out, /contrast-cc-insecure-sim-/);
     });
 
@@ -146,9 +229,25 @@ describe('Helm post-renderer', function () {
       const env = helmEnv(join(dir, 'helm'));
       installPlugin(env);
       const ws = join(dir, 'ws');
-      ok(run(helm, ['template', 'demo', CHART, '--post-renderer', 'contrast', ...rendererArgs(ws)], { env }), 'first render');
+      ok(
+        run(helm, ['template', 'demo', CHART, '--post-renderer', 'contrast', ...rendererArgs(ws)], { env }),
+        'first render',
+      );
       const before = readFileSync(join(ws, 'manifest.json'));
-      const bad = run(helm, ['template', 'demo', CHART, '--set', 'images.worker=samples/missing:9', '--post-renderer', 'contrast', ...rendererArgs(ws)], { env });
+      const bad = run(
+        helm,
+        [
+          'template',
+          'demo',
+          CHART,
+          '--set',
+          'images.worker=samples/missing:9',
+          '--post-renderer',
+          'contrast',
+          ...rendererArgs(ws),
+        ],
+        { env },
+      );
       assert.notEqual(bad.code, 0);
       assert.equal(bad.stdout, '');
       assert.match(bad.stderr, /plugin "contrast"/);
@@ -161,7 +260,21 @@ describe('Helm post-renderer', function () {
       const env = helmEnv(join(dir, 'helm'));
       installPlugin(env);
       const ws = join(dir, 'ws');
-      const bad = run(helm, ['template', 'demo', CHART, '--post-renderer', 'contrast', '--post-renderer-args', '--platform=nope', '--post-renderer-args', `--workspace-dir=${ws}`], { env });
+      const bad = run(
+        helm,
+        [
+          'template',
+          'demo',
+          CHART,
+          '--post-renderer',
+          'contrast',
+          '--post-renderer-args',
+          '--platform=nope',
+          '--post-renderer-args',
+          `--workspace-dir=${ws}`,
+        ],
+        { env },
+      );
       assert.notEqual(bad.code, 0);
       assert.equal(bad.stdout, '');
       assert.ok(!existsSync(join(ws, 'manifest.json')));
@@ -178,7 +291,10 @@ describe('Helm post-renderer', function () {
       assert.match(yaml, /^type: postrenderer\/v1$/m);
       assert.ok(yaml.includes(JSON.stringify(realpathSync(CLI))), yaml);
       const ws = join(dir, 'ws');
-      const out = ok(run(helm, ['template', 'demo', CHART, '--post-renderer', 'contrast', ...rendererArgs(ws)], { env }), 'helm4 template');
+      const out = ok(
+        run(helm, ['template', 'demo', CHART, '--post-renderer', 'contrast', ...rendererArgs(ws)], { env }),
+        'helm4 template',
+      );
       assert.match(out, /contrast-cc-insecure-sim-/);
       // Again: replaces the installed plugin.
       assert.equal(runCli(['helm-plugin', 'install', '--helm', helm, '--dir', pluginDir], { env }).code, 0);

@@ -21,17 +21,39 @@ function policies(ws: string): Record<string, unknown> {
 describe('kustomize transformer', function () {
   this.timeout(300_000);
   let dir: string;
-  beforeEach(() => { dir = tempDir('kc-kust-'); });
+  beforeEach(() => {
+    dir = tempDir('kc-kust-');
+  });
   afterEach(() => removeDir(dir));
 
   /** The overlay's resources without the transformer, made confidential by `generate`. */
   function expected(): { objects: ReturnType<typeof byKey>; ws: string } {
     const plain = join(dir, 'plain');
     mkdirSync(plain);
-    writeFileSync(join(plain, 'kustomization.yaml'), `namespace: shop\nresources:\n  - ${relative(plain, join(KUSTOMIZE_SAMPLES, 'base'))}\n`);
-    const stream = ok(run(tool('kustomize'), ['build', '--load-restrictor', 'LoadRestrictionsNone', plain]), 'kustomize build (plain)');
+    writeFileSync(
+      join(plain, 'kustomization.yaml'),
+      `namespace: shop\nresources:\n  - ${relative(plain, join(KUSTOMIZE_SAMPLES, 'base'))}\n`,
+    );
+    const stream = ok(
+      run(tool('kustomize'), ['build', '--load-restrictor', 'LoadRestrictionsNone', plain]),
+      'kustomize build (plain)',
+    );
     const ws = join(dir, 'ws-gen');
-    const r = runCli(['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache', '-'], { input: stream });
+    const r = runCli(
+      [
+        'generate',
+        '--platform',
+        'metal-qemu-snp',
+        '--workspace-dir',
+        ws,
+        '--oci-layout',
+        SAMPLE_IMAGES,
+        '--offline',
+        '--no-cache',
+        '-',
+      ],
+      { input: stream },
+    );
     assert.equal(r.code, 0, r.stderr);
     return { objects: byKey(objects(r.stdout)), ws };
   }
@@ -42,7 +64,10 @@ describe('kustomize transformer', function () {
 
   it('KRM function: kustomize build --enable-alpha-plugins --enable-exec', () => {
     const ws = join(dir, 'ws');
-    const out = ok(run(tool('kustomize'), ['build', '--enable-alpha-plugins', '--enable-exec', KRM_OVERLAY], { env: env(ws) }), 'kustomize build (KRM)');
+    const out = ok(
+      run(tool('kustomize'), ['build', '--enable-alpha-plugins', '--enable-exec', KRM_OVERLAY], { env: env(ws) }),
+      'kustomize build (KRM)',
+    );
     const want = expected();
     assert.deepEqual(byKey(objects(out)), want.objects);
     assert.deepEqual(policies(ws), policies(want.ws));
@@ -52,22 +77,42 @@ describe('kustomize transformer', function () {
   it('legacy exec plugin: standalone kustomize and kubectl kustomize', () => {
     const want = expected();
     const ws = join(dir, 'ws');
-    const out = ok(run(tool('kustomize'), ['build', '--enable-alpha-plugins', EXEC_OVERLAY], { env: { ...env(ws), KUSTOMIZE_PLUGIN_HOME } }), 'kustomize build (exec plugin)');
+    const out = ok(
+      run(tool('kustomize'), ['build', '--enable-alpha-plugins', EXEC_OVERLAY], {
+        env: { ...env(ws), KUSTOMIZE_PLUGIN_HOME },
+      }),
+      'kustomize build (exec plugin)',
+    );
     assert.deepEqual(byKey(objects(out)), want.objects);
     assert.deepEqual(policies(ws), policies(want.ws));
     assert.match(readFileSync(join(ws, 'render.log'), 'utf8'), /exec plugin\)\nok: 2 confidential workloads/);
     const ws2 = join(dir, 'ws2');
-    const viaKubectl = ok(run('kubectl', ['kustomize', '--enable-alpha-plugins', EXEC_OVERLAY], { env: { ...env(ws2), KUSTOMIZE_PLUGIN_HOME } }), 'kubectl kustomize');
+    const viaKubectl = ok(
+      run('kubectl', ['kustomize', '--enable-alpha-plugins', EXEC_OVERLAY], {
+        env: { ...env(ws2), KUSTOMIZE_PLUGIN_HOME },
+      }),
+      'kubectl kustomize',
+    );
     assert.deepEqual(byKey(objects(viaKubectl)), want.objects);
   });
 
   it('a failing transformer fails kustomize, with the reason on stderr and in render.log', () => {
     const overlay = join(dir, 'overlay');
     mkdirSync(overlay);
-    writeFileSync(join(overlay, 'kustomization.yaml'), `resources:\n  - ${relative(overlay, join(KUSTOMIZE_SAMPLES, 'base'))}\ntransformers:\n  - contrast.yaml\n`);
-    writeFileSync(join(overlay, 'contrast.yaml'), `apiVersion: contrast.edgeless.systems/v1alpha1\nkind: ContrastTransformer\nmetadata:\n  name: contrast\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: ${join(KUSTOMIZE_PLUGIN_HOME, '..', '..', 'bin', 'kubectl-contrast')}\n        args: [kustomize]\nspec:\n  platform: metal-qemu-snp\n  offline: true\n  ociLayout: [x]\n`);
+    writeFileSync(
+      join(overlay, 'kustomization.yaml'),
+      `resources:\n  - ${relative(overlay, join(KUSTOMIZE_SAMPLES, 'base'))}\ntransformers:\n  - contrast.yaml\n`,
+    );
+    writeFileSync(
+      join(overlay, 'contrast.yaml'),
+      `apiVersion: contrast.edgeless.systems/v1alpha1\nkind: ContrastTransformer\nmetadata:\n  name: contrast\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: ${join(KUSTOMIZE_PLUGIN_HOME, '..', '..', 'bin', 'kubectl-contrast')}\n        args: [kustomize]\nspec:\n  platform: metal-qemu-snp\n  offline: true\n  ociLayout: [x]\n`,
+    );
     const ws = join(dir, 'ws');
-    const r = run(tool('kustomize'), ['build', '--load-restrictor', 'LoadRestrictionsNone', '--enable-alpha-plugins', '--enable-exec', overlay], { env: env(ws) });
+    const r = run(
+      tool('kustomize'),
+      ['build', '--load-restrictor', 'LoadRestrictionsNone', '--enable-alpha-plugins', '--enable-exec', overlay],
+      { env: env(ws) },
+    );
     assert.notEqual(r.code, 0);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /unknown field "ociLayout"/);
@@ -133,7 +178,9 @@ ${extra}`;
     it('echoes every annotation and untouched item, transforms the workload and reports warnings as results', () => {
       const r = runCli(['kustomize'], { input: resourceList() });
       assert.equal(r.code, 0, r.stderr);
-      const [out] = objects(r.stdout) as [{ apiVersion: string; kind: string; items: Record<string, any>[]; results?: Record<string, any>[] }];
+      const [out] = objects(r.stdout) as [
+        { apiVersion: string; kind: string; items: Record<string, any>[]; results?: Record<string, any>[] },
+      ];
       assert.equal(out.kind, 'ResourceList');
       assert.equal(out.apiVersion, 'config.kubernetes.io/v1');
       const [inList] = objects(resourceList()) as [{ items: Record<string, any>[] }];
@@ -151,7 +198,16 @@ ${extra}`;
 
     it('without functionConfig it uses the CONTRAST_* environment', () => {
       const text = resourceList().replace(/functionConfig:[\s\S]*$/, '');
-      const r = runCli(['kustomize'], { input: text, env: { CONTRAST_PLATFORM: 'insecure-sim', CONTRAST_WORKSPACE_DIR: join(dir, 'ws'), CONTRAST_OCI_LAYOUT: SAMPLE_IMAGES, CONTRAST_OFFLINE: 'true', CONTRAST_NO_CACHE: 'true' } });
+      const r = runCli(['kustomize'], {
+        input: text,
+        env: {
+          CONTRAST_PLATFORM: 'insecure-sim',
+          CONTRAST_WORKSPACE_DIR: join(dir, 'ws'),
+          CONTRAST_OCI_LAYOUT: SAMPLE_IMAGES,
+          CONTRAST_OFFLINE: 'true',
+          CONTRAST_NO_CACHE: 'true',
+        },
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /contrast-cc-insecure-sim-/);
     });
@@ -165,7 +221,10 @@ ${extra}`;
     });
 
     it('accepts a ConfigMap as functionConfig (kpt style)', () => {
-      const text = resourceList().replace(/functionConfig:[\s\S]*$/, `functionConfig:\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: contrast}\n  data:\n    platform: insecure-sim\n    ociLayouts: ${SAMPLE_IMAGES}\n    offline: "true"\n    cache: "false"\n    workspaceDir: ${join(dir, 'ws')}\n`);
+      const text = resourceList().replace(
+        /functionConfig:[\s\S]*$/,
+        `functionConfig:\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: contrast}\n  data:\n    platform: insecure-sim\n    ociLayouts: ${SAMPLE_IMAGES}\n    offline: "true"\n    cache: "false"\n    workspaceDir: ${join(dir, 'ws')}\n`,
+      );
       const r = runCli(['kustomize'], { input: text });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /contrast-cc-insecure-sim-/);

@@ -26,7 +26,13 @@ function tableAfter(text: string, heading: string): string[][] {
   const rows: string[][] = [];
   for (const line of lines.slice(first + 2)) {
     if (!line.startsWith('|')) break;
-    rows.push(line.replace(/\\\|/g, '\u0000').split('|').slice(1, -1).map((c) => c.trim().replace(/\u0000/g, '|')));
+    rows.push(
+      line
+        .replace(/\\\|/g, '\u0000')
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim().replace(/\u0000/g, '|')),
+    );
   }
   return rows;
 }
@@ -38,7 +44,10 @@ function flagsIn(cell: string): string[] {
 
 /** The flags a command's help lists under Options, each by its first long name (aliases left out). */
 function flagsOfHelp(help: string): string[] {
-  const options = help.slice(help.indexOf('Options:'), help.includes('Examples:') ? help.indexOf('Examples:') : undefined);
+  const options = help.slice(
+    help.indexOf('Options:'),
+    help.includes('Examples:') ? help.indexOf('Examples:') : undefined,
+  );
   return options.split('\n').flatMap((line) => {
     const m = /^\s+(?:-[a-zA-Z], )?--([a-z][a-z-]*)/.exec(line);
     return m ? [m[1]!] : [];
@@ -47,7 +56,11 @@ function flagsOfHelp(help: string): string[] {
 
 function helpOf(builder: unknown): string {
   let help = '';
-  (builder as (y: Argv) => Argv)(yargs([])).scriptName('kubectl-contrast').parseSync(['--help'], {}, (_err, _argv, output) => { help = output; });
+  (builder as (y: Argv) => Argv)(yargs([]))
+    .scriptName('kubectl-contrast')
+    .parseSync(['--help'], {}, (_err, _argv, output) => {
+      help = output;
+    });
   return help;
 }
 
@@ -71,14 +84,19 @@ describe('tables in src/ and their copies in docs and help', () => {
       alias: 'alias' in o && o.alias.length === 1 ? o.alias : undefined,
     }));
     const key = (x: { flags: string[] }) => x.flags.join();
-    assert.deepEqual([...documented].sort((a, b) => key(a).localeCompare(key(b))), [...expected].sort((a, b) => key(a).localeCompare(key(b))));
+    assert.deepEqual(
+      [...documented].sort((a, b) => key(a).localeCompare(key(b))),
+      [...expected].sort((a, b) => key(a).localeCompare(key(b))),
+    );
   });
 
   it('README.md lists exactly the flags of generate (kubectl flags aside)', () => {
     const rows = tableAfter(doc('README.md'), '## `kubectl contrast generate`');
     const documented = new Set(rows.flatMap(([flag]) => flagsIn(flag!)));
     const kubectl = ['kubeconfig', 'context', 'namespace', 'request-timeout'];
-    const flags = flagsOfHelp(helpOf(generateCommand.builder)).filter((k) => !kubectl.includes(k) && !['help', 'version'].includes(k));
+    const flags = flagsOfHelp(helpOf(generateCommand.builder)).filter(
+      (k) => !kubectl.includes(k) && !['help', 'version'].includes(k),
+    );
     assert.deepEqual([...documented].filter((f) => !kubectl.includes(f)).sort(), flags.sort());
   });
 
@@ -95,7 +113,9 @@ describe('tables in src/ and their copies in docs and help', () => {
   it('docs/generate.md names every workload kind where its pod template is', () => {
     const rows = tableAfter(doc('docs/generate.md'), 'The workload kinds and where their pod templates are');
     const documented = rows.flatMap(([kinds, path]) => [...kinds!.matchAll(/`(\w+)`/g)].map((m) => `${m[1]}: ${path}`));
-    const expected = WORKLOAD_KINDS.map((k) => `${k.kind}: ${k.templatePath.length === 0 ? 'the Pod itself' : `\`${fieldPath(k.templatePath)}\``}`);
+    const expected = WORKLOAD_KINDS.map(
+      (k) => `${k.kind}: ${k.templatePath.length === 0 ? 'the Pod itself' : `\`${fieldPath(k.templatePath)}\``}`,
+    );
     assert.deepEqual(documented.sort(), expected.sort());
   });
 
@@ -108,6 +128,9 @@ describe('tables in src/ and their copies in docs and help', () => {
     const rows = tableAfter(doc('README.md'), '## Commands');
     const documented = new Set(rows.flatMap(([cell]) => [...cell!.matchAll(/`([a-z-]+)/g)].map((m) => m[1]!)));
     const hidden = ['__complete', 'port-forwarder'];
-    assert.deepEqual(Object.keys(COMMAND_LOADERS).filter((c) => !hidden.includes(c) && !documented.has(c)), []);
+    assert.deepEqual(
+      Object.keys(COMMAND_LOADERS).filter((c) => !hidden.includes(c) && !documented.has(c)),
+      [],
+    );
   });
 });

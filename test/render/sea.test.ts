@@ -8,7 +8,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, symlinkSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { CLI, newestMtime, REPO_ROOT } from '../helpers/cli.js';
@@ -30,17 +41,35 @@ function packageSea(): void {
 
 /** Build the archive when it is missing or older than the sources. */
 function ensurePackaged(): void {
-  const inputs = [newestMtime(join(REPO_ROOT, 'src')), ...['scripts/package-sea.mjs', 'scripts/package-sea.krew.mjs', 'krew-manifest.yaml', 'LICENSE', 'NOTICE', 'bin/kubectl_complete-contrast'].map((f) => statSync(join(REPO_ROOT, f)).mtimeMs)];
+  const inputs = [
+    newestMtime(join(REPO_ROOT, 'src')),
+    ...[
+      'scripts/package-sea.mjs',
+      'scripts/package-sea.krew.mjs',
+      'krew-manifest.yaml',
+      'LICENSE',
+      'NOTICE',
+      'bin/kubectl_complete-contrast',
+    ].map((f) => statSync(join(REPO_ROOT, f)).mtimeMs),
+  ];
   const stale = !existsSync(ARCHIVE) || !existsSync(MANIFEST) || statSync(ARCHIVE).mtimeMs < Math.max(...inputs);
   if (stale) packageSea();
 }
 
 const sha256Of = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-interface Platform { selector: { matchLabels: Record<string, string> }; uri: string; sha256: string; bin: string; files?: { from: string; to: string }[] }
+interface Platform {
+  selector: { matchLabels: Record<string, string> };
+  uri: string;
+  sha256: string;
+  bin: string;
+  files?: { from: string; to: string }[];
+}
 
 function hostPlatform(manifest: { spec: { platforms: Platform[] } }): Platform {
-  const p = manifest.spec.platforms.find((x) => x.selector.matchLabels.os === os && x.selector.matchLabels.arch === arch);
+  const p = manifest.spec.platforms.find(
+    (x) => x.selector.matchLabels.os === os && x.selector.matchLabels.arch === arch,
+  );
   assert.ok(p, `the krew manifest has no ${os}/${arch} platform`);
   return p;
 }
@@ -76,14 +105,19 @@ describe('single executable and krew', function () {
   });
   after(() => removeDir(dir));
 
-  it('the krew manifest is valid under krew\'s rules, names this version and this very archive', () => {
+  it("the krew manifest is valid under krew's rules, names this version and this very archive", () => {
     const manifest = parse(readFileSync(MANIFEST, 'utf8'));
     assert.deepEqual(validateKrewManifest(manifest, 'contrast.yaml'), []);
     assert.equal(manifest.spec.version, `v${VERSION}`);
     const p = hostPlatform(manifest);
     assert.equal(p.sha256, sha256Of(ARCHIVE));
     assert.match(p.uri, new RegExp(`/v${VERSION.replaceAll('.', '\\.')}/kubectl-contrast-${os}-${arch}\\.tar\\.gz$`));
-    assert.deepEqual(p.files?.map((f) => f.from).sort(), ['LICENSE', 'NOTICE', 'kubectl-contrast', 'kubectl_complete-contrast']);
+    assert.deepEqual(p.files?.map((f) => f.from).sort(), [
+      'LICENSE',
+      'NOTICE',
+      'kubectl-contrast',
+      'kubectl_complete-contrast',
+    ]);
   });
 
   it('packaging is reproducible and leaves the checkout as it was', () => {
@@ -107,21 +141,45 @@ describe('single executable and krew', function () {
 
   it('the checker rejects what krew rejects', () => {
     const good = parse(readFileSync(MANIFEST, 'utf8'));
-    assert.ok(validateKrewManifest(parse(template.toString('utf8')), 'contrast.yaml').some((p) => /at least one platform/.test(p)), 'the template has no platforms of its own');
+    assert.ok(
+      validateKrewManifest(parse(template.toString('utf8')), 'contrast.yaml').some((p) =>
+        /at least one platform/.test(p),
+      ),
+      'the template has no platforms of its own',
+    );
     const bad = (edit: (m: any) => void, pattern: RegExp) => {
       const m = structuredClone(good);
       edit(m);
       const problems = validateKrewManifest(m, 'contrast.yaml');
-      assert.ok(problems.some((p) => pattern.test(p)), `${pattern}: ${problems.join('; ')}`);
+      assert.ok(
+        problems.some((p) => pattern.test(p)),
+        `${pattern}: ${problems.join('; ')}`,
+      );
     };
-    bad((m) => { m.spec.version = VERSION; }, /leading "v"/);
-    bad((m) => { m.spec.platforms[0].sha256 = 'ABC'; }, /sha256/);
-    bad((m) => { m.spec.platforms[0].selector.matchLabels.distro = 'x'; }, /only use os and arch/);
-    bad((m) => { m.spec.platforms.push(structuredClone(m.spec.platforms[0])); }, /overlap/);
-    bad((m) => { m.spec.platforms[0].uri = 'https://x/y.exe'; }, /tar\.gz or \.zip/);
-    bad((m) => { delete m.spec.platforms[0].bin; }, /bin is required/);
-    bad((m) => { m.spec.shortDescription = 'a\nb'; }, /one line/);
-    bad((m) => { m.spec.platforms[0].files = []; }, /must not be empty/);
+    bad((m) => {
+      m.spec.version = VERSION;
+    }, /leading "v"/);
+    bad((m) => {
+      m.spec.platforms[0].sha256 = 'ABC';
+    }, /sha256/);
+    bad((m) => {
+      m.spec.platforms[0].selector.matchLabels.distro = 'x';
+    }, /only use os and arch/);
+    bad((m) => {
+      m.spec.platforms.push(structuredClone(m.spec.platforms[0]));
+    }, /overlap/);
+    bad((m) => {
+      m.spec.platforms[0].uri = 'https://x/y.exe';
+    }, /tar\.gz or \.zip/);
+    bad((m) => {
+      delete m.spec.platforms[0].bin;
+    }, /bin is required/);
+    bad((m) => {
+      m.spec.shortDescription = 'a\nb';
+    }, /one line/);
+    bad((m) => {
+      m.spec.platforms[0].files = [];
+    }, /must not be empty/);
     assert.ok(validateKrewManifest(good, 'kubectl-contrast.yaml').some((p) => /contrast\.yaml/.test(p)));
   });
 
@@ -140,7 +198,10 @@ describe('single executable and krew', function () {
   it('kubectl finds the installed plugin: kubectl contrast --version', () => {
     const env = { PATH: `${pathDir}${delimiter}${process.env.PATH}` };
     assert.equal(ok(run('kubectl', ['contrast', '--version'], { env }), 'kubectl contrast --version').trim(), VERSION);
-    assert.match(ok(run('kubectl', ['contrast', '--help'], { env }), 'kubectl contrast --help'), /^kubectl contrast <command>/);
+    assert.match(
+      ok(run('kubectl', ['contrast', '--help'], { env }), 'kubectl contrast --help'),
+      /^kubectl contrast <command>/,
+    );
   });
 
   it('krew install --manifest dist-sea/contrast.yaml --archive … into a temporary KREW_ROOT; completion after linking it', () => {
@@ -149,7 +210,10 @@ describe('single executable and krew', function () {
     const env = { KREW_ROOT: root, KREW_NO_UPGRADE_CHECK: '1' };
     ok(run(krew, ['install', `--manifest=${MANIFEST}`, `--archive=${ARCHIVE}`], { env }), 'krew install');
     const pathEnv = { ...env, PATH: `${join(root, 'bin')}${delimiter}${process.env.PATH}` };
-    assert.equal(ok(run('kubectl', ['contrast', '--version'], { env: pathEnv }), 'kubectl contrast --version').trim(), VERSION);
+    assert.equal(
+      ok(run('kubectl', ['contrast', '--version'], { env: pathEnv }), 'kubectl contrast --version').trim(),
+      VERSION,
+    );
     assert.ok(existsSync(join(root, 'receipts', 'contrast.yaml')), 'krew keeps a receipt of the install');
     // The link docs/krew.md and the caveats describe: krew links only `bin`.
     const store = dirname(realpathSync(join(root, 'bin', 'kubectl-contrast')));
@@ -160,19 +224,37 @@ describe('single executable and krew', function () {
     const wrong = readFileSync(MANIFEST, 'utf8').replace(/sha256: [0-9a-f]{64}/, `sha256: ${'0'.repeat(64)}`);
     const wrongPath = join(dir, 'contrast.yaml');
     execFileSync('sh', ['-c', 'cat > "$1"', 'sh', wrongPath], { input: wrong });
-    const refused = run(krew, ['install', `--manifest=${wrongPath}`, `--archive=${ARCHIVE}`], { env: { KREW_ROOT: join(dir, 'krew-root-2'), KREW_NO_UPGRADE_CHECK: '1' } });
+    const refused = run(krew, ['install', `--manifest=${wrongPath}`, `--archive=${ARCHIVE}`], {
+      env: { KREW_ROOT: join(dir, 'krew-root-2'), KREW_NO_UPGRADE_CHECK: '1' },
+    });
     assert.notEqual(refused.code, 0, 'krew installed an archive that does not match the manifest');
   });
 
   describe('same CLI behaviour as bin/kubectl-contrast', () => {
     function both(args: string[], input = '', env: NodeJS.ProcessEnv = {}) {
-      const viaNode = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', env: { ...process.env, ...env }, cwd: REPO_ROOT });
-      const viaSea = spawnSync(join(pathDir, 'kubectl-contrast'), args, { input, encoding: 'utf8', env: { ...process.env, ...env }, cwd: REPO_ROOT });
+      const viaNode = spawnSync(process.execPath, [CLI, ...args], {
+        input,
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+        cwd: REPO_ROOT,
+      });
+      const viaSea = spawnSync(join(pathDir, 'kubectl-contrast'), args, {
+        input,
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+        cwd: REPO_ROOT,
+      });
       return { node: viaNode, sea: viaSea };
     }
 
     it('--version, --help, usage errors, bad input', () => {
-      for (const args of [['--version'], ['generate', '--help'], ['generate', '--platform', 'nope'], ['nonsense'], ['__complete', 'gen']]) {
+      for (const args of [
+        ['--version'],
+        ['generate', '--help'],
+        ['generate', '--platform', 'nope'],
+        ['nonsense'],
+        ['__complete', 'gen'],
+      ]) {
         const r = both(args);
         assert.equal(r.sea.status, r.node.status, `${args.join(' ')}: ${r.sea.stderr}`);
         assert.equal(r.sea.stdout, r.node.stdout, args.join(' '));
@@ -185,7 +267,18 @@ describe('single executable and krew', function () {
 
     it('generate over the samples, offline: the same resources (policies from the embedded rules and WebAssembly)', () => {
       const input = readFileSync(join(REPO_ROOT, 'samples', 'plain', 'web.yaml'), 'utf8');
-      const args = (ws: string) => ['generate', '--platform', 'insecure-sim', '--workspace-dir', ws, '--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache', '-'];
+      const args = (ws: string) => [
+        'generate',
+        '--platform',
+        'insecure-sim',
+        '--workspace-dir',
+        ws,
+        '--oci-layout',
+        SAMPLE_IMAGES,
+        '--offline',
+        '--no-cache',
+        '-',
+      ];
       const wsNode = join(dir, 'ws-node');
       const wsSea = join(dir, 'ws-sea');
       const viaNode = spawnSync(process.execPath, [CLI, ...args(wsNode)], { input, encoding: 'utf8' });
@@ -200,11 +293,32 @@ describe('single executable and krew', function () {
     it('helm-post-render and kustomize modes run from the single executable', () => {
       const input = readFileSync(join(REPO_ROOT, 'samples', 'plain', 'api.yaml'), 'utf8');
       const ws = join(dir, 'ws-pr');
-      const r = spawnSync(sea, ['helm-post-render', '--platform', 'insecure-sim', '--workspace-dir', ws, '--oci-layout', SAMPLE_IMAGES, '--offline', '--no-cache'], { input, encoding: 'utf8' });
+      const r = spawnSync(
+        sea,
+        [
+          'helm-post-render',
+          '--platform',
+          'insecure-sim',
+          '--workspace-dir',
+          ws,
+          '--oci-layout',
+          SAMPLE_IMAGES,
+          '--offline',
+          '--no-cache',
+        ],
+        { input, encoding: 'utf8' },
+      );
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /contrast-cc-insecure-sim-/);
       const worker = readFileSync(join(REPO_ROOT, 'samples', 'plain', 'worker.yaml'), 'utf8');
-      const list = `apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n${worker.split(/^---$/m)[0]!.replace(/^#.*\n/gm, '').replace(/^/gm, '    ').replace(/^ {4}/, '  - ')}\nfunctionConfig:\n  kind: ContrastTransformer\n  spec: {platform: insecure-sim, workspaceDir: ${ws}, ociLayouts: [${SAMPLE_IMAGES}], offline: true, cache: false}\n`;
+      const list = `apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n${worker
+        .split(/^---$/m)[0]!
+        .replace(/^#.*\n/gm, '')
+        .replace(/^/gm, '    ')
+        .replace(
+          /^ {4}/,
+          '  - ',
+        )}\nfunctionConfig:\n  kind: ContrastTransformer\n  spec: {platform: insecure-sim, workspaceDir: ${ws}, ociLayouts: [${SAMPLE_IMAGES}], offline: true, cache: false}\n`;
       const k = spawnSync(sea, ['kustomize'], { input: list, encoding: 'utf8' });
       assert.equal(k.status, 0, k.stderr);
       assert.match(k.stdout, /kind: ResourceList[\s\S]*contrast-cc-insecure-sim-/);

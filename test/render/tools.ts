@@ -29,7 +29,11 @@ export function tool(name: 'helm3' | 'helm4' | 'kustomize' | 'krew'): string {
   return path;
 }
 
-export function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Run {
+export function run(
+  cmd: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
+): Run {
   ensureBuilt();
   const r = spawnSync(cmd, args, {
     cwd: options.cwd ?? REPO_ROOT,

@@ -32,7 +32,12 @@ spec:
           securityContext: {runAsUser: 101, runAsGroup: 101}
 `;
 
-const indent = (text: string, by: string) => text.trimEnd().split('\n').map((l, i) => (i === 0 ? `${by}- ${l}` : `${by}  ${l}`)).join('\n');
+const indent = (text: string, by: string) =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((l, i) => (i === 0 ? `${by}- ${l}` : `${by}  ${l}`))
+    .join('\n');
 
 function resourceList(spec: string): string {
   return `apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n${indent(WEB, '  ')}\nfunctionConfig:\n  apiVersion: contrast.edgeless.systems/v1alpha1\n  kind: ContrastTransformer\n  metadata: {name: contrast}\n  spec:\n${spec}`;
@@ -50,7 +55,9 @@ function gitRepo(dir: string): { repo: string; kustomization: string } {
 }
 
 function untracked(repo: string): string[] {
-  return execFileSync('git', ['status', '--porcelain', '--untracked-files=all'], { cwd: repo, encoding: 'utf8' }).split('\n').filter(Boolean);
+  return execFileSync('git', ['status', '--porcelain', '--untracked-files=all'], { cwd: repo, encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
 }
 
 describe('workspace defaults and keys in git work trees (issue 14, item 2)', function () {
@@ -60,7 +67,12 @@ describe('workspace defaults and keys in git work trees (issue 14, item 2)', fun
   beforeEach(() => {
     dir = tempDir('kc-wsdef-');
     // No workspace from the environment; the per-user state directory is a temporary one.
-    env = { CONTRAST_WORKSPACE_DIR: undefined, CONTRAST_RENDER_LOG: undefined, XDG_STATE_HOME: join(dir, 'state'), HOME: join(dir, 'home') };
+    env = {
+      CONTRAST_WORKSPACE_DIR: undefined,
+      CONTRAST_RENDER_LOG: undefined,
+      XDG_STATE_HOME: join(dir, 'state'),
+      HOME: join(dir, 'home'),
+    };
   });
   afterEach(() => removeDir(dir));
 
@@ -69,11 +81,16 @@ describe('workspace defaults and keys in git work trees (issue 14, item 2)', fun
     const r = runCli(['kustomize'], { cwd: kustomization, input: resourceList(SPEC), env });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /contrast-cc-insecure-sim-/);
-    assert.deepEqual(readdirSync(kustomization), [], 'no keys, manifest.json, settings.json or render.log in the kustomization');
+    assert.deepEqual(
+      readdirSync(kustomization),
+      [],
+      'no keys, manifest.json, settings.json or render.log in the kustomization',
+    );
     assert.deepEqual(untracked(repo), []);
     const ws = defaultKustomizeWorkspace(kustomization, env);
     assert.ok(ws.startsWith(join(dir, 'state', 'kubectl-contrast', 'kustomize')), ws);
-    for (const f of ['manifest.json', 'workload-owner.pem', 'seedshare-owner.pem', 'render.log']) assert.ok(existsSync(join(ws, f)), f);
+    for (const f of ['manifest.json', 'workload-owner.pem', 'seedshare-owner.pem', 'render.log'])
+      assert.ok(existsSync(join(ws, f)), f);
     assert.match(r.stderr, new RegExp(`workspace ${ws.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     const printed = runCli(['kustomize', '--print-workspace', kustomization], { env });
     assert.equal(printed.code, 0, printed.stderr);
@@ -83,8 +100,15 @@ describe('workspace defaults and keys in git work trees (issue 14, item 2)', fun
   it('legacy exec plugin without workspaceDir: nothing is written into the kustomization directory', () => {
     const { repo, kustomization } = gitRepo(dir);
     const config = join(dir, 'config.yaml');
-    writeFileSync(config, `apiVersion: contrast.edgeless.systems/v1alpha1\nkind: ContrastTransformer\nmetadata: {name: contrast}\nspec:\n${SPEC}`);
-    const r = runCli(['kustomize', config], { cwd: kustomization, input: WEB, env: { ...env, KUSTOMIZE_PLUGIN_CONFIG_ROOT: kustomization } });
+    writeFileSync(
+      config,
+      `apiVersion: contrast.edgeless.systems/v1alpha1\nkind: ContrastTransformer\nmetadata: {name: contrast}\nspec:\n${SPEC}`,
+    );
+    const r = runCli(['kustomize', config], {
+      cwd: kustomization,
+      input: WEB,
+      env: { ...env, KUSTOMIZE_PLUGIN_CONFIG_ROOT: kustomization },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(readdirSync(kustomization), []);
     assert.deepEqual(untracked(repo), []);
@@ -101,20 +125,42 @@ describe('workspace defaults and keys in git work trees (issue 14, item 2)', fun
 
   it('a workspaceDir inside the git work tree warns that the keys are not ignored (a KRM result)', () => {
     const { repo, kustomization } = gitRepo(dir);
-    const r = runCli(['kustomize'], { cwd: kustomization, input: resourceList(`${SPEC}    workspaceDir: contrast\n`), env });
+    const r = runCli(['kustomize'], {
+      cwd: kustomization,
+      input: resourceList(`${SPEC}    workspaceDir: contrast\n`),
+      env,
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /results:[\s\S]*workload-owner\.pem[\s\S]*inside the git work tree/);
     assert.ok(untracked(repo).some((l) => l.includes('workload-owner.pem')));
   });
 
   describe('generate', () => {
-    const gen = (ws: string) => runCli(['generate', '--platform', 'insecure-sim', '--offline', '--no-cache', '--oci-layout', SAMPLE_IMAGES, '--workspace-dir', ws, '-'], { input: WEB, env });
+    const gen = (ws: string) =>
+      runCli(
+        [
+          'generate',
+          '--platform',
+          'insecure-sim',
+          '--offline',
+          '--no-cache',
+          '--oci-layout',
+          SAMPLE_IMAGES,
+          '--workspace-dir',
+          ws,
+          '-',
+        ],
+        { input: WEB, env },
+      );
 
     it('warns when it creates keys inside a git work tree where they are not ignored, once', () => {
       const { repo } = gitRepo(dir);
       const first = gen(join(repo, 'deploy'));
       assert.equal(first.code, 0, first.stderr);
-      assert.match(first.stderr, /Warning: the private key .*workload-owner\.pem is created inside the git work tree .*repo, where git does not ignore it/);
+      assert.match(
+        first.stderr,
+        /Warning: the private key .*workload-owner\.pem is created inside the git work tree .*repo, where git does not ignore it/,
+      );
       assert.match(first.stderr, /the private key .*seedshare-owner\.pem is created inside the git work tree/);
       const again = gen(join(repo, 'deploy'));
       assert.equal(again.code, 0, again.stderr);

@@ -16,7 +16,9 @@ describe('service mesh: mesh credentials', () => {
     pki = await newMeshPki();
     good = await workloadCredentials(pki, { sans: ['web', '10.0.0.7'] });
   });
-  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'kc-tls-')); });
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kc-tls-'));
+  });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   const refused = (pattern: RegExp) => (err: Error) => {
@@ -35,7 +37,10 @@ describe('service mesh: mesh credentials', () => {
   });
 
   it('names the missing file and the Initializer', () => {
-    assert.throws(() => loadCredentials(dir), refused(/mesh-ca\.pem: cannot read the mesh credentials: no such file or directory; the Initializer writes them/));
+    assert.throws(
+      () => loadCredentials(dir),
+      refused(/mesh-ca\.pem: cannot read the mesh credentials: no such file or directory; the Initializer writes them/),
+    );
     writeTlsDir(dir, good);
     rmSync(join(dir, 'key.pem'));
     assert.throws(() => loadCredentials(dir), refused(/key\.pem: cannot read the mesh credentials: no such file/));
@@ -44,10 +49,16 @@ describe('service mesh: mesh credentials', () => {
   it('refuses a key of another run, a chain from another mesh CA, an expired certificate', async () => {
     const other = await workloadCredentials(pki);
     writeTlsDir(dir, { ...good, keyPem: other.keyPem });
-    assert.throws(() => loadCredentials(dir), refused(/key\.pem is not the key of the first certificate of certChain\.pem/));
+    assert.throws(
+      () => loadCredentials(dir),
+      refused(/key\.pem is not the key of the first certificate of certChain\.pem/),
+    );
     const otherCa = await workloadCredentials(await newMeshPki());
     writeTlsDir(dir, { ...good, caPem: otherCa.caPem });
-    assert.throws(() => loadCredentials(dir), refused(/certChain\.pem: the mesh certificate is not signed by mesh-ca\.pem/));
+    assert.throws(
+      () => loadCredentials(dir),
+      refused(/certChain\.pem: the mesh certificate is not signed by mesh-ca\.pem/),
+    );
     writeTlsDir(dir, await workloadCredentials(pki, { issuedAt: new Date(Date.now() - 2 * 365 * 24 * 3600 * 1000) }));
     assert.throws(() => loadCredentials(dir), refused(/the mesh certificate expired at/));
   });
@@ -72,7 +83,12 @@ describe('service mesh: mesh credentials', () => {
     writeTlsDir(dir, good);
     const changes: [MeshCredentials, MeshCredentials][] = [];
     const errors: string[] = [];
-    const w = new CredentialWatcher({ dir, current: loadCredentials(dir), onChange: (n, p) => changes.push([n, p]), onError: (m) => errors.push(m) });
+    const w = new CredentialWatcher({
+      dir,
+      current: loadCredentials(dir),
+      onChange: (n, p) => changes.push([n, p]),
+      onError: (m) => errors.push(m),
+    });
     w.check();
     assert.equal(changes.length, 0, 'an unchanged set is no change');
     const next = await workloadCredentials(await newMeshPki(), { sans: ['web2'] });

@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import { GUARD_CHAIN, NAT_CHAIN, ipv6InUse, restoreScript } from '../../src/servicemesh/iptables.js';
 
 describe('service mesh: iptables rules', () => {
-  const script = restoreScript({ redirects: new Map([[8443, 40001], [80, 40000]]), openPorts: [9090, 9901, 9090] }, { nat: true, guard: true });
+  const script = restoreScript(
+    {
+      redirects: new Map([
+        [8443, 40001],
+        [80, 40000],
+      ]),
+      openPorts: [9090, 9901, 9090],
+    },
+    { nat: true, guard: true },
+  );
   const lines = script.split('\n');
 
   it('redirects each protected port to its listener, after leaving loopback alone', () => {
@@ -48,7 +57,10 @@ describe('service mesh: iptables rules', () => {
       const f = join(dir, 'if_inet6');
       writeFileSync(f, '00000000000000000000000000000001 01 80 10 80       lo\n');
       assert.equal(ipv6InUse(f), false);
-      writeFileSync(f, '00000000000000000000000000000001 01 80 10 80       lo\nfe8000000000000000fc00fffe000001 04 40 20 80     eth0\n');
+      writeFileSync(
+        f,
+        '00000000000000000000000000000001 01 80 10 80       lo\nfe8000000000000000fc00fffe000001 04 40 20 80     eth0\n',
+      );
       assert.equal(ipv6InUse(f), true);
       assert.equal(ipv6InUse(join(dir, 'missing')), false);
     } finally {

@@ -27,20 +27,36 @@ describe('service mesh: listening ports of the pod', () => {
       { address: '127.0.0.1', port: 7000, family: 4 },
       { address: '10.213.0.2', port: 8080, family: 4 },
     ]);
-    assert.deepEqual(parseProcNetTcp(TCP6, 6, true).map((s) => `${s.address}/${s.port}`), ['::/9090', '::1/9091', '::ffff:127.0.0.1/9092', 'fe80::ff:fe00:1/9093']);
+    assert.deepEqual(
+      parseProcNetTcp(TCP6, 6, true).map((s) => `${s.address}/${s.port}`),
+      ['::/9090', '::1/9091', '::ffff:127.0.0.1/9092', 'fe80::ff:fe00:1/9093'],
+    );
   });
 
   it('reads big-endian words in order', () => {
-    assert.deepEqual(parseProcNetTcp('header\n 0: 7F000001:1B58 00000000:0000 0A\n', 4, false), [{ address: '127.0.0.1', port: 7000, family: 4 }]);
+    assert.deepEqual(parseProcNetTcp('header\n 0: 7F000001:1B58 00000000:0000 0A\n', 4, false), [
+      { address: '127.0.0.1', port: 7000, family: 4 },
+    ]);
   });
 
   it('leaves loopback-only sockets out; a wildcard is reached on loopback, a single address on itself', () => {
     const targets = appTargets([...parseProcNetTcp(TCP, 4, true), ...parseProcNetTcp(TCP6, 6, true)]);
-    assert.deepEqual([...targets].sort(([a], [b]) => a - b), [[8080, '10.213.0.2'], [8443, '127.0.0.1'], [9090, '::1'], [9093, 'fe80::ff:fe00:1']]);
+    assert.deepEqual(
+      [...targets].sort(([a], [b]) => a - b),
+      [
+        [8080, '10.213.0.2'],
+        [8443, '127.0.0.1'],
+        [9090, '::1'],
+        [9093, 'fe80::ff:fe00:1'],
+      ],
+    );
   });
 
   it('prefers IPv4 loopback when a port has both wildcards', () => {
-    const t = appTargets([{ address: '::', port: 80, family: 6 }, { address: '0.0.0.0', port: 80, family: 4 }]);
+    const t = appTargets([
+      { address: '::', port: 80, family: 6 },
+      { address: '0.0.0.0', port: 80, family: 4 },
+    ]);
     assert.equal(t.get(80), '127.0.0.1');
   });
 

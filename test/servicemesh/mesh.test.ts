@@ -26,9 +26,32 @@ import { newMeshPki, workloadCredentials, writeClientFiles, writeTlsDir, type Me
 const FIXTURES = join(REPO_ROOT, 'test', 'servicemesh', 'fixtures');
 const YEAR = 365 * 24 * 3600 * 1000;
 
-interface ClientResult { connected: boolean; secure: boolean; received: string; error?: string; closed: boolean; peerEnded?: boolean; bulkOk?: boolean }
-interface Counters { kind: string; target: string; listenPort: number; active: number; accepted: number; proxied: number; refusedByLimit: number; refusedHandshake: number; upstreamFailed: number; closed: Record<string, number> }
-interface Stats { activeConnections: number; ingress: Counters[]; egress: Counters[] }
+interface ClientResult {
+  connected: boolean;
+  secure: boolean;
+  received: string;
+  error?: string;
+  closed: boolean;
+  peerEnded?: boolean;
+  bulkOk?: boolean;
+}
+interface Counters {
+  kind: string;
+  target: string;
+  listenPort: number;
+  active: number;
+  accepted: number;
+  proxied: number;
+  refusedByLimit: number;
+  refusedHandshake: number;
+  upstreamFailed: number;
+  closed: Record<string, number>;
+}
+interface Stats {
+  activeConnections: number;
+  ingress: Counters[];
+  egress: Counters[];
+}
 type ClientFiles = { cert: string; key: string; ca: string };
 
 describe('service mesh proxy between two network namespaces', function () {
@@ -52,13 +75,35 @@ describe('service mesh proxy between two network namespaces', function () {
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as ClientResult;
   };
-  const tlsArgs = (f: ClientFiles, withCert = true) => ['--ca', f.ca, ...(withCert ? ['--cert', f.cert, '--key', f.key] : [])];
+  const tlsArgs = (f: ClientFiles, withCert = true) => [
+    '--ca',
+    f.ca,
+    ...(withCert ? ['--cert', f.cert, '--key', f.key] : []),
+  ];
   const curl = (...args: string[]) => net.exec(net.client, 'curl', ['-sS', '--max-time', '15', ...args]);
-  const sClient = (port: number, extra: string[]) => net.exec(net.client, 'openssl', ['s_client', '-connect', `${SERVER_IP}:${port}`, '-verify_return_error', '-brief', '-ign_eof', ...extra], { input: 'GET / HTTP/1.0\r\n\r\n' });
+  const sClient = (port: number, extra: string[]) =>
+    net.exec(
+      net.client,
+      'openssl',
+      ['s_client', '-connect', `${SERVER_IP}:${port}`, '-verify_return_error', '-brief', '-ign_eof', ...extra],
+      { input: 'GET / HTTP/1.0\r\n\r\n' },
+    );
 
   /** Requests the application logged for `port`, with the peer address it saw. */
-  const requests = (port: number) => app.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; port: number; peer: string }).filter((e) => e.event === 'request' && e.port === port);
-  const connections = (port: number) => app.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; port: number }).filter((e) => e.event === 'connection' && e.port === port).length;
+  const requests = (port: number) =>
+    app
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { event: string; port: number; peer: string })
+      .filter((e) => e.event === 'request' && e.port === port);
+  const connections = (port: number) =>
+    app
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { event: string; port: number })
+      .filter((e) => e.event === 'connection' && e.port === port).length;
 
   const adminGet = async (host: string, port: number, path: string) => {
     const r = await curl('-o', '-', '-w', '\n%{http_code}', `http://${host}:${port}${path}`);
@@ -66,7 +111,8 @@ describe('service mesh proxy between two network namespaces', function () {
     return { status: Number(lines.at(-1)), body: lines.slice(0, -1).join('\n') };
   };
   const serverStats = async (): Promise<Stats> => JSON.parse((await adminGet(SERVER_IP, 9901, '/stats')).body) as Stats;
-  const clientStats = async (): Promise<Stats> => JSON.parse((await adminGet('127.0.0.1', 9902, '/stats')).body) as Stats;
+  const clientStats = async (): Promise<Stats> =>
+    JSON.parse((await adminGet('127.0.0.1', 9902, '/stats')).body) as Stats;
   const listenerFor = (s: Stats, port: number) => s.ingress.find((c) => c.target === String(port));
   const egressFor = (s: Stats, name: string) => s.egress.find((c) => c.target.startsWith(name));
 
@@ -85,7 +131,9 @@ describe('service mesh proxy between two network namespaces', function () {
     const cannot = kernelCannot();
     if (cannot) {
       // Visible in the log, and counted as skipped in the closing line.
-      process.stderr.write(`SKIPPED test/servicemesh/mesh.test.ts: this kernel cannot run the service mesh: ${cannot}\n`);
+      process.stderr.write(
+        `SKIPPED test/servicemesh/mesh.test.ts: this kernel cannot run the service mesh: ${cannot}\n`,
+      );
       this.skip();
     }
     ensureBuilt();
@@ -98,27 +146,71 @@ describe('service mesh proxy between two network namespaces', function () {
     files = {
       good: writeClientFiles(join(work, 'good'), await workloadCredentials(pki, { sans: ['peer'] })),
       foreign: writeClientFiles(join(work, 'foreign'), await workloadCredentials(foreignPki, { sans: ['peer'] })),
-      expired: writeClientFiles(join(work, 'expired'), await workloadCredentials(pki, { sans: ['peer'], issuedAt: new Date(Date.now() - 2 * YEAR) })),
+      expired: writeClientFiles(
+        join(work, 'expired'),
+        await workloadCredentials(pki, { sans: ['peer'], issuedAt: new Date(Date.now() - 2 * YEAR) }),
+      ),
     };
     // Independent TLS servers for egress: certificate expired, from a foreign mesh CA, good.
     const sServers: Started[] = [];
-    for (const [port, f] of [[9443, files.expired], [9444, files.foreign], [9445, files.good]] as const) {
-      sServers.push(net.start(net.server, 'openssl', ['s_server', '-accept', String(port), '-cert', f.cert, '-key', f.key, '-www', '-quiet']));
+    for (const [port, f] of [
+      [9443, files.expired],
+      [9444, files.foreign],
+      [9445, files.good],
+    ] as const) {
+      sServers.push(
+        net.start(net.server, 'openssl', [
+          's_server',
+          '-accept',
+          String(port),
+          '-cert',
+          f.cert,
+          '-key',
+          f.key,
+          '-www',
+          '-quiet',
+        ]),
+      );
     }
 
     serverProxy = sidecar(net.server, serverTls(), join(work, 'server-ready'), [
-      '--ingress', 'web#8080#false##metrics#9090#true##expired#9443#true##foreign#9444#true##good#9445#true',
-      '--admin-port', '9901', '--handshake-timeout', '3', '--idle-timeout', '2', '--half-close-timeout', '1',
-      '--max-connections-per-source', '20', '--discovery-interval', '0.2',
+      '--ingress',
+      'web#8080#false##metrics#9090#true##expired#9443#true##foreign#9444#true##good#9445#true',
+      '--admin-port',
+      '9901',
+      '--handshake-timeout',
+      '3',
+      '--idle-timeout',
+      '2',
+      '--half-close-timeout',
+      '1',
+      '--max-connections-per-source',
+      '20',
+      '--discovery-interval',
+      '0.2',
     ]);
     clientProxy = sidecar(net.client, clientTls(), join(work, 'client-ready'), [
-      '--egress', `backend#127.0.0.2:5000#${SERVER_IP}:8443##expired#127.0.0.3:5001#${SERVER_IP}:9443##foreign#127.0.0.4:5002#${SERVER_IP}:9444##good#127.0.0.5:5003#${SERVER_IP}:9445`,
-      '--admin-port', '9902',
+      '--egress',
+      `backend#127.0.0.2:5000#${SERVER_IP}:8443##expired#127.0.0.3:5001#${SERVER_IP}:9443##foreign#127.0.0.4:5002#${SERVER_IP}:9444##good#127.0.0.5:5003#${SERVER_IP}:9445`,
+      '--admin-port',
+      '9902',
     ]);
     await Promise.all([serverProxy.waitFor(/: ready\n/), clientProxy.waitFor(/: ready\n/)]);
-    app = net.start(net.server, process.execPath, [join(FIXTURES, 'app.mjs'),
-      '--http', '0.0.0.0:8443', '--http', '0.0.0.0:8080', '--http', '0.0.0.0:9090', '--http', '127.0.0.1:7000',
-      '--silent', '0.0.0.0:7100', '--echo', '0.0.0.0:7200']);
+    app = net.start(net.server, process.execPath, [
+      join(FIXTURES, 'app.mjs'),
+      '--http',
+      '0.0.0.0:8443',
+      '--http',
+      '0.0.0.0:8080',
+      '--http',
+      '0.0.0.0:9090',
+      '--http',
+      '127.0.0.1:7000',
+      '--silent',
+      '0.0.0.0:7100',
+      '--echo',
+      '0.0.0.0:7200',
+    ]);
     await app.waitFor(/"listening"/);
     await eventually('the proxy protects 8443, 7100 and 7200', async () => {
       const s = await serverStats();
@@ -161,11 +253,25 @@ describe('service mesh proxy between two network namespaces', function () {
       const s = await sClient(8443, ['-CAfile', files.good.ca, '-cert', files.good.cert, '-key', files.good.key]);
       assert.match(s.stderr, /Verification: OK/);
       assert.match(s.stdout, /"app":"test-app","port":8443/);
-      const c = await curl('--cacert', files.good.ca, '--cert', files.good.cert, '--key', files.good.key, '--resolve', `server:8443:${SERVER_IP}`, 'https://server:8443/via-curl');
+      const c = await curl(
+        '--cacert',
+        files.good.ca,
+        '--cert',
+        files.good.cert,
+        '--key',
+        files.good.key,
+        '--resolve',
+        `server:8443:${SERVER_IP}`,
+        'https://server:8443/via-curl',
+      );
       assert.equal(c.code, 0, c.stderr);
       assert.match(c.stdout, /"port":8443,"peer":"127.0.0.1","url":"\/via-curl"/);
       const seen = requests(8443).slice(before);
-      assert.deepEqual(seen.map((e) => e.peer), ['127.0.0.1', '127.0.0.1'], 'one request each, from the proxy');
+      assert.deepEqual(
+        seen.map((e) => e.peer),
+        ['127.0.0.1', '127.0.0.1'],
+        'one request each, from the proxy',
+      );
     });
 
     // Node checks a client chain after the handshake and closes without an alert, so the
@@ -175,31 +281,67 @@ describe('service mesh proxy between two network namespaces', function () {
     it('a client certificate from another mesh CA is refused, the log says why', async () => {
       const before = connections(8443);
       const refused = await refusedHandshakes();
-      const c = await curl('--cacert', files.good.ca, '--cert', files.foreign.cert, '--key', files.foreign.key, '--resolve', `server:8443:${SERVER_IP}`, 'https://server:8443/');
+      const c = await curl(
+        '--cacert',
+        files.good.ca,
+        '--cert',
+        files.foreign.cert,
+        '--key',
+        files.foreign.key,
+        '--resolve',
+        `server:8443:${SERVER_IP}`,
+        'https://server:8443/',
+      );
       assert.notEqual(c.code, 0);
       assert.doesNotMatch(c.stdout, /test-app/);
       const s = await sClient(8443, ['-CAfile', files.good.ca, '-cert', files.foreign.cert, '-key', files.foreign.key]);
       assert.doesNotMatch(s.stdout, /test-app/);
       assert.equal(connections(8443), before);
       assert.equal(await refusedHandshakes(), refused + 2);
-      assert.match(serverProxy.output(), /port 8443: refused a TLS handshake: the client certificate does not verify against the mesh CA \((UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)/);
+      assert.match(
+        serverProxy.output(),
+        /port 8443: refused a TLS handshake: the client certificate does not verify against the mesh CA \((UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)/,
+      );
     });
 
     it('an expired client certificate is refused, the log says why', async () => {
       const before = connections(8443);
       const refused = await refusedHandshakes();
-      const c = await curl('--cacert', files.good.ca, '--cert', files.expired.cert, '--key', files.expired.key, '--resolve', `server:8443:${SERVER_IP}`, 'https://server:8443/');
+      const c = await curl(
+        '--cacert',
+        files.good.ca,
+        '--cert',
+        files.expired.cert,
+        '--key',
+        files.expired.key,
+        '--resolve',
+        `server:8443:${SERVER_IP}`,
+        'https://server:8443/',
+      );
       assert.notEqual(c.code, 0);
       assert.doesNotMatch(c.stdout, /test-app/);
       const r = await client('tls', SERVER_IP, '8443', ...tlsArgs(files.expired));
       assert.doesNotMatch(r.received, /test-app/);
       assert.equal(connections(8443), before);
       assert.equal(await refusedHandshakes(), refused + 2);
-      assert.match(serverProxy.output(), /port 8443: refused a TLS handshake: the client certificate does not verify against the mesh CA \(CERT_HAS_EXPIRED\)/);
+      assert.match(
+        serverProxy.output(),
+        /port 8443: refused a TLS handshake: the client certificate does not verify against the mesh CA \(CERT_HAS_EXPIRED\)/,
+      );
     });
 
     it('a client that trusts another CA refuses the proxy (the proxy shows its mesh certificate)', async () => {
-      const c = await curl('--cacert', files.foreign.ca, '--cert', files.good.cert, '--key', files.good.key, '--resolve', `server:8443:${SERVER_IP}`, 'https://server:8443/');
+      const c = await curl(
+        '--cacert',
+        files.foreign.ca,
+        '--cert',
+        files.good.cert,
+        '--key',
+        files.good.key,
+        '--resolve',
+        `server:8443:${SERVER_IP}`,
+        'https://server:8443/',
+      );
       assert.equal(c.code, 60, c.stderr);
     });
 
@@ -223,7 +365,10 @@ describe('service mesh proxy between two network namespaces', function () {
     it('a port the application opens later is found and protected', async () => {
       const late = net.start(net.server, process.execPath, [join(FIXTURES, 'app.mjs'), '--http', '0.0.0.0:8600']);
       await late.waitFor(/"listening"/);
-      await eventually('port 8600 is protected', async () => listenerFor(await serverStats(), 8600)?.kind === 'ingress-mtls');
+      await eventually(
+        'port 8600 is protected',
+        async () => listenerFor(await serverStats(), 8600)?.kind === 'ingress-mtls',
+      );
       const plain = await client('plain', SERVER_IP, '8600');
       assert.doesNotMatch(plain.received, /test-app/);
       const ok = await client('tls', SERVER_IP, '8600', ...tlsArgs(files.good));
@@ -232,14 +377,29 @@ describe('service mesh proxy between two network namespaces', function () {
     });
 
     it('bulk data passes unchanged in both directions', async () => {
-      const r = await client('tls', SERVER_IP, '7200', ...tlsArgs(files.good), '--bulk', String(16 * 1024 * 1024), '--wait', '60000');
+      const r = await client(
+        'tls',
+        SERVER_IP,
+        '7200',
+        ...tlsArgs(files.good),
+        '--bulk',
+        String(16 * 1024 * 1024),
+        '--wait',
+        '60000',
+      );
       assert.equal(r.bulkOk, true, JSON.stringify(r));
     });
   });
 
   describe('ingress annotations', () => {
     it('#false: TLS without a client certificate reaches the application; plain text does not', async () => {
-      const c = await curl('--cacert', files.good.ca, '--resolve', `server:8080:${SERVER_IP}`, 'https://server:8080/tls-only');
+      const c = await curl(
+        '--cacert',
+        files.good.ca,
+        '--resolve',
+        `server:8080:${SERVER_IP}`,
+        'https://server:8080/tls-only',
+      );
       assert.equal(c.code, 0, c.stderr);
       assert.match(c.stdout, /"port":8080,"peer":"127.0.0.1","url":"\/tls-only"/);
       const s = await sClient(8080, ['-CAfile', files.good.ca]);
@@ -251,7 +411,7 @@ describe('service mesh proxy between two network namespaces', function () {
       assert.equal(listenerFor(await serverStats(), 8080)?.kind, 'ingress-tls');
     });
 
-    it('#true: the port is untouched — plain TCP, and the application sees the client\'s own address', async () => {
+    it("#true: the port is untouched — plain TCP, and the application sees the client's own address", async () => {
       const c = await curl(`http://${SERVER_IP}:9090/plain`);
       assert.equal(c.code, 0, c.stderr);
       assert.match(c.stdout, new RegExp(`"port":9090,"peer":"${CLIENT_IP.replace(/\./g, '\\.')}"`));
@@ -264,7 +424,11 @@ describe('service mesh proxy between two network namespaces', function () {
       const before = listenerFor(await serverStats(), 8443)!.proxied;
       const r = await client('plain', '127.0.0.2', '5000', '--send', 'GET /through-egress HTTP/1.0\r\n\r\n');
       assert.match(r.received, /"port":8443,"peer":"127.0.0.1","url":"\/through-egress"/);
-      assert.equal(listenerFor(await serverStats(), 8443)!.proxied, before + 1, 'the server side saw an mTLS connection');
+      assert.equal(
+        listenerFor(await serverStats(), 8443)!.proxied,
+        before + 1,
+        'the server side saw an mTLS connection',
+      );
       const c = await curl('http://127.0.0.2:5000/curl-egress');
       assert.match(c.stdout, /"url":"\/curl-egress"/);
     });
@@ -285,7 +449,10 @@ describe('service mesh proxy between two network namespaces', function () {
       assert.equal(egressFor(after, '127.0.0.3')!.upstreamFailed, egressFor(before, '127.0.0.3')!.upstreamFailed + 1);
       assert.equal(egressFor(after, '127.0.0.4')!.upstreamFailed, egressFor(before, '127.0.0.4')!.upstreamFailed + 1);
       assert.match(clientProxy.output(), /egress "expired": 10\.213\.0\.2:9443: certificate has expired/);
-      assert.match(clientProxy.output(), /egress "foreign": 10\.213\.0\.2:9444: .*(unable to verify|self.signed|local issuer)/);
+      assert.match(
+        clientProxy.output(),
+        /egress "foreign": 10\.213\.0\.2:9444: .*(unable to verify|self.signed|local issuer)/,
+      );
     });
   });
 
@@ -313,23 +480,63 @@ describe('service mesh proxy between two network namespaces', function () {
 
     it('an idle connection is closed', async () => {
       const before = listenerFor(await serverStats(), 7100)!.closed['idle']!;
-      const r = await client('tls', SERVER_IP, '7100', ...tlsArgs(files.good), '--send', '', '--hold', '--wait', '20000');
+      const r = await client(
+        'tls',
+        SERVER_IP,
+        '7100',
+        ...tlsArgs(files.good),
+        '--send',
+        '',
+        '--hold',
+        '--wait',
+        '20000',
+      );
       assert.equal(r.secure, true);
       assert.equal(r.peerEnded, true, JSON.stringify(r));
-      await eventually('the idle close is counted', async () => listenerFor(await serverStats(), 7100)!.closed['idle'] === before + 1);
+      await eventually(
+        'the idle close is counted',
+        async () => listenerFor(await serverStats(), 7100)!.closed['idle'] === before + 1,
+      );
     });
 
     it('a half-closed connection whose application never finishes is closed', async () => {
       const before = listenerFor(await serverStats(), 7100)!.closed['half-close-timeout']!;
-      const r = await client('tls', SERVER_IP, '7100', ...tlsArgs(files.good), '--send', 'x', '--end', '--hold', '--wait', '20000');
+      const r = await client(
+        'tls',
+        SERVER_IP,
+        '7100',
+        ...tlsArgs(files.good),
+        '--send',
+        'x',
+        '--end',
+        '--hold',
+        '--wait',
+        '20000',
+      );
       assert.equal(r.peerEnded, true, JSON.stringify(r));
-      await eventually('the half-close timeout is counted', async () => listenerFor(await serverStats(), 7100)!.closed['half-close-timeout'] === before + 1);
+      await eventually(
+        'the half-close timeout is counted',
+        async () => listenerFor(await serverStats(), 7100)!.closed['half-close-timeout'] === before + 1,
+      );
     });
 
     it('connections from one address beyond the cap are refused before TLS', async () => {
       await eventually('no connection is open', async () => (await serverStats()).activeConnections === 0);
       const before = listenerFor(await serverStats(), 8443)!.refusedByLimit;
-      const r = JSON.parse((await net.exec(net.client, process.execPath, [join(FIXTURES, 'client.mjs'), 'flood', SERVER_IP, '8443', '--count', '30', '--wait', '1500'])).stdout) as { closedEarly: number };
+      const r = JSON.parse(
+        (
+          await net.exec(net.client, process.execPath, [
+            join(FIXTURES, 'client.mjs'),
+            'flood',
+            SERVER_IP,
+            '8443',
+            '--count',
+            '30',
+            '--wait',
+            '1500',
+          ])
+        ).stdout,
+      ) as { closedEarly: number };
       assert.ok(r.closedEarly >= 10, JSON.stringify(r));
       assert.equal(listenerFor(await serverStats(), 8443)!.refusedByLimit, before + 10);
       // The admitted ones never sent a ClientHello: the handshake timeout frees their slots.
@@ -342,13 +549,22 @@ describe('service mesh proxy between two network namespaces', function () {
       assert.deepEqual(await adminGet(SERVER_IP, 9901, '/ready'), { status: 200, body: 'ready\n' });
       const stats = await serverStats();
       const mtls = listenerFor(stats, 8443)!;
-      assert.ok(mtls.accepted >= mtls.proxied + mtls.refusedHandshake && mtls.proxied >= 3 && mtls.refusedHandshake >= 3, JSON.stringify(mtls));
-      const certs = JSON.parse((await adminGet(SERVER_IP, 9901, '/certificates')).body) as { meshCertificate: { subject: string; notAfter: string; secondsLeft: number }; meshCA: { fingerprint: string } };
+      assert.ok(
+        mtls.accepted >= mtls.proxied + mtls.refusedHandshake && mtls.proxied >= 3 && mtls.refusedHandshake >= 3,
+        JSON.stringify(mtls),
+      );
+      const certs = JSON.parse((await adminGet(SERVER_IP, 9901, '/certificates')).body) as {
+        meshCertificate: { subject: string; notAfter: string; secondsLeft: number };
+        meshCA: { fingerprint: string };
+      };
       const leaf = new X509Certificate(readFileSync(join(serverTls(), 'certChain.pem')));
       assert.equal(new Date(certs.meshCertificate.notAfter).getTime(), new Date(leaf.validTo).getTime());
       assert.equal(certs.meshCertificate.subject, 'CN=server');
       assert.ok(certs.meshCertificate.secondsLeft > 300 * 24 * 3600);
-      assert.equal(certs.meshCA.fingerprint, new X509Certificate(pki.mesh.meshCAPem).fingerprint256.replace(/:/g, '').toLowerCase());
+      assert.equal(
+        certs.meshCA.fingerprint,
+        new X509Certificate(pki.mesh.meshCAPem).fingerprint256.replace(/:/g, '').toLowerCase(),
+      );
       assert.equal((await adminGet(SERVER_IP, 9901, '/nothing')).status, 404);
       const post = await curl('-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', `http://${SERVER_IP}:9901/ready`);
       assert.equal(post.stdout, '405');
@@ -362,7 +578,10 @@ describe('service mesh proxy between two network namespaces', function () {
       const newFiles = writeClientFiles(join(work, 'new'), await workloadCredentials(newPki, { sans: ['peer'] }));
       // A long-lived connection under the old CA (it ticks, so the idle timeout does not end it).
       const longLived = client('tls', SERVER_IP, '7200', ...tlsArgs(files.good), '--tick', '300', '--wait', '60000');
-      await eventually('the long-lived connection is open', async () => listenerFor(await serverStats(), 7200)!.active === 1);
+      await eventually(
+        'the long-lived connection is open',
+        async () => listenerFor(await serverStats(), 7200)!.active === 1,
+      );
 
       // First only the new mesh CA: the set does not fit together and is kept out.
       writeTlsDir(join(work, 'half'), newServer);
@@ -371,20 +590,30 @@ describe('service mesh proxy between two network namespaces', function () {
         const c = JSON.parse((await adminGet(SERVER_IP, 9901, '/certificates')).body) as { filesNotInUse?: string };
         return /not signed by mesh-ca\.pem/.test(c.filesNotInUse ?? '');
       });
-      assert.match((await client('tls', SERVER_IP, '8443', ...tlsArgs(files.good))).received, /test-app/, 'the old set is still in use');
+      assert.match(
+        (await client('tls', SERVER_IP, '8443', ...tlsArgs(files.good))).received,
+        /test-app/,
+        'the old set is still in use',
+      );
 
       // Then the whole set: the proxy switches and closes what the old CA let in.
       writeTlsDir(serverTls(), newServer);
       const newFingerprint = new X509Certificate(newPki.mesh.meshCAPem).fingerprint256.replace(/:/g, '').toLowerCase();
       await eventually('the proxy uses the new mesh CA', async () => {
-        const c = JSON.parse((await adminGet(SERVER_IP, 9901, '/certificates')).body) as { meshCA: { fingerprint: string }; reloads: number };
+        const c = JSON.parse((await adminGet(SERVER_IP, 9901, '/certificates')).body) as {
+          meshCA: { fingerprint: string };
+          reloads: number;
+        };
         return c.meshCA.fingerprint === newFingerprint && c.reloads === 1;
       });
       const closed = await longLived;
       assert.equal(closed.closed, true);
       assert.ok(!closed.error || /ECONNRESET|EPIPE/.test(closed.error), JSON.stringify(closed));
       assert.ok(listenerFor(await serverStats(), 7200)!.closed['closed-by-proxy']! >= 1);
-      assert.match(serverProxy.output(), /new mesh CA [0-9a-f]{16}…, closed 1 connection\(s\) authenticated under the old one/);
+      assert.match(
+        serverProxy.output(),
+        /new mesh CA [0-9a-f]{16}…, closed 1 connection\(s\) authenticated under the old one/,
+      );
 
       // Old-CA clients are refused, new-CA clients get through.
       assert.doesNotMatch((await client('tls', SERVER_IP, '8443', ...tlsArgs(files.good))).received, /test-app/);
@@ -396,7 +625,9 @@ describe('service mesh proxy between two network namespaces', function () {
       // …until it gets a new set too (in a cluster: the pod is restarted and the Initializer runs again).
       writeTlsDir(clientTls(), await workloadCredentials(newPki, { sans: ['client'] }));
       await eventually('the client pod uses the new set', async () => {
-        const c = JSON.parse((await adminGet('127.0.0.1', 9902, '/certificates')).body) as { meshCA: { fingerprint: string } };
+        const c = JSON.parse((await adminGet('127.0.0.1', 9902, '/certificates')).body) as {
+          meshCA: { fingerprint: string };
+        };
         return c.meshCA.fingerprint === newFingerprint;
       });
       assert.match((await client('plain', '127.0.0.2', '5000')).received, /test-app/);
@@ -416,9 +647,23 @@ describe('service mesh proxy between two network namespaces', function () {
     it('without credentials: a clear failure, nothing listens, no rules, not ready', async () => {
       const empty = join(work, 'empty-tls');
       const ready = join(work, 'alone-ready');
-      const p = alone.start(alone.server, process.execPath, [CLI, 'service-mesh', '--tls-dir', empty, '--ready-file', ready, '--admin-port', '9901']);
+      const p = alone.start(alone.server, process.execPath, [
+        CLI,
+        'service-mesh',
+        '--tls-dir',
+        empty,
+        '--ready-file',
+        ready,
+        '--admin-port',
+        '9901',
+      ]);
       assert.equal(await p.exited, 1);
-      assert.match(p.output(), new RegExp(`Error: ${empty}/mesh-ca\\.pem: cannot read the mesh credentials: no such file or directory; the Initializer writes them`));
+      assert.match(
+        p.output(),
+        new RegExp(
+          `Error: ${empty}/mesh-ca\\.pem: cannot read the mesh credentials: no such file or directory; the Initializer writes them`,
+        ),
+      );
       await noRules();
       assert.equal(existsSync(ready), false);
     });
@@ -428,24 +673,54 @@ describe('service mesh proxy between two network namespaces', function () {
       writeTlsDir(mixed, await workloadCredentials(pki, { sans: ['x'] }));
       writeTlsDir(join(work, 'other-key'), await workloadCredentials(pki, { sans: ['y'] }));
       copyFileSync(join(work, 'other-key', 'key.pem'), join(mixed, 'key.pem'));
-      const p = alone.start(alone.server, process.execPath, [CLI, 'service-mesh', '--tls-dir', mixed, '--ready-file', join(work, 'mixed-ready')]);
+      const p = alone.start(alone.server, process.execPath, [
+        CLI,
+        'service-mesh',
+        '--tls-dir',
+        mixed,
+        '--ready-file',
+        join(work, 'mixed-ready'),
+      ]);
       assert.equal(await p.exited, 1);
       assert.match(p.output(), /key\.pem: key\.pem is not the key of the first certificate of certChain\.pem/);
       await noRules();
     });
 
     it('a bad annotation value fails before anything is touched', async () => {
-      const p = alone.start(alone.server, process.execPath, [CLI, 'service-mesh', '--tls-dir', serverTls(), '--ready-file', join(work, 'bad-ready'), '--ingress', 'web#80']);
+      const p = alone.start(alone.server, process.execPath, [
+        CLI,
+        'service-mesh',
+        '--tls-dir',
+        serverTls(),
+        '--ready-file',
+        join(work, 'bad-ready'),
+        '--ingress',
+        'web#80',
+      ]);
       assert.equal(await p.exited, 1);
-      assert.match(p.output(), /env CONTRAST_INGRESS_PROXY_CONFIG: ingress entry "web#80" must be name#port#true\|false/);
+      assert.match(
+        p.output(),
+        /env CONTRAST_INGRESS_PROXY_CONFIG: ingress entry "web#80" must be name#port#true\|false/,
+      );
       await noRules();
     });
 
     it('SIGTERM stops the proxy and leaves the rules: protected ports refuse instead of opening up', async () => {
       const ready = join(work, 'term-ready');
-      const appAlone = alone.start(alone.server, process.execPath, [join(FIXTURES, 'app.mjs'), '--http', '0.0.0.0:8443']);
+      const appAlone = alone.start(alone.server, process.execPath, [
+        join(FIXTURES, 'app.mjs'),
+        '--http',
+        '0.0.0.0:8443',
+      ]);
       await appAlone.waitFor(/"listening"/);
-      const p = alone.start(alone.server, process.execPath, [CLI, 'service-mesh', '--tls-dir', serverTls(), '--ready-file', ready]);
+      const p = alone.start(alone.server, process.execPath, [
+        CLI,
+        'service-mesh',
+        '--tls-dir',
+        serverTls(),
+        '--ready-file',
+        ready,
+      ]);
       await p.waitFor(/: ready\n/);
       assert.equal(existsSync(ready), true);
       p.proc.kill('SIGTERM');
@@ -453,7 +728,12 @@ describe('service mesh proxy between two network namespaces', function () {
       assert.equal(existsSync(ready), false);
       const saved = (await alone.exec(alone.server, 'iptables-save', [])).stdout;
       assert.match(saved, /-A CONTRAST_INBOUND -p tcp -m tcp --dport 8443 -j REDIRECT/);
-      const r = await alone.exec(alone.client, process.execPath, [join(FIXTURES, 'client.mjs'), 'plain', SERVER_IP, '8443']);
+      const r = await alone.exec(alone.client, process.execPath, [
+        join(FIXTURES, 'client.mjs'),
+        'plain',
+        SERVER_IP,
+        '8443',
+      ]);
       const result = JSON.parse(r.stdout) as ClientResult;
       assert.equal(result.error, 'ECONNREFUSED');
       assert.doesNotMatch(appAlone.output(), /"event":"connection"/);

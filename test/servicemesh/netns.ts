@@ -13,7 +13,9 @@ export const SERVER_IP = '10.213.0.2';
 /** These tests need root for namespaces and iptables; CI runs as root. Never a silent skip. */
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
-    throw new Error('test/servicemesh needs root (it makes network namespaces and iptables rules); run it as root, as CI does');
+    throw new Error(
+      'test/servicemesh needs root (it makes network namespaces and iptables rules); run it as root, as CI does',
+    );
   }
 }
 
@@ -36,8 +38,9 @@ export function kernelCannot(): string | undefined {
     for (const tool of ['iptables-restore', 'ip6tables-restore']) {
       const r = spawnSync('ip', ['netns', 'exec', ns, tool, '--test'], {
         encoding: 'utf8',
-        input: '*nat\n:P - [0:0]\n-A P -p tcp --dport 1 -j REDIRECT --to-ports 2\nCOMMIT\n'
-          + '*filter\n:G - [0:0]\n-A G -m conntrack --ctstate DNAT -j RETURN\n-A G -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n',
+        input:
+          '*nat\n:P - [0:0]\n-A P -p tcp --dport 1 -j REDIRECT --to-ports 2\nCOMMIT\n' +
+          '*filter\n:G - [0:0]\n-A G -m conntrack --ctstate DNAT -j RETURN\n-A G -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n',
       });
       if (r.error) throw new Error(`cannot run ${tool}: ${r.error.message} (scripts/setup.sh installs iptables)`);
       if (r.status === 127) throw new Error(`${tool} is not installed (scripts/setup.sh installs iptables)`);
@@ -92,19 +95,36 @@ export class PodNetwork {
     ip('link', 'set', this.veth[1], 'netns', this.server);
     ip('-n', this.client, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', this.veth[0]);
     ip('-n', this.server, 'addr', 'add', `${SERVER_IP}/24`, 'dev', this.veth[1]);
-    for (const [ns, dev] of [[this.client, this.veth[0]], [this.server, this.veth[1]]] as const) {
+    for (const [ns, dev] of [
+      [this.client, this.veth[0]],
+      [this.server, this.veth[1]],
+    ] as const) {
       ip('-n', ns, 'link', 'set', 'lo', 'up');
       ip('-n', ns, 'link', 'set', dev, 'up');
     }
   }
 
   /** Run a command in `ns` to completion. */
-  exec(ns: string, cmd: string, args: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  exec(
+    ns: string,
+    cmd: string,
+    args: string[],
+    opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<ExecResult> {
     return new Promise((resolve) => {
-      const child = execFile('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...opts.env } }, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      });
+      const child = execFile(
+        'ip',
+        ['netns', 'exec', ns, cmd, ...args],
+        { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...opts.env } },
+        (err, stdout, stderr) => {
+          const code = err
+            ? typeof (err as { code?: unknown }).code === 'number'
+              ? (err as { code: number }).code
+              : -1
+            : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
       this.processes.add(child);
       child.once('exit', () => this.processes.delete(child));
       // A command that exits without reading its input must not fail the test with EPIPE.
@@ -115,7 +135,10 @@ export class PodNetwork {
 
   /** Start a long-running command in `ns`. `ip netns exec` execs it, so the pid is the command's. */
   start(ns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Started {
-    const proc = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const proc = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     this.processes.add(proc);
     let out = '';
     const waiters: (() => void)[] = [];
@@ -125,20 +148,35 @@ export class PodNetwork {
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
-    const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => {
-      this.processes.delete(proc);
-      for (const w of [...waiters]) w();
-      resolve(code ?? signal ?? -1);
-    }));
-    const waitFor = (pattern: RegExp, ms = 30_000) => new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { remove(); reject(new Error(`no ${pattern} within ${ms} ms; output:\n${out}`)); }, ms);
-      const check = () => {
-        if (pattern.test(out)) { remove(); resolve(); } else if (proc.exitCode !== null || proc.signalCode !== null) { remove(); reject(new Error(`exited (${proc.exitCode ?? proc.signalCode}) before ${pattern}; output:\n${out}`)); }
-      };
-      const remove = () => { clearTimeout(timer); waiters.splice(waiters.indexOf(check), 1); };
-      waiters.push(check);
-      check();
-    });
+    const exited = new Promise<number | string>((resolve) =>
+      proc.once('exit', (code, signal) => {
+        this.processes.delete(proc);
+        for (const w of [...waiters]) w();
+        resolve(code ?? signal ?? -1);
+      }),
+    );
+    const waitFor = (pattern: RegExp, ms = 30_000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          remove();
+          reject(new Error(`no ${pattern} within ${ms} ms; output:\n${out}`));
+        }, ms);
+        const check = () => {
+          if (pattern.test(out)) {
+            remove();
+            resolve();
+          } else if (proc.exitCode !== null || proc.signalCode !== null) {
+            remove();
+            reject(new Error(`exited (${proc.exitCode ?? proc.signalCode}) before ${pattern}; output:\n${out}`));
+          }
+        };
+        const remove = () => {
+          clearTimeout(timer);
+          waiters.splice(waiters.indexOf(check), 1);
+        };
+        waiters.push(check);
+        check();
+      });
     return { proc, output: () => out, exited, waitFor };
   }
 
@@ -151,7 +189,11 @@ export class PodNetwork {
   destroySync(): void {
     for (const p of this.processes) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     for (const ns of [this.client, this.server]) {
-      try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* already gone */ }
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        /* already gone */
+      }
     }
     live.delete(this);
   }

@@ -28,7 +28,10 @@ export async function newMeshPki(): Promise<MeshPki> {
 }
 
 /** A workload's files as the Initializer writes them; `issuedAt` two years back makes an expired one. */
-export async function workloadCredentials(pki: MeshPki, opts: { sans?: string[]; issuedAt?: Date } = {}): Promise<WorkloadCredentials> {
+export async function workloadCredentials(
+  pki: MeshPki,
+  opts: { sans?: string[]; issuedAt?: Date } = {},
+): Promise<WorkloadCredentials> {
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const leaf = await issueMeshCert(pki.mesh, { publicKey: key, sans: opts.sans ?? ['workload'] }, opts.issuedAt);
   return {

@@ -28,22 +28,29 @@ const webPolicy = Buffer.from('web policy');
 
 function manifest(workloadOwner: KeyObject, seedshareOwner: KeyObject): Buffer {
   const hex = (b: Buffer) => b.toString('hex');
-  return Buffer.from(JSON.stringify({
-    Policies: {
-      [hex(sha256(coordinatorPolicy))]: { SANs: ['coordinator'], Role: 'coordinator' },
-      [hex(sha256(webPolicy))]: { SANs: ['web'], WorkloadSecretID: 'web' },
-    },
-    ReferenceValues: { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] },
-    WorkloadOwnerPubKeys: [hex(createPublicKey(workloadOwner).export({ type: 'spki', format: 'der' }))],
-    SeedshareOwnerPubKeys: [hex(createPublicKey(seedshareOwner).export({ type: 'pkcs1', format: 'der' }))],
-  }));
+  return Buffer.from(
+    JSON.stringify({
+      Policies: {
+        [hex(sha256(coordinatorPolicy))]: { SANs: ['coordinator'], Role: 'coordinator' },
+        [hex(sha256(webPolicy))]: { SANs: ['web'], WorkloadSecretID: 'web' },
+      },
+      ReferenceValues: { insecure: [{ Platform: 'Insecure-Sim', TrustedMeasurement: SIMULATED_MEASUREMENT }] },
+      WorkloadOwnerPubKeys: [hex(createPublicKey(workloadOwner).export({ type: 'spki', format: 'der' }))],
+      SeedshareOwnerPubKeys: [hex(createPublicKey(seedshareOwner).export({ type: 'pkcs1', format: 'der' }))],
+    }),
+  );
 }
 
 /** What the Initializer of a `web` pod would write, from the Coordinator's answer. */
 async function initializerFiles(a: Authority): Promise<WorkloadCredentials> {
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const r = await a.newMeshCert(a.snapshot()!, createPublicKey(key), sha256(webPolicy).toString('hex'));
-  return { caPem: r.meshCA, chainPem: r.certChain, keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string, rootPem: r.rootCA };
+  return {
+    caPem: r.meshCA,
+    chainPem: r.certChain,
+    keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string,
+    rootPem: r.rootCA,
+  };
 }
 
 describe('service mesh after a Coordinator recovery', () => {
@@ -56,24 +63,44 @@ describe('service mesh after a Coordinator recovery', () => {
   /** An mTLS ingress listener of the sidecar, in front of a one-line application. */
   const proxyWith = async (creds: MeshCredentials) => {
     const l = new IngressListener({
-      appPort, mode: 'mtls', name: 'web', credentials: creds,
+      appPort,
+      mode: 'mtls',
+      name: 'web',
+      credentials: creds,
       tracker: new ConnectionTracker({ maxConnections: 16, maxConnectionsPerSource: 16 }),
       limits: { handshakeTimeoutMs: 5000, idleTimeoutMs: 5000, halfCloseTimeoutMs: 1000 },
-      appHost: () => '127.0.0.1', log: () => {},
+      appHost: () => '127.0.0.1',
+      log: () => {},
     });
     return { listener: l, port: await l.start() };
   };
   /** A peer with `creds` (its client certificate, and `mesh-ca.pem` as its trust anchor). */
-  const peer = (port: number, creds: WorkloadCredentials) => new Promise<{ secure: boolean; received: string; error?: string }>((resolve) => {
-    const s = tlsConnect({ host: '127.0.0.1', port, ca: creds.caPem, cert: creds.chainPem, key: creds.keyPem, checkServerIdentity: () => undefined });
-    const r: { secure: boolean; received: string; error?: string } = { secure: false, received: '' };
-    s.once('secureConnect', () => { r.secure = true; });
-    s.on('data', (d: Buffer) => { r.received += d.toString(); });
-    s.on('error', (e: NodeJS.ErrnoException) => { r.error ??= e.code ?? e.message; });
-    s.on('close', () => resolve(r));
-  });
+  const peer = (port: number, creds: WorkloadCredentials) =>
+    new Promise<{ secure: boolean; received: string; error?: string }>((resolve) => {
+      const s = tlsConnect({
+        host: '127.0.0.1',
+        port,
+        ca: creds.caPem,
+        cert: creds.chainPem,
+        key: creds.keyPem,
+        checkServerIdentity: () => undefined,
+      });
+      const r: { secure: boolean; received: string; error?: string } = { secure: false, received: '' };
+      s.once('secureConnect', () => {
+        r.secure = true;
+      });
+      s.on('data', (d: Buffer) => {
+        r.received += d.toString();
+      });
+      s.on('error', (e: NodeJS.ErrnoException) => {
+        r.error ??= e.code ?? e.message;
+      });
+      s.on('close', () => resolve(r));
+    });
 
-  beforeEach(() => { work = mkdtempSync(join(tmpdir(), 'kc-mesh-recovery-')); });
+  beforeEach(() => {
+    work = mkdtempSync(join(tmpdir(), 'kc-mesh-recovery-'));
+  });
   afterEach(() => rmSync(work, { recursive: true, force: true }));
 
   before(async () => {
@@ -130,7 +157,10 @@ describe('service mesh after a Coordinator recovery', () => {
 
   it('a set mixing the new mesh CA with an old certificate is not loaded', () => {
     writeTlsDir(join(work, 'mixed'), { ...oldSet, caPem: newSet.caPem });
-    assert.throws(() => loadCredentials(join(work, 'mixed')), /the mesh certificate is not signed by mesh-ca\.pem.*Coordinator recovery/s);
+    assert.throws(
+      () => loadCredentials(join(work, 'mixed')),
+      /the mesh certificate is not signed by mesh-ca\.pem.*Coordinator recovery/s,
+    );
   });
 
   it('two pods that both still hold the old set keep talking until they restart', async () => {

@@ -24,7 +24,15 @@ async function chain(limits: RelayLimits, holdB = false) {
   const r = relay(p1.right, p2.left, limits);
   p1.left.on('end', () => p1.left.end());
   if (!holdB) p2.right.on('end', () => p2.right.end());
-  return { a: p1.left, b: p2.right, r, close: () => { p1.close(); p2.close(); } };
+  return {
+    a: p1.left,
+    b: p2.right,
+    r,
+    close: () => {
+      p1.close();
+      p2.close();
+    },
+  };
 }
 
 const closed = (s: Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
@@ -49,7 +57,10 @@ describe('service mesh: relay', () => {
     await aEnded;
     assert.equal(Buffer.concat(atA).toString(), 'reply');
     const res = await r.done;
-    assert.deepEqual({ reason: res.reason, aToB: res.aToB, bToA: res.bToA }, { reason: 'done', aToB: data.length, bToA: 5 });
+    assert.deepEqual(
+      { reason: res.reason, aToB: res.aToB, bToA: res.bToA },
+      { reason: 'done', aToB: data.length, bToA: 5 },
+    );
     close();
   });
 
@@ -71,12 +82,14 @@ describe('service mesh: relay', () => {
     await aEnded;
     assert.deepEqual([Buffer.concat(atB).toString(), Buffer.concat(atA).toString()], ['to b', 'to a']);
     assert.equal((await r.done).reason, 'done');
-    p1.close(); p2.close();
+    p1.close();
+    p2.close();
   });
 
   it('closes both sides when nothing moves for the idle timeout', async () => {
     const { a, b, r, close } = await chain({ idleTimeoutMs: 200, halfCloseTimeoutMs: 60_000 });
-    a.on('error', () => {}); b.on('error', () => {});
+    a.on('error', () => {});
+    b.on('error', () => {});
     const res = await r.done;
     assert.equal(res.reason, 'idle');
     await Promise.all([closed(a), closed(b)]);
@@ -85,7 +98,8 @@ describe('service mesh: relay', () => {
 
   it('closes a half-closed connection whose other side neither sends nor finishes', async () => {
     const { a, b, r, close } = await chain({ idleTimeoutMs: 60_000, halfCloseTimeoutMs: 200 }, true);
-    a.on('error', () => {}); b.on('error', () => {});
+    a.on('error', () => {});
+    b.on('error', () => {});
     b.on('data', () => {});
     const bSawEnd = new Promise<void>((res) => b.once('end', () => res()));
     a.end('bye');
@@ -99,7 +113,8 @@ describe('service mesh: relay', () => {
 
   it('a reset on one side destroys the other', async () => {
     const { a, b, r, close } = await chain(LONG);
-    a.on('error', () => {}); b.on('error', () => {});
+    a.on('error', () => {});
+    b.on('error', () => {});
     a.resetAndDestroy();
     const res = await r.done;
     assert.equal(res.reason, 'error');
@@ -111,7 +126,8 @@ describe('service mesh: relay', () => {
 
   it('close() destroys both sides at once', async () => {
     const { a, b, r, close } = await chain(LONG);
-    a.on('error', () => {}); b.on('error', () => {});
+    a.on('error', () => {});
+    b.on('error', () => {});
     r.close();
     assert.equal((await r.done).reason, 'closed-by-proxy');
     await Promise.all([closed(a), closed(b)]);

@@ -19,7 +19,13 @@ const S: Schema = [
 ];
 const h = (hex: string) => Buffer.from(hex.replace(/\s/g, ''), 'hex');
 const refuses = (data: Buffer, message: string | RegExp) =>
-  assert.throws(() => decode(S, data), (e: unknown) => e instanceof ProtoError && e.name === 'ProtoError' && (typeof message === 'string' ? e.message === message : message.test(e.message)));
+  assert.throws(
+    () => decode(S, data),
+    (e: unknown) =>
+      e instanceof ProtoError &&
+      e.name === 'ProtoError' &&
+      (typeof message === 'string' ? e.message === message : message.test(e.message)),
+  );
 
 describe('proto3 codec', () => {
   describe('encode', () => {
@@ -44,7 +50,13 @@ describe('proto3 codec', () => {
     });
 
     it('writes multi-byte lengths (127, 128, 16384 bytes)', () => {
-      for (const [n, head] of [[127, '0a7f'], [128, '0a8001'], [300, '0aac02'], [16383, '0aff7f'], [16384, '0a808001']] as const) {
+      for (const [n, head] of [
+        [127, '0a7f'],
+        [128, '0a8001'],
+        [300, '0aac02'],
+        [16383, '0aff7f'],
+        [16384, '0a808001'],
+      ] as const) {
         const b = Buffer.alloc(n, 1);
         const out = encode(S, { b });
         assert.deepEqual(out.subarray(0, out.length - n), h(head), `length ${n}`);
@@ -65,7 +77,16 @@ describe('proto3 codec', () => {
     });
 
     it('reads what encode writes, from any view of a larger buffer', () => {
-      const msg = { b: Buffer.from('b'), s: 'ß', f: true, m: { x: Buffer.from('x') }, rb: [Buffer.from('1'), Buffer.alloc(0)], rs: ['', 'r'], rm: [{ x: Buffer.alloc(0) }], big: Buffer.from('g') };
+      const msg = {
+        b: Buffer.from('b'),
+        s: 'ß',
+        f: true,
+        m: { x: Buffer.from('x') },
+        rb: [Buffer.from('1'), Buffer.alloc(0)],
+        rs: ['', 'r'],
+        rm: [{ x: Buffer.alloc(0) }],
+        big: Buffer.from('g'),
+      };
       const enc = encode(S, msg);
       const padded = Buffer.concat([Buffer.from('junk'), enc, Buffer.from('more')]);
       assert.deepEqual(decode(S, padded.subarray(4, 4 + enc.length)), msg);

@@ -12,7 +12,8 @@ export function pinnedCertificate(root: PinnedRoot): X509Certificate {
   let cert = loaded.get(root);
   if (!cert) {
     cert = parsePemCertificates(Buffer.from(root.pem), `pinned root ${root.sha256}`, { count: 1 })[0]!;
-    if (fingerprint256(cert) !== root.sha256) throw new Error(`pinned root certificate does not match its fingerprint ${root.sha256}`);
+    if (fingerprint256(cert) !== root.sha256)
+      throw new Error(`pinned root certificate does not match its fingerprint ${root.sha256}`);
     loaded.set(root, cert);
   }
   return cert;

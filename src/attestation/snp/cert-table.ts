@@ -37,7 +37,8 @@ export function parseCertTable(data: Uint8Array): CertTable {
     if (guid.every((x) => x === 0) && offset === 0 && length === 0) break;
     const id = guidString(guid);
     if (table.has(id)) fail(`certificate table lists ${id} twice`);
-    if (offset + length > b.length) fail(`certificate table entry ${id} points outside the table`, `end <= ${b.length}`, `end ${offset + length}`);
+    if (offset + length > b.length)
+      fail(`certificate table entry ${id} points outside the table`, `end <= ${b.length}`, `end ${offset + length}`);
     table.set(id, b.subarray(offset, offset + length));
   }
   return table;

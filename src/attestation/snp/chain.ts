@@ -27,13 +27,22 @@ export function intermediateName(product: SnpProduct, kind: 'vcek' | 'vlek'): st
 export function verifySnpChain(input: SnpChainInput): X509Certificate {
   const { product, kind, signer, ask, now } = input;
   const askName = intermediateName(product, kind);
-  ensure(commonName(ask.subject) === askName, 'snp.ask.subject', `the ${kind === 'vcek' ? 'ASK' : 'ASVK'} is for another product or key type`,
-    `CN=${askName}`, `CN=${commonName(ask.subject) ?? '<none>'}`);
+  ensure(
+    commonName(ask.subject) === askName,
+    'snp.ask.subject',
+    `the ${kind === 'vcek' ? 'ASK' : 'ASVK'} is for another product or key type`,
+    `CN=${askName}`,
+    `CN=${commonName(ask.subject) ?? '<none>'}`,
+  );
 
   const ark = pinnedCertificate(AMD_ARKS[product]);
   if (input.ark && input.ark !== ark && !input.ark.raw.equals(ark.raw)) {
-    throw new AttestationError('snp.ark.pinned', `the supplied ARK is not AMD's pinned ARK-${product}`,
-      `sha256 ${AMD_ARKS[product].sha256}`, `sha256 ${fingerprint256(input.ark)} (${commonName(input.ark.subject) ?? 'no CN'})`);
+    throw new AttestationError(
+      'snp.ark.pinned',
+      `the supplied ARK is not AMD's pinned ARK-${product}`,
+      `sha256 ${AMD_ARKS[product].sha256}`,
+      `sha256 ${fingerprint256(input.ark)} (${commonName(input.ark.subject) ?? 'no CN'})`,
+    );
   }
   checkIssuedBy(ask, ark, 'snp.ask.signature', `${askName} must be signed by ARK-${product}`);
   checkIssuedBy(signer, ask, 'snp.vcek.signature', `the ${kind.toUpperCase()} must be signed by ${askName}`);

@@ -27,7 +27,8 @@ export const DEFAULT_CRL_GRACE_MS = 24 * 3600_000;
 
 export type SnpCrlSource = 'supplied' | 'cache' | 'fetched';
 
-const CRL_HINT = 'pass AMD\'s CRL (KDS /vcek/v1/<product>/crl) with --crl, a cache directory or --fetch, or --crl-policy if-available to go on without revocation';
+const CRL_HINT =
+  "pass AMD's CRL (KDS /vcek/v1/<product>/crl) with --crl, a cache directory or --fetch, or --crl-policy if-available to go on without revocation";
 
 /** What the verification result says about the CRL. */
 export interface SnpCrlStatus {
@@ -67,7 +68,11 @@ interface Candidate {
   readonly source: SnpCrlSource;
 }
 
-const SOURCE_NAME: Record<SnpCrlSource, string> = { supplied: 'the supplied CRL', cache: 'the cached CRL', fetched: 'the CRL from AMD KDS' };
+const SOURCE_NAME: Record<SnpCrlSource, string> = {
+  supplied: 'the supplied CRL',
+  cache: 'the cached CRL',
+  fetched: 'the CRL from AMD KDS',
+};
 
 export function describeCrlSource(source: SnpCrlSource): string {
   return SOURCE_NAME[source];
@@ -131,7 +136,11 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
     } catch (err) {
       // Only the source's own trouble with KDS is "no fresh CRL"; anything else (a failed
       // claim check run before the first lookup, a local I/O error) is not swallowed.
-      if (!(err instanceof AttestationError) || !(err instanceof CollateralUnavailableError || err.check.startsWith('snp.kds'))) throw err;
+      if (
+        !(err instanceof AttestationError) ||
+        !(err instanceof CollateralUnavailableError || err.check.startsWith('snp.kds'))
+      )
+        throw err;
       if (err instanceof CollateralUnavailableError) unavailable = err;
       notes.push(`refreshing it from AMD KDS failed: ${err.message}`);
       failed = true;
@@ -154,13 +163,17 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
   if (cur) return used(cur, now);
   const fail = (check: string, detail: string): never => {
     throw unavailable
-      ? new CollateralUnavailableError(check, detail, { cause: unavailable, ...(unavailable.retryAfterMs !== undefined ? { retryAfterMs: unavailable.retryAfterMs } : {}) })
+      ? new CollateralUnavailableError(check, detail, {
+          cause: unavailable,
+          ...(unavailable.retryAfterMs !== undefined ? { retryAfterMs: unavailable.retryAfterMs } : {}),
+        })
       : new AttestationError(check, detail);
   };
 
   if (candidates.length === 0) {
     const reason = `no CRL for ${what}: none supplied, none cached; ${notes.join('; ')}`;
-    if (policy === 'require') fail('snp.crl.missing', `crlPolicy 'require' needs a current CRL, and there is ${reason}; ${CRL_HINT}`);
+    if (policy === 'require')
+      fail('snp.crl.missing', `crlPolicy 'require' needs a current CRL, and there is ${reason}; ${CRL_HINT}`);
     return { status: { checked: false, reason } };
   }
   const started = candidates.filter((c) => c.crl.thisUpdate <= now);
@@ -176,11 +189,19 @@ export async function resolveSnpCrl(input: SnpCrlInput): Promise<SnpCrlDecision>
   if (policy === 'require') fail('snp.crl.stale', `crlPolicy 'require' needs a current CRL; ${whyOld}; ${CRL_HINT}`);
   const base = { source: best.source, ...dates(best), stale: true };
   if (late <= graceMs) {
-    return { crl: best.crl, at: next, status: { checked: true, ...base, reason: `${whyOld}; used within the ${hours(graceMs)} grace period` } };
+    return {
+      crl: best.crl,
+      at: next,
+      status: { checked: true, ...base, reason: `${whyOld}; used within the ${hours(graceMs)} grace period` },
+    };
   }
   return {
     crl: best.crl,
     at: next,
-    status: { checked: false, ...base, reason: `${whyOld}; that is beyond the ${hours(graceMs)} grace period, so revocation is not checked as of now (the revocations that CRL lists were still honoured)` },
+    status: {
+      checked: false,
+      ...base,
+      reason: `${whyOld}; that is beyond the ${hours(graceMs)} grace period, so revocation is not checked as of now (the revocations that CRL lists were still honoured)`,
+    },
   };
 }

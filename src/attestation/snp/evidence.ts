@@ -21,7 +21,13 @@ export function decodeSnpEvidence(value: Uint8Array): SnpEvidence {
   try {
     ev = decode<{ report: Buffer; certTable: Buffer }>(SnpEvidenceSchema, value);
   } catch (err) {
-    throw new AttestationError('snp.report.parse', `the SEV-SNP evidence is not a protobuf {report, cert_table}: ${(err as Error).message}`, undefined, undefined, { cause: err });
+    throw new AttestationError(
+      'snp.report.parse',
+      `the SEV-SNP evidence is not a protobuf {report, cert_table}: ${(err as Error).message}`,
+      undefined,
+      undefined,
+      { cause: err },
+    );
   }
   return { report: ev.report, ...(ev.certTable.length ? { certTable: ev.certTable } : {}) };
 }

@@ -30,14 +30,16 @@ export function vcekPath(product: SnpProduct, report: SnpReport): string | undef
   const id = toHex(turin ? report.chipId.subarray(0, 8) : report.chipId);
   const query = [
     ...(turin ? [`fmcSPL=${pad(tcb.fmc ?? 0)}`] : []),
-    `blSPL=${pad(tcb.bootloader)}`, `teeSPL=${pad(tcb.tee)}`, `snpSPL=${pad(tcb.snp)}`, `ucodeSPL=${pad(tcb.microcode)}`,
+    `blSPL=${pad(tcb.bootloader)}`,
+    `teeSPL=${pad(tcb.tee)}`,
+    `snpSPL=${pad(tcb.snp)}`,
+    `ucodeSPL=${pad(tcb.microcode)}`,
   ].join('&');
   return `/vcek/v1/${product}/${id}?${query}`;
 }
 
 export const chainPath = (product: SnpProduct, kind: 'vcek' | 'vlek') => `/${kind}/v1/${product}/cert_chain`;
 export const crlPath = (product: SnpProduct, kind: 'vcek' | 'vlek') => `/${kind}/v1/${product}/crl`;
-
 
 /**
  * A directory of AMD certificates: `<product>/vcek/<chip id>-<reported tcb>.der`,
@@ -158,7 +160,13 @@ export class KdsClient implements SnpCollateralSource {
   constructor(private readonly opts: KdsClientOptions = {}) {
     this.fetcher = new CollateralFetcher({
       service: 'AMD KDS',
-      checks: { failed: 'snp.kds', busy: 'snp.kds.busy', backoff: 'snp.kds.backoff', size: 'snp.kds.size', invalid: 'snp.kds.invalid' },
+      checks: {
+        failed: 'snp.kds',
+        busy: 'snp.kds.busy',
+        backoff: 'snp.kds.backoff',
+        size: 'snp.kds.size',
+        invalid: 'snp.kds.invalid',
+      },
       minIntervalMs: opts.minIntervalMs ?? KDS_DEFAULTS.minIntervalMs,
       timeoutMs: opts.timeoutMs ?? KDS_DEFAULTS.timeoutMs,
       maxQueued: opts.maxQueued ?? KDS_DEFAULTS.maxQueued,
@@ -183,7 +191,12 @@ export class KdsClient implements SnpCollateralSource {
   }
 
   /** From the cache directory, else from memory (a directory that could not be written), else from KDS. */
-  private async certificate(path: string, item: 'vcek' | 'chain', product: SnpProduct, file: string | undefined): Promise<Uint8Array | undefined> {
+  private async certificate(
+    path: string,
+    item: 'vcek' | 'chain',
+    product: SnpProduct,
+    file: string | undefined,
+  ): Promise<Uint8Array | undefined> {
     const hit = (file ? readIfExists(file) : undefined) ?? this.unstored.get(path);
     if (hit) return hit;
     const body = await this.get(path, item, product);
@@ -206,7 +219,11 @@ export class KdsClient implements SnpCollateralSource {
     const url = `${this.opts.baseUrl ?? KDS_BASE_URL}${path}`;
     const file = this.opts.cache?.crlFile(product, kind);
     return {
-      key: path, url, lane: 'product', item: ITEM_NAME.crl, maxBytes: this.maxCrlBytes,
+      key: path,
+      url,
+      lane: 'product',
+      item: ITEM_NAME.crl,
+      maxBytes: this.maxCrlBytes,
       stored: () => (file ? readIfExists(file) : undefined),
       nextUpdate: crlNextUpdate,
       accept: ({ body }) => {

@@ -90,14 +90,18 @@ function parseError(detail: string, expected?: string, actual?: string): never {
 
 function requireZero(buf: Buffer, from: number, to: number, what: string): void {
   if (!isAllZero(buf.subarray(from, to))) {
-    parseError(`${what} (bytes 0x${from.toString(16)}..0x${(to - 1).toString(16)}) must be zero`, 'zero',
-      buf.subarray(from, to).toString('hex'));
+    parseError(
+      `${what} (bytes 0x${from.toString(16)}..0x${(to - 1).toString(16)}) must be zero`,
+      'zero',
+      buf.subarray(from, to).toString('hex'),
+    );
   }
 }
 
 function decodePolicy(p: bigint): SnpGuestPolicy {
   if (((p >> 17n) & 1n) !== 1n) parseError('guest policy bit 17 (reserved, must be one) is zero', '1', '0');
-  if (p >> 26n !== 0n) parseError('guest policy bits 63:26 are reserved and must be zero', '0', `0x${(p >> 26n).toString(16)}`);
+  if (p >> 26n !== 0n)
+    parseError('guest policy bits 63:26 are reserved and must be zero', '0', `0x${(p >> 26n).toString(16)}`);
   const bit = (n: bigint) => ((p >> n) & 1n) === 1n;
   return {
     abiMinor: Number(p & 0xffn),
@@ -130,7 +134,8 @@ function decodePlatformInfo(p: bigint): SnpPlatformInfo {
 }
 
 function signingKey(info: number): SigningKey {
-  if (info >>> 5 !== 0) parseError('signer info bits 31:5 are reserved and must be zero', '0', `0x${(info >>> 5).toString(16)}`);
+  if (info >>> 5 !== 0)
+    parseError('signer info bits 31:5 are reserved and must be zero', '0', `0x${(info >>> 5).toString(16)}`);
   const key = (info >>> 2) & 7;
   if (key === 0) return 'vcek';
   if (key === 1) return 'vlek';
@@ -151,10 +156,12 @@ function version(b: Buffer, at: number): FirmwareVersion {
 
 /** Parses a report. The input must be exactly one report; use the cert table parser for extras. */
 export function parseSnpReport(data: Uint8Array): SnpReport {
-  if (data.length !== REPORT_SIZE) parseError('report has the wrong size', `${REPORT_SIZE} bytes`, `${data.length} bytes`);
+  if (data.length !== REPORT_SIZE)
+    parseError('report has the wrong size', `${REPORT_SIZE} bytes`, `${data.length} bytes`);
   const b = Buffer.from(data); // a private copy: later mutation by the caller cannot change a verified report
   const ver = b.readUInt32LE(0x00);
-  if (!SUPPORTED_VERSIONS.includes(ver)) parseError('unsupported report version', SUPPORTED_VERSIONS.join(', '), String(ver));
+  if (!SUPPORTED_VERSIONS.includes(ver))
+    parseError('unsupported report version', SUPPORTED_VERSIONS.join(', '), String(ver));
   const signatureAlgo = b.readUInt32LE(0x34);
   if (signatureAlgo !== SIGNATURE_ALGO_ECDSA_P384_SHA384) {
     parseError('unsupported signature algorithm', '1 (ECDSA P-384 with SHA-384)', String(signatureAlgo));
@@ -204,7 +211,9 @@ export function parseSnpReport(data: Uint8Array): SnpReport {
     currentVersion: version(b, 0x1e8),
     committedVersion: version(b, 0x1ec),
     launchTcb: fixed(0x1f0, 8),
-    ...(hasMitigations ? { launchMitVector: b.readBigUInt64LE(0x1f8), currentMitVector: b.readBigUInt64LE(0x200) } : {}),
+    ...(hasMitigations
+      ? { launchMitVector: b.readBigUInt64LE(0x1f8), currentMitVector: b.readBigUInt64LE(0x200) }
+      : {}),
     signatureR: bigEndianSignatureHalf(fixed(0x2a0, 72), 'R'),
     signatureS: bigEndianSignatureHalf(fixed(0x2e8, 72), 'S'),
   };

@@ -45,5 +45,7 @@ export function firstDifferent(a: SnpTcb, b: SnpTcb): TcbComponent | undefined {
 }
 
 export function formatTcb(t: Partial<SnpTcb>): string {
-  return ORDER.filter((c) => t[c] !== undefined).map((c) => `${c}=${t[c]}`).join(' ');
+  return ORDER.filter((c) => t[c] !== undefined)
+    .map((c) => `${c}=${t[c]}`)
+    .join(' ');
 }

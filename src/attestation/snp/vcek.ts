@@ -58,8 +58,13 @@ function stringExtension(cert: X509Certificate, oid: string, name: string): stri
   const ext = extensions(cert).get(oid);
   if (!ext) return undefined;
   const node = readSingle(ext.value);
-  ensure(node.tag === TAG.IA5_STRING || node.tag === TAG.UTF8_STRING || node.tag === TAG.PRINTABLE_STRING, CHECK,
-    `${name} is not a string`, 'IA5String', `tag 0x${node.tag.toString(16)}`);
+  ensure(
+    node.tag === TAG.IA5_STRING || node.tag === TAG.UTF8_STRING || node.tag === TAG.PRINTABLE_STRING,
+    CHECK,
+    `${name} is not a string`,
+    'IA5String',
+    `tag 0x${node.tag.toString(16)}`,
+  );
   return node.content.toString('latin1');
 }
 
@@ -80,13 +85,25 @@ function hwIdExtension(cert: X509Certificate): Buffer | undefined {
 export function readAmdKeyCertificate(cert: X509Certificate): AmdKeyCertificate {
   const cn = commonName(cert.subject);
   const kind = cn === 'SEV-VCEK' ? 'vcek' : cn === 'SEV-VLEK' ? 'vlek' : undefined;
-  if (!kind) throw new AttestationError('snp.vcek.subject', 'signing certificate has the wrong subject', 'CN=SEV-VCEK or CN=SEV-VLEK', `CN=${cn ?? '<none>'}`);
+  if (!kind)
+    throw new AttestationError(
+      'snp.vcek.subject',
+      'signing certificate has the wrong subject',
+      'CN=SEV-VCEK or CN=SEV-VLEK',
+      `CN=${cn ?? '<none>'}`,
+    );
   const key = publicKeyOf(cert, 'snp.vcek.key', 'the signing certificate');
   const curve = key.asymmetricKeyDetails?.namedCurve;
-  ensure(key.asymmetricKeyType === 'ec' && curve === 'secp384r1', 'snp.vcek.key', 'signing certificate key is not ECDSA P-384',
-    'ec secp384r1', `${key.asymmetricKeyType} ${curve ?? ''}`.trim());
+  ensure(
+    key.asymmetricKeyType === 'ec' && curve === 'secp384r1',
+    'snp.vcek.key',
+    'signing certificate key is not ECDSA P-384',
+    'ec secp384r1',
+    `${key.asymmetricKeyType} ${curve ?? ''}`.trim(),
+  );
   const productName = stringExtension(cert, AMD_OID.productName, 'productName');
-  if (productName === undefined) throw new AttestationError(CHECK, `certificate lacks the productName extension (${AMD_OID.productName})`);
+  if (productName === undefined)
+    throw new AttestationError(CHECK, `certificate lacks the productName extension (${AMD_OID.productName})`);
   const fmc = integerExtension(cert, AMD_OID.fmcSpl, 'fmcSPL');
   const spl = {
     ...(fmc !== undefined ? { fmc } : {}),
@@ -98,6 +115,7 @@ export function readAmdKeyCertificate(cert: X509Certificate): AmdKeyCertificate 
   const hwId = hwIdExtension(cert);
   const cspId = stringExtension(cert, AMD_OID.cspId, 'CSP_ID');
   if (kind === 'vcek' && !hwId) throw new AttestationError(CHECK, `VCEK lacks the hwID extension (${AMD_OID.hwId})`);
-  if (kind === 'vlek' && !cspId) throw new AttestationError(CHECK, `VLEK lacks the CSP_ID extension (${AMD_OID.cspId})`);
+  if (kind === 'vlek' && !cspId)
+    throw new AttestationError(CHECK, `VLEK lacks the CSP_ID extension (${AMD_OID.cspId})`);
   return { cert, kind, productName, spl, ...(hwId ? { hwId } : {}), ...(cspId !== undefined ? { cspId } : {}) };
 }

@@ -7,7 +7,14 @@ import type { SnpReferenceValues } from '../reference-values.js';
 import { CERT_TABLE_GUID, parseCertTable, type CertTable } from './cert-table.js';
 import { checkSnpCrl, verifySnpChain } from './chain.js';
 import type { SnpCollateralSource } from './collateral.js';
-import { DEFAULT_CRL_GRACE_MS, describeCrlSource, resolveSnpCrl, type SnpCrlDecision, type SnpCrlPolicy, type SnpCrlStatus } from './crl.js';
+import {
+  DEFAULT_CRL_GRACE_MS,
+  describeCrlSource,
+  resolveSnpCrl,
+  type SnpCrlDecision,
+  type SnpCrlPolicy,
+  type SnpCrlStatus,
+} from './crl.js';
 import { productFromCpuid, productLine, isSnpProduct, type SnpProduct } from './product.js';
 import { SIGNED_LENGTH, parseSnpReport, type SnpReport } from './report.js';
 import { decodeTcb, firstDifferent, formatTcb, type SnpTcb } from './tcb.js';
@@ -81,15 +88,29 @@ interface Certificates {
   ark?: X509Certificate;
 }
 
-function detectProduct(report: SnpReport, hint: SnpProduct | undefined, signer: X509Certificate | undefined): SnpProduct {
+function detectProduct(
+  report: SnpReport,
+  hint: SnpProduct | undefined,
+  signer: X509Certificate | undefined,
+): SnpProduct {
   if (report.cpuid) {
     const { family, model } = report.cpuid;
     const p = productFromCpuid(family, model);
     if (!p) {
-      throw new AttestationError('snp.product', 'the report names a CPU family/model with no pinned AMD root',
-        'Milan, Genoa or Turin', `family 0x${family.toString(16)} model 0x${model.toString(16)}`);
+      throw new AttestationError(
+        'snp.product',
+        'the report names a CPU family/model with no pinned AMD root',
+        'Milan, Genoa or Turin',
+        `family 0x${family.toString(16)} model 0x${model.toString(16)}`,
+      );
     }
-    ensure(hint === undefined || hint === p, 'snp.product', 'the product given does not match the report\'s CPUID', hint ?? '', p);
+    ensure(
+      hint === undefined || hint === p,
+      'snp.product',
+      "the product given does not match the report's CPUID",
+      hint ?? '',
+      p,
+    );
     return p;
   }
   if (hint) return hint;
@@ -100,7 +121,10 @@ function detectProduct(report: SnpReport, hint: SnpProduct | undefined, signer: 
     // Safe to take from the certificate: it must still chain to that product's pinned ARK.
     if (isSnpProduct(name)) return name;
   }
-  throw new AttestationError('snp.product', 'cannot tell the product line of a version 2 report; pass the product (Milan or Genoa)');
+  throw new AttestationError(
+    'snp.product',
+    'cannot tell the product line of a version 2 report; pass the product (Milan or Genoa)',
+  );
 }
 
 function certFromTable(table: CertTable | undefined, guid: string, what: string): X509Certificate | undefined {
@@ -117,17 +141,27 @@ function splitChain(pem: Uint8Array | undefined, what: string): { ask?: X509Cert
   return { ...(ask ? { ask } : {}), ...(ark ? { ark } : {}) };
 }
 
-async function resolveCertificates(report: SnpReport, product: SnpProduct, kind: 'vcek' | 'vlek', table: CertTable | undefined,
-  opts: SnpVerifyOptions, preSigner: X509Certificate | undefined, src: SnpCollateralSource | undefined): Promise<Certificates> {
+async function resolveCertificates(
+  report: SnpReport,
+  product: SnpProduct,
+  kind: 'vcek' | 'vlek',
+  table: CertTable | undefined,
+  opts: SnpVerifyOptions,
+  preSigner: X509Certificate | undefined,
+  src: SnpCollateralSource | undefined,
+): Promise<Certificates> {
   let signer = preSigner;
   if (!signer && kind === 'vcek' && src) {
     const der = await src.vcek(product, report);
     if (der) signer = parseCertificateFile(der, 'VCEK from the collateral source');
   }
   if (!signer) {
-    throw new AttestationError('snp.vcek.missing', kind === 'vlek'
-      ? 'no VLEK certificate: the cloud provider must supply it with the evidence'
-      : 'no VCEK certificate: pass one, use evidence with a certificate table, or allow a cache/KDS source');
+    throw new AttestationError(
+      'snp.vcek.missing',
+      kind === 'vlek'
+        ? 'no VLEK certificate: the cloud provider must supply it with the evidence'
+        : 'no VCEK certificate: pass one, use evidence with a certificate table, or allow a cache/KDS source',
+    );
   }
   let { ask, ark } = splitChain(opts.certChain, 'certificate chain');
   ask ??= certFromTable(table, CERT_TABLE_GUID.ask, 'ASK from the certificate table');
@@ -137,7 +171,8 @@ async function resolveCertificates(report: SnpReport, product: SnpProduct, kind:
     ask = fetched.ask;
     ark ??= fetched.ark;
   }
-  if (!ask) throw new AttestationError('snp.ask.missing', `no ${kind === 'vcek' ? 'ASK' : 'ASVK'} certificate for ${product}`);
+  if (!ask)
+    throw new AttestationError('snp.ask.missing', `no ${kind === 'vcek' ? 'ASK' : 'ASVK'} certificate for ${product}`);
   return { signer, ask, ...(ark ? { ark } : {}) };
 }
 
@@ -158,10 +193,12 @@ function checkChosenCrl(decision: SnpCrlDecision, ark: X509Certificate, ask: X50
  * with its error): checks that cost nothing come before anything is looked up or fetched.
  */
 function afterGate(src: SnpCollateralSource, gate: () => void): SnpCollateralSource {
-  const gated = <A extends unknown[], R>(f: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
-    gate();
-    return f(...args);
-  };
+  const gated =
+    <A extends unknown[], R>(f: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      gate();
+      return f(...args);
+    };
   return {
     vcek: gated(src.vcek.bind(src)),
     certChain: gated(src.certChain.bind(src)),
@@ -171,36 +208,77 @@ function afterGate(src: SnpCollateralSource, gate: () => void): SnpCollateralSou
 }
 
 function verifyReportSignature(report: SnpReport, signer: X509Certificate): void {
-  const ok = cryptoVerify('sha384', report.raw.subarray(0, SIGNED_LENGTH),
-    { key: publicKeyOf(signer, 'snp.report.signature', 'the VCEK/VLEK'), dsaEncoding: 'ieee-p1363' }, Buffer.concat([report.signatureR, report.signatureS]));
-  ensure(ok, 'snp.report.signature', 'the report signature does not verify with the VCEK/VLEK key',
-    `a signature by ${commonName(signer.subject)} serial ${signer.serialNumber}`, 'bad signature');
+  const ok = cryptoVerify(
+    'sha384',
+    report.raw.subarray(0, SIGNED_LENGTH),
+    { key: publicKeyOf(signer, 'snp.report.signature', 'the VCEK/VLEK'), dsaEncoding: 'ieee-p1363' },
+    Buffer.concat([report.signatureR, report.signatureS]),
+  );
+  ensure(
+    ok,
+    'snp.report.signature',
+    'the report signature does not verify with the VCEK/VLEK key',
+    `a signature by ${commonName(signer.subject)} serial ${signer.serialNumber}`,
+    'bad signature',
+  );
 }
 
 /** The key certificate must be for this product, this TCB and (for VCEKs) this chip. */
-export function matchCertificateToReport(cert: AmdKeyCertificate, report: SnpReport, product: SnpProduct, reported: SnpTcb): void {
-  ensure(productLine(cert.productName) === product, 'snp.vcek.product', 'the VCEK/VLEK is for another product line', product, cert.productName);
+export function matchCertificateToReport(
+  cert: AmdKeyCertificate,
+  report: SnpReport,
+  product: SnpProduct,
+  reported: SnpTcb,
+): void {
+  ensure(
+    productLine(cert.productName) === product,
+    'snp.vcek.product',
+    'the VCEK/VLEK is for another product line',
+    product,
+    cert.productName,
+  );
   const spl: SnpTcb = product === 'Turin' ? { ...cert.spl, fmc: cert.spl.fmc ?? -1 } : { ...cert.spl };
   const diff = firstDifferent(spl, reported);
-  ensure(diff === undefined, 'snp.vcek.tcb', `the ${cert.kind.toUpperCase()} was issued for another TCB (${diff})`,
-    `REPORTED_TCB ${formatTcb(reported)}`, `certificate ${formatTcb(spl)}`);
+  ensure(
+    diff === undefined,
+    'snp.vcek.tcb',
+    `the ${cert.kind.toUpperCase()} was issued for another TCB (${diff})`,
+    `REPORTED_TCB ${formatTcb(reported)}`,
+    `certificate ${formatTcb(spl)}`,
+  );
   if (cert.kind === 'vcek' && !isAllZero(report.chipId)) {
     const id = product === 'Turin' ? report.chipId.subarray(0, 8) : report.chipId;
-    ensure(cert.hwId !== undefined && bytesEqual(cert.hwId, id), 'snp.vcek.chipid', 'the VCEK belongs to another chip',
-      `hwID ${toHex(id)}`, `hwID ${cert.hwId ? toHex(cert.hwId) : '<none>'}`);
+    ensure(
+      cert.hwId !== undefined && bytesEqual(cert.hwId, id),
+      'snp.vcek.chipid',
+      'the VCEK belongs to another chip',
+      `hwID ${toHex(id)}`,
+      `hwID ${cert.hwId ? toHex(cert.hwId) : '<none>'}`,
+    );
   }
 }
 
 function checkExpectations(report: SnpReport, exp: SnpExpectations, vmpl: number | undefined): void {
   if (exp.reportData) {
-    ensure(bytesEqual(exp.reportData, report.reportData), 'snp.reportdata', 'REPORT_DATA does not match the expected binding',
-      toHex(exp.reportData), toHex(report.reportData));
+    ensure(
+      bytesEqual(exp.reportData, report.reportData),
+      'snp.reportdata',
+      'REPORT_DATA does not match the expected binding',
+      toHex(exp.reportData),
+      toHex(report.reportData),
+    );
   }
   if (exp.hostData) {
-    ensure(bytesEqual(exp.hostData, report.hostData), 'snp.hostdata', 'HOST_DATA does not match the expected policy hash',
-      toHex(exp.hostData), toHex(report.hostData));
+    ensure(
+      bytesEqual(exp.hostData, report.hostData),
+      'snp.hostdata',
+      'HOST_DATA does not match the expected policy hash',
+      toHex(exp.hostData),
+      toHex(report.hostData),
+    );
   }
-  if (vmpl !== undefined) ensure(report.vmpl === vmpl, 'snp.vmpl', 'the report comes from another VMPL', String(vmpl), String(report.vmpl));
+  if (vmpl !== undefined)
+    ensure(report.vmpl === vmpl, 'snp.vmpl', 'the report comes from another VMPL', String(vmpl), String(report.vmpl));
 }
 
 /**
@@ -209,12 +287,19 @@ function checkExpectations(report: SnpReport, exp: SnpExpectations, vmpl: number
  * because the report is accepted only if its signature verifies too. Returns the index of the
  * matching reference-value entry.
  */
-function judgeClaims(report: SnpReport, product: SnpProduct, tcbs: SnpTcbs, expectations: SnpExpectations,
-  referenceValues: readonly SnpReferenceValues[] | null): { index?: number } {
+function judgeClaims(
+  report: SnpReport,
+  product: SnpProduct,
+  tcbs: SnpTcbs,
+  expectations: SnpExpectations,
+  referenceValues: readonly SnpReferenceValues[] | null,
+): { index?: number } {
   validateSnpTcbConsistency(tcbs);
   checkExpectations(report, expectations, expectations.vmpl ?? (referenceValues ? 0 : undefined));
   if (!referenceValues) return {};
-  return { index: firstMatchingEntry('snp', referenceValues, (ref) => validateSnpReference(report, product, tcbs, ref)) };
+  return {
+    index: firstMatchingEntry('snp', referenceValues, (ref) => validateSnpReference(report, product, tcbs, ref)),
+  };
 }
 
 /**
@@ -227,15 +312,25 @@ function judgeClaims(report: SnpReport, product: SnpProduct, tcbs: SnpTcbs, expe
  * expectations, reference values) run before the first call to it, so a peer cannot make us
  * fetch anything with a report that fails them. Otherwise they run last, as they always did.
  */
-export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly SnpReferenceValues[] | null,
-  expectations: SnpExpectations = {}, opts: SnpVerifyOptions = {}): Promise<SnpVerification> {
+export async function verifySnp(
+  evidence: SnpEvidence,
+  referenceValues: readonly SnpReferenceValues[] | null,
+  expectations: SnpExpectations = {},
+  opts: SnpVerifyOptions = {},
+): Promise<SnpVerification> {
   const now = opts.now ?? new Date();
   const report = parseSnpReport(evidence.report);
-  if (report.signingKey === 'none') throw new AttestationError('snp.report.signingkey', 'the report is unsigned', 'VCEK or VLEK', 'none');
+  if (report.signingKey === 'none')
+    throw new AttestationError('snp.report.signingkey', 'the report is unsigned', 'VCEK or VLEK', 'none');
   const kind = report.signingKey;
   const table = evidence.certTable && evidence.certTable.length > 0 ? parseCertTable(evidence.certTable) : undefined;
-  const preSigner = opts.vcek ? parseCertificateFile(opts.vcek, `${kind.toUpperCase()} file`)
-    : certFromTable(table, kind === 'vcek' ? CERT_TABLE_GUID.vcek : CERT_TABLE_GUID.vlek, `${kind.toUpperCase()} from the certificate table`);
+  const preSigner = opts.vcek
+    ? parseCertificateFile(opts.vcek, `${kind.toUpperCase()} file`)
+    : certFromTable(
+        table,
+        kind === 'vcek' ? CERT_TABLE_GUID.vcek : CERT_TABLE_GUID.vlek,
+        `${kind.toUpperCase()} from the certificate table`,
+      );
   const product = detectProduct(report, opts.product, preSigner);
   const tcbs: SnpTcbs = {
     current: decodeTcb(report.currentTcb, product),
@@ -249,13 +344,28 @@ export async function verifySnp(evidence: SnpEvidence, referenceValues: readonly
 
   const certs = await resolveCertificates(report, product, kind, table, opts, preSigner, src);
   const keyCert = readAmdKeyCertificate(certs.signer);
-  ensure(keyCert.kind === kind, 'snp.vcek.kind', 'the certificate is not the key type the report names', kind.toUpperCase(), keyCert.kind.toUpperCase());
-  const ark = verifySnpChain({ product, kind, signer: certs.signer, ask: certs.ask, ...(certs.ark ? { ark: certs.ark } : {}), now });
+  ensure(
+    keyCert.kind === kind,
+    'snp.vcek.kind',
+    'the certificate is not the key type the report names',
+    kind.toUpperCase(),
+    keyCert.kind.toUpperCase(),
+  );
+  const ark = verifySnpChain({
+    product,
+    kind,
+    signer: certs.signer,
+    ask: certs.ask,
+    ...(certs.ark ? { ark: certs.ark } : {}),
+    now,
+  });
   verifyReportSignature(report, certs.signer);
   matchCertificateToReport(keyCert, report, product, tcbs.reported);
   // The CRL after authenticity: a report that is not genuine is refused for that, and costs no CRL fetch.
   const crl = await resolveSnpCrl({
-    product, kind, now,
+    product,
+    kind,
+    now,
     policy: opts.crlPolicy ?? 'if-available',
     graceMs: opts.crlGraceMs ?? DEFAULT_CRL_GRACE_MS,
     ...(opts.crl ? { supplied: opts.crl } : {}),

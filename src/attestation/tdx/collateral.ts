@@ -30,7 +30,11 @@ export interface TdxModuleIdentity {
   readonly mrsigner: string;
   readonly attributes: string;
   readonly attributesMask: string;
-  readonly tcbLevels: readonly { readonly tcb: { readonly isvsvn: number }; readonly tcbStatus: string; readonly tcbDate: string }[];
+  readonly tcbLevels: readonly {
+    readonly tcb: { readonly isvsvn: number };
+    readonly tcbStatus: string;
+    readonly tcbDate: string;
+  }[];
 }
 
 export interface TdxTcbInfo {
@@ -58,7 +62,11 @@ export interface QeIdentity {
   readonly attributesMask: string;
   readonly mrsigner: string;
   readonly isvprodid: number;
-  readonly tcbLevels: readonly { readonly tcb: { readonly isvsvn: number }; readonly tcbDate: string; readonly tcbStatus: string }[];
+  readonly tcbLevels: readonly {
+    readonly tcb: { readonly isvsvn: number };
+    readonly tcbDate: string;
+    readonly tcbStatus: string;
+  }[];
 }
 
 type Json = Record<string, unknown>;
@@ -67,7 +75,8 @@ class Shape {
   constructor(private readonly check: string) {}
 
   obj(v: unknown, path: string): Json {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new AttestationError(this.check, `${path} must be an object`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new AttestationError(this.check, `${path} must be an object`);
     return v as Json;
   }
 
@@ -77,7 +86,8 @@ class Shape {
   }
 
   int(v: unknown, path: string): number {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new AttestationError(this.check, `${path} must be a non-negative integer`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+      throw new AttestationError(this.check, `${path} must be a non-negative integer`);
     return v;
   }
 
@@ -88,7 +98,8 @@ class Shape {
 
   hex(v: unknown, path: string, bytes: number): string {
     const s = this.str(v, path);
-    if (s.length !== bytes * 2 || !/^[0-9a-fA-F]*$/.test(s)) throw new AttestationError(this.check, `${path} must be ${bytes} bytes as hex`);
+    if (s.length !== bytes * 2 || !/^[0-9a-fA-F]*$/.test(s))
+      throw new AttestationError(this.check, `${path} must be ${bytes} bytes as hex`);
     return s.toLowerCase();
   }
 
@@ -115,17 +126,20 @@ export function shapeTcbInfo(v: unknown): TdxTcbInfo {
   const s = new Shape('tdx.tcbinfo.parse');
   const o = s.obj(v, 'tcbInfo');
   const mod = s.obj(o.tdxModule, 'tcbInfo.tdxModule');
-  const identities = o.tdxModuleIdentities === undefined ? undefined : s.arr(o.tdxModuleIdentities, 'tdxModuleIdentities').map((m, i) => {
-    const p = `tdxModuleIdentities[${i}]`;
-    const mo = s.obj(m, p);
-    return {
-      id: s.str(mo.id, `${p}.id`),
-      mrsigner: s.hex(mo.mrsigner, `${p}.mrsigner`, 48),
-      attributes: s.hex(mo.attributes, `${p}.attributes`, 8),
-      attributesMask: s.hex(mo.attributesMask, `${p}.attributesMask`, 8),
-      tcbLevels: s.isvLevels(mo.tcbLevels, `${p}.tcbLevels`),
-    };
-  });
+  const identities =
+    o.tdxModuleIdentities === undefined
+      ? undefined
+      : s.arr(o.tdxModuleIdentities, 'tdxModuleIdentities').map((m, i) => {
+          const p = `tdxModuleIdentities[${i}]`;
+          const mo = s.obj(m, p);
+          return {
+            id: s.str(mo.id, `${p}.id`),
+            mrsigner: s.hex(mo.mrsigner, `${p}.mrsigner`, 48),
+            attributes: s.hex(mo.attributes, `${p}.attributes`, 8),
+            attributesMask: s.hex(mo.attributesMask, `${p}.attributesMask`, 8),
+            tcbLevels: s.isvLevels(mo.tcbLevels, `${p}.tcbLevels`),
+          };
+        });
   return {
     id: s.str(o.id, 'id'),
     version: s.int(o.version, 'version'),
@@ -152,7 +166,9 @@ export function shapeTcbInfo(v: unknown): TdxTcbInfo {
         },
         tcbDate: s.str(lo.tcbDate, `${p}.tcbDate`),
         tcbStatus: s.str(lo.tcbStatus, `${p}.tcbStatus`),
-        ...(Array.isArray(lo.advisoryIDs) ? { advisoryIDs: lo.advisoryIDs.map((a, j) => s.str(a, `${p}.advisoryIDs[${j}]`)) } : {}),
+        ...(Array.isArray(lo.advisoryIDs)
+          ? { advisoryIDs: lo.advisoryIDs.map((a, j) => s.str(a, `${p}.advisoryIDs[${j}]`)) }
+          : {}),
       };
     }),
   };
@@ -182,11 +198,21 @@ function shapeQeIdentity(v: unknown): QeIdentity {
  * Signing" and signed by the pinned root. Time-independent; the caller checks validity.
  */
 function signingCertificate(chainPem: Uint8Array, check: string): { signer: X509Certificate; root: X509Certificate } {
-  const certs = parsePemChain(chainPem, 2, check, 'the issuer chain must hold the TCB signing certificate and the root');
+  const certs = parsePemChain(
+    chainPem,
+    2,
+    check,
+    'the issuer chain must hold the TCB signing certificate and the root',
+  );
   const [signer, candidate] = certs as [X509Certificate, X509Certificate];
   const root = requirePinnedIntelRoot(candidate, check);
-  ensure(commonName(signer.subject) === 'Intel SGX TCB Signing', check, 'the collateral signer is not Intel\'s TCB signing certificate',
-    'CN=Intel SGX TCB Signing', `CN=${commonName(signer.subject) ?? '<none>'}`);
+  ensure(
+    commonName(signer.subject) === 'Intel SGX TCB Signing',
+    check,
+    "the collateral signer is not Intel's TCB signing certificate",
+    'CN=Intel SGX TCB Signing',
+    `CN=${commonName(signer.subject) ?? '<none>'}`,
+  );
   checkIssuedBy(signer, root, check, 'the TCB signing certificate must be signed by the Intel SGX Root CA');
   return { signer, root };
 }
@@ -204,7 +230,13 @@ function checkDates(issueDate: string, nextUpdate: string, now: Date, check: str
   const next = new Date(nextUpdate);
   ensure(!Number.isNaN(issued.getTime()) && !Number.isNaN(next.getTime()), check, `${what} has malformed dates`);
   ensure(now >= issued, check, `${what} is not yet valid`, `issueDate <= ${now.toISOString()}`, issueDate);
-  ensure(now <= next, check, `${what} is out of date (past nextUpdate); fetch fresh collateral`, `nextUpdate >= ${now.toISOString()}`, nextUpdate);
+  ensure(
+    now <= next,
+    check,
+    `${what} is out of date (past nextUpdate); fetch fresh collateral`,
+    `nextUpdate >= ${now.toISOString()}`,
+    nextUpdate,
+  );
 }
 
 /** Bodies whose signature already verified, per signer; the signer's validity is rechecked per call. */
@@ -212,13 +244,31 @@ const verifiedBodies = new WeakMap<X509Certificate, BoundedCache<string, unknown
 
 function checkSignature(data: Uint8Array, key: string, signer: X509Certificate, check: string): SignedJson {
   const signed = splitSignedJson(data, key, `${check}.parse`);
-  const ok = cryptoVerify('sha256', signed.signed, { key: publicKeyOf(signer, `${check}.signer`, 'the TCB signing certificate'), dsaEncoding: 'ieee-p1363' }, signed.signature);
-  ensure(ok, `${check}.signature`, `the ${key} signature does not verify`, 'signed by Intel SGX TCB Signing', 'bad signature');
+  const ok = cryptoVerify(
+    'sha256',
+    signed.signed,
+    { key: publicKeyOf(signer, `${check}.signer`, 'the TCB signing certificate'), dsaEncoding: 'ieee-p1363' },
+    signed.signature,
+  );
+  ensure(
+    ok,
+    `${check}.signature`,
+    `the ${key} signature does not verify`,
+    'signed by Intel SGX TCB Signing',
+    'bad signature',
+  );
   return signed;
 }
 
-function verifySigned<T>(data: Uint8Array, key: string, chainPem: Uint8Array, now: Date, check: string, rootCrl: Crl | undefined,
-  shape: (v: unknown) => T): T {
+function verifySigned<T>(
+  data: Uint8Array,
+  key: string,
+  chainPem: Uint8Array,
+  now: Date,
+  check: string,
+  rootCrl: Crl | undefined,
+  shape: (v: unknown) => T,
+): T {
   const signer = verifySigningChain(chainPem, now, `${check}.signer`, rootCrl);
   let cache = verifiedBodies.get(signer);
   if (!cache) verifiedBodies.set(signer, (cache = new BoundedCache(64)));
@@ -236,21 +286,37 @@ function verifySigned<T>(data: Uint8Array, key: string, chainPem: Uint8Array, no
  * Time-independent check of a PCS answer before it is cached: the body is signed by Intel's TCB
  * signing certificate under the pinned root. Returns the body's value, shape not yet checked.
  */
-export function checkSignedCollateral(data: Uint8Array, key: 'tcbInfo' | 'enclaveIdentity', chainPem: Uint8Array): unknown {
+export function checkSignedCollateral(
+  data: Uint8Array,
+  key: 'tcbInfo' | 'enclaveIdentity',
+  chainPem: Uint8Array,
+): unknown {
   const check = key === 'tcbInfo' ? 'tdx.tcbinfo' : 'tdx.qeidentity';
   return checkSignature(data, key, signingCertificate(chainPem, `${check}.signer`).signer, check).value;
 }
 
 export function verifyTcbInfo(data: Uint8Array, issuerChainPem: Uint8Array, now: Date, rootCrl?: Crl): TdxTcbInfo {
   const info = verifySigned(data, 'tcbInfo', issuerChainPem, now, 'tdx.tcbinfo', rootCrl, shapeTcbInfo);
-  ensure(info.id === 'TDX' && info.version === 3, 'tdx.tcbinfo.parse', 'not TDX TCB info version 3', 'id TDX, version 3', `id ${info.id}, version ${info.version}`);
+  ensure(
+    info.id === 'TDX' && info.version === 3,
+    'tdx.tcbinfo.parse',
+    'not TDX TCB info version 3',
+    'id TDX, version 3',
+    `id ${info.id}, version ${info.version}`,
+  );
   checkDates(info.issueDate, info.nextUpdate, now, 'tdx.tcbinfo.validity', 'the TCB info');
   return info;
 }
 
 export function verifyQeIdentity(data: Uint8Array, issuerChainPem: Uint8Array, now: Date, rootCrl?: Crl): QeIdentity {
   const id = verifySigned(data, 'enclaveIdentity', issuerChainPem, now, 'tdx.qeidentity', rootCrl, shapeQeIdentity);
-  ensure(id.id === 'TD_QE' && id.version === 2, 'tdx.qeidentity.parse', 'not a TD_QE identity version 2', 'id TD_QE, version 2', `id ${id.id}, version ${id.version}`);
+  ensure(
+    id.id === 'TD_QE' && id.version === 2,
+    'tdx.qeidentity.parse',
+    'not a TD_QE identity version 2',
+    'id TD_QE, version 2',
+    `id ${id.id}, version ${id.version}`,
+  );
   checkDates(id.issueDate, id.nextUpdate, now, 'tdx.qeidentity.validity', 'the QE identity');
   return id;
 }

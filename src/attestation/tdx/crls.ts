@@ -7,7 +7,10 @@ import { parseCrl, subjectDer } from '../x509.js';
  * Sorts Intel CRLs by issuer: the one issued by the root covers the PCK CAs, any other is taken
  * as a PCK CA's CRL (its issuer is checked against the quote's CA during verification).
  */
-export function classifyIntelCrls(files: { name: string; der: Uint8Array }[]): { rootCrl?: Uint8Array; pckCrl?: Uint8Array } {
+export function classifyIntelCrls(files: { name: string; der: Uint8Array }[]): {
+  rootCrl?: Uint8Array;
+  pckCrl?: Uint8Array;
+} {
   const root = subjectDer(pinnedCertificate(INTEL_SGX_ROOT_CA));
   const out: { rootCrl?: Uint8Array; pckCrl?: Uint8Array } = {};
   for (const f of files) {

@@ -3,7 +3,17 @@ import { AttestationError, ensure } from '../errors.js';
 import { TAG, children, expectTag, readOid, readSingle, readSmallUint, type DerNode } from '../der.js';
 import { INTEL_SGX_ROOT_CA } from '../roots/intel.js';
 import { pinnedCertificate } from '../roots/pinned.js';
-import { checkCrl, checkIssuedBy, checkValidity, commonName, extensions, fingerprint256, parsePemCertificates, publicKeyOf, type Crl } from '../x509.js';
+import {
+  checkCrl,
+  checkIssuedBy,
+  checkValidity,
+  commonName,
+  extensions,
+  fingerprint256,
+  parsePemCertificates,
+  publicKeyOf,
+  type Crl,
+} from '../x509.js';
 
 /**
  * Intel certificate chains: the PCK chain inside a quote and the signing chains of PCS
@@ -82,15 +92,26 @@ export function readPckExtension(cert: X509Certificate): PckExtension {
 function checkP256(cert: X509Certificate, check: string, what: string): void {
   const k = publicKeyOf(cert, check, what);
   const curve = k.asymmetricKeyDetails?.namedCurve;
-  ensure(k.asymmetricKeyType === 'ec' && curve === 'prime256v1', check, `${what} key is not ECDSA P-256`, 'ec prime256v1', `${k.asymmetricKeyType} ${curve ?? ''}`.trim());
+  ensure(
+    k.asymmetricKeyType === 'ec' && curve === 'prime256v1',
+    check,
+    `${what} key is not ECDSA P-256`,
+    'ec prime256v1',
+    `${k.asymmetricKeyType} ${curve ?? ''}`.trim(),
+  );
 }
 
 /** Checks that a chain's last certificate is the pinned root and returns the pinned object. */
 export function requirePinnedIntelRoot(candidate: X509Certificate | undefined, check: string): X509Certificate {
   const root = pinnedCertificate(INTEL_SGX_ROOT_CA);
   if (!candidate) throw new AttestationError(check, 'the certificate chain does not include the Intel SGX Root CA');
-  ensure(candidate.raw.equals(root.raw), check, 'the chain ends in a root that is not the pinned Intel SGX Root CA',
-    `sha256 ${INTEL_SGX_ROOT_CA.sha256}`, `sha256 ${fingerprint256(candidate)} (${commonName(candidate.subject) ?? 'no CN'})`);
+  ensure(
+    candidate.raw.equals(root.raw),
+    check,
+    'the chain ends in a root that is not the pinned Intel SGX Root CA',
+    `sha256 ${INTEL_SGX_ROOT_CA.sha256}`,
+    `sha256 ${fingerprint256(candidate)} (${commonName(candidate.subject) ?? 'no CN'})`,
+  );
   return root;
 }
 
@@ -98,8 +119,18 @@ export function requirePinnedIntelRoot(candidate: X509Certificate | undefined, c
  * A PEM chain of exactly `count` certificates (Intel's formats: the quote's certification data,
  * PCS issuer-chain headers). The quoting enclave terminates the chain with NUL bytes.
  */
-export function parsePemChain(pem: Uint8Array, count: number, check: string, what: string, exactLayout = false): X509Certificate[] {
-  const certs = parsePemCertificates(pem, 'the certificate chain', { count: { min: 0, max: 8 }, trailingNul: true, exactLayout });
+export function parsePemChain(
+  pem: Uint8Array,
+  count: number,
+  check: string,
+  what: string,
+  exactLayout = false,
+): X509Certificate[] {
+  const certs = parsePemCertificates(pem, 'the certificate chain', {
+    count: { min: 0, max: 8 },
+    trailingNul: true,
+    exactLayout,
+  });
   ensure(certs.length === count, check, what, `${count} certificates`, `${certs.length}`);
   return certs;
 }
@@ -110,13 +141,27 @@ export function verifyPckChain(pem: Uint8Array, now: Date, crls: { root?: Crl; p
   const certs = parsePemChain(pem, 3, 'tdx.pck.chain', 'the PCK chain must hold leaf, intermediate CA and root', true);
   const [leaf, intermediate, candidateRoot] = certs as [X509Certificate, X509Certificate, X509Certificate];
   const root = requirePinnedIntelRoot(candidateRoot, 'tdx.pck.root');
-  ensure(commonName(leaf.subject) === 'Intel SGX PCK Certificate', 'tdx.pck.chain', 'the first certificate is not a PCK certificate',
-    'CN=Intel SGX PCK Certificate', `CN=${commonName(leaf.subject) ?? '<none>'}`);
+  ensure(
+    commonName(leaf.subject) === 'Intel SGX PCK Certificate',
+    'tdx.pck.chain',
+    'the first certificate is not a PCK certificate',
+    'CN=Intel SGX PCK Certificate',
+    `CN=${commonName(leaf.subject) ?? '<none>'}`,
+  );
   const caName = commonName(intermediate.subject);
-  const ca = caName === 'Intel SGX PCK Platform CA' ? 'platform' : caName === 'Intel SGX PCK Processor CA' ? 'processor' : undefined;
+  const ca =
+    caName === 'Intel SGX PCK Platform CA'
+      ? 'platform'
+      : caName === 'Intel SGX PCK Processor CA'
+        ? 'processor'
+        : undefined;
   if (!ca) {
-    throw new AttestationError('tdx.pck.chain', 'the intermediate is not an Intel PCK CA',
-      'CN=Intel SGX PCK Platform CA or Processor CA', `CN=${caName ?? '<none>'}`);
+    throw new AttestationError(
+      'tdx.pck.chain',
+      'the intermediate is not an Intel PCK CA',
+      'CN=Intel SGX PCK Platform CA or Processor CA',
+      `CN=${caName ?? '<none>'}`,
+    );
   }
   checkP256(leaf, 'tdx.pck.chain', 'PCK certificate');
   checkP256(intermediate, 'tdx.pck.chain', 'PCK CA');

@@ -56,7 +56,6 @@ export const tcbInfoPath = (fmspc: string) => `/tdx/certification/v4/tcb?fmspc=$
 export const QE_IDENTITY_PATH = '/tdx/certification/v4/qe/identity';
 export const pckCrlPath = (ca: PckCa) => `/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`;
 
-
 /** A CRL file as DER, or PEM ("X509 CRL", what PCS sends without `encoding=der`). */
 function crlBytes(data: Buffer | undefined): Buffer | undefined {
   if (!data || !data.subarray(0, 64).toString('latin1').includes('-----BEGIN')) return data;
@@ -84,8 +83,12 @@ export class TdxCollateralDirectory implements TdxCollateralSource {
   constructor(readonly dir: string) {}
 
   tcbInfoFiles(fmspc: string): { body: string; chain: string } {
-    if (!FMSPC.test(fmspc)) throw new AttestationError('tdx.pcs', `not an FMSPC: ${JSON.stringify(fmspc)}`, '12 lower-case hex digits');
-    return { body: join(this.dir, 'tcb-info', `${fmspc}.json`), chain: join(this.dir, 'tcb-info', `${fmspc}.issuer-chain.pem`) };
+    if (!FMSPC.test(fmspc))
+      throw new AttestationError('tdx.pcs', `not an FMSPC: ${JSON.stringify(fmspc)}`, '12 lower-case hex digits');
+    return {
+      body: join(this.dir, 'tcb-info', `${fmspc}.json`),
+      chain: join(this.dir, 'tcb-info', `${fmspc}.issuer-chain.pem`),
+    };
   }
 
   qeIdentityFiles(): { body: string; chain: string } {
@@ -104,7 +107,8 @@ export class TdxCollateralDirectory implements TdxCollateralSource {
     const body = readIfExists(files.body);
     if (!body) return undefined;
     const issuerChain = readIfExists(files.chain);
-    if (!issuerChain) throw new AttestationError('tdx.pcs', `${files.body} has no issuer chain next to it (${files.chain})`);
+    if (!issuerChain)
+      throw new AttestationError('tdx.pcs', `${files.body} has no issuer chain next to it (${files.chain})`);
     return { body, issuerChain };
   }
 
@@ -168,7 +172,8 @@ export interface PcsClientOptions extends RefreshOptions {
 
 function jsonNextUpdate(body: Uint8Array, key: string): Date | undefined {
   try {
-    const v = (JSON.parse(Buffer.from(body).toString('utf8')) as Record<string, Record<string, unknown>>)[key]?.nextUpdate;
+    const v = (JSON.parse(Buffer.from(body).toString('utf8')) as Record<string, Record<string, unknown>>)[key]
+      ?.nextUpdate;
     const d = typeof v === 'string' ? new Date(v) : undefined;
     return d && !Number.isNaN(d.getTime()) ? d : undefined;
   } catch {
@@ -199,12 +204,17 @@ function headerChain(headers: Headers, name: string): Buffer {
 
 /** A PCK CRL must be signed by the PCK CA its issuer-chain header names, and that CA by the pinned root. */
 function checkPckCrl(der: Buffer, headers: Headers, ca: PckCa): void {
-  const [caCert, candidate] = parsePemChain(headerChain(headers, 'SGX-PCK-CRL-Issuer-Chain'), 2, 'tdx.pcs.invalid',
-    'the PCK CRL issuer chain must hold the PCK CA and the root') as [X509Certificate, X509Certificate];
+  const [caCert, candidate] = parsePemChain(
+    headerChain(headers, 'SGX-PCK-CRL-Issuer-Chain'),
+    2,
+    'tdx.pcs.invalid',
+    'the PCK CRL issuer chain must hold the PCK CA and the root',
+  ) as [X509Certificate, X509Certificate];
   const root = requirePinnedIntelRoot(candidate, 'tdx.pcs.invalid');
   const want = ca === 'platform' ? 'Intel SGX PCK Platform CA' : 'Intel SGX PCK Processor CA';
   const name = commonName(caCert.subject);
-  if (name !== want) throw new AttestationError('tdx.pcs.invalid', `the PCK CRL issuer is ${name ?? 'unnamed'}, not the ${want}`);
+  if (name !== want)
+    throw new AttestationError('tdx.pcs.invalid', `the PCK CRL issuer is ${name ?? 'unnamed'}, not the ${want}`);
   checkIssuedBy(caCert, root, 'tdx.pcs.invalid', 'the PCK CA must be signed by the Intel SGX Root CA');
   const crl = parseCrl(der);
   checkCrl(crl, caCert, crl.thisUpdate, [], 'tdx.pcs.invalid');
@@ -233,7 +243,13 @@ export class PcsClient implements TdxCollateralSource {
   constructor(private readonly opts: PcsClientOptions = {}) {
     const fetcher = new CollateralFetcher({
       service: 'Intel PCS',
-      checks: { failed: 'tdx.pcs', busy: 'tdx.pcs.busy', backoff: 'tdx.pcs.backoff', size: 'tdx.pcs.size', invalid: 'tdx.pcs.invalid' },
+      checks: {
+        failed: 'tdx.pcs',
+        busy: 'tdx.pcs.busy',
+        backoff: 'tdx.pcs.backoff',
+        size: 'tdx.pcs.size',
+        invalid: 'tdx.pcs.invalid',
+      },
       minIntervalMs: opts.minIntervalMs ?? PCS_DEFAULTS.minIntervalMs,
       timeoutMs: opts.timeoutMs ?? PCS_DEFAULTS.timeoutMs,
       maxQueued: opts.maxQueued ?? PCS_DEFAULTS.maxQueued,
@@ -253,11 +269,23 @@ export class PcsClient implements TdxCollateralSource {
     return `${this.opts.baseUrl ?? PCS_BASE_URL}${path}`;
   }
 
-  private signed(key: string, path: string, lane: string, item: string, bodyKey: 'tcbInfo' | 'enclaveIdentity', header: string,
-    files: { body: string; chain: string } | undefined, fmspc?: string): KeptItem<SignedCollateral> {
+  private signed(
+    key: string,
+    path: string,
+    lane: string,
+    item: string,
+    bodyKey: 'tcbInfo' | 'enclaveIdentity',
+    header: string,
+    files: { body: string; chain: string } | undefined,
+    fmspc?: string,
+  ): KeptItem<SignedCollateral> {
     const cache = this.opts.cache;
     return {
-      key, url: this.url(path), lane, item, maxBytes: this.cfg.maxJsonBytes,
+      key,
+      url: this.url(path),
+      lane,
+      item,
+      maxBytes: this.cfg.maxJsonBytes,
       stored: () => {
         const body = files && readIfExists(files.body);
         const issuerChain = files && readIfExists(files.chain);
@@ -268,54 +296,94 @@ export class PcsClient implements TdxCollateralSource {
         const issuerChain = headerChain(headers, header);
         const value = checkSignedCollateral(body, bodyKey, issuerChain) as Record<string, unknown> | null;
         if (fmspc !== undefined && String(value?.fmspc ?? '').toLowerCase() !== fmspc) {
-          throw new AttestationError('tdx.pcs.invalid', `the TCB info is for FMSPC ${String(value?.fmspc)}, not ${fmspc}`);
+          throw new AttestationError(
+            'tdx.pcs.invalid',
+            `the TCB info is for FMSPC ${String(value?.fmspc)}, not ${fmspc}`,
+          );
         }
         return { body, issuerChain };
       },
       // The chain first: a body on disk always has its chain next to it.
-      store: (v) => !!files && !!cache && storeIfPossible(files.chain, v.issuerChain) && storeIfPossible(files.body, v.body),
+      store: (v) =>
+        !!files && !!cache && storeIfPossible(files.chain, v.issuerChain) && storeIfPossible(files.body, v.body),
     };
   }
 
   async tcbInfo(fmspc: string, now: Date): Promise<SignedCollateral | undefined> {
     const id = fmspc.toLowerCase();
-    if (!FMSPC.test(id)) throw new AttestationError('tdx.pcs', `not an FMSPC: ${JSON.stringify(fmspc)}`, '12 hex digits');
-    return this.kept.get(this.signed(`tcb:${id}`, tcbInfoPath(id), 'tcb-info', 'TCB info', 'tcbInfo', 'TCB-Info-Issuer-Chain',
-      this.opts.cache?.tcbInfoFiles(id), id), now);
+    if (!FMSPC.test(id))
+      throw new AttestationError('tdx.pcs', `not an FMSPC: ${JSON.stringify(fmspc)}`, '12 hex digits');
+    return this.kept.get(
+      this.signed(
+        `tcb:${id}`,
+        tcbInfoPath(id),
+        'tcb-info',
+        'TCB info',
+        'tcbInfo',
+        'TCB-Info-Issuer-Chain',
+        this.opts.cache?.tcbInfoFiles(id),
+        id,
+      ),
+      now,
+    );
   }
 
   async qeIdentity(now: Date): Promise<SignedCollateral | undefined> {
-    return this.kept.get(this.signed('qe', QE_IDENTITY_PATH, 'qe-identity', 'QE identity', 'enclaveIdentity', 'SGX-Enclave-Identity-Issuer-Chain',
-      this.opts.cache?.qeIdentityFiles()), now);
+    return this.kept.get(
+      this.signed(
+        'qe',
+        QE_IDENTITY_PATH,
+        'qe-identity',
+        'QE identity',
+        'enclaveIdentity',
+        'SGX-Enclave-Identity-Issuer-Chain',
+        this.opts.cache?.qeIdentityFiles(),
+      ),
+      now,
+    );
   }
 
   async pckCrl(ca: PckCa, now: Date): Promise<Uint8Array | undefined> {
     const file = this.opts.cache?.pckCrlFile(ca);
-    return this.kept.get<Uint8Array>({
-      key: `pckcrl:${ca}`, url: this.url(pckCrlPath(ca)), lane: 'crl', item: `PCK ${ca} CA CRL`, maxBytes: this.cfg.maxCrlBytes,
-      stored: () => crlBytes(file ? readIfExists(file) : undefined),
-      nextUpdate: crlNextUpdate,
-      accept: ({ body, headers }) => {
-        checkPckCrl(body, headers, ca);
-        return body;
+    return this.kept.get<Uint8Array>(
+      {
+        key: `pckcrl:${ca}`,
+        url: this.url(pckCrlPath(ca)),
+        lane: 'crl',
+        item: `PCK ${ca} CA CRL`,
+        maxBytes: this.cfg.maxCrlBytes,
+        stored: () => crlBytes(file ? readIfExists(file) : undefined),
+        nextUpdate: crlNextUpdate,
+        accept: ({ body, headers }) => {
+          checkPckCrl(body, headers, ca);
+          return body;
+        },
+        store: (v) => !!file && storeIfPossible(file, v),
       },
-      store: (v) => !!file && storeIfPossible(file, v),
-    }, now);
+      now,
+    );
   }
 
   async rootCrl(now: Date): Promise<Uint8Array | undefined> {
     const file = this.opts.cache?.rootCrlFile();
     const url = this.opts.rootCrlUrl ?? INTEL_ROOT_CRL_URL;
-    return this.kept.get<Uint8Array>({
-      key: 'rootcrl', url, lane: 'crl', item: 'root CA CRL', maxBytes: this.cfg.maxCrlBytes,
-      stored: () => crlBytes(file ? readIfExists(file) : undefined),
-      nextUpdate: crlNextUpdate,
-      accept: ({ body }) => {
-        const crl = parseCrl(body);
-        checkCrl(crl, pinnedCertificate(INTEL_SGX_ROOT_CA), crl.thisUpdate, [], 'tdx.pcs.invalid');
-        return body;
+    return this.kept.get<Uint8Array>(
+      {
+        key: 'rootcrl',
+        url,
+        lane: 'crl',
+        item: 'root CA CRL',
+        maxBytes: this.cfg.maxCrlBytes,
+        stored: () => crlBytes(file ? readIfExists(file) : undefined),
+        nextUpdate: crlNextUpdate,
+        accept: ({ body }) => {
+          const crl = parseCrl(body);
+          checkCrl(crl, pinnedCertificate(INTEL_SGX_ROOT_CA), crl.thisUpdate, [], 'tdx.pcs.invalid');
+          return body;
+        },
+        store: (v) => !!file && storeIfPossible(file, v),
       },
-      store: (v) => !!file && storeIfPossible(file, v),
-    }, now);
+      now,
+    );
   }
 }

@@ -82,10 +82,19 @@ function fail(detail: string, expected?: string, actual?: string): never {
 
 /** A bounds-checked little-endian reader over one region of the quote. */
 class Reader {
-  constructor(private readonly buf: Buffer, public pos: number, private readonly end: number) {}
+  constructor(
+    private readonly buf: Buffer,
+    public pos: number,
+    private readonly end: number,
+  ) {}
 
   take(n: number, what: string): Buffer {
-    if (n < 0 || this.pos + n > this.end) fail(`${what} runs past the end of its enclosing data`, `${n} bytes`, `${Math.max(0, this.end - this.pos)} bytes left`);
+    if (n < 0 || this.pos + n > this.end)
+      fail(
+        `${what} runs past the end of its enclosing data`,
+        `${n} bytes`,
+        `${Math.max(0, this.end - this.pos)} bytes left`,
+      );
     const out = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return out;
@@ -108,7 +117,8 @@ function parseHeader(r: Reader): TdxQuoteHeader {
   const version = r.u16('version');
   if (version !== 4 && version !== 5) fail('unsupported quote version', '4 or 5', String(version));
   const attestationKeyType = r.u16('attestation key type');
-  if (attestationKeyType !== ATTESTATION_KEY_ECDSA_P256) fail('unsupported attestation key type', '2 (ECDSA-256 with P-256)', String(attestationKeyType));
+  if (attestationKeyType !== ATTESTATION_KEY_ECDSA_P256)
+    fail('unsupported attestation key type', '2 (ECDSA-256 with P-256)', String(attestationKeyType));
   const teeType = r.u32('TEE type');
   if (teeType !== TEE_TYPE_TDX) fail('not a TDX quote', '0x81', `0x${teeType.toString(16)}`);
   return {
@@ -166,18 +176,25 @@ export function parseTdxQuote(data: Uint8Array): TdxQuote {
     const bodySize = r.u32('body size');
     if (bodyType === 2 && bodySize === BODY_SIZE_TDX10) tdx15 = false;
     else if (bodyType === 3 && bodySize === BODY_SIZE_TDX15) tdx15 = true;
-    else fail('unsupported v5 body type or size', `type 2 (${BODY_SIZE_TDX10} bytes) or 3 (${BODY_SIZE_TDX15} bytes)`, `type ${bodyType} (${bodySize} bytes)`);
+    else
+      fail(
+        'unsupported v5 body type or size',
+        `type 2 (${BODY_SIZE_TDX10} bytes) or 3 (${BODY_SIZE_TDX15} bytes)`,
+        `type ${bodyType} (${bodySize} bytes)`,
+      );
   }
   const body = parseBody(r, tdx15);
   const signedBytes = buf.subarray(0, r.pos);
   const sigLen = r.u32('signature data length');
   const sigEnd = r.pos + sigLen;
-  if (sigEnd > buf.length) fail('signature data runs past the end of the quote', `${sigLen} bytes`, `${buf.length - r.pos} bytes left`);
+  if (sigEnd > buf.length)
+    fail('signature data runs past the end of the quote', `${sigLen} bytes`, `${buf.length - r.pos} bytes left`);
   const s = new Reader(buf, r.pos, sigEnd);
   const signature = s.take(64, 'quote signature');
   const attestationKey = s.take(64, 'attestation key');
   const certType = s.u16('certification data type');
-  if (certType !== CERT_DATA_QE_REPORT) fail('unsupported certification data type', `${CERT_DATA_QE_REPORT} (QE report)`, String(certType));
+  if (certType !== CERT_DATA_QE_REPORT)
+    fail('unsupported certification data type', `${CERT_DATA_QE_REPORT} (QE report)`, String(certType));
   const certLen = s.u32('certification data length');
   const c = new Reader(buf, s.pos, s.pos + certLen);
   s.take(certLen, 'QE report certification data');
@@ -186,7 +203,12 @@ export function parseTdxQuote(data: Uint8Array): TdxQuote {
   const qeReportSignature = c.take(64, 'QE report signature');
   const qeAuthData = c.take(c.u16('QE auth data length'), 'QE auth data');
   const innerType = c.u16('inner certification data type');
-  if (innerType !== CERT_DATA_PCK_CHAIN) fail('unsupported inner certification data type', `${CERT_DATA_PCK_CHAIN} (PCK certificate chain)`, String(innerType));
+  if (innerType !== CERT_DATA_PCK_CHAIN)
+    fail(
+      'unsupported inner certification data type',
+      `${CERT_DATA_PCK_CHAIN} (PCK certificate chain)`,
+      String(innerType),
+    );
   const pckChainPem = c.take(c.u32('PCK chain length'), 'PCK certificate chain');
   c.expectEnd('QE report certification data');
   return {

@@ -73,7 +73,8 @@ export function splitSignedJson(data: Uint8Array, bodyKey: string, check: string
   }
   const [start, end] = spans.get(bodyKey)!;
   const sigHex = (parsed as Record<string, unknown>).signature;
-  if (typeof sigHex !== 'string' || !/^[0-9a-fA-F]{128}$/.test(sigHex)) fail(check, 'signature must be 64 bytes as hex');
+  if (typeof sigHex !== 'string' || !/^[0-9a-fA-F]{128}$/.test(sigHex))
+    fail(check, 'signature must be 64 bytes as hex');
   // Byte offsets: slice the UTF-8 encoding, not the JS string, in case the body has non-ASCII.
   const prefix = Buffer.byteLength(text.slice(0, start));
   const length = Buffer.byteLength(text.slice(start, end));

@@ -28,7 +28,11 @@ export function isTcbStatus(s: string): s is TcbStatus {
 export interface TdxTcbEvaluation {
   /** The worst of the platform, TDX module and QE statuses. */
   readonly status: TcbStatus;
-  readonly platform: { readonly status: TcbStatus; readonly tcbDate?: string; readonly advisoryIDs?: readonly string[] };
+  readonly platform: {
+    readonly status: TcbStatus;
+    readonly tcbDate?: string;
+    readonly advisoryIDs?: readonly string[];
+  };
   readonly module?: { readonly id: string; readonly status: TcbStatus };
   readonly qe?: { readonly status: TcbStatus; readonly isvsvn: number };
   readonly tcbEvaluationDataNumber: number;
@@ -56,10 +60,12 @@ function platformLevel(info: TdxTcbInfo, pck: PckExtension, body: TdReportBody) 
   // With a TDX module update (TEE_TCB_SVN[1] > 0) the first two bytes describe the module and
   // are judged against tdxModuleIdentities instead.
   const skip = svn[1]! > 0 ? 2 : 0;
-  return info.tcbLevels.find((level) =>
-    level.tcb.sgxtcbcomponents.every((c, i) => pck.sgxTcbComponents[i]! >= c.svn) &&
-    pck.pceSvn >= level.tcb.pcesvn &&
-    level.tcb.tdxtcbcomponents.every((c, i) => i < skip || svn[i]! >= c.svn));
+  return info.tcbLevels.find(
+    (level) =>
+      level.tcb.sgxtcbcomponents.every((c, i) => pck.sgxTcbComponents[i]! >= c.svn) &&
+      pck.pceSvn >= level.tcb.pcesvn &&
+      level.tcb.tdxtcbcomponents.every((c, i) => i < skip || svn[i]! >= c.svn),
+  );
 }
 
 function moduleStatus(info: TdxTcbInfo, body: TdReportBody): { id: string; status: TcbStatus } | undefined {
@@ -68,35 +74,101 @@ function moduleStatus(info: TdxTcbInfo, body: TdReportBody): { id: string; statu
   const id = `TDX_${minor.toString(16).padStart(2, '0').toUpperCase()}`;
   const identity = info.tdxModuleIdentities?.find((m) => m.id.toUpperCase() === id);
   if (!identity) return { id, status: 'NotSupported' };
-  ensure(identity.mrsigner === toHex(body.mrSignerSeam), 'tdx.tcbinfo.module', `MR_SIGNER_SEAM does not match ${id}`, identity.mrsigner, toHex(body.mrSignerSeam));
-  ensure(maskedEqual(body.seamAttributes, identity.attributesMask, identity.attributes), 'tdx.tcbinfo.module',
-    `SEAM_ATTRIBUTES do not match ${id}`, identity.attributes, toHex(body.seamAttributes));
+  ensure(
+    identity.mrsigner === toHex(body.mrSignerSeam),
+    'tdx.tcbinfo.module',
+    `MR_SIGNER_SEAM does not match ${id}`,
+    identity.mrsigner,
+    toHex(body.mrSignerSeam),
+  );
+  ensure(
+    maskedEqual(body.seamAttributes, identity.attributesMask, identity.attributes),
+    'tdx.tcbinfo.module',
+    `SEAM_ATTRIBUTES do not match ${id}`,
+    identity.attributes,
+    toHex(body.seamAttributes),
+  );
   const level = identity.tcbLevels.find((l) => l.tcb.isvsvn <= body.teeTcbSvn[0]!);
   return { id, status: level ? asStatus(level.tcbStatus) : 'NotSupported' };
 }
 
 function qeStatus(qe: QeIdentity, report: EnclaveReport): { status: TcbStatus; isvsvn: number } {
   // A QE that does not match the identity is a different enclave, not an outdated one.
-  ensure(qe.mrsigner === toHex(report.mrSigner), 'tdx.qeidentity.mismatch', 'the QE was not signed by Intel\'s QE signer', qe.mrsigner, toHex(report.mrSigner));
-  ensure(qe.isvprodid === report.isvProdId, 'tdx.qeidentity.mismatch', 'the QE product id does not match', String(qe.isvprodid), String(report.isvProdId));
+  ensure(
+    qe.mrsigner === toHex(report.mrSigner),
+    'tdx.qeidentity.mismatch',
+    "the QE was not signed by Intel's QE signer",
+    qe.mrsigner,
+    toHex(report.mrSigner),
+  );
+  ensure(
+    qe.isvprodid === report.isvProdId,
+    'tdx.qeidentity.mismatch',
+    'the QE product id does not match',
+    String(qe.isvprodid),
+    String(report.isvProdId),
+  );
   const misc = Buffer.alloc(4);
   misc.writeUInt32BE(report.miscSelect);
-  ensure(maskedEqual(misc, qe.miscselectMask, qe.miscselect), 'tdx.qeidentity.mismatch', 'the QE MISCSELECT does not match', qe.miscselect, misc.toString('hex'));
-  ensure(maskedEqual(report.attributes, qe.attributesMask, qe.attributes), 'tdx.qeidentity.mismatch', 'the QE attributes do not match', qe.attributes, toHex(report.attributes));
+  ensure(
+    maskedEqual(misc, qe.miscselectMask, qe.miscselect),
+    'tdx.qeidentity.mismatch',
+    'the QE MISCSELECT does not match',
+    qe.miscselect,
+    misc.toString('hex'),
+  );
+  ensure(
+    maskedEqual(report.attributes, qe.attributesMask, qe.attributes),
+    'tdx.qeidentity.mismatch',
+    'the QE attributes do not match',
+    qe.attributes,
+    toHex(report.attributes),
+  );
   const level = qe.tcbLevels.find((l) => l.tcb.isvsvn <= report.isvSvn);
   return { status: level ? asStatus(level.tcbStatus) : 'NotSupported', isvsvn: report.isvSvn };
 }
 
-export function evaluateTdxTcb(info: TdxTcbInfo, pck: PckExtension, body: TdReportBody, qe?: { identity: QeIdentity; report: EnclaveReport }): TdxTcbEvaluation {
-  ensure(info.fmspc === toHex(pck.fmspc), 'tdx.tcbinfo.fmspc', 'the TCB info is for another platform model (FMSPC)', toHex(pck.fmspc), info.fmspc);
-  ensure(info.pceId === toHex(pck.pceId), 'tdx.tcbinfo.fmspc', 'the TCB info is for another PCE', toHex(pck.pceId), info.pceId);
-  ensure(info.tdxModule.mrsigner === toHex(body.mrSignerSeam), 'tdx.tcbinfo.module', 'MR_SIGNER_SEAM is not the TDX module signer Intel lists',
-    info.tdxModule.mrsigner, toHex(body.mrSignerSeam));
-  ensure(maskedEqual(body.seamAttributes, info.tdxModule.attributesMask, info.tdxModule.attributes), 'tdx.tcbinfo.module',
-    'SEAM_ATTRIBUTES do not match the TCB info', info.tdxModule.attributes, toHex(body.seamAttributes));
+export function evaluateTdxTcb(
+  info: TdxTcbInfo,
+  pck: PckExtension,
+  body: TdReportBody,
+  qe?: { identity: QeIdentity; report: EnclaveReport },
+): TdxTcbEvaluation {
+  ensure(
+    info.fmspc === toHex(pck.fmspc),
+    'tdx.tcbinfo.fmspc',
+    'the TCB info is for another platform model (FMSPC)',
+    toHex(pck.fmspc),
+    info.fmspc,
+  );
+  ensure(
+    info.pceId === toHex(pck.pceId),
+    'tdx.tcbinfo.fmspc',
+    'the TCB info is for another PCE',
+    toHex(pck.pceId),
+    info.pceId,
+  );
+  ensure(
+    info.tdxModule.mrsigner === toHex(body.mrSignerSeam),
+    'tdx.tcbinfo.module',
+    'MR_SIGNER_SEAM is not the TDX module signer Intel lists',
+    info.tdxModule.mrsigner,
+    toHex(body.mrSignerSeam),
+  );
+  ensure(
+    maskedEqual(body.seamAttributes, info.tdxModule.attributesMask, info.tdxModule.attributes),
+    'tdx.tcbinfo.module',
+    'SEAM_ATTRIBUTES do not match the TCB info',
+    info.tdxModule.attributes,
+    toHex(body.seamAttributes),
+  );
   const level = platformLevel(info, pck, body);
   const platform = level
-    ? { status: asStatus(level.tcbStatus), tcbDate: level.tcbDate, ...(level.advisoryIDs ? { advisoryIDs: level.advisoryIDs } : {}) }
+    ? {
+        status: asStatus(level.tcbStatus),
+        tcbDate: level.tcbDate,
+        ...(level.advisoryIDs ? { advisoryIDs: level.advisoryIDs } : {}),
+      }
     : { status: 'NotSupported' as const };
   const module = moduleStatus(info, body);
   const qeResult = qe ? qeStatus(qe.identity, qe.report) : undefined;
@@ -115,5 +187,10 @@ export function requireAcceptedStatus(evaluation: TdxTcbEvaluation, accepted: re
   const parts = [`platform ${evaluation.platform.status}`];
   if (evaluation.module) parts.push(`module ${evaluation.module.id} ${evaluation.module.status}`);
   if (evaluation.qe) parts.push(`QE ${evaluation.qe.status}`);
-  throw new AttestationError('tdx.tcb.status', `the TCB status is not accepted (${parts.join(', ')})`, accepted.join(' | '), evaluation.status);
+  throw new AttestationError(
+    'tdx.tcb.status',
+    `the TCB status is not accepted (${parts.join(', ')})`,
+    accepted.join(' | '),
+    evaluation.status,
+  );
 }

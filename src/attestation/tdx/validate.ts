@@ -22,17 +22,33 @@ function le64(b: Buffer): bigint {
  * the host, so it is refused even when nothing else is compared.
  */
 export function validateTdxBaseline(body: TdReportBody): void {
-  ensure((le64(body.tdAttributes) & TD_ATTR_DEBUG) === 0n, 'tdx.tdattributes.debug', 'the TD is in debug mode', 'DEBUG=0', 'DEBUG=1');
+  ensure(
+    (le64(body.tdAttributes) & TD_ATTR_DEBUG) === 0n,
+    'tdx.tdattributes.debug',
+    'the TD is in debug mode',
+    'DEBUG=0',
+    'DEBUG=1',
+  );
 }
 
 /** Architectural constraints every TD report body satisfies, reference values or not. */
 export function validateTdxFixedBits(body: TdReportBody): void {
   const attrs = le64(body.tdAttributes);
-  ensure((attrs & ~TD_ATTR_ALLOWED) === 0n, 'tdx.tdattributes', 'TD_ATTRIBUTES has reserved bits set',
-    `only bits of 0x${TD_ATTR_ALLOWED.toString(16)}`, `0x${attrs.toString(16)}`);
+  ensure(
+    (attrs & ~TD_ATTR_ALLOWED) === 0n,
+    'tdx.tdattributes',
+    'TD_ATTRIBUTES has reserved bits set',
+    `only bits of 0x${TD_ATTR_ALLOWED.toString(16)}`,
+    `0x${attrs.toString(16)}`,
+  );
   const xfam = le64(body.xfam);
-  ensure((xfam & XFAM_FIXED1) === XFAM_FIXED1 && (xfam & ~XFAM_FIXED0) === 0n, 'tdx.xfam', 'XFAM violates its fixed bits',
-    `bits 0x3 set, none outside 0x${XFAM_FIXED0.toString(16)}`, `0x${xfam.toString(16)}`);
+  ensure(
+    (xfam & XFAM_FIXED1) === XFAM_FIXED1 && (xfam & ~XFAM_FIXED0) === 0n,
+    'tdx.xfam',
+    'XFAM violates its fixed bits',
+    `bits 0x3 set, none outside 0x${XFAM_FIXED0.toString(16)}`,
+    `0x${xfam.toString(16)}`,
+  );
 }
 
 export interface TdxValidationContext {
@@ -61,12 +77,22 @@ export function validateTdxReference(ctx: TdxValidationContext, ref: TdxReferenc
   // The QE's ISVSVN (its report, signed by the PCK key) and the PCK certificate's PCESVN, not the
   // quote header's QE/PCE SVN fields: the QE leaves those zero in genuine TDX quotes.
   if (ref.MinimumQeSvn != null) {
-    ensure(ctx.qeReport.isvSvn >= ref.MinimumQeSvn, 'tdx.qesvn', 'the quoting enclave is older than the minimum QE SVN',
-      `>= ${ref.MinimumQeSvn}`, String(ctx.qeReport.isvSvn));
+    ensure(
+      ctx.qeReport.isvSvn >= ref.MinimumQeSvn,
+      'tdx.qesvn',
+      'the quoting enclave is older than the minimum QE SVN',
+      `>= ${ref.MinimumQeSvn}`,
+      String(ctx.qeReport.isvSvn),
+    );
   }
   if (ref.MinimumPceSvn != null) {
-    ensure(ctx.pck.pceSvn >= ref.MinimumPceSvn, 'tdx.pcesvn', 'the PCE SVN in the PCK certificate is below the minimum',
-      `>= ${ref.MinimumPceSvn}`, String(ctx.pck.pceSvn));
+    ensure(
+      ctx.pck.pceSvn >= ref.MinimumPceSvn,
+      'tdx.pcesvn',
+      'the PCE SVN in the PCK certificate is below the minimum',
+      `>= ${ref.MinimumPceSvn}`,
+      String(ctx.pck.pceSvn),
+    );
   }
   if (ref.TdAttributes) expectHexEqual('tdx.tdattributes', 'TD_ATTRIBUTES', ref.TdAttributes, body.tdAttributes);
   if (ref.Xfam) {
@@ -77,21 +103,48 @@ export function validateTdxReference(ctx: TdxValidationContext, ref: TdxReferenc
   if (ref.MinimumTeeTcbSvn) {
     const min = fromHex(ref.MinimumTeeTcbSvn);
     const below = min ? [...min].findIndex((m, i) => body.teeTcbSvn[i]! < m) : 0;
-    ensure(below < 0, 'tdx.teetcbsvn', `TEE_TCB_SVN component ${below} is below the minimum`, ref.MinimumTeeTcbSvn.toLowerCase(), toHex(body.teeTcbSvn));
+    ensure(
+      below < 0,
+      'tdx.teetcbsvn',
+      `TEE_TCB_SVN component ${below} is below the minimum`,
+      ref.MinimumTeeTcbSvn.toLowerCase(),
+      toHex(body.teeTcbSvn),
+    );
   }
   if (ref.MinTCBEvaluationDataNumber) {
-    ensure(ctx.tcbEvaluationDataNumber !== undefined, 'tdx.tcbevaluationdatanumber',
-      'a minimum TCB evaluation data number is set, but no TCB info was verified', `>= ${ref.MinTCBEvaluationDataNumber}`, 'no collateral');
-    ensure(ctx.tcbEvaluationDataNumber >= ref.MinTCBEvaluationDataNumber, 'tdx.tcbevaluationdatanumber',
-      'the TCB info is older than the minimum evaluation data number', `>= ${ref.MinTCBEvaluationDataNumber}`, String(ctx.tcbEvaluationDataNumber));
+    ensure(
+      ctx.tcbEvaluationDataNumber !== undefined,
+      'tdx.tcbevaluationdatanumber',
+      'a minimum TCB evaluation data number is set, but no TCB info was verified',
+      `>= ${ref.MinTCBEvaluationDataNumber}`,
+      'no collateral',
+    );
+    ensure(
+      ctx.tcbEvaluationDataNumber >= ref.MinTCBEvaluationDataNumber,
+      'tdx.tcbevaluationdatanumber',
+      'the TCB info is older than the minimum evaluation data number',
+      `>= ${ref.MinTCBEvaluationDataNumber}`,
+      String(ctx.tcbEvaluationDataNumber),
+    );
   }
   if (ref.AllowedPIIDs && ref.AllowedPIIDs.length > 0) {
     const piid = ctx.pck.platformInstanceId;
-    ensure(piid !== undefined && ref.AllowedPIIDs.some((id) => fromHex(id)?.equals(piid) === true), 'tdx.piid',
-      'the platform instance id is not allowed', ref.AllowedPIIDs.join(' | '), piid ? toHex(piid) : 'none in the PCK certificate');
+    ensure(
+      piid !== undefined && ref.AllowedPIIDs.some((id) => fromHex(id)?.equals(piid) === true),
+      'tdx.piid',
+      'the platform instance id is not allowed',
+      ref.AllowedPIIDs.join(' | '),
+      piid ? toHex(piid) : 'none in the PCK certificate',
+    );
   }
   // Platform-configuration requirements this verifier cannot evaluate yet: refuse rather than ignore.
   for (const key of ['MemoryIntegrity', 'SMTDisabled', 'StaticPlatform'] as const) {
-    if (ref[key]) throw new AttestationError('tdx.unsupported', `the reference value ${key} is not supported by this verifier`, `${key}=false`, `${key}=true`);
+    if (ref[key])
+      throw new AttestationError(
+        'tdx.unsupported',
+        `the reference value ${key} is not supported by this verifier`,
+        `${key}=false`,
+        `${key}=true`,
+      );
   }
 }

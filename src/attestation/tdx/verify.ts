@@ -88,34 +88,84 @@ function attestationKey(raw: Buffer): KeyObject {
   let key = attestationKeys.get(id);
   if (key) return key;
   try {
-    key = createPublicKey({ key: Buffer.concat([P256_SPKI_PREFIX, Buffer.from([4]), raw]), format: 'der', type: 'spki' });
+    key = createPublicKey({
+      key: Buffer.concat([P256_SPKI_PREFIX, Buffer.from([4]), raw]),
+      format: 'der',
+      type: 'spki',
+    });
   } catch (err) {
-    throw new AttestationError('tdx.quote.signature', 'the attestation key is not a valid P-256 point', undefined, undefined, { cause: err });
+    throw new AttestationError(
+      'tdx.quote.signature',
+      'the attestation key is not a valid P-256 point',
+      undefined,
+      undefined,
+      { cause: err },
+    );
   }
   attestationKeys.set(id, key);
   return key;
 }
 
 function verifyQuoteSignatures(quote: TdxQuote, pck: PckChain): void {
-  const qeOk = cryptoVerify('sha256', quote.qeReport.raw, { key: publicKeyOf(pck.leaf, 'tdx.qe.signature', 'the PCK certificate'), dsaEncoding: 'ieee-p1363' }, quote.qeReportSignature);
-  ensure(qeOk, 'tdx.qe.signature', 'the QE report signature does not verify with the PCK key', 'signed by the PCK certificate', 'bad signature');
+  const qeOk = cryptoVerify(
+    'sha256',
+    quote.qeReport.raw,
+    { key: publicKeyOf(pck.leaf, 'tdx.qe.signature', 'the PCK certificate'), dsaEncoding: 'ieee-p1363' },
+    quote.qeReportSignature,
+  );
+  ensure(
+    qeOk,
+    'tdx.qe.signature',
+    'the QE report signature does not verify with the PCK key',
+    'signed by the PCK certificate',
+    'bad signature',
+  );
   // The QE vouches for the attestation key by hashing it (with its auth data) into its report.
   const digest = createHash('sha256').update(quote.attestationKey).update(quote.qeAuthData).digest();
   const rd = quote.qeReport.reportData;
-  ensure(bytesEqual(digest, rd.subarray(0, 32)) && isAllZero(rd.subarray(32)), 'tdx.qe.binding',
-    'the QE report does not vouch for the attestation key', `${toHex(digest)}${'00'.repeat(32)}`, toHex(rd));
-  const ok = cryptoVerify('sha256', quote.signedBytes, { key: attestationKey(quote.attestationKey), dsaEncoding: 'ieee-p1363' }, quote.signature);
-  ensure(ok, 'tdx.quote.signature', 'the quote signature does not verify with the attestation key', 'a signature over header and TD report', 'bad signature');
+  ensure(
+    bytesEqual(digest, rd.subarray(0, 32)) && isAllZero(rd.subarray(32)),
+    'tdx.qe.binding',
+    'the QE report does not vouch for the attestation key',
+    `${toHex(digest)}${'00'.repeat(32)}`,
+    toHex(rd),
+  );
+  const ok = cryptoVerify(
+    'sha256',
+    quote.signedBytes,
+    { key: attestationKey(quote.attestationKey), dsaEncoding: 'ieee-p1363' },
+    quote.signature,
+  );
+  ensure(
+    ok,
+    'tdx.quote.signature',
+    'the quote signature does not verify with the attestation key',
+    'a signature over header and TD report',
+    'bad signature',
+  );
 }
 
 function checkExpectations(quote: TdxQuote, exp: TdxExpectations): void {
   const body = quote.body;
   if (exp.reportData) {
-    ensure(bytesEqual(exp.reportData, body.reportData), 'tdx.reportdata', 'REPORT_DATA does not match the expected binding', toHex(exp.reportData), toHex(body.reportData));
+    ensure(
+      bytesEqual(exp.reportData, body.reportData),
+      'tdx.reportdata',
+      'REPORT_DATA does not match the expected binding',
+      toHex(exp.reportData),
+      toHex(body.reportData),
+    );
   }
   if (exp.mrConfigId) {
-    const want = exp.mrConfigId.length === 32 ? Buffer.concat([exp.mrConfigId, Buffer.alloc(16)]) : Buffer.from(exp.mrConfigId);
-    ensure(bytesEqual(want, body.mrConfigId), 'tdx.mrconfigid', 'MRCONFIGID does not match the expected policy hash', toHex(want), toHex(body.mrConfigId));
+    const want =
+      exp.mrConfigId.length === 32 ? Buffer.concat([exp.mrConfigId, Buffer.alloc(16)]) : Buffer.from(exp.mrConfigId);
+    ensure(
+      bytesEqual(want, body.mrConfigId),
+      'tdx.mrconfigid',
+      'MRCONFIGID does not match the expected policy hash',
+      toHex(want),
+      toHex(body.mrConfigId),
+    );
   }
 }
 
@@ -125,14 +175,21 @@ function checkExpectations(quote: TdxQuote, exp: TdxExpectations): void {
  * signed collateral, the caller's expectations, then the reference values (`null` skips them
  * explicitly, for inspection tools only).
  */
-export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxReferenceValues[] | null,
-  expectations: TdxExpectations = {}, opts: TdxVerifyOptions = {}): TdxVerification {
+export function verifyTdx(
+  evidence: TdxEvidence,
+  referenceValues: readonly TdxReferenceValues[] | null,
+  expectations: TdxExpectations = {},
+  opts: TdxVerifyOptions = {},
+): TdxVerification {
   const now = opts.now ?? new Date();
   const col = opts.collateral ?? {};
   const quote = parseIntelQuote(evidence);
   const rootCrl = col.rootCrl ? parseCrlFor('tdx.crl.root', col.rootCrl) : undefined;
   const pckCrl = col.pckCrl ? parseCrlFor('tdx.crl.pck', col.pckCrl) : undefined;
-  const pck = verifyPckChain(quote.pckChainPem, now, { ...(rootCrl ? { root: rootCrl } : {}), ...(pckCrl ? { pck: pckCrl } : {}) });
+  const pck = verifyPckChain(quote.pckChainPem, now, {
+    ...(rootCrl ? { root: rootCrl } : {}),
+    ...(pckCrl ? { pck: pckCrl } : {}),
+  });
   verifyQuoteSignatures(quote, pck);
   validateTdxFixedBits(quote.body);
   // Only now: a quote that is not authentic is refused for that, not for a missing CRL.
@@ -141,32 +198,52 @@ export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxRe
   let tcbInfo: TdxTcbInfo | undefined;
   let qeIdentity: QeIdentity | undefined;
   if (col.tcbInfo) {
-    if (!col.tcbInfoIssuerChain) throw new AttestationError('tdx.tcbinfo.signer', 'TCB info was given without its issuer chain');
+    if (!col.tcbInfoIssuerChain)
+      throw new AttestationError('tdx.tcbinfo.signer', 'TCB info was given without its issuer chain');
     tcbInfo = verifyTcbInfo(col.tcbInfo, col.tcbInfoIssuerChain, now, rootCrl);
   }
   if (col.qeIdentity) {
     const chain = col.qeIdentityIssuerChain ?? col.tcbInfoIssuerChain;
-    if (!chain) throw new AttestationError('tdx.qeidentity.signer', 'the QE identity was given without its issuer chain');
+    if (!chain)
+      throw new AttestationError('tdx.qeidentity.signer', 'the QE identity was given without its issuer chain');
     qeIdentity = verifyQeIdentity(col.qeIdentity, chain, now, rootCrl);
   }
-  const inspectOnly = 'or --allow-missing-collateral (allowMissingCollateral) to check the quote\'s authenticity only';
+  const inspectOnly = "or --allow-missing-collateral (allowMissingCollateral) to check the quote's authenticity only";
   if (!tcbInfo && !opts.allowMissingCollateral) {
-    throw new AttestationError('tdx.tcbinfo.missing', `no TCB info for FMSPC ${toHex(pck.extension.fmspc)}: the platform's TCB status cannot be evaluated; `
-      + `pass Intel PCS's TCB info for this FMSPC with --tcb-info (and its issuer chain with --cert-chain), a collateral directory or --fetch, ${inspectOnly}`);
+    throw new AttestationError(
+      'tdx.tcbinfo.missing',
+      `no TCB info for FMSPC ${toHex(pck.extension.fmspc)}: the platform's TCB status cannot be evaluated; ` +
+        `pass Intel PCS's TCB info for this FMSPC with --tcb-info (and its issuer chain with --cert-chain), a collateral directory or --fetch, ${inspectOnly}`,
+    );
   }
   if (!qeIdentity && !opts.allowMissingCollateral) {
-    throw new AttestationError('tdx.qeidentity.missing', 'no QE identity: the quoting enclave\'s signer, product id and version cannot be checked; '
-      + `pass Intel PCS's TD_QE identity with --qe-identity, a collateral directory or --fetch, ${inspectOnly}`);
+    throw new AttestationError(
+      'tdx.qeidentity.missing',
+      "no QE identity: the quoting enclave's signer, product id and version cannot be checked; " +
+        `pass Intel PCS's TD_QE identity with --qe-identity, a collateral directory or --fetch, ${inspectOnly}`,
+    );
   }
   let tcb: TdxTcbEvaluation | undefined;
   if (tcbInfo) {
-    tcb = evaluateTdxTcb(tcbInfo, pck.extension, quote.body, qeIdentity ? { identity: qeIdentity, report: quote.qeReport } : undefined);
+    tcb = evaluateTdxTcb(
+      tcbInfo,
+      pck.extension,
+      quote.body,
+      qeIdentity ? { identity: qeIdentity, report: quote.qeReport } : undefined,
+    );
     requireAcceptedStatus(tcb, opts.acceptedTcbStatuses ?? ['UpToDate']);
   }
 
   checkExpectations(quote, expectations);
-  const context = { body: quote.body, pck: pck.extension, qeReport: quote.qeReport, ...(tcb ? { tcbEvaluationDataNumber: tcb.tcbEvaluationDataNumber } : {}) };
-  const index = referenceValues ? firstMatchingEntry('tdx', referenceValues, (ref) => validateTdxReference(context, ref)) : undefined;
+  const context = {
+    body: quote.body,
+    pck: pck.extension,
+    qeReport: quote.qeReport,
+    ...(tcb ? { tcbEvaluationDataNumber: tcb.tcbEvaluationDataNumber } : {}),
+  };
+  const index = referenceValues
+    ? firstMatchingEntry('tdx', referenceValues, (ref) => validateTdxReference(context, ref))
+    : undefined;
   return {
     tee: 'tdx',
     quoteVersion: quote.header.version,
@@ -182,23 +259,38 @@ export function verifyTdx(evidence: TdxEvidence, referenceValues: readonly TdxRe
 
 function parseIntelQuote(evidence: TdxEvidence): TdxQuote {
   const quote = parseTdxQuote(evidence.quote);
-  ensure(toHex(quote.header.qeVendorId) === INTEL_QE_VENDOR_ID, 'tdx.quote.vendor', 'the quote was not made by Intel\'s QE',
-    INTEL_QE_VENDOR_ID, toHex(quote.header.qeVendorId));
+  ensure(
+    toHex(quote.header.qeVendorId) === INTEL_QE_VENDOR_ID,
+    'tdx.quote.vendor',
+    "the quote was not made by Intel's QE",
+    INTEL_QE_VENDOR_ID,
+    toHex(quote.header.qeVendorId),
+  );
   return quote;
 }
 
 function requireCrls(col: TdxCollateral, policy: CrlPolicy): void {
   if (policy !== 'require') return;
   if (!col.rootCrl) {
-    throw new AttestationError('tdx.crl.missing', `crlPolicy 'require' needs Intel's root CA CRL (${INTEL_ROOT_CRL_URL}): pass it with --crl, a collateral directory or --fetch`);
+    throw new AttestationError(
+      'tdx.crl.missing',
+      `crlPolicy 'require' needs Intel's root CA CRL (${INTEL_ROOT_CRL_URL}): pass it with --crl, a collateral directory or --fetch`,
+    );
   }
   if (!col.pckCrl) {
-    throw new AttestationError('tdx.crl.missing', 'crlPolicy \'require\' needs the CRL of the PCK CA that issued the quote\'s PCK certificate (PCS /sgx/certification/v4/pckcrl): pass it with --crl, a collateral directory or --fetch');
+    throw new AttestationError(
+      'tdx.crl.missing',
+      "crlPolicy 'require' needs the CRL of the PCK CA that issued the quote's PCK certificate (PCS /sgx/certification/v4/pckcrl): pass it with --crl, a collateral directory or --fetch",
+    );
   }
 }
 
 /** The checks that need no collateral: the quote's PCK chain (without CRLs), its signatures, fixed bits and the caller's expectations. */
-function authenticate(evidence: TdxEvidence, expectations: TdxExpectations, now: Date): { quote: TdxQuote; pck: PckChain } {
+function authenticate(
+  evidence: TdxEvidence,
+  expectations: TdxExpectations,
+  now: Date,
+): { quote: TdxQuote; pck: PckChain } {
   const quote = parseIntelQuote(evidence);
   const pck = verifyPckChain(quote.pckChainPem, now);
   verifyQuoteSignatures(quote, pck);
@@ -214,8 +306,12 @@ function authenticate(evidence: TdxEvidence, expectations: TdxExpectations, now:
  * (REPORT_DATA binding, MRCONFIGID), so an unauthenticated peer cannot choose what is fetched;
  * then verifyTdx judges the quote with all collateral, from the start.
  */
-export async function verifyTdxWithCollateral(evidence: TdxEvidence, referenceValues: readonly TdxReferenceValues[] | null,
-  expectations: TdxExpectations = {}, opts: TdxFetchingOptions = {}): Promise<TdxVerification> {
+export async function verifyTdxWithCollateral(
+  evidence: TdxEvidence,
+  referenceValues: readonly TdxReferenceValues[] | null,
+  expectations: TdxExpectations = {},
+  opts: TdxFetchingOptions = {},
+): Promise<TdxVerification> {
   const { source, ...verifyOpts } = opts;
   const col = opts.collateral ?? {};
   const lacks = !col.tcbInfo || !col.qeIdentity || !col.rootCrl || !col.pckCrl;

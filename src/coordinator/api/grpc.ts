@@ -38,7 +38,10 @@ export function statusName(code: number): string {
 }
 
 export class RpcError extends Error {
-  constructor(readonly code: number, message: string) {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
     super(message);
     this.name = 'RpcError';
   }
@@ -53,7 +56,11 @@ export type Refusal = 'frame' | 'protobuf' | 'message_size' | 'field_size' | 'fi
 
 /** An RpcError raised by the transport's own checks (framing, limits, deadlines). */
 export class RequestError extends RpcError {
-  constructor(code: number, message: string, readonly reason: Refusal) {
+  constructor(
+    code: number,
+    message: string,
+    readonly reason: Refusal,
+  ) {
     super(code, message);
     this.name = 'RequestError';
   }
@@ -76,12 +83,15 @@ export function unframe(data: Buffer): Buffer {
   if (data.length < 5) throw new RpcError(Status.INTERNAL, 'gRPC message is truncated');
   if (data[0] !== 0) throw new RpcError(Status.UNIMPLEMENTED, 'compressed gRPC messages are not supported');
   const len = data.readUInt32BE(1);
-  if (data.length !== 5 + len) throw new RpcError(Status.INTERNAL, `gRPC frame length ${len} does not match ${data.length - 5} bytes received`);
+  if (data.length !== 5 + len)
+    throw new RpcError(Status.INTERNAL, `gRPC frame length ${len} does not match ${data.length - 5} bytes received`);
   return data.subarray(5);
 }
 
 function encodeMessage(msg: string): string {
-  return msg.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+  return msg.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) =>
+    [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
 }
 
 function decodeMessage(msg: string): string {
@@ -102,7 +112,11 @@ function clip(msg: string, max = MAX_STATUS_MESSAGE): string {
 const MiB = 1024 * 1024;
 
 export function formatBytes(n: number): string {
-  return n >= MiB && n % MiB === 0 ? `${n} bytes (${n / MiB} MiB)` : n >= 1024 && n % 1024 === 0 ? `${n} bytes (${n / 1024} KiB)` : `${n} bytes`;
+  return n >= MiB && n % MiB === 0
+    ? `${n} bytes (${n / MiB} MiB)`
+    : n >= 1024 && n % 1024 === 0
+      ? `${n} bytes (${n / 1024} KiB)`
+      : `${n} bytes`;
 }
 
 // --- limits and the body budget ----------------------------------------------------------
@@ -142,14 +156,32 @@ export class ByteBudget {
 
   acquire(n: number, waitMs: number): Promise<() => void> {
     if (n > this.capacity) {
-      return Promise.reject(new RequestError(Status.RESOURCE_EXHAUSTED, `a request of ${formatBytes(n)} exceeds the Coordinator's body budget of ${formatBytes(this.capacity)}`, 'budget'));
+      return Promise.reject(
+        new RequestError(
+          Status.RESOURCE_EXHAUSTED,
+          `a request of ${formatBytes(n)} exceeds the Coordinator's body budget of ${formatBytes(this.capacity)}`,
+          'budget',
+        ),
+      );
     }
     if (this.used + n <= this.capacity) return Promise.resolve(this.take(n));
     return new Promise((resolve, reject) => {
-      const entry = { n, grant: () => { clearTimeout(timer); resolve(this.take(n)); } };
+      const entry = {
+        n,
+        grant: () => {
+          clearTimeout(timer);
+          resolve(this.take(n));
+        },
+      };
       const timer = setTimeout(() => {
         this.waiting.splice(this.waiting.indexOf(entry), 1);
-        reject(new RequestError(Status.RESOURCE_EXHAUSTED, `the Coordinator is busy with other large requests (${formatBytes(this.used)} of its ${formatBytes(this.capacity)} body budget in use); retry later`, 'budget'));
+        reject(
+          new RequestError(
+            Status.RESOURCE_EXHAUSTED,
+            `the Coordinator is busy with other large requests (${formatBytes(this.used)} of its ${formatBytes(this.capacity)} body budget in use); retry later`,
+            'budget',
+          ),
+        );
       }, waitMs);
       this.waiting.push(entry);
     });
@@ -196,7 +228,10 @@ class FieldScanner {
   /** [start, end) of the content of every occurrence of a listed field. */
   readonly spans = new Map<number, [number, number][]>();
 
-  constructor(private readonly limits: RequestLimits, private readonly total: number) {}
+  constructor(
+    private readonly limits: RequestLimits,
+    private readonly total: number,
+  ) {}
 
   /** Check every field header within buf[0, filled). */
   advance(buf: Buffer, filled: number): void {
@@ -206,7 +241,8 @@ class FieldScanner {
       const [key, afterTag] = tag;
       const no = Math.floor(key / 8);
       const wire = key % 8;
-      if (no === 0) throw new RequestError(Status.INVALID_ARGUMENT, 'malformed request: protobuf field number 0', 'protobuf');
+      if (no === 0)
+        throw new RequestError(Status.INVALID_ARGUMENT, 'malformed request: protobuf field number 0', 'protobuf');
       let end: number;
       let length: number | undefined;
       if (wire === 2) {
@@ -221,12 +257,26 @@ class FieldScanner {
       } else if (wire === 1 || wire === 5) {
         end = afterTag + (wire === 1 ? 8 : 4);
       } else {
-        throw new RequestError(Status.INVALID_ARGUMENT, `malformed request: unsupported protobuf wire type ${wire} (field ${no})`, 'protobuf');
+        throw new RequestError(
+          Status.INVALID_ARGUMENT,
+          `malformed request: unsupported protobuf wire type ${wire} (field ${no})`,
+          'protobuf',
+        );
       }
       // A field that cannot fit is malformed, whatever its limit.
-      if (end > this.total) throw new RequestError(Status.INVALID_ARGUMENT, `malformed request: field ${no} runs past the end of the message`, 'protobuf');
+      if (end > this.total)
+        throw new RequestError(
+          Status.INVALID_ARGUMENT,
+          `malformed request: field ${no} runs past the end of the message`,
+          'protobuf',
+        );
       const listed = this.limits.fields?.[no];
-      if (listed && length === undefined) throw new RequestError(Status.INVALID_ARGUMENT, `malformed request: field ${listed.name} has wire type ${wire}, expected 2`, 'protobuf');
+      if (listed && length === undefined)
+        throw new RequestError(
+          Status.INVALID_ARGUMENT,
+          `malformed request: field ${listed.name} has wire type ${wire}, expected 2`,
+          'protobuf',
+        );
       this.count(no, length);
       if (listed) {
         const list = this.spans.get(no) ?? [];
@@ -239,21 +289,36 @@ class FieldScanner {
 
   /** The whole message is in: it must end exactly after a field. */
   finish(): void {
-    if (this.next !== this.total) throw new RequestError(Status.INVALID_ARGUMENT, 'malformed request: the message ends inside a field', 'protobuf');
+    if (this.next !== this.total)
+      throw new RequestError(Status.INVALID_ARGUMENT, 'malformed request: the message ends inside a field', 'protobuf');
   }
 
   private count(no: number, length: number | undefined): void {
     const limit = length === undefined ? undefined : this.limits.fields?.[no];
     if (!limit) {
       if (++this.others > (this.limits.maxOtherFields ?? 16)) {
-        throw new RequestError(Status.RESOURCE_EXHAUSTED, `the request has more than ${this.limits.maxOtherFields ?? 16} fields that this method does not use`, 'field_count');
+        throw new RequestError(
+          Status.RESOURCE_EXHAUSTED,
+          `the request has more than ${this.limits.maxOtherFields ?? 16} fields that this method does not use`,
+          'field_count',
+        );
       }
       return;
     }
     const n = (this.counts.get(no) ?? 0) + 1;
     this.counts.set(no, n);
-    if (n > limit.maxCount) throw new RequestError(Status.RESOURCE_EXHAUSTED, `the request has more than ${limit.maxCount} ${limit.name} field${limit.maxCount === 1 ? '' : 's'}`, 'field_count');
-    if (length! > limit.maxBytes) throw new RequestError(Status.RESOURCE_EXHAUSTED, `${limit.name} field of ${formatBytes(length!)} exceeds the limit of ${formatBytes(limit.maxBytes)}`, 'field_size');
+    if (n > limit.maxCount)
+      throw new RequestError(
+        Status.RESOURCE_EXHAUSTED,
+        `the request has more than ${limit.maxCount} ${limit.name} field${limit.maxCount === 1 ? '' : 's'}`,
+        'field_count',
+      );
+    if (length! > limit.maxBytes)
+      throw new RequestError(
+        Status.RESOURCE_EXHAUSTED,
+        `${limit.name} field of ${formatBytes(length!)} exceeds the limit of ${formatBytes(limit.maxBytes)}`,
+        'field_size',
+      );
   }
 }
 
@@ -266,7 +331,8 @@ function varintAt(buf: Buffer, pos: number, end: number): [number, number] | und
     const b = buf[pos + i]!;
     result += (b & 0x7f) * mul;
     if (!(b & 0x80)) {
-      if (result > Number.MAX_SAFE_INTEGER) throw new RequestError(Status.INVALID_ARGUMENT, 'malformed request: protobuf varint too large', 'protobuf');
+      if (result > Number.MAX_SAFE_INTEGER)
+        throw new RequestError(Status.INVALID_ARGUMENT, 'malformed request: protobuf varint too large', 'protobuf');
       return [result, pos + i + 1];
     }
     mul *= 0x80;
@@ -343,7 +409,11 @@ class BodyReader {
   private started = false;
   done = false;
 
-  constructor(private readonly stream: ServerHttp2Stream, private readonly limits: RequestLimits, private readonly opts: ServeOptions) {}
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly limits: RequestLimits,
+    private readonly opts: ServeOptions,
+  ) {}
 
   read(): Promise<RequestBody> {
     if (this.started) return Promise.reject(new Error('the request body was read twice'));
@@ -375,7 +445,11 @@ class BodyReader {
       };
       const take = (chunk: Buffer): void => {
         if (filled + chunk.length > expected) {
-          throw new RequestError(Status.INVALID_ARGUMENT, 'the request has data after its message (a unary call carries exactly one)', 'frame');
+          throw new RequestError(
+            Status.INVALID_ARGUMENT,
+            'the request has data after its message (a unary call carries exactly one)',
+            'frame',
+          );
         }
         chunk.copy(buf!, filled);
         filled += chunk.length;
@@ -390,10 +464,15 @@ class BodyReader {
           }
           head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
           if (head.length < 5) return;
-          if (head[0] !== 0) throw new RequestError(Status.UNIMPLEMENTED, 'compressed gRPC messages are not supported', 'frame');
+          if (head[0] !== 0)
+            throw new RequestError(Status.UNIMPLEMENTED, 'compressed gRPC messages are not supported', 'frame');
           const len = head.readUInt32BE(1);
           if (len > limits.maxBytes) {
-            throw new RequestError(Status.RESOURCE_EXHAUSTED, `the request message of ${formatBytes(len)} exceeds the limit of ${formatBytes(limits.maxBytes)} for this method`, 'message_size');
+            throw new RequestError(
+              Status.RESOURCE_EXHAUSTED,
+              `the request message of ${formatBytes(len)} exceeds the limit of ${formatBytes(limits.maxBytes)} for this method`,
+              'message_size',
+            );
           }
           expected = len;
           const rest = head.subarray(5);
@@ -401,23 +480,26 @@ class BodyReader {
           scanner = new FieldScanner(limits, len);
           // Nothing more is read until the bytes are reserved.
           stream.pause();
-          opts.budget.acquire(len, opts.budgetWaitMs).then((release) => {
-            if (settled || stream.closed || stream.destroyed) {
-              release();
-              return;
-            }
-            stream.once('close', release);
-            // Sized by the prefix, filled once: no chunk list, no concatenation.
-            buf = Buffer.allocUnsafe(len);
-            try {
-              if (rest.length > 0) take(rest);
-            } catch (err) {
-              fail(err as Error);
-              return;
-            }
-            if (endedEarly) onEnd();
-            else stream.resume();
-          }, (err: Error) => fail(err));
+          opts.budget.acquire(len, opts.budgetWaitMs).then(
+            (release) => {
+              if (settled || stream.closed || stream.destroyed) {
+                release();
+                return;
+              }
+              stream.once('close', release);
+              // Sized by the prefix, filled once: no chunk list, no concatenation.
+              buf = Buffer.allocUnsafe(len);
+              try {
+                if (rest.length > 0) take(rest);
+              } catch (err) {
+                fail(err as Error);
+                return;
+              }
+              if (endedEarly) onEnd();
+              else stream.resume();
+            },
+            (err: Error) => fail(err),
+          );
         } catch (err) {
           fail(err as Error);
         }
@@ -430,9 +512,18 @@ class BodyReader {
         }
         try {
           if (expected < 0) {
-            throw new RequestError(Status.INVALID_ARGUMENT, head.length === 0 ? 'the request carries no message' : 'the request ends inside the gRPC message prefix', 'frame');
+            throw new RequestError(
+              Status.INVALID_ARGUMENT,
+              head.length === 0 ? 'the request carries no message' : 'the request ends inside the gRPC message prefix',
+              'frame',
+            );
           }
-          if (filled < expected) throw new RequestError(Status.INVALID_ARGUMENT, `the request ended after ${filled} of the ${expected} bytes its prefix announced`, 'frame');
+          if (filled < expected)
+            throw new RequestError(
+              Status.INVALID_ARGUMENT,
+              `the request ended after ${filled} of the ${expected} bytes its prefix announced`,
+              'frame',
+            );
           scanner!.finish();
           cleanup();
           this.done = true;
@@ -444,7 +535,17 @@ class BodyReader {
         }
       };
       const onClose = (): void => fail(new RpcError(Status.CANCELLED, 'the client cancelled the call'));
-      const timer = setTimeout(() => fail(new RequestError(Status.DEADLINE_EXCEEDED, `the request body did not arrive within ${timeoutMs / 1000} s`, 'body_deadline')), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          fail(
+            new RequestError(
+              Status.DEADLINE_EXCEEDED,
+              `the request body did not arrive within ${timeoutMs / 1000} s`,
+              'body_deadline',
+            ),
+          ),
+        timeoutMs,
+      );
       stream.on('data', onData);
       stream.once('end', onEnd);
       stream.once('close', onClose);
@@ -456,7 +557,12 @@ class BodyReader {
 }
 
 /** Serve one HTTP/2 stream as a gRPC unary call. Resolves when the answer was handed to the stream. */
-export async function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, methods: UnaryMethods, opts: ServeOptions): Promise<CallOutcome> {
+export async function serveUnary(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  methods: UnaryMethods,
+  opts: ServeOptions,
+): Promise<CallOutcome> {
   const path = String(headers[':path'] ?? '');
   const spec = methods.get(path);
   const method = spec ? path.slice(path.lastIndexOf('/') + 1) : 'unknown';
@@ -467,7 +573,15 @@ export async function serveUnary(stream: ServerHttp2Stream, headers: IncomingHtt
       if (!stream.headersSent) {
         // Trailers-only; then RST_STREAM(NO_ERROR) if the request is still arriving (RFC 9113
         // §8.1): the client must stop sending what we will not read.
-        stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': encodeMessage(clip(message)) }, { endStream: true });
+        stream.respond(
+          {
+            ':status': 200,
+            'content-type': 'application/grpc+proto',
+            'grpc-status': String(code),
+            'grpc-message': encodeMessage(clip(message)),
+          },
+          { endStream: true },
+        );
         if (!stream.readableEnded) stream.close(h2.NGHTTP2_NO_ERROR);
       } else {
         stream.close(h2.NGHTTP2_INTERNAL_ERROR);
@@ -487,10 +601,15 @@ export async function serveUnary(stream: ServerHttp2Stream, headers: IncomingHtt
     if (!spec) throw new RpcError(Status.UNIMPLEMENTED, `unknown method ${clip(path, 200)}`);
     const body = new BodyReader(stream, spec.limits, opts);
     const reserved: (() => void)[] = [];
-    const releaseReserved = (): void => { for (const r of reserved.splice(0)) r(); };
+    const releaseReserved = (): void => {
+      for (const r of reserved.splice(0)) r();
+    };
     stream.once('close', releaseReserved);
     const call: UnaryCall = {
-      path, method, headers, stream,
+      path,
+      method,
+      headers,
+      stream,
       read: () => body.read(),
       reserve: async (bytes) => {
         const release = await opts.budget.acquire(Math.min(bytes, opts.budget.capacity), opts.budgetWaitMs);
@@ -533,7 +652,12 @@ export async function serveUnary(stream: ServerHttp2Stream, headers: IncomingHtt
     }
     if (err instanceof RpcError) {
       answer(err.code, err.message);
-      return { method, code: err.code, message: err.message, ...(err.code === Status.INVALID_ARGUMENT ? { invalid: true } : {}) };
+      return {
+        method,
+        code: err.code,
+        message: err.message,
+        ...(err.code === Status.INVALID_ARGUMENT ? { invalid: true } : {}),
+      };
     }
     // Details of unexpected errors (library and OpenSSL messages) stay in the log.
     answer(Status.INTERNAL, 'internal error');
@@ -544,9 +668,21 @@ export async function serveUnary(stream: ServerHttp2Stream, headers: IncomingHtt
 // --- the client side ------------------------------------------------------------------------
 
 /** One unary call on an established session. Rejects with RpcError for non-OK statuses. */
-export function callUnary(session: ClientHttp2Session, path: string, request: Uint8Array, metadata: Record<string, string> = {}, timeoutMs = 60_000): Promise<Buffer> {
+export function callUnary(
+  session: ClientHttp2Session,
+  path: string,
+  request: Uint8Array,
+  metadata: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc+proto', te: 'trailers', ...metadata });
+    const req = session.request({
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/grpc+proto',
+      te: 'trailers',
+      ...metadata,
+    });
     const chunks: Buffer[] = [];
     let received = 0;
     let headers: IncomingHttpHeaders = {};
@@ -577,12 +713,19 @@ export function callUnary(session: ClientHttp2Session, path: string, request: Ui
         }
       }
     });
-    req.on('trailers', (t) => { trailers = t; });
+    req.on('trailers', (t) => {
+      trailers = t;
+    });
     req.on('data', (c: Buffer) => {
       received += c.length;
       if (received > MAX_RESPONSE_MESSAGE + 5) {
         req.close(h2.NGHTTP2_CANCEL);
-        done(new RpcError(Status.RESOURCE_EXHAUSTED, `${path}: the response is larger than ${formatBytes(MAX_RESPONSE_MESSAGE)}`));
+        done(
+          new RpcError(
+            Status.RESOURCE_EXHAUSTED,
+            `${path}: the response is larger than ${formatBytes(MAX_RESPONSE_MESSAGE)}`,
+          ),
+        );
         return;
       }
       chunks.push(c);
@@ -592,7 +735,14 @@ export function callUnary(session: ClientHttp2Session, path: string, request: Ui
       const httpStatus = Number(headers[':status'] ?? 0);
       const statusText = trailers['grpc-status'] ?? headers['grpc-status'];
       if (statusText === undefined) {
-        done(new RpcError(Status.UNAVAILABLE, httpStatus ? `${path}: HTTP status ${httpStatus} without a gRPC status` : `${path}: the connection closed before an answer`));
+        done(
+          new RpcError(
+            Status.UNAVAILABLE,
+            httpStatus
+              ? `${path}: HTTP status ${httpStatus} without a gRPC status`
+              : `${path}: the connection closed before an answer`,
+          ),
+        );
         return;
       }
       const err = statusOf(statusText, trailers['grpc-message'] ?? headers['grpc-message']);

@@ -58,11 +58,43 @@ export const NewMeshCertResponseSchema: Schema = [
   { no: 4, name: 'WorkloadSecret', type: 'bytes' },
 ];
 
-export interface SeedShareMsg { PublicKey: string; EncryptedSeed: Buffer }
-export interface SeedShareDocumentMsg { SeedShares: SeedShareMsg[]; salt: Buffer }
-export interface SetManifestRequest { Manifest: Buffer; Policies: Buffer[] }
-export interface SetManifestResponse { RootCA: Buffer; MeshCA: Buffer; SeedSharesDoc?: SeedShareDocumentMsg }
-export interface LatestTransitionMsg { TransitionHash: Buffer; Signature: Buffer }
-export interface GetManifestsResponse { Manifests: Buffer[]; Policies: Buffer[]; RootCA: Buffer; MeshCA: Buffer; LatestTransition?: LatestTransitionMsg; SeedSharesDoc?: SeedShareDocumentMsg }
-export interface RecoverRequest { Seed: Buffer; Salt: Buffer; Force: boolean }
-export interface NewMeshCertResponse { MeshCACert: Buffer; CertChain: Buffer; RootCACert: Buffer; WorkloadSecret: Buffer }
+export interface SeedShareMsg {
+  PublicKey: string;
+  EncryptedSeed: Buffer;
+}
+export interface SeedShareDocumentMsg {
+  SeedShares: SeedShareMsg[];
+  salt: Buffer;
+}
+export interface SetManifestRequest {
+  Manifest: Buffer;
+  Policies: Buffer[];
+}
+export interface SetManifestResponse {
+  RootCA: Buffer;
+  MeshCA: Buffer;
+  SeedSharesDoc?: SeedShareDocumentMsg;
+}
+export interface LatestTransitionMsg {
+  TransitionHash: Buffer;
+  Signature: Buffer;
+}
+export interface GetManifestsResponse {
+  Manifests: Buffer[];
+  Policies: Buffer[];
+  RootCA: Buffer;
+  MeshCA: Buffer;
+  LatestTransition?: LatestTransitionMsg;
+  SeedSharesDoc?: SeedShareDocumentMsg;
+}
+export interface RecoverRequest {
+  Seed: Buffer;
+  Salt: Buffer;
+  Force: boolean;
+}
+export interface NewMeshCertResponse {
+  MeshCACert: Buffer;
+  CertChain: Buffer;
+  RootCACert: Buffer;
+  WorkloadSecret: Buffer;
+}

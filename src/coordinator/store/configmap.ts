@@ -116,10 +116,18 @@ export class ConfigMapStore implements Store {
       throw err;
     }
     const owner = cm.metadata?.annotations?.[STORE_KEY_ANNOTATION];
-    if (owner !== undefined && owner !== key) throw new Error(`ConfigMap ${this.opts.namespace}/${name} holds store key ${JSON.stringify(owner)}, not ${JSON.stringify(key)}`);
+    if (owner !== undefined && owner !== key)
+      throw new Error(
+        `ConfigMap ${this.opts.namespace}/${name} holds store key ${JSON.stringify(owner)}, not ${JSON.stringify(key)}`,
+      );
     const b64 = cm.binaryData?.[dataKey(key)];
     const indexText = cm.metadata?.annotations?.[STORE_CHUNKS_ANNOTATION];
-    const value = indexText !== undefined && b64 === undefined ? await this.readChunks(key, indexText) : b64 === undefined ? undefined : Buffer.from(b64, 'base64');
+    const value =
+      indexText !== undefined && b64 === undefined
+        ? await this.readChunks(key, indexText)
+        : b64 === undefined
+          ? undefined
+          : Buffer.from(b64, 'base64');
     if (cm.metadata?.resourceVersion) this.seen.set(key, cm.metadata.resourceVersion);
     this.staleKeys.delete(key);
     return { cm, value };
@@ -133,25 +141,39 @@ export class ConfigMapStore implements Store {
     } catch {
       throw new Error(`store key ${key}: the chunk index is not valid JSON`);
     }
-    if (typeof index !== 'object' || index === null || !Number.isSafeInteger(index.size) || index.size < 0 || typeof index.sha256 !== 'string'
-      || !Array.isArray(index.chunks) || index.chunks.length > MAX_CHUNKS || index.chunks.some((c) => typeof c !== 'string' || !/^[0-9a-f]{64}$/.test(c))) {
+    if (
+      typeof index !== 'object' ||
+      index === null ||
+      !Number.isSafeInteger(index.size) ||
+      index.size < 0 ||
+      typeof index.sha256 !== 'string' ||
+      !Array.isArray(index.chunks) ||
+      index.chunks.length > MAX_CHUNKS ||
+      index.chunks.some((c) => typeof c !== 'string' || !/^[0-9a-f]{64}$/.test(c))
+    ) {
       throw new Error(`store key ${key}: malformed chunk index`);
     }
-    if (index.size > index.chunks.length * CHUNK_BYTES) throw new Error(`store key ${key}: the chunk index claims ${index.size} bytes in ${index.chunks.length} chunks`);
+    if (index.size > index.chunks.length * CHUNK_BYTES)
+      throw new Error(`store key ${key}: the chunk index claims ${index.size} bytes in ${index.chunks.length} chunks`);
     const parts = await mapLimit(index.chunks, CHUNK_CONCURRENCY, async (hash) => {
       let cm: V1ConfigMap;
       try {
-        cm = await this.api.readNamespacedConfigMap({ name: `${CHUNK_NAME_PREFIX}${hash}`, namespace: this.opts.namespace });
+        cm = await this.api.readNamespacedConfigMap({
+          name: `${CHUNK_NAME_PREFIX}${hash}`,
+          namespace: this.opts.namespace,
+        });
       } catch (err) {
         if (statusOf(err) === 404) throw new Error(`store key ${key}: chunk ${hash} is missing`, { cause: err });
         throw err;
       }
       const bytes = Buffer.from(cm.binaryData?.chunk ?? '', 'base64');
-      if (sha256hex(bytes) !== hash) throw new Error(`store key ${key}: chunk ${hash} of ${key} does not match its hash: the store was modified`);
+      if (sha256hex(bytes) !== hash)
+        throw new Error(`store key ${key}: chunk ${hash} of ${key} does not match its hash: the store was modified`);
       return bytes;
     });
     const value = Buffer.concat(parts);
-    if (value.length !== index.size || sha256hex(value) !== index.sha256) throw new Error(`store key ${key}: the chunks of ${key} do not add up to the value of the index`);
+    if (value.length !== index.size || sha256hex(value) !== index.sha256)
+      throw new Error(`store key ${key}: the chunks of ${key} do not add up to the value of the index`);
     return value;
   }
 
@@ -177,7 +199,11 @@ export class ConfigMapStore implements Store {
       // Already there: content-addressed, so it is right unless somebody changed it.
       const existing = await this.api.readNamespacedConfigMap({ name, namespace: this.opts.namespace });
       if (sha256hex(Buffer.from(existing.binaryData?.chunk ?? '', 'base64')) !== hash) {
-        await this.api.replaceNamespacedConfigMap({ name, namespace: this.opts.namespace, body: body(existing.metadata?.resourceVersion) });
+        await this.api.replaceNamespacedConfigMap({
+          name,
+          namespace: this.opts.namespace,
+          body: body(existing.metadata?.resourceVersion),
+        });
       }
     }
   }
@@ -185,20 +211,28 @@ export class ConfigMapStore implements Store {
   /** Chunks first; returns the index the key's ConfigMap carries instead of the value. */
   private async writeChunks(key: string, value: Uint8Array): Promise<string> {
     const m = CONTENT_ADDRESSED.exec(key);
-    if (!m) throw new Error(`store value of ${key} is ${value.length} bytes; a ConfigMap holds at most about 1 MiB, and only content-addressed values (manifests, policies) are split over several`);
+    if (!m)
+      throw new Error(
+        `store value of ${key} is ${value.length} bytes; a ConfigMap holds at most about 1 MiB, and only content-addressed values (manifests, policies) are split over several`,
+      );
     const whole = Buffer.from(value);
     const hash = sha256hex(whole);
-    if (hash !== m[1]) throw new Error(`store key ${key} is not named by the SHA-256 of its value (${hash}); only content-addressed values are split over several ConfigMaps`);
+    if (hash !== m[1])
+      throw new Error(
+        `store key ${key} is not named by the SHA-256 of its value (${hash}); only content-addressed values are split over several ConfigMaps`,
+      );
     const parts: Buffer[] = [];
     for (let off = 0; off < whole.length; off += CHUNK_BYTES) parts.push(whole.subarray(off, off + CHUNK_BYTES));
-    if (parts.length > MAX_CHUNKS) throw new Error(`store value of ${key} is ${whole.length} bytes, more than ${MAX_CHUNKS} chunks`);
+    if (parts.length > MAX_CHUNKS)
+      throw new Error(`store value of ${key} is ${whole.length} bytes, more than ${MAX_CHUNKS} chunks`);
     const hashes = parts.map(sha256hex);
     await mapLimit(parts, CHUNK_CONCURRENCY, (p, i) => this.writeChunk(hashes[i]!, p));
     return JSON.stringify({ size: whole.length, sha256: hash, chunks: hashes } satisfies ChunkIndex);
   }
 
   private body(key: string, value: Uint8Array, resourceVersion?: string, chunkIndex?: string): V1ConfigMap {
-    if (value.length > MAX_VALUE_BYTES) throw new Error(`store value of ${key} is ${value.length} bytes; a ConfigMap holds at most about 1 MiB`);
+    if (value.length > MAX_VALUE_BYTES)
+      throw new Error(`store value of ${key} is ${value.length} bytes; a ConfigMap holds at most about 1 MiB`);
     return {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -206,7 +240,10 @@ export class ConfigMapStore implements Store {
         name: configMapName(key),
         namespace: this.opts.namespace,
         labels: { [STORE_LABEL]: STORE_LABEL_VALUE },
-        annotations: { [STORE_KEY_ANNOTATION]: key, ...(chunkIndex !== undefined ? { [STORE_CHUNKS_ANNOTATION]: chunkIndex } : {}) },
+        annotations: {
+          [STORE_KEY_ANNOTATION]: key,
+          ...(chunkIndex !== undefined ? { [STORE_CHUNKS_ANNOTATION]: chunkIndex } : {}),
+        },
         ...(this.opts.owner ? { ownerReferences: [this.opts.owner] } : {}),
         ...(resourceVersion ? { resourceVersion } : {}),
       },
@@ -227,7 +264,9 @@ export class ConfigMapStore implements Store {
   private track<T>(key: string, p: Promise<T>): Promise<T> {
     const settled = p.catch(() => undefined);
     this.inflight.set(key, settled);
-    void settled.then(() => { if (this.inflight.get(key) === settled) this.inflight.delete(key); });
+    void settled.then(() => {
+      if (this.inflight.get(key) === settled) this.inflight.delete(key);
+    });
     return p;
   }
 
@@ -246,7 +285,13 @@ export class ConfigMapStore implements Store {
     // A key this store has not seen (e.g. a new policy, just read as missing) is created directly.
     if (!this.seen.has(key)) {
       try {
-        this.remember(key, await this.api.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.body(key, inline, undefined, chunkIndex) }));
+        this.remember(
+          key,
+          await this.api.createNamespacedConfigMap({
+            namespace: this.opts.namespace,
+            body: this.body(key, inline, undefined, chunkIndex),
+          }),
+        );
         return;
       } catch (err) {
         if (statusOf(err) !== 409) throw err;
@@ -256,8 +301,15 @@ export class ConfigMapStore implements Store {
       const current = await this.read(key);
       try {
         const written = current
-          ? await this.api.replaceNamespacedConfigMap({ name: configMapName(key), namespace: this.opts.namespace, body: this.body(key, inline, current.cm.metadata?.resourceVersion, chunkIndex) })
-          : await this.api.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.body(key, inline, undefined, chunkIndex) });
+          ? await this.api.replaceNamespacedConfigMap({
+              name: configMapName(key),
+              namespace: this.opts.namespace,
+              body: this.body(key, inline, current.cm.metadata?.resourceVersion, chunkIndex),
+            })
+          : await this.api.createNamespacedConfigMap({
+              namespace: this.opts.namespace,
+              body: this.body(key, inline, undefined, chunkIndex),
+            });
         this.remember(key, written);
         return;
       } catch (err) {
@@ -275,11 +327,18 @@ export class ConfigMapStore implements Store {
     for (let i = 0; i < MAX_CONFLICT_RETRIES; i++) {
       const current = await this.read(key);
       const currentValue = current?.value;
-      const same = currentValue === undefined || expected === undefined ? currentValue === expected && (expected !== undefined || current === undefined) : Buffer.compare(currentValue, Buffer.from(expected)) === 0;
+      const same =
+        currentValue === undefined || expected === undefined
+          ? currentValue === expected && (expected !== undefined || current === undefined)
+          : Buffer.compare(currentValue, Buffer.from(expected)) === 0;
       if (!same) return false;
       try {
         const written = current
-          ? await this.api.replaceNamespacedConfigMap({ name: configMapName(key), namespace: this.opts.namespace, body: this.body(key, value, current.cm.metadata?.resourceVersion) })
+          ? await this.api.replaceNamespacedConfigMap({
+              name: configMapName(key),
+              namespace: this.opts.namespace,
+              body: this.body(key, value, current.cm.metadata?.resourceVersion),
+            })
           : await this.api.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.body(key, value) });
         this.remember(key, written);
         return true;
@@ -309,30 +368,41 @@ export class ConfigMapStore implements Store {
     const path = `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}/configmaps`;
     const start = async (): Promise<void> => {
       let failed = false;
-      const controller = await new Watch(this.opts.kc).watch(path, { labelSelector: `${STORE_LABEL}=${STORE_LABEL_VALUE}`, allowWatchBookmarks: false }, (type, obj: V1ConfigMap) => {
-        // ERROR carries a Status (e.g. 410 Gone, or 504 while the API server's watch cache
-        // catches up); the stream ends after it and is started again below.
-        if (type === 'ERROR') {
-          failed = true;
-          return;
-        }
-        const key = obj.metadata?.annotations?.[STORE_KEY_ANNOTATION];
-        const rv = obj.metadata?.resourceVersion;
-        if (!key || !rv || type === 'BOOKMARK') return;
-        void Promise.resolve(this.inflight.get(key)).then(() => this.checkEvent(key, rv, type));
-      }, (err) => {
-        // The API server ends watches after a while; resume unless we were closed. Changes made
-        // while no watch was open are found by re-reading the keys we know.
-        if (this.abort === controller) {
-          setTimeout(() => {
-            if (this.abort !== controller) return;
-            void start().catch(() => {
-              // Could not even open the watch (API server unreachable?): try again later.
-              if (this.abort === controller) setTimeout(() => { if (this.abort === controller) void start().catch(() => undefined); }, 2000).unref();
-            });
-          }, err || failed ? 1000 : 0).unref();
-        }
-      });
+      const controller = await new Watch(this.opts.kc).watch(
+        path,
+        { labelSelector: `${STORE_LABEL}=${STORE_LABEL_VALUE}`, allowWatchBookmarks: false },
+        (type, obj: V1ConfigMap) => {
+          // ERROR carries a Status (e.g. 410 Gone, or 504 while the API server's watch cache
+          // catches up); the stream ends after it and is started again below.
+          if (type === 'ERROR') {
+            failed = true;
+            return;
+          }
+          const key = obj.metadata?.annotations?.[STORE_KEY_ANNOTATION];
+          const rv = obj.metadata?.resourceVersion;
+          if (!key || !rv || type === 'BOOKMARK') return;
+          void Promise.resolve(this.inflight.get(key)).then(() => this.checkEvent(key, rv, type));
+        },
+        (err) => {
+          // The API server ends watches after a while; resume unless we were closed. Changes made
+          // while no watch was open are found by re-reading the keys we know.
+          if (this.abort === controller) {
+            setTimeout(
+              () => {
+                if (this.abort !== controller) return;
+                void start().catch(() => {
+                  // Could not even open the watch (API server unreachable?): try again later.
+                  if (this.abort === controller)
+                    setTimeout(() => {
+                      if (this.abort === controller) void start().catch(() => undefined);
+                    }, 2000).unref();
+                });
+              },
+              err || failed ? 1000 : 0,
+            ).unref();
+          }
+        },
+      );
       this.abort = controller;
       await this.recheck();
     };

@@ -131,7 +131,9 @@ export class DirStore implements Store {
     const next = prev.then(fn, fn);
     const tail = next.catch(() => undefined);
     this.keyQueues.set(key, tail);
-    void tail.then(() => { if (this.keyQueues.get(key) === tail) this.keyQueues.delete(key); });
+    void tail.then(() => {
+      if (this.keyQueues.get(key) === tail) this.keyQueues.delete(key);
+    });
     return next;
   }
 
@@ -148,7 +150,10 @@ export class DirStore implements Store {
     checkKey(key);
     return this.serial(key, async () => {
       const current = await this.read(key);
-      const same = current === undefined || expected === undefined ? current === expected : Buffer.compare(current, expected) === 0;
+      const same =
+        current === undefined || expected === undefined
+          ? current === expected
+          : Buffer.compare(current, expected) === 0;
       if (!same) return false;
       await this.write(key, value);
       return true;
@@ -159,8 +164,15 @@ export class DirStore implements Store {
 /** An in-memory Store for tests. */
 export class MemoryStore implements Store {
   readonly data = new Map<string, Buffer>();
-  get(key: string): Promise<Buffer | undefined> { checkKey(key); return Promise.resolve(this.data.get(key)); }
-  set(key: string, value: Uint8Array): Promise<void> { checkKey(key); this.data.set(key, Buffer.from(value)); return Promise.resolve(); }
+  get(key: string): Promise<Buffer | undefined> {
+    checkKey(key);
+    return Promise.resolve(this.data.get(key));
+  }
+  set(key: string, value: Uint8Array): Promise<void> {
+    checkKey(key);
+    this.data.set(key, Buffer.from(value));
+    return Promise.resolve();
+  }
   compareAndSwap(key: string, expected: Uint8Array | undefined, value: Uint8Array): Promise<boolean> {
     const cur = this.data.get(key);
     const same = cur === undefined || expected === undefined ? cur === expected : Buffer.compare(cur, expected) === 0;

@@ -13,7 +13,10 @@ const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespa
 export async function stateStoreFromEnv(stateDir: string, env: NodeJS.ProcessEnv = process.env): Promise<Store> {
   const kind = (env.CONTRAST_STATE_STORE ?? 'dir').toLowerCase();
   if (kind === 'dir') return new DirStore(stateDir);
-  if (kind !== 'configmap') throw new Error(`CONTRAST_STATE_STORE must be "dir" or "configmap", not ${JSON.stringify(env.CONTRAST_STATE_STORE)}`);
+  if (kind !== 'configmap')
+    throw new Error(
+      `CONTRAST_STATE_STORE must be "dir" or "configmap", not ${JSON.stringify(env.CONTRAST_STATE_STORE)}`,
+    );
   let namespace = env.CONTRAST_NAMESPACE;
   if (!namespace) {
     try {

@@ -8,7 +8,14 @@ import { containerEnv, envPolicy, envSample, type ContainerEnv } from './env.js'
 import { mountsPolicy } from './mounts.js';
 import { execCommands, processPolicy } from './process.js';
 import { annotationsPolicy, imageSource, namespacesPolicy, rootPath } from './sandbox.js';
-import { capabilitiesPolicy, maskedPaths, noNewPrivileges, readOnlyRoot, sysctlPolicy, userPolicy } from './security.js';
+import {
+  capabilitiesPolicy,
+  maskedPaths,
+  noNewPrivileges,
+  readOnlyRoot,
+  sysctlPolicy,
+  userPolicy,
+} from './security.js';
 
 /** What `policy check` needs besides the policy to send the requests a runtime would. */
 export interface ContainerSample {
@@ -22,19 +29,26 @@ export interface ContainerSample {
 }
 
 function resolveImage(pod: PodContext, c: Obj, path: string, pause: boolean): { ref: string; image: ResolvedImage } {
-  const ref = pause ? pod.input.pauseImage.reference : str(c.image) ?? '';
+  const ref = pause ? pod.input.pauseImage.reference : (str(c.image) ?? '');
   if (!pause && !ref) pod.fail('container has no image', `${path}.image`);
   try {
     return { ref, image: pause ? pod.input.pauseImage : pod.input.image(ref) };
   } catch (err) {
-    throw new UserError(`image ${ref} could not be resolved: ${(err as Error).message}`, { field: `${pod.specPath}.${path}.image` });
+    throw new UserError(`image ${ref} could not be resolved: ${(err as Error).message}`, {
+      field: `${pod.specPath}.${path}.image`,
+    });
   }
 }
 
-export function containerPolicy(pod: PodContext, c: Obj, path: string, pause: boolean): { policy: ContainerPolicy; sample: ContainerSample } {
-  const name = pause ? '' : str(c.name) ?? '';
+export function containerPolicy(
+  pod: PodContext,
+  c: Obj,
+  path: string,
+  pause: boolean,
+): { policy: ContainerPolicy; sample: ContainerSample } {
+  const name = pause ? '' : (str(c.name) ?? '');
   const { ref, image } = resolveImage(pod, c, path, pause);
-  const sc = pause ? {} : obj(c.securityContext) ?? {};
+  const sc = pause ? {} : (obj(c.securityContext) ?? {});
   const ci: ContainerInput = { c, path, pause, image, sc, privileged: sc.privileged === true };
   const template = pause ? pod.s.pauseContainer : pod.s.otherContainer;
 
@@ -77,5 +91,14 @@ export function containerPolicy(pod: PodContext, c: Obj, path: string, pause: bo
     sandbox_pidns: !pause && pod.spec.shareProcessNamespace === true,
     exec_commands: execCommands(ci, env),
   };
-  return { policy, sample: { name, args: process.sampleArgs, env: envSample(pod, env), containerEnv: env, blockMounts: mounts.blockMounts } };
+  return {
+    policy,
+    sample: {
+      name,
+      args: process.sampleArgs,
+      env: envSample(pod, env),
+      containerEnv: env,
+      blockMounts: mounts.blockMounts,
+    },
+  };
 }

@@ -10,7 +10,12 @@ import { podNamePattern, podSpecPath } from './names.js';
 
 export interface PodPolicyInput {
   workload: { apiVersion: string; kind: string; name: string; namespace: string };
-  podMetadata: { name?: string; generateName?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  podMetadata: {
+    name?: string;
+    generateName?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   podSpec: Record<string, unknown>;
   /** Names of the workload's PersistentVolumeClaim templates (StatefulSet `volumeClaimTemplates`). */
   claimTemplates?: string[];
@@ -53,8 +58,9 @@ export class PodContext {
     this.spec = input.podSpec;
     this.specPath = podSpecPath(input.workload.kind);
     this.s = input.settings;
-    this.privilegedAny = [...arr(this.spec.containers), ...arr(this.spec.initContainers)]
-      .some((c) => obj(obj(c)?.securityContext)?.privileged === true);
+    this.privilegedAny = [...arr(this.spec.containers), ...arr(this.spec.initContainers)].some(
+      (c) => obj(obj(c)?.securityContext)?.privileged === true,
+    );
   }
 
   /** Problems that do not stop the computation; buildPod reports all of them together. */

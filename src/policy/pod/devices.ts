@@ -14,8 +14,13 @@ export interface DevicesPolicy {
 
 function deviceVolumeOk(pod: PodContext, name: string): boolean {
   if ((pod.input.claimTemplates ?? []).includes(name)) return true;
-  const vol = arr(pod.spec.volumes).map((v) => obj(v) ?? {}).find((v) => v.name === name);
-  return vol !== undefined && (obj(vol.persistentVolumeClaim) !== undefined || obj(vol.ephemeral) !== undefined || obj(vol.iscsi) !== undefined);
+  const vol = arr(pod.spec.volumes)
+    .map((v) => obj(v) ?? {})
+    .find((v) => v.name === name);
+  return (
+    vol !== undefined &&
+    (obj(vol.persistentVolumeClaim) !== undefined || obj(vol.ephemeral) !== undefined || obj(vol.iscsi) !== undefined)
+  );
 }
 
 /** The number of GPUs: the sum of the container's limits of the settings' GPU resources. */
@@ -26,7 +31,8 @@ function gpuCount(pod: PodContext, ci: ContainerInput): number {
     const raw = limits[key];
     if (raw === undefined) continue;
     const v = typeof raw === 'number' ? raw : Number(String(raw));
-    if (!Number.isInteger(v) || v < 0) pod.fail(`${key} must be a whole number of devices`, `${ci.path}.resources.limits["${key}"]`);
+    if (!Number.isInteger(v) || v < 0)
+      pod.fail(`${key} must be a whole number of devices`, `${ci.path}.resources.limits["${key}"]`);
     n += v;
   }
   return n;
@@ -41,8 +47,13 @@ export function devicesPolicy(pod: PodContext, ci: ContainerInput): DevicesPolic
     const path = str(d.devicePath) ?? '';
     const name = str(d.name) ?? '';
     if (!path.startsWith('/dev/')) pod.fail('devicePath must be a path below /dev/', `${field}.devicePath`);
-    if (path.startsWith(pod.s.vfio.devicePath)) pod.fail(`${pod.s.vfio.devicePath}* is reserved for VFIO devices`, `${field}.devicePath`);
-    if (!deviceVolumeOk(pod, name)) pod.fail(`no block volume named ${JSON.stringify(name)} (a persistentVolumeClaim, ephemeral or iscsi volume, or a volumeClaimTemplate)`, `${field}.name`);
+    if (path.startsWith(pod.s.vfio.devicePath))
+      pod.fail(`${pod.s.vfio.devicePath}* is reserved for VFIO devices`, `${field}.devicePath`);
+    if (!deviceVolumeOk(pod, name))
+      pod.fail(
+        `no block volume named ${JSON.stringify(name)} (a persistentVolumeClaim, ephemeral or iscsi volume, or a volumeClaimTemplate)`,
+        `${field}.name`,
+      );
     paths.push(path);
   });
   return {
@@ -53,13 +64,36 @@ export function devicesPolicy(pod: PodContext, ci: ContainerInput): DevicesPolic
 }
 
 /** Devices as a runtime sends them: block devices by container path; GPUs hot-plugged with CDI annotations. */
-export function devicesSample(s: PolicySettings, policy: ContainerPolicy): { devices: Obj[]; linuxDevices: Obj[]; annotations: Record<string, string> } {
-  const devices: Obj[] = policy.devices.map((d, i) => ({ id: `${(i + 10).toString(16)}/00`, type_: 'blk', vm_path: `/dev/vd${String.fromCharCode(98 + i)}`, container_path: d.container_path, options: [] }));
+export function devicesSample(
+  s: PolicySettings,
+  policy: ContainerPolicy,
+): { devices: Obj[]; linuxDevices: Obj[]; annotations: Record<string, string> } {
+  const devices: Obj[] = policy.devices.map((d, i) => ({
+    id: `${(i + 10).toString(16)}/00`,
+    type_: 'blk',
+    vm_path: `/dev/vd${String.fromCharCode(98 + i)}`,
+    container_path: d.container_path,
+    options: [],
+  }));
   const annotations: Record<string, string> = {};
   for (let n = 0; n < policy.gpus; n++) {
-    devices.push({ id: `vfio${n}`, type_: s.vfio.deviceType, vm_path: '', container_path: `${s.vfio.devicePath}${n}`, options: [`0000:4${n}:00.0=0${n + 2}/00`] });
+    devices.push({
+      id: `vfio${n}`,
+      type_: s.vfio.deviceType,
+      vm_path: '',
+      container_path: `${s.vfio.devicePath}${n}`,
+      options: [`0000:4${n}:00.0=0${n + 2}/00`],
+    });
     annotations[`${s.vfio.cdiAnnotationPrefix}${n}`] = `nvidia.com/pgpu=${n}`;
   }
-  const linuxDevices = policy.OCI.Linux.Devices.map((d) => ({ Path: d.Path, Type: 'b', Major: 8, Minor: 0, FileMode: 0o660, UID: 0, GID: 0 }));
+  const linuxDevices = policy.OCI.Linux.Devices.map((d) => ({
+    Path: d.Path,
+    Type: 'b',
+    Major: 8,
+    Minor: 0,
+    FileMode: 0o660,
+    UID: 0,
+    GID: 0,
+  }));
   return { devices, linuxDevices, annotations };
 }

@@ -34,7 +34,8 @@ function sourceData(pod: PodContext, kind: 'ConfigMap' | 'Secret', o: Obj, field
   for (const [k, v] of Object.entries(obj(o.data) ?? {})) {
     const bytes = Buffer.from(String(v), 'base64');
     const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
-    if (text.includes('\ufffd')) pod.fail(`Secret key ${k} is not UTF-8 text and cannot be an environment variable`, field);
+    if (text.includes('\ufffd'))
+      pod.fail(`Secret key ${k} is not UTF-8 text and cannot be an environment variable`, field);
     out.set(k, text);
   }
   for (const [k, v] of Object.entries(obj(o.stringData) ?? {})) out.set(k, String(v));
@@ -47,25 +48,38 @@ function valueFrom(pod: PodContext, vf: Obj, field: string): Value | undefined {
   const fr = obj(vf.fieldRef);
   if (fr) {
     const path = str(fr.fieldPath) ?? '';
-    const keyed = /^metadata\.(labels|annotations)\['([^']*)'\]$/.exec(path) ?? /^metadata\.(labels|annotations)\["([^"]*)"\]$/.exec(path);
+    const keyed =
+      /^metadata\.(labels|annotations)\['([^']*)'\]$/.exec(path) ??
+      /^metadata\.(labels|annotations)\["([^"]*)"\]$/.exec(path);
     if (keyed) {
       const map = keyed[1] === 'labels' ? labels : annotations;
       // Controllers add labels (pod-template-hash, …) the manifest does not show.
       return keyed[2] in map && keyed[2] !== INITDATA_ANNOTATION ? [map[keyed[2]]] : [{ dyn: 'any' }];
     }
     switch (path) {
-      case 'metadata.name': return [{ dyn: 'podName' }];
-      case 'metadata.namespace': return pod.ns !== undefined ? [pod.ns] : [{ dyn: 'namespace' }];
-      case 'metadata.uid': return [{ dyn: 'podUid' }];
-      case 'metadata.labels': case 'metadata.annotations': return [{ dyn: 'any' }];
-      case 'spec.nodeName': return [{ dyn: 'nodeName' }];
+      case 'metadata.name':
+        return [{ dyn: 'podName' }];
+      case 'metadata.namespace':
+        return pod.ns !== undefined ? [pod.ns] : [{ dyn: 'namespace' }];
+      case 'metadata.uid':
+        return [{ dyn: 'podUid' }];
+      case 'metadata.labels':
+      case 'metadata.annotations':
+        return [{ dyn: 'any' }];
+      case 'spec.nodeName':
+        return [{ dyn: 'nodeName' }];
       case 'spec.serviceAccountName':
         return [str(pod.spec.serviceAccountName) ?? str(pod.spec.serviceAccount) ?? 'default'];
-      case 'status.hostIP': return [{ dyn: 'hostIP' }];
-      case 'status.hostIPs': return [{ dyn: 'hostIPs' }];
-      case 'status.podIP': return [{ dyn: 'podIP' }];
-      case 'status.podIPs': return [{ dyn: 'podIPs' }];
-      default: pod.fail(`fieldRef ${JSON.stringify(path)} is not supported`, `${field}.fieldRef.fieldPath`);
+      case 'status.hostIP':
+        return [{ dyn: 'hostIP' }];
+      case 'status.hostIPs':
+        return [{ dyn: 'hostIPs' }];
+      case 'status.podIP':
+        return [{ dyn: 'podIP' }];
+      case 'status.podIPs':
+        return [{ dyn: 'podIPs' }];
+      default:
+        pod.fail(`fieldRef ${JSON.stringify(path)} is not supported`, `${field}.fieldRef.fieldPath`);
     }
   }
   if (obj(vf.resourceFieldRef)) return [{ dyn: 'resource' }];
@@ -81,7 +95,12 @@ function valueFrom(pod: PodContext, vf: Obj, field: string): Value | undefined {
     const data = found ? sourceData(pod, kind, found, `${field}.${key}`) : undefined;
     if (data?.has(k)) return [data.get(k) as string];
     if (ref.optional === true) return undefined;
-    pod.fail(found ? `${kind} ${name} has no key ${JSON.stringify(k)}` : `${kind} ${name} is not in the input; add it to the input stream so its value can be pinned`, `${field}.${key}`);
+    pod.fail(
+      found
+        ? `${kind} ${name} has no key ${JSON.stringify(k)}`
+        : `${kind} ${name} is not in the input; add it to the input stream so its value can be pinned`,
+      `${field}.${key}`,
+    );
   }
   pod.fail('valueFrom has no supported source (fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef)', field);
 }
@@ -102,7 +121,10 @@ export function kubeEnv(pod: PodContext, c: Obj, cpath: string): Map<string, Val
     const found = findSource(pod, cm ? pod.input.configMaps : pod.input.secrets, name);
     if (!found) {
       if (ref.optional === true) return;
-      pod.fail(`${kind} ${name} is not in the input; add it to the input stream so its values can be pinned`, `${field}.${cm ? 'configMapRef' : 'secretRef'}`);
+      pod.fail(
+        `${kind} ${name} is not in the input; add it to the input stream so its values can be pinned`,
+        `${field}.${cm ? 'configMapRef' : 'secretRef'}`,
+      );
     }
     for (const [k, v] of [...sourceData(pod, kind, found, field)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       env.set(prefix + k, [v]);
@@ -115,7 +137,10 @@ export function kubeEnv(pod: PodContext, c: Obj, cpath: string): Map<string, Val
     if (!name) pod.fail('env entry without a name', field);
     const vf = obj(e.valueFrom);
     if (!vf) {
-      env.set(name, expand(str(e.value) ?? '', (n) => env.get(n)));
+      env.set(
+        name,
+        expand(str(e.value) ?? '', (n) => env.get(n)),
+      );
       return;
     }
     const v = valueFrom(pod, vf, `${field}.valueFrom`);
@@ -159,16 +184,26 @@ export function envSample(pod: PodContext, env: ContainerEnv): string[] {
 
 /** The variables kubelet adds for the `kubernetes` service, always. */
 const KUBERNETES_SERVICE_ENV: [string, string][] = [
-  ['KUBERNETES_SERVICE_HOST', '10.96.0.1'], ['KUBERNETES_SERVICE_PORT', '443'], ['KUBERNETES_SERVICE_PORT_HTTPS', '443'],
-  ['KUBERNETES_PORT', 'tcp://10.96.0.1:443'], ['KUBERNETES_PORT_443_TCP', 'tcp://10.96.0.1:443'],
-  ['KUBERNETES_PORT_443_TCP_PROTO', 'tcp'], ['KUBERNETES_PORT_443_TCP_PORT', '443'], ['KUBERNETES_PORT_443_TCP_ADDR', '10.96.0.1'],
+  ['KUBERNETES_SERVICE_HOST', '10.96.0.1'],
+  ['KUBERNETES_SERVICE_PORT', '443'],
+  ['KUBERNETES_SERVICE_PORT_HTTPS', '443'],
+  ['KUBERNETES_PORT', 'tcp://10.96.0.1:443'],
+  ['KUBERNETES_PORT_443_TCP', 'tcp://10.96.0.1:443'],
+  ['KUBERNETES_PORT_443_TCP_PROTO', 'tcp'],
+  ['KUBERNETES_PORT_443_TCP_PORT', '443'],
+  ['KUBERNETES_PORT_443_TCP_ADDR', '10.96.0.1'],
 ];
 
 function serviceLinkEnv(name: string): [string, string][] {
   return [
-    [`${name}_SERVICE_HOST`, '10.96.12.7'], [`${name}_SERVICE_PORT`, '8443'], [`${name}_SERVICE_PORT_WEB`, '8443'],
-    [`${name}_PORT`, 'tcp://10.96.12.7:8443'], [`${name}_PORT_8443_TCP`, 'tcp://10.96.12.7:8443'],
-    [`${name}_PORT_8443_TCP_PROTO`, 'tcp'], [`${name}_PORT_8443_TCP_PORT`, '8443'], [`${name}_PORT_8443_TCP_ADDR`, '10.96.12.7'],
+    [`${name}_SERVICE_HOST`, '10.96.12.7'],
+    [`${name}_SERVICE_PORT`, '8443'],
+    [`${name}_SERVICE_PORT_WEB`, '8443'],
+    [`${name}_PORT`, 'tcp://10.96.12.7:8443'],
+    [`${name}_PORT_8443_TCP`, 'tcp://10.96.12.7:8443'],
+    [`${name}_PORT_8443_TCP_PROTO`, 'tcp'],
+    [`${name}_PORT_8443_TCP_PORT`, '8443'],
+    [`${name}_PORT_8443_TCP_ADDR`, '10.96.12.7'],
   ];
 }
 

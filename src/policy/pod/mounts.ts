@@ -38,24 +38,49 @@ export function containerdMounts(pod: PodContext, ci: ContainerInput): Mount[] {
   const sysRw = ci.privileged || (ci.pause && pod.privilegedAny) ? 'rw' : 'ro';
   const m: Mount[] = [
     { destination: '/proc', source: 'proc', type_: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev', source: 'tmpfs', type_: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', source: 'devpts', type_: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    {
+      destination: '/dev',
+      source: 'tmpfs',
+      type_: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
+    {
+      destination: '/dev/pts',
+      source: 'devpts',
+      type_: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+    },
     { destination: '/dev/mqueue', source: 'mqueue', type_: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', source: 'sysfs', type_: 'sysfs', options: ['nosuid', 'noexec', 'nodev', sysRw] },
   ];
-  if (!ci.pause) m.push({ destination: '/sys/fs/cgroup', source: 'cgroup', type_: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', ci.privileged ? 'rw' : 'ro'] });
+  if (!ci.pause)
+    m.push({
+      destination: '/sys/fs/cgroup',
+      source: 'cgroup',
+      type_: 'cgroup',
+      options: ['nosuid', 'noexec', 'nodev', 'relatime', ci.privileged ? 'rw' : 'ro'],
+    });
   return m;
 }
 
 /** The runtime's own files (settings), adjusted to the container as kubelet does. */
-function templateMounts(pod: PodContext, ci: ContainerInput, template: ContainerTemplate, readOnlyRoot: boolean): Mount[] {
+function templateMounts(
+  pod: PodContext,
+  ci: ContainerInput,
+  template: ContainerTemplate,
+  readOnlyRoot: boolean,
+): Mount[] {
   const declared = new Set(arr(ci.c.volumeMounts).map((m) => str(obj(m)?.mountPath)));
   const out: Mount[] = [];
   for (const t of template.mounts) {
     const m: Mount = { ...t, options: [...t.options] };
     if (!ci.pause) {
       if (m.destination === '/dev/termination-log') m.destination = str(ci.c.terminationMessagePath) ?? m.destination;
-      if (m.destination === '/var/run/secrets/kubernetes.io/serviceaccount' && pod.spec.automountServiceAccountToken === false) continue;
+      if (
+        m.destination === '/var/run/secrets/kubernetes.io/serviceaccount' &&
+        pod.spec.automountServiceAccountToken === false
+      )
+        continue;
       if ((m.destination === '/etc/hostname' || m.destination === '/etc/resolv.conf') && readOnlyRoot) {
         m.options = m.options.map((o) => (o === 'rw' ? 'ro' : o));
       }
@@ -79,7 +104,8 @@ function findVolume(pod: PodContext, name: string): { vol: Obj; field: string } 
   const volumes = arr(pod.spec.volumes).map((v) => obj(v) ?? {});
   const i = volumes.findIndex((v) => v.name === name);
   if (i >= 0) return { vol: volumes[i], field: `volumes[${i}]` };
-  if ((pod.input.claimTemplates ?? []).includes(name)) return { vol: { name, persistentVolumeClaim: { claimName: name } }, field: 'volumeClaimTemplates' };
+  if ((pod.input.claimTemplates ?? []).includes(name))
+    return { vol: { name, persistentVolumeClaim: { claimName: name } }, field: 'volumeClaimTemplates' };
   return undefined;
 }
 
@@ -93,11 +119,21 @@ function volumeMounts(pod: PodContext, ci: ContainerInput, out: MountsResult): v
     const name = str(vm.name) ?? '';
     const dest = str(vm.mountPath) ?? '';
     if (!dest.startsWith('/')) pod.fail('mountPath must be an absolute path', `${field}.mountPath`);
-    if (vm.subPath || vm.subPathExpr) pod.fail('subPath mounts are not supported in confidential pods; mount the whole volume', `${field}.subPath`);
+    if (vm.subPath || vm.subPathExpr)
+      pod.fail('subPath mounts are not supported in confidential pods; mount the whole volume', `${field}.subPath`);
     const found = findVolume(pod, name);
-    if (!found) pod.fail(`no volume named ${JSON.stringify(name)} in the pod${pod.input.claimTemplates?.length ? ' or its volumeClaimTemplates' : ''}`, `${field}.name`);
+    if (!found)
+      pod.fail(
+        `no volume named ${JSON.stringify(name)} in the pod${pod.input.claimTemplates?.length ? ' or its volumeClaimTemplates' : ''}`,
+        `${field}.name`,
+      );
     const { vol, field: vfield } = found;
-    const propagation = vm.mountPropagation === 'Bidirectional' ? 'rshared' : vm.mountPropagation === 'HostToContainer' ? 'rslave' : 'rprivate';
+    const propagation =
+      vm.mountPropagation === 'Bidirectional'
+        ? 'rshared'
+        : vm.mountPropagation === 'HostToContainer'
+          ? 'rslave'
+          : 'rprivate';
     const rw = vm.readOnly === true ? 'ro' : 'rw';
     const base = dest.split('/').filter(Boolean).pop() ?? '';
     const shared = sharedFile(base);
@@ -107,26 +143,49 @@ function volumeMounts(pod: PodContext, ci: ContainerInput, out: MountsResult): v
       const path = `${s.sandboxPath}/ephemeral/${name}`;
       out.mounts.push({ destination: dest, source: path, type_: 'bind', options: ['rbind', propagation, rw] });
       pushUnique(out.storages, {
-        driver: 'ephemeral', driver_options: [], source: 'tmpfs', fstype: 'tmpfs',
-        options: fsGroup !== undefined && fsGroup > 0 ? [`fsgid=${fsGroup}`] : [], mount_point: path, fs_group: null, shared: false,
+        driver: 'ephemeral',
+        driver_options: [],
+        source: 'tmpfs',
+        fstype: 'tmpfs',
+        options: fsGroup !== undefined && fsGroup > 0 ? [`fsgid=${fsGroup}`] : [],
+        mount_point: path,
+        fs_group: null,
+        shared: false,
       });
     } else if (emptyDir && s.emptyDirType === 'local') {
       // kata_agent.go handleLocalStorage: <shared>/<sandbox id>/<rootfs suffix>/local/<volume>.
       const path = `${SHARED_DIR}/$(sandbox-id)/rootfs/local/${name}`;
       out.mounts.push({ destination: dest, source: path, type_: 'local', options: ['rbind', propagation, rw] });
       pushUnique(out.storages, {
-        driver: 'local', driver_options: [], source: 'local', fstype: 'local',
-        options: ['mode=0777', ...(fsGroup !== undefined && fsGroup > 0 ? [`fsgid=${fsGroup}`] : [])], mount_point: path, fs_group: null, shared: false,
+        driver: 'local',
+        driver_options: [],
+        source: 'local',
+        fstype: 'local',
+        options: ['mode=0777', ...(fsGroup !== undefined && fsGroup > 0 ? [`fsgid=${fsGroup}`] : [])],
+        mount_point: path,
+        fs_group: null,
+        shared: false,
       });
     } else if (emptyDir) {
       // A block device per volume, formatted (and with block-encrypted: encrypted with an ephemeral key) by the agent.
       const encrypted = s.emptyDirType === 'block-encrypted';
       const at = pushUnique(out.storages, {
-        driver: BLOCK_DRIVER, driver_options: encrypted ? ['encryption_key=ephemeral', 'create_filesystem'] : ['create_filesystem'],
-        source: `${BLOCK_DEVICE}:${name}`, fstype: 'ext4', options: encrypted ? [] : ['discard'], mount_point: BLOCK_MOUNT,
-        fs_group: fsGroup !== undefined && fsGroup > 0 ? { group_id: fsGroup, group_change_policy: fsGroupChange } : null, shared: true,
+        driver: BLOCK_DRIVER,
+        driver_options: encrypted ? ['encryption_key=ephemeral', 'create_filesystem'] : ['create_filesystem'],
+        source: `${BLOCK_DEVICE}:${name}`,
+        fstype: 'ext4',
+        options: encrypted ? [] : ['discard'],
+        mount_point: BLOCK_MOUNT,
+        fs_group:
+          fsGroup !== undefined && fsGroup > 0 ? { group_id: fsGroup, group_change_policy: fsGroupChange } : null,
+        shared: true,
       });
-      out.mounts.push({ destination: dest, source: BLOCK_STORAGE_SOURCE, type_: 'bind', options: ['rbind', propagation, rw] });
+      out.mounts.push({
+        destination: dest,
+        source: BLOCK_STORAGE_SOURCE,
+        type_: 'bind',
+        options: ['rbind', propagation, rw],
+      });
       out.blockMounts[dest] = at;
     } else if (obj(vol.configMap) || obj(vol.secret) || obj(vol.projected) || obj(vol.downwardAPI)) {
       out.mounts.push({ destination: dest, source: shared, type_: 'bind', options: ['rbind', propagation, 'ro'] });
@@ -136,14 +195,20 @@ function volumeMounts(pod: PodContext, ci: ContainerInput, out: MountsResult): v
     } else if (obj(vol.hostPath)) {
       const hostPath = str(obj(vol.hostPath)?.path) ?? '';
       if (!s.hostPath.allowed) {
-        pod.fail('hostPath volumes give the host control over files inside the confidential pod; set hostPath.allowed in settings.json to permit them', `${vfield}.hostPath`);
+        pod.fail(
+          'hostPath volumes give the host control over files inside the confidential pod; set hostPath.allowed in settings.json to permit them',
+          `${vfield}.hostPath`,
+        );
       }
       const bad = s.hostPath.forbiddenPrefixes.find((p) => hostPath === p.replace(/\/$/, '') || hostPath.startsWith(p));
       if (bad) pod.fail(`hostPath ${hostPath} is under ${bad}, which settings.json forbids`, `${vfield}.hostPath.path`);
       out.mounts.push({ destination: dest, source: shared, type_: 'bind', options: ['rbind', propagation, rw] });
     } else {
       const type = Object.keys(vol).find((k) => k !== 'name') ?? '(none)';
-      pod.fail(`volume type ${type} is not supported in confidential pods (supported: emptyDir, configMap, secret, projected, downwardAPI, persistentVolumeClaim, ephemeral, hostPath, volumeClaimTemplates)`, vfield);
+      pod.fail(
+        `volume type ${type} is not supported in confidential pods (supported: emptyDir, configMap, secret, projected, downwardAPI, persistentVolumeClaim, ephemeral, hostPath, volumeClaimTemplates)`,
+        vfield,
+      );
     }
   });
 }
@@ -160,7 +225,12 @@ function imageVolumes(ci: ContainerInput, mounts: Mount[]): void {
   }
 }
 
-export function mountsPolicy(pod: PodContext, ci: ContainerInput, template: ContainerTemplate, readOnlyRoot: boolean): MountsResult {
+export function mountsPolicy(
+  pod: PodContext,
+  ci: ContainerInput,
+  template: ContainerTemplate,
+  readOnlyRoot: boolean,
+): MountsResult {
   const out: MountsResult = { mounts: containerdMounts(pod, ci), storages: [], blockMounts: {} };
   out.mounts.push(...templateMounts(pod, ci, template, readOnlyRoot));
   if (!ci.pause) {
@@ -187,14 +257,24 @@ export interface SampleIds {
  * filled in, block storages given device addresses (`01`, `02`, … on virtio-blk) and mounted
  * at their base64url mount points.
  */
-export function mountsSample(s: PolicySettings, mounts: Mount[], storages: Storage[], blockMounts: Record<string, number>, ids: SampleIds): { mounts: Mount[]; storages: Storage[] } {
+export function mountsSample(
+  s: PolicySettings,
+  mounts: Mount[],
+  storages: Storage[],
+  blockMounts: Record<string, number>,
+  ids: SampleIds,
+): { mounts: Mount[]; storages: Storage[] } {
   const concrete = storages.map((st, i) => {
-    if (st.driver !== BLOCK_DRIVER) return { ...st, source: ids.fill(st.source), mount_point: ids.fill(st.mount_point) };
+    if (st.driver !== BLOCK_DRIVER)
+      return { ...st, source: ids.fill(st.source), mount_point: ids.fill(st.mount_point) };
     const source = (i + 1).toString(16).padStart(2, '0');
     return { ...st, driver: 'blk', source, mount_point: `${s.blockStoragePath}/${base64urlPadded(source)}` };
   });
   return {
-    mounts: mounts.map((m) => ({ ...m, source: m.source === BLOCK_STORAGE_SOURCE ? concrete[blockMounts[m.destination]].mount_point : ids.fill(m.source) })),
+    mounts: mounts.map((m) => ({
+      ...m,
+      source: m.source === BLOCK_STORAGE_SOURCE ? concrete[blockMounts[m.destination]].mount_point : ids.fill(m.source),
+    })),
     storages: concrete,
   };
 }

@@ -10,13 +10,18 @@ export function podSpecPath(kind: string): string {
 }
 
 /** Regex body of the names the pods of this workload get, plus one example. */
-export function podNamePattern(input: Pick<PodPolicyInput, 'workload' | 'podMetadata'>): { regex: string; sample: string } {
+export function podNamePattern(input: Pick<PodPolicyInput, 'workload' | 'podMetadata'>): {
+  regex: string;
+  sample: string;
+} {
   const { kind, name } = input.workload;
   const row = workloadKind(kind);
   if (!row) throw new UserError(`${kind} is not a workload kind that gets a policy`, { field: 'kind' });
-  if (row.podSuffix) return { regex: `${escapeRegex(name)}${row.podSuffix.regex}`, sample: `${name}${row.podSuffix.sample}` };
+  if (row.podSuffix)
+    return { regex: `${escapeRegex(name)}${row.podSuffix.regex}`, sample: `${name}${row.podSuffix.sample}` };
   const meta = input.podMetadata;
   if (meta.name) return { regex: escapeRegex(meta.name), sample: meta.name };
-  if (meta.generateName) return { regex: `${escapeRegex(meta.generateName)}${GENERATED_SUFFIX}`, sample: `${meta.generateName}x7k2q` };
+  if (meta.generateName)
+    return { regex: `${escapeRegex(meta.generateName)}${GENERATED_SUFFIX}`, sample: `${meta.generateName}x7k2q` };
   return { regex: escapeRegex(name), sample: name };
 }

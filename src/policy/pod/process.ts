@@ -50,12 +50,16 @@ export function processPolicy(pod: PodContext, ci: ContainerInput, env: Containe
 /** Exec commands of probes and lifecycle hooks (kubelet expands only statically known variables). */
 export function execCommands(ci: ContainerInput, env: ContainerEnv): string[][] {
   if (ci.pause) return [];
-  const staticLookup = (n: string) => { const v = env.kube.get(n); return v && isLiteral(v) ? v : undefined; };
+  const staticLookup = (n: string) => {
+    const v = env.kube.get(n);
+    return v && isLiteral(v) ? v : undefined;
+  };
   const out: string[][] = [];
   const add = (list: unknown[]) => {
     if (list.length > 0) out.push(list.map((a) => literalText(expand(String(a), staticLookup))));
   };
-  for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe']) add(arr(obj(obj(ci.c[probe])?.exec)?.command));
+  for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe'])
+    add(arr(obj(obj(ci.c[probe])?.exec)?.command));
   for (const hook of ['postStart', 'preStop']) add(arr(obj(obj(obj(ci.c.lifecycle)?.[hook])?.exec)?.command));
   return out;
 }

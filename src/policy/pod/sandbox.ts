@@ -9,7 +9,12 @@ import type { ContainerPolicy, PolicyData } from '../types.js';
 import { INITDATA_ANNOTATION } from '../initdata.js';
 import type { ContainerInput, PodContext } from './context.js';
 
-export function annotationsPolicy(pod: PodContext, ci: ContainerInput, template: ContainerTemplate, name: string): Record<string, string> {
+export function annotationsPolicy(
+  pod: PodContext,
+  ci: ContainerInput,
+  template: ContainerTemplate,
+  name: string,
+): Record<string, string> {
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(pod.input.podMetadata.annotations ?? {})) {
     if (k === INITDATA_ANNOTATION) continue;
@@ -55,19 +60,32 @@ export function podWidePolicy(pod: PodContext): Omit<PolicyData, 'containers'> {
   const s = pod.s;
   const rd = s.requestDefaults;
   const svc = pod.spec.enableServiceLinks === false ? 'KUBERNETES' : s.patterns.serviceName;
-  const envRegex = rd.allowEnvRegex.map((r) => r
-    .split('$(svc_name)').join(svc)
-    .split('$(ip_p)').join(s.patterns.port)
-    .split('$(ipv4_a)').join(s.patterns.ipv4)
-    .split('$(dns_label)').join(s.patterns.dnsLabel));
+  const envRegex = rd.allowEnvRegex.map((r) =>
+    r
+      .split('$(svc_name)')
+      .join(svc)
+      .split('$(ip_p)')
+      .join(s.patterns.port)
+      .split('$(ipv4_a)')
+      .join(s.patterns.ipv4)
+      .split('$(dns_label)')
+      .join(s.patterns.dnsLabel),
+  );
   const sf = (r: string) => r.split('$(sfpath)').join(sharedPathsRegex(pod));
   return {
-    common: { sfpaths: [...s.sharedFilesPaths], bpath: s.blockStoragePath, cgroup_extras: [...s.cgroupMountExtrasAllowed] },
+    common: {
+      sfpaths: [...s.sharedFilesPaths],
+      bpath: s.blockStoragePath,
+      cgroup_extras: [...s.cgroupMountExtrasAllowed],
+    },
     sandbox: { storages: s.sandboxStorages.map((x) => ({ ...x })) },
     devices: {
       vfio: {
-        device_path: s.vfio.devicePath, device_type: s.vfio.deviceType, cdi_prefix: s.vfio.cdiAnnotationPrefix,
-        cdi_value_regex: s.vfio.cdiValueRegex, pci_option_regex: s.vfio.pciOptionRegex,
+        device_path: s.vfio.devicePath,
+        device_type: s.vfio.deviceType,
+        cdi_prefix: s.vfio.cdiAnnotationPrefix,
+        cdi_value_regex: s.vfio.cdiValueRegex,
+        pci_option_regex: s.vfio.pciOptionRegex,
       },
     },
     request_defaults: {
@@ -75,14 +93,17 @@ export function podWidePolicy(pod: PodContext): Omit<PolicyData, 'containers'> {
       CopyFileRequest: { regex: rd.copyFileRegex.map(sf), symlink_regex: rd.copyFileSymlinkRegex.map(sf) },
       ExecProcessRequest: { allowed_commands: rd.execAllowedCommands, regex: rd.execRegex },
       UpdateInterfaceRequest: {
-        allow_raw_flags: rd.updateInterface.allowRawFlags, forbidden_names: rd.updateInterface.forbiddenNames,
+        allow_raw_flags: rd.updateInterface.allowRawFlags,
+        forbidden_names: rd.updateInterface.forbiddenNames,
         forbidden_hw_addrs: rd.updateInterface.forbiddenHwAddrs,
       },
       UpdateRoutesRequest: {
-        forbidden_device_names: rd.updateRoutes.forbiddenDeviceNames, forbidden_source_regex: rd.updateRoutes.forbiddenSourceRegex,
+        forbidden_device_names: rd.updateRoutes.forbiddenDeviceNames,
+        forbidden_source_regex: rd.updateRoutes.forbiddenSourceRegex,
       },
       AddARPNeighborsRequest: {
-        forbidden_device_names: rd.addArpNeighbors.forbiddenDeviceNames, forbidden_cidrs_regex: rd.addArpNeighbors.forbiddenCidrsRegex,
+        forbidden_device_names: rd.addArpNeighbors.forbiddenDeviceNames,
+        forbidden_cidrs_regex: rd.addArpNeighbors.forbiddenCidrsRegex,
         allowed_states: rd.addArpNeighbors.allowedStates,
       },
       CloseStdinRequest: rd.closeStdin,
@@ -101,7 +122,14 @@ export const SAMPLE_NETNS = '/var/run/netns/cni-11111111-2222-3333-4444-55555555
  * Annotations as containerd and the Kata shim set them: every policy annotation with a value
  * that fits it, plus the informational `io.kubernetes.cri.*` ones the policy does not pin.
  */
-export function annotationsSample(policy: ContainerPolicy, pause: boolean, podName: string, namespace: string, fill: (p: string) => string, sampleValue: (p: string) => string): Record<string, string> {
+export function annotationsSample(
+  policy: ContainerPolicy,
+  pause: boolean,
+  podName: string,
+  namespace: string,
+  fill: (p: string) => string,
+  sampleValue: (p: string) => string,
+): Record<string, string> {
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(policy.OCI.Annotations)) {
     if (k === INITDATA_ANNOTATION || !k.startsWith('io.k')) continue;
@@ -125,7 +153,12 @@ export function namespacesSample(policy: ContainerPolicy): { Type: string; Path:
 
 export function createSandboxSample(s: PolicySettings, podName: string, sandboxId: string): Record<string, unknown> {
   return {
-    hostname: podName, dns: [], storages: s.sandboxStorages, sandbox_pidns: false, sandbox_id: sandboxId,
-    guest_hook_path: '', kernel_modules: [],
+    hostname: podName,
+    dns: [],
+    storages: s.sandboxStorages,
+    sandbox_pidns: false,
+    sandbox_id: sandboxId,
+    guest_hook_path: '',
+    kernel_modules: [],
   };
 }
