@@ -7,6 +7,8 @@ bash scripts/setup.sh
 export PATH="$(pwd)/tools/bin:$(pwd)/bin:$PATH"
 rm -f .test-summary
 status=0
+# The linter and the formatter first: a finding fails the run, after the tests have run too.
+npm run --silent lint || status=$?
 npm run --silent coverage || status=$?
 # Repeat mocha's closing line last, after the coverage summary.
 [ -f .test-summary ] && cat .test-summary
