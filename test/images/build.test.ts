@@ -14,7 +14,7 @@ import { parsePinnedPackages } from '../../scripts/images/debian.js';
 import { parseRegistryPrefix } from '../../scripts/images/push.js';
 import { OUR_IMAGES } from '../../scripts/images/spec.js';
 import { parseImageLock, replaceImage } from '../../src/platforms/images.js';
-import { REPO_ROOT } from '../helpers/cli.js';
+import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tempDir } from './fixtures.js';
 
@@ -113,6 +113,30 @@ describe('images: npm run images', function () {
     );
     const index = JSON.parse(readFileSync(join(pulled, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     assert.equal(index.manifests[0]!.digest, lock.coordinator.split('@')[1]);
+  });
+
+  it('the main job (scripts/run-sample.sh): generate injects the images just built, offline', () => {
+    const lockFile = join(out, 'image-lock.json');
+    const lock = parseImageLock(readFileSync(lockFile, 'utf8'), lockFile);
+    const ws = join(tmp.path, 'sample');
+    const args = ['generate', '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '--offline'];
+    const samples = [
+      '--oci-layout',
+      join(REPO_ROOT, 'samples', 'images'),
+      '-o',
+      join(ws, 'resources.yaml'),
+      'samples/plain',
+    ];
+    // Without the built layout the images the lock names are nowhere: refused, and it says where to get them.
+    const missing = runCli([...args, ...samples], { env: { CONTRAST_IMAGE_LOCK: lockFile } });
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.match(missing.stderr, /could not be resolved[\s\S]*--oci-layout/);
+    const r = runCli([...args, '--oci-layout', out, ...samples], { env: { CONTRAST_IMAGE_LOCK: lockFile } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /4 confidential workloads written/);
+    const resources = readFileSync(join(ws, 'resources.yaml'), 'utf8');
+    for (const key of ['initializer', 'serviceMesh'] as const)
+      assert.ok(resources.includes(lock[key]), `${key} ${lock[key]} not injected`);
   });
 
   it('the root filesystems run what the images run (Node, iptables, test, catatonit)', function () {
