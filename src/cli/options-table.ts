@@ -2,7 +2,7 @@
  * The options of the transform — `generate`, the Helm post-renderer and the kustomize
  * transformer — one row each: flag, help, environment variable, kustomize function-config
  * field. Help texts, the kustomize epilog and the argument types are made from these rows;
- * test/render/options-docs.test.ts checks docs/helm-kustomize.md and README.md against them.
+ * test/cli/options-table.test.ts checks docs/helm-kustomize.md and README.md against them.
  */
 import { delimiter } from 'node:path';
 import type { Argv, Options } from 'yargs';

@@ -26,7 +26,7 @@ import { CLI, newestMtime, REPO_ROOT } from '../helpers/cli.js';
 import { SAMPLE_IMAGES } from '../helpers/images.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { krewPlatformOf, validateKrewManifest } from '../../scripts/package-sea.krew.mjs';
-import { ok, run, tool } from './tools.js';
+import { ok, run, tool } from '../postrender/tools.js';
 
 const { os, arch } = krewPlatformOf();
 const ARCHIVE = join(REPO_ROOT, 'dist-sea', `kubectl-contrast-${os}-${arch}.tar.gz`);
