@@ -51,6 +51,32 @@ export interface FetcherOptions {
   readonly clock?: CollateralClock;
 }
 
+/** The numbers a service sets defaults for and a caller may override. */
+type FetcherTuning = Pick<
+  FetcherOptions,
+  'minIntervalMs' | 'timeoutMs' | 'maxQueued' | 'notFoundTtlMs' | 'failureBackoffMs'
+>;
+
+/** A service's fetcher options: what the caller set, the service's defaults for the rest. */
+export function fetcherOptions(
+  service: string,
+  checks: FetcherChecks,
+  given: Partial<FetcherTuning> & Pick<FetcherOptions, 'fetch' | 'clock'>,
+  defaults: FetcherTuning,
+): FetcherOptions {
+  return {
+    service,
+    checks,
+    minIntervalMs: given.minIntervalMs ?? defaults.minIntervalMs,
+    timeoutMs: given.timeoutMs ?? defaults.timeoutMs,
+    maxQueued: given.maxQueued ?? defaults.maxQueued,
+    notFoundTtlMs: given.notFoundTtlMs ?? defaults.notFoundTtlMs,
+    failureBackoffMs: given.failureBackoffMs ?? defaults.failureBackoffMs,
+    ...(given.fetch ? { fetch: given.fetch } : {}),
+    ...(given.clock ? { clock: given.clock } : {}),
+  };
+}
+
 export interface FetchRequest {
   /** Identifies the request for deduplication, the negative cache and messages (a path or URL). */
   readonly key: string;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { readIfExists, storeFile, storeIfPossible } from '../collateral-files.js';
-import { CollateralFetcher, SYSTEM_CLOCK, type CollateralClock } from '../collateral-fetcher.js';
+import { CollateralFetcher, fetcherOptions, SYSTEM_CLOCK, type CollateralClock } from '../collateral-fetcher.js';
 import { BoundedCache } from '../bounded-cache.js';
 import { AttestationError } from '../errors.js';
 import { KeptCollateral, REFRESH_DEFAULTS, type KeptItem, type RefreshOptions } from '../kept-collateral.js';
@@ -158,23 +158,20 @@ export class KdsClient implements SnpCollateralSource {
   private readonly maxCrlBytes: number;
 
   constructor(private readonly opts: KdsClientOptions = {}) {
-    this.fetcher = new CollateralFetcher({
-      service: 'AMD KDS',
-      checks: {
-        failed: 'snp.kds',
-        busy: 'snp.kds.busy',
-        backoff: 'snp.kds.backoff',
-        size: 'snp.kds.size',
-        invalid: 'snp.kds.invalid',
-      },
-      minIntervalMs: opts.minIntervalMs ?? KDS_DEFAULTS.minIntervalMs,
-      timeoutMs: opts.timeoutMs ?? KDS_DEFAULTS.timeoutMs,
-      maxQueued: opts.maxQueued ?? KDS_DEFAULTS.maxQueued,
-      notFoundTtlMs: opts.notFoundTtlMs ?? KDS_DEFAULTS.notFoundTtlMs,
-      failureBackoffMs: opts.failureBackoffMs ?? KDS_DEFAULTS.failureBackoffMs,
-      ...(opts.fetch ? { fetch: opts.fetch } : {}),
-      ...(opts.clock ? { clock: opts.clock } : {}),
-    });
+    this.fetcher = new CollateralFetcher(
+      fetcherOptions(
+        'AMD KDS',
+        {
+          failed: 'snp.kds',
+          busy: 'snp.kds.busy',
+          backoff: 'snp.kds.backoff',
+          size: 'snp.kds.size',
+          invalid: 'snp.kds.invalid',
+        },
+        opts,
+        KDS_DEFAULTS,
+      ),
+    );
     this.maxCertBytes = opts.maxCertBytes ?? KDS_DEFAULTS.maxCertBytes;
     this.maxCrlBytes = opts.maxCrlBytes ?? KDS_DEFAULTS.maxCrlBytes;
     this.kept = new KeptCollateral(this.fetcher, opts);

@@ -2,7 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { readIfExists, storeFile, storeIfPossible } from '../collateral-files.js';
 import { readPemBlocks } from '../../util/encoding.js';
-import { CollateralFetcher, type CollateralClock } from '../collateral-fetcher.js';
+import { CollateralFetcher, fetcherOptions, type CollateralClock } from '../collateral-fetcher.js';
 import { AttestationError } from '../errors.js';
 import { KeptCollateral, REFRESH_DEFAULTS, type KeptItem, type RefreshOptions } from '../kept-collateral.js';
 import { INTEL_SGX_ROOT_CA } from '../roots/intel.js';
@@ -241,23 +241,20 @@ export class PcsClient implements TdxCollateralSource {
   private readonly cfg: Required<Pick<PcsClientOptions, 'maxJsonBytes' | 'maxCrlBytes'>>;
 
   constructor(private readonly opts: PcsClientOptions = {}) {
-    const fetcher = new CollateralFetcher({
-      service: 'Intel PCS',
-      checks: {
-        failed: 'tdx.pcs',
-        busy: 'tdx.pcs.busy',
-        backoff: 'tdx.pcs.backoff',
-        size: 'tdx.pcs.size',
-        invalid: 'tdx.pcs.invalid',
-      },
-      minIntervalMs: opts.minIntervalMs ?? PCS_DEFAULTS.minIntervalMs,
-      timeoutMs: opts.timeoutMs ?? PCS_DEFAULTS.timeoutMs,
-      maxQueued: opts.maxQueued ?? PCS_DEFAULTS.maxQueued,
-      notFoundTtlMs: opts.notFoundTtlMs ?? PCS_DEFAULTS.notFoundTtlMs,
-      failureBackoffMs: opts.failureBackoffMs ?? PCS_DEFAULTS.failureBackoffMs,
-      ...(opts.fetch ? { fetch: opts.fetch } : {}),
-      ...(opts.clock ? { clock: opts.clock } : {}),
-    });
+    const fetcher = new CollateralFetcher(
+      fetcherOptions(
+        'Intel PCS',
+        {
+          failed: 'tdx.pcs',
+          busy: 'tdx.pcs.busy',
+          backoff: 'tdx.pcs.backoff',
+          size: 'tdx.pcs.size',
+          invalid: 'tdx.pcs.invalid',
+        },
+        opts,
+        PCS_DEFAULTS,
+      ),
+    );
     this.cfg = {
       maxJsonBytes: opts.maxJsonBytes ?? PCS_DEFAULTS.maxJsonBytes,
       maxCrlBytes: opts.maxCrlBytes ?? PCS_DEFAULTS.maxCrlBytes,
