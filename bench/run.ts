@@ -14,9 +14,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CLI, ensureBuilt, REPO_ROOT } from '../test/helpers/cli.js';
-import { machineSummary, summarise, type Summary } from './lib/stats.js';
+import { machineSummary, summarise } from './lib/stats.js';
 import { computeGoals } from './lib/goals.js';
-import { renderMarkdown } from './lib/report.js';
+import { renderMarkdown, type ScenarioResult } from './lib/report.js';
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -60,16 +60,6 @@ const SCENARIOS: Scenario[] = [
     repeat: 1,
   },
 ];
-
-interface ScenarioResult {
-  name: string;
-  runs: number;
-  maxRssMb: Summary;
-  metrics: Record<string, Summary>;
-  errors: string[];
-  ranAt?: string;
-  labels?: Record<string, string>;
-}
 
 /** Names of array elements (`results[0]` → its `name`, or `N workloads`), so the report can say what a row measures. */
 function labelsOf(value: unknown, prefix = '', out: Record<string, string> = {}): Record<string, string> {

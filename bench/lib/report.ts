@@ -15,15 +15,18 @@ interface Report {
     loadAverageAtEnd: number[];
   };
   goals?: Goal[];
-  results: {
-    name: string;
-    runs: number;
-    maxRssMb: Summary;
-    metrics: Record<string, Summary>;
-    errors: string[];
-    ranAt?: string;
-    labels?: Record<string, string>;
-  }[];
+  results: ScenarioResult[];
+}
+
+/** One scenario's figures in bench/results/latest.json. */
+export interface ScenarioResult {
+  name: string;
+  runs: number;
+  maxRssMb: Summary;
+  metrics: Record<string, Summary>;
+  errors: string[];
+  ranAt?: string;
+  labels?: Record<string, string>;
 }
 
 /** What each scenario runs, with its size: the heading of its section. */

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import { CLI, REPO_ROOT, ensureBuilt, runCli } from '../helpers/cli.js';
+import { CLI, REPO_ROOT, ensureBuilt, runCli, simGenerateArgs } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { chainHash } from '../../src/coordinator/history.js';
 
@@ -93,18 +93,7 @@ describe('set, verify, recover: -o json, upstream flags, local Coordinator (issu
     sim = join(dir, 'sim');
     state = join(dir, 'state');
     cpSync(join(REPO_ROOT, 'samples', 'plain'), res, { recursive: true });
-    const g = cli([
-      'generate',
-      '--platform',
-      'insecure-sim',
-      '--oci-layout',
-      join(REPO_ROOT, 'samples', 'images'),
-      '--offline',
-      '--no-cache',
-      '--workspace-dir',
-      ws,
-      res,
-    ]);
+    const g = cli([...simGenerateArgs(ws), res]);
     assert.equal(g.code, 0, g.stderr);
     const m = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as {
       Policies: Record<string, { SANs: string[]; Role?: string }>;

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, runCli, runCliAsync } from '../helpers/cli.js';
+import { REPO_ROOT, runCli, runCliAsync, simGenerateArgs } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from './process.js';
 import { startFakeCoordinator } from './attacker.js';
@@ -27,18 +27,7 @@ describe('a fake Coordinator that relays nonces and wraps the genuine certificat
     res = join(dir, 'resources');
     sim = join(dir, 'sim');
     cpSync(join(REPO_ROOT, 'samples', 'plain'), res, { recursive: true });
-    const g = cli([
-      'generate',
-      '--platform',
-      'insecure-sim',
-      '--oci-layout',
-      join(REPO_ROOT, 'samples', 'images'),
-      '--offline',
-      '--no-cache',
-      '--workspace-dir',
-      ws,
-      res,
-    ]);
+    const g = cli([...simGenerateArgs(ws), res]);
     assert.equal(g.code, 0, g.stderr);
     const m = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as {
       Policies: Record<string, { Role?: string }>;

@@ -17,7 +17,7 @@ import {
 } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { createServer as createNetServer } from 'node:net';
-import { CLI, REPO_ROOT, ensureBuilt, runCli } from '../helpers/cli.js';
+import { CLI, REPO_ROOT, ensureBuilt, runCli, simGenerateArgs } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from './process.js';
 import { createRootCert } from '../../src/coordinator/ca.js';
@@ -110,18 +110,7 @@ function setupWorkspace(): Ctx {
     hashes: {},
   };
   cpSync(join(REPO_ROOT, 'samples', 'plain'), ctx.res, { recursive: true });
-  const g = cli(ctx, [
-    'generate',
-    '--platform',
-    'insecure-sim',
-    '--oci-layout',
-    join(REPO_ROOT, 'samples', 'images'),
-    '--offline',
-    '--no-cache',
-    '--workspace-dir',
-    ctx.ws,
-    ctx.res,
-  ]);
+  const g = cli(ctx, [...simGenerateArgs(ctx.ws), ctx.res]);
   assert.equal(g.code, 0, g.stderr);
   const m = JSON.parse(readFileSync(join(ctx.ws, 'manifest.json'), 'utf8')) as {
     Policies: Record<string, { SANs: string[]; Role?: string }>;
@@ -601,35 +590,9 @@ describe('Coordinator end to end (real processes, simulated platform)', function
       const ws = join(ctx.dir, 'ws-norecovery');
       const res = join(ctx.dir, 'res-norecovery');
       cpSync(join(REPO_ROOT, 'samples', 'plain'), res, { recursive: true });
-      const both = cli(ctx, [
-        'generate',
-        '--platform',
-        'insecure-sim',
-        '--oci-layout',
-        join(REPO_ROOT, 'samples', 'images'),
-        '--offline',
-        '--no-cache',
-        '--workspace-dir',
-        ws,
-        '--disable-recovery',
-        '--add-seedshare-owner-key',
-        'x.pem',
-        res,
-      ]);
+      const both = cli(ctx, [...simGenerateArgs(ws), '--disable-recovery', '--add-seedshare-owner-key', 'x.pem', res]);
       assert.equal(both.code, 2, both.stderr);
-      const g = cli(ctx, [
-        'generate',
-        '--platform',
-        'insecure-sim',
-        '--oci-layout',
-        join(REPO_ROOT, 'samples', 'images'),
-        '--offline',
-        '--no-cache',
-        '--workspace-dir',
-        ws,
-        '--disable-recovery',
-        res,
-      ]);
+      const g = cli(ctx, [...simGenerateArgs(ws), '--disable-recovery', res]);
       assert.equal(g.code, 0, g.stderr);
       const m = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8'));
       assert.deepEqual(m.SeedshareOwnerPubKeys, []);
@@ -649,18 +612,7 @@ describe('Coordinator end to end (real processes, simulated platform)', function
         await c.kill();
       }
       // Without the flag the next run lists the workspace's owner key again.
-      const g2 = cli(ctx, [
-        'generate',
-        '--platform',
-        'insecure-sim',
-        '--oci-layout',
-        join(REPO_ROOT, 'samples', 'images'),
-        '--offline',
-        '--no-cache',
-        '--workspace-dir',
-        ws,
-        res,
-      ]);
+      const g2 = cli(ctx, [...simGenerateArgs(ws), res]);
       assert.equal(g2.code, 0, g2.stderr);
       const m2 = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8'));
       assert.equal(m2.SeedshareOwnerPubKeys.length, 1);

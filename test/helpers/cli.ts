@@ -7,6 +7,19 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(REPO_ROOT, 'bin', 'kubectl-contrast');
 
+/** `generate` for the simulated platform from the committed sample images, offline: the set-up of the Coordinator tests. */
+export const simGenerateArgs = (workspace: string): string[] => [
+  'generate',
+  '--platform',
+  'insecure-sim',
+  '--oci-layout',
+  join(REPO_ROOT, 'samples', 'images'),
+  '--offline',
+  '--no-cache',
+  '--workspace-dir',
+  workspace,
+];
+
 export interface CliResult {
   code: number;
   stdout: string;

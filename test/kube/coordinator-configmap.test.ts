@@ -9,7 +9,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { apiServer, type ApiServer } from '../helpers/apiserver.js';
-import { runCli, REPO_ROOT } from '../helpers/cli.js';
+import { runCli, REPO_ROOT, simGenerateArgs } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from '../coordinator/process.js';
 import { renderCoordinator } from '../../src/kube/coordinator-resources.js';
@@ -58,21 +58,7 @@ describe('Coordinator with the ConfigMap state store (real process, real API ser
     const sim = join(dir, 'sim');
     cpSync(join(REPO_ROOT, 'samples', 'plain'), res, { recursive: true });
     const env = { CONTRAST_INSECURE_SIM_DIR: sim };
-    const g = runCli(
-      [
-        'generate',
-        '--platform',
-        'insecure-sim',
-        '--oci-layout',
-        join(REPO_ROOT, 'samples', 'images'),
-        '--offline',
-        '--no-cache',
-        '--workspace-dir',
-        ws,
-        res,
-      ],
-      { env },
-    );
+    const g = runCli([...simGenerateArgs(ws), res], { env });
     assert.equal(g.code, 0, g.stderr);
     const manifest = JSON.parse(readFileSync(join(ws, 'manifest.json'), 'utf8')) as {
       Policies: Record<string, { Role?: string }>;
