@@ -70,14 +70,22 @@ export function parseWorkloadOwnerKeyHex(hex: unknown): KeyObject {
     type: 'spki',
     format: 'der',
   });
-  if (!canonical.equals(der)) {
-    throw new OwnerKeyError(
-      canonical.length < der.length && der.subarray(0, canonical.length).equals(canonical)
-        ? `has ${der.length - canonical.length} trailing byte(s) after the key`
-        : 'is not the canonical encoding of the key (e.g. a compressed point or explicit curve parameters)',
-    );
-  }
+  requireCanonical(
+    der,
+    canonical,
+    'is not the canonical encoding of the key (e.g. a compressed point or explicit curve parameters)',
+  );
   return key;
+}
+
+/** The listed bytes must be the key's own encoding: trailing bytes and other encodings are refused. */
+function requireCanonical(der: Buffer, canonical: Buffer, otherEncoding: string): void {
+  if (canonical.equals(der)) return;
+  throw new OwnerKeyError(
+    canonical.length < der.length && der.subarray(0, canonical.length).equals(canonical)
+      ? `has ${der.length - canonical.length} trailing byte(s) after the key`
+      : otherEncoding,
+  );
 }
 
 /**
@@ -111,12 +119,6 @@ export function parseSeedshareOwnerKeyHex(hex: unknown): KeyObject {
   if (e < 3n || e % 2n === 0n || e >= 2n ** 32n)
     throw new OwnerKeyError(`RSA public exponent ${e} is not an odd number from 3 to 2^32-1`);
   const canonical = key.export({ type: 'pkcs1', format: 'der' });
-  if (!canonical.equals(der)) {
-    throw new OwnerKeyError(
-      canonical.length < der.length && der.subarray(0, canonical.length).equals(canonical)
-        ? `has ${der.length - canonical.length} trailing byte(s) after the key`
-        : 'is not the canonical DER encoding of the key',
-    );
-  }
+  requireCanonical(der, canonical, 'is not the canonical DER encoding of the key');
   return key;
 }
