@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { ensureBuilt, REPO_ROOT } from '../helpers/cli.js';
-import { SAMPLE_IMAGES } from '../helpers/images.js';
+import { ensureBuilt, REPO_ROOT, simGenerateArgs } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 function kubectl(args: string[], input = '') {
@@ -36,22 +35,7 @@ describe('kubectl plugin discovery', function () {
     const ws = tempDir();
     try {
       const input = readFileSync(join(REPO_ROOT, 'samples', 'plain', 'api.yaml'), 'utf8');
-      const ok = kubectl(
-        [
-          'contrast',
-          'generate',
-          '--platform',
-          'insecure-sim',
-          '--workspace-dir',
-          ws,
-          '--oci-layout',
-          SAMPLE_IMAGES,
-          '--offline',
-          '--no-cache',
-          '-',
-        ],
-        input,
-      );
+      const ok = kubectl(['contrast', ...simGenerateArgs(ws), '-'], input);
       assert.equal(ok.status, 0, ok.stderr);
       assert.match(ok.stdout, /runtimeClassName: contrast-cc-insecure-sim-[0-9a-f]{8}/);
       const usage = kubectl(['contrast', 'generate', '--platform', 'nope']);

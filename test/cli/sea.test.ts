@@ -22,7 +22,7 @@ import {
 } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { parse } from 'yaml';
-import { CLI, newestMtime, REPO_ROOT } from '../helpers/cli.js';
+import { CLI, newestMtime, REPO_ROOT, simGenerateArgs } from '../helpers/cli.js';
 import { SAMPLE_IMAGES } from '../helpers/images.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { krewPlatformOf, validateKrewManifest } from '../../scripts/package-sea.krew.mjs';
@@ -267,18 +267,7 @@ describe('single executable and krew', function () {
 
     it('generate over the samples, offline: the same resources (policies from the embedded rules and WebAssembly)', () => {
       const input = readFileSync(join(REPO_ROOT, 'samples', 'plain', 'web.yaml'), 'utf8');
-      const args = (ws: string) => [
-        'generate',
-        '--platform',
-        'insecure-sim',
-        '--workspace-dir',
-        ws,
-        '--oci-layout',
-        SAMPLE_IMAGES,
-        '--offline',
-        '--no-cache',
-        '-',
-      ];
+      const args = (ws: string) => [...simGenerateArgs(ws), '-'];
       const wsNode = join(dir, 'ws-node');
       const wsSea = join(dir, 'ws-sea');
       const viaNode = spawnSync(process.execPath, [CLI, ...args(wsNode)], { input, encoding: 'utf8' });

@@ -9,26 +9,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, ensureBuilt, REPO_ROOT } from '../helpers/cli.js';
+import { CLI, ensureBuilt, REPO_ROOT, simGenerateArgs } from '../helpers/cli.js';
 import { SAMPLE_IMAGES } from '../helpers/images.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 const ROUNDS = 12;
 
 function args(ws: string, app: string): string[] {
-  return [
-    CLI,
-    'generate',
-    '--platform',
-    'insecure-sim',
-    '--workspace-dir',
-    ws,
-    '--oci-layout',
-    SAMPLE_IMAGES,
-    '--offline',
-    '--no-cache',
-    app,
-  ];
+  return [CLI, ...simGenerateArgs(ws), app];
 }
 
 function files(dir: string): Record<string, string> {
