@@ -20,6 +20,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, REPO_ROOT, ensureBuilt } from '../helpers/cli.js';
+import type { ListenerCounters } from '../../src/servicemesh/connections.js';
 import { CLIENT_IP, PodNetwork, SERVER_IP, kernelCannot, requireRoot, type Started } from './netns.js';
 import { newMeshPki, workloadCredentials, writeClientFiles, writeTlsDir, type MeshPki } from './pki.js';
 
@@ -35,22 +36,10 @@ interface ClientResult {
   peerEnded?: boolean;
   bulkOk?: boolean;
 }
-interface Counters {
-  kind: string;
-  target: string;
-  listenPort: number;
-  active: number;
-  accepted: number;
-  proxied: number;
-  refusedByLimit: number;
-  refusedHandshake: number;
-  upstreamFailed: number;
-  closed: Record<string, number>;
-}
 interface Stats {
   activeConnections: number;
-  ingress: Counters[];
-  egress: Counters[];
+  ingress: ListenerCounters[];
+  egress: ListenerCounters[];
 }
 type ClientFiles = { cert: string; key: string; ca: string };
 
