@@ -4,14 +4,14 @@
  * (build.ts) and the sample stand-ins (scripts/build-sample-images.ts) both read this table, so a
  * stand-in has the configuration of the image it stands for.
  */
-import { IMAGE_KEYS, type ImageKey } from '../../src/platforms/images.js';
+import { IMAGE_EXECUTABLE, IMAGE_KEYS, type ImageKey } from '../../src/platforms/images.js';
 import type { ImageConfig } from '../../src/images/types.js';
 import { VERSION } from '../../src/version.js';
 
 export const REGISTRY = 'ghcr.io/kubectl-contrast';
 export const TAG = `v${VERSION}`;
 /** Where the single executable lives in every image that runs it. */
-export const EXECUTABLE = '/usr/bin/kubectl-contrast';
+export const EXECUTABLE = IMAGE_EXECUTABLE;
 
 /** A layer of Debian packages (shared between the images that list it, so stored once). */
 export type PackageLayer = 'base' | 'catatonit' | 'coreutils' | 'iptables';

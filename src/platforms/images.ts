@@ -92,6 +92,9 @@ export const INJECTED_IMAGES: ImageLock = new Proxy({} as ImageLock, {
       : undefined,
 });
 
+/** Where our single executable is in every image of ours that runs it (scripts/images/spec.ts). */
+export const IMAGE_EXECUTABLE = '/usr/bin/kubectl-contrast';
+
 export type ImageReplacements = ReadonlyMap<string, string>;
 
 /**

@@ -5,7 +5,8 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { runtimeHandler, type Platform } from '../platforms/platforms.js';
-import { INJECTED_IMAGES, replaceImage, type ImageReplacements } from '../platforms/images.js';
+import { IMAGE_EXECUTABLE, INJECTED_IMAGES, replaceImage, type ImageReplacements } from '../platforms/images.js';
+import { DEFAULT_CONTAINERD_CONFIG, DEFAULT_RUNTIME_DIR, runtimePaths, type RuntimePaths } from './paths.js';
 
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kubectl-contrast' } as const;
 const RUNTIME_HANDLER_LABEL = 'contrast.edgeless.systems/runtime-handler';
@@ -21,6 +22,9 @@ function podOverhead(platform: Platform): { memory: string; cpu: string } {
 export interface RuntimeRenderOptions {
   namespace?: string;
   imageReplacements?: ImageReplacements;
+  /** Node paths: where the runtime is installed, and containerd's configuration file. */
+  runtimeDir?: string;
+  containerdConfig?: string;
 }
 
 function renderRuntimeClass(platform: Platform): KubernetesObject {
@@ -38,6 +42,41 @@ function nodeInstallerName(platform: Platform): string {
   return `${runtimeHandler(platform)}-nodeinstaller`;
 }
 
+/** Keeps the DaemonSet pod (and so the installed runtime's owner) alive after installing. */
+function pauseContainer(replacements: ImageReplacements): Record<string, unknown> {
+  return {
+    name: 'pause',
+    image: replaceImage(INJECTED_IMAGES.pause, replacements),
+    resources: { requests: { cpu: '1m', memory: '8Mi' }, limits: { memory: '16Mi' } },
+  };
+}
+
+/**
+ * The simulated platform's attestation device (src/runtime/sim-device.ts): it holds the node's
+ * simulated root key and signs each pod's reports with that pod's host data. It sees only its
+ * own two directories, mounted at the node's paths so the paths it hands the wrapper are the
+ * node's. Workload containers get their pod's device directory, never these.
+ */
+function simDeviceContainer(paths: RuntimePaths, replacements: ImageReplacements): Record<string, unknown> {
+  return {
+    name: 'sim-device',
+    image: replaceImage(INJECTED_IMAGES.nodeInstaller, replacements),
+    command: [IMAGE_EXECUTABLE, 'runtime', 'sim-device', '--state-dir', paths.deviceState, '--root-dir', paths.simRoot],
+    resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+    volumeMounts: [
+      { name: 'sim-device-state', mountPath: paths.deviceState },
+      { name: 'sim-root', mountPath: paths.simRoot },
+    ],
+  };
+}
+
+function simDeviceVolumes(paths: RuntimePaths): Record<string, unknown>[] {
+  return [
+    { name: 'sim-device-state', hostPath: { path: paths.deviceState, type: 'DirectoryOrCreate' } },
+    { name: 'sim-root', hostPath: { path: paths.simRoot, type: 'DirectoryOrCreate' } },
+  ];
+}
+
 function renderNodeInstaller(platform: Platform, opts: RuntimeRenderOptions = {}): KubernetesObject {
   const handler = runtimeHandler(platform);
   const name = nodeInstallerName(platform);
@@ -47,6 +86,9 @@ function renderNodeInstaller(platform: Platform, opts: RuntimeRenderOptions = {}
     [RUNTIME_HANDLER_LABEL]: handler,
   };
   const replacements = opts.imageReplacements ?? new Map<string, string>();
+  const runtimeDir = opts.runtimeDir ?? DEFAULT_RUNTIME_DIR;
+  const paths = runtimePaths(runtimeDir, handler);
+  const sim = platform.tee === 'insecure-sim';
   return {
     apiVersion: 'apps/v1',
     kind: 'DaemonSet',
@@ -66,21 +108,21 @@ function renderNodeInstaller(platform: Platform, opts: RuntimeRenderOptions = {}
               name: 'installer',
               image: replaceImage(INJECTED_IMAGES.nodeInstaller, replacements),
               args: [platform.id, handler],
-              env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+              env: [
+                { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+                { name: 'CONTRAST_RUNTIME_DIR', value: runtimeDir },
+                { name: 'CONTRAST_CONTAINERD_CONFIG', value: opts.containerdConfig ?? DEFAULT_CONTAINERD_CONFIG },
+              ],
               securityContext: { privileged: true },
               volumeMounts: [{ name: 'host', mountPath: '/host' }],
               resources: { requests: { cpu: '50m', memory: '64Mi' } },
             },
           ],
-          // Keeps the DaemonSet pod (and so the installed runtime's owner) alive after installing.
-          containers: [
-            {
-              name: 'pause',
-              image: replaceImage(INJECTED_IMAGES.pause, replacements),
-              resources: { requests: { cpu: '1m', memory: '8Mi' }, limits: { memory: '16Mi' } },
-            },
+          containers: [sim ? simDeviceContainer(paths, replacements) : pauseContainer(replacements)],
+          volumes: [
+            { name: 'host', hostPath: { path: '/', type: 'Directory' } },
+            ...(sim ? simDeviceVolumes(paths) : []),
           ],
-          volumes: [{ name: 'host', hostPath: { path: '/', type: 'Directory' } }],
         },
       },
     },
