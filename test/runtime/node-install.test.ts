@@ -19,7 +19,7 @@ import { requirePlatform, runtimeHandler } from '../../src/platforms/platforms.j
 const HANDLER = 'contrast-cc-insecure-sim-0123abcd';
 const CFG = { handler: HANDLER, binaryName: '/opt/x/bin/runc-wrapper', podAnnotations: ['io.katacontainers.*'] };
 const CRI = 'io.containerd.grpc.v1.cri';
-type T = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type T = Record<string, any>;
 
 describe('runtime: containerd configuration block', () => {
   const base = `version = 2\n[plugins."${CRI}"]\n  sandbox_image = "pause"\n[plugins."${CRI}".containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n`;
