@@ -13,10 +13,14 @@
  *   156 signature               96   ECDSA P-384 / SHA-384, IEEE P1363 r‖s, over bytes 0..155
  *
  * Root: `<dir>/root.pub.pem` (SPKI) and `<dir>/root-key.pem` (PKCS#8, mode 0600), where dir is
- * $CONTRAST_INSECURE_SIM_DIR or ~/.config/kubectl-contrast/insecure-sim.
+ * $CONTRAST_INSECURE_SIM_DIR, else the device mount of a pod on the simulated runtime when the
+ * node put its public root there, else ~/.config/kubectl-contrast/insecure-sim.
+ *
+ * On the simulated runtime the root key stays on the node (src/runtime/sim-device.ts): every
+ * pod's containers see SIM_DEVICE_MOUNT with the pod's device socket and the public root only.
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AttestationError, ensure } from './errors.js';
@@ -44,8 +48,16 @@ export interface SimReport {
   raw: Buffer;
 }
 
+/** Where the simulated runtime mounts a pod's attestation device in each of its containers. */
+export const SIM_DEVICE_MOUNT = '/run/kubectl-contrast/insecure-sim';
+/** The device's socket in that directory: 64 bytes of report data in, one report out. */
+export const SIM_DEVICE_SOCKET = 'tsm.sock';
+
 export function simDir(): string {
-  return process.env.CONTRAST_INSECURE_SIM_DIR || join(homedir(), '.config', 'kubectl-contrast', 'insecure-sim');
+  if (process.env.CONTRAST_INSECURE_SIM_DIR) return process.env.CONTRAST_INSECURE_SIM_DIR;
+  // A pod on the simulated runtime checks its peers' evidence with the node's public root.
+  if (existsSync(simRootPublicPath(SIM_DEVICE_MOUNT))) return SIM_DEVICE_MOUNT;
+  return join(homedir(), '.config', 'kubectl-contrast', 'insecure-sim');
 }
 
 export function simRootPublicPath(dir = simDir()): string {
