@@ -8,6 +8,10 @@ import { loadSimRootPublicKey, SIMULATED_MEASUREMENT } from '../../src/attestati
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { OID_SNP_EVIDENCE, OID_TDX_EVIDENCE } from '../../src/attestation/tees.js';
 import { SnpEvidenceSchema } from '../../src/attestation/snp/evidence.js';
+import { issuerFor } from '../../src/issuers/index.js';
+import { SimDeviceIssuer } from '../../src/issuers/sim-device.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** An in-memory imitation of one configfs-tsm report entry (kernel semantics per the ABI doc). */
 function fakeTsm(provider: 'sev_guest' | 'tdx_guest', opts: { interfere?: boolean } = {}) {
@@ -69,6 +73,81 @@ describe('evidence issuers and the dispatcher', () => {
     assert.throws(() => requestTsmReport(randomBytes(64), '/tsm', t.fs), /modified concurrently/);
     assert.equal(t.removed(), 1);
     assert.throws(() => requestTsmReport(randomBytes(32), '/tsm', t.fs), /exactly 64 bytes/);
+  });
+
+  describe('issuerFor: which issuer a machine gets', () => {
+    let dir: string;
+    let saved: string | undefined;
+    let tsm: string;
+    let device: string;
+    const none = () => join(dir, 'absent');
+    beforeEach(() => {
+      dir = tempDir('kc-issuers-');
+      saved = process.env.CONTRAST_INSECURE_SIM_DIR;
+      process.env.CONTRAST_INSECURE_SIM_DIR = join(dir, 'sim');
+      tsm = join(dir, 'tsm');
+      mkdirSync(tsm);
+      device = join(dir, 'device');
+      mkdirSync(device);
+      writeFileSync(join(device, 'tsm.sock'), ''); // presence is all the selection looks at
+    });
+    afterEach(() => {
+      if (saved === undefined) delete process.env.CONTRAST_INSECURE_SIM_DIR;
+      else process.env.CONTRAST_INSECURE_SIM_DIR = saved;
+      removeDir(dir);
+    });
+    const hash = 'ab'.repeat(32);
+
+    it('auto: configfs-tsm first, else the simulated device, else an error naming both', () => {
+      const both = issuerFor({ issuer: 'auto', tsmReportDir: tsm, simDeviceDir: device });
+      assert.ok(both instanceof ConfigfsTsmIssuer);
+      const sim = issuerFor({ issuer: 'AUTO', tsmReportDir: none(), simDeviceDir: device });
+      assert.ok(sim instanceof SimDeviceIssuer);
+      assert.equal((sim as SimDeviceIssuer).dir, device);
+      assert.throws(
+        () => issuerFor({ issuer: 'auto', tsmReportDir: none(), simDeviceDir: none(), simPolicyHash: hash }),
+        (e: Error) =>
+          e.message.startsWith(`no attestation device: neither ${none()} (configfs-tsm`) &&
+          e.message.includes(`nor ${join(none(), 'tsm.sock')} (the simulated device`),
+      );
+    });
+
+    it('insecure-sim: the device when mounted (a configured hash is ignored, with a note), else the local root', () => {
+      const notes: string[] = [];
+      const warn = (m: string) => notes.push(m);
+      const onDevice = issuerFor({ issuer: 'insecure-sim', simDeviceDir: device, warn });
+      assert.ok(onDevice instanceof SimDeviceIssuer);
+      assert.deepEqual(notes, []);
+      assert.ok(
+        issuerFor({ issuer: 'insecure-sim', simDeviceDir: device, simPolicyHash: hash, warn }) instanceof
+          SimDeviceIssuer,
+      );
+      assert.equal(notes.length, 1);
+      assert.match(notes[0]!, /^ignoring the simulated policy hash .*reports the host data the node registered/);
+      const local = issuerFor({ issuer: 'insecure-sim', simDeviceDir: none(), simPolicyHash: hash, warn });
+      assert.ok(local instanceof SimulatedIssuer);
+      assert.deepEqual(local.hostData, Buffer.from(hash, 'hex'));
+      assert.throws(
+        () => issuerFor({ issuer: 'insecure-sim', simDeviceDir: none() }),
+        /needs the node's simulated device \(.*absent\/tsm\.sock, .*\) or, outside such a pod, the policy hash/,
+      );
+      assert.throws(
+        () => issuerFor({ issuer: 'insecure-sim', simDeviceDir: none(), simPolicyHash: 'AB'.repeat(32) }),
+        /64 lower-case hex/,
+      );
+    });
+
+    it('configfs-tsm only where its directory is; unknown names are refused', () => {
+      assert.ok(issuerFor({ issuer: 'configfs-tsm', tsmReportDir: tsm }) instanceof ConfigfsTsmIssuer);
+      assert.throws(
+        () => issuerFor({ issuer: 'configfs-tsm', tsmReportDir: none(), simDeviceDir: device }),
+        /does not exist: not a confidential VM with configfs-tsm/,
+      );
+      assert.throws(
+        () => issuerFor({ issuer: 'sev' }),
+        /unknown attestation platform "sev" \(expected auto, configfs-tsm or insecure-sim\)/,
+      );
+    });
   });
 
   describe('dispatch', () => {
