@@ -6,6 +6,7 @@ import { coordinatorPolicyHashes } from '../coordinator/client.js';
 import { issuerFor } from '../issuers/index.js';
 import { SIM_WARNING } from '../attestation/simulated.js';
 import { MESHAPI_PORT, METRICS_PORT, USERAPI_PORT, startCoordinator } from '../coordinator/server.js';
+import { IN_CLUSTER_PEERS, parsePeers, type PeerSource } from '../coordinator/peers.js';
 import { coordinatorDeployCommands } from './coordinator-deploy.js';
 
 interface ServeArgs {
@@ -18,6 +19,8 @@ interface ServeArgs {
   'mesh-port': number;
   'metrics-port': number;
   'ports-file'?: string;
+  peers?: string;
+  'peer-interval': number;
 }
 
 const env = process.env;
@@ -61,6 +64,21 @@ function simulatedPolicyHash(argv: ServeArgs): string | undefined {
   return hashes[0];
 }
 
+/**
+ * The replica's peers: --peers (CONTRAST_PEERS); unset, the headless Service of the rendered
+ * StatefulSet when the state is in ConfigMaps (a cluster), else none; `none` turns it off.
+ */
+function peerSource(argv: ServeArgs): PeerSource | undefined {
+  const spec =
+    argv.peers ?? ((env.CONTRAST_STATE_STORE ?? '').toLowerCase() === 'configmap' ? IN_CLUSTER_PEERS : undefined);
+  if (spec === undefined || spec.trim().toLowerCase() === 'none') return undefined;
+  try {
+    return parsePeers(spec, { meshPort: argv['mesh-port'] });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve',
   describe: 'Run the Coordinator (UserAPI, MeshAPI, probes and metrics) until SIGTERM',
@@ -100,9 +118,23 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option('ports-file', {
         type: 'string',
         describe: 'Write the ports actually listened on as JSON to this file',
+      })
+      .option('peers', {
+        type: 'string',
+        default: env.CONTRAST_PEERS,
+        requiresArg: true,
+        describe: `Other replicas' MeshAPI for peer recovery: host:port,… or dns:NAME[:PORT] (every address of NAME); none = no peers. Default: ${IN_CLUSTER_PEERS} with the ConfigMap store, else none (env CONTRAST_PEERS)`,
+      })
+      .option('peer-interval', {
+        type: 'number',
+        default: 2,
+        describe:
+          'Seconds between looks at the store and, while the state is missing, between rounds of asking the peers',
       }) as Argv<ServeArgs>,
   handler: async (argv) => {
     const simPolicyHash = simulatedPolicyHash(argv);
+    const peers = peerSource(argv);
+    if (!(argv['peer-interval'] > 0)) throw new UsageError('--peer-interval must be more than zero seconds');
     let issuer;
     try {
       issuer = issuerFor({ issuer: argv.platform, ...(simPolicyHash ? { simPolicyHash } : {}) });
@@ -118,6 +150,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       userPort: argv['user-port'],
       meshPort: argv['mesh-port'],
       metricsPort: argv['metrics-port'],
+      ...(peers ? { peers, peerIntervalMs: argv['peer-interval'] * 1000 } : {}),
     });
     if (argv['ports-file']) writeFileAtomic(argv['ports-file'], `${JSON.stringify(running.ports)}\n`);
     await new Promise<void>((resolve) => {

@@ -2,9 +2,13 @@
  * The Coordinator's state machine: the manifest history, the seed engine and the CAs.
  *
  *   uninitialised ──SetManifest──▶ ready ◀──Recover── recovery (after a restart with history)
+ *                                     ▲ ╲ (another replica moved transitions/latest on)
+ *                                     │  ╲
+ *                          adoptPeerState ◀── recovery (MeshAPI Recover from a ready peer)
  *
  * In recovery the stored history can be read (verify), but nothing is issued or changed until
- * a seed-share owner sends the seed; the seed itself is never written to the store.
+ * a seed-share owner sends the seed, or a ready replica of the same deployment hands its state
+ * over (src/coordinator/peers.ts); the seed itself is never written to the store.
  *
  * The store is not trusted (whoever administers the cluster can write it). What the Coordinator
  * takes from it is checked: history objects against their hashes, `transitions/latest` against
@@ -43,6 +47,30 @@ import { RpcError, Status } from './api/grpc.js';
 import type { Store } from './store/interface.js';
 
 export type Mode = 'uninitialised' | 'recovery' | 'ready';
+
+/**
+ * What a replica reports (readiness probe, metrics, `status`): `recovery` split by whether a
+ * ready peer may still hand the state over or only a person's `recover` helps.
+ */
+export type ReplicaState = 'uninitialised' | 'ready' | 'recovering-from-peer' | 'waiting-for-recover';
+export const REPLICA_STATES: readonly ReplicaState[] = [
+  'uninitialised',
+  'ready',
+  'recovering-from-peer',
+  'waiting-for-recover',
+];
+
+/** What a ready replica hands to a peer that attested with the Coordinator policy (MeshAPI Recover). */
+export interface PeerState {
+  seed: Buffer;
+  salt: Buffer;
+  /** The mesh CA key of the current manifest. */
+  meshKey: KeyObject;
+  meshCAPem: string;
+  intermediatePem: string;
+  /** The current manifest, the bytes that were set. */
+  manifest: Buffer;
+}
 
 export const ROOT_CERT_KEY = 'ca/root.pem';
 /** The seed-share document of the first SetManifest (JSON as seed-shares.json), encrypted to the owners. */
@@ -106,6 +134,12 @@ interface ReadyState {
 
 export interface AuthorityOptions {
   log?: (msg: string) => void;
+  /**
+   * Replicas that may hand their state over exist (src/coordinator/peers.ts): a replica in
+   * recovery reports recovering-from-peer until a round of peers failed. Unset: false, a
+   * replica in recovery waits for a person's `recover`.
+   */
+  peerRecovery?: boolean;
 }
 
 function deepFreeze<T>(v: T): T {
@@ -176,6 +210,13 @@ export class Authority {
   private current?: CurrentManifest;
   private readonly lock = new Mutex();
   mode: Mode = 'uninitialised';
+  /** In recovery: whether peers are still being asked (set by the peer recovery loop). */
+  recoveryPhase: 'recovering-from-peer' | 'waiting-for-recover';
+  /** Called when this replica learns that the store moved on without it (it then needs its peers). */
+  onBehind: (() => void) | undefined;
+  /** A stored latest pointer that is not a successor of ours, already logged: not checked again. */
+  private ignoredLatest: Buffer | undefined;
+  private readonly peerRecovery: boolean;
 
   private constructor(
     readonly store: Store,
@@ -183,20 +224,110 @@ export class Authority {
   ) {
     this.history = new History(store);
     this.log = opts.log ?? ((m) => process.stderr.write(`coordinator: ${m}\n`));
+    this.peerRecovery = opts.peerRecovery ?? false;
+    this.recoveryPhase = this.peerRecovery ? 'recovering-from-peer' : 'waiting-for-recover';
+  }
+
+  get replicaState(): ReplicaState {
+    return this.mode === 'recovery' ? this.recoveryPhase : this.mode;
   }
 
   /** Open the store: an existing history means recovery mode. */
   static async open(store: Store, opts: AuthorityOptions = {}): Promise<Authority> {
     const a = new Authority(store, opts);
     const latest = await a.history.getLatest();
-    if (latest) {
-      a.mode = 'recovery';
-      const entries = await a.history.walk(latest);
-      const last = entries.at(-1);
-      if (!last) throw new HistoryError('transitions/latest points at an empty chain');
-      a.current = { raw: last.manifest, manifest: parseStoredManifest(last.manifest) };
-    }
+    if (latest) await a.enterRecovery(latest);
     return a;
+  }
+
+  /** Forget the secrets (if any) and wait for them, showing the stored history meanwhile. */
+  private async enterRecovery(latest: LatestTransition): Promise<void> {
+    const entries = await this.history.walk(latest);
+    const last = entries.at(-1);
+    if (!last) throw new HistoryError('transitions/latest points at an empty chain');
+    this.current = { raw: last.manifest, manifest: parseStoredManifest(last.manifest) };
+    this.state = undefined;
+    this.mode = 'recovery';
+  }
+
+  /**
+   * Is this replica's state the store's? Uninitialised: the store has no history yet. Ready: the
+   * stored latest pointer is the one this replica wrote or verified, or one it ignores (not signed
+   * with this deployment's key, or not a successor of its own: a rollback or a fork is neither
+   * served nor extended). A validly signed successor means another replica set a manifest: this
+   * one drops its state, goes into recovery and calls onBehind (its peers hand the new state over).
+   * Returns false in recovery and when this replica just fell behind.
+   */
+  async checkStore(): Promise<boolean> {
+    if (this.mode === 'recovery') return false;
+    const state = this.state;
+    let stored: LatestTransition | undefined;
+    try {
+      stored = await this.history.getLatest();
+    } catch (err) {
+      if (!(err instanceof HistoryError)) throw err;
+      if (!state) throw err;
+      stored = undefined;
+    }
+    if (!state) {
+      if (!stored) return true;
+      // Another replica set the first manifest.
+      const moved = await this.lock.run(async () => {
+        if (this.mode !== 'uninitialised') return this.mode !== 'ready';
+        await this.enterRecovery(stored);
+        return true;
+      });
+      if (moved) this.behind('another replica set the first manifest');
+      return !moved;
+    }
+    if (!stored || stored.raw.equals(state.latest.raw)) return true;
+    if (this.ignoredLatest?.equals(stored.raw)) return true;
+    if (!(await this.isSuccessor(state, stored))) {
+      this.ignoredLatest = Buffer.from(stored.raw);
+      this.log(
+        'transitions/latest in the store is not a validly signed successor of the history this replica holds (a rollback, or another deployment): ignored, the chain this replica wrote or verified is served and extended',
+      );
+      return true;
+    }
+    const dropped = await this.lock.run(async () => {
+      if (this.state !== state) return false;
+      await this.enterRecovery(stored);
+      return true;
+    });
+    if (dropped) this.behind('another replica set a new manifest');
+    return false;
+  }
+
+  private behind(why: string): void {
+    this.recoveryPhase = this.peerRecovery ? 'recovering-from-peer' : 'waiting-for-recover';
+    this.log(
+      `${why}: not issuing certificates until ${this.peerRecovery ? 'a ready peer hands the state over' : 'a seed-share owner runs `kubectl contrast recover` (no peers configured)'}`,
+    );
+    this.onBehind?.();
+  }
+
+  /** Does `stored` carry this deployment's signature and have our latest transition in its chain? */
+  private async isSuccessor(state: ReadyState, stored: LatestTransition): Promise<boolean> {
+    if (!verifyTransitionSignature(stored.transitionHash, stored.signature, state.engine.transactionSigningKey))
+      return false;
+    const ours = state.latest.transitionHash;
+    const seen = new Set<string>();
+    let hash: Buffer = stored.transitionHash;
+    try {
+      while (!hash.equals(ZERO_HASH)) {
+        if (hash.equals(ours)) return true;
+        const hex = hash.toString('hex');
+        if (seen.has(hex)) return false;
+        seen.add(hex);
+        const t = await this.history.getTransition(hash);
+        if (!t) return false;
+        hash = t.previousTransitionHash;
+      }
+    } catch (err) {
+      if (err instanceof HistoryError) return false;
+      throw err;
+    }
+    return false;
   }
 
   /** The active manifest (ready) or the stored one waiting for recovery. */
@@ -297,9 +428,10 @@ export class Authority {
           throw new RpcError(Status.INVALID_ARGUMENT, `the policy ${hash} of the manifest was not sent with it`);
       }
       if (!prior && (await this.history.getLatest())) {
+        this.learnLater();
         throw new RpcError(
           Status.ABORTED,
-          'the store already holds a manifest history (another Coordinator set one): restart this Coordinator, then `kubectl contrast recover`',
+          'the store already holds a manifest history (another replica set one): this replica takes it over from a ready peer, or waits for `kubectl contrast recover`; nothing was changed',
         );
       }
       const engine = prior?.engine ?? SeedEngine.generate();
@@ -323,6 +455,7 @@ export class Authority {
       });
       const latest = await this.history.advanceLatest(previous, tHash, engine.transactionSigningKey);
       if (!latest) {
+        this.learnLater();
         throw new RpcError(
           Status.ABORTED,
           prior
@@ -335,6 +468,80 @@ export class Authority {
       this.current = { raw, manifest };
       this.mode = 'ready';
       return { rootCA: rootPem, meshCA: mesh.meshCAPem, ...(prior ? {} : { seedShares }) };
+    });
+  }
+
+  /** After a lost race for transitions/latest: look at the store once the lock is free. */
+  private learnLater(): void {
+    setImmediate(() => {
+      this.checkStore().catch((err: unknown) => this.log(`cannot read the store: ${(err as Error).message}`));
+    });
+  }
+
+  /**
+   * The state a ready peer asks for (MeshAPI Recover), from `snapshot`, the one the peer's
+   * evidence was checked against. Only while that snapshot is current and the store has not moved
+   * on (a replica that fell behind hands nothing over); UNAVAILABLE otherwise, so the peer retries.
+   */
+  async peerState(snapshot: IssuingSnapshot): Promise<PeerState> {
+    if (snapshot !== this.snapshot() || !(await this.checkStore()) || snapshot !== this.snapshot())
+      throw new RpcError(
+        Status.UNAVAILABLE,
+        'this replica no longer holds the current state (the manifest changed); ask another peer',
+      );
+    const { engine, mesh, raw } = snapshot;
+    return {
+      seed: engine.seed,
+      salt: engine.salt,
+      meshKey: mesh.key,
+      meshCAPem: mesh.meshCAPem,
+      intermediatePem: mesh.intermediatePem,
+      manifest: raw,
+    };
+  }
+
+  /**
+   * Take over the state a ready peer handed over. Nothing of it is taken on trust beyond the
+   * attestation of the peer: the seed must sign the stored latest transition, the manifest must be
+   * the last one of that chain (the state the peer holds is the one the store records), and the
+   * mesh CA certificates must carry the mesh key, the intermediate signed by the seed's root key.
+   * Returns false when this replica is ready already (a person's `recover` came first).
+   */
+  async adoptPeerState(peer: PeerState): Promise<boolean> {
+    return this.lock.run(async () => {
+      if (this.mode === 'ready') return false;
+      let engine: SeedEngine;
+      try {
+        engine = new SeedEngine(peer.seed, peer.salt);
+      } catch (err) {
+        throw new PeerStateError(`the peer's seed: ${(err as Error).message}`);
+      }
+      const latest = await this.history.getLatest();
+      if (!latest) throw new PeerStateError('the store holds no history (transitions/latest is gone)');
+      if (!verifyTransitionSignature(latest.transitionHash, latest.signature, engine.transactionSigningKey))
+        throw new PeerStateError(
+          "the peer's seed does not sign the stored latest transition: it belongs to another deployment",
+        );
+      const entries = await this.history.walk(latest);
+      const raw = entries.at(-1)!.manifest;
+      if (!raw.equals(peer.manifest))
+        throw new PeerStateError(
+          "the peer's manifest is not the last one of the stored history (one of the two moved on meanwhile); try again",
+        );
+      const manifest = parseStoredManifest(raw);
+      const stored = await this.storedRoot();
+      const rootPem =
+        stored && spkiDer(stored.cert.publicKey).equals(spkiDer(engine.rootCAKey))
+          ? stored.pem
+          : canonicalPem(await createRootCert(engine.rootCAKey));
+      const mesh = checkPeerMeshCA(peer, engine.rootCAKey);
+      const seedShares = encryptSeedShares(engine.seed, engine.salt, manifest.SeedshareOwnerPubKeys);
+      const snapshot = new IssuingSnapshot(raw, manifest, mesh, rootPem, engine);
+      this.state = { engine, rootPem, latest, seedShares, snapshot };
+      this.current = { raw, manifest };
+      this.ignoredLatest = undefined;
+      this.mode = 'ready';
+      return true;
     });
   }
 
@@ -432,6 +639,7 @@ export class Authority {
       const snapshot = new IssuingSnapshot(raw, manifest, mesh, rootPem, engine);
       this.state = { engine, rootPem, latest, seedShares, snapshot };
       this.current = { raw, manifest };
+      this.ignoredLatest = undefined;
       this.mode = 'ready';
     });
   }
@@ -454,6 +662,13 @@ export class Authority {
       throw new RpcError(
         Status.UNAVAILABLE,
         'the manifest changed while the workload was being attested; retry, its evidence will be checked against the new manifest',
+      );
+    }
+    // Another replica may have set a manifest (perhaps to revoke this very policy) since.
+    if (!(await this.checkStore()) || snapshot !== this.snapshot()) {
+      throw new RpcError(
+        Status.UNAVAILABLE,
+        'another replica set a new manifest; this replica takes it over from its peers; retry',
       );
     }
     const { manifest, mesh, rootPem, engine } = snapshot;
@@ -484,6 +699,38 @@ export class Authority {
   static transitionOf(manifestBytes: Buffer, previous: Buffer): Buffer {
     return transitionHash({ manifestHash: sha256(manifestBytes), previousTransitionHash: previous });
   }
+}
+
+/** A peer's state that does not hold up (its message names what); the peer is not asked again this round. */
+export class PeerStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PeerStateError';
+  }
+}
+
+/** The peer's mesh CA: a P-384 key, its self-signed CA certificate, and the intermediate signed by the root key. */
+function checkPeerMeshCA(peer: PeerState, rootKey: KeyObject): MeshCA {
+  const key = peer.meshKey;
+  if (key.type !== 'private' || key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'secp384r1')
+    throw new PeerStateError("the peer's mesh CA key is not a P-384 private key");
+  const pub = spkiDer(key);
+  const one = (pemText: string, what: string): X509Certificate => {
+    try {
+      return parsePemCertificates(Buffer.from(pemText), `the peer's ${what}`, { count: 1 })[0]!;
+    } catch (err) {
+      throw new PeerStateError((err as Error).message);
+    }
+  };
+  const meshCA = one(peer.meshCAPem, 'mesh CA certificate');
+  const intermediate = one(peer.intermediatePem, 'intermediate certificate');
+  if (!spkiDer(meshCA.publicKey).equals(pub) || !meshCA.ca || !meshCA.verify(meshCA.publicKey))
+    throw new PeerStateError("the peer's mesh CA certificate is not a CA self-signed by its mesh key");
+  if (!spkiDer(intermediate.publicKey).equals(pub) || !intermediate.ca || !intermediate.verify(publicOf(rootKey)))
+    throw new PeerStateError(
+      "the peer's intermediate certificate is not a CA for its mesh key signed by the seed's root key",
+    );
+  return { key, meshCAPem: derToPem(meshCA.raw), intermediatePem: derToPem(intermediate.raw) };
 }
 
 function publicOf(key: KeyObject): KeyObject {

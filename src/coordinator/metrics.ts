@@ -31,6 +31,16 @@ export class Metrics {
       'counter',
     );
     this.describe('contrast_meshapi_certificates_issued_total', 'Mesh certificates issued', 'counter');
+    this.describe(
+      'contrast_meshapi_peer_recoveries_served_total',
+      'MeshAPI Recover calls answered with the state (a peer replica that attested with the Coordinator policy)',
+      'counter',
+    );
+    this.describe(
+      'contrast_meshapi_peer_recoveries_refused_total',
+      'MeshAPI Recover callers whose evidence was refused (not the Coordinator policy of the current manifest)',
+      'counter',
+    );
     this.describe('contrast_atls_handshake_failures_total', 'TLS handshakes that failed on the server side', 'counter');
     this.describe(
       'contrast_simulated_evidence_total',

@@ -20,6 +20,7 @@ import { Authority } from './authority.js';
 import { Metrics } from './metrics.js';
 import { userApiHandlers } from './userapi.js';
 import { meshApiHandlers } from './meshapi.js';
+import { PeerRecovery, type PeerSource } from './peers.js';
 import {
   ByteBudget,
   serveUnary,
@@ -107,6 +108,10 @@ export interface CoordinatorOptions {
   dispatch?: DispatchOptions;
   /** Limits and deadlines; unset ones are DEFAULT_LIMITS (production values). */
   limits?: CoordinatorLimitOptions;
+  /** Other replicas of this Coordinator (src/coordinator/peers.ts). Unset: none, a restart waits for `recover`. */
+  peers?: PeerSource;
+  /** How often the store is polled and peers are asked again (ms, default 2000). */
+  peerIntervalMs?: number;
 }
 
 export interface RunningCoordinator {
@@ -321,7 +326,7 @@ function grpcServer(p: ServerParts): GrpcServer {
       refusalLog(`${line}: ${o.internal}`);
     }
     const state = session && failures.get(session);
-    if (api !== 'meshapi' || !state || o.method !== 'NewMeshCert') return;
+    if (api !== 'meshapi' || !state || (o.method !== 'NewMeshCert' && o.method !== 'Recover')) return;
     if (o.code === Status.OK) state.attested = true;
     if (o.code === Status.PERMISSION_DENIED || o.code === Status.UNAUTHENTICATED) {
       if (++state.failed >= limits.maxFailedAttestations && !session.destroyed) {
@@ -359,7 +364,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const log = opts.log ?? ((m: string) => process.stderr.write(`coordinator: ${m}\n`));
   const host = opts.host ?? '0.0.0.0';
   const limits = resolveLimits(opts.limits);
-  const authority = await Authority.open(opts.store);
+  const authority = await Authority.open(opts.store, { log, peerRecovery: opts.peers !== undefined });
   const metrics = new Metrics();
   metrics.gauge(
     'contrast_coordinator_ready',
@@ -369,6 +374,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   metrics.gauge('contrast_coordinator_recovery_mode', '1 while the Coordinator waits for recovery', () =>
     authority.mode === 'recovery' ? 1 : 0,
   );
+  metrics.gauge(
+    'contrast_coordinator_recovering_from_peer',
+    '1 while this replica lacks the state and a ready peer may hand it over (MeshAPI Recover)',
+    () => (authority.replicaState === 'recovering-from-peer' ? 1 : 0),
+  );
+  metrics.gauge(
+    'contrast_coordinator_waiting_for_recover',
+    '1 while this replica lacks the state and no peer holds it: only `kubectl contrast recover` helps',
+    () => (authority.replicaState === 'waiting-for-recover' ? 1 : 0),
+  );
   const budget = new ByteBudget(limits.bodyBudgetBytes);
   metrics.gauge(
     'contrast_rpc_buffered_bytes',
@@ -377,7 +392,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   );
   if (authority.mode === 'recovery')
     log(
-      'found a stored manifest history: waiting for `kubectl contrast recover`; GetManifests is served, certificates are not',
+      opts.peers
+        ? 'found a stored manifest history: asking the peers for the state (or waiting for `kubectl contrast recover`); GetManifests is served, certificates are not'
+        : 'found a stored manifest history: waiting for `kubectl contrast recover`; GetManifests is served, certificates are not',
     );
   // The aTLS key lives as long as the process; P-256 as upstream (its certificate is signed per connection).
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -421,7 +438,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         case '/probe/liveness':
           return reply(200, 'ok\n');
         case '/probe/readiness':
-          return authority.mode === 'ready' ? reply(200, 'ready\n') : reply(503, `${authority.mode}\n`);
+          // The body names the replica's state (ready, uninitialised, recovering-from-peer, waiting-for-recover).
+          return authority.mode === 'ready' ? reply(200, 'ready\n') : reply(503, `${authority.replicaState}\n`);
         case '/metrics':
           return reply(200, metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
         default:
@@ -438,6 +456,18 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   log(
     `listening: UserAPI ${host}:${ports.userapi}, MeshAPI ${host}:${ports.meshapi}, probes and metrics ${host}:${ports.metrics}; attestation by ${opts.issuer.name}; state ${authority.mode}`,
   );
+  const peerRecovery = opts.peers
+    ? new PeerRecovery({
+        authority,
+        issuer: opts.issuer,
+        peers: opts.peers,
+        metrics,
+        log,
+        dispatch: opts.dispatch ?? admissionDispatch(),
+        ...(opts.peerIntervalMs !== undefined ? { intervalMs: opts.peerIntervalMs } : {}),
+      })
+    : undefined;
+  peerRecovery?.start();
   const closeServer = (s: Http2SecureServer | HttpServer): Promise<void> => new Promise((r) => s.close(() => r()));
   return {
     authority,
@@ -445,6 +475,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     limits,
     ports,
     close: async () => {
+      await peerRecovery?.stop();
       http.closeAllConnections();
       const closing = Promise.all([closeServer(user.server), closeServer(mesh.server), closeServer(http)]);
       user.destroyAll();

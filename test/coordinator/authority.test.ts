@@ -143,7 +143,7 @@ describe('Authority refusals (in process)', function () {
   });
 
   describe('a second writer on the same store', () => {
-    it('a first SetManifest on a store that already holds a history is ABORTED', async () => {
+    it('a first SetManifest on a store that already holds a history is ABORTED; the replica then shows that history', async () => {
       const store = new MemoryStore();
       const a = await Authority.open(store, { log: () => undefined });
       const b = await Authority.open(store, { log: () => undefined });
@@ -153,11 +153,15 @@ describe('Authority refusals (in process)', function () {
         b.setManifest(manifest(), SEND, undefined),
         rpc(
           Status.ABORTED,
-          'the store already holds a manifest history (another Coordinator set one): restart this Coordinator, then `kubectl contrast recover`',
+          'the store already holds a manifest history (another replica set one): this replica takes it over from a ready peer, or waits for `kubectl contrast recover`; nothing was changed',
         ),
       );
       assert.deepEqual(store.data, before, 'nothing written');
-      assert.equal(b.mode, 'uninitialised');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(b.mode, 'recovery', 'it learnt the stored history');
+      assert.equal(b.replicaState, 'waiting-for-recover', 'no peers: only a person can help');
+      assert.equal(b.snapshot(), undefined);
+      assert.deepEqual(b.manifest?.raw, manifest());
     });
 
     it('a first SetManifest that loses the race for transitions/latest is ABORTED and leaves this Coordinator uninitialised', async () => {

@@ -1,7 +1,8 @@
 /**
  * The Coordinator's gRPC messages, field numbers and names as upstream Contrast
  * (`userapi.proto`, package edgelesssys.contrast.userapi; `meshapi.proto`, package meshapi),
- * plus GetManifestsResponse.SeedSharesDoc (field 100), which upstream does not have.
+ * plus GetManifestsResponse.SeedSharesDoc (field 100) and the MeshAPI RecoverResponse's
+ * MeshCACert and IntermediateCert (fields 100, 101), which upstream does not have.
  */
 import type { Schema } from '../../util/protobuf.js';
 
@@ -58,6 +59,23 @@ export const NewMeshCertResponseSchema: Schema = [
   { no: 4, name: 'WorkloadSecret', type: 'bytes' },
 ];
 
+/** MeshAPI Recover (peer recovery between Coordinator replicas): the request is empty, the caller's evidence travels in the HEADERS. */
+export const MeshRecoverRequestSchema: Schema = [];
+/** Field numbers of MeshAPI RecoverResponse that upstream does not have. */
+export const MESH_RECOVER_MESH_CA_CERT_FIELD = 100;
+export const MESH_RECOVER_INTERMEDIATE_CERT_FIELD = 101;
+export const MeshRecoverResponseSchema: Schema = [
+  { no: 1, name: 'Seed', type: 'bytes' },
+  { no: 2, name: 'Salt', type: 'bytes' },
+  // PEM "EC PRIVATE KEY" (SEC 1), as upstream.
+  { no: 3, name: 'MeshCAKey', type: 'bytes' },
+  { no: 4, name: 'LatestManifest', type: 'bytes' },
+  // Ours: the mesh CA and intermediate certificates themselves, so every replica serves the same
+  // mesh-ca.pem and certificate chains byte for byte (upstream rebuilds them from the key).
+  { no: MESH_RECOVER_MESH_CA_CERT_FIELD, name: 'MeshCACert', type: 'bytes' },
+  { no: MESH_RECOVER_INTERMEDIATE_CERT_FIELD, name: 'IntermediateCert', type: 'bytes' },
+];
+
 export interface SeedShareMsg {
   PublicKey: string;
   EncryptedSeed: Buffer;
@@ -97,4 +115,12 @@ export interface NewMeshCertResponse {
   CertChain: Buffer;
   RootCACert: Buffer;
   WorkloadSecret: Buffer;
+}
+export interface MeshRecoverResponse {
+  Seed: Buffer;
+  Salt: Buffer;
+  MeshCAKey: Buffer;
+  LatestManifest: Buffer;
+  MeshCACert: Buffer;
+  IntermediateCert: Buffer;
 }
