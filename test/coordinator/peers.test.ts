@@ -32,7 +32,6 @@ import { COORD, manifest, rsa2048, wo } from './state-helpers.js';
 
 const RECOVER = `/${MESHAPI_SERVICE}/Recover`;
 const WEB = Buffer.from('web policy');
-const hash = (p: Buffer) => sha256(p).toString('hex');
 
 async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
