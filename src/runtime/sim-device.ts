@@ -301,7 +301,13 @@ class Daemon {
         this.log(`not serving sandbox ${name}: ${join(pods, name, 'hostdata')}: ${(err as Error).message}`);
         continue;
       }
-      await this.openDevice(name, hostData);
+      try {
+        await this.openDevice(name, hostData);
+      } catch (err) {
+        // One pod's broken directory must not keep the others' devices down.
+        this.log(`not serving sandbox ${name}: ${(err as Error).message}`);
+        continue;
+      }
       this.log(`serving sandbox ${name} again (host data ${hostData.toString('hex')})`);
     }
   }
@@ -394,7 +400,12 @@ export async function startSimDevice(opts: SimDeviceOptions): Promise<SimDevice>
   if (await controlAnswers(stateDir))
     throw new Error(`another insecure-sim device daemon serves ${join(stateDir, SIM_CONTROL_SOCKET)}`);
   rmSync(join(stateDir, SIM_CONTROL_SOCKET), { force: true });
-  await daemon.reopen();
+  try {
+    await daemon.reopen();
+  } catch (err) {
+    await daemon.close();
+    throw err;
+  }
   const address = unixAddress(stateDir, SIM_CONTROL_SOCKET);
   const sockets = new Set<Socket>();
   const server = createServer((sock) => {

@@ -378,6 +378,8 @@ describe('the simulated attestation device (node side and container side)', func
       const [a, b] = [sandbox(), sandbox()];
       const dirA = await registerSandbox(stateDir, a, hash('A'));
       await registerSandbox(stateDir, b, hash('B'));
+      const blocked = sandbox();
+      await registerSandbox(stateDir, blocked, hash('C'));
       const rootBefore = readFileSync(join(rootDir, 'root.pub.pem'), 'utf8');
       await daemon!.close();
       daemon = undefined;
@@ -387,6 +389,8 @@ describe('the simulated attestation device (node side and container side)', func
       const half = sandbox();
       mkdirSync(join(stateDir, 'pods', half, 'device'), { recursive: true });
       mkdirSync(join(stateDir, 'pods', '..evil'));
+      // blocked's socket name is taken by a directory: it cannot be served, the others are.
+      mkdirSync(join(simDeviceDir(stateDir, blocked), SIM_DEVICE_SOCKET, 'x'), { recursive: true });
       const logs: string[] = [];
       await start({ log: (m) => logs.push(m) });
       const rd = randomBytes(64);
@@ -403,7 +407,8 @@ describe('the simulated attestation device (node side and container side)', func
       await assert.rejects(registerSandbox(stateDir, b, hash('evil')), /exists but is not a registered sandbox/);
       await unregisterSandbox(stateDir, b);
       assert.ok(await registerSandbox(stateDir, b, hash('B')));
-      assert.deepEqual(readdirSync(join(stateDir, 'pods')).sort(), ['..evil', a, b].sort());
+      assert.deepEqual(readdirSync(join(stateDir, 'pods')).sort(), ['..evil', a, b, blocked].sort());
+      assert.ok(logs.some((l) => l.startsWith(`not serving sandbox ${blocked}: `)));
       assert.ok(logs.some((l) => l.includes(`not serving sandbox ${b}`)));
       assert.ok(logs.some((l) => l.includes('a registration that did not complete')));
       assert.ok(logs.some((l) => l.includes('..evil') && l.includes('not a sandbox id')));
