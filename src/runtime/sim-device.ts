@@ -504,7 +504,10 @@ function controlRequest(
   });
 }
 
-/** Register a sandbox's host data (the wrapper, before the sandbox's first container): its device directory. */
+/**
+ * Register a sandbox's host data (the wrapper, before the sandbox's first container). Returns the
+ * device directory to mount at SIM_DEVICE_MOUNT, as seen from the caller's `stateDir`.
+ */
 export async function registerSandbox(
   stateDir: string,
   sandboxId: string,
@@ -519,8 +522,10 @@ export async function registerSandbox(
     { op: 'register', sandboxId, hostData: hostData.toString('hex') },
     opts.timeoutMs ?? 10_000,
   );
-  if (typeof answer.deviceDir !== 'string') throw new Error("the device daemon's answer names no device directory");
-  return answer.deviceDir;
+  // The daemon may see the state directory at another path (its container's mount): the caller's path is the one to mount.
+  if (typeof answer.deviceDir !== 'string' || !answer.deviceDir.endsWith(`${sep}${join('pods', sandboxId, 'device')}`))
+    throw new Error(`the device daemon's answer names no device directory for sandbox ${sandboxId}`);
+  return simDeviceDir(stateDir, sandboxId);
 }
 
 /** Remove a sandbox's device (the wrapper, when the sandbox is deleted); nothing to do for an unknown one. */

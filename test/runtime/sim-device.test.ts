@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -302,6 +302,30 @@ describe('the simulated attestation device (node side and container side)', func
       // Registered again afterwards, with any host data: it is a new pod.
       const again = await registerSandbox(stateDir, id, hash('B'));
       assert.deepEqual(parseSimReport(await rawDevice(again, randomBytes(64))).hostData, hash('B'));
+    });
+
+    it("answers the device directory under the caller's path; a daemon answer for another sandbox is refused", async () => {
+      await start();
+      // The wrapper on the host and the daemon in its container may see the state at different paths.
+      const link = join(base, 'host-path');
+      symlinkSync(stateDir, link);
+      const id = sandbox();
+      const dir = await registerSandbox(link, id, hash('A'));
+      assert.equal(dir, join(link, 'pods', id, 'device'));
+      assert.deepEqual(parseSimReport(await rawDevice(dir, randomBytes(64))).hostData, hash('A'));
+      await daemon!.close();
+      daemon = undefined;
+      // A control socket that answers ok for some other directory.
+      const fake = createServer((s) => {
+        s.on('data', () => s.end(`${JSON.stringify({ ok: true, deviceDir: `/x/pods/${sandbox()}/device` })}\n`));
+        s.on('error', () => undefined);
+      });
+      await new Promise<void>((ok) => fake.listen(join(stateDir, SIM_CONTROL_SOCKET), ok));
+      try {
+        await assert.rejects(registerSandbox(stateDir, id, hash('A')), /names no device directory for sandbox/);
+      } finally {
+        await new Promise((ok) => fake.close(ok));
+      }
     });
 
     it('says the daemon is not running when nothing listens, and refuses a second daemon', async () => {
