@@ -8,7 +8,7 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const MAX_UNIX_PATH = 107;
+const MAX_UNIX_PATH = 107;
 
 export interface UnixAddress {
   path: string;

@@ -50,7 +50,7 @@ export const NOT_RUNNING =
  * are such names. One never contains `/` and is never `.` or `..`: always one path component.
  */
 const SANDBOX_ID = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
-export const MAX_SANDBOX_ID = 76;
+const MAX_SANDBOX_ID = 76;
 
 export function checkSandboxId(id: unknown): string {
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_SANDBOX_ID || !SANDBOX_ID.test(id)) {
@@ -340,6 +340,7 @@ function answerControl(sock: Socket, daemon: Daemon, timeoutMs: number): void {
     if (nl < 0) return;
     done = true;
     sock.off('data', onData);
+    clearTimeout(timer); // the time limit is the client's; a registration waiting for others is not dropped
     if (nl !== chunk.length - 1) return reply({ ok: false, error: 'one request per connection' });
     let request: ControlRequest;
     try {

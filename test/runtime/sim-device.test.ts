@@ -179,6 +179,18 @@ describe('the simulated attestation device (node side and container side)', func
       const dir = await registerSandbox(stateDir, sandbox(), hash('p'));
       assert.equal((await rawDevice(dir, undefined)).length, 0); // resolves only once the daemon closes it
       assert.equal((await rawDevice(dir, randomBytes(10))).length, 0);
+      // The same on the control socket: a half-written request is dropped without an answer.
+      const control = unixAddress(stateDir, SIM_CONTROL_SOCKET);
+      const got = await new Promise<Buffer>((resolve, reject) => {
+        const s = connect(control.path);
+        const chunks: Buffer[] = [];
+        s.on('connect', () => s.write('{"op":"reg'));
+        s.on('data', (c: Buffer) => chunks.push(c));
+        s.on('error', reject);
+        s.on('close', () => resolve(Buffer.concat(chunks)));
+      });
+      control.release();
+      assert.equal(got.length, 0);
     });
 
     it('connections beyond the limit are closed at once; the others and other pods are served', async () => {
