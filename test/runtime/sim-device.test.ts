@@ -172,6 +172,12 @@ describe('the simulated attestation device (node side and container side)', func
       assert.equal((await rawDevice(dir, randomBytes(1024 * 1024))).length, 0);
       assert.equal((await rawDevice(dir, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), { end: true })).length, 0);
       assert.equal((await rawDevice(dir, randomBytes(64))).length, SIM_REPORT_SIZE);
+      // Random lengths around the right one: a report for exactly 64 bytes, nothing for any other.
+      for (let i = 0; i < 60; i++) {
+        const n = i === 0 ? 64 : (randomBytes(1)[0]! % 130) + (i % 2);
+        const got = await rawDevice(dir, n ? randomBytes(n) : undefined, { end: true });
+        assert.equal(got.length, n === 64 ? SIM_REPORT_SIZE : 0, `${n} bytes`);
+      }
     });
 
     it('a client that never sends is dropped', async () => {
