@@ -568,7 +568,11 @@ describe('the simulated attestation device (node side and container side)', func
         assert.ok(readFileSync(join(out, 'tls-config', 'certChain.pem'), 'utf8').includes('BEGIN CERTIFICATE'));
         await assert.rejects(
           requestMeshCert({ host: '127.0.0.1', port: coord.ports.meshapi, issuer: new SimDeviceIssuer(evilDir) }),
-          (e: unknown) => e instanceof RpcError && e.code === Status.PERMISSION_DENIED && /policy/i.test(e.message),
+          (e: unknown) =>
+            e instanceof RpcError &&
+            e.code === Status.PERMISSION_DENIED &&
+            e.message.includes('policy.hash') &&
+            e.message.includes(sha256(Buffer.from('patched web policy')).toString('hex')),
         );
       } finally {
         await coord.close();
