@@ -137,7 +137,10 @@ subjectAltName=IP:$NODE_IP,DNS:$NODE"
 # --- configuration files --------------------------------------------------------------------
 configs() {
   mkdir -p "$DIR/etc" "$DIR/cni/net.d" "$DIR/registry"
-  cat > "$DIR/etc/containerd.toml" <<EOF
+  # Runtime handlers a node installer added (blocks between its markers) survive a second `up`.
+  local installed=""
+  [ -f "$DIR/etc/containerd.toml" ] && installed=$(awk '/^# BEGIN kubectl-contrast /{on=1} on{print} /^# END kubectl-contrast /{on=0}' "$DIR/etc/containerd.toml")
+  cat > "$DIR/etc/containerd.toml.new" <<EOF
 version = 2
 root = "$DIR/containerd/root"
 state = "$DIR/containerd/state"
@@ -162,6 +165,8 @@ state = "$DIR/containerd/state"
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."ghcr.io"]
     endpoint = ["http://$REGISTRY"]
 EOF
+  [ -z "$installed" ] || printf '\n%s\n' "$installed" >> "$DIR/etc/containerd.toml.new"
+  mv "$DIR/etc/containerd.toml.new" "$DIR/etc/containerd.toml"
   cat > "$DIR/cni/net.d/10-contrast.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "contrast", "plugins": [
   {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
@@ -321,7 +326,7 @@ down() {
     [[ $(ip -n "$n" link show eth0 2>/dev/null) == *"link-netns $NS"* ]] && ip netns delete "$n" || true
   done
   netns_exists "$NS" && ip netns delete "$NS" || true
-  rm -rf "$DIR/etcd" "$DIR/containerd" "$DIR/kubelet" "$DIR/cni/ipam" "$DIR/registry" "$DIR/pids" "$DIR/images"
+  rm -rf "$DIR/etcd" "$DIR/containerd" "$DIR/kubelet" "$DIR/cni/ipam" "$DIR/registry" "$DIR/pids" "$DIR/images" "$DIR/runtime" "$DIR/etc/containerd.toml"
   log "down"
 }
 
@@ -351,6 +356,11 @@ env_() {
 export KUBECONFIG=$DIR/kubeconfig/admin.yaml
 # The image lock of the images this cluster's registry holds (built by 'up').
 export CONTRAST_IMAGE_LOCK=$DIR/images/image-lock.json
+# runtime apply --platform insecure-sim: where the node keeps the runtime, containerd's file.
+export CONTRAST_RUNTIME_DIR=$DIR/runtime
+export CONTRAST_CONTAINERD_CONFIG=$DIR/etc/containerd.toml
+# The node's simulated root (its public key), which set/verify check the Coordinator against.
+export CONTRAST_INSECURE_SIM_DIR=$DIR/runtime/insecure-sim-root
 # The API server is only reachable inside the namespace: prefix commands with
 #   scripts/cluster.sh exec --   (or: nsenter --net=/run/netns/$NS --)
 EOF

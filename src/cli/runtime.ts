@@ -3,6 +3,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { platformIds, requirePlatform } from '../platforms/platforms.js';
 import { loadImageReplacements } from '../platforms/images.js';
 import { renderRuntime } from '../runtime/render.js';
+import { DEFAULT_CONTAINERD_CONFIG, DEFAULT_RUNTIME_DIR } from '../runtime/paths.js';
+import { nodeCommands } from './runtime-node.js';
 import type { DryRun } from '../kube/apply.js';
 import { formatObjects, objectFormat } from '../kube/output.js';
 import { connectFromArgs, kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
@@ -10,6 +12,8 @@ import { connectFromArgs, kubeOptions, outputOption, type KubeArgs, type OutputA
 interface RuntimeArgs extends KubeArgs, OutputArgs {
   platform: string;
   'image-replacements'?: string;
+  'runtime-dir': string;
+  'containerd-config': string;
   'dry-run'?: string;
   'force-conflicts': boolean;
 }
@@ -25,6 +29,17 @@ function runtimeOptions(y: Argv): Argv<RuntimeArgs> {
     .option('image-replacements', {
       type: 'string',
       describe: 'File of "source=target" lines that replace the node-installer and pause images',
+    })
+    .option('runtime-dir', {
+      type: 'string',
+      default: process.env.CONTRAST_RUNTIME_DIR ?? DEFAULT_RUNTIME_DIR,
+      describe: 'Where on the node the runtime is installed (env CONTRAST_RUNTIME_DIR)',
+    })
+    .option('containerd-config', {
+      type: 'string',
+      default: process.env.CONTRAST_CONTAINERD_CONFIG ?? DEFAULT_CONTAINERD_CONFIG,
+      describe:
+        "The node's containerd configuration file that gets the runtime handler (env CONTRAST_CONTAINERD_CONFIG)",
     }) as Argv<RuntimeArgs>;
 }
 
@@ -33,6 +48,8 @@ function render(argv: RuntimeArgs) {
   return renderRuntime(platform, {
     ...(argv.namespace ? { namespace: argv.namespace } : {}),
     imageReplacements: loadImageReplacements(argv['image-replacements']),
+    runtimeDir: argv['runtime-dir'],
+    containerdConfig: argv['containerd-config'],
   });
 }
 
@@ -80,6 +97,6 @@ const applyCommand: CommandModule<object, RuntimeArgs> = {
 export const runtimeCommand: CommandModule = {
   command: 'runtime <command>',
   describe: 'Render or deploy the runtime of a platform (RuntimeClass and node installer)',
-  builder: (y: Argv) => y.command(renderCommand).command(applyCommand).demandCommand(1),
+  builder: (y: Argv) => y.command(renderCommand).command(applyCommand).command(nodeCommands).demandCommand(1),
   handler: () => undefined,
 };
