@@ -8,8 +8,9 @@ import { platformIds, requirePlatform } from '../platforms/platforms.js';
 import { loadImageReplacements } from '../platforms/images.js';
 import { UsageError } from '../util/errors.js';
 import { warnOnStderr } from '../util/diagnostics.js';
-import { renderCoordinator, type ServiceType } from '../kube/coordinator-resources.js';
+import { DEFAULT_REPLICAS, renderCoordinator, type ServiceType } from '../kube/coordinator-resources.js';
 import { manifestHasCoordinator, renderCoordinatorWithPolicy } from '../kube/coordinator-deploy.js';
+import type { Cluster } from '../kube/client.js';
 import type { DryRun } from '../kube/apply.js';
 import { formatObjects, objectFormat } from '../kube/output.js';
 import { connectFromArgs, kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
@@ -24,6 +25,7 @@ interface CoordinatorDeployArgs extends KubeArgs, OutputArgs, ImageArgs, Workspa
   'image-replacements'?: string;
   'dry-run'?: string;
   'force-conflicts': boolean;
+  replicas?: number;
 }
 
 function common(y: Argv): Argv<CoordinatorDeployArgs> {
@@ -42,12 +44,36 @@ function common(y: Argv): Argv<CoordinatorDeployArgs> {
     .option('image-replacements', {
       type: 'string',
       describe: 'File of "source=target" lines that replace the Coordinator image',
+    })
+    .option('replicas', {
+      type: 'number',
+      requiresArg: true,
+      describe: `Coordinator replicas; they recover from each other after a restart (default: render ${DEFAULT_REPLICAS}; apply one per schedulable node, at most ${DEFAULT_REPLICAS})`,
     }) as Argv<CoordinatorDeployArgs>;
 }
 
-async function objectsFor(argv: CoordinatorDeployArgs, namespace: string) {
+/** --replicas, checked; undefined when not given. */
+function replicasOption(argv: CoordinatorDeployArgs): number | undefined {
+  const n = argv.replicas;
+  if (n === undefined) return undefined;
+  if (!Number.isInteger(n) || n < 1 || n > 100)
+    throw new UsageError(`--replicas must be a whole number from 1 to 100, got ${String(n)}`);
+  return n;
+}
+
+/** apply: --replicas, else as many as the cluster has schedulable nodes (at most DEFAULT_REPLICAS). */
+async function replicasFor(argv: CoordinatorDeployArgs, cluster: Cluster): Promise<number> {
+  const given = replicasOption(argv);
+  if (given !== undefined) return given;
+  const { replicasForCluster } = await import('../kube/coordinator-deploy.js');
+  const choice = await replicasForCluster(cluster);
+  process.stderr.write(`Coordinator replicas: ${choice.reason}\n`);
+  return choice.replicas;
+}
+
+async function objectsFor(argv: CoordinatorDeployArgs, namespace: string, replicas: number) {
   const platform = argv.platform ? requirePlatform(argv.platform) : undefined;
-  const base = { namespace, serviceType: argv['service-type'], ...(platform ? { platform } : {}) };
+  const base = { namespace, serviceType: argv['service-type'], replicas, ...(platform ? { platform } : {}) };
   if (!argv.policy) {
     return {
       objects: renderCoordinator({ ...base, imageReplacements: loadImageReplacements(argv['image-replacements']) }),
@@ -99,13 +125,16 @@ const renderCommand: CommandModule<object, CoordinatorDeployArgs> = {
         '$0 coordinator render --no-policy -n app > coordinator.yaml',
         'A template to pass to `generate` together with the app',
       )
+      .example('$0 coordinator render --platform metal-qemu-snp', 'The Coordinator with its policy')
       .example(
-        '$0 coordinator render --platform metal-qemu-snp',
-        'The Coordinator with its policy',
+        '$0 coordinator render --platform metal-qemu-snp --replicas 5',
+        'Five replicas that recover from each other',
       ) as Argv<CoordinatorDeployArgs>,
   handler: async (argv) => {
     if (argv.policy && !argv.platform) argv.policy = false;
-    const { objects, policyHash } = await objectsFor(argv, argv.namespace ?? 'default');
+    // No cluster to look at: DEFAULT_REPLICAS (the anti-affinity is preferred, so fewer nodes still schedule them).
+    const replicas = replicasOption(argv) ?? DEFAULT_REPLICAS;
+    const { objects, policyHash } = await objectsFor(argv, argv.namespace ?? 'default', replicas);
     process.stdout.write(formatObjects(objects, objectFormat(argv.output)));
     if (policyHash) reportManifest(argv, policyHash);
   },
@@ -124,7 +153,8 @@ const applyCommand: CommandModule<object, CoordinatorDeployArgs> = {
       import('../kube/apply.js'),
       connectFromArgs(argv),
     ]);
-    const { objects, policyHash } = await objectsFor({ ...argv, policy: true }, cluster.namespace);
+    const replicas = await replicasFor(argv, cluster);
+    const { objects, policyHash } = await objectsFor({ ...argv, policy: true }, cluster.namespace, replicas);
     const dryRun = (argv['dry-run'] ?? 'none') as DryRun;
     const results = await applyObjects(cluster, objects, { dryRun, force: argv['force-conflicts'] });
     process.stdout.write(describeResults(results, dryRun));

@@ -7,14 +7,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Node } from '@kubernetes/client-node';
 import { generateFromInputs } from '../generate/pipeline.js';
 import type { ImageResolverLike } from '../images/types.js';
 import { BugError } from '../util/errors.js';
 import { Diagnostics, type Warning } from '../util/diagnostics.js';
 import { readManifest } from '../workspace/manifest.js';
 import { formatObjects, parseObjects } from './output.js';
-import { renderCoordinator, type CoordinatorRenderOptions } from './coordinator-resources.js';
+import { DEFAULT_REPLICAS, renderCoordinator, type CoordinatorRenderOptions } from './coordinator-resources.js';
+import type { Cluster } from './client.js';
 
 export interface CoordinatorWithPolicy {
   objects: KubernetesObject[];
@@ -67,4 +68,42 @@ export function manifestHasCoordinator(
   const entry = m.Policies[policyHash];
   if (!entry) return 'missing';
   return entry.Role === 'coordinator' ? 'yes' : 'wrong-role';
+}
+
+/** A node a new pod can land on: Ready, not cordoned, without a NoSchedule or NoExecute taint. */
+function schedulable(n: V1Node): boolean {
+  if (n.spec?.unschedulable) return false;
+  if ((n.spec?.taints ?? []).some((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute')) return false;
+  return (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+export interface ReplicaChoice {
+  replicas: number;
+  /** Why, for the user (standard error). */
+  reason: string;
+}
+
+/**
+ * `apply` without --replicas: one replica per schedulable node, at most DEFAULT_REPLICAS, at
+ * least one. A replica more than there are nodes would share a node with another and add no
+ * tolerance of node failures; it still adds tolerance of a replica's own crash, which is why
+ * `--replicas` may ask for more. A caller that may not list nodes gets DEFAULT_REPLICAS.
+ */
+export async function replicasForCluster(cluster: Cluster): Promise<ReplicaChoice> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  let nodes: V1Node[];
+  try {
+    nodes = (await cluster.kc.makeApiClient(CoreV1Api).listNode()).items;
+  } catch (err) {
+    return {
+      replicas: DEFAULT_REPLICAS,
+      reason: `cannot list the nodes (${(err as Error).message.split('\n')[0]}): ${DEFAULT_REPLICAS} replicas; pass --replicas to choose`,
+    };
+  }
+  const n = nodes.filter(schedulable).length;
+  const replicas = Math.max(1, Math.min(DEFAULT_REPLICAS, n));
+  return {
+    replicas,
+    reason: `${n} schedulable node(s): ${replicas} replica(s)${n < DEFAULT_REPLICAS ? `; pass --replicas ${DEFAULT_REPLICAS} for replicas that share a node (they still recover from each other after a crash)` : ''}`,
+  };
 }

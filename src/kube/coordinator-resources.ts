@@ -1,14 +1,18 @@
 /**
- * The canonical Coordinator deployment: a one-replica StatefulSet (marked as the Coordinator with
- * the pod-role annotation, so `generate` gives it no Initializer and records its policy with
- * Role "coordinator"), its Services, and a ServiceAccount with the least privilege that the
- * ConfigMap state store needs.
+ * The canonical Coordinator deployment: a StatefulSet of `replicas` Coordinators (marked as the
+ * Coordinator with the pod-role annotation, so `generate` gives it no Initializer and records its
+ * policy with Role "coordinator"), spread over nodes by a preferred pod anti-affinity, its
+ * Services (the headless `coordinator-peers` lists the ready replicas for peer recovery,
+ * src/coordinator/peers.ts), and a ServiceAccount with the least privilege that the ConfigMap
+ * state store needs. The pod template does not depend on the number of replicas, so neither
+ * does the Coordinator's policy.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GENERIC_RUNTIME_CLASS, type Platform } from '../platforms/platforms.js';
 import { INJECTED_IMAGES, replaceImage, type ImageReplacements } from '../platforms/images.js';
 import { ANNOTATIONS, COORDINATOR_ROLE } from '../transforms/annotations.js';
 import { MANAGED_BY } from '../runtime/render.js';
+import { PEERS_SERVICE } from '../coordinator/peers.js';
 
 export const COORDINATOR_NAME = 'coordinator';
 const COORDINATOR_READY_SERVICE = 'coordinator-ready';
@@ -31,12 +35,20 @@ const STORE_CONFIGMAP_VERBS = ['get', 'create', 'update', 'watch'] as const;
 
 export type ServiceType = 'LoadBalancer' | 'ClusterIP' | 'NodePort';
 
+/**
+ * Replicas when nothing says otherwise: `render` cannot see the cluster and writes this many;
+ * `apply` writes at most this many, one per schedulable node (src/cli/coordinator-deploy.ts).
+ */
+export const DEFAULT_REPLICAS = 3;
+
 export interface CoordinatorRenderOptions {
   namespace: string;
   /** undefined: the generic `contrast-cc` (generate picks the platform). */
   platform?: Platform;
   serviceType?: ServiceType;
   imageReplacements?: ImageReplacements;
+  /** Coordinator replicas (default DEFAULT_REPLICAS). */
+  replicas?: number;
 }
 
 export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObject[] {
@@ -77,7 +89,7 @@ export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObj
     metadata: meta(COORDINATOR_NAME),
     spec: {
       serviceName: COORDINATOR_NAME,
-      replicas: 1,
+      replicas: opts.replicas ?? DEFAULT_REPLICAS,
       selector: { matchLabels: { ...COORDINATOR_SELECTOR } },
       template: {
         metadata: {
@@ -87,6 +99,21 @@ export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObj
         spec: {
           runtimeClassName,
           serviceAccountName: COORDINATOR_NAME,
+          // Preferred, not required: one node's loss takes at most one replica where there are
+          // enough nodes, and a single-node cluster (a playground) still schedules them all.
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                {
+                  weight: 100,
+                  podAffinityTerm: {
+                    labelSelector: { matchLabels: { ...COORDINATOR_SELECTOR } },
+                    topologyKey: 'kubernetes.io/hostname',
+                  },
+                },
+              ],
+            },
+          },
           containers: [
             {
               name: COORDINATOR_NAME,
@@ -137,5 +164,17 @@ export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObj
       ],
     },
   };
-  return [serviceAccount, role, roleBinding, statefulSet, service, readyService] as KubernetesObject[];
+  // What the replicas find each other through (DNS: one address per ready replica).
+  const peersService = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(PEERS_SERVICE),
+    spec: {
+      clusterIP: 'None',
+      publishNotReadyAddresses: false,
+      selector: { ...COORDINATOR_SELECTOR },
+      ports: [{ name: 'meshapi', port: MESHAPI_PORT, targetPort: 'meshapi' }],
+    },
+  };
+  return [serviceAccount, role, roleBinding, statefulSet, service, readyService, peersService] as KubernetesObject[];
 }

@@ -1,9 +1,11 @@
 /**
  * `status`: what the API server can tell about a Contrast deployment, without attesting anything.
  *
- *  * The Coordinator: its StatefulSet and pods (ready = its readiness probe passes), the address
- *    of its Service, and — read from its ConfigMap state store — whether a manifest is set and
- *    which one. The store is integrity-protected only through the Coordinator's signature, which
+ *  * The Coordinator: its StatefulSet and pods (ready = its readiness probe passes; each replica's
+ *    state — ready, uninitialised, recovering-from-peer, waiting-for-recover — from the body of
+ *    its readiness probe through the API server's pod proxy, where the caller may use it), the
+ *    address of its Service, and — read from its ConfigMap state store — whether a manifest is set
+ *    and which one. The store is integrity-protected only through the Coordinator's signature, which
  *    this view does not check: `verify` gives the attested answer.
  *  * Every confidential workload (runtime class contrast-cc…, of the kinds in src/workloads/kinds.ts):
  *    its policy hash and whether the active manifest lists it; pods that have not got past the
@@ -28,7 +30,8 @@ import { ANNOTATIONS, COORDINATOR_ROLE } from '../transforms/annotations.js';
 import type { Manifest } from '../coordinator/manifest.js';
 import type { Cluster } from './client.js';
 import { explainKubeError } from './errors.js';
-import { COORDINATOR_NAME } from './coordinator-resources.js';
+import { COORDINATOR_NAME, METRICS_PORT } from './coordinator-resources.js';
+import { REPLICA_STATES, type ReplicaState } from '../coordinator/authority.js';
 
 export interface PodProblem {
   pod: string;
@@ -37,17 +40,31 @@ export interface PodProblem {
   reason: string;
 }
 
+/** One Coordinator replica: its pod, and its state as its readiness probe reports it. */
+export interface ReplicaStatus {
+  pod: string;
+  ready: boolean;
+  /** From the probe's body; `unknown` when it could not be read (the reason in `stateError`). */
+  state: ReplicaState | 'not-running' | 'unknown';
+  stateError?: string;
+}
+
 export interface CoordinatorStatus {
   namespace: string;
   name: string;
   replicas: number;
   readyPods: number;
+  /** Every pod of the StatefulSet, by name. */
+  replicaStates: ReplicaStatus[];
   /** LoadBalancer address, else the cluster IP, of Service "coordinator". */
   address?: string;
   manifestSet: boolean;
   /** sha256 of the active manifest, from the state store. */
   activeManifest?: string;
-  /** Manifest set but no Coordinator pod ready: it probably waits for `recover`. */
+  /**
+   * Manifest set and no replica holds the state: every replica whose state could be read waits
+   * for `recover` (or, when none could be read, no pod is ready while one runs).
+   */
   recoveryNeeded: boolean;
   storeError?: string;
 }
@@ -160,6 +177,44 @@ function hasReference(o: KubernetesObject): boolean {
   return (o.metadata?.ownerReferences?.length ?? 0) > 0;
 }
 
+/** The body of a replica's readiness probe (src/coordinator/server.ts) as a state, or undefined. */
+export function parseReplicaState(body: string): ReplicaState | undefined {
+  const text = body.trim();
+  return (REPLICA_STATES as readonly string[]).includes(text) ? (text as ReplicaState) : undefined;
+}
+
+/** Ask the replica's readiness probe through the API server (pods/proxy): it answers 503 with its state when not ready. */
+async function replicaState(core: CoreV1Api, pod: V1Pod): Promise<ReplicaStatus> {
+  const name = pod.metadata?.name ?? '';
+  const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  if (pod.status?.phase !== 'Running') return { pod: name, ready, state: 'not-running' };
+  let body: string;
+  try {
+    body = await core.connectGetNamespacedPodProxyWithPath({
+      name: `${name}:${METRICS_PORT}`,
+      namespace: pod.metadata?.namespace ?? '',
+      path: 'probe/readiness',
+    });
+  } catch (err) {
+    const e = err as { code?: number; body?: unknown };
+    body = typeof e.body === 'string' ? e.body : '';
+    if (!parseReplicaState(body))
+      return {
+        pod: name,
+        ready,
+        state: 'unknown',
+        stateError:
+          e.code === 403
+            ? 'not allowed to reach the pod through the API server (pods/proxy get)'
+            : `its readiness probe could not be read${e.code ? ` (HTTP ${e.code})` : ''}`,
+      };
+  }
+  const state = parseReplicaState(body);
+  return state
+    ? { pod: name, ready, state }
+    : { pod: name, ready, state: 'unknown', stateError: 'unexpected probe answer' };
+}
+
 export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
   const core = cluster.kc.makeApiClient(CoreV1Api);
   const ns = cluster.allNamespaces ? undefined : cluster.namespace;
@@ -235,11 +290,16 @@ export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
       (svc?.spec?.clusterIP && svc.spec.clusterIP !== 'None' ? svc.spec.clusterIP : undefined);
     const active = await activeManifest(cluster, namespace);
     manifests.set(namespace, active.manifest);
+    const replicaStates = (await Promise.all(mine.map((p) => replicaState(core, p)))).sort((x, y) =>
+      x.pod.localeCompare(y.pod),
+    );
+    const known = replicaStates.filter((r) => r.state !== 'unknown' && r.state !== 'not-running');
     coordinators.push({
       namespace,
       name: s.metadata.name ?? '',
       replicas: replicasOf(s.object),
       readyPods,
+      replicaStates,
       ...(address ? { address } : {}),
       manifestSet: active.hash !== undefined,
       ...(active.hash ? { activeManifest: active.hash } : {}),
@@ -247,7 +307,9 @@ export async function collectStatus(cluster: Cluster): Promise<StatusReport> {
         active.hash !== undefined &&
         mine.length > 0 &&
         readyPods === 0 &&
-        mine.some((p) => p.status?.phase === 'Running'),
+        (known.length > 0
+          ? known.every((r) => r.state === 'waiting-for-recover')
+          : mine.some((p) => p.status?.phase === 'Running')),
       ...(active.error ? { storeError: active.error } : {}),
     });
   }
@@ -311,7 +373,15 @@ export function formatStatusTable(report: StatusReport, allNamespaces: boolean):
   else {
     out.push(
       table([
-        [...(allNamespaces ? ['NAMESPACE'] : []), 'COORDINATOR', 'READY', 'ADDRESS', 'MANIFEST', 'RECOVERY'],
+        [
+          ...(allNamespaces ? ['NAMESPACE'] : []),
+          'COORDINATOR',
+          'READY',
+          'ADDRESS',
+          'MANIFEST',
+          'RECOVERY',
+          'REPLICAS',
+        ],
         ...report.coordinators.map((c) => [
           ...nsCol(c.namespace),
           c.name,
@@ -319,6 +389,11 @@ export function formatStatusTable(report: StatusReport, allNamespaces: boolean):
           c.address ?? '<none>',
           c.storeError ? `? (${c.storeError})` : c.activeManifest ? c.activeManifest.slice(0, 16) : 'not set',
           c.recoveryNeeded ? 'needed (`kubectl contrast recover`)' : '-',
+          c.replicaStates.length === 0
+            ? '-'
+            : c.replicaStates
+                .map((r) => `${r.pod}: ${r.state === 'unknown' ? (r.ready ? 'ready' : '?') : r.state}`)
+                .join(', '),
         ]),
       ]),
     );

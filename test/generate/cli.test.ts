@@ -115,6 +115,7 @@ describe('kubectl contrast generate (CLI)', function () {
       'StatefulSet',
       'Service',
       'Service',
+      'Service', // coordinator-peers (the replicas find each other through it)
       'Deployment',
       'ConfigMap',
       'Service',

@@ -2,7 +2,9 @@
  * The rendered Coordinator's collateral caches: a memory emptyDir (a tmpfs inside the pod's VM)
  * mounted where CONTRAST_SNP_CACHE_DIR / CONTRAST_TDX_CACHE_DIR point, so AMD KDS and Intel
  * PCS answers survive a restart of the container within the pod; and samples/plain/coordinator.yaml
- * is what `coordinator render --no-policy` prints (the image by tag, as generate pins it).
+ * is what `coordinator render --no-policy` prints (the image by tag, as generate pins it); the
+ * replicas: a preferred anti-affinity, the headless peers Service, a pod template (and so a
+ * policy) that does not depend on their number.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,9 +12,15 @@ import { join } from 'node:path';
 import type { DirectoryCache } from '../../src/attestation/snp/kds.js';
 import type { TdxCollateralDirectory } from '../../src/attestation/tdx/pcs.js';
 import { snpCollateral, tdxCollateral } from '../../src/coordinator/collateral.js';
-import { COLLATERAL_CACHE_PATH, renderCoordinator } from '../../src/kube/coordinator-resources.js';
+import {
+  COLLATERAL_CACHE_PATH,
+  DEFAULT_REPLICAS,
+  MESHAPI_PORT,
+  renderCoordinator,
+} from '../../src/kube/coordinator-resources.js';
+import { IN_CLUSTER_PEERS, PEERS_SERVICE } from '../../src/coordinator/peers.js';
 import { parseObjects } from '../../src/kube/output.js';
-import { REPO_ROOT } from '../helpers/cli.js';
+import { REPO_ROOT, runCli } from '../helpers/cli.js';
 
 interface Container {
   env: { name: string; value?: string }[];
@@ -61,5 +69,59 @@ describe('coordinator render: collateral caches', () => {
     const c = podSpec(rendered).containers[0]!;
     c.image = c.image.replace(/@sha256:[0-9a-f]{64}$/, '');
     assert.deepEqual(sample, rendered);
+  });
+});
+
+describe('coordinator render: replicas', () => {
+  type Obj = { kind: string; metadata: { name: string }; spec: Record<string, unknown> };
+  const statefulSet = (objs: unknown[]) => (objs as Obj[]).find((o) => o.kind === 'StatefulSet')!;
+
+  it(`${DEFAULT_REPLICAS} replicas by default, --replicas N otherwise; the pod template is the same`, () => {
+    const three = statefulSet(renderCoordinator({ namespace: 'app' }));
+    const five = statefulSet(renderCoordinator({ namespace: 'app', replicas: 5 }));
+    assert.equal(three.spec.replicas, DEFAULT_REPLICAS);
+    assert.equal(five.spec.replicas, 5);
+    assert.deepEqual(three.spec.template, five.spec.template, 'the policy covers the template only');
+  });
+
+  it('spreads the replicas over nodes with a preferred (not required) anti-affinity', () => {
+    const spec = (statefulSet(renderCoordinator({ namespace: 'app' })).spec.template as { spec: { affinity: unknown } })
+      .spec;
+    assert.deepEqual(spec.affinity, {
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          {
+            weight: 100,
+            podAffinityTerm: {
+              labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'coordinator' } },
+              topologyKey: 'kubernetes.io/hostname',
+            },
+          },
+        ],
+      },
+    });
+  });
+
+  it('renders the headless Service of the ready replicas, where serve finds its peers by default', () => {
+    const svc = (renderCoordinator({ namespace: 'app' }) as Obj[]).find(
+      (o) => o.kind === 'Service' && o.metadata.name === PEERS_SERVICE,
+    );
+    assert.ok(svc);
+    assert.equal(svc.spec.clusterIP, 'None');
+    assert.equal(svc.spec.publishNotReadyAddresses, false, 'only replicas that hold the state');
+    assert.deepEqual(svc.spec.ports, [{ name: 'meshapi', port: MESHAPI_PORT, targetPort: 'meshapi' }]);
+    assert.equal(IN_CLUSTER_PEERS, `dns:${PEERS_SERVICE}:${MESHAPI_PORT}`, 'what serve dials without --peers');
+  });
+
+  it('refuses a --replicas that is not a whole number from 1 to 100, naming the flag', () => {
+    for (const bad of ['0', '-1', '1.5', '101', 'three']) {
+      const r = runCli(['coordinator', 'render', '--no-policy', '--replicas', bad]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--replicas/);
+      assert.equal(r.stdout, '', 'nothing rendered');
+    }
+    const ok = runCli(['coordinator', 'render', '--no-policy', '--replicas', '2']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^ {2}replicas: 2$/m);
   });
 });
