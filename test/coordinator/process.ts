@@ -17,6 +17,10 @@ export async function startCoordinatorProcess(opts: {
   simDir: string;
   workDir: string;
   ports?: { userapi: number; meshapi: number };
+  /** More `coordinator serve` flags (e.g. --peers). */
+  args?: string[];
+  /** More environment (e.g. the ConfigMap store's). */
+  env?: Record<string, string>;
 }): Promise<CoordinatorProcess> {
   ensureBuilt();
   const portsFile = join(opts.workDir, `ports-${process.hrtime.bigint()}.json`);
@@ -42,8 +46,12 @@ export async function startCoordinatorProcess(opts: {
       '0',
       '--ports-file',
       portsFile,
+      ...(opts.args ?? []),
     ],
-    { env: { ...process.env, CONTRAST_INSECURE_SIM_DIR: opts.simDir }, stdio: ['ignore', 'ignore', 'pipe'] },
+    {
+      env: { ...process.env, CONTRAST_INSECURE_SIM_DIR: opts.simDir, ...(opts.env ?? {}) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
   );
   let log = '';
   proc.stderr!.on('data', (c: Buffer) => {
