@@ -394,7 +394,16 @@ export function containerRequests(spec: OciSpec, target: ContainerTarget, host: 
     if (m.type !== 'bind' || m.destination === '/dev/shm') continue;
     const dest = clean(m.destination);
     if (dest === '/dev' || (dest.startsWith('/dev/') && host.isDeviceOrDir(dest))) continue;
-    const entries = host.walk(m.source);
+    let entries: HostEntry[];
+    try {
+      entries = host.walk(m.source);
+    } catch (err) {
+      // Kata's WalkDir fails the container the same way; the wrapper must not start it.
+      throw new UserError(`cannot copy ${m.source} into the guest: ${(err as Error).message}`, {
+        file: 'config.json',
+        field: `mounts[${m.destination}]`,
+      });
+    }
     if (entries.length === 0 || !copyable(entries[0].mode)) {
       ignoredSources.add(m.source);
       continue;
