@@ -564,6 +564,35 @@ describe('the rewrites of the Kata runtime', () => {
     );
   });
 
+  it('hostile host trees: a walk past its bound and a resolv.conf that is not a file fail closed', () => {
+    const big = join(dir, 'big');
+    mkdirSync(big, { recursive: true });
+    for (let i = 0; i < 5; i++) writeFileSync(join(big, `f${i}`), '');
+    const spec = minimalSpec('container', {
+      mounts: [{ destination: '/data', type: 'bind', source: big, options: ['rbind', 'rprivate', 'ro'] }],
+    });
+    assert.throws(
+      () => containerRequests(spec, { sandboxId: SID, containerId: CID }, fsHost({ maxEntries: 3 })),
+      /cannot copy .*big into the guest: .*more than 3 entries.*mounts\[\/data\]|mounts\[\/data\].*more than 3 entries/,
+    );
+    const sandbox = minimalSpec('sandbox', {
+      mounts: [{ destination: '/etc/resolv.conf', type: 'bind', source: big, options: ['rbind', 'ro'] }],
+    });
+    assert.throws(() => sandboxRequest(sandbox, fsHost()), /not a regular file/);
+  });
+
+  it('an annotation named __proto__ stays data: no prototype is changed', () => {
+    const text = JSON.stringify(minimalSpec('container')).replace(
+      '"annotations":{',
+      '"annotations":{"__proto__":"{\\"polluted\\":1}",',
+    );
+    const spec = parseOciSpec(text);
+    const body = create(containerRequests(spec, { sandboxId: SID, containerId: CID }, fsHost()));
+    assert.ok(Object.hasOwn(body.OCI.Annotations, '__proto__'));
+    assert.equal(Object.getPrototypeOf(body.OCI.Annotations), Object.prototype);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
   it('the guest-pull metadata is Go JSON: sorted keys, HTML characters escaped', () => {
     const spec = minimalSpec('container');
     spec.annotations!['z.example/b'] = '<a&b>';
