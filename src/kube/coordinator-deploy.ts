@@ -79,6 +79,8 @@ function schedulable(n: V1Node): boolean {
 
 export interface ReplicaChoice {
   replicas: number;
+  /** Schedulable nodes counted; undefined when they could not be listed. */
+  nodes?: number;
   /** Why, for the user (standard error). */
   reason: string;
 }
@@ -104,6 +106,7 @@ export async function replicasForCluster(cluster: Cluster): Promise<ReplicaChoic
   const replicas = Math.max(1, Math.min(DEFAULT_REPLICAS, n));
   return {
     replicas,
+    nodes: n,
     reason: `${n} schedulable node(s): ${replicas} replica(s)${n < DEFAULT_REPLICAS ? `; pass --replicas ${DEFAULT_REPLICAS} for replicas that share a node (they still recover from each other after a crash)` : ''}`,
   };
 }

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod, V1Taint } from '@kubernetes/client-node';
 import { apiServer, type ApiServer } from '../helpers/apiserver.js';
 import { runCli, REPO_ROOT } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
@@ -11,7 +11,8 @@ import { ConfigMapStore } from '../../src/coordinator/store/configmap.js';
 import { parseObjects } from '../../src/kube/output.js';
 import { applyObjects } from '../../src/kube/apply.js';
 import { connect } from '../../src/kube/client.js';
-import type { StatusReport } from '../../src/kube/status.js';
+import { parseReplicaState, type StatusReport } from '../../src/kube/status.js';
+import { replicasForCluster } from '../../src/kube/coordinator-deploy.js';
 import { admin, freshNamespace, type Admin } from './kube.js';
 
 const IMAGES = ['--oci-layout', join(REPO_ROOT, 'samples/images'), '--offline', '--no-cache'];
@@ -41,7 +42,7 @@ describe('coordinator render|apply and status against a real API server', functi
     const objs = parseObjects(raw.stdout);
     assert.deepEqual(
       objs.map((o) => o.kind),
-      ['ServiceAccount', 'Role', 'RoleBinding', 'StatefulSet', 'Service', 'Service'],
+      ['ServiceAccount', 'Role', 'RoleBinding', 'StatefulSet', 'Service', 'Service', 'Service'],
     );
     assert.ok(objs.every((o) => o.metadata?.namespace === 'app'));
     const sts = objs[3] as unknown as {
@@ -247,6 +248,7 @@ describe('coordinator render|apply and status against a real API server', functi
     assert.equal(c.activeManifest, manifestHash.toString('hex'));
     assert.equal(c.readyPods, 0);
     assert.equal(c.recoveryNeeded, false);
+    assert.deepEqual(c.replicaStates, [], 'no Coordinator pod exists');
     const byName = new Map(report.workloads.map((w) => [`${w.kind}/${w.name}`, w]));
     assert.deepEqual([...byName.keys()].sort(), [
       'CronJob/report',
@@ -362,5 +364,59 @@ spec:
       ['ReplicationController/legacy'],
     );
     assert.match(workloads[0]!.policyHash ?? '', /^[0-9a-f]{64}$/);
+  });
+
+  it('apply counts schedulable nodes for its default replicas: Ready, not cordoned, not tainted NoSchedule', async () => {
+    const cluster = connect({ kubeconfig: api.kubeconfig });
+    const before = await replicasForCluster(cluster);
+    assert.ok(before.nodes !== undefined, before.reason);
+    const suffix = Math.random().toString(16).slice(2, 8);
+    const made: string[] = [];
+    const node = async (name: string, ready: boolean, spec: Record<string, unknown> = {}) => {
+      const n = await a.core.createNode({ body: { metadata: { name: `${name}-${suffix}` }, spec } });
+      made.push(n.metadata!.name!);
+      await a.core.replaceNodeStatus({
+        name: n.metadata!.name!,
+        body: {
+          ...n,
+          status: {
+            conditions: [
+              {
+                type: 'Ready',
+                status: ready ? 'True' : 'False',
+                lastHeartbeatTime: new Date(),
+                lastTransitionTime: new Date(),
+              },
+            ],
+          },
+        },
+      });
+      // The API server taints a new node not-ready; the node controller (absent here) would lift it.
+      const now = await a.core.readNode({ name: n.metadata!.name! });
+      now.spec = { ...now.spec, taints: (spec.taints as V1Taint[] | undefined) ?? [] };
+      await a.core.replaceNode({ name: n.metadata!.name!, body: now });
+    };
+    try {
+      await node('ready-a', true);
+      await node('ready-b', true);
+      await node('not-ready', false);
+      await node('cordoned', true, { unschedulable: true });
+      await node('tainted', true, { taints: [{ key: 'x', effect: 'NoSchedule' }] });
+      const after = await replicasForCluster(cluster);
+      assert.equal(after.nodes, before.nodes! + 2, after.reason);
+      assert.equal(after.replicas, Math.max(1, Math.min(3, before.nodes! + 2)));
+      assert.match(after.reason, /schedulable node/);
+    } finally {
+      for (const name of made) await a.core.deleteNode({ name });
+    }
+  });
+
+  it("status reads a replica's state from its readiness probe body, and nothing else", () => {
+    assert.equal(parseReplicaState('ready\n'), 'ready');
+    assert.equal(parseReplicaState('waiting-for-recover\n'), 'waiting-for-recover');
+    assert.equal(parseReplicaState('recovering-from-peer'), 'recovering-from-peer');
+    assert.equal(parseReplicaState('uninitialised\n'), 'uninitialised');
+    assert.equal(parseReplicaState('recovery\n'), undefined, 'not a replica state');
+    assert.equal(parseReplicaState('<html>bad gateway</html>'), undefined);
   });
 });
