@@ -217,6 +217,9 @@ export class Authority {
   /** A stored latest pointer that is not a successor of ours, already logged: not checked again. */
   private ignoredLatest: Buffer | undefined;
   private readonly peerRecovery: boolean;
+  /** The read of transitions/latest in flight for checkStore, and the one waiting for it (readLatest). */
+  private latestRead: Promise<LatestTransition | undefined> | undefined;
+  private nextRead: Promise<LatestTransition | undefined> | undefined;
 
   private constructor(
     readonly store: Store,
@@ -263,7 +266,7 @@ export class Authority {
     const state = this.state;
     let stored: LatestTransition | undefined;
     try {
-      stored = await this.history.getLatest();
+      stored = await this.readLatest();
     } catch (err) {
       if (!(err instanceof HistoryError)) throw err;
       if (!state) throw err;
@@ -296,6 +299,32 @@ export class Authority {
     });
     if (dropped) this.behind('another replica set a new manifest');
     return false;
+  }
+
+  /**
+   * transitions/latest as the store holds it at some moment after this call. Calls while a read
+   * is in flight share the next read, which starts when that one ends: hundreds of concurrent
+   * certificate requests cost two reads at a time, not hundreds (the ConfigMap store makes each
+   * read an API request), and none is answered from a read that began before it.
+   */
+  private readLatest(): Promise<LatestTransition | undefined> {
+    if (!this.latestRead) return this.startRead();
+    this.nextRead ??= this.latestRead.then(
+      () => this.startRead(),
+      () => this.startRead(),
+    );
+    return this.nextRead;
+  }
+
+  private startRead(): Promise<LatestTransition | undefined> {
+    this.nextRead = undefined;
+    const p = this.history.getLatest();
+    this.latestRead = p;
+    const clear = (): void => {
+      if (this.latestRead === p) this.latestRead = undefined;
+    };
+    p.then(clear, clear);
+    return p;
   }
 
   private behind(why: string): void {
