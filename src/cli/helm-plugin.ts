@@ -6,12 +6,14 @@
  * - `helm-plugin install|uninstall|print`: installs the Helm 4 plugin pointing at this very
  *   executable (for krew and npm installs, where there is no plugin/ directory to hand).
  */
+import { isSingleExecutable } from '../util/sea.js';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { readStdin } from '../resources/inputs.js';
+import { writeStdout } from '../util/chunked-write.js';
 import { Diagnostics, warningLine } from '../util/diagnostics.js';
 import { failureLines, logPath, postRender, writeLog } from '../postrender/postrender.js';
 import { UsageError, UserError } from '../util/errors.js';
@@ -62,7 +64,7 @@ export const helmPostRenderCommand: CommandModule<object, TransformArgs> = {
       const diagnostics = new Diagnostics();
       const r = await postRender([input], generateOptionsFrom(argv, diagnostics.warn), diagnostics);
       const warnings = diagnostics.warnings.map(warningLine);
-      process.stdout.write(r.texts[0]!);
+      await writeStdout(r.texts[0]!);
       for (const w of warnings) process.stderr.write(`${w}\n`);
       writeLog(log, POST_RENDER_COMMAND, [`ok: ${r.summary}`, ...warnings]);
     } catch (err) {
@@ -116,16 +118,6 @@ function selfCommand(env: NodeJS.ProcessEnv = process.env): string {
     );
   }
   return path;
-}
-
-function isSingleExecutable(): boolean {
-  // node:sea cannot be imported statically by code that also runs on Node 20 builds without it,
-  // and process.getBuiltinModule itself is missing before Node 20.16.
-  try {
-    return process.getBuiltinModule?.('node:sea')?.isSea() ?? false;
-  } catch {
-    return false;
-  }
 }
 
 function yamlString(s: string): string {

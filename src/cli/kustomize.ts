@@ -17,6 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { readStdin } from '../resources/inputs.js';
 import { parseValues } from '../resources/stream.js';
+import { writeStdout } from '../util/chunked-write.js';
 import { Diagnostics, warningLine } from '../util/diagnostics.js';
 import { readUserText } from '../util/files.js';
 import { failureLines, logPath, postRender, writeLog } from '../postrender/postrender.js';
@@ -121,7 +122,7 @@ export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
         const inputs = itemInputs(list);
         const diagnostics = new Diagnostics();
         const r = await postRender(inputs, generateOptionsFrom(args, diagnostics.warn), diagnostics);
-        process.stdout.write(resourceListOutput(list, inputs, r.texts, diagnostics.warnings));
+        await writeStdout(resourceListOutput(list, inputs, r.texts, diagnostics.warnings));
         writeLog(log, `${MODE} (KRM function)`, [`ok: ${r.summary}`, ...diagnostics.warnings.map(warningLine)]);
         return;
       }
@@ -147,7 +148,7 @@ export const kustomizeCommand: CommandModule<object, KustomizeArgs> = {
       const diagnostics = new Diagnostics();
       const r = await postRender([input], generateOptionsFrom(args, diagnostics.warn), diagnostics);
       const warnings = diagnostics.warnings.map(warningLine);
-      process.stdout.write(r.texts[0]!);
+      await writeStdout(r.texts[0]!);
       for (const w of warnings) process.stderr.write(`${w}\n`);
       writeLog(log, `${MODE} (exec plugin)`, [`ok: ${r.summary}`, ...warnings]);
     } catch (err) {

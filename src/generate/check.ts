@@ -10,8 +10,8 @@ import { checkPolicy, type PolicyCheckReport, type PolicySettings } from '../pol
 import { INITDATA_ANNOTATION, POLICY_KEY } from '../policy/initdata.js';
 import { carriedPolicies, decodeCarried, workloadName } from './carried-policies.js';
 import { imageLookup, imagesOf, resolveImages } from './image-step.js';
-import { policyContext, policyInput } from './policy-step.js';
-import { allResources, parseInput } from './read-step.js';
+import { envSourceNames, policyContext, policyInput } from './policy-step.js';
+import { allResources, envSourcesNamed, parseInput } from './read-step.js';
 
 export interface CheckOptions {
   imageResolver: ImageResolverLike;
@@ -27,8 +27,8 @@ export interface WorkloadCheck extends PolicyCheckReport {
 }
 
 export async function checkCarriedPolicies(inputs: InputFile[], options: CheckOptions): Promise<WorkloadCheck[]> {
-  const resources = allResources(inputs.map(parseInput));
-  const carried = carriedPolicies(resources);
+  const parsed = inputs.map(parseInput);
+  const carried = carriedPolicies(allResources(parsed));
   if (carried.length === 0)
     throw new UserError(
       `no resource with a policy (annotation ${INITDATA_ANNOTATION}) found`,
@@ -39,7 +39,12 @@ export async function checkCarriedPolicies(inputs: InputFile[], options: CheckOp
     options.pauseImage,
     ...carried.flatMap((p) => imagesOf(p.template.spec)),
   ]);
-  const ctx = policyContext(resources, imageLookup(images), options.pauseImage, options.settings);
+  const ctx = policyContext(
+    envSourcesNamed(parsed, envSourceNames(carried.map((p) => p.template.spec))),
+    imageLookup(images),
+    options.pauseImage,
+    options.settings,
+  );
   const out: WorkloadCheck[] = [];
   for (const p of carried) {
     const decoded = decodeCarried(p);

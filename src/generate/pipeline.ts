@@ -26,8 +26,15 @@ import { encodePolicy, INITDATA_ANNOTATION } from '../policy/initdata.js';
 import type { ImageResolverLike } from '../images/types.js';
 import type { Manifest, PolicyEntry } from '../coordinator/manifest.js';
 import { defaultWorkloadSecretId } from './workload-secret.js';
-import { allResources, parseInput, type ParsedInput } from './read-step.js';
-import { buildPodPolicy, checkOwnPolicy, policyContext, policyInput, readSettings } from './policy-step.js';
+import { allResources, contrastRuntimeClassField, envSourcesNamed, parseInput, type ParsedInput } from './read-step.js';
+import {
+  buildPodPolicy,
+  checkOwnPolicy,
+  envSourceNames,
+  policyContext,
+  policyInput,
+  readSettings,
+} from './policy-step.js';
 import { imageLookup, imagesOf, pinImages, resolveImages } from './image-step.js';
 import { buildManifest, type ManifestOptions } from './manifest-step.js';
 
@@ -194,7 +201,7 @@ async function attachPolicies(
   for (const w of transformed) pinImages(w.template.spec, images);
 
   const ctx = policyContext(
-    allResources(parsed),
+    envSourcesNamed(parsed, envSourceNames(transformed.map((w) => w.template.spec))),
     imageLookup(images),
     pauseRef,
     readSettings(options.workspaceDir, options.settingsPath),
@@ -398,34 +405,6 @@ function warnUnknownKindTemplates(parsed: ParsedInput[], warn: Warn): void {
       resource.location,
     );
   }
-}
-
-/** The first `runtimeClassName` that asks for a Contrast runtime, depth-first (bounded). */
-function contrastRuntimeClassField(
-  node: unknown,
-  path: (string | number)[],
-  depth: number,
-): { path: (string | number)[]; value: string } | undefined {
-  if (depth > 40) return undefined;
-  const entries: [string | number, unknown][] = Array.isArray(node)
-    ? node.map((v, i) => [i, v])
-    : isPlainObject(node)
-      ? Object.entries(node)
-      : [];
-  for (const [key, value] of entries) {
-    if (
-      key === 'runtimeClassName' &&
-      typeof value === 'string' &&
-      parseRuntimeClassName(value).type !== 'not-confidential'
-    )
-      return { path: [...path, key], value };
-    const deeper =
-      typeof value === 'object' && value !== null
-        ? contrastRuntimeClassField(value, [...path, key], depth + 1)
-        : undefined;
-    if (deeper) return deeper;
-  }
-  return undefined;
 }
 
 function manifestEntry(w: TransformedWorkload): PolicyEntry {

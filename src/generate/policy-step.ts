@@ -25,7 +25,7 @@ import {
   type Resource,
   type WorkloadRef,
 } from '../workloads/resource.js';
-import { objectsOfKind } from './read-step.js';
+import { isPlainObject } from '../util/values.js';
 
 export const SETTINGS_FILE = 'settings.json';
 
@@ -62,18 +62,38 @@ export interface PolicyContext {
 }
 
 export function policyContext(
-  resources: readonly Resource[],
+  sources: { configMaps: KubeObject[]; secrets: KubeObject[] },
   image: (reference: string) => ResolvedImage,
   pauseImage: string,
   settings: PolicySettings,
 ): PolicyContext {
-  return {
-    image,
-    pauseImage: image(pauseImage),
-    configMaps: objectsOfKind(resources, 'ConfigMap'),
-    secrets: objectsOfKind(resources, 'Secret'),
-    settings,
+  return { image, pauseImage: image(pauseImage), configMaps: sources.configMaps, secrets: sources.secrets, settings };
+}
+
+const CONFIG_MAP_REFS = new Set(['configMapKeyRef', 'configMapRef']);
+const SECRET_REFS = new Set(['secretKeyRef', 'secretRef']);
+
+/**
+ * The names of the ConfigMaps and Secrets pod specs can refer to (env `valueFrom` and
+ * `envFrom`, wherever they are: a superset of what the policy reads). The policy finds its
+ * sources by name, so a context of just these finds the same ones as one of every source.
+ */
+export function envSourceNames(specs: readonly unknown[]): { configMaps: Set<string>; secrets: Set<string> } {
+  const out = { configMaps: new Set<string>(), secrets: new Set<string>() };
+  const visit = (node: unknown, depth: number): void => {
+    if (depth > 64 || typeof node !== 'object' || node === null) return;
+    if (Array.isArray(node)) {
+      for (const v of node) visit(v, depth + 1);
+      return;
+    }
+    for (const [key, value] of Object.entries(node)) {
+      const set = CONFIG_MAP_REFS.has(key) ? out.configMaps : SECRET_REFS.has(key) ? out.secrets : undefined;
+      if (set && isPlainObject(value)) set.add(typeof value.name === 'string' ? value.name : '');
+      visit(value, depth + 1);
+    }
   };
+  for (const spec of specs) visit(spec, 0);
+  return out;
 }
 
 /** The policy input of one workload's pod template (metadata and spec as the pod gets them). */

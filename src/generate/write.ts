@@ -1,6 +1,7 @@
 /** Writes what `generate` produced: resources (in place, to a file or stdout) and manifest.json. */
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { utf8Slices } from '../util/chunked-write.js';
 import { UserError } from '../util/errors.js';
 import { manifestToJson } from '../coordinator/manifest.js';
 import { manifestPathOf, type ManifestOptions } from './manifest-step.js';
@@ -49,7 +50,7 @@ export function writeGenerateResult(
   const combined = () => joinStreams(result.outputs.map((o) => o.text));
   let where: string;
   if (target.to === 'stdout') {
-    process.stdout.write(combined());
+    for (const slice of utf8Slices(combined())) process.stdout.write(slice);
     where = 'to standard output';
   } else if (target.to === 'file') {
     writeOrExplain(target.path, combined());

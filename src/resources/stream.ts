@@ -6,22 +6,54 @@
  * re-serialised from its syntax tree, which keeps its comments and the YAML 1.1 meaning of
  * untouched scalars (Kubernetes reads YAML as YAML 1.1: `0755` is octal, `on` is true).
  */
-import { Document, parseAllDocuments, type Node, type ToStringOptions } from 'yaml';
-import { UserError } from '../util/errors.js';
+import { Composer, Document, LineCounter, parseAllDocuments, Parser, type Node, type ToStringOptions } from 'yaml';
+import { BugError, UserError } from '../util/errors.js';
 import { kubernetesTags } from './yaml-schema.js';
 
 export interface StreamDocument {
   /** 1-based position in the stream, used in error messages. */
-  index: number;
+  readonly index: number;
   /** Source text of this document, including leading comments and directives. */
-  source: string;
-  doc: Document.Parsed;
+  readonly source: string;
+  /** The syntax tree (parsed again from `source` when it was released after the first read). */
+  readonly doc: Document.Parsed;
   /** Set by whoever edits the syntax tree; only changed documents are re-serialised. */
   changed: boolean;
 }
 
+/**
+ * A document whose syntax tree can be dropped once it has been read: a tree takes about 40
+ * times the memory of its text, and a stream of thousands of documents nobody edits would
+ * otherwise hold all of them until the output is written.
+ */
+class Doc implements StreamDocument {
+  changed = false;
+  constructor(
+    readonly index: number,
+    readonly source: string,
+    private tree: Document.Parsed | undefined,
+    private readonly streamName: string,
+  ) {}
+
+  get doc(): Document.Parsed {
+    if (this.tree) return this.tree;
+    // The text parsed without errors before, so this is the same tree (offsets relative to `source`).
+    const again = parseAllDocuments(this.source, YAML_PARSE_OPTIONS);
+    if (!Array.isArray(again) || again.length !== 1 || again[0]!.errors.length > 0)
+      throw new BugError(`${this.streamName}, document ${this.index}: its text does not parse again on its own`);
+    this.tree = again[0]!;
+    return this.tree;
+  }
+
+  release(): void {
+    if (!this.changed) this.tree = undefined;
+  }
+}
+
 export interface ParsedStream {
   name: string;
+  /** The whole text: the documents' sources and the tail, in order. */
+  text: string;
   documents: StreamDocument[];
   /** Text after the last document (trailing comments, blank lines). */
   tail: string;
@@ -44,30 +76,34 @@ export const WRITE_OPTIONS = { lineWidth: 0, flowCollectionPadding: false } as c
 /** Bounds that keep hostile input (alias bombs) from exhausting memory. */
 export const MAX_ALIAS_COUNT = 1000;
 
-export function parseStream(name: string, text: string): ParsedStream {
-  const docs = parseAllDocuments(text, YAML_PARSE_OPTIONS);
-  if (!Array.isArray(docs)) return { name, documents: [], tail: text }; // empty stream
-  const documents: StreamDocument[] = [];
+/**
+ * The documents of `text`, composed one at a time. `keepTree` is asked about each document
+ * right after it was composed (its tree is there); answering false releases the tree, which
+ * is parsed again from the document's text if anyone asks for it later. Without `keepTree`
+ * every tree is kept.
+ */
+export function parseStream(name: string, text: string, keepTree?: (d: StreamDocument) => boolean): ParsedStream {
+  const lines = new LineCounter();
+  const composer = new Composer(YAML_PARSE_OPTIONS);
+  const documents: Doc[] = [];
   let offset = 0;
-  docs.forEach((doc, i) => {
-    const index = i + 1;
+  for (const doc of composer.compose(new Parser(lines.addNewLine).parse(text))) {
+    const index = documents.length + 1;
     const first = doc.errors[0];
     if (first) {
-      const what = /call stack/i.test(first.message)
-        ? 'nesting is too deep'
-        : first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      throw new UserError(`invalid YAML: ${what}${positionOf(first)}`, { file: name, document: index });
+      const message = first.message.split('\n')[0]!;
+      const what = /call stack/i.test(message) ? 'nesting is too deep' : message;
+      const at = first.pos[0] >= 0 ? lines.linePos(first.pos[0]) : undefined;
+      const position = at ? ` (line ${at.line}, column ${at.col})` : '';
+      throw new UserError(`invalid YAML: ${what}${position}`, { file: name, document: index });
     }
     const end = doc.range[2];
-    documents.push({ index, source: text.slice(offset, end), doc, changed: false });
+    const d = new Doc(index, text.slice(offset, end), doc as Document.Parsed, name);
+    documents.push(d);
     offset = end;
-  });
-  return { name, documents, tail: text.slice(offset) };
-}
-
-function positionOf(err: { linePos?: [{ line: number; col: number }, ...unknown[]] }): string {
-  const pos = err.linePos?.[0];
-  return pos ? ` (line ${pos.line}, column ${pos.col})` : '';
+    if (keepTree && !keepTree(d)) d.release();
+  }
+  return { name, text, documents, tail: text.slice(offset) };
 }
 
 /** The plain value of a document, read with YAML 1.1 semantics and bounded alias expansion. */
@@ -100,6 +136,7 @@ export function nodeText(node: Node): string {
 }
 
 export function serializeStream(stream: ParsedStream): string {
+  if (!stream.documents.some((d) => d.changed)) return stream.text;
   let out = '';
   for (const d of stream.documents) {
     out += d.changed ? serializeDocument(d) : d.source;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import type { UserError } from '../../src/util/errors.js';
 import { docs, gen, genText } from './harness.js';
 import { parseStream, serializeStream } from '../../src/resources/stream.js';
+import { decodeInitDataAnnotation, INITDATA_ANNOTATION, POLICY_KEY } from '../../src/policy/initdata.js';
 
 const untouched = `# leading comment\n%YAML 1.1\n---\napiVersion: v1\nkind: ConfigMap   # trailing\nmetadata: {name: a, labels: {"x": 'y'}}\ndata:\n  mode: 0755\n  flag: on\n  list: [1, 2,   3]\n  anchor: &a hello\n  ref: *a\n...\n---\n\n# only a comment\n---\napiVersion: v1\nkind: Service\nmetadata:\n    name: svc\nspec:\n    ports:\n    -   port: 80\n`;
 
@@ -75,5 +77,85 @@ describe('YAML stream round trip', () => {
     for (const text of ['', '\n', '---\n', '# just a comment\n', '---\n---\n']) {
       assert.equal(await genText(text), text);
     }
+  });
+});
+
+describe('YAML stream: released syntax trees', () => {
+  it('parses a released document again to the same value, and writes the stream back byte for byte', () => {
+    const kept = parseStream('x.yaml', untouched);
+    const released = parseStream('x.yaml', untouched, () => false);
+    assert.equal(serializeStream(released), untouched);
+    assert.equal(released.documents.length, kept.documents.length);
+    released.documents.forEach((d, i) => {
+      assert.deepEqual(d.doc.toJS(), kept.documents[i]!.doc.toJS(), `document ${d.index}`);
+    });
+  });
+
+  it('asks about every document while its tree is there, and writes an edited released document', () => {
+    const seen: number[] = [];
+    const s = parseStream('x.yaml', untouched, (d) => {
+      seen.push(d.index);
+      return d.index === 1;
+    });
+    assert.deepEqual(seen, [1, 2, 3]);
+    const last = s.documents[2]!;
+    last.doc.setIn(['metadata', 'name'], 'other');
+    last.changed = true;
+    const out = serializeStream(s);
+    assert.ok(out.startsWith(untouched.slice(0, untouched.indexOf('---\napiVersion: v1\nkind: Service'))));
+    assert.match(out, /name: other/);
+    assert.doesNotMatch(out, /name: svc/);
+  });
+
+  it('still refuses invalid YAML anywhere in a long stream, naming the document and line', () => {
+    const many = Array.from({ length: 50 }, (_, i) => `kind: ConfigMap\nmetadata: {name: c${i}}\n`).join('---\n');
+    assert.throws(
+      () => parseStream('x.yaml', `${many}---\nkind: ConfigMap\nkind: Secret\n`, () => false),
+      (err: UserError) => {
+        assert.match(err.message, /invalid YAML: .*unique.*\(line 152, column 1\)/i);
+        assert.equal(err.location.document, 51);
+        return true;
+      },
+    );
+  });
+});
+
+describe('generate: ConfigMaps and Secrets read again when a pod refers to them', () => {
+  const workload = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: shop}
+spec:
+  template:
+    spec:
+      runtimeClassName: contrast-cc
+      containers:
+      - name: main
+        image: busybox:1.36
+        envFrom:
+        - configMapRef: {name: after}
+        env:
+        - name: FROM_SECRET
+          valueFrom: {secretKeyRef: {name: listed, key: k}}
+`;
+  const before = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after, namespace: other}\ndata: {WRONG: "other namespace"}\n`;
+  const after = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after, namespace: shop}\ndata: {FROM_CM: "hello-cm"}\n`;
+  const list = `apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: listed}\n  stringData: {k: "hello-secret"}\n`;
+
+  function policyOf(out: string): string {
+    const d = docs(out).find((v) => v?.kind === 'Deployment');
+    const annotation = d.spec.template.metadata.annotations[INITDATA_ANNOTATION];
+    return decodeInitDataAnnotation(annotation).init.data[POLICY_KEY]!;
+  }
+
+  it('finds the ConfigMap after the workload (in its namespace) and the Secret inside a List', async () => {
+    const out = await genText([before, workload, after, list].join('---\n'));
+    const policy = policyOf(out);
+    assert.ok(policy.includes('FROM_CM=hello-cm'), 'the ConfigMap of the pod namespace');
+    assert.ok(policy.includes('FROM_SECRET=hello-secret'), 'the Secret inside the List');
+    assert.ok(!policy.includes('other namespace'), 'not the ConfigMap of another namespace');
+  });
+
+  it('still fails when the referenced ConfigMap is only in another namespace', async () => {
+    await assert.rejects(genText([before, workload, list].join('---\n')), /ConfigMap after is not in the input/);
   });
 });
