@@ -51,6 +51,12 @@ const SCENARIOS: Scenario[] = [
     args: ['--concurrency', '500', '--set-rounds', '10', '--kill-rounds', '5'],
     repeat: 1,
   },
+  {
+    name: 'replicas',
+    script: 'bench/replicas.ts',
+    args: ['--concurrency', '200', '--restarts', '5'],
+    repeat: 1,
+  },
   { name: 'render', script: 'bench/render.ts', args: [] },
   { name: 'stream', script: 'bench/stream.ts', args: [], repeat: 1 },
   {

@@ -57,6 +57,7 @@ export function computeGoals(results: Result[]): Goal[] {
   const images = by('images');
   const coord = by('coordinator');
   const stream = by('stream');
+  const replicas = by('replicas');
   return [
     goal(
       'generate-1000-warm',
@@ -116,6 +117,27 @@ export function computeGoals(results: Result[]): Goal[] {
       ],
       ([r, e, b]) => `${f(r!, 0)}/s, ${e! + b!} errors`,
       ([r, e, b]) => r! >= 1000 && e! === 0 && b! === 0,
+    ),
+    goal(
+      'replica-peer-recovery',
+      'a killed Coordinator replica is ready again through peer recovery within 10 s of its start (process start included), the takeover itself within 1 s',
+      [num(replicas, 'peerRecovery.startToReadyMedianMs'), num(replicas, 'peerRecovery.takeoverMedianMs')],
+      ([ms, t]) => `${f(ms! / 1000)} s start to ready, ${f(t!, 0)} ms of it the takeover`,
+      ([ms, t]) => ms! <= 10_000 && t! <= 1000,
+    ),
+    goal(
+      'replica-certs',
+      'mesh certificates with 3 replicas (ConfigMap store) ≥ 50% of the rate of 1, 0 errors',
+      [
+        num(replicas, 'oneReplica.certificatesPerSecond'),
+        num(replicas, 'threeReplicas.certificatesPerSecond'),
+        num(replicas, 'oneReplica.failed'),
+        num(replicas, 'threeReplicas.failed'),
+        num(replicas, 'oneReplica.badChains'),
+        num(replicas, 'threeReplicas.badChains'),
+      ],
+      ([a, b, ...e]) => `${f(a!, 0)}/s with 1, ${f(b!, 0)}/s with 3; ${e.reduce((x, y) => x! + y!, 0)} errors`,
+      ([a, b, ...e]) => b! >= 0.5 * a! && e.every((x) => x === 0),
     ),
     goal(
       'sea-version',

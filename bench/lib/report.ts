@@ -38,6 +38,8 @@ const SCENARIO_TITLES: Record<string, string> = {
   attestation: 'evidence verification, one core',
   images: 'cold image resolution from a local registry vs single-threaded gunzip of the same layers',
   coordinator: 'the Coordinator as a process on loopback (simulated platform)',
+  replicas:
+    'three Coordinator replicas as processes on loopback, state in ConfigMaps of a real API server: peer recovery after a kill, certificates with 1 and 3 replicas',
   render: 'Helm post-renderer on a chart of 200 resources (40 confidential), and single-executable start-up',
   servicemesh: 'service-mesh proxies: throughput, latency, connections',
   stream: 'a stream without confidential workloads through the Helm post-renderer (stdin to stdout)',
