@@ -28,6 +28,10 @@ import { parsePeers } from '../../src/coordinator/peers.js';
 import { requestMeshCert } from '../../src/initializer/initializer.js';
 import type { Store } from '../../src/coordinator/store/interface.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
+import { Authority, PeerStateError, type PeerState } from '../../src/coordinator/authority.js';
+import { createMeshCA, createRootCert } from '../../src/coordinator/ca.js';
+import { SeedEngine } from '../../src/coordinator/seedengine.js';
 import { COORD, manifest, rsa2048, wo } from './state-helpers.js';
 
 const RECOVER = `/${MESHAPI_SERVICE}/Recover`;
@@ -297,5 +301,87 @@ describe('peer recovery between Coordinator replicas (in process)', function () 
       /--peers entry 2: "b:99999" is not HOST\[:PORT\]/,
     );
     assert.throws(() => parsePeers(' ', { meshPort: 7777 }), /--peers is empty/);
+  });
+
+  it('a state handed over that does not hold up against the store is refused, and the replica stays in recovery', async () => {
+    const store = new MemoryStore();
+    const a = await replica(store, undefined);
+    await setManifest(a, raw, [COORD, WEB]);
+    const good = await a.authority.peerState(a.authority.snapshot()!);
+    const b = await Authority.open(store, { log: () => undefined, peerRecovery: true });
+    const other = SeedEngine.generate();
+    const otherMesh = await createMeshCA(other.rootCAKey, await createRootCert(other.rootCAKey));
+    const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const cases: [string, PeerState, RegExp][] = [
+      [
+        'a seed of another deployment',
+        { ...good, seed: other.seed, salt: other.salt },
+        /does not sign the stored latest transition/,
+      ],
+      ['a malformed seed', { ...good, seed: good.seed.subarray(1) }, /the peer's seed: the seed must be 64 bytes/],
+      [
+        'another manifest',
+        { ...good, manifest: manifest({ policies: [Buffer.from('x')] }) },
+        /not the last one of the stored history/,
+      ],
+      [
+        'a mesh key of another CA',
+        { ...good, meshKey: otherMesh.key },
+        /mesh CA certificate is not a CA self-signed by its mesh key/,
+      ],
+      [
+        'a mesh CA chained to another root',
+        { ...good, meshKey: otherMesh.key, meshCAPem: otherMesh.meshCAPem, intermediatePem: otherMesh.intermediatePem },
+        /intermediate certificate is not a CA for its mesh key signed by the seed's root key/,
+      ],
+      ['a P-256 mesh key', { ...good, meshKey: p256 }, /not a P-384 private key/],
+      [
+        'two certificates as the mesh CA',
+        { ...good, meshCAPem: good.meshCAPem + good.meshCAPem },
+        /mesh CA certificate/,
+      ],
+    ];
+    for (const [what, state, message] of cases) {
+      await assert.rejects(
+        b.adoptPeerState(state),
+        (e: Error) => e instanceof PeerStateError && message.test(e.message),
+        what,
+      );
+      assert.equal(b.mode, 'recovery', what);
+      assert.equal(b.snapshot(), undefined, what);
+    }
+    // Control: the genuine state is taken over.
+    assert.equal(await b.adoptPeerState(good), true);
+    assert.equal(b.snapshot()!.mesh.meshCAPem, good.meshCAPem);
+    assert.equal(await b.adoptPeerState(good), false, 'already ready: nothing changes');
+  });
+
+  it('dns: peers are every address of the name but this replica itself', async () => {
+    const own = await parsePeers('dns:localhost:7777', { meshPort: 7777 })();
+    assert.ok(!own.some((p) => p.host === '127.0.0.1'), 'its own MeshAPI is left out');
+    const others = await parsePeers('dns:localhost:7777', { meshPort: 1 })();
+    assert.ok(
+      others.some((p) => p.host === '127.0.0.1' && p.port === 7777),
+      JSON.stringify(others),
+    );
+    assert.deepEqual(await parsePeers('dns:no-such-peers.invalid', { meshPort: 1 })(), [], 'no ready peer published');
+  });
+
+  it('coordinator serve: a bad --peers or --peer-interval is a usage error naming the flag', () => {
+    const bad = runCli(['coordinator', 'serve', '--platform', 'insecure-sim', '--peers', 'a:0']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--peers entry 1: "a:0" is not HOST\[:PORT\]/);
+    const interval = runCli([
+      'coordinator',
+      'serve',
+      '--platform',
+      'insecure-sim',
+      '--peers',
+      'none',
+      '--peer-interval',
+      '0',
+    ]);
+    assert.equal(interval.code, 2, interval.stderr);
+    assert.match(interval.stderr, /--peer-interval must be more than zero/);
   });
 });
