@@ -63,7 +63,20 @@ export async function buildParser(args: string[]): Promise<Argv> {
       throw new UsageError(usageMessage(msg ?? err?.message ?? ''));
     });
   for (const command of commands) parser = parser.command(command);
+  skipHelpCache(parser);
   return parser;
+}
+
+/**
+ * yargs lays out the whole help text each time it runs a command handler, in case the handler
+ * fails and the help is to be shown (25–35 ms, every run). Our `.fail` throws instead of showing
+ * it, and `--help` lays it out when asked, so that copy is never printed: skip making it.
+ */
+function skipHelpCache(parser: Argv): void {
+  const internal = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
+    .getInternalMethods?.()
+    .getUsageInstance?.() as { cacheHelpMessage?: () => void } | undefined;
+  if (typeof internal?.cacheHelpMessage === 'function') internal.cacheHelpMessage = () => undefined;
 }
 
 const camel = (name: string) => name.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
