@@ -135,6 +135,19 @@ describe('coordinator render|apply and status against a real API server', functi
     const svc = await a.core.readNamespacedService({ name: 'coordinator', namespace: ns });
     assert.equal(svc.spec?.type, 'LoadBalancer');
     await a.core.readNamespacedService({ name: 'coordinator-ready', namespace: ns });
+    const peers = await a.core.readNamespacedService({ name: 'coordinator-peers', namespace: ns });
+    assert.equal(peers.spec?.clusterIP, 'None');
+    // Without --replicas: one per schedulable node (none here), at most 3, at least 1.
+    const chosen = /Coordinator replicas: \d+ schedulable node\(s\): (\d+) replica/.exec(first.stderr);
+    assert.ok(chosen, first.stderr);
+    assert.equal(sts.spec?.replicas, Number(chosen[1]));
+    // --replicas changes the count, not the policy.
+    const scaled = runCli([...args, '--replicas', '4']);
+    assert.equal(scaled.code, 0, scaled.stderr);
+    assert.doesNotMatch(scaled.stderr, /schedulable node/);
+    const sts3 = await a.apps.readNamespacedStatefulSet({ name: 'coordinator', namespace: ns });
+    assert.equal(sts3.spec?.replicas, 4);
+    assert.deepEqual(sts3.spec?.template, sts.spec?.template, 'the same pod template, so the same policy');
     const dry = runCli([
       'coordinator',
       'apply',
