@@ -22,7 +22,7 @@ import { INJECTED_IMAGES, loadImageReplacements, replaceImage, type ImageReplace
 import { isCoordinatorTemplate, transformPodTemplate, type TransformedTemplate } from '../transforms/workload.js';
 import { ANNOTATIONS, POD_TEMPLATE_ANNOTATIONS } from '../transforms/annotations.js';
 import { annotationsOf, setAnnotation } from '../transforms/pod.js';
-import { encodePolicy, INITDATA_ANNOTATION } from '../policy/initdata.js';
+import { encodePolicyInBackground, INITDATA_ANNOTATION } from '../policy/initdata.js';
 import type { ImageResolverLike } from '../images/types.js';
 import type { Manifest, PolicyEntry } from '../coordinator/manifest.js';
 import { defaultWorkloadSecretId } from './workload-secret.js';
@@ -210,6 +210,8 @@ async function attachPolicies(
   const workloads = [];
   // Every workload's problems at once (a chart's securityContexts are fixed in one pass).
   const problems: UserError[] = [];
+  // The initdata annotations, gzipped in the background (see encodePolicyInBackground).
+  const pending: { w: TransformedWorkload; annotation: Promise<string> }[] = [];
   for (const w of transformed) {
     const input = policyInput(
       w.ref,
@@ -228,8 +230,10 @@ async function attachPolicies(
     if (problems.length > 0) continue;
     const { pod, text } = built;
     await checkOwnPolicy(text, input, pod, w.resource.location);
-    const encoded = encodePolicy(text);
-    setAnnotation(w.template.metadata, INITDATA_ANNOTATION, encoded.annotation);
+    const encoded = encodePolicyInBackground(text);
+    pending.push({ w, annotation: encoded.annotation });
+    // Let finished gzip jobs hand back their result (and free their zlib state).
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const existing = policies[encoded.hash];
     const entry = manifestEntry(w);
     if (existing && existing.WorkloadSecretID !== entry.WorkloadSecretID) {
@@ -240,10 +244,14 @@ async function attachPolicies(
       );
     }
     policies[encoded.hash] = existing ? mergeEntries(existing, entry) : entry;
-    writeBack(w);
     workloads.push({ ...w, policyHash: encoded.hash });
   }
+  const annotations = await Promise.all(pending.map((p) => p.annotation));
   throwAll(problems, 'workloads need changes');
+  pending.forEach(({ w }, i) => {
+    setAnnotation(w.template.metadata, INITDATA_ANNOTATION, annotations[i]!);
+    writeBack(w);
+  });
   return { workloads, policies };
 }
 

@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeInitDataAnnotation, encodePolicy } from '../../src/policy/initdata.js';
+import { decodeInitDataAnnotation, encodePolicy, encodePolicyInBackground } from '../../src/policy/initdata.js';
 import {
   buildPolicyData,
   buildPolicyText,
@@ -444,6 +444,19 @@ describe('policy text and settings', () => {
     assert.equal(buildPolicyText(input), text, 'deterministic');
     const round = decodeInitDataAnnotation(encodePolicy(text).annotation);
     assert.equal(round.init.data['policy.rego'], text);
+  });
+
+  it('is encoded to the same bytes whether gzipped at once or in the background, small or large', async () => {
+    const text = buildPolicyText(deploymentInput());
+    // Past the 64 KiB output chunk too: random text hardly compresses.
+    const noise = Array.from({ length: 40000 }, (_, i) => ((i * 2654435761) >>> 0).toString(36)).join(' ');
+    for (const t of [text, `${text}\n# ${noise}`, 'x']) {
+      const now = encodePolicy(t);
+      const later = encodePolicyInBackground(t);
+      assert.equal(later.toml, now.toml);
+      assert.equal(later.hash, now.hash);
+      assert.equal(await later.annotation, now.annotation);
+    }
   });
 
   it('passes its own check', async () => {
