@@ -102,6 +102,7 @@ const TYPED_SAMPLES: Record<string, string> = {
 /** One concrete value for a policy pattern (template or `^`-regex) with run-time ids filled in. */
 export function sampleValue(pattern: string): string {
   if (pattern.startsWith('^')) return sampleRegex(pattern);
+  if (!pattern.includes('$(')) return pattern; // most values are literal: no placeholder to fill
   let out = pattern;
   for (const [ph, v] of Object.entries(TYPED_SAMPLES)) out = out.split(ph).join(v);
   return out;
@@ -124,17 +125,19 @@ export function synthesizeRequests(input: PodPolicyInput, pod: BuiltPod = buildP
   const s = input.settings;
   const sandboxId = id(`sandbox/${samples.podName}`);
   const fillFor = (containerId: string) => (p: string) =>
-    p
-      .split('$(sfpath)')
-      .join(s.sharedFilesPaths[0])
-      .split('$(bundle-id)')
-      .join(containerId)
-      .split('$(sandbox-id)')
-      .join(sandboxId)
-      .split('$(sandbox-name)')
-      .join(samples.podName)
-      .split('$(sandbox-namespace)')
-      .join(samples.namespace);
+    !p.includes('$(')
+      ? p
+      : p
+          .split('$(sfpath)')
+          .join(s.sharedFilesPaths[0])
+          .split('$(bundle-id)')
+          .join(containerId)
+          .split('$(sandbox-id)')
+          .join(sandboxId)
+          .split('$(sandbox-name)')
+          .join(samples.podName)
+          .split('$(sandbox-namespace)')
+          .join(samples.namespace);
   const out: SynthesizedRequest[] = [
     {
       request: 'CreateSandboxRequest',
