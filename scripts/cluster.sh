@@ -135,12 +135,19 @@ subjectAltName=IP:$NODE_IP,DNS:$NODE"
 }
 
 # --- configuration files --------------------------------------------------------------------
+# Replace a file with standard input only when the content differs: kube-proxy exits when its
+# configuration file changes (measured), so a second `up` must leave unchanged files alone.
+put() { # file
+  cat > "$1.new"
+  if cmp -s "$1.new" "$1"; then rm -f "$1.new"; else mv "$1.new" "$1"; fi
+}
+
 configs() {
   mkdir -p "$DIR/etc" "$DIR/cni/net.d" "$DIR/registry"
   # Runtime handlers a node installer added (blocks between its markers) survive a second `up`.
   local installed=""
   [ -f "$DIR/etc/containerd.toml" ] && installed=$(awk '/^# BEGIN kubectl-contrast /{on=1} on{print} /^# END kubectl-contrast /{on=0}' "$DIR/etc/containerd.toml")
-  cat > "$DIR/etc/containerd.toml.new" <<EOF
+  cat > "$DIR/etc/containerd.toml.gen" <<EOF
 version = 2
 root = "$DIR/containerd/root"
 state = "$DIR/containerd/state"
@@ -165,29 +172,35 @@ state = "$DIR/containerd/state"
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."ghcr.io"]
     endpoint = ["http://$REGISTRY"]
 EOF
-  [ -z "$installed" ] || printf '\n%s\n' "$installed" >> "$DIR/etc/containerd.toml.new"
-  mv "$DIR/etc/containerd.toml.new" "$DIR/etc/containerd.toml"
-  cat > "$DIR/cni/net.d/10-contrast.conflist" <<EOF
+  [ -z "$installed" ] || printf '\n%s\n' "$installed" >> "$DIR/etc/containerd.toml.gen"
+  put "$DIR/etc/containerd.toml" < "$DIR/etc/containerd.toml.gen"
+  rm -f "$DIR/etc/containerd.toml.gen"
+  put "$DIR/cni/net.d/10-contrast.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "contrast", "plugins": [
   {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$DIR/cni/ipam"}},
   {"type": "portmap", "capabilities": {"portMappings": true}}
 ]}
 EOF
-  cat > "$DIR/etc/registry.yml" <<EOF
+  put "$DIR/etc/registry.yml" <<EOF
 version: 0.1
 storage: {filesystem: {rootdirectory: $DIR/registry}, delete: {enabled: true}}
 http: {addr: $REGISTRY}
 log: {level: warn}
 EOF
   : > "$DIR/etc/resolv.conf"
-  cat > "$DIR/etc/kubelet.yaml" <<EOF
+  put "$DIR/etc/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # cgroups v1 without systemd, and a node that is itself inside a container:
 cgroupDriver: cgroupfs
 cgroupsPerQOS: false
 enforceNodeAllocatable: []
+# Without pod cgroups (cgroupsPerQOS: false) the in-place resize check dereferences a pod cgroup
+# that does not exist: the kubelet panicked in doPodResizeAction on a pod with a RuntimeClass
+# overhead (measured, v1.34.4). Nothing here resizes pods in place.
+featureGates:
+  InPlacePodVerticalScaling: false
 failSwapOn: false
 containerRuntimeEndpoint: unix://$DIR/containerd/containerd.sock
 address: $NODE_IP
@@ -206,7 +219,7 @@ evictionHard: {memory.available: "100Mi", nodefs.available: "2%", imagefs.availa
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 EOF
-  cat > "$DIR/etc/kube-proxy.yaml" <<EOF
+  put "$DIR/etc/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -221,7 +234,7 @@ iptables: {masqueradeAll: true}
 # The namespace cannot change the host's conntrack table size.
 conntrack: {maxPerCore: 0}
 EOF
-  cat > "$DIR/etc/Corefile" <<EOF
+  put "$DIR/etc/Corefile" <<EOF
 .:53 {
     bind $NODE_IP
     errors
@@ -278,6 +291,13 @@ up() {
     --authentication-kubeconfig="$DIR/kubeconfig/scheduler.yaml" --authorization-kubeconfig="$DIR/kubeconfig/scheduler.yaml" \
     --leader-elect=false --bind-address=127.0.0.1 --profiling=false
   wait_for containerd 60 ctr --address "$DIR/containerd/containerd.sock" version
+  # The policy settings of this node (scripts/node-settings.ts): its containerd's version and
+  # the capabilities containerd can give a privileged container.
+  local cap_bnd
+  cap_bnd=$(awk '/^CapBnd:/{print $2}' "/proc/$(cat "$DIR/pids/containerd-daemon.pid")/status")
+  node --import=tsx scripts/node-settings.ts "$(containerd --version | awk '{print $3}')" "$cap_bnd" > "$DIR/policy-settings.json.gen"
+  put "$DIR/policy-settings.json" < "$DIR/policy-settings.json.gen"
+  rm -f "$DIR/policy-settings.json.gen"
   start kubelet "$BIN/kubelet" --config="$DIR/etc/kubelet.yaml" --kubeconfig="$DIR/kubeconfig/kubelet.yaml" --hostname-override="$NODE" \
     --node-ip="$NODE_IP" --root-dir="$DIR/kubelet" --cert-dir="$DIR/kubelet/pki"
   start kube-proxy "$BIN/kube-proxy" --config="$DIR/etc/kube-proxy.yaml"
@@ -361,6 +381,8 @@ export CONTRAST_RUNTIME_DIR=$DIR/runtime
 export CONTRAST_CONTAINERD_CONFIG=$DIR/etc/containerd.toml
 # The node's simulated root (its public key), which set/verify check the Coordinator against.
 export CONTRAST_INSECURE_SIM_DIR=$DIR/runtime/insecure-sim-root
+# Policy settings that match this node's containerd: copy to <workspace>/settings.json.
+export CONTRAST_CLUSTER_POLICY_SETTINGS=$DIR/policy-settings.json
 # The API server is only reachable inside the namespace: prefix commands with
 #   scripts/cluster.sh exec --   (or: nsenter --net=/run/netns/$NS --)
 EOF

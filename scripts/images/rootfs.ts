@@ -20,6 +20,9 @@ function relocate(e: LayerEntry): LayerEntry {
   return e.type === 'hardlink' ? { ...e, path, target: mergedUsr(e.target) } : { ...e, path };
 }
 
+// Not wget: Debian 12's static busybox crashes in it (measured: SIGSEGV on any URL); nc does HTTP.
+const BUSYBOX_APPLETS = ['sh', 'cat', 'echo', 'httpd', 'ls', 'nc', 'printf', 'sleep', 'test'];
+
 /** What a package layer holds besides the packages' own files. */
 function extras(layer: PackageLayer, files: Map<string, LayerEntry>): LayerEntry[] {
   if (layer === 'base') {
@@ -43,6 +46,10 @@ function extras(layer: PackageLayer, files: Map<string, LayerEntry>): LayerEntry
       { path: 'tmp', type: 'dir', mode: 0o1777 },
       { path: 'root', type: 'dir', mode: 0o700 },
     ];
+  }
+  if (layer === 'busybox') {
+    // The applets the end-to-end workloads call, as `busybox --install` would link them.
+    return BUSYBOX_APPLETS.map((n): LayerEntry => ({ path: `usr/bin/${n}`, type: 'symlink', target: 'busybox' }));
   }
   if (layer === 'iptables') {
     // update-alternatives would choose the nft backend, Debian 12's default.

@@ -14,11 +14,13 @@ export const TAG = `v${VERSION}`;
 export const EXECUTABLE = IMAGE_EXECUTABLE;
 
 /** A layer of Debian packages (shared between the images that list it, so stored once). */
-export type PackageLayer = 'base' | 'catatonit' | 'coreutils' | 'iptables';
+export type PackageLayer = 'base' | 'busybox' | 'catatonit' | 'coreutils' | 'iptables';
 export const PACKAGE_LAYERS: Readonly<Record<PackageLayer, readonly string[]>> = {
   // What Node needs (libc, libstdc++, libgcc_s), the CA certificates and the protocol tables.
   base: ['libc6', 'libgcc-s1', 'gcc-12-base', 'libstdc++6', 'ca-certificates', 'netbase'],
   // The pause process of the runtime's pod sandbox (`catatonit -P`).
+  // Only in the end-to-end test's workload image (scripts/images/e2e-app.ts), not in ours.
+  busybox: ['busybox-static'],
   catatonit: ['catatonit'],
   // `test`, which the startup probes run (`test -f /ready`, `/bin/test -f /done`).
   coreutils: ['coreutils', 'libacl1', 'libattr1', 'libgmp10', 'libselinux1', 'libpcre2-8-0'],

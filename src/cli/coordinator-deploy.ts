@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { SETTINGS_FILE } from '../generate/policy-step.js';
 /**
  * `kubectl contrast coordinator render|apply`: the Coordinator's Kubernetes objects.
  * Kept apart from src/cli/coordinator.ts (the `coordinator serve` entry point); that module
@@ -84,11 +87,14 @@ async function objectsFor(argv: CoordinatorDeployArgs, namespace: string, replic
     throw new UsageError(
       "--platform is needed to compute the Coordinator's policy (or pass --no-policy for the template that `generate` takes)",
     );
+  const settings = join(argv['workspace-dir'], SETTINGS_FILE);
   const r = await renderCoordinatorWithPolicy({
     ...base,
     platform,
     imageResolver: imageResolverFrom(argv),
     ...(argv['image-replacements'] !== undefined ? { imageReplacementsFile: argv['image-replacements'] } : {}),
+    // The settings `generate` uses in this workspace (the defaults while there is none).
+    ...(existsSync(settings) ? { settingsPath: settings } : {}),
   });
   for (const w of r.warnings) warnOnStderr(w.message, w.location);
   return r;

@@ -5,6 +5,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_CONTAINERD_CONFIG, DEFAULT_RUNTIME_DIR } from '../runtime/paths.js';
+import { isSingleExecutable } from '../util/sea.js';
 
 interface InstallNodeArgs {
   platform: string;
@@ -35,8 +36,7 @@ const installNodeCommand: CommandModule<object, InstallNodeArgs> = {
   handler: async (argv) => {
     const { installNode } = await import('../runtime/install-node.js');
     const { UserError } = await import('../util/errors.js');
-    const { isSea } = await import('node:sea');
-    if (!argv.executable && !isSea())
+    if (!argv.executable && !isSingleExecutable())
       throw new UserError(
         'install-node copies the single executable onto the node; run it from one, or pass --executable',
       );

@@ -25,7 +25,12 @@ export interface CoordinatorWithPolicy {
 }
 
 export async function renderCoordinatorWithPolicy(
-  opts: CoordinatorRenderOptions & { imageResolver: ImageResolverLike; imageReplacementsFile?: string },
+  opts: CoordinatorRenderOptions & {
+    imageResolver: ImageResolverLike;
+    imageReplacementsFile?: string;
+    /** The workspace's policy settings, so the hash is the one `generate` records there. */
+    settingsPath?: string;
+  },
 ): Promise<CoordinatorWithPolicy> {
   if (!opts.platform) throw new BugError('a platform is needed to compute the Coordinator policy');
   const template = formatObjects(renderCoordinator({ ...opts, imageReplacements: new Map() }));
@@ -38,6 +43,7 @@ export async function renderCoordinatorWithPolicy(
         platform: opts.platform.id,
         imageReplacementsFile: opts.imageReplacementsFile,
         workspaceDir: scratch,
+        ...(opts.settingsPath !== undefined ? { settingsPath: opts.settingsPath } : {}),
         // Keys of a throw-away manifest would never be used; the RSA one takes seconds to make.
         disableUpdates: true,
         disableRecovery: true,

@@ -142,6 +142,9 @@ export function renderCoordinator(opts: CoordinatorRenderOptions): KubernetesObj
     metadata: meta(COORDINATOR_NAME),
     spec: {
       type: opts.serviceType ?? 'LoadBalancer',
+      // Users reach a Coordinator that is not ready yet: `set` is what makes it ready, and
+      // `recover` what makes a restarted one ready (measured: without it `set` never connects).
+      publishNotReadyAddresses: true,
       selector: { ...COORDINATOR_SELECTOR },
       ports: [
         { name: 'userapi', port: USERAPI_PORT, targetPort: 'userapi' },

@@ -35,6 +35,9 @@ function handlerBlock(cfg: RuntimeHandlerConfig): string {
     `[${table}]`,
     '  runtime_type = "io.containerd.runc.v2"',
     `  pod_annotations = [${cfg.podAnnotations.map(tomlString).join(', ')}]`,
+    // As for Kata: a privileged container gets no host devices (the VM has none of the host's);
+    // without it containerd lists every /dev node of the host, which no policy allows.
+    '  privileged_without_host_devices = true',
     `[${table}.options]`,
     `  BinaryName = ${tomlString(cfg.binaryName)}`,
     endMarker(cfg.handler),

@@ -34,7 +34,7 @@ import {
 import { registerSandbox, unregisterSandbox } from './sim-device.js';
 import { parseRuncArgs, type RuncInvocation } from './runc-args.js';
 
-/** What the hook keeps per pod between invocations, under `<state-dir>/agent/<sandbox id>/`. */
+/** What the hook keeps per pod between invocations, under `<state-dir>/<sandbox id>/`. */
 interface PodRecord {
   initdata: string;
   policy: string;
@@ -66,7 +66,7 @@ function requireId(value: string | undefined, what: string): string {
   return value;
 }
 
-const recordDir = (opts: SimAgentOptions, sandboxId: string) => join(opts.stateDir, 'agent', sandboxId);
+const recordDir = (opts: SimAgentOptions, sandboxId: string) => join(opts.stateDir, sandboxId);
 const recordPath = (opts: SimAgentOptions, sandboxId: string) => join(recordDir(opts, sandboxId), 'pod.json');
 
 function readRecord(opts: SimAgentOptions, sandboxId: string): PodRecord | undefined {
@@ -111,7 +111,7 @@ function annotationsOf(spec: OciSpec): Record<string, string> {
   return (spec.annotations ?? {}) as Record<string, string>;
 }
 
-async function createSandbox(opts: SimAgentOptions, id: string, spec: OciSpec, bundle: string): Promise<void> {
+async function createSandbox(opts: SimAgentOptions, id: string, spec: OciSpec): Promise<void> {
   const annotation = annotationsOf(spec)[INITDATA_ANNOTATION];
   if (annotation === undefined)
     throw new SimAgentDenied(
@@ -134,14 +134,14 @@ async function createSandbox(opts: SimAgentOptions, id: string, spec: OciSpec, b
   // The runtime creates the sandbox, then its pause container like any other.
   const requests = [
     sandboxRequest(spec),
-    ...containerRequests(spec, { sandboxId: id, containerId: id, bundlePath: bundle, shmSize }),
+    ...containerRequests(spec, { sandboxId: id, containerId: id, shmSize }),
   ];
   const state = enforce(policy, {}, requests, 'pod sandbox');
   const deviceDir = await registerSandbox(opts.deviceStateDir, id, hostData);
   writeRecord(opts, id, { initdata: annotation, policy, state, deviceDir, shmSize });
 }
 
-function createContainer(opts: SimAgentOptions, id: string, spec: OciSpec, bundle: string, specPath: string): void {
+function createContainer(opts: SimAgentOptions, id: string, spec: OciSpec, specPath: string): void {
   const annotations = annotationsOf(spec);
   const sandboxId = requireId(annotations[SANDBOX_ID], `annotation ${SANDBOX_ID}`);
   const record = readRecord(opts, sandboxId);
@@ -149,8 +149,10 @@ function createContainer(opts: SimAgentOptions, id: string, spec: OciSpec, bundl
     throw new SimAgentDenied(`container ${id}: its pod sandbox ${sandboxId} was not created by this runtime`);
   if (annotations[INITDATA_ANNOTATION] !== record.initdata)
     throw new SimAgentDenied(`container ${id}: its ${INITDATA_ANNOTATION} differs from the pod sandbox's`);
-  const requests = containerRequests(spec, { sandboxId, containerId: id, bundlePath: bundle, shmSize: record.shmSize });
-  record.state = enforce(record.policy, record.state, requests, `container ${id}`);
+  const requests = containerRequests(spec, { sandboxId, containerId: id, shmSize: record.shmSize });
+  // The name the pod spec gives the container, as the user knows it.
+  const name = annotations['io.kubernetes.cri.container-name'] ?? id;
+  record.state = enforce(record.policy, record.state, requests, `container ${name}`);
   writeRecord(opts, sandboxId, record);
   spec.mounts = [
     ...(spec.mounts ?? []),
@@ -174,11 +176,10 @@ async function handle(inv: RuncInvocation, opts: SimAgentOptions): Promise<void>
   if (inv.subcommand === 'delete') return deleteSandbox(opts, inv.id ?? '');
   if (inv.subcommand !== 'create') return;
   const id = requireId(inv.id, 'container id');
-  const bundle = resolve(inv.bundle ?? '.');
-  const { spec, path } = readSpec(bundle);
-  return containerKind(spec) === 'sandbox'
-    ? createSandbox(opts, id, spec, bundle)
-    : createContainer(opts, id, spec, bundle, path);
+  // The requests name the bundle where a node with containerd's default state directory has it
+  // (what the policy expects), not where this node keeps it.
+  const { spec, path } = readSpec(resolve(inv.bundle ?? '.'));
+  return containerKind(spec) === 'sandbox' ? createSandbox(opts, id, spec) : createContainer(opts, id, spec, path);
 }
 
 /** runc's log line (logrus JSON, as runc writes it): the shim shows the last error's `msg`. */

@@ -24,7 +24,9 @@ function initializerContainer(opts: InitializerOptions): Obj {
     name: INITIALIZER_NAME,
     image: opts.image,
     env,
-    resources: { requests: { memory: '50Mi' }, limits: { memory: '50Mi' } },
+    // Upstream's Go Initializer gets 50Mi; ours runs on Node, which was OOM-killed at 50Mi on the
+    // local node (docs/generate.md has the measured peak).
+    resources: { requests: { memory: '128Mi' }, limits: { memory: '128Mi' } },
     securityContext: { capabilities: { add: ['NET_ADMIN'] } },
     volumeMounts: [secretsMount()],
   };

@@ -32,6 +32,7 @@ describe('runtime: containerd configuration block', () => {
     assert.equal(rt.runtime_type, 'io.containerd.runc.v2');
     assert.deepEqual(rt.pod_annotations, ['io.katacontainers.*']);
     assert.equal(rt.options.BinaryName, CFG.binaryName);
+    assert.equal(rt.privileged_without_host_devices, true);
     assert.equal(cfg.plugins[CRI].sandbox_image, 'pause');
     assert.equal(cfg.plugins[CRI].containerd.runtimes.runc.runtime_type, 'io.containerd.runc.v2');
   });
@@ -190,7 +191,7 @@ describe('runtime: install-node into a directory standing for the node', functio
     assert.deepEqual(containerdProcesses('/proc', join(host, 'other.toml')), []);
   });
 
-  it('refuses without a containerd, without runc, for a hardware platform, and for another version', () => {
+  it('refuses without a containerd, without runc, for a hardware platform, and a handler of another platform', () => {
     writeFileSync(join(host, config), 'version = 2\n');
     assert.throws(() => installNode(opts()), /no running containerd reads/);
     rmSync(join(host, 'usr', 'sbin', 'runc'));
@@ -204,6 +205,7 @@ describe('runtime: install-node into a directory standing for the node', functio
         }),
       /installs the simulated runtime \(insecure-sim\) only/,
     );
-    assert.throws(() => installNode({ ...opts(), handler: 'contrast-cc-insecure-sim-00000000' }), /different versions/);
+    assert.throws(() => installNode({ ...opts(), handler: 'contrast-cc-metal-qemu-snp-00000000' }), /not a runtime class of insecure-sim/);
+    assert.throws(() => installNode({ ...opts(), handler: 'contrast-cc-insecure-sim-0' }), /not a runtime class of insecure-sim/);
   });
 });
