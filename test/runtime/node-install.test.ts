@@ -205,7 +205,13 @@ describe('runtime: install-node into a directory standing for the node', functio
         }),
       /installs the simulated runtime \(insecure-sim\) only/,
     );
-    assert.throws(() => installNode({ ...opts(), handler: 'contrast-cc-metal-qemu-snp-00000000' }), /not a runtime class of insecure-sim/);
-    assert.throws(() => installNode({ ...opts(), handler: 'contrast-cc-insecure-sim-0' }), /not a runtime class of insecure-sim/);
+    assert.throws(
+      () => installNode({ ...opts(), handler: 'contrast-cc-metal-qemu-snp-00000000' }),
+      /not a runtime class of insecure-sim/,
+    );
+    assert.throws(
+      () => installNode({ ...opts(), handler: 'contrast-cc-insecure-sim-0' }),
+      /not a runtime class of insecure-sim/,
+    );
   });
 });
