@@ -132,10 +132,7 @@ async function createSandbox(opts: SimAgentOptions, id: string, spec: OciSpec): 
     );
   const { shmSize } = sandboxInfo(spec);
   // The runtime creates the sandbox, then its pause container like any other.
-  const requests = [
-    sandboxRequest(spec),
-    ...containerRequests(spec, { sandboxId: id, containerId: id, shmSize }),
-  ];
+  const requests = [sandboxRequest(spec), ...containerRequests(spec, { sandboxId: id, containerId: id, shmSize })];
   const state = enforce(policy, {}, requests, 'pod sandbox');
   const deviceDir = await registerSandbox(opts.deviceStateDir, id, hostData);
   writeRecord(opts, id, { initdata: annotation, policy, state, deviceDir, shmSize });
