@@ -326,6 +326,22 @@ describe('e2e: the deployment flow on a real node with the simulated runtime', f
     );
   });
 
+  it('with three Coordinator replicas, deleting one keeps workloads starting (peer recovery, no recover)', async () => {
+    ok(kubectl('scale', 'statefulset/coordinator', '--replicas=3'), 'scale the Coordinator');
+    ok(kubectl('rollout', 'status', 'statefulset/coordinator', '--timeout=300s'), 'replicas ready');
+    const replicas = pods('app.kubernetes.io/name=coordinator');
+    assert.equal(replicas.filter(ready).length, 3, 'the new replicas took the secrets from a ready peer');
+    ok(kubectl('delete', 'pod', 'coordinator-0', '--wait=true', '--timeout=120s'), 'delete one replica');
+    ok(kubectl('scale', 'deployment/web', '--replicas=3'), 'scale web');
+    await until('three web pods ready without recover', 300, () =>
+      pods('app.kubernetes.io/name=web').filter(ready).length === 3 ? true : undefined,
+    );
+    await until('the deleted replica back and ready', 300, () =>
+      pods('app.kubernetes.io/name=coordinator').filter(ready).length === 3 ? true : undefined,
+    );
+    ok(contrast('verify', '--workspace-dir', WORK), 'verify through any replica');
+  });
+
   it('a pod whose command was patched after generate is refused by its policy, with the reason in its events', async () => {
     const before = new Set(pods('app.kubernetes.io/name=web').map((p) => p.metadata.name));
     const spec = JSON.parse(ok(kubectl('get', 'deployment', 'web', '-o', 'json'), 'get web')) as {
