@@ -210,7 +210,11 @@ export async function runSimAgent(argv: readonly string[], opts: SimAgentOptions
     await handle(inv, opts);
     return 0;
   } catch (err) {
-    const known = err instanceof SimAgentDenied || err instanceof UserError;
+    // A file of the node that is not there or not readable is the node's problem, not a bug.
+    const known =
+      err instanceof SimAgentDenied ||
+      err instanceof UserError ||
+      typeof (err as NodeJS.ErrnoException).code === 'string';
     const message = `kubectl-contrast insecure-sim: ${known ? (err as Error).message : `internal error: ${(err as Error).stack ?? String(err)}`}`;
     process.stderr.write(`${message}\n`);
     if (inv.subcommand === 'delete') return 0;
