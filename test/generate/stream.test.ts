@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { UserError } from '../../src/util/errors.js';
 import { docs, gen, genText } from './harness.js';
-import { parseStream, serializeStream } from '../../src/resources/stream.js';
+import { parseAllDocuments } from 'yaml';
+import { documentValue, parseStream, serializeStream, YAML_PARSE_OPTIONS } from '../../src/resources/stream.js';
 import { decodeInitDataAnnotation, INITDATA_ANNOTATION, POLICY_KEY } from '../../src/policy/initdata.js';
 
 const untouched = `# leading comment\n%YAML 1.1\n---\napiVersion: v1\nkind: ConfigMap   # trailing\nmetadata: {name: a, labels: {"x": 'y'}}\ndata:\n  mode: 0755\n  flag: on\n  list: [1, 2,   3]\n  anchor: &a hello\n  ref: *a\n...\n---\n\n# only a comment\n---\napiVersion: v1\nkind: Service\nmetadata:\n    name: svc\nspec:\n    ports:\n    -   port: 80\n`;
@@ -157,5 +158,54 @@ spec:
 
   it('still fails when the referenced ConfigMap is only in another namespace', async () => {
     await assert.rejects(genText([before, workload, list].join('---\n')), /ConfigMap after is not in the input/);
+  });
+});
+
+describe('YAML stream: double-quoted scalars', () => {
+  const quoted = [
+    'plain: "on"',
+    'long: "' + 'abcdefghij'.repeat(20000) + '"',
+    'escaped: "tab\\there \\u00e9 \\"quoted\\""',
+    'apostrophe: "it\'s"',
+    'spaces: "  two  "',
+    '"quoted key": "v"',
+    'folded: "one\n  two"',
+    'list: ["a", "b c", {"k": "v"}]',
+    'empty: ""',
+  ].join('\n');
+  const text = `kind: ConfigMap\nmetadata: {name: q}\ndata:\n${quoted
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n')}\n`;
+
+  it('reads the same values as the yaml package read on its own', () => {
+    const ours = parseStream('q.yaml', text, () => false).documents[0]!;
+    const theirs = parseAllDocuments(text, YAML_PARSE_OPTIONS)[0]!;
+    assert.equal(theirs.errors.length, 0);
+    assert.deepEqual(
+      documentValue(parseStream('q.yaml', text).documents[0]!.doc, { file: 'q', document: 1 }),
+      theirs.toJS(),
+    );
+    assert.deepEqual(ours.doc.toJS(), theirs.toJS());
+  });
+
+  it('writes a kept, edited document with its double quotes where they were', () => {
+    const s = parseStream('q.yaml', text);
+    const d = s.documents[0]!;
+    d.doc.setIn(['metadata', 'name'], 'changed');
+    d.changed = true;
+    const out = serializeStream(s);
+    const theirs = parseAllDocuments(text, YAML_PARSE_OPTIONS)[0]!;
+    theirs.setIn(['metadata', 'name'], 'changed');
+    assert.equal(out, theirs.toString({ lineWidth: 0, flowCollectionPadding: false }));
+    assert.match(out, /plain: "on"/);
+    assert.match(out, /"quoted key": "v"/);
+  });
+
+  it('still refuses an unterminated double-quoted scalar, at the same place', () => {
+    assert.throws(
+      () => parseStream('q.yaml', 'kind: ConfigMap\ndata:\n  k: "open\n', () => false),
+      /invalid YAML: Missing closing "quote \(line 4, column 1\)/,
+    );
   });
 });
