@@ -60,7 +60,7 @@ const UNITS: [RegExp, string, string?][] = [
   [/MBps$/, 'MB/s', 'throughput'],
   [/MaxRssMb$/i, 'MB', 'peak RSS'],
   [/RssMb$|Mb$|MB$/i, 'MB'],
-  [/CpuSeconds$/, 's', 'CPU time'],
+  [/CpuSeconds$/i, 's', 'CPU time'],
   [/Seconds$/i, 's', 'wall time'],
   [/Ms$/i, 'ms'],
   [/microsecondsEach$/, 'µs each', 'time'],
