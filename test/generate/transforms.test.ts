@@ -66,7 +66,7 @@ describe('Initializer injection', () => {
       { name: 'COORDINATOR_HOST', value: 'coordinator-ready' },
       { name: 'CONTRAST_SERVICE_MESH_DISABLED', value: 'true' },
     ]);
-    assert.deepEqual(init.resources, { requests: { memory: '50Mi' }, limits: { memory: '50Mi' } });
+    assert.deepEqual(init.resources, { requests: { memory: '128Mi' }, limits: { memory: '128Mi' } });
     assert.deepEqual(
       spec.volumes.find((v: { name: string }) => v.name === 'contrast-secrets'),
       { name: 'contrast-secrets', emptyDir: { medium: 'Memory' } },
