@@ -340,6 +340,8 @@ describe('e2e: the deployment flow on a real node with the simulated runtime', f
       pods('app.kubernetes.io/name=coordinator').filter(ready).length === 3 ? true : undefined,
     );
     ok(contrast('verify', '--workspace-dir', WORK), 'verify through any replica');
+    // Room on the two cores of a CI machine for the next step's pod.
+    ok(kubectl('scale', 'deployment/web', '--replicas=1'), 'scale web down');
   });
 
   it('a pod whose command was patched after generate is refused by its policy, with the reason in its events', async () => {
