@@ -103,6 +103,14 @@ const restartApp = async (): Promise<void> => {
   ok(kubectl('rollout', 'status', 'statefulset/api', '--timeout=300s'), 'api rolls out');
 };
 
+/** generate on the inputs in the workspace, offline: our images and the app's from their layouts. */
+const generateApp = () =>
+  contrast(
+    ...['generate', '--platform', 'insecure-sim', '--workspace-dir', WORK, '--offline'],
+    ...['--oci-layout', join(DIR, 'images'), '--oci-layout', join(DIR, 'app-image')],
+    ...['-o', join(WORK, 'resources.yaml'), join(WORK, 'inputs')],
+  );
+
 const events = (pod: string): string =>
   ok(kubectl('get', 'events', '--field-selector', `involvedObject.name=${pod}`, '-o', 'json'), 'events');
 
@@ -207,24 +215,7 @@ describe('e2e: the deployment flow on a real node with the simulated runtime', f
       ok(contrast('coordinator', 'render', '--no-policy', '--replicas', '1'), 'coordinator render --no-policy'),
     );
     writeFileSync(join(inputs, 'app.yaml'), readFileSync(join(REPO_ROOT, 'test', 'e2e', 'workloads', 'app.yaml')));
-    ok(
-      contrast(
-        'generate',
-        '--platform',
-        'insecure-sim',
-        '--workspace-dir',
-        WORK,
-        '--oci-layout',
-        join(DIR, 'images'),
-        '--oci-layout',
-        join(DIR, 'app-image'),
-        '--offline',
-        '-o',
-        join(WORK, 'resources.yaml'),
-        inputs,
-      ),
-      'generate',
-    );
+    ok(generateApp(), 'generate');
     manifestPath = join(WORK, 'manifest.json');
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { Policies: Record<string, { Role?: string }> };
     assert.equal(
@@ -295,24 +286,7 @@ describe('e2e: the deployment flow on a real node with the simulated runtime', f
   it('a manifest update rolls out', async () => {
     const app = join(WORK, 'inputs', 'app.yaml');
     writeFileSync(app, readFileSync(app, 'utf8').replace('value: "1"', 'value: "2"'));
-    ok(
-      contrast(
-        'generate',
-        '--platform',
-        'insecure-sim',
-        '--workspace-dir',
-        WORK,
-        '--oci-layout',
-        join(DIR, 'images'),
-        '--oci-layout',
-        join(DIR, 'app-image'),
-        '--offline',
-        '-o',
-        join(WORK, 'resources.yaml'),
-        join(WORK, 'inputs'),
-      ),
-      'generate again',
-    );
+    ok(generateApp(), 'generate again');
     ok(contrast('set', '--workspace-dir', WORK, join(WORK, 'resources.yaml')), 'set the new manifest');
     ok(kubectl('apply', '-f', join(WORK, 'resources.yaml')), 'apply');
     // A new manifest has a new mesh CA: every workload restarts (api also changed).
