@@ -4,8 +4,10 @@
  * coordinator apply → generate → kubectl apply → workloads wait in their Initializer → set
  * (through the port-forwarder) → verify → workloads Ready with mesh certificates, web reaches
  * api over mTLS and a plain-text client is refused → the Coordinator pod is deleted → new
- * workloads wait → recover → verify shows the same history → a manifest update rolls out → a
- * pod patched after generate is refused by its policy. Each step checks what a user would see.
+ * workloads wait → recover → verify shows the same history → a manifest update (from a Helm
+ * chart through the Helm 4 post-renderer) rolls out → three Coordinator replicas survive the
+ * deletion of one → a pod patched after generate is refused by its policy. Each step checks what
+ * a user would see.
  *
  * Needs root and what scripts/setup.sh builds; its own namespace and state directory.
  */
@@ -283,10 +285,45 @@ describe('e2e: the deployment flow on a real node with the simulated runtime', f
     );
   });
 
-  it('a manifest update rolls out', async () => {
-    const app = join(WORK, 'inputs', 'app.yaml');
-    writeFileSync(app, readFileSync(app, 'utf8').replace('value: "1"', 'value: "2"'));
-    ok(generateApp(), 'generate again');
+  it('a manifest update, rendered from a Helm chart through the Helm 4 post-renderer plugin, rolls out', async () => {
+    // The same deployment as a chart whose value changes the api; `helm template` runs our
+    // post-renderer plugin, which transforms it and updates the workspace's manifest.
+    const chart = join(WORK, 'chart');
+    mkdirSync(join(chart, 'templates'), { recursive: true });
+    writeFileSync(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: e2e\nversion: 0.1.0\n');
+    writeFileSync(join(chart, 'values.yaml'), 'apiVersion: "2"\n');
+    copyFileSync(join(WORK, 'inputs', 'coordinator.yaml'), join(chart, 'templates', 'coordinator.yaml'));
+    const app = readFileSync(join(WORK, 'inputs', 'app.yaml'), 'utf8');
+    assert.ok(app.includes('value: "1"'));
+    writeFileSync(
+      join(chart, 'templates', 'app.yaml'),
+      app.replace('value: "1"', 'value: {{ .Values.apiVersion | quote }}'),
+    );
+    const helmHome = join(DIR, 'helm');
+    for (const d of ['config', 'cache', 'data']) mkdirSync(join(helmHome, d), { recursive: true });
+    const helmEnv = {
+      ...ENV,
+      ...clusterEnv,
+      HELM_CONFIG_HOME: join(helmHome, 'config'),
+      HELM_CACHE_HOME: join(helmHome, 'cache'),
+      HELM_DATA_HOME: join(helmHome, 'data'),
+      HELM_PLUGINS: join(helmHome, 'data', 'plugins'),
+    };
+    const helm = join(REPO_ROOT, 'tools', 'bin', 'helm4');
+    ok(run(helm, ['plugin', 'install', join(REPO_ROOT, 'plugin')], helmEnv), 'helm4 plugin install ./plugin');
+    const rendererArgs = [
+      '--platform=insecure-sim',
+      `--workspace-dir=${WORK}`,
+      '--offline',
+      `--oci-layout=${join(DIR, 'images')}`,
+      `--oci-layout=${join(DIR, 'app-image')}`,
+    ].flatMap((a) => ['--post-renderer-args', a]);
+    const rendered = ok(
+      run(helm, ['template', 'e2e', chart, '--post-renderer', 'contrast', ...rendererArgs], helmEnv),
+      'helm4 template --post-renderer contrast',
+    );
+    assert.match(rendered, /cc_init_data/);
+    writeFileSync(join(WORK, 'resources.yaml'), rendered);
     ok(contrast('set', '--workspace-dir', WORK, join(WORK, 'resources.yaml')), 'set the new manifest');
     ok(kubectl('apply', '-f', join(WORK, 'resources.yaml')), 'apply');
     // A new manifest has a new mesh CA: every workload restarts (api also changed).
