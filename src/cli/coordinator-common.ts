@@ -1,4 +1,5 @@
 /** Pieces shared by `set`, `verify` and `recover`: flags, the workspace, reaching the Coordinator. */
+import { INJECTED_IMAGES, loadImageReplacements, replaceImage } from '../platforms/images.js';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
@@ -27,6 +28,7 @@ import { connectFromArgs, kubeOptions, parseDuration, type KubeArgs } from './ku
 export interface CoordinatorArgs extends WorkspaceArgs, KubeArgs {
   coordinator?: string;
   'pod-running-timeout': string;
+  'image-replacements'?: string;
   'retry-for': number;
   /** Upstream v1.2's flag: the Coordinator policy hash to pin (must be a Role "coordinator" entry of the manifest). */
   'coordinator-policy-hash'?: string;
@@ -53,6 +55,11 @@ export function coordinatorOption<T>(y: Argv<T>): Argv<T & Omit<CoordinatorArgs,
         requiresArg: true,
         describe:
           'Without -c and a load balancer: how long to wait for the port-forwarder pod to run (as kubectl port-forward; also bounded by --retry-for and --request-timeout)',
+      })
+      .option('image-replacements', {
+        type: 'string',
+        requiresArg: true,
+        describe: 'File of "source=target" lines that replace the port-forwarder image (a mirror, as for generate)',
       }),
   ) as Argv<T & Omit<CoordinatorArgs, keyof WorkspaceArgs | 'retry-for'>>;
 }
@@ -198,6 +205,7 @@ export async function withCoordinator<T>(
   if (argv.coordinator !== undefined) return use(make(parseAddress(argv.coordinator)));
 
   const readyTimeoutMs = podWaitMs(argv);
+  const image = replaceImage(INJECTED_IMAGES.portForwarder, loadImageReplacements(argv['image-replacements']));
   const [{ findCoordinator }, cluster] = await Promise.all([import('../kube/discovery.js'), connectFromArgs(argv)]);
   const abort = new AbortController();
   let close: (() => Promise<void>) | undefined;
@@ -211,7 +219,7 @@ export async function withCoordinator<T>(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const endpoint = await findCoordinator(cluster, { readyTimeoutMs, onProgress: note, signal: abort.signal });
+    const endpoint = await findCoordinator(cluster, { readyTimeoutMs, onProgress: note, signal: abort.signal, image });
     close = () => endpoint.close();
     note(
       `Coordinator: ${endpoint.host}:${endpoint.port} (${endpoint.via === 'port-forward' ? 'port-forward through the port-forwarder pod' : 'load balancer of Service coordinator'})`,

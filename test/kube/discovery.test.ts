@@ -217,6 +217,23 @@ describe('set/verify/recover without -c find the Coordinator through the cluster
           `${flags.join(' ')}: the Pending pod is left behind`,
         );
       }
+      // --image-replacements moves the port-forwarder to a mirror, like everything else we inject.
+      const repl = join(ws, 'replacements.txt');
+      writeFileSync(repl, 'ghcr.io/kubectl-contrast/*=mirror.example/kc/*\n');
+      const mirrored = runCliAsync([...base, '--pod-running-timeout', '6s', '--image-replacements', repl]);
+      let image: string | undefined;
+      for (let i = 0; i < 50 && image === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        image = await a.core
+          .readNamespacedPod({ name: PORT_FORWARDER_NAME, namespace: ns })
+          .then((p) => p.spec?.containers[0]?.image)
+          .catch(() => undefined);
+      }
+      assert.equal((await mirrored).code, 1);
+      assert.match(image ?? '', /^mirror\.example\/kc\/port-forwarder:v[^@]+@sha256:[0-9a-f]{64}$/);
+      const unreadable = await runCliAsync([...base, '--image-replacements', join(ws, 'missing.txt')]);
+      assert.equal(unreadable.code, 1);
+      assert.match(unreadable.stderr, /missing\.txt: cannot read image replacements/);
       const bad = await runCliAsync([...base, '--pod-running-timeout', 'soon']);
       assert.equal(bad.code, 2, bad.stderr);
       assert.match(bad.stderr, /--pod-running-timeout/);
