@@ -69,7 +69,8 @@ const COPY_CHUNK = 1024 * 1024;
 const DIR_MODE = (0x80000000 + 0o750) >>> 0;
 /** virtcontainers K8sEmptyDir: the kubelet directory of emptyDir volumes. */
 const K8S_EMPTY_DIR = 'kubernetes.io~empty-dir';
-const HEX64 = /^[0-9a-f]{64}$/;
+/** What containerd's CRI plugin gives sandboxes and containers as ids. */
+export const CONTAINER_ID = /^[0-9a-f]{64}$/;
 /** containerd's default state directory for the k8s.io namespace's task bundles. */
 const DEFAULT_BUNDLES = '/run/containerd/io.containerd.runtime.v2.task/k8s.io';
 
@@ -86,9 +87,10 @@ export function containerKind(spec: OciSpec): ContainerKind {
   return fail(`annotations.${CONTAINER_TYPE}`, `must be "sandbox" or "container", found ${JSON.stringify(t)}`);
 }
 
-function sandboxId(spec: OciSpec): string {
+/** The pod's sandbox id from a spec of the pod (the CRI annotation), checked. */
+export function sandboxIdOf(spec: OciSpec): string {
   const id = spec.annotations?.[SANDBOX_ID];
-  if (typeof id !== 'string' || !HEX64.test(id))
+  if (typeof id !== 'string' || !CONTAINER_ID.test(id))
     fail(`annotations.${SANDBOX_ID}`, 'must be the 64-hex-digit id containerd gives a sandbox');
   return id;
 }
@@ -120,7 +122,7 @@ function shmSize(spec: OciSpec, host: HostView): number {
 /** The sandbox facts every container of the pod needs, from the sandbox's spec. */
 export function sandboxInfo(spec: OciSpec, host: HostView = fsHost()): SandboxInfo {
   if (containerKind(spec) !== 'sandbox') fail(`annotations.${CONTAINER_TYPE}`, 'is not the sandbox spec');
-  return { sandboxId: sandboxId(spec), shmSize: shmSize(spec, host) };
+  return { sandboxId: sandboxIdOf(spec), shmSize: shmSize(spec, host) };
 }
 
 /**
@@ -350,9 +352,9 @@ export function containerRequests(spec: OciSpec, target: ContainerTarget, host: 
   const kind = containerKind(spec);
   const cid = target.containerId;
   const sid = target.sandboxId;
-  if (!HEX64.test(cid)) throw new UserError(`container id ${JSON.stringify(cid)} is not 64 hex digits`);
-  if (sandboxId(spec) !== sid)
-    fail(`annotations.${SANDBOX_ID}`, `names sandbox ${sandboxId(spec)}, not this pod's sandbox ${sid}`);
+  if (!CONTAINER_ID.test(cid)) throw new UserError(`container id ${JSON.stringify(cid)} is not 64 hex digits`);
+  if (sandboxIdOf(spec) !== sid)
+    fail(`annotations.${SANDBOX_ID}`, `names sandbox ${sandboxIdOf(spec)}, not this pod's sandbox ${sid}`);
   if (kind === 'sandbox' && cid !== sid)
     throw new UserError(`the sandbox container must have the sandbox id ${sid}, not ${cid}`);
   const shm = target.shmSize ?? DEFAULT_SHM;

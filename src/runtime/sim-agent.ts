@@ -23,10 +23,11 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { SIM_DEVICE_MOUNT } from '../attestation/simulated.js';
 import {
-  SANDBOX_ID,
+  CONTAINER_ID,
   containerKind,
   containerRequests,
   parseOciSpec,
+  sandboxIdOf,
   sandboxInfo,
   sandboxRequest,
   type OciSpec,
@@ -56,12 +57,11 @@ export class SimAgentDenied extends Error {
   override name = 'SimAgentDenied';
 }
 
-const CONTAINERD_ID = /^[0-9a-f]{64}$/;
-
-function requireId(value: string | undefined, what: string): string {
-  if (value === undefined || !CONTAINERD_ID.test(value))
+/** The id runc is given; a pod's records are kept under it, so it is checked before any path. */
+function requireId(value: string | undefined): string {
+  if (value === undefined || !CONTAINER_ID.test(value))
     throw new SimAgentDenied(
-      `${what} ${JSON.stringify(value ?? '')} is not a containerd id (64 lower-case hex digits)`,
+      `container id ${JSON.stringify(value ?? '')} is not a containerd id (64 lower-case hex digits)`,
     );
   return value;
 }
@@ -107,12 +107,8 @@ function readSpec(bundle: string): { spec: OciSpec; path: string } {
   return { spec: parseOciSpec(readFileSync(path), path), path };
 }
 
-function annotationsOf(spec: OciSpec): Record<string, string> {
-  return (spec.annotations ?? {}) as Record<string, string>;
-}
-
 async function createSandbox(opts: SimAgentOptions, id: string, spec: OciSpec): Promise<void> {
-  const annotation = annotationsOf(spec)[INITDATA_ANNOTATION];
+  const annotation = spec.annotations?.[INITDATA_ANNOTATION];
   if (annotation === undefined)
     throw new SimAgentDenied(
       `the pod has no ${INITDATA_ANNOTATION} annotation: a confidential pod needs the policy that \`kubectl contrast generate\` writes`,
@@ -139,8 +135,8 @@ async function createSandbox(opts: SimAgentOptions, id: string, spec: OciSpec): 
 }
 
 function createContainer(opts: SimAgentOptions, id: string, spec: OciSpec, specPath: string): void {
-  const annotations = annotationsOf(spec);
-  const sandboxId = requireId(annotations[SANDBOX_ID], `annotation ${SANDBOX_ID}`);
+  const annotations = spec.annotations ?? {};
+  const sandboxId = sandboxIdOf(spec);
   const record = readRecord(opts, sandboxId);
   if (!record)
     throw new SimAgentDenied(`container ${id}: its pod sandbox ${sandboxId} was not created by this runtime`);
@@ -164,7 +160,7 @@ function createContainer(opts: SimAgentOptions, id: string, spec: OciSpec, specP
 }
 
 async function deleteSandbox(opts: SimAgentOptions, id: string): Promise<void> {
-  if (!CONTAINERD_ID.test(id) || !existsSync(recordPath(opts, id))) return;
+  if (!CONTAINER_ID.test(id) || !existsSync(recordPath(opts, id))) return;
   await unregisterSandbox(opts.deviceStateDir, id);
   rmSync(recordDir(opts, id), { recursive: true, force: true });
 }
@@ -172,7 +168,7 @@ async function deleteSandbox(opts: SimAgentOptions, id: string): Promise<void> {
 async function handle(inv: RuncInvocation, opts: SimAgentOptions): Promise<void> {
   if (inv.subcommand === 'delete') return deleteSandbox(opts, inv.id ?? '');
   if (inv.subcommand !== 'create') return;
-  const id = requireId(inv.id, 'container id');
+  const id = requireId(inv.id);
   // The requests name the bundle where a node with containerd's default state directory has it
   // (what the policy expects), not where this node keeps it.
   const { spec, path } = readSpec(resolve(inv.bundle ?? '.'));
