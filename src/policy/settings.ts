@@ -127,8 +127,11 @@ const DEFAULT_CAPS = [
   'CAP_AUDIT_WRITE',
 ];
 
-/** Every capability of Linux 6.x, the set a privileged container gets. */
-const ALL_CAPS = [
+/**
+ * Every capability of Linux 6.x, the set a privileged container gets, in the order of their
+ * numbers (include/uapi/linux/capability.h): `ALL_CAPS[n]` is capability n.
+ */
+export const ALL_CAPS: readonly string[] = [
   'CAP_CHOWN',
   'CAP_DAC_OVERRIDE',
   'CAP_DAC_READ_SEARCH',

@@ -15,6 +15,8 @@ import { parseRuncArgs } from '../../src/runtime/runc-args.js';
 import { containerdProcesses, installNode, wrapperScript } from '../../src/runtime/install-node.js';
 import { runtimePaths } from '../../src/runtime/paths.js';
 import { requirePlatform, runtimeHandler } from '../../src/platforms/platforms.js';
+import { ALL_CAPS, defaultSettings } from '../../src/policy/settings.js';
+import { nodeSettings } from '../../scripts/node-settings.js';
 
 const HANDLER = 'contrast-cc-insecure-sim-0123abcd';
 const CFG = { handler: HANDLER, binaryName: '/opt/x/bin/runc-wrapper', podAnnotations: ['io.katacontainers.*'] };
@@ -213,5 +215,40 @@ describe('runtime: install-node into a directory standing for the node', functio
       () => installNode({ ...opts(), handler: 'contrast-cc-insecure-sim-0' }),
       /not a runtime class of insecure-sim/,
     );
+  });
+});
+
+describe("runtime: the local node's policy settings (scripts/node-settings.ts)", () => {
+  const full = (1n << 41n) - 1n;
+  const resolv = (s: ReturnType<typeof nodeSettings>) =>
+    s.pauseContainer.mounts.find((m) => m.destination === '/etc/resolv.conf')!.options;
+
+  it('describes containerd 1.6 specs: OCI version 1.0.2-dev, the sandbox resolv.conf rbind,ro', () => {
+    const s = nodeSettings('1.6.20~ds1', full);
+    assert.equal(s.ociVersion, '1.0.2-dev');
+    assert.deepEqual(resolv(s), ['rbind', 'ro']);
+    assert.deepEqual(s.privilegedCaps, [...ALL_CAPS]);
+  });
+
+  it('keeps the defaults for containerd 1.7 and 2.x', () => {
+    for (const v of ['1.7.24', 'v2.1.0']) {
+      const s = nodeSettings(v, full);
+      assert.equal(s.ociVersion, defaultSettings().ociVersion, v);
+      assert.deepEqual(resolv(s), resolv(defaultSettings()), v);
+    }
+  });
+
+  it("gives privileged containers exactly containerd's bounding set", () => {
+    const withoutSysResource = full & ~(1n << 24n);
+    const s = nodeSettings('1.6.20', withoutSysResource);
+    assert.deepEqual(
+      s.privilegedCaps,
+      ALL_CAPS.filter((c) => c !== 'CAP_SYS_RESOURCE'),
+    );
+    assert.deepEqual(nodeSettings('1.6.20', 0n).privilegedCaps, []);
+  });
+
+  it('refuses what is not a containerd version', () => {
+    assert.throws(() => nodeSettings('containerd', full), /not a containerd version/);
   });
 });
