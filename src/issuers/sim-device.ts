@@ -8,7 +8,6 @@
  * one 252-byte report, after which the device closes the connection. Anything else is an error.
  */
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
   SIM_DEVICE_MOUNT,
@@ -19,7 +18,7 @@ import {
 } from '../attestation/simulated.js';
 import { OID_SIMULATED_EVIDENCE } from '../attestation/tees.js';
 import type { Evidence, Issuer } from './issuer.js';
-import { unixAddress } from './unix-path.js';
+import { unixExchange, type UnixExchangeError } from './unix-path.js';
 
 /** Whether this container has a simulated device (its socket is mounted). */
 export function simDeviceAvailable(dir = SIM_DEVICE_MOUNT): boolean {
@@ -40,64 +39,32 @@ export function requestSimDeviceReport(dir: string, reportData: Buffer, timeoutM
     return Promise.reject(
       new SimDeviceError(socketPath, `report data must be exactly 64 bytes, got ${reportData.length}`),
     );
-  let address;
-  try {
-    address = unixAddress(dir, SIM_DEVICE_SOCKET);
-  } catch (err) {
-    return Promise.reject(new SimDeviceError(socketPath, `cannot open ${dir}: ${(err as Error).message}`));
-  }
-  const addr = address;
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let settled = false;
-    const finish = (err: Error | undefined, report?: Buffer): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      addr.release();
-      sock.destroy();
-      if (err) reject(err);
-      else resolve(report!);
-    };
-    const sock = connect(addr.path);
-    const timer = setTimeout(
-      () => finish(new SimDeviceError(socketPath, `no report within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    sock.on('connect', () => {
-      addr.release();
-      sock.write(reportData);
-    });
-    sock.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > SIM_REPORT_SIZE)
-        return finish(new SimDeviceError(socketPath, `the device sent more than ${SIM_REPORT_SIZE} bytes`));
-      chunks.push(chunk);
-    });
-    sock.on('end', () => {
-      if (received !== SIM_REPORT_SIZE)
-        return finish(
-          new SimDeviceError(
-            socketPath,
-            received === 0
-              ? 'the device closed the connection without a report'
-              : `the device sent ${received} bytes, a report has ${SIM_REPORT_SIZE}`,
-          ),
-        );
-      finish(undefined, Buffer.concat(chunks));
-    });
-    sock.on('error', (err: NodeJS.ErrnoException) =>
-      finish(
-        new SimDeviceError(
+  return unixExchange(dir, SIM_DEVICE_SOCKET, reportData, { timeoutMs, maxBytes: SIM_REPORT_SIZE }).then(
+    (report) => {
+      if (report.length !== SIM_REPORT_SIZE)
+        throw new SimDeviceError(
           socketPath,
-          err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
-            ? `not reachable (${err.code}): the node's device daemon is not serving this pod (is the node installer running?)`
-            : err.message,
-        ),
-      ),
-    );
-  });
+          report.length === 0
+            ? 'the device closed the connection without a report'
+            : `the device sent ${report.length} bytes, a report has ${SIM_REPORT_SIZE}`,
+        );
+      return report;
+    },
+    (err: UnixExchangeError) => {
+      throw new SimDeviceError(
+        socketPath,
+        err.kind === 'open'
+          ? `cannot open ${dir}: ${err.message}`
+          : err.kind === 'timeout'
+            ? `no report within ${timeoutMs} ms`
+            : err.kind === 'too-long'
+              ? `the device sent more than ${SIM_REPORT_SIZE} bytes`
+              : err.kind === 'unreachable'
+                ? `not reachable (${err.message}): the node's device daemon is not serving this pod (is the node installer running?)`
+                : err.message,
+      );
+    },
+  );
 }
 
 export class SimDeviceIssuer implements Issuer {

@@ -31,7 +31,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { join, resolve, sep } from 'node:path';
 import { SIM_DEVICE_SOCKET } from '../attestation/simulated.js';
 import { buildSimReport, loadOrCreateSimRoot } from '../issuers/simulated.js';
-import { unixAddress, type UnixAddress } from '../issuers/unix-path.js';
+import { unixAddress, unixExchange, type UnixAddress, type UnixExchangeError } from '../issuers/unix-path.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 
 export const SIM_CONTROL_SOCKET = 'control.sock';
@@ -443,66 +443,41 @@ function controlRequest(
   timeoutMs: number,
 ): Promise<Record<string, unknown>> {
   const path = join(resolve(stateDir), SIM_CONTROL_SOCKET);
-  return new Promise((ok, fail) => {
-    let address: UnixAddress;
-    try {
-      address = unixAddress(resolve(stateDir), SIM_CONTROL_SOCKET);
-    } catch {
-      return fail(new Error(`${NOT_RUNNING} (${path} cannot be reached)`));
-    }
-    const sock = connect(address.path);
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let settled = false;
-    const finish = (err: Error | undefined, value?: Record<string, unknown>): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      address.release();
-      sock.destroy();
-      if (err) fail(err);
-      else ok(value!);
-    };
-    const timer = setTimeout(
-      () => finish(new Error(`the insecure-sim device daemon (${path}) did not answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    sock.on('connect', () => {
-      address.release();
-      sock.write(`${JSON.stringify(request)}\n`);
-    });
-    sock.on('error', (err: NodeJS.ErrnoException) =>
-      finish(
-        new Error(
-          err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
-            ? `${NOT_RUNNING} (nothing listens on ${path})`
-            : `the insecure-sim device daemon (${path}): ${err.message}`,
-        ),
-      ),
-    );
-    sock.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > MAX_CONTROL_ANSWER) return finish(new Error(`the device daemon's answer is too long (${path})`));
-      chunks.push(chunk);
-    });
-    sock.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
+  return unixExchange(resolve(stateDir), SIM_CONTROL_SOCKET, `${JSON.stringify(request)}\n`, {
+    timeoutMs,
+    maxBytes: MAX_CONTROL_ANSWER,
+  }).then(
+    (bytes) => {
+      const text = bytes.toString('utf8');
       let answer: unknown;
       try {
         if (!text.endsWith('\n')) throw new Error('no newline');
         answer = JSON.parse(text);
       } catch {
-        return finish(new Error(`the insecure-sim device daemon (${path}) sent no valid answer`));
+        throw new Error(`the insecure-sim device daemon (${path}) sent no valid answer`);
       }
       const a = answer as Record<string, unknown>;
-      if (typeof a !== 'object' || a === null) return finish(new Error(`the device daemon's answer is not an object`));
+      if (typeof a !== 'object' || a === null) throw new Error(`the device daemon's answer is not an object`);
       if (a.ok !== true)
-        return finish(
-          new Error(`the insecure-sim device daemon refused: ${typeof a.error === 'string' ? a.error : 'no reason'}`),
+        throw new Error(
+          `the insecure-sim device daemon refused: ${typeof a.error === 'string' ? a.error : 'no reason'}`,
         );
-      finish(undefined, a);
-    });
-  });
+      return a;
+    },
+    (err: UnixExchangeError) => {
+      throw new Error(
+        err.kind === 'open'
+          ? `${NOT_RUNNING} (${path} cannot be reached)`
+          : err.kind === 'unreachable'
+            ? `${NOT_RUNNING} (nothing listens on ${path})`
+            : err.kind === 'timeout'
+              ? `the insecure-sim device daemon (${path}) did not answer within ${timeoutMs} ms`
+              : err.kind === 'too-long'
+                ? `the device daemon's answer is too long (${path})`
+                : `the insecure-sim device daemon (${path}): ${err.message}`,
+      );
+    },
+  );
 }
 
 /**
