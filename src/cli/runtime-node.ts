@@ -7,12 +7,32 @@ import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_CONTAINERD_CONFIG, DEFAULT_RUNTIME_DIR } from '../runtime/paths.js';
 import { isSingleExecutable } from '../util/sea.js';
 
-interface InstallNodeArgs {
+/** The node paths: where the runtime goes, and containerd's configuration file. */
+export interface NodePathArgs {
+  'runtime-dir': string;
+  'containerd-config': string;
+}
+
+/** `--runtime-dir` and `--containerd-config`, for `runtime render|apply` and the installer alike. */
+export function nodePathOptions<T>(y: Argv<T>): Argv<T & NodePathArgs> {
+  return y
+    .option('runtime-dir', {
+      type: 'string',
+      default: process.env.CONTRAST_RUNTIME_DIR ?? DEFAULT_RUNTIME_DIR,
+      describe: 'Where on the node the runtime is installed (env CONTRAST_RUNTIME_DIR)',
+    })
+    .option('containerd-config', {
+      type: 'string',
+      default: process.env.CONTRAST_CONTAINERD_CONFIG ?? DEFAULT_CONTAINERD_CONFIG,
+      describe:
+        "The node's containerd configuration file that gets the runtime handler (env CONTRAST_CONTAINERD_CONFIG)",
+    }) as Argv<T & NodePathArgs>;
+}
+
+interface InstallNodeArgs extends NodePathArgs {
   platform: string;
   handler: string;
   'host-root': string;
-  'runtime-dir': string;
-  'containerd-config': string;
   executable?: string;
 }
 
@@ -20,15 +40,10 @@ const installNodeCommand: CommandModule<object, InstallNodeArgs> = {
   command: 'install-node <platform> <handler>',
   describe: false,
   builder: (y: Argv) =>
-    y
+    nodePathOptions(y)
       .positional('platform', { type: 'string', demandOption: true })
       .positional('handler', { type: 'string', demandOption: true })
       .option('host-root', { type: 'string', default: '/host', describe: "Where the node's / is mounted" })
-      .option('runtime-dir', { type: 'string', default: process.env.CONTRAST_RUNTIME_DIR ?? DEFAULT_RUNTIME_DIR })
-      .option('containerd-config', {
-        type: 'string',
-        default: process.env.CONTRAST_CONTAINERD_CONFIG ?? DEFAULT_CONTAINERD_CONFIG,
-      })
       .option('executable', {
         type: 'string',
         describe: 'The executable to install (default: this one, which must be the single executable)',

@@ -3,23 +3,20 @@ import type { Argv, CommandModule } from 'yargs';
 import { platformIds, requirePlatform } from '../platforms/platforms.js';
 import { loadImageReplacements } from '../platforms/images.js';
 import { renderRuntime } from '../runtime/render.js';
-import { DEFAULT_CONTAINERD_CONFIG, DEFAULT_RUNTIME_DIR } from '../runtime/paths.js';
-import { nodeCommands } from './runtime-node.js';
+import { nodeCommands, nodePathOptions, type NodePathArgs } from './runtime-node.js';
 import type { DryRun } from '../kube/apply.js';
 import { formatObjects, objectFormat } from '../kube/output.js';
 import { connectFromArgs, kubeOptions, outputOption, type KubeArgs, type OutputArgs } from './kube-options.js';
 
-interface RuntimeArgs extends KubeArgs, OutputArgs {
+interface RuntimeArgs extends KubeArgs, OutputArgs, NodePathArgs {
   platform: string;
   'image-replacements'?: string;
-  'runtime-dir': string;
-  'containerd-config': string;
   'dry-run'?: string;
   'force-conflicts': boolean;
 }
 
 function runtimeOptions(y: Argv): Argv<RuntimeArgs> {
-  return kubeOptions(y)
+  const withFlags = kubeOptions(y)
     .option('platform', {
       type: 'string',
       choices: platformIds(),
@@ -29,18 +26,8 @@ function runtimeOptions(y: Argv): Argv<RuntimeArgs> {
     .option('image-replacements', {
       type: 'string',
       describe: 'File of "source=target" lines that replace the node-installer and pause images',
-    })
-    .option('runtime-dir', {
-      type: 'string',
-      default: process.env.CONTRAST_RUNTIME_DIR ?? DEFAULT_RUNTIME_DIR,
-      describe: 'Where on the node the runtime is installed (env CONTRAST_RUNTIME_DIR)',
-    })
-    .option('containerd-config', {
-      type: 'string',
-      default: process.env.CONTRAST_CONTAINERD_CONFIG ?? DEFAULT_CONTAINERD_CONFIG,
-      describe:
-        "The node's containerd configuration file that gets the runtime handler (env CONTRAST_CONTAINERD_CONFIG)",
-    }) as Argv<RuntimeArgs>;
+    });
+  return nodePathOptions(withFlags) as unknown as Argv<RuntimeArgs>;
 }
 
 function render(argv: RuntimeArgs) {
