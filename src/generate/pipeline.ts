@@ -29,14 +29,16 @@ import { defaultWorkloadSecretId } from './workload-secret.js';
 import { allResources, contrastRuntimeClassField, envSourcesNamed, parseInput, type ParsedInput } from './read-step.js';
 import {
   buildPodPolicy,
-  checkOwnPolicy,
   envSourceNames,
+  ownPolicyDenial,
   policyContext,
   policyInput,
   readSettings,
 } from './policy-step.js';
 import { imageLookup, imagesOf, pinImages, resolveImages } from './image-step.js';
 import { buildManifest, type ManifestOptions } from './manifest-step.js';
+import { selfChecker } from './self-check.js';
+import { synthesizeRequests } from '../policy/index.js';
 
 /** What `generate` does; every field says what happens when it is unset. */
 export interface GenerateOptions extends ManifestOptions {
@@ -62,6 +64,8 @@ export interface GenerateOptions extends ManifestOptions {
   transientAnnotation?: (key: string) => boolean;
   /** Give every confidential workload an image store (annotation image-store-size: size, "0": none). Unset: false. */
   injectImageStore?: boolean;
+  /** Run the self-check on a worker thread (src/generate/self-check.ts). Unset: from WORKER_MIN_PODS pods on, where a worker can start. */
+  selfCheckWorker?: boolean;
 }
 
 /** A confidential workload as found in the input, before anything is changed. */
@@ -212,39 +216,55 @@ async function attachPolicies(
   const problems: UserError[] = [];
   // The initdata annotations, gzipped in the background (see encodePolicyInBackground).
   const pending: { w: TransformedWorkload; annotation: Promise<string> }[] = [];
-  for (const w of transformed) {
-    const input = policyInput(
-      w.ref,
-      w.resource,
-      { metadata: withoutAnnotations(w.template.metadata, options.transientAnnotation), spec: w.template.spec },
-      ctx,
-    );
-    let built;
-    try {
-      built = buildPodPolicy(input, w.resource.location);
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      problems.push(err);
-      continue;
-    }
-    if (problems.length > 0) continue;
-    const { pod, text } = built;
-    await checkOwnPolicy(text, input, pod, w.resource.location);
-    const encoded = encodePolicyInBackground(text);
-    pending.push({ w, annotation: encoded.annotation });
-    // Let finished gzip jobs hand back their result (and free their zlib state).
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const existing = policies[encoded.hash];
-    const entry = manifestEntry(w);
-    if (existing && existing.WorkloadSecretID !== entry.WorkloadSecretID) {
-      // Two workloads with byte-identical policies share one manifest entry; upstream does the same.
-      warn(
-        `has the same policy as workload secret ID ${existing.WorkloadSecretID}; they share a manifest entry`,
-        w.resource.location,
+  // The self-checks, in workload order, each settled to its error (none: the pod is admitted).
+  const checks: Promise<Error | undefined>[] = [];
+  const checker = selfChecker(transformed.length, options.selfCheckWorker);
+  try {
+    for (const w of transformed) {
+      const input = policyInput(
+        w.ref,
+        w.resource,
+        { metadata: withoutAnnotations(w.template.metadata, options.transientAnnotation), spec: w.template.spec },
+        ctx,
       );
+      let built;
+      try {
+        built = buildPodPolicy(input, w.resource.location);
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        problems.push(err);
+        continue;
+      }
+      if (problems.length > 0) continue;
+      const { pod, text } = built;
+      const location = w.resource.location;
+      await checker.whenRoom();
+      checks.push(
+        checker.check(text, synthesizeRequests(input, pod)).then(
+          (report) => ownPolicyDenial(report, location),
+          (err: Error) => err,
+        ),
+      );
+      const encoded = encodePolicyInBackground(text);
+      pending.push({ w, annotation: encoded.annotation });
+      // Let finished gzip jobs hand back their result (and free their zlib state).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const existing = policies[encoded.hash];
+      const entry = manifestEntry(w);
+      if (existing && existing.WorkloadSecretID !== entry.WorkloadSecretID) {
+        // Two workloads with byte-identical policies share one manifest entry; upstream does the same.
+        warn(
+          `has the same policy as workload secret ID ${existing.WorkloadSecretID}; they share a manifest entry`,
+          w.resource.location,
+        );
+      }
+      policies[encoded.hash] = existing ? mergeEntries(existing, entry) : entry;
+      workloads.push({ ...w, policyHash: encoded.hash });
     }
-    policies[encoded.hash] = existing ? mergeEntries(existing, entry) : entry;
-    workloads.push({ ...w, policyHash: encoded.hash });
+    const denial = (await Promise.all(checks)).find((e) => e !== undefined);
+    if (denial) throw denial;
+  } finally {
+    await checker.close();
   }
   const annotations = await Promise.all(pending.map((p) => p.annotation));
   throwAll(problems, 'workloads need changes');

@@ -9,12 +9,12 @@ import { readUserText } from '../util/files.js';
 import { validateSettings } from '../policy/settings.js';
 import {
   buildPod,
-  checkPolicy,
   defaultSettings,
   loadOrCreateSettings,
   policyTextFor,
   type BuiltPod,
   type PodPolicyInput,
+  type PolicyCheckReport,
   type PolicySettings,
 } from '../policy/index.js';
 import type { ResolvedImage } from '../images/types.js';
@@ -122,19 +122,12 @@ export function buildPodPolicy(input: PodPolicyInput, location: InputLocation): 
   }
 }
 
-/** Fails when the policy would block its own pod: the engine and the rules disagree. */
-export async function checkOwnPolicy(
-  policyText: string,
-  input: PodPolicyInput,
-  pod: BuiltPod,
-  location: InputLocation,
-): Promise<void> {
-  const report = await checkPolicy(policyText, input, pod);
+/** The error when the policy blocks its own pod (the engine and the rules disagree), else undefined. */
+export function ownPolicyDenial(report: PolicyCheckReport, location: InputLocation): BugError | undefined {
   const denied = report.entries.find((e) => !e.allowed);
-  if (denied) {
-    const who = denied.container ? `container "${denied.container}"` : 'the sandbox';
-    throw new BugError(
-      `${describeLocation(location)}: the generated policy would block its own pod: ${denied.request} for ${who} (${denied.description}) is denied: ${denied.reason ?? denied.failures.join('; ')}; \`kubectl contrast policy check\` shows every request`,
-    );
-  }
+  if (!denied) return undefined;
+  const who = denied.container ? `container "${denied.container}"` : 'the sandbox';
+  return new BugError(
+    `${describeLocation(location)}: the generated policy would block its own pod: ${denied.request} for ${who} (${denied.description}) is denied: ${denied.reason ?? denied.failures.join('; ')}; \`kubectl contrast policy check\` shows every request`,
+  );
 }

@@ -275,10 +275,15 @@ export async function checkPolicy(
   input: PodPolicyInput,
   pod?: BuiltPod,
 ): Promise<PolicyCheckReport> {
+  return evaluateRequests(policyText, synthesizeRequests(input, pod));
+}
+
+/** Evaluate requests in order on one engine (the agent state carries over) against policyText. */
+export function evaluateRequests(policyText: string, requests: readonly SynthesizedRequest[]): PolicyCheckReport {
   const engine = PolicyEngine.forPolicyText(policyText);
   const entries: PolicyCheckEntry[] = [];
   try {
-    for (const r of synthesizeRequests(input, pod)) {
+    for (const r of requests) {
       const res = engine.evaluate(r.request, r.body);
       entries.push({
         request: r.request,

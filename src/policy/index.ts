@@ -3,7 +3,14 @@ import { buildPolicyData, type PodPolicyInput } from './data.js';
 import { policyTextFor } from './text.js';
 
 export { buildPod, buildPolicyData, podNamePattern, type BuiltPod, type PodPolicyInput } from './data.js';
-export { checkPolicy, synthesizeRequests, type PolicyCheckEntry, type PolicyCheckReport } from './check.js';
+export {
+  checkPolicy,
+  evaluateRequests,
+  synthesizeRequests,
+  type PolicyCheckEntry,
+  type PolicyCheckReport,
+  type SynthesizedRequest,
+} from './check.js';
 export { PolicyEngine, type EvalResult, type JsonPatchOp } from './engine.js';
 export { defaultSettings, loadOrCreateSettings, type PolicySettings } from './settings.js';
 export { normaliseRequest } from './requests.js';

@@ -1,0 +1,108 @@
+/**
+ * generate's self-check (every pod's requests against its own policy, src/policy/check.ts) on a
+ * worker thread: the rules take about a third of a large run's CPU, and with them off the main
+ * thread the second core checks one pod while the main thread builds the next. Small runs, and
+ * places where no worker can start (the single executable has no script file to start one
+ * from), check on the main thread: same engine, same rules, same report.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { evaluateRequests, type PolicyCheckReport, type SynthesizedRequest } from '../policy/index.js';
+import { BugError } from '../util/errors.js';
+
+/** Below this many pods, starting a worker (its own module graph and WebAssembly) costs more than it saves. */
+export const WORKER_MIN_PODS = 16;
+/** Pods queued for the worker at most; the main thread waits for the oldest beyond that (bounded memory). */
+const MAX_IN_FLIGHT = 8;
+
+export interface CheckJob {
+  id: number;
+  text: string;
+  requests: SynthesizedRequest[];
+}
+export type CheckReply = { id: number; report: PolicyCheckReport } | { id: number; error: string };
+
+export interface SelfChecker {
+  /** Resolves when another check may be queued (the queue is bounded). */
+  whenRoom(): Promise<void>;
+  check(text: string, requests: SynthesizedRequest[]): Promise<PolicyCheckReport>;
+  close(): Promise<void>;
+}
+
+/**
+ * How to start the worker: its script next to this module in dist/; from src/ (the tests run the
+ * sources through tsx), a worker that first registers tsx's loader in its own thread, since
+ * Node 20 does not hand the parent's loader hooks to workers.
+ */
+function workerStart(): { script: string | URL; eval: boolean } | undefined {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const url = new URL(`./self-check-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+  if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return undefined;
+  if (!fromSource) return { script: url, eval: false };
+  const load = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
+  return { script: load, eval: true };
+}
+
+class InlineChecker implements SelfChecker {
+  whenRoom(): Promise<void> {
+    return Promise.resolve();
+  }
+  async check(text: string, requests: SynthesizedRequest[]): Promise<PolicyCheckReport> {
+    return evaluateRequests(text, requests);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+class WorkerChecker implements SelfChecker {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve: (r: PolicyCheckReport) => void; reject: (e: Error) => void }>();
+  private readonly inFlight: Promise<unknown>[] = [];
+  private nextId = 0;
+  private failed: Error | undefined;
+
+  constructor(start: { script: string | URL; eval: boolean }) {
+    this.worker = new Worker(start.script, { eval: start.eval });
+    this.worker.on('message', (reply: CheckReply) => {
+      const w = this.waiting.get(reply.id);
+      if (!w) return;
+      this.waiting.delete(reply.id);
+      if ('error' in reply) w.reject(new BugError(`the self-check failed: ${reply.error}`));
+      else w.resolve(reply.report);
+    });
+    const fail = (err: Error): void => {
+      this.failed ??= new BugError(`the self-check worker stopped: ${err.message}`);
+      for (const w of this.waiting.values()) w.reject(this.failed);
+      this.waiting.clear();
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => {
+      if (this.waiting.size > 0) fail(new Error(`exit code ${code}`));
+    });
+  }
+
+  async whenRoom(): Promise<void> {
+    while (this.inFlight.length >= MAX_IN_FLIGHT) await this.inFlight.shift()!.catch(() => undefined);
+  }
+
+  async check(text: string, requests: SynthesizedRequest[]): Promise<PolicyCheckReport> {
+    if (this.failed) throw this.failed;
+    const id = this.nextId++;
+    const done = new Promise<PolicyCheckReport>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    this.inFlight.push(done);
+    this.worker.postMessage({ id, text, requests } satisfies CheckJob);
+    return done;
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+/** A checker for a run of `pods` pods: on a worker thread when that pays and is possible. */
+export function selfChecker(pods: number, useWorker: boolean | undefined): SelfChecker {
+  const start = (useWorker ?? pods >= WORKER_MIN_PODS) ? workerStart() : undefined;
+  return start ? new WorkerChecker(start) : new InlineChecker();
+}

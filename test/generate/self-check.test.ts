@@ -1,0 +1,91 @@
+import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildPolicyText, synthesizeRequests } from '../../src/policy/index.js';
+import { selfChecker, WORKER_MIN_PODS } from '../../src/generate/self-check.js';
+import { ownPolicyDenial } from '../../src/generate/policy-step.js';
+import { BugError } from '../../src/util/errors.js';
+import { REPO_ROOT } from '../helpers/cli.js';
+import { deploymentInput } from '../policy/fixtures.js';
+import { gen } from './harness.js';
+
+const input = deploymentInput();
+const text = buildPolicyText(input);
+const requests = synthesizeRequests(input);
+/** The requests with the web container's command swapped: its CreateContainer must be denied. */
+const tampered = requests.map((r) => {
+  if (r.request !== 'CreateContainerRequest' || r.container !== 'web') return r;
+  const body = structuredClone(r.body) as { OCI: { Process: { Args: string[] } } };
+  body.OCI.Process.Args = ['/bin/sh'];
+  return { ...r, body };
+});
+
+describe('self-check on a worker thread', function () {
+  it('reports exactly what the main thread reports, allowed and denied', async () => {
+    const inline = selfChecker(1, false);
+    const worker = selfChecker(1, true);
+    try {
+      for (const reqs of [requests, tampered]) {
+        const [a, b] = await Promise.all([inline.check(text, reqs), worker.check(text, reqs)]);
+        assert.deepEqual(b, a);
+      }
+      const denied = await worker.check(text, tampered);
+      assert.equal(denied.allowed, false);
+      const web = denied.entries.find((e) => e.container === 'web' && e.request === 'CreateContainerRequest')!;
+      assert.equal(web.allowed, false);
+    } finally {
+      await Promise.all([inline.close(), worker.close()]);
+    }
+  });
+
+  it('answers many queued pods in order, more than its queue holds at once', async () => {
+    const worker = selfChecker(40, true);
+    try {
+      const results: Promise<boolean>[] = [];
+      for (let i = 0; i < 20; i++) {
+        await worker.whenRoom();
+        results.push(worker.check(text, i % 3 === 0 ? tampered : requests).then((r) => r.allowed));
+      }
+      assert.deepEqual(
+        await Promise.all(results),
+        Array.from({ length: 20 }, (_, i) => i % 3 !== 0),
+      );
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('fails closed: a policy text the engine cannot read is a BugError, not an admitted pod', async () => {
+    const worker = selfChecker(1, true);
+    try {
+      await assert.rejects(worker.check('package agent_policy\nthis is not rego', requests), (err: Error) => {
+        assert.ok(err instanceof BugError, String(err));
+        assert.match(err.message, /the self-check failed/);
+        return true;
+      });
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('names the workload, request and container when a policy blocks its own pod', async () => {
+    const checker = selfChecker(1, false);
+    const report = await checker.check(text, tampered);
+    const err = ownPolicyDenial(report, { file: 'web.yaml', document: 2, resource: 'Deployment shop/web' });
+    assert.ok(err instanceof BugError);
+    assert.match(err.message, /web\.yaml/);
+    assert.match(err.message, /would block its own pod: CreateContainerRequest for container "web"/);
+    assert.equal(ownPolicyDenial(await checker.check(text, requests), { file: 'web.yaml' }), undefined);
+  });
+
+  it(`generate writes the same bytes with and without the worker (${WORKER_MIN_PODS} pods start one by default)`, async () => {
+    const samples = ['web.yaml', 'api.yaml', 'worker.yaml']
+      .map((f) => readFileSync(join(REPO_ROOT, 'samples', 'plain', f), 'utf8'))
+      .join('\n---\n');
+    const onMain = await gen(samples, { selfCheckWorker: false });
+    const onWorker = await gen(samples, { selfCheckWorker: true });
+    assert.ok(onMain.workloads.length >= 3, `${onMain.workloads.length} workloads`);
+    assert.equal(onWorker.outputs[0]!.text, onMain.outputs[0]!.text);
+    assert.deepEqual(onWorker.manifest, onMain.manifest);
+  });
+});
