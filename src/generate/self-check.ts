@@ -5,11 +5,10 @@
  * places where no worker can start (the single executable has no script file to start one
  * from), check on the main thread: same engine, same rules, same report.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { evaluateRequests, type PolicyCheckReport, type SynthesizedRequest } from '../policy/index.js';
 import { BugError } from '../util/errors.js';
+import { startWorker } from '../util/worker.js';
 
 /** Below this many pods, starting a worker (its own module graph and WebAssembly) costs more than it saves. */
 export const WORKER_MIN_PODS = 16;
@@ -30,20 +29,6 @@ export interface SelfChecker {
   close(): Promise<void>;
 }
 
-/**
- * How to start the worker: its script next to this module in dist/; from src/ (the tests run the
- * sources through tsx), a worker that first registers tsx's loader in its own thread, since
- * Node 20 does not hand the parent's loader hooks to workers.
- */
-function workerStart(): { script: string | URL; eval: boolean } | undefined {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const url = new URL(`./self-check-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-  if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return undefined;
-  if (!fromSource) return { script: url, eval: false };
-  const load = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
-  return { script: load, eval: true };
-}
-
 class InlineChecker implements SelfChecker {
   whenRoom(): Promise<void> {
     return Promise.resolve();
@@ -57,14 +42,12 @@ class InlineChecker implements SelfChecker {
 }
 
 class WorkerChecker implements SelfChecker {
-  private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve: (r: PolicyCheckReport) => void; reject: (e: Error) => void }>();
   private readonly inFlight: Promise<unknown>[] = [];
   private nextId = 0;
   private failed: Error | undefined;
 
-  constructor(start: { script: string | URL; eval: boolean }) {
-    this.worker = new Worker(start.script, { eval: start.eval });
+  constructor(private readonly worker: Worker) {
     this.worker.on('message', (reply: CheckReply) => {
       const w = this.waiting.get(reply.id);
       if (!w) return;
@@ -103,6 +86,6 @@ class WorkerChecker implements SelfChecker {
 
 /** A checker for a run of `pods` pods: on a worker thread when that pays and is possible. */
 export function selfChecker(pods: number, useWorker: boolean | undefined): SelfChecker {
-  const start = (useWorker ?? pods >= WORKER_MIN_PODS) ? workerStart() : undefined;
-  return start ? new WorkerChecker(start) : new InlineChecker();
+  const worker = (useWorker ?? pods >= WORKER_MIN_PODS) ? startWorker(import.meta.url, 'self-check-worker') : undefined;
+  return worker ? new WorkerChecker(worker) : new InlineChecker();
 }

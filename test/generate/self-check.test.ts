@@ -71,9 +71,16 @@ describe('self-check on a worker thread', function () {
   it('names the workload, request and container when a policy blocks its own pod', async () => {
     const checker = selfChecker(1, false);
     const report = await checker.check(text, tampered);
-    const err = ownPolicyDenial(report, { file: 'web.yaml', document: 2, resource: 'Deployment shop/web' });
+    const err = ownPolicyDenial(report, {
+      file: 'web.yaml',
+      document: 2,
+      kind: 'Deployment',
+      namespace: 'shop',
+      name: 'web',
+    });
     assert.ok(err instanceof BugError);
     assert.match(err.message, /web\.yaml/);
+    assert.match(err.message, /Deployment/);
     assert.match(err.message, /would block its own pod: CreateContainerRequest for container "web"/);
     assert.equal(ownPolicyDenial(await checker.check(text, requests), { file: 'web.yaml' }), undefined);
   });
