@@ -16,11 +16,33 @@ export interface ContainerEnv {
   all: Map<string, Value>;
 }
 
-function findSource(pod: PodContext, list: Obj[], name: string): Obj | undefined {
-  return list.find((o) => {
-    const meta = obj(o.metadata);
-    if (meta?.name !== name) return false;
-    const ns = str(meta.namespace);
+/**
+ * The sources of a list by name, in list order: built once per list (every pod of a run shares
+ * the run's ConfigMaps and Secrets), so a lookup does not scan the whole list (1,000 pods over
+ * 1,000 ConfigMaps made a million comparisons).
+ */
+const byName = new WeakMap<readonly Obj[], { length: number; index: Map<unknown, Obj[]> }>();
+
+function sourcesNamed(list: readonly Obj[], name: string): readonly Obj[] {
+  let index = byName.get(list)?.index;
+  // A list that grew since it was indexed (callers build theirs first) is indexed again.
+  if (!index || byName.get(list)!.length !== list.length) {
+    index = new Map();
+    for (const o of list) {
+      const key = obj(o.metadata)?.name;
+      const same = index.get(key);
+      if (same) same.push(o);
+      else index.set(key, [o]);
+    }
+    byName.set(list, { length: list.length, index });
+  }
+  return index.get(name) ?? [];
+}
+
+/** The first source of `list` with this name in the pod's namespace (or without one). */
+function findSource(pod: PodContext, list: readonly Obj[], name: string): Obj | undefined {
+  return sourcesNamed(list, name).find((o) => {
+    const ns = str(obj(o.metadata)!.namespace);
     return ns === undefined || pod.ns === undefined || ns === pod.ns;
   });
 }
