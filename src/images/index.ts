@@ -37,7 +37,7 @@ import {
   type RegistryRepository,
   type RetryPolicy,
 } from './registry.js';
-import { findPasswdAndGroup, type LayerScanResult } from './rootfs.js';
+import { findPasswdAndGroup, sharedLayerScans } from './rootfs.js';
 import type { ImageConfig, ImageResolverLike, ResolvedImage } from './types.js';
 import { UserError, errorMessage } from '../util/errors.js';
 import { warnOnStderr } from '../util/diagnostics.js';
@@ -193,7 +193,7 @@ export class ImageResolver implements ImageResolverLike {
   private readonly byManifest = new OncePerKey<ResolvedCore>();
   private readonly byConfig = new OncePerKey<{ passwd?: string; group?: string }>();
   /** Layer scans shared between images with common layers (failures are not kept). */
-  private readonly byLayer = new OncePerKey<LayerScanResult>(true);
+  private readonly byLayer = sharedLayerScans();
   private localSources: Promise<ImageIndexSource[]> | undefined;
   private readonly progress: Progress;
   private readonly warn: (message: string) => void;
@@ -457,7 +457,7 @@ export class ImageResolver implements ImageResolverLike {
           };
         },
         (n) => task.advance(n),
-        (key, scan) => this.byLayer.get(key, scan),
+        this.byLayer,
       );
       for (const note of result.notes) this.warn(`${name}: ${note}`);
       this.stats.imagesScanned++;

@@ -12,15 +12,21 @@ import {
 } from '../../src/images/rootfs.js';
 import { GROUP, PASSWD } from './fixtures.js';
 
-/** Layers given bottom first; returns the result and which layers were opened. */
-async function scan(layers: Buffer[]) {
+/** Layers given bottom first; returns the result and which layers were opened (one at a time unless `lookahead`). */
+async function scan(layers: Buffer[], lookahead = 1) {
   const opened: number[] = [];
-  const result = await findPasswdAndGroup(layers.length, (i) => ({
-    open: async () => {
-      opened.push(i);
-      return Readable.from([layers[i]!]);
-    },
-  }));
+  const result = await findPasswdAndGroup(
+    layers.length,
+    (i) => ({
+      open: async () => {
+        opened.push(i);
+        return Readable.from([layers[i]!]);
+      },
+    }),
+    undefined,
+    undefined,
+    lookahead,
+  );
   return { result, opened };
 }
 
@@ -149,8 +155,8 @@ describe('images: passwd and group from layers', () => {
 
   it('shares the scan of a common layer between images through the memo', async () => {
     const memo = new Map<string, Promise<LayerScanResult>>();
-    const share: LayerScanMemo = (key, scan) => {
-      if (!memo.has(key)) memo.set(key, scan());
+    const share: LayerScanMemo = (key, scan, signal) => {
+      if (!memo.has(key)) memo.set(key, scan(signal));
       return memo.get(key)!;
     };
     let opens = 0;
