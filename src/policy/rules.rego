@@ -117,101 +117,126 @@ failures(checks) := [msg |
 # checked values) and at most one typed placeholder, checked with string functions. A value
 # that starts with "^" is a regular expression instead.
 
+# The typed placeholders $(uuid), $(random16), $(dns), $(ip), $(ips), $(digits) and $(any), by
+# their text up to the closing parenthesis.
 typed_placeholders := {
-	"$(uuid)": "uuid",
-	"$(random16)": "random16",
-	"$(dns)": "dns",
-	"$(ip)": "ip",
-	"$(ips)": "ips",
-	"$(digits)": "digits",
-	"$(any)": "any",
+	"$(uuid": "uuid",
+	"$(random16": "random16",
+	"$(dns": "dns",
+	"$(ip": "ip",
+	"$(ips": "ips",
+	"$(digits": "digits",
+	"$(any": "any",
 }
 
 # $(sfpath) is any of the guest directories the runtime shares container files in
 # (policy_data.common.sfpaths): the Go runtime uses /run/kata-containers/shared/containers, the
 # Rust runtime its passthrough/ subdirectory.
+#
+# The branches are ordered by cost, cheapest and most common first; together they allow what
+# one_value_ok allows with every $(sfpath) replaced by one of the paths. A plain literal (no
+# placeholder, no regular expression) is one comparison. A template that starts with $(sfpath)
+# (all that generate writes) is checked on the path prefix and the rest, without building a
+# copy of the pattern per path; this is the same as replacing when the paths are absolute and
+# hold no "$" (sfpaths_plain).
 value_ok(p, v, ctx) if {
+	p == v
+	not contains(p, "$(")
+	not startswith(p, "^")
+} else := true if {
+	startswith(p, "$(sfpath)")
+	sfpaths_plain
+	rest := substring(p, 9, -1)
+	not contains(rest, "$(sfpath)")
+	some sf in policy_data.common.sfpaths
+	startswith(v, sf)
+	template_ok(subst(rest, ctx), substring(v, count(sf), -1))
+} else := true if {
 	contains(p, "$(sfpath)")
 	some sf in policy_data.common.sfpaths
 	one_value_ok(replace(p, "$(sfpath)", sf), v, ctx)
-}
-
-value_ok(p, v, ctx) if {
+} else := true if {
 	not contains(p, "$(sfpath)")
 	one_value_ok(p, v, ctx)
 }
 
+default sfpaths_plain := false
+
+sfpaths_plain if {
+	every sf in policy_data.common.sfpaths {
+		startswith(sf, "/")
+		not contains(sf, "$")
+	}
+}
+
+# The request's values in ctx are strings (the agent's protobuf fields), so a pattern without
+# $(bundle-id), $(sandbox-…) placeholders is unchanged by subst.
 subst(p, ctx) := replace(replace(replace(replace(p, "$(bundle-id)", ctx.bundle), "$(sandbox-id)", ctx.sandbox_id), "$(sandbox-name)", ctx.name), "$(sandbox-namespace)", ctx.ns)
 
 one_value_ok(p, v, ctx) if {
 	not startswith(p, "^")
-	not contains(p, "$(")
-	p == v
-} else := true if {
-	not startswith(p, "^")
-	not contains(p, "$(sandbox")
-	not contains(p, "$(bundle")
-	template_ok(p, v)
-} else := true if {
-	not startswith(p, "^")
 	template_ok(subst(p, ctx), v)
 } else := true if {
+	regex_choices[p][v]
+} else := true if {
 	startswith(p, "^")
+	not contains(p, "$(")
+	regex.match(p, v)
+} else := true if {
+	startswith(p, "^")
+	contains(p, "$(")
 	regex.match(subst(p, {"bundle": ctx.bundle, "sandbox_id": ctx.sandbox_id, "name": replace(ctx.name, ".", "\\."), "ns": ctx.ns}), v)
 }
 
+# Regular expressions generate writes for a closed set of values, with the set: a value of the
+# set is found without compiling the expression (OPA's WebAssembly compiles it again for every
+# request); any other value goes to the expression.
+regex_choices := {"^(File|FallbackToLogsOnError)$": {"File", "FallbackToLogsOnError"}}
+
+# Text with at most one typed placeholder (the first "$(…)"; anything after it is literal): the
+# value is the text before it, a part of the placeholder's kind, and the text after it. (No
+# arithmetic: OPA's WebAssembly computes every + and - in decimal floating point.)
 template_ok(t, v) if {
-	not contains(t, "$(")
 	t == v
+	not contains(t, "$(")
 } else := true if {
 	# (indexof is -1 without a placeholder; regorus refuses a negative substring offset)
-	contains(t, "$(")
 	i := indexof(t, "$(")
+	i >= 0
 	rest := substring(t, i, -1)
 	j := indexof(rest, ")")
-	kind := typed_placeholders[substring(rest, 0, j + 1)]
+	kind := typed_placeholders[substring(rest, 0, j)]
 	prefix := substring(t, 0, i)
-	suffix := substring(rest, j + 1, -1)
 	startswith(v, prefix)
-	endswith(v, suffix)
-	n := (count(v) - count(prefix)) - count(suffix)
-	n >= 0
-	typed_ok(kind, substring(v, count(prefix), n))
+	after_prefix := trim_prefix(v, prefix)
+	suffix := trim_prefix(substring(rest, j, -1), ")")
+	endswith(after_prefix, suffix)
+	typed_ok(kind, trim_suffix(after_prefix, suffix))
 }
 
-typed_ok(kind, _) if kind == "any"
-
 typed_ok(kind, m) if {
+	kind == "any"
+} else := true if {
 	kind == "uuid"
 	count(m) == 36
 	trim(m, "0123456789abcdef-") == ""
-}
-
-typed_ok(kind, m) if {
+} else := true if {
 	kind == "random16"
 	count(m) == 16
 	trim(m, "0123456789abcdefghijklmnopqrstuvwxyz") == ""
-}
-
-typed_ok(kind, m) if {
+} else := true if {
 	kind == "dns"
 	count(m) > 0
 	count(m) <= 253
 	trim(m, "abcdefghijklmnopqrstuvwxyz0123456789-.") == ""
-}
-
-typed_ok(kind, m) if {
+} else := true if {
 	kind == "digits"
 	count(m) > 0
 	trim(m, "0123456789") == ""
-}
-
-typed_ok(kind, m) if {
+} else := true if {
 	kind == "ip"
 	ip_ok(m)
-}
-
-typed_ok(kind, m) if {
+} else := true if {
 	kind == "ips"
 	every x in split(m, ",") {
 		ip_ok(x)
@@ -231,10 +256,20 @@ ip_ok(m) if {
 }
 
 octet_ok(p) if {
-	count(p) > 0
-	count(p) <= 3
+	n := count(p)
+	n > 0
+	n <= 3
 	trim(p, "0123456789") == ""
-	to_number(p) <= 255
+	digits_at_most(p, n, 3, "255")
+}
+
+# A string of n digits (n <= len) is at most limit, a number of len digits: a shorter string is
+# smaller, one of the same length compares as text. (No to_number: a decimal in OPA's
+# WebAssembly.)
+digits_at_most(p, n, len, limit) if {
+	n < len
+} else := true if {
+	p <= limit
 }
 
 hex64(s) if {
@@ -320,9 +355,13 @@ cc_known if cc_p
 default cc_ids := false
 
 cc_ids if {
-	hex64(input.container_id)
+	cc_container_id_hex
 	hex64(cc_sandbox_id)
 }
+
+default cc_container_id_hex := false
+
+cc_container_id_hex if hex64(input.container_id)
 
 default cc_state := false
 
@@ -366,7 +405,7 @@ cc_sandbox_name_ok if {
 default cc_namespace_ok := false
 
 cc_namespace_ok if {
-	hex64(input.container_id)
+	cc_container_id_hex
 	value_ok(cc_p.OCI.Annotations["io.kubernetes.cri.sandbox-namespace"], cc_namespace, cc_ctx)
 }
 
@@ -387,7 +426,7 @@ cc_annotations if {
 }
 
 annotation_ok(k, v) if {
-	k in cc_dedicated_annotations
+	cc_dedicated_annotations[k]
 	is_string(v)
 } else := true if {
 	value_ok(cc_p.OCI.Annotations[k], v, cc_ctx)
@@ -489,12 +528,20 @@ default cc_mounts := false
 # One mount per destination. Identical copies count once: Kata's handleShm rewrites every
 # /dev/shm mount of a spec into the same bind, and containerd 1.6 gives the sandbox two.
 cc_mounts if {
-	distinct := {m | some m in input.OCI.Mounts}
-	destinations := {m.destination | some m in distinct}
-	count(destinations) == count(distinct)
-	every m in distinct {
+	mounts := [m | some m in input.OCI.Mounts]
+	destinations := {m.destination | some m in mounts}
+	mounts_distinct(mounts, destinations)
+	every m in mounts {
 		mount_ok(m)
 	}
+}
+
+# As many destinations as mounts, or the duplicates are identical copies (whole mounts are
+# hashed only then).
+mounts_distinct(mounts, destinations) if {
+	count(destinations) == count(mounts)
+} else := true if {
+	count(destinations) == count({m | some m in mounts})
 }
 
 mount_ok(m) if {
@@ -620,7 +667,7 @@ default cc_paths := false
 cc_paths if {
 	masked := {p | some p in input.OCI.Linux.MaskedPaths}
 	every p in cc_p.OCI.Linux.MaskedPaths {
-		p in masked
+		masked[p]
 	}
 	readonly := {p | some p in input.OCI.Linux.ReadonlyPaths}
 	every p in cc_p.OCI.Linux.ReadonlyPaths {
@@ -628,9 +675,9 @@ cc_paths if {
 	}
 }
 
-readonly_ok(p, readonly, _) if p in readonly
+readonly_ok(p, readonly, _) if readonly[p]
 
-readonly_ok(p, _, masked) if p in masked
+readonly_ok(p, _, masked) if masked[p]
 
 default cc_sysctl := false
 
@@ -672,8 +719,15 @@ cc_caps if {
 	caps := cc_process.Capabilities
 	pcaps := cc_p.OCI.Process.Capabilities
 	every k in ["Ambient", "Bounding", "Effective", "Inheritable", "Permitted"] {
-		{c | some c in caps[k]} == {c | some c in pcaps[k]}
+		same_set(caps[k], pcaps[k])
 	}
+}
+
+# Two arrays with the same elements, in any order (the same order: without building sets).
+same_set(a, b) if {
+	a == b
+} else := true if {
+	{x | some x in a} == {x | some x in b}
 }
 
 cc_checks := [
@@ -733,47 +787,42 @@ env_ok(env, p, ctx) if {
 	literal := {e | some e in p.Env}
 	given := {e | some e in env}
 	count(given) == count(env)
-	names := {n | some e in env; n := env_name(e)}
-	every e in env {
-		env_var_ok(e, literal, p, ctx)
+	pinned := {env_name(e) | some e in p.Env}
+	env_names := [env_name(e) | some e in env]
+	names := {n | some n in env_names}
+	every i, e in env {
+		env_var_ok(e, env_names[i], literal, pinned, p, ctx)
 	}
 	every e in p.Env {
-		e in given
+		given[e]
 	}
 	every n, _ in p.EnvDynamic {
-		n in names
+		names[n]
 	}
 }
 
 env_name(e) := substring(e, 0, indexof(e, "="))
 
-env_value(e) := substring(e, indexof(e, "=") + 1, -1)
-
 # An entry of the environment is pinned by the policy (exactly or as a pattern), or is a
 # variable the runtime adds (Kubernetes service links, or a regex of the settings) whose name
-# the policy does not pin.
-env_var_ok(e, literal, p, ctx) if {
-	e in literal
-	is_object(p)
-	is_object(ctx)
+# the policy does not pin (pinned: the names of the exact entries).
+env_var_ok(e, n, literal, pinned, p, ctx) if {
+	literal[e]
 } else := true if {
-	value_ok(p.EnvDynamic[env_name(e)], e, ctx)
-} else := true if {
-	n := env_name(e)
-	not p.EnvDynamic[n]
-	not env_name_in_policy(n, p)
-	service_env_ok(n, env_value(e))
-} else := true if {
-	n := env_name(e)
-	not p.EnvDynamic[n]
-	not env_name_in_policy(n, p)
-	some r in policy_data.request_defaults.CreateContainerRequest.allow_env_regex
-	regex.match(r, e)
+	env_named_ok(n, e, pinned, p, ctx)
 }
 
-env_name_in_policy(n, p) if {
-	some e in p.Env
-	env_name(e) == n
+env_named_ok(n, e, pinned, p, ctx) if {
+	value_ok(p.EnvDynamic[n], e, ctx)
+} else := true if {
+	not p.EnvDynamic[n]
+	not pinned[n]
+	service_env_ok(n, trim_prefix(e, concat("", [n, "="])))
+} else := true if {
+	not p.EnvDynamic[n]
+	not pinned[n]
+	some r in policy_data.request_defaults.CreateContainerRequest.allow_env_regex
+	regex.match(r, e)
 }
 
 # Kubernetes service-link variables: <SVC>_SERVICE_HOST=ip, <SVC>_SERVICE_PORT[_<NAME>]=port,
@@ -784,9 +833,11 @@ service_env_ok(n, v) if {
 	service_var_ok(n, v)
 }
 
-service_prefix_ok(_) if policy_data.request_defaults.CreateContainerRequest.service_links == true
-
-service_prefix_ok(n) if startswith(n, "KUBERNETES_")
+service_prefix_ok(n) if {
+	startswith(n, "KUBERNETES_")
+} else := true if {
+	policy_data.request_defaults.CreateContainerRequest.service_links == true
+}
 
 service_var_ok(n, v) if {
 	endswith(n, "_SERVICE_HOST")
@@ -814,56 +865,50 @@ port_var_ok(rest, v) if {
 	url_ok(v)
 	startswith(v, concat("", [lower(rest[1]), "://"]))
 	endswith(v, concat("", [":", rest[0]]))
-}
-
-port_var_ok(rest, v) if {
+} else := true if {
 	count(rest) == 3
 	rest[2] == "PROTO"
 	v == lower(rest[1])
-}
-
-port_var_ok(rest, v) if {
+} else := true if {
 	count(rest) == 3
 	rest[2] == "PORT"
 	v == rest[0]
-}
-
-port_var_ok(rest, v) if {
+} else := true if {
 	count(rest) == 3
 	rest[2] == "ADDR"
 	ip_ok(v)
 }
 
 port_ok(v) if {
-	count(v) > 0
-	count(v) <= 5
+	n := count(v)
+	n > 0
+	n <= 5
 	trim(v, "0123456789") == ""
-	to_number(v) <= 65535
+	digits_at_most(v, n, 5, "65535")
 }
 
 url_ok(v) if {
 	some proto in ["tcp://", "udp://", "sctp://"]
 	startswith(v, proto)
-	hostport := substring(v, count(proto), -1)
+	hostport := trim_prefix(v, proto)
 	parts := split(hostport, ":")
 	port := parts[count(parts) - 1]
 	port_ok(port)
-	host := substring(hostport, 0, (count(hostport) - count(port)) - 1)
-	host_ok(host)
+	host_ok(trim_suffix(hostport, concat("", [":", port])))
 }
 
-host_ok(h) if ip_ok(h)
-
 host_ok(h) if {
+	ip_ok(h)
+} else := true if {
 	startswith(h, "[")
 	endswith(h, "]")
-	ip_ok(substring(h, 1, count(h) - 2))
+	ip_ok(trim_suffix(trim_prefix(h, "["), "]"))
 }
 
 user_ok(u, p) if {
 	u.UID == p.UID
 	u.GID == p.GID
-	{g | some g in u.AdditionalGids} == {g | some g in p.AdditionalGids}
+	same_set(u.AdditionalGids, p.AdditionalGids)
 }
 
 # ---------------------------------------------------------------------------------------
