@@ -139,7 +139,10 @@ function applyOps(state: Record<string, unknown>, ops: JsonPatchOp[]): Record<st
   return next;
 }
 
-/** The parts of the SDK's LoadedPolicy that replacing the state in place needs (ABI 1.x exports). */
+/**
+ * The parts of the SDK's LoadedPolicy that replacing the state in place and evaluating without
+ * copies need (ABI 1.x exports; opa_eval from ABI 1.2 on).
+ */
 interface PolicyInternals {
   wasmInstance: {
     exports: {
@@ -148,11 +151,36 @@ interface PolicyInternals {
       opa_heap_ptr_get(): number;
       opa_heap_ptr_set(ptr: number): void;
       opa_value_add_path(base: number, path: number, value: number): number;
+      opa_eval?(
+        ctx: number,
+        entrypoint: number,
+        data: number,
+        input: number,
+        inputLen: number,
+        heap: number,
+        format: number,
+      ): number;
     };
   };
-  mem: { buffer: ArrayBuffer };
+  mem: { buffer: ArrayBuffer; grow(pages: number): number };
+  minorVersion: number;
+  entrypoints: Record<string, number>;
   dataAddr: number;
   dataHeapPtr: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const PAGE = 64 * 1024;
+
+/**
+ * A request as JSON text in the module's memory, above the data (where opa_eval expects its
+ * input), and where the evaluation's heap starts. No input (a falsy request, as in the SDK): 0, 0.
+ */
+interface LoadedInput {
+  addr: number;
+  len: number;
+  heap: number;
 }
 
 /** Past this much heap of replaced states, the next state change reloads all data (and frees them). */
@@ -231,6 +259,36 @@ export class PolicyEngine {
     p.dataHeapPtr = ex.opa_heap_ptr_get();
   }
 
+  /**
+   * Copy the request's JSON into the module once, right above the data: opa_eval parses it there
+   * and allocates above it, so the explanation of a denial evaluates the same bytes again. (The
+   * SDK's evaluate makes an encoder and a second copy per call, and the explanation paid for a
+   * second serialisation.)
+   */
+  private loadInput(input: unknown): LoadedInput {
+    const p = this.policy as unknown as PolicyInternals;
+    if (!input) return { addr: 0, len: 0, heap: p.dataHeapPtr };
+    const text = JSON.stringify(input);
+    const addr = p.dataHeapPtr;
+    const max = text.length * 3;
+    const missing = addr + max - p.mem.buffer.byteLength;
+    if (missing > 0) p.mem.grow(Math.ceil(missing / PAGE));
+    const { written } = encoder.encodeInto(text, new Uint8Array(p.mem.buffer, addr, max));
+    return { addr, len: written, heap: addr + written };
+  }
+
+  /** The result set of one entry point for a loaded input (ABI 1.2's opa_eval, else the SDK). */
+  private run(entrypoint: string, input: unknown, loaded: LoadedInput | undefined): { result: unknown }[] {
+    const p = this.policy as unknown as PolicyInternals;
+    const ex = p.wasmInstance.exports;
+    if (!loaded || !ex.opa_eval || p.minorVersion < 2)
+      return this.policy.evaluate(input, entrypoint) as { result: unknown }[];
+    const at = ex.opa_eval(0, p.entrypoints[entrypoint], p.dataAddr, loaded.addr, loaded.len, loaded.heap, 0);
+    const mem = new Uint8Array(p.mem.buffer);
+    const end = mem.indexOf(0, at);
+    return JSON.parse(decoder.decode(mem.subarray(at, end))) as { result: unknown }[];
+  }
+
   /** Evaluate one request; when allowed, its state operations are applied like the agent does. */
   evaluate(requestName: string, request: unknown): EvalResult {
     const entrypoint = `agent_policy/${requestName}`;
@@ -242,8 +300,10 @@ export class PolicyEngine {
     let allowed = false;
     let ops: JsonPatchOp[] = [];
     let error: string | undefined;
+    let loaded: LoadedInput | undefined;
     try {
-      const rs = this.policy.evaluate(input, entrypoint) as { result: unknown }[];
+      loaded = this.loadInput(input);
+      const rs = this.run(entrypoint, input, loaded);
       const result = rs.length > 0 ? rs[0].result : undefined;
       if (typeof result === 'boolean') allowed = result;
       else if (typeof result === 'object' && result !== null) {
@@ -268,7 +328,7 @@ export class PolicyEngine {
       }
       return { allowed: true, entrypoint, ops, reason: null, failures: [] };
     }
-    const failures = error ? [error] : this.explain(requestName, input);
+    const failures = error ? [error] : this.explain(requestName, input, loaded);
     return {
       allowed: false,
       entrypoint,
@@ -278,11 +338,11 @@ export class PolicyEngine {
     };
   }
 
-  private explain(requestName: string, input: unknown): string[] {
+  private explain(requestName: string, input: unknown, loaded: LoadedInput | undefined): string[] {
     const entrypoint = `agent_policy/explain_${requestName}`;
     if (!this.entrypoints.has(entrypoint)) return [`${requestName} is not allowed by this policy`];
     try {
-      const rs = this.policy.evaluate(input, entrypoint) as { result: unknown }[];
+      const rs = this.run(entrypoint, input, loaded);
       const r = rs[0]?.result;
       if (Array.isArray(r) && r.length > 0) return r.map(String);
     } catch {

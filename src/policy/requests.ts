@@ -165,39 +165,48 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function normalise(schema: Schema, value: unknown): Record<string, unknown> {
-  const src = isObj(value) ? value : {};
-  const out: Record<string, unknown> = {};
-  for (const [field, kind] of Object.entries(schema)) {
-    const v = src[field];
-    switch (kind) {
-      case 'str':
-        out[field] = typeof v === 'string' ? v : '';
-        break;
-      case 'bool':
-        out[field] = typeof v === 'boolean' ? v : false;
-        break;
-      case 'num':
-        out[field] = typeof v === 'number' ? v : 0;
-        break;
-      case 'arr':
-        out[field] = Array.isArray(v) ? v : [];
-        break;
-      case 'map':
-        out[field] = isObj(v) ? v : {};
-        break;
-      case 'opaque':
-      case 'nullable':
-        out[field] = v === undefined ? null : v;
-        break;
-      default: {
-        const [how, name] = kind.split(':');
-        if (how === 'msg') out[field] = isObj(v) ? normalise(S[name], v) : null;
-        else out[field] = Array.isArray(v) ? v.map((x) => normalise(S[name], x)) : [];
-      }
+type Normaliser = (value: unknown) => unknown;
+
+/** A function per schema kind, made once: normalising then costs no lookups of the schema. */
+function fieldNormaliser(kind: Kind): Normaliser {
+  switch (kind) {
+    case 'str':
+      return (v) => (typeof v === 'string' ? v : '');
+    case 'bool':
+      return (v) => (typeof v === 'boolean' ? v : false);
+    case 'num':
+      return (v) => (typeof v === 'number' ? v : 0);
+    case 'arr':
+      return (v) => (Array.isArray(v) ? v : []);
+    case 'map':
+      return (v) => (isObj(v) ? v : {});
+    case 'opaque':
+    case 'nullable':
+      return (v) => (v === undefined ? null : v);
+    default: {
+      const [how, name] = kind.split(':');
+      const message = messageNormaliser(name);
+      if (how === 'msg') return (v) => (isObj(v) ? message(v) : null);
+      return (v) => (Array.isArray(v) ? v.map(message) : []);
     }
   }
-  return out;
+}
+
+const messageNormalisers = new Map<string, (value: unknown) => Record<string, unknown>>();
+
+/** The fields of a message in schema order, each with its default when missing or mistyped. */
+function messageNormaliser(name: string): (value: unknown) => Record<string, unknown> {
+  const known = messageNormalisers.get(name);
+  if (known) return known;
+  const fields = Object.entries(S[name]).map(([field, kind]) => [field, fieldNormaliser(kind)] as const);
+  const normalise = (value: unknown): Record<string, unknown> => {
+    const src = isObj(value) ? value : {};
+    const out: Record<string, unknown> = {};
+    for (const [field, norm] of fields) out[field] = norm(src[field]);
+    return out;
+  };
+  messageNormalisers.set(name, normalise);
+  return normalise;
 }
 
 const S_IFMT = 0o170000;
@@ -225,5 +234,5 @@ function copyFileForm(value: unknown): unknown {
 export function normaliseRequest(name: string, request: unknown): unknown {
   const schema = S[name];
   if (!schema) return request ?? {};
-  return normalise(schema, name === 'CopyFileRequest' ? copyFileForm(request) : request);
+  return messageNormaliser(name)(name === 'CopyFileRequest' ? copyFileForm(request) : request);
 }
