@@ -16,6 +16,8 @@ command -v kubectl >/dev/null 2>&1 || apt_packages+=(kubernetes-client)
 # test/servicemesh: network namespaces and the proxy's rules (iproute2, iptables, above),
 # openssl s_client/s_server and curl as independent TLS peers.
 apt_packages+=(openssl curl)
+# test/images/zstd: the zstd CLI compresses the decoder's fixtures (independent output).
+apt_packages+=(zstd)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
