@@ -96,9 +96,7 @@ has_state(key) if {
 # when the state holds a different value.
 state_op(key, value) := [] if {
 	state[key] == value
-}
-
-state_op(key, value) := [{"op": "add", "path": concat("", ["/pstate/", key]), "value": value}] if {
+} else := [{"op": "add", "path": concat("", ["/pstate/", key]), "value": value}] if {
 	not has_state(key)
 }
 
@@ -146,17 +144,23 @@ value_ok(p, v, ctx) if {
 } else := true if {
 	startswith(p, "$(sfpath)")
 	sfpaths_plain
-	rest := substring(p, 9, -1)
+	rest := trim_prefix(p, "$(sfpath)")
 	not contains(rest, "$(sfpath)")
 	some sf in policy_data.common.sfpaths
 	startswith(v, sf)
-	template_ok(subst(rest, ctx), substring(v, count(sf), -1))
+	template_ok(subst(rest, ctx), trim_prefix(v, sf))
 } else := true if {
-	contains(p, "$(sfpath)")
+	pattern_ok(contains(p, "$(sfpath)"), p, v, ctx)
+}
+
+# The general case, with or without $(sfpath) (has_sfpath): every $(sfpath) replaced by one of
+# the paths.
+pattern_ok(has_sfpath, p, v, ctx) if {
+	has_sfpath == true
 	some sf in policy_data.common.sfpaths
 	one_value_ok(replace(p, "$(sfpath)", sf), v, ctx)
 } else := true if {
-	not contains(p, "$(sfpath)")
+	has_sfpath == false
 	one_value_ok(p, v, ctx)
 }
 
@@ -170,8 +174,13 @@ sfpaths_plain if {
 }
 
 # The request's values in ctx are strings (the agent's protobuf fields), so a pattern without
-# $(bundle-id), $(sandbox-…) placeholders is unchanged by subst.
-subst(p, ctx) := replace(replace(replace(replace(p, "$(bundle-id)", ctx.bundle), "$(sandbox-id)", ctx.sandbox_id), "$(sandbox-name)", ctx.name), "$(sandbox-namespace)", ctx.ns)
+# $(bundle-id), $(sandbox-…) placeholders is unchanged by subst. A pattern without "$(s" needs
+# only the container id: when that is 64 hex digits (ctx.hex_bundle), replacing it cannot form
+# a $(sandbox-…) placeholder, so the other three replacements would change nothing.
+subst(p, ctx) := replace(p, "$(bundle-id)", ctx.bundle) if {
+	ctx.hex_bundle == true
+	not contains(p, "$(s")
+} else := replace(replace(replace(replace(p, "$(bundle-id)", ctx.bundle), "$(sandbox-id)", ctx.sandbox_id), "$(sandbox-name)", ctx.name), "$(sandbox-namespace)", ctx.ns)
 
 one_value_ok(p, v, ctx) if {
 	not startswith(p, "^")
@@ -299,7 +308,7 @@ cc_sandbox_name := cc_anno["io.kubernetes.cri.sandbox-name"]
 
 cc_namespace := cc_anno["io.kubernetes.cri.sandbox-namespace"]
 
-cc_ctx := {"bundle": input.container_id, "sandbox_id": cc_sandbox_id, "name": cc_sandbox_name, "ns": cc_namespace}
+cc_ctx := {"bundle": input.container_id, "sandbox_id": cc_sandbox_id, "name": cc_sandbox_name, "ns": cc_namespace, "hex_bundle": cc_container_id_hex}
 
 cc_identity_ops := array.concat(
 	array.concat(state_op("sandbox_name", cc_sandbox_name), state_op("namespace", cc_namespace)),
@@ -338,9 +347,9 @@ cc_gate if {
 	input.OCI.Process.User.Username == ""
 }
 
-resources_ok(r) if is_null(r)
-
 resources_ok(r) if {
+	is_null(r)
+} else := true if {
 	not is_null(r)
 	count(r.Devices) == 0
 	is_null(r.BlockIO)
@@ -374,9 +383,9 @@ cc_network if cc_netns_ops
 # Containers join a sandbox whose pause container was created under this policy.
 default cc_pause_first := false
 
-cc_pause_first if cc_index == 0
-
 cc_pause_first if {
+	cc_index == 0
+} else := true if {
 	cc_index > 0
 	state.sandbox_id == cc_sandbox_id
 }
@@ -395,9 +404,9 @@ cc_root if {
 # The name pattern is checked once; later containers must carry the name stored in the state.
 default cc_sandbox_name_ok := false
 
-cc_sandbox_name_ok if state.sandbox_name == cc_sandbox_name
-
 cc_sandbox_name_ok if {
+	state.sandbox_name == cc_sandbox_name
+} else := true if {
 	not has_state("sandbox_name")
 	regex.match(cc_p.OCI.Annotations["io.kubernetes.cri.sandbox-name"], cc_sandbox_name)
 }
@@ -633,19 +642,15 @@ gpus_ok if {
 	cc_p.gpus == 0
 	count(cc_vfio_numbers) == 0
 	count(cc_cdi_numbers) == 0
-}
-
-# Hot-plugged GPUs: one VFIO device per GPU, each named by a CDI annotation of the same number.
-gpus_ok if {
+} else := true if {
+	# Hot-plugged GPUs: one VFIO device per GPU, each named by a CDI annotation of the same number.
 	cc_p.gpus > 0
 	count(cc_vfio_numbers) == cc_p.gpus
 	numbers := {n | some n in cc_vfio_numbers}
 	count(numbers) == count(cc_vfio_numbers)
 	numbers == cc_cdi_numbers
-}
-
-# Cold-plugged GPUs: no VFIO devices in the request, one CDI annotation per GPU.
-gpus_ok if {
+} else := true if {
+	# Cold-plugged GPUs: no VFIO devices in the request, one CDI annotation per GPU.
 	cc_p.gpus > 0
 	count(cc_vfio_numbers) == 0
 	count(cc_cdi_numbers) == cc_p.gpus
@@ -675,9 +680,11 @@ cc_paths if {
 	}
 }
 
-readonly_ok(p, readonly, _) if readonly[p]
-
-readonly_ok(p, _, masked) if masked[p]
+readonly_ok(p, readonly, masked) if {
+	readonly[p]
+} else := true if {
+	masked[p]
+}
 
 default cc_sysctl := false
 
@@ -775,7 +782,11 @@ args_ok(args, p, ctx) if {
 	}
 }
 
+# (Without dynamic arguments, no index needs formatting.)
 arg_ok(i, a, p, ctx) if {
+	a == p.Args[i]
+	count(p.ArgsDynamic) == 0
+} else := true if {
 	a == p.Args[i]
 	not p.ArgsDynamic[format_int(i, 10)]
 	is_object(ctx)
