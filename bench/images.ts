@@ -4,17 +4,30 @@
  * Builds N images whose /etc/passwd and /etc/group sit in the bottom layer under upper
  * layers of partly compressible data (so every upper layer must be read through), pushes
  * them to Debian's docker-registry on loopback with skopeo, then resolves them with an
- * empty cache. Reports MB/s of compressed layer data scanned, next to single-threaded
- * gunzip of the same blobs for comparison. JSON on stdout.
+ * empty cache. Reports MB/s of compressed layer data scanned (and the CPU time of the whole
+ * process: main thread, scan thread and zlib's thread pool), next to single-threaded gunzip of
+ * the same blobs: `coldSequentialVsGunzip` is the goal figure (image-cold-vs-gunzip). The same
+ * images with zstd layers (Debian's zstd CLI, level 3) are resolved too, next to `zstd -d`
+ * (the CLI, single-threaded) on those blobs and to our decoder alone in memory. JSON on stdout.
  *
  *   node --import=tsx bench/images.ts [--images N] [--layer-mb M] [--upper-layers K] [--repetitions R]
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { MediaType, sha256Digest } from '../src/images/image-manifest.js';
 import { ImageResolver } from '../src/images/index.js';
-import { buildImage, buildLayer, buildTar, OciLayoutWriter, type BuiltImage } from '../src/images/oci-build.js';
+import {
+  buildImage,
+  buildLayer,
+  buildTar,
+  OciLayoutWriter,
+  type BuiltImage,
+  type BuiltLayer,
+} from '../src/images/oci-build.js';
+import { ZstdDecoder } from '../src/images/zstd.js';
 import { pushLayout, startRegistry } from '../test/helpers/registry.js';
 import { tempDir } from '../test/images/fixtures.js';
 
@@ -53,29 +66,34 @@ function layerData(seed: string, bytes: number): Buffer {
   return out;
 }
 
-function benchImage(n: number): BuiltImage {
+/** The uncompressed layer tars of image n, bottom first. */
+function benchTars(n: number): Buffer[] {
   const passwd = `root:x:0:0:root:/root:/bin/sh\napp:x:${1000 + n}:1000::/app:/bin/sh\n`;
-  const layers = [
-    buildLayer(
-      buildTar([
-        { path: 'etc/passwd', content: passwd },
-        { path: 'etc/group', content: 'root:x:0:\napp:x:1000:\n' },
-        { path: 'usr/lib/base.so', content: layerData(`base-${n}`, LAYER_MB * 1024 * 1024) },
-      ]),
-      'gzip',
-      6,
-    ),
+  const tars = [
+    buildTar([
+      { path: 'etc/passwd', content: passwd },
+      { path: 'etc/group', content: 'root:x:0:\napp:x:1000:\n' },
+      { path: 'usr/lib/base.so', content: layerData(`base-${n}`, LAYER_MB * 1024 * 1024) },
+    ]),
   ];
-  for (let k = 0; k < UPPER_LAYERS; k++) {
-    const size = LAYER_MB * 1024 * 1024;
-    layers.push(
-      buildLayer(
-        buildTar([{ path: `opt/app${k}/lib.so`, content: layerData(`img-${n}-layer-${k}`, size) }]),
-        'gzip',
-        6,
-      ),
+  for (let k = 0; k < UPPER_LAYERS; k++)
+    tars.push(
+      buildTar([{ path: `opt/app${k}/lib.so`, content: layerData(`img-${n}-layer-${k}`, LAYER_MB * 1024 * 1024) }]),
     );
-  }
+  return tars;
+}
+
+function zstdLayer(tar: Buffer): BuiltLayer {
+  const blob = execFileSync('zstd', ['-q', '-c', '-3'], { input: tar, maxBuffer: 1 << 30 });
+  return {
+    blob,
+    diffId: sha256Digest(tar),
+    descriptor: { mediaType: MediaType.ociLayerZstd, digest: sha256Digest(blob), size: blob.length },
+  };
+}
+
+function benchImage(tars: Buffer[], compression: 'gzip' | 'zstd'): BuiltImage {
+  const layers = tars.map((t) => (compression === 'gzip' ? buildLayer(t, 'gzip', 6) : zstdLayer(t)));
   return buildImage({ layers, config: { User: 'app', Cmd: ['/app'] } });
 }
 
@@ -83,22 +101,34 @@ async function main(): Promise<void> {
   const tmp = tempDir('contrast-bench-');
   const reg = await startRegistry();
   try {
-    const images = Array.from({ length: IMAGES }, (_, n) => benchImage(n));
+    // The tars are dropped once both images are built (they would double the process's memory).
+    const built = Array.from({ length: IMAGES }, (_, n) => {
+      const t = benchTars(n);
+      return { gzip: benchImage(t, 'gzip'), zstd: benchImage(t, 'zstd') };
+    });
+    const images = built.map((b) => b.gzip);
+    const zstdImages = built.map((b) => b.zstd);
     const writer = new OciLayoutWriter();
     images.forEach((img, n) => writer.add(img.descriptor, img.blobs, `img${n}`));
+    zstdImages.forEach((img, n) => writer.add(img.descriptor, img.blobs, `zst${n}`));
     writer.write(join(tmp.path, 'layout'));
-    await Promise.all(
-      images.map((_, n) => pushLayout(join(tmp.path, 'layout'), `img${n}`, `${reg.host}/bench/img${n}:1`)),
-    );
+    await Promise.all([
+      ...images.map((_, n) => pushLayout(join(tmp.path, 'layout'), `img${n}`, `${reg.host}/bench/img${n}:1`)),
+      ...zstdImages.map((_, n) => pushLayout(join(tmp.path, 'layout'), `zst${n}`, `${reg.host}/bench/zst${n}:1`)),
+    ]);
     const refs = images.map((_, n) => `${reg.host}/bench/img${n}:1`);
+    const zstdRefs = zstdImages.map((_, n) => `${reg.host}/bench/zst${n}:1`);
 
     const mb = (bytes: number): number => +(bytes / 1e6).toFixed(1);
-    const timed = async (f: () => Promise<number>): Promise<{ seconds: number; bytes: number }> => {
+    type Run = { seconds: number; cpuSeconds: number; bytes: number };
+    const timed = async (f: () => Promise<number> | number): Promise<Run> => {
+      const c0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       const bytes = await f();
-      return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, bytes };
+      const c = process.cpuUsage(c0);
+      return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuSeconds: (c.user + c.system) / 1e6, bytes };
     };
-    const cold = (concurrency: number) =>
+    const cold = (concurrency: number, which = refs) =>
       timed(async () => {
         const resolver = new ImageResolver({
           insecureRegistries: [reg.host],
@@ -106,7 +136,7 @@ async function main(): Promise<void> {
           concurrency,
           progress: false,
         });
-        await resolver.resolveAll(refs);
+        await resolver.resolveAll(which);
         return resolver.stats.bytesRead;
       });
     // The same scan from the OCI layout on disk: no HTTP, isolates the decompress+scan cost.
@@ -121,37 +151,93 @@ async function main(): Promise<void> {
         await resolver.resolveAll(images.map((_, n) => `example.com/bench:img${n}`));
         return resolver.stats.bytesRead;
       });
-    // Baseline: single-threaded gunzip of the compressed bytes the scan must read through.
+    // Baseline: single-threaded gunzip (zlib's gunzipSync, default settings) of the compressed
+    // bytes the scan must read through: the upper layers.
     const blobs = images.flatMap((img) =>
       (JSON.parse(img.manifest.toString()) as { layers: { digest: string }[] }).layers
         .slice(1)
         .map((l) => img.blobs.get(l.digest)!),
     );
-    const gunzip = () =>
-      timed(async () => {
-        for (const b of blobs) gunzipSync(b);
-        return blobs.reduce((n, b) => n + b.length, 0);
+    // In a fresh process of its own: in this one, the garbage of the runs before it (and of the
+    // images built here) slows gunzipSync by up to a fifth, which would flatter the ratio.
+    const gzipFiles = blobs.map((b, i) => {
+      const f = join(tmp.path, `blob${i}.gz`);
+      writeFileSync(f, b);
+      return f;
+    });
+    const gunzipScript = [
+      "const { readFileSync } = require('node:fs');",
+      "const { gunzipSync } = require('node:zlib');",
+      'const blobs = JSON.parse(process.argv[1]).map((f) => readFileSync(f));',
+      'const c0 = process.cpuUsage();',
+      'const t0 = process.hrtime.bigint();',
+      'for (const b of blobs) gunzipSync(b);',
+      'const c = process.cpuUsage(c0);',
+      'process.stdout.write(JSON.stringify({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuSeconds: (c.user + c.system) / 1e6 }));',
+    ].join('\n');
+    const gunzip = (): Run => {
+      const out = execFileSync(process.execPath, ['-e', gunzipScript, JSON.stringify(gzipFiles)], { encoding: 'utf8' });
+      return {
+        ...(JSON.parse(out) as { seconds: number; cpuSeconds: number }),
+        bytes: blobs.reduce((n, b) => n + b.length, 0),
+      };
+    };
+    // zstd baselines on the same upper layers: the CLI (`zstd -d`, single-threaded; the time
+    // includes starting it, about 1 ms per blob) and our decoder alone, in memory.
+    const zstdBlobs = zstdImages.flatMap((img) =>
+      (JSON.parse(img.manifest.toString()) as { layers: { digest: string }[] }).layers
+        .slice(1)
+        .map((l) => img.blobs.get(l.digest)!),
+    );
+    const zstdFiles = zstdBlobs.map((b, i) => {
+      const f = join(tmp.path, `blob${i}.zst`);
+      writeFileSync(f, b);
+      return f;
+    });
+    const zstdTotal = zstdBlobs.reduce((n, b) => n + b.length, 0);
+    const zstdCli = () =>
+      timed(() => {
+        execFileSync('zstd', ['-d', '-q', '-c', '-T1', ...zstdFiles], { stdio: ['ignore', 'ignore', 'inherit'] });
+        return zstdTotal;
+      });
+    const zstdDecoder = () =>
+      timed(() => {
+        for (const b of zstdBlobs) {
+          const d = new ZstdDecoder(() => true);
+          d.push(b);
+          d.end();
+        }
+        return zstdTotal;
       });
 
     // Interleaved repetitions; the best of each is reported (the machine may be shared).
-    const runs: Record<string, { seconds: number; bytes: number }[]> = {
+    const runs: Record<string, Run[]> = {
       coldSequential: [],
       coldParallel: [],
       localLayoutSequential: [],
       gunzipSingleThread: [],
+      zstdColdSequential: [],
+      zstdCliSingleThread: [],
+      zstdDecoderSingleThread: [],
     };
+    // A first resolution starts the scan thread and warms the code, as a real run's first image would.
+    await cold(1);
     for (let rep = 0; rep < REPS; rep++) {
       runs['coldSequential']!.push(await cold(1));
+      runs['gunzipSingleThread']!.push(gunzip());
       runs['coldParallel']!.push(await cold(8));
       runs['localLayoutSequential']!.push(await local());
-      runs['gunzipSingleThread']!.push(await gunzip());
+      runs['zstdColdSequential']!.push(await cold(1, zstdRefs));
+      runs['zstdCliSingleThread']!.push(await zstdCli());
+      runs['zstdDecoderSingleThread']!.push(await zstdDecoder());
     }
-    const best = (list: { seconds: number; bytes: number }[]) => {
+    const best = (list: Run[]) => {
       const rates = list.map((r) => r.bytes / 1e6 / r.seconds).sort((x, y) => x - y);
       const top = list.reduce((a, b) => (a.bytes / a.seconds >= b.bytes / b.seconds ? a : b));
       return {
         compressedMB: mb(top.bytes),
         seconds: +top.seconds.toFixed(3),
+        cpuSeconds: +top.cpuSeconds.toFixed(3),
         MBps: +rates.at(-1)!.toFixed(1),
         medianMBps: +rates[Math.floor(rates.length / 2)]!.toFixed(1),
       };
@@ -182,6 +268,12 @@ async function main(): Promise<void> {
       ).toFixed(1),
       ...summary,
       coldSequentialVsGunzip: +(summary['coldSequential']!.MBps / summary['gunzipSingleThread']!.MBps).toFixed(2),
+      zstdColdSequentialToCliRatio: +(
+        summary['zstdColdSequential']!.MBps / summary['zstdCliSingleThread']!.MBps
+      ).toFixed(2),
+      zstdColdSequentialToDecoderRatio: +(
+        summary['zstdColdSequential']!.MBps / summary['zstdDecoderSingleThread']!.MBps
+      ).toFixed(2),
       warmSeconds: +warm.seconds.toFixed(3),
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -7,6 +7,7 @@ import { sha256Digest } from '../../src/images/image-manifest.js';
 import {
   findPasswdAndGroup,
   normaliseEntryPath,
+  sharedLayerScans,
   type LayerScanMemo,
   type LayerScanResult,
 } from '../../src/images/rootfs.js';
@@ -188,5 +189,72 @@ describe('images: passwd and group from layers', () => {
       })),
       /digest/,
     );
+  });
+
+  it('reads the next lower layer meanwhile (lookahead 2) and abandons it when the upper one settles both', async () => {
+    const filler = Array.from({ length: 30 }, (_, i) => ({ path: `zz/f${i}`, content: randomBytes(256 * 1024) }));
+    const lower = gz([{ path: 'etc/passwd', content: 'lower\n' }, ...filler]);
+    const top = gz([
+      { path: 'etc/passwd', content: 'top\n' },
+      { path: 'etc/group', content: 'topg\n' },
+    ]);
+    const opened: number[] = [];
+    let lowerDestroyed = false;
+    const layers = [base, lower, top];
+    const result = await findPasswdAndGroup(3, (i) => ({
+      open: async () => {
+        opened.push(i);
+        const chunks =
+          i === 1 ? Array.from({ length: 64 }, (_, k) => lower.subarray(k * 65536, (k + 1) * 65536)) : [layers[i]!];
+        const src = Readable.from(chunks.filter((c) => c.length > 0));
+        src.on('close', () => {
+          if (i === 1) lowerDestroyed = !src.readableEnded;
+        });
+        return src;
+      },
+    }));
+    assert.equal(result.passwd, 'top\n');
+    assert.equal(result.group, 'topg\n');
+    assert.deepEqual(opened.sort(), [1, 2]);
+    await new Promise((r) => setImmediate(r));
+    assert.ok(lowerDestroyed, 'the abandoned lower layer was read to its end');
+  });
+
+  it('a shared scan stops only when every caller gave it up', async () => {
+    const memo = sharedLayerScans();
+    let aborted = false;
+    let finish: (r: LayerScanResult) => void = () => undefined;
+    const scan = (signal: AbortSignal) =>
+      new Promise<LayerScanResult>((resolve, reject) => {
+        finish = resolve;
+        signal.addEventListener('abort', () => {
+          aborted = true;
+          reject(new Error('aborted'));
+        });
+      });
+    const a = new AbortController();
+    const b = new AbortController();
+    const pa = memo('k', scan, a.signal);
+    const pb = memo('k', scan, b.signal);
+    a.abort(new Error('a gave up'));
+    await assert.rejects(pa, /a gave up/);
+    assert.equal(aborted, false);
+    finish({ files: {}, complete: true, notes: [], bytesRead: 1 });
+    assert.equal((await pb).bytesRead, 1);
+    // Both give up: the scan is stopped and forgotten, a later caller starts again.
+    const c = new AbortController();
+    const d = new AbortController();
+    const pc = memo('k2', scan, c.signal);
+    const pd = memo('k2', scan, d.signal);
+    c.abort(new Error('c'));
+    d.abort(new Error('d'));
+    await assert.rejects(pc);
+    await assert.rejects(pd);
+    assert.equal(aborted, true);
+    let started = 0;
+    const again = memo('k2', (s) => (started++, scan(s)), new AbortController().signal);
+    finish({ files: {}, complete: true, notes: [], bytesRead: 2 });
+    assert.equal((await again).bytesRead, 2);
+    assert.equal(started, 1);
   });
 });
