@@ -15,9 +15,24 @@ export const EKM_SIZE = 32;
 /** gRPC binary metadata carrying the client's attested certificate (DER, base64). */
 export const CLIENT_EVIDENCE_HEADER = 'contrast-atls-evidence-bin';
 
-/** SubjectPublicKeyInfo DER of a public key, or of the public half of a private key: how a key is named in the binding and in certificates. */
+/**
+ * Exports already made, by key object. A KeyObject never changes, so its SPKI is fixed: the
+ * server's and the Coordinator's own keys are exported once per process, not per connection,
+ * and a peer's key once per call instead of at every use.
+ */
+const exported = new WeakMap<KeyObject, Buffer>();
+
+/**
+ * SubjectPublicKeyInfo DER of a public key, or of the public half of a private key: how a key is
+ * named in the binding and in certificates. Callers get their own copy of the cached bytes.
+ */
 export function spkiDer(key: KeyObject): Buffer {
-  return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
+  let der = exported.get(key);
+  if (!der) {
+    der = (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
+    exported.set(key, der);
+  }
+  return Buffer.from(der);
 }
 
 export function reportData(spki: Uint8Array, nonce: Uint8Array): Buffer {

@@ -9,7 +9,7 @@ import { AttestationError } from '../attestation/errors.js';
 import type { Evidence } from '../issuers/issuer.js';
 import { octetString, oid, seq, tlv, utcTime, utf8String } from './der.js';
 import { spkiDer } from './binding.js';
-import { derToPem, parseDerCertificate } from '../attestation/certificate.js';
+import { derToPem, parseDerCertificate, tlsPeerCertificate } from '../attestation/certificate.js';
 import { extensions } from '../attestation/x509.js';
 import { TAG, readSingle } from '../attestation/der.js';
 
@@ -48,7 +48,8 @@ export function createAtlsCert(key: KeyObject, evidence?: Evidence, now = new Da
 
 export interface AtlsPeer {
   publicKey: KeyObject;
-  spki: Buffer;
+  /** SPKI DER of publicKey (exported on first use, once per key). */
+  readonly spki: Buffer;
   /** Evidence extensions found (may be empty). */
   evidence: Evidence[];
 }
@@ -69,24 +70,22 @@ function evidenceExtensions(cert: NodeX509): Evidence[] {
   return out;
 }
 
+/** A certificate refusal of the strict parser, as an aTLS certificate refusal. */
+function asAtlsRefusal(err: unknown): AttestationError {
+  return new AttestationError(
+    'atls.certificate',
+    (err as Error).message.replace(/^attestation check x509.parse failed: /, ''),
+    undefined,
+    undefined,
+    { cause: err },
+  );
+}
+
 /**
- * Parse a peer's aTLS certificate (DER exactly as it came off the wire): strictly one
- * certificate, self-signed by its own key; evidence extensions are extracted. The key and the
- * evidence are read from the same bytes, so they cannot come from two different certificates.
+ * The checks of a strictly parsed certificate: self-signed by its own key; evidence extensions
+ * are extracted. The key and the evidence are read from the same certificate object.
  */
-export function parseAtlsCert(der: Uint8Array): AtlsPeer {
-  let cert: NodeX509;
-  try {
-    cert = parseDerCertificate(der, 'the peer certificate');
-  } catch (err) {
-    throw new AttestationError(
-      'atls.certificate',
-      (err as Error).message.replace(/^attestation check x509.parse failed: /, ''),
-      undefined,
-      undefined,
-      { cause: err },
-    );
-  }
+function atlsPeerOf(cert: NodeX509): AtlsPeer {
   const evidence = evidenceExtensions(cert);
   let publicKey: KeyObject;
   let selfSigned: boolean;
@@ -105,5 +104,41 @@ export function parseAtlsCert(der: Uint8Array): AtlsPeer {
   }
   if (!selfSigned)
     throw new AttestationError('atls.certificate', 'the peer certificate is not self-signed by its own key');
-  return { publicKey, spki: spkiDer(publicKey), evidence };
+  return {
+    publicKey,
+    evidence,
+    get spki() {
+      return spkiDer(publicKey);
+    },
+  };
+}
+
+/**
+ * Parse a peer's aTLS certificate (DER exactly as it came off the wire): strictly one
+ * certificate, self-signed by its own key; evidence extensions are extracted. The key and the
+ * evidence are read from the same bytes, so they cannot come from two different certificates.
+ */
+export function parseAtlsCert(der: Uint8Array): AtlsPeer {
+  let cert: NodeX509;
+  try {
+    cert = parseDerCertificate(der, 'the peer certificate');
+  } catch (err) {
+    throw asAtlsRefusal(err);
+  }
+  return atlsPeerOf(cert);
+}
+
+/**
+ * The aTLS certificate a TLS peer presented in the handshake, with the checks of parseAtlsCert;
+ * the certificate OpenSSL decoded is used as it is (its encoding is checked, it is not parsed
+ * again). undefined when the peer sent none.
+ */
+export function tlsPeerAtlsCert(socket: { getPeerX509Certificate(): NodeX509 | undefined }): AtlsPeer | undefined {
+  let cert: NodeX509 | undefined;
+  try {
+    cert = tlsPeerCertificate(socket, 'the peer certificate');
+  } catch (err) {
+    throw asAtlsRefusal(err);
+  }
+  return cert && atlsPeerOf(cert);
 }

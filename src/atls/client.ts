@@ -7,7 +7,7 @@ import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Issuer } from '../issuers/issuer.js';
-import { createAtlsCert, createAtlsCertDer, parseAtlsCert, type AtlsPeer } from './cert.js';
+import { createAtlsCert, createAtlsCertDer, tlsPeerAtlsCert, type AtlsPeer } from './cert.js';
 import {
   CLIENT_EVIDENCE_HEADER,
   EKM_LABEL,
@@ -80,9 +80,8 @@ export async function dialAtls<V>(opts: DialOptions<V>): Promise<AtlsConnection<
   try {
     let serverResult: V | undefined;
     if (opts.verifyServer) {
-      const cert = socket.getPeerX509Certificate();
-      if (!cert) throw new Error('the server sent no certificate');
-      const peer = parseAtlsCert(cert.raw);
+      const peer = tlsPeerAtlsCert(socket);
+      if (!peer) throw new Error('the server sent no certificate');
       serverResult = await opts.verifyServer(peer, reportData(peer.spki, nonce));
     }
     const metadata: Record<string, string> = {};

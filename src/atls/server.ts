@@ -6,7 +6,7 @@
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { KeyObject } from 'node:crypto';
 import type { Issuer } from '../issuers/issuer.js';
-import { createAtlsCert, parseAtlsCert, type AtlsPeer } from './cert.js';
+import { createAtlsCert, tlsPeerAtlsCert, type AtlsPeer } from './cert.js';
 import { EKM_LABEL, EKM_SIZE, nonceFromServerName, reportData, spkiDer } from './binding.js';
 
 export interface AtlsServerConfig {
@@ -43,10 +43,9 @@ export function atlsServerOptions(cfg: AtlsServerConfig) {
   };
 }
 
-/** The client's TLS certificate (self-signed), if it sent one. */
+/** The client's TLS certificate (self-signed, checked as parseAtlsCert checks), if it sent one. */
 export function tlsPeer(socket: TLSSocket): AtlsPeer | undefined {
-  const cert = socket.getPeerX509Certificate();
-  return cert ? parseAtlsCert(cert.raw) : undefined;
+  return tlsPeerAtlsCert(socket);
 }
 
 /** The per-connection freshness value the client's evidence must bind. */

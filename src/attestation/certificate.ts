@@ -10,7 +10,9 @@
  *    sees a PEM block that we wrote around those bytes, and the certificate it parses must
  *    encode back to exactly the input;
  *  - PEM input is accepted only where the format is PEM, and must consist of exactly the
- *    expected number of CERTIFICATE blocks in canonical base64 and nothing but whitespace.
+ *    expected number of CERTIFICATE blocks in canonical base64 and nothing but whitespace;
+ *  - a TLS peer's certificate, which OpenSSL decoded as DER during the handshake, gets the same
+ *    checks of its encoding (tlsPeerCertificate) and is not parsed a second time.
  */
 import { X509Certificate, createHash } from 'node:crypto';
 import { AttestationError } from './errors.js';
@@ -137,7 +139,23 @@ export function parseDerCertificate(bytes: Uint8Array, what: string): X509Certif
   return cert;
 }
 
-function parseUncached(der: Buffer, what: string): X509Certificate {
+/**
+ * The certificate a TLS peer presented, as OpenSSL decoded it from the handshake (DER, never
+ * through the PEM-searching constructor): its encoding gets the same strict checks as
+ * parseDerCertificate's input, but the bytes are not handed to Node's parser a second time.
+ * undefined when the peer sent no certificate.
+ */
+export function tlsPeerCertificate(
+  socket: { getPeerX509Certificate(): X509Certificate | undefined },
+  what: string,
+): X509Certificate | undefined {
+  const cert = socket.getPeerX509Certificate();
+  if (cert) checkEncoding(cert.raw, what);
+  return cert;
+}
+
+/** Everything parseDerCertificate checks before Node reads the bytes. */
+function checkEncoding(der: Buffer, what: string): void {
   if (der.length > MAX_CERTIFICATE_BYTES)
     refuse(what, `${der.length} bytes, more than the ${MAX_CERTIFICATE_BYTES} accepted`);
   if (der[0] !== TAG.SEQUENCE)
@@ -155,6 +173,10 @@ function parseUncached(der: Buffer, what: string): X509Certificate {
     if (err instanceof AttestationError && err.check === 'x509.parse') throw err;
     refuse(what, err instanceof AttestationError ? err.detail : (err as Error).message, err);
   }
+}
+
+function parseUncached(der: Buffer, what: string): X509Certificate {
+  checkEncoding(der, what);
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(derToPem(der));

@@ -68,11 +68,16 @@ export function simRootKeyPath(dir = simDir()): string {
   return join(dir, 'root-key.pem');
 }
 
+/** The last root read, by the exact text of its file: read again every time, imported once. */
+let lastRoot: { text: string; key: KeyObject } | undefined;
+
 /** The pinned public key of the local simulated platform. */
 export function loadSimRootPublicKey(dir = simDir()): KeyObject {
   const path = simRootPublicPath(dir);
   try {
-    return createPublicKey(readFileSync(path, 'utf8'));
+    const text = readFileSync(path, 'utf8');
+    if (lastRoot?.text !== text) lastRoot = { text, key: createPublicKey(text) };
+    return lastRoot.key;
   } catch (err) {
     throw new AttestationError(
       'sim.root',

@@ -11,7 +11,7 @@ import type { TLSSocket } from 'node:tls';
 import { AttestationError, CollateralUnavailableError } from '../attestation/errors.js';
 import { decodeBase64Strict } from '../util/encoding.js';
 import type { DispatchOptions } from '../attestation/dispatch.js';
-import { parseAtlsCert } from '../atls/cert.js';
+import { parseAtlsCert, type AtlsPeer } from '../atls/cert.js';
 import { clientEvidenceNonce, tlsPeer } from '../atls/server.js';
 import { admitPeer } from '../atls/validate.js';
 import { CLIENT_EVIDENCE_HEADER, reportData } from '../atls/binding.js';
@@ -59,7 +59,7 @@ async function admitCaller(
   policy: { hashes: readonly string[]; what: string },
   metrics: Metrics,
   dispatch: DispatchOptions,
-): Promise<{ admission: Admission; tls: NonNullable<ReturnType<typeof tlsPeer>> }> {
+): Promise<{ admission: Admission; peer: AtlsPeer }> {
   const header = headers[CLIENT_EVIDENCE_HEADER];
   if (typeof header !== 'string' || header.length === 0) {
     metrics.inc('contrast_meshapi_attestation_failures_total');
@@ -74,7 +74,8 @@ async function admitCaller(
   if (!der)
     throw new AttestationError('atls.certificate', `the ${CLIENT_EVIDENCE_HEADER} metadata is not canonical base64`);
   const peer = parseAtlsCert(der);
-  if (!peer.spki.equals(tls.spki))
+  // The same key (type, parameters and value), compared without exporting either.
+  if (!peer.publicKey.equals(tls.publicKey))
     throw new AttestationError(
       'atls.binding',
       'the evidence certificate is for another key than the TLS client certificate',
@@ -86,7 +87,7 @@ async function admitCaller(
     ...dispatch,
     onSimulated: () => metrics.inc('contrast_simulated_evidence_total'),
   });
-  return { admission, tls };
+  return { admission, peer };
 }
 
 /** Attestation errors as gRPC codes: collateral that cannot be fetched now is retryable, a verdict is PERMISSION_DENIED. */
@@ -124,7 +125,7 @@ export function meshApiHandlers(
             );
           }
           try {
-            const { admission, tls } = await admitCaller(
+            const { admission, peer } = await admitCaller(
               socket,
               headers,
               snapshot,
@@ -137,7 +138,8 @@ export function meshApiHandlers(
               { oid: OID_CLAIM_HOSTDATA, value: octetString(admission.hostData) },
               { oid: OID_CLAIM_MEASUREMENT, value: octetString(Buffer.from(admission.measurement, 'hex')) },
             ];
-            const res = await authority.newMeshCert(snapshot, tls.publicKey, admission.policyHash, claims);
+            // The key the evidence binds (equal to the TLS client key, checked above), exported once.
+            const res = await authority.newMeshCert(snapshot, peer.publicKey, admission.policyHash, claims);
             metrics.inc('contrast_meshapi_certificates_issued_total');
             return encode(NewMeshCertResponseSchema, {
               MeshCACert: Buffer.from(res.meshCA),

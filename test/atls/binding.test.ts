@@ -34,6 +34,19 @@ describe('aTLS binding values', () => {
     );
   });
 
+  it('names a key by its SPKI DER, the same for the private key and its public half, each caller its own copy', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const want = publicKey.export({ type: 'spki', format: 'der' });
+    assert.deepEqual(spkiDer(privateKey), want);
+    assert.deepEqual(spkiDer(publicKey), want);
+    const mine = spkiDer(privateKey);
+    mine.fill(0);
+    assert.deepEqual(spkiDer(privateKey), want, 'changing a returned SPKI does not change the next one');
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey;
+    assert.deepEqual(spkiDer(other), other.export({ type: 'spki', format: 'der' }));
+    assert.notDeepEqual(spkiDer(other), want);
+  });
+
   it('uses the names and sizes docs/protocol.md specifies', () => {
     assert.equal(NONCE_SIZE, 32);
     assert.equal(SNI_SUFFIX, '.atls-nonce.invalid');

@@ -7,11 +7,16 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { connect as tlsConnect, createServer, type Server, type TLSSocket } from 'node:tls';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { dialAtls } from '../../src/atls/client.js';
 import { atlsServerOptions, clientEvidenceNonce, tlsPeer } from '../../src/atls/server.js';
 import { parseAtlsCert, type AtlsPeer } from '../../src/atls/cert.js';
-import { CLIENT_EVIDENCE_HEADER, nonceToServerName, reportData, spkiDer } from '../../src/atls/binding.js';
+import { CLIENT_EVIDENCE_HEADER, newNonce, nonceToServerName, reportData, spkiDer } from '../../src/atls/binding.js';
+import { AttestationError } from '../../src/attestation/errors.js';
+import { derToPem } from '../../src/attestation/certificate.js';
+import { OID_SIMULATED_EVIDENCE } from '../../src/attestation/tees.js';
+import { forgeCertificate, name, octet, seq } from '../attestation/der-builder.js';
+import { rejects } from '../attestation/assertions.js';
 import type { Evidence, Issuer } from '../../src/issuers/issuer.js';
 
 const OID = '1.3.9901.2.4242';
@@ -148,6 +153,75 @@ describe('aTLS handshakes on loopback', function () {
     } finally {
       conn.close();
     }
+  });
+
+  /** The server's side of a handshake in which the client presented `certDer` for `clientKey`. */
+  async function presenting(port: number, clientKey: KeyObject, certDer: Buffer): Promise<TLSSocket> {
+    const accepted = once(server!, 'secureConnection') as Promise<[TLSSocket]>;
+    const client = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      servername: nonceToServerName(newNonce()),
+      ALPNProtocols: ['h2'],
+      rejectUnauthorized: false,
+      key: clientKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      cert: derToPem(certDer),
+    });
+    client.on('error', () => undefined);
+    sockets.push(client);
+    const [serverSide] = await accepted;
+    return serverSide;
+  }
+
+  it("checks the client's TLS certificate as strictly as one from the wire: self-signed, distinguished encoding", async () => {
+    const { port } = await start({ requestCert: true });
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const forge = (over: { signingKey?: KeyObject; extensions?: { oid: string; value: Buffer }[] }) =>
+      forgeCertificate({
+        subject: name('Contrast'),
+        issuer: name('Contrast'),
+        publicKey: key.publicKey,
+        signingKey: over.signingKey ?? key.privateKey,
+        alg: 'ecdsa-sha256',
+        ...(over.extensions ? { extensions: over.extensions } : {}),
+      }).raw;
+    // A well-formed one is read as it is, evidence extensions included.
+    const good = tlsPeer(
+      await presenting(
+        port,
+        key.privateKey,
+        forge({ extensions: [{ oid: OID_SIMULATED_EVIDENCE, value: octet(Buffer.from('e')) }] }),
+      ),
+    );
+    assert.ok(good);
+    assert.ok(good.publicKey.equals(key.publicKey));
+    assert.deepEqual(good.spki, spkiDer(key.publicKey));
+    assert.deepEqual(good.evidence, [{ oid: OID_SIMULATED_EVIDENCE, value: Buffer.from('e') }]);
+    // Signed by another key: TLS proved the key, but the certificate is still no aTLS certificate.
+    const notSelf = await presenting(
+      port,
+      key.privateKey,
+      forge({ signingKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey }),
+    );
+    let err = await rejects(() => tlsPeer(notSelf), 'atls.certificate');
+    assert.equal(err.detail, 'the peer certificate is not self-signed by its own key');
+    // OpenSSL accepts a duplicated extension in the handshake; the strict reading does not.
+    const ext = { oid: '1.2.3.4', value: octet(Buffer.from('x')) };
+    const dup = await presenting(port, key.privateKey, forge({ extensions: [ext, ext] }));
+    err = await rejects(() => tlsPeer(dup), 'atls.certificate');
+    assert.equal(err.detail, 'the peer certificate is not a well-formed certificate: duplicate extension 1.2.3.4');
+    assert.ok(
+      err.cause instanceof AttestationError && err.cause.check === 'x509.parse',
+      'the parser error is the cause',
+    );
+    // An evidence extension that is no OCTET STRING.
+    const notOctets = await presenting(
+      port,
+      key.privateKey,
+      forge({ extensions: [{ oid: OID_SIMULATED_EVIDENCE, value: seq(octet(Buffer.from('e'))) }] }),
+    );
+    err = await rejects(() => tlsPeer(notOctets), 'atls.certificate');
+    assert.equal(err.detail, `the evidence extension ${OID_SIMULATED_EVIDENCE} is not an OCTET STRING`);
   });
 
   it('asks for the client certificate only when configured to', async () => {

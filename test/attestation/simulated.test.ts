@@ -58,6 +58,22 @@ describe('simulated platform: root key location', () => {
     );
   });
 
+  it('reads the root file at every verification: a root replaced on disk is the one used next', () => {
+    const first = simRootKeys();
+    const second = simRootKeys();
+    writeFileSync(join(dir, 'root.pub.pem'), first.publicKey.export({ type: 'spki', format: 'pem' }));
+    process.env.CONTRAST_INSECURE_SIM_DIR = dir;
+    assert.equal(verifySimulated(simReport(first.privateKey), SIM_REFS, {}).referenceValueIndex, 0);
+    assert.ok(loadSimRootPublicKey(dir).equals(first.publicKey));
+    writeFileSync(join(dir, 'root.pub.pem'), second.publicKey.export({ type: 'spki', format: 'pem' }));
+    assert.ok(loadSimRootPublicKey(dir).equals(second.publicKey));
+    assert.throws(() => verifySimulated(simReport(first.privateKey), SIM_REFS, {}), checkIs('sim.report.signature'));
+    assert.equal(verifySimulated(simReport(second.privateKey), SIM_REFS, {}).referenceValueIndex, 0);
+    // A file that no longer holds a key is refused, not answered from the last good one.
+    writeFileSync(join(dir, 'root.pub.pem'), 'not a key');
+    assert.throws(() => loadSimRootPublicKey(dir), checkIs('sim.root'));
+  });
+
   it('refuses with sim.root when the root is missing or unreadable, naming the file', async () => {
     const missing = join(dir, 'nothing-here');
     let err = await rejects(() => loadSimRootPublicKey(missing), 'sim.root');

@@ -394,28 +394,37 @@ describe('Coordinator edges found by mutation testing (in process)', function ()
       try {
         await coord.authority.setManifest(manifest(), [COORD, web], undefined);
         const tlsKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-        const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-        const conn = await dialAtls({
-          host: '127.0.0.1',
-          port: coord.ports.meshapi,
-          clientKey: tlsKey,
-          verifyServer: null,
-        });
-        try {
-          const rd = reportData(spkiDer(other), conn.socket.exportKeyingMaterial(EKM_SIZE, EKM_LABEL, Buffer.alloc(0)));
-          const evidence = await new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(web)).issue(rd);
-          const header = createAtlsCertDer(other, evidence).toString('base64');
-          await assert.rejects(
-            callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), {
-              [CLIENT_EVIDENCE_HEADER]: header,
-            }),
-            (e: RpcError) =>
-              e.code === Status.PERMISSION_DENIED &&
-              e.message ===
-                'attestation check atls.binding failed: the evidence certificate is for another key than the TLS client certificate',
-          );
-        } finally {
-          conn.close();
+        // Another key of the same curve, one of another curve, and one of another type.
+        for (const other of [
+          generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+          generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey,
+          generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
+        ]) {
+          const conn = await dialAtls({
+            host: '127.0.0.1',
+            port: coord.ports.meshapi,
+            clientKey: tlsKey,
+            verifyServer: null,
+          });
+          try {
+            const rd = reportData(
+              spkiDer(other),
+              conn.socket.exportKeyingMaterial(EKM_SIZE, EKM_LABEL, Buffer.alloc(0)),
+            );
+            const evidence = await new SimulatedIssuer(loadOrCreateSimRoot(simDir), sha256(web)).issue(rd);
+            const header = createAtlsCertDer(other, evidence).toString('base64');
+            await assert.rejects(
+              callUnary(conn.session, `/${MESHAPI_SERVICE}/NewMeshCert`, Buffer.alloc(0), {
+                [CLIENT_EVIDENCE_HEADER]: header,
+              }),
+              (e: RpcError) =>
+                e.code === Status.PERMISSION_DENIED &&
+                e.message ===
+                  'attestation check atls.binding failed: the evidence certificate is for another key than the TLS client certificate',
+            );
+          } finally {
+            conn.close();
+          }
         }
       } finally {
         await coord.close();
