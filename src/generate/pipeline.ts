@@ -238,7 +238,6 @@ async function attachPolicies(
       if (problems.length > 0) continue;
       const { pod, text } = built;
       const location = w.resource.location;
-      await checker.whenRoom();
       checks.push(
         checker.check(text, synthesizeRequests(input, pod)).then(
           (report) => ownPolicyDenial(report, location),

@@ -12,7 +12,7 @@ import { startWorker } from '../util/worker.js';
 
 /** Below this many pods, starting a worker (its own module graph and WebAssembly) costs more than it saves. */
 export const WORKER_MIN_PODS = 16;
-/** Pods queued for the worker at most; the main thread waits for the oldest beyond that (bounded memory). */
+/** Pods queued for the worker at most; beyond that the main thread checks them itself (bounded memory). */
 const MAX_IN_FLIGHT = 8;
 
 export interface CheckJob {
@@ -23,16 +23,11 @@ export interface CheckJob {
 export type CheckReply = { id: number; report: PolicyCheckReport } | { id: number; error: string };
 
 export interface SelfChecker {
-  /** Resolves when another check may be queued (the queue is bounded). */
-  whenRoom(): Promise<void>;
   check(text: string, requests: SynthesizedRequest[]): Promise<PolicyCheckReport>;
   close(): Promise<void>;
 }
 
 class InlineChecker implements SelfChecker {
-  whenRoom(): Promise<void> {
-    return Promise.resolve();
-  }
   async check(text: string, requests: SynthesizedRequest[]): Promise<PolicyCheckReport> {
     return evaluateRequests(text, requests);
   }
@@ -43,7 +38,6 @@ class InlineChecker implements SelfChecker {
 
 class WorkerChecker implements SelfChecker {
   private readonly waiting = new Map<number, { resolve: (r: PolicyCheckReport) => void; reject: (e: Error) => void }>();
-  private readonly inFlight: Promise<unknown>[] = [];
   private nextId = 0;
   private failed: Error | undefined;
 
@@ -66,15 +60,16 @@ class WorkerChecker implements SelfChecker {
     });
   }
 
-  async whenRoom(): Promise<void> {
-    while (this.inFlight.length >= MAX_IN_FLIGHT) await this.inFlight.shift()!.catch(() => undefined);
-  }
-
+  /**
+   * Queued on the worker while it has room; when it is behind (MAX_IN_FLIGHT pods waiting), this
+   * thread checks the pod itself instead of waiting, so neither thread idles and the queue
+   * stays bounded.
+   */
   async check(text: string, requests: SynthesizedRequest[]): Promise<PolicyCheckReport> {
     if (this.failed) throw this.failed;
+    if (this.waiting.size >= MAX_IN_FLIGHT) return evaluateRequests(text, requests);
     const id = this.nextId++;
     const done = new Promise<PolicyCheckReport>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.inFlight.push(done);
     this.worker.postMessage({ id, text, requests } satisfies CheckJob);
     return done;
   }

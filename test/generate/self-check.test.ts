@@ -38,12 +38,11 @@ describe('self-check on a worker thread', function () {
     }
   });
 
-  it('answers many queued pods in order, more than its queue holds at once', async () => {
+  it('answers many pods in order, more than its queue holds (the rest checked on this thread)', async () => {
     const worker = selfChecker(40, true);
     try {
       const results: Promise<boolean>[] = [];
       for (let i = 0; i < 20; i++) {
-        await worker.whenRoom();
         results.push(worker.check(text, i % 3 === 0 ? tampered : requests).then((r) => r.allowed));
       }
       assert.deepEqual(
