@@ -10,9 +10,11 @@ import {
   checkPolicy,
   defaultSettings,
   loadOrCreateSettings,
+  PolicyEngine,
   podNamePattern,
   rulesText,
   splitPolicyText,
+  synthesizeRequests,
   type PodPolicyInput,
 } from '../../src/policy/index.js';
 import { REQUEST_DEFAULT_DOCS, SETTINGS } from '../../src/policy/settings.js';
@@ -244,6 +246,56 @@ describe('policy data: sandbox names per workload kind', () => {
       for (const b of bad) assert.ok(!re.test(b), `${b} should not match ${regex}`);
     });
   }
+});
+
+describe('policy data: pod annotations', () => {
+  const annotations = {
+    'example.com/team': 'blue',
+    'example.com/rule': '^a.b$',
+    'example.com/ref': 'x$(y)',
+    'example.com/empty': '',
+  };
+  const input = deploymentInput({}, { podMetadata: { labels: { app: 'web' }, annotations } });
+  const data = buildPolicyData(input);
+
+  it('pins each value itself, or as an anchored regex of it when the value would read as a pattern', () => {
+    for (const c of data.containers) {
+      assert.equal(c.OCI.Annotations['example.com/team'], 'blue');
+      assert.equal(c.OCI.Annotations['example.com/empty'], '');
+      assert.equal(c.OCI.Annotations['example.com/rule'], '^\\^a\\.b\\$$');
+      assert.equal(c.OCI.Annotations['example.com/ref'], '^x\\$\\(y\\)$');
+    }
+  });
+
+  it("allows exactly the pod's value of each annotation in the pause container request", () => {
+    const pause = synthesizeRequests(input).find((r) => r.request === 'CreateContainerRequest' && r.container === '')!;
+    const body = pause.body as { OCI: { Annotations: Record<string, string> } };
+    const cases: [string, string, boolean][] = [
+      ['example.com/team', 'blue', true],
+      ['example.com/team', 'blue2', false],
+      ['example.com/team', 'Blue', false],
+      ['example.com/team', '', false],
+      ['example.com/rule', '^a.b$', true],
+      ['example.com/rule', 'axb', false],
+      ['example.com/rule', 'a.b', false],
+      ['example.com/ref', 'x$(y)', true],
+      ['example.com/ref', 'xz', false],
+      ['example.com/empty', '', true],
+      ['example.com/empty', ' ', false],
+    ];
+    for (const [key, value, allowed] of cases) {
+      const request = structuredClone(body);
+      request.OCI.Annotations = { ...annotations, ...request.OCI.Annotations, [key]: value };
+      const engine = PolicyEngine.forData(data);
+      try {
+        const r = engine.evaluate('CreateContainerRequest', request);
+        assert.equal(r.allowed, allowed, `${key}=${JSON.stringify(value)}: ${r.failures.join('; ')}`);
+        if (!allowed) assert.match(r.failures.join('\n'), /annotation/);
+      } finally {
+        engine.dispose();
+      }
+    }
+  });
 });
 
 describe('policy data: volumes', () => {

@@ -3,7 +3,7 @@
  * namespace), Linux namespaces, root filesystem and guest-pulled image; and the pod-wide parts
  * of the policy data (guest paths, sandbox storages, request defaults).
  */
-import { escapeRegex } from '../values.js';
+import { escapeRegex, toPattern } from '../values.js';
 import type { ContainerTemplate, PolicySettings } from '../settings.js';
 import type { ContainerPolicy, PolicyData } from '../types.js';
 import { INITDATA_ANNOTATION } from '../initdata.js';
@@ -16,9 +16,11 @@ export function annotationsPolicy(
   name: string,
 ): Record<string, string> {
   const annotations: Record<string, string> = {};
+  // The pod's own annotations, exactly: the value itself unless it would read as a pattern (then
+  // an anchored regex of it). A regex costs the agent's engine and ours a compilation per request.
   for (const [k, v] of Object.entries(pod.input.podMetadata.annotations ?? {})) {
     if (k === INITDATA_ANNOTATION) continue;
-    annotations[k] = `^${escapeRegex(v)}$`;
+    annotations[k] = toPattern([v], pod.dyn);
   }
   annotations[INITDATA_ANNOTATION] = '$(any)';
   for (const [k, v] of Object.entries(template.annotations)) annotations[k] = v;
