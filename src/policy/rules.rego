@@ -820,10 +820,6 @@ env_name(e) := substring(e, 0, indexof(e, "="))
 env_var_ok(e, n, literal, pinned, p, ctx) if {
 	literal[e]
 } else := true if {
-	env_named_ok(n, e, pinned, p, ctx)
-}
-
-env_named_ok(n, e, pinned, p, ctx) if {
 	value_ok(p.EnvDynamic[n], e, ctx)
 } else := true if {
 	not p.EnvDynamic[n]
