@@ -163,9 +163,13 @@ describe('images: zstd decoder (RFC 8878) against the zstd CLI', function () {
   });
 
   it('refuses a window above the limit, a dictionary, a reserved bit and a foreign magic', () => {
-    const header = (descriptor: number, ...rest: number[]) => Buffer.from([0x28, 0xb5, 0x2f, 0xfd, descriptor, ...rest]);
+    const header = (descriptor: number, ...rest: number[]) =>
+      Buffer.from([0x28, 0xb5, 0x2f, 0xfd, descriptor, ...rest]);
     // Window_Descriptor exponent 18: 2^28 bytes, twice the limit.
-    assert.throws(() => decode(header(0x00, 18 << 3)), (e: Error) => e.message.includes(String(MAX_WINDOW)));
+    assert.throws(
+      () => decode(header(0x00, 18 << 3)),
+      (e: Error) => e.message.includes(String(MAX_WINDOW)),
+    );
     assert.throws(() => decode(header(0x01, 0x50, 7)), /dictionary \(ID 7\)/);
     assert.throws(() => decode(header(0x08, 0x50)), /reserved bit/);
     assert.throws(() => decode(Buffer.from('not zstd at all')), /not a zstd frame/);
