@@ -55,9 +55,9 @@ class WorkerChecker implements SelfChecker {
       this.waiting.clear();
     };
     this.worker.on('error', fail);
-    this.worker.on('exit', (code) => {
-      if (this.waiting.size > 0) fail(new Error(`exit code ${code}`));
-    });
+    // An exit with nothing waiting must still fail the checks that follow: posted to a stopped
+    // worker, they would never be answered.
+    this.worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
   }
 
   /**

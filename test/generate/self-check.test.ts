@@ -67,6 +67,17 @@ describe('self-check on a worker thread', function () {
     }
   });
 
+  it('fails the checks that come after the worker stopped, instead of waiting for an answer', async () => {
+    const worker = selfChecker(1, true);
+    await worker.check(text, requests);
+    await worker.close();
+    await assert.rejects(worker.check(text, requests), (err: Error) => {
+      assert.ok(err instanceof BugError, String(err));
+      assert.match(err.message, /the self-check worker stopped/);
+      return true;
+    });
+  });
+
   it('names the workload, request and container when a policy blocks its own pod', async () => {
     const checker = selfChecker(1, false);
     const report = await checker.check(text, tampered);
