@@ -73,7 +73,7 @@ function readInputFile(path: string): InputFile {
     if (err instanceof UserError) throw err;
     throw new UserError(`cannot read input: ${describeFsError(err)}`, { file: path });
   }
-  return { name: path, path, text: decodeUtf8(buf, path) };
+  return { name: path, path, text: refuseNul(decodeUtf8(buf, path), path) };
 }
 
 /**
@@ -94,7 +94,7 @@ export async function readStdin(): Promise<InputFile> {
         throw new UserError(`standard input is larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB`, { file: STDIN_NAME });
       const data = carry.length > 0 ? Buffer.concat([carry, bytes]) : bytes;
       const whole = wholeCharacters(data);
-      pieces.push(decodePiece(data.subarray(0, whole), decoded === 0));
+      pieces.push(decodeUtf8(data.subarray(0, whole), STDIN_NAME, decoded === 0));
       decoded += whole;
       carry = Buffer.from(data.subarray(whole));
     }
@@ -140,25 +140,14 @@ export function wholeCharacters(b: Uint8Array): number {
 }
 
 /**
- * Strict UTF-8 (a BOM at the start is dropped); invalid bytes are an error rather than silent
- * U+FFFD. Validated first, then decoded by Buffer, whose strings of ASCII text take one byte a
- * character (TextDecoder's take two).
+ * Strict UTF-8 (a BOM at the start of the input is dropped); invalid bytes are an error rather
+ * than silent U+FFFD. Validated first, then decoded by Buffer, whose strings of ASCII text take
+ * one byte a character (TextDecoder's take two).
  */
-function decodePiece(bytes: Buffer, first: boolean): string {
-  if (!isUtf8(bytes)) throw new UserError('input is not valid UTF-8', { file: STDIN_NAME });
-  const bom = first && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+function decodeUtf8(bytes: Buffer, name: string, atStart = true): string {
+  if (!isUtf8(bytes)) throw new UserError('input is not valid UTF-8', { file: name });
+  const bom = atStart && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   return bytes.toString('utf8', bom);
-}
-
-/** Strict UTF-8 (a BOM is dropped); invalid bytes are an error rather than silent U+FFFD. */
-function decodeUtf8(buf: Buffer, name: string): string {
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(buf);
-  } catch {
-    throw new UserError('input is not valid UTF-8', { file: name });
-  }
-  return refuseNul(text, name);
 }
 
 function refuseNul(text: string, name: string): string {
