@@ -91,7 +91,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       const checked = await validateOnServer(cluster, joinStreams(result.outputs.map((o) => o.text)));
       process.stderr.write(`The API server accepted all ${checked.objects} resources (server-side dry run).\n`);
     }
-    const summary = writeGenerateResult(result, outputTarget(argv, paths), options);
+    const summary = await writeGenerateResult(result, outputTarget(argv, paths), options);
     process.stderr.write(`${summary}\n`);
   },
 };

@@ -5,7 +5,7 @@
  * ConfigMaps and Secrets are read again from their document when a pod refers to them.
  */
 import type { InputFile } from '../resources/inputs.js';
-import { documentValue, parseStream, type ParsedStream, type StreamDocument } from '../resources/stream.js';
+import { parseStream, type ParsedStream, type StreamDocument } from '../resources/stream.js';
 import { parseRuntimeClassName } from '../platforms/platforms.js';
 import { isPlainObject } from '../util/values.js';
 import { workloadKind } from '../workloads/kinds.js';
@@ -52,7 +52,7 @@ export function parseInput(input: InputFile): ParsedInput {
 
 function resourcesOfDocument(file: string, d: StreamDocument): Resource[] {
   const location = { file, document: d.index };
-  return resourcesOf(documentValue(d.doc, location), location);
+  return resourcesOf(d.value(), location);
 }
 
 /** A workload that asks for a Contrast runtime class (or whose template is odd: it is looked at again). */

@@ -1,7 +1,7 @@
 /** Writes what `generate` produced: resources (in place, to a file or stdout) and manifest.json. */
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { utf8Slices } from '../util/chunked-write.js';
+import { writeStdout } from '../util/chunked-write.js';
 import { UserError } from '../util/errors.js';
 import { manifestToJson } from '../coordinator/manifest.js';
 import { manifestPathOf, type ManifestOptions } from './manifest-step.js';
@@ -42,15 +42,15 @@ export function writeManifestOf(
 }
 
 /** Writes the resources and manifest.json; returns the one-line summary for the user. */
-export function writeGenerateResult(
+export async function writeGenerateResult(
   result: GenerateResult,
   target: OutputTarget,
   workspace: Pick<ManifestOptions, 'workspaceDir' | 'manifestPath'> & { settingsPath?: string },
-): string {
+): Promise<string> {
   const combined = () => joinStreams(result.outputs.map((o) => o.text));
   let where: string;
   if (target.to === 'stdout') {
-    for (const slice of utf8Slices(combined())) process.stdout.write(slice);
+    await writeStdout(combined());
     where = 'to standard output';
   } else if (target.to === 'file') {
     writeOrExplain(target.path, combined());

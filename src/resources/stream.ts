@@ -18,6 +18,7 @@ import {
   type ToStringOptions,
 } from 'yaml';
 import { BugError, UserError } from '../util/errors.js';
+import { NOT_BLOCK_YAML, plainResolver, readBlockDocument, type PlainResolver } from './block-yaml.js';
 import { kubernetesTags } from './yaml-schema.js';
 
 export interface StreamDocument {
@@ -25,29 +26,42 @@ export interface StreamDocument {
   readonly index: number;
   /** Source text of this document, including leading comments and directives. */
   readonly source: string;
-  /** The syntax tree (parsed again from `source` when it was released after the first read). */
+  /** The syntax tree (composed from `source` when it is first asked for, or again after it was released). */
   readonly doc: Document.Parsed;
+  /** The plain value (read with YAML 1.1 semantics and bounded alias expansion; a fresh copy each time). */
+  value(): unknown;
+  /** A document with no content (only a `---`, comments or blank lines). */
+  readonly empty: boolean;
   /** Set by whoever edits the syntax tree; only changed documents are re-serialised. */
   changed: boolean;
 }
 
+/** No value read beforehand. */
+const UNREAD: unique symbol = Symbol('unread');
+
 /**
- * A document whose syntax tree can be dropped once it has been read: a tree takes about 40
- * times the memory of its text, and a stream of thousands of documents nobody edits would
- * otherwise hold all of them until the output is written.
+ * A document whose syntax tree can be dropped once it has been read (or never made): a tree
+ * takes about 40 times the memory of its text, and a stream of thousands of documents nobody
+ * edits would otherwise hold all of them until the output is written.
  */
 class Doc implements StreamDocument {
   changed = false;
+  readonly empty: boolean;
   constructor(
     readonly index: number,
     readonly source: string,
     private tree: Document.Parsed | undefined,
     private readonly streamName: string,
-  ) {}
+    /** The value the quick reader read, handed out once. */
+    private plain: unknown = UNREAD,
+  ) {
+    this.empty = tree !== undefined && tree.contents === null;
+  }
 
   get doc(): Document.Parsed {
     if (this.tree) return this.tree;
-    // The text parsed without errors before, so this is the same tree (offsets relative to `source`).
+    this.plain = UNREAD; // the tree may be edited: values come from it from now on
+    // The text was read without errors before, so this is the same tree (offsets relative to `source`).
     const again = parseAllDocuments(this.source, YAML_PARSE_OPTIONS);
     if (!Array.isArray(again) || again.length !== 1 || again[0]!.errors.length > 0)
       throw new BugError(`${this.streamName}, document ${this.index}: its text does not parse again on its own`);
@@ -55,8 +69,19 @@ class Doc implements StreamDocument {
     return this.tree;
   }
 
+  value(): unknown {
+    const location = { file: this.streamName, document: this.index };
+    if (this.tree) return documentValue(this.tree, location);
+    const plain = this.plain;
+    this.plain = UNREAD;
+    if (plain !== UNREAD) return plain;
+    const again = readBlockDocument(this.source, plainValues());
+    return again !== NOT_BLOCK_YAML ? again : documentValue(this.doc, location);
+  }
+
   release(): void {
     if (!this.changed) this.tree = undefined;
+    this.plain = UNREAD;
   }
 }
 
@@ -65,7 +90,7 @@ export interface ParsedStream {
   /** The whole text: the documents' sources and the tail, in order. */
   text: string;
   documents: StreamDocument[];
-  /** Text after the last document (trailing comments, blank lines). */
+  /** The text of a stream without documents (only comments and blank lines); '' otherwise. */
   tail: string;
 }
 
@@ -87,40 +112,136 @@ export const WRITE_OPTIONS = { lineWidth: 0, flowCollectionPadding: false } as c
 export const MAX_ALIAS_COUNT = 1000;
 
 /**
- * The documents of `text`, composed one at a time. `keepTree` is asked about each document
- * right after it was composed (its tree is there); answering false releases the tree, which
- * is parsed again from the document's text if anyone asks for it later. Without `keepTree`
- * every tree is kept.
+ * The documents of `text`. `keepTree` is asked about each document right after it was read;
+ * answering false releases its syntax tree, which is made again from the document's text if
+ * anyone asks for it later. Without `keepTree` every tree is kept.
+ *
+ * Documents that the quick block reader takes (block-yaml.ts) get no tree until one is asked
+ * for. At the first one it does not take, that document is composed on its own; when that
+ * gives anything but one document without errors (an empty document, an error, anything odd),
+ * the rest of the stream from there is composed as one, so errors and document boundaries are
+ * the `yaml` package's.
  */
 export function parseStream(name: string, text: string, keepTree?: (d: StreamDocument) => boolean): ParsedStream {
-  const lines = new LineCounter();
-  const composer = new Composer(YAML_PARSE_OPTIONS);
   const documents: Doc[] = [];
+  const starts = documentStarts(text);
+  if (starts === undefined) return composeRest(name, text, 0, documents, keepTree);
+  const resolve = plainValues();
+  for (let k = 0; k < starts.length; k++) {
+    const source = text.slice(starts[k], starts[k + 1] ?? text.length);
+    const index = documents.length + 1;
+    const plain = readBlockDocument(source, resolve);
+    const requoted: number[] = [];
+    let d: Doc;
+    if (plain !== NOT_BLOCK_YAML) {
+      d = new Doc(index, source, undefined, name, plain);
+    } else {
+      const alone = [
+        ...new Composer(YAML_PARSE_OPTIONS).compose(withQuickQuotes(new Parser().parse(source), requoted)),
+      ];
+      const doc = alone[0];
+      if (alone.length !== 1 || doc!.errors.length > 0 || doc!.contents === null)
+        return composeRest(name, text, starts[k]!, documents, keepTree);
+      d = new Doc(index, source, doc as Document.Parsed, name);
+    }
+    documents.push(d);
+    if (keepTree && !keepTree(d)) d.release();
+    else if (requoted.length > 0) restoreDoubleQuotes(d.doc, new Set(requoted));
+  }
+  return { name, text, documents, tail: '' };
+}
+
+/**
+ * Where each document of `text` starts (the first at 0, then each `---` line), when every line
+ * that starts a document is a plain `---` (spaces and a comment may follow) and no line is a
+ * directive (`%`) or a document end (`...`); comments and blank lines before the first `---`
+ * belong to the first document. Otherwise undefined, and the stream is composed as one.
+ */
+function documentStarts(text: string): number[] | undefined {
+  if (text.includes('\r') || /^(?:%|\.\.\.)/m.test(text)) return undefined;
+  const markers: number[] = [];
+  const nextCandidate = (from: number) => {
+    const i = text.indexOf('\n---', from);
+    return i < 0 ? -1 : i + 1;
+  };
+  for (let at = text.startsWith('---') ? 0 : nextCandidate(0); at >= 0;) {
+    const eol = text.indexOf('\n', at);
+    const lineEnd = eol < 0 ? text.length : eol;
+    const rest = text.slice(at + 3, lineEnd);
+    if (rest === '' || rest[0] === ' ' || rest[0] === '\t') {
+      if (!/^(?: +#.*| *)$/.test(rest)) return undefined;
+      markers.push(at);
+    }
+    at = nextCandidate(lineEnd);
+  }
+  const CONTENT_LINE = /^ *[^ #\n]/m;
+  if (markers.length === 0) return CONTENT_LINE.test(text) ? [0] : undefined;
+  // A first document before any marker, or the first marker's document with the comments before it.
+  return CONTENT_LINE.test(text.slice(0, markers[0])) ? [0, ...markers] : [0, ...markers.slice(1)];
+}
+
+/**
+ * The documents of `text` from `from` (the start of a document) to its end, composed as one
+ * stream and added to `documents`; positions in errors count from the start of `text`. A
+ * document ends where the next one starts (its `---`), the last one at the end of the text, not
+ * where the package says its last node ends: after `key:` that is before the line break, and an
+ * edited next document would be written onto that line.
+ */
+function composeRest(
+  name: string,
+  text: string,
+  from: number,
+  documents: Doc[],
+  keepTree: ((d: StreamDocument) => boolean) | undefined,
+): ParsedStream {
+  const rest = from === 0 ? text : text.slice(from);
+  const lines = new LineCounter();
   let offset = 0;
   const requoted: number[] = [];
-  const tokens = withQuickQuotes(new Parser(lines.addNewLine).parse(text), requoted);
-  for (const doc of composer.compose(tokens)) {
-    const index = documents.length + 1;
-    const first = doc.errors[0];
-    if (first) {
-      const message = first.message.split('\n')[0]!;
-      const what = /call stack/i.test(message) ? 'nesting is too deep' : message;
-      const at = first.pos[0] >= 0 ? lines.linePos(first.pos[0]) : undefined;
-      const position = at ? ` (line ${at.line}, column ${at.col})` : '';
-      throw new UserError(`invalid YAML: ${what}${position}`, { file: name, document: index });
-    }
-    const end = doc.range[2];
+  let pending: Document.Parsed | undefined;
+  const add = (doc: Document.Parsed, end: number) => {
     let mine = 0;
     while (mine < requoted.length && requoted[mine]! < end) mine++;
-    const d = new Doc(index, text.slice(offset, end), doc as Document.Parsed, name);
+    const d = new Doc(documents.length + 1, rest.slice(offset, end), doc, name);
     documents.push(d);
     offset = end;
     if (keepTree && !keepTree(d)) d.release();
     // A tree that is kept says "double-quoted" again where it was, for writing it back.
     else if (mine > 0) restoreDoubleQuotes(doc, new Set(requoted.slice(0, mine)));
     requoted.splice(0, mine);
+  };
+  const tokens = withQuickQuotes(new Parser(lines.addNewLine).parse(rest), requoted);
+  for (const doc of new Composer(YAML_PARSE_OPTIONS).compose(tokens)) {
+    if (pending) add(pending, Math.max(pending.range[2], doc.range[0]));
+    const first = doc.errors[0];
+    if (first) {
+      const message = first.message.split('\n')[0]!;
+      const what = /call stack/i.test(message) ? 'nesting is too deep' : message;
+      const at = first.pos[0] >= 0 ? lines.linePos(first.pos[0]) : undefined;
+      const linesBefore = at && from > 0 ? countLines(text, from) : 0;
+      const position = at ? ` (line ${at.line + linesBefore}, column ${at.col})` : '';
+      throw new UserError(`invalid YAML: ${what}${position}`, { file: name, document: documents.length + 1 });
+    }
+    pending = doc as Document.Parsed;
   }
-  return { name, text, documents, tail: text.slice(offset) };
+  if (pending) add(pending, rest.length);
+  return { name, text, documents, tail: rest.slice(offset) };
+}
+
+function countLines(text: string, before: number): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < before; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+let resolver: PlainResolver | undefined;
+/** Plain scalars resolved by our schema and options, as the composer resolves them. */
+function plainValues(): PlainResolver {
+  if (!resolver) {
+    const doc = newDocument();
+    resolver = plainResolver(doc.schema.tags, doc.options);
+  }
+  return resolver;
 }
 
 /** A double-quoted scalar whose value is its text between the quotes: no escape, quote or line break. */
@@ -176,9 +297,9 @@ export function documentValue(doc: Document.Parsed, location: { file: string; do
 
 /** The plain values of every document of a stream (empty documents left out). */
 export function parseValues(name: string, text: string): unknown[] {
-  return parseStream(name, text)
-    .documents.filter((d) => d.doc.contents !== null)
-    .map((d) => documentValue(d.doc, { file: name, document: d.index }));
+  return parseStream(name, text, () => false)
+    .documents.filter((d) => !d.empty)
+    .map((d) => d.value());
 }
 
 /** A new, empty document with our options, to build output in. */

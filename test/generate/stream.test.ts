@@ -79,6 +79,26 @@ describe('YAML stream round trip', () => {
       assert.equal(await genText(text), text);
     }
   });
+
+  it('writes an edited document after one that ends in an empty value on a line of its own', async () => {
+    // The yaml package ends a document that ends in `key:` before the line break; a document
+    // edited after it was once written onto that line (`data:---`).
+    const before = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n';
+    for (const eol of ['\n', '\r\n']) {
+      const input = `${before}---\n${confidential}`.replace(/\n/g, eol);
+      const out = await genText(input);
+      assert.ok(out.startsWith(`${before}---`.replace(/\n/g, eol)), JSON.stringify(out.slice(0, 120)));
+      const docs = parseAllDocuments(out, YAML_PARSE_OPTIONS);
+      assert.ok(Array.isArray(docs) && docs.length === 2 && docs.every((d) => d.errors.length === 0));
+      assert.deepEqual(documentValue(docs[0]!, { file: 'out', document: 1 }), {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'cfg' },
+        data: null,
+      });
+      assert.notEqual(out, input, 'the Deployment was edited');
+    }
+  });
 });
 
 describe('YAML stream: released syntax trees', () => {

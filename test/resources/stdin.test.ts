@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { wholeCharacters } from '../../src/resources/inputs.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
 const INPUTS = join(REPO_ROOT, 'src', 'resources', 'inputs.ts');
@@ -37,19 +37,6 @@ function readThroughStdin(parts: Buffer[], nonBlocking = false): Promise<{ text?
 }
 
 describe('standard input', function () {
-  it('finds where a read cut a UTF-8 character', () => {
-    const text = Buffer.from('a é € 𝄞', 'utf8');
-    for (let cut = 0; cut <= text.length; cut++) {
-      const whole = wholeCharacters(text.subarray(0, cut));
-      assert.ok(whole <= cut);
-      assert.equal(Buffer.from(text.subarray(0, whole).toString('utf8'), 'utf8').length, whole, `cut ${cut}`);
-      assert.ok(cut - whole < 4);
-    }
-    assert.equal(wholeCharacters(Buffer.from([0x61, 0xf0, 0x9d, 0x84])), 1);
-    assert.equal(wholeCharacters(Buffer.from([0x61, 0xf0, 0x9d, 0x84, 0x9e])), 5);
-    assert.equal(wholeCharacters(Buffer.alloc(0)), 0);
-  });
-
   it('decodes characters split between reads, and drops a BOM split between reads', async () => {
     const text = 'name: "é€𝄞"\n';
     const bytes = Buffer.from(text, 'utf8');
@@ -80,5 +67,20 @@ describe('standard input', function () {
     assert.match(cut.error ?? '', /not valid UTF-8/);
     const nul = await readThroughStdin([Buffer.from('a: 1\n\0')]);
     assert.match(nul.error ?? '', /NUL byte/);
+  });
+
+  it('stops reading an endless input at the size limit', async () => {
+    const zero = openSync('/dev/zero', 'r');
+    try {
+      const code = `import { readStdin } from ${JSON.stringify(INPUTS)};\nreadStdin().then(() => process.stdout.write('read'), (e) => process.stdout.write(e.message));`;
+      const r = spawnSync(process.execPath, ['--import=tsx', '--input-type=module', '-e', code], {
+        stdio: [zero, 'pipe', 'inherit'],
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0);
+      assert.match(r.stdout, /standard input is larger than 256 MiB/);
+    } finally {
+      closeSync(zero);
+    }
   });
 });

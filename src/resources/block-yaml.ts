@@ -1,0 +1,380 @@
+/**
+ * A quick reader for the plain value of one YAML document written the way Kubernetes tools
+ * write resources: block mappings and sequences, single-line scalars, literal block scalars,
+ * `[]` and `{}`, comments. Anything else (flow collections, anchors, aliases, tags, escapes,
+ * folded or multi-line scalars, tabs, odd indentation, duplicate keys, errors of any kind) is
+ * not read here: the reader answers NOT_BLOCK_YAML and the `yaml` package reads the document,
+ * so every error message and every unusual case keeps one source. What it does read has the
+ * value the `yaml` package gives (tested against it on generated and mutated documents); plain
+ * scalars are resolved by the tags of that package's schema, with our options.
+ *
+ * Why: composing a syntax tree costs about 40 times the text's memory and most of the time of
+ * a stream nobody edits (a chart's thousands of ConfigMaps).
+ */
+import { isScalar, type ScalarTag } from 'yaml';
+
+export const NOT_BLOCK_YAML: unique symbol = Symbol('not block YAML');
+type Answer = unknown;
+
+/** How a plain scalar resolves: its value, or NOT_BLOCK_YAML when it is not a plain value. */
+export type PlainResolver = (text: string) => unknown;
+
+/**
+ * A resolver from the scalar tags of a schema: the ones the composer tries on an untagged plain
+ * scalar, in its order, each given the parse options the composer gives it.
+ */
+export function plainResolver(tags: readonly unknown[], options: object): PlainResolver {
+  const tests = tags.filter(
+    (t): t is ScalarTag & { test: RegExp } =>
+      typeof t === 'object' && t !== null && (t as ScalarTag).default === true && (t as ScalarTag).test !== undefined,
+  );
+  return (text) => {
+    const tag = tests.find((t) => t.test.test(text));
+    if (!tag) return text;
+    let failed = false;
+    const resolved: unknown = tag.resolve(text, () => (failed = true), options as never);
+    if (failed) return NOT_BLOCK_YAML;
+    const value = isScalar(resolved) ? resolved.value : resolved;
+    const t = typeof value;
+    return value === null || t === 'string' || t === 'number' || t === 'boolean' ? value : NOT_BLOCK_YAML;
+  };
+}
+
+const NL = 10;
+const SPACE = 32;
+const HASH = 35;
+const DASH = 45;
+const COLON = 58;
+const SQUOTE = 39;
+const DQUOTE = 34;
+
+/** Characters the reader leaves to the full parser wherever they are (controls, BOM, CR, non-characters). */
+const UNUSUAL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff]/;
+/**
+ * The start of a plain scalar that makes it something else: an indicator, or `-`, `?`, `:`
+ * followed by a space (a tab anywhere is left to the full parser).
+ */
+const NOT_PLAIN_FIRST = /^(?:[,[\]{}#&*!|>'"%@`\t]|[-?:](?: |$))/;
+/** Text the reader does not take inside a single-line plain scalar: a tab, `: `, ` #`. */
+const NOT_PLAIN_INSIDE = /\t|: | #/;
+const MAX_DEPTH = 64;
+/** YAML allows implicit keys of up to 1024 characters. */
+const MAX_KEY = 1024;
+
+class Decline extends Error {}
+const decline = (): never => {
+  throw DECLINED;
+};
+const DECLINED = new Decline();
+
+/**
+ * The value of `text`, one document that may start with a `---` line (and comments before it),
+ * or NOT_BLOCK_YAML. An empty document is not read here either.
+ */
+export function readBlockDocument(text: string, resolve: PlainResolver): Answer {
+  if (UNUSUAL.test(text)) return NOT_BLOCK_YAML;
+  try {
+    return new Reader(text, resolve).document();
+  } catch (err) {
+    if (err === DECLINED || err instanceof RangeError) return NOT_BLOCK_YAML;
+    throw err;
+  }
+}
+
+class Reader {
+  /** Start of the current line. */
+  private pos = 0;
+  private depth = 0;
+  constructor(
+    private readonly text: string,
+    private readonly resolve: PlainResolver,
+  ) {}
+
+  document(): Answer {
+    this.skipBlank();
+    if (this.text.startsWith('---', this.pos)) {
+      const after = this.lineEnd(this.pos);
+      if (!this.restIsComment(this.pos + 3, after)) decline();
+      this.pos = after + 1;
+      this.skipBlank();
+    }
+    if (this.pos >= this.text.length) decline(); // empty: the full parser decides where it ends
+    const indent = this.indentAt(this.pos);
+    const value = this.block(indent, -1);
+    this.skipBlank();
+    if (this.pos < this.text.length) decline(); // content left over (a dedent below column 0 cannot happen)
+    return value;
+  }
+
+  private lineEnd(from: number): number {
+    const i = this.text.indexOf('\n', from);
+    return i < 0 ? this.text.length : i;
+  }
+
+  private indentAt(lineStart: number): number {
+    let i = lineStart;
+    while (this.text.charCodeAt(i) === SPACE) i++;
+    return i - lineStart;
+  }
+
+  /** Skip blank and comment lines; a tab in them is left to the full parser. */
+  private skipBlank(): void {
+    const text = this.text;
+    while (this.pos < text.length) {
+      const end = this.lineEnd(this.pos);
+      let i = this.pos;
+      while (i < end && text.charCodeAt(i) === SPACE) i++;
+      if (i < end && text.charCodeAt(i) !== HASH) return;
+      this.pos = end + 1;
+    }
+    this.pos = text.length;
+  }
+
+  /** True when [from, end) is spaces, optionally followed by a comment that a space precedes. */
+  private restIsComment(from: number, end: number): boolean {
+    let i = from;
+    while (i < end && this.text.charCodeAt(i) === SPACE) i++;
+    if (i === end) return true;
+    return this.text.charCodeAt(i) === HASH && i > from;
+  }
+
+  /** A block node whose first line starts at column `indent`, inside a parent at `parentIndent`. */
+  private block(indent: number, parentIndent: number): Answer {
+    if (indent <= parentIndent) decline();
+    if (++this.depth > MAX_DEPTH) decline();
+    const start = this.pos + indent;
+    const value = this.isDashItem(start) ? this.sequence(indent) : this.mapping(indent, start);
+    this.depth--;
+    return value;
+  }
+
+  private isDashItem(at: number): boolean {
+    if (this.text.charCodeAt(at) !== DASH) return false;
+    const next = this.text.charCodeAt(at + 1);
+    return next === SPACE || next === NL || Number.isNaN(next);
+  }
+
+  /**
+   * The next content line after the current one: its indentation, or -1 at the end. Moves
+   * `pos` to it.
+   */
+  private nextContentIndent(): number {
+    this.skipBlank();
+    return this.pos < this.text.length ? this.indentAt(this.pos) : -1;
+  }
+
+  private sequence(indent: number): unknown[] {
+    const items: unknown[] = [];
+    for (;;) {
+      const dash = this.pos + indent;
+      const end = this.lineEnd(dash);
+      let i = dash + 1;
+      while (i < end && this.text.charCodeAt(i) === SPACE) i++;
+      if (i === end || this.text.charCodeAt(i) === HASH) {
+        this.pos = end + 1;
+        const next = this.nextContentIndent();
+        items.push(next > indent ? this.block(next, indent) : null);
+      } else if (this.isDashItem(i)) {
+        decline(); // a sequence in a sequence's entry on one line
+      } else if (this.startsMappingEntry(i, end)) {
+        items.push(this.mapping(i - this.pos, i));
+      } else {
+        items.push(this.inlineValue(i, end, indent));
+      }
+      const next = this.nextContentIndent();
+      if (next > indent) decline();
+      // Done at a dedent, or at a key of the mapping this sequence is the value of (`key:\n- a\nother: b`).
+      if (next < indent || !this.isDashItem(this.pos + indent)) return items;
+    }
+  }
+
+  /**
+   * A block mapping whose keys start at column `indent`, the first one at `first` (after a
+   * sequence's dash on the same line, for a mapping in a sequence).
+   */
+  private mapping(indent: number, first: number): Record<string, unknown> {
+    const map: Record<string, unknown> = {};
+    let at = first;
+    for (;;) {
+      const end = this.lineEnd(at);
+      const { key, after } = this.key(at, end);
+      if (Object.prototype.hasOwnProperty.call(map, key)) decline(); // the full parser names the duplicate
+      let i = after;
+      while (i < end && this.text.charCodeAt(i) === SPACE) i++;
+      if (i === end || this.text.charCodeAt(i) === HASH) {
+        this.pos = end + 1;
+        const next = this.nextContentIndent();
+        if (next > indent) map[key] = this.block(next, indent);
+        else if (next === indent && this.isDashItem(this.pos + indent)) map[key] = this.sequence(indent);
+        else map[key] = null;
+      } else {
+        map[key] = this.inlineValue(i, end, indent);
+      }
+      const next = this.nextContentIndent();
+      if (next < indent) return map;
+      at = this.pos + indent;
+      // Deeper than the keys, or a dash at their column after a complete entry: an error.
+      if (next > indent || this.isDashItem(at)) decline();
+    }
+  }
+
+  /** True when a mapping key starts at `at`: a quoted or plain key followed by `:` and a space or the line end. */
+  private startsMappingEntry(at: number, end: number): boolean {
+    const c = this.text.charCodeAt(at);
+    if (c === SQUOTE || c === DQUOTE) {
+      const close = this.quotedEnd(at, end);
+      return close >= 0 && this.text.charCodeAt(close) === COLON && this.separates(close + 1, end);
+    }
+    return this.plainKeyColon(at, end) >= 0;
+  }
+
+  /** Where the `:` of a plain key starting at `at` is, or -1. */
+  private plainKeyColon(at: number, end: number): number {
+    let i = this.text.indexOf(':', at);
+    while (i >= 0 && i < end) {
+      if (this.separates(i + 1, end)) return i;
+      i = this.text.indexOf(':', i + 1);
+    }
+    return -1;
+  }
+
+  /** A space or the line's end at `i`. */
+  private separates(i: number, end: number): boolean {
+    return i === end || this.text.charCodeAt(i) === SPACE;
+  }
+
+  private key(at: number, end: number): { key: string; after: number } {
+    const c = this.text.charCodeAt(at);
+    if (c === SQUOTE || c === DQUOTE) {
+      const close = this.quotedEnd(at, end);
+      if (close < 0 || this.text.charCodeAt(close) !== COLON || !this.separates(close + 1, end)) decline();
+      const key = this.quotedValue(at, close);
+      if (key.length > MAX_KEY || key === '__proto__') decline();
+      return { key, after: close + 1 };
+    }
+    const colon = this.plainKeyColon(at, end);
+    if (colon < 0 || colon - at > MAX_KEY) decline();
+    const source = this.text.slice(at, colon);
+    if (source === '' || source.endsWith(' ') || NOT_PLAIN_FIRST.test(source) || NOT_PLAIN_INSIDE.test(source))
+      decline();
+    if (source === '<<' || source === '__proto__') decline();
+    const key = this.resolve(source);
+    if (typeof key !== 'string') decline();
+    return { key: key as string, after: colon + 1 };
+  }
+
+  /** The end (one past the closing quote) of a single-line quoted scalar at `at`, or -1. */
+  private quotedEnd(at: number, end: number): number {
+    const text = this.text;
+    if (text.charCodeAt(at) === DQUOTE) {
+      const close = text.indexOf('"', at + 1);
+      if (close < 0 || close >= end) return -1;
+      const backslash = text.indexOf('\\', at + 1);
+      if (backslash >= 0 && backslash < close) return -1;
+      return close + 1;
+    }
+    let i = at + 1;
+    for (;;) {
+      const close = text.indexOf("'", i);
+      if (close < 0 || close >= end) return -1;
+      if (text.charCodeAt(close + 1) !== SQUOTE) return close + 1;
+      i = close + 2;
+    }
+  }
+
+  private quotedValue(at: number, close: number): string {
+    const inner = this.text.slice(at + 1, close - 1);
+    if (inner.includes('\t')) decline();
+    return this.text.charCodeAt(at) === SQUOTE ? inner.replaceAll("''", "'") : inner;
+  }
+
+  /** A value on the line of its key or dash, at `at`; the node's own column is `indent`. */
+  private inlineValue(at: number, end: number, indent: number): unknown {
+    const text = this.text;
+    const c = text.charCodeAt(at);
+    let value: unknown;
+    let after: number;
+    if (c === SQUOTE || c === DQUOTE) {
+      after = this.quotedEnd(at, end);
+      if (after < 0) decline();
+      value = this.quotedValue(at, after);
+    } else if (c === 124 /* | */) {
+      return this.literal(at, end, indent);
+    } else if (
+      (c === 91 /* [ */ && text.charCodeAt(at + 1) === 93) ||
+      (c === 123 /* { */ && text.charCodeAt(at + 1) === 125)
+    ) {
+      value = c === 91 ? [] : {};
+      after = at + 2;
+    } else {
+      let stop = text.indexOf(' #', at);
+      if (stop < 0 || stop > end) stop = end;
+      let last = stop;
+      while (last > at && text.charCodeAt(last - 1) === SPACE) last--;
+      const source = text.slice(at, last);
+      if (NOT_PLAIN_FIRST.test(source) || NOT_PLAIN_INSIDE.test(source) || source.endsWith(':')) decline();
+      value = this.resolve(source);
+      if (value === NOT_BLOCK_YAML) decline();
+      after = stop;
+    }
+    if (!this.restIsComment(after, end)) decline();
+    this.pos = end + 1;
+    // A more indented line after a one-line value continues it (or is an error): not ours.
+    const next = this.nextContentIndent();
+    if (next > indent) decline();
+    return value;
+  }
+
+  /** A literal block scalar (`|`, `|-`, `|+`) whose header is at `at`, in a node at column `indent`. */
+  private literal(at: number, end: number, indent: number): string {
+    const text = this.text;
+    let i = at + 1;
+    const chomp = text.charCodeAt(i);
+    if (chomp === DASH || chomp === 43 /* + */) i++;
+    if (!this.restIsComment(i, end) || end === text.length) decline();
+    // Leading empty lines, then the first content line sets the indentation.
+    let line = end + 1;
+    const lines: string[] = [];
+    let maxLeading = 0;
+    let contentIndent = -1;
+    while (line < text.length) {
+      const e = this.lineEnd(line);
+      const n = this.indentAt(line);
+      if (line + n === e) {
+        maxLeading = Math.max(maxLeading, n);
+        lines.push('');
+        line = e + 1;
+        continue;
+      }
+      contentIndent = n;
+      break;
+    }
+    if (contentIndent <= indent || maxLeading > contentIndent) decline();
+    let lastContent = -1;
+    let trailing = 0;
+    for (;;) {
+      if (line >= text.length) break;
+      const e = this.lineEnd(line);
+      const n = this.indentAt(line);
+      const blank = line + n === e;
+      if (!blank && n < contentIndent) break;
+      if (e === text.length) decline(); // no final line break: left to the full parser
+      if (blank && n > contentIndent) decline(); // a line of spaces only: content or not, left to the full parser
+      if (blank) {
+        lines.push('');
+        trailing++;
+      } else {
+        lines.push(text.slice(line + contentIndent, e));
+        lastContent = lines.length;
+        trailing = 0;
+      }
+      line = e + 1;
+    }
+    if (lastContent < 0) decline();
+    this.pos = line;
+    const body = lines.slice(0, lastContent).join('\n');
+    if (chomp === DASH) return body;
+    if (chomp === 43) return body + '\n'.repeat(trailing + 1);
+    return body + '\n';
+  }
+}
