@@ -14,7 +14,6 @@
 import { isScalar, type ScalarTag } from 'yaml';
 
 export const NOT_BLOCK_YAML: unique symbol = Symbol('not block YAML');
-type Answer = unknown;
 
 /** How a plain scalar resolves: its value, or NOT_BLOCK_YAML when it is not a plain value. */
 export type PlainResolver = (text: string) => unknown;
@@ -71,7 +70,7 @@ const DECLINED = new Decline();
  * The value of `text`, one document that may start with a `---` line (and comments before it),
  * or NOT_BLOCK_YAML. An empty document is not read here either.
  */
-export function readBlockDocument(text: string, resolve: PlainResolver): Answer {
+export function readBlockDocument(text: string, resolve: PlainResolver): unknown {
   if (UNUSUAL.test(text)) return NOT_BLOCK_YAML;
   try {
     return new Reader(text, resolve).document();
@@ -90,7 +89,7 @@ class Reader {
     private readonly resolve: PlainResolver,
   ) {}
 
-  document(): Answer {
+  document(): unknown {
     this.skipBlank();
     if (this.text.startsWith('---', this.pos)) {
       const after = this.lineEnd(this.pos);
@@ -139,7 +138,7 @@ class Reader {
   }
 
   /** A block node whose first line starts at column `indent`, inside a parent at `parentIndent`. */
-  private block(indent: number, parentIndent: number): Answer {
+  private block(indent: number, parentIndent: number): unknown {
     if (indent <= parentIndent) decline();
     if (++this.depth > MAX_DEPTH) decline();
     const start = this.pos + indent;
