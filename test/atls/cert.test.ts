@@ -4,14 +4,14 @@
  * evidence extensions that are OCTET STRINGs). Every refusal is atls.certificate.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { createAtlsCert, createAtlsCertDer, parseAtlsCert } from '../../src/atls/cert.js';
 import { AttestationError } from '../../src/attestation/errors.js';
 import { derToPem } from '../../src/attestation/certificate.js';
 import { children, readSingle } from '../../src/attestation/der.js';
 import { extensions } from '../../src/attestation/x509.js';
 import { spkiDer } from '../../src/atls/binding.js';
-import { forgeCertificate, name, octet, seq, tlv } from '../attestation/der-builder.js';
+import { forgeAtlsCertificate as forged, octet, seq, tlv } from '../attestation/der-builder.js';
 import { rejects } from '../attestation/assertions.js';
 import { OID_SIMULATED_EVIDENCE, OID_SNP_EVIDENCE, OID_TDX_EVIDENCE } from '../../src/attestation/tees.js';
 
@@ -26,21 +26,6 @@ const keys = {
 
 /** The DER of the outer signatureAlgorithm of a certificate. */
 const outerAlg = (der: Buffer) => children(readSingle(der))[1]!.raw.toString('hex');
-
-/** A certificate for `key` built with the test forger, so each test can break one property. */
-function forged(
-  key: { publicKey: KeyObject; privateKey: KeyObject },
-  over: { signingKey?: KeyObject; extensions?: { oid: string; value: Buffer }[] } = {},
-): Buffer {
-  return forgeCertificate({
-    subject: name('Contrast'),
-    issuer: name('Contrast'),
-    publicKey: key.publicKey,
-    signingKey: over.signingKey ?? key.privateKey,
-    alg: 'ecdsa-sha256',
-    ...(over.extensions ? { extensions: over.extensions } : {}),
-  }).raw;
-}
 
 describe('aTLS certificates: what we build', () => {
   for (const [kind, alg] of [

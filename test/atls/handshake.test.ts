@@ -15,7 +15,7 @@ import { CLIENT_EVIDENCE_HEADER, newNonce, nonceToServerName, reportData, spkiDe
 import { AttestationError } from '../../src/attestation/errors.js';
 import { derToPem } from '../../src/attestation/certificate.js';
 import { OID_SIMULATED_EVIDENCE } from '../../src/attestation/tees.js';
-import { forgeCertificate, name, octet, seq } from '../attestation/der-builder.js';
+import { forgeAtlsCertificate, octet, seq } from '../attestation/der-builder.js';
 import { rejects } from '../attestation/assertions.js';
 import type { Evidence, Issuer } from '../../src/issuers/issuer.js';
 
@@ -176,15 +176,7 @@ describe('aTLS handshakes on loopback', function () {
   it("checks the client's TLS certificate as strictly as one from the wire: self-signed, distinguished encoding", async () => {
     const { port } = await start({ requestCert: true });
     const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const forge = (over: { signingKey?: KeyObject; extensions?: { oid: string; value: Buffer }[] }) =>
-      forgeCertificate({
-        subject: name('Contrast'),
-        issuer: name('Contrast'),
-        publicKey: key.publicKey,
-        signingKey: over.signingKey ?? key.privateKey,
-        alg: 'ecdsa-sha256',
-        ...(over.extensions ? { extensions: over.extensions } : {}),
-      }).raw;
+    const forge = (over: Parameters<typeof forgeAtlsCertificate>[1]) => forgeAtlsCertificate(key, over);
     // A well-formed one is read as it is, evidence extensions included.
     const good = tlsPeer(
       await presenting(

@@ -117,6 +117,24 @@ export function forgeCertificate(o: ForgeCert): X509Certificate {
   return new X509Certificate(seq(tbs, algId, tlv(0x03, Buffer.from([0]), sig)));
 }
 
+/**
+ * An aTLS-shaped certificate for `key` (self-signed, named Contrast) built with the forger, so a
+ * test can break one property: another signing key, extensions of its choosing.
+ */
+export function forgeAtlsCertificate(
+  key: { publicKey: KeyObject; privateKey: KeyObject },
+  over: { signingKey?: KeyObject; extensions?: ForgeExtension[] } = {},
+): Buffer {
+  return forgeCertificate({
+    subject: name('Contrast'),
+    issuer: name('Contrast'),
+    publicKey: key.publicKey,
+    signingKey: over.signingKey ?? key.privateKey,
+    alg: 'ecdsa-sha256',
+    ...(over.extensions ? { extensions: over.extensions } : {}),
+  }).raw;
+}
+
 export interface ForgeCrl {
   issuer: Buffer;
   signingKey: KeyObject;
