@@ -97,15 +97,18 @@ export function computeGoals(results: Result[]): Goal[] {
     ),
     goal(
       'stream-100mb',
-      '100 MB without confidential workloads (many small and few large documents): ≤ 5 s and ≤ 300 MB peak each',
+      '100 MB without confidential workloads (many small and few large documents): ≤ 5 s and ≤ 300 MB peak each, output byte-identical',
       [
         num(stream, 'smallDocuments.seconds'),
         num(stream, 'smallDocuments.maxRssMb'),
         num(stream, 'largeDocuments.seconds'),
         num(stream, 'largeDocuments.maxRssMb'),
+        num(stream, 'smallDocuments.identicalOutput'),
+        num(stream, 'largeDocuments.identicalOutput'),
       ],
-      ([s1, m1, s2, m2]) => `small: ${f(s1!)} s, ${f(m1!, 0)} MB; large: ${f(s2!)} s, ${f(m2!, 0)} MB`,
-      ([s1, m1, s2, m2]) => s1! <= 5 && m1! <= 300 && s2! <= 5 && m2! <= 300,
+      ([s1, m1, s2, m2, i1, i2]) =>
+        `small: ${f(s1!)} s, ${f(m1!, 0)} MB; large: ${f(s2!)} s, ${f(m2!, 0)} MB; output ${i1 === 1 && i2 === 1 ? 'identical' : 'NOT identical'}`,
+      ([s1, m1, s2, m2, i1, i2]) => s1! <= 5 && m1! <= 300 && s2! <= 5 && m2! <= 300 && i1 === 1 && i2 === 1,
     ),
     goal(
       'mesh-certs',
