@@ -129,13 +129,6 @@ async function withStdinBytes<T>(use: (bytes: Buffer) => T): Promise<T> {
       throw new UserError(`standard input is larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB`, { file: STDIN_NAME });
   };
   try {
-    await readAll();
-    return use(Buffer.from(memory, 0, size));
-  } finally {
-    memory.resize(0);
-  }
-
-  async function readAll(): Promise<void> {
     for (;;) {
       const free = room(1);
       let n: number;
@@ -152,6 +145,9 @@ async function withStdinBytes<T>(use: (bytes: Buffer) => T): Promise<T> {
       if (n === 0) break;
       added(n);
     }
+    return use(Buffer.from(memory, 0, size));
+  } finally {
+    memory.resize(0);
   }
 }
 

@@ -122,7 +122,7 @@ export const MAX_ALIAS_COUNT = 1000;
  * the rest of the stream from there is composed as one, so errors and document boundaries are
  * the `yaml` package's.
  */
-export function parseStream(name: string, text: string, keepTree?: (d: StreamDocument) => boolean): ParsedStream {
+export function parseStream(name: string, text: string, keepTree?: KeepTree): ParsedStream {
   const documents: Doc[] = [];
   const starts = documentStarts(text);
   if (starts === undefined) return composeRest(name, text, 0, documents, keepTree);
@@ -144,12 +144,25 @@ export function parseStream(name: string, text: string, keepTree?: (d: StreamDoc
         return composeRest(name, text, starts[k]!, documents, keepTree);
       d = new Doc(index, source, doc as Document.Parsed, name);
     }
-    documents.push(d);
-    if (keepTree && !keepTree(d)) d.release();
-    else if (requoted.length > 0) restoreDoubleQuotes(d.doc, new Set(requoted));
+    admit(d, documents, keepTree, requoted);
   }
   return { name, text, documents, tail: '' };
 }
+
+/**
+ * Adds a read document and asks `keepTree` about it: a tree that is not kept is released; one
+ * that is kept says "double-quoted" again at the `requoted` offsets, for writing it back.
+ */
+function admit(d: Doc, documents: Doc[], keepTree: KeepTree | undefined, requoted: readonly number[]): void {
+  documents.push(d);
+  if (keepTree && !keepTree(d)) d.release();
+  else if (requoted.length > 0) restoreDoubleQuotes(d.doc, new Set(requoted));
+}
+
+type KeepTree = (d: StreamDocument) => boolean;
+
+/** A line that is neither blank nor a comment. */
+const CONTENT_LINE = /^ *[^ #\n]/m;
 
 /**
  * Where each document of `text` starts (the first at 0, then each `---` line), when every line
@@ -174,7 +187,6 @@ function documentStarts(text: string): number[] | undefined {
     }
     at = nextCandidate(lineEnd);
   }
-  const CONTENT_LINE = /^ *[^ #\n]/m;
   if (markers.length === 0) return CONTENT_LINE.test(text) ? [0] : undefined;
   // A first document before any marker, or the first marker's document with the comments before it.
   return CONTENT_LINE.test(text.slice(0, markers[0])) ? [0, ...markers] : [0, ...markers.slice(1)];
@@ -192,7 +204,7 @@ function composeRest(
   text: string,
   from: number,
   documents: Doc[],
-  keepTree: ((d: StreamDocument) => boolean) | undefined,
+  keepTree: KeepTree | undefined,
 ): ParsedStream {
   const rest = from === 0 ? text : text.slice(from);
   const lines = new LineCounter();
@@ -203,12 +215,8 @@ function composeRest(
     let mine = 0;
     while (mine < requoted.length && requoted[mine]! < end) mine++;
     const d = new Doc(documents.length + 1, rest.slice(offset, end), doc, name);
-    documents.push(d);
     offset = end;
-    if (keepTree && !keepTree(d)) d.release();
-    // A tree that is kept says "double-quoted" again where it was, for writing it back.
-    else if (mine > 0) restoreDoubleQuotes(doc, new Set(requoted.slice(0, mine)));
-    requoted.splice(0, mine);
+    admit(d, documents, keepTree, requoted.splice(0, mine));
   };
   const tokens = withQuickQuotes(new Parser(lines.addNewLine).parse(rest), requoted);
   for (const doc of new Composer(YAML_PARSE_OPTIONS).compose(tokens)) {
