@@ -389,7 +389,12 @@ export class ImageResolver implements ImageResolverLike {
     } else {
       manifest = doc;
     }
-    const configBytes = await top.reader.readBlob(descriptorRef(manifest.config));
+    const configDigest = manifest.config.digest;
+    // The layer scan is keyed by the config's digest, not its content: both downloads start at once.
+    const [configBytes, rootfs] = await Promise.all([
+      top.reader.readBlob(descriptorRef(manifest.config)),
+      this.byConfig.get(configDigest, () => this.scanRootfs(top, manifest, configDigest, formatReference(ref))),
+    ]);
     let configDoc: unknown;
     try {
       configDoc = JSON.parse(configBytes.toString('utf8'));
@@ -397,10 +402,6 @@ export class ImageResolver implements ImageResolverLike {
       throw new Error(`config blob ${manifest.config.digest} is not valid JSON`);
     }
     const config = extractImageConfig(configDoc);
-    const configDigest = manifest.config.digest;
-    const rootfs = await this.byConfig.get(configDigest, () =>
-      this.scanRootfs(top, manifest, configDigest, formatReference(ref)),
-    );
     const out: ResolvedCore = { manifestDigest, configDigest, config, ...rootfs };
     if (indexDigest !== undefined) out.indexDigest = indexDigest;
     return out;
@@ -453,6 +454,7 @@ export class ImageResolver implements ImageResolverLike {
           return {
             digest: layer.digest,
             mediaType: layer.mediaType,
+            size: layer.size,
             open: () => top.reader.openBlob(descriptorRef(layer)),
           };
         },

@@ -160,6 +160,8 @@ export interface LayerSource {
   /** The layer's digest; also the key for sharing scans between images. */
   digest?: string;
   mediaType?: string;
+  /** Compressed size from the manifest, when known: lets the next layer start early. */
+  size?: number;
   open(): Promise<Readable>;
 }
 
@@ -171,8 +173,16 @@ export interface LayerSource {
 export const LAYER_LOOKAHEAD = 2;
 
 /**
+ * One more layer is started when a running one has this little left to read (compressed bytes,
+ * from the manifest's size), so that the new request's round trip (5-20 ms to a local registry,
+ * more to a remote one) overlaps the end of that download instead of following it.
+ */
+export const EARLY_START_BYTES = 2 * 1024 * 1024;
+
+/**
  * Settle /etc/passwd and /etc/group over a stack of layers, scanning layers from the top (last)
- * to the bottom (first), `lookahead` at a time, and stopping as soon as both are known.
+ * to the bottom (first), `lookahead` at a time (one more near the end of one: EARLY_START_BYTES),
+ * and stopping as soon as both are known.
  */
 export async function findPasswdAndGroup(
   layerCount: number,
@@ -188,22 +198,33 @@ export async function findPasswdAndGroup(
   interface Running {
     wanted: RootfsFile[];
     controller: AbortController;
+    /** Compressed bytes still to come (Infinity while the size is unknown or the scan is shared). */
+    remaining: number;
     result: Promise<{ result: LayerScanResult; own: boolean }>;
   }
   const running: Running[] = [];
   let next = layerCount - 1;
+  let over = false;
 
   const start = (i: number, wanted: RootfsFile[]): Running => {
-    const controller = new AbortController();
-    const result = (async () => {
+    const r: Running = { wanted, controller: new AbortController(), remaining: Infinity, result: undefined! };
+    r.result = (async () => {
       const layer = await layerAt(i);
       let own = false;
       const scan = async (signal: AbortSignal): Promise<LayerScanResult> => {
         own = true;
-        const opts: ScanLayerOptions = { wanted };
+        if (layer.size !== undefined) r.remaining = layer.size;
+        const opts: ScanLayerOptions = {
+          wanted,
+          onBytes: (n) => {
+            onBytes?.(n);
+            const before = r.remaining;
+            r.remaining -= n;
+            if (before > EARLY_START_BYTES && r.remaining <= EARLY_START_BYTES) fill();
+          },
+        };
         if (layer.digest !== undefined) opts.digest = layer.digest;
         if (layer.mediaType !== undefined) opts.mediaType = layer.mediaType;
-        if (onBytes !== undefined) opts.onBytes = onBytes;
         try {
           return await scanLayer(await layer.open(), opts, signal);
         } catch (err) {
@@ -216,16 +237,21 @@ export async function findPasswdAndGroup(
       };
       const result =
         memo && layer.digest !== undefined
-          ? await memo(`${layer.digest} ${wanted.join(',')}`, scan, controller.signal)
-          : await scan(controller.signal);
+          ? await memo(`${layer.digest} ${wanted.join(',')}`, scan, r.controller.signal)
+          : await scan(r.controller.signal);
       return { result, own };
     })();
     // An abandoned scan's rejection is expected and must not be reported as unhandled.
-    result.catch(() => undefined);
-    return { wanted, controller, result };
+    r.result.catch(() => undefined);
+    return r;
   };
+  const slots = Math.max(1, lookahead);
   const fill = (): void => {
-    while (running.length < Math.max(1, lookahead) && next >= 0) {
+    while (
+      !over &&
+      next >= 0 &&
+      (running.length < slots || (running.length === slots && running.some((r) => r.remaining <= EARLY_START_BYTES)))
+    ) {
       const wanted = ROOTFS_FILES.filter((f) => settled[f] === undefined);
       if (wanted.length === 0) return;
       running.push(start(next--, wanted));
@@ -249,6 +275,7 @@ export async function findPasswdAndGroup(
     }
   } finally {
     // Lower layers still being read are not needed (both files known) or not wanted (a failure).
+    over = true;
     for (const r of running) r.controller.abort();
   }
   const out: RootfsResult = { layersScanned, bytesRead, notes };

@@ -41,13 +41,23 @@ export interface LayerScanHandle {
   abort(): void;
 }
 
-/** Chunks posted and not yet taken by the scan thread, per scan (about 64 KiB each from a socket). */
-const WINDOW = 8;
+/**
+ * What a scan posts at a time. A socket delivers at most 64 KiB per read, and every message
+ * costs a structured clone, a zlib call on the thread and an ack back: gathering reads into
+ * 256 KiB (the size of a file read) quarters that for downloads (docs/performance.md).
+ */
+const BATCH = 256 * 1024;
+
+/** Batches posted and not yet taken by the scan thread, per scan. */
+const WINDOW = 4;
 
 class RemoteScan implements LayerScanHandle {
   inFlight = 0;
   private drainWaiters: (() => void)[] = [];
   closed = false;
+  /** Chunks are gathered here and posted a batch at a time (postMessage copies it). */
+  private readonly batch = Buffer.allocUnsafeSlow(BATCH);
+  private used = 0;
   constructor(
     private readonly thread: ScanThread,
     readonly id: number,
@@ -55,11 +65,20 @@ class RemoteScan implements LayerScanHandle {
   ) {}
   write(chunk: Buffer): boolean {
     if (this.closed) return true;
-    // A view into a larger buffer would be copied whole: post only its own bytes.
-    const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : Uint8Array.from(chunk);
-    this.inFlight++;
-    this.thread.post({ t: 'data', id: this.id, chunk: own });
+    for (let from = 0; from < chunk.length;) {
+      const n = chunk.copy(this.batch, this.used, from);
+      this.used += n;
+      from += n;
+      if (this.used === BATCH) this.flush();
+    }
     return this.inFlight < WINDOW;
+  }
+  private flush(): void {
+    // Only the filled bytes: a view would be posted with its whole buffer.
+    const chunk = this.used === BATCH ? this.batch : Uint8Array.prototype.slice.call(this.batch, 0, this.used);
+    this.used = 0;
+    this.inFlight++;
+    this.thread.post({ t: 'data', id: this.id, chunk });
   }
   onDrain(cb: () => void): void {
     if (this.closed || this.inFlight < WINDOW) queueMicrotask(cb);
@@ -74,7 +93,9 @@ class RemoteScan implements LayerScanHandle {
     }
   }
   end(): void {
-    if (!this.closed) this.thread.post({ t: 'end', id: this.id });
+    if (this.closed) return;
+    if (this.used > 0) this.flush();
+    this.thread.post({ t: 'end', id: this.id });
   }
   abort(): void {
     if (!this.closed) this.thread.post({ t: 'abort', id: this.id });

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { buildTar, type LayerEntry } from '../../src/images/oci-build.js';
 import { sha256Digest } from '../../src/images/image-manifest.js';
 import {
+  EARLY_START_BYTES,
   findPasswdAndGroup,
   normaliseEntryPath,
   sharedLayerScans,
@@ -218,6 +219,73 @@ describe('images: passwd and group from layers', () => {
     assert.deepEqual(opened.sort(), [1, 2]);
     await new Promise((r) => setImmediate(r));
     assert.ok(lowerDestroyed, 'the abandoned lower layer was read to its end');
+  });
+
+  it('takes a layer in chunks of any size (gathered for the scan thread) with the same files and digest check', async () => {
+    const filler = Array.from({ length: 6 }, (_, i) => ({ path: `zz/f${i}`, content: randomBytes(200 * 1024) }));
+    const layer = gz([...filler, { path: 'etc/passwd', content: PASSWD }, { path: 'etc/group', content: GROUP }], true);
+    const sizes = [1, 3, 1000, 70_000, 300_000, 262_144, 5];
+    const pieces = (data: Buffer): Buffer[] => {
+      const out: Buffer[] = [];
+      for (let at = 0, k = 0; at < data.length; k++) {
+        const n = sizes[k % sizes.length]!;
+        out.push(data.subarray(at, at + n));
+        at += n;
+      }
+      return out;
+    };
+    const read = (data: Buffer, digest: string) =>
+      findPasswdAndGroup(1, () => ({ digest, open: async () => Readable.from(pieces(data)) }));
+    const result = await read(layer, sha256Digest(layer));
+    assert.equal(result.passwd, PASSWD);
+    assert.equal(result.group, GROUP);
+    assert.equal(result.bytesRead, layer.length);
+    // One byte changed after the files: they are found, but the digest of the whole blob is wrong.
+    const tampered = Buffer.from(layer);
+    tampered[tampered.length - 3]! ^= 1;
+    await assert.rejects(read(tampered, sha256Digest(layer)), /digest|gzip/);
+  });
+
+  it('starts the next layer when the running one is near its end (size known), else when it ends', async () => {
+    const top = gz([{ path: 'opt/big', content: randomBytes(EARLY_START_BYTES * 3) }]);
+    const eventually = async (what: string, cond: () => boolean): Promise<void> => {
+      for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
+      assert.ok(cond(), what);
+    };
+    for (const sizeKnown of [true, false]) {
+      const feed = new PassThrough();
+      let baseOpened = false;
+      const run = findPasswdAndGroup(
+        2,
+        (i) =>
+          i === 1
+            ? { ...(sizeKnown ? { size: top.length } : {}), open: async () => feed }
+            : {
+                open: async () => {
+                  baseOpened = true;
+                  return Readable.from([base]);
+                },
+              },
+        undefined,
+        undefined,
+        1,
+      );
+      const cut = top.length - EARLY_START_BYTES - 65536;
+      feed.write(top.subarray(0, cut - EARLY_START_BYTES));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(baseOpened, false, 'opened with more than EARLY_START_BYTES left');
+      feed.write(top.subarray(cut - EARLY_START_BYTES, cut + 131072));
+      if (sizeKnown) await eventually('the lower layer was opened before the upper one ended', () => baseOpened);
+      else {
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(baseOpened, false, 'opened early without a size');
+      }
+      feed.end(top.subarray(cut + 131072));
+      const result = await run;
+      assert.equal(result.passwd, PASSWD);
+      assert.equal(result.group, GROUP);
+      assert.equal(baseOpened, true);
+    }
   });
 
   it('a shared scan stops only when every caller gave it up', async () => {
