@@ -12,6 +12,7 @@ import { spkiDer } from './binding.js';
 import { derToPem, parseDerCertificate, tlsPeerCertificate } from '../attestation/certificate.js';
 import { extensions } from '../attestation/x509.js';
 import { TAG, readSingle } from '../attestation/der.js';
+import { signOnPool } from '../util/sign-on-pool.js';
 
 const TWO_HOURS = 2 * 3600 * 1000;
 
@@ -24,8 +25,12 @@ function signatureAlgorithm(key: KeyObject): { alg: Buffer; hash: string } {
   throw new Error(`aTLS keys must be ECDSA P-256/P-384 or RSA, not ${key.asymmetricKeyType} ${curve ?? ''}`);
 }
 
-/** DER of an aTLS certificate. */
-export function createAtlsCertDer(key: KeyObject, evidence?: Evidence, now = new Date()): Buffer {
+/** The to-be-signed part of an aTLS certificate, its algorithm and the signature's hash. */
+function atlsTbs(
+  key: KeyObject,
+  evidence: Evidence | undefined,
+  now: Date,
+): { tbs: Buffer; alg: Buffer; hash: string } {
   const { alg, hash } = signatureAlgorithm(key);
   const name = seq(tlv(0x31, seq(oid('2.5.4.3'), utf8String('Contrast'))));
   const parts = [
@@ -38,12 +43,19 @@ export function createAtlsCertDer(key: KeyObject, evidence?: Evidence, now = new
     spkiDer(key),
   ];
   if (evidence) parts.push(tlv(0xa3, seq(seq(oid(evidence.oid), octetString(octetString(evidence.value))))));
-  const tbs = seq(...parts);
+  return { tbs: seq(...parts), alg, hash };
+}
+
+/** DER of an aTLS certificate. */
+export function createAtlsCertDer(key: KeyObject, evidence?: Evidence, now = new Date()): Buffer {
+  const { tbs, alg, hash } = atlsTbs(key, evidence, now);
   return seq(tbs, alg, tlv(0x03, Buffer.from([0]), sign(hash, tbs, key)));
 }
 
-export function createAtlsCert(key: KeyObject, evidence?: Evidence, now = new Date()): Promise<string> {
-  return Promise.resolve(derToPem(createAtlsCertDer(key, evidence, now)));
+/** PEM of an aTLS certificate, signed on libuv's pool: a server makes one per handshake. */
+export async function createAtlsCert(key: KeyObject, evidence?: Evidence, now = new Date()): Promise<string> {
+  const { tbs, alg, hash } = atlsTbs(key, evidence, now);
+  return derToPem(seq(tbs, alg, tlv(0x03, Buffer.from([0]), await signOnPool(hash, tbs, key))));
 }
 
 export interface AtlsPeer {

@@ -10,13 +10,14 @@
  * `mesh-ca.pem` only trusts workloads of the current manifest, while `coordinator-root-ca.pem`
  * (through the intermediate in each chain) trusts workloads of every manifest.
  */
-import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { signingAlgorithm, toCryptoPrivateKey, toCryptoPublicKey, x509 } from './crypto.js';
 import { spkiDer } from '../atls/binding.js';
 import { octetString, oid, seq, tlv, utf8String, x509Time } from '../atls/der.js';
 import { children, readOid, readSingle } from '../attestation/der.js';
 import { derToPem } from '../attestation/certificate.js';
+import { signOnPool } from '../util/sign-on-pool.js';
 
 export const ROOT_CN = 'system:coordinator:root';
 const INTERMEDIATE_CN = 'system:coordinator:intermediate';
@@ -178,17 +179,6 @@ function extension(e: CertExtension): Buffer {
 }
 
 /**
- * ECDSA P-384 over SHA-384 on libuv's thread pool: about 1.5 ms of CPU per signature with
- * OpenSSL 3.0 (P-256: 0.05 ms), which would otherwise hold the event loop that serves every
- * handshake; on the pool, signatures of concurrent calls use the other cores.
- */
-function signSha384(data: Buffer, key: KeyObject): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    sign('sha384', data, key, (err, signature) => (err ? reject(err) : resolve(signature)));
-  });
-}
-
-/**
  * Issue a workload's mesh certificate, signed by the mesh key; returns PEM. Built directly in
  * DER with node:crypto: this is the Coordinator's hot path (one per attested pod).
  */
@@ -222,6 +212,6 @@ export async function issueMeshCert(ca: MeshCA, req: MeshCertRequest, now = new 
     spkiDer(req.publicKey),
     tlv(0xa3, seq(...exts.map(extension))),
   );
-  const cert = seq(tbs, sigAlg, tlv(0x03, Buffer.from([0]), await signSha384(tbs, ca.key)));
+  const cert = seq(tbs, sigAlg, tlv(0x03, Buffer.from([0]), await signOnPool('sha384', tbs, ca.key)));
   return derToPem(cert);
 }

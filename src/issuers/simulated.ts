@@ -18,6 +18,7 @@ import {
 } from '../attestation/simulated.js';
 import { OID_SIMULATED_EVIDENCE } from '../attestation/tees.js';
 import type { Evidence, Issuer } from './issuer.js';
+import { signOnPool } from '../util/sign-on-pool.js';
 
 /** Load the simulated root's private key, creating the root (mode 0600) if there is none. */
 export function loadOrCreateSimRoot(dir = simDir()): KeyObject {
@@ -42,12 +43,8 @@ export function loadOrCreateSimRoot(dir = simDir()): KeyObject {
   return privateKey;
 }
 
-export function buildSimReport(
-  rootKey: KeyObject,
-  hostData: Buffer,
-  reportData: Buffer,
-  measurement = Buffer.from(SIMULATED_MEASUREMENT, 'hex'),
-): Buffer {
+/** A simulated report with its signature area still zero; the part before it is what is signed. */
+function unsignedSimReport(hostData: Buffer, reportData: Buffer, measurement: Buffer): Buffer {
   if (hostData.length !== 32) throw new Error(`simulated host data must be 32 bytes, got ${hostData.length}`);
   if (reportData.length !== 64) throw new Error(`report data must be 64 bytes, got ${reportData.length}`);
   const report = Buffer.alloc(SIM_REPORT_SIZE);
@@ -56,10 +53,28 @@ export function buildSimReport(
   measurement.copy(report, 12);
   hostData.copy(report, 60);
   reportData.copy(report, 92);
-  sign('sha384', report.subarray(0, SIM_SIGNED_SIZE), { key: rootKey, dsaEncoding: 'ieee-p1363' }).copy(
-    report,
-    SIM_SIGNED_SIZE,
-  );
+  return report;
+}
+
+const SIM_SIGNATURE = { dsaEncoding: 'ieee-p1363' } as const;
+const SIMULATED_MEASUREMENT_BYTES = Buffer.from(SIMULATED_MEASUREMENT, 'hex');
+
+export function buildSimReport(
+  rootKey: KeyObject,
+  hostData: Buffer,
+  reportData: Buffer,
+  measurement = SIMULATED_MEASUREMENT_BYTES,
+): Buffer {
+  const report = unsignedSimReport(hostData, reportData, measurement);
+  sign('sha384', report.subarray(0, SIM_SIGNED_SIZE), { key: rootKey, ...SIM_SIGNATURE }).copy(report, SIM_SIGNED_SIZE);
+  return report;
+}
+
+/** buildSimReport with the P-384 signature made on libuv's pool, for the servers that issue reports. */
+export async function issueSimReport(rootKey: KeyObject, hostData: Buffer, reportData: Buffer): Promise<Buffer> {
+  const report = unsignedSimReport(hostData, reportData, SIMULATED_MEASUREMENT_BYTES);
+  const signature = await signOnPool('sha384', report.subarray(0, SIM_SIGNED_SIZE), { key: rootKey, ...SIM_SIGNATURE });
+  signature.copy(report, SIM_SIGNED_SIZE);
   return report;
 }
 
@@ -85,9 +100,9 @@ export class SimulatedIssuer implements Issuer {
       process.stderr.write(`${SIM_WARNING}\n`);
       this.warned = true;
     }
-    return Promise.resolve({
+    return issueSimReport(this.rootKey, this.hostData, reportData).then((value) => ({
       oid: OID_SIMULATED_EVIDENCE,
-      value: buildSimReport(this.rootKey, this.hostData, reportData),
-    });
+      value,
+    }));
   }
 }

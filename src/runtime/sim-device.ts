@@ -30,7 +30,7 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { join, resolve, sep } from 'node:path';
 import { SIM_DEVICE_SOCKET } from '../attestation/simulated.js';
-import { buildSimReport, loadOrCreateSimRoot } from '../issuers/simulated.js';
+import { issueSimReport, loadOrCreateSimRoot } from '../issuers/simulated.js';
 import { unixAddress, unixExchange, type UnixAddress, type UnixExchangeError } from '../issuers/unix-path.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 
@@ -117,13 +117,10 @@ function serveReport(sock: Socket, rootKey: KeyObject, hostData: Buffer, limits:
     if (received < REPORT_DATA_SIZE) return;
     answered = true;
     sock.off('data', onData);
-    let report: Buffer;
-    try {
-      report = buildSimReport(rootKey, hostData, Buffer.concat(chunks));
-    } catch {
-      return void sock.destroy();
-    }
-    sock.end(report, () => sock.destroy());
+    issueSimReport(rootKey, hostData, Buffer.concat(chunks)).then(
+      (report) => sock.end(report, () => sock.destroy()),
+      () => sock.destroy(),
+    );
   };
   sock.on('data', onData);
   sock.on('end', () => {
@@ -145,7 +142,9 @@ class Device {
     rmSync(join(dir, SIM_DEVICE_SOCKET), { force: true });
     const address = unixAddress(dir, SIM_DEVICE_SOCKET);
     const sockets = new Set<Socket>();
-    const server = createServer((sock) => {
+    // Half-open: a client that ends its side after the 64 bytes still gets the report, which is
+    // signed asynchronously (serveReport ends our side).
+    const server = createServer({ allowHalfOpen: true }, (sock) => {
       sockets.add(sock);
       sock.on('close', () => sockets.delete(sock));
       serveReport(sock, rootKey, hostData, limits);

@@ -13,22 +13,29 @@ import { SimDeviceIssuer } from '../../src/issuers/sim-device.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** An in-memory imitation of one configfs-tsm report entry (kernel semantics per the ABI doc). */
-function fakeTsm(provider: 'sev_guest' | 'tdx_guest', opts: { interfere?: boolean } = {}) {
+/**
+ * An in-memory imitation of one configfs-tsm report entry (kernel semantics per the ABI doc).
+ * `outblob`: when given, reading the report waits for it (the driver's request to the firmware).
+ */
+function fakeTsm(
+  provider: 'sev_guest' | 'tdx_guest',
+  opts: { interfere?: boolean; outblob?: () => Promise<void> } = {},
+) {
   const entries = new Map<string, { generation: number; inblob?: Buffer }>();
   let removed = 0;
+  let created = 0;
   const fs: TsmFs = {
-    mkdtemp: (prefix) => {
-      const d = `${prefix}${entries.size}`;
+    mkdtemp: async (prefix) => {
+      const d = `${prefix}${created++}`;
       entries.set(d, { generation: 0 });
       return d;
     },
     exists: () => true,
-    rmdir: (p) => {
+    rmdir: async (p) => {
       entries.delete(p);
       removed++;
     },
-    writeFile: (path, data) => {
+    writeFile: async (path, data) => {
       const dir = path.slice(0, path.lastIndexOf('/'));
       const e = entries.get(dir)!;
       if (path.endsWith('/inblob')) {
@@ -36,13 +43,14 @@ function fakeTsm(provider: 'sev_guest' | 'tdx_guest', opts: { interfere?: boolea
         e.generation++;
       }
     },
-    readFile: (path) => {
+    readFile: async (path) => {
       const dir = path.slice(0, path.lastIndexOf('/'));
       const e = entries.get(dir)!;
       const name = path.slice(path.lastIndexOf('/') + 1);
       if (name === 'provider') return Buffer.from(`${provider}\n`);
       if (name === 'generation') return Buffer.from(`${e.generation}\n`);
       if (name === 'outblob') {
+        await opts.outblob?.();
         if (opts.interfere) e.generation++; // another writer raced us
         return Buffer.concat([Buffer.from('REPORT:'), e.inblob!]);
       }
@@ -50,7 +58,18 @@ function fakeTsm(provider: 'sev_guest' | 'tdx_guest', opts: { interfere?: boolea
       throw new Error(`unexpected read ${path}`);
     },
   };
-  return { fs, removed: () => removed };
+  return { fs, removed: () => removed, created: () => created, open: () => entries.size };
+}
+
+/** Let `count` driver requests through, one after the other, as each one comes. */
+async function released(gates: (() => void)[], count: number): Promise<void> {
+  for (let done = 0, spins = 0; done < count && spins < 1000; spins++) {
+    const gate = gates.shift();
+    if (gate) {
+      gate();
+      done++;
+    } else await new Promise((r) => setImmediate(r));
+  }
 }
 
 describe('evidence issuers and the dispatcher', () => {
@@ -68,11 +87,45 @@ describe('evidence issuers and the dispatcher', () => {
     const ev = await new ConfigfsTsmIssuer('/tsm', fakeTsm('tdx_guest').fs).issue(randomBytes(64));
     assert.equal(ev.oid, OID_TDX_EVIDENCE);
   });
-  it('configfs-tsm: detects a concurrent writer and rejects wrong report data sizes', () => {
+  it('configfs-tsm: detects a concurrent writer and rejects wrong report data sizes', async () => {
     const t = fakeTsm('sev_guest', { interfere: true });
-    assert.throws(() => requestTsmReport(randomBytes(64), '/tsm', t.fs), /modified concurrently/);
+    await assert.rejects(requestTsmReport(randomBytes(64), '/tsm', t.fs), /modified concurrently/);
     assert.equal(t.removed(), 1);
-    assert.throws(() => requestTsmReport(randomBytes(32), '/tsm', t.fs), /exactly 64 bytes/);
+    await assert.rejects(requestTsmReport(randomBytes(32), '/tsm', t.fs), /exactly 64 bytes/);
+  });
+  it('configfs-tsm: the event loop runs while the driver works; requests go one at a time', async () => {
+    const gates: (() => void)[] = [];
+    const t = fakeTsm('tdx_guest', { outblob: () => new Promise<void>((r) => gates.push(r)) });
+    const issuer = new ConfigfsTsmIssuer('/tsm', t.fs);
+    const rd = [randomBytes(64), randomBytes(64)];
+    const first = issuer.issue(rd[0]!);
+    const second = issuer.issue(rd[1]!);
+    let ticks = 0;
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(() => r(ticks++)));
+    assert.equal(ticks, 5);
+    assert.equal(gates.length, 1, 'the second request waits for the first');
+    assert.equal(t.created(), 1);
+    gates.shift()!();
+    assert.deepEqual((await first).value.subarray(7), rd[0]);
+    await released(gates, 1);
+    assert.deepEqual((await second).value.subarray(7), rd[1]);
+    assert.equal(t.open(), 0);
+  });
+  it('configfs-tsm: a report that never comes fails in bounded time, and so do the ones queued behind it', async () => {
+    const gates: (() => void)[] = [];
+    const t = fakeTsm('sev_guest', { outblob: () => new Promise<void>((r) => gates.push(r)) });
+    const issuer = new ConfigfsTsmIssuer('/tsm', t.fs, 50);
+    const started = Date.now();
+    const results = await Promise.allSettled([issuer.issue(randomBytes(64)), issuer.issue(randomBytes(64))]);
+    for (const r of results) {
+      assert.equal(r.status, 'rejected');
+      assert.match(String((r as PromiseRejectedResult).reason), /no report from the driver within 0\.05 s/);
+    }
+    assert.ok(Date.now() - started < 5000);
+    // The driver answers at last: the queue moves on and a new request succeeds.
+    const next = issuer.issue(randomBytes(64));
+    await released(gates, 3);
+    assert.equal((await next).oid, OID_SNP_EVIDENCE);
   });
 
   describe('issuerFor: which issuer a machine gets', () => {
