@@ -118,26 +118,51 @@ rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
 log('bundling with esbuild');
-const bundle = join(work, 'kubectl-contrast.cjs');
-// `--version` answers before the CLI modules are evaluated (esbuild keeps a dynamically
-// imported module uninitialised until the import runs); everything else loads the CLI.
-writeFileSync(
-  join(work, 'entry.ts'),
-  [
-    `import { VERSION } from ${JSON.stringify(join(root, 'src/version.ts'))};`,
-    'const args = process.argv.slice(2);',
-    "if (args.length === 1 && args[0] === '--version') {",
-    '  process.stdout.write(`${VERSION}\\n`);',
-    '} else {',
-    `  import(${JSON.stringify(join(root, 'src/cli/main.ts'))}).then(({ main }) => main(args)).then((code) => { process.exitCode = code; });`,
-    '}',
-    '',
-  ].join('\n'),
-);
-// The Kubernetes client is 14 of the bundle's 18 MB, and V8 reads the whole main script before
-// it runs a line of it, even with the code cache: `--version`, generate and the post-renderers
-// paid for it (~40 ms) without using it. It becomes an asset of its own, compiled (with its own
-// code cache) by the first command that imports it.
+
+/**
+ * A bundle that becomes an asset of its own: compiled, with its own code cache, by the first
+ * code that asks for it, instead of being read by V8 before the executable runs a line. The
+ * bundle is wrapped as a CommonJS function; its cache is made by this Node (the one the
+ * executable is) with a fixed seed, as the main script's below, so the executable stays
+ * reproducible. Returns the source of a module that loads it; `files` is the source of the
+ * __filename and __dirname the bundle gets.
+ */
+function codeCachedAsset(name, bundlePath, files) {
+  const wrapped = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundlePath, 'utf8')}\n})`;
+  writeFileSync(bundlePath, wrapped);
+  const cache = join(work, `${name}.cache`);
+  execFileSync(
+    process.execPath,
+    [
+      '--random-seed=1',
+      '-e',
+      `const fs = require('node:fs'); const { Script } = require('node:vm');
+fs.writeFileSync(process.argv[2], new Script(fs.readFileSync(process.argv[1], 'utf8'), { filename: process.argv[3] }).createCachedData());`,
+      bundlePath,
+      cache,
+      `${VIRTUAL_ROOT}${name}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  assetFiles[name] = bundlePath;
+  assetFiles[`${name}.cache`] = cache;
+  return `
+const sea = require('node:sea');
+const { Script } = require('node:vm');
+const script = new Script(sea.getAsset(${JSON.stringify(name)}, 'utf8'), {
+  filename: ${JSON.stringify(`${VIRTUAL_ROOT}${name}`)},
+  cachedData: Buffer.from(sea.getRawAsset(${JSON.stringify(`${name}.cache`)})),
+});
+const m = { exports: {} };
+script.runInThisContext()(m.exports, require, m, ${files});
+module.exports = m.exports;
+`;
+}
+/** Bundles made assets by codeCachedAsset, by asset name. */
+const assetFiles = {};
+
+// The Kubernetes client is 14 of the bundle's 18 MB: `--version`, generate and the
+// post-renderers paid for it (~40 ms) without using it. Cluster commands load it.
 const KUBE_CLIENT = '@kubernetes/client-node';
 const KUBE_ASSET = 'kube-client.cjs';
 const kubeBundle = join(work, KUBE_ASSET);
@@ -154,45 +179,55 @@ await build({
   logLevel: 'warning',
   legalComments: 'none',
 });
-// The asset as a CommonJS function; its code cache is made by this Node, the one the executable is.
-const kubeWrapped = `(function (exports, require, module, __filename, __dirname) {${readFileSync(kubeBundle, 'utf8')}\n})`;
-writeFileSync(kubeBundle, kubeWrapped);
-const kubeCache = join(work, `${KUBE_ASSET}.cache`);
-// With a fixed seed, as the main script's cache below, so that the executable stays reproducible.
-execFileSync(
-  process.execPath,
-  [
-    '--random-seed=1',
-    '-e',
-    `const fs = require('node:fs'); const { Script } = require('node:vm');
-fs.writeFileSync(process.argv[2], new Script(fs.readFileSync(process.argv[1], 'utf8'), { filename: process.argv[3] }).createCachedData());`,
-    kubeBundle,
-    kubeCache,
-    `${VIRTUAL_ROOT}${KUBE_ASSET}`,
-  ],
-  { stdio: ['ignore', 'ignore', 'inherit'] },
+const kubeLoader = codeCachedAsset(
+  KUBE_ASSET,
+  kubeBundle,
+  `${JSON.stringify(`${VIRTUAL_ROOT}${KUBE_ASSET}`)}, ${JSON.stringify(VIRTUAL_ROOT)}`,
 );
 const kubeAssetPlugin = {
   name: 'kube-client-asset',
   setup(b) {
     b.onResolve({ filter: /^@kubernetes\/client-node$/ }, (args) => ({ path: args.path, namespace: 'kube-asset' }));
-    b.onLoad({ filter: /.*/, namespace: 'kube-asset' }, () => ({
-      contents: `
-const sea = require('node:sea');
-const { Script } = require('node:vm');
-const filename = ${JSON.stringify(`${VIRTUAL_ROOT}${KUBE_ASSET}`)};
-const script = new Script(sea.getAsset(${JSON.stringify(KUBE_ASSET)}, 'utf8'), {
-  filename,
-  cachedData: Buffer.from(sea.getRawAsset(${JSON.stringify(`${KUBE_ASSET}.cache`)})),
-});
-const m = { exports: {} };
-script.runInThisContext()(m.exports, require, m, filename, ${JSON.stringify(VIRTUAL_ROOT)});
-module.exports = m.exports;
-`,
-      loader: 'js',
-    }));
+    b.onLoad({ filter: /.*/, namespace: 'kube-asset' }, () => ({ contents: kubeLoader, loader: 'js' }));
   },
 };
+
+// The CLI (2.5 MB) is an asset too: the main script is only the prologue and the line that
+// answers `--version` before the CLI is read (V8 reads a main script whole, code cache or not:
+// 14 ms of a 70 ms `--version`). Dependencies get the executable's own file URL (yargs needs a
+// real one for createRequire).
+const CLI_ASSET = 'cli.cjs';
+const cliBundle = join(work, CLI_ASSET);
+await build({
+  entryPoints: [join(root, 'src/cli/main.ts')],
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  outfile: cliBundle,
+  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  define: { 'import.meta.url': '__importMetaUrl' },
+  plugins: [kubeAssetPlugin, seaPlugin],
+  logLevel: 'warning',
+  legalComments: 'none',
+});
+const cliLoader = codeCachedAsset(CLI_ASSET, cliBundle, '__filename, __dirname');
+writeFileSync(join(work, 'cli-loader.cjs'), cliLoader);
+const bundle = join(work, 'kubectl-contrast.cjs');
+writeFileSync(
+  join(work, 'entry.ts'),
+  [
+    `import { VERSION } from ${JSON.stringify(join(root, 'src/version.ts'))};`,
+    'const args = process.argv.slice(2);',
+    "if (args.length === 1 && args[0] === '--version') {",
+    '  process.stdout.write(`${VERSION}\\n`);',
+    '} else {',
+    `  const { main } = require(${JSON.stringify(join(work, 'cli-loader.cjs'))}) as { main(a: string[]): Promise<number> };`,
+    '  main(args).then((code) => { process.exitCode = code; });',
+    '}',
+    '',
+  ].join('\n'),
+);
 await build({
   entryPoints: [join(work, 'entry.ts')],
   bundle: true,
@@ -202,7 +237,7 @@ await build({
   outfile: bundle,
   banner: { js: prologue },
   define: { 'import.meta.url': '__importMetaUrl' },
-  plugins: [kubeAssetPlugin, seaPlugin],
+  plugins: [seaPlugin],
   logLevel: 'warning',
   legalComments: 'none',
 });
@@ -215,8 +250,7 @@ const assets = Object.fromEntries(
 // src/version.ts reads build-info.json beside itself. Only a build that names its commit
 // (CONTRAST_BUILD_COMMIT, as a release does) gets one: otherwise the executable, and the images
 // made from it, would change with every commit although the code did not.
-assets[KUBE_ASSET] = kubeBundle;
-assets[`${KUBE_ASSET}.cache`] = kubeCache;
+Object.assign(assets, assetFiles);
 if (process.env.CONTRAST_BUILD_COMMIT) {
   writeFileSync(join(work, 'build-info.json'), buildInfoJson());
   assets['src/build-info.json'] = join(work, 'build-info.json');
