@@ -213,6 +213,28 @@ await build({
 });
 const cliLoader = codeCachedAsset(CLI_ASSET, cliBundle, '__filename, __dirname');
 writeFileSync(join(work, 'cli-loader.cjs'), cliLoader);
+// Worker threads: each worker module is bundled with the prologue (a worker's modules are its
+// own, so the data files need the same reads from the assets) and started from its source by
+// src/util/worker.ts. Without them the layer scans and the self-check ran on the main thread.
+const WORKERS = ['src/images/scan-thread-worker.ts', 'src/generate/self-check-worker.ts'];
+for (const entry of WORKERS) {
+  const name = `workers/${entry.split('/').pop().replace(/\.ts$/, '.cjs')}`;
+  const out = join(work, name);
+  await build({
+    entryPoints: [join(root, entry)],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    outfile: out,
+    banner: { js: prologue },
+    define: { 'import.meta.url': '__importMetaUrl' },
+    plugins: [seaPlugin],
+    logLevel: 'warning',
+    legalComments: 'none',
+  });
+  assetFiles[name] = out;
+}
 const bundle = join(work, 'kubectl-contrast.cjs');
 writeFileSync(
   join(work, 'entry.ts'),

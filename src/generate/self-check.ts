@@ -2,8 +2,8 @@
  * generate's self-check (every pod's requests against its own policy, src/policy/check.ts) on a
  * worker thread: the rules take about a third of a large run's CPU, and with them off the main
  * thread the second core checks one pod while the main thread builds the next. Small runs, and
- * places where no worker can start (the single executable has no script file to start one
- * from), check on the main thread: same engine, same rules, same report.
+ * places where no worker can start (src/util/worker.ts), check on the main thread: same engine,
+ * same rules, same report.
  */
 import type { Worker } from 'node:worker_threads';
 import { evaluateRequests, type PolicyCheckReport, type SynthesizedRequest } from '../policy/index.js';

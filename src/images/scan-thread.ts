@@ -12,8 +12,8 @@
  * downloaded bytes only.
  *
  * One thread per process, started at the first layer scan, kept only while scans run (it does
- * not keep the process alive). Where it cannot start (the single executable has no script file
- * to start it from) or once it has failed, scans run on the main thread: same code, same results.
+ * not keep the process alive). Where it cannot start (src/util/worker.ts) or once it has failed,
+ * scans run on the main thread: same code, same results.
  */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker.js';

@@ -8,3 +8,13 @@ export function isSingleExecutable(): boolean {
     return false;
   }
 }
+
+/** A text asset of the single executable, or undefined (not one, or no such asset). */
+export function seaTextAsset(key: string): string | undefined {
+  try {
+    const sea = process.getBuiltinModule?.('node:sea');
+    return sea?.isSea() ? sea.getAsset(key, 'utf8') : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -279,6 +279,21 @@ describe('single executable and krew', function () {
       assert.deepEqual(policies(wsSea), policies(wsNode));
     });
 
+    it('with 20 pods, layer scans and self-check on worker threads from the executable’s own bundles: the same output', () => {
+      // 16 pods and more go to the self-check worker; --no-cache makes every layer a scan.
+      const web = readFileSync(join(REPO_ROOT, 'samples', 'plain', 'web.yaml'), 'utf8');
+      const input = Array.from({ length: 20 }, (_, i) => web.replace(/^ {2}name: web$/m, `  name: web-${i}`)).join(
+        '\n---\n',
+      );
+      const args = (ws: string) => [...simGenerateArgs(ws), '-'];
+      const viaNode = spawnSync(process.execPath, [CLI, ...args(join(dir, 'ws-node-20'))], { input, encoding: 'utf8' });
+      const viaSea = spawnSync(sea, args(join(dir, 'ws-sea-20')), { input, encoding: 'utf8' });
+      assert.equal(viaNode.status, 0, viaNode.stderr);
+      assert.equal(viaSea.status, 0, viaSea.stderr);
+      assert.match(viaSea.stderr, /20 confidential workloads/);
+      assert.equal(viaSea.stdout, viaNode.stdout);
+    });
+
     it('helm-post-render and kustomize modes run from the single executable', () => {
       const input = readFileSync(join(REPO_ROOT, 'samples', 'plain', 'api.yaml'), 'utf8');
       const ws = join(dir, 'ws-pr');
