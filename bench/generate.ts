@@ -106,15 +106,18 @@ function runGenpolicy(input: string, dir: string, settings: string, registry: st
   };
 }
 
-function runGenerate(input: string, workspace: string, cacheDir: string, registry: string): RunResult {
+/** The single executable, when `npm run package` built it: measured beside the node build on small runs. */
+const SEA = join(REPO_ROOT, 'dist-sea', 'work', 'archive', 'kubectl-contrast');
+
+/** `sea`: run the single executable (no peak memory: it takes no --import) instead of node with dist/. */
+function runGenerate(input: string, workspace: string, cacheDir: string, registry: string, sea = false): RunResult {
   const out = join(workspace, 'out.yaml');
   const start = process.hrtime.bigint();
+  const command = sea ? [] : ['--import', join(REPO_ROOT, 'bench', 'lib', 'rss.mjs'), CLI];
   const r = spawnSync(
-    process.execPath,
+    sea ? SEA : process.execPath,
     [
-      '--import',
-      join(REPO_ROOT, 'bench', 'lib', 'rss.mjs'),
-      CLI,
+      ...command,
       'generate',
       '--platform',
       'metal-qemu-snp',
@@ -188,6 +191,14 @@ async function main(): Promise<void> {
           genpolicyMaxRssMb: g.maxRssMb,
           genpolicyRatio: g.seconds / warm.seconds,
         });
+        if (existsSync(SEA)) {
+          // What krew installs: bundled, with a code cache (same workspace and cache, warm).
+          const sea = runGenerate(input, workspace, cache, registry.host, true);
+          Object.assign(row, {
+            singleExecutableWarmSeconds: sea.seconds,
+            genpolicyRatioSingleExecutable: g.seconds / sea.seconds,
+          });
+        }
         process.stderr.write(
           `genpolicy ${size} workloads: warm ${g.seconds.toFixed(2)} s, ${g.maxRssMb.toFixed(0)} MB\n`,
         );
