@@ -161,23 +161,29 @@ module.exports = m.exports;
 /** Bundles made assets by codeCachedAsset, by asset name. */
 const assetFiles = {};
 
+/** One CommonJS bundle for Node 20; every bundle of the executable differs only in these options. */
+const bundleTo = (outfile, options) =>
+  build({
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    outfile,
+    define: { 'import.meta.url': '__importMetaUrl' },
+    plugins: [seaPlugin],
+    logLevel: 'warning',
+    legalComments: 'none',
+    ...options,
+  });
+
 // The Kubernetes client is 14 of the bundle's 18 MB: `--version`, generate and the
 // post-renderers paid for it (~40 ms) without using it. Cluster commands load it.
 const KUBE_CLIENT = '@kubernetes/client-node';
 const KUBE_ASSET = 'kube-client.cjs';
 const kubeBundle = join(work, KUBE_ASSET);
-await build({
+await bundleTo(kubeBundle, {
   stdin: { contents: `module.exports = require(${JSON.stringify(KUBE_CLIENT)});`, resolveDir: root, loader: 'js' },
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  outfile: kubeBundle,
   banner: { js: `const __importMetaUrl = ${JSON.stringify(`file://${VIRTUAL_ROOT}${KUBE_ASSET}`)};` },
-  define: { 'import.meta.url': '__importMetaUrl' },
-  plugins: [seaPlugin],
-  logLevel: 'warning',
-  legalComments: 'none',
 });
 const kubeLoader = codeCachedAsset(
   KUBE_ASSET,
@@ -198,18 +204,10 @@ const kubeAssetPlugin = {
 // real one for createRequire).
 const CLI_ASSET = 'cli.cjs';
 const cliBundle = join(work, CLI_ASSET);
-await build({
+await bundleTo(cliBundle, {
   entryPoints: [join(root, 'src/cli/main.ts')],
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  outfile: cliBundle,
   banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-  define: { 'import.meta.url': '__importMetaUrl' },
   plugins: [kubeAssetPlugin, seaPlugin],
-  logLevel: 'warning',
-  legalComments: 'none',
 });
 const cliLoader = codeCachedAsset(CLI_ASSET, cliBundle, '__filename, __dirname');
 writeFileSync(join(work, 'cli-loader.cjs'), cliLoader);
@@ -220,19 +218,7 @@ const WORKERS = ['src/images/scan-thread-worker.ts', 'src/generate/self-check-wo
 for (const entry of WORKERS) {
   const name = `workers/${entry.split('/').pop().replace(/\.ts$/, '.cjs')}`;
   const out = join(work, name);
-  await build({
-    entryPoints: [join(root, entry)],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    outfile: out,
-    banner: { js: prologue },
-    define: { 'import.meta.url': '__importMetaUrl' },
-    plugins: [seaPlugin],
-    logLevel: 'warning',
-    legalComments: 'none',
-  });
+  await bundleTo(out, { entryPoints: [join(root, entry)], banner: { js: prologue } });
   assetFiles[name] = out;
 }
 const bundle = join(work, 'kubectl-contrast.cjs');
@@ -250,19 +236,7 @@ writeFileSync(
     '',
   ].join('\n'),
 );
-await build({
-  entryPoints: [join(work, 'entry.ts')],
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  outfile: bundle,
-  banner: { js: prologue },
-  define: { 'import.meta.url': '__importMetaUrl' },
-  plugins: [seaPlugin],
-  logLevel: 'warning',
-  legalComments: 'none',
-});
+await bundleTo(bundle, { entryPoints: [join(work, 'entry.ts')], banner: { js: prologue } });
 
 const assets = Object.fromEntries(
   assetsUnder(join(root, 'src'))
