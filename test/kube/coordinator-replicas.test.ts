@@ -222,7 +222,10 @@ describe('Coordinator replicas: peer recovery with the ConfigMap store (real pro
         const proc = await s.start(victim);
         await s.waitFor(victim, 'ready', 120_000);
         recoveryMs.push(Date.now() - t0);
-        // From a peer, not from a person: nobody ran recover.
+        // From a peer, not from a person: nobody ran recover. The replica says so right after it
+        // turns ready, and its stderr may reach us after the ready probe did: wait for the line.
+        const logged = Date.now() + 10_000;
+        while (!/recovered the state from peer/.test(proc.log()) && Date.now() < logged) await sleep(20);
         assert.match(proc.log(), /recovered the state from peer/);
       }
     };
