@@ -21,7 +21,7 @@
  * before the last write leaves an uninitialised Coordinator; after it, a history whose seed
  * shares are in the store, so a client that never received the response can still recover.
  */
-import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import { createPublicKey, randomBytes, type KeyObject, type X509Certificate } from 'node:crypto';
 import { checkManifestReady, ManifestError, validateManifest, type Manifest, type PolicyEntry } from './manifest.js';
 import { derToPem, parsePemCertificates } from '../attestation/certificate.js';
 import { createMeshCA, createRootCert, issueMeshCert, ROOT_CN, type CertExtension, type MeshCA } from './ca.js';
@@ -73,6 +73,14 @@ export interface PeerState {
 }
 
 export const ROOT_CERT_KEY = 'ca/root.pem';
+/**
+ * Which replica (process) recovered, or is recovering, which latest transition: JSON
+ * `{"transition": hex, "instance": hex}`. Two `recover` calls to two waiting replicas would
+ * otherwise make two mesh CAs for one manifest; the second replica finds the first one's claim
+ * and takes the state over from it instead.
+ */
+export const RECOVERY_CLAIM_KEY = 'recovery/claim';
+const CLAIM_WAIT_MS = 10_000;
 /** The seed-share document of the first SetManifest (JSON as seed-shares.json), encrypted to the owners. */
 export const SEED_SHARES_KEY = 'seedshares/document';
 
@@ -140,6 +148,8 @@ export interface AuthorityOptions {
    * replica in recovery waits for a person's `recover`.
    */
   peerRecovery?: boolean;
+  /** How long `recover` waits for a peer that claimed the recovery of the same state (ms). */
+  claimWaitMs?: number;
 }
 
 function deepFreeze<T>(v: T): T {
@@ -220,6 +230,11 @@ export class Authority {
   /** The read of transitions/latest in flight for checkStore, and the one waiting for it (readLatest). */
   private latestRead: Promise<LatestTransition | undefined> | undefined;
   private nextRead: Promise<LatestTransition | undefined> | undefined;
+  /** This process, in recovery claims. */
+  private readonly instance = randomBytes(16).toString('hex');
+  private readonly claimWaitMs: number;
+  /** Ask the peers for the state now; true once this replica is ready (set by src/coordinator/peers.ts). */
+  askPeers: (() => Promise<boolean>) | undefined;
 
   private constructor(
     readonly store: Store,
@@ -228,6 +243,7 @@ export class Authority {
     this.history = new History(store);
     this.log = opts.log ?? ((m) => process.stderr.write(`coordinator: ${m}\n`));
     this.peerRecovery = opts.peerRecovery ?? false;
+    this.claimWaitMs = opts.claimWaitMs ?? CLAIM_WAIT_MS;
     this.recoveryPhase = this.peerRecovery ? 'recovering-from-peer' : 'waiting-for-recover';
   }
 
@@ -606,18 +622,64 @@ export class Authority {
     };
   }
 
+  /**
+   * A person's recovery with the seed. When another replica claimed the recovery of the same
+   * latest transition (RECOVERY_CLAIM_KEY), this one first asks its peers for the state, for up
+   * to claimWaitMs, and takes it over from them: one mesh CA per manifest. A claim that no ready
+   * peer backs by then (its replica is gone) is replaced, and this replica recovers itself.
+   */
   async recover(seed: Buffer, salt: Buffer, caller: KeyObject | undefined): Promise<void> {
+    let claimWaited = false;
+    for (let round = 0; ; round++) {
+      const outcome = await this.recoverOnce(seed, salt, caller, claimWaited);
+      if (outcome === 'recovered') return;
+      if (round >= 3)
+        throw new RpcError(
+          Status.ABORTED,
+          'other replicas keep claiming the recovery of this state; run `kubectl contrast recover` once, against one replica',
+        );
+      this.log(
+        `recover: another replica claimed the recovery of this state; asking the peers for it (up to ${this.claimWaitMs / 1000} s) instead of making a second mesh CA`,
+      );
+      if (await this.stateFromPeers()) {
+        this.log('recover: took the state over from the peer that recovered it; one mesh CA');
+        return;
+      }
+      claimWaited = true;
+    }
+  }
+
+  /** Until ready (a peer handed the state over) or claimWaitMs have passed. */
+  private async stateFromPeers(): Promise<boolean> {
+    const deadline = Date.now() + this.claimWaitMs;
+    const ready = (): boolean => this.mode === 'ready'; // read afresh: the peer loop may change it
+    for (;;) {
+      if (ready() || (await this.askPeers?.())) return true;
+      if (Date.now() >= deadline) return ready();
+      await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
+    }
+  }
+
+  /** One attempt: 'claimed-by-another' when another replica's claim for this state stands. */
+  private async recoverOnce(
+    seed: Buffer,
+    salt: Buffer,
+    caller: KeyObject | undefined,
+    claimWaited: boolean,
+  ): Promise<'recovered' | 'claimed-by-another'> {
     return this.lock.run(async () => {
       if (this.mode === 'uninitialised')
         throw new RpcError(
           Status.FAILED_PRECONDITION,
           'the Coordinator has no history to recover: run `kubectl contrast set`',
         );
-      if (this.mode === 'ready')
+      if (this.mode === 'ready') {
+        if (claimWaited) return 'recovered'; // from a peer, while this call waited for it
         throw new RpcError(
           Status.FAILED_PRECONDITION,
           'the Coordinator is already recovered (or was never restarted); nothing to do',
         );
+      }
       // The store as it is now, not as it was at start-up.
       const latest = await this.history.getLatest();
       if (!latest)
@@ -651,6 +713,13 @@ export class Authority {
           'the seed does not belong to this history (the signature on the latest transition does not verify with the key derived from it): use the seed share of this deployment',
         );
       }
+      // Claimed before the mesh CA is made: a replica that loses this race takes the state over.
+      const claim = await this.store.get(RECOVERY_CLAIM_KEY);
+      const transition = latest.transitionHash.toString('hex');
+      if (claim && !claimWaited && this.askPeers && claimedByAnother(claim, transition, this.instance))
+        return 'claimed-by-another';
+      const mine = Buffer.from(JSON.stringify({ transition, instance: this.instance }));
+      if (!(await this.store.compareAndSwap(RECOVERY_CLAIM_KEY, claim, mine))) return 'claimed-by-another';
       const stored = await this.storedRoot();
       let rootPem: string;
       if (stored && spkiDer(stored.cert.publicKey).equals(spkiDer(engine.rootCAKey))) {
@@ -670,6 +739,7 @@ export class Authority {
       this.current = { raw, manifest };
       this.ignoredLatest = undefined;
       this.mode = 'ready';
+      return 'recovered';
     });
   }
 
@@ -731,6 +801,16 @@ export class Authority {
 }
 
 /** A peer's state that does not hold up (its message names what); the peer is not asked again this round. */
+/** A recovery claim of another process for `transition` (anything unreadable claims nothing). */
+function claimedByAnother(claim: Buffer, transition: string, instance: string): boolean {
+  try {
+    const c = JSON.parse(claim.toString('utf8')) as { transition?: unknown; instance?: unknown };
+    return c.transition === transition && typeof c.instance === 'string' && c.instance !== instance;
+  } catch {
+    return false;
+  }
+}
+
 export class PeerStateError extends Error {
   constructor(message: string) {
     super(message);

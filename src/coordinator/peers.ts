@@ -152,6 +152,11 @@ export class PeerRecovery {
       this.behindSince = Date.now();
       this.kick();
     };
+    o.authority.askPeers = async () => {
+      this.kick();
+      await this.running;
+      return o.authority.mode === 'ready';
+    };
     o.metrics.describe(
       'contrast_coordinator_peer_recoveries_total',
       'Peer recovery attempts of this replica, by result (adopted: a peer handed the state over; not_ready: the peer held none or was itself behind; refused: the peer refused our evidence; failed: unreachable, failed attestation, or a state that did not hold up)',

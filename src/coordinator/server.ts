@@ -112,6 +112,8 @@ export interface CoordinatorOptions {
   peers?: PeerSource;
   /** How often the store is polled and peers are asked again (ms, default 2000). */
   peerIntervalMs?: number;
+  /** How long `recover` waits for a peer that claimed the same recovery (tests; default 10 s). */
+  claimWaitMs?: number;
 }
 
 export interface RunningCoordinator {
@@ -364,7 +366,11 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const log = opts.log ?? ((m: string) => process.stderr.write(`coordinator: ${m}\n`));
   const host = opts.host ?? '0.0.0.0';
   const limits = resolveLimits(opts.limits);
-  const authority = await Authority.open(opts.store, { log, peerRecovery: opts.peers !== undefined });
+  const authority = await Authority.open(opts.store, {
+    log,
+    peerRecovery: opts.peers !== undefined,
+    ...(opts.claimWaitMs !== undefined ? { claimWaitMs: opts.claimWaitMs } : {}),
+  });
   const metrics = new Metrics();
   metrics.gauge(
     'contrast_coordinator_ready',

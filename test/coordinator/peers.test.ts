@@ -6,7 +6,7 @@
  * through another one, takes the state over from a ready peer: the same seed and the same mesh CA.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { SimulatedIssuer, loadOrCreateSimRoot } from '../../src/issuers/simulated.js';
 import { startCoordinator, type RunningCoordinator } from '../../src/coordinator/server.js';
 import { MemoryStore } from '../../src/coordinator/store/dir.js';
@@ -29,7 +29,7 @@ import { requestMeshCert } from '../../src/initializer/initializer.js';
 import type { Store } from '../../src/coordinator/store/interface.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
-import { Authority, PeerStateError, type PeerState } from '../../src/coordinator/authority.js';
+import { Authority, PeerStateError, RECOVERY_CLAIM_KEY, type PeerState } from '../../src/coordinator/authority.js';
 import { createMeshCA, createRootCert } from '../../src/coordinator/ca.js';
 import { SeedEngine } from '../../src/coordinator/seedengine.js';
 import { COORD, manifest, rsa2048, wo } from './state-helpers.js';
@@ -55,9 +55,15 @@ describe('peer recovery between Coordinator replicas (in process)', function () 
   const parsed = JSON.parse(raw.toString()) as Parameters<typeof callUserApi>[2]['manifest'];
 
   /** A replica on `store`; its peers: a list (read at every round, so it may grow), a --peers text, or none. */
-  async function replica(store: Store, peers: RunningCoordinator[] | string | undefined, policy = COORD) {
+  async function replica(
+    store: Store,
+    peers: RunningCoordinator[] | string | undefined,
+    policy = COORD,
+    claimWaitMs?: number,
+  ) {
     const c = await startCoordinator({
       store,
+      ...(claimWaitMs !== undefined ? { claimWaitMs } : {}),
       issuer: issuer(policy),
       host: '127.0.0.1',
       userPort: 0,
@@ -277,6 +283,72 @@ describe('peer recovery between Coordinator replicas (in process)', function () 
     assert.equal(c.authority.snapshot()!.mesh.meshCAPem, b.authority.snapshot()!.mesh.meshCAPem);
     assert.match(c.metrics.render(), /^contrast_coordinator_peer_recovery_seconds [0-9.]+$/m);
     assert.equal(c.metrics.get('contrast_coordinator_peer_recoveries_total', { result: 'adopted' }), 1);
+  });
+
+  it('recover sent to two waiting replicas at once: one recovers, the other takes the state from it (one mesh CA)', async () => {
+    const store = new MemoryStore();
+    const a = await replica(store, undefined);
+    const first = await setManifest(a, raw, [COORD, WEB]);
+    await a.close();
+    running.splice(running.indexOf(a), 1);
+    const peersOfB: RunningCoordinator[] = [];
+    const b = await replica(store, peersOfB);
+    const c = await replica(store, [b]);
+    peersOfB.push(c);
+    await until(
+      'both wait for a person',
+      async () =>
+        (await readiness(b)) === '503 waiting-for-recover' && (await readiness(c)) === '503 waiting-for-recover',
+    );
+    const share = first.SeedSharesDoc!;
+    const seed = decryptSeedShare(share.SeedShares[0]!, rsa2048);
+    await Promise.all([b.authority.recover(seed, share.salt, rsa2048), c.authority.recover(seed, share.salt, rsa2048)]);
+    assert.equal(b.authority.mode, 'ready');
+    assert.equal(c.authority.mode, 'ready');
+    assert.equal(c.authority.snapshot()!.mesh.meshCAPem, b.authority.snapshot()!.mesh.meshCAPem);
+    assert.ok(
+      logs.some((l) => /took the state over from the peer that recovered it/.test(l)),
+      'the second replica said where its state came from',
+    );
+    // Certificates from both chain to that one mesh CA.
+    const meshCA = new X509Certificate(b.authority.snapshot()!.mesh.meshCAPem);
+    for (const r of [b, c]) {
+      const leaf = new X509Certificate(
+        (await cert(r)).CertChain.toString().split(/(?<=-----END CERTIFICATE-----\n)/)[0]!,
+      );
+      assert.ok(leaf.verify(meshCA.publicKey), 'the leaf verifies with the one mesh CA');
+    }
+  });
+
+  it('a recovery claim whose replica is gone delays recover by the wait, then this replica recovers itself', async () => {
+    const store = new MemoryStore();
+    const a = await replica(store, undefined);
+    const first = await setManifest(a, raw, [COORD, WEB]);
+    await a.close();
+    running.splice(running.indexOf(a), 1);
+    const share = first.SeedSharesDoc!;
+    const seed = decryptSeedShare(share.SeedShares[0]!, rsa2048);
+    // b recovers (its claim is in the store), then every replica restarts.
+    const b = await replica(store, []);
+    await b.authority.recover(seed, share.salt, rsa2048);
+    const claim = await store.get(RECOVERY_CLAIM_KEY);
+    assert.ok(claim, 'recover left its claim');
+    await b.close();
+    running.splice(running.indexOf(b), 1);
+    const c = await replica(store, [], COORD, 300);
+    const started = Date.now();
+    await c.authority.recover(seed, share.salt, rsa2048);
+    assert.ok(Date.now() - started >= 300, 'it waited for a peer first');
+    assert.equal(c.authority.mode, 'ready');
+    assert.notDeepEqual(await store.get(RECOVERY_CLAIM_KEY), claim, 'the stale claim was replaced');
+    // A replica without peers does not wait for anybody.
+    await c.close();
+    running.splice(running.indexOf(c), 1);
+    const d = await replica(store, undefined, COORD, 60_000);
+    const t0 = Date.now();
+    await d.authority.recover(seed, share.salt, rsa2048);
+    assert.ok(Date.now() - t0 < 30_000);
+    assert.equal(d.authority.mode, 'ready');
   });
 
   it('a rolled-back latest pointer does not make a replica drop its state', async () => {
