@@ -233,8 +233,8 @@ export class Authority {
   /** This process, in recovery claims. */
   private readonly instance = randomBytes(16).toString('hex');
   private readonly claimWaitMs: number;
-  /** Ask the peers for the state now; true once this replica is ready (set by src/coordinator/peers.ts). */
-  askPeers: (() => Promise<boolean>) | undefined;
+  /** Ask the peers for the state now (set by src/coordinator/peers.ts); 'no-peers': there are none to ask. */
+  askPeers: (() => Promise<'ready' | 'no-peers' | 'not-yet'>) | undefined;
 
   private constructor(
     readonly store: Store,
@@ -649,13 +649,14 @@ export class Authority {
     }
   }
 
-  /** Until ready (a peer handed the state over) or claimWaitMs have passed. */
+  /** Until ready (a peer handed the state over), no peer is left to ask, or claimWaitMs have passed. */
   private async stateFromPeers(): Promise<boolean> {
     const deadline = Date.now() + this.claimWaitMs;
     const ready = (): boolean => this.mode === 'ready'; // read afresh: the peer loop may change it
     for (;;) {
-      if (ready() || (await this.askPeers?.())) return true;
-      if (Date.now() >= deadline) return ready();
+      const asked = ready() ? 'ready' : ((await this.askPeers?.()) ?? 'no-peers');
+      if (asked === 'ready' || ready()) return true;
+      if (asked === 'no-peers' || Date.now() >= deadline) return false;
       await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
     }
   }

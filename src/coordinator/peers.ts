@@ -155,7 +155,7 @@ export class PeerRecovery {
     o.authority.askPeers = async () => {
       this.kick();
       await this.running;
-      return o.authority.mode === 'ready';
+      return o.authority.mode === 'ready' ? 'ready' : this.peersAsked === 0 ? 'no-peers' : 'not-yet';
     };
     o.metrics.describe(
       'contrast_coordinator_peer_recoveries_total',
@@ -170,6 +170,8 @@ export class PeerRecovery {
   }
 
   private lastSeconds = 0;
+  /** How many peers the last round found (none: nobody could hand a state over). */
+  private peersAsked = -1;
 
   start(): void {
     this.kick();
@@ -210,6 +212,7 @@ export class PeerRecovery {
     if (a.mode !== 'recovery' && (await a.checkStore())) return;
     if ((a.mode as string) !== 'recovery') return;
     const peers = await this.o.peers();
+    this.peersAsked = peers.length;
     let mayHold = false;
     for (const peer of peers) {
       if (this.stopped || a.mode !== 'recovery') return;
