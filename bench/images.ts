@@ -135,41 +135,36 @@ async function main(): Promise<void> {
      * which also counts the start of the bottom layer and what arrived after a scan stopped.
      */
     type Run = { seconds: number; cpuSeconds: number; bytes: number; readBytes?: number };
-    const timed = async (bytes: number, f: () => Promise<number | undefined> | void): Promise<Run> => {
+    const timed = async (bytes: number, f: () => Promise<void> | void): Promise<Run> => {
       const c0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
-      const readBytes = await f();
+      await f();
       const c = process.cpuUsage(c0);
-      const run: Run = {
-        seconds: Number(process.hrtime.bigint() - t0) / 1e9,
-        cpuSeconds: (c.user + c.system) / 1e6,
-        bytes,
-      };
-      if (readBytes !== undefined) run.readBytes = readBytes;
-      return run;
+      return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuSeconds: (c.user + c.system) / 1e6, bytes };
+    };
+    // Each resolution scenario runs in a process of its own, as the gunzip baseline below does
+    // (bench/lib/resolve-runs.ts says why).
+    const resolveRuns = (required: number, args: Record<string, unknown>): Run => {
+      const out = execFileSync(
+        process.execPath,
+        [
+          '--import=tsx',
+          join(import.meta.dirname, 'lib', 'resolve-runs.ts'),
+          JSON.stringify({ ...args, repetitions: 1 }),
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const [run] = JSON.parse(out) as { seconds: number; cpuSeconds: number; readBytes: number }[];
+      return { ...run!, bytes: required };
     };
     const cold = (concurrency: number, which = refs, required = gzipRequired) =>
-      timed(required, async () => {
-        const resolver = new ImageResolver({
-          insecureRegistries: [reg.host],
-          cacheDir: false,
-          concurrency,
-          progress: false,
-        });
-        await resolver.resolveAll(which);
-        return resolver.stats.bytesRead;
-      });
+      resolveRuns(required, { refs: which, insecureRegistry: reg.host, concurrency });
     // The same scan from the OCI layout on disk: no HTTP, isolates the decompress+scan cost.
     const local = () =>
-      timed(gzipRequired, async () => {
-        const resolver = new ImageResolver({
-          ociLayouts: [join(tmp.path, 'layout')],
-          cacheDir: false,
-          concurrency: 1,
-          progress: false,
-        });
-        await resolver.resolveAll(images.map((_, n) => `example.com/bench:img${n}`));
-        return resolver.stats.bytesRead;
+      resolveRuns(gzipRequired, {
+        refs: images.map((_, n) => `example.com/bench:img${n}`),
+        ociLayout: join(tmp.path, 'layout'),
+        concurrency: 1,
       });
     // In a fresh process of its own: in this one, the garbage of the runs before it (and of the
     // images built here) slows gunzipSync by up to a fifth, which would flatter the ratio.
@@ -228,14 +223,12 @@ async function main(): Promise<void> {
       zstdCliSingleThread: [],
       zstdDecoderSingleThread: [],
     };
-    // A first resolution starts the scan thread and warms the code, as a real run's first image would.
-    await cold(1);
     for (let rep = 0; rep < REPS; rep++) {
-      runs['coldSequential']!.push(await cold(1));
+      runs['coldSequential']!.push(cold(1));
       runs['gunzipSingleThread']!.push(gunzip());
-      runs['coldParallel']!.push(await cold(8));
-      runs['localLayoutSequential']!.push(await local());
-      runs['zstdColdSequential']!.push(await cold(1, zstdRefs, zstdTotal));
+      runs['coldParallel']!.push(cold(8));
+      runs['localLayoutSequential']!.push(local());
+      runs['zstdColdSequential']!.push(cold(1, zstdRefs, zstdTotal));
       runs['zstdCliSingleThread']!.push(await zstdCli());
       runs['zstdDecoderSingleThread']!.push(await zstdDecoder());
     }
@@ -259,7 +252,6 @@ async function main(): Promise<void> {
     await new ImageResolver({ insecureRegistries: [reg.host], cacheDir, progress: false }).resolveAll(refs);
     const warm = await timed(0, async () => {
       await new ImageResolver({ insecureRegistries: [reg.host], cacheDir, progress: false }).resolveAll(refs);
-      return undefined;
     });
 
     const result = {
