@@ -101,6 +101,16 @@ describe('peer recovery between Coordinator replicas (in process)', function () 
     return `${r.status} ${(await r.text()).trim()}`;
   };
 
+  /** A store with a history whose only replica is gone: every replica started on it waits. */
+  async function historyAlone() {
+    const store = new MemoryStore();
+    const a = await replica(store, undefined);
+    const first = await setManifest(a, raw, [COORD, WEB]);
+    await a.close();
+    running.splice(running.indexOf(a), 1);
+    return { store, first };
+  }
+
   /** MeshAPI Recover with evidence for `policy` (or none, or evidence bound to another key). */
   async function recoverCall(c: RunningCoordinator, policy: Buffer | undefined, bindToOtherKey = false) {
     const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -262,11 +272,7 @@ describe('peer recovery between Coordinator replicas (in process)', function () 
   });
 
   it('all replicas restarted: waiting-for-recover until a person recovers one; the other follows', async () => {
-    const store = new MemoryStore();
-    const a = await replica(store, undefined);
-    const first = await setManifest(a, raw, [COORD, WEB]);
-    await a.close();
-    running.splice(running.indexOf(a), 1);
+    const { store, first } = await historyAlone();
     const b = await replica(store, 'dns:localhost:1');
     const c = await replica(store, [b]);
     // b's own list has nobody ready; c's peer b holds nothing.
@@ -286,11 +292,7 @@ describe('peer recovery between Coordinator replicas (in process)', function () 
   });
 
   it('recover sent to two waiting replicas at once: one recovers, the other takes the state from it (one mesh CA)', async () => {
-    const store = new MemoryStore();
-    const a = await replica(store, undefined);
-    const first = await setManifest(a, raw, [COORD, WEB]);
-    await a.close();
-    running.splice(running.indexOf(a), 1);
+    const { store, first } = await historyAlone();
     const peersOfB: RunningCoordinator[] = [];
     const b = await replica(store, peersOfB);
     const c = await replica(store, [b]);
@@ -321,11 +323,7 @@ describe('peer recovery between Coordinator replicas (in process)', function () 
   });
 
   it('a recovery claim whose replica is gone delays recover by the wait, then this replica recovers itself', async () => {
-    const store = new MemoryStore();
-    const a = await replica(store, undefined);
-    const first = await setManifest(a, raw, [COORD, WEB]);
-    await a.close();
-    running.splice(running.indexOf(a), 1);
+    const { store, first } = await historyAlone();
     const share = first.SeedSharesDoc!;
     const seed = decryptSeedShare(share.SeedShares[0]!, rsa2048);
     // b recovers (its claim is in the store), then every replica restarts.
