@@ -32,6 +32,7 @@ import {
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { CJS_BUNDLE, srcImportMetaUrl } from './cjs-bundle.mjs';
 import { krewPlatformOf, updateKrewManifest, validateKrewManifest } from './package-sea.krew.mjs';
 import { buildInfoJson } from './build-info.mjs';
 
@@ -105,12 +106,7 @@ const seaPlugin = {
       contents: `throw Object.assign(new Error('${args.path} is not part of the single executable'), { code: 'MODULE_NOT_FOUND' });`,
       loader: 'js',
     }));
-    b.onLoad({ filter: /\/src\/.*\.ts$/ }, (args) => {
-      const rel = relative(root, args.path).split('\\').join('/');
-      const url = `file://${VIRTUAL_ROOT}${rel}`;
-      const text = readFileSync(args.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(url));
-      return { contents: text, loader: 'ts' };
-    });
+    srcImportMetaUrl(b, root, (rel) => JSON.stringify(`file://${VIRTUAL_ROOT}${rel}`));
   },
 };
 
@@ -164,15 +160,10 @@ const assetFiles = {};
 /** One CommonJS bundle for Node 20; every bundle of the executable differs only in these options. */
 const bundleTo = (outfile, options) =>
   build({
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
+    ...CJS_BUNDLE,
     outfile,
     define: { 'import.meta.url': '__importMetaUrl' },
     plugins: [seaPlugin],
-    logLevel: 'warning',
-    legalComments: 'none',
     ...options,
   });
 

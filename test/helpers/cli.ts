@@ -1,4 +1,4 @@
-/** Runs the real CLI executable (bin/kubectl-contrast → dist/) as a child process. */
+/** Runs the real CLI executable (bin/kubectl-contrast → dist/cli.cjs) as a child process. */
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,10 +28,10 @@ export interface CliResult {
 
 let built = false;
 
-/** Rebuild dist/ when any source file is newer than the compiled entry point. */
+/** Rebuild dist/ when any source file is newer than the CLI bundle, the build's last output. */
 export function ensureBuilt(): void {
   if (built) return;
-  const entry = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+  const entry = join(REPO_ROOT, 'dist', 'cli.cjs');
   let entryTime = 0;
   try {
     entryTime = statSync(entry).mtimeMs;
@@ -43,13 +43,14 @@ export function ensureBuilt(): void {
       execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
       // tsc still emits JavaScript when it reports type errors; the CI build (scripts/setup.sh)
-      // is the place that fails on them. Here only a missing entry point is fatal.
+      // is the place that fails on them. Here only a missing compiled entry point is fatal.
       try {
-        statSync(entry);
+        statSync(join(REPO_ROOT, 'dist', 'cli', 'main.js'));
       } catch {
         throw err;
       }
-      execFileSync(process.execPath, [join(REPO_ROOT, 'scripts', 'copy-assets.mjs')]);
+      for (const step of ['copy-assets.mjs', 'bundle-cli.mjs'])
+        execFileSync(process.execPath, [join(REPO_ROOT, 'scripts', step)], { stdio: ['ignore', 'pipe', 'pipe'] });
       process.stderr.write(
         `warning: type errors while building dist/:\n${String((err as { stdout?: Buffer }).stdout ?? '').slice(0, 2000)}\n`,
       );

@@ -1,0 +1,107 @@
+// Last step of `npm run build`: the CLI of the node build as one CommonJS bundle, dist/cli.cjs,
+// and its V8 code cache (bin/launch.mjs runs them). tsc's dist/ stays what the workers and the
+// data files are loaded from: each module of the bundle gets the import.meta.url of its file in
+// dist/.
+//  - The Kubernetes client (14 MB bundled) is dist/kube-client.cjs, required only by the
+//    commands that talk to a cluster: `generate` and the post-renderers do not read it.
+//  - The cache is made by running `generate` on samples/plain offline, so it holds the code that
+//    run compiled (reading, transforming, policy, writing), not only the top level.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { CJS_BUNDLE, srcImportMetaUrl } from './cjs-bundle.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = join(root, 'dist');
+const KUBE_CLIENT = '@kubernetes/client-node';
+// Native helpers some dependencies try to require, when installed.
+const OPTIONAL_DEPS = ['supports-color', 'bufferutil', 'utf-8-validate', 'encoding'];
+const CODE_CACHE = join(dist, 'cli.cjs.cache');
+
+async function bundle() {
+  rmSync(CODE_CACHE, { force: true });
+  await build({
+    ...CJS_BUNDLE,
+    outfile: join(dist, 'kube-client.cjs'),
+    stdin: { contents: `module.exports = require(${JSON.stringify(KUBE_CLIENT)});`, resolveDir: root, loader: 'js' },
+    external: OPTIONAL_DEPS,
+  });
+  await build({
+    ...CJS_BUNDLE,
+    entryPoints: [join(root, 'src/cli/main.ts')],
+    outfile: join(dist, 'cli.cjs'),
+    sourcemap: 'linked',
+    // import() of the Kubernetes client becomes a require of its bundle.
+    supported: { 'dynamic-import': false },
+    external: OPTIONAL_DEPS,
+    // A function of the CommonJS module arguments, which bin/launch.mjs calls (see there). Its
+    // __dirname is read first: a bundled dependency declares a top-level __dirname of its own.
+    banner: {
+      js: `(function (exports, require, module, __filename, __dirname) {
+const __bundleUrl = require('node:url').pathToFileURL(__filename).href;
+const __distDir = __dirname;
+const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path').join(__distDir, rel)).href;`,
+    },
+    footer: { js: '})' },
+    // Dependencies that read import.meta.url (yargs, for createRequire) get the bundle's.
+    define: { 'import.meta.url': '__bundleUrl' },
+    plugins: [
+      {
+        name: 'kubectl-contrast-node-bundle',
+        setup(b) {
+          b.onResolve({ filter: /^@kubernetes\/client-node$/ }, () => ({ path: './kube-client.cjs', external: true }));
+          srcImportMetaUrl(b, join(root, 'src'), (rel) => `__distUrl(${JSON.stringify(rel.replace(/\.ts$/, '.js'))})`);
+        },
+      },
+    ],
+  });
+  // Absolute source paths, for coverage: v8-to-istanbul filters the ranges of a bundle by the
+  // sources of its map as written, and c8 (include src/**) dropped every one of ../src/… as
+  // outside src/, which left every line of src/ counted as run.
+  const map = join(dist, 'cli.cjs.map');
+  const json = JSON.parse(readFileSync(map, 'utf8'));
+  json.sources = json.sources.map((s) => resolve(dist, s));
+  writeFileSync(map, JSON.stringify(json));
+}
+
+// The run that fills the cache, in a process of its own (this script again, with --train).
+if (process.argv[2] === '--train') {
+  const { runCliWritingCodeCache } = await import('../bin/launch.mjs');
+  process.exitCode = await runCliWritingCodeCache(process.argv.slice(3));
+} else {
+  await bundle();
+  const work = mkdtempSync(join(tmpdir(), 'contrast-code-cache-'));
+  try {
+    execFileSync(
+      process.execPath,
+      [
+        fileURLToPath(import.meta.url),
+        '--train',
+        'generate',
+        '--platform',
+        'metal-qemu-snp',
+        '--oci-layout',
+        join(root, 'samples', 'images'),
+        '--offline',
+        '--no-cache',
+        '--workspace-dir',
+        work,
+        '-o',
+        join(work, 'resources.yaml'),
+        join(root, 'samples', 'plain'),
+      ],
+      {
+        env: { ...process.env, CONTRAST_IMAGE_LOCK: join(root, 'samples', 'images', 'image-lock.json') },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+  } catch (err) {
+    process.stderr.write(`bundle-cli: the run that makes the code cache failed:\n${err.stderr ?? err.message}\n`);
+    process.exitCode = 1;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
