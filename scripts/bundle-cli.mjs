@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { CJS_BUNDLE, srcImportMetaUrl } from './cjs-bundle.mjs';
+import { CJS_BUNDLE, lazyStringWidth, srcImportMetaUrl } from './cjs-bundle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
@@ -49,6 +49,7 @@ const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path'
     // Dependencies that read import.meta.url (yargs, for createRequire) get the bundle's.
     define: { 'import.meta.url': '__bundleUrl' },
     plugins: [
+      lazyStringWidth,
       {
         name: 'kubectl-contrast-node-bundle',
         setup(b) {

@@ -32,7 +32,7 @@ import {
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { CJS_BUNDLE, srcImportMetaUrl } from './cjs-bundle.mjs';
+import { CJS_BUNDLE, lazyStringWidth, srcImportMetaUrl } from './cjs-bundle.mjs';
 import { krewPlatformOf, updateKrewManifest, validateKrewManifest } from './package-sea.krew.mjs';
 import { buildInfoJson } from './build-info.mjs';
 
@@ -163,7 +163,7 @@ const bundleTo = (outfile, options) =>
     ...CJS_BUNDLE,
     outfile,
     define: { 'import.meta.url': '__importMetaUrl' },
-    plugins: [seaPlugin],
+    plugins: [lazyStringWidth, seaPlugin],
     ...options,
   });
 
@@ -198,7 +198,7 @@ const cliBundle = join(work, CLI_ASSET);
 await bundleTo(cliBundle, {
   entryPoints: [join(root, 'src/cli/main.ts')],
   banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [kubeAssetPlugin, seaPlugin],
+  plugins: [lazyStringWidth, kubeAssetPlugin, seaPlugin],
 });
 const cliLoader = codeCachedAsset(CLI_ASSET, cliBundle, '__filename, __dirname');
 writeFileSync(join(work, 'cli-loader.cjs'), cliLoader);
