@@ -142,6 +142,20 @@ value_ok(p, v, ctx) if {
 	not contains(p, "$(")
 	not startswith(p, "^")
 } else := true if {
+	# A file the runtime shares, `$(sfpath)/$(bundle-id)-$(random16)-<name>` (each one generate
+	# writes): what the next branch checks, without building the template's text per path.
+	startswith(p, "$(sfpath)/$(bundle-id)-$(random16)")
+	name := trim_prefix(p, "$(sfpath)/$(bundle-id)-$(random16)")
+	not contains(name, "$(")
+	ctx.hex_bundle == true
+	sfpaths_plain
+	some sf in policy_data.common.sfpaths
+	head := concat("", [sf, "/", ctx.bundle, "-"])
+	startswith(v, head)
+	after_head := trim_prefix(v, head)
+	endswith(after_head, name)
+	typed_ok("random16", trim_suffix(after_head, name))
+} else := true if {
 	startswith(p, "$(sfpath)")
 	sfpaths_plain
 	rest := trim_prefix(p, "$(sfpath)")

@@ -367,6 +367,36 @@ const createContainerCases: Case[] = [
     },
     reason: /mount/,
   },
+  // The shared files (`$(sfpath)/$(bundle-id)-$(random16)-<name>`) have a branch of their own
+  // in value_ok; each part of the name must still be checked there.
+  ...[
+    [
+      'a random part of 15 characters',
+      (s: string) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x) => `-${x.slice(1)}-hosts`),
+    ],
+    ['a random part of 17 characters', (s: string) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x) => `-${x}0-hosts`)],
+    [
+      'an upper-case random part',
+      (s: string) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x: string) => `-${x.toUpperCase()}-hosts`),
+    ],
+    [
+      'a random part with a slash',
+      (s: string) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x) => `-${x.slice(0, 15)}/-hosts`),
+    ],
+    ['the file of another name', (s: string) => s.replace(/-hosts$/, '-hostname')],
+    ['a suffix after the name', (s: string) => `${s}x`],
+    ['no separator after the container id', (s: string) => s.replace(/([0-9a-f]{64})-/, '$1')],
+    ['a directory not shared', (s: string) => s.replace('/shared/containers/', '/shared/other/')],
+  ].map(([what, edit]) => ({
+    name: `mount: shared file with ${what as string}`,
+    mutate: (r: Req) => {
+      const m = mount(r, '/etc/hosts');
+      const edited = (edit as (s: string) => string)(m.source);
+      assert.notEqual(edited, m.source, `${what as string}: the edit changed nothing`);
+      m.source = edited;
+    },
+    reason: /mount/,
+  })),
   {
     name: 'mount: path traversal in source',
     mutate: (r) => {
@@ -635,6 +665,14 @@ describe('policy rules: CreateContainerRequest', () => {
       assert.deepEqual(res.ops, []);
     });
   }
+
+  it("allows a shared file under the Rust runtime's passthrough directory (the second shared-files path)", () => {
+    const r = web();
+    const m = mount(r, '/etc/hosts');
+    m.source = m.source.replace('/shared/containers/', '/shared/containers/passthrough/');
+    const res = started().evaluate('CreateContainerRequest', r);
+    assert.equal(res.allowed, true, res.failures.join('; '));
+  });
 
   it('returns the state operations the agent applies', () => {
     const e = PolicyEngine.forData(data);
