@@ -4,9 +4,10 @@
  * registry on loopback) and a warm one (same cache, registry still up: one HEAD per tag).
  * Where ../shared/tools/genpolicy exists (Kata's generator, with its settings and rules beside
  * it), it runs on the same input against the same registry, warm (its layer cache filled by a
- * first run), for --genpolicy-sizes: a side-by-side reference. JSON on stdout.
+ * first run), for --genpolicy-sizes: a side-by-side reference, both sides run --repetitions times
+ * in turn and compared by their medians. JSON on stdout.
  *
- *   node --import=tsx bench/generate.ts [--sizes 10,100,1000] [--images 20] [--genpolicy-sizes 10,100] [--oci-layout DIR]
+ *   node --import=tsx bench/generate.ts [--sizes 10,100,1000] [--images 20] [--genpolicy-sizes 10,100] [--repetitions 5] [--oci-layout DIR]
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +29,8 @@ const IMAGE_COUNT = Number(arg('images', '20'));
 const OCI_LAYOUT = arg('oci-layout', join(REPO_ROOT, 'samples', 'images'));
 process.env.CONTRAST_IMAGE_LOCK ??= join(OCI_LAYOUT, 'image-lock.json');
 const GENPOLICY_SIZES = arg('genpolicy-sizes', '10,100').split(',').map(Number);
+/** Warm runs of each side on the sizes genpolicy runs on (medians compared). */
+const REPETITIONS = Number(arg('repetitions', '5'));
 const GENPOLICY_DIR = join(REPO_ROOT, '..', 'shared', 'tools', 'genpolicy');
 const GENPOLICY = existsSync(join(GENPOLICY_DIR, 'genpolicy')) ? GENPOLICY_DIR : undefined;
 
@@ -59,6 +62,11 @@ interface RunResult {
   seconds: number;
   maxRssMb: number;
   cpuSeconds?: number;
+}
+
+/** The run of median wall time (its CPU time and peak memory come with it). */
+function medianRun(runs: RunResult[]): RunResult {
+  return [...runs].sort((a, b) => a.seconds - b.seconds)[Math.floor((runs.length - 1) / 2)]!;
 }
 
 /** genpolicy's settings with the pause image of our registry (a settings drop-in, as its docs show). */
@@ -172,31 +180,44 @@ async function main(): Promise<void> {
       const cache = join(dir, `cache-${size}`);
       mkdirSync(workspace, { recursive: true });
       const cold = runGenerate(input, workspace, cache, registry.host);
-      const warm = runGenerate(input, workspace, cache, registry.host);
+      // Where genpolicy runs beside us, each side runs warm REPETITIONS times, alternating (so
+      // both see the same minutes of the machine), and the medians are compared.
+      const compare = settings !== undefined && GENPOLICY_SIZES.includes(size);
+      if (compare) runGenpolicy(input, dir, settings!, registry.host); // fills its layer cache
+      const ours: RunResult[] = [];
+      const theirs: RunResult[] = [];
+      const sea: RunResult[] = [];
+      for (let i = 0; i < (compare ? REPETITIONS : 1); i++) {
+        ours.push(runGenerate(input, workspace, cache, registry.host));
+        if (!compare) continue;
+        theirs.push(runGenpolicy(input, dir, settings!, registry.host));
+        // What krew installs: bundled, with a code cache (same workspace and cache, warm).
+        if (existsSync(SEA)) sea.push(runGenerate(input, workspace, cache, registry.host, true));
+      }
+      const warm = medianRun(ours);
       const row: Record<string, unknown> = {
         workloads: size,
         coldSeconds: cold.seconds,
         coldMaxRssMb: cold.maxRssMb,
+        warmRuns: ours.length,
         warmSeconds: warm.seconds,
         warmCpuSeconds: warm.cpuSeconds,
         warmMaxRssMb: warm.maxRssMb,
         warmMsPerWorkload: (warm.seconds * 1000) / size,
       };
-      if (settings && GENPOLICY_SIZES.includes(size)) {
-        runGenpolicy(input, dir, settings, registry.host); // fills its layer cache
-        const g = runGenpolicy(input, dir, settings, registry.host);
+      if (compare) {
+        const g = medianRun(theirs);
         Object.assign(row, {
           genpolicyWarmSeconds: g.seconds,
           genpolicyWarmCpuSeconds: g.cpuSeconds,
           genpolicyMaxRssMb: g.maxRssMb,
           genpolicyRatio: g.seconds / warm.seconds,
         });
-        if (existsSync(SEA)) {
-          // What krew installs: bundled, with a code cache (same workspace and cache, warm).
-          const sea = runGenerate(input, workspace, cache, registry.host, true);
+        if (sea.length > 0) {
+          const e = medianRun(sea);
           Object.assign(row, {
-            singleExecutableWarmSeconds: sea.seconds,
-            genpolicyRatioSingleExecutable: g.seconds / sea.seconds,
+            singleExecutableWarmSeconds: e.seconds,
+            genpolicyRatioSingleExecutable: g.seconds / e.seconds,
           });
         }
         process.stderr.write(
