@@ -36,6 +36,7 @@ function load() {
   const script = new Script(bytes.toString('utf8'), {
     filename: BUNDLE,
     cachedData,
+    // The build turns import() into require; one left in a dependency loads as in the main context.
     importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   const module = { exports: {} };

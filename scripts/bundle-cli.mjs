@@ -2,7 +2,7 @@
 // and its V8 code cache (bin/launch.mjs runs them). tsc's dist/ stays what the workers and the
 // data files are loaded from: each module of the bundle gets the import.meta.url of its file in
 // dist/.
-//  - The Kubernetes client (14 MB bundled) is dist/kube-client.cjs, required only by the
+//  - The Kubernetes client (15 MB bundled) is dist/kube-client.cjs, required only by the
 //    commands that talk to a cluster: `generate` and the post-renderers do not read it.
 //  - The cache is made by running `generate` on samples/plain offline, so it holds the code that
 //    run compiled (reading, transforming, policy, writing), not only the top level.
@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { CODE_CACHE, runCliWritingCodeCache } from '../bin/launch.mjs';
 import { CJS_BUNDLE, lazyStringWidth, srcImportMetaUrl } from './cjs-bundle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -19,7 +20,6 @@ const dist = join(root, 'dist');
 const KUBE_CLIENT = '@kubernetes/client-node';
 // Native helpers some dependencies try to require, when installed.
 const OPTIONAL_DEPS = ['supports-color', 'bufferutil', 'utf-8-validate', 'encoding'];
-const CODE_CACHE = join(dist, 'cli.cjs.cache');
 
 async function bundle() {
   rmSync(CODE_CACHE, { force: true });
@@ -70,7 +70,6 @@ const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path'
 
 // The run that fills the cache, in a process of its own (this script again, with --train).
 if (process.argv[2] === '--train') {
-  const { runCliWritingCodeCache } = await import('../bin/launch.mjs');
   process.exitCode = await runCliWritingCodeCache(process.argv.slice(3));
 } else {
   await bundle();
