@@ -207,20 +207,24 @@ export async function findPasswdAndGroup(
   let over = false;
 
   const start = (i: number, wanted: RootfsFile[]): Running => {
-    const r: Running = { wanted, controller: new AbortController(), remaining: Infinity, result: undefined! };
-    r.result = (async () => {
+    const progress = { wanted, controller: new AbortController(), remaining: Infinity };
+    const result = (async () => {
       const layer = await layerAt(i);
       let own = false;
       const scan = async (signal: AbortSignal): Promise<LayerScanResult> => {
         own = true;
-        if (layer.size !== undefined) r.remaining = layer.size;
+        if (layer.size !== undefined) {
+          progress.remaining = layer.size;
+          // A layer this small is near its end from its first byte.
+          if (layer.size <= EARLY_START_BYTES) fill();
+        }
         const opts: ScanLayerOptions = {
           wanted,
           onBytes: (n) => {
             onBytes?.(n);
-            const before = r.remaining;
-            r.remaining -= n;
-            if (before > EARLY_START_BYTES && r.remaining <= EARLY_START_BYTES) fill();
+            const before = progress.remaining;
+            progress.remaining -= n;
+            if (before > EARLY_START_BYTES && progress.remaining <= EARLY_START_BYTES) fill();
           },
         };
         if (layer.digest !== undefined) opts.digest = layer.digest;
@@ -235,15 +239,15 @@ export async function findPasswdAndGroup(
           );
         }
       };
-      const result =
+      const scanned =
         memo && layer.digest !== undefined
-          ? await memo(`${layer.digest} ${wanted.join(',')}`, scan, r.controller.signal)
-          : await scan(r.controller.signal);
-      return { result, own };
+          ? await memo(`${layer.digest} ${wanted.join(',')}`, scan, progress.controller.signal)
+          : await scan(progress.controller.signal);
+      return { result: scanned, own };
     })();
     // An abandoned scan's rejection is expected and must not be reported as unhandled.
-    r.result.catch(() => undefined);
-    return r;
+    result.catch(() => undefined);
+    return Object.assign(progress, { result });
   };
   const slots = Math.max(1, lookahead);
   const fill = (): void => {

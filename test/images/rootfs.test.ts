@@ -288,6 +288,34 @@ describe('images: passwd and group from layers', () => {
     }
   });
 
+  it('starts the next layer at once when the running one is no larger than EARLY_START_BYTES', async () => {
+    const top = gz([{ path: 'opt/small', content: randomBytes(1024) }]);
+    assert.ok(top.length <= EARLY_START_BYTES);
+    const feed = new PassThrough();
+    let baseOpened = false;
+    const run = findPasswdAndGroup(
+      2,
+      (i) =>
+        i === 1
+          ? { size: top.length, open: async () => feed }
+          : {
+              open: async () => {
+                baseOpened = true;
+                return Readable.from([base]);
+              },
+            },
+      undefined,
+      undefined,
+      1,
+    );
+    for (let i = 0; i < 500 && !baseOpened; i++) await new Promise((r) => setTimeout(r, 2));
+    assert.equal(baseOpened, true, 'the lower layer waited for a small upper layer that had not sent a byte');
+    feed.end(top);
+    const result = await run;
+    assert.equal(result.passwd, PASSWD);
+    assert.equal(result.group, GROUP);
+  });
+
   it('a shared scan stops only when every caller gave it up', async () => {
     const memo = sharedLayerScans();
     let aborted = false;
