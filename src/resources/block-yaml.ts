@@ -1,7 +1,8 @@
 /**
  * A quick reader for the plain value of one YAML document written the way Kubernetes tools
- * write resources: block mappings and sequences, single-line scalars, literal block scalars,
- * `[]` and `{}`, comments. Anything else (flow collections, anchors, aliases, tags, escapes,
+ * and Helm charts write resources: block mappings and sequences, single-line scalars, literal
+ * block scalars, flow collections on one line (`{app: web}`, `[{port: 80}]`, `["a", "b"]`),
+ * comments. Anything else (multi-line flow collections, anchors, aliases, tags, escapes,
  * folded or multi-line scalars, tabs, odd indentation, duplicate keys, errors of any kind) is
  * not read here: the reader answers NOT_BLOCK_YAML and the `yaml` package reads the document,
  * so every error message and every unusual case keeps one source. What it does read has the
@@ -46,6 +47,11 @@ const DASH = 45;
 const COLON = 58;
 const SQUOTE = 39;
 const DQUOTE = 34;
+const COMMA = 44;
+const LBRACKET = 91;
+const RBRACKET = 93;
+const LBRACE = 123;
+const RBRACE = 125;
 
 /** Characters the reader leaves to the full parser wherever they are (controls, BOM, CR, non-characters). */
 const UNUSUAL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff]/;
@@ -56,6 +62,11 @@ const UNUSUAL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff]/;
 const NOT_PLAIN_FIRST = /^(?:[,[\]{}#&*!|>'"%@`\t]|[-?:](?: |$))/;
 /** Text the reader does not take inside a single-line plain scalar: a tab, `: `, ` #`. */
 const NOT_PLAIN_INSIDE = /\t|: | #/;
+/**
+ * Text the reader does not take in a plain scalar inside a flow collection, besides the above:
+ * any `:` (a key's `: ` ends the key before this is asked), `#`, a quote or a flow indicator.
+ */
+const NOT_FLOW_PLAIN_INSIDE = /[:#'"[\]{},]/;
 const MAX_DEPTH = 64;
 /** YAML allows implicit keys of up to 1024 characters. */
 const MAX_KEY = 1024;
@@ -175,6 +186,8 @@ class Reader {
         items.push(next > indent ? this.block(next, indent) : null);
       } else if (this.isDashItem(i)) {
         decline(); // a sequence in a sequence's entry on one line
+      } else if (this.isFlowStart(i)) {
+        items.push(this.inlineValue(i, end, indent));
       } else if (this.startsMappingEntry(i, end)) {
         items.push(this.mapping(i - this.pos, i));
       } else {
@@ -299,12 +312,8 @@ class Reader {
       value = this.quotedValue(at, after);
     } else if (c === 124 /* | */) {
       return this.literal(at, end, indent);
-    } else if (
-      (c === 91 /* [ */ && text.charCodeAt(at + 1) === 93) ||
-      (c === 123 /* { */ && text.charCodeAt(at + 1) === 125)
-    ) {
-      value = c === 91 ? [] : {};
-      after = at + 2;
+    } else if (this.isFlowStart(at)) {
+      ({ value, after } = this.flowNode(at, end));
     } else {
       let stop = text.indexOf(' #', at);
       if (stop < 0 || stop > end) stop = end;
@@ -322,6 +331,132 @@ class Reader {
     const next = this.nextContentIndent();
     if (next > indent) decline();
     return value;
+  }
+
+  private isFlowStart(at: number): boolean {
+    const c = this.text.charCodeAt(at);
+    return c === LBRACKET || c === LBRACE;
+  }
+
+  /** Spaces from `i` on: where they end. */
+  private spaces(i: number): number {
+    while (this.text.charCodeAt(i) === SPACE) i++;
+    return i;
+  }
+
+  /**
+   * A node inside a flow collection (or the collection itself) at `at`, ending before `end`: a
+   * flow collection, a single-line quoted scalar or a plain scalar without flow indicators,
+   * `:`, `#` or quotes. Its value and where it ends.
+   */
+  private flowNode(at: number, end: number): { value: unknown; after: number } {
+    const text = this.text;
+    const c = text.charCodeAt(at);
+    if (c === LBRACKET || c === LBRACE) {
+      if (++this.depth > MAX_DEPTH) decline();
+      const value = c === LBRACKET ? this.flowSequence(at + 1, end) : this.flowMapping(at + 1, end);
+      this.depth--;
+      return value;
+    }
+    if (c === SQUOTE || c === DQUOTE) {
+      const close = this.quotedEnd(at, end);
+      if (close < 0) decline();
+      return { value: this.quotedValue(at, close), after: close };
+    }
+    let stop = at;
+    while (stop < end) {
+      const ch = text.charCodeAt(stop);
+      if (ch === COMMA || ch === RBRACKET || ch === RBRACE) break;
+      stop++;
+    }
+    let last = stop;
+    while (last > at && text.charCodeAt(last - 1) === SPACE) last--;
+    const source = text.slice(at, last);
+    if (
+      source === '' ||
+      NOT_PLAIN_FIRST.test(source) ||
+      NOT_PLAIN_INSIDE.test(source) ||
+      NOT_FLOW_PLAIN_INSIDE.test(source)
+    )
+      decline();
+    const value = this.resolve(source);
+    if (value === NOT_BLOCK_YAML) decline();
+    return { value, after: stop };
+  }
+
+  /**
+   * After an entry of a flow collection, at `i` or the spaces from there: its closing `close`
+   * (`closed`, `next` just after it) or a `,` (`next` at the next entry).
+   */
+  private flowEntryEnd(i: number, close: number): { closed: boolean; next: number } {
+    const at = this.spaces(i);
+    const c = this.text.charCodeAt(at);
+    if (c === close) return { closed: true, next: at + 1 };
+    if (c !== COMMA) decline();
+    const next = this.spaces(at + 1);
+    // `[a, ]`: a trailing comma, left to the full parser.
+    if (this.text.charCodeAt(next) === RBRACKET || this.text.charCodeAt(next) === RBRACE) decline();
+    return { closed: false, next };
+  }
+
+  /** The entries of `[…]` from just after the `[`. */
+  private flowSequence(from: number, end: number): { value: unknown[]; after: number } {
+    const items: unknown[] = [];
+    let i = this.spaces(from);
+    if (this.text.charCodeAt(i) === RBRACKET) return { value: items, after: i + 1 };
+    for (;;) {
+      const item = this.flowNode(i, end);
+      items.push(item.value);
+      const { closed, next } = this.flowEntryEnd(item.after, RBRACKET);
+      if (closed) return { value: items, after: next };
+      i = next;
+    }
+  }
+
+  /** The entries of `{…}` from just after the `{`: each `key: value` (quoted or plain key, a space after the colon). */
+  private flowMapping(from: number, end: number): { value: Record<string, unknown>; after: number } {
+    const map: Record<string, unknown> = {};
+    let i = this.spaces(from);
+    if (this.text.charCodeAt(i) === RBRACE) return { value: map, after: i + 1 };
+    for (;;) {
+      const { key, after } = this.flowKey(i, end);
+      if (Object.prototype.hasOwnProperty.call(map, key)) decline();
+      const entry = this.flowNode(this.spaces(after), end);
+      map[key] = entry.value;
+      const { closed, next } = this.flowEntryEnd(entry.after, RBRACE);
+      if (closed) return { value: map, after: next };
+      i = next;
+    }
+  }
+
+  /** A key of a flow mapping at `i` and where its `: ` ends. */
+  private flowKey(i: number, end: number): { key: string; after: number } {
+    const text = this.text;
+    const c = text.charCodeAt(i);
+    let source: string;
+    let colon: number;
+    if (c === SQUOTE || c === DQUOTE) {
+      const close = this.quotedEnd(i, end);
+      if (close < 0) decline();
+      colon = close;
+      source = '';
+    } else {
+      colon = text.indexOf(':', i);
+      if (colon < 0 || colon >= end) decline();
+      source = text.slice(i, colon);
+      if (
+        source === '' ||
+        source.endsWith(' ') ||
+        NOT_PLAIN_FIRST.test(source) ||
+        NOT_PLAIN_INSIDE.test(source) ||
+        NOT_FLOW_PLAIN_INSIDE.test(source)
+      )
+        decline();
+    }
+    if (text.charCodeAt(colon) !== COLON || text.charCodeAt(colon + 1) !== SPACE || colon - i > MAX_KEY) decline();
+    const key = source === '' ? this.quotedValue(i, colon) : this.resolve(source);
+    if (typeof key !== 'string' || key === '<<' || key === '__proto__') decline();
+    return { key: key as string, after: colon + 2 };
   }
 
   /** A literal block scalar (`|`, `|-`, `|+`) whose header is at `at`, in a node at column `indent`. */

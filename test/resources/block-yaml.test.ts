@@ -115,6 +115,48 @@ const VALUES = [
   '[ ]',
   '[a]',
   '{a: b}',
+  // Flow collections on one line, as Helm charts write them (and what is near them).
+  '{app: web}',
+  '[{port: 8080}]',
+  '["a", \'b\']',
+  '[a, b]',
+  '[a,b]',
+  '[ a , b ]',
+  '{ a: b }',
+  '{a: [1, 2], b: {c: d}}',
+  '[[]]',
+  '[{}]',
+  '[a, [b, [c]]]',
+  '[a, ]',
+  '[, a]',
+  '{a}',
+  '{a: }',
+  '{a: b, a: c}',
+  '{y: n}',
+  '{1: a}',
+  '{"k": v}',
+  '{"k":v}',
+  "{'k''s': 'v''s'}",
+  '[http://x]',
+  '{a: b:c}',
+  '[a #b]',
+  '[a] # c',
+  '[a]#c',
+  '[a] b',
+  '[-1, -x]',
+  '[-, x]',
+  '[- x]',
+  '[? x]',
+  '{<<: x}',
+  '{__proto__: x}',
+  '[ü]',
+  '[a\tb]',
+  '[yes, on, ~, null, 0755, 1e3, .inf]',
+  '["a\\nb"]',
+  '[a',
+  'a]',
+  '[a]]',
+  '{a: b}}',
   '&a x',
   '*a',
   '!!str x',
@@ -317,6 +359,12 @@ describe('quick block YAML reader', () => {
       '      c: [] ',
       '  -',
       '    - nested',
+      'spec:',
+      '  selector: {app: web}',
+      '  ports: [{port: 8080, name: http}]',
+      '  args: ["--port", \'8080\', -v]',
+      '  securityContext: { runAsUser: 101, runAsNonRoot: true } # flow, padded',
+      '  nested: [a, [b, {c: d}]]',
       '',
     ].join('\n');
     assert.deepStrictEqual(readBlockDocument(text, resolve), reference(text)!.value);
@@ -324,13 +372,20 @@ describe('quick block YAML reader', () => {
     assert.equal(value.data['mode'], 493);
     assert.equal(value.data['flag'], true);
     assert.equal(value.data['config.yaml'], 'server:\n  port: 80\n\n# a line of the file\n');
+    const spec = (value as unknown as { spec: Record<string, unknown> }).spec;
+    assert.deepStrictEqual(spec['ports'], [{ port: 8080, name: 'http' }]);
+    assert.deepStrictEqual(spec['args'], ['--port', '8080', '-v']);
   });
 
   it('leaves to the yaml package what it does not read (and what is an error)', () => {
     for (const text of [
       'a: &x 1\nb: *x\n',
       'a: !!str 1\n',
-      'a: {b: c}\n',
+      'a: {b: c,\n  d: e}\n',
+      'a: [b, ]\n',
+      'a: {b: c, b: d}\n',
+      'a: {y: c}\n',
+      'a: [b] c\n',
       'a: "esc\\n"\n',
       'a: >\n  folded\n',
       'a: b\n  continued\n',
