@@ -67,6 +67,12 @@ const NOT_PLAIN_INSIDE = /\t|: | #/;
  * any `:` (a key's `: ` ends the key before this is asked), `#`, a quote or a flow indicator.
  */
 const NOT_FLOW_PLAIN_INSIDE = /[:#'"[\]{},]/;
+/** A plain scalar the reader takes inside a flow collection. */
+const flowPlain = (source: string): boolean =>
+  source !== '' &&
+  !NOT_PLAIN_FIRST.test(source) &&
+  !NOT_PLAIN_INSIDE.test(source) &&
+  !NOT_FLOW_PLAIN_INSIDE.test(source);
 const MAX_DEPTH = 64;
 /** YAML allows implicit keys of up to 1024 characters. */
 const MAX_KEY = 1024;
@@ -352,7 +358,7 @@ class Reader {
   private flowNode(at: number, end: number): { value: unknown; after: number } {
     const text = this.text;
     const c = text.charCodeAt(at);
-    if (c === LBRACKET || c === LBRACE) {
+    if (this.isFlowStart(at)) {
       if (++this.depth > MAX_DEPTH) decline();
       const value = c === LBRACKET ? this.flowSequence(at + 1, end) : this.flowMapping(at + 1, end);
       this.depth--;
@@ -372,13 +378,7 @@ class Reader {
     let last = stop;
     while (last > at && text.charCodeAt(last - 1) === SPACE) last--;
     const source = text.slice(at, last);
-    if (
-      source === '' ||
-      NOT_PLAIN_FIRST.test(source) ||
-      NOT_PLAIN_INSIDE.test(source) ||
-      NOT_FLOW_PLAIN_INSIDE.test(source)
-    )
-      decline();
+    if (!flowPlain(source)) decline();
     const value = this.resolve(source);
     if (value === NOT_BLOCK_YAML) decline();
     return { value, after: stop };
@@ -433,28 +433,17 @@ class Reader {
   private flowKey(i: number, end: number): { key: string; after: number } {
     const text = this.text;
     const c = text.charCodeAt(i);
-    let source: string;
-    let colon: number;
-    if (c === SQUOTE || c === DQUOTE) {
-      const close = this.quotedEnd(i, end);
-      if (close < 0) decline();
-      colon = close;
-      source = '';
-    } else {
-      colon = text.indexOf(':', i);
-      if (colon < 0 || colon >= end) decline();
-      source = text.slice(i, colon);
-      if (
-        source === '' ||
-        source.endsWith(' ') ||
-        NOT_PLAIN_FIRST.test(source) ||
-        NOT_PLAIN_INSIDE.test(source) ||
-        NOT_FLOW_PLAIN_INSIDE.test(source)
-      )
-        decline();
+    const quoted = c === SQUOTE || c === DQUOTE;
+    const colon = quoted ? this.quotedEnd(i, end) : text.indexOf(':', i);
+    if (colon < 0 || colon >= end || colon - i > MAX_KEY) decline();
+    if (text.charCodeAt(colon) !== COLON || text.charCodeAt(colon + 1) !== SPACE) decline();
+    let key: unknown;
+    if (quoted) key = this.quotedValue(i, colon);
+    else {
+      const source = text.slice(i, colon);
+      if (!flowPlain(source) || source.endsWith(' ')) decline();
+      key = this.resolve(source);
     }
-    if (text.charCodeAt(colon) !== COLON || text.charCodeAt(colon + 1) !== SPACE || colon - i > MAX_KEY) decline();
-    const key = source === '' ? this.quotedValue(i, colon) : this.resolve(source);
     if (typeof key !== 'string' || key === '<<' || key === '__proto__') decline();
     return { key: key as string, after: colon + 2 };
   }
