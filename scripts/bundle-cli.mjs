@@ -13,20 +13,17 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { CODE_CACHE, runCliWritingCodeCache } from '../bin/launch.mjs';
-import { CJS_BUNDLE, lazyStringWidth, srcImportMetaUrl } from './cjs-bundle.mjs';
+import { CJS_BUNDLE, kubeClientEntry, lazyStringWidth, OPTIONAL_DEPS, srcImportMetaUrl } from './cjs-bundle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
-const KUBE_CLIENT = '@kubernetes/client-node';
-// Native helpers some dependencies try to require, when installed.
-const OPTIONAL_DEPS = ['supports-color', 'bufferutil', 'utf-8-validate', 'encoding'];
 
 async function bundle() {
   rmSync(CODE_CACHE, { force: true });
   await build({
     ...CJS_BUNDLE,
     outfile: join(dist, 'kube-client.cjs'),
-    stdin: { contents: `module.exports = require(${JSON.stringify(KUBE_CLIENT)});`, resolveDir: root, loader: 'js' },
+    stdin: kubeClientEntry(root),
     external: OPTIONAL_DEPS,
   });
   await build({

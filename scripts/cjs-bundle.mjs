@@ -3,6 +3,18 @@
 import { readFileSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
 
+/**
+ * esbuild `stdin` of the Kubernetes client's own bundle (in both builds: only the cluster
+ * commands load it); `root` is the checkout, where it resolves.
+ */
+export const kubeClientEntry = (root) => ({
+  contents: "module.exports = require('@kubernetes/client-node');",
+  resolveDir: root,
+  loader: 'js',
+});
+/** Native helpers some dependencies try to require (when installed); never bundled. */
+export const OPTIONAL_DEPS = ['supports-color', 'bufferutil', 'utf-8-validate', 'encoding'];
+
 /** esbuild options of every bundle: one CommonJS file for Node 20. */
 export const CJS_BUNDLE = {
   bundle: true,

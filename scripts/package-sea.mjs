@@ -32,7 +32,7 @@ import {
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { CJS_BUNDLE, lazyStringWidth, srcImportMetaUrl } from './cjs-bundle.mjs';
+import { CJS_BUNDLE, kubeClientEntry, lazyStringWidth, OPTIONAL_DEPS, srcImportMetaUrl } from './cjs-bundle.mjs';
 import { krewPlatformOf, updateKrewManifest, validateKrewManifest } from './package-sea.krew.mjs';
 import { buildInfoJson } from './build-info.mjs';
 
@@ -47,7 +47,6 @@ const { os, arch } = krewPlatformOf();
 const archiveName = `kubectl-contrast-${os}-${arch}.tar.gz`;
 const VIRTUAL_ROOT = '/__kubectl_contrast_sea__/';
 const ASSET = /\.(rego|wasm|json|toml|txt)$/;
-const OPTIONAL_DEPS = ['supports-color', 'bufferutil', 'utf-8-validate', 'encoding'];
 
 const log = (msg) => process.stderr.write(`[package] ${msg}\n`);
 
@@ -169,11 +168,10 @@ const bundleTo = (outfile, options) =>
 
 // The Kubernetes client is 14 of the bundle's 18 MB: `--version`, generate and the
 // post-renderers paid for it (~40 ms) without using it. Cluster commands load it.
-const KUBE_CLIENT = '@kubernetes/client-node';
 const KUBE_ASSET = 'kube-client.cjs';
 const kubeBundle = join(work, KUBE_ASSET);
 await bundleTo(kubeBundle, {
-  stdin: { contents: `module.exports = require(${JSON.stringify(KUBE_CLIENT)});`, resolveDir: root, loader: 'js' },
+  stdin: kubeClientEntry(root),
   banner: { js: `const __importMetaUrl = ${JSON.stringify(`file://${VIRTUAL_ROOT}${KUBE_ASSET}`)};` },
 });
 const kubeLoader = codeCachedAsset(
