@@ -29,10 +29,10 @@ describe('bin/launch.mjs: the CLI bundle and its code cache', function () {
   });
   afterEach(() => removeDir(dir));
 
+  const runVersion = () =>
+    spawnSync(process.execPath, [join(dir, 'bin', 'kubectl-contrast.mjs'), '--version'], { encoding: 'utf8' });
   const version = (): string => {
-    const r = spawnSync(process.execPath, [join(dir, 'bin', 'kubectl-contrast.mjs'), '--version'], {
-      encoding: 'utf8',
-    });
+    const r = runVersion();
     assert.equal(r.status, 0, r.stderr);
     return r.stdout.trim();
   };
@@ -55,7 +55,7 @@ describe('bin/launch.mjs: the CLI bundle and its code cache', function () {
     const bundle = readFileSync(join(DIST, 'cli.cjs'), 'utf8');
     const at = bundle.indexOf(`"${VERSION}"`);
     assert.ok(at > 0, 'the version string is in the bundle');
-    const other = `${'9'.repeat(VERSION.length)}`;
+    const other = '9'.repeat(VERSION.length);
     const edited = `${bundle.slice(0, at)}"${other}"${bundle.slice(at + VERSION.length + 2)}`;
     assert.equal(edited.length, bundle.length);
     writeFileSync(join(dir, 'dist', 'cli.cjs'), edited);
@@ -74,9 +74,7 @@ describe('bin/launch.mjs: the CLI bundle and its code cache', function () {
   });
 
   it('says how to build when there is no bundle', () => {
-    const r = spawnSync(process.execPath, [join(dir, 'bin', 'kubectl-contrast.mjs'), '--version'], {
-      encoding: 'utf8',
-    });
+    const r = runVersion();
     assert.equal(r.status, 1);
     assert.match(r.stderr, /the CLI is not built; run `npm run build`/);
   });

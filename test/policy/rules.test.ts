@@ -369,30 +369,32 @@ const createContainerCases: Case[] = [
   },
   // The shared files (`$(sfpath)/$(bundle-id)-$(random16)-<name>`) have a branch of their own
   // in value_ok; each part of the name must still be checked there.
-  ...[
+  ...(
     [
-      'a random part of 15 characters',
-      (s: string) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x) => `-${x.slice(1)}-hosts`),
-    ],
-    ['a random part of 17 characters', (s: string) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x) => `-${x}0-hosts`)],
-    [
-      'an upper-case random part',
-      (s: string) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x: string) => `-${x.toUpperCase()}-hosts`),
-    ],
-    [
-      'a random part with a slash',
-      (s: string) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x) => `-${x.slice(0, 15)}/-hosts`),
-    ],
-    ['the file of another name', (s: string) => s.replace(/-hosts$/, '-hostname')],
-    ['a suffix after the name', (s: string) => `${s}x`],
-    ['no separator after the container id', (s: string) => s.replace(/([0-9a-f]{64})-/, '$1')],
-    ['a directory not shared', (s: string) => s.replace('/shared/containers/', '/shared/other/')],
-  ].map(([what, edit]) => ({
-    name: `mount: shared file with ${what as string}`,
+      [
+        'a random part of 15 characters',
+        (s) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x: string) => `-${x.slice(1)}-hosts`),
+      ],
+      ['a random part of 17 characters', (s) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x: string) => `-${x}0-hosts`)],
+      [
+        'an upper-case random part',
+        (s) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x: string) => `-${x.toUpperCase()}-hosts`),
+      ],
+      [
+        'a random part with a slash',
+        (s) => s.replace(/-([0-9a-f]{16})-hosts$/, (_, x: string) => `-${x.slice(0, 15)}/-hosts`),
+      ],
+      ['the file of another name', (s) => s.replace(/-hosts$/, '-hostname')],
+      ['a suffix after the name', (s) => `${s}x`],
+      ['no separator after the container id', (s) => s.replace(/([0-9a-f]{64})-/, '$1')],
+      ['a directory not shared', (s) => s.replace('/shared/containers/', '/shared/other/')],
+    ] as [string, (s: string) => string][]
+  ).map(([what, edit]) => ({
+    name: `mount: shared file with ${what}`,
     mutate: (r: Req) => {
       const m = mount(r, '/etc/hosts');
-      const edited = (edit as (s: string) => string)(m.source);
-      assert.notEqual(edited, m.source, `${what as string}: the edit changed nothing`);
+      const edited = edit(m.source);
+      assert.notEqual(edited, m.source, `${what}: the edit changed nothing`);
       m.source = edited;
     },
     reason: /mount/,
