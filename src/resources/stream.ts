@@ -10,6 +10,9 @@ import {
   Composer,
   CST,
   Document,
+  isMap,
+  isScalar,
+  isSeq,
   LineCounter,
   parseAllDocuments,
   Parser,
@@ -62,7 +65,7 @@ class Doc implements StreamDocument {
     if (this.tree) return this.tree;
     this.plain = UNREAD; // the tree may be edited: values come from it from now on
     // The text was read without errors before, so this is the same tree (offsets relative to `source`).
-    const again = parseAllDocuments(this.source, YAML_PARSE_OPTIONS);
+    const again = parseAllDocuments(this.source, COMPOSE_OPTIONS);
     if (!Array.isArray(again) || again.length !== 1 || again[0]!.errors.length > 0)
       throw new BugError(`${this.streamName}, document ${this.index}: its text does not parse again on its own`);
     this.tree = again[0]!;
@@ -103,6 +106,50 @@ export const YAML_PARSE_OPTIONS = {
 } as const;
 
 /**
+ * What we compose with: the same, but without the package's duplicate-key check, which compares
+ * each key of a mapping with every key before it: a mapping of 20,000 keys took 2.2 s, one of
+ * 200,000 would take minutes. scanKeys finds repeated keys in linear time instead.
+ */
+const COMPOSE_OPTIONS = { ...YAML_PARSE_OPTIONS, uniqueKeys: false } as const;
+
+/**
+ * Up to this many keys in every mapping so far, a repeated key is reported with the package's
+ * own check (its position differs from the key's in a few layouts, e.g. after an empty item of
+ * a block sequence); past it, at the repeated key itself.
+ */
+const EXACT_DUPLICATE_KEYS = 4096;
+
+/**
+ * The keys of the mappings in `root`: where the first repeated one starts (undefined if none)
+ * and the size of the largest mapping. Two keys are the same where the package's `uniqueKeys`
+ * says so: two scalars whose values are `===` (so NaN never repeats); collections and aliases as
+ * keys never repeat, being different nodes. Iterative: any depth the composer allows is walked.
+ */
+function scanKeys(root: unknown): { duplicate: number | undefined; largest: number } {
+  let duplicate: number | undefined;
+  let largest = 0;
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const node = pending.pop();
+    if (isMap(node)) {
+      largest = Math.max(largest, node.items.length);
+      const seen = new Set<unknown>();
+      for (const { key, value } of node.items) {
+        if (isScalar(key) && !Number.isNaN(key.value)) {
+          const at = key.range?.[0];
+          if (!seen.has(key.value)) seen.add(key.value);
+          else if (at !== undefined && (duplicate === undefined || at < duplicate)) duplicate = at;
+        }
+        pending.push(key, value);
+      }
+    } else if (isSeq(node)) {
+      pending.push(...node.items);
+    }
+  }
+  return { duplicate, largest };
+}
+
+/**
  * Never fold long values such as the base64 policy annotation; write flow collections as
  * `[a, b]` and `{a: b}`, the way people (and yamllint's default brackets/braces rules) write them.
  */
@@ -137,10 +184,15 @@ export function parseStream(name: string, text: string, keepTree?: KeepTree): Pa
       d = new Doc(index, source, undefined, name, plain);
     } else {
       const alone = [
-        ...new Composer(YAML_PARSE_OPTIONS).compose(withQuickQuotes(new Parser().parse(source), requoted)),
+        ...new Composer(COMPOSE_OPTIONS).compose(withQuickQuotes(new Parser().parse(source), requoted)),
       ];
       const doc = alone[0];
-      if (alone.length !== 1 || doc!.errors.length > 0 || doc!.contents === null)
+      if (
+        alone.length !== 1 ||
+        doc!.errors.length > 0 ||
+        doc!.contents === null ||
+        scanKeys(doc!.contents).duplicate !== undefined
+      )
         return composeRest(name, text, starts[k]!, documents, keepTree);
       d = new Doc(index, source, doc as Document.Parsed, name);
     }
@@ -219,13 +271,25 @@ function composeRest(
     admit(d, documents, keepTree, requoted.splice(0, mine));
   };
   const tokens = withQuickQuotes(new Parser(lines.addNewLine).parse(rest), requoted);
-  for (const doc of new Composer(YAML_PARSE_OPTIONS).compose(tokens)) {
+  let largest = 0;
+  let k = -1;
+  for (const doc of new Composer(COMPOSE_OPTIONS).compose(tokens)) {
+    k++;
     if (pending) add(pending, Math.max(pending.range[2], doc.range[0]));
-    const first = doc.errors[0];
+    const keys = scanKeys(doc.contents);
+    largest = Math.max(largest, keys.largest);
+    let first: { message: string; pos: readonly number[] } | undefined = doc.errors[0];
+    if (keys.duplicate !== undefined) {
+      const own =
+        first === undefined || keys.duplicate < first.pos[0]!
+          ? { message: 'Map keys must be unique', pos: [keys.duplicate] }
+          : first;
+      first = (largest <= EXACT_DUPLICATE_KEYS ? packageError(rest, k) : undefined) ?? own;
+    }
     if (first) {
       const message = first.message.split('\n')[0]!;
       const what = /call stack/i.test(message) ? 'nesting is too deep' : message;
-      const at = first.pos[0] >= 0 ? lines.linePos(first.pos[0]) : undefined;
+      const at = first.pos[0]! >= 0 ? lines.linePos(first.pos[0]!) : undefined;
       const linesBefore = at && from > 0 ? countLines(text, from) : 0;
       const position = at ? ` (line ${at.line + linesBefore}, column ${at.col})` : '';
       throw new UserError(`invalid YAML: ${what}${position}`, { file: name, document: documents.length + 1 });
@@ -234,6 +298,15 @@ function composeRest(
   }
   if (pending) add(pending, rest.length);
   return { name, text, documents, tail: rest.slice(offset) };
+}
+
+/** The first error of the k-th document of `text` by the package's own checks (duplicate keys included). */
+function packageError(text: string, k: number): { message: string; pos: readonly number[] } | undefined {
+  let i = 0;
+  for (const doc of new Composer(YAML_PARSE_OPTIONS).compose(withQuickQuotes(new Parser().parse(text), []))) {
+    if (i++ === k) return doc.errors[0];
+  }
+  return undefined;
 }
 
 function countLines(text: string, before: number): number {
