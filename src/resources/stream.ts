@@ -143,7 +143,7 @@ function scanKeys(root: unknown): { duplicate: number | undefined; largest: numb
         pending.push(key, value);
       }
     } else if (isSeq(node)) {
-      pending.push(...node.items);
+      for (const item of node.items) pending.push(item); // (a spread of a long sequence overflows the stack)
     }
   }
   return { duplicate, largest };
@@ -183,9 +183,7 @@ export function parseStream(name: string, text: string, keepTree?: KeepTree): Pa
     if (plain !== NOT_BLOCK_YAML) {
       d = new Doc(index, source, undefined, name, plain);
     } else {
-      const alone = [
-        ...new Composer(COMPOSE_OPTIONS).compose(withQuickQuotes(new Parser().parse(source), requoted)),
-      ];
+      const alone = [...new Composer(COMPOSE_OPTIONS).compose(withQuickQuotes(new Parser().parse(source), requoted))];
       const doc = alone[0];
       if (
         alone.length !== 1 ||

@@ -569,6 +569,14 @@ describe('YAML stream: large documents the quick reader leaves to the yaml packa
     });
   });
 
+  // The key scan once took a sequence's items with a spread, which overflows the stack from
+  // about 150,000 items (RangeError).
+  it('composes a sequence of 150,000 items', () => {
+    const items = Array.from({ length: 150_000 }, (_, i) => `i${i}`);
+    const [doc] = parseStream('list.yaml', `kind: List\nitems: &x\n${items.map((i) => `- ${i}\n`).join('')}`).documents;
+    assert.deepStrictEqual(doc!.value(), { kind: 'List', items });
+  });
+
   it('finds a key repeated after 200,000 others, at its line', () => {
     assert.throws(
       () => parseStream('big.yaml', `${text}  key7: again\n`),
