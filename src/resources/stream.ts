@@ -276,18 +276,18 @@ function composeRest(
     if (pending) add(pending, Math.max(pending.range[2], doc.range[0]));
     const keys = scanKeys(doc.contents);
     largest = Math.max(largest, keys.largest);
-    let first: { message: string; pos: readonly number[] } | undefined = doc.errors[0];
+    let first: FirstError | undefined = doc.errors[0];
     if (keys.duplicate !== undefined) {
-      const own =
-        first === undefined || keys.duplicate < first.pos[0]!
-          ? { message: 'Map keys must be unique', pos: [keys.duplicate] }
+      const own: FirstError =
+        first === undefined || keys.duplicate < first.pos[0]
+          ? { message: 'Map keys must be unique', pos: [keys.duplicate, keys.duplicate + 1] }
           : first;
       first = (largest <= EXACT_DUPLICATE_KEYS ? packageError(rest, k) : undefined) ?? own;
     }
     if (first) {
       const message = first.message.split('\n')[0]!;
       const what = /call stack/i.test(message) ? 'nesting is too deep' : message;
-      const at = first.pos[0]! >= 0 ? lines.linePos(first.pos[0]!) : undefined;
+      const at = first.pos[0] >= 0 ? lines.linePos(first.pos[0]) : undefined;
       const linesBefore = at && from > 0 ? countLines(text, from) : 0;
       const position = at ? ` (line ${at.line + linesBefore}, column ${at.col})` : '';
       throw new UserError(`invalid YAML: ${what}${position}`, { file: name, document: documents.length + 1 });
@@ -298,8 +298,11 @@ function composeRest(
   return { name, text, documents, tail: rest.slice(offset) };
 }
 
+/** A document's first error, as the package's errors give it (`pos`: offsets of its start and end). */
+type FirstError = { message: string; pos: readonly [number, number] };
+
 /** The first error of the k-th document of `text` by the package's own checks (duplicate keys included). */
-function packageError(text: string, k: number): { message: string; pos: readonly number[] } | undefined {
+function packageError(text: string, k: number): FirstError | undefined {
   let i = 0;
   for (const doc of new Composer(YAML_PARSE_OPTIONS).compose(withQuickQuotes(new Parser().parse(text), []))) {
     if (i++ === k) return doc.errors[0];
