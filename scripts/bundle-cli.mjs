@@ -1,7 +1,8 @@
 // Last step of `npm run build`: the CLI of the node build as one CommonJS bundle, dist/cli.cjs,
-// and its V8 code cache (bin/launch.mjs runs them). tsc's dist/ stays what the workers and the
-// data files are loaded from: each module of the bundle gets the import.meta.url of its file in
-// dist/.
+// and its V8 code cache (bin/launch.mjs runs them). tsc's dist/ stays what the data files are
+// loaded from: each module of the bundle gets the import.meta.url of its file in dist/.
+//  - Each worker thread's module is bundled too, beside its file in dist/ (worker.cjs next to
+//    worker.js): src/util/worker.ts starts that one.
 //  - The Kubernetes client (15 MB bundled) is dist/kube-client.cjs, required only by the
 //    commands that talk to a cluster: `generate` and the post-renderers do not read it.
 //  - The cache is made by running `generate` on samples/plain offline, so it holds the code that
@@ -9,11 +10,18 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { CODE_CACHE, runCliWritingCodeCache } from '../bin/launch.mjs';
-import { CJS_BUNDLE, kubeClientEntry, lazyStringWidth, OPTIONAL_DEPS, srcImportMetaUrl } from './cjs-bundle.mjs';
+import {
+  CJS_BUNDLE,
+  kubeClientEntry,
+  lazyStringWidth,
+  OPTIONAL_DEPS,
+  srcImportMetaUrl,
+  WORKER_ENTRIES,
+} from './cjs-bundle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
@@ -56,12 +64,47 @@ const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path'
       },
     ],
   });
-  // Absolute source paths, for coverage: v8-to-istanbul filters the ranges of a bundle by the
-  // sources of its map as written, and c8 (include src/**) dropped every one of ../src/… as
-  // outside src/, which left every line of src/ counted as run.
-  const map = join(dist, 'cli.cjs.map');
+  absoluteSources(join(dist, 'cli.cjs.map'));
+  // Each worker as one file beside its module in dist/ (dist/generate/self-check-worker.cjs),
+  // where src/util/worker.ts looks first; its modules get the import.meta.url of their file in
+  // dist/, as in cli.cjs.
+  for (const entry of WORKER_ENTRIES) {
+    const outfile = join(dist, entry.replace(/^src\//, '').replace(/\.ts$/, '.cjs'));
+    await build({
+      ...CJS_BUNDLE,
+      entryPoints: [join(root, entry)],
+      outfile,
+      sourcemap: 'linked',
+      external: OPTIONAL_DEPS,
+      banner: {
+        js: `const __distDir = require('node:path').join(__dirname, ${JSON.stringify(relative(dirname(outfile), dist))});
+const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path').join(__distDir, rel)).href;`,
+      },
+      plugins: [
+        {
+          name: 'kubectl-contrast-worker-bundle',
+          setup(b) {
+            srcImportMetaUrl(
+              b,
+              join(root, 'src'),
+              (rel) => `__distUrl(${JSON.stringify(rel.replace(/\.ts$/, '.js'))})`,
+            );
+          },
+        },
+      ],
+    });
+    absoluteSources(`${outfile}.map`);
+  }
+}
+
+/**
+ * Absolute source paths in a bundle's map, for coverage: v8-to-istanbul filters the ranges of a
+ * bundle by the sources of its map as written, and c8 (include src/**) dropped every one of
+ * ../src/… as outside src/, which left every line of src/ counted as run.
+ */
+function absoluteSources(map) {
   const json = JSON.parse(readFileSync(map, 'utf8'));
-  json.sources = json.sources.map((s) => resolve(dist, s));
+  json.sources = json.sources.map((s) => resolve(dirname(map), s));
   writeFileSync(map, JSON.stringify(json));
 }
 

@@ -32,7 +32,14 @@ import {
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { CJS_BUNDLE, kubeClientEntry, lazyStringWidth, OPTIONAL_DEPS, srcImportMetaUrl } from './cjs-bundle.mjs';
+import {
+  CJS_BUNDLE,
+  kubeClientEntry,
+  lazyStringWidth,
+  OPTIONAL_DEPS,
+  srcImportMetaUrl,
+  WORKER_ENTRIES,
+} from './cjs-bundle.mjs';
 import { krewPlatformOf, updateKrewManifest, validateKrewManifest } from './package-sea.krew.mjs';
 import { buildInfoJson } from './build-info.mjs';
 
@@ -203,8 +210,7 @@ writeFileSync(join(work, 'cli-loader.cjs'), cliLoader);
 // Worker threads: each worker module is bundled with the prologue (a worker's modules are its
 // own, so the data files need the same reads from the assets) and started from its source by
 // src/util/worker.ts. Without them the layer scans and the self-check ran on the main thread.
-const WORKERS = ['src/images/scan-thread-worker.ts', 'src/generate/self-check-worker.ts'];
-for (const entry of WORKERS) {
+for (const entry of WORKER_ENTRIES) {
   const name = `workers/${entry.split('/').pop().replace(/\.ts$/, '.cjs')}`;
   const out = join(work, name);
   await bundleTo(out, { entryPoints: [join(root, entry)], banner: { js: prologue } });

@@ -37,7 +37,7 @@ import {
 } from './policy-step.js';
 import { imageLookup, imagesOf, pinImages, resolveImages } from './image-step.js';
 import { buildManifest, type ManifestOptions } from './manifest-step.js';
-import { selfChecker } from './self-check.js';
+import { selfChecker, type SelfChecker } from './self-check.js';
 import { synthesizeRequests } from '../policy/index.js';
 
 /** What `generate` does; every field says what happens when it is unset. */
@@ -197,6 +197,23 @@ async function attachPolicies(
   replacements: ImageReplacements,
   warn: Warn,
 ): Promise<{ workloads: ConfidentialWorkload[]; policies: Record<string, PolicyEntry> }> {
+  // Started first: the worker's start overlaps resolving the images.
+  const checker = selfChecker(transformed.length, options.selfCheckWorker);
+  try {
+    return await policiesOf(parsed, transformed, options, replacements, warn, checker);
+  } finally {
+    await checker.close();
+  }
+}
+
+async function policiesOf(
+  parsed: ParsedInput[],
+  transformed: TransformedWorkload[],
+  options: GenerateOptions,
+  replacements: ImageReplacements,
+  warn: Warn,
+  checker: SelfChecker,
+): Promise<{ workloads: ConfidentialWorkload[]; policies: Record<string, PolicyEntry> }> {
   const pauseRef = replaceImage(INJECTED_IMAGES.pause, replacements);
   const images = await resolveImages(options.imageResolver, [
     pauseRef,
@@ -218,53 +235,48 @@ async function attachPolicies(
   const pending: { w: TransformedWorkload; annotation: Promise<string> }[] = [];
   // The self-checks, in workload order, each settled to its error (none: the pod is admitted).
   const checks: Promise<Error | undefined>[] = [];
-  const checker = selfChecker(transformed.length, options.selfCheckWorker);
-  try {
-    for (const w of transformed) {
-      const input = policyInput(
-        w.ref,
-        w.resource,
-        { metadata: withoutAnnotations(w.template.metadata, options.transientAnnotation), spec: w.template.spec },
-        ctx,
-      );
-      let built;
-      try {
-        built = buildPodPolicy(input, w.resource.location);
-      } catch (err) {
-        if (!(err instanceof UserError)) throw err;
-        problems.push(err);
-        continue;
-      }
-      if (problems.length > 0) continue;
-      const { pod, text } = built;
-      const location = w.resource.location;
-      checks.push(
-        checker.check(text, synthesizeRequests(input, pod)).then(
-          (report) => ownPolicyDenial(report, location),
-          (err: Error) => err,
-        ),
-      );
-      const encoded = encodePolicyInBackground(text);
-      pending.push({ w, annotation: encoded.annotation });
-      // Let finished gzip jobs hand back their result (and free their zlib state).
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      const existing = policies[encoded.hash];
-      const entry = manifestEntry(w);
-      if (existing && existing.WorkloadSecretID !== entry.WorkloadSecretID) {
-        // Two workloads with byte-identical policies share one manifest entry; upstream does the same.
-        warn(
-          `has the same policy as workload secret ID ${existing.WorkloadSecretID}; they share a manifest entry`,
-          w.resource.location,
-        );
-      }
-      policies[encoded.hash] = existing ? mergeEntries(existing, entry) : entry;
-      workloads.push({ ...w, policyHash: encoded.hash });
+  for (const w of transformed) {
+    const input = policyInput(
+      w.ref,
+      w.resource,
+      { metadata: withoutAnnotations(w.template.metadata, options.transientAnnotation), spec: w.template.spec },
+      ctx,
+    );
+    let built;
+    try {
+      built = buildPodPolicy(input, w.resource.location);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      problems.push(err);
+      continue;
     }
-    const denial = (await Promise.all(checks)).find((e) => e !== undefined);
-    if (denial) throw denial;
-  } finally {
-    await checker.close();
+    if (problems.length > 0) continue;
+    const { pod, text } = built;
+    const location = w.resource.location;
+    checks.push(
+      checker.check(text, synthesizeRequests(input, pod)).then(
+        (report) => ownPolicyDenial(report, location),
+        (err: Error) => err,
+      ),
+    );
+    const encoded = encodePolicyInBackground(text);
+    pending.push({ w, annotation: encoded.annotation });
+    // Let finished gzip jobs hand back their result (and free their zlib state).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const existing = policies[encoded.hash];
+    const entry = manifestEntry(w);
+    if (existing && existing.WorkloadSecretID !== entry.WorkloadSecretID) {
+      // Two workloads with byte-identical policies share one manifest entry; upstream does the same.
+      warn(
+        `has the same policy as workload secret ID ${existing.WorkloadSecretID}; they share a manifest entry`,
+        w.resource.location,
+      );
+    }
+    policies[encoded.hash] = existing ? mergeEntries(existing, entry) : entry;
+    workloads.push({ ...w, policyHash: encoded.hash });
   }
+  const denial = (await Promise.all(checks)).find((e) => e !== undefined);
+  if (denial) throw denial;
   const annotations = await Promise.all(pending.map((p) => p.annotation));
   throwAll(problems, 'workloads need changes');
   pending.forEach(({ w }, i) => {

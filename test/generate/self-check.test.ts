@@ -5,7 +5,9 @@ import { buildPolicyText, synthesizeRequests } from '../../src/policy/index.js';
 import { selfChecker, WORKER_MIN_PODS } from '../../src/generate/self-check.js';
 import { ownPolicyDenial } from '../../src/generate/policy-step.js';
 import { BugError } from '../../src/util/errors.js';
-import { REPO_ROOT } from '../helpers/cli.js';
+import { workerEntry } from '../../src/util/worker.js';
+import { pathToFileURL } from 'node:url';
+import { ensureBuilt, REPO_ROOT } from '../helpers/cli.js';
 import { deploymentInput } from '../policy/fixtures.js';
 import { gen } from './harness.js';
 
@@ -51,6 +53,34 @@ describe('self-check on a worker thread', function () {
       );
     } finally {
       await worker.close();
+    }
+  });
+
+  it("the build's workers are bundles: dist/ starts each from one file that checks like this thread", async function () {
+    this.timeout(300_000);
+    ensureBuilt();
+    for (const [dir, name] of [
+      ['generate', 'self-check-worker'],
+      ['images', 'scan-thread-worker'],
+    ]) {
+      const caller = pathToFileURL(join(REPO_ROOT, 'dist', dir!, 'caller.js')).href;
+      const entry = workerEntry(caller, name!);
+      assert.ok(entry && 'file' in entry, `${name}: ${JSON.stringify(entry)}`);
+      assert.equal(entry.file.href, pathToFileURL(join(REPO_ROOT, 'dist', dir!, `${name}.cjs`)).href);
+    }
+    // The dist build's own checker: its worker is the bundle, which finds the rules in dist/.
+    const dist = (await import(pathToFileURL(join(REPO_ROOT, 'dist', 'generate', 'self-check.js')).href)) as {
+      selfChecker: typeof selfChecker;
+    };
+    const inline = selfChecker(1, false);
+    const worker = dist.selfChecker(1, true);
+    try {
+      for (const reqs of [requests, tampered]) {
+        const [a, b] = await Promise.all([inline.check(text, reqs), worker.check(text, reqs)]);
+        assert.deepEqual(b, a);
+      }
+    } finally {
+      await Promise.all([inline.close(), worker.close()]);
     }
   });
 
