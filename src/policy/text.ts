@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import type { PolicyData } from './types.js';
 
-const SEPARATOR = '\npolicy_data := ';
+/** Between the rules and the policy data (its last occurrence in a policy text). */
+export const POLICY_DATA_SEPARATOR = '\npolicy_data := ';
 let rules: string | undefined;
 
 /** The text of src/policy/rules.rego. */
@@ -13,15 +14,15 @@ export function rulesText(): string {
 }
 
 export function policyTextFor(data: PolicyData): string {
-  return `${rulesText()}${SEPARATOR}${JSON.stringify(data, null, 2)}`;
+  return `${rulesText()}${POLICY_DATA_SEPARATOR}${JSON.stringify(data, null, 2)}`;
 }
 
 /** Split a policy text into its rules and its policy_data. */
 export function splitPolicyText(text: string): { rules: string; data: unknown } {
-  const at = text.lastIndexOf(SEPARATOR);
+  const at = text.lastIndexOf(POLICY_DATA_SEPARATOR);
   if (at < 0) throw new UserError('the policy has no `policy_data := …` part');
   const rulesPart = text.slice(0, at);
-  const json = text.slice(at + SEPARATOR.length);
+  const json = text.slice(at + POLICY_DATA_SEPARATOR.length);
   let data: unknown;
   try {
     data = JSON.parse(json);

@@ -1,9 +1,16 @@
 /** Policy data derivation: env sources, users, names, volumes, errors, text format. */
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeInitDataAnnotation, encodePolicy, encodePolicyInBackground } from '../../src/policy/initdata.js';
+import { gzipSync } from 'node:zlib';
+import {
+  decodeInitDataAnnotation,
+  encodeInitData,
+  encodePolicy,
+  encodePolicyInBackground,
+} from '../../src/policy/initdata.js';
 import {
   buildPolicyData,
   buildPolicyText,
@@ -509,6 +516,67 @@ describe('policy text and settings', () => {
       assert.equal(later.hash, now.hash);
       assert.equal(await later.annotation, now.annotation);
     }
+  });
+
+  it('is one gzip member that gzip, Python and Go (the Kata runtime reads it with compress/gzip) inflate to the TOML', function () {
+    this.timeout(120_000);
+    const text = buildPolicyText(deploymentInput());
+    const { toml, annotation } = encodePolicy(text);
+    const bytes = Buffer.from(annotation, 'base64');
+    // The rules are deflated once and shared: the member is barely larger than one deflate of all.
+    const plain = gzipSync(Buffer.from(toml), { level: 6 });
+    assert.ok(bytes.length < plain.length * 1.05, `${bytes.length} vs ${plain.length}`);
+    assert.notDeepEqual(bytes, plain, 'the shared rules are a deflate of their own');
+    assert.equal(execFileSync('gzip', ['-dc'], { input: bytes }).toString('utf8'), toml);
+    const python = 'import gzip, sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))';
+    assert.equal(execFileSync('python3', ['-c', python], { input: bytes }).toString('utf8'), toml);
+    const dir = mkdtempSync(join(tmpdir(), 'initdata-go-'));
+    try {
+      // One member and nothing after it: multistream off, then a second Read must report EOF.
+      writeFileSync(
+        join(dir, 'main.go'),
+        `package main
+
+import (
+	"compress/gzip"
+	"io"
+	"os"
+)
+
+func main() {
+	r, err := gzip.NewReader(os.Stdin)
+	if err != nil {
+		panic(err)
+	}
+	r.Multistream(false)
+	b, err := io.ReadAll(r)
+	if err != nil {
+		panic(err)
+	}
+	if rest, _ := io.ReadAll(os.Stdin); len(rest) != 0 {
+		panic("bytes after the member")
+	}
+	os.Stdout.Write(b)
+}
+`,
+      );
+      const env = {
+        ...process.env,
+        GOTOOLCHAIN: 'local',
+        GOFLAGS: '-mod=mod',
+        GO111MODULE: 'off',
+        GOCACHE: join(dir, 'cache'),
+      };
+      const out = execFileSync('go', ['run', join(dir, 'main.go')], { input: bytes, env, cwd: dir });
+      assert.equal(out.toString('utf8'), toml);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is what gzip -6 writes when the TOML has no policy rules to share', () => {
+    const encoded = encodeInitData({ version: '0.1.0', algorithm: 'sha256', data: { 'policy.rego': 'package x\n' } });
+    assert.deepEqual(Buffer.from(encoded.annotation, 'base64'), gzipSync(Buffer.from(encoded.toml), { level: 6 }));
   });
 
   it('passes its own check', async () => {
