@@ -15,6 +15,7 @@ import { devicesSample } from './pod/devices.js';
 import { serviceEnvSample } from './pod/env.js';
 import { mountsSample } from './pod/mounts.js';
 import { annotationsSample, createSandboxSample, namespacesSample } from './pod/sandbox.js';
+import { sampleRegex } from './regex-sample.js';
 
 export interface PolicyCheckEntry {
   request: string;
@@ -33,60 +34,6 @@ export interface PolicyCheckReport {
 
 function id(seed: string): string {
   return createHash('sha256').update(seed).digest('hex');
-}
-
-/** One concrete string matching a policy regex of the restricted form our data uses. */
-export function sampleRegex(re: string): string {
-  let i = 0;
-  const seq = (): string => {
-    let out = '';
-    while (i < re.length && re[i] !== ')' && re[i] !== '|') {
-      const c = re[i];
-      let atom: string;
-      if (c === '^' || c === '$') {
-        i += 1;
-        continue;
-      }
-      if (c === '\\') {
-        atom = re[i + 1];
-        i += 2;
-      } else if (c === '[') {
-        const end = re.indexOf(']', i + 2);
-        const cls = re.slice(i + 1, end);
-        atom = cls[0] === '^' ? 'x' : cls[0] === '\\' ? cls[1] : cls[0];
-        i = end + 1;
-      } else if (c === '(') {
-        i += 1;
-        if (re.startsWith('?:', i)) i += 2;
-        const alts = [seq()];
-        while (re[i] === '|') {
-          i += 1;
-          alts.push(seq());
-        }
-        i += 1;
-        atom = alts[0];
-      } else if (c === '.') {
-        atom = 'x';
-        i += 1;
-      } else {
-        atom = c;
-        i += 1;
-      }
-      const q = re[i];
-      if (q === '?' || q === '*') {
-        i += 1;
-        atom = q === '*' && atom === 'x' ? '' : q === '?' ? '' : '';
-      } else if (q === '+') i += 1;
-      else if (q === '{') {
-        const end = re.indexOf('}', i);
-        atom = atom.repeat(Number.parseInt(re.slice(i + 1, end), 10));
-        i = end + 1;
-      }
-      out += atom;
-    }
-    return out;
-  };
-  return seq();
 }
 
 const TYPED_SAMPLES: Record<string, string> = {

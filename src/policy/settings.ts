@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
+import { sampleRegex } from './regex-sample.js';
 import type { Mount, Storage } from './types.js';
 
 export const SETTINGS_FILE = 'settings.json';
@@ -214,6 +215,33 @@ const absolutePath: Check = (v, field, fail) => {
   if (typeof v !== 'string' || !v.startsWith('/')) fail(field, 'expected an absolute path');
 };
 
+/**
+ * A container template's annotations and mount sources are strings; the ones that are regexes
+ * (starting with `^`) must be readable by the self-check's sampler (src/policy/regex-sample.ts):
+ * a settings.json with `^[a-z` made `generate` loop for ever.
+ */
+const containerTemplate: Check = (v, field, fail) => {
+  const t = v as Partial<Record<keyof ContainerTemplate, unknown>>;
+  const pattern = (value: unknown, at: string): void => {
+    if (typeof value !== 'string') return fail(at, 'expected a string');
+    if (!value.startsWith('^')) return;
+    try {
+      sampleRegex(value);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      fail(at, err.message);
+    }
+  };
+  if (typeof t.annotations !== 'object' || t.annotations === null || Array.isArray(t.annotations))
+    return fail(`${field}.annotations`, 'expected an object');
+  for (const [k, a] of Object.entries(t.annotations)) pattern(a, `${field}.annotations[${JSON.stringify(k)}]`);
+  if (!Array.isArray(t.mounts)) return fail(`${field}.mounts`, 'expected a list of mounts');
+  t.mounts.forEach((m: unknown, i) => {
+    if (typeof m !== 'object' || m === null) return fail(`${field}.mounts[${i}]`, 'expected a mount object');
+    pattern((m as { source?: unknown }).source, `${field}.mounts[${i}].source`);
+  });
+};
+
 function field<K extends keyof PolicySettings>(f: SettingField<K>): SettingField<K> {
   return f;
 }
@@ -295,6 +323,7 @@ export const SETTINGS = [
   field({
     key: 'pauseContainer',
     doc: 'mounts, annotations, sysctls, masked and read-only paths the runtime gives the pause container (values are templates)',
+    check: containerTemplate,
     value: () => ({
       mounts: [
         { destination: '/dev/shm', source: '/run/kata-containers/sandbox/shm', type_: 'bind', options: ['rbind'] },
@@ -321,6 +350,7 @@ export const SETTINGS = [
   field({
     key: 'otherContainer',
     doc: 'the same for every other container',
+    check: containerTemplate,
     value: () => ({
       mounts: [
         { destination: '/etc/hosts', source: `${SHARED}hosts`, type_: 'bind', options: ['rbind', 'rprivate', 'rw'] },

@@ -248,6 +248,28 @@ describe('kubectl contrast generate (CLI)', function () {
       assert.equal(r.stdout, '');
     });
 
+    it('a settings.json regex the self-check cannot sample is reported with its field (it looped for ever)', () => {
+      const ws = join(dir, 'ws');
+      const seed = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-'], {
+        input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8'),
+      });
+      assert.equal(seed.code, 0, seed.stderr);
+      const settings = JSON.parse(readFileSync(join(ws, 'settings.json'), 'utf8'));
+      settings.pauseContainer.annotations['io.kubernetes.cri.sandbox-log-directory'] = '^/var/log/pods/[a-z';
+      writeFileSync(join(ws, 'settings.json'), JSON.stringify(settings, null, 2));
+      const before = snapshot(ws);
+      const r = runCli(['generate', ...IMG, '--platform', 'metal-qemu-snp', '--workspace-dir', ws, '-'], {
+        input: readFileSync(join(SAMPLES, 'web.yaml'), 'utf8'),
+      });
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /settings\.json, field pauseContainer\.annotations\["io\.kubernetes\.cri\.sandbox-log-directory"\]: the regular expression "\^\/var\/log\/pods\/\[a-z" has a character class without its \]/,
+      );
+      assert.equal(r.stdout, '');
+      assert.deepEqual(snapshot(ws), before);
+    });
+
     it('a workload owner key of the wrong type', () => {
       const ws = join(dir, 'ws');
       const rsa = join(dir, 'rsa.pem');

@@ -23,7 +23,9 @@ import {
   splitPolicyText,
   synthesizeRequests,
   type PodPolicyInput,
+  type PolicySettings,
 } from '../../src/policy/index.js';
+import { sampleRegex } from '../../src/policy/regex-sample.js';
 import { REQUEST_DEFAULT_DOCS, SETTINGS } from '../../src/policy/settings.js';
 import { UserError } from '../../src/util/errors.js';
 import { deploymentInput, toolImage, webImage } from './fixtures.js';
@@ -669,6 +671,71 @@ describe('settings table', () => {
       field('sharedFilesPaths', /at least one/);
       write({ emptyDirType: 'shared-fs' });
       field('emptyDirType', /one of local, block-encrypted, block-plain/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('regular expressions of the policy data, sampled for the self-check', () => {
+  it('gives a string the expression matches, for the forms our data and settings use', () => {
+    for (const re of [
+      '^a{5}$',
+      '^(ab|cd)e$',
+      '^\\d+-[\\w.]{2}$',
+      '^/run/kata-containers/shared/containers/[a-f0-9]{64}-[a-z0-9]{16}-[^/]+$',
+      '^(?:x|y)+z?$',
+    ])
+      assert.match(sampleRegex(re), new RegExp(re), re);
+  });
+
+  it('refuses what it cannot read, instead of looping or building a huge string', () => {
+    for (const [re, what] of [
+      ['^abc[', /a character class without its \]/],
+      ['^a{3', /a repeat without its \}/],
+      ['^x(ab', /a group without its \)/],
+      ['ab)c', /a \) without its \(/],
+      ['^a\\', /a backslash at its end/],
+      ['^a{100000000}$', /a repeat count above 1000/],
+      ['^a{2,5000}$', /a repeat count above 1000/],
+      ['^a{x}$', /not \{n\}, \{n,\} or \{n,m\}/],
+      ['^((a{1000}){1000})$', /no match shorter than 65536 characters/],
+      [`^${'('.repeat(40)}a${')'.repeat(40)}$`, /nested deeper than 32/],
+    ] as const)
+      assert.throws(
+        () => sampleRegex(re),
+        (err: unknown) => err instanceof UserError && what.test(err.message),
+        re,
+      );
+  });
+
+  it('settings.json: a container template regex the sampler cannot read names its field', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'settings-'));
+    try {
+      const check = (patch: (s: PolicySettings) => void, field: string) => {
+        const s = defaultSettings();
+        patch(s);
+        writeFileSync(join(dir, 'settings.json'), JSON.stringify(s));
+        assert.throws(
+          () => loadOrCreateSettings(dir),
+          (err: unknown) =>
+            err instanceof UserError && err.location.field === field && /without its \]/.test(err.message),
+        );
+      };
+      check((s) => {
+        s.pauseContainer.annotations['io.kubernetes.cri.sandbox-log-directory'] = '^/var/log/pods/[a-z';
+      }, 'pauseContainer.annotations["io.kubernetes.cri.sandbox-log-directory"]');
+      check((s) => {
+        s.otherContainer.mounts[0]!.source = '^/run/[a-f';
+      }, 'otherContainer.mounts[0].source');
+      // The defaults pass, and a readable regex does too.
+      const s = defaultSettings();
+      s.pauseContainer.annotations['io.kubernetes.cri.sandbox-log-directory'] = '^/var/log/pods/[a-z0-9_-]+$';
+      writeFileSync(join(dir, 'settings.json'), JSON.stringify(s));
+      assert.equal(
+        loadOrCreateSettings(dir).pauseContainer.annotations['io.kubernetes.cri.sandbox-log-directory'],
+        '^/var/log/pods/[a-z0-9_-]+$',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
