@@ -7,7 +7,7 @@ import { UserError, locate, throwAll } from '../util/errors.js';
 import { Diagnostics, type Warn } from '../util/diagnostics.js';
 import { isPlainObject } from '../util/values.js';
 import { readInputs, type InputFile } from '../resources/inputs.js';
-import { serializeStream, type ParsedStream } from '../resources/stream.js';
+import { serializeStream, type ParsedStream, type StreamDocument } from '../resources/stream.js';
 import { applyAt } from '../resources/patch.js';
 import {
   claimTemplateNames,
@@ -279,9 +279,16 @@ async function policiesOf(
   if (denial) throw denial;
   const annotations = await Promise.all(pending.map((p) => p.annotation));
   throwAll(problems, 'workloads need changes');
+  // A document is settled (serialised, its tree let go) once its last workload is written back.
+  const left = new Map<StreamDocument, number>();
+  for (const { w } of pending) left.set(documentOf(w), (left.get(documentOf(w)) ?? 0) + 1);
   pending.forEach(({ w }, i) => {
     setAnnotation(w.template.metadata, INITDATA_ANNOTATION, annotations[i]!);
     writeBack(w);
+    const doc = documentOf(w);
+    const n = left.get(doc)! - 1;
+    left.set(doc, n);
+    if (n === 0) doc.settle();
   });
   return { workloads, policies };
 }
@@ -457,9 +464,13 @@ function mergeEntries(a: PolicyEntry, b: PolicyEntry): PolicyEntry {
   return { ...a, SANs: [...new Set([...a.SANs, ...b.SANs])] };
 }
 
+function documentOf(w: TransformedWorkload): StreamDocument {
+  return w.stream.documents[w.documentIndex - 1]!;
+}
+
 /** Put the transformed pod template back into the document's syntax tree. */
 function writeBack(w: TransformedWorkload): void {
-  const doc = w.stream.documents[w.documentIndex - 1]!;
+  const doc = documentOf(w);
   const base = [...w.resource.path, ...w.templatePath];
   const changedMeta = applyAt(doc.doc, [...base, 'metadata'], w.template.metadata);
   const changedSpec = applyAt(doc.doc, [...base, 'spec'], w.template.spec);

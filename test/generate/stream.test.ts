@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { UserError } from '../../src/util/errors.js';
+import { BugError, type UserError } from '../../src/util/errors.js';
 import { docs, gen, genText } from './harness.js';
 import { parseAllDocuments } from 'yaml';
 import { documentValue, parseStream, serializeStream, YAML_PARSE_OPTIONS } from '../../src/resources/stream.js';
@@ -126,6 +126,30 @@ describe('YAML stream: released syntax trees', () => {
     assert.ok(out.startsWith(untouched.slice(0, untouched.indexOf('---\napiVersion: v1\nkind: Service'))));
     assert.match(out, /name: other/);
     assert.doesNotMatch(out, /name: svc/);
+  });
+
+  it('settles an edited document: its text is kept, its tree let go, and reading it again is a BugError', () => {
+    const s = parseStream('x.yaml', untouched);
+    const last = s.documents[2]!;
+    last.doc.setIn(['metadata', 'name'], 'other');
+    last.changed = true;
+    const before = serializeStream(s);
+    last.settle();
+    assert.equal(serializeStream(s), before);
+    assert.match(last.text(), /name: other/);
+    assert.throws(
+      () => last.doc,
+      (err: unknown) => err instanceof BugError && /after its edits were settled/.test(err.message),
+    );
+    assert.throws(
+      () => last.value(),
+      (err: unknown) => err instanceof BugError,
+    );
+    // An unchanged document is not settled: it stays readable, and its text is its source.
+    const first = s.documents[0]!;
+    first.settle();
+    assert.equal(first.text(), first.source);
+    assert.deepEqual(first.doc.toJS(), s.documents[0]!.value());
   });
 
   it('still refuses invalid YAML anywhere in a long stream, naming the document and line', () => {
