@@ -206,6 +206,7 @@ async function attachPolicies(
   }
 }
 
+/** attachPolicies with its self-checker, which the caller closes. */
 async function policiesOf(
   parsed: ParsedInput[],
   transformed: TransformedWorkload[],
