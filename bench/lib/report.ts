@@ -48,7 +48,7 @@ const SCENARIO_TITLES: Record<string, string> = {
 /** Keys worth a row: rates, times, sizes and failure counts; not configuration echoes or per-run samples. */
 const INTERESTING =
   /(PerSecond|perSecond|CpuSecond|Seconds|seconds|Ms|ms|MBps|MbPerSecond|Rss|Mb$|ratio|Ratio|VsGunzip|errors|failed|broken|badChains|succeeded|p50|p95|mean|\.old$|\.new$|Bytes$)/;
-const PER_RUN_SAMPLE = /(runsMs|samplesMs|\]\.ms$|loadAverage|loadavg|target|^goal)/;
+const PER_RUN_SAMPLE = /(runsMs|[sS]amplesMs|\]\.ms$|loadAverage|loadavg|target|^goal)/;
 
 /** Unit suffixes of our metric names, longest first, and what the suffix itself says when it is the whole name. */
 const UNITS: [RegExp, string, string?][] = [
@@ -89,7 +89,15 @@ export function describeMetric(key: string, labels: Record<string, string> = {})
       if (re.test(last)) {
         unit = u;
         name = last.replace(re, '');
-        if (whole && !/maxRss/i.test(name)) name = name ? `${name} ${whole}` : whole;
+        if (whole && !/maxRss/i.test(name)) {
+          // `wallSeconds` is the "wall time", not the "wall wall time".
+          const first = whole.split(' ')[0]!;
+          name = !name
+            ? whole
+            : words(name).endsWith(first)
+              ? `${name}${whole.slice(first.length)}`
+              : `${name} ${whole}`;
+        }
         break;
       }
     }
