@@ -26,6 +26,15 @@ import {
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 
+/** Banner line of every bundle of the node build: the URL of a file below dist/ (`__distDir`, set before it). */
+const DIST_URL =
+  "const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path').join(__distDir, rel)).href;";
+
+/** Each module of src/ gets the import.meta.url of its file in dist/ (see DIST_URL). */
+function distImportMetaUrl(b) {
+  srcImportMetaUrl(b, join(root, 'src'), (rel) => `__distUrl(${JSON.stringify(rel.replace(/\.ts$/, '.js'))})`);
+}
+
 async function bundle() {
   rmSync(CODE_CACHE, { force: true });
   await build({
@@ -48,7 +57,7 @@ async function bundle() {
       js: `(function (exports, require, module, __filename, __dirname) {
 const __bundleUrl = require('node:url').pathToFileURL(__filename).href;
 const __distDir = __dirname;
-const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path').join(__distDir, rel)).href;`,
+${DIST_URL}`,
     },
     footer: { js: '})' },
     // Dependencies that read import.meta.url (yargs, for createRequire) get the bundle's.
@@ -59,7 +68,7 @@ const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path'
         name: 'kubectl-contrast-node-bundle',
         setup(b) {
           b.onResolve({ filter: /^@kubernetes\/client-node$/ }, () => ({ path: './kube-client.cjs', external: true }));
-          srcImportMetaUrl(b, join(root, 'src'), (rel) => `__distUrl(${JSON.stringify(rel.replace(/\.ts$/, '.js'))})`);
+          distImportMetaUrl(b);
         },
       },
     ],
@@ -78,20 +87,9 @@ const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path'
       external: OPTIONAL_DEPS,
       banner: {
         js: `const __distDir = require('node:path').join(__dirname, ${JSON.stringify(relative(dirname(outfile), dist))});
-const __distUrl = (rel) => require('node:url').pathToFileURL(require('node:path').join(__distDir, rel)).href;`,
+${DIST_URL}`,
       },
-      plugins: [
-        {
-          name: 'kubectl-contrast-worker-bundle',
-          setup(b) {
-            srcImportMetaUrl(
-              b,
-              join(root, 'src'),
-              (rel) => `__distUrl(${JSON.stringify(rel.replace(/\.ts$/, '.js'))})`,
-            );
-          },
-        },
-      ],
+      plugins: [{ name: 'kubectl-contrast-worker-bundle', setup: distImportMetaUrl }],
     });
     absoluteSources(`${outfile}.map`);
   }

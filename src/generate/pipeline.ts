@@ -282,7 +282,10 @@ async function policiesOf(
   throwAll(problems, 'workloads need changes');
   // A document is settled (serialised, its tree let go) once its last workload is written back.
   const left = new Map<StreamDocument, number>();
-  for (const { w } of pending) left.set(documentOf(w), (left.get(documentOf(w)) ?? 0) + 1);
+  for (const { w } of pending) {
+    const doc = documentOf(w);
+    left.set(doc, (left.get(doc) ?? 0) + 1);
+  }
   pending.forEach(({ w }, i) => {
     setAnnotation(w.template.metadata, INITDATA_ANNOTATION, annotations[i]!);
     writeBack(w);
