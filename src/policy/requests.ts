@@ -198,11 +198,12 @@ const messageNormalisers = new Map<string, (value: unknown) => Record<string, un
 function messageNormaliser(name: string): (value: unknown) => Record<string, unknown> {
   const known = messageNormalisers.get(name);
   if (known) return known;
-  const fields = Object.entries(S[name]).map(([field, kind]) => [field, fieldNormaliser(kind)] as const);
+  const names = Object.keys(S[name]);
+  const norms = names.map((field) => fieldNormaliser(S[name][field]));
   const normalise = (value: unknown): Record<string, unknown> => {
     const src = isObj(value) ? value : {};
     const out: Record<string, unknown> = {};
-    for (const [field, norm] of fields) out[field] = norm(src[field]);
+    for (let i = 0; i < names.length; i++) out[names[i]] = norms[i](src[names[i]]);
     return out;
   };
   messageNormalisers.set(name, normalise);

@@ -107,6 +107,13 @@ failures(checks) := [msg |
 	msg := c[0]
 ]
 
+# Every check of a check list passed (cheaper than counting the failures).
+passed(checks) if {
+	every c in checks {
+		c[1] == true
+	}
+}
+
 # ---------------------------------------------------------------------------------------
 # Value patterns.
 #
@@ -380,6 +387,14 @@ default cc_ids := false
 
 cc_ids if {
 	cc_container_id_hex
+	cc_sandbox_id_ok
+}
+
+# A sandbox id the state holds was checked when the pod's first container stored it (only an
+# allowed CreateContainerRequest writes it; a different id fails cc_state).
+cc_sandbox_id_ok if {
+	state.sandbox_id == cc_sandbox_id
+} else := true if {
 	hex64(cc_sandbox_id)
 }
 
@@ -784,7 +799,7 @@ cc_checks := [
 explain_CreateContainerRequest := failures(cc_checks)
 
 CreateContainerRequest := {"allowed": true, "ops": cc_ops} if {
-	count(failures(cc_checks)) == 0
+	passed(cc_checks)
 }
 
 # ---------------------------------------------------------------------------------------
@@ -1002,7 +1017,7 @@ ep_checks := [
 
 explain_ExecProcessRequest := failures(ep_checks)
 
-ExecProcessRequest if count(failures(ep_checks)) == 0
+ExecProcessRequest if passed(ep_checks)
 
 # ---------------------------------------------------------------------------------------
 # RemoveContainerRequest: forget the container.
@@ -1041,7 +1056,7 @@ cs_checks := [
 
 explain_CreateSandboxRequest := failures(cs_checks)
 
-CreateSandboxRequest if count(failures(cs_checks)) == 0
+CreateSandboxRequest if passed(cs_checks)
 
 # ---------------------------------------------------------------------------------------
 # CopyFileRequest (the agent's pre-processed form: path, file_type, symlink_target, ...)
@@ -1087,7 +1102,7 @@ cf_checks := [
 
 explain_CopyFileRequest := failures(cf_checks)
 
-CopyFileRequest if count(failures(cf_checks)) == 0
+CopyFileRequest if passed(cf_checks)
 
 # ---------------------------------------------------------------------------------------
 # Guest networking.

@@ -533,6 +533,14 @@ const createContainerCases: Case[] = [
     },
     reason: /malformed/,
   },
+  {
+    // The state holds the pause container's id, checked when it was stored; any other id is checked again.
+    name: 'sandbox id malformed',
+    mutate: (r) => {
+      r.OCI.Annotations['io.kubernetes.cri.sandbox-id'] = '../../etc';
+    },
+    reason: /malformed/,
+  },
   // Linux
   {
     name: 'root read-only flag flipped',
@@ -748,6 +756,13 @@ describe('policy rules: CreateContainerRequest', () => {
         r.OCI.Annotations['io.kubernetes.cri.sandbox-id'] = 'e'.repeat(64);
       },
       reason: /annotation/,
+    },
+    {
+      name: 'pause: sandbox id malformed (no state holds one yet)',
+      mutate: (r) => {
+        r.OCI.Annotations['io.kubernetes.cri.sandbox-id'] = 'E'.repeat(64);
+      },
+      reason: /malformed/,
     },
     {
       name: 'pause: root writable',
