@@ -234,7 +234,7 @@ export class ImageResolver implements ImageResolverLike {
     }
     const key = formatReference(parsed);
     return this.byReference
-      .get(key, () => this.limiter.run(() => this.resolveParsed(parsed)))
+      .get(key, () => this.limiter.run((handOff) => this.resolveParsed(parsed, handOff)))
       .then((r) => ({ ...r, reference }));
   }
 
@@ -286,11 +286,12 @@ export class ImageResolver implements ImageResolverLike {
     return this.localSources;
   }
 
-  private async resolveParsed(ref: ImageReference): Promise<ResolvedImage> {
+  /** `handOff`: gives the resolver's slot to the next image (the layer scan calls it in its tail). */
+  private async resolveParsed(ref: ImageReference, handOff: () => void): Promise<ResolvedImage> {
     const name = formatReference(ref);
     try {
       const top = await this.findTop(ref);
-      const core = await this.byManifest.get(top.digest, () => this.resolveTop(top, ref));
+      const core = await this.byManifest.get(top.digest, () => this.resolveTop(top, ref, handOff));
       const pinned = pinnedReference(ref, ref.digest ?? core.manifestDigest);
       const out: ResolvedImage = {
         reference: ref.original,
@@ -372,7 +373,7 @@ export class ImageResolver implements ImageResolverLike {
     }
   }
 
-  private async resolveTop(top: Top, ref: ImageReference): Promise<ResolvedCore> {
+  private async resolveTop(top: Top, ref: ImageReference, handOff: () => void): Promise<ResolvedCore> {
     const bytes = top.bytes ?? (await top.reader.readManifest({ digest: top.digest }));
     const doc = parseManifestDocument(bytes, top.mediaType);
     let manifest: ImageManifest;
@@ -393,7 +394,7 @@ export class ImageResolver implements ImageResolverLike {
     // The layer scan is keyed by the config's digest, not its content: both downloads start at once.
     const [configBytes, rootfs] = await Promise.all([
       top.reader.readBlob(descriptorRef(manifest.config)),
-      this.byConfig.get(configDigest, () => this.scanRootfs(top, manifest, configDigest, formatReference(ref))),
+      this.byConfig.get(configDigest, () => this.scanRootfs(top, manifest, configDigest, formatReference(ref), handOff)),
     ]);
     let configDoc: unknown;
     try {
@@ -423,12 +424,13 @@ export class ImageResolver implements ImageResolverLike {
     manifest: ImageManifest,
     configDigest: string,
     name: string,
+    handOff: () => void,
   ): Promise<{ passwd?: string; group?: string }> {
     const cached = await this.cache?.getRootfs(configDigest);
     if (cached) return cached;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.scanRootfsOnce(top, manifest, configDigest, name);
+        return await this.scanRootfsOnce(top, manifest, configDigest, name, handOff);
       } catch (err) {
         // A download that broke off mid-layer starts over (layers are not kept).
         if (!isTransient(err) || attempt >= this.registry.retry.attempts) throw err;
@@ -443,6 +445,7 @@ export class ImageResolver implements ImageResolverLike {
     manifest: ImageManifest,
     configDigest: string,
     name: string,
+    handOff: () => void,
   ): Promise<{ passwd?: string; group?: string }> {
     const total = manifest.layers.reduce((n, l) => n + l.size, 0);
     const task = this.progress.start(name, total);
@@ -458,8 +461,7 @@ export class ImageResolver implements ImageResolverLike {
             open: () => top.reader.openBlob(descriptorRef(layer)),
           };
         },
-        (n) => task.advance(n),
-        this.byLayer,
+        { onBytes: (n) => task.advance(n), memo: this.byLayer, onTail: handOff },
       );
       for (const note of result.notes) this.warn(`${name}: ${note}`);
       this.stats.imagesScanned++;

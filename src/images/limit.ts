@@ -1,22 +1,39 @@
-/** A counting semaphore: at most `limit` tasks run at once, in arrival order. */
+/**
+ * A counting semaphore: at most `limit` tasks run at once, in arrival order. A task may hand
+ * its slot on before it ends (`handOff`, for the tail of its work): the next one starts while
+ * it finishes. At most `limit` tasks run on without a slot, so no more than twice `limit` run.
+ */
 export class Limiter {
   private running = 0;
+  private handedOff = 0;
   private readonly queue: (() => void)[] = [];
   constructor(readonly limit: number) {
     if (!Number.isInteger(limit) || limit < 1) throw new Error(`concurrency must be a positive integer, got ${limit}`);
   }
 
-  async run<T>(task: () => Promise<T>): Promise<T> {
+  async run<T>(task: (handOff: () => void) => Promise<T>): Promise<T> {
     // A finishing task hands its slot straight to the next waiter, so the count never overshoots.
     if (this.running >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
     else this.running++;
+    let holdsSlot = true;
+    const handOff = (): void => {
+      if (!holdsSlot || this.handedOff >= this.limit) return;
+      holdsSlot = false;
+      this.handedOff++;
+      this.release();
+    };
     try {
-      return await task();
+      return await task(handOff);
     } finally {
-      const next = this.queue.shift();
-      if (next) next();
-      else this.running--;
+      if (holdsSlot) this.release();
+      else this.handedOff--;
     }
+  }
+
+  private release(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.running--;
   }
 }
 

@@ -179,6 +179,22 @@ export const LAYER_LOOKAHEAD = 2;
  */
 export const EARLY_START_BYTES = 2 * 1024 * 1024;
 
+export interface FindOptions {
+  /** Called with each chunk size of compressed data, for progress. */
+  onBytes?: (n: number) => void;
+  /** Shares layer scans between images. */
+  memo?: LayerScanMemo;
+  /** Layers scanned at the same time (LAYER_LOOKAHEAD). */
+  lookahead?: number;
+  /**
+   * Called once when the scan is in its tail: the lowest layer has been started, and each running
+   * one has at most EARLY_START_BYTES left (or has finished). The resolver hands its slot to the next
+   * image then, so that image's round trips overlap this one's last bytes (as EARLY_START_BYTES
+   * does for layers).
+   */
+  onTail?: () => void;
+}
+
 /**
  * Settle /etc/passwd and /etc/group over a stack of layers, scanning layers from the top (last)
  * to the bottom (first), `lookahead` at a time (one more near the end of one: EARLY_START_BYTES),
@@ -187,9 +203,7 @@ export const EARLY_START_BYTES = 2 * 1024 * 1024;
 export async function findPasswdAndGroup(
   layerCount: number,
   layerAt: (index: number) => Promise<LayerSource> | LayerSource,
-  onBytes?: (n: number) => void,
-  memo?: LayerScanMemo,
-  lookahead = LAYER_LOOKAHEAD,
+  { onBytes, memo, lookahead = LAYER_LOOKAHEAD, onTail }: FindOptions = {},
 ): Promise<RootfsResult> {
   const settled: Partial<Record<RootfsFile, FileState>> = {};
   const notes: string[] = [];
@@ -246,8 +260,24 @@ export async function findPasswdAndGroup(
       return { result: scanned, own };
     })();
     // An abandoned scan's rejection is expected and must not be reported as unhandled.
-    result.catch(() => undefined);
+    result.then(
+      () => {
+        progress.remaining = 0;
+        checkTail();
+      },
+      () => undefined,
+    );
     return Object.assign(progress, { result });
+  };
+  /** The scan the loop below waits for (taken out of `running`). */
+  let current: Running | undefined;
+  let tailSignalled = false;
+  const checkTail = (): void => {
+    if (tailSignalled || over || !onTail || next >= 0) return;
+    const near = (r: Running): boolean => r.remaining <= EARLY_START_BYTES;
+    if ((current && !near(current)) || !running.every(near)) return;
+    tailSignalled = true;
+    onTail();
   };
   const slots = Math.max(1, lookahead);
   const fill = (): void => {
@@ -260,12 +290,13 @@ export async function findPasswdAndGroup(
       if (wanted.length === 0) return;
       running.push(start(next--, wanted));
     }
+    checkTail();
   };
 
   try {
     fill();
     while (running.length > 0) {
-      const current = running.shift()!;
+      current = running.shift()!;
       const { result, own } = await current.result;
       if (own) {
         layersScanned++;

@@ -25,9 +25,7 @@ async function scan(layers: Buffer[], lookahead = 1) {
         return Readable.from([layers[i]!]);
       },
     }),
-    undefined,
-    undefined,
-    lookahead,
+    { lookahead },
   );
   return { result, opened };
 }
@@ -173,8 +171,8 @@ describe('images: passwd and group from layers', () => {
     const top1 = gz([{ path: 'app/one', content: '1' }]);
     const top2 = gz([{ path: 'app/two', content: '2' }]);
     const [r1, r2] = await Promise.all([
-      findPasswdAndGroup(2, (i) => (i === 0 ? layer(base, 'base') : layer(top1, 'top1')), undefined, share),
-      findPasswdAndGroup(2, (i) => (i === 0 ? layer(base, 'base') : layer(top2, 'top2')), undefined, share),
+      findPasswdAndGroup(2, (i) => (i === 0 ? layer(base, 'base') : layer(top1, 'top1')), { memo: share }),
+      findPasswdAndGroup(2, (i) => (i === 0 ? layer(base, 'base') : layer(top2, 'top2')), { memo: share }),
     ]);
     assert.equal(opens, 3);
     assert.equal(r1.passwd, PASSWD);
@@ -266,9 +264,7 @@ describe('images: passwd and group from layers', () => {
                   return Readable.from([base]);
                 },
               },
-        undefined,
-        undefined,
-        1,
+        { lookahead: 1 },
       );
       const cut = top.length - EARLY_START_BYTES - 65536;
       feed.write(top.subarray(0, cut - EARLY_START_BYTES));
@@ -304,9 +300,7 @@ describe('images: passwd and group from layers', () => {
                 return Readable.from([base]);
               },
             },
-      undefined,
-      undefined,
-      1,
+      { lookahead: 1 },
     );
     for (let i = 0; i < 500 && !baseOpened; i++) await new Promise((r) => setTimeout(r, 2));
     assert.equal(baseOpened, true, 'the lower layer waited for a small upper layer that had not sent a byte');
@@ -314,6 +308,39 @@ describe('images: passwd and group from layers', () => {
     const result = await run;
     assert.equal(result.passwd, PASSWD);
     assert.equal(result.group, GROUP);
+  });
+
+  it('reports its tail once the lowest layer has started and every running one is near its end', async () => {
+    const top = gz([{ path: 'opt/big', content: randomBytes(EARLY_START_BYTES * 3) }]);
+    const settle = () => new Promise((r) => setTimeout(r, 30));
+    for (const sizeKnown of [true, false]) {
+      const feed = new PassThrough();
+      let tails = 0;
+      const run = findPasswdAndGroup(
+        2,
+        (i) =>
+          i === 1
+            ? { ...(sizeKnown ? { size: top.length } : {}), open: async () => feed }
+            : { size: base.length, open: async () => Readable.from([base]) },
+        { onTail: () => tails++ },
+      );
+      // Both layers run at once (lookahead 2); the base layer finishes, the top one has far to go.
+      // (Written in pieces of a socket read's size.)
+      const send = (from: number, to: number): void => {
+        for (let at = from; at < to; at += 65536) feed.write(top.subarray(at, Math.min(to, at + 65536)));
+      };
+      const cut = top.length - EARLY_START_BYTES - 65536;
+      send(0, cut);
+      await settle();
+      assert.equal(tails, 0, 'a tail with more than EARLY_START_BYTES left to read');
+      send(cut, cut + 131072);
+      await settle();
+      assert.equal(tails, sizeKnown ? 1 : 0, sizeKnown ? 'no tail near the end' : 'a tail without a size');
+      feed.end(top.subarray(cut + 131072));
+      const result = await run;
+      assert.equal(result.passwd, PASSWD);
+      assert.equal(tails, 1, 'exactly one tail');
+    }
   });
 
   it('a shared scan stops only when every caller gave it up', async () => {
