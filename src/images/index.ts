@@ -394,7 +394,9 @@ export class ImageResolver implements ImageResolverLike {
     // The layer scan is keyed by the config's digest, not its content: both downloads start at once.
     const [configBytes, rootfs] = await Promise.all([
       top.reader.readBlob(descriptorRef(manifest.config)),
-      this.byConfig.get(configDigest, () => this.scanRootfs(top, manifest, configDigest, formatReference(ref), handOff)),
+      this.byConfig.get(configDigest, () =>
+        this.scanRootfs(top, manifest, configDigest, formatReference(ref), handOff),
+      ),
     ]);
     let configDoc: unknown;
     try {

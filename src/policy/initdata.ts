@@ -6,7 +6,7 @@
  * The hash is what the hardware reports as SNP HOSTDATA / TDX MRCONFIGID, so the TOML bytes
  * must be produced deterministically: fixed key order, fixed string style, fixed gzip level.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { constants, crc32, deflateRaw, deflateRawSync, gunzipSync } from 'node:zlib';
 import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../util/errors.js';
@@ -39,18 +39,24 @@ export function initDataToToml(init: InitData): string {
   return out;
 }
 
+const LITERAL_DELIMITER = "'''";
+/** Control characters other than tab and newline: a literal string cannot hold them. */
+const NOT_IN_LITERAL = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+
 /**
  * A multi-line literal string ('''…''') when the value allows it (no ''' and no control
  * characters other than tab and newline), otherwise a basic string with escapes.
  */
 function tomlString(value: string): string {
-  const literalSafe =
-    !value.includes("'''") && !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value) && !value.endsWith("'");
-  if (value.includes('\n') && literalSafe) {
+  if (value.includes('\n') && literalAllows(value)) {
     // A newline directly after the opening delimiter is trimmed by TOML readers.
     return `'''\n${value}'''`;
   }
   return JSON.stringify(value).replace(/[\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function literalAllows(value: string): boolean {
+  return !value.includes(LITERAL_DELIMITER) && !NOT_IN_LITERAL.test(value) && !value.endsWith("'");
 }
 
 export interface EncodedInitData {
@@ -76,14 +82,28 @@ export function encodePolicy(policyText: string): EncodedInitData {
 /**
  * encodePolicy with the deflate on libuv's thread pool: the same bytes (same zlib, same level),
  * on another core while the caller computes the next pod's policy. The TOML and its hash are
- * ready at once.
+ * ready at once. The TOML's start (the header and the rules, the same for every pod of a run) is
+ * written, converted, hashed and deflated once (tomlStart); each pod adds only its policy data.
  */
 export function encodePolicyInBackground(policyText: string): Omit<EncodedInitData, 'annotation'> & {
   annotation: Promise<string>;
 } {
-  const toml = initDataToToml(initDataForPolicy(policyText));
-  const bytes = Buffer.from(toml, 'utf8');
-  const { shared, rest } = splitShared(toml, bytes);
+  const split = splitPolicyToml(policyText);
+  let toml: string;
+  let rest: Buffer;
+  let shared: SharedDeflate | undefined;
+  let hash: string;
+  if (split) {
+    toml = split.start.toml + split.tail;
+    rest = Buffer.from(split.tail, 'utf8');
+    shared = split.start.shared;
+    hash = split.start.hash.copy().update(rest).digest('hex');
+  } else {
+    toml = initDataToToml(initDataForPolicy(policyText));
+    const bytes = Buffer.from(toml, 'utf8');
+    ({ shared, rest } = splitShared(toml, bytes));
+    hash = digestHex('sha256', bytes);
+  }
   // One output chunk larger than any result: the whole deflate is one job in the pool, with no
   // step that waits for the (busy) main thread between chunks. Chunking does not change the bytes.
   const chunkSize = Math.max(64 * 1024, rest.length + 4096);
@@ -92,7 +112,52 @@ export function encodePolicyInBackground(policyText: string): Omit<EncodedInitDa
       err ? reject(err) : resolve(gzipMember(shared, rest, out).toString('base64')),
     ),
   );
-  return { toml, annotation, hash: digestHex('sha256', bytes) };
+  return { toml, annotation, hash };
+}
+
+/** The TOML of a policy text up to its last POLICY_DATA_SEPARATOR, with its hash state and deflate. */
+interface TomlStart {
+  /** The part of the policy text it is the TOML of. */
+  rules: string;
+  toml: string;
+  /** SHA-256 of the start's bytes, to be copied and continued. */
+  hash: Hash;
+  shared: SharedDeflate;
+}
+/** The start of the last policy text's TOML (a run has one rules text). */
+let lastStart: TomlStart | undefined;
+
+/**
+ * A policy text's TOML as its start and the rest (from the separator on, with the literal's end),
+ * when tomlString writes the whole text as one literal string, which then splits there;
+ * otherwise undefined (the caller writes the TOML whole).
+ */
+function splitPolicyToml(policyText: string): { start: TomlStart; tail: string } | undefined {
+  const at = policyText.lastIndexOf(POLICY_DATA_SEPARATOR);
+  if (at <= 0) return undefined;
+  const known = lastStart;
+  const start =
+    known && known.rules.length === at && policyText.startsWith(known.rules)
+      ? known
+      : tomlStart(policyText.slice(0, at));
+  if (!start) return undefined;
+  const rest = policyText.slice(at);
+  // What tomlString asks of the whole text, asked of the rest (tomlStart asked it of the start;
+  // the rest starts with the separator's newline, so no delimiter spans the cut).
+  return literalAllows(rest) ? { start, tail: `${rest}${LITERAL_DELIMITER}\n` } : undefined;
+}
+
+function tomlStart(rules: string): TomlStart | undefined {
+  // The TOML of the rules with a stand-in for the data, cut at the separator: initDataToToml
+  // itself writes the start. Where tomlString escapes the text (a delimiter or a control
+  // character in the rules), the separator's newline is escaped too and there is no cut.
+  const whole = initDataToToml(initDataForPolicy(`${rules}${POLICY_DATA_SEPARATOR}x`));
+  const cut = whole.lastIndexOf(POLICY_DATA_SEPARATOR);
+  if (cut < 0) return undefined;
+  const toml = whole.slice(0, cut);
+  const bytes = Buffer.from(toml, 'utf8');
+  lastStart = { rules, toml, hash: createHash('sha256').update(bytes), shared: deflateShared(bytes) };
+  return lastStart;
 }
 
 /**
@@ -125,13 +190,17 @@ function splitShared(toml: string, bytes: Buffer): { shared: SharedDeflate | und
   const start = toml.slice(0, at);
   let shared = sharedDeflates.get(start);
   if (!shared) {
-    const head = bytes.subarray(0, Buffer.byteLength(start, 'utf8'));
-    const blocks = deflateRawSync(head, { level: GZIP_LEVEL, finishFlush: constants.Z_SYNC_FLUSH });
-    shared = { blocks, crc: crc32(head), length: head.length };
+    shared = deflateShared(bytes.subarray(0, Buffer.byteLength(start, 'utf8')));
     if (sharedDeflates.size >= MAX_SHARED_DEFLATES) sharedDeflates.delete(sharedDeflates.keys().next().value!);
     sharedDeflates.set(start, shared);
   }
   return { shared, rest: bytes.subarray(shared.length) };
+}
+
+/** A shared start deflated, ending with a sync flush (byte aligned, so another deflate can follow). */
+function deflateShared(head: Buffer): SharedDeflate {
+  const blocks = deflateRawSync(head, { level: GZIP_LEVEL, finishFlush: constants.Z_SYNC_FLUSH });
+  return { blocks, crc: crc32(head), length: head.length };
 }
 
 /** Header, the shared blocks, the rest's final blocks, then CRC-32 and length of all the bytes. */

@@ -26,6 +26,7 @@ import {
   type PolicySettings,
 } from '../../src/policy/index.js';
 import { sampleRegex } from '../../src/policy/regex-sample.js';
+import { POLICY_DATA_SEPARATOR } from '../../src/policy/text.js';
 import { REQUEST_DEFAULT_DOCS, SETTINGS } from '../../src/policy/settings.js';
 import { UserError } from '../../src/util/errors.js';
 import { deploymentInput, toolImage, webImage } from './fixtures.js';
@@ -511,12 +512,34 @@ describe('policy text and settings', () => {
     const text = buildPolicyText(deploymentInput());
     // Past the 64 KiB output chunk too: random text hardly compresses.
     const noise = Array.from({ length: 40000 }, (_, i) => ((i * 2654435761) >>> 0).toString(36)).join(' ');
-    for (const t of [text, `${text}\n# ${noise}`, 'x']) {
+    const other = buildPolicyText(deploymentInput()).replace('"name":', '"other":');
+    const cut = text.lastIndexOf(POLICY_DATA_SEPARATOR);
+    const [rules, data] = [text.slice(0, cut), text.slice(cut)];
+    // The TOML's start is made once per rules text: texts with the same rules, other rules, and
+    // texts that tomlString cannot write as one literal (in the rules or in the data) or that
+    // have no data part at all.
+    const texts = [
+      text,
+      other,
+      `${text}\n# ${noise}`,
+      `# other rules\n${text}`,
+      text,
+      `${rules}${data}\n# ''' x`,
+      `${rules}${data}\u0001`,
+      `${rules}${data}'`,
+      `${rules}'''${data}`,
+      `${rules}${data}${POLICY_DATA_SEPARATOR}{}`,
+      'x',
+      `${POLICY_DATA_SEPARATOR}{}`,
+      other,
+    ];
+    for (const t of texts) {
       const now = encodePolicy(t);
       const later = encodePolicyInBackground(t);
       assert.equal(later.toml, now.toml);
       assert.equal(later.hash, now.hash);
       assert.equal(await later.annotation, now.annotation);
+      assert.equal(decodeInitDataAnnotation(await later.annotation).init.data['policy.rego'], t);
     }
   });
 
